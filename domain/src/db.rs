@@ -1,0 +1,216 @@
+//! Connecting to the database and keeping its schema current. One code path for SQLite (the
+//! zero-setup default, in WAL mode) and PostgreSQL (production); the backend is chosen by the URL.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use migration::{Migrator, MigratorTrait};
+use sea_orm::sqlx::sqlite::SqliteJournalMode;
+use sea_orm::{
+    ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbBackend, DbErr, Statement,
+    TransactionTrait,
+};
+
+/// Which database engine a connection talks to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+impl Backend {
+    pub fn of(db: &impl ConnectionTrait) -> Self {
+        match db.get_database_backend() {
+            DbBackend::Postgres => Backend::Postgres,
+            _ => Backend::Sqlite,
+        }
+    }
+
+    pub fn from_url(url: &str) -> Option<Self> {
+        let scheme = url.split(':').next()?;
+        match scheme {
+            "sqlite" => Some(Backend::Sqlite),
+            "postgres" | "postgresql" => Some(Backend::Postgres),
+            _ => None,
+        }
+    }
+}
+
+/// Pool settings. `max_connections` is per process.
+#[derive(Debug, Clone)]
+pub struct PoolSettings {
+    pub max_connections: u32,
+    pub acquire_timeout: Duration,
+}
+
+impl Default for PoolSettings {
+    fn default() -> Self {
+        Self {
+            max_connections: 10,
+            acquire_timeout: Duration::from_secs(5),
+        }
+    }
+}
+
+/// The file a SQLite URL points at, if it names a file (not `:memory:`).
+pub fn sqlite_file(url: &str) -> Option<PathBuf> {
+    let rest = url
+        .strip_prefix("sqlite://")
+        .or_else(|| url.strip_prefix("sqlite:"))?;
+    let path = rest.split('?').next().unwrap_or_default();
+    if path.is_empty() || path.starts_with(":memory:") {
+        None
+    } else {
+        Some(PathBuf::from(path))
+    }
+}
+
+/// Opens a pool. For a SQLite file the parent directory is created, the file is created if
+/// missing (`mode=rwc`), and the journal is switched to WAL with a busy timeout and foreign keys on.
+pub async fn connect(url: &str, pool: &PoolSettings) -> Result<DatabaseConnection, DbErr> {
+    let backend = Backend::from_url(url)
+        .ok_or_else(|| DbErr::Custom("DATABASE_URL must start with sqlite: or postgres://".into()))?;
+    let mut url = url.to_owned();
+    if backend == Backend::Sqlite {
+        if let Some(file) = sqlite_file(&url) {
+            if let Some(dir) = file.parent().filter(|d| !d.as_os_str().is_empty()) {
+                std::fs::create_dir_all(dir).map_err(|e| {
+                    DbErr::Custom(format!("cannot create directory {}: {e}", dir.display()))
+                })?;
+            }
+            if !url.contains("mode=") {
+                url.push_str(if url.contains('?') { "&mode=rwc" } else { "?mode=rwc" });
+            }
+        }
+    }
+    let mut opts = ConnectOptions::new(url);
+    opts.max_connections(pool.max_connections)
+        .min_connections(0)
+        .acquire_timeout(pool.acquire_timeout)
+        .connect_timeout(pool.acquire_timeout)
+        .sqlx_logging(false);
+    if backend == Backend::Sqlite {
+        opts.map_sqlx_sqlite_opts(|o| {
+            o.journal_mode(SqliteJournalMode::Wal)
+                .busy_timeout(Duration::from_secs(5))
+                .foreign_keys(true)
+        });
+    }
+    Database::connect(opts).await
+}
+
+/// Runs a trivial query; fails if the database does not answer within `timeout`.
+pub async fn ping(db: &DatabaseConnection, timeout: Duration) -> Result<(), DbErr> {
+    let stmt = Statement::from_string(db.get_database_backend(), "SELECT 1");
+    match tokio::time::timeout(timeout, db.query_one_raw(stmt)).await {
+        Ok(res) => res.map(|_| ()),
+        Err(_) => Err(DbErr::Custom(format!(
+            "database did not answer within {} ms",
+            timeout.as_millis()
+        ))),
+    }
+}
+
+/// One migration and whether it has been applied.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MigrationState {
+    pub name: String,
+    pub applied: bool,
+}
+
+/// Every known migration, in order, with its state. Reads only: it never creates tables.
+pub async fn migration_status(db: &DatabaseConnection) -> Result<Vec<MigrationState>, DbErr> {
+    let list = Migrator::get_migration_with_status_read_only(db).await?;
+    Ok(list
+        .iter()
+        .map(|m| MigrationState {
+            name: m.name().to_owned(),
+            applied: m.status().to_string() == "Applied",
+        })
+        .collect())
+}
+
+/// How many migrations are not applied yet.
+pub async fn pending_migrations(db: &DatabaseConnection) -> Result<usize, DbErr> {
+    Ok(migration_status(db).await?.iter().filter(|m| !m.applied).count())
+}
+
+/// A key no other DevSignal lock uses: serialises migrators of several processes on PostgreSQL.
+const MIGRATION_LOCK_KEY: i64 = 0x6465_7673_6967_6e01;
+
+/// Applies every pending migration and returns how many were applied. Safe to run again (it then
+/// does nothing) and safe to run from several processes at once: on PostgreSQL the migrators take
+/// turns behind an advisory lock; on SQLite the database file serialises writers.
+pub async fn migrate_up(db: &DatabaseConnection) -> Result<usize, DbErr> {
+    with_migration_lock(db, async {
+        let pending = pending_migrations(db).await?;
+        Migrator::up(db, None).await?;
+        Ok(pending)
+    })
+    .await
+}
+
+/// Rolls back the last `steps` applied migrations; returns how many were rolled back.
+pub async fn migrate_down(db: &DatabaseConnection, steps: u32) -> Result<usize, DbErr> {
+    with_migration_lock(db, async {
+        let applied = migration_status(db).await?.iter().filter(|m| m.applied).count();
+        Migrator::down(db, Some(steps)).await?;
+        Ok(applied.min(steps as usize))
+    })
+    .await
+}
+
+async fn with_migration_lock<T>(
+    db: &DatabaseConnection,
+    work: impl Future<Output = Result<T, DbErr>>,
+) -> Result<T, DbErr> {
+    if Backend::of(db) != Backend::Postgres {
+        return work.await;
+    }
+    // The lock lives as long as this transaction, which holds one pooled connection while the
+    // migrator works on others.
+    let guard = db.begin().await?;
+    guard
+        .execute_raw(Statement::from_string(
+            DbBackend::Postgres,
+            format!("SELECT pg_advisory_xact_lock({MIGRATION_LOCK_KEY})"),
+        ))
+        .await?;
+    let result = work.await;
+    guard.commit().await?;
+    result
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sqlite_file_is_read_from_urls() {
+        assert_eq!(
+            sqlite_file("sqlite://./data/devsignal.db?mode=rwc"),
+            Some(PathBuf::from("./data/devsignal.db"))
+        );
+        assert_eq!(sqlite_file("sqlite:/tmp/x.db"), Some(PathBuf::from("/tmp/x.db")));
+        assert_eq!(sqlite_file("sqlite::memory:"), None);
+        assert_eq!(sqlite_file("postgres://h/db"), None);
+    }
+
+    #[tokio::test]
+    async fn a_new_file_database_is_created_in_wal_mode_and_migrates_twice() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}/nested/ds.db", dir.path().display());
+        let db = connect(&url, &PoolSettings::default()).await.unwrap();
+        let mode = db
+            .query_one_raw(Statement::from_string(DbBackend::Sqlite, "PRAGMA journal_mode"))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(mode.try_get_by_index::<String>(0).unwrap(), "wal");
+        assert!(pending_migrations(&db).await.unwrap() > 0);
+        assert!(migrate_up(&db).await.unwrap() > 0);
+        assert_eq!(migrate_up(&db).await.unwrap(), 0);
+        assert_eq!(pending_migrations(&db).await.unwrap(), 0);
+        ping(&db, Duration::from_secs(1)).await.unwrap();
+    }
+}

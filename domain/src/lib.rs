@@ -1,0 +1,9 @@
+//! DevSignal's business rules. Every function here is a plain async function over a database
+//! connection (`&impl ConnectionTrait`), so the same code runs on a pool or inside a transaction,
+//! on SQLite or PostgreSQL. Only `server` knows HTTP and GraphQL; it calls into this crate and
+//! translates [`Error`] once, at the boundary.
+
+pub mod db;
+pub mod error;
+
+pub use error::{Error, FieldError, Result};

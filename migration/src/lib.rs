@@ -1,0 +1,17 @@
+//! The database schema's history. Each migration is frozen once it has landed on main: a change
+//! to the schema is a new migration, never an edit of an old one. Migrations describe tables with
+//! sea-query only (no imports from `entity`), so they keep compiling however the entities evolve,
+//! and the same history runs on SQLite and PostgreSQL.
+
+pub use sea_orm_migration::prelude::*;
+
+mod m20261128_000001_organizations;
+
+pub struct Migrator;
+
+#[async_trait::async_trait]
+impl MigratorTrait for Migrator {
+    fn migrations() -> Vec<Box<dyn MigrationTrait>> {
+        vec![Box::new(m20261128_000001_organizations::Migration)]
+    }
+}

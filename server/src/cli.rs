@@ -1,0 +1,149 @@
+//! The `devsignal` command line: one binary, one subcommand per role (DESIGN 1).
+
+use std::process::ExitCode;
+
+use anyhow::Context as _;
+use clap::{Parser, Subcommand};
+use secrecy::ExposeSecret;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::Config;
+
+#[derive(Parser, Debug)]
+#[command(name = "devsignal", version, about = "DevSignal: the developer-signal CRM server")]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Apply pending migrations, then serve HTTP on PORT (the default command).
+    Serve,
+    /// Inspect or change the database schema version.
+    Migrate {
+        #[command(subcommand)]
+        action: MigrateAction,
+    },
+    /// Print the GraphQL schema (SDL); `schema.graphql` must equal it.
+    Schema,
+}
+
+#[derive(Subcommand, Debug, Clone, Copy)]
+pub enum MigrateAction {
+    /// Apply every pending migration (harmless when there is none).
+    Up,
+    /// List every migration and whether it is applied.
+    Status,
+    /// Roll back the last N applied migrations.
+    Down {
+        /// How many migrations to roll back.
+        n: u32,
+    },
+}
+
+/// Exit code for an unusable configuration (sysexits' EX_CONFIG).
+pub const EXIT_CONFIG: u8 = 78;
+
+/// Runs a parsed command line to completion.
+pub async fn run(cli: Cli) -> ExitCode {
+    let command = cli.command.unwrap_or(Command::Serve);
+    if let Command::Schema = command {
+        println!("{}", crate::graphql::sdl().trim_end());
+        return ExitCode::SUCCESS;
+    }
+    let mut config = match Config::from_env() {
+        Ok(c) => c,
+        Err(errors) => {
+            for problem in &errors.0 {
+                eprintln!("configuration error: {problem}");
+            }
+            return ExitCode::from(EXIT_CONFIG);
+        }
+    };
+    if let Err(e) = config.resolve_dev_secrets() {
+        eprintln!(
+            "configuration error: DATA_DIR: cannot keep development secrets in {}: {e}",
+            config.data_dir.display()
+        );
+        return ExitCode::from(EXIT_CONFIG);
+    }
+    let _telemetry = crate::telemetry::init(&config);
+    let result = match command {
+        Command::Serve => serve(config).await,
+        Command::Migrate { action } => migrate(config, action).await,
+        Command::Schema => Ok(()),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!(error = format!("{e:#}"), "devsignal failed");
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn serve(config: Config) -> anyhow::Result<()> {
+    let shutdown = CancellationToken::new();
+    let addr = format!("{}:{}", config.host, config.port);
+    let state = crate::build_state(config, shutdown.clone()).await?;
+    let listener = TcpListener::bind(&addr)
+        .await
+        .with_context(|| format!("cannot listen on {addr}"))?;
+    let local = listener.local_addr()?;
+    tracing::info!(address = %local, "DevSignal listening on http://{local} (GraphiQL at /graphiql)");
+    tokio::spawn(signal_shutdown(shutdown));
+    crate::serve(state, listener).await
+}
+
+/// Cancels `token` on SIGTERM or Ctrl-C.
+pub async fn signal_shutdown(token: CancellationToken) {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = term => {},
+    }
+    tracing::info!("shutdown signal received; finishing in-flight work");
+    token.cancel();
+}
+
+async fn migrate(config: Config, action: MigrateAction) -> anyhow::Result<()> {
+    let db = domain::db::connect(config.database_url.expose_secret(), &Default::default())
+        .await
+        .with_context(|| format!("cannot open the database {}", config.database_description()))?;
+    match action {
+        MigrateAction::Up => {
+            let n = domain::db::migrate_up(&db).await?;
+            println!("applied {n} migration(s)");
+        }
+        MigrateAction::Down { n } => {
+            let done = domain::db::migrate_down(&db, n).await?;
+            println!("rolled back {done} migration(s)");
+        }
+        MigrateAction::Status => {
+            let list = domain::db::migration_status(&db).await?;
+            for m in &list {
+                println!("{:<8} {}", if m.applied { "applied" } else { "pending" }, m.name);
+            }
+            let pending = list.iter().filter(|m| !m.applied).count();
+            println!("{} applied, {pending} pending", list.len() - pending);
+        }
+    }
+    db.close().await?;
+    Ok(())
+}

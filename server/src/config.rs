@@ -1,0 +1,652 @@
+//! One typed configuration, built once from the environment (the runbook's variable names, no
+//! prefix) and passed down explicitly. Secrets are `SecretString`s, so `Debug` never prints them.
+//!
+//! [`Config::from_vars`] is pure: it reads a map, so tests build their own `Config`.
+//! [`Config::resolve_dev_secrets`] is the one step with I/O: outside production it fills missing
+//! secrets from `DATA_DIR/secrets.json`, generating them on first start, so a restart keeps
+//! sessions valid.
+
+use std::collections::{BTreeMap, HashMap};
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use secrecy::{ExposeSecret, SecretString};
+use serde::{Deserialize, Serialize};
+
+/// Where the process runs. `NODE_ENV` (or `APP_ENV`) selects it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Environment {
+    Development,
+    Test,
+    Production,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    Json,
+    Pretty,
+}
+
+/// One problem with the configuration, naming the variable.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigProblem {
+    pub var: &'static str,
+    pub problem: String,
+}
+
+impl fmt::Display for ConfigProblem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.var, self.problem)
+    }
+}
+
+/// Every problem found, one per line when displayed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError(pub Vec<ConfigProblem>);
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, p) in self.0.iter().enumerate() {
+            if i > 0 {
+                writeln!(f)?;
+            }
+            write!(f, "{p}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub environment: Environment,
+    pub host: String,
+    pub port: u16,
+    pub data_dir: PathBuf,
+    /// Always set after loading: `DATABASE_URL`, or a SQLite file under `DATA_DIR`.
+    pub database_url: SecretString,
+    pub database_max_connections: u32,
+    /// `REDIS_URL`, or built from `REDIS_HOST`/`REDIS_PORT`/`REDIS_PASSWORD`; `None` = no Redis.
+    pub redis_url: Option<SecretString>,
+    /// Prepended to every Redis key this process writes (lets tests share one Redis).
+    pub redis_key_prefix: String,
+    pub jwt_secret: Option<SecretString>,
+    pub jwt_refresh_secret: Option<SecretString>,
+    pub jwt_secret_previous: Option<SecretString>,
+    pub jwt_expires_in: Duration,
+    pub jwt_refresh_expires_in: Duration,
+    pub cors_origins: Vec<String>,
+    pub frontend_url: String,
+    pub api_url: String,
+    pub anthropic_api_key: Option<SecretString>,
+    pub anthropic_model: String,
+    pub stripe_secret_key: Option<SecretString>,
+    pub stripe_webhook_secret: Option<SecretString>,
+    pub resend_api_key: Option<SecretString>,
+    pub smtp_url: Option<SecretString>,
+    pub email_from: String,
+    pub sentry_dsn: Option<SecretString>,
+    pub github_client_id: Option<String>,
+    pub github_client_secret: Option<SecretString>,
+    pub google_client_id: Option<String>,
+    pub google_client_secret: Option<SecretString>,
+    pub trust_proxy: bool,
+    pub webhook_allow_private: bool,
+    pub log_format: LogFormat,
+    pub worker_health_port: u16,
+    /// `WORKER_CONCURRENCY`: jobs run at once per queue by one worker process.
+    pub worker_concurrency: usize,
+    /// Every `*_BASE_URL` variable (e.g. `GITHUB_API_BASE_URL`), so tests can point connectors at
+    /// local fakes. Keyed by the variable name without `_BASE_URL`.
+    pub base_urls: BTreeMap<String, String>,
+}
+
+pub const DEFAULT_ANTHROPIC_MODEL: &str = "claude-sonnet-4-5-20250929";
+/// Minimum length of a JWT secret in production (runbook 1.4).
+pub const MIN_JWT_SECRET_BYTES: usize = 64;
+
+struct Reader<'a> {
+    vars: &'a HashMap<String, String>,
+    problems: Vec<ConfigProblem>,
+}
+
+impl Reader<'_> {
+    /// A variable's value; empty strings count as unset.
+    fn get(&self, var: &str) -> Option<String> {
+        self.vars
+            .get(var)
+            .map(|v| v.trim().to_owned())
+            .filter(|v| !v.is_empty())
+    }
+
+    fn secret(&self, var: &str) -> Option<SecretString> {
+        self.get(var).map(SecretString::from)
+    }
+
+    fn problem(&mut self, var: &'static str, problem: impl Into<String>) {
+        self.problems.push(ConfigProblem {
+            var,
+            problem: problem.into(),
+        });
+    }
+
+    fn parse<T: std::str::FromStr>(&mut self, var: &'static str, default: T, what: &str) -> T {
+        match self.get(var) {
+            None => default,
+            Some(raw) => match raw.parse() {
+                Ok(v) => v,
+                Err(_) => {
+                    self.problem(var, format!("must be {what} (got {raw:?})"));
+                    default
+                }
+            },
+        }
+    }
+
+    fn flag(&mut self, var: &'static str) -> bool {
+        match self.get(var).map(|v| v.to_ascii_lowercase()) {
+            None => false,
+            Some(v) if ["1", "true", "yes", "on"].contains(&v.as_str()) => true,
+            Some(v) if ["0", "false", "no", "off"].contains(&v.as_str()) => false,
+            Some(v) => {
+                self.problem(var, format!("must be true or false (got {v:?})"));
+                false
+            }
+        }
+    }
+
+    fn duration(&mut self, var: &'static str, default: Duration) -> Duration {
+        match self.get(var) {
+            None => default,
+            Some(raw) => match parse_duration(&raw) {
+                Some(d) if !d.is_zero() => d,
+                _ => {
+                    self.problem(var, format!("must be a duration like 15m, 7d or 3600 (got {raw:?})"));
+                    default
+                }
+            },
+        }
+    }
+}
+
+/// Parses `15m`, `7d`, `12h`, `30s`, `1h 30m`, or a bare number of seconds (as `jsonwebtoken`
+/// in the original did).
+pub fn parse_duration(raw: &str) -> Option<Duration> {
+    if let Ok(secs) = raw.parse::<u64>() {
+        return Some(Duration::from_secs(secs));
+    }
+    humantime::parse_duration(raw).ok()
+}
+
+/// Checks a database URL's shape; returns what is wrong with it.
+fn database_url_problem(url: &str) -> Option<String> {
+    match domain::db::Backend::from_url(url) {
+        None => Some("must start with postgres://, postgresql:// or sqlite:".into()),
+        Some(domain::db::Backend::Sqlite) => None,
+        Some(domain::db::Backend::Postgres) => match url::Url::parse(url) {
+            Err(e) => Some(format!("is not a valid URL ({e})")),
+            Ok(u) if u.host_str().is_none_or(str::is_empty) => Some("names no host".into()),
+            Ok(u) if u.path().trim_start_matches('/').is_empty() => {
+                Some("names no database".into())
+            }
+            Ok(_) => None,
+        },
+    }
+}
+
+impl Config {
+    /// Reads the process environment.
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_vars(&std::env::vars().collect())
+    }
+
+    /// Builds the configuration from a map of variables. Outside production only malformed
+    /// values are errors; in production every REQUIRED variable of the runbook must be present
+    /// and valid.
+    pub fn from_vars(vars: &HashMap<String, String>) -> Result<Self, ConfigError> {
+        let mut r = Reader {
+            vars,
+            problems: Vec::new(),
+        };
+        let env_raw = r.get("NODE_ENV").or_else(|| r.get("APP_ENV"));
+        let environment = match env_raw.as_deref().map(str::to_ascii_lowercase).as_deref() {
+            None | Some("development") | Some("dev") => Environment::Development,
+            Some("test") => Environment::Test,
+            Some("production") | Some("prod") => Environment::Production,
+            Some(other) => {
+                r.problem(
+                    "NODE_ENV",
+                    format!("must be development, test or production (got {other:?})"),
+                );
+                Environment::Development
+            }
+        };
+        let prod = environment == Environment::Production;
+
+        let data_dir = PathBuf::from(r.get("DATA_DIR").unwrap_or_else(|| "./data".into()));
+        let database_url = match r.get("DATABASE_URL") {
+            Some(url) => {
+                if let Some(p) = database_url_problem(&url) {
+                    r.problem("DATABASE_URL", p);
+                }
+                url
+            }
+            None => {
+                if prod {
+                    r.problem("DATABASE_URL", "is required in production");
+                }
+                format!("sqlite://{}/devsignal.db?mode=rwc", data_dir.display())
+            }
+        };
+
+        let redis_url = match (r.get("REDIS_URL"), r.get("REDIS_HOST")) {
+            (Some(url), _) => {
+                if !(url.starts_with("redis://") || url.starts_with("rediss://")) {
+                    r.problem("REDIS_URL", "must start with redis:// or rediss://");
+                }
+                Some(SecretString::from(url))
+            }
+            (None, Some(host)) => {
+                if host.contains("://") {
+                    r.problem("REDIS_HOST", "must be a hostname only, without a protocol");
+                }
+                let port: u16 = r.parse("REDIS_PORT", 6379, "a port number");
+                let auth = r
+                    .get("REDIS_PASSWORD")
+                    .map(|p| format!(":{}@", url_encode(&p)))
+                    .unwrap_or_default();
+                Some(SecretString::from(format!("redis://{auth}{host}:{port}")))
+            }
+            (None, None) => {
+                if prod {
+                    r.problem("REDIS_HOST", "is required in production (or set REDIS_URL)");
+                }
+                None
+            }
+        };
+
+        let jwt_secret = r.secret("JWT_SECRET");
+        let jwt_refresh_secret = r.secret("JWT_REFRESH_SECRET");
+        let jwt_secret_previous = r.secret("JWT_SECRET_PREVIOUS");
+        if prod {
+            for (var, value) in [("JWT_SECRET", &jwt_secret), ("JWT_REFRESH_SECRET", &jwt_refresh_secret)] {
+                match value {
+                    None => r.problem(var, "is required in production"),
+                    Some(s) if s.expose_secret().len() < MIN_JWT_SECRET_BYTES => r.problem(
+                        var,
+                        format!(
+                            "must be at least {MIN_JWT_SECRET_BYTES} bytes (got {})",
+                            s.expose_secret().len()
+                        ),
+                    ),
+                    Some(_) => {}
+                }
+            }
+        }
+        if let (Some(a), Some(b)) = (&jwt_secret, &jwt_refresh_secret) {
+            if a.expose_secret() == b.expose_secret() {
+                r.problem("JWT_REFRESH_SECRET", "must differ from JWT_SECRET");
+            }
+        }
+
+        let port = r.parse("PORT", 3000u16, "a port number");
+        let host = r.get("HOST").unwrap_or_else(|| "0.0.0.0".into());
+        let cors_origins: Vec<String> = r
+            .get("CORS_ORIGIN")
+            .map(|v| {
+                v.split(',')
+                    .map(|o| o.trim().trim_end_matches('/').to_owned())
+                    .filter(|o| !o.is_empty())
+                    .collect()
+            })
+            .unwrap_or_default();
+        for origin in &cors_origins {
+            if origin != "*" && url::Url::parse(origin).is_err() {
+                r.problem("CORS_ORIGIN", format!("{origin:?} is not an origin like https://app.example.com"));
+            }
+        }
+        if prod && cors_origins.is_empty() {
+            r.problem("CORS_ORIGIN", "is required in production");
+        }
+        let url_var = |r: &mut Reader, var: &'static str, default: String| -> String {
+            match r.get(var) {
+                Some(v) => {
+                    if url::Url::parse(&v).is_err() {
+                        r.problem(var, format!("must be an absolute URL (got {v:?})"));
+                    }
+                    v.trim_end_matches('/').to_owned()
+                }
+                None => {
+                    if prod {
+                        r.problem(var, "is required in production");
+                    }
+                    default
+                }
+            }
+        };
+        let frontend_url = url_var(&mut r, "FRONTEND_URL", format!("http://localhost:{port}"));
+        let api_url = url_var(&mut r, "API_URL", format!("http://localhost:{port}"));
+
+        let anthropic_api_key = r.secret("ANTHROPIC_API_KEY");
+        let stripe_secret_key = r.secret("STRIPE_SECRET_KEY");
+        let stripe_webhook_secret = r.secret("STRIPE_WEBHOOK_SECRET");
+        let resend_api_key = r.secret("RESEND_API_KEY");
+        let smtp_url = r.secret("SMTP_URL");
+        if prod {
+            for (var, present) in [
+                ("ANTHROPIC_API_KEY", anthropic_api_key.is_some()),
+                ("STRIPE_SECRET_KEY", stripe_secret_key.is_some()),
+                ("STRIPE_WEBHOOK_SECRET", stripe_webhook_secret.is_some()),
+            ] {
+                if !present {
+                    r.problem(var, "is required in production");
+                }
+            }
+            if resend_api_key.is_none() && smtp_url.is_none() {
+                r.problem("RESEND_API_KEY", "is required in production (or set SMTP_URL)");
+            }
+        }
+        if let Some(s) = &smtp_url {
+            let s = s.expose_secret();
+            if !(s.starts_with("smtp://") || s.starts_with("smtps://")) {
+                r.problem("SMTP_URL", "must start with smtp:// or smtps://");
+            }
+        }
+
+        let log_format = match r.get("LOG_FORMAT").map(|v| v.to_ascii_lowercase()).as_deref() {
+            Some("json") => LogFormat::Json,
+            Some("pretty") | Some("text") => LogFormat::Pretty,
+            None if prod => LogFormat::Json,
+            None => LogFormat::Pretty,
+            Some(other) => {
+                r.problem("LOG_FORMAT", format!("must be json or pretty (got {other:?})"));
+                LogFormat::Pretty
+            }
+        };
+
+        let base_urls = vars
+            .iter()
+            .filter_map(|(k, v)| {
+                let name = k.strip_suffix("_BASE_URL")?;
+                let v = v.trim();
+                (!v.is_empty()).then(|| (name.to_owned(), v.trim_end_matches('/').to_owned()))
+            })
+            .collect();
+
+        let config = Config {
+            environment,
+            host,
+            port,
+            data_dir,
+            database_url: SecretString::from(database_url),
+            database_max_connections: r.parse("DATABASE_MAX_CONNECTIONS", 10u32, "a positive number"),
+            redis_url,
+            redis_key_prefix: r.get("REDIS_KEY_PREFIX").unwrap_or_default(),
+            jwt_secret,
+            jwt_refresh_secret,
+            jwt_secret_previous,
+            jwt_expires_in: r.duration("JWT_EXPIRES_IN", Duration::from_secs(15 * 60)),
+            jwt_refresh_expires_in: r.duration("JWT_REFRESH_EXPIRES_IN", Duration::from_secs(7 * 86400)),
+            cors_origins,
+            frontend_url,
+            api_url,
+            anthropic_api_key,
+            anthropic_model: r.get("ANTHROPIC_MODEL").unwrap_or_else(|| DEFAULT_ANTHROPIC_MODEL.into()),
+            stripe_secret_key,
+            stripe_webhook_secret,
+            resend_api_key,
+            smtp_url,
+            email_from: r.get("EMAIL_FROM").unwrap_or_else(|| "DevSignal <noreply@devsignal.local>".into()),
+            sentry_dsn: r.secret("SENTRY_DSN"),
+            github_client_id: r.get("GITHUB_CLIENT_ID"),
+            github_client_secret: r.secret("GITHUB_CLIENT_SECRET"),
+            google_client_id: r.get("GOOGLE_CLIENT_ID"),
+            google_client_secret: r.secret("GOOGLE_CLIENT_SECRET"),
+            trust_proxy: r.flag("TRUST_PROXY"),
+            webhook_allow_private: r.flag("WEBHOOK_ALLOW_PRIVATE"),
+            log_format,
+            worker_health_port: r.parse("WORKER_HEALTH_PORT", 3001u16, "a port number"),
+            worker_concurrency: r.parse("WORKER_CONCURRENCY", 4usize, "a positive number"),
+            base_urls,
+        };
+        if config.worker_concurrency == 0 {
+            r.problem("WORKER_CONCURRENCY", "must be at least 1");
+        }
+        if config.database_max_connections < 2 {
+            r.problem("DATABASE_MAX_CONNECTIONS", "must be at least 2");
+        }
+        if r.problems.is_empty() {
+            Ok(config)
+        } else {
+            Err(ConfigError(r.problems))
+        }
+    }
+
+    pub fn is_production(&self) -> bool {
+        self.environment == Environment::Production
+    }
+
+    /// The base URL override for an outside service, e.g. `base_url("GITHUB_API", "https://api.github.com")`.
+    pub fn base_url(&self, name: &str, default: &str) -> String {
+        self.base_urls
+            .get(name)
+            .cloned()
+            .unwrap_or_else(|| default.to_owned())
+    }
+
+    /// Outside production, fills the JWT secrets that are not set from `DATA_DIR/secrets.json`,
+    /// creating that file (mode 0600) with fresh random secrets on first start.
+    pub fn resolve_dev_secrets(&mut self) -> std::io::Result<()> {
+        if self.jwt_secret.is_some() && self.jwt_refresh_secret.is_some() {
+            return Ok(());
+        }
+        if self.is_production() {
+            return Ok(()); // from_vars has already refused this configuration
+        }
+        let stored = DevSecrets::load_or_create(&self.data_dir)?;
+        if self.jwt_secret.is_none() {
+            self.jwt_secret = Some(SecretString::from(stored.jwt_secret));
+        }
+        if self.jwt_refresh_secret.is_none() {
+            self.jwt_refresh_secret = Some(SecretString::from(stored.jwt_refresh_secret));
+        }
+        Ok(())
+    }
+
+    /// A short description of the database for logs, without credentials.
+    pub fn database_description(&self) -> String {
+        let url = self.database_url.expose_secret();
+        match domain::db::Backend::from_url(url) {
+            Some(domain::db::Backend::Sqlite) => match domain::db::sqlite_file(url) {
+                Some(file) => format!("sqlite ({})", file.display()),
+                None => "sqlite (in memory)".into(),
+            },
+            _ => match url::Url::parse(url) {
+                Ok(u) => format!(
+                    "postgres ({}:{}{})",
+                    u.host_str().unwrap_or("?"),
+                    u.port().unwrap_or(5432),
+                    u.path()
+                ),
+                Err(_) => "postgres".into(),
+            },
+        }
+    }
+}
+
+#[derive(Serialize, Deserialize)]
+struct DevSecrets {
+    jwt_secret: String,
+    jwt_refresh_secret: String,
+}
+
+impl DevSecrets {
+    fn load_or_create(dir: &Path) -> std::io::Result<Self> {
+        let path = dir.join("secrets.json");
+        if let Ok(raw) = std::fs::read_to_string(&path) {
+            return serde_json::from_str(&raw).map_err(|e| {
+                std::io::Error::new(
+                    std::io::ErrorKind::InvalidData,
+                    format!("{} is not valid: {e}", path.display()),
+                )
+            });
+        }
+        std::fs::create_dir_all(dir)?;
+        let secrets = DevSecrets {
+            jwt_secret: random_hex(64),
+            jwt_refresh_secret: random_hex(64),
+        };
+        let body = serde_json::to_string_pretty(&secrets).map_err(std::io::Error::other)?;
+        let mut opts = std::fs::OpenOptions::new();
+        opts.write(true).create_new(true);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::OpenOptionsExt;
+            opts.mode(0o600);
+        }
+        match opts.open(&path) {
+            Ok(mut file) => {
+                use std::io::Write;
+                file.write_all(body.as_bytes())?;
+                file.sync_all()?;
+                Ok(secrets)
+            }
+            // Another process created it first: use theirs.
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                Self::load_or_create(dir)
+            }
+            Err(e) => Err(e),
+        }
+    }
+}
+
+/// `n` random bytes, hex-encoded.
+pub fn random_hex(n: usize) -> String {
+    use rand::RngCore;
+    let mut bytes = vec![0u8; n];
+    rand::rng().fill_bytes(&mut bytes);
+    hex::encode(bytes)
+}
+
+fn url_encode(s: &str) -> String {
+    url::form_urlencoded::byte_serialize(s.as_bytes()).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn vars(pairs: &[(&str, &str)]) -> HashMap<String, String> {
+        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    }
+
+    #[test]
+    fn nothing_set_gives_a_working_development_config() {
+        let c = Config::from_vars(&HashMap::new()).unwrap();
+        assert_eq!(c.environment, Environment::Development);
+        assert_eq!(c.port, 3000);
+        assert_eq!(c.database_url.expose_secret(), "sqlite://./data/devsignal.db?mode=rwc");
+        assert!(c.redis_url.is_none());
+        assert_eq!(c.jwt_expires_in, Duration::from_secs(900));
+        assert_eq!(c.jwt_refresh_expires_in, Duration::from_secs(7 * 86400));
+        assert_eq!(c.log_format, LogFormat::Pretty);
+    }
+
+    #[test]
+    fn production_names_every_missing_or_invalid_variable() {
+        let err = Config::from_vars(&vars(&[
+            ("NODE_ENV", "production"),
+            ("DATABASE_URL", "postgres://"),
+            ("JWT_SECRET", "short"),
+            ("JWT_REFRESH_SECRET", "short"),
+        ]))
+        .unwrap_err();
+        let names: Vec<&str> = err.0.iter().map(|p| p.var).collect();
+        for var in [
+            "DATABASE_URL",
+            "REDIS_HOST",
+            "JWT_SECRET",
+            "JWT_REFRESH_SECRET",
+            "CORS_ORIGIN",
+            "FRONTEND_URL",
+            "API_URL",
+            "ANTHROPIC_API_KEY",
+            "STRIPE_SECRET_KEY",
+            "STRIPE_WEBHOOK_SECRET",
+            "RESEND_API_KEY",
+        ] {
+            assert!(names.contains(&var), "{var} missing from {err}");
+        }
+        // equal secrets are named too
+        assert!(err.to_string().contains("JWT_REFRESH_SECRET: must differ from JWT_SECRET"));
+    }
+
+    #[test]
+    fn redis_url_is_built_from_host_port_password() {
+        let c = Config::from_vars(&vars(&[
+            ("REDIS_HOST", "cache"),
+            ("REDIS_PORT", "6380"),
+            ("REDIS_PASSWORD", "p@ss"),
+        ]))
+        .unwrap();
+        assert_eq!(c.redis_url.unwrap().expose_secret(), "redis://:p%40ss@cache:6380");
+    }
+
+    #[test]
+    fn debug_output_never_contains_secrets() {
+        let c = Config::from_vars(&vars(&[
+            ("JWT_SECRET", "super-secret-value-1"),
+            ("JWT_REFRESH_SECRET", "super-secret-value-2"),
+            ("DATABASE_URL", "postgres://u:db-password@h/db"),
+            ("STRIPE_SECRET_KEY", "sk_live_zzz"),
+        ]))
+        .unwrap();
+        let debug = format!("{c:?}");
+        for secret in ["super-secret-value", "db-password", "sk_live_zzz"] {
+            assert!(!debug.contains(secret), "{secret} leaked in {debug}");
+        }
+        assert_eq!(c.database_description(), "postgres (h:5432/db)");
+    }
+
+    #[test]
+    fn malformed_values_are_named_outside_production_too() {
+        let err = Config::from_vars(&vars(&[
+            ("PORT", "eighty"),
+            ("JWT_EXPIRES_IN", "soon"),
+            ("DATABASE_URL", "mysql://x"),
+        ]))
+        .unwrap_err();
+        let names: Vec<&str> = err.0.iter().map(|p| p.var).collect();
+        assert_eq!(names, vec!["DATABASE_URL", "PORT", "JWT_EXPIRES_IN"]);
+    }
+
+    #[test]
+    fn durations_accept_the_original_formats() {
+        assert_eq!(parse_duration("15m"), Some(Duration::from_secs(900)));
+        assert_eq!(parse_duration("7d"), Some(Duration::from_secs(604800)));
+        assert_eq!(parse_duration("3600"), Some(Duration::from_secs(3600)));
+        assert_eq!(parse_duration("soon"), None);
+    }
+
+    #[test]
+    fn dev_secrets_are_generated_once_and_kept() {
+        let dir = tempfile_dir();
+        let mut a = Config::from_vars(&vars(&[("DATA_DIR", dir.to_str().unwrap())])).unwrap();
+        a.resolve_dev_secrets().unwrap();
+        let mut b = Config::from_vars(&vars(&[("DATA_DIR", dir.to_str().unwrap())])).unwrap();
+        b.resolve_dev_secrets().unwrap();
+        let (sa, sb) = (a.jwt_secret.unwrap(), b.jwt_secret.unwrap());
+        assert_eq!(sa.expose_secret(), sb.expose_secret());
+        assert!(sa.expose_secret().len() >= MIN_JWT_SECRET_BYTES);
+        assert_ne!(sa.expose_secret(), a.jwt_refresh_secret.unwrap().expose_secret());
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    fn tempfile_dir() -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("ds-config-{}", random_hex(8)));
+        std::fs::create_dir_all(&dir).unwrap();
+        dir
+    }
+}

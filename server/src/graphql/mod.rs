@@ -1,0 +1,51 @@
+//! The GraphQL API: one schema, assembled here from per-domain parts. Each domain module holds its
+//! `XQuery` / `XMutation` / `XSubscription`, its types and loaders; this file alone lists them in
+//! the merged roots. Resolvers read the actor, call one `domain::` function and wrap the result.
+//!
+//! Every error leaves with `extensions.code` (DESIGN 7): domain errors through [`gql_error`],
+//! parse and validation failures (including the depth and complexity limits) through the
+//! [`ErrorCodes`] extension.
+
+mod errors;
+mod system;
+
+use async_graphql::{EmptyMutation, MergedObject, MergedSubscription, Schema};
+
+pub use errors::{ErrorCodes, GqlResultExt, gql_error};
+
+use crate::state::AppState;
+
+/// The deepest selection nesting a query may have. GraphiQL's introspection query needs 13.
+pub const MAX_DEPTH: usize = 16;
+/// The most fields (each counted once, lists and connections weighted by their page size) that
+/// one query may select.
+pub const MAX_COMPLEXITY: usize = 5_000;
+
+#[derive(MergedObject, Default)]
+pub struct QueryRoot(system::SystemQuery);
+
+#[derive(MergedSubscription, Default)]
+pub struct SubscriptionRoot(system::SystemSubscription);
+
+pub type AppSchema = Schema<QueryRoot, EmptyMutation, SubscriptionRoot>;
+
+/// The schema with its limits and extensions; `state` is absent only when printing the SDL.
+pub fn schema(state: Option<AppState>) -> AppSchema {
+    let mut builder = Schema::build(
+        QueryRoot::default(),
+        EmptyMutation,
+        SubscriptionRoot::default(),
+    )
+    .limit_depth(MAX_DEPTH)
+    .limit_complexity(MAX_COMPLEXITY)
+    .extension(ErrorCodes);
+    if let Some(state) = state {
+        builder = builder.data(state);
+    }
+    builder.finish()
+}
+
+/// The SDL of the served schema: what `schema.graphql` must equal.
+pub fn sdl() -> String {
+    schema(None).sdl()
+}

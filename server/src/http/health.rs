@@ -1,0 +1,93 @@
+//! `GET /health` in the runbook's exact shape (2.1) and `GET /health/ready` for orchestrators.
+//! Both really ask the database (bounded by a short timeout); `/health` also pings Redis when it
+//! is configured.
+
+use std::time::Duration;
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::StatusCode;
+use serde::Serialize;
+
+use crate::state::AppState;
+
+/// How long a dependency may take to answer a health probe.
+pub const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
+
+#[derive(Serialize)]
+pub struct Health {
+    pub status: &'static str,
+    pub timestamp: String,
+    pub uptime: u64,
+    pub database: &'static str,
+    pub redis: &'static str,
+}
+
+pub async fn health(State(state): State<AppState>) -> (StatusCode, Json<Health>) {
+    let (db_ok, redis) = tokio::join!(
+        domain::db::ping(&state.db, PROBE_TIMEOUT),
+        async {
+            match &state.redis {
+                None => "disabled",
+                Some(pool) if crate::redis::ping(pool, PROBE_TIMEOUT).await => "ok",
+                Some(_) => "error",
+            }
+        }
+    );
+    let database = if db_ok.is_ok() { "ok" } else { "error" };
+    let (code, status) = match (database, redis) {
+        ("error", _) => (StatusCode::SERVICE_UNAVAILABLE, "error"),
+        (_, "error") => (StatusCode::OK, "degraded"),
+        _ => (StatusCode::OK, "ok"),
+    };
+    if let Err(e) = &db_ok {
+        tracing::error!(error = %e, "health check: database unreachable");
+    }
+    let body = Health {
+        status,
+        timestamp: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+        uptime: state.started_at.elapsed().as_secs(),
+        database,
+        redis,
+    };
+    (code, Json(body))
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Readiness {
+    pub status: &'static str,
+    pub database: &'static str,
+    pub pending_migrations: Option<usize>,
+}
+
+/// 200 only when the database answers and every migration this binary knows is applied.
+pub async fn ready(State(state): State<AppState>) -> (StatusCode, Json<Readiness>) {
+    let pending = tokio::time::timeout(PROBE_TIMEOUT, domain::db::pending_migrations(&state.db))
+        .await
+        .ok()
+        .and_then(Result::ok);
+    let body = match pending {
+        Some(0) => Readiness {
+            status: "ready",
+            database: "ok",
+            pending_migrations: Some(0),
+        },
+        Some(n) => Readiness {
+            status: "not_ready",
+            database: "ok",
+            pending_migrations: Some(n),
+        },
+        None => Readiness {
+            status: "not_ready",
+            database: "error",
+            pending_migrations: None,
+        },
+    };
+    let code = if body.status == "ready" {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (code, Json(body))
+}

@@ -1,0 +1,231 @@
+//! The HTTP surface: routes, and the middleware every request passes through (request id,
+//! one log line and metrics per request, panic catching, security headers, CORS, body limit, and
+//! JSON error bodies for everything that fails).
+
+pub mod error;
+pub mod graphql;
+pub mod health;
+pub mod json;
+
+use std::time::{Duration, Instant};
+
+use async_graphql_axum::GraphQLSubscription;
+use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
+use axum::http::{HeaderName, HeaderValue, Method, StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Extension, Router};
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::cors::{AllowOrigin, CorsLayer};
+use tower_http::limit::RequestBodyLimitLayer;
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::set_header::SetResponseHeaderLayer;
+use tracing::Instrument;
+
+use crate::graphql::AppSchema;
+use crate::metrics::RequestLabels;
+use crate::state::AppState;
+use error::ApiError;
+
+/// The largest request body accepted (runbook: 5 MB); larger answers 413.
+pub const MAX_BODY_BYTES: usize = 5 * 1024 * 1024;
+
+/// Every route of the server, with its middleware.
+pub fn router(state: AppState, schema: AppSchema) -> Router {
+    let cors = cors_layer(&state);
+    let production = state.config.is_production();
+    let mut headers = vec![
+        (header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff")),
+        (header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY")),
+        (header::REFERRER_POLICY, HeaderValue::from_static("no-referrer")),
+        (
+            header::CONTENT_SECURITY_POLICY,
+            HeaderValue::from_static("default-src 'none'; frame-ancestors 'none'"),
+        ),
+        (
+            HeaderName::from_static("cross-origin-opener-policy"),
+            HeaderValue::from_static("same-origin"),
+        ),
+    ];
+    if production {
+        headers.push((
+            header::STRICT_TRANSPORT_SECURITY,
+            HeaderValue::from_static("max-age=31536000; includeSubDomains"),
+        ));
+    }
+    let mut router = Router::new()
+        .route(
+            graphql::GRAPHQL_PATH,
+            post(graphql::execute).get(graphql::graphiql),
+        )
+        .route_service(graphql::GRAPHQL_WS_PATH, GraphQLSubscription::new(schema.clone()))
+        .route("/graphiql", get(graphql::graphiql))
+        .route("/health", get(health::health))
+        .route("/health/ready", get(health::ready))
+        .route("/metrics", get(metrics))
+        .fallback(not_found)
+        .layer(middleware::from_fn(json_errors))
+        .layer(RequestBodyLimitLayer::new(MAX_BODY_BYTES))
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES));
+    for (name, value) in headers {
+        router = router.layer(SetResponseHeaderLayer::if_not_present(name, value));
+    }
+    router
+        .layer(cors)
+        .layer(CatchPanicLayer::custom(panic_response))
+        .layer(middleware::from_fn_with_state(state.clone(), observe))
+        .layer(PropagateRequestIdLayer::x_request_id())
+        .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
+        .layer(Extension(schema))
+        .with_state(state)
+}
+
+fn cors_layer(state: &AppState) -> CorsLayer {
+    let origins = &state.config.cors_origins;
+    let allow_origin = if origins.is_empty() || origins.iter().any(|o| o == "*") {
+        if state.config.is_production() {
+            AllowOrigin::list([])
+        } else {
+            AllowOrigin::mirror_request()
+        }
+    } else {
+        AllowOrigin::list(
+            origins
+                .iter()
+                .filter_map(|o| HeaderValue::from_str(o).ok())
+                .collect::<Vec<_>>(),
+        )
+    };
+    CorsLayer::new()
+        .allow_origin(allow_origin)
+        .allow_credentials(true)
+        .allow_methods([
+            Method::GET,
+            Method::POST,
+            Method::PUT,
+            Method::PATCH,
+            Method::DELETE,
+            Method::OPTIONS,
+        ])
+        .allow_headers([
+            header::AUTHORIZATION,
+            header::CONTENT_TYPE,
+            header::ACCEPT,
+            HeaderName::from_static("x-api-key"),
+            HeaderName::from_static("x-request-id"),
+        ])
+        .expose_headers([
+            HeaderName::from_static("x-request-id"),
+            header::RETRY_AFTER,
+            HeaderName::from_static("ratelimit-limit"),
+            HeaderName::from_static("ratelimit-remaining"),
+            HeaderName::from_static("ratelimit-reset"),
+        ])
+        .max_age(Duration::from_secs(600))
+}
+
+async fn metrics(State(state): State<AppState>) -> Response {
+    (
+        [(
+            header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        state.metrics.render(),
+    )
+        .into_response()
+}
+
+async fn not_found(method: Method, uri: axum::http::Uri) -> ApiError {
+    ApiError::not_found(format!("no route for {method} {}", uri.path()))
+}
+
+fn panic_response(_: Box<dyn std::any::Any + Send + 'static>) -> Response {
+    tracing::error!("request handler panicked");
+    ApiError::new(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "INTERNAL",
+        "internal error",
+    )
+    .into_response()
+}
+
+/// One span per request carrying `requestId` (and, once known, `organizationId`/`userId`), one
+/// log line when it ends (`POST /api/v1/graphql 200 12ms`), and the request metrics.
+async fn observe(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    let start = Instant::now();
+    let method = req.method().clone();
+    let path = req.uri().path().to_owned();
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or_else(|| "unmatched".to_owned(), |m| m.as_str().to_owned());
+    let request_id = req
+        .headers()
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("-")
+        .to_owned();
+    let span = tracing::info_span!(
+        "request",
+        requestId = %request_id,
+        organizationId = tracing::field::Empty,
+        userId = tracing::field::Empty,
+    );
+    let resp = next.run(req).instrument(span.clone()).await;
+    let status = resp.status().as_u16();
+    let elapsed = start.elapsed();
+    let ms = elapsed.as_millis();
+    span.in_scope(|| {
+        if status >= 500 {
+            tracing::error!(method = %method, route = %route, status, durationMs = ms as u64, "{method} {path} {status} {ms}ms");
+        } else {
+            tracing::info!(method = %method, route = %route, status, durationMs = ms as u64, "{method} {path} {status} {ms}ms");
+        }
+    });
+    state.metrics.observe_request(
+        RequestLabels {
+            method: method.to_string(),
+            route,
+            status,
+        },
+        elapsed.as_secs_f64(),
+    );
+    resp
+}
+
+/// Errors produced outside our handlers (axum's rejections, 405s, the body limit) come as plain
+/// text or empty bodies; this rewrites them into the JSON error shape, keeping their headers.
+async fn json_errors(req: Request, next: Next) -> Response {
+    let resp = next.run(req).await;
+    let status = resp.status();
+    if !(status.is_client_error() || status.is_server_error()) {
+        return resp;
+    }
+    let is_json = resp
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|ct| ct.contains("json"));
+    if is_json {
+        return resp;
+    }
+    let (parts, body) = resp.into_parts();
+    let text = axum::body::to_bytes(body, 4096).await.unwrap_or_default();
+    let text = String::from_utf8_lossy(&text).trim().to_owned();
+    let message = if status.is_server_error() || text.is_empty() {
+        status
+            .canonical_reason()
+            .unwrap_or("request failed")
+            .to_lowercase()
+    } else {
+        text
+    };
+    let mut fixed = ApiError::new(status, ApiError::code_for_status(status), message).into_response();
+    for (name, value) in &parts.headers {
+        if name != header::CONTENT_TYPE && name != header::CONTENT_LENGTH {
+            fixed.headers_mut().insert(name.clone(), value.clone());
+        }
+    }
+    fixed
+}

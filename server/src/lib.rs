@@ -1,0 +1,97 @@
+//! The `devsignal` server: configuration, telemetry, HTTP and GraphQL, and the command line.
+//!
+//! `main` stays thin: it parses the command line and calls into [`cli::run`]. The pieces are
+//! public so tests can assemble the same server: [`build_state`] connects and migrates,
+//! [`app`] builds the router, [`serve`] runs it on a listener until the state's shutdown token
+//! is cancelled.
+
+pub mod cli;
+pub mod config;
+pub mod graphql;
+pub mod http;
+pub mod metrics;
+pub mod redis;
+pub mod state;
+pub mod telemetry;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context as _;
+use axum::Router;
+use secrecy::ExposeSecret;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::Config;
+use crate::state::AppState;
+
+/// How long in-flight requests may run on after shutdown begins.
+pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
+
+/// Connects to the database (applying pending migrations) and to Redis if configured.
+pub async fn build_state(config: Config, shutdown: CancellationToken) -> anyhow::Result<AppState> {
+    let pool = domain::db::PoolSettings {
+        max_connections: config.database_max_connections,
+        ..Default::default()
+    };
+    let db = domain::db::connect(config.database_url.expose_secret(), &pool)
+        .await
+        .with_context(|| format!("cannot open the database {}", config.database_description()))?;
+    let applied = domain::db::migrate_up(&db)
+        .await
+        .context("applying database migrations")?;
+    tracing::info!(
+        database = %config.database_description(),
+        applied,
+        "database ready ({applied} migrations applied)"
+    );
+    let redis = match &config.redis_url {
+        None => None,
+        Some(url) => {
+            let pool = redis::pool(url.expose_secret()).context("REDIS_URL is not usable")?;
+            if !redis::ping(&pool, redis::CONNECT_TIMEOUT).await {
+                tracing::warn!("Redis is configured but not answering; running degraded");
+            }
+            Some(pool)
+        }
+    };
+    Ok(AppState {
+        config: Arc::new(config),
+        db,
+        redis,
+        metrics: Arc::new(metrics::Metrics::new()),
+        started_at: Instant::now(),
+        shutdown,
+    })
+}
+
+/// The whole HTTP application for a state.
+pub fn app(state: AppState) -> Router {
+    let schema = graphql::schema(Some(state.clone()));
+    http::router(state, schema)
+}
+
+/// Serves `listener` until `state.shutdown` is cancelled, then stops accepting, lets in-flight
+/// requests finish (at most [`SHUTDOWN_GRACE`]) and closes the database pool.
+pub async fn serve(state: AppState, listener: TcpListener) -> anyhow::Result<()> {
+    let token = state.shutdown.clone();
+    let db = state.db.clone();
+    let server = axum::serve(
+        listener,
+        app(state).into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(token.clone().cancelled_owned());
+    let drained = async {
+        token.cancelled().await;
+        tokio::time::sleep(SHUTDOWN_GRACE).await;
+    };
+    tokio::select! {
+        res = server.into_future() => res.context("HTTP server failed")?,
+        () = drained => tracing::warn!("requests still running after {} s; closing them", SHUTDOWN_GRACE.as_secs()),
+    }
+    db.close().await.context("closing the database pool")?;
+    tracing::info!("shut down cleanly");
+    Ok(())
+}

@@ -1,0 +1,78 @@
+//! Prometheus metrics (`GET /metrics`). Labels are low-cardinality: the matched route pattern
+//! (never the raw path), the method and the status code.
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::Registry;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RequestLabels {
+    pub method: String,
+    pub route: String,
+    pub status: u16,
+}
+
+pub struct Metrics {
+    registry: Registry,
+    pub http_requests: Family<RequestLabels, Counter>,
+    pub http_request_duration: Family<RequestLabels, Histogram>,
+}
+
+/// Latency buckets in seconds, from 5 ms to 10 s.
+const LATENCY_BUCKETS: [f64; 12] = [
+    0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 2.5, 5.0, 10.0,
+];
+
+impl Metrics {
+    pub fn new() -> Self {
+        let mut registry = Registry::with_prefix("devsignal");
+        let http_requests = Family::<RequestLabels, Counter>::default();
+        registry.register(
+            "http_requests",
+            "HTTP requests served, by method, matched route and status",
+            http_requests.clone(),
+        );
+        let http_request_duration =
+            Family::<RequestLabels, Histogram>::new_with_constructor(|| {
+                Histogram::new(LATENCY_BUCKETS)
+            });
+        registry.register(
+            "http_request_duration_seconds",
+            "HTTP request latency, by method, matched route and status",
+            http_request_duration.clone(),
+        );
+        Self {
+            registry,
+            http_requests,
+            http_request_duration,
+        }
+    }
+
+    /// Lets other parts of the process (jobs, webhooks) add their own metrics.
+    pub fn registry_mut(&mut self) -> &mut Registry {
+        &mut self.registry
+    }
+
+    pub fn observe_request(&self, labels: RequestLabels, seconds: f64) {
+        self.http_requests.get_or_create(&labels).inc();
+        self.http_request_duration
+            .get_or_create(&labels)
+            .observe(seconds);
+    }
+
+    /// The OpenMetrics text exposition.
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        // Writing into a String cannot fail.
+        let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
+        out
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}

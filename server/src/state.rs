@@ -1,0 +1,23 @@
+//! What every request handler shares: configuration, the database pool, the optional Redis
+//! pool, metrics, the GraphQL schema, and the process-wide shutdown signal.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use sea_orm::DatabaseConnection;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::Config;
+use crate::metrics::Metrics;
+use crate::redis::RedisPool;
+
+#[derive(Clone)]
+pub struct AppState {
+    pub config: Arc<Config>,
+    pub db: DatabaseConnection,
+    pub redis: Option<RedisPool>,
+    pub metrics: Arc<Metrics>,
+    pub started_at: Instant,
+    /// Cancelled when the process begins shutting down; long-lived streams end on it.
+    pub shutdown: CancellationToken,
+}
