@@ -1,1 +1,311 @@
-//! placeholder
+//! The one test harness (CONVENTIONS 12). [`spawn_app`] starts the real server on port 0 against a
+//! fresh database — a temporary SQLite file by default, or a new PostgreSQL database (dropped
+//! afterwards) when `TEST_DATABASE_URL` points at a server — and returns a [`TestApp`] with
+//! helpers for GraphQL, WebSocket and REST calls. With `REDIS_URL` set the app uses that Redis,
+//! under a key prefix of its own. Logs are silent unless `TEST_LOG` is set.
+//!
+//! Process-level tests (CLI commands, signals) use [`devsignal_bin`] and [`TestDatabase`].
+
+pub mod ws;
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::{Mutex, OnceLock};
+use std::time::Duration;
+
+use sea_orm::{ConnectionTrait, Database, DatabaseConnection, Statement};
+use serde_json::{Value, json};
+use server::config::Config;
+use server::state::AppState;
+use tokio_util::sync::CancellationToken;
+
+pub use ws::WsClient;
+
+/// The Redis server tests use when `REDIS_URL` is set.
+pub fn redis_url() -> Option<String> {
+    std::env::var("REDIS_URL").ok().filter(|v| !v.is_empty())
+}
+
+/// The PostgreSQL server tests use when `TEST_DATABASE_URL` is set.
+pub fn postgres_admin_url() -> Option<String> {
+    std::env::var("TEST_DATABASE_URL")
+        .ok()
+        .filter(|v| v.starts_with("postgres"))
+}
+
+fn init_once() {
+    static INIT: OnceLock<()> = OnceLock::new();
+    INIT.get_or_init(|| {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        if std::env::var_os("TEST_LOG").is_some() {
+            let config = Config::from_vars(&HashMap::new()).expect("default config");
+            std::mem::forget(server::telemetry::init(&config));
+        }
+    });
+}
+
+/// A database of its own for one test.
+pub struct TestDatabase {
+    pub url: String,
+    /// The directory the SQLite file lives in; also usable as `DATA_DIR`.
+    pub dir: tempfile::TempDir,
+    postgres: Option<(String, String)>,
+}
+
+impl TestDatabase {
+    /// A new, empty database (no migrations applied).
+    pub async fn new() -> Self {
+        init_once();
+        let dir = tempfile::tempdir().expect("temp dir");
+        match postgres_admin_url() {
+            None => {
+                let url = format!("sqlite://{}/devsignal.db?mode=rwc", dir.path().display());
+                TestDatabase {
+                    url,
+                    dir,
+                    postgres: None,
+                }
+            }
+            Some(admin) => {
+                let name = format!("ds_test_{}", uuid::Uuid::new_v4().simple());
+                let conn = Database::connect(&admin).await.expect("connect TEST_DATABASE_URL");
+                conn.execute_raw(Statement::from_string(
+                    conn.get_database_backend(),
+                    format!("CREATE DATABASE {name}"),
+                ))
+                .await
+                .expect("create test database");
+                conn.close().await.ok();
+                let mut url = url::Url::parse(&admin).expect("TEST_DATABASE_URL is a URL");
+                url.set_path(&name);
+                TestDatabase {
+                    url: url.to_string(),
+                    dir,
+                    postgres: Some((admin, name)),
+                }
+            }
+        }
+    }
+
+    pub fn is_postgres(&self) -> bool {
+        self.postgres.is_some()
+    }
+}
+
+impl Drop for TestDatabase {
+    fn drop(&mut self) {
+        let Some((admin, name)) = self.postgres.take() else {
+            return;
+        };
+        // Drop runs inside the test's runtime; do the async work on a thread of its own.
+        let _ = std::thread::spawn(move || {
+            let Ok(rt) = tokio::runtime::Builder::new_current_thread().enable_all().build() else {
+                return;
+            };
+            rt.block_on(async {
+                if let Ok(conn) = Database::connect(&admin).await {
+                    let _ = conn
+                        .execute_raw(Statement::from_string(
+                            conn.get_database_backend(),
+                            format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"),
+                        ))
+                        .await;
+                    let _ = conn.close().await;
+                }
+            });
+        })
+        .join();
+    }
+}
+
+/// The variables every test app starts from; `extra` overrides or adds.
+pub fn test_vars(db: &TestDatabase, extra: &[(&str, &str)]) -> HashMap<String, String> {
+    let mut vars: HashMap<String, String> = [
+        ("NODE_ENV", "test".to_owned()),
+        ("HOST", "127.0.0.1".to_owned()),
+        ("PORT", "0".to_owned()),
+        ("DATABASE_URL", db.url.clone()),
+        ("DATA_DIR", db.dir.path().display().to_string()),
+        ("JWT_SECRET", server::config::random_hex(64)),
+        ("JWT_REFRESH_SECRET", server::config::random_hex(64)),
+        (
+            "REDIS_KEY_PREFIX",
+            format!("test:{}:", uuid::Uuid::new_v4().simple()),
+        ),
+        ("WEBHOOK_ALLOW_PRIVATE", "true".to_owned()),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v))
+    .collect();
+    if let Some(url) = redis_url() {
+        vars.insert("REDIS_URL".into(), url);
+    }
+    for (k, v) in extra {
+        if v.is_empty() {
+            vars.remove(*k);
+        } else {
+            vars.insert((*k).to_owned(), (*v).to_owned());
+        }
+    }
+    vars
+}
+
+/// A running server and a client for it.
+pub struct TestApp {
+    /// `http://127.0.0.1:<port>`
+    pub address: String,
+    pub port: u16,
+    pub client: reqwest::Client,
+    pub state: AppState,
+    pub db: DatabaseConnection,
+    server: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
+    pub test_db: TestDatabase,
+}
+
+/// Starts the server with the default test configuration.
+pub async fn spawn_app() -> TestApp {
+    spawn_app_with(&[]).await
+}
+
+/// Starts the server with extra variables (an empty value removes a variable).
+pub async fn spawn_app_with(extra: &[(&str, &str)]) -> TestApp {
+    let test_db = TestDatabase::new().await;
+    let vars = test_vars(&test_db, extra);
+    spawn_on(test_db, vars).await
+}
+
+/// Starts the server on a given database with exactly these variables.
+pub async fn spawn_on(test_db: TestDatabase, vars: HashMap<String, String>) -> TestApp {
+    init_once();
+    let config = Config::from_vars(&vars).expect("test configuration is valid");
+    let state = server::build_state(config, CancellationToken::new())
+        .await
+        .expect("server state");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let port = listener.local_addr().expect("local addr").port();
+    let server = tokio::spawn(server::serve(state.clone(), listener));
+    let client = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .timeout(Duration::from_secs(30))
+        .build()
+        .expect("client");
+    TestApp {
+        address: format!("http://127.0.0.1:{port}"),
+        port,
+        client,
+        db: state.db.clone(),
+        state,
+        server: Some(server),
+        test_db,
+    }
+}
+
+impl TestApp {
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.address)
+    }
+
+    pub async fn get(&self, path: &str) -> reqwest::Response {
+        self.client.get(self.url(path)).send().await.expect("GET")
+    }
+
+    pub async fn post_json(&self, path: &str, body: &Value) -> reqwest::Response {
+        self.client
+            .post(self.url(path))
+            .json(body)
+            .send()
+            .await
+            .expect("POST")
+    }
+
+    /// A GraphQL request without credentials; returns the whole response body.
+    pub async fn graphql(&self, query: &str, variables: Value) -> Value {
+        self.graphql_as(None, query, variables).await
+    }
+
+    /// A GraphQL request with `Authorization: Bearer <token>` when a token is given.
+    pub async fn graphql_as(&self, token: Option<&str>, query: &str, variables: Value) -> Value {
+        let mut req = self
+            .client
+            .post(self.url("/api/v1/graphql"))
+            .json(&json!({"query": query, "variables": variables}));
+        if let Some(token) = token {
+            req = req.bearer_auth(token);
+        }
+        let resp = req.send().await.expect("GraphQL POST");
+        resp.json().await.expect("GraphQL response is JSON")
+    }
+
+    /// Opens a GraphQL WebSocket speaking `protocol` (`graphql-transport-ws` or `graphql-ws`).
+    pub async fn ws(&self, protocol: &str) -> WsClient {
+        WsClient::connect(
+            &format!("ws://127.0.0.1:{}/api/v1/graphql/ws", self.port),
+            protocol,
+        )
+        .await
+    }
+
+    /// Begins shutdown and waits for the server to finish.
+    pub async fn shutdown(mut self) -> anyhow::Result<()> {
+        self.state.shutdown.cancel();
+        match self.server.take() {
+            Some(handle) => handle.await?,
+            None => Ok(()),
+        }
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        self.state.shutdown.cancel();
+    }
+}
+
+/// The first error's `extensions.code` of a GraphQL response.
+pub fn error_code(resp: &Value) -> Option<&str> {
+    resp["errors"][0]["extensions"]["code"].as_str()
+}
+
+/// Polls `check` until it returns `Some`, or panics after `timeout`.
+pub async fn eventually<T, F, Fut>(timeout: Duration, what: &str, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        if let Some(v) = check().await {
+            return v;
+        }
+        if tokio::time::Instant::now() >= deadline {
+            panic!("timed out after {timeout:?} waiting for {what}");
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+}
+
+/// The `devsignal` binary, built (once per test process) by the same cargo that runs the tests.
+pub fn devsignal_bin() -> PathBuf {
+    static BIN: OnceLock<PathBuf> = OnceLock::new();
+    static BUILD: Mutex<()> = Mutex::new(());
+    BIN.get_or_init(|| {
+        let _guard = BUILD.lock().unwrap_or_else(|e| e.into_inner());
+        let target_dir = std::env::current_exe()
+            .ok()
+            .and_then(|exe| exe.parent()?.parent().map(PathBuf::from))
+            .expect("test executable lives in target/<profile>/deps");
+        let status = std::process::Command::new(env!("CARGO"))
+            .args(["build", "--quiet", "-p", "devsignal-server", "--bin", "devsignal"])
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .env("CARGO_TARGET_DIR", target_dir.parent().expect("target dir"))
+            .status()
+            .expect("run cargo build");
+        assert!(status.success(), "building the devsignal binary failed");
+        let bin = target_dir.join("devsignal");
+        assert!(bin.exists(), "{} was not built", bin.display());
+        bin
+    })
+    .clone()
+}

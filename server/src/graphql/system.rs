@@ -55,7 +55,7 @@ pub struct SystemSubscription;
 
 #[Subscription]
 impl SystemSubscription {
-    /// The server's clock (UTC): once at once, then every `intervalMs` milliseconds
+    /// The server's clock (UTC): immediately, then every `intervalMs` milliseconds
     /// (100 to 60000). Ends when the server shuts down.
     async fn server_time(
         &self,

@@ -65,9 +65,9 @@ pub fn router(state: AppState, schema: AppSchema) -> Router {
         .route("/health/ready", get(health::ready))
         .route("/metrics", get(metrics))
         .fallback(not_found)
-        .layer(middleware::from_fn(json_errors))
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(RequestBodyLimitLayer::new(MAX_BODY_BYTES))
-        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES));
+        .layer(middleware::from_fn(json_errors));
     for (name, value) in headers {
         router = router.layer(SetResponseHeaderLayer::if_not_present(name, value));
     }

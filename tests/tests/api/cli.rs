@@ -1,0 +1,285 @@
+//! The `devsignal` binary as an operator runs it.
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use devsignal_tests::{TestDatabase, devsignal_bin, eventually, redis_url};
+use serde_json::Value;
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A running `devsignal` process whose output lines are collected.
+struct Proc {
+    child: Child,
+    lines: Arc<Mutex<Vec<String>>>,
+}
+
+impl Proc {
+    fn start(cwd: &Path, args: &[&str], env: &[(&str, &str)]) -> Proc {
+        let mut cmd = Command::new(devsignal_bin());
+        cmd.args(args)
+            .current_dir(cwd)
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let mut child = cmd.spawn().expect("spawn devsignal");
+        let lines = Arc::new(Mutex::new(Vec::new()));
+        for out in [
+            Box::new(child.stdout.take().unwrap()) as Box<dyn std::io::Read + Send>,
+            Box::new(child.stderr.take().unwrap()),
+        ] {
+            let lines = lines.clone();
+            std::thread::spawn(move || {
+                for line in BufReader::new(out).lines().map_while(Result::ok) {
+                    lines.lock().unwrap().push(line);
+                }
+            });
+        }
+        Proc { child, lines }
+    }
+
+    fn output(&self) -> Vec<String> {
+        self.lines.lock().unwrap().clone()
+    }
+
+    async fn wait_for_line(&self, needle: &str) -> String {
+        eventually(Duration::from_secs(60), needle, || async {
+            self.output().into_iter().find(|l| l.contains(needle))
+        })
+        .await
+    }
+
+    fn terminate(&mut self) -> std::process::ExitStatus {
+        let pid = self.child.id().to_string();
+        Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+        for _ in 0..200 {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        self.child.kill().ok();
+        panic!("devsignal did not exit within 10 s of SIGTERM");
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+    }
+}
+
+fn run(args: &[&str], env: &[(&str, &str)]) -> (i32, String, String) {
+    let mut cmd = Command::new(devsignal_bin());
+    cmd.args(args)
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default());
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let out = cmd.output().expect("run devsignal");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[tokio::test]
+async fn a_fresh_start_with_nothing_set_serves_and_keeps_its_secrets() {
+    let cwd = tempfile::tempdir().unwrap();
+    let port = free_port().to_string();
+    let mut proc = Proc::start(cwd.path(), &[], &[("PORT", &port)]);
+    let line = proc.wait_for_line("listening on").await;
+    assert!(line.contains(&port), "{line}");
+
+    let data = cwd.path().join("data");
+    assert!(data.join("devsignal.db").exists());
+    assert!(data.join("devsignal.db-wal").exists(), "SQLite is not in WAL mode");
+    let secrets = std::fs::read_to_string(data.join("secrets.json")).unwrap();
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(data.join("secrets.json")).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
+
+    let health: Value = reqwest::get(format!("http://127.0.0.1:{port}/health"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(health["status"], "ok");
+    assert_eq!(health["redis"], "disabled");
+
+    let status = proc.terminate();
+    assert!(status.success(), "exit status {status:?}");
+    assert!(proc.output().iter().any(|l| l.contains("shut down cleanly")));
+
+    // A restart reuses the same secrets (sessions stay valid) and the same database.
+    let mut again = Proc::start(cwd.path(), &["serve"], &[("PORT", &port)]);
+    again.wait_for_line("listening on").await;
+    assert_eq!(std::fs::read_to_string(data.join("secrets.json")).unwrap(), secrets);
+    assert!(again.terminate().success());
+}
+
+#[tokio::test]
+async fn json_logs_carry_the_request_id_on_the_request_line() {
+    let cwd = tempfile::tempdir().unwrap();
+    let port = free_port().to_string();
+    let mut proc = Proc::start(cwd.path(), &["serve"], &[("PORT", &port), ("LOG_FORMAT", "json")]);
+    proc.wait_for_line("listening on").await;
+    reqwest::Client::new()
+        .get(format!("http://127.0.0.1:{port}/health"))
+        .header("x-request-id", "trace-abc")
+        .send()
+        .await
+        .unwrap();
+    let line = proc.wait_for_line("GET /health 200").await;
+    let v: Value = serde_json::from_str(&line).expect("a JSON log line");
+    assert_eq!(v["level"], "info");
+    assert_eq!(v["requestId"], "trace-abc");
+    assert!(v["message"].as_str().unwrap().starts_with("GET /health 200 "));
+    assert!(v["message"].as_str().unwrap().ends_with("ms"));
+    assert!(v["timestamp"].is_string());
+    for line in proc.output() {
+        assert!(serde_json::from_str::<Value>(&line).is_ok(), "not JSON: {line}");
+    }
+    assert!(proc.terminate().success());
+}
+
+#[tokio::test]
+async fn migrate_up_status_down_on_the_test_database() {
+    let db = TestDatabase::new().await;
+    let env = [("DATABASE_URL", db.url.as_str()), ("DATA_DIR", db.dir.path().to_str().unwrap())];
+
+    let (code, out, err) = run(&["migrate", "status"], &env);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("pending"), "{out}");
+    assert!(out.contains("0 applied"), "{out}");
+
+    let (code, out, err) = run(&["migrate", "up"], &env);
+    assert_eq!(code, 0, "{err}");
+    assert!(!out.contains("applied 0 "), "{out}");
+    // twice is harmless
+    let (code, out, _) = run(&["migrate", "up"], &env);
+    assert_eq!(code, 0);
+    assert!(out.contains("applied 0 migration"), "{out}");
+
+    let (_, out, _) = run(&["migrate", "status"], &env);
+    assert!(out.contains(", 0 pending"), "{out}");
+
+    let (code, out, err) = run(&["migrate", "down", "1"], &env);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("rolled back 1 migration"), "{out}");
+    let (_, out, _) = run(&["migrate", "status"], &env);
+    assert!(out.contains(", 1 pending"), "{out}");
+}
+
+#[tokio::test]
+async fn production_refuses_to_start_and_names_each_problem() {
+    let secret = "s".repeat(64);
+    let (code, out, err) = run(
+        &["serve"],
+        &[
+            ("NODE_ENV", "production"),
+            ("DATABASE_URL", "postgres://user:pw@"),
+            ("JWT_SECRET", "too-short-secret-value"),
+            ("JWT_REFRESH_SECRET", &secret),
+            ("CORS_ORIGIN", "https://app.example.com"),
+        ],
+    );
+    assert_eq!(code, 78, "{out}{err}");
+    let lines: Vec<&str> = err.lines().collect();
+    for var in [
+        "DATABASE_URL",
+        "REDIS_HOST",
+        "JWT_SECRET",
+        "FRONTEND_URL",
+        "API_URL",
+        "ANTHROPIC_API_KEY",
+        "STRIPE_SECRET_KEY",
+        "STRIPE_WEBHOOK_SECRET",
+        "RESEND_API_KEY",
+    ] {
+        assert!(
+            lines.iter().any(|l| l.starts_with(&format!("configuration error: {var}: "))),
+            "no line names {var}:\n{err}"
+        );
+    }
+    assert!(!err.contains("too-short-secret-value"), "a secret leaked:\n{err}");
+    assert!(!err.contains(&secret), "a secret leaked:\n{err}");
+
+    let (code, _, err) = run(
+        &["serve"],
+        &[("NODE_ENV", "production"), ("JWT_SECRET", &secret), ("JWT_REFRESH_SECRET", &secret)],
+    );
+    assert_eq!(code, 78);
+    assert!(err.contains("JWT_REFRESH_SECRET: must differ from JWT_SECRET"), "{err}");
+}
+
+#[tokio::test]
+async fn a_valid_production_configuration_starts() {
+    let db = TestDatabase::new().await;
+    let port = free_port().to_string();
+    let a = "a".repeat(64);
+    let b = "b".repeat(64);
+    let redis = redis_url().unwrap_or_else(|| "redis://127.0.0.1:1".into());
+    let cwd = tempfile::tempdir().unwrap();
+    let mut proc = Proc::start(
+        cwd.path(),
+        &["serve"],
+        &[
+            ("NODE_ENV", "production"),
+            ("PORT", &port),
+            ("DATABASE_URL", &db.url),
+            ("REDIS_URL", &redis),
+            ("JWT_SECRET", &a),
+            ("JWT_REFRESH_SECRET", &b),
+            ("CORS_ORIGIN", "https://app.example.com"),
+            ("FRONTEND_URL", "https://app.example.com"),
+            ("API_URL", "https://api.example.com"),
+            ("ANTHROPIC_API_KEY", "sk-ant-test"),
+            ("STRIPE_SECRET_KEY", "sk_test_x"),
+            ("STRIPE_WEBHOOK_SECRET", "whsec_x"),
+            ("RESEND_API_KEY", "re_x"),
+        ],
+    );
+    let line = proc.wait_for_line("listening on").await;
+    let v: Value = serde_json::from_str(&line).expect("production logs are JSON");
+    assert_eq!(v["level"], "info");
+    let resp = reqwest::get(format!("http://127.0.0.1:{port}/health")).await.unwrap();
+    assert_eq!(resp.status(), 200);
+    assert!(resp.headers().contains_key("strict-transport-security"));
+    for line in proc.output() {
+        for secret in [a.as_str(), b.as_str(), "sk_test_x", "whsec_x", "re_x"] {
+            assert!(!line.contains(secret), "secret in log: {line}");
+        }
+    }
+    assert!(proc.terminate().success());
+}
+
+#[test]
+fn schema_command_prints_the_committed_contract() {
+    let (code, out, _) = run(&["schema"], &[]);
+    assert_eq!(code, 0);
+    let committed =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../schema.graphql"))
+            .unwrap_or_default();
+    assert_eq!(out, committed);
+}

@@ -1,0 +1,126 @@
+use devsignal_tests::{spawn_app, spawn_app_with};
+use serde_json::{Value, json};
+
+#[tokio::test]
+async fn unknown_api_paths_are_json_404s() {
+    let app = spawn_app().await;
+    let resp = app.get("/api/v1/nothing-here").await;
+    assert_eq!(resp.status(), 404);
+    assert!(resp.headers()["content-type"].to_str().unwrap().starts_with("application/json"));
+    let body: Value = resp.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "NOT_FOUND");
+    assert!(body["error"]["message"].as_str().unwrap().contains("/api/v1/nothing-here"));
+}
+
+#[tokio::test]
+async fn wrong_method_is_a_json_405() {
+    let app = spawn_app().await;
+    let resp = app.client.delete(app.url("/health")).send().await.unwrap();
+    assert_eq!(resp.status(), 405);
+    let body: Value = resp.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "METHOD_NOT_ALLOWED");
+}
+
+#[tokio::test]
+async fn oversize_bodies_are_refused_with_413() {
+    let app = spawn_app().await;
+    let big = "x".repeat(5 * 1024 * 1024 + 1);
+    let resp = app
+        .client
+        .post(app.url("/api/v1/graphql"))
+        .header("content-type", "application/json")
+        .body(big)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 413);
+    let body: Value = resp.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "PAYLOAD_TOO_LARGE");
+}
+
+#[tokio::test]
+async fn a_body_just_under_the_limit_is_read() {
+    let app = spawn_app().await;
+    let padding = " ".repeat(4 * 1024 * 1024);
+    let body = format!("{{\"query\": \"{{ serverInfo {{ version }} }}\"{padding}}}");
+    let resp = app
+        .client
+        .post(app.url("/api/v1/graphql"))
+        .header("content-type", "application/json")
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+}
+
+#[tokio::test]
+async fn request_ids_are_echoed_or_generated() {
+    let app = spawn_app().await;
+    let resp = app
+        .client
+        .get(app.url("/health"))
+        .header("x-request-id", "my-trace-123")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.headers()["x-request-id"], "my-trace-123");
+    let resp = app.get("/health").await;
+    let generated = resp.headers()["x-request-id"].to_str().unwrap();
+    assert!(uuid::Uuid::parse_str(generated).is_ok(), "{generated}");
+    // errors carry it too
+    let resp = app.get("/api/v1/missing").await;
+    assert!(resp.headers().contains_key("x-request-id"));
+}
+
+#[tokio::test]
+async fn security_headers_are_set() {
+    let app = spawn_app().await;
+    let resp = app.get("/health").await;
+    let h = resp.headers();
+    assert_eq!(h["x-content-type-options"], "nosniff");
+    assert_eq!(h["x-frame-options"], "DENY");
+    assert_eq!(h["referrer-policy"], "no-referrer");
+    assert!(h.contains_key("content-security-policy"));
+}
+
+#[tokio::test]
+async fn cors_follows_cors_origin() {
+    let app = spawn_app_with(&[("CORS_ORIGIN", "https://app.example.com")]).await;
+    let preflight = |origin: &'static str| {
+        app.client
+            .request(reqwest::Method::OPTIONS, app.url("/api/v1/graphql"))
+            .header("origin", origin)
+            .header("access-control-request-method", "POST")
+            .header("access-control-request-headers", "content-type,authorization")
+            .send()
+    };
+    let ok = preflight("https://app.example.com").await.unwrap();
+    assert_eq!(
+        ok.headers()["access-control-allow-origin"],
+        "https://app.example.com"
+    );
+    let other = preflight("https://evil.example.net").await.unwrap();
+    assert!(!other.headers().contains_key("access-control-allow-origin"));
+}
+
+#[tokio::test]
+async fn metrics_count_requests_by_matched_route() {
+    let app = spawn_app().await;
+    app.get("/health").await;
+    app.get("/health").await;
+    app.graphql("{ serverInfo { version } }", json!({})).await;
+    app.get("/api/v1/does-not-exist/123").await;
+    let resp = app.get("/metrics").await;
+    assert_eq!(resp.status(), 200);
+    let text = resp.text().await.unwrap();
+    assert!(
+        text.contains(r#"devsignal_http_requests_total{method="GET",route="/health",status="200"} 2"#),
+        "{text}"
+    );
+    assert!(text.contains(r#"route="/api/v1/graphql",status="200""#), "{text}");
+    assert!(text.contains("devsignal_http_request_duration_seconds_bucket"), "{text}");
+    // raw paths never become labels
+    assert!(!text.contains("does-not-exist"), "{text}");
+    assert!(text.contains(r#"route="unmatched""#));
+}
