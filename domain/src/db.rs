@@ -68,19 +68,22 @@ pub fn sqlite_file(url: &str) -> Option<PathBuf> {
 /// Opens a pool. For a SQLite file the parent directory is created, the file is created if
 /// missing (`mode=rwc`), and the journal is switched to WAL with a busy timeout and foreign keys on.
 pub async fn connect(url: &str, pool: &PoolSettings) -> Result<DatabaseConnection, DbErr> {
-    let backend = Backend::from_url(url)
-        .ok_or_else(|| DbErr::Custom("DATABASE_URL must start with sqlite: or postgres://".into()))?;
+    let backend = Backend::from_url(url).ok_or_else(|| {
+        DbErr::Custom("DATABASE_URL must start with sqlite: or postgres://".into())
+    })?;
     let mut url = url.to_owned();
-    if backend == Backend::Sqlite {
-        if let Some(file) = sqlite_file(&url) {
-            if let Some(dir) = file.parent().filter(|d| !d.as_os_str().is_empty()) {
-                std::fs::create_dir_all(dir).map_err(|e| {
-                    DbErr::Custom(format!("cannot create directory {}: {e}", dir.display()))
-                })?;
-            }
-            if !url.contains("mode=") {
-                url.push_str(if url.contains('?') { "&mode=rwc" } else { "?mode=rwc" });
-            }
+    if let Some(file) = sqlite_file(&url).filter(|_| backend == Backend::Sqlite) {
+        if let Some(dir) = file.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(|e| {
+                DbErr::Custom(format!("cannot create directory {}: {e}", dir.display()))
+            })?;
+        }
+        if !url.contains("mode=") {
+            url.push_str(if url.contains('?') {
+                "&mode=rwc"
+            } else {
+                "?mode=rwc"
+            });
         }
     }
     let mut opts = ConnectOptions::new(url);
@@ -132,7 +135,11 @@ pub async fn migration_status(db: &DatabaseConnection) -> Result<Vec<MigrationSt
 
 /// How many migrations are not applied yet.
 pub async fn pending_migrations(db: &DatabaseConnection) -> Result<usize, DbErr> {
-    Ok(migration_status(db).await?.iter().filter(|m| !m.applied).count())
+    Ok(migration_status(db)
+        .await?
+        .iter()
+        .filter(|m| !m.applied)
+        .count())
 }
 
 /// A key no other DevSignal lock uses: serialises migrators of several processes on PostgreSQL.
@@ -153,7 +160,11 @@ pub async fn migrate_up(db: &DatabaseConnection) -> Result<usize, DbErr> {
 /// Rolls back the last `steps` applied migrations; returns how many were rolled back.
 pub async fn migrate_down(db: &DatabaseConnection, steps: u32) -> Result<usize, DbErr> {
     with_migration_lock(db, async {
-        let applied = migration_status(db).await?.iter().filter(|m| m.applied).count();
+        let applied = migration_status(db)
+            .await?
+            .iter()
+            .filter(|m| m.applied)
+            .count();
         Migrator::down(db, Some(steps)).await?;
         Ok(applied.min(steps as usize))
     })
@@ -191,7 +202,10 @@ mod tests {
             sqlite_file("sqlite://./data/devsignal.db?mode=rwc"),
             Some(PathBuf::from("./data/devsignal.db"))
         );
-        assert_eq!(sqlite_file("sqlite:/tmp/x.db"), Some(PathBuf::from("/tmp/x.db")));
+        assert_eq!(
+            sqlite_file("sqlite:/tmp/x.db"),
+            Some(PathBuf::from("/tmp/x.db"))
+        );
         assert_eq!(sqlite_file("sqlite::memory:"), None);
         assert_eq!(sqlite_file("postgres://h/db"), None);
     }
@@ -202,7 +216,10 @@ mod tests {
         let url = format!("sqlite://{}/nested/ds.db", dir.path().display());
         let db = connect(&url, &PoolSettings::default()).await.unwrap();
         let mode = db
-            .query_one_raw(Statement::from_string(DbBackend::Sqlite, "PRAGMA journal_mode"))
+            .query_one_raw(Statement::from_string(
+                DbBackend::Sqlite,
+                "PRAGMA journal_mode",
+            ))
             .await
             .unwrap()
             .unwrap();

@@ -94,7 +94,10 @@ mod tests {
 
     #[test]
     fn codes_are_stable_and_internals_hidden() {
-        assert_eq!(Error::invalid("email", "is malformed").code(), "BAD_USER_INPUT");
+        assert_eq!(
+            Error::invalid("email", "is malformed").code(),
+            "BAD_USER_INPUT"
+        );
         assert_eq!(
             Error::invalid("email", "is malformed").to_string(),
             "invalid email: is malformed"
@@ -102,6 +105,9 @@ mod tests {
         let db = Error::Database(sea_orm::DbErr::Custom("secret table x".into()));
         assert_eq!(db.code(), "INTERNAL");
         assert_eq!(db.public_message(), "internal error");
-        assert_eq!(Error::NotFound { entity: "Account" }.to_string(), "Account not found");
+        assert_eq!(
+            Error::NotFound { entity: "Account" }.to_string(),
+            "Account not found"
+        );
     }
 }

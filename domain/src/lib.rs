@@ -3,7 +3,9 @@
 //! on SQLite or PostgreSQL. Only `server` knows HTTP and GraphQL; it calls into this crate and
 //! translates [`Error`] once, at the boundary.
 
+pub mod actor;
 pub mod db;
 pub mod error;
 
+pub use actor::{Actor, Principal, Role};
 pub use error::{Error, FieldError, Result};

@@ -11,7 +11,11 @@ use tokio_util::sync::CancellationToken;
 use crate::config::Config;
 
 #[derive(Parser, Debug)]
-#[command(name = "devsignal", version, about = "DevSignal: the developer-signal CRM server")]
+#[command(
+    name = "devsignal",
+    version,
+    about = "DevSignal: the developer-signal CRM server"
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Option<Command>,
@@ -138,7 +142,11 @@ async fn migrate(config: Config, action: MigrateAction) -> anyhow::Result<()> {
         MigrateAction::Status => {
             let list = domain::db::migration_status(&db).await?;
             for m in &list {
-                println!("{:<8} {}", if m.applied { "applied" } else { "pending" }, m.name);
+                println!(
+                    "{:<8} {}",
+                    if m.applied { "applied" } else { "pending" },
+                    m.name
+                );
             }
             let pending = list.iter().filter(|m| !m.applied).count();
             println!("{} applied, {pending} pending", list.len() - pending);

@@ -163,7 +163,10 @@ impl Reader<'_> {
             Some(raw) => match parse_duration(&raw) {
                 Some(d) if !d.is_zero() => d,
                 _ => {
-                    self.problem(var, format!("must be a duration like 15m, 7d or 3600 (got {raw:?})"));
+                    self.problem(
+                        var,
+                        format!("must be a duration like 15m, 7d or 3600 (got {raw:?})"),
+                    );
                     default
                 }
             },
@@ -271,7 +274,10 @@ impl Config {
         let jwt_refresh_secret = r.secret("JWT_REFRESH_SECRET");
         let jwt_secret_previous = r.secret("JWT_SECRET_PREVIOUS");
         if prod {
-            for (var, value) in [("JWT_SECRET", &jwt_secret), ("JWT_REFRESH_SECRET", &jwt_refresh_secret)] {
+            for (var, value) in [
+                ("JWT_SECRET", &jwt_secret),
+                ("JWT_REFRESH_SECRET", &jwt_refresh_secret),
+            ] {
                 match value {
                     None => r.problem(var, "is required in production"),
                     Some(s) if s.expose_secret().len() < MIN_JWT_SECRET_BYTES => r.problem(
@@ -285,10 +291,10 @@ impl Config {
                 }
             }
         }
-        if let (Some(a), Some(b)) = (&jwt_secret, &jwt_refresh_secret) {
-            if a.expose_secret() == b.expose_secret() {
-                r.problem("JWT_REFRESH_SECRET", "must differ from JWT_SECRET");
-            }
+        if let (Some(a), Some(b)) = (&jwt_secret, &jwt_refresh_secret)
+            && a.expose_secret() == b.expose_secret()
+        {
+            r.problem("JWT_REFRESH_SECRET", "must differ from JWT_SECRET");
         }
 
         let port = r.parse("PORT", 3000u16, "a port number");
@@ -304,7 +310,10 @@ impl Config {
             .unwrap_or_default();
         for origin in &cors_origins {
             if origin != "*" && url::Url::parse(origin).is_err() {
-                r.problem("CORS_ORIGIN", format!("{origin:?} is not an origin like https://app.example.com"));
+                r.problem(
+                    "CORS_ORIGIN",
+                    format!("{origin:?} is not an origin like https://app.example.com"),
+                );
             }
         }
         if prod && cors_origins.is_empty() {
@@ -345,7 +354,10 @@ impl Config {
                 }
             }
             if resend_api_key.is_none() && smtp_url.is_none() {
-                r.problem("RESEND_API_KEY", "is required in production (or set SMTP_URL)");
+                r.problem(
+                    "RESEND_API_KEY",
+                    "is required in production (or set SMTP_URL)",
+                );
             }
         }
         if let Some(s) = &smtp_url {
@@ -355,13 +367,20 @@ impl Config {
             }
         }
 
-        let log_format = match r.get("LOG_FORMAT").map(|v| v.to_ascii_lowercase()).as_deref() {
+        let log_format = match r
+            .get("LOG_FORMAT")
+            .map(|v| v.to_ascii_lowercase())
+            .as_deref()
+        {
             Some("json") => LogFormat::Json,
             Some("pretty") | Some("text") => LogFormat::Pretty,
             None if prod => LogFormat::Json,
             None => LogFormat::Pretty,
             Some(other) => {
-                r.problem("LOG_FORMAT", format!("must be json or pretty (got {other:?})"));
+                r.problem(
+                    "LOG_FORMAT",
+                    format!("must be json or pretty (got {other:?})"),
+                );
                 LogFormat::Pretty
             }
         };
@@ -381,24 +400,33 @@ impl Config {
             port,
             data_dir,
             database_url: SecretString::from(database_url),
-            database_max_connections: r.parse("DATABASE_MAX_CONNECTIONS", 10u32, "a positive number"),
+            database_max_connections: r.parse(
+                "DATABASE_MAX_CONNECTIONS",
+                10u32,
+                "a positive number",
+            ),
             redis_url,
             redis_key_prefix: r.get("REDIS_KEY_PREFIX").unwrap_or_default(),
             jwt_secret,
             jwt_refresh_secret,
             jwt_secret_previous,
             jwt_expires_in: r.duration("JWT_EXPIRES_IN", Duration::from_secs(15 * 60)),
-            jwt_refresh_expires_in: r.duration("JWT_REFRESH_EXPIRES_IN", Duration::from_secs(7 * 86400)),
+            jwt_refresh_expires_in: r
+                .duration("JWT_REFRESH_EXPIRES_IN", Duration::from_secs(7 * 86400)),
             cors_origins,
             frontend_url,
             api_url,
             anthropic_api_key,
-            anthropic_model: r.get("ANTHROPIC_MODEL").unwrap_or_else(|| DEFAULT_ANTHROPIC_MODEL.into()),
+            anthropic_model: r
+                .get("ANTHROPIC_MODEL")
+                .unwrap_or_else(|| DEFAULT_ANTHROPIC_MODEL.into()),
             stripe_secret_key,
             stripe_webhook_secret,
             resend_api_key,
             smtp_url,
-            email_from: r.get("EMAIL_FROM").unwrap_or_else(|| "DevSignal <noreply@devsignal.local>".into()),
+            email_from: r
+                .get("EMAIL_FROM")
+                .unwrap_or_else(|| "DevSignal <noreply@devsignal.local>".into()),
             sentry_dsn: r.secret("SENTRY_DSN"),
             github_client_id: r.get("GITHUB_CLIENT_ID"),
             github_client_secret: r.secret("GITHUB_CLIENT_SECRET"),
@@ -514,9 +542,7 @@ impl DevSecrets {
                 Ok(secrets)
             }
             // Another process created it first: use theirs.
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-                Self::load_or_create(dir)
-            }
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Self::load_or_create(dir),
             Err(e) => Err(e),
         }
     }
@@ -539,7 +565,10 @@ mod tests {
     use super::*;
 
     fn vars(pairs: &[(&str, &str)]) -> HashMap<String, String> {
-        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
     }
 
     #[test]
@@ -547,7 +576,10 @@ mod tests {
         let c = Config::from_vars(&HashMap::new()).unwrap();
         assert_eq!(c.environment, Environment::Development);
         assert_eq!(c.port, 3000);
-        assert_eq!(c.database_url.expose_secret(), "sqlite://./data/devsignal.db?mode=rwc");
+        assert_eq!(
+            c.database_url.expose_secret(),
+            "sqlite://./data/devsignal.db?mode=rwc"
+        );
         assert!(c.redis_url.is_none());
         assert_eq!(c.jwt_expires_in, Duration::from_secs(900));
         assert_eq!(c.jwt_refresh_expires_in, Duration::from_secs(7 * 86400));
@@ -580,7 +612,10 @@ mod tests {
             assert!(names.contains(&var), "{var} missing from {err}");
         }
         // equal secrets are named too
-        assert!(err.to_string().contains("JWT_REFRESH_SECRET: must differ from JWT_SECRET"));
+        assert!(
+            err.to_string()
+                .contains("JWT_REFRESH_SECRET: must differ from JWT_SECRET")
+        );
     }
 
     #[test]
@@ -591,7 +626,10 @@ mod tests {
             ("REDIS_PASSWORD", "p@ss"),
         ]))
         .unwrap();
-        assert_eq!(c.redis_url.unwrap().expose_secret(), "redis://:p%40ss@cache:6380");
+        assert_eq!(
+            c.redis_url.unwrap().expose_secret(),
+            "redis://:p%40ss@cache:6380"
+        );
     }
 
     #[test]
@@ -640,7 +678,10 @@ mod tests {
         let (sa, sb) = (a.jwt_secret.unwrap(), b.jwt_secret.unwrap());
         assert_eq!(sa.expose_secret(), sb.expose_secret());
         assert!(sa.expose_secret().len() >= MIN_JWT_SECRET_BYTES);
-        assert_ne!(sa.expose_secret(), a.jwt_refresh_secret.unwrap().expose_secret());
+        assert_ne!(
+            sa.expose_secret(),
+            a.jwt_refresh_secret.unwrap().expose_secret()
+        );
         std::fs::remove_dir_all(dir).unwrap();
     }
 

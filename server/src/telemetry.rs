@@ -11,17 +11,18 @@ use secrecy::ExposeSecret;
 use serde_json::{Map, Value};
 use tracing::field::{Field, Visit};
 use tracing::{Event, Subscriber};
+use tracing_subscriber::filter::LevelFilter;
 use tracing_subscriber::fmt::MakeWriter;
 use tracing_subscriber::layer::{Context, SubscriberExt};
 use tracing_subscriber::registry::LookupSpan;
 use tracing_subscriber::util::SubscriberInitExt;
-use tracing_subscriber::filter::LevelFilter;
 use tracing_subscriber::{EnvFilter, Layer};
 
 use crate::config::{Config, LogFormat};
 
 /// The default filter: our own crates at `info`, chatty dependencies quieter.
-pub const DEFAULT_FILTER: &str = "info,sqlx=warn,sea_orm=warn,sea_orm_migration=warn,hyper=warn,tokio_cron_scheduler=warn";
+pub const DEFAULT_FILTER: &str =
+    "info,sqlx=warn,sea_orm=warn,sea_orm_migration=warn,hyper=warn,tokio_cron_scheduler=warn";
 
 /// Keeps Sentry alive for the life of the process; dropping it flushes pending events.
 pub struct TelemetryGuard {
@@ -30,7 +31,8 @@ pub struct TelemetryGuard {
 
 /// Installs the global subscriber for the process. Call once, from `main`.
 pub fn init(config: &Config) -> TelemetryGuard {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(DEFAULT_FILTER));
+    let filter =
+        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(DEFAULT_FILTER));
     let sentry_guard = config.sentry_dsn.as_ref().map(|dsn| {
         sentry::init((
             dsn.expose_secret(),
@@ -46,7 +48,9 @@ pub fn init(config: &Config) -> TelemetryGuard {
             .with_filter(LevelFilter::ERROR)
             .and_then(sentry_tracing::BreadcrumbLayer::new().with_filter(LevelFilter::INFO))
     });
-    let registry = tracing_subscriber::registry().with(filter).with(sentry_layer);
+    let registry = tracing_subscriber::registry()
+        .with(filter)
+        .with(sentry_layer);
     // A second init (tests) is not an error worth stopping for.
     let _ = match config.log_format {
         LogFormat::Json => registry.with(JsonLayer::new(std::io::stdout)).try_init(),
@@ -120,7 +124,12 @@ where
         }
     }
 
-    fn on_record(&self, id: &tracing::span::Id, values: &tracing::span::Record<'_>, ctx: Context<'_, S>) {
+    fn on_record(
+        &self,
+        id: &tracing::span::Id,
+        values: &tracing::span::Record<'_>,
+        ctx: Context<'_, S>,
+    ) {
         if let Some(span) = ctx.span(id) {
             let mut ext = span.extensions_mut();
             if let Some(SpanFields(fields)) = ext.get_mut::<SpanFields>() {
@@ -133,9 +142,7 @@ where
         let mut line = Map::new();
         line.insert(
             "timestamp".into(),
-            Value::String(
-                chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
-            ),
+            Value::String(chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)),
         );
         line.insert(
             "level".into(),
@@ -151,7 +158,8 @@ where
             }
         }
         event.record(&mut JsonVisitor(&mut line));
-        line.entry("message").or_insert(Value::String(String::new()));
+        line.entry("message")
+            .or_insert(Value::String(String::new()));
         line.insert(
             "target".into(),
             Value::String(event.metadata().target().to_owned()),
@@ -195,7 +203,11 @@ mod tests {
         let buf = Buffer::default();
         let subscriber = tracing_subscriber::registry().with(JsonLayer::new(buf.clone()));
         tracing::subscriber::with_default(subscriber, || {
-            let span = tracing::info_span!("request", requestId = "req-1", organizationId = tracing::field::Empty);
+            let span = tracing::info_span!(
+                "request",
+                requestId = "req-1",
+                organizationId = tracing::field::Empty
+            );
             span.record("organizationId", "org-9");
             let _g = span.enter();
             tracing::error!(queue = "webhook-delivery", attempt = 2, "Job failed");

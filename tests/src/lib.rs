@@ -6,6 +6,9 @@
 //!
 //! Process-level tests (CLI commands, signals) use [`devsignal_bin`] and [`TestDatabase`].
 
+// This crate is test support: failing loudly is its job.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 pub mod ws;
 
 use std::collections::HashMap;
@@ -68,7 +71,9 @@ impl TestDatabase {
             }
             Some(admin) => {
                 let name = format!("ds_test_{}", uuid::Uuid::new_v4().simple());
-                let conn = Database::connect(&admin).await.expect("connect TEST_DATABASE_URL");
+                let conn = Database::connect(&admin)
+                    .await
+                    .expect("connect TEST_DATABASE_URL");
                 conn.execute_raw(Statement::from_string(
                     conn.get_database_backend(),
                     format!("CREATE DATABASE {name}"),
@@ -99,7 +104,10 @@ impl Drop for TestDatabase {
         };
         // Drop runs inside the test's runtime; do the async work on a thread of its own.
         let _ = std::thread::spawn(move || {
-            let Ok(rt) = tokio::runtime::Builder::new_current_thread().enable_all().build() else {
+            let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            else {
                 return;
             };
             rt.block_on(async {
@@ -297,7 +305,14 @@ pub fn devsignal_bin() -> PathBuf {
             .and_then(|exe| exe.parent()?.parent().map(PathBuf::from))
             .expect("test executable lives in target/<profile>/deps");
         let status = std::process::Command::new(env!("CARGO"))
-            .args(["build", "--quiet", "-p", "devsignal-server", "--bin", "devsignal"])
+            .args([
+                "build",
+                "--quiet",
+                "-p",
+                "devsignal-server",
+                "--bin",
+                "devsignal",
+            ])
             .current_dir(env!("CARGO_MANIFEST_DIR"))
             .env("CARGO_TARGET_DIR", target_dir.parent().expect("target dir"))
             .status()

@@ -84,8 +84,10 @@ impl WsClient {
     /// Starts a subscription under `id`.
     pub async fn subscribe(&mut self, id: &str, query: &str, variables: Value) {
         let kind = if self.legacy() { "start" } else { "subscribe" };
-        self.send(json!({"type": kind, "id": id, "payload": {"query": query, "variables": variables}}))
-            .await;
+        self.send(
+            json!({"type": kind, "id": id, "payload": {"query": query, "variables": variables}}),
+        )
+        .await;
     }
 
     /// Stops the subscription `id`.

@@ -151,3 +151,25 @@ impl Extension for ErrorCodesExtension {
         })
     }
 }
+
+/// The authenticated actor of this request, or `UNAUTHENTICATED`. The HTTP and WebSocket
+/// transports put an `Option<domain::Actor>` into the request data after checking credentials.
+pub fn actor<'a>(ctx: &async_graphql::Context<'a>) -> async_graphql::Result<&'a domain::Actor> {
+    ctx.data_opt::<Option<domain::Actor>>()
+        .and_then(Option::as_ref)
+        .ok_or_else(|| {
+            gql_error(domain::Error::Unauthenticated(
+                "authentication required".into(),
+            ))
+        })
+}
+
+/// The actor, if it holds at least `role`; otherwise `UNAUTHENTICATED` or `FORBIDDEN`.
+pub fn require_role<'a>(
+    ctx: &async_graphql::Context<'a>,
+    role: domain::Role,
+) -> async_graphql::Result<&'a domain::Actor> {
+    let actor = actor(ctx)?;
+    actor.require_role(role).gql()?;
+    Ok(actor)
+}

@@ -11,7 +11,7 @@ mod system;
 
 use async_graphql::{EmptyMutation, MergedObject, MergedSubscription, Schema};
 
-pub use errors::{ErrorCodes, GqlResultExt, gql_error};
+pub use errors::{ErrorCodes, GqlResultExt, actor, gql_error, require_role};
 
 use crate::state::AppState;
 

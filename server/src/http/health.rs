@@ -24,16 +24,13 @@ pub struct Health {
 }
 
 pub async fn health(State(state): State<AppState>) -> (StatusCode, Json<Health>) {
-    let (db_ok, redis) = tokio::join!(
-        domain::db::ping(&state.db, PROBE_TIMEOUT),
-        async {
-            match &state.redis {
-                None => "disabled",
-                Some(pool) if crate::redis::ping(pool, PROBE_TIMEOUT).await => "ok",
-                Some(_) => "error",
-            }
+    let (db_ok, redis) = tokio::join!(domain::db::ping(&state.db, PROBE_TIMEOUT), async {
+        match &state.redis {
+            None => "disabled",
+            Some(pool) if crate::redis::ping(pool, PROBE_TIMEOUT).await => "ok",
+            Some(_) => "error",
         }
-    );
+    });
     let database = if db_ok.is_ok() { "ok" } else { "error" };
     let (code, status) = match (database, redis) {
         ("error", _) => (StatusCode::SERVICE_UNAVAILABLE, "error"),

@@ -36,9 +36,15 @@ pub fn router(state: AppState, schema: AppSchema) -> Router {
     let cors = cors_layer(&state);
     let production = state.config.is_production();
     let mut headers = vec![
-        (header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff")),
+        (
+            header::X_CONTENT_TYPE_OPTIONS,
+            HeaderValue::from_static("nosniff"),
+        ),
         (header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY")),
-        (header::REFERRER_POLICY, HeaderValue::from_static("no-referrer")),
+        (
+            header::REFERRER_POLICY,
+            HeaderValue::from_static("no-referrer"),
+        ),
         (
             header::CONTENT_SECURITY_POLICY,
             HeaderValue::from_static("default-src 'none'; frame-ancestors 'none'"),
@@ -59,7 +65,10 @@ pub fn router(state: AppState, schema: AppSchema) -> Router {
             graphql::GRAPHQL_PATH,
             post(graphql::execute).get(graphql::graphiql),
         )
-        .route_service(graphql::GRAPHQL_WS_PATH, GraphQLSubscription::new(schema.clone()))
+        .route_service(
+            graphql::GRAPHQL_WS_PATH,
+            GraphQLSubscription::new(schema.clone()),
+        )
         .route("/graphiql", get(graphql::graphiql))
         .route("/health", get(health::health))
         .route("/health/ready", get(health::ready))
@@ -221,7 +230,8 @@ async fn json_errors(req: Request, next: Next) -> Response {
     } else {
         text
     };
-    let mut fixed = ApiError::new(status, ApiError::code_for_status(status), message).into_response();
+    let mut fixed =
+        ApiError::new(status, ApiError::code_for_status(status), message).into_response();
     for (name, value) in &parts.headers {
         if name != header::CONTENT_TYPE && name != header::CONTENT_LENGTH {
             fixed.headers_mut().insert(name.clone(), value.clone());

@@ -109,12 +109,18 @@ async fn a_fresh_start_with_nothing_set_serves_and_keeps_its_secrets() {
 
     let data = cwd.path().join("data");
     assert!(data.join("devsignal.db").exists());
-    assert!(data.join("devsignal.db-wal").exists(), "SQLite is not in WAL mode");
+    assert!(
+        data.join("devsignal.db-wal").exists(),
+        "SQLite is not in WAL mode"
+    );
     let secrets = std::fs::read_to_string(data.join("secrets.json")).unwrap();
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
-        let mode = std::fs::metadata(data.join("secrets.json")).unwrap().permissions().mode();
+        let mode = std::fs::metadata(data.join("secrets.json"))
+            .unwrap()
+            .permissions()
+            .mode();
         assert_eq!(mode & 0o777, 0o600);
     }
 
@@ -129,12 +135,19 @@ async fn a_fresh_start_with_nothing_set_serves_and_keeps_its_secrets() {
 
     let status = proc.terminate();
     assert!(status.success(), "exit status {status:?}");
-    assert!(proc.output().iter().any(|l| l.contains("shut down cleanly")));
+    assert!(
+        proc.output()
+            .iter()
+            .any(|l| l.contains("shut down cleanly"))
+    );
 
     // A restart reuses the same secrets (sessions stay valid) and the same database.
     let mut again = Proc::start(cwd.path(), &["serve"], &[("PORT", &port)]);
     again.wait_for_line("listening on").await;
-    assert_eq!(std::fs::read_to_string(data.join("secrets.json")).unwrap(), secrets);
+    assert_eq!(
+        std::fs::read_to_string(data.join("secrets.json")).unwrap(),
+        secrets
+    );
     assert!(again.terminate().success());
 }
 
@@ -142,7 +155,11 @@ async fn a_fresh_start_with_nothing_set_serves_and_keeps_its_secrets() {
 async fn json_logs_carry_the_request_id_on_the_request_line() {
     let cwd = tempfile::tempdir().unwrap();
     let port = free_port().to_string();
-    let mut proc = Proc::start(cwd.path(), &["serve"], &[("PORT", &port), ("LOG_FORMAT", "json")]);
+    let mut proc = Proc::start(
+        cwd.path(),
+        &["serve"],
+        &[("PORT", &port), ("LOG_FORMAT", "json")],
+    );
     proc.wait_for_line("listening on").await;
     reqwest::Client::new()
         .get(format!("http://127.0.0.1:{port}/health"))
@@ -154,11 +171,19 @@ async fn json_logs_carry_the_request_id_on_the_request_line() {
     let v: Value = serde_json::from_str(&line).expect("a JSON log line");
     assert_eq!(v["level"], "info");
     assert_eq!(v["requestId"], "trace-abc");
-    assert!(v["message"].as_str().unwrap().starts_with("GET /health 200 "));
+    assert!(
+        v["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("GET /health 200 ")
+    );
     assert!(v["message"].as_str().unwrap().ends_with("ms"));
     assert!(v["timestamp"].is_string());
     for line in proc.output() {
-        assert!(serde_json::from_str::<Value>(&line).is_ok(), "not JSON: {line}");
+        assert!(
+            serde_json::from_str::<Value>(&line).is_ok(),
+            "not JSON: {line}"
+        );
     }
     assert!(proc.terminate().success());
 }
@@ -166,7 +191,10 @@ async fn json_logs_carry_the_request_id_on_the_request_line() {
 #[tokio::test]
 async fn migrate_up_status_down_on_the_test_database() {
     let db = TestDatabase::new().await;
-    let env = [("DATABASE_URL", db.url.as_str()), ("DATA_DIR", db.dir.path().to_str().unwrap())];
+    let env = [
+        ("DATABASE_URL", db.url.as_str()),
+        ("DATA_DIR", db.dir.path().to_str().unwrap()),
+    ];
 
     let (code, out, err) = run(&["migrate", "status"], &env);
     assert_eq!(code, 0, "{err}");
@@ -218,19 +246,31 @@ async fn production_refuses_to_start_and_names_each_problem() {
         "RESEND_API_KEY",
     ] {
         assert!(
-            lines.iter().any(|l| l.starts_with(&format!("configuration error: {var}: "))),
+            lines
+                .iter()
+                .any(|l| l.starts_with(&format!("configuration error: {var}: "))),
             "no line names {var}:\n{err}"
         );
     }
-    assert!(!err.contains("too-short-secret-value"), "a secret leaked:\n{err}");
+    assert!(
+        !err.contains("too-short-secret-value"),
+        "a secret leaked:\n{err}"
+    );
     assert!(!err.contains(&secret), "a secret leaked:\n{err}");
 
     let (code, _, err) = run(
         &["serve"],
-        &[("NODE_ENV", "production"), ("JWT_SECRET", &secret), ("JWT_REFRESH_SECRET", &secret)],
+        &[
+            ("NODE_ENV", "production"),
+            ("JWT_SECRET", &secret),
+            ("JWT_REFRESH_SECRET", &secret),
+        ],
     );
     assert_eq!(code, 78);
-    assert!(err.contains("JWT_REFRESH_SECRET: must differ from JWT_SECRET"), "{err}");
+    assert!(
+        err.contains("JWT_REFRESH_SECRET: must differ from JWT_SECRET"),
+        "{err}"
+    );
 }
 
 #[tokio::test]
@@ -263,7 +303,9 @@ async fn a_valid_production_configuration_starts() {
     let line = proc.wait_for_line("listening on").await;
     let v: Value = serde_json::from_str(&line).expect("production logs are JSON");
     assert_eq!(v["level"], "info");
-    let resp = reqwest::get(format!("http://127.0.0.1:{port}/health")).await.unwrap();
+    let resp = reqwest::get(format!("http://127.0.0.1:{port}/health"))
+        .await
+        .unwrap();
     assert_eq!(resp.status(), 200);
     assert!(resp.headers().contains_key("strict-transport-security"));
     for line in proc.output() {

@@ -10,8 +10,15 @@ async fn server_info_names_the_database() {
         .graphql("{ serverInfo { version database } }", json!({}))
         .await;
     assert!(resp.get("errors").is_none(), "{resp}");
-    assert_eq!(resp["data"]["serverInfo"]["version"], env!("CARGO_PKG_VERSION"));
-    let expected = if app.test_db.is_postgres() { "POSTGRES" } else { "SQLITE" };
+    assert_eq!(
+        resp["data"]["serverInfo"]["version"],
+        env!("CARGO_PKG_VERSION")
+    );
+    let expected = if app.test_db.is_postgres() {
+        "POSTGRES"
+    } else {
+        "SQLITE"
+    };
     assert_eq!(resp["data"]["serverInfo"]["database"], expected);
 }
 
@@ -87,15 +94,28 @@ async fn an_over_deep_query_is_refused_with_a_code() {
     let query = format!("{{ __type(name: \"ServerInfo\") {{ {nested} }} }}");
     let resp = app.graphql(&query, json!({})).await;
     assert!(resp["data"].is_null(), "{resp}");
-    assert_eq!(error_code(&resp), Some("GRAPHQL_VALIDATION_FAILED"), "{resp}");
-    assert!(resp["errors"][0]["message"].as_str().unwrap().contains("nested too deep"));
+    assert_eq!(
+        error_code(&resp),
+        Some("GRAPHQL_VALIDATION_FAILED"),
+        "{resp}"
+    );
+    assert!(
+        resp["errors"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("nested too deep")
+    );
 }
 
 #[tokio::test]
 async fn every_graphql_error_carries_a_code() {
     let app = spawn_app().await;
     let resp = app.graphql("{ serverInfo { nope } }", json!({})).await;
-    assert_eq!(error_code(&resp), Some("GRAPHQL_VALIDATION_FAILED"), "{resp}");
+    assert_eq!(
+        error_code(&resp),
+        Some("GRAPHQL_VALIDATION_FAILED"),
+        "{resp}"
+    );
     let resp = app.graphql("{ serverInfo { ", json!({})).await;
     assert_eq!(error_code(&resp), Some("GRAPHQL_PARSE_FAILED"), "{resp}");
 }
@@ -162,7 +182,10 @@ async fn subscription_argument_errors_carry_a_code() {
         msg["payload"]["errors"].clone()
     };
     assert_eq!(errors[0]["extensions"]["code"], "BAD_USER_INPUT", "{msg}");
-    assert_eq!(errors[0]["extensions"]["fields"][0]["field"], "intervalMs", "{msg}");
+    assert_eq!(
+        errors[0]["extensions"]["fields"][0]["field"], "intervalMs",
+        "{msg}"
+    );
 }
 
 #[tokio::test]
@@ -170,8 +193,12 @@ async fn subscriptions_end_when_the_server_shuts_down() {
     let app = spawn_app().await;
     let mut ws = app.ws("graphql-transport-ws").await;
     ws.init(json!({})).await;
-    ws.subscribe("1", "subscription { serverTime(intervalMs: 100) }", json!({}))
-        .await;
+    ws.subscribe(
+        "1",
+        "subscription { serverTime(intervalMs: 100) }",
+        json!({}),
+    )
+    .await;
     ws.next_data().await;
     app.state.shutdown.cancel();
     // After the stream ends the server completes the subscription.

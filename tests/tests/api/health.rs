@@ -9,7 +9,12 @@ async fn health_has_the_runbook_shape() {
     let resp = app.get("/health").await;
     assert_eq!(resp.status(), 200);
     let body: Value = resp.json().await.unwrap();
-    let keys: Vec<&str> = body.as_object().unwrap().keys().map(String::as_str).collect();
+    let keys: Vec<&str> = body
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect();
     assert_eq!(keys.len(), 5, "{body}");
     for key in ["status", "timestamp", "uptime", "database", "redis"] {
         assert!(body.get(key).is_some(), "{key} missing from {body}");
@@ -20,7 +25,11 @@ async fn health_has_the_runbook_shape() {
     let ts = body["timestamp"].as_str().unwrap();
     assert!(chrono::DateTime::parse_from_rfc3339(ts).is_ok(), "{ts}");
     assert!(ts.ends_with('Z'));
-    let expected_redis = if redis_url().is_some() { "ok" } else { "disabled" };
+    let expected_redis = if redis_url().is_some() {
+        "ok"
+    } else {
+        "disabled"
+    };
     assert_eq!(body["redis"], expected_redis);
 }
 

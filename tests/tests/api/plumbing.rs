@@ -6,10 +6,20 @@ async fn unknown_api_paths_are_json_404s() {
     let app = spawn_app().await;
     let resp = app.get("/api/v1/nothing-here").await;
     assert_eq!(resp.status(), 404);
-    assert!(resp.headers()["content-type"].to_str().unwrap().starts_with("application/json"));
+    assert!(
+        resp.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("application/json")
+    );
     let body: Value = resp.json().await.unwrap();
     assert_eq!(body["error"]["code"], "NOT_FOUND");
-    assert!(body["error"]["message"].as_str().unwrap().contains("/api/v1/nothing-here"));
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("/api/v1/nothing-here")
+    );
 }
 
 #[tokio::test]
@@ -92,7 +102,10 @@ async fn cors_follows_cors_origin() {
             .request(reqwest::Method::OPTIONS, app.url("/api/v1/graphql"))
             .header("origin", origin)
             .header("access-control-request-method", "POST")
-            .header("access-control-request-headers", "content-type,authorization")
+            .header(
+                "access-control-request-headers",
+                "content-type,authorization",
+            )
             .send()
     };
     let ok = preflight("https://app.example.com").await.unwrap();
@@ -115,11 +128,19 @@ async fn metrics_count_requests_by_matched_route() {
     assert_eq!(resp.status(), 200);
     let text = resp.text().await.unwrap();
     assert!(
-        text.contains(r#"devsignal_http_requests_total{method="GET",route="/health",status="200"} 2"#),
+        text.contains(
+            r#"devsignal_http_requests_total{method="GET",route="/health",status="200"} 2"#
+        ),
         "{text}"
     );
-    assert!(text.contains(r#"route="/api/v1/graphql",status="200""#), "{text}");
-    assert!(text.contains("devsignal_http_request_duration_seconds_bucket"), "{text}");
+    assert!(
+        text.contains(r#"route="/api/v1/graphql",status="200""#),
+        "{text}"
+    );
+    assert!(
+        text.contains("devsignal_http_request_duration_seconds_bucket"),
+        "{text}"
+    );
     // raw paths never become labels
     assert!(!text.contains("does-not-exist"), "{text}");
     assert!(text.contains(r#"route="unmatched""#));

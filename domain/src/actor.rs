@@ -1,0 +1,136 @@
+//! Who is acting: the organization, the role, and whether it is a signed-in user or an API key
+//! (with its scopes). Every domain function that reads or writes tenant data takes an `&Actor`
+//! and scopes every query by `actor.organization_id` (CONVENTIONS 7).
+
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::{Error, Result};
+
+/// Membership roles, weakest first, so `role >= Role::Admin` reads naturally.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum Role {
+    Viewer,
+    Member,
+    Admin,
+    Owner,
+}
+
+impl Role {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Viewer => "VIEWER",
+            Role::Member => "MEMBER",
+            Role::Admin => "ADMIN",
+            Role::Owner => "OWNER",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "VIEWER" => Some(Role::Viewer),
+            "MEMBER" => Some(Role::Member),
+            "ADMIN" => Some(Role::Admin),
+            "OWNER" => Some(Role::Owner),
+            _ => None,
+        }
+    }
+}
+
+/// How the actor authenticated.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Principal {
+    User { user_id: Uuid, session_id: Uuid },
+    ApiKey { key_id: Uuid, scopes: Vec<String> },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Actor {
+    pub organization_id: Uuid,
+    pub role: Role,
+    pub principal: Principal,
+}
+
+impl Actor {
+    /// The user behind the actor, if it is a user (not an API key).
+    pub fn user_id(&self) -> Option<Uuid> {
+        match &self.principal {
+            Principal::User { user_id, .. } => Some(*user_id),
+            Principal::ApiKey { .. } => None,
+        }
+    }
+
+    /// Fails with `FORBIDDEN` unless the actor's role is at least `min`.
+    pub fn require_role(&self, min: Role) -> Result<()> {
+        if self.role >= min {
+            Ok(())
+        } else {
+            Err(Error::Forbidden(format!(
+                "this needs the {} role or higher",
+                min.as_str()
+            )))
+        }
+    }
+
+    /// Fails with `FORBIDDEN` for read-only actors (VIEWER).
+    pub fn require_write(&self) -> Result<()> {
+        self.require_role(Role::Member)
+    }
+
+    /// For API keys: fails with `FORBIDDEN` unless the key carries `scope` (or `admin`).
+    /// Users are governed by their role alone.
+    pub fn require_scope(&self, scope: &str) -> Result<()> {
+        match &self.principal {
+            Principal::User { .. } => Ok(()),
+            Principal::ApiKey { scopes, .. } => {
+                if scopes.iter().any(|s| s == scope || s == "admin") {
+                    Ok(())
+                } else {
+                    Err(Error::Forbidden(format!(
+                        "this API key lacks the {scope} scope"
+                    )))
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn actor(role: Role, principal: Principal) -> Actor {
+        Actor {
+            organization_id: Uuid::nil(),
+            role,
+            principal,
+        }
+    }
+
+    #[test]
+    fn roles_and_scopes_gate_actions() {
+        let user = Principal::User {
+            user_id: Uuid::nil(),
+            session_id: Uuid::nil(),
+        };
+        assert!(actor(Role::Viewer, user.clone()).require_write().is_err());
+        assert!(actor(Role::Member, user.clone()).require_write().is_ok());
+        assert!(
+            actor(Role::Member, user.clone())
+                .require_role(Role::Admin)
+                .is_err()
+        );
+        assert!(actor(Role::Owner, user).require_role(Role::Admin).is_ok());
+        let key = Principal::ApiKey {
+            key_id: Uuid::nil(),
+            scopes: vec!["signals:write".into()],
+        };
+        let a = actor(Role::Admin, key);
+        assert!(a.require_scope("signals:write").is_ok());
+        assert_eq!(
+            a.require_scope("accounts:read").unwrap_err().code(),
+            "FORBIDDEN"
+        );
+    }
+}
