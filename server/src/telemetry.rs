@@ -6,6 +6,8 @@
 //! `SENTRY_DSN` is set.
 
 use std::io::Write;
+use std::sync::Arc;
+use std::time::Duration;
 
 use secrecy::ExposeSecret;
 use serde_json::{Map, Value};
@@ -39,7 +41,9 @@ pub fn init(config: &Config) -> TelemetryGuard {
             sentry::ClientOptions::new()
                 .maybe_release(sentry::release_name!())
                 .environment(format!("{:?}", config.environment).to_lowercase())
-                .traces_sample_rate(0.0),
+                .traces_sample_rate(0.0)
+                .shutdown_timeout(SENTRY_TIMEOUT)
+                .transport(TimeoutTransport),
         ))
     });
     // Error-level events become Sentry issues; warnings and infos before them are breadcrumbs.
@@ -60,6 +64,31 @@ pub fn init(config: &Config) -> TelemetryGuard {
     };
     TelemetryGuard {
         _sentry: sentry_guard,
+    }
+}
+
+/// How long one delivery to Sentry, and the final flush at exit, may take.
+const SENTRY_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// Sentry's HTTP transport with a request timeout: its default client has none, so an endpoint
+/// that accepts a connection and never answers would hold the process at exit forever.
+struct TimeoutTransport;
+
+impl sentry::TransportFactory for TimeoutTransport {
+    fn create_transport_with_options(
+        &self,
+        options: sentry::TransportOptions,
+    ) -> Arc<dyn sentry::Transport> {
+        let client = reqwest::Client::builder()
+            .timeout(SENTRY_TIMEOUT)
+            .connect_timeout(SENTRY_TIMEOUT)
+            .build()
+            .unwrap_or_default();
+        Arc::new(
+            sentry::transports::ReqwestHttpTransportOptions::from(options)
+                .with_client(client)
+                .build(),
+        )
     }
 }
 

@@ -324,3 +324,38 @@ pub fn devsignal_bin() -> PathBuf {
     })
     .clone()
 }
+
+/// A local HTTP server that records every request it receives (method, path, body) and answers
+/// 200 with `{}`: a stand-in for outside services that only need to receive something.
+pub struct Recorder {
+    pub address: String,
+    pub requests: std::sync::Arc<Mutex<Vec<(String, String, Vec<u8>)>>>,
+}
+
+impl Recorder {
+    pub async fn start() -> Recorder {
+        use axum::body::Bytes;
+        use axum::http::{Method, Uri};
+        let requests: std::sync::Arc<Mutex<Vec<(String, String, Vec<u8>)>>> = Default::default();
+        let seen = requests.clone();
+        let app = axum::Router::new().fallback(move |method: Method, uri: Uri, body: Bytes| {
+            let seen = seen.clone();
+            async move {
+                seen.lock().unwrap().push((
+                    method.to_string(),
+                    uri.path().to_owned(),
+                    body.to_vec(),
+                ));
+                axum::Json(json!({}))
+            }
+        });
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = format!("http://127.0.0.1:{}", listener.local_addr().unwrap().port());
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        Recorder { address, requests }
+    }
+
+    pub fn received(&self) -> Vec<(String, String, Vec<u8>)> {
+        self.requests.lock().unwrap().clone()
+    }
+}

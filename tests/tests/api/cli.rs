@@ -325,3 +325,57 @@ fn schema_command_prints_the_committed_contract() {
             .unwrap_or_default();
     assert_eq!(out, committed);
 }
+
+#[tokio::test]
+async fn errors_reach_sentry_when_a_dsn_is_set() {
+    let sentry = devsignal_tests::Recorder::start().await;
+    let dsn = sentry.address.replace("http://", "http://publickey@") + "/42";
+    // A database path that cannot be created makes the command fail with an error-level log.
+    // The command blocks; the fake Sentry must keep answering on this test's runtime meanwhile.
+    let (code, _, err) = tokio::task::spawn_blocking(move || {
+        run(
+            &["migrate", "status"],
+            &[
+                ("SENTRY_DSN", &dsn),
+                ("DATABASE_URL", "sqlite:///proc/devsignal-nope/x.db"),
+            ],
+        )
+    })
+    .await
+    .unwrap();
+    assert_eq!(code, 1, "{err}");
+    let received = eventually(Duration::from_secs(10), "a Sentry envelope", || async {
+        let got = sentry.received();
+        (!got.is_empty()).then_some(got)
+    })
+    .await;
+    let (method, path, body) = &received[0];
+    assert_eq!(method, "POST");
+    assert_eq!(path, "/api/42/envelope/");
+    let body = String::from_utf8_lossy(body);
+    assert!(body.contains("devsignal failed"), "{body}");
+}
+
+#[tokio::test]
+async fn a_sentry_that_never_answers_does_not_hold_the_process() {
+    // Accepts connections and never answers.
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let dsn = format!("http://publickey@{}/42", silent.local_addr().unwrap());
+    devsignal_bin(); // build first: only the command's own run is bounded below
+    let started = std::time::Instant::now();
+    let (code, _, err) = tokio::task::spawn_blocking(move || {
+        run(
+            &["migrate", "status"],
+            &[
+                ("SENTRY_DSN", &dsn),
+                ("DATABASE_URL", "sqlite:///proc/devsignal-nope/x.db"),
+            ],
+        )
+    })
+    .await
+    .unwrap();
+    assert_eq!(code, 1, "{err}");
+    // Bounded by the transport's timeout, not forever (a generous bound, not a timing test).
+    assert!(started.elapsed() < Duration::from_secs(30));
+    drop(silent);
+}

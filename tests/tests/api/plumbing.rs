@@ -145,3 +145,44 @@ async fn metrics_count_requests_by_matched_route() {
     assert!(!text.contains("does-not-exist"), "{text}");
     assert!(text.contains(r#"route="unmatched""#));
 }
+
+#[tokio::test]
+async fn shutdown_lets_in_flight_requests_finish_and_stops_accepting() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let app = spawn_app().await;
+    let body = r#"{"query":"{ serverInfo { version } }"}"#;
+    let (head, tail) = body.split_at(10);
+    let mut conn = tokio::net::TcpStream::connect(("127.0.0.1", app.port))
+        .await
+        .unwrap();
+    conn.write_all(
+        format!(
+            "POST /api/v1/graphql HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{head}",
+            body.len()
+        )
+        .as_bytes(),
+    )
+    .await
+    .unwrap();
+    // The request is in flight (half its body sent) when shutdown begins.
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    let port = app.port;
+    let server = tokio::spawn(app.shutdown());
+    devsignal_tests::eventually(
+        std::time::Duration::from_secs(10),
+        "the listener to close",
+        || async {
+            tokio::net::TcpStream::connect(("127.0.0.1", port))
+                .await
+                .is_err()
+                .then_some(())
+        },
+    )
+    .await;
+    conn.write_all(tail.as_bytes()).await.unwrap();
+    let mut answer = String::new();
+    conn.read_to_string(&mut answer).await.unwrap();
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    assert!(answer.contains("serverInfo"), "{answer}");
+    server.await.unwrap().unwrap();
+}
