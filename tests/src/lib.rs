@@ -329,14 +329,17 @@ pub fn devsignal_bin() -> PathBuf {
 /// 200 with `{}`: a stand-in for outside services that only need to receive something.
 pub struct Recorder {
     pub address: String,
-    pub requests: std::sync::Arc<Mutex<Vec<(String, String, Vec<u8>)>>>,
+    pub requests: std::sync::Arc<Mutex<Vec<Recorded>>>,
 }
+
+/// One request a [`Recorder`] received: method, path, body.
+pub type Recorded = (String, String, Vec<u8>);
 
 impl Recorder {
     pub async fn start() -> Recorder {
         use axum::body::Bytes;
         use axum::http::{Method, Uri};
-        let requests: std::sync::Arc<Mutex<Vec<(String, String, Vec<u8>)>>> = Default::default();
+        let requests: std::sync::Arc<Mutex<Vec<Recorded>>> = Default::default();
         let seen = requests.clone();
         let app = axum::Router::new().fallback(move |method: Method, uri: Uri, body: Bytes| {
             let seen = seen.clone();
@@ -355,7 +358,7 @@ impl Recorder {
         Recorder { address, requests }
     }
 
-    pub fn received(&self) -> Vec<(String, String, Vec<u8>)> {
+    pub fn received(&self) -> Vec<Recorded> {
         self.requests.lock().unwrap().clone()
     }
 }
