@@ -6,6 +6,7 @@
 pub mod actor;
 pub mod db;
 pub mod error;
+pub mod events;
 
 pub use actor::{Actor, Principal, Role};
 pub use error::{Error, FieldError, Result};
