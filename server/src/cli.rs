@@ -66,7 +66,10 @@ pub async fn run(cli: Cli) -> ExitCode {
             return ExitCode::from(EXIT_CONFIG);
         }
     };
-    if let Err(e) = config.resolve_dev_secrets() {
+    // Only the serving roles sign tokens; operator commands never write secrets.
+    if matches!(command, Command::Serve)
+        && let Err(e) = config.resolve_dev_secrets()
+    {
         eprintln!(
             "configuration error: DATA_DIR: cannot keep development secrets in {}: {e}",
             config.data_dir.display()

@@ -298,6 +298,7 @@ where
 pub fn devsignal_bin() -> PathBuf {
     static BIN: OnceLock<PathBuf> = OnceLock::new();
     static BUILD: Mutex<()> = Mutex::new(());
+    init_once();
     BIN.get_or_init(|| {
         let _guard = BUILD.lock().unwrap_or_else(|e| e.into_inner());
         let target_dir = std::env::current_exe()

@@ -84,8 +84,11 @@ impl Drop for Proc {
 }
 
 fn run(args: &[&str], env: &[(&str, &str)]) -> (i32, String, String) {
+    // A directory of its own, so nothing a command writes lands in the source tree.
+    let cwd = tempfile::tempdir().unwrap();
     let mut cmd = Command::new(devsignal_bin());
     cmd.args(args)
+        .current_dir(cwd.path())
         .env_clear()
         .env("PATH", std::env::var("PATH").unwrap_or_default());
     for (k, v) in env {
@@ -217,6 +220,8 @@ async fn migrate_up_status_down_on_the_test_database() {
     assert!(out.contains("rolled back 1 migration"), "{out}");
     let (_, out, _) = run(&["migrate", "status"], &env);
     assert!(out.contains(", 1 pending"), "{out}");
+    // Operator commands write no development secrets.
+    assert!(!db.dir.path().join("secrets.json").exists());
 }
 
 #[tokio::test]
