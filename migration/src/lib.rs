@@ -6,12 +6,16 @@
 pub use sea_orm_migration::prelude::*;
 
 mod m20261128_000001_organizations;
+mod m20261128_000002_identity;
 
 pub struct Migrator;
 
 #[async_trait::async_trait]
 impl MigratorTrait for Migrator {
     fn migrations() -> Vec<Box<dyn MigrationTrait>> {
-        vec![Box::new(m20261128_000001_organizations::Migration)]
+        vec![
+            Box::new(m20261128_000001_organizations::Migration),
+            Box::new(m20261128_000002_identity::Migration),
+        ]
     }
 }

@@ -1,0 +1,1 @@
+//! OAuth login (GitHub, Google).
