@@ -2,9 +2,11 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod api_keys;
 mod auth;
 mod cli;
 mod graphql;
 mod health;
+mod organizations;
 mod plumbing;
 mod schema;
