@@ -3,10 +3,13 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod api_keys;
+mod audit;
 mod auth;
 mod cli;
 mod graphql;
 mod health;
+mod isolation;
 mod organizations;
 mod plumbing;
+mod rate_limits;
 mod schema;

@@ -25,10 +25,11 @@ impl AuditQuery {
     async fn audit_log(
         &self,
         ctx: &Context<'_>,
-        #[graphql(default = 20)] first: i32,
+        #[graphql(desc = "Page size, 1 to 100 (default 20).")] first: Option<i32>,
         after: Option<String>,
     ) -> async_graphql::Result<Connection<String, AuditEntry, AuditLogExtra, EmptyFields>> {
         let actor = actor(ctx)?;
+        let first = first.unwrap_or(20);
         if !(1..=MAX_PAGE).contains(&first) {
             return Err(domain::Error::invalid(
                 "first",
