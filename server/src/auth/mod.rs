@@ -34,6 +34,8 @@ pub struct Identity {
     pub limiter: RateLimiter,
     pub mailer: Mailer,
     pub key_usage: KeyUsage,
+    /// For calls to OAuth providers; never follows redirects.
+    pub http: reqwest::Client,
 }
 
 impl Identity {
@@ -56,6 +58,10 @@ impl Identity {
             limiter: RateLimiter::new(config.rate_limits, redis, config.redis_key_prefix.clone()),
             mailer: Mailer::new(config)?,
             key_usage: KeyUsage::default(),
+            http: reqwest::Client::builder()
+                .redirect(reqwest::redirect::Policy::none())
+                .timeout(Duration::from_secs(15))
+                .build()?,
         })
     }
 }

@@ -4,14 +4,14 @@
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::post;
+use axum::routing::{get, post};
 use axum::{Extension, Router};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use super::error::ApiResult;
 use super::json::Json;
-use crate::auth::{self, ClientIp, Tokens};
+use crate::auth::{self, ClientIp, Tokens, oauth};
 use crate::state::AppState;
 use domain::users::SignedIn;
 
@@ -23,6 +23,12 @@ pub fn routes() -> Router<AppState> {
         .route("/api/v1/auth/logout", post(logout))
         .route("/api/v1/auth/forgot-password", post(forgot_password))
         .route("/api/v1/auth/reset-password", post(reset_password))
+        .route("/api/v1/auth/oauth/exchange", post(oauth::exchange))
+        .route("/api/v1/auth/oauth/{provider}", get(oauth::start))
+        .route(
+            "/api/v1/auth/oauth/{provider}/callback",
+            get(oauth::callback),
+        )
 }
 
 #[derive(Serialize)]

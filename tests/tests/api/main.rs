@@ -9,6 +9,7 @@ mod cli;
 mod graphql;
 mod health;
 mod isolation;
+mod oauth;
 mod organizations;
 mod plumbing;
 mod rate_limits;
