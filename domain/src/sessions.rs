@@ -79,7 +79,7 @@ pub async fn rotate(
         ));
     }
     // The user must still belong to the organization.
-    if users::membership_in(db, session.user_id, session.organization_id)
+    if users::role_in(db, session.user_id, session.organization_id)
         .await?
         .is_none()
     {
@@ -192,7 +192,7 @@ pub async fn actor(
     {
         return Err(expired());
     }
-    let (_, role) = users::membership_in(db, user_id, organization_id)
+    let role = users::role_in(db, user_id, organization_id)
         .await?
         .ok_or_else(expired)?;
     Ok(Actor {
@@ -203,9 +203,4 @@ pub async fn actor(
             session_id,
         },
     })
-}
-
-/// For tests of callers: a session's row.
-pub async fn get(db: &impl ConnectionTrait, session_id: Uuid) -> Result<Option<sessions::Model>> {
-    Ok(sessions::Entity::find_by_id(session_id).one(db).await?)
 }

@@ -152,6 +152,16 @@ pub async fn login(
         .await?;
     let Some(user) = user else {
         secrets::burn_password_check(password);
+        // Recorded without an organization: kept for operators, not shown to any tenant.
+        audit::record(
+            db,
+            meta,
+            Entry {
+                action: action::SIGN_IN_FAILED,
+                ..Default::default()
+            },
+        )
+        .await?;
         return Err(denied());
     };
     let ok = user
@@ -227,6 +237,20 @@ pub async fn first_membership(
         .order_by_asc(memberships::Column::Id)
         .one(db)
         .await?)
+}
+
+/// The role of `user_id` in `organization_id`, if a member (one query).
+pub async fn role_in(
+    db: &impl ConnectionTrait,
+    user_id: Uuid,
+    organization_id: Uuid,
+) -> Result<Option<Role>> {
+    Ok(memberships::Entity::find()
+        .filter(memberships::Column::UserId.eq(user_id))
+        .filter(memberships::Column::OrganizationId.eq(organization_id))
+        .one(db)
+        .await?
+        .and_then(|m| Role::parse(&m.role)))
 }
 
 /// The organization and role of `user_id` in `organization_id`, if a member.

@@ -425,6 +425,11 @@ impl TestApp {
     }
 }
 
+/// Asserts that a GraphQL response failed with `code` (e.g. `NOT_FOUND` for a foreign id).
+pub fn assert_code(resp: &Value, code: &str) {
+    assert_eq!(error_code(resp), Some(code), "expected {code}: {resp}");
+}
+
 /// The first error's `extensions.code` of a GraphQL response.
 pub fn error_code(resp: &Value) -> Option<&str> {
     resp["errors"][0]["extensions"]["code"].as_str()

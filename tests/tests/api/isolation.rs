@@ -199,3 +199,51 @@ async fn a_token_cannot_be_pointed_at_another_organization() {
         .await;
     assert_eq!(error_code(&r), Some("FORBIDDEN"));
 }
+
+#[tokio::test]
+async fn deleting_an_organization_removes_its_identity_data() {
+    let app = spawn_app().await;
+    let (a, b) = app.two_tenants().await;
+    app.api_key(&a, &["admin"]).await;
+    app.api_key(&b, &["admin"]).await;
+    let count = |table: &'static str| {
+        let db = app.db.clone();
+        async move {
+            let row = sea_orm::ConnectionTrait::query_one_raw(
+                &db,
+                sea_orm::Statement::from_string(
+                    db.get_database_backend(),
+                    format!("SELECT COUNT(*) FROM {table}"),
+                ),
+            )
+            .await
+            .unwrap()
+            .unwrap();
+            row.try_get_by_index::<i64>(0).unwrap()
+        }
+    };
+    assert_eq!(count("memberships").await, 2);
+    sea_orm::ConnectionTrait::execute_raw(
+        &app.db,
+        sea_orm::Statement::from_sql_and_values(
+            app.db.get_database_backend(),
+            "DELETE FROM organizations WHERE id = $1",
+            [sea_orm::Value::from(
+                uuid::Uuid::parse_str(&a.organization_id).unwrap(),
+            )],
+        ),
+    )
+    .await
+    .unwrap();
+    for table in ["memberships", "sessions", "api_keys"] {
+        assert_eq!(count(table).await, 1, "{table}");
+    }
+    let r = app
+        .graphql_as(a.token(), "{ organization { id } }", json!({}))
+        .await;
+    devsignal_tests::assert_code(&r, "UNAUTHENTICATED");
+    let r = app
+        .graphql_as(b.token(), "{ organization { id } }", json!({}))
+        .await;
+    assert_eq!(r["data"]["organization"]["id"], b.organization_id.as_str());
+}
