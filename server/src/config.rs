@@ -700,6 +700,25 @@ mod tests {
     }
 
     #[test]
+    fn rate_limits_default_to_the_runbook_and_can_be_set() {
+        let c = Config::from_vars(&HashMap::new()).unwrap();
+        assert_eq!(
+            c.rate_limits,
+            RateLimits {
+                auth: 5,
+                api: 100,
+                webhook: 200,
+                demo: 10,
+                signal: 500
+            }
+        );
+        let c = Config::from_vars(&vars(&[("RATE_LIMIT_AUTH", "50")])).unwrap();
+        assert_eq!(c.rate_limits.auth, 50);
+        let err = Config::from_vars(&vars(&[("RATE_LIMIT_API", "lots")])).unwrap_err();
+        assert_eq!(err.0[0].var, "RATE_LIMIT_API");
+    }
+
+    #[test]
     fn durations_accept_the_original_formats() {
         assert_eq!(parse_duration("15m"), Some(Duration::from_secs(900)));
         assert_eq!(parse_duration("7d"), Some(Duration::from_secs(604800)));

@@ -15,6 +15,8 @@ use crate::redis::RedisPool;
 pub const WINDOW: Duration = Duration::from_secs(60);
 /// How long one Redis round trip may take before we count in process instead.
 const REDIS_TIMEOUT: Duration = Duration::from_millis(300);
+/// In-process counters kept before finished windows are swept.
+const LOCAL_SWEEP_AT: usize = 10_000;
 /// How long Redis is skipped after a failure.
 const REDIS_BACKOFF: Duration = Duration::from_secs(5);
 
@@ -171,6 +173,11 @@ impl RateLimiter {
 
     fn local_hit(&self, limiter: Limiter, ip: &str) -> (u64, u64) {
         let now = Instant::now();
+        if self.local.len() >= LOCAL_SWEEP_AT {
+            // Forget finished windows so the map stays bounded by the clients of one minute.
+            self.local
+                .retain(|_, (start, _)| now.duration_since(*start) < WINDOW);
+        }
         let mut entry = self
             .local
             .entry((limiter, ip.to_owned()))
