@@ -61,6 +61,12 @@ impl Actor {
         }
     }
 
+    /// The signed-in user, or `FORBIDDEN` for API keys (for actions only a person may take).
+    pub fn require_user(&self) -> Result<Uuid> {
+        self.user_id()
+            .ok_or_else(|| Error::Forbidden("this needs a signed-in user, not an API key".into()))
+    }
+
     /// Fails with `FORBIDDEN` unless the actor's role is at least `min`.
     pub fn require_role(&self, min: Role) -> Result<()> {
         if self.role >= min {

@@ -88,6 +88,18 @@ impl Error {
     }
 }
 
+/// Maps a unique-constraint violation to `Conflict { field }`, anything else to `Database`
+/// (CONVENTIONS 5: the database decides uniqueness).
+pub fn on_unique(err: sea_orm::DbErr, field: &str, message: &str) -> Error {
+    match err.sql_err() {
+        Some(sea_orm::SqlErr::UniqueConstraintViolation(_)) => Error::Conflict {
+            field: field.to_owned(),
+            message: message.to_owned(),
+        },
+        _ => Error::Database(err),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -10,3 +10,13 @@ pub mod events;
 
 pub use actor::{Actor, Principal, Role};
 pub use error::{Error, FieldError, Result};
+
+pub mod api_keys;
+pub mod audit;
+pub mod one_time;
+pub mod organizations;
+pub mod secrets;
+pub mod sessions;
+pub mod users;
+
+pub use audit::Meta;

@@ -6,6 +6,7 @@
 pub use sea_orm_migration::prelude::*;
 
 mod m20261128_000001_organizations;
+mod m20261128_000002_identity;
 mod m20261128_000004_events;
 
 pub struct Migrator;
@@ -15,6 +16,7 @@ impl MigratorTrait for Migrator {
     fn migrations() -> Vec<Box<dyn MigrationTrait>> {
         vec![
             Box::new(m20261128_000001_organizations::Migration),
+            Box::new(m20261128_000002_identity::Migration),
             Box::new(m20261128_000004_events::Migration),
         ]
     }

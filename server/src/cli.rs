@@ -32,6 +32,21 @@ pub enum Command {
     },
     /// Print the GraphQL schema (SDL); `schema.graphql` must equal it.
     Schema,
+    /// Manage API keys from the command line (runbook 3.6).
+    #[command(name = "api-keys")]
+    ApiKeys {
+        #[command(subcommand)]
+        action: ApiKeysAction,
+    },
+}
+
+#[derive(Subcommand, Debug, Clone)]
+pub enum ApiKeysAction {
+    /// Revoke the live key with this prefix (as shown in the dashboard, e.g. `dsk_AbCd1234`).
+    Revoke {
+        /// The key's prefix (`dsk_` + 8 characters).
+        prefix: String,
+    },
 }
 
 #[derive(Subcommand, Debug, Clone, Copy)]
@@ -80,6 +95,7 @@ pub async fn run(cli: Cli) -> ExitCode {
     let result = match command {
         Command::Serve => serve(config).await,
         Command::Migrate { action } => migrate(config, action).await,
+        Command::ApiKeys { action } => api_keys(config, action).await,
         Command::Schema => Ok(()),
     };
     match result {
@@ -127,6 +143,31 @@ pub async fn signal_shutdown(token: CancellationToken) {
     }
     tracing::info!("shutdown signal received; finishing in-flight work");
     token.cancel();
+}
+
+async fn api_keys(config: Config, action: ApiKeysAction) -> anyhow::Result<()> {
+    let db = domain::db::connect(config.database_url.expose_secret(), &Default::default())
+        .await
+        .with_context(|| format!("cannot open the database {}", config.database_description()))?;
+    let result = match action {
+        ApiKeysAction::Revoke { prefix } => {
+            domain::api_keys::revoke_by_prefix(&db, prefix.trim()).await
+        }
+    };
+    db.close().await?;
+    match result {
+        Ok(key) => {
+            println!(
+                "revoked API key {} ({:?}) of organization {}",
+                key.prefix, key.name, key.organization_id
+            );
+            Ok(())
+        }
+        Err(domain::Error::NotFound { .. }) => {
+            anyhow::bail!("no live API key has this prefix")
+        }
+        Err(e) => Err(anyhow::anyhow!(e.public_message())),
+    }
 }
 
 async fn migrate(config: Config, action: MigrateAction) -> anyhow::Result<()> {

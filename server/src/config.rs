@@ -101,6 +101,30 @@ pub struct Config {
     /// Every `*_BASE_URL` variable (e.g. `GITHUB_API_BASE_URL`), so tests can point connectors at
     /// local fakes. Keyed by the variable name without `_BASE_URL`.
     pub base_urls: BTreeMap<String, String>,
+    /// Requests per minute per client IP for each limiter (DESIGN 11); `RATE_LIMIT_<LIMITER>`.
+    pub rate_limits: RateLimits,
+}
+
+/// Requests per minute per client IP, per limiter. Defaults are the runbook's (5.6).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RateLimits {
+    pub auth: u32,
+    pub api: u32,
+    pub webhook: u32,
+    pub demo: u32,
+    pub signal: u32,
+}
+
+impl Default for RateLimits {
+    fn default() -> Self {
+        Self {
+            auth: 5,
+            api: 100,
+            webhook: 200,
+            demo: 10,
+            signal: 500,
+        }
+    }
 }
 
 pub const DEFAULT_ANTHROPIC_MODEL: &str = "claude-sonnet-4-5-20250929";
@@ -438,6 +462,21 @@ impl Config {
             worker_health_port: r.parse("WORKER_HEALTH_PORT", 3001u16, "a port number"),
             worker_concurrency: r.parse("WORKER_CONCURRENCY", 4usize, "a positive number"),
             base_urls,
+            rate_limits: RateLimits {
+                auth: r.parse("RATE_LIMIT_AUTH", RateLimits::default().auth, "a number"),
+                api: r.parse("RATE_LIMIT_API", RateLimits::default().api, "a number"),
+                webhook: r.parse(
+                    "RATE_LIMIT_WEBHOOK",
+                    RateLimits::default().webhook,
+                    "a number",
+                ),
+                demo: r.parse("RATE_LIMIT_DEMO", RateLimits::default().demo, "a number"),
+                signal: r.parse(
+                    "RATE_LIMIT_SIGNAL",
+                    RateLimits::default().signal,
+                    "a number",
+                ),
+            },
         };
         if config.worker_concurrency == 0 {
             r.problem("WORKER_CONCURRENCY", "must be at least 1");
@@ -658,6 +697,25 @@ mod tests {
         .unwrap_err();
         let names: Vec<&str> = err.0.iter().map(|p| p.var).collect();
         assert_eq!(names, vec!["DATABASE_URL", "PORT", "JWT_EXPIRES_IN"]);
+    }
+
+    #[test]
+    fn rate_limits_default_to_the_runbook_and_can_be_set() {
+        let c = Config::from_vars(&HashMap::new()).unwrap();
+        assert_eq!(
+            c.rate_limits,
+            RateLimits {
+                auth: 5,
+                api: 100,
+                webhook: 200,
+                demo: 10,
+                signal: 500
+            }
+        );
+        let c = Config::from_vars(&vars(&[("RATE_LIMIT_AUTH", "50")])).unwrap();
+        assert_eq!(c.rate_limits.auth, 50);
+        let err = Config::from_vars(&vars(&[("RATE_LIMIT_API", "lots")])).unwrap_err();
+        assert_eq!(err.0[0].var, "RATE_LIMIT_API");
     }
 
     #[test]

@@ -5,6 +5,7 @@
 //! [`app`] builds the router, [`serve`] runs it on a listener until the state's shutdown token
 //! is cancelled.
 
+pub mod auth;
 pub mod cli;
 pub mod config;
 pub mod graphql;
@@ -57,7 +58,9 @@ pub async fn build_state(config: Config, shutdown: CancellationToken) -> anyhow:
             Some(pool)
         }
     };
+    let identity = auth::Identity::new(&config, redis.clone()).context("identity services")?;
     Ok(AppState {
+        identity: Arc::new(identity),
         config: Arc::new(config),
         db,
         redis,

@@ -1,5 +1,5 @@
 //! What every request handler shares: configuration, the database pool, the optional Redis
-//! pool, metrics, the GraphQL schema, and the process-wide shutdown signal.
+//! pool, metrics, the GraphQL schema, the process-wide shutdown signal, and identity services.
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -20,4 +20,6 @@ pub struct AppState {
     pub started_at: Instant,
     /// Cancelled when the process begins shutting down; long-lived streams end on it.
     pub shutdown: CancellationToken,
+    /// JWT keys, rate limiter, mailer and API-key usage (issue 3).
+    pub identity: Arc<crate::auth::Identity>,
 }

@@ -141,6 +141,13 @@ pub fn test_vars(db: &TestDatabase, extra: &[(&str, &str)]) -> HashMap<String, S
             format!("test:{}:", uuid::Uuid::new_v4().simple()),
         ),
         ("WEBHOOK_ALLOW_PRIVATE", "true".to_owned()),
+        // Every test comes from 127.0.0.1: lift the limits unless a test is about them (pass
+        // `("RATE_LIMIT_AUTH", "")` etc. to get the runbook's defaults back).
+        ("RATE_LIMIT_AUTH", "100000".to_owned()),
+        ("RATE_LIMIT_API", "100000".to_owned()),
+        ("RATE_LIMIT_WEBHOOK", "100000".to_owned()),
+        ("RATE_LIMIT_DEMO", "100000".to_owned()),
+        ("RATE_LIMIT_SIGNAL", "100000".to_owned()),
     ]
     .into_iter()
     .map(|(k, v)| (k.to_owned(), v))
@@ -269,6 +276,158 @@ impl Drop for TestApp {
     fn drop(&mut self) {
         self.state.shutdown.cancel();
     }
+}
+
+/// A signed-in user, as `TestApp::register` returns it.
+#[derive(Debug, Clone)]
+pub struct Session {
+    pub access_token: String,
+    pub refresh_token: String,
+    pub user_id: String,
+    pub organization_id: String,
+    pub email: String,
+    pub password: String,
+}
+
+impl Session {
+    pub fn token(&self) -> Option<&str> {
+        Some(&self.access_token)
+    }
+}
+
+/// The password `TestApp::register` gives every user.
+pub const TEST_PASSWORD: &str = "correct horse battery";
+
+fn session_of(body: &Value, email: &str, password: &str) -> Session {
+    Session {
+        access_token: body["accessToken"]
+            .as_str()
+            .expect("accessToken")
+            .to_owned(),
+        refresh_token: body["refreshToken"]
+            .as_str()
+            .expect("refreshToken")
+            .to_owned(),
+        user_id: body["user"]["id"].as_str().expect("user.id").to_owned(),
+        organization_id: body["organization"]["id"]
+            .as_str()
+            .expect("organization.id")
+            .to_owned(),
+        email: email.to_owned(),
+        password: password.to_owned(),
+    }
+}
+
+impl TestApp {
+    /// Registers a new user (OWNER of a new organization named `org`) through the REST API.
+    pub async fn register(&self, email: &str, org: &str) -> Session {
+        let resp = self
+            .post_json(
+                "/api/v1/auth/register",
+                &json!({"email": email, "password": TEST_PASSWORD, "name": "Test User", "organizationName": org}),
+            )
+            .await;
+        assert_eq!(resp.status(), 201, "register {email}");
+        let body: Value = resp.json().await.expect("register body");
+        session_of(&body, email, TEST_PASSWORD)
+    }
+
+    /// Signs in through the REST API (a new session).
+    pub async fn login(&self, email: &str, password: &str) -> Session {
+        let resp = self
+            .post_json(
+                "/api/v1/auth/login",
+                &json!({"email": email, "password": password}),
+            )
+            .await;
+        assert_eq!(resp.status(), 200, "login {email}");
+        let body: Value = resp.json().await.expect("login body");
+        session_of(&body, email, password)
+    }
+
+    /// Two users, each the OWNER of an organization of their own: for isolation tests.
+    pub async fn two_tenants(&self) -> (Session, Session) {
+        let a = self
+            .register(
+                &format!("a-{}@example.com", uuid::Uuid::new_v4().simple()),
+                "Org A",
+            )
+            .await;
+        let b = self
+            .register(
+                &format!("b-{}@example.com", uuid::Uuid::new_v4().simple()),
+                "Org B",
+            )
+            .await;
+        (a, b)
+    }
+
+    /// Creates an API key with `scopes` in the session's organization; returns the full key.
+    pub async fn api_key(&self, session: &Session, scopes: &[&str]) -> String {
+        let resp = self
+            .graphql_as(
+                session.token(),
+                "mutation($input: CreateApiKeyInput!) { createApiKey(input: $input) { key apiKey { id } } }",
+                json!({"input": {"name": "test key", "scopes": scopes}}),
+            )
+            .await;
+        assert!(resp.get("errors").is_none(), "createApiKey: {resp}");
+        resp["data"]["createApiKey"]["key"]
+            .as_str()
+            .expect("key")
+            .to_owned()
+    }
+
+    /// A GraphQL request with `X-API-Key: <key>`.
+    pub async fn graphql_with_key(&self, key: &str, query: &str, variables: Value) -> Value {
+        let resp = self
+            .client
+            .post(self.url("/api/v1/graphql"))
+            .header("x-api-key", key)
+            .json(&json!({"query": query, "variables": variables}))
+            .send()
+            .await
+            .expect("GraphQL POST");
+        resp.json().await.expect("GraphQL response is JSON")
+    }
+
+    /// The emails written so far (without SMTP, they are `.eml` files under `DATA_DIR/mail`).
+    pub fn sent_mail(&self) -> Vec<String> {
+        let dir = self.test_db.dir.path().join("mail");
+        let Ok(entries) = std::fs::read_dir(dir) else {
+            return Vec::new();
+        };
+        let mut files: Vec<_> = entries.filter_map(Result::ok).map(|e| e.path()).collect();
+        files.sort();
+        files
+            .into_iter()
+            .filter_map(|p| std::fs::read_to_string(p).ok())
+            .collect()
+    }
+
+    /// The `Token: …` line of the newest email sent to `to`, waiting for it to arrive.
+    pub async fn mailed_token(&self, to: &str) -> String {
+        eventually(
+            Duration::from_secs(10),
+            &format!("an email to {to}"),
+            || async {
+                self.sent_mail()
+                    .iter()
+                    .rev()
+                    .filter(|m| m.lines().any(|l| l.starts_with("To:") && l.contains(to)))
+                    .find_map(|m| {
+                        m.lines()
+                            .find_map(|l| l.trim().strip_prefix("Token: ").map(str::to_owned))
+                    })
+            },
+        )
+        .await
+    }
+}
+
+/// Asserts that a GraphQL response failed with `code` (e.g. `NOT_FOUND` for a foreign id).
+pub fn assert_code(resp: &Value, code: &str) {
+    assert_eq!(error_code(resp), Some(code), "expected {code}: {resp}");
 }
 
 /// The first error's `extensions.code` of a GraphQL response.

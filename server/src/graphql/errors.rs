@@ -93,7 +93,8 @@ fn fill_codes(resp: &mut Response) {
         // Errors from async-graphql itself while coercing a resolver's arguments.
         let code = if !err.path.is_empty()
             && (err.message.starts_with("Failed to parse")
-                || err.message.starts_with("Invalid value"))
+                || err.message.starts_with("Invalid value")
+                || err.message.starts_with("Expected input type"))
         {
             "BAD_USER_INPUT"
         } else {

@@ -7,9 +7,10 @@
 //! [`ErrorCodes`] extension.
 
 mod errors;
+pub mod identity;
 mod system;
 
-use async_graphql::{EmptyMutation, MergedObject, MergedSubscription, Schema};
+use async_graphql::{MergedObject, MergedSubscription, Schema};
 
 pub use errors::{ErrorCodes, GqlResultExt, actor, gql_error, require_role};
 
@@ -22,18 +23,31 @@ pub const MAX_DEPTH: usize = 16;
 pub const MAX_COMPLEXITY: usize = 5_000;
 
 #[derive(MergedObject, Default)]
-pub struct QueryRoot(system::SystemQuery);
+pub struct QueryRoot(
+    system::SystemQuery,
+    identity::session::SessionQuery,
+    identity::organizations::OrganizationQuery,
+    identity::api_keys::ApiKeyQuery,
+    identity::audit::AuditQuery,
+);
+
+#[derive(MergedObject, Default)]
+pub struct MutationRoot(
+    identity::session::SessionMutation,
+    identity::organizations::OrganizationMutation,
+    identity::api_keys::ApiKeyMutation,
+);
 
 #[derive(MergedSubscription, Default)]
 pub struct SubscriptionRoot(system::SystemSubscription);
 
-pub type AppSchema = Schema<QueryRoot, EmptyMutation, SubscriptionRoot>;
+pub type AppSchema = Schema<QueryRoot, MutationRoot, SubscriptionRoot>;
 
 /// The schema with its limits and extensions; `state` is absent only when printing the SDL.
 pub fn schema(state: Option<AppState>) -> AppSchema {
     let mut builder = Schema::build(
         QueryRoot::default(),
-        EmptyMutation,
+        MutationRoot::default(),
         SubscriptionRoot::default(),
     )
     .limit_depth(MAX_DEPTH)

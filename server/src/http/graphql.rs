@@ -1,21 +1,36 @@
 //! GraphQL over HTTP (`POST /api/v1/graphql`), over WebSocket (`/api/v1/graphql/ws`, both the
 //! `graphql-transport-ws` and the legacy `graphql-ws` subprotocols), and the GraphiQL page.
 
-use async_graphql::http::GraphiQLSource;
-use async_graphql_axum::GraphQLResponse;
+use async_graphql::Data;
+use async_graphql::http::{ALL_WEBSOCKET_PROTOCOLS, GraphiQLSource};
+use async_graphql_axum::{GraphQLProtocol, GraphQLResponse, GraphQLWebSocket};
 use axum::Extension;
 use axum::body::Bytes;
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::extract::{State, WebSocketUpgrade};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
+use domain::Actor;
 
+use crate::auth::ratelimit::Limiter;
+use crate::auth::{self, ClientIp};
 use crate::graphql::AppSchema;
+use crate::state::AppState;
 
 pub const GRAPHQL_PATH: &str = "/api/v1/graphql";
 pub const GRAPHQL_WS_PATH: &str = "/api/v1/graphql/ws";
 
 /// Executes a single request or a batch. A body that is not a GraphQL request answers 400 with a
 /// GraphQL-shaped error, so clients can read it the same way as any other.
-pub async fn execute(Extension(schema): Extension<AppSchema>, body: Bytes) -> Response {
+///
+/// Credentials (`Authorization: Bearer <access token | dsk_ key>` or `X-API-Key`) become the
+/// request's `Option<Actor>`; invalid credentials answer 401 with code `UNAUTHENTICATED`.
+pub async fn execute(
+    State(state): State<AppState>,
+    Extension(schema): Extension<AppSchema>,
+    Extension(ip): Extension<ClientIp>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
     let request: async_graphql::BatchRequest = match serde_json::from_slice(&body) {
         Ok(r) => r,
         Err(e) => {
@@ -28,7 +43,85 @@ pub async fn execute(Extension(schema): Extension<AppSchema>, body: Bytes) -> Re
             return (StatusCode::BAD_REQUEST, axum::Json(body)).into_response();
         }
     };
+    let actor = match auth::authenticate(&state, &headers).await {
+        Ok(actor) => actor,
+        Err(e) => return graphql_error(StatusCode::UNAUTHORIZED, &e),
+    };
+    let request = request.data(actor).data(auth::meta(&ip, &headers)).data(ip);
     GraphQLResponse::from(schema.execute_batch(request).await).into_response()
+}
+
+fn graphql_error(status: StatusCode, e: &domain::Error) -> Response {
+    let body = serde_json::json!({
+        "errors": [{"message": e.public_message(), "extensions": {"code": e.code()}}]
+    });
+    (status, axum::Json(body)).into_response()
+}
+
+/// GraphQL over WebSocket. The `connection_init` payload may carry
+/// `{"Authorization": "Bearer <access token | dsk_ key>"}` (or `X-API-Key`); invalid credentials
+/// refuse the connection.
+pub async fn websocket(
+    State(state): State<AppState>,
+    Extension(schema): Extension<AppSchema>,
+    Extension(ip): Extension<ClientIp>,
+    headers: HeaderMap,
+    protocol: GraphQLProtocol,
+    upgrade: WebSocketUpgrade,
+) -> Response {
+    let meta = auth::meta(&ip, &headers);
+    upgrade
+        .protocols(ALL_WEBSOCKET_PROTOCOLS)
+        .on_upgrade(move |stream| {
+            GraphQLWebSocket::new(stream, schema, protocol)
+                .on_connection_init(move |payload| async move {
+                    let actor = ws_actor(&state, &payload)
+                        .await
+                        .map_err(|e| async_graphql::Error::new(e.public_message()))?;
+                    let mut data = Data::default();
+                    data.insert(actor);
+                    data.insert(meta);
+                    data.insert(ip);
+                    Ok(data)
+                })
+                .serve()
+        })
+}
+
+async fn ws_actor(
+    state: &AppState,
+    payload: &serde_json::Value,
+) -> Result<Option<Actor>, domain::Error> {
+    let field = |names: &[&str]| {
+        names.iter().find_map(|n| {
+            payload
+                .as_object()?
+                .iter()
+                .find(|(k, _)| k.eq_ignore_ascii_case(n))
+                .and_then(|(_, v)| v.as_str().map(str::to_owned))
+        })
+    };
+    let token = if let Some(key) = field(&["x-api-key", "apiKey"]) {
+        key
+    } else if let Some(value) = field(&["authorization"]) {
+        auth::bearer(&value)?
+    } else {
+        return Ok(None);
+    };
+    auth::authenticate_token(state, &token).await.map(Some)
+}
+
+/// Counts one sign-in attempt of the request's client against the `auth` limiter (GraphQL
+/// `register`, `login` and `requestPasswordReset` share it with their REST twins).
+pub async fn count_auth_attempt(state: &AppState, ip: &ClientIp) -> Result<(), domain::Error> {
+    let d = state.identity.limiter.hit(Limiter::Auth, &ip.0).await;
+    if d.allowed {
+        Ok(())
+    } else {
+        Err(domain::Error::RateLimited {
+            retry_after_secs: d.reset_secs,
+        })
+    }
 }
 
 pub async fn graphiql() -> Response {

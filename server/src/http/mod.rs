@@ -2,14 +2,15 @@
 //! one log line and metrics per request, panic catching, security headers, CORS, body limit, and
 //! JSON error bodies for everything that fails).
 
+pub mod auth;
 pub mod error;
 pub mod graphql;
 pub mod health;
 pub mod json;
+pub mod limits;
 
 use std::time::{Duration, Instant};
 
-use async_graphql_axum::GraphQLSubscription;
 use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
 use axum::http::{HeaderName, HeaderValue, Method, StatusCode, header};
 use axum::middleware::{self, Next};
@@ -65,10 +66,8 @@ pub fn router(state: AppState, schema: AppSchema) -> Router {
             graphql::GRAPHQL_PATH,
             post(graphql::execute).get(graphql::graphiql),
         )
-        .route_service(
-            graphql::GRAPHQL_WS_PATH,
-            GraphQLSubscription::new(schema.clone()),
-        )
+        .route(graphql::GRAPHQL_WS_PATH, get(graphql::websocket))
+        .merge(auth::routes())
         .route("/graphiql", get(graphql::graphiql))
         .route("/health", get(health::health))
         .route("/health/ready", get(health::ready))
@@ -76,7 +75,11 @@ pub fn router(state: AppState, schema: AppSchema) -> Router {
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(RequestBodyLimitLayer::new(MAX_BODY_BYTES))
-        .layer(middleware::from_fn(json_errors));
+        .layer(middleware::from_fn(json_errors))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            limits::rate_limit,
+        ));
     for (name, value) in headers {
         router = router.layer(SetResponseHeaderLayer::if_not_present(name, value));
     }

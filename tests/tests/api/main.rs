@@ -2,9 +2,16 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod api_keys;
+mod audit;
+mod auth;
 mod cli;
 mod events;
 mod graphql;
 mod health;
+mod isolation;
+mod oauth;
+mod organizations;
 mod plumbing;
+mod rate_limits;
 mod schema;

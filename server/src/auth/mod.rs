@@ -1,0 +1,264 @@
+//! Identity and access at the edge: turning credentials (`Authorization: Bearer <jwt | dsk_…>`,
+//! `X-API-Key`, or a WebSocket `connection_init` payload) into a [`domain::Actor`], issuing token
+//! pairs for sessions, rate limits, outgoing mail, and API-key usage tracking. Business rules live
+//! in `domain`; this module only speaks HTTP, JWT and Redis.
+
+pub mod jwt;
+pub mod mail;
+pub mod oauth;
+pub mod ratelimit;
+
+use std::net::{IpAddr, SocketAddr};
+use std::time::{Duration, Instant};
+
+use axum::http::HeaderMap;
+use chrono::{DateTime, Utc};
+use dashmap::DashMap;
+use domain::{Actor, Error, Meta, Result, users::SignedIn};
+use secrecy::SecretString;
+use uuid::Uuid;
+
+use crate::config::Config;
+use crate::redis::RedisPool;
+use crate::state::AppState;
+use jwt::Jwt;
+use mail::Mailer;
+use ratelimit::RateLimiter;
+
+/// How often at most a key's `lastUsedAt` is written to the database.
+pub const KEY_USAGE_FLUSH: Duration = Duration::from_secs(60);
+
+/// What the identity layer keeps for the process.
+pub struct Identity {
+    pub jwt: Jwt,
+    pub limiter: RateLimiter,
+    pub mailer: Mailer,
+    pub key_usage: KeyUsage,
+    /// For calls to OAuth providers; never follows redirects.
+    pub http: reqwest::Client,
+}
+
+impl Identity {
+    pub fn new(config: &Config, redis: Option<RedisPool>) -> anyhow::Result<Self> {
+        // Outside `serve`, secrets may be unset (e.g. a test building its own state): use
+        // ephemeral ones so the process still works.
+        let ephemeral = || SecretString::from(crate::config::random_hex(64));
+        let secret = config.jwt_secret.clone().unwrap_or_else(ephemeral);
+        let refresh = config.jwt_refresh_secret.clone().unwrap_or_else(ephemeral);
+        let jwt = Jwt::new(
+            &secret,
+            &refresh,
+            config.jwt_secret_previous.as_ref(),
+            config.jwt_expires_in,
+            config.jwt_refresh_expires_in,
+        )
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+        Ok(Self {
+            jwt,
+            limiter: RateLimiter::new(config.rate_limits, redis, config.redis_key_prefix.clone()),
+            mailer: Mailer::new(config)?,
+            key_usage: KeyUsage::default(),
+            http: reqwest::Client::builder()
+                .redirect(reqwest::redirect::Policy::none())
+                .timeout(Duration::from_secs(15))
+                .build()?,
+        })
+    }
+}
+
+/// `lastUsedAt` of API keys, kept in memory and written at most once per [`KEY_USAGE_FLUSH`]
+/// per key, so authenticating with a key does not write to the database on every request.
+#[derive(Default)]
+pub struct KeyUsage {
+    seen: DashMap<Uuid, (DateTime<Utc>, Option<Instant>)>,
+}
+
+impl KeyUsage {
+    /// Records a use; returns true when the caller should write it to the database now.
+    pub fn record(&self, key: Uuid, at: DateTime<Utc>) -> bool {
+        let now = Instant::now();
+        let mut entry = self.seen.entry(key).or_insert((at, None));
+        entry.0 = at;
+        let due = entry
+            .1
+            .is_none_or(|t| now.duration_since(t) >= KEY_USAGE_FLUSH);
+        if due {
+            entry.1 = Some(now);
+        }
+        due
+    }
+
+    /// The most recent use seen by this process.
+    pub fn last_used(&self, key: Uuid) -> Option<DateTime<Utc>> {
+        self.seen.get(&key).map(|e| e.0)
+    }
+}
+
+/// A token pair for a session.
+#[derive(Debug, Clone)]
+pub struct Tokens {
+    pub access_token: String,
+    pub refresh_token: String,
+    pub expires_in: u64,
+}
+
+fn chrono_ttl(d: Duration) -> chrono::Duration {
+    chrono::Duration::from_std(d).unwrap_or(chrono::Duration::days(7))
+}
+
+/// Starts a session for a signed-in user and signs its tokens.
+pub async fn start_session(state: &AppState, meta: &Meta, signed: &SignedIn) -> Result<Tokens> {
+    let jwt = &state.identity.jwt;
+    let issued = domain::sessions::create(
+        &state.db,
+        meta,
+        signed.user.id,
+        signed.organization.id,
+        chrono_ttl(jwt.refresh_ttl),
+    )
+    .await?;
+    tokens_for(
+        state,
+        signed.user.id,
+        signed.organization.id,
+        signed.role,
+        &issued,
+    )
+}
+
+fn tokens_for(
+    state: &AppState,
+    user: Uuid,
+    org: Uuid,
+    role: domain::Role,
+    issued: &domain::sessions::Issued,
+) -> Result<Tokens> {
+    let jwt = &state.identity.jwt;
+    Ok(Tokens {
+        access_token: jwt.access_token(user, org, role, issued.session.id)?,
+        refresh_token: jwt.refresh_token(user, org, issued.session.id, &issued.refresh_id)?,
+        expires_in: jwt.access_ttl.as_secs(),
+    })
+}
+
+/// Rotates a refresh token; returns the signed-in user and the new pair.
+pub async fn refresh(state: &AppState, refresh_token: &str) -> Result<(SignedIn, Tokens)> {
+    let jwt = &state.identity.jwt;
+    let claims = jwt.verify_refresh(refresh_token)?;
+    let issued = domain::sessions::rotate(
+        &state.db,
+        claims.sid,
+        &claims.jti,
+        chrono_ttl(jwt.refresh_ttl),
+    )
+    .await?;
+    let user = domain::users::get(&state.db, issued.session.user_id).await?;
+    let (organization, role) =
+        domain::users::membership_in(&state.db, user.id, issued.session.organization_id)
+            .await?
+            .ok_or_else(|| Error::Unauthenticated("the session has ended".into()))?;
+    let tokens = tokens_for(state, user.id, organization.id, role, &issued)?;
+    Ok((
+        SignedIn {
+            user,
+            organization,
+            role,
+        },
+        tokens,
+    ))
+}
+
+/// Ends the session of a refresh token (logout without an access token).
+pub async fn logout_refresh(state: &AppState, refresh_token: &str) -> Result<()> {
+    let claims = state.identity.jwt.verify_refresh(refresh_token)?;
+    domain::sessions::revoke(&state.db, claims.sid, "logout").await
+}
+
+/// The actor for one credential string: an API key (`dsk_…`) or an access JWT.
+pub async fn authenticate_token(state: &AppState, token: &str) -> Result<Actor> {
+    let token = token.trim();
+    if domain::api_keys::looks_like_key(token) {
+        let (actor, key) = domain::api_keys::authenticate(&state.db, token).await?;
+        let now = Utc::now();
+        if state.identity.key_usage.record(key.id, now) {
+            let db = state.db.clone();
+            tokio::spawn(async move {
+                if let Err(e) = domain::api_keys::touch(&db, key.id, now).await {
+                    tracing::warn!(error = %e, "could not record API key use");
+                }
+            });
+        }
+        return Ok(actor);
+    }
+    let claims = state.identity.jwt.verify_access(token)?;
+    domain::sessions::actor(&state.db, claims.sid, claims.sub, claims.org).await
+}
+
+/// The credential of a request: `X-API-Key`, or `Authorization: Bearer …`. `Ok(None)` when the
+/// request carries none; a malformed header is `UNAUTHENTICATED`.
+pub fn credential(headers: &HeaderMap) -> Result<Option<String>> {
+    if let Some(v) = headers.get("x-api-key") {
+        let v = v
+            .to_str()
+            .map_err(|_| Error::Unauthenticated("malformed X-API-Key header".into()))?;
+        return Ok(Some(v.trim().to_owned()));
+    }
+    match headers.get(axum::http::header::AUTHORIZATION) {
+        None => Ok(None),
+        Some(v) => {
+            let v = v
+                .to_str()
+                .map_err(|_| Error::Unauthenticated("malformed Authorization header".into()))?;
+            bearer(v).map(Some)
+        }
+    }
+}
+
+/// The token of an `Authorization` value (`Bearer <token>`).
+pub fn bearer(value: &str) -> Result<String> {
+    let (scheme, token) = value.trim().split_once(' ').unwrap_or((value, ""));
+    if !scheme.eq_ignore_ascii_case("bearer") || token.trim().is_empty() {
+        return Err(Error::Unauthenticated(
+            "the Authorization header must be `Bearer <token>`".into(),
+        ));
+    }
+    Ok(token.trim().to_owned())
+}
+
+/// The actor of a request, if it carries credentials; invalid credentials are an error.
+pub async fn authenticate(state: &AppState, headers: &HeaderMap) -> Result<Option<Actor>> {
+    match credential(headers)? {
+        None => Ok(None),
+        Some(token) => authenticate_token(state, &token).await.map(Some),
+    }
+}
+
+/// The client address: the left-most `X-Forwarded-For` entry when `TRUST_PROXY` is set,
+/// otherwise the peer address.
+pub fn client_ip(config: &Config, headers: &HeaderMap, peer: Option<SocketAddr>) -> String {
+    if config.trust_proxy
+        && let Some(ip) = headers
+            .get("x-forwarded-for")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.split(',').next())
+            .and_then(|v| v.trim().parse::<IpAddr>().ok())
+    {
+        return ip.to_string();
+    }
+    peer.map_or_else(|| "unknown".to_owned(), |a| a.ip().to_string())
+}
+
+/// The client IP of a request, put in the request extensions by the rate-limit middleware.
+#[derive(Debug, Clone)]
+pub struct ClientIp(pub String);
+
+/// The audit/session metadata of a request.
+pub fn meta(ip: &ClientIp, headers: &HeaderMap) -> Meta {
+    Meta {
+        ip: Some(ip.0.clone()),
+        user_agent: headers
+            .get(axum::http::header::USER_AGENT)
+            .and_then(|v| v.to_str().ok())
+            .map(|v| v.chars().take(255).collect()),
+    }
+}

@@ -1,0 +1,192 @@
+//! Fixed-window rate limits per client IP (DESIGN 11). Each limiter counts on its own: in Redis
+//! under `<prefix>rl:<limiter>:<ip>` when Redis is configured, in process otherwise. When Redis
+//! fails, counting falls back to the process (and Redis is left alone for a few seconds) instead
+//! of failing requests.
+
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use dashmap::DashMap;
+
+use crate::config::RateLimits;
+use crate::redis::RedisPool;
+
+/// The length of a window.
+pub const WINDOW: Duration = Duration::from_secs(60);
+/// How long one Redis round trip may take before we count in process instead.
+const REDIS_TIMEOUT: Duration = Duration::from_millis(300);
+/// In-process counters kept before finished windows are swept.
+const LOCAL_SWEEP_AT: usize = 10_000;
+/// How long Redis is skipped after a failure.
+const REDIS_BACKOFF: Duration = Duration::from_secs(5);
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Limiter {
+    Auth,
+    Api,
+    Webhook,
+    Demo,
+    Signal,
+}
+
+impl Limiter {
+    pub fn name(self) -> &'static str {
+        match self {
+            Limiter::Auth => "auth",
+            Limiter::Api => "api",
+            Limiter::Webhook => "webhook",
+            Limiter::Demo => "demo",
+            Limiter::Signal => "signal",
+        }
+    }
+
+    /// The limiters a request path counts against.
+    pub fn for_path(path: &str) -> Vec<Limiter> {
+        if path.starts_with("/api/v1/webhooks/") || path == "/api/v1/webhooks" {
+            vec![Limiter::Webhook]
+        } else if path.starts_with("/api/v1/demo") {
+            vec![Limiter::Demo]
+        } else if path.starts_with("/api/v1/signals") || path.starts_with("/v1/") {
+            vec![Limiter::Signal]
+        } else if matches!(
+            path,
+            "/api/v1/auth/login" | "/api/v1/auth/register" | "/api/v1/auth/forgot-password"
+        ) {
+            vec![Limiter::Auth, Limiter::Api]
+        } else if path.starts_with("/api/v1/") {
+            vec![Limiter::Api]
+        } else {
+            Vec::new()
+        }
+    }
+}
+
+/// The outcome of one counted request.
+#[derive(Debug, Clone, Copy)]
+pub struct Decision {
+    pub limiter: Limiter,
+    pub allowed: bool,
+    pub limit: u32,
+    pub remaining: u32,
+    /// Seconds until the window resets.
+    pub reset_secs: u64,
+}
+
+pub struct RateLimiter {
+    limits: RateLimits,
+    redis: Option<RedisPool>,
+    prefix: String,
+    local: DashMap<(Limiter, String), (Instant, u32)>,
+    redis_down_until: Mutex<Option<Instant>>,
+}
+
+impl RateLimiter {
+    pub fn new(limits: RateLimits, redis: Option<RedisPool>, prefix: String) -> Self {
+        Self {
+            limits,
+            redis,
+            prefix,
+            local: DashMap::new(),
+            redis_down_until: Mutex::new(None),
+        }
+    }
+
+    fn limit(&self, limiter: Limiter) -> u32 {
+        match limiter {
+            Limiter::Auth => self.limits.auth,
+            Limiter::Api => self.limits.api,
+            Limiter::Webhook => self.limits.webhook,
+            Limiter::Demo => self.limits.demo,
+            Limiter::Signal => self.limits.signal,
+        }
+    }
+
+    /// The Redis key of a counter.
+    pub fn key(&self, limiter: Limiter, ip: &str) -> String {
+        format!("{}rl:{}:{ip}", self.prefix, limiter.name())
+    }
+
+    /// Counts one request of `ip` against `limiter`.
+    pub async fn hit(&self, limiter: Limiter, ip: &str) -> Decision {
+        let limit = self.limit(limiter);
+        let (count, reset_secs) = match self.redis_hit(limiter, ip).await {
+            Some(v) => v,
+            None => self.local_hit(limiter, ip),
+        };
+        Decision {
+            limiter,
+            allowed: count <= u64::from(limit),
+            limit,
+            remaining: u32::try_from(u64::from(limit).saturating_sub(count)).unwrap_or(0),
+            reset_secs: reset_secs.max(1),
+        }
+    }
+
+    fn redis_usable(&self) -> bool {
+        let guard = self
+            .redis_down_until
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        guard.is_none_or(|until| Instant::now() >= until)
+    }
+
+    fn mark_redis_down(&self) {
+        let mut guard = self
+            .redis_down_until
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        *guard = Some(Instant::now() + REDIS_BACKOFF);
+    }
+
+    async fn redis_hit(&self, limiter: Limiter, ip: &str) -> Option<(u64, u64)> {
+        let pool = self.redis.as_ref()?;
+        if !self.redis_usable() {
+            return None;
+        }
+        let key = self.key(limiter, ip);
+        let attempt = async {
+            let mut conn = pool.get().await.ok()?;
+            let (count, ttl): (u64, i64) = redis::pipe()
+                .atomic()
+                .incr(&key, 1)
+                .cmd("EXPIRE")
+                .arg(&key)
+                .arg(WINDOW.as_secs())
+                .arg("NX")
+                .ignore()
+                .ttl(&key)
+                .query_async(&mut *conn)
+                .await
+                .map_err(|e| tracing::warn!(error = %e, "rate limiter: Redis failed"))
+                .ok()?;
+            Some((count, u64::try_from(ttl).unwrap_or(WINDOW.as_secs())))
+        };
+        match tokio::time::timeout(REDIS_TIMEOUT, attempt).await {
+            Ok(Some(v)) => Some(v),
+            _ => {
+                tracing::warn!("rate limiter: Redis unavailable, counting in process");
+                self.mark_redis_down();
+                None
+            }
+        }
+    }
+
+    fn local_hit(&self, limiter: Limiter, ip: &str) -> (u64, u64) {
+        let now = Instant::now();
+        if self.local.len() >= LOCAL_SWEEP_AT {
+            // Forget finished windows so the map stays bounded by the clients of one minute.
+            self.local
+                .retain(|_, (start, _)| now.duration_since(*start) < WINDOW);
+        }
+        let mut entry = self
+            .local
+            .entry((limiter, ip.to_owned()))
+            .or_insert((now, 0));
+        if now.duration_since(entry.0) >= WINDOW {
+            *entry = (now, 0);
+        }
+        entry.1 = entry.1.saturating_add(1);
+        let reset = WINDOW.saturating_sub(now.duration_since(entry.0)).as_secs();
+        (u64::from(entry.1), reset)
+    }
+}

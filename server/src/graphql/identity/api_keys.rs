@@ -1,0 +1,72 @@
+//! API keys: create (the key is shown once), list, revoke. ADMIN or OWNER (or a key with the
+//! `admin` scope).
+
+use async_graphql::{Context, ID, InputObject, Object};
+use chrono::{DateTime, Utc};
+
+use super::types::{ApiKey, CreatedApiKey, parse_id};
+use super::{meta, state};
+use crate::graphql::{GqlResultExt, actor};
+
+#[derive(InputObject)]
+pub struct CreateApiKeyInput {
+    pub name: String,
+    /// e.g. `signals:write`, `accounts:read`, `accounts:write`, `webhooks:manage`, `admin`.
+    pub scopes: Vec<String>,
+    /// When the key stops working; never when absent.
+    pub expires_at: Option<DateTime<Utc>>,
+}
+
+#[derive(Default)]
+pub struct ApiKeyQuery;
+
+#[Object]
+impl ApiKeyQuery {
+    /// The organization's API keys, newest first.
+    async fn api_keys(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<ApiKey>> {
+        let actor = actor(ctx)?;
+        let keys = domain::api_keys::list(&state(ctx)?.db, actor).await.gql()?;
+        Ok(keys.into_iter().map(ApiKey::from).collect())
+    }
+}
+
+#[derive(Default)]
+pub struct ApiKeyMutation;
+
+#[Object]
+impl ApiKeyMutation {
+    /// Creates a key. `key` in the answer is the only time the full key is shown.
+    async fn create_api_key(
+        &self,
+        ctx: &Context<'_>,
+        input: CreateApiKeyInput,
+    ) -> async_graphql::Result<CreatedApiKey> {
+        let actor = actor(ctx)?;
+        let (model, key) = domain::api_keys::create(
+            &state(ctx)?.db,
+            actor,
+            &meta(ctx),
+            domain::api_keys::CreateInput {
+                name: input.name,
+                scopes: input.scopes,
+                expires_at: input.expires_at,
+            },
+        )
+        .await
+        .gql()?;
+        Ok(CreatedApiKey {
+            key,
+            api_key: model.into(),
+        })
+    }
+
+    /// Revokes a key at once.
+    async fn revoke_api_key(&self, ctx: &Context<'_>, id: ID) -> async_graphql::Result<ApiKey> {
+        let actor = actor(ctx)?;
+        let id = parse_id(&id, "ApiKey").gql()?;
+        let model = domain::api_keys::revoke(&state(ctx)?.db, actor, &meta(ctx), id)
+            .await
+            .gql()?;
+        Ok(model.into())
+    }
+}

@@ -1,0 +1,70 @@
+//! `auditLog(first, after)`: the organization's audit log, newest first (ADMIN or OWNER).
+
+use async_graphql::connection::{Connection, Edge, EmptyFields};
+use async_graphql::{Context, Object, SimpleObject};
+
+use super::state;
+use super::types::AuditEntry;
+use crate::graphql::{GqlResultExt, actor};
+
+#[derive(SimpleObject)]
+pub struct AuditLogExtra {
+    pub total_count: u64,
+}
+
+/// The most entries one page may hold.
+pub const MAX_PAGE: i32 = 100;
+
+#[derive(Default)]
+pub struct AuditQuery;
+
+#[Object]
+impl AuditQuery {
+    /// Sign-ins, failed sign-ins, role changes, removals, key creation and revocation, … newest
+    /// first. `after` is a cursor from a previous page.
+    async fn audit_log(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "Page size, 1 to 100 (default 20).")] first: Option<i32>,
+        after: Option<String>,
+    ) -> async_graphql::Result<Connection<String, AuditEntry, AuditLogExtra, EmptyFields>> {
+        let actor = actor(ctx)?;
+        let first = first.unwrap_or(20);
+        if !(1..=MAX_PAGE).contains(&first) {
+            return Err(domain::Error::invalid(
+                "first",
+                format!("must be between 1 and {MAX_PAGE}"),
+            ))
+            .gql();
+        }
+        let after = match after {
+            None => None,
+            Some(c) => Some(
+                uuid::Uuid::parse_str(&c)
+                    .map_err(|_| domain::Error::invalid("after", "is not a cursor"))
+                    .gql()?,
+            ),
+        };
+        let page = domain::audit::list(
+            &state(ctx)?.db,
+            actor,
+            u64::try_from(first).unwrap_or(20),
+            after,
+        )
+        .await
+        .gql()?;
+        let mut conn = Connection::with_additional_fields(
+            after.is_some(),
+            page.has_next,
+            AuditLogExtra {
+                total_count: page.total,
+            },
+        );
+        conn.edges.extend(
+            page.entries
+                .into_iter()
+                .map(|e| Edge::new(e.id.to_string(), AuditEntry::from(e))),
+        );
+        Ok(conn)
+    }
+}

@@ -1,0 +1,187 @@
+//! Sign-in flows (`register`, `login`, `refreshSession`, `logout`, `requestPasswordReset`,
+//! `resetPassword`, `switchOrganization`) and the `viewer`.
+
+use async_graphql::{Context, ID, InputObject, Object};
+
+use super::types::{AuthPayload, Viewer, parse_id};
+use super::{client_ip, meta, state};
+use crate::graphql::{GqlResultExt, actor};
+use crate::http::graphql::count_auth_attempt;
+
+#[derive(InputObject)]
+pub struct RegisterInput {
+    pub email: String,
+    /// At least 8 characters.
+    pub password: String,
+    pub name: String,
+    pub organization_name: String,
+}
+
+#[derive(Default)]
+pub struct SessionQuery;
+
+#[Object]
+impl SessionQuery {
+    /// The authenticated user (or API key), their current organization and role.
+    async fn viewer(&self, ctx: &Context<'_>) -> async_graphql::Result<Viewer> {
+        let actor = actor(ctx)?;
+        let state = state(ctx)?;
+        let organization = domain::organizations::current(&state.db, actor)
+            .await
+            .gql()?;
+        let (user, scopes) = match &actor.principal {
+            domain::Principal::User { user_id, .. } => (
+                Some(domain::users::get(&state.db, *user_id).await.gql()?.into()),
+                Vec::new(),
+            ),
+            domain::Principal::ApiKey { scopes, .. } => (None, scopes.clone()),
+        };
+        Ok(Viewer {
+            user,
+            organization: organization.into(),
+            role: actor.role.into(),
+            scopes,
+        })
+    }
+}
+
+#[derive(Default)]
+pub struct SessionMutation;
+
+#[Object]
+impl SessionMutation {
+    /// Creates an organization with you as its OWNER, and signs you in.
+    async fn register(
+        &self,
+        ctx: &Context<'_>,
+        input: RegisterInput,
+    ) -> async_graphql::Result<AuthPayload> {
+        let state = state(ctx)?;
+        count_auth_attempt(state, &client_ip(ctx)).await.gql()?;
+        let meta = meta(ctx);
+        let signed = domain::users::register(
+            &state.db,
+            &meta,
+            domain::users::RegisterInput {
+                email: input.email,
+                password: input.password,
+                name: input.name,
+                organization_name: input.organization_name,
+            },
+        )
+        .await
+        .gql()?;
+        let tokens = crate::auth::start_session(state, &meta, &signed)
+            .await
+            .gql()?;
+        Ok(AuthPayload::new(signed, tokens))
+    }
+
+    /// Signs in with email and password. Wrong credentials give one neutral `UNAUTHENTICATED`.
+    async fn login(
+        &self,
+        ctx: &Context<'_>,
+        email: String,
+        password: String,
+    ) -> async_graphql::Result<AuthPayload> {
+        let state = state(ctx)?;
+        count_auth_attempt(state, &client_ip(ctx)).await.gql()?;
+        let meta = meta(ctx);
+        let signed = domain::users::login(&state.db, &meta, &email, &password)
+            .await
+            .gql()?;
+        let tokens = crate::auth::start_session(state, &meta, &signed)
+            .await
+            .gql()?;
+        Ok(AuthPayload::new(signed, tokens))
+    }
+
+    /// Trades a refresh token for a new pair. Each refresh token works once; presenting a used
+    /// one ends the session.
+    async fn refresh_session(
+        &self,
+        ctx: &Context<'_>,
+        refresh_token: String,
+    ) -> async_graphql::Result<AuthPayload> {
+        let state = state(ctx)?;
+        let (signed, tokens) = crate::auth::refresh(state, &refresh_token).await.gql()?;
+        Ok(AuthPayload::new(signed, tokens))
+    }
+
+    /// Ends the current session.
+    async fn logout(&self, ctx: &Context<'_>) -> async_graphql::Result<bool> {
+        let actor = actor(ctx)?;
+        let state = state(ctx)?;
+        match actor.principal {
+            domain::Principal::User { session_id, .. } => {
+                domain::sessions::revoke(&state.db, session_id, "logout")
+                    .await
+                    .gql()?;
+                Ok(true)
+            }
+            domain::Principal::ApiKey { .. } => Err(domain::Error::Forbidden(
+                "API keys have no session to end".into(),
+            ))
+            .gql(),
+        }
+    }
+
+    /// Emails a single-use reset link (valid 1 hour) if the account exists. Always true.
+    async fn request_password_reset(
+        &self,
+        ctx: &Context<'_>,
+        email: String,
+    ) -> async_graphql::Result<bool> {
+        let state = state(ctx)?;
+        count_auth_attempt(state, &client_ip(ctx)).await.gql()?;
+        crate::http::auth::send_password_reset(state, &email)
+            .await
+            .gql()?;
+        Ok(true)
+    }
+
+    /// Sets a new password with a reset token, and ends every session of the account.
+    async fn reset_password(
+        &self,
+        ctx: &Context<'_>,
+        token: String,
+        password: String,
+    ) -> async_graphql::Result<bool> {
+        let state = state(ctx)?;
+        domain::users::reset_password(&state.db, &meta(ctx), &token, &password)
+            .await
+            .gql()?;
+        Ok(true)
+    }
+
+    /// New tokens for another organization you belong to (a new session; the current one stays).
+    async fn switch_organization(
+        &self,
+        ctx: &Context<'_>,
+        organization_id: ID,
+    ) -> async_graphql::Result<AuthPayload> {
+        let actor = actor(ctx)?;
+        let state = state(ctx)?;
+        let user_id = actor.require_user().gql()?;
+        let org = parse_id(&organization_id, "Organization").gql()?;
+        if domain::users::membership_in(&state.db, user_id, org)
+            .await
+            .gql()?
+            .is_none()
+        {
+            return Err(domain::Error::NotFound {
+                entity: "Organization",
+            })
+            .gql();
+        }
+        let meta = meta(ctx);
+        let user = domain::users::get(&state.db, user_id).await.gql()?;
+        let signed = domain::users::sign_in(&state.db, &meta, user, org, "switch")
+            .await
+            .gql()?;
+        let tokens = crate::auth::start_session(state, &meta, &signed)
+            .await
+            .gql()?;
+        Ok(AuthPayload::new(signed, tokens))
+    }
+}
