@@ -139,17 +139,7 @@ pub async fn revoke_all_for_user(
     user_id: Uuid,
     reason: &str,
 ) -> Result<()> {
-    sessions::Entity::update_many()
-        .col_expr(sessions::Column::RevokedAt, Expr::value(Some(Utc::now())))
-        .col_expr(
-            sessions::Column::RevokedReason,
-            Expr::value(Some(reason.to_owned())),
-        )
-        .filter(sessions::Column::UserId.eq(user_id))
-        .filter(sessions::Column::RevokedAt.is_null())
-        .exec(db)
-        .await?;
-    Ok(())
+    revoke_where(db, user_id, None, reason).await
 }
 
 /// Ends a user's sessions in one organization (after removal from it).
@@ -159,17 +149,28 @@ pub async fn revoke_in_organization(
     user_id: Uuid,
     reason: &str,
 ) -> Result<()> {
-    sessions::Entity::update_many()
+    revoke_where(db, user_id, Some(organization_id), reason).await
+}
+
+/// Revokes the user's live sessions, in one organization or in all.
+async fn revoke_where(
+    db: &impl ConnectionTrait,
+    user_id: Uuid,
+    organization_id: Option<Uuid>,
+    reason: &str,
+) -> Result<()> {
+    let mut update = sessions::Entity::update_many()
         .col_expr(sessions::Column::RevokedAt, Expr::value(Some(Utc::now())))
         .col_expr(
             sessions::Column::RevokedReason,
             Expr::value(Some(reason.to_owned())),
         )
         .filter(sessions::Column::UserId.eq(user_id))
-        .filter(sessions::Column::OrganizationId.eq(organization_id))
-        .filter(sessions::Column::RevokedAt.is_null())
-        .exec(db)
-        .await?;
+        .filter(sessions::Column::RevokedAt.is_null());
+    if let Some(org) = organization_id {
+        update = update.filter(sessions::Column::OrganizationId.eq(org));
+    }
+    update.exec(db).await?;
     Ok(())
 }
 
