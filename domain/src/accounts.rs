@@ -57,6 +57,10 @@ pub struct UpdateInput {
     pub description: Option<Option<String>>,
     pub custom_fields: Option<Value>,
     pub tags: Option<Vec<String>>,
+    /// Tags to add to the current ones (after `tags`, if both are given).
+    pub add_tags: Vec<String>,
+    /// Tags to remove from the current ones.
+    pub remove_tags: Vec<String>,
 }
 
 /// Which accounts to list.
@@ -391,6 +395,14 @@ pub async fn update(
     }
     if let Some(t) = input.tags {
         m.tags = json!(crm::tags(&mut errors, "tags", t));
+    }
+    if !input.add_tags.is_empty() || !input.remove_tags.is_empty() {
+        m.tags = json!(crm::change_tags(
+            &mut errors,
+            &m.tags,
+            input.add_tags,
+            input.remove_tags
+        ));
     }
     if !errors.is_empty() {
         return Err(Error::Validation(errors));

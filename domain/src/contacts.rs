@@ -41,6 +41,10 @@ pub struct Input {
     pub custom_fields: Option<Value>,
     pub tags: Option<Vec<String>>,
     pub account_id: Option<Option<Uuid>>,
+    /// Tags to add to the current ones (after `tags`, if both are given).
+    pub add_tags: Vec<String>,
+    /// Tags to remove from the current ones.
+    pub remove_tags: Vec<String>,
 }
 
 /// Which contacts to list.
@@ -130,6 +134,14 @@ fn apply(errors: &mut Vec<FieldError>, p: &str, m: &mut contacts::Model, input: 
     }
     if let Some(t) = input.tags {
         m.tags = json!(crm::tags(errors, &f("tags"), t));
+    }
+    if !input.add_tags.is_empty() || !input.remove_tags.is_empty() {
+        m.tags = json!(crm::change_tags(
+            errors,
+            &m.tags,
+            input.add_tags,
+            input.remove_tags
+        ));
     }
     if let Some(a) = input.account_id {
         m.account_id = a;

@@ -108,6 +108,28 @@ pub fn tags(errors: &mut Vec<FieldError>, field: &str, tags: Vec<String>) -> Vec
     out
 }
 
+/// The current tags (a JSON array) plus `add`, minus `remove`; checked like [`tags`] under the
+/// field names `addTags` / `removeTags`.
+pub fn change_tags(
+    errors: &mut Vec<FieldError>,
+    current: &Value,
+    add: Vec<String>,
+    remove: Vec<String>,
+) -> Vec<String> {
+    let mut out: Vec<String> = serde_json::from_value(current.clone()).unwrap_or_default();
+    let remove = tags(errors, "removeTags", remove);
+    out.retain(|t| !remove.contains(t));
+    for t in tags(errors, "addTags", add) {
+        if !out.contains(&t) {
+            out.push(t);
+        }
+    }
+    if out.len() > 50 {
+        errors.push(FieldError::new("addTags", "at most 50 tags"));
+    }
+    out
+}
+
 /// Custom fields must be a JSON object.
 pub fn custom_fields(errors: &mut Vec<FieldError>, field: &str, value: Option<Value>) -> Value {
     match value {

@@ -471,3 +471,53 @@ async fn tenants_roles_and_key_scopes_are_enforced() {
         .await;
     assert_eq!(ok(&r)["createAccount"]["name"], "by key");
 }
+
+#[tokio::test]
+async fn tags_are_added_and_removed() {
+    let app = spawn_app().await;
+    let owner = app.register("tagger@example.com", "Tags").await;
+    let r = create_account(&app, &owner, json!({"name": "T", "tags": ["a", "b"]})).await;
+    let id = ok(&r)["createAccount"]["id"].as_str().unwrap().to_owned();
+    let r = app
+        .graphql_as(
+            owner.token(),
+            "mutation($id: ID!) { tagAccount(id: $id, input: {add: [\" C \", \"a\"], remove: [\"b\"]}) { tags } }",
+            json!({"id": id}),
+        )
+        .await;
+    assert_eq!(ok(&r)["tagAccount"]["tags"], json!(["a", "c"]));
+    let r = app
+        .graphql_as(
+            owner.token(),
+            CREATE_CONTACT,
+            json!({"input": {"email": "t@example.com"}}),
+        )
+        .await;
+    let cid = ok(&r)["createContact"]["id"].as_str().unwrap().to_owned();
+    let r = app
+        .graphql_as(
+            owner.token(),
+            "mutation($id: ID!) { tagContact(id: $id, input: {add: [\"vip\"]}) { tags } }",
+            json!({"id": cid}),
+        )
+        .await;
+    assert_eq!(ok(&r)["tagContact"]["tags"], json!(["vip"]));
+    let r = app
+        .graphql_as(
+            owner.token(),
+            "mutation($id: ID!) { tagContact(id: $id, input: {add: [\"\"]}) { tags } }",
+            json!({"id": cid}),
+        )
+        .await;
+    assert_eq!(field(&r), "addTags");
+    let types = event_types(&app, &owner).await;
+    assert_eq!(
+        types,
+        vec![
+            "company.created",
+            "company.updated",
+            "contact.created",
+            "contact.updated"
+        ]
+    );
+}

@@ -202,8 +202,19 @@ impl ContactInput {
             custom_fields: self.custom_fields.map(|j| j.0),
             tags: self.tags,
             account_id,
+            add_tags: Vec::new(),
+            remove_tags: Vec::new(),
         })
     }
+}
+
+/// Tags to add and remove (trimmed, lower-cased); the rest stay.
+#[derive(InputObject)]
+pub struct TagsInput {
+    #[graphql(default)]
+    pub add: Vec<String>,
+    #[graphql(default)]
+    pub remove: Vec<String>,
 }
 
 #[derive(Default)]
@@ -377,6 +388,8 @@ impl CrmMutation {
             description: opt(input.description),
             custom_fields: input.custom_fields.map(|j| j.0),
             tags: input.tags,
+            add_tags: Vec::new(),
+            remove_tags: Vec::new(),
         };
         let m = domain::accounts::update(&state(ctx)?.db, actor, &meta(ctx), id, input)
             .await
@@ -452,6 +465,46 @@ impl CrmMutation {
             domain::contacts::update(&state(ctx)?.db, actor, &meta(ctx), id, input.into_domain()?)
                 .await
                 .gql()?;
+        Ok(Contact(m))
+    }
+
+    /// Adds and removes tags of an account.
+    async fn tag_account(
+        &self,
+        ctx: &Context<'_>,
+        id: ID,
+        input: TagsInput,
+    ) -> async_graphql::Result<Account> {
+        let actor = actor(ctx)?;
+        let id = parse_id(&id, "Account").gql()?;
+        let input = domain::accounts::UpdateInput {
+            add_tags: input.add,
+            remove_tags: input.remove,
+            ..Default::default()
+        };
+        let m = domain::accounts::update(&state(ctx)?.db, actor, &meta(ctx), id, input)
+            .await
+            .gql()?;
+        Ok(Account(m))
+    }
+
+    /// Adds and removes tags of a contact.
+    async fn tag_contact(
+        &self,
+        ctx: &Context<'_>,
+        id: ID,
+        input: TagsInput,
+    ) -> async_graphql::Result<Contact> {
+        let actor = actor(ctx)?;
+        let id = parse_id(&id, "Contact").gql()?;
+        let input = domain::contacts::Input {
+            add_tags: input.add,
+            remove_tags: input.remove,
+            ..Default::default()
+        };
+        let m = domain::contacts::update(&state(ctx)?.db, actor, &meta(ctx), id, input)
+            .await
+            .gql()?;
         Ok(Contact(m))
     }
 
