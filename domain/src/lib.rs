@@ -11,8 +11,11 @@ pub mod events;
 pub use actor::{Actor, Principal, Role};
 pub use error::{Error, FieldError, Result};
 
+pub mod accounts;
 pub mod api_keys;
 pub mod audit;
+pub mod contacts;
+pub mod crm;
 pub mod one_time;
 pub mod organizations;
 pub mod secrets;

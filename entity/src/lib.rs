@@ -4,6 +4,8 @@
 pub mod api_keys;
 pub mod audit_logs;
 pub mod auth_tokens;
+pub mod companies;
+pub mod contacts;
 pub mod events;
 pub mod invitations;
 pub mod memberships;

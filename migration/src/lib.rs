@@ -8,6 +8,7 @@ pub use sea_orm_migration::prelude::*;
 mod m20261128_000001_organizations;
 mod m20261128_000002_identity;
 mod m20261128_000004_events;
+mod m20261128_000005_crm;
 
 pub struct Migrator;
 
@@ -18,6 +19,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261128_000001_organizations::Migration),
             Box::new(m20261128_000002_identity::Migration),
             Box::new(m20261128_000004_events::Migration),
+            Box::new(m20261128_000005_crm::Migration),
         ]
     }
 }

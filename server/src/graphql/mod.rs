@@ -6,6 +6,7 @@
 //! parse and validation failures (including the depth and complexity limits) through the
 //! [`ErrorCodes`] extension.
 
+pub mod crm;
 mod errors;
 pub mod identity;
 mod system;
@@ -29,6 +30,7 @@ pub struct QueryRoot(
     identity::organizations::OrganizationQuery,
     identity::api_keys::ApiKeyQuery,
     identity::audit::AuditQuery,
+    crm::CrmQuery,
 );
 
 #[derive(MergedObject, Default)]
@@ -36,6 +38,7 @@ pub struct MutationRoot(
     identity::session::SessionMutation,
     identity::organizations::OrganizationMutation,
     identity::api_keys::ApiKeyMutation,
+    crm::CrmMutation,
 );
 
 #[derive(MergedSubscription, Default)]

@@ -6,6 +6,7 @@ mod api_keys;
 mod audit;
 mod auth;
 mod cli;
+mod crm_accounts;
 mod events;
 mod graphql;
 mod health;

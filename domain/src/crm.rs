@@ -1,0 +1,173 @@
+//! Helpers shared by the CRM modules (accounts, contacts): keyset pages, field checks, the
+//! changed-field diff recorded in the audit log.
+
+use sea_orm::{ColumnTrait, Condition};
+use serde_json::{Map, Value};
+use uuid::Uuid;
+
+use crate::FieldError;
+
+/// The largest page a CRM list returns (documented on the GraphQL fields).
+pub const MAX_PAGE: u64 = 100;
+/// The most rows one batch mutation may carry.
+pub const MAX_BATCH: usize = 100;
+
+/// Which slice of a list to read. Rows are ordered by id (UUIDv7, so creation order), newest
+/// first; `after`/`before` are ids of rows the client saw, which makes paging stable while rows
+/// are inserted: a key never moves, so no existing row is repeated or skipped.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct PageRequest {
+    pub first: Option<u64>,
+    pub after: Option<Uuid>,
+    pub last: Option<u64>,
+    pub before: Option<Uuid>,
+}
+
+/// One page of a list.
+#[derive(Debug, Clone)]
+pub struct Page<T> {
+    pub items: Vec<T>,
+    pub has_next: bool,
+    pub has_previous: bool,
+    pub total: u64,
+}
+
+/// Checks a page request and tells whether it pages backwards, and how many rows it wants.
+pub fn check_page(req: &PageRequest) -> crate::Result<(bool, u64)> {
+    let bad = |f: &str| crate::Error::invalid(f, format!("must be between 1 and {MAX_PAGE}"));
+    if req.first.is_some() && req.last.is_some() {
+        return Err(crate::Error::invalid(
+            "last",
+            "cannot be combined with first",
+        ));
+    }
+    if let Some(n) = req.first
+        && !(1..=MAX_PAGE).contains(&n)
+    {
+        return Err(bad("first"));
+    }
+    if let Some(n) = req.last
+        && !(1..=MAX_PAGE).contains(&n)
+    {
+        return Err(bad("last"));
+    }
+    Ok(match req.last {
+        Some(n) => (true, n),
+        None => (false, req.first.unwrap_or(20)),
+    })
+}
+
+/// The keyset condition of a page request on the id column (newest first).
+pub fn keyset<C: ColumnTrait>(id: C, req: &PageRequest) -> Condition {
+    let mut cond = Condition::all();
+    if let Some(after) = req.after {
+        cond = cond.add(id.lt(after));
+    }
+    if let Some(before) = req.before {
+        cond = cond.add(id.gt(before));
+    }
+    cond
+}
+
+/// Trims an optional text; empty becomes absent. Pushes an error when longer than `max`.
+pub fn text(
+    errors: &mut Vec<FieldError>,
+    field: &str,
+    value: Option<String>,
+    max: usize,
+) -> Option<String> {
+    let v = value.map(|s| s.trim().to_owned()).filter(|s| !s.is_empty());
+    if let Some(s) = &v
+        && s.chars().count() > max
+    {
+        errors.push(FieldError::new(
+            field,
+            format!("must be at most {max} characters"),
+        ));
+    }
+    v
+}
+
+/// Tags: trimmed, lower-cased, de-duplicated, each 1 to 50 characters, at most 50.
+pub fn tags(errors: &mut Vec<FieldError>, field: &str, tags: Vec<String>) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for t in tags {
+        let t = t.trim().to_lowercase();
+        if t.is_empty() || t.chars().count() > 50 {
+            errors.push(FieldError::new(
+                field,
+                "each tag must be 1 to 50 characters",
+            ));
+        } else if !out.contains(&t) {
+            out.push(t);
+        }
+    }
+    if out.len() > 50 {
+        errors.push(FieldError::new(field, "at most 50 tags"));
+    }
+    out
+}
+
+/// The current tags (a JSON array) plus `add`, minus `remove`; checked like [`tags`] under the
+/// field names `addTags` / `removeTags`.
+pub fn change_tags(
+    errors: &mut Vec<FieldError>,
+    current: &Value,
+    add: Vec<String>,
+    remove: Vec<String>,
+) -> Vec<String> {
+    let mut out: Vec<String> = serde_json::from_value(current.clone()).unwrap_or_default();
+    let remove = tags(errors, "removeTags", remove);
+    out.retain(|t| !remove.contains(t));
+    for t in tags(errors, "addTags", add) {
+        if !out.contains(&t) {
+            out.push(t);
+        }
+    }
+    if out.len() > 50 {
+        errors.push(FieldError::new("addTags", "at most 50 tags"));
+    }
+    out
+}
+
+/// Custom fields must be a JSON object.
+pub fn custom_fields(errors: &mut Vec<FieldError>, field: &str, value: Option<Value>) -> Value {
+    match value {
+        None | Some(Value::Null) => Value::Object(Map::new()),
+        Some(v @ Value::Object(_)) => v,
+        Some(_) => {
+            errors.push(FieldError::new(field, "must be a JSON object"));
+            Value::Object(Map::new())
+        }
+    }
+}
+
+/// The fields that differ between two snapshots: `{field: {"old": …, "new": …}}`.
+pub fn diff(old: &Value, new: &Value) -> Value {
+    let mut out = Map::new();
+    if let (Value::Object(o), Value::Object(n)) = (old, new) {
+        for (k, nv) in n {
+            if k == "updatedAt" {
+                continue;
+            }
+            let ov = o.get(k).unwrap_or(&Value::Null);
+            if ov != nv {
+                out.insert(k.clone(), serde_json::json!({"old": ov, "new": nv}));
+            }
+        }
+    }
+    Value::Object(out)
+}
+
+/// Escapes `%`, `_` and `\` for a LIKE pattern and wraps it in `%…%`, lower-cased.
+pub fn like_pattern(q: &str) -> String {
+    let mut s = String::from("%");
+    for c in q.trim().to_lowercase().chars() {
+        if matches!(c, '%' | '_' | '\\') {
+            s.push('\\');
+        }
+        s.push(c);
+    }
+    s.push('%');
+    s
+}

@@ -1,0 +1,520 @@
+//! The CRM core over GraphQL (issue 4): accounts and contacts (Relay connections, create /
+//! update / delete, batch create, upsert by email) and the event log for ADMINs. Resolvers read
+//! the actor, call one `domain::` function and wrap the result.
+
+pub mod types;
+
+use async_graphql::connection::{Connection, Edge, EmptyFields};
+use async_graphql::{Context, ID, InputObject, Json, MaybeUndefined, Object, SimpleObject};
+use domain::crm::{Page, PageRequest};
+use uuid::Uuid;
+
+use self::types::{Account, AccountSize, Contact, Event};
+use super::identity::types::parse_id;
+use super::identity::{meta, state};
+use crate::graphql::{GqlResultExt, actor};
+
+/// Extra fields of every CRM connection.
+#[derive(SimpleObject)]
+pub struct CrmConnectionExtra {
+    /// How many rows match the filter, over all pages.
+    pub total_count: u64,
+}
+
+pub type CrmConnection<T> = Connection<String, T, CrmConnectionExtra, EmptyFields>;
+
+fn cursor(c: &Option<String>, field: &str) -> async_graphql::Result<Option<Uuid>> {
+    match c {
+        None => Ok(None),
+        Some(c) => Uuid::parse_str(c)
+            .map(Some)
+            .map_err(|_| domain::Error::invalid(field, "is not a cursor"))
+            .gql(),
+    }
+}
+
+fn page_request(
+    first: Option<i32>,
+    after: Option<String>,
+    last: Option<i32>,
+    before: Option<String>,
+) -> async_graphql::Result<PageRequest> {
+    let count = |n: Option<i32>, field: &str| -> async_graphql::Result<Option<u64>> {
+        n.map(|n| {
+            u64::try_from(n)
+                .map_err(|_| domain::Error::invalid(field, "must be between 1 and 100"))
+                .gql()
+        })
+        .transpose()
+    };
+    Ok(PageRequest {
+        first: count(first, "first")?,
+        after: cursor(&after, "after")?,
+        last: count(last, "last")?,
+        before: cursor(&before, "before")?,
+    })
+}
+
+fn connection<M, T>(
+    page: Page<M>,
+    id: impl Fn(&M) -> Uuid,
+    wrap: impl Fn(M) -> T,
+) -> CrmConnection<T>
+where
+    T: async_graphql::OutputType,
+{
+    let mut conn = Connection::with_additional_fields(
+        page.has_previous,
+        page.has_next,
+        CrmConnectionExtra {
+            total_count: page.total,
+        },
+    );
+    conn.edges.extend(
+        page.items
+            .into_iter()
+            .map(|m| Edge::new(id(&m).to_string(), wrap(m))),
+    );
+    conn
+}
+
+fn opt<T>(v: MaybeUndefined<T>) -> Option<Option<T>> {
+    match v {
+        MaybeUndefined::Undefined => None,
+        MaybeUndefined::Null => Some(None),
+        MaybeUndefined::Value(v) => Some(Some(v)),
+    }
+}
+
+/// Which accounts to list.
+#[derive(InputObject, Default)]
+pub struct AccountFilter {
+    /// Case-insensitive substring of the name or domain.
+    pub query: Option<String>,
+    pub size: Option<AccountSize>,
+}
+
+/// Which contacts to list.
+#[derive(InputObject, Default)]
+pub struct ContactFilter {
+    /// Case-insensitive substring of the first name, last name or email.
+    pub query: Option<String>,
+    /// Only contacts of this account.
+    pub account_id: Option<ID>,
+}
+
+#[derive(InputObject)]
+pub struct CreateAccountInput {
+    pub name: String,
+    pub domain: Option<String>,
+    pub industry: Option<String>,
+    pub size: Option<AccountSize>,
+    pub website: Option<String>,
+    pub github_org: Option<String>,
+    pub city: Option<String>,
+    pub country: Option<String>,
+    pub description: Option<String>,
+    /// A JSON object of your own fields.
+    pub custom_fields: Option<Json<serde_json::Value>>,
+    #[graphql(default)]
+    pub tags: Vec<String>,
+}
+
+impl From<CreateAccountInput> for domain::accounts::CreateInput {
+    fn from(i: CreateAccountInput) -> Self {
+        domain::accounts::CreateInput {
+            name: i.name,
+            domain: i.domain,
+            industry: i.industry,
+            size: i.size.map(|s| s.as_str().to_owned()),
+            website: i.website,
+            github_org: i.github_org,
+            city: i.city,
+            country: i.country,
+            description: i.description,
+            custom_fields: i.custom_fields.map(|j| j.0),
+            tags: i.tags,
+        }
+    }
+}
+
+/// Fields left out stay as they are; `null` clears a field.
+#[derive(InputObject)]
+pub struct UpdateAccountInput {
+    pub name: Option<String>,
+    pub domain: MaybeUndefined<String>,
+    pub industry: MaybeUndefined<String>,
+    pub size: MaybeUndefined<AccountSize>,
+    pub website: MaybeUndefined<String>,
+    pub github_org: MaybeUndefined<String>,
+    pub city: MaybeUndefined<String>,
+    pub country: MaybeUndefined<String>,
+    pub description: MaybeUndefined<String>,
+    pub custom_fields: Option<Json<serde_json::Value>>,
+    pub tags: Option<Vec<String>>,
+}
+
+/// A contact's fields. On update, fields left out stay as they are and `null` clears a field.
+#[derive(InputObject)]
+#[graphql(name = "ContactFields")]
+pub struct ContactInput {
+    pub first_name: MaybeUndefined<String>,
+    pub last_name: MaybeUndefined<String>,
+    pub email: MaybeUndefined<String>,
+    pub title: MaybeUndefined<String>,
+    pub phone: MaybeUndefined<String>,
+    pub github: MaybeUndefined<String>,
+    pub twitter: MaybeUndefined<String>,
+    pub linked_in: MaybeUndefined<String>,
+    pub city: MaybeUndefined<String>,
+    pub country: MaybeUndefined<String>,
+    pub notes: MaybeUndefined<String>,
+    /// A JSON object of your own fields.
+    pub custom_fields: Option<Json<serde_json::Value>>,
+    pub tags: Option<Vec<String>>,
+    /// The account the contact works for.
+    pub account_id: MaybeUndefined<ID>,
+}
+
+impl ContactInput {
+    fn into_domain(self) -> async_graphql::Result<domain::contacts::Input> {
+        let account_id = match self.account_id {
+            MaybeUndefined::Undefined => None,
+            MaybeUndefined::Null => Some(None),
+            MaybeUndefined::Value(id) => Some(Some(
+                Uuid::parse_str(id.as_str())
+                    .map_err(|_| domain::Error::invalid("accountId", "no such account"))
+                    .gql()?,
+            )),
+        };
+        Ok(domain::contacts::Input {
+            first_name: opt(self.first_name),
+            last_name: opt(self.last_name),
+            email: opt(self.email),
+            title: opt(self.title),
+            phone: opt(self.phone),
+            github: opt(self.github),
+            twitter: opt(self.twitter),
+            linked_in: opt(self.linked_in),
+            city: opt(self.city),
+            country: opt(self.country),
+            notes: opt(self.notes),
+            custom_fields: self.custom_fields.map(|j| j.0),
+            tags: self.tags,
+            account_id,
+            add_tags: Vec::new(),
+            remove_tags: Vec::new(),
+        })
+    }
+}
+
+/// Tags to add and remove (trimmed, lower-cased); the rest stay.
+#[derive(InputObject)]
+pub struct TagsInput {
+    #[graphql(default)]
+    pub add: Vec<String>,
+    #[graphql(default)]
+    pub remove: Vec<String>,
+}
+
+#[derive(Default)]
+pub struct CrmQuery;
+
+#[Object]
+impl CrmQuery {
+    /// The organization's accounts, newest first. `first`/`last` are at most 100 (default 20);
+    /// cursors stay valid while rows are added, so a walk never repeats or skips a row.
+    async fn accounts(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "Page size, 1 to 100 (default 20).")] first: Option<i32>,
+        after: Option<String>,
+        #[graphql(desc = "Page size from the end, 1 to 100.")] last: Option<i32>,
+        before: Option<String>,
+        filter: Option<AccountFilter>,
+    ) -> async_graphql::Result<CrmConnection<Account>> {
+        let actor = actor(ctx)?;
+        let req = page_request(first, after, last, before)?;
+        let f = filter.unwrap_or_default();
+        let filter = domain::accounts::Filter {
+            query: f.query,
+            size: f.size.map(|s| s.as_str().to_owned()),
+        };
+        let page = domain::accounts::list(&state(ctx)?.db, actor, &filter, &req)
+            .await
+            .gql()?;
+        Ok(connection(page, |m| m.id, Account))
+    }
+
+    /// One account; `NOT_FOUND` unless it belongs to the caller's organization.
+    async fn account(&self, ctx: &Context<'_>, id: ID) -> async_graphql::Result<Account> {
+        let actor = actor(ctx)?;
+        let id = parse_id(&id, "Account").gql()?;
+        Ok(Account(
+            domain::accounts::get(&state(ctx)?.db, actor, id)
+                .await
+                .gql()?,
+        ))
+    }
+
+    /// The organization's contacts, newest first. `first`/`last` are at most 100 (default 20);
+    /// cursors stay valid while rows are added, so a walk never repeats or skips a row.
+    async fn contacts(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "Page size, 1 to 100 (default 20).")] first: Option<i32>,
+        after: Option<String>,
+        #[graphql(desc = "Page size from the end, 1 to 100.")] last: Option<i32>,
+        before: Option<String>,
+        filter: Option<ContactFilter>,
+    ) -> async_graphql::Result<CrmConnection<Contact>> {
+        let actor = actor(ctx)?;
+        let req = page_request(first, after, last, before)?;
+        let f = filter.unwrap_or_default();
+        let account_id = match f.account_id {
+            None => None,
+            Some(id) => Some(
+                Uuid::parse_str(id.as_str())
+                    .map_err(|_| domain::Error::invalid("filter.accountId", "is not an id"))
+                    .gql()?,
+            ),
+        };
+        let filter = domain::contacts::Filter {
+            query: f.query,
+            account_id,
+        };
+        let page = domain::contacts::list(&state(ctx)?.db, actor, &filter, &req)
+            .await
+            .gql()?;
+        Ok(connection(page, |m| m.id, Contact))
+    }
+
+    /// One contact; `NOT_FOUND` unless it belongs to the caller's organization.
+    async fn contact(&self, ctx: &Context<'_>, id: ID) -> async_graphql::Result<Contact> {
+        let actor = actor(ctx)?;
+        let id = parse_id(&id, "Contact").gql()?;
+        Ok(Contact(
+            domain::contacts::get(&state(ctx)?.db, actor, id)
+                .await
+                .gql()?,
+        ))
+    }
+
+    /// The organization's event log in sequence order (ADMIN or OWNER). `after` is the `seq` of
+    /// the last event seen; `types` filters by event type (all when absent).
+    async fn events(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "At most this many, 1 to 1000 (default 100).")] first: Option<i32>,
+        after: Option<i64>,
+        types: Option<Vec<String>>,
+    ) -> async_graphql::Result<Vec<Event>> {
+        let actor = actor(ctx)?;
+        let first = first.unwrap_or(100);
+        if !(1..=1000).contains(&first) {
+            return Err(domain::Error::invalid(
+                "first",
+                "must be between 1 and 1000",
+            ))
+            .gql();
+        }
+        let events = domain::events::list(
+            &state(ctx)?.db,
+            actor,
+            &domain::events::EventQuery {
+                after,
+                types: types.unwrap_or_default(),
+                limit: u64::try_from(first).unwrap_or(100),
+            },
+        )
+        .await
+        .gql()?;
+        Ok(events.into_iter().map(Event).collect())
+    }
+}
+
+#[derive(Default)]
+pub struct CrmMutation;
+
+#[Object]
+impl CrmMutation {
+    /// Creates an account. The domain is unique per organization (case-insensitive):
+    /// a duplicate answers `CONFLICT` with field `domain`.
+    async fn create_account(
+        &self,
+        ctx: &Context<'_>,
+        input: CreateAccountInput,
+    ) -> async_graphql::Result<Account> {
+        let actor = actor(ctx)?;
+        let m = domain::accounts::create(&state(ctx)?.db, actor, &meta(ctx), input.into())
+            .await
+            .gql()?;
+        Ok(Account(m))
+    }
+
+    /// Creates up to 100 accounts: all are validated first (fields named `input.<i>.<field>`),
+    /// then either all land or none.
+    async fn create_accounts(
+        &self,
+        ctx: &Context<'_>,
+        input: Vec<CreateAccountInput>,
+    ) -> async_graphql::Result<Vec<Account>> {
+        let actor = actor(ctx)?;
+        let inputs = input.into_iter().map(Into::into).collect();
+        let ms = domain::accounts::create_many(&state(ctx)?.db, actor, &meta(ctx), inputs, "input")
+            .await
+            .gql()?;
+        Ok(ms.into_iter().map(Account).collect())
+    }
+
+    /// Changes an account; fields left out stay as they are.
+    async fn update_account(
+        &self,
+        ctx: &Context<'_>,
+        id: ID,
+        input: UpdateAccountInput,
+    ) -> async_graphql::Result<Account> {
+        let actor = actor(ctx)?;
+        let id = parse_id(&id, "Account").gql()?;
+        let input = domain::accounts::UpdateInput {
+            name: input.name,
+            domain: opt(input.domain),
+            industry: opt(input.industry),
+            size: opt(input.size).map(|s| s.map(|s| s.as_str().to_owned())),
+            website: opt(input.website),
+            github_org: opt(input.github_org),
+            city: opt(input.city),
+            country: opt(input.country),
+            description: opt(input.description),
+            custom_fields: input.custom_fields.map(|j| j.0),
+            tags: input.tags,
+            add_tags: Vec::new(),
+            remove_tags: Vec::new(),
+        };
+        let m = domain::accounts::update(&state(ctx)?.db, actor, &meta(ctx), id, input)
+            .await
+            .gql()?;
+        Ok(Account(m))
+    }
+
+    /// Deletes an account (its contacts stay, unlinked); returns its id.
+    async fn delete_account(&self, ctx: &Context<'_>, id: ID) -> async_graphql::Result<ID> {
+        let actor = actor(ctx)?;
+        let id = parse_id(&id, "Account").gql()?;
+        let id = domain::accounts::delete(&state(ctx)?.db, actor, &meta(ctx), id)
+            .await
+            .gql()?;
+        Ok(ID(id.to_string()))
+    }
+
+    /// Creates a contact. The email is unique per organization (case-insensitive): a
+    /// duplicate answers `CONFLICT` with field `email`.
+    async fn create_contact(
+        &self,
+        ctx: &Context<'_>,
+        input: ContactInput,
+    ) -> async_graphql::Result<Contact> {
+        let actor = actor(ctx)?;
+        let m = domain::contacts::create(&state(ctx)?.db, actor, &meta(ctx), input.into_domain()?)
+            .await
+            .gql()?;
+        Ok(Contact(m))
+    }
+
+    /// Creates up to 100 contacts: all are validated first (fields named `input.<i>.<field>`),
+    /// then either all land or none.
+    async fn create_contacts(
+        &self,
+        ctx: &Context<'_>,
+        input: Vec<ContactInput>,
+    ) -> async_graphql::Result<Vec<Contact>> {
+        let actor = actor(ctx)?;
+        let inputs = input
+            .into_iter()
+            .map(ContactInput::into_domain)
+            .collect::<async_graphql::Result<Vec<_>>>()?;
+        let ms = domain::contacts::create_many(&state(ctx)?.db, actor, &meta(ctx), inputs, "input")
+            .await
+            .gql()?;
+        Ok(ms.into_iter().map(Contact).collect())
+    }
+
+    /// Creates the contact with `input.email` (required), or updates the one that has it.
+    async fn upsert_contact(
+        &self,
+        ctx: &Context<'_>,
+        input: ContactInput,
+    ) -> async_graphql::Result<Contact> {
+        let actor = actor(ctx)?;
+        let m = domain::contacts::upsert(&state(ctx)?.db, actor, &meta(ctx), input.into_domain()?)
+            .await
+            .gql()?;
+        Ok(Contact(m))
+    }
+
+    /// Changes a contact; fields left out stay as they are, `null` clears one.
+    async fn update_contact(
+        &self,
+        ctx: &Context<'_>,
+        id: ID,
+        input: ContactInput,
+    ) -> async_graphql::Result<Contact> {
+        let actor = actor(ctx)?;
+        let id = parse_id(&id, "Contact").gql()?;
+        let m =
+            domain::contacts::update(&state(ctx)?.db, actor, &meta(ctx), id, input.into_domain()?)
+                .await
+                .gql()?;
+        Ok(Contact(m))
+    }
+
+    /// Adds and removes tags of an account.
+    async fn tag_account(
+        &self,
+        ctx: &Context<'_>,
+        id: ID,
+        input: TagsInput,
+    ) -> async_graphql::Result<Account> {
+        let actor = actor(ctx)?;
+        let id = parse_id(&id, "Account").gql()?;
+        let input = domain::accounts::UpdateInput {
+            add_tags: input.add,
+            remove_tags: input.remove,
+            ..Default::default()
+        };
+        let m = domain::accounts::update(&state(ctx)?.db, actor, &meta(ctx), id, input)
+            .await
+            .gql()?;
+        Ok(Account(m))
+    }
+
+    /// Adds and removes tags of a contact.
+    async fn tag_contact(
+        &self,
+        ctx: &Context<'_>,
+        id: ID,
+        input: TagsInput,
+    ) -> async_graphql::Result<Contact> {
+        let actor = actor(ctx)?;
+        let id = parse_id(&id, "Contact").gql()?;
+        let input = domain::contacts::Input {
+            add_tags: input.add,
+            remove_tags: input.remove,
+            ..Default::default()
+        };
+        let m = domain::contacts::update(&state(ctx)?.db, actor, &meta(ctx), id, input)
+            .await
+            .gql()?;
+        Ok(Contact(m))
+    }
+
+    /// Deletes a contact; returns its id.
+    async fn delete_contact(&self, ctx: &Context<'_>, id: ID) -> async_graphql::Result<ID> {
+        let actor = actor(ctx)?;
+        let id = parse_id(&id, "Contact").gql()?;
+        let id = domain::contacts::delete(&state(ctx)?.db, actor, &meta(ctx), id)
+            .await
+            .gql()?;
+        Ok(ID(id.to_string()))
+    }
+}
