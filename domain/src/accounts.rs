@@ -7,8 +7,8 @@ use chrono::Utc;
 use entity::companies;
 use sea_orm::sea_query::{Expr, ExprTrait, Func, LikeExpr};
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, Condition, DatabaseConnection, EntityTrait, PaginatorTrait,
-    QueryFilter, QueryOrder, QuerySelect, Set, TransactionTrait,
+    ActiveModelTrait, ColumnTrait, Condition, DatabaseConnection, EntityTrait, QueryFilter, Set,
+    TransactionTrait,
 };
 use serde_json::{Value, json};
 use uuid::Uuid;
@@ -289,7 +289,7 @@ pub async fn list(
     page: &PageRequest,
 ) -> Result<Page<companies::Model>> {
     actor.require_scope("accounts:read")?;
-    let (backward, n) = crm::check_page(page)?;
+    crm::check_page(page)?;
     let mut cond =
         Condition::all().add(companies::Column::OrganizationId.eq(actor.organization_id));
     if let Some(q) = filter.query.as_deref().filter(|q| !q.trim().is_empty()) {
@@ -309,35 +309,7 @@ pub async fn list(
     if let Some(size) = &filter.size {
         cond = cond.add(companies::Column::Size.eq(size.clone()));
     }
-    let total = companies::Entity::find()
-        .filter(cond.clone())
-        .count(db)
-        .await?;
-    let q = companies::Entity::find()
-        .filter(cond)
-        .filter(crm::keyset(companies::Column::Id, page))
-        .limit(n + 1);
-    let q = if backward {
-        q.order_by_asc(companies::Column::Id)
-    } else {
-        q.order_by_desc(companies::Column::Id)
-    };
-    let mut items = q.all(db).await?;
-    let more = items.len() as u64 > n;
-    items.truncate(n as usize);
-    if backward {
-        items.reverse();
-    }
-    Ok(Page {
-        items,
-        has_next: if backward {
-            page.before.is_some()
-        } else {
-            more
-        },
-        has_previous: if backward { more } else { page.after.is_some() },
-        total,
-    })
+    crm::fetch_page::<companies::Entity>(db, cond, companies::Column::Id, page).await
 }
 
 /// Changes an account (MEMBER+); the audit entry lists each changed field's old and new value.

@@ -8,7 +8,7 @@ use entity::{companies, contacts};
 use sea_orm::sea_query::{Expr, ExprTrait, Func, LikeExpr};
 use sea_orm::{
     ActiveModelTrait, ActiveValue, ColumnTrait, Condition, ConnectionTrait, DatabaseConnection,
-    EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, Set, TransactionTrait,
+    EntityTrait, QueryFilter, QuerySelect, Set, TransactionTrait,
 };
 use serde_json::{Value, json};
 use uuid::Uuid;
@@ -322,7 +322,7 @@ pub async fn list(
     page: &PageRequest,
 ) -> Result<Page<contacts::Model>> {
     actor.require_scope("accounts:read")?;
-    let (backward, n) = crm::check_page(page)?;
+    crm::check_page(page)?;
     let mut cond = Condition::all().add(contacts::Column::OrganizationId.eq(actor.organization_id));
     if let Some(q) = filter.query.as_deref().filter(|q| !q.trim().is_empty()) {
         let p = crm::like_pattern(q);
@@ -339,35 +339,7 @@ pub async fn list(
     if let Some(a) = filter.account_id {
         cond = cond.add(contacts::Column::AccountId.eq(a));
     }
-    let total = contacts::Entity::find()
-        .filter(cond.clone())
-        .count(db)
-        .await?;
-    let q = contacts::Entity::find()
-        .filter(cond)
-        .filter(crm::keyset(contacts::Column::Id, page))
-        .limit(n + 1);
-    let q = if backward {
-        q.order_by_asc(contacts::Column::Id)
-    } else {
-        q.order_by_desc(contacts::Column::Id)
-    };
-    let mut items = q.all(db).await?;
-    let more = items.len() as u64 > n;
-    items.truncate(n as usize);
-    if backward {
-        items.reverse();
-    }
-    Ok(Page {
-        items,
-        has_next: if backward {
-            page.before.is_some()
-        } else {
-            more
-        },
-        has_previous: if backward { more } else { page.after.is_some() },
-        total,
-    })
+    crm::fetch_page::<contacts::Entity>(db, cond, contacts::Column::Id, page).await
 }
 
 async fn update_in(

@@ -1,7 +1,10 @@
 //! Helpers shared by the CRM modules (accounts, contacts): keyset pages, field checks, the
 //! changed-field diff recorded in the audit log.
 
-use sea_orm::{ColumnTrait, Condition};
+use sea_orm::{
+    ColumnTrait, Condition, ConnectionTrait, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder,
+    QuerySelect,
+};
 use serde_json::{Map, Value};
 use uuid::Uuid;
 
@@ -67,6 +70,39 @@ pub fn keyset<C: ColumnTrait>(id: C, req: &PageRequest) -> Condition {
         cond = cond.add(id.gt(before));
     }
     cond
+}
+
+/// Reads one keyset page of `E` rows matching `cond`, newest first, with the total count.
+pub async fn fetch_page<E>(
+    db: &impl ConnectionTrait,
+    cond: Condition,
+    id: E::Column,
+    req: &PageRequest,
+) -> crate::Result<Page<E::Model>>
+where
+    E: EntityTrait,
+    E::Model: Send + Sync,
+{
+    let (backward, n) = check_page(req)?;
+    let total = E::find().filter(cond.clone()).count(db).await?;
+    let q = E::find().filter(cond).filter(keyset(id, req)).limit(n + 1);
+    let q = if backward {
+        q.order_by_asc(id)
+    } else {
+        q.order_by_desc(id)
+    };
+    let mut items = q.all(db).await?;
+    let more = items.len() as u64 > n;
+    items.truncate(n as usize);
+    if backward {
+        items.reverse();
+    }
+    Ok(Page {
+        items,
+        has_next: if backward { req.before.is_some() } else { more },
+        has_previous: if backward { more } else { req.after.is_some() },
+        total,
+    })
 }
 
 /// Trims an optional text; empty becomes absent. Pushes an error when longer than `max`.
