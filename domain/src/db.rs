@@ -171,6 +171,19 @@ pub async fn migrate_down(db: &DatabaseConnection, steps: u32) -> Result<usize, 
     .await
 }
 
+/// Starts a write transaction. On SQLite it is `BEGIN IMMEDIATE`, which takes the write lock up
+/// front (waiting up to the busy timeout): a deferred transaction that reads and then writes fails
+/// at once with `SQLITE_BUSY` when another connection committed in between, which background
+/// writers (jobs, webhook delivery) make likely. PostgreSQL has no such mode and ignores it.
+pub async fn begin<C: sea_orm::TransactionTrait>(db: &C) -> Result<C::Transaction, DbErr> {
+    use sea_orm::{SqliteTransactionMode, TransactionOptions};
+    db.begin_with_options(TransactionOptions {
+        sqlite_transaction_mode: Some(SqliteTransactionMode::Immediate),
+        ..Default::default()
+    })
+    .await
+}
+
 async fn with_migration_lock<T>(
     db: &DatabaseConnection,
     work: impl Future<Output = Result<T, DbErr>>,

@@ -43,6 +43,7 @@ pub const TYPES: &[&str] = &[
     "tier.changed",
     "anomaly.detected",
     "alert.triggered",
+    "webhook.endpoint_disabled",
 ];
 
 /// A key no other DevSignal lock uses: orders event appends on PostgreSQL.

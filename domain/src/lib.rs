@@ -21,5 +21,6 @@ pub mod organizations;
 pub mod secrets;
 pub mod sessions;
 pub mod users;
+pub mod webhooks;
 
 pub use audit::Meta;

@@ -124,7 +124,7 @@ pub async fn update_member_role(
     if from == role {
         return Ok(member);
     }
-    let txn = db.begin().await?;
+    let txn = crate::db::begin(db).await?;
     member.membership = set_role(member.membership.id, role).update(&txn).await?;
     audit::record(
         &txn,
@@ -154,7 +154,7 @@ pub async fn remove_member(
             "the OWNER cannot be removed; transfer ownership first".into(),
         ));
     }
-    let txn = db.begin().await?;
+    let txn = crate::db::begin(db).await?;
     memberships::Entity::delete_by_id(member.membership.id)
         .exec(&txn)
         .await?;
@@ -189,7 +189,7 @@ pub async fn transfer_ownership(
         ));
     }
     let mine = member(db, actor, me).await?;
-    let txn = db.begin().await?;
+    let txn = crate::db::begin(db).await?;
     set_role(mine.membership.id, Role::Admin)
         .update(&txn)
         .await?;
@@ -307,7 +307,7 @@ pub async fn accept_invitation(
             "this invitation was sent to another email address".into(),
         ));
     }
-    let txn = db.begin().await?;
+    let txn = crate::db::begin(db).await?;
     let used = invitations::Entity::update_many()
         .col_expr(invitations::Column::AcceptedAt, Expr::value(Some(now)))
         .filter(invitations::Column::Id.eq(invitation.id))

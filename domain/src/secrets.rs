@@ -95,6 +95,86 @@ pub fn normalize_email(field: &str, raw: &str) -> Result<String> {
     Ok(email)
 }
 
+/// Encrypts secrets at rest (webhook signing secrets, integration tokens) with AES-256-GCM under
+/// the server's `ENCRYPTION_KEY`. A sealed value is `v1:` + base64(nonce ‖ ciphertext ‖ tag), so
+/// the format can change later without guessing.
+#[derive(Clone)]
+pub struct Cipher {
+    key: [u8; 32],
+}
+
+impl std::fmt::Debug for Cipher {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Cipher([redacted])")
+    }
+}
+
+impl Cipher {
+    pub fn new(key: [u8; 32]) -> Self {
+        Cipher { key }
+    }
+
+    /// A cipher from 64 hex characters (32 bytes).
+    pub fn from_hex(hex_key: &str) -> Option<Self> {
+        let bytes = hex::decode(hex_key.trim()).ok()?;
+        let key: [u8; 32] = bytes.try_into().ok()?;
+        Some(Cipher { key })
+    }
+
+    fn sealing_key(&self) -> Result<ring::aead::LessSafeKey> {
+        ring::aead::UnboundKey::new(&ring::aead::AES_256_GCM, &self.key)
+            .map(ring::aead::LessSafeKey::new)
+            .map_err(|_| Error::Internal("invalid encryption key".into()))
+    }
+
+    /// Encrypts `plaintext` with a fresh random nonce.
+    pub fn seal(&self, plaintext: &str) -> Result<String> {
+        use base64::Engine;
+        let mut nonce = [0u8; ring::aead::NONCE_LEN];
+        rand::rng().fill(&mut nonce);
+        let mut buf = plaintext.as_bytes().to_vec();
+        self.sealing_key()?
+            .seal_in_place_append_tag(
+                ring::aead::Nonce::assume_unique_for_key(nonce),
+                ring::aead::Aad::empty(),
+                &mut buf,
+            )
+            .map_err(|_| Error::Internal("encrypting a secret".into()))?;
+        let mut out = nonce.to_vec();
+        out.extend_from_slice(&buf);
+        Ok(format!(
+            "v1:{}",
+            base64::engine::general_purpose::STANDARD.encode(out)
+        ))
+    }
+
+    /// Decrypts a value made by [`Cipher::seal`] under the same key.
+    pub fn open(&self, sealed: &str) -> Result<String> {
+        use base64::Engine;
+        let bad =
+            || Error::Internal("a stored secret cannot be decrypted with ENCRYPTION_KEY".into());
+        let raw = sealed.strip_prefix("v1:").ok_or_else(bad)?;
+        let bytes = base64::engine::general_purpose::STANDARD
+            .decode(raw)
+            .map_err(|_| bad())?;
+        if bytes.len() < ring::aead::NONCE_LEN + ring::aead::AES_256_GCM.tag_len() {
+            return Err(bad());
+        }
+        let (nonce, rest) = bytes.split_at(ring::aead::NONCE_LEN);
+        let nonce: [u8; ring::aead::NONCE_LEN] = nonce.try_into().map_err(|_| bad())?;
+        let mut buf = rest.to_vec();
+        let plain = self
+            .sealing_key()?
+            .open_in_place(
+                ring::aead::Nonce::assume_unique_for_key(nonce),
+                ring::aead::Aad::empty(),
+                &mut buf,
+            )
+            .map_err(|_| bad())?;
+        String::from_utf8(plain.to_vec()).map_err(|_| bad())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -106,6 +186,24 @@ mod tests {
         assert!(verify_password("correct horse", &h));
         assert!(!verify_password("wrong horse", &h));
         assert!(!verify_password("x", "not a hash"));
+    }
+
+    #[test]
+    fn sealed_secrets_open_only_with_their_key() {
+        let a = Cipher::new([7u8; 32]);
+        let sealed = a.seal("whsec_abc").unwrap();
+        assert!(sealed.starts_with("v1:"));
+        assert!(!sealed.contains("whsec_abc"));
+        assert_ne!(
+            sealed,
+            a.seal("whsec_abc").unwrap(),
+            "fresh nonce each time"
+        );
+        assert_eq!(a.open(&sealed).unwrap(), "whsec_abc");
+        assert!(Cipher::new([8u8; 32]).open(&sealed).is_err());
+        assert!(a.open("v1:AAAA").is_err());
+        assert!(Cipher::from_hex(&"ab".repeat(32)).is_some());
+        assert!(Cipher::from_hex("abcd").is_none());
     }
 
     #[test]

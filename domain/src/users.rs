@@ -69,7 +69,7 @@ pub async fn register(
     }
     let hash = secrets::hash_password(&input.password)?;
     let now = Utc::now();
-    let txn = db.begin().await?;
+    let txn = crate::db::begin(db).await?;
     let user = users::ActiveModel {
         id: Set(Uuid::now_v7()),
         email: Set(email),
@@ -324,7 +324,7 @@ pub async fn reset_password(
 ) -> Result<()> {
     validate_password("password", password)?;
     let hash = secrets::hash_password(password)?;
-    let txn = db.begin().await?;
+    let txn = crate::db::begin(db).await?;
     let used = one_time::consume(&txn, one_time::PASSWORD_RESET, token).await?;
     let Some(user_id) = used.and_then(|t| t.user_id) else {
         return Err(Error::invalid(
@@ -380,7 +380,7 @@ pub async fn oauth_sign_in(
         "github" => users::Column::GithubId,
         _ => users::Column::GoogleId,
     };
-    let txn = db.begin().await?;
+    let txn = crate::db::begin(db).await?;
     let by_id = users::Entity::find()
         .filter(id_col.eq(identity.subject.clone()))
         .one(&txn)

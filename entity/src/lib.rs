@@ -12,3 +12,7 @@ pub mod memberships;
 pub mod organizations;
 pub mod sessions;
 pub mod users;
+pub mod webhook_attempts;
+pub mod webhook_cursor;
+pub mod webhook_deliveries;
+pub mod webhook_endpoints;

@@ -94,6 +94,18 @@ pub struct Config {
     pub google_client_secret: Option<SecretString>,
     pub trust_proxy: bool,
     pub webhook_allow_private: bool,
+    /// `WEBHOOK_RETRY_BASE_SECONDS`: the wait before a webhook's first retry (then doubling).
+    pub webhook_retry_base: Duration,
+    /// `WEBHOOK_TIMEOUT_SECONDS`: one delivery attempt's bound.
+    pub webhook_timeout: Duration,
+    /// `WEBHOOK_DISABLE_AFTER_SECONDS`: how long an endpoint may fail continuously before it is
+    /// disabled.
+    pub webhook_disable_after: Duration,
+    /// `WEBHOOK_POLL_INTERVAL_MS`: how often the delivery loop looks for new events and retries.
+    pub webhook_poll_interval: Duration,
+    /// `ENCRYPTION_KEY` (64 hex characters): encrypts stored secrets such as webhook signing
+    /// secrets. Required in production; generated into `DATA_DIR/secrets.json` otherwise.
+    pub encryption_key: Option<SecretString>,
     pub log_format: LogFormat,
     pub worker_health_port: u16,
     /// `WORKER_CONCURRENCY`: jobs run at once per queue by one worker process.
@@ -321,6 +333,22 @@ impl Config {
             r.problem("JWT_REFRESH_SECRET", "must differ from JWT_SECRET");
         }
 
+        let encryption_key = r.secret("ENCRYPTION_KEY");
+        match &encryption_key {
+            None if prod => r.problem(
+                "ENCRYPTION_KEY",
+                "is required in production (64 hex characters, e.g. `openssl rand -hex 32`)",
+            ),
+            Some(k) if domain::secrets::Cipher::from_hex(k.expose_secret()).is_none() => {
+                r.problem("ENCRYPTION_KEY", "must be 64 hex characters (32 bytes)")
+            }
+            _ => {}
+        }
+        let millis = |r: &mut Reader<'_>, var: &'static str, default: u64| -> Duration {
+            Duration::from_millis(r.parse(var, default, "a number of milliseconds"))
+        };
+        let webhook_poll_interval = millis(&mut r, "WEBHOOK_POLL_INTERVAL_MS", 1000);
+
         let port = r.parse("PORT", 3000u16, "a port number");
         let host = r.get("HOST").unwrap_or_else(|| "0.0.0.0".into());
         let cors_origins: Vec<String> = r
@@ -458,6 +486,14 @@ impl Config {
             google_client_secret: r.secret("GOOGLE_CLIENT_SECRET"),
             trust_proxy: r.flag("TRUST_PROXY"),
             webhook_allow_private: r.flag("WEBHOOK_ALLOW_PRIVATE"),
+            webhook_retry_base: r.duration("WEBHOOK_RETRY_BASE_SECONDS", Duration::from_secs(30)),
+            webhook_timeout: r.duration("WEBHOOK_TIMEOUT_SECONDS", Duration::from_secs(10)),
+            webhook_disable_after: r.duration(
+                "WEBHOOK_DISABLE_AFTER_SECONDS",
+                Duration::from_secs(5 * 86400),
+            ),
+            webhook_poll_interval,
+            encryption_key,
             log_format,
             worker_health_port: r.parse("WORKER_HEALTH_PORT", 3001u16, "a port number"),
             worker_concurrency: r.parse("WORKER_CONCURRENCY", 4usize, "a positive number"),
@@ -503,10 +539,14 @@ impl Config {
             .unwrap_or_else(|| default.to_owned())
     }
 
-    /// Outside production, fills the JWT secrets that are not set from `DATA_DIR/secrets.json`,
-    /// creating that file (mode 0600) with fresh random secrets on first start.
+    /// Outside production, fills the JWT secrets and the encryption key that are not set from
+    /// `DATA_DIR/secrets.json`, creating that file (mode 0600) with fresh random secrets on first
+    /// start (and adding a value an older file lacks).
     pub fn resolve_dev_secrets(&mut self) -> std::io::Result<()> {
-        if self.jwt_secret.is_some() && self.jwt_refresh_secret.is_some() {
+        if self.jwt_secret.is_some()
+            && self.jwt_refresh_secret.is_some()
+            && self.encryption_key.is_some()
+        {
             return Ok(());
         }
         if self.is_production() {
@@ -519,7 +559,28 @@ impl Config {
         if self.jwt_refresh_secret.is_none() {
             self.jwt_refresh_secret = Some(SecretString::from(stored.jwt_refresh_secret));
         }
+        if self.encryption_key.is_none() {
+            self.encryption_key = Some(SecretString::from(stored.encryption_key));
+        }
         Ok(())
+    }
+
+    /// The cipher for secrets at rest; `None` until an `ENCRYPTION_KEY` is known.
+    pub fn cipher(&self) -> Option<domain::secrets::Cipher> {
+        self.encryption_key
+            .as_ref()
+            .and_then(|k| domain::secrets::Cipher::from_hex(k.expose_secret()))
+    }
+
+    /// Webhook delivery settings (https only in production).
+    pub fn webhook_settings(&self) -> domain::webhooks::Settings {
+        domain::webhooks::Settings {
+            allow_private: self.webhook_allow_private,
+            require_https: self.is_production(),
+            retry_base: self.webhook_retry_base,
+            disable_after: self.webhook_disable_after,
+            ..Default::default()
+        }
     }
 
     /// A short description of the database for logs, without credentials.
@@ -547,44 +608,59 @@ impl Config {
 struct DevSecrets {
     jwt_secret: String,
     jwt_refresh_secret: String,
+    /// Absent from files written before secrets were encrypted at rest; added on first start.
+    #[serde(default)]
+    encryption_key: String,
 }
 
 impl DevSecrets {
     fn load_or_create(dir: &Path) -> std::io::Result<Self> {
         let path = dir.join("secrets.json");
         if let Ok(raw) = std::fs::read_to_string(&path) {
-            return serde_json::from_str(&raw).map_err(|e| {
+            let mut secrets: DevSecrets = serde_json::from_str(&raw).map_err(|e| {
                 std::io::Error::new(
                     std::io::ErrorKind::InvalidData,
                     format!("{} is not valid: {e}", path.display()),
                 )
-            });
+            })?;
+            if secrets.encryption_key.is_empty() {
+                secrets.encryption_key = random_hex(32);
+                let tmp = dir.join("secrets.json.tmp");
+                let _ = std::fs::remove_file(&tmp);
+                write_private(&tmp, &secrets)?;
+                std::fs::rename(&tmp, &path)?;
+            }
+            return Ok(secrets);
         }
         std::fs::create_dir_all(dir)?;
         let secrets = DevSecrets {
             jwt_secret: random_hex(64),
             jwt_refresh_secret: random_hex(64),
+            encryption_key: random_hex(32),
         };
-        let body = serde_json::to_string_pretty(&secrets).map_err(std::io::Error::other)?;
-        let mut opts = std::fs::OpenOptions::new();
-        opts.write(true).create_new(true);
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::OpenOptionsExt;
-            opts.mode(0o600);
-        }
-        match opts.open(&path) {
-            Ok(mut file) => {
-                use std::io::Write;
-                file.write_all(body.as_bytes())?;
-                file.sync_all()?;
-                Ok(secrets)
-            }
+        match write_private(&path, &secrets) {
+            Ok(()) => Ok(secrets),
             // Another process created it first: use theirs.
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Self::load_or_create(dir),
             Err(e) => Err(e),
         }
     }
+}
+
+/// Writes `secrets` to a new file `path` readable by the owner only.
+fn write_private(path: &Path, secrets: &DevSecrets) -> std::io::Result<()> {
+    let body = serde_json::to_string_pretty(secrets).map_err(std::io::Error::other)?;
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        opts.mode(0o600);
+    }
+    let mut file = opts.open(path)?;
+    use std::io::Write;
+    file.write_all(body.as_bytes())?;
+    file.sync_all()
 }
 
 /// `n` random bytes, hex-encoded.
@@ -647,6 +723,7 @@ mod tests {
             "STRIPE_SECRET_KEY",
             "STRIPE_WEBHOOK_SECRET",
             "RESEND_API_KEY",
+            "ENCRYPTION_KEY",
         ] {
             assert!(names.contains(&var), "{var} missing from {err}");
         }

@@ -59,7 +59,17 @@ pub async fn build_state(config: Config, shutdown: CancellationToken) -> anyhow:
         }
     };
     let identity = auth::Identity::new(&config, redis.clone()).context("identity services")?;
+    let cipher = config
+        .cipher()
+        .context("ENCRYPTION_KEY is not set (it encrypts stored secrets)")?;
+    let webhooks = jobs::webhook_delivery::Sender::new(
+        config.webhook_settings(),
+        cipher,
+        config.webhook_timeout,
+    )
+    .context("webhook HTTP client")?;
     Ok(AppState {
+        webhooks,
         identity: Arc::new(identity),
         config: Arc::new(config),
         db,
@@ -76,11 +86,38 @@ pub fn app(state: AppState) -> Router {
     http::router(state, schema)
 }
 
+/// Starts the webhook delivery loop (dispatch from the event log, ordered sends, retries); it
+/// stops when `state.shutdown` is cancelled, after finishing the attempt in flight.
+pub fn start_webhook_delivery(state: &AppState) -> tokio::task::JoinHandle<()> {
+    let opts = jobs::webhook_delivery::PumpOptions {
+        owner: format!(
+            "{}:{}:{}",
+            hostname(),
+            std::process::id(),
+            uuid::Uuid::new_v4().simple()
+        ),
+        poll_interval: state.config.webhook_poll_interval,
+        concurrency: state.config.worker_concurrency.max(1),
+        lease: state.config.webhook_timeout + std::time::Duration::from_secs(30),
+    };
+    tokio::spawn(jobs::webhook_delivery::run(
+        state.db.clone(),
+        state.webhooks.clone(),
+        opts,
+        state.shutdown.clone(),
+    ))
+}
+
+fn hostname() -> String {
+    std::env::var("HOSTNAME").unwrap_or_else(|_| "devsignal".into())
+}
+
 /// Serves `listener` until `state.shutdown` is cancelled, then stops accepting, lets in-flight
 /// requests finish (at most [`SHUTDOWN_GRACE`]) and closes the database pool.
 pub async fn serve(state: AppState, listener: TcpListener) -> anyhow::Result<()> {
     let token = state.shutdown.clone();
     let db = state.db.clone();
+    let background = start_webhook_delivery(&state);
     let server = axum::serve(
         listener,
         app(state).into_make_service_with_connect_info::<SocketAddr>(),
@@ -93,6 +130,9 @@ pub async fn serve(state: AppState, listener: TcpListener) -> anyhow::Result<()>
     tokio::select! {
         res = server.into_future() => res.context("HTTP server failed")?,
         () = drained => tracing::warn!("requests still running after {} s; closing them", SHUTDOWN_GRACE.as_secs()),
+    }
+    if background.await.is_err() {
+        tracing::error!("webhook delivery loop panicked");
     }
     db.close().await.context("closing the database pool")?;
     tracing::info!("shut down cleanly");

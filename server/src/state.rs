@@ -22,4 +22,6 @@ pub struct AppState {
     pub shutdown: CancellationToken,
     /// JWT keys, rate limiter, mailer and API-key usage (issue 3).
     pub identity: Arc<crate::auth::Identity>,
+    /// The webhook HTTP sender with its settings and the secrets cipher (issue 7).
+    pub webhooks: jobs::webhook_delivery::Sender,
 }

@@ -141,6 +141,8 @@ pub fn test_vars(db: &TestDatabase, extra: &[(&str, &str)]) -> HashMap<String, S
             format!("test:{}:", uuid::Uuid::new_v4().simple()),
         ),
         ("WEBHOOK_ALLOW_PRIVATE", "true".to_owned()),
+        ("ENCRYPTION_KEY", server::config::random_hex(32)),
+        ("WEBHOOK_POLL_INTERVAL_MS", "50".to_owned()),
         // Every test comes from 127.0.0.1: lift the limits unless a test is about them (pass
         // `("RATE_LIMIT_AUTH", "")` etc. to get the runbook's defaults back).
         ("RATE_LIMIT_AUTH", "100000".to_owned()),
@@ -360,6 +362,40 @@ impl TestApp {
             )
             .await;
         (a, b)
+    }
+
+    /// Invites `email` into `admin`'s organization with `role`, registers that user and accepts
+    /// the invitation; returns the new member's session in that organization.
+    pub async fn add_member(&self, admin: &Session, email: &str, role: &str) -> Session {
+        let resp = self
+            .graphql_as(
+                admin.token(),
+                &format!("mutation {{ inviteMember(email: \"{email}\", role: {role}) {{ id }} }}"),
+                json!({}),
+            )
+            .await;
+        assert!(resp.get("errors").is_none(), "inviteMember: {resp}");
+        let token = self.mailed_token(email).await;
+        let own = self.register(email, "own").await;
+        let resp = self
+            .graphql_as(
+                own.token(),
+                "mutation($t: String!) { acceptInvitation(token: $t) { accessToken refreshToken user { id } organization { id } role } }",
+                json!({"t": token}),
+            )
+            .await;
+        assert!(resp.get("errors").is_none(), "acceptInvitation: {resp}");
+        let p = &resp["data"]["acceptInvitation"];
+        assert_eq!(p["organization"]["id"], admin.organization_id.as_str());
+        assert_eq!(p["role"], role);
+        Session {
+            access_token: p["accessToken"].as_str().unwrap().to_owned(),
+            refresh_token: p["refreshToken"].as_str().unwrap().to_owned(),
+            user_id: p["user"]["id"].as_str().unwrap().to_owned(),
+            organization_id: p["organization"]["id"].as_str().unwrap().to_owned(),
+            email: email.to_owned(),
+            password: own.password,
+        }
     }
 
     /// Creates an API key with `scopes` in the session's organization; returns the full key.

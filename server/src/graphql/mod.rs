@@ -10,6 +10,7 @@ pub mod crm;
 mod errors;
 pub mod identity;
 mod system;
+pub mod webhooks;
 
 use async_graphql::{MergedObject, MergedSubscription, Schema};
 
@@ -31,6 +32,7 @@ pub struct QueryRoot(
     identity::api_keys::ApiKeyQuery,
     identity::audit::AuditQuery,
     crm::CrmQuery,
+    webhooks::WebhookQuery,
 );
 
 #[derive(MergedObject, Default)]
@@ -39,6 +41,7 @@ pub struct MutationRoot(
     identity::organizations::OrganizationMutation,
     identity::api_keys::ApiKeyMutation,
     crm::CrmMutation,
+    webhooks::WebhookMutation,
 );
 
 #[derive(MergedSubscription, Default)]

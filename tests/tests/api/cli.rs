@@ -249,6 +249,7 @@ async fn production_refuses_to_start_and_names_each_problem() {
         "STRIPE_SECRET_KEY",
         "STRIPE_WEBHOOK_SECRET",
         "RESEND_API_KEY",
+        "ENCRYPTION_KEY",
     ] {
         assert!(
             lines
@@ -303,6 +304,7 @@ async fn a_valid_production_configuration_starts() {
             ("STRIPE_SECRET_KEY", "sk_test_x"),
             ("STRIPE_WEBHOOK_SECRET", "whsec_x"),
             ("RESEND_API_KEY", "re_x"),
+            ("ENCRYPTION_KEY", &"e".repeat(64)),
         ],
     );
     let line = proc.wait_for_line("listening on").await;

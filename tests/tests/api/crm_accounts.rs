@@ -37,35 +37,6 @@ async fn event_types(app: &TestApp, s: &Session) -> Vec<String> {
         .collect()
 }
 
-async fn add_member(app: &TestApp, admin: &Session, email: &str, role: &str) -> Session {
-    let resp = app
-        .graphql_as(
-            admin.token(),
-            &format!("mutation {{ inviteMember(email: \"{email}\", role: {role}) {{ id }} }}"),
-            json!({}),
-        )
-        .await;
-    ok(&resp);
-    let token = app.mailed_token(email).await;
-    let own = app.register(email, "own").await;
-    let resp = app
-        .graphql_as(
-            own.token(),
-            "mutation($t: String!) { acceptInvitation(token: $t) { accessToken refreshToken user { id } organization { id } } }",
-            json!({"t": token}),
-        )
-        .await;
-    let p = &ok(&resp)["acceptInvitation"];
-    Session {
-        access_token: p["accessToken"].as_str().unwrap().to_owned(),
-        refresh_token: p["refreshToken"].as_str().unwrap().to_owned(),
-        user_id: p["user"]["id"].as_str().unwrap().to_owned(),
-        organization_id: p["organization"]["id"].as_str().unwrap().to_owned(),
-        email: email.to_owned(),
-        password: own.password,
-    }
-}
-
 #[tokio::test]
 async fn accounts_and_contacts_crud_with_validation_conflicts_audit_and_events() {
     let app = spawn_app().await;
@@ -428,7 +399,7 @@ async fn tenants_roles_and_key_scopes_are_enforced() {
     assert_eq!(ok(&r)["accounts"]["totalCount"], 1);
 
     // VIEWER reads only; the event log is for ADMINs.
-    let viewer = add_member(&app, &a, "viewer@example.com", "VIEWER").await;
+    let viewer = app.add_member(&a, "viewer@example.com", "VIEWER").await;
     let r = app
         .graphql_as(viewer.token(), "{ accounts { totalCount } }", json!({}))
         .await;

@@ -16,3 +16,4 @@ mod organizations;
 mod plumbing;
 mod rate_limits;
 mod schema;
+mod webhooks;

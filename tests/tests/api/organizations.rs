@@ -3,44 +3,10 @@
 
 use std::time::Duration;
 
-use devsignal_tests::{Session, TestApp, error_code, spawn_app};
+use devsignal_tests::{error_code, spawn_app};
 use serde_json::{Value, json};
 
 const MEMBERS: &str = "{ members { user { id email } role joinedAt } }";
-
-/// Invites `email` into `admin`'s organization with `role`, registers that person (in an
-/// organization of their own) and accepts; returns their session in the inviting organization.
-async fn add_member(app: &TestApp, admin: &Session, email: &str, role: &str) -> Session {
-    let resp = app
-        .graphql_as(
-            admin.token(),
-            &format!("mutation {{ inviteMember(email: \"{email}\", role: {role}) {{ id email role expiresAt }} }}"),
-            json!({}),
-        )
-        .await;
-    assert!(resp.get("errors").is_none(), "invite: {resp}");
-    let token = app.mailed_token(email).await;
-    let own = app.register(email, &format!("{email}'s own")).await;
-    let resp = app
-        .graphql_as(
-            own.token(),
-            "mutation($t: String!) { acceptInvitation(token: $t) { accessToken refreshToken user { id } organization { id } role } }",
-            json!({"t": token}),
-        )
-        .await;
-    assert!(resp.get("errors").is_none(), "accept: {resp}");
-    let p = &resp["data"]["acceptInvitation"];
-    assert_eq!(p["organization"]["id"], admin.organization_id.as_str());
-    assert_eq!(p["role"], role);
-    Session {
-        access_token: p["accessToken"].as_str().unwrap().to_owned(),
-        refresh_token: p["refreshToken"].as_str().unwrap().to_owned(),
-        user_id: p["user"]["id"].as_str().unwrap().to_owned(),
-        organization_id: admin.organization_id.clone(),
-        email: email.to_owned(),
-        password: own.password,
-    }
-}
 
 fn role_of(members: &Value, user_id: &str) -> Option<String> {
     members["data"]["members"]
@@ -54,7 +20,7 @@ fn role_of(members: &Value, user_id: &str) -> Option<String> {
 async fn invitations_add_members_once_and_only_for_the_invited_email() {
     let app = spawn_app().await;
     let owner = app.register("owner@example.com", "Acme").await;
-    let member = add_member(&app, &owner, "mia@example.com", "MEMBER").await;
+    let member = app.add_member(&owner, "mia@example.com", "MEMBER").await;
     let members = app.graphql_as(owner.token(), MEMBERS, json!({})).await;
     assert_eq!(
         role_of(&members, &member.user_id).as_deref(),
@@ -125,7 +91,7 @@ async fn invitations_add_members_once_and_only_for_the_invited_email() {
 async fn organizations_lists_all_and_switch_gives_tokens_for_another() {
     let app = spawn_app().await;
     let owner = app.register("owner@example.com", "Acme").await;
-    let mia = add_member(&app, &owner, "mia@example.com", "VIEWER").await;
+    let mia = app.add_member(&owner, "mia@example.com", "VIEWER").await;
     let list = app
         .graphql_as(
             mia.token(),
@@ -175,7 +141,7 @@ async fn organizations_lists_all_and_switch_gives_tokens_for_another() {
 async fn a_viewer_reads_but_every_write_is_forbidden() {
     let app = spawn_app().await;
     let owner = app.register("owner@example.com", "Acme").await;
-    let viewer = add_member(&app, &owner, "vic@example.com", "VIEWER").await;
+    let viewer = app.add_member(&owner, "vic@example.com", "VIEWER").await;
     for q in ["{ organization { name } }", MEMBERS, "{ viewer { role } }"] {
         let r = app.graphql_as(viewer.token(), q, json!({})).await;
         assert!(r.get("errors").is_none(), "{q}: {r}");
@@ -207,7 +173,7 @@ async fn a_viewer_reads_but_every_write_is_forbidden() {
 async fn roles_change_at_once_and_an_owner_always_remains() {
     let app = spawn_app().await;
     let owner = app.register("owner@example.com", "Acme").await;
-    let mia = add_member(&app, &owner, "mia@example.com", "MEMBER").await;
+    let mia = app.add_member(&owner, "mia@example.com", "MEMBER").await;
     let r = app
         .graphql_as(
             owner.token(),
@@ -279,7 +245,7 @@ async fn roles_change_at_once_and_an_owner_always_remains() {
 async fn a_removed_member_loses_access_at_once() {
     let app = spawn_app().await;
     let owner = app.register("owner@example.com", "Acme").await;
-    let mia = add_member(&app, &owner, "mia@example.com", "MEMBER").await;
+    let mia = app.add_member(&owner, "mia@example.com", "MEMBER").await;
     let r = app
         .graphql_as(
             owner.token(),

@@ -33,7 +33,7 @@ fn cursor(c: &Option<String>, field: &str) -> async_graphql::Result<Option<Uuid>
     }
 }
 
-fn page_request(
+pub(crate) fn page_request(
     first: Option<i32>,
     after: Option<String>,
     last: Option<i32>,
@@ -55,7 +55,7 @@ fn page_request(
     })
 }
 
-fn connection<M, T>(
+pub(crate) fn connection<M, T>(
     page: Page<M>,
     id: impl Fn(&M) -> Uuid,
     wrap: impl Fn(M) -> T,
