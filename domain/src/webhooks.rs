@@ -1348,6 +1348,34 @@ mod tests {
         assert!(!is_forbidden_host("example.com"));
     }
 
+    #[tokio::test]
+    async fn production_targets_must_use_https() {
+        // allow_private skips the DNS lookup, so no test reaches the network.
+        let prod = Settings {
+            require_https: true,
+            allow_private: true,
+            ..Default::default()
+        };
+        let err = check_url(&prod, "url", "http://hooks.example.com/x")
+            .await
+            .unwrap_err();
+        assert_eq!(err.to_string(), "invalid url: must use https in production");
+        assert!(
+            check_url(&prod, "url", "https://hooks.example.com/x")
+                .await
+                .is_ok()
+        );
+        let dev = Settings {
+            allow_private: true,
+            ..Default::default()
+        };
+        assert!(
+            check_url(&dev, "url", "http://hooks.example.com/x")
+                .await
+                .is_ok()
+        );
+    }
+
     #[test]
     fn filters_match_on_payload_fields() {
         let f = Filter {
