@@ -18,6 +18,7 @@ pub mod contacts;
 pub mod crm;
 pub mod one_time;
 pub mod organizations;
+pub mod queue;
 pub mod secrets;
 pub mod sessions;
 pub mod users;

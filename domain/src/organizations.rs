@@ -6,8 +6,8 @@ use chrono::{DateTime, Duration, Utc};
 use entity::{invitations, memberships, organizations, users};
 use sea_orm::sea_query::Expr;
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, Set,
-    TransactionSession, TransactionTrait,
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder,
+    QuerySelect, Set, TransactionSession, TransactionTrait,
 };
 use uuid::Uuid;
 
@@ -349,4 +349,61 @@ pub async fn accept_invitation(
         })?;
     txn.commit().await?;
     Ok(org)
+}
+
+/// Deletes demo organizations created before `before`, with all their data (rows cascade from
+/// the organization) and the users who belonged to no other organization. Returns (orgs, users)
+/// deleted. Used by the `demo-cleanup` job (runbook 8.1: demo orgs older than 24 hours).
+pub async fn delete_demos_created_before(
+    db: &sea_orm::DatabaseConnection,
+    before: DateTime<Utc>,
+) -> Result<(u64, u64)> {
+    let txn = crate::db::begin(db).await?;
+    let orgs: Vec<Uuid> = organizations::Entity::find()
+        .select_only()
+        .column(organizations::Column::Id)
+        .filter(organizations::Column::IsDemo.eq(true))
+        .filter(organizations::Column::CreatedAt.lt(before))
+        .into_tuple()
+        .all(&txn)
+        .await?;
+    if orgs.is_empty() {
+        txn.commit().await?;
+        return Ok((0, 0));
+    }
+    let members: Vec<Uuid> = memberships::Entity::find()
+        .select_only()
+        .column(memberships::Column::UserId)
+        .filter(memberships::Column::OrganizationId.is_in(orgs.clone()))
+        .into_tuple()
+        .all(&txn)
+        .await?;
+    let deleted_orgs = organizations::Entity::delete_many()
+        .filter(organizations::Column::Id.is_in(orgs))
+        .exec(&txn)
+        .await?
+        .rows_affected;
+    // Users left without any organization were the demo's own.
+    let still_members: Vec<Uuid> = memberships::Entity::find()
+        .select_only()
+        .column(memberships::Column::UserId)
+        .filter(memberships::Column::UserId.is_in(members.clone()))
+        .into_tuple()
+        .all(&txn)
+        .await?;
+    let orphans: Vec<Uuid> = members
+        .into_iter()
+        .filter(|u| !still_members.contains(u))
+        .collect();
+    let deleted_users = if orphans.is_empty() {
+        0
+    } else {
+        users::Entity::delete_many()
+            .filter(users::Column::Id.is_in(orphans))
+            .exec(&txn)
+            .await?
+            .rows_affected
+    };
+    txn.commit().await?;
+    Ok((deleted_orgs, deleted_users))
 }

@@ -56,6 +56,10 @@ pub mod action {
     pub const REPLAYED: &str = "webhook_endpoint.replayed";
 }
 
+/// The queue and job that hold failed deliveries for the operator's `retry-failed`.
+pub const DELIVERY_QUEUE: &str = "webhook-delivery";
+pub const DELIVERY_JOB: &str = "deliver-webhook";
+
 /// Attempts per delivery, the first included (runbook 5.5).
 pub const MAX_ATTEMPTS: i32 = 5;
 /// The type of the message `sendTestWebhook` sends.
@@ -1002,6 +1006,23 @@ pub async fn record_attempt(
         e.update(&txn).await?;
     }
     d.update(&txn).await?;
+    if outcome == Outcome::Failed {
+        // The runbook's "re-enqueue failed webhook jobs" (`devsignal jobs retry-failed
+        // webhook-delivery`) sends these again.
+        let mut job = crate::queue::NewJob::new(
+            DELIVERY_QUEUE,
+            DELIVERY_JOB,
+            json!({"deliveryId": out.delivery.id, "endpointId": endpoint.id}),
+        )
+        .organization(endpoint.organization_id);
+        job.max_attempts = MAX_ATTEMPTS;
+        let why = match (&result.status_code, &result.error) {
+            (_, Some(e)) => e.clone(),
+            (Some(code), None) => format!("the endpoint answered {code}"),
+            (None, None) => "failed".to_owned(),
+        };
+        crate::queue::record_failed(&txn, job, attempts, &why).await?;
+    }
     if let Some(reason) = disabled_because {
         events::append(
             &txn,
@@ -1129,6 +1150,33 @@ pub async fn redeliver(
     m.next_attempt_at = Set(now);
     m.updated_at = Set(now);
     Ok(m.update(db).await?)
+}
+
+/// Puts a delivery back to PENDING with a fresh set of attempts (the `deliver-webhook` job that
+/// `retry-failed webhook-delivery` runs). False when it or its endpoint no longer exists, or the
+/// endpoint is disabled.
+pub async fn requeue(db: &impl ConnectionTrait, delivery_id: Uuid) -> Result<bool> {
+    let Some(d) = webhook_deliveries::Entity::find_by_id(delivery_id)
+        .one(db)
+        .await?
+    else {
+        return Ok(false);
+    };
+    let enabled = webhook_endpoints::Entity::find_by_id(d.endpoint_id)
+        .one(db)
+        .await?
+        .is_some_and(|e| e.enabled);
+    if !enabled {
+        return Ok(false);
+    }
+    let now = Utc::now();
+    let mut m = d.into_active_model();
+    m.status = Set(delivery_status::PENDING.into());
+    m.attempt_count = Set(0);
+    m.next_attempt_at = Set(now);
+    m.updated_at = Set(now);
+    m.update(db).await?;
+    Ok(true)
 }
 
 /// Re-sends the endpoint's events of `[from, to]` from the log as new deliveries (those it wants

@@ -1,4 +1,16 @@
-//! Durable background work: the database-backed job queue, the cron scheduler that feeds it, and
-//! one module per job. Depends on `domain` for the business rules each job applies.
+//! Durable background work: the database-backed job queue's workers (the storage lives in
+//! `domain::queue`, so a domain write can enqueue in its own transaction), the cron scheduler that
+//! feeds it, one list of every job (`registry`), and the webhook delivery loop.
 
+pub mod registry;
+pub mod scheduler;
 pub mod webhook_delivery;
+pub mod worker;
+
+use sea_orm::DatabaseConnection;
+
+/// What a job handler gets.
+#[derive(Clone)]
+pub struct Context {
+    pub db: DatabaseConnection,
+}

@@ -23,8 +23,21 @@ pub struct Cli {
 
 #[derive(Subcommand, Debug)]
 pub enum Command {
-    /// Apply pending migrations, then serve HTTP on PORT (the default command).
-    Serve,
+    /// Apply pending migrations, then serve HTTP on PORT (the default command). Also runs the job
+    /// worker, the cron scheduler and webhook delivery unless `--no-worker` is given.
+    Serve {
+        /// Serve HTTP only; leave jobs to `devsignal worker` processes.
+        #[arg(long)]
+        no_worker: bool,
+    },
+    /// Run jobs, the cron scheduler and webhook delivery without serving HTTP, with a health
+    /// endpoint on WORKER_HEALTH_PORT.
+    Worker,
+    /// Operate the job queues (runbook 3.4, 5.2, 5.5, 8.2-8.4).
+    Jobs {
+        #[command(subcommand)]
+        action: crate::jobs_cli::JobsAction,
+    },
     /// Inspect or change the database schema version.
     Migrate {
         #[command(subcommand)]
@@ -67,7 +80,7 @@ pub const EXIT_CONFIG: u8 = 78;
 
 /// Runs a parsed command line to completion.
 pub async fn run(cli: Cli) -> ExitCode {
-    let command = cli.command.unwrap_or(Command::Serve);
+    let command = cli.command.unwrap_or(Command::Serve { no_worker: false });
     if let Command::Schema = command {
         println!("{}", crate::graphql::sdl().trim_end());
         return ExitCode::SUCCESS;
@@ -82,7 +95,7 @@ pub async fn run(cli: Cli) -> ExitCode {
         }
     };
     // Only the serving roles sign tokens; operator commands never write secrets.
-    if matches!(command, Command::Serve)
+    if matches!(command, Command::Serve { .. } | Command::Worker)
         && let Err(e) = config.resolve_dev_secrets()
     {
         eprintln!(
@@ -93,7 +106,12 @@ pub async fn run(cli: Cli) -> ExitCode {
     }
     let _telemetry = crate::telemetry::init(&config);
     let result = match command {
-        Command::Serve => serve(config).await,
+        Command::Serve { no_worker } => {
+            config.run_worker = !no_worker;
+            serve(config).await
+        }
+        Command::Worker => worker(config).await,
+        Command::Jobs { action } => crate::jobs_cli::run(config, action).await,
         Command::Migrate { action } => migrate(config, action).await,
         Command::ApiKeys { action } => api_keys(config, action).await,
         Command::Schema => Ok(()),
@@ -119,6 +137,44 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     tracing::info!(address = %local, "DevSignal listening on http://{local} (GraphiQL at /graphiql)");
     tokio::spawn(signal_shutdown(shutdown));
     crate::serve(state, listener).await
+}
+
+async fn worker(config: Config) -> anyhow::Result<()> {
+    let shutdown = CancellationToken::new();
+    let port = config.worker_health_port;
+    let addr = format!("{}:{port}", config.host);
+    let state = crate::build_state(config, shutdown.clone()).await?;
+    let listener = TcpListener::bind(&addr)
+        .await
+        .with_context(|| format!("cannot listen on {addr} (WORKER_HEALTH_PORT)"))?;
+    let local = listener.local_addr()?;
+    tracing::info!(address = %local, "DevSignal worker running; health on http://{local}/health");
+    tokio::spawn(signal_shutdown(shutdown.clone()));
+    let started = std::time::Instant::now();
+    let health = axum::Router::new().fallback(move || async move {
+        axum::Json(serde_json::json!({
+            "status": "ok",
+            "service": "worker",
+            "uptime": started.elapsed().as_secs_f64(),
+        }))
+    });
+    let server = tokio::spawn(
+        axum::serve(listener, health)
+            .with_graceful_shutdown(shutdown.clone().cancelled_owned())
+            .into_future(),
+    );
+    let background = crate::start_worker(&state).await?;
+    if background.await.is_err() {
+        tracing::error!("the worker role panicked");
+    }
+    let _ = server.await;
+    state
+        .db
+        .close()
+        .await
+        .context("closing the database pool")?;
+    tracing::info!("worker shut down cleanly");
+    Ok(())
 }
 
 /// Cancels `token` on SIGTERM or Ctrl-C.

@@ -106,6 +106,20 @@ pub struct Config {
     /// `ENCRYPTION_KEY` (64 hex characters): encrypts stored secrets such as webhook signing
     /// secrets. Required in production; generated into `DATA_DIR/secrets.json` otherwise.
     pub encryption_key: Option<SecretString>,
+    /// Whether `serve` also runs the job worker, the scheduler and webhook delivery (`serve
+    /// --no-worker` turns it off).
+    pub run_worker: bool,
+    /// `JOB_LEASE_SECONDS`: how long a claimed job stays claimed without renewal.
+    pub job_lease: Duration,
+    /// `JOB_POLL_INTERVAL_MS`: how often an idle worker looks for due jobs.
+    pub job_poll_interval: Duration,
+    /// `JOB_SHUTDOWN_GRACE_SECONDS`: how long running jobs may finish after SIGTERM.
+    pub job_shutdown_grace: Duration,
+    /// `SCHEDULER_ENABLED` (default true): run the cron scheduler in this worker.
+    pub scheduler_enabled: bool,
+    /// `PLATFORM_ADMINS`: emails of the operators who may pause, resume and trigger queues through
+    /// GraphQL (every organization's ADMIN sees and retries only its own organization's jobs).
+    pub platform_admins: Vec<String>,
     pub log_format: LogFormat,
     pub worker_health_port: u16,
     /// `WORKER_CONCURRENCY`: jobs run at once per queue by one worker process.
@@ -348,6 +362,11 @@ impl Config {
             Duration::from_millis(r.parse(var, default, "a number of milliseconds"))
         };
         let webhook_poll_interval = millis(&mut r, "WEBHOOK_POLL_INTERVAL_MS", 1000);
+        let job_poll_interval = millis(&mut r, "JOB_POLL_INTERVAL_MS", 1000);
+        let scheduler_enabled = match r.get("SCHEDULER_ENABLED") {
+            None => true,
+            Some(_) => r.flag("SCHEDULER_ENABLED"),
+        };
 
         let port = r.parse("PORT", 3000u16, "a port number");
         let host = r.get("HOST").unwrap_or_else(|| "0.0.0.0".into());
@@ -494,6 +513,20 @@ impl Config {
             ),
             webhook_poll_interval,
             encryption_key,
+            run_worker: true,
+            job_lease: r.duration("JOB_LEASE_SECONDS", Duration::from_secs(30)),
+            job_poll_interval,
+            job_shutdown_grace: r.duration("JOB_SHUTDOWN_GRACE_SECONDS", Duration::from_secs(25)),
+            scheduler_enabled,
+            platform_admins: r
+                .get("PLATFORM_ADMINS")
+                .map(|v| {
+                    v.split(',')
+                        .map(|e| e.trim().to_lowercase())
+                        .filter(|e| !e.is_empty())
+                        .collect()
+                })
+                .unwrap_or_default(),
             log_format,
             worker_health_port: r.parse("WORKER_HEALTH_PORT", 3001u16, "a port number"),
             worker_concurrency: r.parse("WORKER_CONCURRENCY", 4usize, "a positive number"),

@@ -10,6 +10,7 @@ pub mod cli;
 pub mod config;
 pub mod graphql;
 pub mod http;
+pub mod jobs_cli;
 pub mod metrics;
 pub mod redis;
 pub mod state;
@@ -86,30 +87,57 @@ pub fn app(state: AppState) -> Router {
     http::router(state, schema)
 }
 
-/// Starts the webhook delivery loop (dispatch from the event log, ordered sends, retries); it
-/// stops when `state.shutdown` is cancelled, after finishing the attempt in flight.
-pub fn start_webhook_delivery(state: &AppState) -> tokio::task::JoinHandle<()> {
-    let opts = jobs::webhook_delivery::PumpOptions {
-        owner: format!(
-            "{}:{}:{}",
-            hostname(),
-            std::process::id(),
-            uuid::Uuid::new_v4().simple()
-        ),
-        poll_interval: state.config.webhook_poll_interval,
-        concurrency: state.config.worker_concurrency.max(1),
-        lease: state.config.webhook_timeout + std::time::Duration::from_secs(30),
+/// Starts the worker role in this process: the job worker, the cron scheduler (unless
+/// `SCHEDULER_ENABLED=false`) and the webhook delivery loop. The returned future resolves once
+/// `state.shutdown` has been cancelled and all three have drained (running jobs get
+/// `JOB_SHUTDOWN_GRACE_SECONDS`, then their leases are released).
+pub async fn start_worker(state: &AppState) -> anyhow::Result<tokio::task::JoinHandle<()>> {
+    let id = jobs::worker::worker_id();
+    let scheduler = if state.config.scheduler_enabled {
+        Some(jobs::scheduler::start(state.db.clone()).await?)
+    } else {
+        None
     };
-    tokio::spawn(jobs::webhook_delivery::run(
+    let worker = tokio::spawn(jobs::worker::run(
+        jobs::Context {
+            db: state.db.clone(),
+        },
+        jobs::worker::WorkerOptions {
+            id: id.clone(),
+            concurrency: state.config.worker_concurrency.max(1),
+            lease: state.config.job_lease,
+            poll_interval: state.config.job_poll_interval,
+            shutdown_grace: state.config.job_shutdown_grace,
+        },
+        state.metrics.clone(),
+        state.shutdown.clone(),
+    ));
+    let webhooks = tokio::spawn(jobs::webhook_delivery::run(
         state.db.clone(),
         state.webhooks.clone(),
-        opts,
+        jobs::webhook_delivery::PumpOptions {
+            owner: id,
+            poll_interval: state.config.webhook_poll_interval,
+            concurrency: state.config.worker_concurrency.max(1),
+            lease: state.config.webhook_timeout + std::time::Duration::from_secs(30),
+        },
         state.shutdown.clone(),
-    ))
-}
-
-fn hostname() -> String {
-    std::env::var("HOSTNAME").unwrap_or_else(|_| "devsignal".into())
+    ));
+    let shutdown = state.shutdown.clone();
+    Ok(tokio::spawn(async move {
+        shutdown.cancelled().await;
+        if let Some(mut s) = scheduler
+            && let Err(e) = s.shutdown().await
+        {
+            tracing::warn!(error = %e, "stopping the scheduler failed");
+        }
+        if worker.await.is_err() {
+            tracing::error!("the job worker panicked");
+        }
+        if webhooks.await.is_err() {
+            tracing::error!("the webhook delivery loop panicked");
+        }
+    }))
 }
 
 /// Serves `listener` until `state.shutdown` is cancelled, then stops accepting, lets in-flight
@@ -117,7 +145,11 @@ fn hostname() -> String {
 pub async fn serve(state: AppState, listener: TcpListener) -> anyhow::Result<()> {
     let token = state.shutdown.clone();
     let db = state.db.clone();
-    let background = start_webhook_delivery(&state);
+    let background = if state.config.run_worker {
+        Some(start_worker(&state).await?)
+    } else {
+        None
+    };
     let server = axum::serve(
         listener,
         app(state).into_make_service_with_connect_info::<SocketAddr>(),
@@ -131,8 +163,10 @@ pub async fn serve(state: AppState, listener: TcpListener) -> anyhow::Result<()>
         res = server.into_future() => res.context("HTTP server failed")?,
         () = drained => tracing::warn!("requests still running after {} s; closing them", SHUTDOWN_GRACE.as_secs()),
     }
-    if background.await.is_err() {
-        tracing::error!("webhook delivery loop panicked");
+    if let Some(background) = background
+        && background.await.is_err()
+    {
+        tracing::error!("the worker role panicked");
     }
     db.close().await.context("closing the database pool")?;
     tracing::info!("shut down cleanly");

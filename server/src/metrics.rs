@@ -4,6 +4,7 @@
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 
@@ -18,6 +19,25 @@ pub struct Metrics {
     registry: Registry,
     pub http_requests: Family<RequestLabels, Counter>,
     pub http_request_duration: Family<RequestLabels, Histogram>,
+    /// Jobs per queue and state (waiting, active, delayed, failed, completed), read from the
+    /// database at each scrape.
+    pub queue_depth: Family<QueueLabels, Gauge>,
+    /// Jobs finished by this process, by queue, job and outcome (`ok` or `error`).
+    pub jobs_finished: Family<JobLabels, Counter>,
+    pub job_duration: Family<JobLabels, Histogram>,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct QueueLabels {
+    pub queue: String,
+    pub state: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct JobLabels {
+    pub queue: String,
+    pub job: String,
+    pub outcome: String,
 }
 
 /// Latency buckets in seconds, from 5 ms to 10 s.
@@ -43,10 +63,53 @@ impl Metrics {
             "HTTP request latency, by method, matched route and status",
             http_request_duration.clone(),
         );
+        let queue_depth = Family::<QueueLabels, Gauge>::default();
+        registry.register(
+            "queue_jobs",
+            "Jobs in each queue by state (waiting, active, delayed, failed, completed)",
+            queue_depth.clone(),
+        );
+        let jobs_finished = Family::<JobLabels, Counter>::default();
+        registry.register(
+            "jobs_finished",
+            "Job attempts finished by this process, by queue, job and outcome",
+            jobs_finished.clone(),
+        );
+        let job_duration = Family::<JobLabels, Histogram>::new_with_constructor(|| {
+            Histogram::new(LATENCY_BUCKETS)
+        });
+        registry.register(
+            "job_duration_seconds",
+            "Job attempt durations, by queue, job and outcome",
+            job_duration.clone(),
+        );
         Self {
             registry,
             http_requests,
             http_request_duration,
+            queue_depth,
+            jobs_finished,
+            job_duration,
+        }
+    }
+
+    /// Sets the queue depth gauges from fresh counts.
+    pub fn set_queue_depths(&self, counts: &[domain::queue::QueueCounts]) {
+        for c in counts {
+            for (state, n) in [
+                ("waiting", c.waiting),
+                ("active", c.active),
+                ("delayed", c.delayed),
+                ("failed", c.failed),
+                ("completed", c.completed),
+            ] {
+                self.queue_depth
+                    .get_or_create(&QueueLabels {
+                        queue: c.queue.clone(),
+                        state: state.into(),
+                    })
+                    .set(i64::try_from(n).unwrap_or(i64::MAX));
+            }
         }
     }
 
@@ -68,6 +131,20 @@ impl Metrics {
         // Writing into a String cannot fail.
         let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
         out
+    }
+}
+
+impl jobs::worker::Observer for Metrics {
+    fn job_finished(&self, queue: &str, name: &str, elapsed: std::time::Duration, ok: bool) {
+        let labels = JobLabels {
+            queue: queue.to_owned(),
+            job: name.to_owned(),
+            outcome: if ok { "ok" } else { "error" }.to_owned(),
+        };
+        self.jobs_finished.get_or_create(&labels).inc();
+        self.job_duration
+            .get_or_create(&labels)
+            .observe(elapsed.as_secs_f64());
     }
 }
 

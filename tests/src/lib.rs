@@ -143,6 +143,7 @@ pub fn test_vars(db: &TestDatabase, extra: &[(&str, &str)]) -> HashMap<String, S
         ("WEBHOOK_ALLOW_PRIVATE", "true".to_owned()),
         ("ENCRYPTION_KEY", server::config::random_hex(32)),
         ("WEBHOOK_POLL_INTERVAL_MS", "50".to_owned()),
+        ("JOB_POLL_INTERVAL_MS", "50".to_owned()),
         // Every test comes from 127.0.0.1: lift the limits unless a test is about them (pass
         // `("RATE_LIMIT_AUTH", "")` etc. to get the runbook's defaults back).
         ("RATE_LIMIT_AUTH", "100000".to_owned()),

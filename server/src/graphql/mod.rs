@@ -9,6 +9,7 @@
 pub mod crm;
 mod errors;
 pub mod identity;
+pub mod jobs;
 mod system;
 pub mod webhooks;
 
@@ -33,6 +34,7 @@ pub struct QueryRoot(
     identity::audit::AuditQuery,
     crm::CrmQuery,
     webhooks::WebhookQuery,
+    jobs::JobQuery,
 );
 
 #[derive(MergedObject, Default)]
@@ -42,6 +44,7 @@ pub struct MutationRoot(
     identity::api_keys::ApiKeyMutation,
     crm::CrmMutation,
     webhooks::WebhookMutation,
+    jobs::JobMutation,
 );
 
 #[derive(MergedSubscription, Default)]

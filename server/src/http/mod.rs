@@ -138,6 +138,10 @@ fn cors_layer(state: &AppState) -> CorsLayer {
 }
 
 async fn metrics(State(state): State<AppState>) -> Response {
+    match domain::queue::counts(&state.db, jobs::registry::QUEUES, None).await {
+        Ok(counts) => state.metrics.set_queue_depths(&counts),
+        Err(e) => tracing::warn!(error = %e, "reading queue depths for /metrics failed"),
+    }
     (
         [(
             header::CONTENT_TYPE,

@@ -9,7 +9,7 @@ use std::time::Duration;
 use devsignal_tests::{TestDatabase, devsignal_bin, eventually, redis_url};
 use serde_json::Value;
 
-fn free_port() -> u16 {
+pub(crate) fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -18,13 +18,13 @@ fn free_port() -> u16 {
 }
 
 /// A running `devsignal` process whose output lines are collected.
-struct Proc {
+pub(crate) struct Proc {
     child: Child,
     lines: Arc<Mutex<Vec<String>>>,
 }
 
 impl Proc {
-    fn start(cwd: &Path, args: &[&str], env: &[(&str, &str)]) -> Proc {
+    pub(crate) fn start(cwd: &Path, args: &[&str], env: &[(&str, &str)]) -> Proc {
         let mut cmd = Command::new(devsignal_bin());
         cmd.args(args)
             .current_dir(cwd)
@@ -52,18 +52,24 @@ impl Proc {
         Proc { child, lines }
     }
 
-    fn output(&self) -> Vec<String> {
+    pub(crate) fn output(&self) -> Vec<String> {
         self.lines.lock().unwrap().clone()
     }
 
-    async fn wait_for_line(&self, needle: &str) -> String {
+    pub(crate) async fn wait_for_line(&self, needle: &str) -> String {
         eventually(Duration::from_secs(60), needle, || async {
             self.output().into_iter().find(|l| l.contains(needle))
         })
         .await
     }
 
-    fn terminate(&mut self) -> std::process::ExitStatus {
+    /// SIGKILL: the process dies at once, mid-work.
+    pub(crate) fn kill9(&mut self) {
+        self.child.kill().unwrap();
+        self.child.wait().unwrap();
+    }
+
+    pub(crate) fn terminate(&mut self) -> std::process::ExitStatus {
         let pid = self.child.id().to_string();
         Command::new("kill").args(["-TERM", &pid]).status().unwrap();
         for _ in 0..200 {
@@ -83,7 +89,7 @@ impl Drop for Proc {
     }
 }
 
-fn run(args: &[&str], env: &[(&str, &str)]) -> (i32, String, String) {
+pub(crate) fn run(args: &[&str], env: &[(&str, &str)]) -> (i32, String, String) {
     // A directory of its own, so nothing a command writes lands in the source tree.
     let cwd = tempfile::tempdir().unwrap();
     let mut cmd = Command::new(devsignal_bin());

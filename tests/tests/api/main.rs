@@ -11,6 +11,7 @@ mod events;
 mod graphql;
 mod health;
 mod isolation;
+mod jobs;
 mod oauth;
 mod organizations;
 mod plumbing;

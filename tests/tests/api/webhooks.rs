@@ -462,8 +462,31 @@ async fn failures_retry_with_doubling_waits_then_fail_and_redelivery_keeps_the_i
     assert!(st["failingSince"].is_string());
     assert_eq!(st["enabled"], true);
 
-    // The receiver recovers; redelivery sends the same webhook-id again.
+    // The receiver recovers. The runbook's "re-enqueue failed webhook jobs" sends the delivery
+    // again with the same webhook-id; so does redeliverWebhook.
     rx.answer(204, Duration::ZERO, "");
+    let (code, out, err) = crate::cli::run(
+        &["jobs", "retry-failed", "webhook-delivery"],
+        &[("DATABASE_URL", app.test_db.url.as_str())],
+    );
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(
+        out.trim(),
+        "re-enqueued 1 failed job(s) of webhook-delivery"
+    );
+    let hits = rx.wait_for(6).await;
+    assert_eq!(hits[5].header("webhook-id"), id);
+    verify(&secret, &hits[5]);
+    eventually(
+        Duration::from_secs(10),
+        "the re-enqueued delivery to succeed",
+        || async {
+            let ds = deliveries(&app, &a, &ep).await;
+            (ds[0]["status"] == "SUCCEEDED").then_some(())
+        },
+    )
+    .await;
+    assert_eq!(endpoint_state(&app, &a, &ep).await["status"], "HEALTHY");
     let r = app
         .graphql_as(
             a.token(),
@@ -472,9 +495,8 @@ async fn failures_retry_with_doubling_waits_then_fail_and_redelivery_keeps_the_i
         )
         .await;
     assert_eq!(ok(&r)["redeliverWebhook"]["status"], "PENDING");
-    let hits = rx.wait_for(6).await;
-    assert_eq!(hits[5].header("webhook-id"), id);
-    verify(&secret, &hits[5]);
+    let hits = rx.wait_for(7).await;
+    assert_eq!(hits[6].header("webhook-id"), id);
     eventually(
         Duration::from_secs(10),
         "the redelivery to succeed",

@@ -1,0 +1,194 @@
+//! `devsignal jobs …`: the operator's queue commands, replacing the runbook's Node REPL snippets
+//! (3.4, 5.2, 5.5, 8.2-8.4). They work on the database directly, so they need no running server.
+
+use anyhow::Context as _;
+use chrono::Utc;
+use clap::Subcommand;
+use secrecy::ExposeSecret;
+use serde_json::json;
+use uuid::Uuid;
+
+use crate::config::{Config, parse_duration};
+
+#[derive(Subcommand, Debug, Clone)]
+pub enum JobsAction {
+    /// Jobs per queue: waiting, active, delayed, failed, completed, and whether it is paused.
+    Status,
+    /// Stop claiming from a queue (kept across restarts) until `resume`.
+    Pause { queue: String },
+    /// Claim from a paused queue again.
+    Resume { queue: String },
+    /// Put a queue's failed jobs back to waiting with fresh attempts.
+    #[command(name = "retry-failed")]
+    RetryFailed {
+        queue: String,
+        /// At most this many (oldest failures first).
+        #[arg(long, default_value_t = 1000)]
+        limit: u64,
+    },
+    /// Delete a queue's finished jobs older than a duration.
+    Clean {
+        queue: String,
+        /// Delete failed jobs.
+        #[arg(
+            long,
+            conflicts_with = "completed",
+            required_unless_present = "completed"
+        )]
+        failed: bool,
+        /// Delete completed jobs.
+        #[arg(long)]
+        completed: bool,
+        /// e.g. `24h`, `7d`, `30m`.
+        #[arg(long, default_value = "24h")]
+        older_than: String,
+    },
+    /// Enqueue a job now, e.g. `score-snapshot-scheduler`, or `capture-score-snapshot --org ID`.
+    Trigger {
+        job: String,
+        /// The organization, for per-organization jobs.
+        #[arg(long)]
+        org: Option<Uuid>,
+    },
+    /// Every cron entry with its expression, job and next run (UTC).
+    Schedules,
+    /// One job with its payload, attempts and last error.
+    Show { id: Uuid },
+}
+
+fn queue_known(queue: &str) -> anyhow::Result<()> {
+    if jobs::registry::QUEUES.contains(&queue) {
+        Ok(())
+    } else {
+        anyhow::bail!(
+            "unknown queue {queue:?}; queues: {}",
+            jobs::registry::QUEUES.join(", ")
+        )
+    }
+}
+
+/// Runs one `jobs` command against the configured database.
+pub async fn run(config: Config, action: JobsAction) -> anyhow::Result<()> {
+    let db = domain::db::connect(config.database_url.expose_secret(), &Default::default())
+        .await
+        .with_context(|| format!("cannot open the database {}", config.database_description()))?;
+    let result = act(&db, action).await;
+    db.close().await?;
+    result
+}
+
+async fn act(db: &sea_orm::DatabaseConnection, action: JobsAction) -> anyhow::Result<()> {
+    match action {
+        JobsAction::Status => {
+            let counts = domain::queue::counts(db, jobs::registry::QUEUES, None).await?;
+            println!(
+                "{:<20} {:>8} {:>8} {:>8} {:>8} {:>10}  paused",
+                "queue", "waiting", "active", "delayed", "failed", "completed"
+            );
+            for c in counts {
+                println!(
+                    "{:<20} {:>8} {:>8} {:>8} {:>8} {:>10}  {}",
+                    c.queue,
+                    c.waiting,
+                    c.active,
+                    c.delayed,
+                    c.failed,
+                    c.completed,
+                    if c.paused { "yes" } else { "no" }
+                );
+            }
+        }
+        JobsAction::Pause { queue } => {
+            queue_known(&queue)?;
+            domain::queue::set_paused(db, &queue, true).await?;
+            println!("paused {queue}");
+        }
+        JobsAction::Resume { queue } => {
+            queue_known(&queue)?;
+            domain::queue::set_paused(db, &queue, false).await?;
+            println!("resumed {queue}");
+        }
+        JobsAction::RetryFailed { queue, limit } => {
+            queue_known(&queue)?;
+            let n = domain::queue::retry_failed(db, &queue, limit, None).await?;
+            println!("re-enqueued {n} failed job(s) of {queue}");
+        }
+        JobsAction::Clean {
+            queue,
+            failed,
+            completed,
+            older_than,
+        } => {
+            queue_known(&queue)?;
+            let age = parse_duration(&older_than)
+                .ok_or_else(|| anyhow::anyhow!("--older-than must be a duration like 24h or 7d"))?;
+            let state = if failed {
+                domain::queue::state::FAILED
+            } else if completed {
+                domain::queue::state::COMPLETED
+            } else {
+                anyhow::bail!("say --failed or --completed")
+            };
+            let before = Utc::now() - chrono::Duration::from_std(age)?;
+            let n = domain::queue::clean(db, &queue, state, before).await?;
+            println!("deleted {n} {state} job(s) of {queue} older than {older_than}");
+        }
+        JobsAction::Trigger { job, org } => {
+            let id = trigger(db, &job, org).await?;
+            println!("enqueued {job} as job {id}");
+        }
+        JobsAction::Schedules => {
+            let now = Utc::now();
+            println!(
+                "{:<32} {:<14} {:<34} next run (UTC)",
+                "schedule", "cron", "job"
+            );
+            for s in jobs::registry::SCHEDULES {
+                let next = jobs::scheduler::next_run(s, now)
+                    .map(|t| t.format("%Y-%m-%d %H:%M").to_string())
+                    .unwrap_or_else(|| "never".into());
+                println!("{:<32} {:<14} {:<34} {next}", s.name, s.cron, s.job);
+            }
+        }
+        JobsAction::Show { id } => {
+            let job = domain::queue::get(db, id)
+                .await?
+                .ok_or_else(|| anyhow::anyhow!("no job has the id {id}"))?;
+            let out = json!({
+                "id": job.id, "queue": job.queue, "name": job.name, "state": job.state,
+                "organizationId": job.organization_id, "payload": job.payload,
+                "attempts": job.attempts, "maxAttempts": job.max_attempts, "runAt": job.run_at,
+                "lockedBy": job.locked_by, "lockedUntil": job.locked_until,
+                "lastError": job.last_error, "createdAt": job.created_at,
+                "startedAt": job.started_at, "finishedAt": job.finished_at,
+            });
+            println!("{}", serde_json::to_string_pretty(&out)?);
+        }
+    }
+    Ok(())
+}
+
+/// Enqueues job `name` now (for one organization when it works per organization).
+pub async fn trigger(
+    db: &sea_orm::DatabaseConnection,
+    name: &str,
+    org: Option<Uuid>,
+) -> anyhow::Result<Uuid> {
+    let def = jobs::registry::find(name).ok_or_else(|| {
+        let names: Vec<&str> = jobs::registry::JOBS.iter().map(|j| j.name).collect();
+        anyhow::anyhow!("unknown job {name:?}; jobs: {}", names.join(", "))
+    })?;
+    let mut job = jobs::registry::new_job(def, json!({"trigger": "manual"}));
+    match (def.per_org, org) {
+        (true, None) => anyhow::bail!("{name} works per organization: give --org <id>"),
+        (true, Some(org)) => {
+            job.payload = json!({"trigger": "manual", "organizationId": org});
+            job = job.organization(org);
+        }
+        (false, Some(_)) => anyhow::bail!("{name} runs for every organization; leave out --org"),
+        (false, None) => {}
+    }
+    domain::queue::enqueue(db, job)
+        .await?
+        .ok_or_else(|| anyhow::anyhow!("an identical job is already waiting"))
+}
