@@ -456,3 +456,17 @@ pub async fn delete(db: &DatabaseConnection, actor: &Actor, meta: &Meta, id: Uui
     txn.commit().await?;
     Ok(id)
 }
+
+/// The contacts with these ids in the actor's organization (for loaders).
+pub async fn by_ids(
+    db: &impl ConnectionTrait,
+    actor: &Actor,
+    ids: Vec<Uuid>,
+) -> Result<Vec<contacts::Model>> {
+    actor.require_scope("accounts:read")?;
+    Ok(contacts::Entity::find()
+        .filter(contacts::Column::OrganizationId.eq(actor.organization_id))
+        .filter(contacts::Column::Id.is_in(ids))
+        .all(db)
+        .await?)
+}

@@ -207,3 +207,102 @@ pub fn like_pattern(q: &str) -> String {
     s.push('%');
     s
 }
+
+/// The rows a deal or an activity wants to link to, each named by its input field. Every link
+/// must point into the actor's organization (a user must be a member of it); otherwise the field
+/// is invalid, so a foreign id never reveals whether it exists elsewhere.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Links {
+    pub account: Option<Uuid>,
+    pub contact: Option<Uuid>,
+    pub deal: Option<Uuid>,
+    /// (field name, user id), e.g. `("ownerId", id)`.
+    pub member: Option<(&'static str, Uuid)>,
+}
+
+/// Checks [`Links`], pushing one error per link that is not the organization's.
+pub async fn check_links(
+    db: &impl ConnectionTrait,
+    actor: &crate::Actor,
+    errors: &mut Vec<FieldError>,
+    links: Links,
+) -> crate::Result<()> {
+    use entity::{companies, contacts, deals, memberships};
+    let org = actor.organization_id;
+    if let Some(id) = links.account {
+        let n = companies::Entity::find_by_id(id)
+            .filter(companies::Column::OrganizationId.eq(org))
+            .count(db)
+            .await?;
+        if n == 0 {
+            errors.push(FieldError::new("accountId", "no such account"));
+        }
+    }
+    if let Some(id) = links.contact {
+        let n = contacts::Entity::find_by_id(id)
+            .filter(contacts::Column::OrganizationId.eq(org))
+            .count(db)
+            .await?;
+        if n == 0 {
+            errors.push(FieldError::new("contactId", "no such contact"));
+        }
+    }
+    if let Some(id) = links.deal {
+        let n = deals::Entity::find_by_id(id)
+            .filter(deals::Column::OrganizationId.eq(org))
+            .count(db)
+            .await?;
+        if n == 0 {
+            errors.push(FieldError::new("dealId", "no such deal"));
+        }
+    }
+    if let Some((field, id)) = links.member {
+        let n = memberships::Entity::find()
+            .filter(memberships::Column::OrganizationId.eq(org))
+            .filter(memberships::Column::UserId.eq(id))
+            .count(db)
+            .await?;
+        if n == 0 {
+            errors.push(FieldError::new(
+                field,
+                "is not a member of the organization",
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Checks that `value` is one of `allowed`, naming `field` otherwise.
+pub fn one_of(errors: &mut Vec<FieldError>, field: &str, value: &str, allowed: &[&str]) {
+    if !allowed.contains(&value) {
+        errors.push(FieldError::new(
+            field,
+            format!("must be one of {}", allowed.join(", ")),
+        ));
+    }
+}
+
+/// The users with these ids who are members of the actor's organization (for loaders: a deal's
+/// owner, an activity's author). One statement.
+pub async fn members_by_ids(
+    db: &impl ConnectionTrait,
+    actor: &crate::Actor,
+    ids: Vec<Uuid>,
+) -> crate::Result<Vec<entity::users::Model>> {
+    use entity::{memberships, users};
+    use sea_orm::sea_query::Query;
+    actor.require_scope("accounts:read")?;
+    Ok(users::Entity::find()
+        .filter(users::Column::Id.is_in(ids))
+        .filter(
+            users::Column::Id.in_subquery(
+                Query::select()
+                    .column(memberships::Column::UserId)
+                    .from(memberships::Entity)
+                    .and_where(memberships::Column::OrganizationId.eq(actor.organization_id))
+                    .to_owned(),
+            ),
+        )
+        .all(db)
+        .await?)
+}

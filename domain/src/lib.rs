@@ -12,10 +12,12 @@ pub use actor::{Actor, Principal, Role};
 pub use error::{Error, FieldError, Result};
 
 pub mod accounts;
+pub mod activities;
 pub mod api_keys;
 pub mod audit;
 pub mod contacts;
 pub mod crm;
+pub mod deals;
 pub mod one_time;
 pub mod organizations;
 pub mod secrets;

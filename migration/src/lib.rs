@@ -9,6 +9,7 @@ mod m20261128_000001_organizations;
 mod m20261128_000002_identity;
 mod m20261128_000004_events;
 mod m20261128_000005_crm;
+mod m20261128_000006_deals_activities;
 
 pub struct Migrator;
 
@@ -20,6 +21,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261128_000002_identity::Migration),
             Box::new(m20261128_000004_events::Migration),
             Box::new(m20261128_000005_crm::Migration),
+            Box::new(m20261128_000006_deals_activities::Migration),
         ]
     }
 }

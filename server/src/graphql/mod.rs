@@ -31,6 +31,8 @@ pub struct QueryRoot(
     identity::api_keys::ApiKeyQuery,
     identity::audit::AuditQuery,
     crm::CrmQuery,
+    crm::deals::DealQuery,
+    crm::activities::ActivityQuery,
 );
 
 #[derive(MergedObject, Default)]
@@ -39,6 +41,8 @@ pub struct MutationRoot(
     identity::organizations::OrganizationMutation,
     identity::api_keys::ApiKeyMutation,
     crm::CrmMutation,
+    crm::deals::DealMutation,
+    crm::activities::ActivityMutation,
 );
 
 #[derive(MergedSubscription, Default)]

@@ -7,6 +7,7 @@ mod audit;
 mod auth;
 mod cli;
 mod crm_accounts;
+mod crm_deals;
 mod events;
 mod graphql;
 mod health;

@@ -2,6 +2,9 @@
 //! update / delete, batch create, upsert by email) and the event log for ADMINs. Resolvers read
 //! the actor, call one `domain::` function and wrap the result.
 
+pub mod activities;
+pub mod deals;
+pub mod loaders;
 pub mod types;
 
 use async_graphql::connection::{Connection, Edge, EmptyFields};
@@ -76,6 +79,20 @@ where
             .map(|m| Edge::new(id(&m).to_string(), wrap(m))),
     );
     conn
+}
+
+/// A link field of an input: absent, `null` (unlink) or an id (a malformed id names the field).
+fn opt_id(v: MaybeUndefined<ID>, field: &str) -> async_graphql::Result<Option<Option<Uuid>>> {
+    opt(v)
+        .map(|v| {
+            v.map(|id| {
+                Uuid::parse_str(id.as_str())
+                    .map_err(|_| domain::Error::invalid(field, "is not an id"))
+                    .gql()
+            })
+            .transpose()
+        })
+        .transpose()
 }
 
 fn opt<T>(v: MaybeUndefined<T>) -> Option<Option<T>> {

@@ -1,11 +1,12 @@
 //! GraphQL types of the CRM: each wraps a domain model (entities never derive GraphQL).
 
+use async_graphql::dataloader::Loader;
 use async_graphql::{Context, Enum, ID, Json, Object};
-use chrono::{DateTime, Utc};
-use entity::{companies, contacts};
+use chrono::{DateTime, NaiveDate, Utc};
+use entity::{activities, companies, contacts, deals, users};
 
-use super::super::identity::state;
-use crate::graphql::actor;
+use super::loaders::{AccountId, ContactId, CrmLoader, CrmLoaders, DealId, UserId};
+use crate::graphql::identity::types::User;
 
 /// How big a company is.
 #[derive(Enum, Copy, Clone, Eq, PartialEq, Debug)]
@@ -144,14 +145,9 @@ impl Contact {
     }
     /// The account the contact works for.
     async fn account(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<Account>> {
-        let Some(id) = self.0.account_id else {
-            return Ok(None);
-        };
-        let actor = actor(ctx)?;
-        let found = domain::accounts::by_ids(&state(ctx)?.db, actor, vec![id])
-            .await
-            .map_err(crate::graphql::gql_error)?;
-        Ok(found.into_iter().next().map(Account))
+        Ok(load(ctx, self.0.account_id.map(AccountId))
+            .await?
+            .map(Account))
     }
     async fn created_at(&self) -> DateTime<Utc> {
         self.0.created_at
@@ -188,5 +184,233 @@ impl Event {
     }
     async fn occurred_at(&self) -> DateTime<Utc> {
         self.0.occurred_at
+    }
+}
+
+/// A GraphQL enum backed by the domain's stored strings.
+macro_rules! str_enum {
+    ($(#[$doc:meta])* $name:ident { $($variant:ident => $s:literal),+ $(,)? }) => {
+        $(#[$doc])*
+        #[derive(Enum, Copy, Clone, Eq, PartialEq, Debug)]
+        pub enum $name {
+            $($variant),+
+        }
+
+        impl $name {
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $($name::$variant => $s),+
+                }
+            }
+
+            pub fn parse(s: &str) -> Option<Self> {
+                match s {
+                    $($s => Some($name::$variant),)+
+                    _ => None,
+                }
+            }
+        }
+    };
+}
+
+str_enum!(
+    /// The PLG pipeline, in order.
+    DealStage {
+        AnonymousUsage => "ANONYMOUS_USAGE",
+        Identified => "IDENTIFIED",
+        Activated => "ACTIVATED",
+        TeamAdoption => "TEAM_ADOPTION",
+        ExpansionSignal => "EXPANSION_SIGNAL",
+        SalesQualified => "SALES_QUALIFIED",
+        Negotiation => "NEGOTIATION",
+        ClosedWon => "CLOSED_WON",
+        ClosedLost => "CLOSED_LOST",
+    }
+);
+
+str_enum!(
+    /// What kind of activity.
+    ActivityType {
+        Task => "TASK",
+        Call => "CALL",
+        Meeting => "MEETING",
+        Email => "EMAIL",
+        Note => "NOTE",
+    }
+);
+
+str_enum!(
+    /// Where an activity stands; COMPLETED sets `completedAt`.
+    ActivityStatus {
+        Pending => "PENDING",
+        InProgress => "IN_PROGRESS",
+        Completed => "COMPLETED",
+        Cancelled => "CANCELLED",
+    }
+);
+
+str_enum!(
+    /// How urgent an activity is.
+    Priority {
+        Low => "LOW",
+        Medium => "MEDIUM",
+        High => "HIGH",
+        Urgent => "URGENT",
+    }
+);
+
+async fn load<K>(ctx: &Context<'_>, key: Option<K>) -> async_graphql::Result<Option<K::Model>>
+where
+    K: LoadKey,
+    CrmLoader: Loader<K, Value = K::Model, Error = async_graphql::Error>,
+{
+    match key {
+        None => Ok(None),
+        Some(k) => ctx.data::<CrmLoaders>()?.load_one(k).await,
+    }
+}
+
+/// A DataLoader key and the row it loads.
+pub trait LoadKey: Send + Sync + std::hash::Hash + Eq + Clone + 'static {
+    type Model: Send + Sync + Clone + 'static;
+}
+
+impl LoadKey for AccountId {
+    type Model = companies::Model;
+}
+impl LoadKey for ContactId {
+    type Model = contacts::Model;
+}
+impl LoadKey for DealId {
+    type Model = deals::Model;
+}
+impl LoadKey for UserId {
+    type Model = users::Model;
+}
+
+/// An opportunity in the PLG pipeline.
+pub struct Deal(pub deals::Model);
+
+#[Object]
+impl Deal {
+    async fn id(&self) -> ID {
+        ID(self.0.id.to_string())
+    }
+    async fn title(&self) -> &str {
+        &self.0.title
+    }
+    async fn amount(&self) -> Option<f64> {
+        self.0.amount
+    }
+    /// ISO 4217 code, USD unless set.
+    async fn currency(&self) -> &str {
+        &self.0.currency
+    }
+    async fn stage(&self) -> Option<DealStage> {
+        DealStage::parse(&self.0.stage)
+    }
+    /// 0 to 100.
+    async fn probability(&self) -> Option<i32> {
+        self.0.probability
+    }
+    async fn expected_close_date(&self) -> Option<NaiveDate> {
+        self.0.expected_close_date
+    }
+    /// When the deal reached CLOSED_WON or CLOSED_LOST; null while it is open.
+    async fn closed_at(&self) -> Option<DateTime<Utc>> {
+        self.0.closed_at
+    }
+    async fn description(&self) -> Option<&str> {
+        self.0.description.as_deref()
+    }
+    /// The organization's own fields, a JSON object.
+    async fn custom_fields(&self) -> Json<serde_json::Value> {
+        Json(self.0.custom_fields.clone())
+    }
+    async fn tags(&self) -> Vec<String> {
+        tags(&self.0.tags)
+    }
+    async fn account(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<Account>> {
+        Ok(load(ctx, self.0.account_id.map(AccountId))
+            .await?
+            .map(Account))
+    }
+    async fn contact(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<Contact>> {
+        Ok(load(ctx, self.0.contact_id.map(ContactId))
+            .await?
+            .map(Contact))
+    }
+    /// The member who owns the deal.
+    async fn owner(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<User>> {
+        Ok(load(ctx, self.0.owner_id.map(UserId))
+            .await?
+            .map(User::from))
+    }
+    async fn created_at(&self) -> DateTime<Utc> {
+        self.0.created_at
+    }
+    async fn updated_at(&self) -> DateTime<Utc> {
+        self.0.updated_at
+    }
+}
+
+/// A task, call, meeting, email or note.
+pub struct Activity(pub activities::Model);
+
+#[Object]
+impl Activity {
+    async fn id(&self) -> ID {
+        ID(self.0.id.to_string())
+    }
+    async fn r#type(&self) -> Option<ActivityType> {
+        ActivityType::parse(&self.0.kind)
+    }
+    async fn title(&self) -> &str {
+        &self.0.title
+    }
+    async fn description(&self) -> Option<&str> {
+        self.0.description.as_deref()
+    }
+    async fn status(&self) -> Option<ActivityStatus> {
+        ActivityStatus::parse(&self.0.status)
+    }
+    async fn priority(&self) -> Option<Priority> {
+        Priority::parse(&self.0.priority)
+    }
+    async fn due_date(&self) -> Option<DateTime<Utc>> {
+        self.0.due_date
+    }
+    /// Set when the status became COMPLETED.
+    async fn completed_at(&self) -> Option<DateTime<Utc>> {
+        self.0.completed_at
+    }
+    /// The organization's own fields, a JSON object.
+    async fn custom_fields(&self) -> Json<serde_json::Value> {
+        Json(self.0.custom_fields.clone())
+    }
+    async fn account(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<Account>> {
+        Ok(load(ctx, self.0.account_id.map(AccountId))
+            .await?
+            .map(Account))
+    }
+    async fn contact(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<Contact>> {
+        Ok(load(ctx, self.0.contact_id.map(ContactId))
+            .await?
+            .map(Contact))
+    }
+    async fn deal(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<Deal>> {
+        Ok(load(ctx, self.0.deal_id.map(DealId)).await?.map(Deal))
+    }
+    /// The member who wrote it (null when an API key did, or the user has left).
+    async fn author(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<User>> {
+        Ok(load(ctx, self.0.author_id.map(UserId))
+            .await?
+            .map(User::from))
+    }
+    async fn created_at(&self) -> DateTime<Utc> {
+        self.0.created_at
+    }
+    async fn updated_at(&self) -> DateTime<Utc> {
+        self.0.updated_at
     }
 }
