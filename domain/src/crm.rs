@@ -306,3 +306,32 @@ pub async fn members_by_ids(
         .all(db)
         .await?)
 }
+
+/// The rows of `E` whose `parent` column is one of `parents`, in the actor's organization, newest
+/// first, in one statement (for the loaders of nested lists such as `Account.contacts`).
+pub async fn children<E>(
+    db: &impl ConnectionTrait,
+    actor: &crate::Actor,
+    columns: ChildColumns<E::Column>,
+    parents: Vec<Uuid>,
+) -> crate::Result<Vec<E::Model>>
+where
+    E: EntityTrait,
+    E::Model: Send + Sync,
+{
+    actor.require_scope("accounts:read")?;
+    Ok(E::find()
+        .filter(columns.organization.eq(actor.organization_id))
+        .filter(columns.parent.is_in(parents))
+        .order_by_desc(columns.id)
+        .all(db)
+        .await?)
+}
+
+/// The columns [`children`] reads: the organization, the parent link and the id.
+#[derive(Debug, Clone, Copy)]
+pub struct ChildColumns<C> {
+    pub organization: C,
+    pub parent: C,
+    pub id: C,
+}

@@ -18,6 +18,8 @@ pub struct Metrics {
     registry: Registry,
     pub http_requests: Family<RequestLabels, Counter>,
     pub http_request_duration: Family<RequestLabels, Histogram>,
+    /// SQL statements sent to the database (installed on the pool by `build_state`).
+    pub db_statements: Counter,
 }
 
 /// Latency buckets in seconds, from 5 ms to 10 s.
@@ -43,10 +45,17 @@ impl Metrics {
             "HTTP request latency, by method, matched route and status",
             http_request_duration.clone(),
         );
+        let db_statements = Counter::default();
+        registry.register(
+            "db_statements",
+            "SQL statements sent to the database",
+            db_statements.clone(),
+        );
         Self {
             registry,
             http_requests,
             http_request_duration,
+            db_statements,
         }
     }
 

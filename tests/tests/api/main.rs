@@ -8,6 +8,7 @@ mod auth;
 mod cli;
 mod crm_accounts;
 mod crm_deals;
+mod crm_loaders;
 mod events;
 mod graphql;
 mod health;

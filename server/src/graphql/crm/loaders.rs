@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use async_graphql::dataloader::{DataLoader, Loader};
 use domain::Actor;
-use entity::{companies, contacts, deals, users};
+use entity::{activities, companies, contacts, deals, users};
 use sea_orm::DatabaseConnection;
 use uuid::Uuid;
 
@@ -62,3 +62,54 @@ by_id!(AccountId, companies::Model, domain::accounts::by_ids);
 by_id!(ContactId, contacts::Model, domain::contacts::by_ids);
 by_id!(DealId, deals::Model, domain::deals::by_ids);
 by_id!(UserId, users::Model, domain::crm::members_by_ids);
+
+/// The most rows a nested list (`Account.contacts`, …) returns per parent.
+pub const MAX_NESTED: usize = 100;
+
+macro_rules! children {
+    ($key:ident, $entity:ident, $parent:ident, $col:ident) => {
+        /// A parent id, as the DataLoader key of one of its nested lists.
+        #[derive(Clone, Copy, Debug, Hash, PartialEq, Eq)]
+        pub struct $key(pub Uuid);
+
+        impl Loader<$key> for CrmLoader {
+            type Value = Vec<$entity::Model>;
+            type Error = async_graphql::Error;
+
+            async fn load(
+                &self,
+                keys: &[$key],
+            ) -> Result<HashMap<$key, Vec<$entity::Model>>, Self::Error> {
+                let parents = keys.iter().map(|k| k.0).collect();
+                let columns = domain::crm::ChildColumns {
+                    organization: $entity::Column::OrganizationId,
+                    parent: $entity::Column::$col,
+                    id: $entity::Column::Id,
+                };
+                let rows = domain::crm::children::<$entity::Entity>(
+                    &self.db,
+                    self.actor()?,
+                    columns,
+                    parents,
+                )
+                .await
+                .map_err(gql_error)?;
+                let mut out: HashMap<$key, Vec<$entity::Model>> =
+                    keys.iter().map(|k| (*k, Vec::new())).collect();
+                for m in rows {
+                    if let Some(list) = m.$parent.and_then(|p| out.get_mut(&$key(p)))
+                        && list.len() < MAX_NESTED
+                    {
+                        list.push(m);
+                    }
+                }
+                Ok(out)
+            }
+        }
+    };
+}
+
+children!(ContactsOfAccount, contacts, account_id, AccountId);
+children!(DealsOfAccount, deals, account_id, AccountId);
+children!(ActivitiesOfAccount, activities, account_id, AccountId);
+children!(DealsOfContact, deals, contact_id, ContactId);

@@ -5,7 +5,10 @@ use async_graphql::{Context, Enum, ID, Json, Object};
 use chrono::{DateTime, NaiveDate, Utc};
 use entity::{activities, companies, contacts, deals, users};
 
-use super::loaders::{AccountId, ContactId, CrmLoader, CrmLoaders, DealId, UserId};
+use super::loaders::{
+    AccountId, ActivitiesOfAccount, ContactId, ContactsOfAccount, CrmLoader, CrmLoaders, DealId,
+    DealsOfAccount, DealsOfContact, MAX_NESTED, UserId,
+};
 use crate::graphql::identity::types::User;
 
 /// How big a company is.
@@ -87,6 +90,33 @@ impl Account {
     async fn tags(&self) -> Vec<String> {
         tags(&self.0.tags)
     }
+    /// The account's contacts, newest first (at most `first`, 1 to 100, default 20).
+    async fn contacts(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "At most this many, 1 to 100 (default 20).")] first: Option<i32>,
+    ) -> async_graphql::Result<Vec<Contact>> {
+        let rows = nested(ctx, ContactsOfAccount(self.0.id), first).await?;
+        Ok(rows.into_iter().map(Contact).collect())
+    }
+    /// The account's deals, newest first (at most `first`, 1 to 100, default 20).
+    async fn deals(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "At most this many, 1 to 100 (default 20).")] first: Option<i32>,
+    ) -> async_graphql::Result<Vec<Deal>> {
+        let rows = nested(ctx, DealsOfAccount(self.0.id), first).await?;
+        Ok(rows.into_iter().map(Deal).collect())
+    }
+    /// The account's activities, newest first (at most `first`, 1 to 100, default 20).
+    async fn activities(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "At most this many, 1 to 100 (default 20).")] first: Option<i32>,
+    ) -> async_graphql::Result<Vec<Activity>> {
+        let rows = nested(ctx, ActivitiesOfAccount(self.0.id), first).await?;
+        Ok(rows.into_iter().map(Activity).collect())
+    }
     async fn created_at(&self) -> DateTime<Utc> {
         self.0.created_at
     }
@@ -148,6 +178,15 @@ impl Contact {
         Ok(load(ctx, self.0.account_id.map(AccountId))
             .await?
             .map(Account))
+    }
+    /// The contact's deals, newest first (at most `first`, 1 to 100, default 20).
+    async fn deals(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "At most this many, 1 to 100 (default 20).")] first: Option<i32>,
+    ) -> async_graphql::Result<Vec<Deal>> {
+        let rows = nested(ctx, DealsOfContact(self.0.id), first).await?;
+        Ok(rows.into_iter().map(Deal).collect())
     }
     async fn created_at(&self) -> DateTime<Utc> {
         self.0.created_at
@@ -268,6 +307,38 @@ where
         None => Ok(None),
         Some(k) => ctx.data::<CrmLoaders>()?.load_one(k).await,
     }
+}
+
+/// A nested list through its loader, cut to `first` (1 to [`MAX_NESTED`], default 20).
+async fn nested<K, M>(
+    ctx: &Context<'_>,
+    key: K,
+    first: Option<i32>,
+) -> async_graphql::Result<Vec<M>>
+where
+    K: Send + Sync + std::hash::Hash + Eq + Clone + 'static,
+    M: Send + Sync + Clone + 'static,
+    CrmLoader: Loader<K, Value = Vec<M>, Error = async_graphql::Error>,
+{
+    let first = match first {
+        None => 20,
+        Some(n) => usize::try_from(n)
+            .ok()
+            .filter(|n| (1..=MAX_NESTED).contains(n))
+            .ok_or_else(|| {
+                crate::graphql::gql_error(domain::Error::invalid(
+                    "first",
+                    format!("must be between 1 and {MAX_NESTED}"),
+                ))
+            })?,
+    };
+    let mut rows = ctx
+        .data::<CrmLoaders>()?
+        .load_one(key)
+        .await?
+        .unwrap_or_default();
+    rows.truncate(first);
+    Ok(rows)
 }
 
 /// A DataLoader key and the row it loads.
