@@ -56,6 +56,8 @@ pub struct Filter {
     pub account_id: Option<Uuid>,
     pub contact_id: Option<Uuid>,
     pub deal_id: Option<Uuid>,
+    /// Tag and time ranges.
+    pub common: crm::CommonFilter,
 }
 
 /// The snapshot used for events and audit diffs (camelCase, like the API).
@@ -232,6 +234,9 @@ pub async fn list(
 ) -> Result<Page<activities::Model>> {
     actor.require_scope("accounts:read")?;
     crm::check_page(page)?;
+    if filter.common.tag.is_some() {
+        return Err(Error::invalid("filter.tag", "activities have no tags"));
+    }
     let mut cond =
         Condition::all().add(activities::Column::OrganizationId.eq(actor.organization_id));
     if let Some(q) = filter.query.as_deref().filter(|q| !q.trim().is_empty()) {
@@ -255,7 +260,26 @@ pub async fn list(
     if let Some(id) = filter.deal_id {
         cond = cond.add(activities::Column::DealId.eq(id));
     }
-    crm::fetch_page::<activities::Entity>(db, cond, activities::Column::Id, page).await
+    let cond = filter.common.apply(
+        cond,
+        crm::CommonColumns {
+            created_at: activities::Column::CreatedAt,
+            updated_at: activities::Column::UpdatedAt,
+            tags: None,
+        },
+    );
+    crm::fetch_page::<activities::Entity>(db, cond, activities::Column::Id, sort, page).await
+}
+
+/// The orderings the list offers.
+fn sort(field: &str) -> Option<crm::Sort<activities::Column>> {
+    Some(match field {
+        "TITLE" => crm::Sort::text(activities::Column::Title),
+        "DUE_DATE" => crm::Sort::time(activities::Column::DueDate),
+        "CREATED_AT" => crm::Sort::time(activities::Column::CreatedAt),
+        "UPDATED_AT" => crm::Sort::time(activities::Column::UpdatedAt),
+        _ => return None,
+    })
 }
 
 /// Changes an activity (MEMBER+); the audit entry lists each changed field's old and new value.

@@ -53,6 +53,8 @@ pub struct Filter {
     /// Case-insensitive substring of first name, last name or email.
     pub query: Option<String>,
     pub account_id: Option<Uuid>,
+    /// Tag and time ranges.
+    pub common: crm::CommonFilter,
 }
 
 /// The snapshot used for events and audit diffs (camelCase, like the API).
@@ -339,7 +341,26 @@ pub async fn list(
     if let Some(a) = filter.account_id {
         cond = cond.add(contacts::Column::AccountId.eq(a));
     }
-    crm::fetch_page::<contacts::Entity>(db, cond, contacts::Column::Id, page).await
+    let cond = filter.common.apply(
+        cond,
+        crm::CommonColumns {
+            created_at: contacts::Column::CreatedAt,
+            updated_at: contacts::Column::UpdatedAt,
+            tags: Some(contacts::Column::Tags),
+        },
+    );
+    crm::fetch_page::<contacts::Entity>(db, cond, contacts::Column::Id, sort, page).await
+}
+
+/// The orderings the list offers.
+fn sort(field: &str) -> Option<crm::Sort<contacts::Column>> {
+    Some(match field {
+        "NAME" => crm::Sort::text(contacts::Column::LastName),
+        "EMAIL" => crm::Sort::text(contacts::Column::EmailNormalized),
+        "CREATED_AT" => crm::Sort::time(contacts::Column::CreatedAt),
+        "UPDATED_AT" => crm::Sort::time(contacts::Column::UpdatedAt),
+        _ => return None,
+    })
 }
 
 async fn update_in(

@@ -68,6 +68,8 @@ pub struct Filter {
     pub owner_id: Option<Uuid>,
     pub account_id: Option<Uuid>,
     pub contact_id: Option<Uuid>,
+    /// Tag and time ranges.
+    pub common: crm::CommonFilter,
 }
 
 /// The snapshot used for events and audit diffs (camelCase, like the API).
@@ -288,7 +290,27 @@ pub async fn list(
     if let Some(id) = filter.contact_id {
         cond = cond.add(deals::Column::ContactId.eq(id));
     }
-    crm::fetch_page::<deals::Entity>(db, cond, deals::Column::Id, page).await
+    let cond = filter.common.apply(
+        cond,
+        crm::CommonColumns {
+            created_at: deals::Column::CreatedAt,
+            updated_at: deals::Column::UpdatedAt,
+            tags: Some(deals::Column::Tags),
+        },
+    );
+    crm::fetch_page::<deals::Entity>(db, cond, deals::Column::Id, sort, page).await
+}
+
+/// The orderings the list offers.
+fn sort(field: &str) -> Option<crm::Sort<deals::Column>> {
+    Some(match field {
+        "TITLE" => crm::Sort::text(deals::Column::Title),
+        "AMOUNT" => crm::Sort::number(deals::Column::Amount),
+        "EXPECTED_CLOSE_DATE" => crm::Sort::date(deals::Column::ExpectedCloseDate),
+        "CREATED_AT" => crm::Sort::time(deals::Column::CreatedAt),
+        "UPDATED_AT" => crm::Sort::time(deals::Column::UpdatedAt),
+        _ => return None,
+    })
 }
 
 /// Changes a deal (MEMBER+). The audit entry lists each changed field's old and new value; a

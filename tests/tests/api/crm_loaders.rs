@@ -115,7 +115,9 @@ async fn nested_relations_cost_a_constant_number_of_statements() {
     let simple = app.state.metrics.db_statements.get() - before;
     assert_eq!(ok(&r)["accounts"]["edges"].as_array().unwrap().len(), 50);
     eprintln!("statements: 50 accounts with contacts and deals {simple}");
-    assert!(simple <= 6, "{simple} statements");
+    // Typically 5 (session, count, page, contacts, deals) or 6; a loader batch may split in two
+    // when the machine is loaded, hence the margin. One statement per account would be 100+.
+    assert!(simple <= 8, "{simple} statements");
 
     // Nested lists are capped and say so.
     let r = app

@@ -9,6 +9,7 @@ mod cli;
 mod crm_accounts;
 mod crm_deals;
 mod crm_loaders;
+mod crm_order;
 mod events;
 mod graphql;
 mod health;

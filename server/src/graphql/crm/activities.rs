@@ -6,7 +6,7 @@ use chrono::{DateTime, Utc};
 
 use super::deals::filter_id;
 use super::types::{Activity, ActivityStatus, ActivityType, Priority};
-use super::{CrmConnection, connection, opt, opt_id, page_request};
+use super::{ActivityOrder, CommonFilter, CrmConnection, connection, opt, opt_id, page_request};
 use crate::graphql::identity::types::parse_id;
 use crate::graphql::identity::{meta, state};
 use crate::graphql::{GqlResultExt, actor};
@@ -21,6 +21,8 @@ pub struct ActivityFilter {
     pub account_id: Option<ID>,
     pub contact_id: Option<ID>,
     pub deal_id: Option<ID>,
+    #[graphql(flatten)]
+    pub common: CommonFilter,
 }
 
 /// An activity's fields. On create `type` and `title` are required; on update fields left out
@@ -66,6 +68,8 @@ pub struct ActivityQuery;
 impl ActivityQuery {
     /// The organization's activities, newest first. `first`/`last` are at most 100 (default
     /// 20); cursors stay valid while rows are added, so a walk never repeats or skips a row.
+    // The arguments are the connection's API: paging, filter and order.
+    #[allow(clippy::too_many_arguments)]
     async fn activities(
         &self,
         ctx: &Context<'_>,
@@ -74,9 +78,11 @@ impl ActivityQuery {
         #[graphql(desc = "Page size from the end, 1 to 100.")] last: Option<i32>,
         before: Option<String>,
         filter: Option<ActivityFilter>,
+        order_by: Option<ActivityOrder>,
     ) -> async_graphql::Result<CrmConnection<Activity>> {
         let actor = actor(ctx)?;
-        let req = page_request(first, after, last, before)?;
+        let mut req = page_request(first, after, last, before)?;
+        req.order = order_by.map(Into::into);
         let f = filter.unwrap_or_default();
         let filter = domain::activities::Filter {
             query: f.query,
@@ -85,11 +91,12 @@ impl ActivityQuery {
             account_id: filter_id(f.account_id, "filter.accountId")?,
             contact_id: filter_id(f.contact_id, "filter.contactId")?,
             deal_id: filter_id(f.deal_id, "filter.dealId")?,
+            common: f.common.into(),
         };
         let page = domain::activities::list(&state(ctx)?.db, actor, &filter, &req)
             .await
             .gql()?;
-        Ok(connection(page, |m| m.id, Activity))
+        Ok(connection(page, Activity))
     }
 
     /// One activity; `NOT_FOUND` unless it belongs to the caller's organization.

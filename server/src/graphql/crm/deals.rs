@@ -6,7 +6,7 @@ use chrono::NaiveDate;
 use uuid::Uuid;
 
 use super::types::{Deal, DealStage};
-use super::{CrmConnection, connection, opt, opt_id, page_request};
+use super::{CommonFilter, CrmConnection, DealOrder, connection, opt, opt_id, page_request};
 use crate::graphql::identity::types::parse_id;
 use crate::graphql::identity::{meta, state};
 use crate::graphql::{GqlResultExt, actor};
@@ -20,6 +20,8 @@ pub struct DealFilter {
     pub owner_id: Option<ID>,
     pub account_id: Option<ID>,
     pub contact_id: Option<ID>,
+    #[graphql(flatten)]
+    pub common: CommonFilter,
 }
 
 /// A deal's fields. On create `title` is required; on update fields left out stay as they
@@ -81,6 +83,8 @@ pub struct DealQuery;
 impl DealQuery {
     /// The organization's deals, newest first. `first`/`last` are at most 100 (default 20);
     /// cursors stay valid while rows are added, so a walk never repeats or skips a row.
+    // The arguments are the connection's API: paging, filter and order.
+    #[allow(clippy::too_many_arguments)]
     async fn deals(
         &self,
         ctx: &Context<'_>,
@@ -89,9 +93,11 @@ impl DealQuery {
         #[graphql(desc = "Page size from the end, 1 to 100.")] last: Option<i32>,
         before: Option<String>,
         filter: Option<DealFilter>,
+        order_by: Option<DealOrder>,
     ) -> async_graphql::Result<CrmConnection<Deal>> {
         let actor = actor(ctx)?;
-        let req = page_request(first, after, last, before)?;
+        let mut req = page_request(first, after, last, before)?;
+        req.order = order_by.map(Into::into);
         let f = filter.unwrap_or_default();
         let filter = domain::deals::Filter {
             query: f.query,
@@ -99,11 +105,12 @@ impl DealQuery {
             owner_id: filter_id(f.owner_id, "filter.ownerId")?,
             account_id: filter_id(f.account_id, "filter.accountId")?,
             contact_id: filter_id(f.contact_id, "filter.contactId")?,
+            common: f.common.into(),
         };
         let page = domain::deals::list(&state(ctx)?.db, actor, &filter, &req)
             .await
             .gql()?;
-        Ok(connection(page, |m| m.id, Deal))
+        Ok(connection(page, Deal))
     }
 
     /// One deal; `NOT_FOUND` unless it belongs to the caller's organization.
