@@ -8,7 +8,6 @@ use entity::companies;
 use sea_orm::sea_query::{Expr, ExprTrait, Func, LikeExpr};
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, Condition, DatabaseConnection, EntityTrait, QueryFilter, Set,
-    TransactionTrait,
 };
 use serde_json::{Value, json};
 use uuid::Uuid;
@@ -229,7 +228,7 @@ pub async fn create_many(
     if !errors.is_empty() {
         return Err(Error::Validation(errors));
     }
-    let txn = db.begin().await?;
+    let txn = crm::begin_write(db).await?;
     let mut out = Vec::with_capacity(models.len());
     for (i, m) in models.into_iter().enumerate() {
         let field = if batch {
@@ -343,7 +342,7 @@ pub async fn update(
 ) -> Result<companies::Model> {
     actor.require_write()?;
     actor.require_scope("accounts:write")?;
-    let txn = db.begin().await?;
+    let txn = crm::begin_write(db).await?;
     let old = find(&txn, actor, id).await?;
     let mut m = old.clone();
     let mut errors = Vec::new();
@@ -434,7 +433,7 @@ pub async fn update(
 pub async fn delete(db: &DatabaseConnection, actor: &Actor, meta: &Meta, id: Uuid) -> Result<Uuid> {
     actor.require_write()?;
     actor.require_scope("accounts:write")?;
-    let txn = db.begin().await?;
+    let txn = crm::begin_write(db).await?;
     let old = find(&txn, actor, id).await?;
     companies::Entity::delete_by_id(id).exec(&txn).await?;
     audit::record(

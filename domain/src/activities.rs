@@ -8,7 +8,7 @@ use entity::activities;
 use sea_orm::sea_query::{Expr, ExprTrait, Func, LikeExpr};
 use sea_orm::{
     ActiveModelTrait, ActiveValue, ColumnTrait, Condition, ConnectionTrait, DatabaseConnection,
-    EntityTrait, QueryFilter, Set, TransactionTrait,
+    EntityTrait, QueryFilter, Set,
 };
 use serde_json::{Value, json};
 use uuid::Uuid;
@@ -185,7 +185,7 @@ pub async fn create(
     let mut errors = Vec::new();
     let links = apply(&mut errors, &mut m, input);
     complete(None, &mut m);
-    let txn = db.begin().await?;
+    let txn = crm::begin_write(db).await?;
     crm::check_links(&txn, actor, &mut errors, links).await?;
     if !errors.is_empty() {
         return Err(Error::Validation(errors));
@@ -291,7 +291,7 @@ pub async fn update(
     input: Input,
 ) -> Result<activities::Model> {
     write_rights(actor)?;
-    let txn = db.begin().await?;
+    let txn = crm::begin_write(db).await?;
     let old = find(&txn, actor, id).await?;
     let mut m = old.clone();
     let mut errors = Vec::new();
@@ -334,7 +334,7 @@ pub async fn update(
 /// Deletes an activity (MEMBER+). Returns the id.
 pub async fn delete(db: &DatabaseConnection, actor: &Actor, meta: &Meta, id: Uuid) -> Result<Uuid> {
     write_rights(actor)?;
-    let txn = db.begin().await?;
+    let txn = crm::begin_write(db).await?;
     let old = find(&txn, actor, id).await?;
     activities::Entity::delete_by_id(id).exec(&txn).await?;
     audit::record(

@@ -8,7 +8,7 @@ use entity::{companies, contacts};
 use sea_orm::sea_query::{Expr, ExprTrait, Func, LikeExpr};
 use sea_orm::{
     ActiveModelTrait, ActiveValue, ColumnTrait, Condition, ConnectionTrait, DatabaseConnection,
-    EntityTrait, QueryFilter, QuerySelect, Set, TransactionTrait,
+    EntityTrait, QueryFilter, QuerySelect, Set,
 };
 use serde_json::{Value, json};
 use uuid::Uuid;
@@ -264,7 +264,7 @@ pub async fn create_many(
             m
         })
         .collect();
-    let txn = db.begin().await?;
+    let txn = crm::begin_write(db).await?;
     check_accounts(&txn, actor, &mut errors, &links).await?;
     if !errors.is_empty() {
         return Err(Error::Validation(errors));
@@ -419,7 +419,7 @@ pub async fn update(
     input: Input,
 ) -> Result<contacts::Model> {
     write_rights(actor)?;
-    let txn = db.begin().await?;
+    let txn = crm::begin_write(db).await?;
     let old = find(&txn, actor, id).await?;
     let m = update_in(&txn, actor, meta, old, input).await?;
     txn.commit().await?;
@@ -446,7 +446,7 @@ pub async fn upsert(
     match existing {
         None => create(db, actor, meta, input).await,
         Some(old) => {
-            let txn = db.begin().await?;
+            let txn = crm::begin_write(db).await?;
             let m = update_in(&txn, actor, meta, old, input).await?;
             txn.commit().await?;
             Ok(m)
@@ -457,7 +457,7 @@ pub async fn upsert(
 /// Deletes a contact (MEMBER+). Returns the id.
 pub async fn delete(db: &DatabaseConnection, actor: &Actor, meta: &Meta, id: Uuid) -> Result<Uuid> {
     write_rights(actor)?;
-    let txn = db.begin().await?;
+    let txn = crm::begin_write(db).await?;
     find(&txn, actor, id).await?;
     contacts::Entity::delete_by_id(id).exec(&txn).await?;
     audit::record(

@@ -625,3 +625,19 @@ pub struct ChildColumns<C> {
     pub parent: C,
     pub id: C,
 }
+
+/// Begins a transaction that will write. On SQLite it takes the write lock at once (`BEGIN
+/// IMMEDIATE`, waiting up to the busy timeout): a deferred transaction that reads first fails
+/// immediately with "database is locked" when another writer commits before its first write.
+/// PostgreSQL ignores the mode.
+pub async fn begin_write(
+    db: &sea_orm::DatabaseConnection,
+) -> crate::Result<sea_orm::DatabaseTransaction> {
+    use sea_orm::{SqliteTransactionMode, TransactionOptions, TransactionTrait};
+    Ok(db
+        .begin_with_options(TransactionOptions {
+            sqlite_transaction_mode: Some(SqliteTransactionMode::Immediate),
+            ..Default::default()
+        })
+        .await?)
+}

@@ -9,7 +9,7 @@ use entity::deals;
 use sea_orm::sea_query::{Expr, ExprTrait, Func, LikeExpr};
 use sea_orm::{
     ActiveModelTrait, ActiveValue, ColumnTrait, Condition, ConnectionTrait, DatabaseConnection,
-    EntityTrait, QueryFilter, Set, TransactionTrait,
+    EntityTrait, QueryFilter, Set,
 };
 use serde_json::{Value, json};
 use uuid::Uuid;
@@ -222,7 +222,7 @@ pub async fn create(
     let mut errors = Vec::new();
     let links = apply(&mut errors, &mut m, input);
     close_or_reopen(None, &mut m);
-    let txn = db.begin().await?;
+    let txn = crm::begin_write(db).await?;
     crm::check_links(&txn, actor, &mut errors, links).await?;
     if !errors.is_empty() {
         return Err(Error::Validation(errors));
@@ -323,7 +323,7 @@ pub async fn update(
     input: Input,
 ) -> Result<deals::Model> {
     write_rights(actor)?;
-    let txn = db.begin().await?;
+    let txn = crm::begin_write(db).await?;
     let old = find(&txn, actor, id).await?;
     let mut m = old.clone();
     let mut errors = Vec::new();
@@ -393,7 +393,7 @@ pub async fn move_stage(
 /// Deletes a deal (MEMBER+); its activities stay, unlinked. Returns the id.
 pub async fn delete(db: &DatabaseConnection, actor: &Actor, meta: &Meta, id: Uuid) -> Result<Uuid> {
     write_rights(actor)?;
-    let txn = db.begin().await?;
+    let txn = crm::begin_write(db).await?;
     let old = find(&txn, actor, id).await?;
     deals::Entity::delete_by_id(id).exec(&txn).await?;
     audit::record(

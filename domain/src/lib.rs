@@ -20,6 +20,7 @@ pub mod crm;
 pub mod deals;
 pub mod one_time;
 pub mod organizations;
+pub mod search;
 pub mod secrets;
 pub mod sessions;
 pub mod users;

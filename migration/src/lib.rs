@@ -10,6 +10,7 @@ mod m20261128_000002_identity;
 mod m20261128_000004_events;
 mod m20261128_000005_crm;
 mod m20261128_000006_deals_activities;
+pub mod m20261128_000008_search;
 
 pub struct Migrator;
 
@@ -22,6 +23,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261128_000004_events::Migration),
             Box::new(m20261128_000005_crm::Migration),
             Box::new(m20261128_000006_deals_activities::Migration),
+            Box::new(m20261128_000008_search::Migration),
         ]
     }
 }

@@ -33,6 +33,7 @@ pub struct QueryRoot(
     crm::CrmQuery,
     crm::deals::DealQuery,
     crm::activities::ActivityQuery,
+    crm::search::SearchQuery,
 );
 
 #[derive(MergedObject, Default)]

@@ -10,6 +10,7 @@ mod crm_accounts;
 mod crm_deals;
 mod crm_loaders;
 mod crm_order;
+mod crm_search;
 mod events;
 mod graphql;
 mod health;

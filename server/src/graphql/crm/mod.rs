@@ -5,6 +5,7 @@
 pub mod activities;
 pub mod deals;
 pub mod loaders;
+pub mod search;
 pub mod types;
 
 use async_graphql::connection::{Connection, Edge, EmptyFields};
