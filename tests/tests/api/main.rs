@@ -11,6 +11,7 @@ mod crm_deals;
 mod crm_loaders;
 mod crm_order;
 mod crm_search;
+mod crm_timeline;
 mod events;
 mod graphql;
 mod health;

@@ -9,7 +9,9 @@ use super::loaders::{
     AccountId, ActivitiesOfAccount, ContactId, ContactsOfAccount, CrmLoader, CrmLoaders, DealId,
     DealsOfAccount, DealsOfContact, MAX_NESTED, UserId,
 };
+use crate::graphql::identity::state;
 use crate::graphql::identity::types::User;
+use crate::graphql::{GqlResultExt, actor};
 
 /// How big a company is.
 #[derive(Enum, Copy, Clone, Eq, PartialEq, Debug)]
@@ -117,12 +119,43 @@ impl Account {
         let rows = nested(ctx, ActivitiesOfAccount(self.0.id), first).await?;
         Ok(rows.into_iter().map(Activity).collect())
     }
+    /// What happened with the account, newest first: its activities (signals join later).
+    /// `first` is at most 100 (default 20); paging is stable while items are added.
+    async fn timeline(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "Page size, 1 to 100 (default 20).")] first: Option<i32>,
+        after: Option<String>,
+    ) -> async_graphql::Result<super::CrmConnection<TimelineItem>> {
+        let actor = actor(ctx)?;
+        let mut req = super::page_request(first, after, None, None)?;
+        req.order = Some(domain::crm::Order {
+            field: "CREATED_AT".into(),
+            desc: true,
+        });
+        let filter = domain::activities::Filter {
+            account_id: Some(self.0.id),
+            ..Default::default()
+        };
+        let page = domain::activities::list(&state(ctx)?.db, actor, &filter, &req)
+            .await
+            .gql()?;
+        Ok(super::connection(page, |m| {
+            TimelineItem::Activity(Activity(m))
+        }))
+    }
     async fn created_at(&self) -> DateTime<Utc> {
         self.0.created_at
     }
     async fn updated_at(&self) -> DateTime<Utc> {
         self.0.updated_at
     }
+}
+
+/// One entry of an account's timeline. Signals join this union when they exist.
+#[derive(async_graphql::Union)]
+pub enum TimelineItem {
+    Activity(Activity),
 }
 
 /// A person in the CRM.
