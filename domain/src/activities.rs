@@ -13,9 +13,9 @@ use sea_orm::{
 use serde_json::{Value, json};
 use uuid::Uuid;
 
-use crate::audit::{self, Entry, Meta};
+use crate::audit::{Entry, Meta};
 use crate::crm::{self, Links, Page, PageRequest};
-use crate::{Actor, Error, FieldError, Result, events};
+use crate::{Actor, Error, FieldError, Result};
 
 /// Activity kinds (the original's `ActivityType`).
 pub const TYPES: &[&str] = &["TASK", "CALL", "MEETING", "EMAIL", "NOTE"];
@@ -191,18 +191,13 @@ pub async fn create(
         return Err(Error::Validation(errors));
     }
     let m = active(m).insert(&txn).await?;
-    audit::record(
+    crm::record(
         &txn,
+        actor,
         meta,
         Entry::by(actor, action::CREATED)
             .target("activity", m.id)
             .metadata(json!({"type": m.kind})),
-    )
-    .await?;
-    events::append(
-        &txn,
-        actor.organization_id,
-        Some(actor),
         "activity.created",
         snapshot(&m),
     )
@@ -311,18 +306,13 @@ pub async fn update(
     am.organization_id = ActiveValue::Unchanged(old.organization_id);
     am.created_at = ActiveValue::Unchanged(old.created_at);
     let m = am.update(&txn).await?;
-    audit::record(
+    crm::record(
         &txn,
+        actor,
         meta,
         Entry::by(actor, action::UPDATED)
             .target("activity", m.id)
             .metadata(json!({"changes": changes})),
-    )
-    .await?;
-    events::append(
-        &txn,
-        actor.organization_id,
-        Some(actor),
         "activity.updated",
         json!({"activity": snapshot(&m), "changes": changes}),
     )
@@ -337,18 +327,13 @@ pub async fn delete(db: &DatabaseConnection, actor: &Actor, meta: &Meta, id: Uui
     let txn = crm::begin_write(db).await?;
     let old = find(&txn, actor, id).await?;
     activities::Entity::delete_by_id(id).exec(&txn).await?;
-    audit::record(
+    crm::record(
         &txn,
+        actor,
         meta,
         Entry::by(actor, action::DELETED)
             .target("activity", id)
             .metadata(json!({"type": old.kind})),
-    )
-    .await?;
-    events::append(
-        &txn,
-        actor.organization_id,
-        Some(actor),
         "activity.deleted",
         json!({"id": id, "title": old.title}),
     )

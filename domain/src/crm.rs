@@ -641,3 +641,18 @@ pub async fn begin_write(
         })
         .await?)
 }
+
+/// Records a change of a CRM row in the audit log and appends its event, inside `txn` (the
+/// change's own transaction).
+pub async fn record(
+    txn: &sea_orm::DatabaseTransaction,
+    actor: &crate::Actor,
+    meta: &crate::Meta,
+    entry: crate::audit::Entry,
+    event_type: &str,
+    payload: Value,
+) -> crate::Result<()> {
+    crate::audit::record(txn, meta, entry).await?;
+    crate::events::append(txn, actor.organization_id, Some(actor), event_type, payload).await?;
+    Ok(())
+}

@@ -14,7 +14,7 @@ use sea_orm::{
 use serde_json::{Value, json};
 use uuid::Uuid;
 
-use crate::audit::{self, Entry, Meta};
+use crate::audit::{Entry, Meta};
 use crate::crm::{self, Links, Page, PageRequest};
 use crate::{Actor, Error, FieldError, Result, events};
 
@@ -228,18 +228,13 @@ pub async fn create(
         return Err(Error::Validation(errors));
     }
     let m = active(m).insert(&txn).await?;
-    audit::record(
+    crm::record(
         &txn,
+        actor,
         meta,
         Entry::by(actor, action::CREATED)
             .target("deal", m.id)
             .metadata(json!({"title": m.title})),
-    )
-    .await?;
-    events::append(
-        &txn,
-        actor.organization_id,
-        Some(actor),
         "deal.created",
         snapshot(&m),
     )
@@ -345,18 +340,13 @@ pub async fn update(
     am.organization_id = ActiveValue::Unchanged(old.organization_id);
     am.created_at = ActiveValue::Unchanged(old.created_at);
     let m = am.update(&txn).await?;
-    audit::record(
+    crm::record(
         &txn,
+        actor,
         meta,
         Entry::by(actor, action::UPDATED)
             .target("deal", m.id)
             .metadata(json!({"changes": changes})),
-    )
-    .await?;
-    events::append(
-        &txn,
-        actor.organization_id,
-        Some(actor),
         "deal.updated",
         json!({"deal": snapshot(&m), "changes": changes}),
     )
@@ -396,18 +386,13 @@ pub async fn delete(db: &DatabaseConnection, actor: &Actor, meta: &Meta, id: Uui
     let txn = crm::begin_write(db).await?;
     let old = find(&txn, actor, id).await?;
     deals::Entity::delete_by_id(id).exec(&txn).await?;
-    audit::record(
+    crm::record(
         &txn,
+        actor,
         meta,
         Entry::by(actor, action::DELETED)
             .target("deal", id)
             .metadata(json!({"title": old.title})),
-    )
-    .await?;
-    events::append(
-        &txn,
-        actor.organization_id,
-        Some(actor),
         "deal.deleted",
         json!({"id": id, "title": old.title}),
     )
