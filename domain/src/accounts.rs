@@ -68,6 +68,8 @@ pub struct Filter {
     /// Case-insensitive substring of name or domain.
     pub query: Option<String>,
     pub size: Option<String>,
+    /// Tag and time ranges.
+    pub common: crm::CommonFilter,
 }
 
 /// The snapshot used for events and audit diffs (camelCase, like the API).
@@ -308,7 +310,26 @@ pub async fn list(
     if let Some(size) = &filter.size {
         cond = cond.add(companies::Column::Size.eq(size.clone()));
     }
-    crm::fetch_page::<companies::Entity>(db, cond, companies::Column::Id, page).await
+    let cond = filter.common.apply(
+        cond,
+        crm::CommonColumns {
+            created_at: companies::Column::CreatedAt,
+            updated_at: companies::Column::UpdatedAt,
+            tags: Some(companies::Column::Tags),
+        },
+    );
+    crm::fetch_page::<companies::Entity>(db, cond, companies::Column::Id, sort, page).await
+}
+
+/// The orderings the list offers.
+fn sort(field: &str) -> Option<crm::Sort<companies::Column>> {
+    Some(match field {
+        "NAME" => crm::Sort::text(companies::Column::Name),
+        "DOMAIN" => crm::Sort::text(companies::Column::DomainNormalized),
+        "CREATED_AT" => crm::Sort::time(companies::Column::CreatedAt),
+        "UPDATED_AT" => crm::Sort::time(companies::Column::UpdatedAt),
+        _ => return None,
+    })
 }
 
 /// Changes an account (MEMBER+); the audit entry lists each changed field's old and new value.

@@ -53,6 +53,8 @@ pub struct Filter {
     /// Case-insensitive substring of first name, last name or email.
     pub query: Option<String>,
     pub account_id: Option<Uuid>,
+    /// Tag and time ranges.
+    pub common: crm::CommonFilter,
 }
 
 /// The snapshot used for events and audit diffs (camelCase, like the API).
@@ -339,7 +341,26 @@ pub async fn list(
     if let Some(a) = filter.account_id {
         cond = cond.add(contacts::Column::AccountId.eq(a));
     }
-    crm::fetch_page::<contacts::Entity>(db, cond, contacts::Column::Id, page).await
+    let cond = filter.common.apply(
+        cond,
+        crm::CommonColumns {
+            created_at: contacts::Column::CreatedAt,
+            updated_at: contacts::Column::UpdatedAt,
+            tags: Some(contacts::Column::Tags),
+        },
+    );
+    crm::fetch_page::<contacts::Entity>(db, cond, contacts::Column::Id, sort, page).await
+}
+
+/// The orderings the list offers.
+fn sort(field: &str) -> Option<crm::Sort<contacts::Column>> {
+    Some(match field {
+        "NAME" => crm::Sort::text(contacts::Column::LastName),
+        "EMAIL" => crm::Sort::text(contacts::Column::EmailNormalized),
+        "CREATED_AT" => crm::Sort::time(contacts::Column::CreatedAt),
+        "UPDATED_AT" => crm::Sort::time(contacts::Column::UpdatedAt),
+        _ => return None,
+    })
 }
 
 async fn update_in(
@@ -455,4 +476,18 @@ pub async fn delete(db: &DatabaseConnection, actor: &Actor, meta: &Meta, id: Uui
     .await?;
     txn.commit().await?;
     Ok(id)
+}
+
+/// The contacts with these ids in the actor's organization (for loaders).
+pub async fn by_ids(
+    db: &impl ConnectionTrait,
+    actor: &Actor,
+    ids: Vec<Uuid>,
+) -> Result<Vec<contacts::Model>> {
+    actor.require_scope("accounts:read")?;
+    Ok(contacts::Entity::find()
+        .filter(contacts::Column::OrganizationId.eq(actor.organization_id))
+        .filter(contacts::Column::Id.is_in(ids))
+        .all(db)
+        .await?)
 }

@@ -12,13 +12,16 @@ pub use actor::{Actor, Principal, Role};
 pub use error::{Error, FieldError, Result};
 
 pub mod accounts;
+pub mod activities;
 pub mod api_keys;
 pub mod audit;
 pub mod contacts;
 pub mod crm;
+pub mod deals;
 pub mod one_time;
 pub mod organizations;
 pub mod queue;
+pub mod search;
 pub mod secrets;
 pub mod sessions;
 pub mod users;

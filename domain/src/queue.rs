@@ -678,7 +678,7 @@ pub async fn list(
     if let Some(org) = filter.organization_id {
         cond = cond.add(jobs::Column::OrganizationId.eq(org));
     }
-    crate::crm::fetch_page::<jobs::Entity>(db, cond, jobs::Column::Id, page).await
+    crate::crm::fetch_page::<jobs::Entity>(db, cond, jobs::Column::Id, |_| None, page).await
 }
 
 /// Records that cron entry `name` fired for `tick` and enqueues `job` in the same transaction;

@@ -1102,8 +1102,14 @@ pub async fn list_deliveries(
         }
         cond = cond.add(webhook_deliveries::Column::Status.eq(s.as_str()));
     }
-    crm::fetch_page::<webhook_deliveries::Entity>(db, cond, webhook_deliveries::Column::Id, page)
-        .await
+    crm::fetch_page::<webhook_deliveries::Entity>(
+        db,
+        cond,
+        webhook_deliveries::Column::Id,
+        |_| None,
+        page,
+    )
+    .await
 }
 
 /// The attempts of these deliveries, oldest first, by delivery (one statement).

@@ -1,11 +1,13 @@
 //! sea-orm entities: the shape of each table, data only. No business rules live here, and no
 //! entity derives GraphQL types (`server` wraps them, so a column never leaks by accident).
 
+pub mod activities;
 pub mod api_keys;
 pub mod audit_logs;
 pub mod auth_tokens;
 pub mod companies;
 pub mod contacts;
+pub mod deals;
 pub mod events;
 pub mod invitations;
 pub mod job_cron_ticks;

@@ -9,6 +9,8 @@ mod m20261128_000001_organizations;
 mod m20261128_000002_identity;
 mod m20261128_000004_events;
 mod m20261128_000005_crm;
+mod m20261128_000006_deals_activities;
+pub mod m20261128_000008_search;
 mod m20261128_000009_webhooks;
 mod m20261128_000010_jobs;
 
@@ -22,6 +24,8 @@ impl MigratorTrait for Migrator {
             Box::new(m20261128_000002_identity::Migration),
             Box::new(m20261128_000004_events::Migration),
             Box::new(m20261128_000005_crm::Migration),
+            Box::new(m20261128_000006_deals_activities::Migration),
+            Box::new(m20261128_000008_search::Migration),
             Box::new(m20261128_000009_webhooks::Migration),
             Box::new(m20261128_000010_jobs::Migration),
         ]

@@ -38,9 +38,14 @@ pub async fn build_state(config: Config, shutdown: CancellationToken) -> anyhow:
         max_connections: config.database_max_connections,
         ..Default::default()
     };
-    let db = domain::db::connect(config.database_url.expose_secret(), &pool)
+    let mut db = domain::db::connect(config.database_url.expose_secret(), &pool)
         .await
         .with_context(|| format!("cannot open the database {}", config.database_description()))?;
+    let metrics = Arc::new(metrics::Metrics::new());
+    let statements = metrics.db_statements.clone();
+    db.set_metric_callback(move |_| {
+        statements.inc();
+    });
     let applied = domain::db::migrate_up(&db)
         .await
         .context("applying database migrations")?;
@@ -75,7 +80,7 @@ pub async fn build_state(config: Config, shutdown: CancellationToken) -> anyhow:
         config: Arc::new(config),
         db,
         redis,
-        metrics: Arc::new(metrics::Metrics::new()),
+        metrics,
         started_at: Instant::now(),
         shutdown,
     })

@@ -25,6 +25,8 @@ pub struct Metrics {
     /// Jobs finished by this process, by queue, job and outcome (`ok` or `error`).
     pub jobs_finished: Family<JobLabels, Counter>,
     pub job_duration: Family<JobLabels, Histogram>,
+    /// SQL statements sent to the database (installed on the pool by `build_state`).
+    pub db_statements: Counter,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -83,6 +85,12 @@ impl Metrics {
             "Job attempt durations, by queue, job and outcome",
             job_duration.clone(),
         );
+        let db_statements = Counter::default();
+        registry.register(
+            "db_statements",
+            "SQL statements sent to the database",
+            db_statements.clone(),
+        );
         Self {
             registry,
             http_requests,
@@ -90,6 +98,7 @@ impl Metrics {
             queue_depth,
             jobs_finished,
             job_duration,
+            db_statements,
         }
     }
 

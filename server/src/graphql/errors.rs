@@ -17,7 +17,7 @@ use futures::stream::BoxStream;
 /// errors). Internal errors are logged here and leave with a generic message.
 pub fn gql_error(err: domain::Error) -> async_graphql::Error {
     if err.is_internal() {
-        tracing::error!(error = %err, "internal error");
+        tracing::error!(error = ?err, "internal error");
     }
     let code = err.code();
     let fields: Vec<Value> = match &err {

@@ -167,7 +167,7 @@ impl JobQuery {
         )
         .await
         .gql()?;
-        Ok(connection(page, |m| m.id, Job))
+        Ok(connection(page, Job))
     }
 }
 

@@ -33,6 +33,9 @@ pub struct QueryRoot(
     identity::api_keys::ApiKeyQuery,
     identity::audit::AuditQuery,
     crm::CrmQuery,
+    crm::deals::DealQuery,
+    crm::activities::ActivityQuery,
+    crm::search::SearchQuery,
     webhooks::WebhookQuery,
     jobs::JobQuery,
 );
@@ -43,6 +46,8 @@ pub struct MutationRoot(
     identity::organizations::OrganizationMutation,
     identity::api_keys::ApiKeyMutation,
     crm::CrmMutation,
+    crm::deals::DealMutation,
+    crm::activities::ActivityMutation,
     webhooks::WebhookMutation,
     jobs::JobMutation,
 );

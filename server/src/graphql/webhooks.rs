@@ -360,11 +360,12 @@ impl WebhookQuery {
         let items = with_attempts(db, page.items).await?;
         let page = domain::crm::Page {
             items,
+            cursors: page.cursors,
             has_next: page.has_next,
             has_previous: page.has_previous,
             total: page.total,
         };
-        Ok(connection(page, |d| d.model.id, |d| d))
+        Ok(connection(page, |d| d))
     }
 
     /// One delivery with its attempts.

@@ -47,7 +47,12 @@ pub async fn execute(
         Ok(actor) => actor,
         Err(e) => return graphql_error(StatusCode::UNAUTHORIZED, &e),
     };
-    let request = request.data(actor).data(auth::meta(&ip, &headers)).data(ip);
+    let loaders = crate::graphql::crm::loaders::loaders(state.db.clone(), actor.clone());
+    let request = request
+        .data(actor)
+        .data(loaders)
+        .data(auth::meta(&ip, &headers))
+        .data(ip);
     GraphQLResponse::from(schema.execute_batch(request).await).into_response()
 }
 
@@ -79,6 +84,10 @@ pub async fn websocket(
                         .await
                         .map_err(|e| async_graphql::Error::new(e.public_message()))?;
                     let mut data = Data::default();
+                    data.insert(crate::graphql::crm::loaders::loaders(
+                        state.db.clone(),
+                        actor.clone(),
+                    ));
                     data.insert(actor);
                     data.insert(meta);
                     data.insert(ip);

@@ -10,12 +10,12 @@ const CREATE_ACCOUNT: &str = "mutation($input: CreateAccountInput!) { createAcco
 const CREATE_CONTACT: &str = "mutation($input: ContactFields!) { createContact(input: $input) { id email firstName account { id name } } }";
 const EVENTS: &str = "query($after: Int, $types: [String!]) { events(first: 1000, after: $after, types: $types) { seq type payload } }";
 
-fn ok(resp: &Value) -> &Value {
+pub(crate) fn ok(resp: &Value) -> &Value {
     assert!(resp.get("errors").is_none(), "{resp}");
     &resp["data"]
 }
 
-fn field(resp: &Value) -> &str {
+pub(crate) fn field(resp: &Value) -> &str {
     resp["errors"][0]["extensions"]["field"]
         .as_str()
         .or_else(|| resp["errors"][0]["extensions"]["fields"][0]["field"].as_str())

@@ -2,10 +2,15 @@
 //! update / delete, batch create, upsert by email) and the event log for ADMINs. Resolvers read
 //! the actor, call one `domain::` function and wrap the result.
 
+pub mod activities;
+pub mod deals;
+pub mod loaders;
+pub mod search;
 pub mod types;
 
 use async_graphql::connection::{Connection, Edge, EmptyFields};
-use async_graphql::{Context, ID, InputObject, Json, MaybeUndefined, Object, SimpleObject};
+use async_graphql::{Context, Enum, ID, InputObject, Json, MaybeUndefined, Object, SimpleObject};
+use chrono::{DateTime, Utc};
 use domain::crm::{Page, PageRequest};
 use uuid::Uuid;
 
@@ -23,16 +28,6 @@ pub struct CrmConnectionExtra {
 
 pub type CrmConnection<T> = Connection<String, T, CrmConnectionExtra, EmptyFields>;
 
-fn cursor(c: &Option<String>, field: &str) -> async_graphql::Result<Option<Uuid>> {
-    match c {
-        None => Ok(None),
-        Some(c) => Uuid::parse_str(c)
-            .map(Some)
-            .map_err(|_| domain::Error::invalid(field, "is not a cursor"))
-            .gql(),
-    }
-}
-
 pub(crate) fn page_request(
     first: Option<i32>,
     after: Option<String>,
@@ -49,17 +44,102 @@ pub(crate) fn page_request(
     };
     Ok(PageRequest {
         first: count(first, "first")?,
-        after: cursor(&after, "after")?,
+        after,
         last: count(last, "last")?,
-        before: cursor(&before, "before")?,
+        before,
+        order: None,
     })
 }
 
-pub(crate) fn connection<M, T>(
-    page: Page<M>,
-    id: impl Fn(&M) -> Uuid,
-    wrap: impl Fn(M) -> T,
-) -> CrmConnection<T>
+/// Sort direction of a list.
+#[derive(Enum, Copy, Clone, Eq, PartialEq, Debug, Default)]
+pub enum OrderDirection {
+    Asc,
+    #[default]
+    Desc,
+}
+
+macro_rules! order_input {
+    ($(#[$doc:meta])* $input:ident, $field:ident { $($variant:ident => $s:literal),+ $(,)? }) => {
+        #[doc = concat!("What `", stringify!($input), "` sorts by.")]
+        #[derive(Enum, Copy, Clone, Eq, PartialEq, Debug)]
+        pub enum $field {
+            $($variant),+
+        }
+
+        $(#[$doc])*
+        #[derive(InputObject)]
+        pub struct $input {
+            pub field: $field,
+            #[graphql(default)]
+            pub direction: OrderDirection,
+        }
+
+        impl From<$input> for domain::crm::Order {
+            fn from(o: $input) -> Self {
+                domain::crm::Order {
+                    field: match o.field {
+                        $($field::$variant => $s),+
+                    }
+                    .to_owned(),
+                    desc: o.direction == OrderDirection::Desc,
+                }
+            }
+        }
+    };
+}
+
+order_input!(
+    /// The order of `accounts` (default: newest first). Ties are broken by id; paging is stable
+    /// under every order.
+    AccountOrder, AccountOrderField {
+        Name => "NAME", Domain => "DOMAIN", CreatedAt => "CREATED_AT", UpdatedAt => "UPDATED_AT",
+    }
+);
+order_input!(
+    /// The order of `contacts` (default: newest first); NAME is the last name.
+    ContactOrder, ContactOrderField {
+        Name => "NAME", Email => "EMAIL", CreatedAt => "CREATED_AT", UpdatedAt => "UPDATED_AT",
+    }
+);
+order_input!(
+    /// The order of `deals` (default: newest first); empty amounts and dates sort lowest.
+    DealOrder, DealOrderField {
+        Title => "TITLE", Amount => "AMOUNT", ExpectedCloseDate => "EXPECTED_CLOSE_DATE",
+        CreatedAt => "CREATED_AT", UpdatedAt => "UPDATED_AT",
+    }
+);
+order_input!(
+    /// The order of `activities` (default: newest first); empty due dates sort lowest.
+    ActivityOrder, ActivityOrderField {
+        Title => "TITLE", DueDate => "DUE_DATE", CreatedAt => "CREATED_AT", UpdatedAt => "UPDATED_AT",
+    }
+);
+
+/// Filters every CRM list offers (`tag` only where rows have tags).
+#[derive(InputObject, Default)]
+pub struct CommonFilter {
+    /// Rows carrying this tag.
+    pub tag: Option<String>,
+    pub created_after: Option<DateTime<Utc>>,
+    pub created_before: Option<DateTime<Utc>>,
+    pub updated_after: Option<DateTime<Utc>>,
+    pub updated_before: Option<DateTime<Utc>>,
+}
+
+impl From<CommonFilter> for domain::crm::CommonFilter {
+    fn from(f: CommonFilter) -> Self {
+        domain::crm::CommonFilter {
+            tag: f.tag,
+            created_after: f.created_after,
+            created_before: f.created_before,
+            updated_after: f.updated_after,
+            updated_before: f.updated_before,
+        }
+    }
+}
+
+pub(crate) fn connection<M, T>(page: Page<M>, wrap: impl Fn(M) -> T) -> CrmConnection<T>
 where
     T: async_graphql::OutputType,
 {
@@ -73,9 +153,24 @@ where
     conn.edges.extend(
         page.items
             .into_iter()
-            .map(|m| Edge::new(id(&m).to_string(), wrap(m))),
+            .zip(page.cursors)
+            .map(|(m, c)| Edge::new(c, wrap(m))),
     );
     conn
+}
+
+/// A link field of an input: absent, `null` (unlink) or an id (a malformed id names the field).
+fn opt_id(v: MaybeUndefined<ID>, field: &str) -> async_graphql::Result<Option<Option<Uuid>>> {
+    opt(v)
+        .map(|v| {
+            v.map(|id| {
+                Uuid::parse_str(id.as_str())
+                    .map_err(|_| domain::Error::invalid(field, "is not an id"))
+                    .gql()
+            })
+            .transpose()
+        })
+        .transpose()
 }
 
 fn opt<T>(v: MaybeUndefined<T>) -> Option<Option<T>> {
@@ -92,6 +187,8 @@ pub struct AccountFilter {
     /// Case-insensitive substring of the name or domain.
     pub query: Option<String>,
     pub size: Option<AccountSize>,
+    #[graphql(flatten)]
+    pub common: CommonFilter,
 }
 
 /// Which contacts to list.
@@ -101,6 +198,8 @@ pub struct ContactFilter {
     pub query: Option<String>,
     /// Only contacts of this account.
     pub account_id: Option<ID>,
+    #[graphql(flatten)]
+    pub common: CommonFilter,
 }
 
 #[derive(InputObject)]
@@ -224,6 +323,8 @@ pub struct CrmQuery;
 impl CrmQuery {
     /// The organization's accounts, newest first. `first`/`last` are at most 100 (default 20);
     /// cursors stay valid while rows are added, so a walk never repeats or skips a row.
+    // The arguments are the connection's API: paging, filter and order.
+    #[allow(clippy::too_many_arguments)]
     async fn accounts(
         &self,
         ctx: &Context<'_>,
@@ -232,18 +333,21 @@ impl CrmQuery {
         #[graphql(desc = "Page size from the end, 1 to 100.")] last: Option<i32>,
         before: Option<String>,
         filter: Option<AccountFilter>,
+        order_by: Option<AccountOrder>,
     ) -> async_graphql::Result<CrmConnection<Account>> {
         let actor = actor(ctx)?;
-        let req = page_request(first, after, last, before)?;
+        let mut req = page_request(first, after, last, before)?;
+        req.order = order_by.map(Into::into);
         let f = filter.unwrap_or_default();
         let filter = domain::accounts::Filter {
             query: f.query,
             size: f.size.map(|s| s.as_str().to_owned()),
+            common: f.common.into(),
         };
         let page = domain::accounts::list(&state(ctx)?.db, actor, &filter, &req)
             .await
             .gql()?;
-        Ok(connection(page, |m| m.id, Account))
+        Ok(connection(page, Account))
     }
 
     /// One account; `NOT_FOUND` unless it belongs to the caller's organization.
@@ -259,6 +363,8 @@ impl CrmQuery {
 
     /// The organization's contacts, newest first. `first`/`last` are at most 100 (default 20);
     /// cursors stay valid while rows are added, so a walk never repeats or skips a row.
+    // The arguments are the connection's API: paging, filter and order.
+    #[allow(clippy::too_many_arguments)]
     async fn contacts(
         &self,
         ctx: &Context<'_>,
@@ -267,9 +373,11 @@ impl CrmQuery {
         #[graphql(desc = "Page size from the end, 1 to 100.")] last: Option<i32>,
         before: Option<String>,
         filter: Option<ContactFilter>,
+        order_by: Option<ContactOrder>,
     ) -> async_graphql::Result<CrmConnection<Contact>> {
         let actor = actor(ctx)?;
-        let req = page_request(first, after, last, before)?;
+        let mut req = page_request(first, after, last, before)?;
+        req.order = order_by.map(Into::into);
         let f = filter.unwrap_or_default();
         let account_id = match f.account_id {
             None => None,
@@ -282,11 +390,12 @@ impl CrmQuery {
         let filter = domain::contacts::Filter {
             query: f.query,
             account_id,
+            common: f.common.into(),
         };
         let page = domain::contacts::list(&state(ctx)?.db, actor, &filter, &req)
             .await
             .gql()?;
-        Ok(connection(page, |m| m.id, Contact))
+        Ok(connection(page, Contact))
     }
 
     /// One contact; `NOT_FOUND` unless it belongs to the caller's organization.

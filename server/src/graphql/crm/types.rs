@@ -1,11 +1,17 @@
 //! GraphQL types of the CRM: each wraps a domain model (entities never derive GraphQL).
 
+use async_graphql::dataloader::Loader;
 use async_graphql::{Context, Enum, ID, Json, Object};
-use chrono::{DateTime, Utc};
-use entity::{companies, contacts};
+use chrono::{DateTime, NaiveDate, Utc};
+use entity::{activities, companies, contacts, deals, users};
 
-use super::super::identity::state;
-use crate::graphql::actor;
+use super::loaders::{
+    AccountId, ActivitiesOfAccount, ContactId, ContactsOfAccount, CrmLoader, CrmLoaders, DealId,
+    DealsOfAccount, DealsOfContact, MAX_NESTED, UserId,
+};
+use crate::graphql::identity::state;
+use crate::graphql::identity::types::User;
+use crate::graphql::{GqlResultExt, actor};
 
 /// How big a company is.
 #[derive(Enum, Copy, Clone, Eq, PartialEq, Debug)]
@@ -86,12 +92,70 @@ impl Account {
     async fn tags(&self) -> Vec<String> {
         tags(&self.0.tags)
     }
+    /// The account's contacts, newest first (at most `first`, 1 to 100, default 20).
+    async fn contacts(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "At most this many, 1 to 100 (default 20).")] first: Option<i32>,
+    ) -> async_graphql::Result<Vec<Contact>> {
+        let rows = nested(ctx, ContactsOfAccount(self.0.id), first).await?;
+        Ok(rows.into_iter().map(Contact).collect())
+    }
+    /// The account's deals, newest first (at most `first`, 1 to 100, default 20).
+    async fn deals(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "At most this many, 1 to 100 (default 20).")] first: Option<i32>,
+    ) -> async_graphql::Result<Vec<Deal>> {
+        let rows = nested(ctx, DealsOfAccount(self.0.id), first).await?;
+        Ok(rows.into_iter().map(Deal).collect())
+    }
+    /// The account's activities, newest first (at most `first`, 1 to 100, default 20).
+    async fn activities(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "At most this many, 1 to 100 (default 20).")] first: Option<i32>,
+    ) -> async_graphql::Result<Vec<Activity>> {
+        let rows = nested(ctx, ActivitiesOfAccount(self.0.id), first).await?;
+        Ok(rows.into_iter().map(Activity).collect())
+    }
+    /// What happened with the account, newest first: its activities (signals join later).
+    /// `first` is at most 100 (default 20); paging is stable while items are added.
+    async fn timeline(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "Page size, 1 to 100 (default 20).")] first: Option<i32>,
+        after: Option<String>,
+    ) -> async_graphql::Result<super::CrmConnection<TimelineItem>> {
+        let actor = actor(ctx)?;
+        let mut req = super::page_request(first, after, None, None)?;
+        req.order = Some(domain::crm::Order {
+            field: "CREATED_AT".into(),
+            desc: true,
+        });
+        let filter = domain::activities::Filter {
+            account_id: Some(self.0.id),
+            ..Default::default()
+        };
+        let page = domain::activities::list(&state(ctx)?.db, actor, &filter, &req)
+            .await
+            .gql()?;
+        Ok(super::connection(page, |m| {
+            TimelineItem::Activity(Activity(m))
+        }))
+    }
     async fn created_at(&self) -> DateTime<Utc> {
         self.0.created_at
     }
     async fn updated_at(&self) -> DateTime<Utc> {
         self.0.updated_at
     }
+}
+
+/// One entry of an account's timeline. Signals join this union when they exist.
+#[derive(async_graphql::Union)]
+pub enum TimelineItem {
+    Activity(Activity),
 }
 
 /// A person in the CRM.
@@ -144,14 +208,18 @@ impl Contact {
     }
     /// The account the contact works for.
     async fn account(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<Account>> {
-        let Some(id) = self.0.account_id else {
-            return Ok(None);
-        };
-        let actor = actor(ctx)?;
-        let found = domain::accounts::by_ids(&state(ctx)?.db, actor, vec![id])
-            .await
-            .map_err(crate::graphql::gql_error)?;
-        Ok(found.into_iter().next().map(Account))
+        Ok(load(ctx, self.0.account_id.map(AccountId))
+            .await?
+            .map(Account))
+    }
+    /// The contact's deals, newest first (at most `first`, 1 to 100, default 20).
+    async fn deals(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "At most this many, 1 to 100 (default 20).")] first: Option<i32>,
+    ) -> async_graphql::Result<Vec<Deal>> {
+        let rows = nested(ctx, DealsOfContact(self.0.id), first).await?;
+        Ok(rows.into_iter().map(Deal).collect())
     }
     async fn created_at(&self) -> DateTime<Utc> {
         self.0.created_at
@@ -188,5 +256,265 @@ impl Event {
     }
     async fn occurred_at(&self) -> DateTime<Utc> {
         self.0.occurred_at
+    }
+}
+
+/// A GraphQL enum backed by the domain's stored strings.
+macro_rules! str_enum {
+    ($(#[$doc:meta])* $name:ident { $($variant:ident => $s:literal),+ $(,)? }) => {
+        $(#[$doc])*
+        #[derive(Enum, Copy, Clone, Eq, PartialEq, Debug)]
+        pub enum $name {
+            $($variant),+
+        }
+
+        impl $name {
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $($name::$variant => $s),+
+                }
+            }
+
+            pub fn parse(s: &str) -> Option<Self> {
+                match s {
+                    $($s => Some($name::$variant),)+
+                    _ => None,
+                }
+            }
+        }
+    };
+}
+
+str_enum!(
+    /// The PLG pipeline, in order.
+    DealStage {
+        AnonymousUsage => "ANONYMOUS_USAGE",
+        Identified => "IDENTIFIED",
+        Activated => "ACTIVATED",
+        TeamAdoption => "TEAM_ADOPTION",
+        ExpansionSignal => "EXPANSION_SIGNAL",
+        SalesQualified => "SALES_QUALIFIED",
+        Negotiation => "NEGOTIATION",
+        ClosedWon => "CLOSED_WON",
+        ClosedLost => "CLOSED_LOST",
+    }
+);
+
+str_enum!(
+    /// What kind of activity.
+    ActivityType {
+        Task => "TASK",
+        Call => "CALL",
+        Meeting => "MEETING",
+        Email => "EMAIL",
+        Note => "NOTE",
+    }
+);
+
+str_enum!(
+    /// Where an activity stands; COMPLETED sets `completedAt`.
+    ActivityStatus {
+        Pending => "PENDING",
+        InProgress => "IN_PROGRESS",
+        Completed => "COMPLETED",
+        Cancelled => "CANCELLED",
+    }
+);
+
+str_enum!(
+    /// How urgent an activity is.
+    Priority {
+        Low => "LOW",
+        Medium => "MEDIUM",
+        High => "HIGH",
+        Urgent => "URGENT",
+    }
+);
+
+async fn load<K>(ctx: &Context<'_>, key: Option<K>) -> async_graphql::Result<Option<K::Model>>
+where
+    K: LoadKey,
+    CrmLoader: Loader<K, Value = K::Model, Error = async_graphql::Error>,
+{
+    match key {
+        None => Ok(None),
+        Some(k) => ctx.data::<CrmLoaders>()?.load_one(k).await,
+    }
+}
+
+/// A nested list through its loader, cut to `first` (1 to [`MAX_NESTED`], default 20).
+async fn nested<K, M>(
+    ctx: &Context<'_>,
+    key: K,
+    first: Option<i32>,
+) -> async_graphql::Result<Vec<M>>
+where
+    K: Send + Sync + std::hash::Hash + Eq + Clone + 'static,
+    M: Send + Sync + Clone + 'static,
+    CrmLoader: Loader<K, Value = Vec<M>, Error = async_graphql::Error>,
+{
+    let first = match first {
+        None => 20,
+        Some(n) => usize::try_from(n)
+            .ok()
+            .filter(|n| (1..=MAX_NESTED).contains(n))
+            .ok_or_else(|| {
+                crate::graphql::gql_error(domain::Error::invalid(
+                    "first",
+                    format!("must be between 1 and {MAX_NESTED}"),
+                ))
+            })?,
+    };
+    let mut rows = ctx
+        .data::<CrmLoaders>()?
+        .load_one(key)
+        .await?
+        .unwrap_or_default();
+    rows.truncate(first);
+    Ok(rows)
+}
+
+/// A DataLoader key and the row it loads.
+pub trait LoadKey: Send + Sync + std::hash::Hash + Eq + Clone + 'static {
+    type Model: Send + Sync + Clone + 'static;
+}
+
+impl LoadKey for AccountId {
+    type Model = companies::Model;
+}
+impl LoadKey for ContactId {
+    type Model = contacts::Model;
+}
+impl LoadKey for DealId {
+    type Model = deals::Model;
+}
+impl LoadKey for UserId {
+    type Model = users::Model;
+}
+
+/// An opportunity in the PLG pipeline.
+pub struct Deal(pub deals::Model);
+
+#[Object]
+impl Deal {
+    async fn id(&self) -> ID {
+        ID(self.0.id.to_string())
+    }
+    async fn title(&self) -> &str {
+        &self.0.title
+    }
+    async fn amount(&self) -> Option<f64> {
+        self.0.amount
+    }
+    /// ISO 4217 code, USD unless set.
+    async fn currency(&self) -> &str {
+        &self.0.currency
+    }
+    async fn stage(&self) -> Option<DealStage> {
+        DealStage::parse(&self.0.stage)
+    }
+    /// 0 to 100.
+    async fn probability(&self) -> Option<i32> {
+        self.0.probability
+    }
+    async fn expected_close_date(&self) -> Option<NaiveDate> {
+        self.0.expected_close_date
+    }
+    /// When the deal reached CLOSED_WON or CLOSED_LOST; null while it is open.
+    async fn closed_at(&self) -> Option<DateTime<Utc>> {
+        self.0.closed_at
+    }
+    async fn description(&self) -> Option<&str> {
+        self.0.description.as_deref()
+    }
+    /// The organization's own fields, a JSON object.
+    async fn custom_fields(&self) -> Json<serde_json::Value> {
+        Json(self.0.custom_fields.clone())
+    }
+    async fn tags(&self) -> Vec<String> {
+        tags(&self.0.tags)
+    }
+    async fn account(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<Account>> {
+        Ok(load(ctx, self.0.account_id.map(AccountId))
+            .await?
+            .map(Account))
+    }
+    async fn contact(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<Contact>> {
+        Ok(load(ctx, self.0.contact_id.map(ContactId))
+            .await?
+            .map(Contact))
+    }
+    /// The member who owns the deal.
+    async fn owner(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<User>> {
+        Ok(load(ctx, self.0.owner_id.map(UserId))
+            .await?
+            .map(User::from))
+    }
+    async fn created_at(&self) -> DateTime<Utc> {
+        self.0.created_at
+    }
+    async fn updated_at(&self) -> DateTime<Utc> {
+        self.0.updated_at
+    }
+}
+
+/// A task, call, meeting, email or note.
+pub struct Activity(pub activities::Model);
+
+#[Object]
+impl Activity {
+    async fn id(&self) -> ID {
+        ID(self.0.id.to_string())
+    }
+    async fn r#type(&self) -> Option<ActivityType> {
+        ActivityType::parse(&self.0.kind)
+    }
+    async fn title(&self) -> &str {
+        &self.0.title
+    }
+    async fn description(&self) -> Option<&str> {
+        self.0.description.as_deref()
+    }
+    async fn status(&self) -> Option<ActivityStatus> {
+        ActivityStatus::parse(&self.0.status)
+    }
+    async fn priority(&self) -> Option<Priority> {
+        Priority::parse(&self.0.priority)
+    }
+    async fn due_date(&self) -> Option<DateTime<Utc>> {
+        self.0.due_date
+    }
+    /// Set when the status became COMPLETED.
+    async fn completed_at(&self) -> Option<DateTime<Utc>> {
+        self.0.completed_at
+    }
+    /// The organization's own fields, a JSON object.
+    async fn custom_fields(&self) -> Json<serde_json::Value> {
+        Json(self.0.custom_fields.clone())
+    }
+    async fn account(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<Account>> {
+        Ok(load(ctx, self.0.account_id.map(AccountId))
+            .await?
+            .map(Account))
+    }
+    async fn contact(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<Contact>> {
+        Ok(load(ctx, self.0.contact_id.map(ContactId))
+            .await?
+            .map(Contact))
+    }
+    async fn deal(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<Deal>> {
+        Ok(load(ctx, self.0.deal_id.map(DealId)).await?.map(Deal))
+    }
+    /// The member who wrote it (null when an API key did, or the user has left).
+    async fn author(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<User>> {
+        Ok(load(ctx, self.0.author_id.map(UserId))
+            .await?
+            .map(User::from))
+    }
+    async fn created_at(&self) -> DateTime<Utc> {
+        self.0.created_at
+    }
+    async fn updated_at(&self) -> DateTime<Utc> {
+        self.0.updated_at
     }
 }
