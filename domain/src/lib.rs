@@ -21,6 +21,7 @@ pub mod deals;
 pub mod one_time;
 pub mod organizations;
 pub mod queue;
+pub mod scoring;
 pub mod search;
 pub mod secrets;
 pub mod sessions;

@@ -1,11 +1,14 @@
 //! sea-orm entities: the shape of each table, data only. No business rules live here, and no
 //! entity derives GraphQL types (`server` wraps them, so a column never leaks by accident).
 
+pub mod account_scores;
 pub mod activities;
 pub mod api_keys;
 pub mod audit_logs;
 pub mod auth_tokens;
 pub mod companies;
+pub mod contact_identities;
+pub mod contact_merges;
 pub mod contacts;
 pub mod deals;
 pub mod events;
@@ -15,7 +18,10 @@ pub mod job_queues;
 pub mod jobs;
 pub mod memberships;
 pub mod organizations;
+pub mod scoring_configs;
 pub mod sessions;
+pub mod signal_sources;
+pub mod signals;
 pub mod users;
 pub mod webhook_attempts;
 pub mod webhook_cursor;

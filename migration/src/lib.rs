@@ -13,6 +13,7 @@ mod m20261128_000006_deals_activities;
 pub mod m20261128_000008_search;
 mod m20261128_000009_webhooks;
 mod m20261128_000010_jobs;
+mod m20261129_000011_signals;
 
 pub struct Migrator;
 
@@ -28,6 +29,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261128_000008_search::Migration),
             Box::new(m20261128_000009_webhooks::Migration),
             Box::new(m20261128_000010_jobs::Migration),
+            Box::new(m20261129_000011_signals::Migration),
         ]
     }
 }
