@@ -150,6 +150,7 @@ fn validate_create(
         description: crm::text(errors, &f("description"), input.description, 10_000),
         custom_fields: crm::custom_fields(errors, &f("customFields"), input.custom_fields),
         tags: json!(crm::tags(errors, &f("tags"), input.tags)),
+        score: None,
         created_at: now,
         updated_at: now,
     }
@@ -171,6 +172,7 @@ fn active(m: companies::Model) -> companies::ActiveModel {
         description: Set(m.description),
         custom_fields: Set(m.custom_fields),
         tags: Set(m.tags),
+        score: Set(m.score),
         created_at: Set(m.created_at),
         updated_at: Set(m.updated_at),
     }
@@ -328,6 +330,7 @@ fn sort(field: &str) -> Option<crm::Sort<companies::Column>> {
         "DOMAIN" => crm::Sort::text(companies::Column::DomainNormalized),
         "CREATED_AT" => crm::Sort::time(companies::Column::CreatedAt),
         "UPDATED_AT" => crm::Sort::time(companies::Column::UpdatedAt),
+        "SCORE" => crm::Sort::number(companies::Column::Score),
         _ => return None,
     })
 }

@@ -115,12 +115,14 @@ impl<C: ColumnTrait> Sort<C> {
                     .unwrap_or_default()
                     .to_lowercase(),
             ),
-            KeyKind::Number => SortKey::Number(
-                <Option<f64> as ValueType>::try_from(v)
-                    .ok()
-                    .flatten()
-                    .unwrap_or(f64::MIN),
-            ),
+            KeyKind::Number => SortKey::Number(match v {
+                sea_orm::Value::Double(Some(x)) => x,
+                sea_orm::Value::Float(Some(x)) => f64::from(x),
+                sea_orm::Value::Int(Some(x)) => f64::from(x),
+                sea_orm::Value::SmallInt(Some(x)) => f64::from(x),
+                sea_orm::Value::BigInt(Some(x)) => x as f64,
+                _ => f64::MIN,
+            }),
             KeyKind::Time => SortKey::Time(
                 <Option<DateTime<Utc>> as ValueType>::try_from(v)
                     .ok()

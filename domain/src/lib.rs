@@ -7,6 +7,7 @@ pub mod actor;
 pub mod db;
 pub mod error;
 pub mod events;
+pub mod identity;
 
 pub use actor::{Actor, Principal, Role};
 pub use error::{Error, FieldError, Result};
@@ -25,6 +26,8 @@ pub mod scoring;
 pub mod search;
 pub mod secrets;
 pub mod sessions;
+pub mod signals;
+pub mod sources;
 pub mod users;
 pub mod webhooks;
 

@@ -20,6 +20,8 @@ pub struct Model {
     pub description: Option<String>,
     pub custom_fields: Json,
     pub tags: Json,
+    /// The current PQA score (a copy of `account_scores.score`, for sorting), NULL until scored.
+    pub score: Option<i32>,
     pub created_at: DateTimeUtc,
     pub updated_at: DateTimeUtc,
 }

@@ -195,7 +195,7 @@ pub static JOBS: &[JobDef] = &[
         3,
         secs(5),
         true,
-        "captures every account score of one organization",
+        "recomputes every scored account of one organization (nightly, before the snapshot)",
         score_snapshot
     ),
     job!(
@@ -260,6 +260,15 @@ pub static JOBS: &[JobDef] = &[
         true,
         "sends a failed webhook delivery again (retry-failed webhook-delivery)",
         deliver_webhook
+    ),
+    job!(
+        "compute-score",
+        "score-computation",
+        3,
+        secs(2),
+        true,
+        "recomputes one account's PQA score (debounced after new signals)",
+        compute_score
     ),
     job!(
         "noop",
@@ -489,8 +498,9 @@ mod fan_out {
     }
 }
 
-/// Captures every account score of one organization. Scores arrive with the signal pipeline;
-/// until then there is nothing to capture.
+/// Nightly, before the snapshot: recomputes every scored account of one organization, because
+/// scores decay with time even without new signals. (Snapshot history is stored by the score
+/// history feature; until it exists the recompute is what this job does.)
 async fn score_snapshot(ctx: Context, job: jobs::Model) -> anyhow::Result<()> {
     let org = org_of(&job)?;
     let exists = entity::organizations::Entity::find_by_id(org)
@@ -501,7 +511,27 @@ async fn score_snapshot(ctx: Context, job: jobs::Model) -> anyhow::Result<()> {
         tracing::info!(organizationId = %org, "Nothing to do: the organization no longer exists");
         return Ok(());
     }
-    tracing::info!(organizationId = %org, "Nothing to do: no account scores exist yet");
+    let n = domain::scoring::rescore_organization(&ctx.db, org).await?;
+    tracing::info!(organizationId = %org, accounts = n, "Scores recomputed");
+    Ok(())
+}
+
+/// Recomputes one account's score (enqueued, debounced, by every ingest that touches it).
+async fn compute_score(ctx: Context, job: jobs::Model) -> anyhow::Result<()> {
+    let org = org_of(&job)?;
+    let account = job
+        .payload
+        .get("accountId")
+        .and_then(|v| v.as_str())
+        .and_then(|s| Uuid::parse_str(s).ok())
+        .ok_or_else(|| anyhow::anyhow!("compute-score needs an accountId"))?;
+    let stored = domain::scoring::rescore(&ctx.db, org, &[account]).await?;
+    match stored.first() {
+        Some(s) => {
+            tracing::info!(accountId = %account, score = s.score, tier = %s.tier, "Score computed")
+        }
+        None => tracing::info!(accountId = %account, "Nothing to do: the account no longer exists"),
+    }
     Ok(())
 }
 

@@ -138,9 +138,18 @@ impl MigrationTrait for Migration {
         )
         .await?;
         for (name, c) in [
-            ("idx_signals_org_ts", &["organization_id", "timestamp", "id"][..]),
-            ("idx_signals_org_dedupe", &["organization_id", "dedupe_key", "timestamp"]),
-            ("idx_signals_org_created", &["organization_id", "created_at"]),
+            (
+                "idx_signals_org_ts",
+                &["organization_id", "timestamp", "id"][..],
+            ),
+            (
+                "idx_signals_org_dedupe",
+                &["organization_id", "dedupe_key", "timestamp"],
+            ),
+            (
+                "idx_signals_org_created",
+                &["organization_id", "created_at"],
+            ),
             ("idx_signals_account_ts", &["account_id", "timestamp"]),
             ("idx_signals_contact_ts", &["contact_id", "timestamp"]),
             ("idx_signals_source", &["source_id"]),
@@ -242,6 +251,24 @@ impl MigrationTrait for Migration {
         )
         .await?;
 
+        // A copy of the current score on the account row, so `accounts(orderBy: SCORE)` pages
+        // with the same keyset cursors as every other order.
+        manager
+            .alter_table(
+                Table::alter()
+                    .table(Companies::Table)
+                    .add_column(integer_null(Companies::Score))
+                    .to_owned(),
+            )
+            .await?;
+        index(
+            manager,
+            "idx_companies_org_score",
+            Companies::Table,
+            cols(&["organization_id", "score", "id"]),
+            false,
+        )
+        .await?;
         manager
             .create_table(
                 Table::create()
@@ -313,6 +340,14 @@ impl MigrationTrait for Migration {
     }
 
     async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        manager
+            .alter_table(
+                Table::alter()
+                    .table(Companies::Table)
+                    .drop_column(Companies::Score)
+                    .to_owned(),
+            )
+            .await?;
         for t in [
             ContactMerges::Table.into_iden(),
             ScoringConfigs::Table.into_iden(),
@@ -339,6 +374,7 @@ enum Organizations {
 enum Companies {
     Table,
     Id,
+    Score,
 }
 
 #[derive(DeriveIden)]

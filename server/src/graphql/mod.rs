@@ -10,6 +10,7 @@ pub mod crm;
 mod errors;
 pub mod identity;
 pub mod jobs;
+pub mod signals;
 mod system;
 pub mod webhooks;
 
@@ -38,6 +39,7 @@ pub struct QueryRoot(
     crm::search::SearchQuery,
     webhooks::WebhookQuery,
     jobs::JobQuery,
+    signals::SignalQuery,
 );
 
 #[derive(MergedObject, Default)]
@@ -50,6 +52,7 @@ pub struct MutationRoot(
     crm::activities::ActivityMutation,
     webhooks::WebhookMutation,
     jobs::JobMutation,
+    signals::SignalMutation,
 );
 
 #[derive(MergedSubscription, Default)]

@@ -8,6 +8,7 @@ pub mod graphql;
 pub mod health;
 pub mod json;
 pub mod limits;
+pub mod signals;
 
 use std::time::{Duration, Instant};
 
@@ -68,6 +69,7 @@ pub fn router(state: AppState, schema: AppSchema) -> Router {
         )
         .route(graphql::GRAPHQL_WS_PATH, get(graphql::websocket))
         .merge(auth::routes())
+        .merge(signals::routes())
         .route("/graphiql", get(graphql::graphiql))
         .route("/health", get(health::health))
         .route("/health/ready", get(health::ready))

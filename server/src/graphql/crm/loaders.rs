@@ -16,8 +16,8 @@ use crate::graphql::gql_error;
 
 /// Loads CRM rows by id for the request's actor.
 pub struct CrmLoader {
-    db: DatabaseConnection,
-    actor: Option<Actor>,
+    pub(crate) db: DatabaseConnection,
+    pub(crate) actor: Option<Actor>,
 }
 
 /// The request's loader, as resolvers find it in the context (shared by a batch's requests).
@@ -33,7 +33,7 @@ pub fn loaders(db: DatabaseConnection, actor: Option<Actor>) -> CrmLoaders {
 }
 
 impl CrmLoader {
-    fn actor(&self) -> Result<&Actor, async_graphql::Error> {
+    pub(crate) fn actor(&self) -> Result<&Actor, async_graphql::Error> {
         self.actor.as_ref().ok_or_else(|| {
             gql_error(domain::Error::Unauthenticated(
                 "sign in or pass an API key".into(),

@@ -94,6 +94,7 @@ order_input!(
     /// under every order.
     AccountOrder, AccountOrderField {
         Name => "NAME", Domain => "DOMAIN", CreatedAt => "CREATED_AT", UpdatedAt => "UPDATED_AT",
+        Score => "SCORE",
     }
 );
 order_input!(

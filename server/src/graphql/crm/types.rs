@@ -119,8 +119,9 @@ impl Account {
         let rows = nested(ctx, ActivitiesOfAccount(self.0.id), first).await?;
         Ok(rows.into_iter().map(Activity).collect())
     }
-    /// What happened with the account, newest first: its activities (signals join later).
-    /// `first` is at most 100 (default 20); paging is stable while items are added.
+    /// What happened with the account, newest first: its activities (by creation time) and
+    /// signals (by event time). `first` is at most 100 (default 20); paging is stable while
+    /// items are added.
     async fn timeline(
         &self,
         ctx: &Context<'_>,
@@ -128,21 +129,42 @@ impl Account {
         after: Option<String>,
     ) -> async_graphql::Result<super::CrmConnection<TimelineItem>> {
         let actor = actor(ctx)?;
-        let mut req = super::page_request(first, after, None, None)?;
-        req.order = Some(domain::crm::Order {
-            field: "CREATED_AT".into(),
-            desc: true,
-        });
-        let filter = domain::activities::Filter {
+        let req = super::page_request(first, after, None, None)?;
+        let page = domain::signals::timeline(
+            &state(ctx)?.db,
+            actor,
+            self.0.id,
+            req.first.unwrap_or(20),
+            req.after.as_deref(),
+        )
+        .await
+        .gql()?;
+        Ok(super::connection(page, |e| match e {
+            domain::signals::TimelineEntry::Activity(m) => TimelineItem::Activity(Activity(m)),
+            domain::signals::TimelineEntry::Signal(m) => {
+                TimelineItem::Signal(crate::graphql::signals::Signal(m))
+            }
+        }))
+    }
+    /// The account's PQA score, once computed.
+    async fn score(
+        &self,
+        ctx: &Context<'_>,
+    ) -> async_graphql::Result<Option<crate::graphql::signals::AccountScore>> {
+        crate::graphql::signals::account_score(ctx, self.0.id).await
+    }
+    /// The account's signals, newest event first.
+    async fn signals(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "Page size, 1 to 100 (default 20).")] first: Option<i32>,
+        after: Option<String>,
+    ) -> async_graphql::Result<super::CrmConnection<crate::graphql::signals::Signal>> {
+        let filter = domain::signals::Filter {
             account_id: Some(self.0.id),
             ..Default::default()
         };
-        let page = domain::activities::list(&state(ctx)?.db, actor, &filter, &req)
-            .await
-            .gql()?;
-        Ok(super::connection(page, |m| {
-            TimelineItem::Activity(Activity(m))
-        }))
+        crate::graphql::signals::signal_page(ctx, filter, first, after).await
     }
     async fn created_at(&self) -> DateTime<Utc> {
         self.0.created_at
@@ -152,10 +174,11 @@ impl Account {
     }
 }
 
-/// One entry of an account's timeline. Signals join this union when they exist.
+/// One entry of an account's timeline.
 #[derive(async_graphql::Union)]
 pub enum TimelineItem {
     Activity(Activity),
+    Signal(crate::graphql::signals::Signal),
 }
 
 /// A person in the CRM.
@@ -220,6 +243,19 @@ impl Contact {
     ) -> async_graphql::Result<Vec<Deal>> {
         let rows = nested(ctx, DealsOfContact(self.0.id), first).await?;
         Ok(rows.into_iter().map(Deal).collect())
+    }
+    /// The contact's signals, newest event first.
+    async fn signals(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "Page size, 1 to 100 (default 20).")] first: Option<i32>,
+        after: Option<String>,
+    ) -> async_graphql::Result<super::CrmConnection<crate::graphql::signals::Signal>> {
+        let filter = domain::signals::Filter {
+            contact_id: Some(self.0.id),
+            ..Default::default()
+        };
+        crate::graphql::signals::signal_page(ctx, filter, first, after).await
     }
     async fn created_at(&self) -> DateTime<Utc> {
         self.0.created_at
@@ -331,7 +367,10 @@ str_enum!(
     }
 );
 
-async fn load<K>(ctx: &Context<'_>, key: Option<K>) -> async_graphql::Result<Option<K::Model>>
+pub(crate) async fn load<K>(
+    ctx: &Context<'_>,
+    key: Option<K>,
+) -> async_graphql::Result<Option<K::Model>>
 where
     K: LoadKey,
     CrmLoader: Loader<K, Value = K::Model, Error = async_graphql::Error>,
@@ -343,7 +382,7 @@ where
 }
 
 /// A nested list through its loader, cut to `first` (1 to [`MAX_NESTED`], default 20).
-async fn nested<K, M>(
+pub(crate) async fn nested<K, M>(
     ctx: &Context<'_>,
     key: K,
     first: Option<i32>,

@@ -1,0 +1,658 @@
+//! Signal ingest over REST: `POST /api/v1/signals` and `/api/v1/signals/batch` in the original's
+//! JSON shape (plus `actor` / `account` identity hints), and the Segment-compatible HTTP API
+//! (`POST /v1/track|identify|group|page|screen|batch`, HTTP Basic with the API key as write
+//! key), so Segment's and RudderStack's client libraries send to DevSignal unchanged. Every path
+//! ends in `domain::signals::ingest_many`, so all produce the same events and scoring.
+
+use std::collections::HashMap;
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use domain::Actor;
+use domain::signals::{AccountHints, AccountTraits, ActorHints, ContactTraits, Ingested, Input};
+use entity::{companies, contacts, signal_sources};
+use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
+use serde::Deserialize;
+use serde_json::{Value, json};
+use uuid::Uuid;
+
+use super::error::ApiError;
+use crate::state::AppState;
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/api/v1/signals", post(ingest_one))
+        .route("/api/v1/signals/batch", post(ingest_batch))
+        .route("/v1/track", post(segment_single))
+        .route("/v1/identify", post(segment_single))
+        .route("/v1/group", post(segment_single))
+        .route("/v1/page", post(segment_single))
+        .route("/v1/screen", post(segment_single))
+        .route("/v1/alias", post(segment_single))
+        .route("/v1/batch", post(segment_batch))
+        .route("/v1/import", post(segment_batch))
+}
+
+async fn actor_of(state: &AppState, headers: &HeaderMap) -> Result<Actor, ApiError> {
+    match crate::auth::authenticate(state, headers).await? {
+        Some(a) => Ok(a),
+        None => Err(domain::Error::Unauthenticated(
+            "pass a user token or an API key with the signals:write scope".into(),
+        )
+        .into()),
+    }
+}
+
+fn parse_json(body: &Bytes) -> Result<Value, ApiError> {
+    serde_json::from_slice(body)
+        .map_err(|e| ApiError::bad_request(format!("the body is not valid JSON: {e}")))
+}
+
+/// One signal in the original's REST shape (unknown keys ignored).
+#[derive(Deserialize, Default)]
+#[serde(rename_all = "camelCase")]
+struct RestSignal {
+    source_id: Option<String>,
+    #[serde(rename = "type")]
+    signal_type: Option<String>,
+    actor_id: Option<String>,
+    account_id: Option<String>,
+    anonymous_id: Option<String>,
+    metadata: Option<Value>,
+    idempotency_key: Option<String>,
+    timestamp: Option<String>,
+    actor: Option<RestActor>,
+    account: Option<RestAccount>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(rename_all = "camelCase")]
+struct RestActor {
+    email: Option<String>,
+    github: Option<String>,
+    npm: Option<String>,
+    twitter: Option<String>,
+    linkedin: Option<String>,
+    name: Option<String>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(rename_all = "camelCase")]
+struct RestAccount {
+    domain: Option<String>,
+    name: Option<String>,
+    github_org: Option<String>,
+}
+
+/// A JSON item as an ingest input, or the field error that makes it unusable.
+fn rest_input(v: Value, prefix: &str) -> Result<Input, domain::Error> {
+    if !v.is_object() {
+        return Err(domain::Error::invalid(
+            prefix.trim_end_matches('.'),
+            "must be a JSON object",
+        ));
+    }
+    let r: RestSignal = serde_json::from_value(v).map_err(|e| {
+        domain::Error::invalid(
+            if prefix.is_empty() {
+                "body"
+            } else {
+                prefix.trim_end_matches('.')
+            },
+            format!("has a field of the wrong type: {e}"),
+        )
+    })?;
+    Ok(Input {
+        source_id: r.source_id,
+        signal_type: r.signal_type.unwrap_or_default(),
+        actor_id: r.actor_id,
+        account_id: r.account_id,
+        anonymous_id: r.anonymous_id,
+        metadata: r.metadata,
+        idempotency_key: r.idempotency_key,
+        timestamp: r.timestamp,
+        actor: r.actor.map(|a| ActorHints {
+            email: a.email,
+            github: a.github,
+            npm: a.npm,
+            twitter: a.twitter,
+            linkedin: a.linkedin,
+            name: a.name,
+            user_id: None,
+        }),
+        account: r.account.map(|a| AccountHints {
+            domain: a.domain,
+            name: a.name,
+            github_org: a.github_org,
+        }),
+        contact_traits: None,
+        account_traits: None,
+    })
+}
+
+/// The related rows shown with each signal: source, actor and account summaries.
+struct Related {
+    sources: HashMap<Uuid, signal_sources::Model>,
+    contacts: HashMap<Uuid, contacts::Model>,
+    accounts: HashMap<Uuid, companies::Model>,
+}
+
+async fn related(state: &AppState, org: Uuid, items: &[&Ingested]) -> Result<Related, ApiError> {
+    let ids = |f: fn(&Ingested) -> Option<Uuid>| -> Vec<Uuid> {
+        let mut v: Vec<Uuid> = items.iter().filter_map(|i| f(i)).collect();
+        v.sort();
+        v.dedup();
+        v
+    };
+    let db = &state.db;
+    let sources = signal_sources::Entity::find()
+        .filter(signal_sources::Column::OrganizationId.eq(org))
+        .filter(signal_sources::Column::Id.is_in(ids(|i| Some(i.signal.source_id))))
+        .all(db)
+        .await
+        .map_err(domain::Error::from)?;
+    let contacts = contacts::Entity::find()
+        .filter(contacts::Column::OrganizationId.eq(org))
+        .filter(contacts::Column::Id.is_in(ids(|i| i.signal.contact_id)))
+        .all(db)
+        .await
+        .map_err(domain::Error::from)?;
+    let accounts = companies::Entity::find()
+        .filter(companies::Column::OrganizationId.eq(org))
+        .filter(companies::Column::Id.is_in(ids(|i| i.signal.account_id)))
+        .all(db)
+        .await
+        .map_err(domain::Error::from)?;
+    Ok(Related {
+        sources: sources.into_iter().map(|m| (m.id, m)).collect(),
+        contacts: contacts.into_iter().map(|m| (m.id, m)).collect(),
+        accounts: accounts.into_iter().map(|m| (m.id, m)).collect(),
+    })
+}
+
+fn signal_body(i: &Ingested, r: &Related) -> Value {
+    let s = &i.signal;
+    json!({
+        "id": s.id,
+        "organizationId": s.organization_id,
+        "sourceId": s.source_id,
+        "type": s.signal_type,
+        "actorId": s.contact_id,
+        "accountId": s.account_id,
+        "anonymousId": s.anonymous_id,
+        "metadata": s.metadata,
+        "idempotencyKey": s.idempotency_key,
+        "timestamp": s.timestamp,
+        "createdAt": s.created_at,
+        "source": r.sources.get(&s.source_id).map(|m| json!({"id": m.id, "name": m.name, "type": m.kind})),
+        "actor": s.contact_id.and_then(|c| r.contacts.get(&c)).map(|m| json!({
+            "id": m.id, "firstName": m.first_name, "lastName": m.last_name, "email": m.email,
+        })),
+        "account": s.account_id.and_then(|a| r.accounts.get(&a)).map(|m| json!({
+            "id": m.id, "name": m.name, "domain": m.domain,
+        })),
+        "deduplicated": i.deduplicated,
+    })
+}
+
+fn error_body(e: &domain::Error) -> Value {
+    let fields: Vec<Value> = match e {
+        domain::Error::Validation(f) => f
+            .iter()
+            .map(|f| json!({"field": f.field, "message": f.message}))
+            .collect(),
+        _ => Vec::new(),
+    };
+    json!({"code": e.code(), "message": e.public_message(), "fields": fields})
+}
+
+/// `POST /api/v1/signals`: `201` with the new signal, or `200` with `"deduplicated": true` and
+/// the original.
+async fn ingest_one(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
+    let result = async {
+        let actor = actor_of(&state, &headers).await?;
+        let input = rest_input(parse_json(&body)?, "")?;
+        let out = domain::signals::ingest(&state.db, &actor, input).await?;
+        let rel = related(&state, actor.organization_id, &[&out]).await?;
+        let status = if out.deduplicated {
+            StatusCode::OK
+        } else {
+            StatusCode::CREATED
+        };
+        Ok::<_, ApiError>((status, axum::Json(signal_body(&out, &rel))).into_response())
+    }
+    .await;
+    result.unwrap_or_else(IntoResponse::into_response)
+}
+
+/// `POST /api/v1/signals/batch` with `{"signals": [...]}` (1 to 1,000): `201` with a result
+/// per item and a summary; a bad item fails alone.
+async fn ingest_batch(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
+    let result = async {
+        let actor = actor_of(&state, &headers).await?;
+        let v = parse_json(&body)?;
+        let items = match v.get("signals") {
+            Some(Value::Array(a)) => a.clone(),
+            _ => {
+                return Err(domain::Error::invalid(
+                    "signals",
+                    "must be an array of 1 to 1000 signals",
+                )
+                .into());
+            }
+        };
+        run_batch(
+            &state,
+            &actor,
+            items,
+            "signals",
+            domain::signals::system_source::API,
+            |v, p| rest_input(v, p),
+        )
+        .await
+        .map(|(status, body)| (status, axum::Json(body)).into_response())
+    }
+    .await;
+    result.unwrap_or_else(IntoResponse::into_response)
+}
+
+/// Converts each item, ingests the good ones in one call, and answers a result per item in
+/// input order with a summary.
+async fn run_batch(
+    state: &AppState,
+    actor: &Actor,
+    items: Vec<Value>,
+    prefix: &str,
+    default_source: &str,
+    convert: impl Fn(Value, &str) -> Result<Input, domain::Error>,
+) -> Result<(StatusCode, Value), ApiError> {
+    if items.is_empty() || items.len() > domain::signals::MAX_BATCH {
+        return Err(domain::Error::invalid(
+            prefix,
+            format!("must hold 1 to {} signals", domain::signals::MAX_BATCH),
+        )
+        .into());
+    }
+    let mut slots: Vec<Result<usize, domain::Error>> = Vec::with_capacity(items.len());
+    let mut inputs = Vec::new();
+    for (i, v) in items.into_iter().enumerate() {
+        match convert(v, &format!("{prefix}.{i}.")) {
+            Ok(input) => {
+                slots.push(Ok(inputs.len()));
+                inputs.push(input);
+            }
+            Err(e) => slots.push(Err(e)),
+        }
+    }
+    let mut ingested: Vec<Option<Result<Ingested, domain::Error>>> = if inputs.is_empty() {
+        Vec::new()
+    } else {
+        domain::signals::ingest_many(&state.db, actor, inputs, prefix, default_source)
+            .await?
+            .into_iter()
+            .map(Some)
+            .collect()
+    };
+    // Field names inside `ingest_many` count only the converted items; name them by position
+    // in the request instead.
+    let ok: Vec<&Ingested> = ingested
+        .iter()
+        .flatten()
+        .filter_map(|r| r.as_ref().ok())
+        .collect();
+    let rel = related(state, actor.organization_id, &ok).await?;
+    let mut results = Vec::new();
+    let (mut succeeded, mut failed, mut dedup) = (0, 0, 0);
+    for (i, slot) in slots.into_iter().enumerate() {
+        let r = match slot {
+            Err(e) => Err(e),
+            Ok(k) => ingested[k]
+                .take()
+                .unwrap_or_else(|| Err(domain::Error::Internal("missing result".into()))),
+        };
+        match r {
+            Ok(out) => {
+                succeeded += 1;
+                dedup += usize::from(out.deduplicated);
+                results.push(json!({
+                    "index": i, "success": true, "deduplicated": out.deduplicated,
+                    "signal": signal_body(&out, &rel),
+                }));
+            }
+            Err(e) => {
+                failed += 1;
+                let e = renumber(e, prefix, i);
+                results.push(json!({"index": i, "success": false, "error": error_body(&e)}));
+            }
+        }
+    }
+    let total = results.len();
+    Ok((
+        StatusCode::CREATED,
+        json!({
+            "results": results,
+            "summary": {"total": total, "succeeded": succeeded, "failed": failed, "deduplicated": dedup},
+        }),
+    ))
+}
+
+/// Rewrites `<prefix>.<k>.<field>` to `<prefix>.<i>.<field>` (the item's request position).
+fn renumber(e: domain::Error, prefix: &str, i: usize) -> domain::Error {
+    match e {
+        domain::Error::Validation(fields) => domain::Error::Validation(
+            fields
+                .into_iter()
+                .map(|mut f| {
+                    let head = format!("{prefix}.");
+                    if let Some(rest) = f.field.strip_prefix(&head)
+                        && let Some((_, field)) = rest.split_once('.')
+                    {
+                        f.field = format!("{prefix}.{i}.{field}");
+                    }
+                    f
+                })
+                .collect(),
+        ),
+        other => other,
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Segment-compatible HTTP API
+// ---------------------------------------------------------------------------------------------
+
+/// The write key of a Segment call: HTTP Basic user name (password empty), or `writeKey` in
+/// the body. Bearer tokens and `X-API-Key` work too.
+async fn segment_actor(
+    state: &AppState,
+    headers: &HeaderMap,
+    body: &Value,
+) -> Result<Actor, ApiError> {
+    use base64::Engine;
+    let basic = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| {
+            let (scheme, rest) = v.trim().split_once(' ')?;
+            scheme
+                .eq_ignore_ascii_case("basic")
+                .then(|| rest.trim().to_owned())
+        });
+    let key = match basic {
+        Some(b) => {
+            let raw = base64::engine::general_purpose::STANDARD
+                .decode(b)
+                .ok()
+                .and_then(|r| String::from_utf8(r).ok())
+                .ok_or_else(|| {
+                    ApiError::from(domain::Error::Unauthenticated(
+                        "malformed Basic credentials".into(),
+                    ))
+                })?;
+            Some(
+                raw.split_once(':')
+                    .map_or(raw.clone(), |(u, _)| u.to_owned()),
+            )
+        }
+        None => body
+            .get("writeKey")
+            .and_then(Value::as_str)
+            .map(str::to_owned),
+    };
+    match key {
+        Some(k) if !k.is_empty() => Ok(crate::auth::authenticate_token(state, &k).await?),
+        _ => actor_of(state, headers).await,
+    }
+}
+
+fn str_at<'a>(v: &'a Value, path: &[&str]) -> Option<&'a str> {
+    let mut cur = v;
+    for p in path {
+        cur = cur.get(p)?;
+    }
+    cur.as_str()
+}
+
+fn string_at(v: &Value, path: &[&str]) -> Option<String> {
+    let mut cur = v;
+    for p in path {
+        cur = cur.get(p)?;
+    }
+    match cur {
+        Value::String(s) => Some(s.clone()),
+        Value::Number(n) => Some(n.to_string()),
+        _ => None,
+    }
+}
+
+/// Employees → size bucket (reference 1.5).
+fn size_of(employees: u64) -> &'static str {
+    match employees {
+        0..=10 => "STARTUP",
+        11..=50 => "SMALL",
+        51..=200 => "MEDIUM",
+        201..=1000 => "LARGE",
+        _ => "ENTERPRISE",
+    }
+}
+
+/// One Segment message as an ingest input. `kind` is the call (`track`, …) from the path, or
+/// the message's `type` inside a batch.
+fn segment_input(msg: Value, kind: Option<&str>, prefix: &str) -> Result<Input, domain::Error> {
+    let f = |n: &str| format!("{prefix}{n}");
+    if !msg.is_object() {
+        return Err(domain::Error::invalid(
+            if prefix.is_empty() {
+                "body"
+            } else {
+                prefix.trim_end_matches('.')
+            },
+            "must be a JSON object",
+        ));
+    }
+    let kind = kind
+        .map(str::to_owned)
+        .or_else(|| str_at(&msg, &["type"]).map(str::to_lowercase))
+        .ok_or_else(|| domain::Error::invalid(f("type"), "is required in a batch"))?;
+    let traits = msg
+        .get("traits")
+        .filter(|t| t.is_object())
+        .or_else(|| msg.get("context").and_then(|c| c.get("traits")))
+        .cloned()
+        .unwrap_or_else(|| json!({}));
+    let properties = msg.get("properties").cloned().unwrap_or_else(|| json!({}));
+    let signal_type = match kind.as_str() {
+        "track" => str_at(&msg, &["event"])
+            .map(str::to_owned)
+            .ok_or_else(|| domain::Error::invalid(f("event"), "is required for track"))?,
+        "page" => "page_view".into(),
+        "screen" => "screen_view".into(),
+        "identify" => "identify".into(),
+        "group" => "group".into(),
+        "alias" => "alias".into(),
+        other => {
+            return Err(domain::Error::invalid(
+                f("type"),
+                format!(
+                    "{other:?} is not a Segment call (track, identify, group, page, screen, alias)"
+                ),
+            ));
+        }
+    };
+    let user_id = string_at(&msg, &["userId"]);
+    let anonymous_id = string_at(&msg, &["anonymousId"]);
+    let t = |k: &str| str_at(&traits, &[k]).map(str::to_owned);
+    let name = t("name").or_else(|| {
+        let full = [
+            t("firstName").or_else(|| t("first_name")),
+            t("lastName").or_else(|| t("last_name")),
+        ]
+        .into_iter()
+        .flatten()
+        .collect::<Vec<_>>()
+        .join(" ");
+        (!full.is_empty()).then_some(full)
+    });
+    let email = t("email").or_else(|| str_at(&properties, &["email"]).map(str::to_owned));
+    let mut metadata = match kind.as_str() {
+        "identify" | "group" => traits.clone(),
+        _ => properties.clone(),
+    };
+    if !metadata.is_object() {
+        metadata = json!({});
+    }
+    if let Some(m) = metadata.as_object_mut() {
+        if kind == "page" || kind == "screen" {
+            if let Some(n) = str_at(&msg, &["name"]) {
+                m.entry("name").or_insert(json!(n));
+            }
+        }
+        if kind == "group"
+            && let Some(g) = string_at(&msg, &["groupId"])
+        {
+            m.insert("groupId".into(), json!(g));
+        }
+    }
+    let (actor, contact_traits, account, account_traits) = match kind.as_str() {
+        "group" => (
+            ActorHints {
+                user_id: user_id.clone(),
+                ..Default::default()
+            },
+            None,
+            Some(AccountHints {
+                domain: t("domain").or_else(|| t("website")),
+                name: t("name"),
+                github_org: None,
+            }),
+            Some(AccountTraits {
+                name: t("name"),
+                industry: t("industry"),
+                size: traits
+                    .get("employees")
+                    .and_then(|e| e.as_u64().or_else(|| e.as_str()?.parse().ok()))
+                    .map(|n| size_of(n).to_owned()),
+                website: t("website"),
+            }),
+        ),
+        _ => (
+            ActorHints {
+                email,
+                github: t("github"),
+                twitter: t("twitter"),
+                linkedin: t("linkedin"),
+                name,
+                user_id: user_id.clone(),
+                ..Default::default()
+            },
+            (kind == "identify").then(|| ContactTraits {
+                first_name: t("firstName").or_else(|| t("first_name")),
+                last_name: t("lastName").or_else(|| t("last_name")),
+                title: t("title"),
+                phone: t("phone"),
+                city: str_at(&traits, &["address", "city"]).map(str::to_owned),
+                country: str_at(&traits, &["address", "country"]).map(str::to_owned),
+            }),
+            str_at(&traits, &["company", "domain"]).map(|d| AccountHints {
+                domain: Some(d.to_owned()),
+                name: str_at(&traits, &["company", "name"]).map(str::to_owned),
+                github_org: None,
+            }),
+            None,
+        ),
+    };
+    Ok(Input {
+        source_id: None,
+        signal_type,
+        actor_id: None,
+        account_id: None,
+        anonymous_id: user_id.or(anonymous_id),
+        metadata: Some(metadata),
+        idempotency_key: string_at(&msg, &["messageId"]),
+        timestamp: str_at(&msg, &["timestamp"]).map(str::to_owned),
+        actor: Some(actor),
+        account,
+        contact_traits,
+        account_traits,
+    })
+}
+
+fn segment_ok(body: Value) -> Response {
+    (StatusCode::OK, axum::Json(body)).into_response()
+}
+
+/// `POST /v1/track|identify|group|page|screen|alias`: `200 {"success": true}` as Segment
+/// answers; a bad message answers `400` with the field.
+async fn segment_single(
+    State(state): State<AppState>,
+    uri: axum::http::Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let kind = uri.path().trim_start_matches("/v1/").to_owned();
+    let result = async {
+        let msg = parse_json(&body)?;
+        let actor = segment_actor(&state, &headers, &msg).await?;
+        let input = segment_input(msg, Some(&kind), "")?;
+        let out = domain::signals::ingest_many(
+            &state.db,
+            &actor,
+            vec![input],
+            "",
+            domain::signals::system_source::SEGMENT,
+        )
+        .await?
+        .pop()
+        .ok_or_else(|| domain::Error::Internal("no result".into()))??;
+        Ok::<_, ApiError>(segment_ok(json!({
+            "success": true,
+            "signalId": out.signal.id,
+            "deduplicated": out.deduplicated,
+        })))
+    }
+    .await;
+    result.unwrap_or_else(IntoResponse::into_response)
+}
+
+/// `POST /v1/batch` (and `/v1/import`): `{"batch": [...]}` of messages each with its `type`;
+/// batch-level `context` is merged into each message. `200 {"success": true}` when every
+/// message was accepted, else `200` with `success: false` and the per-message results (the good
+/// ones still land).
+async fn segment_batch(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
+    let result = async {
+        let v = parse_json(&body)?;
+        let actor = segment_actor(&state, &headers, &v).await?;
+        let Some(Value::Array(items)) = v.get("batch").cloned() else {
+            return Err(domain::Error::invalid("batch", "must be an array of messages").into());
+        };
+        let shared = v.get("context").cloned();
+        let items: Vec<Value> = items
+            .into_iter()
+            .map(|mut m| {
+                if let (Some(ctx), Some(obj)) = (&shared, m.as_object_mut()) {
+                    obj.entry("context").or_insert_with(|| ctx.clone());
+                }
+                m
+            })
+            .collect();
+        let (_, body) = run_batch(
+            &state,
+            &actor,
+            items,
+            "batch",
+            domain::signals::system_source::SEGMENT,
+            |m, p| segment_input(m, None, p),
+        )
+        .await?;
+        let failed = body["summary"]["failed"].as_u64().unwrap_or(0);
+        let mut out = body;
+        out["success"] = json!(failed == 0);
+        Ok::<_, ApiError>(segment_ok(out))
+    }
+    .await;
+    result.unwrap_or_else(IntoResponse::into_response)
+}
