@@ -340,6 +340,16 @@ impl MigrationTrait for Migration {
     }
 
     async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        // SQLite refuses to drop a column an index still names.
+        manager
+            .drop_index(
+                Index::drop()
+                    .name("idx_companies_org_score")
+                    .table(Companies::Table)
+                    .if_exists()
+                    .to_owned(),
+            )
+            .await?;
         manager
             .alter_table(
                 Table::alter()

@@ -22,4 +22,5 @@ mod organizations;
 mod plumbing;
 mod rate_limits;
 mod schema;
+mod signals;
 mod webhooks;

@@ -1,0 +1,785 @@
+//! Signal pipeline (issue 6): ingest over GraphQL, REST and the Segment-compatible API;
+//! idempotency and content dedup; identity resolution (contacts and accounts found or created,
+//! never duplicated under concurrency); one transaction per ingest; PQA scoring reproducing the
+//! reference's worked example through the real job; debounced rescoring; score/tier events;
+//! scoring configuration (versions, preview, recompute); signal sources; queries, timeline,
+//! usage; and tenant isolation.
+
+use std::time::Duration;
+
+use base64::Engine;
+use chrono::Utc;
+use devsignal_tests::{Session, TestApp, assert_code, eventually, spawn_app};
+use serde_json::{Value, json};
+
+use crate::crm_accounts::ok;
+
+const INGEST: &str = "mutation($input: SignalInput!) { ingestSignal(input: $input) { deduplicated signal { id type timestamp metadata contact { id email firstName github } account { id name domain } source { kind builtIn } } } }";
+const INGEST_MANY: &str = "mutation($inputs: [SignalInput!]!) { ingestSignals(inputs: $inputs) { summary { total succeeded failed deduplicated } results { index success deduplicated signal { id account { domain } } error { code fields { field message } } } } }";
+const SCORE: &str = "query($id: ID!) { account(id: $id) { id name score { score tier trend signalCount userCount computedAt configVersion factors { name points maxPoints description inputs } } } }";
+const EVENTS: &str =
+    "query($types: [String!]) { events(first: 1000, types: $types) { seq type payload } }";
+
+async fn ingest(app: &TestApp, s: &Session, input: Value) -> Value {
+    app.graphql_as(s.token(), INGEST, json!({"input": input}))
+        .await
+}
+
+fn days_ago(d: i64) -> String {
+    (Utc::now() - chrono::Duration::days(d)).to_rfc3339()
+}
+
+async fn events_of(app: &TestApp, s: &Session, types: &[&str]) -> Vec<Value> {
+    let r = app
+        .graphql_as(s.token(), EVENTS, json!({"types": types}))
+        .await;
+    ok(&r)["events"].as_array().unwrap().clone()
+}
+
+async fn score_of(app: &TestApp, s: &Session, account: &str) -> Value {
+    let r = app
+        .graphql_as(s.token(), SCORE, json!({"id": account}))
+        .await;
+    ok(&r)["account"]["score"].clone()
+}
+
+async fn wait_for_score(app: &TestApp, s: &Session, account: &str, want: i64) -> Value {
+    eventually(
+        Duration::from_secs(20),
+        "the account to be scored",
+        || async {
+            let sc = score_of(app, s, account).await;
+            (sc["score"].as_i64() == Some(want)).then_some(sc)
+        },
+    )
+    .await
+}
+
+#[tokio::test]
+async fn ingest_resolves_identity_and_dedupes() {
+    let app = spawn_app().await;
+    let s = app.register("owner@signals.test", "Signals").await;
+
+    let r = ingest(
+        &app,
+        &s,
+        json!({"type": "repo_star", "actor": {"email": " Jane@Acme.IO ", "github": "@JaneDev", "name": "Jane Doe"},
+               "metadata": {"repo": "devsignal"}, "idempotencyKey": "k-1"}),
+    )
+    .await;
+    let out = &ok(&r)["ingestSignal"];
+    assert_eq!(out["deduplicated"], false);
+    let sig = &out["signal"];
+    assert_eq!(sig["contact"]["email"], "jane@acme.io");
+    assert_eq!(sig["contact"]["firstName"], "Jane");
+    assert_eq!(sig["contact"]["github"], "janedev");
+    assert_eq!(sig["account"]["domain"], "acme.io");
+    assert_eq!(sig["account"]["name"], "Acme");
+    assert_eq!(sig["source"]["kind"], "PRODUCT_API");
+    assert_eq!(sig["source"]["builtIn"], true);
+
+    // Same idempotency key: the original, never an error.
+    let again = ingest(&app, &s, json!({"type": "other", "idempotencyKey": "k-1"})).await;
+    assert_eq!(ok(&again)["ingestSignal"]["deduplicated"], true);
+    assert_eq!(ok(&again)["ingestSignal"]["signal"]["id"], sig["id"]);
+
+    // Same content (source kind, actor, type, metadata) within 24 h: deduplicated.
+    let dup = ingest(
+        &app,
+        &s,
+        json!({"type": "repo_star", "actor": {"email": "jane@acme.io"}, "metadata": {"repo": "devsignal"}}),
+    )
+    .await;
+    assert_eq!(ok(&dup)["ingestSignal"]["deduplicated"], true);
+    // Different metadata: a new signal, same contact (found by email), same account.
+    let other = ingest(
+        &app,
+        &s,
+        json!({"type": "repo_star", "actor": {"github": "JANEDEV"}, "metadata": {"repo": "cli"}}),
+    )
+    .await;
+    let o = &ok(&other)["ingestSignal"];
+    assert_eq!(o["deduplicated"], false);
+    assert_eq!(o["signal"]["contact"]["id"], sig["contact"]["id"]);
+    assert_eq!(o["signal"]["account"]["id"], sig["account"]["id"]);
+    // A back-filled event older than the window is not a content duplicate.
+    let old = ingest(
+        &app,
+        &s,
+        json!({"type": "repo_star", "actor": {"email": "jane@acme.io"}, "metadata": {"repo": "devsignal"}, "timestamp": days_ago(3)}),
+    )
+    .await;
+    assert_eq!(
+        ok(&old)["ingestSignal"]["deduplicated"],
+        true,
+        "the recent original is inside the window"
+    );
+
+    // Free mail never creates an account; a GitHub noreply address resolves to the login.
+    let free = ingest(
+        &app,
+        &s,
+        json!({"type": "signup", "actor": {"email": "bob@gmail.com"}}),
+    )
+    .await;
+    assert!(ok(&free)["ingestSignal"]["signal"]["account"].is_null());
+    let noreply = ingest(
+        &app,
+        &s,
+        json!({"type": "pr_merged", "actor": {"email": "12345+JaneDev@users.noreply.github.com"}}),
+    )
+    .await;
+    assert_eq!(
+        ok(&noreply)["ingestSignal"]["signal"]["contact"]["id"],
+        sig["contact"]["id"]
+    );
+    // anonymousId conventions.
+    let anon = ingest(
+        &app,
+        &s,
+        json!({"type": "npm_download", "anonymousId": "npm:left-pad-fan"}),
+    )
+    .await;
+    assert_eq!(
+        ok(&anon)["ingestSignal"]["signal"]["contact"]["firstName"],
+        "left-pad-fan"
+    );
+
+    // Exactly one account and the events of it all.
+    let accounts = app
+        .graphql_as(
+            s.token(),
+            "{ accounts(first: 50) { totalCount } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(ok(&accounts)["accounts"]["totalCount"], 1);
+    let created = events_of(&app, &s, &["signal.created"]).await;
+    assert_eq!(created.len(), 5);
+    assert_eq!(created[0]["payload"]["type"], "repo_star");
+    assert_eq!(created[0]["payload"]["accountId"], sig["account"]["id"]);
+}
+
+#[tokio::test]
+async fn bad_input_names_the_field_and_writes_nothing() {
+    let app = spawn_app().await;
+    let s = app.register("v@signals.test", "Valid").await;
+    for (input, field) in [
+        (json!({"type": ""}), "type"),
+        (
+            json!({"type": "x", "actor": {"email": "not-an-email"}}),
+            "actor.email",
+        ),
+        (
+            json!({"type": "x", "account": {"domain": "nodot"}}),
+            "account.domain",
+        ),
+        (
+            json!({"type": "x", "accountId": "00000000-0000-0000-0000-000000000001"}),
+            "accountId",
+        ),
+        (json!({"type": "x", "sourceId": "nope"}), "sourceId"),
+        (json!({"type": "x", "metadata": [1, 2]}), "metadata"),
+        (
+            json!({"type": "x", "timestamp": (Utc::now() + chrono::Duration::days(3)).to_rfc3339()}),
+            "timestamp",
+        ),
+    ] {
+        let r = ingest(&app, &s, input.clone()).await;
+        assert_code(&r, "BAD_USER_INPUT");
+        assert_eq!(crate::crm_accounts::field(&r), field, "{input} → {r}");
+    }
+    let r = app
+        .graphql_as(s.token(), "{ signals(first: 10) { totalCount } accounts(first: 10) { totalCount } contacts(first: 10) { totalCount } }", json!({}))
+        .await;
+    assert_eq!(ok(&r)["signals"]["totalCount"], 0);
+    assert_eq!(ok(&r)["accounts"]["totalCount"], 0);
+    assert_eq!(ok(&r)["contacts"]["totalCount"], 0);
+
+    // A batch: the bad item fails alone, named by its position.
+    let r = app
+        .graphql_as(
+            s.token(),
+            INGEST_MANY,
+            json!({"inputs": [
+                {"type": "signup", "actor": {"email": "a@one.io"}},
+                {"type": "signup", "actor": {"email": "broken"}},
+                {"type": "signup", "actor": {"email": "a@one.io"}},
+            ]}),
+        )
+        .await;
+    let b = &ok(&r)["ingestSignals"];
+    assert_eq!(
+        b["summary"],
+        json!({"total": 3, "succeeded": 2, "failed": 1, "deduplicated": 1})
+    );
+    assert_eq!(b["results"][1]["error"]["code"], "BAD_USER_INPUT");
+    assert_eq!(
+        b["results"][1]["error"]["fields"][0]["field"],
+        "inputs.1.actor.email"
+    );
+    assert_eq!(b["results"][2]["deduplicated"], true);
+    assert_eq!(b["results"][0]["signal"]["account"]["domain"], "one.io");
+}
+
+#[tokio::test]
+async fn rest_ingest_with_api_keys() {
+    let app = spawn_app().await;
+    let s = app.register("rest@signals.test", "Rest").await;
+    let key = app.api_key(&s, &["signals:write"]).await;
+    let read_only = app.api_key(&s, &["accounts:read"]).await;
+    let post = |path: &'static str, key: String, body: Value| {
+        let c = app.client.clone();
+        let url = app.url(path);
+        async move {
+            c.post(url)
+                .bearer_auth(key)
+                .json(&body)
+                .send()
+                .await
+                .unwrap()
+        }
+    };
+    let body = json!({"type": "api_call", "anonymousId": "github:Octo", "metadata": {"endpoint": "/v1/x"},
+                      "idempotencyKey": "rest-1", "timestamp": days_ago(1)});
+    let r = post("/api/v1/signals", key.clone(), body.clone()).await;
+    assert_eq!(r.status(), 201);
+    let first: Value = r.json().await.unwrap();
+    assert_eq!(first["deduplicated"], false);
+    assert_eq!(first["type"], "api_call");
+    assert_eq!(first["source"]["type"], "PRODUCT_API");
+    assert_eq!(first["actor"]["firstName"], "octo");
+    let r = post("/api/v1/signals", key.clone(), body).await;
+    assert_eq!(r.status(), 200);
+    let again: Value = r.json().await.unwrap();
+    assert_eq!(again["deduplicated"], true);
+    assert_eq!(again["id"], first["id"]);
+
+    let r = post("/api/v1/signals", read_only, json!({"type": "x"})).await;
+    assert_eq!(r.status(), 403);
+    let r = app
+        .client
+        .post(app.url("/api/v1/signals"))
+        .json(&json!({"type": "x"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+    let r = post(
+        "/api/v1/signals",
+        key.clone(),
+        json!({"type": "x", "actor": {"email": "nope"}}),
+    )
+    .await;
+    assert_eq!(r.status(), 400);
+    let e: Value = r.json().await.unwrap();
+    assert_eq!(e["error"]["code"], "BAD_USER_INPUT");
+    assert_eq!(e["error"]["fields"][0]["field"], "actor.email");
+
+    let r = post(
+        "/api/v1/signals/batch",
+        key.clone(),
+        json!({"signals": [
+            {"type": "signup", "actor": {"email": "x@batch.io"}},
+            {"type": 5},
+            {"type": "docs_visit", "actor": {"email": "y@batch.io"}, "timestamp": "yesterday"},
+            {"type": "docs_visit", "actor": {"email": "y@batch.io"}},
+        ]}),
+    )
+    .await;
+    assert_eq!(r.status(), 201);
+    let b: Value = r.json().await.unwrap();
+    assert_eq!(b["summary"]["total"], 4);
+    assert_eq!(b["summary"]["succeeded"], 2);
+    assert_eq!(b["summary"]["failed"], 2);
+    assert_eq!(b["results"][1]["error"]["code"], "BAD_USER_INPUT");
+    assert_eq!(
+        b["results"][2]["error"]["fields"][0]["field"],
+        "signals.2.timestamp"
+    );
+    assert_eq!(b["results"][3]["signal"]["account"]["domain"], "batch.io");
+    let r = post("/api/v1/signals/batch", key, json!({"signals": []})).await;
+    assert_eq!(r.status(), 400);
+}
+
+#[tokio::test]
+async fn segment_calls_identify_group_track() {
+    let app = spawn_app().await;
+    let s = app.register("seg@signals.test", "Segment").await;
+    let key = app.api_key(&s, &["signals:write"]).await;
+    let basic = format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode(format!("{key}:"))
+    );
+    let send = |path: &'static str, body: Value| {
+        let c = app.client.clone();
+        let url = app.url(path);
+        let auth = basic.clone();
+        async move {
+            c.post(url)
+                .header("authorization", auth)
+                .json(&body)
+                .send()
+                .await
+                .unwrap()
+        }
+    };
+    let r = send(
+        "/v1/identify",
+        json!({"userId": "u-42", "traits": {"email": "sam@widgets.dev", "firstName": "Sam", "lastName": "Lee", "title": "CTO"},
+               "messageId": "m-1", "timestamp": Utc::now().to_rfc3339()}),
+    )
+    .await;
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.json::<Value>().await.unwrap()["success"], true);
+    let r = send(
+        "/v1/group",
+        json!({"userId": "u-42", "groupId": "g-1", "traits": {"name": "Widgets Inc", "domain": "widgets.dev", "employees": 30, "industry": "Software"}, "messageId": "m-2"}),
+    )
+    .await;
+    assert_eq!(r.status(), 200);
+    // track with only the product's user id: the contact found through the SEGMENT identity.
+    let r = send(
+        "/v1/track",
+        json!({"userId": "u-42", "event": "Feature Activated", "properties": {"feature": "sso"}, "messageId": "m-3"}),
+    )
+    .await;
+    assert_eq!(r.status(), 200);
+    // Repeated messageId: accepted, deduplicated.
+    let r = send(
+        "/v1/track",
+        json!({"userId": "u-42", "event": "Feature Activated", "messageId": "m-3"}),
+    )
+    .await;
+    assert_eq!(r.json::<Value>().await.unwrap()["deduplicated"], true);
+    let r = send(
+        "/v1/batch",
+        json!({"batch": [
+            {"type": "page", "userId": "u-42", "name": "Pricing", "properties": {"path": "/pricing"}, "messageId": "m-4"},
+            {"type": "track", "userId": "u-42", "messageId": "m-5"},
+        ]}),
+    )
+    .await;
+    assert_eq!(r.status(), 200);
+    let b: Value = r.json().await.unwrap();
+    assert_eq!(b["success"], false, "{b}");
+    assert_eq!(
+        b["results"][1]["error"]["fields"][0]["field"],
+        "batch.1.event"
+    );
+
+    let r = app
+        .graphql_as(
+            s.token(),
+            "{ contacts(first: 10) { edges { node { email firstName lastName title account { name domain size industry } signals(first: 10) { edges { node { type source { kind } } } } } } } }",
+            json!({}),
+        )
+        .await;
+    let contacts = ok(&r)["contacts"]["edges"].as_array().unwrap().clone();
+    assert_eq!(contacts.len(), 1, "{r}");
+    let c = &contacts[0]["node"];
+    assert_eq!(c["email"], "sam@widgets.dev");
+    assert_eq!(c["lastName"], "Lee");
+    assert_eq!(c["title"], "CTO");
+    assert_eq!(c["account"]["name"], "Widgets Inc");
+    assert_eq!(c["account"]["size"], "SMALL");
+    assert_eq!(c["account"]["industry"], "Software");
+    let types: Vec<&str> = c["signals"]["edges"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["node"]["type"].as_str().unwrap())
+        .collect();
+    assert_eq!(types.len(), 4, "{types:?}");
+    assert!(types.contains(&"Feature Activated") && types.contains(&"page_view"));
+    assert!(
+        c["signals"]["edges"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|e| e["node"]["source"]["kind"] == "SEGMENT")
+    );
+
+    // A wrong write key is refused.
+    let r = app
+        .client
+        .post(app.url("/v1/track"))
+        .basic_auth("dsk_wrong", Some(""))
+        .json(&json!({"userId": "x", "event": "y"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+}
+
+/// The reference's worked example (reference 2.1), through ingest and the real rescore job:
+/// 3×api_call 1 d ago, 2×page_view 3 d, 2×repo_star 10 d, 3×signup 20 d; 3 people; one senior
+/// contact; a SMALL company → 12+11+12+15+8+5+10 = 73, WARM.
+#[tokio::test]
+async fn the_worked_example_scores_73_warm() {
+    let app = spawn_app().await;
+    let s = app.register("score@signals.test", "Score").await;
+    let acct = app
+        .graphql_as(
+            s.token(),
+            "mutation { createAccount(input: {name: \"Acme\", domain: \"acme.io\", size: SMALL}) { id } }",
+            json!({}),
+        )
+        .await;
+    let account = ok(&acct)["createAccount"]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    for (email, title) in [
+        ("vp@acme.io", "VP Engineering"),
+        ("c@acme.io", "Contractor"),
+    ] {
+        let r = app
+            .graphql_as(
+                s.token(),
+                "mutation($input: ContactFields!) { createContact(input: $input) { id } }",
+                json!({"input": {"email": email, "title": title, "accountId": account}}),
+            )
+            .await;
+        ok(&r);
+    }
+    let mut inputs = Vec::new();
+    let people = ["a@acme.io", "b@acme.io", "vp@acme.io"];
+    for (n, ty, d) in [
+        (3, "api_call", 1),
+        (2, "page_view", 3),
+        (2, "repo_star", 10),
+        (3, "signup", 20),
+    ] {
+        for i in 0..n {
+            inputs.push(
+                json!({"type": ty, "timestamp": days_ago(d), "actor": {"email": people[i % 3]},
+                               "metadata": {"i": i}}),
+            );
+        }
+    }
+    let r = app
+        .graphql_as(s.token(), INGEST_MANY, json!({"inputs": inputs}))
+        .await;
+    assert_eq!(ok(&r)["ingestSignals"]["summary"]["succeeded"], 10, "{r}");
+    let sc = wait_for_score(&app, &s, &account, 73).await;
+    assert_eq!(sc["tier"], "WARM");
+    assert_eq!(sc["trend"], "STABLE");
+    assert_eq!(sc["signalCount"], 10);
+    assert_eq!(sc["userCount"], 3);
+    let points: Vec<(String, f64)> = sc["factors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| {
+            (
+                f["name"].as_str().unwrap().to_owned(),
+                f["points"].as_f64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        points,
+        [
+            ("user_count", 12.0),
+            ("usage_velocity", 11.0),
+            ("feature_breadth", 12.0),
+            ("engagement_recency", 15.0),
+            ("signal_freshness", 8.0),
+            ("seniority_signals", 5.0),
+            ("firmographic_fit", 10.0),
+        ]
+        .map(|(n, p)| (n.to_owned(), p))
+    );
+    // The first score is a change (from nothing), not a tier transition.
+    let changed = events_of(&app, &s, &["score.changed"]).await;
+    assert_eq!(changed.len(), 1);
+    assert_eq!(changed[0]["payload"]["newScore"], 73);
+    assert!(changed[0]["payload"]["oldScore"].is_null());
+    assert!(events_of(&app, &s, &["tier.changed"]).await.is_empty());
+
+    // topAccounts and orderBy SCORE.
+    let r = app
+        .graphql_as(s.token(), "{ topAccounts(first: 5, tier: WARM) { id score { score } } accounts(first: 5, orderBy: {field: SCORE}) { edges { node { id } } } }", json!({}))
+        .await;
+    assert_eq!(ok(&r)["topAccounts"][0]["id"], account.as_str());
+    assert_eq!(
+        ok(&r)["accounts"]["edges"][0]["node"]["id"],
+        account.as_str()
+    );
+
+    // A new tier threshold: preview shows the change before anything is saved, recompute
+    // applies it, and the transition is one tier.changed event.
+    let cfg = json!({"input": {"thresholds": {"hot": 70, "warm": 50, "cold": 20}}});
+    let r = app
+        .graphql_as(s.token(), "query($input: ScoringConfigInput!) { previewScoringConfig(input: $input) { account { id } currentTier newTier newScore } }", cfg.clone())
+        .await;
+    let p = &ok(&r)["previewScoringConfig"];
+    assert_eq!(p.as_array().unwrap().len(), 1, "{r}");
+    assert_eq!(p[0]["currentTier"], "WARM");
+    assert_eq!(p[0]["newTier"], "HOT");
+    assert_eq!(score_of(&app, &s, &account).await["tier"], "WARM");
+    let r = app
+        .graphql_as(s.token(), "mutation($input: ScoringConfigInput!) { updateScoringConfig(input: $input) { version thresholds { hot } } }", cfg)
+        .await;
+    assert_eq!(ok(&r)["updateScoringConfig"]["version"], 1);
+    let r = app
+        .graphql_as(s.token(), "mutation { recomputeScores }", json!({}))
+        .await;
+    assert_eq!(ok(&r)["recomputeScores"], 1);
+    let sc = score_of(&app, &s, &account).await;
+    assert_eq!(sc["tier"], "HOT");
+    assert_eq!(sc["configVersion"], 1);
+    let tiers = events_of(&app, &s, &["tier.changed"]).await;
+    assert_eq!(tiers.len(), 1);
+    assert_eq!(tiers[0]["payload"]["oldTier"], "WARM");
+    assert_eq!(tiers[0]["payload"]["newTier"], "HOT");
+    // Same score again: no new score.changed.
+    let r = app
+        .graphql_as(s.token(), "mutation { recomputeScores }", json!({}))
+        .await;
+    ok(&r);
+    assert_eq!(events_of(&app, &s, &["score.changed"]).await.len(), 1);
+
+    // Config validation and rights.
+    let r = app
+        .graphql_as(s.token(), "mutation { updateScoringConfig(input: {thresholds: {hot: 40, warm: 50, cold: 20}}) { version } }", json!({}))
+        .await;
+    assert_code(&r, "BAD_USER_INPUT");
+    let member = app.add_member(&s, "m@signals.test", "MEMBER").await;
+    let r = app
+        .graphql_as(member.token(), "mutation { recomputeScores }", json!({}))
+        .await;
+    assert_code(&r, "FORBIDDEN");
+    let r = app
+        .graphql_as(
+            member.token(),
+            "{ scoringConfig { version thresholds { hot warm cold } weights { factor weight } } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(ok(&r)["scoringConfig"]["version"], 1);
+    assert_eq!(
+        ok(&r)["scoringConfig"]["weights"][0],
+        json!({"factor": "user_count", "weight": 20.0})
+    );
+}
+
+#[tokio::test]
+async fn a_burst_of_signals_rescored_a_few_times_not_per_signal() {
+    let app = spawn_app().await;
+    let s = app.register("burst@signals.test", "Burst").await;
+    for round in 0..5 {
+        let inputs: Vec<Value> = (0..100)
+            .map(|i| json!({"type": "api_call", "actor": {"email": format!("u{}@burst.io", i % 7)}, "metadata": {"n": round * 100 + i}}))
+            .collect();
+        let r = app
+            .graphql_as(s.token(), INGEST_MANY, json!({"inputs": inputs}))
+            .await;
+        assert_eq!(ok(&r)["ingestSignals"]["summary"]["succeeded"], 100);
+    }
+    let r = app
+        .graphql_as(
+            s.token(),
+            "{ accounts(first: 5) { edges { node { id } } } }",
+            json!({}),
+        )
+        .await;
+    let account = ok(&r)["accounts"]["edges"][0]["node"]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    eventually(
+        Duration::from_secs(20),
+        "the score to count all 500",
+        || async {
+            let sc = score_of(&app, &s, &account).await;
+            (sc["signalCount"].as_i64() == Some(500)).then_some(())
+        },
+    )
+    .await;
+    let r = app
+        .graphql_as(
+            s.token(),
+            "{ jobs(queue: \"score-computation\", first: 100) { edges { node { name state } } } }",
+            json!({}),
+        )
+        .await;
+    let n = ok(&r)["jobs"]["edges"].as_array().map_or(0, Vec::len);
+    assert!(
+        (1..=5).contains(&n),
+        "500 signals in 5 batches took {n} rescore jobs: {r}"
+    );
+}
+
+#[tokio::test]
+async fn concurrent_ingest_never_duplicates_accounts_or_contacts() {
+    let app = spawn_app().await;
+    let s = app.register("race@signals.test", "Race").await;
+    let mut tasks = Vec::new();
+    for i in 0..8 {
+        let c = app.client.clone();
+        let url = app.url("/api/v1/graphql");
+        let token = s.access_token.clone();
+        tasks.push(tokio::spawn(async move {
+            c.post(url)
+                .bearer_auth(token)
+                .json(&json!({"query": INGEST, "variables": {"input": {
+                    "type": "signup", "actor": {"email": "same@race.io"}, "metadata": {"i": i}}}}))
+                .send()
+                .await
+                .unwrap()
+                .json::<Value>()
+                .await
+                .unwrap()
+        }));
+    }
+    for t in tasks {
+        let r = t.await.unwrap();
+        ok(&r);
+    }
+    let r = app
+        .graphql_as(s.token(), "{ accounts(first: 10) { totalCount } contacts(first: 10) { totalCount } signals(first: 10) { totalCount } }", json!({}))
+        .await;
+    assert_eq!(ok(&r)["accounts"]["totalCount"], 1);
+    assert_eq!(ok(&r)["contacts"]["totalCount"], 1);
+    assert_eq!(ok(&r)["signals"]["totalCount"], 8);
+}
+
+#[tokio::test]
+async fn queries_sources_timeline_usage_and_isolation() {
+    let app = spawn_app().await;
+    let (a, b) = app.two_tenants().await;
+    // Sources: secrets are write-only.
+    let r = app
+        .graphql_as(
+            a.token(),
+            "mutation { createSignalSource(input: {kind: \"GITHUB\", name: \"Repos\", config: {repos: [\"x/y\"]}, secrets: {token: \"ghp_secret\"}}) { id kind status secretNames config } }",
+            json!({}),
+        )
+        .await;
+    let src = ok(&r)["createSignalSource"].clone();
+    assert_eq!(src["secretNames"], json!(["token"]));
+    assert!(!r.to_string().contains("ghp_secret"));
+    let src_id = src["id"].as_str().unwrap().to_owned();
+    let r = app
+        .graphql_as(
+            a.token(),
+            "mutation { createSignalSource(input: {kind: \"FAX\", name: \"x\"}) { id } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(crate::crm_accounts::field(&r), "kind");
+
+    for (d, ty) in [(5, "repo_star"), (1, "repo_fork"), (3, "issue_opened")] {
+        let r = ingest(
+            &app,
+            &a,
+            json!({"type": ty, "sourceId": src_id, "timestamp": days_ago(d), "actor": {"github": "dev1"}, "account": {"domain": "tl.io"}}),
+        )
+        .await;
+        ok(&r);
+    }
+    let r = app
+        .graphql_as(a.token(), "{ signals(first: 2) { totalCount pageInfo { hasNextPage endCursor } edges { node { type source { name } } } } }", json!({}))
+        .await;
+    let page = &ok(&r)["signals"];
+    assert_eq!(page["totalCount"], 3);
+    let types: Vec<&str> = page["edges"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["node"]["type"].as_str().unwrap())
+        .collect();
+    assert_eq!(types, ["repo_fork", "issue_opened"], "newest event first");
+    let r = app
+        .graphql_as(a.token(), "query($after: String) { signals(first: 2, after: $after) { edges { node { type } } } }", json!({"after": page["pageInfo"]["endCursor"]}))
+        .await;
+    assert_eq!(ok(&r)["signals"]["edges"][0]["node"]["type"], "repo_star");
+    let r = app
+        .graphql_as(
+            a.token(),
+            "{ signals(first: 10, filter: {type: [\"repo_star\"]}) { totalCount } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(ok(&r)["signals"]["totalCount"], 1);
+
+    // Timeline: signals and activities together, newest first.
+    let r = app
+        .graphql_as(
+            a.token(),
+            "{ accounts(first: 1) { edges { node { id } } } }",
+            json!({}),
+        )
+        .await;
+    let account = ok(&r)["accounts"]["edges"][0]["node"]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let r = app
+        .graphql_as(a.token(), "mutation($a: ID!) { createActivity(input: {type: NOTE, title: \"Called them\", accountId: $a}) { id } }", json!({"a": account}))
+        .await;
+    ok(&r);
+    let r = app
+        .graphql_as(a.token(), "query($id: ID!) { account(id: $id) { timeline(first: 3) { totalCount edges { node { __typename ... on Signal { type } ... on Activity { title } } } } signals(first: 5) { totalCount } } }", json!({"id": account}))
+        .await;
+    let t = &ok(&r)["account"]["timeline"];
+    assert_eq!(t["totalCount"], 4);
+    assert_eq!(t["edges"][0]["node"]["__typename"], "Activity");
+    assert_eq!(t["edges"][1]["node"]["type"], "repo_fork");
+    assert_eq!(ok(&r)["account"]["signals"]["totalCount"], 3);
+
+    let r = app
+        .graphql_as(
+            a.token(),
+            "{ usage { signalsThisMonth contacts periodStart } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(ok(&r)["usage"]["signalsThisMonth"], 3);
+    assert_eq!(ok(&r)["usage"]["contacts"], 1);
+
+    // Tenant B sees none of it and cannot use A's source, account or contact.
+    let r = app
+        .graphql_as(b.token(), "{ signals(first: 10) { totalCount } signalSources { id } usage { signalsThisMonth contacts } }", json!({}))
+        .await;
+    assert_eq!(ok(&r)["signals"]["totalCount"], 0);
+    assert_eq!(ok(&r)["signalSources"], json!([]));
+    assert_eq!(ok(&r)["usage"]["signalsThisMonth"], 0);
+    for (input, field) in [
+        (json!({"type": "x", "sourceId": src_id}), "sourceId"),
+        (json!({"type": "x", "accountId": account}), "accountId"),
+    ] {
+        let r = ingest(&app, &b, input).await;
+        assert_eq!(crate::crm_accounts::field(&r), field);
+    }
+    // B's own signal for the same domain creates B's own account.
+    let r = ingest(
+        &app,
+        &b,
+        json!({"type": "x", "account": {"domain": "tl.io"}, "actor": {"github": "dev1"}}),
+    )
+    .await;
+    let theirs = ok(&r)["ingestSignal"]["signal"]["account"]["id"].clone();
+    assert_ne!(theirs.as_str(), Some(account.as_str()));
+    let r = app
+        .graphql_as(
+            b.token(),
+            "query($id: ID!) { signal(id: $id) { id } }",
+            json!({"id": page["edges"][0]["node"]["id"]}),
+        )
+        .await;
+    assert!(r.get("errors").is_some());
+
+    // A paused source refuses new signals.
+    let r = app
+        .graphql_as(a.token(), "mutation($id: ID!) { updateSignalSource(id: $id, input: {status: PAUSED, secrets: {token: null}}) { status secretNames } }", json!({"id": src_id}))
+        .await;
+    assert_eq!(
+        ok(&r)["updateSignalSource"],
+        json!({"status": "PAUSED", "secretNames": []})
+    );
+    let r = ingest(&app, &a, json!({"type": "x", "sourceId": src_id})).await;
+    assert_eq!(crate::crm_accounts::field(&r), "sourceId");
+}
