@@ -10,6 +10,8 @@
 //! order. SQLite serialises writers anyway. Append the event as the last write of a transaction to
 //! keep the lock short.
 
+use std::sync::atomic::{AtomicU64, Ordering};
+
 use chrono::{DateTime, Utc};
 use entity::events;
 use sea_orm::{
@@ -48,6 +50,17 @@ pub const TYPES: &[&str] = &[
 
 /// A key no other DevSignal lock uses: orders event appends on PostgreSQL.
 const EVENTS_LOCK_KEY: i64 = 0x6465_7673_6967_6e02;
+
+/// Events appended by this process (committed or not). A request or job that sees it change
+/// between its start and its end has appended events, so once it is over (committed) it tells
+/// the live-event tailers to read the log (`server::live`), instead of every request waking
+/// them.
+static APPENDED: AtomicU64 = AtomicU64::new(0);
+
+/// How many events this process has appended so far (see [`APPENDED`]).
+pub fn appended() -> u64 {
+    APPENDED.load(Ordering::Relaxed)
+}
 
 /// One entry of the log.
 #[derive(Debug, Clone, PartialEq)]
@@ -113,6 +126,7 @@ pub async fn append(
     }
     .insert(txn)
     .await?;
+    APPENDED.fetch_add(1, Ordering::Relaxed);
     Ok(model.into())
 }
 
@@ -156,6 +170,7 @@ pub async fn append_many(
             ..Default::default()
         })
         .collect();
+    APPENDED.fetch_add(rows.len() as u64, Ordering::Relaxed);
     let mut rows = rows.into_iter().peekable();
     while rows.peek().is_some() {
         let chunk: Vec<events::ActiveModel> = rows.by_ref().take(500).collect();
@@ -224,6 +239,47 @@ pub async fn list(
     actor.require_scope("admin")?;
     validate_types("types", &query.types)?;
     read(db, actor.organization_id, query).await
+}
+
+/// Every organization's events after `after`, in sequence order, at most `limit` (capped at
+/// [`MAX_PAGE`]): what a process's live-event tailer reads to fan events out to its
+/// subscribers. Appends commit in `seq` order (see the module docs), so reading on from the last
+/// `seq` seen never skips one.
+pub async fn tail(db: &impl ConnectionTrait, after: i64, limit: u64) -> Result<Vec<Event>> {
+    Ok(events::Entity::find()
+        .filter(events::Column::Seq.gt(after))
+        .order_by_asc(events::Column::Seq)
+        .limit(limit.clamp(1, MAX_PAGE))
+        .all(db)
+        .await?
+        .into_iter()
+        .map(Event::from)
+        .collect())
+}
+
+/// The newest sequence number of the whole log (0 when empty).
+pub async fn latest_seq_all(db: &impl ConnectionTrait) -> Result<i64> {
+    let max: Option<Option<i64>> = events::Entity::find()
+        .select_only()
+        .column_as(events::Column::Seq.max(), "max_seq")
+        .into_tuple()
+        .one(db)
+        .await?;
+    Ok(max.flatten().unwrap_or(0))
+}
+
+/// May `actor` follow events of `event_type` live? New signals need `signals:read`, score and
+/// tier changes `accounts:read` (any member); the log as a whole, like the `events` query, is
+/// for ADMINs.
+pub fn may_follow(actor: &Actor, event_type: &str) -> Result<()> {
+    match event_type {
+        "signal.created" => actor.require_scope("signals:read"),
+        "score.changed" | "tier.changed" => actor.require_scope("accounts:read"),
+        _ => {
+            actor.require_role(Role::Admin)?;
+            actor.require_scope("admin")
+        }
+    }
 }
 
 /// The newest sequence number of the organization's log (0 when empty).

@@ -48,6 +48,12 @@ pub async fn enqueue_rescore(
 
 /// Signals older than this (by event time) do not count.
 pub const WINDOW_DAYS: i64 = 90;
+/// Day boundaries of the model (the 90-day window, "the last 7 days", "≤ 1 day since the
+/// latest signal", …) are inclusive and allow this much for the moment between a signal's
+/// arrival and its scoring: a signal sent "exactly 1 day ago" is still 1 day old when the rescore
+/// runs seconds later (and the reference's worked example comes out exact), while 1.5 days is
+/// past the 1-day boundary, as the published formulas say.
+pub const BOUNDARY_GRACE: chrono::Duration = chrono::Duration::minutes(10);
 /// A score moving at least this much is RISING or FALLING.
 pub const TREND_DELTA: i32 = 5;
 
@@ -337,11 +343,16 @@ fn days(d: chrono::Duration) -> f64 {
     d.num_milliseconds() as f64 / 86_400_000.0
 }
 
-/// The 7-factor model of reference 2.1 at time `now`. "Within N days" and "days since" count
-/// whole days elapsed, so a signal sent "1 day ago" still counts as 1 day when the rescore runs
-/// a moment later; decay uses exact (fractional) ages.
+/// The start of the 90-day window at `now` (with [`BOUNDARY_GRACE`]).
+pub fn window_start(now: DateTime<Utc>) -> DateTime<Utc> {
+    now - chrono::Duration::days(WINDOW_DAYS) - BOUNDARY_GRACE
+}
+
+/// The 7-factor model of reference 2.1 at time `now`. Ages are exact (fractional days); the
+/// day boundaries allow [`BOUNDARY_GRACE`].
 pub fn compute(config: &Config, inputs: &Inputs, now: DateTime<Utc>) -> Computed {
-    let window_start = now - chrono::Duration::days(WINDOW_DAYS);
+    let grace = days(BOUNDARY_GRACE);
+    let window_start = window_start(now);
     let signals: Vec<&SignalPoint> = inputs
         .signals
         .iter()
@@ -360,7 +371,7 @@ pub fn compute(config: &Config, inputs: &Inputs, now: DateTime<Utc>) -> Computed
         let age = days(now - s.timestamp);
         let w = decay(config.half_life(&s.signal_type), age);
         total_w += w;
-        if age.max(0.0).floor() <= 7.0 {
+        if age <= 7.0 + grace {
             week_w += w;
         }
     }
@@ -378,15 +389,13 @@ pub fn compute(config: &Config, inputs: &Inputs, now: DateTime<Utc>) -> Computed
         (20.0 * week_w / total_w).round()
     };
     let breadth = (3.0 * types.len() as f64).min(15.0);
-    let since = inputs
-        .last_signal_at
-        .map(|t| days(now - t).max(0.0).floor());
+    let since = inputs.last_signal_at.map(|t| days(now - t).max(0.0));
     let recency = match since {
         None => 0.0,
-        Some(d) if d <= 1.0 => 15.0,
-        Some(d) if d <= 3.0 => 12.0,
-        Some(d) if d <= 7.0 => 8.0,
-        Some(d) if d <= 14.0 => 4.0,
+        Some(d) if d <= 1.0 + grace => 15.0,
+        Some(d) if d <= 3.0 + grace => 12.0,
+        Some(d) if d <= 7.0 + grace => 8.0,
+        Some(d) if d <= 14.0 + grace => 4.0,
         Some(_) => 0.0,
     };
     let avg_w = if n == 0 { 0.0 } else { total_w / n as f64 };
@@ -424,7 +433,10 @@ pub fn compute(config: &Config, inputs: &Inputs, now: DateTime<Utc>) -> Computed
             breadth,
             json!({"distinctTypes": types.len(), "types": types}),
         ),
-        (recency, json!({"daysSinceLastSignal": since})),
+        (
+            recency,
+            json!({"daysSinceLastSignal": since.map(|d| (d * 100.0).round() / 100.0)}),
+        ),
         (
             freshness,
             json!({"averageWeight": round3(avg_w), "signals": n}),
@@ -518,6 +530,46 @@ mod tests {
     }
 
     #[test]
+    fn day_boundaries_follow_the_formulas_with_a_small_grace() {
+        let now = Utc::now();
+        let one = |age: chrono::Duration, t: &str| Inputs {
+            signals: vec![SignalPoint {
+                signal_type: t.into(),
+                timestamp: now - age,
+                contact_id: None,
+            }],
+            last_signal_at: Some(now - age),
+            ..Default::default()
+        };
+        let recency =
+            |age| compute(&Config::default(), &one(age, "api_call"), now).factors[3].points;
+        let hours = chrono::Duration::hours;
+        assert_eq!(recency(hours(24) + chrono::Duration::seconds(5)), 15.0);
+        assert_eq!(
+            recency(hours(36)),
+            12.0,
+            "1.5 days is past the 1-day boundary"
+        );
+        assert_eq!(recency(hours(72)), 12.0);
+        assert_eq!(recency(hours(7 * 24 + 1)), 4.0);
+        assert_eq!(recency(hours(15 * 24)), 0.0);
+        // The last 7 days: one signal just inside and one just outside.
+        let mut two = one(hours(7 * 24) + chrono::Duration::seconds(5), "api_call");
+        two.signals.push(SignalPoint {
+            signal_type: "api_call".into(),
+            timestamp: now - hours(8 * 24),
+            contact_id: None,
+        });
+        let c = compute(&Config::default(), &two, now);
+        let w7 = decay(14.0, 7.0);
+        let w8 = decay(14.0, 8.0);
+        assert_eq!(c.factors[1].points, (20.0 * w7 / (w7 + w8)).round());
+        // Outside the 90-day window: not counted at all.
+        let old = compute(&Config::default(), &one(hours(91 * 24), "signup"), now);
+        assert_eq!(old.signal_count, 0);
+    }
+
+    #[test]
     fn an_empty_account_scores_5_inactive() {
         let c = compute(&Config::default(), &Inputs::default(), Utc::now());
         assert_eq!(c.score, 5);
@@ -600,7 +652,7 @@ pub async fn load_inputs(
         }
     }
     let ids: Vec<Uuid> = out.keys().copied().collect();
-    let since = now - chrono::Duration::days(WINDOW_DAYS);
+    let since = window_start(now);
     for chunk in ids.chunks(500) {
         let rows: Vec<(Uuid, String, DateTime<Utc>, Option<Uuid>)> = signals::Entity::find()
             .select_only()
@@ -761,7 +813,7 @@ pub async fn scorable_accounts(
     db: &impl ConnectionTrait,
     organization_id: Uuid,
 ) -> Result<Vec<Uuid>> {
-    let since = Utc::now() - chrono::Duration::days(WINDOW_DAYS);
+    let since = window_start(Utc::now());
     let mut ids: Vec<Uuid> = account_scores::Entity::find()
         .select_only()
         .column(account_scores::Column::AccountId)

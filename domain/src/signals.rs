@@ -1352,9 +1352,37 @@ pub fn event_payload(s: &signals::Model, account_tier: Option<&str>) -> Value {
         "accountId": s.account_id,
         "anonymousId": s.anonymous_id,
         "metadata": s.metadata,
+        "idempotencyKey": s.idempotency_key,
         "timestamp": s.timestamp,
         "createdAt": s.created_at,
         "accountTier": account_tier,
+    })
+}
+
+/// The signal a `signal.created` event describes (what live subscriptions hand out without
+/// reading the row again). `None` when the payload is not one.
+pub fn from_event(event: &events::Event) -> Option<signals::Model> {
+    let p = &event.payload;
+    let uuid = |k: &str| p.get(k)?.as_str().and_then(|s| Uuid::parse_str(s).ok());
+    let text = |k: &str| p.get(k)?.as_str().map(str::to_owned);
+    let time = |k: &str| {
+        DateTime::parse_from_rfc3339(p.get(k)?.as_str()?)
+            .ok()
+            .map(|t| t.with_timezone(&Utc))
+    };
+    Some(signals::Model {
+        id: uuid("id")?,
+        organization_id: event.organization_id,
+        source_id: uuid("sourceId")?,
+        signal_type: text("type")?,
+        contact_id: uuid("contactId"),
+        account_id: uuid("accountId"),
+        anonymous_id: text("anonymousId"),
+        metadata: p.get("metadata").cloned().unwrap_or_else(|| json!({})),
+        idempotency_key: text("idempotencyKey"),
+        dedupe_key: String::new(),
+        timestamp: time("timestamp")?,
+        created_at: time("createdAt")?,
     })
 }
 

@@ -103,6 +103,10 @@ pub struct Config {
     pub webhook_disable_after: Duration,
     /// `WEBHOOK_POLL_INTERVAL_MS`: how often the delivery loop looks for new events and retries.
     pub webhook_poll_interval: Duration,
+    /// `EVENTS_POLL_INTERVAL_MS`: how often a serving process reads the event log for live
+    /// subscriptions when nothing woke it (commits in this process, and with Redis in any
+    /// process, wake it at once).
+    pub events_poll_interval: Duration,
     /// `ENCRYPTION_KEY` (64 hex characters): encrypts stored secrets such as webhook signing
     /// secrets. Required in production; generated into `DATA_DIR/secrets.json` otherwise.
     pub encryption_key: Option<SecretString>,
@@ -363,6 +367,7 @@ impl Config {
         };
         let webhook_poll_interval = millis(&mut r, "WEBHOOK_POLL_INTERVAL_MS", 1000);
         let job_poll_interval = millis(&mut r, "JOB_POLL_INTERVAL_MS", 1000);
+        let events_poll_interval = millis(&mut r, "EVENTS_POLL_INTERVAL_MS", 1000);
         let scheduler_enabled = match r.get("SCHEDULER_ENABLED") {
             None => true,
             Some(_) => r.flag("SCHEDULER_ENABLED"),
@@ -512,6 +517,7 @@ impl Config {
                 Duration::from_secs(5 * 86400),
             ),
             webhook_poll_interval,
+            events_poll_interval,
             encryption_key,
             run_worker: true,
             job_lease: r.duration("JOB_LEASE_SECONDS", Duration::from_secs(30)),

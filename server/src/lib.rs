@@ -11,6 +11,7 @@ pub mod config;
 pub mod graphql;
 pub mod http;
 pub mod jobs_cli;
+pub mod live;
 pub mod metrics;
 pub mod redis;
 pub mod state;
@@ -74,8 +75,16 @@ pub async fn build_state(config: Config, shutdown: CancellationToken) -> anyhow:
         config.webhook_timeout,
     )
     .context("webhook HTTP client")?;
+    let live = live::Live::new(
+        db.clone(),
+        redis.clone().zip(config.redis_url.clone()),
+        &config.redis_key_prefix,
+        config.events_poll_interval,
+        shutdown.clone(),
+    );
     Ok(AppState {
         webhooks,
+        live,
         identity: Arc::new(identity),
         config: Arc::new(config),
         db,
@@ -114,7 +123,10 @@ pub async fn start_worker(state: &AppState) -> anyhow::Result<tokio::task::JoinH
             poll_interval: state.config.job_poll_interval,
             shutdown_grace: state.config.job_shutdown_grace,
         },
-        state.metrics.clone(),
+        Arc::new(WorkerObserver {
+            metrics: state.metrics.clone(),
+            live: state.live.clone(),
+        }),
         state.shutdown.clone(),
     ));
     let webhooks = tokio::spawn(jobs::webhook_delivery::run(
@@ -143,6 +155,21 @@ pub async fn start_worker(state: &AppState) -> anyhow::Result<tokio::task::JoinH
             tracing::error!("the webhook delivery loop panicked");
         }
     }))
+}
+
+/// What the worker reports: job metrics, and commits of events (which wake live subscribers).
+struct WorkerObserver {
+    metrics: Arc<metrics::Metrics>,
+    live: live::Live,
+}
+
+impl jobs::worker::Observer for WorkerObserver {
+    fn job_finished(&self, queue: &str, name: &str, elapsed: Duration, ok: bool) {
+        jobs::worker::Observer::job_finished(self.metrics.as_ref(), queue, name, elapsed, ok);
+    }
+    fn events_committed(&self) {
+        self.live.committed();
+    }
 }
 
 /// Serves `listener` until `state.shutdown` is cancelled, then stops accepting, lets in-flight

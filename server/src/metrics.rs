@@ -27,6 +27,15 @@ pub struct Metrics {
     pub job_duration: Family<JobLabels, Histogram>,
     /// SQL statements sent to the database (installed on the pool by `build_state`).
     pub db_statements: Counter,
+    /// Signals offered to ingest, by outcome (`created`, `deduplicated`, `rejected`).
+    pub signals_ingested: Family<OutcomeLabels, Counter>,
+    /// Live GraphQL subscriptions this process serves (set at each scrape).
+    pub live_subscriptions: Gauge,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct OutcomeLabels {
+    pub outcome: String,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -91,14 +100,44 @@ impl Metrics {
             "SQL statements sent to the database",
             db_statements.clone(),
         );
+        let signals_ingested = Family::<OutcomeLabels, Counter>::default();
+        registry.register(
+            "signals_ingested",
+            "Signals offered to ingest by this process, by outcome (created, deduplicated, rejected)",
+            signals_ingested.clone(),
+        );
+        let live_subscriptions = Gauge::default();
+        registry.register(
+            "live_subscriptions",
+            "GraphQL subscriptions this process is serving",
+            live_subscriptions.clone(),
+        );
         Self {
             registry,
+            signals_ingested,
+            live_subscriptions,
             http_requests,
             http_request_duration,
             queue_depth,
             jobs_finished,
             job_duration,
             db_statements,
+        }
+    }
+
+    /// Counts the outcomes of one ingest call.
+    pub fn count_ingest<T, E>(&self, results: &[Result<T, E>], deduplicated: impl Fn(&T) -> bool) {
+        for r in results {
+            let outcome = match r {
+                Ok(v) if deduplicated(v) => "deduplicated",
+                Ok(_) => "created",
+                Err(_) => "rejected",
+            };
+            self.signals_ingested
+                .get_or_create(&OutcomeLabels {
+                    outcome: outcome.into(),
+                })
+                .inc();
         }
     }
 

@@ -24,4 +24,6 @@ pub struct AppState {
     pub identity: Arc<crate::auth::Identity>,
     /// The webhook HTTP sender with its settings and the secrets cipher (issue 7).
     pub webhooks: jobs::webhook_delivery::Sender,
+    /// Live events for subscriptions, and the wake-ups that make them live (issue 6).
+    pub live: crate::live::Live,
 }

@@ -196,6 +196,13 @@ pub async fn spawn_app_with(extra: &[(&str, &str)]) -> TestApp {
 pub async fn spawn_on(test_db: TestDatabase, vars: HashMap<String, String>) -> TestApp {
     init_once();
     let config = Config::from_vars(&vars).expect("test configuration is valid");
+    spawn_config(test_db, config).await
+}
+
+/// Starts the server on a given database with this configuration (e.g. `run_worker = false`
+/// for a `serve --no-worker` replica).
+pub async fn spawn_config(test_db: TestDatabase, config: Config) -> TestApp {
+    init_once();
     let state = server::build_state(config, CancellationToken::new())
         .await
         .expect("server state");

@@ -10,6 +10,7 @@ pub mod crm;
 mod errors;
 pub mod identity;
 pub mod jobs;
+pub mod live;
 pub mod signals;
 mod system;
 pub mod webhooks;
@@ -56,7 +57,7 @@ pub struct MutationRoot(
 );
 
 #[derive(MergedSubscription, Default)]
-pub struct SubscriptionRoot(system::SystemSubscription);
+pub struct SubscriptionRoot(system::SystemSubscription, live::LiveSubscription);
 
 pub type AppSchema = Schema<QueryRoot, MutationRoot, SubscriptionRoot>;
 

@@ -12,8 +12,11 @@ use uuid::Uuid;
 use super::crm::loaders::{AccountId, ContactId, CrmLoader};
 use super::crm::types::{Account, Contact, load};
 use super::crm::{CrmConnection, connection, page_request};
-use super::identity::{meta, state};
+use super::identity::{client_ip, meta, state};
+use crate::auth::ratelimit::Limiter;
 use crate::graphql::{GqlResultExt, actor, gql_error};
+use crate::http::graphql::count_against;
+use crate::http::signals::{ingest, ingest_one_signal};
 
 /// A PQA tier.
 #[derive(Enum, Copy, Clone, Eq, PartialEq, Debug)]
@@ -735,9 +738,17 @@ impl SignalMutation {
         input: SignalInput,
     ) -> async_graphql::Result<IngestSignalPayload> {
         let st = state(ctx)?;
-        let r = domain::signals::ingest(&st.db, actor(ctx)?, input.into())
+        count_against(st, &client_ip(ctx), Limiter::Signal)
             .await
             .gql()?;
+        let r = ingest_one_signal(
+            st,
+            actor(ctx)?,
+            input.into(),
+            domain::signals::system_source::API,
+        )
+        .await
+        .gql()?;
         Ok(IngestSignalPayload {
             signal: Signal(r.signal),
             deduplicated: r.deduplicated,
@@ -752,9 +763,12 @@ impl SignalMutation {
         inputs: Vec<SignalInput>,
     ) -> async_graphql::Result<IngestSignalsPayload> {
         let st = state(ctx)?;
+        count_against(st, &client_ip(ctx), Limiter::Signal)
+            .await
+            .gql()?;
         let inputs = inputs.into_iter().map(Into::into).collect();
-        let results = domain::signals::ingest_many(
-            &st.db,
+        let results = ingest(
+            st,
             actor(ctx)?,
             inputs,
             "inputs",

@@ -123,7 +123,17 @@ async fn ws_actor(
 /// Counts one sign-in attempt of the request's client against the `auth` limiter (GraphQL
 /// `register`, `login` and `requestPasswordReset` share it with their REST twins).
 pub async fn count_auth_attempt(state: &AppState, ip: &ClientIp) -> Result<(), domain::Error> {
-    let d = state.identity.limiter.hit(Limiter::Auth, &ip.0).await;
+    count_against(state, ip, Limiter::Auth).await
+}
+
+/// Counts one GraphQL operation of the request's client against `limiter` (beyond the `api`
+/// limiter every GraphQL request counts against), e.g. ingest mutations against `signal`.
+pub async fn count_against(
+    state: &AppState,
+    ip: &ClientIp,
+    limiter: Limiter,
+) -> Result<(), domain::Error> {
+    let d = state.identity.limiter.hit(limiter, &ip.0).await;
     if d.allowed {
         Ok(())
     } else {

@@ -144,6 +144,10 @@ async fn metrics(State(state): State<AppState>) -> Response {
         Ok(counts) => state.metrics.set_queue_depths(&counts),
         Err(e) => tracing::warn!(error = %e, "reading queue depths for /metrics failed"),
     }
+    state
+        .metrics
+        .live_subscriptions
+        .set(i64::try_from(state.live.subscribers()).unwrap_or(i64::MAX));
     (
         [(
             header::CONTENT_TYPE,
@@ -190,7 +194,12 @@ async fn observe(State(state): State<AppState>, req: Request, next: Next) -> Res
         organizationId = tracing::field::Empty,
         userId = tracing::field::Empty,
     );
+    let appended_before = domain::events::appended();
     let resp = next.run(req).instrument(span.clone()).await;
+    if domain::events::appended() != appended_before {
+        // The request appended events and has committed them: live subscribers may read them.
+        state.live.committed();
+    }
     let status = resp.status().as_u16();
     let elapsed = start.elapsed();
     let ms = elapsed.as_millis();

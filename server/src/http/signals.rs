@@ -37,6 +37,33 @@ pub fn routes() -> Router<AppState> {
         .route("/v1/import", post(segment_batch))
 }
 
+/// Every ingest path of the server ends here: the one domain call, counted in the metrics.
+pub(crate) async fn ingest(
+    state: &AppState,
+    actor: &Actor,
+    inputs: Vec<Input>,
+    prefix: &str,
+    default_source: &str,
+) -> Result<Vec<Result<Ingested, domain::Error>>, domain::Error> {
+    let results =
+        domain::signals::ingest_many(&state.db, actor, inputs, prefix, default_source).await?;
+    state.metrics.count_ingest(&results, |i| i.deduplicated);
+    Ok(results)
+}
+
+/// One signal through [`ingest`].
+pub(crate) async fn ingest_one_signal(
+    state: &AppState,
+    actor: &Actor,
+    input: Input,
+    default_source: &str,
+) -> Result<Ingested, domain::Error> {
+    ingest(state, actor, vec![input], "", default_source)
+        .await?
+        .pop()
+        .ok_or_else(|| domain::Error::Internal("no signal ingested".into()))?
+}
+
 async fn actor_of(state: &AppState, headers: &HeaderMap) -> Result<Actor, ApiError> {
     match crate::auth::authenticate(state, headers).await? {
         Some(a) => Ok(a),
@@ -216,7 +243,8 @@ async fn ingest_one(State(state): State<AppState>, headers: HeaderMap, body: Byt
     let result = async {
         let actor = actor_of(&state, &headers).await?;
         let input = rest_input(parse_json(&body)?, "")?;
-        let out = domain::signals::ingest(&state.db, &actor, input).await?;
+        let out =
+            ingest_one_signal(&state, &actor, input, domain::signals::system_source::API).await?;
         let rel = related(&state, actor.organization_id, &[&out]).await?;
         let status = if out.deduplicated {
             StatusCode::OK
@@ -251,7 +279,7 @@ async fn ingest_batch(State(state): State<AppState>, headers: HeaderMap, body: B
             items,
             "signals",
             domain::signals::system_source::API,
-            |v, p| rest_input(v, p),
+            rest_input,
         )
         .await
         .map(|(status, body)| (status, axum::Json(body)).into_response())
@@ -291,7 +319,7 @@ async fn run_batch(
     let mut ingested: Vec<Option<Result<Ingested, domain::Error>>> = if inputs.is_empty() {
         Vec::new()
     } else {
-        domain::signals::ingest_many(&state.db, actor, inputs, prefix, default_source)
+        ingest(state, actor, inputs, prefix, default_source)
             .await?
             .into_iter()
             .map(Some)
@@ -506,10 +534,10 @@ fn segment_input(msg: Value, kind: Option<&str>, prefix: &str) -> Result<Input, 
         metadata = json!({});
     }
     if let Some(m) = metadata.as_object_mut() {
-        if kind == "page" || kind == "screen" {
-            if let Some(n) = str_at(&msg, &["name"]) {
-                m.entry("name").or_insert(json!(n));
-            }
+        if (kind == "page" || kind == "screen")
+            && let Some(n) = str_at(&msg, &["name"])
+        {
+            m.entry("name").or_insert(json!(n));
         }
         if kind == "group"
             && let Some(g) = string_at(&msg, &["groupId"])
@@ -598,16 +626,13 @@ async fn segment_single(
         let msg = parse_json(&body)?;
         let actor = segment_actor(&state, &headers, &msg).await?;
         let input = segment_input(msg, Some(&kind), "")?;
-        let out = domain::signals::ingest_many(
-            &state.db,
+        let out = ingest_one_signal(
+            &state,
             &actor,
-            vec![input],
-            "",
+            input,
             domain::signals::system_source::SEGMENT,
         )
-        .await?
-        .pop()
-        .ok_or_else(|| domain::Error::Internal("no result".into()))??;
+        .await?;
         Ok::<_, ApiError>(segment_ok(json!({
             "success": true,
             "signalId": out.signal.id,

@@ -783,3 +783,30 @@ async fn queries_sources_timeline_usage_and_isolation() {
     let r = ingest(&app, &a, json!({"type": "x", "sourceId": src_id})).await;
     assert_eq!(crate::crm_accounts::field(&r), "sourceId");
 }
+
+#[tokio::test]
+async fn ingest_mutations_count_against_the_signal_limiter_and_the_metrics() {
+    let app = devsignal_tests::spawn_app_with(&[("RATE_LIMIT_SIGNAL", "3")]).await;
+    let s = app.register("limits@signals.test", "Limits").await;
+    for i in 0..3 {
+        let r = ingest(&app, &s, json!({"type": "api_call", "metadata": {"i": i}})).await;
+        ok(&r);
+    }
+    let r = ingest(&app, &s, json!({"type": "api_call", "metadata": {"i": 9}})).await;
+    assert_code(&r, "RATE_LIMITED");
+    // Other GraphQL work is not counted against it.
+    let r = app
+        .graphql_as(s.token(), "{ signals(first: 5) { totalCount } }", json!({}))
+        .await;
+    assert_eq!(ok(&r)["signals"]["totalCount"], 3);
+
+    let metrics = app.get("/metrics").await.text().await.unwrap();
+    assert!(
+        metrics.contains("devsignal_signals_ingested_total{outcome=\"created\"} 3"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("devsignal_live_subscriptions 0"),
+        "{metrics}"
+    );
+}

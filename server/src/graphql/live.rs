@@ -1,0 +1,227 @@
+//! Live subscriptions over `/api/v1/graphql/ws` (issue 6 behaviour 10): new signals, score and
+//! tier changes, and the event log itself with replay from a cursor. Every stream reads the
+//! event log through `crate::live`, scoped to the subscriber's organization, so what arrives
+//! live is exactly what the log holds, and a client that reconnects with the last `seq` it saw
+//! misses nothing.
+
+use async_graphql::{Context, ID, InputObject, Object, Subscription};
+use chrono::{DateTime, Utc};
+use futures::{Stream, StreamExt};
+use serde_json::Value;
+use uuid::Uuid;
+
+use super::crm::loaders::AccountId;
+use super::crm::types::{Account, Event, load};
+use super::identity::state;
+use super::signals::{Signal, Tier, Trend};
+use crate::graphql::{GqlResultExt, actor};
+
+/// Which new signals to receive; every part given must match.
+#[derive(InputObject, Default)]
+pub struct SignalSubscriptionFilter {
+    /// Only signals of these types.
+    pub r#type: Option<Vec<String>>,
+    /// Only signals of this account.
+    pub account: Option<ID>,
+    /// Only signals of accounts in these tiers (the account's tier when the signal arrived;
+    /// accounts never scored match none).
+    pub tier: Option<Vec<Tier>>,
+}
+
+/// One account's score moved (`score.changed`), or its tier did (`tier.changed`).
+pub struct ScoreChange {
+    seq: i64,
+    account_id: Uuid,
+    payload: Value,
+}
+
+impl ScoreChange {
+    fn from_event(e: domain::events::Event) -> Option<Self> {
+        let account_id = e
+            .payload
+            .get("accountId")
+            .and_then(Value::as_str)
+            .and_then(|s| Uuid::parse_str(s).ok())?;
+        Some(ScoreChange {
+            seq: e.seq,
+            account_id,
+            payload: e.payload,
+        })
+    }
+
+    fn int(&self, key: &str) -> Option<i32> {
+        self.payload
+            .get(key)
+            .and_then(Value::as_i64)
+            .and_then(|v| i32::try_from(v).ok())
+    }
+
+    fn tier(&self, key: &str) -> Option<Tier> {
+        self.payload
+            .get(key)
+            .and_then(Value::as_str)
+            .and_then(Tier::parse)
+    }
+}
+
+#[Object]
+impl ScoreChange {
+    /// The event's sequence number in the log (resume `events(after:)` from it).
+    async fn seq(&self) -> i64 {
+        self.seq
+    }
+    async fn account_id(&self) -> ID {
+        ID(self.account_id.to_string())
+    }
+    /// The account now (null if it was deleted since).
+    async fn account(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<Account>> {
+        Ok(load(ctx, Some(AccountId(self.account_id)))
+            .await?
+            .map(Account))
+    }
+    /// Null the first time the account is scored.
+    async fn old_score(&self) -> Option<i32> {
+        self.int("oldScore")
+    }
+    async fn new_score(&self) -> i32 {
+        self.int("newScore").unwrap_or_default()
+    }
+    /// Null the first time the account is scored.
+    async fn old_tier(&self) -> Option<Tier> {
+        self.tier("oldTier")
+    }
+    async fn new_tier(&self) -> Tier {
+        self.tier("newTier").unwrap_or(Tier::Inactive)
+    }
+    /// `newScore − oldScore` (the new score the first time).
+    async fn delta(&self) -> i32 {
+        self.int("delta").unwrap_or_default()
+    }
+    async fn trend(&self) -> Trend {
+        match self.payload.get("trend").and_then(Value::as_str) {
+            Some("RISING") => Trend::Rising,
+            Some("FALLING") => Trend::Falling,
+            _ => Trend::Stable,
+        }
+    }
+    async fn computed_at(&self) -> Option<DateTime<Utc>> {
+        self.payload
+            .get("computedAt")
+            .and_then(Value::as_str)
+            .and_then(|s| DateTime::parse_from_rfc3339(s).ok())
+            .map(|t| t.with_timezone(&Utc))
+    }
+}
+
+fn parse_id(v: Option<ID>, field: &str) -> async_graphql::Result<Option<Uuid>> {
+    v.map(|id| {
+        Uuid::parse_str(id.as_str())
+            .map_err(|_| domain::Error::invalid(field, "is not a valid id"))
+            .gql()
+    })
+    .transpose()
+}
+
+/// The subscriber's organization's events of `types` from the log, live.
+async fn follow(
+    ctx: &Context<'_>,
+    types: Vec<String>,
+    after: Option<i64>,
+) -> async_graphql::Result<impl Stream<Item = domain::events::Event> + Send + 'static + use<>> {
+    let actor = actor(ctx)?;
+    for t in &types {
+        domain::events::may_follow(actor, t).gql()?;
+    }
+    let live = &state(ctx)?.live;
+    let sub = live.subscribe().await.gql()?;
+    Ok(live.events(sub, actor.organization_id, types, after))
+}
+
+#[derive(Default)]
+pub struct LiveSubscription;
+
+#[Subscription]
+impl LiveSubscription {
+    /// Each new signal of the organization as it is stored, from whichever path it came
+    /// (GraphQL, REST, Segment, connectors), optionally filtered.
+    async fn signal_created(
+        &self,
+        ctx: &Context<'_>,
+        filter: Option<SignalSubscriptionFilter>,
+    ) -> async_graphql::Result<impl Stream<Item = Signal> + use<>> {
+        let f = filter.unwrap_or_default();
+        let account = parse_id(f.account, "filter.account")?;
+        let types = f.r#type.unwrap_or_default();
+        let tiers: Vec<&'static str> = f
+            .tier
+            .unwrap_or_default()
+            .into_iter()
+            .map(Tier::as_str)
+            .collect();
+        let events = follow(ctx, vec!["signal.created".into()], None).await?;
+        Ok(events.filter_map(move |e| {
+            let tier = e
+                .payload
+                .get("accountTier")
+                .and_then(Value::as_str)
+                .map(str::to_owned);
+            let signal = domain::signals::from_event(&e).filter(|s| {
+                (types.is_empty() || types.contains(&s.signal_type))
+                    && account.is_none_or(|a| s.account_id == Some(a))
+                    && (tiers.is_empty() || tier.as_deref().is_some_and(|t| tiers.contains(&t)))
+            });
+            std::future::ready(signal.map(Signal))
+        }))
+    }
+
+    /// Each change of an account's score (only when the score changes; the first score of an
+    /// account counts), for one account or, without `accountId`, for every account.
+    async fn account_score_changed(
+        &self,
+        ctx: &Context<'_>,
+        account_id: Option<ID>,
+    ) -> async_graphql::Result<impl Stream<Item = ScoreChange> + use<>> {
+        let account = parse_id(account_id, "accountId")?;
+        let events = follow(ctx, vec!["score.changed".into()], None).await?;
+        Ok(events.filter_map(move |e| {
+            let change =
+                ScoreChange::from_event(e).filter(|c| account.is_none_or(|a| c.account_id == a));
+            std::future::ready(change)
+        }))
+    }
+
+    /// Each real tier transition (e.g. WARM → HOT), optionally only those into `tier`.
+    async fn tier_changed(
+        &self,
+        ctx: &Context<'_>,
+        tier: Option<Tier>,
+    ) -> async_graphql::Result<impl Stream<Item = ScoreChange> + use<>> {
+        let events = follow(ctx, vec!["tier.changed".into()], None).await?;
+        Ok(events.filter_map(move |e| {
+            let change = ScoreChange::from_event(e)
+                .filter(|c| tier.is_none_or(|t| c.tier("newTier") == Some(t)));
+            std::future::ready(change)
+        }))
+    }
+
+    /// The organization's event log (ADMIN or OWNER): with `after` (the `seq` of the last event
+    /// seen), first every later event from the log, then new ones as they are committed, in
+    /// order, so a client that reconnects with its last `seq` misses nothing; without `after`,
+    /// only new events. `types` filters by event type (see `webhookEventTypes`).
+    async fn events(
+        &self,
+        ctx: &Context<'_>,
+        types: Option<Vec<String>>,
+        after: Option<i64>,
+    ) -> async_graphql::Result<impl Stream<Item = Event> + use<>> {
+        let types = types.unwrap_or_default();
+        domain::events::validate_types("types", &types).gql()?;
+        if let Some(a) = after
+            && a < 0
+        {
+            return Err(domain::Error::invalid("after", "must not be negative")).gql();
+        }
+        domain::events::may_follow(actor(ctx)?, "*").gql()?;
+        Ok(follow(ctx, types, after).await?.map(Event))
+    }
+}
