@@ -23,6 +23,8 @@ use uuid::Uuid;
 use super::error::ApiError;
 use crate::state::AppState;
 
+/// The ingest routes. Request bodies may be gzip-compressed (`Content-Encoding: gzip`, as
+/// RudderStack's SDKs send them); the 5 MB limit holds for the compressed and the inflated body.
 pub fn routes() -> Router<AppState> {
     Router::new()
         .route("/api/v1/signals", post(ingest_one))
@@ -35,6 +37,7 @@ pub fn routes() -> Router<AppState> {
         .route("/v1/alias", post(segment_single))
         .route("/v1/batch", post(segment_batch))
         .route("/v1/import", post(segment_batch))
+        .layer(tower_http::decompression::RequestDecompressionLayer::new())
 }
 
 /// Every ingest path of the server ends here: the one domain call, counted in the metrics.

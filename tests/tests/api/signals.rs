@@ -810,3 +810,62 @@ async fn ingest_mutations_count_against_the_signal_limiter_and_the_metrics() {
         "{metrics}"
     );
 }
+
+/// Scores decay with time even without new signals: the nightly job (`capture-score-snapshot`,
+/// fanned out at 02:00 before the snapshot) recomputes every scored account. Time is simulated by
+/// moving the stored signals' event times ten days back.
+#[tokio::test]
+async fn the_nightly_recompute_lets_scores_decay() {
+    use sea_orm::{ConnectionTrait, Statement};
+    let app = spawn_app().await;
+    let s = app.register("decay@signals.test", "Decay").await;
+    let inputs: Vec<Value> = (0..4)
+        .map(|i| json!({"type": "api_call", "actor": {"email": format!("p{i}@decay.io")}, "metadata": {"i": i}}))
+        .collect();
+    let r = app
+        .graphql_as(s.token(), INGEST_MANY, json!({"inputs": inputs}))
+        .await;
+    let account = ok(&r)["ingestSignals"]["results"][0]["signal"]["account"]["domain"].clone();
+    assert_eq!(account, "decay.io");
+    let r = app
+        .graphql_as(
+            s.token(),
+            "{ accounts(first: 1) { edges { node { id } } } }",
+            json!({}),
+        )
+        .await;
+    let id = ok(&r)["accounts"]["edges"][0]["node"]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    // 4 people, all this week, 1 type, fresh, unknown size: 16+20+3+15+10+0+5.
+    let fresh = wait_for_score(&app, &s, &id, 69).await;
+    assert_eq!(fresh["tier"], "WARM");
+
+    let backend = app.db.get_database_backend();
+    let shift = if app.test_db.is_postgres() {
+        "UPDATE signals SET timestamp = timestamp - INTERVAL '10 days'"
+    } else {
+        "UPDATE signals SET timestamp = strftime('%Y-%m-%dT%H:%M:%f+00:00', timestamp, '-10 days')"
+    };
+    app.db
+        .execute_raw(Statement::from_string(backend, shift))
+        .await
+        .unwrap();
+    let r = app
+        .graphql_as(
+            s.token(),
+            "mutation { triggerJob(name: \"capture-score-snapshot\") { id } }",
+            json!({}),
+        )
+        .await;
+    ok(&r);
+    // Ten days on: nothing this week (0), last signal 10 days ago (4), average weight .61 (8).
+    let later = wait_for_score(&app, &s, &id, 16 + 3 + 4 + 8 + 5).await;
+    assert_eq!(later["tier"], "COLD");
+    assert_eq!(later["trend"], "FALLING");
+    let changed = events_of(&app, &s, &["score.changed"]).await;
+    assert_eq!(changed.len(), 2);
+    assert_eq!(changed[1]["payload"]["oldScore"], 69);
+    assert_eq!(changed[1]["payload"]["newScore"], 36);
+}
