@@ -8,6 +8,7 @@
 //! IMMEDIATE`, which serialises claimers. A claim takes waiting jobs that are due, and active jobs
 //! whose lease expired (their worker died): at-least-once delivery.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -88,9 +89,45 @@ impl NewJob {
     }
 }
 
+/// Jobs this process has enqueued (committed or not): a request that sees it change between its
+/// start and its end wakes the in-process worker once it is over (see `server::http`).
+static ENQUEUED: AtomicU64 = AtomicU64::new(0);
+
+/// How many jobs this process has enqueued so far.
+pub fn enqueued() -> u64 {
+    ENQUEUED.load(Ordering::Relaxed)
+}
+
+/// When the next waiting job of `queues` becomes due (`None` when none waits), so an idle
+/// worker can sleep until then instead of a whole poll interval.
+pub async fn next_due(
+    db: &impl ConnectionTrait,
+    queues: &[String],
+) -> Result<Option<DateTime<Utc>>> {
+    let paused = paused_queues(db).await?;
+    let queues: Vec<String> = queues
+        .iter()
+        .filter(|q| !paused.contains(q))
+        .cloned()
+        .collect();
+    if queues.is_empty() {
+        return Ok(None);
+    }
+    let at: Option<Option<DateTime<Utc>>> = jobs::Entity::find()
+        .select_only()
+        .column_as(jobs::Column::RunAt.min(), "next_run_at")
+        .filter(jobs::Column::State.eq(state::WAITING))
+        .filter(jobs::Column::Queue.is_in(queues))
+        .into_tuple()
+        .one(db)
+        .await?;
+    Ok(at.flatten())
+}
+
 /// Adds a job, in the caller's transaction when `db` is one. Returns its id, or `None` when a
 /// waiting job with the same dedupe key already exists.
 pub async fn enqueue(db: &impl ConnectionTrait, job: NewJob) -> Result<Option<Uuid>> {
+    ENQUEUED.fetch_add(1, Ordering::Relaxed);
     let now = Utc::now();
     let id = Uuid::now_v7();
     let model = jobs::ActiveModel {

@@ -36,6 +36,7 @@ async fn round(url: &str, workers: usize, n: u64) -> f64 {
         handles.push(tokio::spawn(devsignal_jobs::worker::run(
             devsignal_jobs::Context { db: db.clone() },
             WorkerOptions {
+                wake: Default::default(),
                 id: format!("bench-{w}"),
                 concurrency: 4,
                 lease: Duration::from_secs(30),

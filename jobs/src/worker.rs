@@ -9,6 +9,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use entity::jobs;
+use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 use uuid::Uuid;
@@ -28,6 +29,9 @@ pub struct WorkerOptions {
     pub poll_interval: Duration,
     /// How long running jobs may go on after shutdown begins.
     pub shutdown_grace: Duration,
+    /// Notified when this process has enqueued jobs (e.g. a request's rescore), so an idle worker
+    /// looks again at once instead of at its next poll.
+    pub wake: Arc<Notify>,
 }
 
 /// What the worker tells the outside (metrics).
@@ -50,6 +54,10 @@ struct Running {
     per_queue: HashMap<String, usize>,
     ids: Vec<Uuid>,
 }
+
+/// The shortest idle sleep: a due job that could not be claimed (another worker holds it) is
+/// not polled for in a tight loop.
+const MIN_NAP: Duration = Duration::from_millis(10);
 
 /// A unique worker id: host, process, random suffix.
 pub fn worker_id() -> String {
@@ -85,6 +93,7 @@ pub async fn run(
         // Reap finished tasks.
         while tasks.try_join_next().is_some() {}
         let mut claimed_any = false;
+        let mut open = Vec::new();
         for queue in &queues {
             let free = {
                 let r = running.lock().unwrap_or_else(|p| p.into_inner());
@@ -94,6 +103,7 @@ pub async fn run(
             if free == 0 {
                 continue;
             }
+            open.push(queue.clone());
             let claimed = match domain::queue::claim(
                 &ctx.db,
                 std::slice::from_ref(queue),
@@ -130,9 +140,23 @@ pub async fn run(
             }
         }
         if !claimed_any {
+            // Sleep until the next waiting job of a queue with room is due (a debounced rescore,
+            // a retry), at most a poll interval; new local work wakes us earlier.
+            let nap = match domain::queue::next_due(&ctx.db, &open).await {
+                Ok(Some(at)) => (at - chrono::Utc::now())
+                    .to_std()
+                    .unwrap_or(Duration::ZERO)
+                    .clamp(MIN_NAP, opts.poll_interval),
+                Ok(None) => opts.poll_interval,
+                Err(e) => {
+                    tracing::error!(error = %e, "Reading the next due job failed");
+                    opts.poll_interval
+                }
+            };
             tokio::select! {
                 () = shutdown.cancelled() => break,
-                () = tokio::time::sleep(opts.poll_interval) => {}
+                () = tokio::time::sleep(nap) => {}
+                () = opts.wake.notified() => {}
             }
         }
     }

@@ -85,6 +85,7 @@ pub async fn build_state(config: Config, shutdown: CancellationToken) -> anyhow:
     Ok(AppState {
         webhooks,
         live,
+        jobs_wake: Default::default(),
         identity: Arc::new(identity),
         config: Arc::new(config),
         db,
@@ -122,6 +123,7 @@ pub async fn start_worker(state: &AppState) -> anyhow::Result<tokio::task::JoinH
             lease: state.config.job_lease,
             poll_interval: state.config.job_poll_interval,
             shutdown_grace: state.config.job_shutdown_grace,
+            wake: state.jobs_wake.clone(),
         },
         Arc::new(WorkerObserver {
             metrics: state.metrics.clone(),

@@ -26,4 +26,6 @@ pub struct AppState {
     pub webhooks: jobs::webhook_delivery::Sender,
     /// Live events for subscriptions, and the wake-ups that make them live (issue 6).
     pub live: crate::live::Live,
+    /// Wakes this process's job worker when a request has enqueued jobs.
+    pub jobs_wake: Arc<tokio::sync::Notify>,
 }

@@ -194,11 +194,15 @@ async fn observe(State(state): State<AppState>, req: Request, next: Next) -> Res
         organizationId = tracing::field::Empty,
         userId = tracing::field::Empty,
     );
-    let appended_before = domain::events::appended();
+    let (appended, enqueued) = (domain::events::appended(), domain::queue::enqueued());
     let resp = next.run(req).instrument(span.clone()).await;
-    if domain::events::appended() != appended_before {
-        // The request appended events and has committed them: live subscribers may read them.
+    // What the request appended or enqueued is committed now: live subscribers may read the
+    // events, and the worker may claim the jobs (e.g. a debounced rescore).
+    if domain::events::appended() != appended {
         state.live.committed();
+    }
+    if domain::queue::enqueued() != enqueued {
+        state.jobs_wake.notify_one();
     }
     let status = resp.status().as_u16();
     let elapsed = start.elapsed();
