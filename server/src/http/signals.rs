@@ -251,7 +251,7 @@ async fn ingest_batch(State(state): State<AppState>, headers: HeaderMap, body: B
             items,
             "signals",
             domain::signals::system_source::API,
-            |v, p| rest_input(v, p),
+            rest_input,
         )
         .await
         .map(|(status, body)| (status, axum::Json(body)).into_response())
@@ -506,10 +506,10 @@ fn segment_input(msg: Value, kind: Option<&str>, prefix: &str) -> Result<Input, 
         metadata = json!({});
     }
     if let Some(m) = metadata.as_object_mut() {
-        if kind == "page" || kind == "screen" {
-            if let Some(n) = str_at(&msg, &["name"]) {
-                m.entry("name").or_insert(json!(n));
-            }
+        if (kind == "page" || kind == "screen")
+            && let Some(n) = str_at(&msg, &["name"])
+        {
+            m.entry("name").or_insert(json!(n));
         }
         if kind == "group"
             && let Some(g) = string_at(&msg, &["groupId"])
