@@ -10,6 +10,7 @@ pub mod crm;
 mod errors;
 pub mod identity;
 pub mod jobs;
+pub mod merges;
 pub mod signals;
 mod system;
 pub mod webhooks;
@@ -40,6 +41,7 @@ pub struct QueryRoot(
     webhooks::WebhookQuery,
     jobs::JobQuery,
     signals::SignalQuery,
+    merges::MergeQuery,
 );
 
 #[derive(MergedObject, Default)]
@@ -53,6 +55,7 @@ pub struct MutationRoot(
     webhooks::WebhookMutation,
     jobs::JobMutation,
     signals::SignalMutation,
+    merges::MergeMutation,
 );
 
 #[derive(MergedSubscription, Default)]
