@@ -17,6 +17,7 @@ mod graphql;
 mod health;
 mod isolation;
 mod jobs;
+mod merges;
 mod oauth;
 mod organizations;
 mod plumbing;
