@@ -46,6 +46,7 @@ pub const TYPES: &[&str] = &[
     "anomaly.detected",
     "alert.triggered",
     "webhook.endpoint_disabled",
+    "contact.unmerged",
 ];
 
 /// A key no other DevSignal lock uses: orders event appends on PostgreSQL.

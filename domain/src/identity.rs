@@ -23,6 +23,10 @@ pub mod confidence {
     pub const GITHUB_ORG: f64 = 0.85;
     pub const DOMAIN: f64 = 0.8;
     pub const NEW_CONTACT: f64 = 0.8;
+    /// The same full name at the same account (merge suggestions only).
+    pub const NAME_AT_ACCOUNT: f64 = 0.7;
+    /// The same full name alone (merge suggestions only).
+    pub const NAME: f64 = 0.5;
     /// Auto-merge needs at least this much.
     pub const AUTO_MERGE: f64 = 0.8;
     /// Identities at least this certain are marked verified.

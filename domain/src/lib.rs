@@ -19,6 +19,7 @@ pub mod audit;
 pub mod contacts;
 pub mod crm;
 pub mod deals;
+pub mod merges;
 pub mod one_time;
 pub mod organizations;
 pub mod queue;

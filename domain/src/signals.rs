@@ -9,7 +9,12 @@
 //!    creates it when unknown, finds or creates the account from an explicit domain, the email's
 //!    company domain (never free mail) or the GitHub organization, and records identities;
 //! 4. writes the signals, their `signal.created` events and one debounced "rescore this account"
-//!    job per touched account.
+//!    job per touched account;
+//! 5. auto-merges (DESIGN 5): when a signal's hints name its contact and exactly one other
+//!    contact (by email, GitHub, npm, Twitter/X or LinkedIn identity, or contact email) with
+//!    confidence ≥ 0.8, the two are merged in the same transaction, after the batch's rows are
+//!    written so they move too ([`crate::merges`]). Detection reads only what the batch already
+//!    loaded; pairs whose merge a person undid are never merged again.
 //!
 //! Statements are per batch, not per signal (bulk lookups, multi-row inserts), which keeps a
 //! batch of 1,000 to a few dozen statements. On PostgreSQL, find-or-create is made race-free by
@@ -33,6 +38,7 @@ use uuid::Uuid;
 
 use crate::crm::{self, Page, PageRequest};
 use crate::identity::{self, confidence, kind};
+use crate::merges::{self, Candidate, Evidence, Sighting};
 use crate::{Actor, Error, FieldError, Result, events, scoring};
 
 /// The most signals one batch may carry.
@@ -266,6 +272,14 @@ fn retryable(e: &sea_orm::DbErr) -> bool {
     ) {
         return true;
     }
+    // A contact a concurrent merge deleted while this batch attributed a signal to it: the retry
+    // reads the identities as the merge left them.
+    if matches!(
+        e.sql_err(),
+        Some(sea_orm::SqlErr::ForeignKeyConstraintViolation(_))
+    ) {
+        return true;
+    }
     let s = e.to_string();
     s.contains("deadlock") || s.contains("could not serialize") || s.contains("database is locked")
 }
@@ -291,8 +305,14 @@ async fn ingest_once(
             Ok(p) => Ok(w.ingest(&txn, actor, p).await?),
         });
     }
-    w.flush(&txn, actor).await?;
+    let merged_into = w.flush(&txn, actor).await?;
     txn.commit().await?;
+    // Signals of a contact merged away now belong to its primary.
+    for r in results.iter_mut().flatten() {
+        if let Some(p) = r.signal.contact_id.and_then(|c| merged_into.get(&c)) {
+            r.signal.contact_id = Some(*p);
+        }
+    }
     Ok(results)
 }
 
@@ -733,6 +753,8 @@ struct Writer {
     new_signals: Vec<signals::Model>,
     new_identities: Vec<contact_identities::ActiveModel>,
     touched_accounts: Vec<Uuid>,
+    /// Pairs to auto-merge at flush time.
+    merge_candidates: Vec<Candidate>,
 }
 
 impl Writer {
@@ -905,6 +927,7 @@ impl Writer {
             new_signals: Vec::new(),
             new_identities: Vec::new(),
             touched_accounts: Vec::new(),
+            merge_candidates: Vec::new(),
         })
     }
 
@@ -1009,6 +1032,7 @@ impl Writer {
             contact = Some(self.create_contact(txn, actor, h, account).await?);
         }
         if let Some(c) = contact {
+            self.note_other_owners(c, &ids);
             if let Some(a) = account
                 && self.contact_account.get(&c).copied().flatten().is_none()
             {
@@ -1040,6 +1064,99 @@ impl Writer {
             self.apply_account_traits(txn, actor, a, t).await?;
         }
         Ok((contact, account))
+    }
+
+    /// Auto-merge detection, from the batch's maps only: if the hints of a signal attributed
+    /// to `c` name exactly one other contact, with a hint of confidence ≥ 0.8, that pair is merged
+    /// at flush time. Several other contacts: nothing (left to `mergeSuggestions`).
+    fn note_other_owners(&mut self, c: Uuid, ids: &[(&'static str, String, f64)]) {
+        let mut evidence: Vec<(Uuid, Evidence)> = Vec::new();
+        for (k, v, conf) in ids {
+            if *k == kind::SEGMENT {
+                continue;
+            }
+            let mut owners: Vec<(Uuid, &str)> = Vec::new();
+            if *k == kind::EMAIL
+                && let Some(o) = self.contacts_by_email.get(v)
+            {
+                owners.push((*o, merges::source::FIELD));
+            }
+            if let Some(o) = self.identities.get(&(k.to_string(), v.clone())) {
+                owners.push((*o, merges::source::IDENTITY));
+            }
+            for (o, source) in owners.into_iter().filter(|(o, _)| *o != c) {
+                let seen = Sighting {
+                    contact_id: o,
+                    source: source.to_owned(),
+                };
+                match evidence
+                    .iter_mut()
+                    .find(|(x, e)| *x == o && e.kind == *k && e.value == *v)
+                {
+                    Some((_, e)) => e.seen_on.insert(0, seen),
+                    None => evidence.push((
+                        o,
+                        Evidence {
+                            kind: (*k).to_owned(),
+                            value: v.clone(),
+                            confidence: *conf,
+                            seen_on: vec![
+                                seen,
+                                Sighting {
+                                    contact_id: c,
+                                    source: merges::source::SIGNAL.to_owned(),
+                                },
+                            ],
+                        },
+                    )),
+                }
+            }
+        }
+        let Some(other) = evidence.first().map(|(o, _)| *o) else {
+            return;
+        };
+        if evidence.iter().any(|(o, _)| *o != other) {
+            return;
+        }
+        let best = evidence
+            .iter()
+            .map(|(_, e)| e.confidence)
+            .fold(0.0, f64::max);
+        let known = self
+            .merge_candidates
+            .iter()
+            .any(|m| (m.contact, m.other) == (c, other) || (m.contact, m.other) == (other, c));
+        if best < confidence::AUTO_MERGE || known {
+            return;
+        }
+        self.merge_candidates.push(Candidate {
+            contact: c,
+            other,
+            confidence: best,
+            evidence: evidence.into_iter().map(|(_, e)| e).collect(),
+        });
+    }
+
+    /// Brings the batch's maps up to date after auto-merges.
+    fn apply_merges(&mut self, done: &merges::AutoMerged) {
+        let to = |id: &mut Uuid| {
+            if let Some(p) = done.merged_into.get(id) {
+                *id = *p;
+            }
+        };
+        self.identities.values_mut().for_each(to);
+        self.contacts_by_email.values_mut().for_each(to);
+        for dup in done.merged_into.keys() {
+            self.contact_account.remove(dup);
+        }
+        for (p, a) in &done.primary_accounts {
+            self.contact_account.insert(*p, *a);
+        }
+        for a in &done.accounts {
+            if !self.touched_accounts.contains(a) {
+                self.touched_accounts.push(*a);
+            }
+        }
     }
 
     async fn company_for_domain(
@@ -1285,8 +1402,13 @@ impl Writer {
         Ok(())
     }
 
-    /// Writes what the batch collected: identities, signals, their events and the rescore jobs.
-    async fn flush(&mut self, txn: &DatabaseTransaction, actor: &Actor) -> Result<()> {
+    /// Writes what the batch collected: identities, signals, auto-merges, the signals' events
+    /// and the rescore jobs. Returns merged contact → its primary.
+    async fn flush(
+        &mut self,
+        txn: &DatabaseTransaction,
+        actor: &Actor,
+    ) -> Result<HashMap<Uuid, Uuid>> {
         let identities = std::mem::take(&mut self.new_identities);
         for chunk in identities.chunks(200) {
             contact_identities::Entity::insert_many(chunk.to_vec())
@@ -1302,14 +1424,22 @@ impl Writer {
                 .exec_without_returning(txn)
                 .await?;
         }
-        let signals = std::mem::take(&mut self.new_signals);
-        if signals.is_empty() {
-            return Ok(());
-        }
+        let mut signals = std::mem::take(&mut self.new_signals);
         for chunk in signals.chunks(200) {
             signals::Entity::insert_many(chunk.iter().cloned().map(signals::ActiveModel::from))
                 .exec_without_returning(txn)
                 .await?;
+        }
+        let done =
+            merges::auto_merge(txn, actor, std::mem::take(&mut self.merge_candidates)).await?;
+        self.apply_merges(&done);
+        for s in &mut signals {
+            if let Some(p) = s.contact_id.and_then(|c| done.merged_into.get(&c)) {
+                s.contact_id = Some(*p);
+            }
+        }
+        if signals.is_empty() && done.accounts.is_empty() {
+            return Ok(done.merged_into);
         }
         let accounts: Vec<Uuid> = self.touched_accounts.clone();
         let tiers: HashMap<Uuid, String> = if accounts.is_empty() {
@@ -1338,7 +1468,7 @@ impl Writer {
         for a in accounts {
             scoring::enqueue_rescore(txn, self.org, a).await?;
         }
-        Ok(())
+        Ok(done.merged_into)
     }
 }
 

@@ -11,6 +11,7 @@ mod errors;
 pub mod identity;
 pub mod jobs;
 pub mod live;
+pub mod merges;
 pub mod signals;
 mod system;
 pub mod webhooks;
@@ -41,6 +42,7 @@ pub struct QueryRoot(
     webhooks::WebhookQuery,
     jobs::JobQuery,
     signals::SignalQuery,
+    merges::MergeQuery,
 );
 
 #[derive(MergedObject, Default)]
@@ -54,6 +56,7 @@ pub struct MutationRoot(
     webhooks::WebhookMutation,
     jobs::JobMutation,
     signals::SignalMutation,
+    merges::MergeMutation,
 );
 
 #[derive(MergedSubscription, Default)]

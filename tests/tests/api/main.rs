@@ -18,6 +18,7 @@ mod health;
 mod isolation;
 mod jobs;
 mod live;
+mod merges;
 mod oauth;
 mod organizations;
 mod plumbing;
