@@ -112,14 +112,33 @@ pub struct Input {
     pub account: Option<AccountHints>,
     pub contact_traits: Option<ContactTraits>,
     pub account_traits: Option<AccountTraits>,
+    /// A profile update (Segment `identify`, `group`, `alias`): the contact and account are
+    /// found or created and their traits applied, but no signal is stored (it is not something
+    /// the person did, and would count as activity in the score).
+    pub profile_only: bool,
 }
 
-/// The outcome of one ingested signal.
+/// The outcome of one ingested item.
 #[derive(Debug, Clone)]
 pub struct Ingested {
-    pub signal: signals::Model,
+    /// The stored signal (the earlier one when deduplicated); `None` for a profile update.
+    pub signal: Option<signals::Model>,
     /// `true` when an earlier signal was returned instead of storing a new one.
     pub deduplicated: bool,
+    /// The contact and account it resolved to.
+    pub contact_id: Option<Uuid>,
+    pub account_id: Option<Uuid>,
+}
+
+impl Ingested {
+    fn stored(signal: signals::Model, deduplicated: bool) -> Self {
+        Ingested {
+            contact_id: signal.contact_id,
+            account_id: signal.account_id,
+            signal: Some(signal),
+            deduplicated,
+        }
+    }
 }
 
 /// Normalised identity hints of one item.
@@ -185,6 +204,7 @@ struct Prepared {
     hints: Hints,
     contact_traits: Option<ContactTraits>,
     account_traits: Option<AccountTraits>,
+    profile_only: bool,
     dedupe_key: String,
 }
 
@@ -309,8 +329,11 @@ async fn ingest_once(
     txn.commit().await?;
     // Signals of a contact merged away now belong to its primary.
     for r in results.iter_mut().flatten() {
-        if let Some(p) = r.signal.contact_id.and_then(|c| merged_into.get(&c)) {
-            r.signal.contact_id = Some(*p);
+        if let Some(p) = r.contact_id.and_then(|c| merged_into.get(&c)) {
+            r.contact_id = Some(*p);
+            if let Some(s) = r.signal.as_mut() {
+                s.contact_id = Some(*p);
+            }
         }
     }
     Ok(results)
@@ -560,6 +583,7 @@ async fn prepare(
         );
         let contact_traits = input.contact_traits;
         let account_traits = input.account_traits;
+        let profile_only = input.profile_only;
         let Some(source) = source.filter(|_| errors.is_empty()) else {
             out.push(Err(Error::Validation(errors)));
             continue;
@@ -582,6 +606,7 @@ async fn prepare(
             hints,
             contact_traits,
             account_traits,
+            profile_only,
             dedupe_key,
         }));
     }
@@ -937,19 +962,24 @@ impl Writer {
         actor: &Actor,
         p: Prepared,
     ) -> Result<Ingested> {
+        if p.profile_only {
+            // Applying the same traits again changes nothing, so a repeated message needs no
+            // deduplication.
+            let (contact_id, account_id) = self.resolve(txn, actor, &p).await?;
+            return Ok(Ingested {
+                signal: None,
+                deduplicated: false,
+                contact_id,
+                account_id,
+            });
+        }
         if let Some(k) = &p.idempotency_key
             && let Some(s) = self.by_idempotency.get(k)
         {
-            return Ok(Ingested {
-                signal: s.clone(),
-                deduplicated: true,
-            });
+            return Ok(Ingested::stored(s.clone(), true));
         }
         if let Some(s) = self.by_content.get(&p.dedupe_key) {
-            return Ok(Ingested {
-                signal: s.clone(),
-                deduplicated: true,
-            });
+            return Ok(Ingested::stored(s.clone(), true));
         }
         let (contact_id, account_id) = self.resolve(txn, actor, &p).await?;
         let signal = signals::Model {
@@ -979,10 +1009,7 @@ impl Writer {
             self.touched_accounts.push(a);
         }
         self.new_signals.push(signal.clone());
-        Ok(Ingested {
-            signal,
-            deduplicated: false,
-        })
+        Ok(Ingested::stored(signal, false))
     }
 
     /// Finds or creates the contact and the account of one signal.
@@ -1357,6 +1384,12 @@ impl Writer {
             json!({"id": contact, "traits": changes}),
         )
         .await?;
+        // A new title can change the account's seniority factor.
+        if let Some(a) = self.contact_account.get(&contact).copied().flatten()
+            && !self.touched_accounts.contains(&a)
+        {
+            self.touched_accounts.push(a);
+        }
         Ok(())
     }
 
@@ -1398,7 +1431,9 @@ impl Writer {
             json!({"id": account, "traits": changes}),
         )
         .await?;
-        self.touched_accounts.push(account);
+        if !self.touched_accounts.contains(&account) {
+            self.touched_accounts.push(account);
+        }
         Ok(())
     }
 
@@ -1438,7 +1473,7 @@ impl Writer {
                 s.contact_id = Some(*p);
             }
         }
-        if signals.is_empty() && done.accounts.is_empty() {
+        if signals.is_empty() && self.touched_accounts.is_empty() {
             return Ok(done.merged_into);
         }
         let accounts: Vec<Uuid> = self.touched_accounts.clone();

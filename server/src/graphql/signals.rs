@@ -374,6 +374,7 @@ impl From<SignalInput> for domain::signals::Input {
             }),
             contact_traits: None,
             account_traits: None,
+            profile_only: false,
         }
     }
 }
@@ -750,7 +751,9 @@ impl SignalMutation {
         .await
         .gql()?;
         Ok(IngestSignalPayload {
-            signal: Signal(r.signal),
+            signal: Signal(r.signal.ok_or_else(|| {
+                gql_error(domain::Error::Internal("an ingest stored no signal".into()))
+            })?),
             deduplicated: r.deduplicated,
         })
     }
@@ -881,7 +884,7 @@ pub(crate) fn batch_payload(
                         index: i as i32,
                         success: true,
                         deduplicated: ok.deduplicated,
-                        signal: Some(Signal(ok.signal)),
+                        signal: ok.signal.map(Signal),
                         error: None,
                     }
                 }

@@ -161,6 +161,7 @@ fn rest_input(v: Value, prefix: &str) -> Result<Input, domain::Error> {
         }),
         contact_traits: None,
         account_traits: None,
+        profile_only: false,
     })
 }
 
@@ -181,19 +182,19 @@ async fn related(state: &AppState, org: Uuid, items: &[&Ingested]) -> Result<Rel
     let db = &state.db;
     let sources = signal_sources::Entity::find()
         .filter(signal_sources::Column::OrganizationId.eq(org))
-        .filter(signal_sources::Column::Id.is_in(ids(|i| Some(i.signal.source_id))))
+        .filter(signal_sources::Column::Id.is_in(ids(|i| i.signal.as_ref().map(|s| s.source_id))))
         .all(db)
         .await
         .map_err(domain::Error::from)?;
     let contacts = contacts::Entity::find()
         .filter(contacts::Column::OrganizationId.eq(org))
-        .filter(contacts::Column::Id.is_in(ids(|i| i.signal.contact_id)))
+        .filter(contacts::Column::Id.is_in(ids(|i| i.contact_id)))
         .all(db)
         .await
         .map_err(domain::Error::from)?;
     let accounts = companies::Entity::find()
         .filter(companies::Column::OrganizationId.eq(org))
-        .filter(companies::Column::Id.is_in(ids(|i| i.signal.account_id)))
+        .filter(companies::Column::Id.is_in(ids(|i| i.account_id)))
         .all(db)
         .await
         .map_err(domain::Error::from)?;
@@ -204,8 +205,24 @@ async fn related(state: &AppState, org: Uuid, items: &[&Ingested]) -> Result<Rel
     })
 }
 
+fn actor_body(i: &Ingested, r: &Related) -> Option<Value> {
+    i.contact_id.and_then(|c| r.contacts.get(&c)).map(|m| {
+        json!({"id": m.id, "firstName": m.first_name, "lastName": m.last_name, "email": m.email})
+    })
+}
+
+fn account_body(i: &Ingested, r: &Related) -> Option<Value> {
+    i.account_id
+        .and_then(|a| r.accounts.get(&a))
+        .map(|m| json!({"id": m.id, "name": m.name, "domain": m.domain}))
+}
+
+/// A stored signal in the original's REST shape, with its source, actor and account; `null` for
+/// a profile update, which stores none.
 fn signal_body(i: &Ingested, r: &Related) -> Value {
-    let s = &i.signal;
+    let Some(s) = &i.signal else {
+        return Value::Null;
+    };
     json!({
         "id": s.id,
         "organizationId": s.organization_id,
@@ -219,12 +236,8 @@ fn signal_body(i: &Ingested, r: &Related) -> Value {
         "timestamp": s.timestamp,
         "createdAt": s.created_at,
         "source": r.sources.get(&s.source_id).map(|m| json!({"id": m.id, "name": m.name, "type": m.kind})),
-        "actor": s.contact_id.and_then(|c| r.contacts.get(&c)).map(|m| json!({
-            "id": m.id, "firstName": m.first_name, "lastName": m.last_name, "email": m.email,
-        })),
-        "account": s.account_id.and_then(|a| r.accounts.get(&a)).map(|m| json!({
-            "id": m.id, "name": m.name, "domain": m.domain,
-        })),
+        "actor": actor_body(i, r),
+        "account": account_body(i, r),
         "deduplicated": i.deduplicated,
     })
 }
@@ -352,6 +365,7 @@ async fn run_batch(
                 results.push(json!({
                     "index": i, "success": true, "deduplicated": out.deduplicated,
                     "signal": signal_body(&out, &rel),
+                    "contactId": out.contact_id, "accountId": out.account_id,
                 }));
             }
             Err(e) => {
@@ -609,6 +623,7 @@ fn segment_input(msg: Value, kind: Option<&str>, prefix: &str) -> Result<Input, 
         account,
         contact_traits,
         account_traits,
+        profile_only: matches!(kind.as_str(), "identify" | "group" | "alias"),
     })
 }
 
@@ -638,7 +653,7 @@ async fn segment_single(
         .await?;
         Ok::<_, ApiError>(segment_ok(json!({
             "success": true,
-            "signalId": out.signal.id,
+            "signalId": out.signal.as_ref().map(|s| s.id),
             "deduplicated": out.deduplicated,
         })))
     }

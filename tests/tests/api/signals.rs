@@ -331,7 +331,12 @@ async fn segment_calls_identify_group_track() {
     )
     .await;
     assert_eq!(r.status(), 200);
-    assert_eq!(r.json::<Value>().await.unwrap()["success"], true);
+    let body = r.json::<Value>().await.unwrap();
+    assert_eq!(body["success"], true);
+    assert!(
+        body["signalId"].is_null(),
+        "identify stores no signal: {body}"
+    );
     let r = send(
         "/v1/group",
         json!({"userId": "u-42", "groupId": "g-1", "traits": {"name": "Widgets Inc", "domain": "widgets.dev", "employees": 30, "industry": "Software"}, "messageId": "m-2"}),
@@ -390,8 +395,8 @@ async fn segment_calls_identify_group_track() {
         .iter()
         .map(|e| e["node"]["type"].as_str().unwrap())
         .collect();
-    assert_eq!(types.len(), 4, "{types:?}");
-    assert!(types.contains(&"Feature Activated") && types.contains(&"page_view"));
+    // identify and group update the profile; only what the person did is a signal.
+    assert_eq!(types, ["page_view", "Feature Activated"], "{types:?}");
     assert!(
         c["signals"]["edges"]
             .as_array()
@@ -868,4 +873,102 @@ async fn the_nightly_recompute_lets_scores_decay() {
     assert_eq!(changed.len(), 2);
     assert_eq!(changed[1]["payload"]["oldScore"], 69);
     assert_eq!(changed[1]["payload"]["newScore"], 36);
+}
+
+/// Exactly what Segment's own Node library (`@segment/analytics-node` 2.x) sends: one
+/// `POST /v1/batch` with the write key in the body (no `Authorization` header), `sentAt`,
+/// `context.library` and `_metadata`; and what RudderStack's Node SDK sends: the same batch
+/// gzip-compressed, `Content-Type: application/x-www-form-urlencoded`, HTTP Basic with the write
+/// key. (Captured from the libraries against a local listener.)
+#[tokio::test]
+async fn segment_and_rudderstack_client_libraries_are_understood() {
+    use std::io::Write;
+    let app = spawn_app().await;
+    let s = app.register("libs@signals.test", "Libraries").await;
+    let key = app.api_key(&s, &["signals:write"]).await;
+    let now = Utc::now().to_rfc3339();
+    let message = |ty: &str, extra: Value| {
+        let mut m = json!({
+            "timestamp": now, "integrations": {}, "type": ty, "userId": "u-1",
+            "context": {"library": {"name": "@segment/analytics-node", "version": "2.3.0"}},
+            "messageId": format!("node-next-{}", uuid::Uuid::new_v4()),
+            "_metadata": {"nodeVersion": "v20.20.2", "jsRuntime": "node"},
+        });
+        m.as_object_mut()
+            .unwrap()
+            .extend(extra.as_object().unwrap().clone());
+        m
+    };
+    let batch = json!({
+        "batch": [
+            message("identify", json!({"traits": {"email": "sam@widgets.dev", "firstName": "Sam", "title": "CTO"}})),
+            message("group", json!({"groupId": "g-1", "traits": {"name": "Widgets", "domain": "widgets.dev", "employees": 30}})),
+            message("track", json!({"event": "Feature Activated", "properties": {"feature": "sso"}})),
+            message("page", json!({"name": "Pricing", "properties": {"path": "/pricing"}})),
+        ],
+        "writeKey": key,
+        "sentAt": now,
+    });
+    let r = app
+        .client
+        .post(app.url("/v1/batch"))
+        .header("content-type", "application/json")
+        .header("user-agent", "analytics-node-next/latest")
+        .body(batch.to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body["success"], true, "{body}");
+
+    let rudder = json!({"batch": [
+        {"type": "identify", "userId": "r-1", "traits": {"email": "rita@gadgets.io", "name": "Rita Rudd"},
+         "messageId": uuid::Uuid::new_v4().to_string(), "context": {"library": {"name": "analytics-node", "version": "3.0.13"}}},
+        {"type": "track", "userId": "r-1", "event": "Workspace Created", "properties": {"plan": "pro"},
+         "messageId": uuid::Uuid::new_v4().to_string()},
+    ], "sentAt": now});
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    gz.write_all(rudder.to_string().as_bytes()).unwrap();
+    let r = app
+        .client
+        .post(app.url("/v1/batch"))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .header("content-encoding", "gzip")
+        .basic_auth(&key, Some(""))
+        .body(gz.finish().unwrap())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.json::<Value>().await.unwrap()["success"], true);
+
+    let r = app
+        .graphql_as(
+            s.token(),
+            "{ contacts(first: 10, orderBy: {field: EMAIL, direction: ASC}) { edges { node { email firstName lastName title account { name domain size } signals(first: 10) { edges { node { type metadata } } } } } } }",
+            json!({}),
+        )
+        .await;
+    let c = ok(&r)["contacts"]["edges"].as_array().unwrap().clone();
+    assert_eq!(c.len(), 2, "{r}");
+    let (rita, sam) = (&c[0]["node"], &c[1]["node"]);
+    assert_eq!(rita["email"], "rita@gadgets.io");
+    assert_eq!(rita["lastName"], "Rudd");
+    assert_eq!(rita["account"]["domain"], "gadgets.io");
+    assert_eq!(
+        rita["signals"]["edges"][0]["node"]["type"],
+        "Workspace Created"
+    );
+    assert_eq!(sam["title"], "CTO");
+    assert_eq!(sam["account"]["name"], "Widgets");
+    assert_eq!(sam["account"]["size"], "SMALL");
+    let types: Vec<&str> = sam["signals"]["edges"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["node"]["type"].as_str().unwrap())
+        .collect();
+    assert_eq!(types.len(), 2, "{types:?}");
+    assert!(types.contains(&"Feature Activated") && types.contains(&"page_view"));
 }
