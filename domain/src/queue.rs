@@ -98,18 +98,23 @@ pub fn enqueued() -> u64 {
     ENQUEUED.load(Ordering::Relaxed)
 }
 
+/// `queues` without the paused ones.
+async fn unpaused(db: &impl ConnectionTrait, queues: &[String]) -> Result<Vec<String>> {
+    let paused = paused_queues(db).await?;
+    Ok(queues
+        .iter()
+        .filter(|q| !paused.contains(q))
+        .cloned()
+        .collect())
+}
+
 /// When the next waiting job of `queues` becomes due (`None` when none waits), so an idle
 /// worker can sleep until then instead of a whole poll interval.
 pub async fn next_due(
     db: &impl ConnectionTrait,
     queues: &[String],
 ) -> Result<Option<DateTime<Utc>>> {
-    let paused = paused_queues(db).await?;
-    let queues: Vec<String> = queues
-        .iter()
-        .filter(|q| !paused.contains(q))
-        .cloned()
-        .collect();
+    let queues = unpaused(db, queues).await?;
     if queues.is_empty() {
         return Ok(None);
     }
@@ -241,12 +246,7 @@ pub async fn claim(
         return Ok(Vec::new());
     }
     let now = Utc::now();
-    let paused = paused_queues(db).await?;
-    let queues: Vec<String> = queues
-        .iter()
-        .filter(|q| !paused.contains(q))
-        .cloned()
-        .collect();
+    let queues = unpaused(db, queues).await?;
     if queues.is_empty() {
         return Ok(Vec::new());
     }

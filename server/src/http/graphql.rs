@@ -97,23 +97,37 @@ pub async fn websocket(
         })
 }
 
+/// The credentials of a `connection_init` payload, in the shapes clients use: `Authorization`
+/// (`Bearer …`), `X-API-Key` / `apiKey`, a bare `token` / `authToken` / `accessToken`, each at
+/// the top level or inside a `headers` object (Apollo-style clients), names in any case.
 async fn ws_actor(
     state: &AppState,
     payload: &serde_json::Value,
 ) -> Result<Option<Actor>, domain::Error> {
     let field = |names: &[&str]| {
+        let top = payload.as_object();
+        let headers = top
+            .and_then(|o| o.iter().find(|(k, _)| k.eq_ignore_ascii_case("headers")))
+            .and_then(|(_, v)| v.as_object());
         names.iter().find_map(|n| {
-            payload
-                .as_object()?
-                .iter()
-                .find(|(k, _)| k.eq_ignore_ascii_case(n))
-                .and_then(|(_, v)| v.as_str().map(str::to_owned))
+            [top, headers].into_iter().flatten().find_map(|o| {
+                o.iter()
+                    .find(|(k, _)| k.eq_ignore_ascii_case(n))
+                    .and_then(|(_, v)| v.as_str().map(str::to_owned))
+            })
         })
     };
     let token = if let Some(key) = field(&["x-api-key", "apiKey"]) {
         key
     } else if let Some(value) = field(&["authorization"]) {
         auth::bearer(&value)?
+    } else if let Some(value) = field(&["token", "authToken", "accessToken"]) {
+        let value = value.trim();
+        value
+            .strip_prefix("Bearer ")
+            .unwrap_or(value)
+            .trim()
+            .to_owned()
     } else {
         return Ok(None);
     };

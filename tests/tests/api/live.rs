@@ -367,6 +367,32 @@ async fn subscriptions_need_credentials_and_rights() {
     ws.subscribe("s", "subscription { tierChanged { newTier } }", json!({}))
         .await;
 
+    // The shapes clients send credentials in: Apollo-style `headers`, a bare token.
+    for payload in [
+        json!({"headers": {"authorization": format!("Bearer {}", member.access_token)}}),
+        json!({"token": member.access_token}),
+        json!({"authToken": format!("Bearer {}", member.access_token)}),
+    ] {
+        let mut c = app.ws("graphql-transport-ws").await;
+        assert_eq!(c.init(payload.clone()).await["type"], "connection_ack");
+        assert_eq!(
+            refused(&mut c, "subscription { events { seq } }").await,
+            "FORBIDDEN",
+            "signed in as the member with {payload}"
+        );
+    }
+    // Bad credentials refuse the connection.
+    let mut bad = app.ws("graphql-transport-ws").await;
+    bad.send(json!({"type": "connection_init", "payload": {"token": "not-a-token"}}))
+        .await;
+    let answer = bad.next(Duration::from_secs(10)).await;
+    assert!(
+        answer
+            .as_ref()
+            .is_none_or(|a| a["type"] != "connection_ack"),
+        "{answer:?}"
+    );
+
     // An API key follows what its scopes allow.
     let key = app.api_key(&owner, &["signals:read"]).await;
     let mut kws = app.ws("graphql-transport-ws").await;
