@@ -210,26 +210,39 @@ pub async fn authenticate(
         .one(db)
         .await?
         .ok_or_else(invalid)?;
+    Ok((key_actor(&model).ok_or_else(invalid)?, model))
+}
+
+/// The actor of a stored key, unless it is revoked or expired.
+fn key_actor(model: &api_keys::Model) -> Option<Actor> {
     if model.revoked_at.is_some() || model.expires_at.is_some_and(|t| t <= Utc::now()) {
-        return Err(invalid());
+        return None;
     }
-    let scopes = scopes_of(&model);
+    let scopes = scopes_of(model);
     let role = if scopes.iter().any(|s| s == "admin") {
         Role::Admin
     } else {
         Role::Member
     };
-    Ok((
-        Actor {
-            organization_id: model.organization_id,
-            role,
-            principal: Principal::ApiKey {
-                key_id: model.id,
-                scopes,
-            },
+    Some(Actor {
+        organization_id: model.organization_id,
+        role,
+        principal: Principal::ApiKey {
+            key_id: model.id,
+            scopes,
         },
-        model,
-    ))
+    })
+}
+
+/// The actor of the key `id` as it stands now (for long-lived connections that authenticated
+/// with it earlier).
+pub async fn actor_by_id(db: &impl ConnectionTrait, id: Uuid) -> Result<Actor> {
+    api_keys::Entity::find_by_id(id)
+        .one(db)
+        .await?
+        .as_ref()
+        .and_then(key_actor)
+        .ok_or_else(|| Error::Unauthenticated("invalid, revoked or expired API key".into()))
 }
 
 /// Writes a key's `lastUsedAt` (called at most once a minute per key by the server).

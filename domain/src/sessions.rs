@@ -205,3 +205,16 @@ pub async fn actor(
         },
     })
 }
+
+/// The actor as it stands now: its session (or API key) still valid, its role read again.
+/// Long-lived connections (GraphQL subscriptions) call this now and then, so a logout, a
+/// revoked key or a removed member stops receiving the organization's events.
+pub async fn recheck(db: &impl ConnectionTrait, actor: &Actor) -> Result<Actor> {
+    match &actor.principal {
+        Principal::User {
+            user_id,
+            session_id,
+        } => self::actor(db, *session_id, *user_id, actor.organization_id).await,
+        Principal::ApiKey { key_id, .. } => crate::api_keys::actor_by_id(db, *key_id).await,
+    }
+}

@@ -107,6 +107,10 @@ pub struct Config {
     /// subscriptions when nothing woke it (commits in this process, and with Redis in any
     /// process, wake it at once).
     pub events_poll_interval: Duration,
+    /// `SUBSCRIPTION_RECHECK_SECONDS`: how often a live subscription checks that its session or
+    /// API key is still valid and its role still allows it (a logout, a revoked key or a
+    /// removed member ends it).
+    pub subscription_recheck: Duration,
     /// `ENCRYPTION_KEY` (64 hex characters): encrypts stored secrets such as webhook signing
     /// secrets. Required in production; generated into `DATA_DIR/secrets.json` otherwise.
     pub encryption_key: Option<SecretString>,
@@ -518,6 +522,8 @@ impl Config {
             ),
             webhook_poll_interval,
             events_poll_interval,
+            subscription_recheck: r
+                .duration("SUBSCRIPTION_RECHECK_SECONDS", Duration::from_secs(60)),
             encryption_key,
             run_worker: true,
             job_lease: r.duration("JOB_LEASE_SECONDS", Duration::from_secs(30)),

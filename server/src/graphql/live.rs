@@ -122,19 +122,44 @@ fn parse_id(v: Option<ID>, field: &str) -> async_graphql::Result<Option<Uuid>> {
     .transpose()
 }
 
-/// The subscriber's organization's events of `types` from the log, live.
+/// The subscriber's organization's events of `types` from the log, live. The stream ends when
+/// the subscriber loses the right to it: every `SUBSCRIPTION_RECHECK_SECONDS` its session (or
+/// API key) and role are read again.
 async fn follow(
     ctx: &Context<'_>,
     types: Vec<String>,
     after: Option<i64>,
 ) -> async_graphql::Result<impl Stream<Item = domain::events::Event> + Send + 'static + use<>> {
-    let actor = actor(ctx)?;
-    for t in &types {
-        domain::events::may_follow(actor, t).gql()?;
-    }
-    let live = &state(ctx)?.live;
-    let sub = live.subscribe().await.gql()?;
-    Ok(live.events(sub, actor.organization_id, types, after))
+    let actor = actor(ctx)?.clone();
+    let checked = if types.is_empty() {
+        vec!["*".to_owned()]
+    } else {
+        types.clone()
+    };
+    let allowed = move |a: &domain::Actor| {
+        checked
+            .iter()
+            .try_for_each(|t| domain::events::may_follow(a, t))
+    };
+    allowed(&actor).gql()?;
+    let st = state(ctx)?;
+    let sub = st.live.subscribe().await.gql()?;
+    let events = st.live.events(sub, actor.organization_id, types, after);
+    let (db, every) = (st.db.clone(), st.config.subscription_recheck);
+    let revoked = async move {
+        loop {
+            tokio::time::sleep(every).await;
+            match domain::sessions::recheck(&db, &actor).await {
+                Ok(now) if allowed(&now).is_ok() => {}
+                Ok(_) => return tracing::info!("a subscriber lost the right to its subscription"),
+                Err(e) if e.is_internal() => {
+                    tracing::warn!(error = %e, "re-checking a subscriber failed; keeping it");
+                }
+                Err(_) => return tracing::info!("a subscriber's credentials ended"),
+            }
+        }
+    };
+    Ok(events.take_until(revoked))
 }
 
 #[derive(Default)]

@@ -501,3 +501,62 @@ async fn events_committed_by_another_process_reach_this_ones_subscribers() {
     }
     assert_eq!(seen.len(), 2);
 }
+
+/// A subscription ends when its subscriber loses the right to it: a removed member, a revoked
+/// API key (checked every `SUBSCRIPTION_RECHECK_SECONDS`).
+#[tokio::test]
+async fn subscriptions_end_when_access_ends() {
+    let app = devsignal_tests::spawn_app_with(&[("SUBSCRIPTION_RECHECK_SECONDS", "1")]).await;
+    let owner = app.register("ends@live.test", "Ends").await;
+    let member = app.add_member(&owner, "leaving@live.test", "MEMBER").await;
+    let key = app.api_key(&owner, &["signals:read"]).await;
+    let r = app
+        .graphql_as(owner.token(), "{ apiKeys { id } }", json!({}))
+        .await;
+    let key_id = ok(&r)["apiKeys"][0]["id"].clone();
+
+    let mut ws = connect(&app, &member.access_token).await;
+    ws.subscribe("s", "subscription { signalCreated { type } }", json!({}))
+        .await;
+    let mut kws = app.ws("graphql-transport-ws").await;
+    assert_eq!(
+        kws.init(json!({"X-API-Key": key})).await["type"],
+        "connection_ack"
+    );
+    kws.subscribe("k", "subscription { signalCreated { type } }", json!({}))
+        .await;
+    subscribed(&app, 2).await;
+    ingest(&app, &owner, json!([{"type": "before"}])).await;
+    assert_eq!(next(&mut ws).await.1["signalCreated"]["type"], "before");
+    assert_eq!(next(&mut kws).await.1["signalCreated"]["type"], "before");
+
+    let r = app
+        .graphql_as(
+            owner.token(),
+            "mutation($u: ID!) { removeMember(userId: $u) }",
+            json!({"u": member.user_id}),
+        )
+        .await;
+    ok(&r);
+    let r = app
+        .graphql_as(
+            owner.token(),
+            "mutation($id: ID!) { revokeApiKey(id: $id) { revokedAt } }",
+            json!({"id": key_id}),
+        )
+        .await;
+    ok(&r);
+    for c in [&mut ws, &mut kws] {
+        let end = c.next(Duration::from_secs(15)).await;
+        assert!(
+            end.as_ref().is_none_or(|m| m["type"] == "complete"),
+            "the subscription ends: {end:?}"
+        );
+    }
+    eventually(
+        Duration::from_secs(10),
+        "the subscriptions to be gone",
+        || async { (app.state.live.subscribers() == 0).then_some(()) },
+    )
+    .await;
+}
