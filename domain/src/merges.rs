@@ -912,9 +912,8 @@ pub async fn merge(
         accounts.extend(out.accounts);
         records.push(Merge::from(out.record));
     }
-    for a in accounts {
-        scoring::enqueue_rescore(&txn, org, a).await?;
-    }
+    let accounts: Vec<Uuid> = accounts.into_iter().collect();
+    scoring::request_rescore(&txn, org, &accounts).await?;
     txn.commit().await?;
     Ok(Merged {
         contact: primary,
@@ -1122,9 +1121,8 @@ pub async fn unmerge(
     accounts.extend(restored.account_id);
     accounts.extend(primary.account_id);
     accounts.extend(new.account_id);
-    for a in accounts {
-        scoring::enqueue_rescore(&txn, org, a).await?;
-    }
+    let accounts: Vec<Uuid> = accounts.into_iter().collect();
+    scoring::request_rescore(&txn, org, &accounts).await?;
     txn.commit().await?;
     Ok(restored)
 }

@@ -23,14 +23,14 @@
 //! IMMEDIATE` serialises writers anyway. The unique indexes remain the last word: a batch that
 //! loses a race with another writer (e.g. a CRM `createContact` with the same email) is retried.
 
-use std::collections::{BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 use chrono::{DateTime, Duration, Utc};
 use entity::{account_scores, companies, contact_identities, contacts, signal_sources, signals};
 use sea_orm::sea_query::{Expr, ExprTrait, Func, OnConflict};
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, Condition, ConnectionTrait, DatabaseConnection,
-    DatabaseTransaction, DbBackend, EntityTrait, QueryFilter, QuerySelect, Set, Statement,
+    ColumnTrait, Condition, ConnectionTrait, DatabaseConnection, DatabaseTransaction, DbBackend,
+    EntityTrait, QueryFilter, QuerySelect, Set, Statement,
 };
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
@@ -322,7 +322,7 @@ async fn ingest_once(
     for item in prepared {
         results.push(match item {
             Err(e) => Err(e),
-            Ok(p) => Ok(w.ingest(&txn, actor, p).await?),
+            Ok(p) => Ok(w.ingest(&txn, p).await?),
         });
     }
     let merged_into = w.flush(&txn, actor).await?;
@@ -777,7 +777,15 @@ struct Writer {
     companies_by_ghorg: HashMap<String, Uuid>,
     new_signals: Vec<signals::Model>,
     new_identities: Vec<contact_identities::ActiveModel>,
-    touched_accounts: Vec<Uuid>,
+    /// Accounts and contacts created by the batch, inserted at flush (their `*.created` events
+    /// carry them as they are then, traits applied).
+    new_companies: Vec<companies::Model>,
+    new_contacts: Vec<contacts::Model>,
+    /// Existing contacts the batch linked to an account.
+    links: BTreeMap<Uuid, Vec<Uuid>>,
+    /// Events other than the `*.created` and `signal.created` ones, in the order they happened.
+    events: Vec<(&'static str, Value)>,
+    touched_accounts: BTreeSet<Uuid>,
     /// Pairs to auto-merge at flush time.
     merge_candidates: Vec<Candidate>,
 }
@@ -951,21 +959,20 @@ impl Writer {
             companies_by_ghorg,
             new_signals: Vec::new(),
             new_identities: Vec::new(),
-            touched_accounts: Vec::new(),
+            new_companies: Vec::new(),
+            new_contacts: Vec::new(),
+            links: BTreeMap::new(),
+            events: Vec::new(),
+            touched_accounts: BTreeSet::new(),
             merge_candidates: Vec::new(),
         })
     }
 
-    async fn ingest(
-        &mut self,
-        txn: &DatabaseTransaction,
-        actor: &Actor,
-        p: Prepared,
-    ) -> Result<Ingested> {
+    async fn ingest(&mut self, txn: &DatabaseTransaction, p: Prepared) -> Result<Ingested> {
         if p.profile_only {
             // Applying the same traits again changes nothing, so a repeated message needs no
             // deduplication.
-            let (contact_id, account_id) = self.resolve(txn, actor, &p).await?;
+            let (contact_id, account_id) = self.resolve(txn, &p).await?;
             return Ok(Ingested {
                 signal: None,
                 deduplicated: false,
@@ -981,7 +988,7 @@ impl Writer {
         if let Some(s) = self.by_content.get(&p.dedupe_key) {
             return Ok(Ingested::stored(s.clone(), true));
         }
-        let (contact_id, account_id) = self.resolve(txn, actor, &p).await?;
+        let (contact_id, account_id) = self.resolve(txn, &p).await?;
         let signal = signals::Model {
             id: Uuid::now_v7(),
             organization_id: self.org,
@@ -1003,11 +1010,7 @@ impl Writer {
             self.by_content
                 .insert(signal.dedupe_key.clone(), signal.clone());
         }
-        if let Some(a) = account_id
-            && !self.touched_accounts.contains(&a)
-        {
-            self.touched_accounts.push(a);
-        }
+        self.touched_accounts.extend(account_id);
         self.new_signals.push(signal.clone());
         Ok(Ingested::stored(signal, false))
     }
@@ -1016,7 +1019,6 @@ impl Writer {
     async fn resolve(
         &mut self,
         txn: &DatabaseTransaction,
-        actor: &Actor,
         p: &Prepared,
     ) -> Result<(Option<Uuid>, Option<Uuid>)> {
         let h = &p.hints;
@@ -1047,23 +1049,23 @@ impl Writer {
                     .and_then(identity::company_domain_of_email)
             });
             if let Some(d) = domain {
-                account = Some(self.company_for_domain(txn, actor, &d, h).await?);
+                account = Some(self.company_for_domain(&d, h));
             } else if let Some(g) = &h.github_org {
-                account = Some(self.company_for_github_org(txn, actor, g, h).await?);
+                account = Some(self.company_for_github_org(g, h));
             }
         }
         // A contact is created only from something that names a person (an email or a
         // handle), not from a bare user id of the sender's product.
         let nameable = ids.iter().any(|(k, _, _)| *k != kind::SEGMENT);
         if contact.is_none() && nameable {
-            contact = Some(self.create_contact(txn, actor, h, account).await?);
+            contact = Some(self.create_contact(h, account));
         }
         if let Some(c) = contact {
             self.note_other_owners(c, &ids);
             if let Some(a) = account
                 && self.contact_account.get(&c).copied().flatten().is_none()
             {
-                self.link_contact(txn, actor, c, a).await?;
+                self.link_contact(c, a);
             }
             for (k, v, conf) in ids {
                 let key = (k.to_owned(), v.clone());
@@ -1084,11 +1086,11 @@ impl Writer {
                 });
             }
             if let Some(t) = &p.contact_traits {
-                self.apply_contact_traits(txn, actor, c, t).await?;
+                self.apply_contact_traits(txn, c, t).await?;
             }
         }
         if let (Some(a), Some(t)) = (account, &p.account_traits) {
-            self.apply_account_traits(txn, actor, a, t).await?;
+            self.apply_account_traits(txn, a, t).await?;
         }
         Ok((contact, account))
     }
@@ -1179,22 +1181,12 @@ impl Writer {
         for (p, a) in &done.primary_accounts {
             self.contact_account.insert(*p, *a);
         }
-        for a in &done.accounts {
-            if !self.touched_accounts.contains(a) {
-                self.touched_accounts.push(*a);
-            }
-        }
+        self.touched_accounts.extend(done.accounts.iter().copied());
     }
 
-    async fn company_for_domain(
-        &mut self,
-        txn: &DatabaseTransaction,
-        actor: &Actor,
-        domain: &str,
-        h: &Hints,
-    ) -> Result<Uuid> {
+    fn company_for_domain(&mut self, domain: &str, h: &Hints) -> Uuid {
         if let Some(id) = self.companies_by_domain.get(domain) {
-            return Ok(*id);
+            return *id;
         }
         let name = h
             .company_name
@@ -1205,23 +1197,18 @@ impl Writer {
         m.domain_normalized = Some(domain.to_owned());
         m.website = Some(format!("https://{domain}"));
         m.github_org = h.github_org.clone();
-        let id = self.insert_company(txn, actor, m).await?;
+        let id = m.id;
+        self.new_companies.push(m);
         self.companies_by_domain.insert(domain.to_owned(), id);
         if let Some(g) = &h.github_org {
             self.companies_by_ghorg.entry(g.clone()).or_insert(id);
         }
-        Ok(id)
+        id
     }
 
-    async fn company_for_github_org(
-        &mut self,
-        txn: &DatabaseTransaction,
-        actor: &Actor,
-        github_org: &str,
-        h: &Hints,
-    ) -> Result<Uuid> {
+    fn company_for_github_org(&mut self, github_org: &str, h: &Hints) -> Uuid {
         if let Some(id) = self.companies_by_ghorg.get(github_org) {
-            return Ok(*id);
+            return *id;
         }
         let mut m = self.blank_company(
             h.company_name
@@ -1229,9 +1216,10 @@ impl Writer {
                 .unwrap_or_else(|| github_org.to_owned()),
         );
         m.github_org = Some(github_org.to_owned());
-        let id = self.insert_company(txn, actor, m).await?;
+        let id = m.id;
+        self.new_companies.push(m);
         self.companies_by_ghorg.insert(github_org.to_owned(), id);
-        Ok(id)
+        id
     }
 
     fn blank_company(&self, name: String) -> companies::Model {
@@ -1259,26 +1247,7 @@ impl Writer {
         }
     }
 
-    async fn insert_company(
-        &mut self,
-        txn: &DatabaseTransaction,
-        actor: &Actor,
-        m: companies::Model,
-    ) -> Result<Uuid> {
-        let snapshot = crate::accounts::snapshot(&m);
-        let id = m.id;
-        companies::ActiveModel::from(m).insert(txn).await?;
-        events::append(txn, self.org, Some(actor), "company.created", snapshot).await?;
-        Ok(id)
-    }
-
-    async fn create_contact(
-        &mut self,
-        txn: &DatabaseTransaction,
-        actor: &Actor,
-        h: &Hints,
-        account: Option<Uuid>,
-    ) -> Result<Uuid> {
+    fn create_contact(&mut self, h: &Hints, account: Option<Uuid>) -> Uuid {
         let first = h
             .first_name
             .clone()
@@ -1308,142 +1277,181 @@ impl Writer {
             updated_at: self.now,
         };
         let id = m.id;
-        let snapshot = crate::contacts::snapshot(&m);
-        contacts::ActiveModel::from(m).insert(txn).await?;
-        events::append(txn, self.org, Some(actor), "contact.created", snapshot).await?;
+        self.new_contacts.push(m);
         if let Some(e) = &h.email {
             self.contacts_by_email.insert(e.clone(), id);
         }
         self.contact_account.insert(id, account);
-        Ok(id)
+        id
     }
 
-    async fn link_contact(
-        &mut self,
-        txn: &DatabaseTransaction,
-        actor: &Actor,
-        contact: Uuid,
-        account: Uuid,
-    ) -> Result<()> {
-        contacts::Entity::update_many()
-            .col_expr(contacts::Column::AccountId, account.into())
-            .col_expr(contacts::Column::UpdatedAt, self.now.into())
-            .filter(contacts::Column::Id.eq(contact))
-            .filter(contacts::Column::OrganizationId.eq(self.org))
-            .exec(txn)
-            .await?;
-        events::append(
-            txn,
-            self.org,
-            Some(actor),
+    /// Links a contact without an account to `account`: a contact the batch creates gets it
+    /// in its row, an existing one in one update per account at flush.
+    fn link_contact(&mut self, contact: Uuid, account: Uuid) {
+        self.contact_account.insert(contact, Some(account));
+        if let Some(m) = self.new_contacts.iter_mut().find(|m| m.id == contact) {
+            m.account_id = Some(account);
+            return;
+        }
+        self.links.entry(account).or_default().push(contact);
+        self.events.push((
             "contact.updated",
             json!({"id": contact, "changes": {"accountId": {"from": null, "to": account}}}),
-        )
-        .await?;
-        self.contact_account.insert(contact, Some(account));
-        Ok(())
+        ));
     }
 
     async fn apply_contact_traits(
         &mut self,
         txn: &DatabaseTransaction,
-        actor: &Actor,
         contact: Uuid,
         t: &ContactTraits,
     ) -> Result<()> {
-        let mut q = contacts::Entity::update_many();
-        let mut changes = serde_json::Map::new();
         let cut = |s: &String, n: usize| -> String { s.trim().chars().take(n).collect() };
-        for (col, name, v, n) in [
+        let given: Vec<(contacts::Column, &str, String)> = [
             (contacts::Column::FirstName, "firstName", &t.first_name, 100),
             (contacts::Column::LastName, "lastName", &t.last_name, 100),
             (contacts::Column::Title, "title", &t.title, 200),
             (contacts::Column::Phone, "phone", &t.phone, 50),
             (contacts::Column::City, "city", &t.city, 100),
             (contacts::Column::Country, "country", &t.country, 100),
-        ] {
-            if let Some(v) = v.as_ref().filter(|v| !v.trim().is_empty()) {
-                let v = cut(v, n);
+        ]
+        .into_iter()
+        .filter_map(|(col, name, v, n)| {
+            v.as_ref()
+                .filter(|v| !v.trim().is_empty())
+                .map(|v| (col, name, cut(v, n)))
+        })
+        .collect();
+        if given.is_empty() {
+            return Ok(());
+        }
+        if let Some(m) = self.new_contacts.iter_mut().find(|m| m.id == contact) {
+            // Created by this batch: its `contact.created` will carry the traits.
+            for (col, _, v) in given {
+                let slot = match col {
+                    contacts::Column::FirstName => &mut m.first_name,
+                    contacts::Column::LastName => &mut m.last_name,
+                    contacts::Column::Title => &mut m.title,
+                    contacts::Column::Phone => &mut m.phone,
+                    contacts::Column::City => &mut m.city,
+                    _ => &mut m.country,
+                };
+                *slot = Some(v);
+            }
+        } else {
+            let mut q = contacts::Entity::update_many();
+            let mut changes = serde_json::Map::new();
+            for (col, name, v) in given {
                 changes.insert(name.into(), json!(v));
                 q = q.col_expr(col, v.into());
             }
+            q.col_expr(contacts::Column::UpdatedAt, self.now.into())
+                .filter(contacts::Column::Id.eq(contact))
+                .filter(contacts::Column::OrganizationId.eq(self.org))
+                .exec(txn)
+                .await?;
+            self.events
+                .push(("contact.updated", json!({"id": contact, "traits": changes})));
         }
-        if changes.is_empty() {
-            return Ok(());
-        }
-        q.col_expr(contacts::Column::UpdatedAt, self.now.into())
-            .filter(contacts::Column::Id.eq(contact))
-            .filter(contacts::Column::OrganizationId.eq(self.org))
-            .exec(txn)
-            .await?;
-        events::append(
-            txn,
-            self.org,
-            Some(actor),
-            "contact.updated",
-            json!({"id": contact, "traits": changes}),
-        )
-        .await?;
         // A new title can change the account's seniority factor.
-        if let Some(a) = self.contact_account.get(&contact).copied().flatten()
-            && !self.touched_accounts.contains(&a)
-        {
-            self.touched_accounts.push(a);
-        }
+        self.touched_accounts
+            .extend(self.contact_account.get(&contact).copied().flatten());
         Ok(())
     }
 
     async fn apply_account_traits(
         &mut self,
         txn: &DatabaseTransaction,
-        actor: &Actor,
         account: Uuid,
         t: &AccountTraits,
     ) -> Result<()> {
-        let mut q = companies::Entity::update_many();
-        let mut changes = serde_json::Map::new();
         let cut = |s: &String, n: usize| -> String { s.trim().chars().take(n).collect() };
-        for (col, name, v, n) in [
+        let given: Vec<(companies::Column, &str, String)> = [
             (companies::Column::Name, "name", &t.name, 200),
             (companies::Column::Industry, "industry", &t.industry, 100),
             (companies::Column::Size, "size", &t.size, 20),
             (companies::Column::Website, "website", &t.website, 500),
-        ] {
-            if let Some(v) = v.as_ref().filter(|v| !v.trim().is_empty()) {
-                let v = cut(v, n);
+        ]
+        .into_iter()
+        .filter_map(|(col, name, v, n)| {
+            v.as_ref()
+                .filter(|v| !v.trim().is_empty())
+                .map(|v| (col, name, cut(v, n)))
+        })
+        .collect();
+        if given.is_empty() {
+            return Ok(());
+        }
+        if let Some(m) = self.new_companies.iter_mut().find(|m| m.id == account) {
+            for (col, _, v) in given {
+                match col {
+                    companies::Column::Name => m.name = v,
+                    companies::Column::Industry => m.industry = Some(v),
+                    companies::Column::Size => m.size = Some(v),
+                    _ => m.website = Some(v),
+                }
+            }
+        } else {
+            let mut q = companies::Entity::update_many();
+            let mut changes = serde_json::Map::new();
+            for (col, name, v) in given {
                 changes.insert(name.into(), json!(v));
                 q = q.col_expr(col, v.into());
             }
+            q.col_expr(companies::Column::UpdatedAt, self.now.into())
+                .filter(companies::Column::Id.eq(account))
+                .filter(companies::Column::OrganizationId.eq(self.org))
+                .exec(txn)
+                .await?;
+            self.events
+                .push(("company.updated", json!({"id": account, "traits": changes})));
         }
-        if changes.is_empty() {
-            return Ok(());
-        }
-        q.col_expr(companies::Column::UpdatedAt, self.now.into())
-            .filter(companies::Column::Id.eq(account))
-            .filter(companies::Column::OrganizationId.eq(self.org))
-            .exec(txn)
-            .await?;
-        events::append(
-            txn,
-            self.org,
-            Some(actor),
-            "company.updated",
-            json!({"id": account, "traits": changes}),
-        )
-        .await?;
-        if !self.touched_accounts.contains(&account) {
-            self.touched_accounts.push(account);
-        }
+        self.touched_accounts.insert(account);
         Ok(())
     }
 
-    /// Writes what the batch collected: identities, signals, auto-merges, the signals' events
-    /// and the rescore jobs. Returns merged contact → its primary.
+    /// Writes what the batch collected, a few statements per kind of row: accounts and contacts
+    /// it created, links, identities, signals, auto-merges, the rescore requests, and last (so
+    /// the events' ordering lock is held only to the commit) every event in one append.
+    /// Returns merged contact → its primary.
     async fn flush(
         &mut self,
         txn: &DatabaseTransaction,
         actor: &Actor,
     ) -> Result<HashMap<Uuid, Uuid>> {
+        let mut events: Vec<(&str, Value)> = Vec::new();
+        let companies = std::mem::take(&mut self.new_companies);
+        for chunk in companies.chunks(200) {
+            companies::Entity::insert_many(chunk.iter().cloned().map(companies::ActiveModel::from))
+                .exec_without_returning(txn)
+                .await?;
+        }
+        events.extend(
+            companies
+                .iter()
+                .map(|m| ("company.created", crate::accounts::snapshot(m))),
+        );
+        let contacts = std::mem::take(&mut self.new_contacts);
+        for chunk in contacts.chunks(200) {
+            contacts::Entity::insert_many(chunk.iter().cloned().map(contacts::ActiveModel::from))
+                .exec_without_returning(txn)
+                .await?;
+        }
+        events.extend(
+            contacts
+                .iter()
+                .map(|m| ("contact.created", crate::contacts::snapshot(m))),
+        );
+        for (account, ids) in std::mem::take(&mut self.links) {
+            contacts::Entity::update_many()
+                .col_expr(contacts::Column::AccountId, account.into())
+                .col_expr(contacts::Column::UpdatedAt, self.now.into())
+                .filter(contacts::Column::OrganizationId.eq(self.org))
+                .filter(contacts::Column::Id.is_in(ids))
+                .exec(txn)
+                .await?;
+        }
+        events.append(&mut self.events);
         let identities = std::mem::take(&mut self.new_identities);
         for chunk in identities.chunks(200) {
             contact_identities::Entity::insert_many(chunk.to_vec())
@@ -1473,11 +1481,8 @@ impl Writer {
                 s.contact_id = Some(*p);
             }
         }
-        if signals.is_empty() && self.touched_accounts.is_empty() {
-            return Ok(done.merged_into);
-        }
-        let accounts: Vec<Uuid> = self.touched_accounts.clone();
-        let tiers: HashMap<Uuid, String> = if accounts.is_empty() {
+        let accounts: Vec<Uuid> = self.touched_accounts.iter().copied().collect();
+        let tiers: HashMap<Uuid, String> = if accounts.is_empty() || signals.is_empty() {
             HashMap::new()
         } else {
             account_scores::Entity::find()
@@ -1492,17 +1497,12 @@ impl Writer {
                 .into_iter()
                 .collect()
         };
-        let events: Vec<(&str, Value)> = signals
-            .iter()
-            .map(|s| {
-                let tier = s.account_id.and_then(|a| tiers.get(&a).cloned());
-                ("signal.created", event_payload(s, tier.as_deref()))
-            })
-            .collect();
+        events.extend(signals.iter().map(|s| {
+            let tier = s.account_id.and_then(|a| tiers.get(&a).cloned());
+            ("signal.created", event_payload(s, tier.as_deref()))
+        }));
+        scoring::request_rescore(txn, self.org, &accounts).await?;
         events::append_many(txn, self.org, Some(actor), events).await?;
-        for a in accounts {
-            scoring::enqueue_rescore(txn, self.org, a).await?;
-        }
         Ok(done.merged_into)
     }
 }

@@ -18,6 +18,7 @@ pub mod job_queues;
 pub mod jobs;
 pub mod memberships;
 pub mod organizations;
+pub mod rescore_requests;
 pub mod scoring_configs;
 pub mod sessions;
 pub mod signal_sources;

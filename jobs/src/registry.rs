@@ -267,7 +267,7 @@ pub static JOBS: &[JobDef] = &[
         3,
         secs(2),
         true,
-        "recomputes one account's PQA score (debounced after new signals)",
+        "recomputes the PQA scores of one organization's changed accounts (debounced after new signals)",
         compute_score
     ),
     job!(
@@ -516,21 +516,15 @@ async fn score_snapshot(ctx: Context, job: jobs::Model) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Recomputes one account's score (enqueued, debounced, by every ingest that touches it).
+/// Rescores every account of one organization whose rescore was requested (enqueued, debounced,
+/// by every ingest, merge or profile update that touches an account).
 async fn compute_score(ctx: Context, job: jobs::Model) -> anyhow::Result<()> {
     let org = org_of(&job)?;
-    let account = job
-        .payload
-        .get("accountId")
-        .and_then(|v| v.as_str())
-        .and_then(|s| Uuid::parse_str(s).ok())
-        .ok_or_else(|| anyhow::anyhow!("compute-score needs an accountId"))?;
-    let stored = domain::scoring::rescore(&ctx.db, org, &[account]).await?;
-    match stored.first() {
-        Some(s) => {
-            tracing::info!(accountId = %account, score = s.score, tier = %s.tier, "Score computed")
-        }
-        None => tracing::info!(accountId = %account, "Nothing to do: the account no longer exists"),
+    let n = domain::scoring::rescore_requested(&ctx.db, org).await?;
+    if n == 0 {
+        tracing::info!(organizationId = %org, "Nothing to do: no rescore was requested");
+    } else {
+        tracing::info!(organizationId = %org, accounts = n, "Scores computed");
     }
     Ok(())
 }

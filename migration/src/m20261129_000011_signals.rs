@@ -251,6 +251,51 @@ impl MigrationTrait for Migration {
         )
         .await?;
 
+        // Requests to rescore an account: ingest (and merges, profile updates) append one row
+        // per touched account and enqueue one debounced job per organization, which rescores
+        // the requested accounts in bulk and deletes exactly the rows it read. Rows are only
+        // ever inserted by writers and deleted by the job, so the two never wait on each other.
+        manager
+            .create_table(
+                Table::create()
+                    .table(RescoreRequests::Table)
+                    .if_not_exists()
+                    .col(uuid(RescoreRequests::Id).primary_key())
+                    .col(uuid(RescoreRequests::OrganizationId))
+                    .col(uuid(RescoreRequests::AccountId))
+                    .col(timestamp_with_time_zone(RescoreRequests::RequestedAt))
+                    .foreign_key(&mut org_fk(
+                        "fk_rescore_requests_organization",
+                        RescoreRequests::Table,
+                        RescoreRequests::OrganizationId,
+                    ))
+                    .foreign_key(
+                        ForeignKey::create()
+                            .name("fk_rescore_requests_account")
+                            .from(RescoreRequests::Table, RescoreRequests::AccountId)
+                            .to(Companies::Table, Companies::Id)
+                            .on_delete(ForeignKeyAction::Cascade),
+                    )
+                    .to_owned(),
+            )
+            .await?;
+        index(
+            manager,
+            "idx_rescore_requests_org_id",
+            RescoreRequests::Table,
+            cols(&["organization_id", "id"]),
+            false,
+        )
+        .await?;
+        index(
+            manager,
+            "idx_rescore_requests_account",
+            RescoreRequests::Table,
+            cols(&["account_id"]),
+            false,
+        )
+        .await?;
+
         // A copy of the current score on the account row, so `accounts(orderBy: SCORE)` pages
         // with the same keyset cursors as every other order.
         manager
@@ -361,6 +406,7 @@ impl MigrationTrait for Migration {
         for t in [
             ContactMerges::Table.into_iden(),
             ScoringConfigs::Table.into_iden(),
+            RescoreRequests::Table.into_iden(),
             AccountScores::Table.into_iden(),
             ContactIdentities::Table.into_iden(),
             Signals::Table.into_iden(),
@@ -482,4 +528,13 @@ enum ContactMerges {
     MergedBy,
     CreatedAt,
     UndoneAt,
+}
+
+#[derive(DeriveIden, Clone, Copy)]
+enum RescoreRequests {
+    Table,
+    Id,
+    OrganizationId,
+    AccountId,
+    RequestedAt,
 }
