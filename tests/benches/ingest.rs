@@ -228,6 +228,8 @@ struct Person {
     npm: Option<String>,
     name: String,
     company: Option<usize>,
+    /// Which of email, GitHub, npm an earlier signal already carried.
+    seen: [bool; 3],
 }
 
 /// Produces signals in the REST shape. People and companies accumulate over the whole run, so a
@@ -315,6 +317,7 @@ impl Generator {
             npm,
             name: format!("{} {}", capitalise(first), capitalise(last)),
             company,
+            seen: [false; 3],
         });
         self.people.len() - 1
     }
@@ -331,37 +334,45 @@ impl Generator {
         TYPES[0].0
     }
 
-    /// One signal: 75 % from a known person, 25 % from a new one.
+    /// One signal: 75 % from a known person (named by an identifier an earlier signal carried),
+    /// 25 % from a new one. The identifier follows the type (GitHub events carry the login, npm
+    /// the user name, product events the email); 30 % carry every identifier the person has
+    /// (an enriched event), which links a known person's other identities.
     fn signal(&mut self) -> Value {
         let ty = self.signal_type();
-        let pi = if self.people.is_empty() || self.rng.chance(0.25) {
+        let new = self.people.is_empty() || self.rng.chance(0.25);
+        let pi = if new {
             self.new_person()
         } else {
             self.rng.skewed(self.people.len())
         };
         let enriched = self.rng.chance(0.3);
         let p = &self.people[pi];
-        let github_type = matches!(ty, "repo_star" | "repo_fork" | "pr_merged" | "issue_opened");
-        let mut actor = serde_json::Map::new();
-        let mut put = |k: &str, v: &Option<String>| {
-            if let Some(v) = v {
-                actor.insert(k.into(), json!(v));
-            }
+        let ids = [&p.email, &p.github, &p.npm];
+        let preferred = match ty {
+            "repo_star" | "repo_fork" | "pr_merged" | "issue_opened" => 1,
+            "npm_download" => 2,
+            _ => 0,
         };
+        let mut send = [false; 3];
         if enriched {
-            put("email", &p.email);
-            put("github", &p.github);
-            put("npm", &p.npm);
-        } else if github_type && p.github.is_some() {
-            put("github", &p.github);
-        } else if ty == "npm_download" && p.npm.is_some() {
-            put("npm", &p.npm);
-        } else if p.email.is_some() {
-            put("email", &p.email);
+            send = ids.map(Option::is_some);
         } else {
-            put("github", &p.github);
-            put("npm", &p.npm);
+            let usable = |i: usize| ids[i].is_some() && (new || p.seen[i]);
+            if let Some(i) = std::iter::once(preferred).chain(0..3).find(|&i| usable(i)) {
+                send[i] = true;
+            }
         }
+        let mut actor = serde_json::Map::new();
+        for (i, key) in ["email", "github", "npm"].into_iter().enumerate() {
+            if let (true, Some(v)) = (send[i], ids[i]) {
+                actor.insert(key.into(), json!(v));
+            }
+        }
+        for (seen, sent) in self.people[pi].seen.iter_mut().zip(send) {
+            *seen |= sent;
+        }
+        let p = &self.people[pi];
         if self.rng.chance(0.5) {
             actor.insert("name".into(), json!(p.name));
         }
@@ -1113,7 +1124,7 @@ async fn main() {
         domain::scoring::DEBOUNCE.as_millis(),
     );
     println!(
-        "signals: 75 % from people named before (sometimes under an identifier not seen yet) / 25 % from new people (of these 40 % at a known company, 20 % at a new one, 25 % free mail, 15 % GitHub-only); 30 % with idempotencyKey; metadata ~{} bytes; event times over 30 days",
+        "signals: 75 % from people named before (by an identifier seen before) / 25 % from new people (of these 40 % at a known company, 20 % at a new one, 25 % free mail, 15 % GitHub-only); 30 % with idempotencyKey; metadata ~{} bytes; event times over 30 days",
         {
             let mut g = Generator::new(opts.seed ^ 0xABCD);
             let sizes: usize = (0..1000)
