@@ -30,8 +30,8 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use axum::body::Bytes;
@@ -468,22 +468,45 @@ impl Generator {
         }
     }
 
-    /// `n` signals as request bodies of `batch` signals (a bare object when `batch` is 1).
-    fn bodies(&mut self, n: usize, batch: usize) -> Vec<(Bytes, usize)> {
-        let mut out = Vec::with_capacity(n.div_ceil(batch));
-        let mut left = n;
-        while left > 0 {
-            let k = left.min(batch);
-            left -= k;
-            let items: Vec<Value> = (0..k).map(|_| self.signal()).collect();
-            let body = if batch == 1 {
-                items.into_iter().next().unwrap_or(Value::Null)
-            } else {
-                json!({ "signals": items })
-            };
-            out.push((Bytes::from(serde_json::to_vec(&body).unwrap()), k));
+    /// A request body of `k` signals: `{"signals": [...]}`, or the bare signal when `bare`.
+    fn body(&mut self, k: usize, bare: bool) -> Bytes {
+        let body = if bare {
+            self.signal()
+        } else {
+            json!({ "signals": (0..k).map(|_| self.signal()).collect::<Vec<_>>() })
+        };
+        Bytes::from(serde_json::to_vec(&body).unwrap())
+    }
+}
+
+/// Request bodies of `batch` signals made on demand, `left` signals in all. Made when sent, so
+/// a configuration stopped by its time limit leaves no unsent signals whose people later
+/// signals would treat as known.
+#[derive(Clone)]
+struct Feed {
+    generator: Arc<Mutex<Generator>>,
+    left: Arc<AtomicUsize>,
+    batch: usize,
+}
+
+impl Feed {
+    fn new(generator: &Arc<Mutex<Generator>>, signals: usize, batch: usize) -> Self {
+        Feed {
+            generator: generator.clone(),
+            left: Arc::new(AtomicUsize::new(signals)),
+            batch,
         }
-        out
+    }
+
+    fn next(&self) -> Option<(Bytes, usize)> {
+        let mut g = self.generator.lock().unwrap();
+        let left = self.left.load(Ordering::Relaxed);
+        if left == 0 {
+            return None;
+        }
+        let k = left.min(self.batch);
+        self.left.store(left - k, Ordering::Relaxed);
+        Some((g.body(k, self.batch == 1), k))
     }
 }
 
@@ -542,43 +565,35 @@ struct BatchSummary {
     failed: usize,
 }
 
-/// Sends `bodies` with `concurrency` requests in flight until all are sent or `limit` passed.
+/// Sends what `feed` makes with `concurrency` requests in flight until it is empty or `limit`
+/// has passed.
 async fn run_load(
     client: &reqwest::Client,
     base: &str,
     key: &str,
-    bodies: Vec<(Bytes, usize)>,
-    batch: usize,
+    feed: Feed,
     concurrency: usize,
     limit: Duration,
 ) -> Load {
+    let batch = feed.batch;
     let url = if batch == 1 {
         format!("{base}/api/v1/signals")
     } else {
         format!("{base}/api/v1/signals/batch")
     };
-    let bodies = Arc::new(bodies);
-    let next = Arc::new(AtomicUsize::new(0));
     let started = Instant::now();
     let deadline = started + limit;
     let mut tasks = Vec::new();
     for _ in 0..concurrency {
-        let (client, url, key, bodies, next) = (
-            client.clone(),
-            url.clone(),
-            key.to_owned(),
-            bodies.clone(),
-            next.clone(),
-        );
+        let (client, url, key, feed) = (client.clone(), url.clone(), key.to_owned(), feed.clone());
         tasks.push(tokio::spawn(async move {
             let (mut signals, mut requests, mut errors) = (0, 0, 0);
             let mut latencies = Vec::new();
             loop {
-                let i = next.fetch_add(1, Ordering::Relaxed);
-                if i >= bodies.len() || Instant::now() >= deadline {
+                if Instant::now() >= deadline {
                     break;
                 }
-                let (body, k) = bodies[i].clone();
+                let Some((body, k)) = feed.next() else { break };
                 let t = Instant::now();
                 let resp = client
                     .post(&url)
@@ -1138,7 +1153,7 @@ async fn main() {
     );
     println!();
 
-    let mut generator = Generator::new(opts.seed);
+    let generator = Arc::new(Mutex::new(Generator::new(opts.seed)));
     let mut probes = Probes(
         (0..PROBE_LANES)
             .map(|lane| Probe {
@@ -1156,13 +1171,12 @@ async fn main() {
 
     // Warm-up: connections, caches and a population of known people and companies.
     progress("warm-up");
-    let warm = generator.bodies(3000, 100);
+    let warm = Feed::new(&generator, 3000, 100);
     let w = run_load(
         &client,
         &app.address,
         &key,
         warm,
-        100,
         4,
         Duration::from_secs(120),
     )
@@ -1190,7 +1204,7 @@ async fn main() {
     for &batch in &opts.batches {
         for &concurrency in &opts.concurrency {
             progress(&format!("batch {batch} × {concurrency}"));
-            let bodies = generator.bodies(opts.signals, batch);
+            let feed = Feed::new(&generator, opts.signals, batch);
             quiesce(&ro, Duration::from_secs(300)).await;
             let since = Utc::now();
             let s0 = statements.get();
@@ -1205,8 +1219,7 @@ async fn main() {
                         &client,
                         &app.address,
                         &key,
-                        bodies,
-                        batch,
+                        feed,
                         concurrency,
                         Duration::from_secs(opts.seconds),
                     )
@@ -1350,7 +1363,7 @@ async fn main() {
             .find(|r| r.batch == batch && r.concurrency == concurrency)
             .map_or(3000.0, |r| r.load.rate());
         let n = ((rate * 1.5 * opts.score_seconds as f64) as usize).clamp(1000, 400_000);
-        let bodies = generator.bodies(n, batch);
+        let feed = Feed::new(&generator, n, batch);
         quiesce(&ro, Duration::from_secs(300)).await;
         let c0 = cpu_sample(&db_name);
         let mut ended = Instant::now();
@@ -1362,8 +1375,7 @@ async fn main() {
                     &client,
                     &app.address,
                     &key,
-                    bodies,
-                    batch,
+                    feed,
                     concurrency,
                     Duration::from_secs(opts.score_seconds),
                 )
