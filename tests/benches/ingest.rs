@@ -11,14 +11,17 @@
 //!    free-mail addresses, a few hundred bytes of metadata, some idempotency keys, event times
 //!    over the last 30 days) through `POST /api/v1/signals` (batch size 1) or
 //!    `/api/v1/signals/batch`, and measures signals/s and request latency;
-//! 2. meanwhile, a probe sends one signal at a time for an account of its own and polls
-//!    `account_scores` (read-only, every 5 ms) until the score counts it: ingest-to-score;
+//! 2. meanwhile, probes (four at a time, each for an account of its own) send one signal after
+//!    another and poll `account_scores` (read-only, every 5 ms) until the score counts it:
+//!    ingest-to-score;
 //! 3. once the score queue is empty again, inserts the rows that ingest stored, copied, into
 //!    `signals` with plain multi-row INSERTs of the same batch size at the same concurrency on a
 //!    pool like the server's, and prints our rate as a share of that (the copies are deleted).
 //!
 //! Then a sustained phase (batch 100 × 4 for `BENCH_SCORE_SECONDS`) gives ingest-to-score
-//! percentiles over more probes. The client, the server and PostgreSQL share the machine.
+//! percentiles over more probes. The client, the server and PostgreSQL share the machine; the
+//! `others` columns show how much CPU other processes took meanwhile (a busy machine skews
+//! every figure).
 //!
 //! `cargo bench -p devsignal-tests --bench ingest` (release), or `--profile dev` for a quick look.
 //! Knobs: `BENCH_SIGNALS` (signals per configuration, default 10000), `BENCH_SECONDS` (at most
@@ -263,16 +266,10 @@ impl Generator {
         let b = *self.rng.pick(WORD_B);
         let tld = *self.rng.pick(TLDS);
         let n = self.serial();
-        let cap = |s: &str| {
-            let mut c = s.chars();
-            c.next()
-                .map(|f| f.to_uppercase().chain(c).collect::<String>())
-                .unwrap_or_default()
-        };
         let github_org = self.rng.chance(0.5).then(|| format!("{a}-{b}-{n}"));
         self.companies.push(Company {
             domain: format!("{a}{b}{n}.{tld}"),
-            name: format!("{} {} {n}", cap(a), cap(b)),
+            name: format!("{} {} {n}", capitalise(a), capitalise(b)),
             github_org,
         });
         self.companies.len() - 1
