@@ -69,26 +69,37 @@ impl TestDatabase {
                     postgres: None,
                 }
             }
-            Some(admin) => {
-                let name = format!("ds_test_{}", uuid::Uuid::new_v4().simple());
-                let conn = Database::connect(&admin)
-                    .await
-                    .expect("connect TEST_DATABASE_URL");
-                conn.execute_raw(Statement::from_string(
-                    conn.get_database_backend(),
-                    format!("CREATE DATABASE {name}"),
-                ))
-                .await
-                .expect("create test database");
-                conn.close().await.ok();
-                let mut url = url::Url::parse(&admin).expect("TEST_DATABASE_URL is a URL");
-                url.set_path(&name);
-                TestDatabase {
-                    url: url.to_string(),
-                    dir,
-                    postgres: Some((admin, name)),
-                }
-            }
+            Some(admin) => Self::postgres_in(admin, "ds_test", dir).await,
+        }
+    }
+
+    /// A new, empty PostgreSQL database `<prefix>_<uuid>` on the server of `admin_url` (a URL
+    /// whose role may create databases), dropped when this value is dropped. For benches, which
+    /// name their server explicitly rather than through `TEST_DATABASE_URL`.
+    pub async fn postgres(admin_url: &str, prefix: &str) -> Self {
+        init_once();
+        let dir = tempfile::tempdir().expect("temp dir");
+        Self::postgres_in(admin_url.to_owned(), prefix, dir).await
+    }
+
+    async fn postgres_in(admin: String, prefix: &str, dir: tempfile::TempDir) -> Self {
+        let name = format!("{prefix}_{}", uuid::Uuid::new_v4().simple());
+        let conn = Database::connect(&admin)
+            .await
+            .expect("connect to the PostgreSQL admin URL");
+        conn.execute_raw(Statement::from_string(
+            conn.get_database_backend(),
+            format!("CREATE DATABASE {name}"),
+        ))
+        .await
+        .expect("create test database");
+        conn.close().await.ok();
+        let mut url = url::Url::parse(&admin).expect("the PostgreSQL admin URL is a URL");
+        url.set_path(&name);
+        TestDatabase {
+            url: url.to_string(),
+            dir,
+            postgres: Some((admin, name)),
         }
     }
 
