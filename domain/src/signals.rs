@@ -16,10 +16,12 @@
 //!    written so they move too ([`crate::merges`]). Detection reads only what the batch already
 //!    loaded; pairs whose merge a person undid are never merged again.
 //!
-//! Statements are per batch, not per signal (bulk lookups, multi-row inserts), which keeps a
-//! batch of 1,000 to a few dozen statements. On PostgreSQL, find-or-create is made race-free by
-//! transaction-scoped advisory locks on every identity, domain and GitHub organization the batch
-//! touches, taken in sorted order (so batches never deadlock each other); SQLite's `BEGIN
+//! Statements are per batch, not per signal (bulk lookups, multi-row inserts, one event
+//! append taken last), which keeps a batch of 1,000 to a few dozen statements. On PostgreSQL,
+//! find-or-create is made race-free by transaction-scoped advisory locks on the identities,
+//! domains and GitHub organizations the batch did not find (what it may create), taken in sorted
+//! order so batches never deadlock each other, after which the batch reads again; known people
+//! take no lock, so concurrent batches about them never wait for each other. SQLite's `BEGIN
 //! IMMEDIATE` serialises writers anyway. The unique indexes remain the last word: a batch that
 //! loses a race with another writer (e.g. a CRM `createContact` with the same email) is retried.
 
@@ -316,8 +318,11 @@ async fn ingest_once(
     let txn = crate::db::begin(db).await?;
     let default = system_source(&txn, org, default_source).await?;
     let prepared = prepare(&txn, org, inputs, prefix, default, now).await?;
-    lock_keys(&txn, org, &prepared).await?;
     let mut w = Writer::load(&txn, org, &prepared, now).await?;
+    if lock_unknown(&txn, org, &prepared, &w).await? {
+        // Another batch may have created some of them before we held the locks.
+        w = Writer::load(&txn, org, &prepared, now).await?;
+    }
     let mut results = Vec::with_capacity(prepared.len());
     for item in prepared {
         results.push(match item {
@@ -722,34 +727,47 @@ fn lock_key(org: Uuid, what: &str) -> i64 {
     i64::from_be_bytes(d[..8].try_into().unwrap_or([0; 8]))
 }
 
-/// On PostgreSQL, locks every identity, domain and GitHub organization of the batch (sorted, so
-/// concurrent batches queue rather than deadlock) until the transaction ends.
-async fn lock_keys(txn: &DatabaseTransaction, org: Uuid, items: &[Result<Prepared>]) -> Result<()> {
+/// On PostgreSQL, locks the identities, domains and GitHub organizations of the batch that
+/// `w` did not find, i.e. what the batch may create (sorted, so concurrent batches queue rather
+/// than deadlock), until the transaction ends. What exists already needs no lock: people seen
+/// before, the common case, never make batches wait for each other. Returns whether it locked
+/// anything (then the caller reads again what another batch may have created meanwhile).
+async fn lock_unknown(
+    txn: &DatabaseTransaction,
+    org: Uuid,
+    items: &[Result<Prepared>],
+    w: &Writer,
+) -> Result<bool> {
     if txn.get_database_backend() != DbBackend::Postgres {
-        return Ok(());
+        return Ok(false);
     }
     let mut keys = BTreeSet::new();
     for p in items.iter().flatten() {
         for (k, v, _) in p.hints.identities() {
-            keys.insert(lock_key(org, &format!("{k}:{v}")));
+            let known = w.identities.contains_key(&(k.to_owned(), v.clone()))
+                || (k == kind::EMAIL && w.contacts_by_email.contains_key(&v));
+            if !known {
+                keys.insert(lock_key(org, &format!("{k}:{v}")));
+            }
         }
-        if let Some(d) = &p.hints.domain {
-            keys.insert(lock_key(org, &format!("domain:{d}")));
-        }
-        if let Some(e) = p
+        let email_domain = p
             .hints
             .email
             .as_deref()
-            .and_then(identity::company_domain_of_email)
-        {
-            keys.insert(lock_key(org, &format!("domain:{e}")));
+            .and_then(identity::company_domain_of_email);
+        for d in p.hints.domain.iter().chain(email_domain.iter()) {
+            if !w.companies_by_domain.contains_key(d) {
+                keys.insert(lock_key(org, &format!("domain:{d}")));
+            }
         }
-        if let Some(g) = &p.hints.github_org {
+        if let Some(g) = &p.hints.github_org
+            && !w.companies_by_ghorg.contains_key(g)
+        {
             keys.insert(lock_key(org, &format!("ghorg:{g}")));
         }
     }
     if keys.is_empty() {
-        return Ok(());
+        return Ok(false);
     }
     let list: Vec<String> = keys.iter().map(i64::to_string).collect();
     txn.execute_raw(Statement::from_string(
@@ -760,7 +778,7 @@ async fn lock_keys(txn: &DatabaseTransaction, org: Uuid, items: &[Result<Prepare
         ),
     ))
     .await?;
-    Ok(())
+    Ok(true)
 }
 
 /// What a batch knows and what it will write, kept in memory so lookups and inserts happen once
@@ -858,9 +876,18 @@ impl Writer {
             .collect::<HashSet<_>>()
             .into_iter()
             .collect();
+        let kinds: Vec<String> = pairs
+            .iter()
+            .map(|(k, _)| k.clone())
+            .collect::<BTreeSet<_>>()
+            .into_iter()
+            .collect();
         for chunk in values.chunks(500) {
+            // (organization, kind, value) is the unique index: naming the kinds lets the lookup
+            // use all of it instead of reading every identity of the organization.
             for i in contact_identities::Entity::find()
                 .filter(contact_identities::Column::OrganizationId.eq(org))
+                .filter(contact_identities::Column::Kind.is_in(kinds.clone()))
                 .filter(contact_identities::Column::Value.is_in(chunk.to_vec()))
                 .all(txn)
                 .await?

@@ -131,11 +131,15 @@ pub async fn run(
                 tasks.spawn(async move {
                     let (queue, id) = (job.queue.clone(), job.id);
                     execute(&ctx, &opts, observer.as_ref(), job).await;
-                    let mut r = running.lock().unwrap_or_else(|p| p.into_inner());
-                    if let Some(n) = r.per_queue.get_mut(&queue) {
-                        *n = n.saturating_sub(1);
+                    {
+                        let mut r = running.lock().unwrap_or_else(|p| p.into_inner());
+                        if let Some(n) = r.per_queue.get_mut(&queue) {
+                            *n = n.saturating_sub(1);
+                        }
+                        r.ids.retain(|x| *x != id);
                     }
-                    r.ids.retain(|x| *x != id);
+                    // A slot is free: look for the next job now, not at the next poll.
+                    opts.wake.notify_one();
                 });
             }
         }

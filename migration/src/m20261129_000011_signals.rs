@@ -296,6 +296,15 @@ impl MigrationTrait for Migration {
         )
         .await?;
 
+        // Identity resolution finds accounts by GitHub organization case-insensitively.
+        manager
+            .get_connection()
+            .execute_unprepared(
+                "CREATE INDEX IF NOT EXISTS idx_companies_org_github_org \
+                 ON companies (organization_id, lower(github_org))",
+            )
+            .await?;
+
         // A copy of the current score on the account row, so `accounts(orderBy: SCORE)` pages
         // with the same keyset cursors as every other order.
         manager
@@ -385,6 +394,10 @@ impl MigrationTrait for Migration {
     }
 
     async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        manager
+            .get_connection()
+            .execute_unprepared("DROP INDEX IF EXISTS idx_companies_org_github_org")
+            .await?;
         // SQLite refuses to drop a column an index still names.
         manager
             .drop_index(
