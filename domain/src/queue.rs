@@ -108,6 +108,23 @@ async fn unpaused(db: &impl ConnectionTrait, queues: &[String]) -> Result<Vec<St
         .collect())
 }
 
+/// Which of `queues` (paused ones aside) have a job to claim now: two reads, so an idle or
+/// woken worker does not try every queue in turn.
+pub async fn due_queues(db: &impl ConnectionTrait, queues: &[String]) -> Result<Vec<String>> {
+    let queues = unpaused(db, queues).await?;
+    if queues.is_empty() {
+        return Ok(Vec::new());
+    }
+    Ok(jobs::Entity::find()
+        .select_only()
+        .column(jobs::Column::Queue)
+        .distinct()
+        .filter(claimable(&queues, Utc::now()))
+        .into_tuple()
+        .all(db)
+        .await?)
+}
+
 /// When the next waiting job of `queues` becomes due (`None` when none waits), so an idle
 /// worker can sleep until then instead of a whole poll interval.
 pub async fn next_due(

@@ -6,10 +6,10 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use entity::{account_scores, companies, contacts, rescore_requests, scoring_configs, signals};
-use sea_orm::sea_query::OnConflict;
+use sea_orm::sea_query::{Expr, OnConflict};
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, DatabaseTransaction,
-    EntityTrait, QueryFilter, QueryOrder, QuerySelect, Set,
+    DbBackend, EntityTrait, QueryFilter, QueryOrder, QuerySelect, Set, Statement,
 };
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
@@ -58,6 +58,15 @@ pub async fn request_rescore(
     enqueue_job(db, organization_id, now + DEBOUNCE).await
 }
 
+/// The advisory lock key of an organization's rescore.
+fn rescore_lock_key(organization_id: Uuid) -> i64 {
+    let b = organization_id.as_bytes();
+    // The high bits say "rescore"; the rest come from the organization id.
+    let mut k = [0u8; 8];
+    k.copy_from_slice(&b[8..16]);
+    (i64::from_be_bytes(k) & 0x00ff_ffff_ffff_ffff) | (0x53 << 56)
+}
+
 async fn enqueue_job(
     db: &impl ConnectionTrait,
     organization_id: Uuid,
@@ -81,6 +90,18 @@ pub async fn rescore_requested(db: &DatabaseConnection, organization_id: Uuid) -
     let mut scored = 0;
     for _ in 0..CHUNKS_PER_JOB {
         let txn = crate::db::begin(db).await?;
+        // One rescore of an organization at a time (a second job waits for the first chunk and
+        // then reads only what is left); SQLite's write transactions are serial anyway.
+        if txn.get_database_backend() == DbBackend::Postgres {
+            txn.execute_raw(Statement::from_string(
+                DbBackend::Postgres,
+                format!(
+                    "SELECT pg_advisory_xact_lock({})",
+                    rescore_lock_key(organization_id)
+                ),
+            ))
+            .await?;
+        }
         let requests: Vec<(Uuid, Uuid)> = rescore_requests::Entity::find()
             .select_only()
             .column(rescore_requests::Column::Id)
@@ -801,8 +822,8 @@ pub async fn rescore(
 }
 
 /// [`rescore`] of one chunk inside `txn`, in a fixed number of statements: the inputs in four
-/// reads, the scores in one upsert, the accounts' copies in one update per distinct score, the
-/// events in one append.
+/// reads, the scores in one upsert, the accounts' copies in one update, the events in one
+/// append.
 async fn rescore_in(
     txn: &DatabaseTransaction,
     organization_id: Uuid,
@@ -889,11 +910,21 @@ async fn rescore_in(
     )
     .exec_without_returning(txn)
     .await?;
-    for (score, ids) in copies {
+    if !copies.is_empty() {
+        // One statement: score = CASE WHEN id IN (…) THEN s1 WHEN id IN (…) THEN s2 … END.
+        let mut case = sea_orm::sea_query::CaseStatement::new();
+        let mut all = Vec::new();
+        for (score, ids) in copies {
+            all.extend(ids.iter().copied());
+            case = case.case(companies::Column::Id.is_in(ids), Expr::val(score));
+        }
         companies::Entity::update_many()
-            .col_expr(companies::Column::Score, score.into())
+            .col_expr(
+                companies::Column::Score,
+                case.finally(Expr::col(companies::Column::Score)).into(),
+            )
             .filter(companies::Column::OrganizationId.eq(organization_id))
-            .filter(companies::Column::Id.is_in(ids))
+            .filter(companies::Column::Id.is_in(all))
             .exec(txn)
             .await?;
     }

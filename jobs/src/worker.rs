@@ -93,17 +93,24 @@ pub async fn run(
         // Reap finished tasks.
         while tasks.try_join_next().is_some() {}
         let mut claimed_any = false;
-        let mut open = Vec::new();
-        for queue in &queues {
-            let free = {
-                let r = running.lock().unwrap_or_else(|p| p.into_inner());
-                opts.concurrency
-                    .saturating_sub(r.per_queue.get(queue).copied().unwrap_or(0))
-            };
+        let free_in = |queue: &String| {
+            let r = running.lock().unwrap_or_else(|p| p.into_inner());
+            opts.concurrency
+                .saturating_sub(r.per_queue.get(queue).copied().unwrap_or(0))
+        };
+        let open: Vec<String> = queues.iter().filter(|q| free_in(q) > 0).cloned().collect();
+        let due = match domain::queue::due_queues(&ctx.db, &open).await {
+            Ok(due) => due,
+            Err(e) => {
+                tracing::error!(error = %e, "Looking for due jobs failed");
+                Vec::new()
+            }
+        };
+        for queue in &due {
+            let free = free_in(queue);
             if free == 0 {
                 continue;
             }
-            open.push(queue.clone());
             let claimed = match domain::queue::claim(
                 &ctx.db,
                 std::slice::from_ref(queue),

@@ -2,7 +2,10 @@
 //! asserts nothing.
 //!
 //! Creates a fresh database `ds_bench_<uuid>` on the server of `BENCH_DATABASE_URL` (an admin
-//! URL, default `postgres://postgres@127.0.0.1:5432/postgres`; dropped at the end), starts the
+//! URL, default `postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable`; dropped at the
+//! end: TLS is off by default because sqlx 0.9.0 does not set `TCP_NODELAY`, so every statement
+//! larger than one TLS record stalls ~40 ms on Nagle's algorithm, which says nothing about
+//! DevSignal's code — pass a URL without `sslmode` to measure that too), starts the
 //! real server in-process on port 0 with its worker (production poll interval, debounce and
 //! pool size; Redis from `REDIS_URL` if set; rate limits lifted), registers a user and an API
 //! key with `signals:write`, and then for every batch size × concurrency:
@@ -90,7 +93,9 @@ impl Opts {
             admin_url: std::env::var("BENCH_DATABASE_URL")
                 .ok()
                 .filter(|v| !v.is_empty())
-                .unwrap_or_else(|| "postgres://postgres@127.0.0.1:5432/postgres".into()),
+                .unwrap_or_else(|| {
+                    "postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable".into()
+                }),
             signals: env_or("BENCH_SIGNALS", 10_000usize).max(1),
             seconds: env_or("BENCH_SECONDS", 10u64).max(1),
             batches: env_list("BENCH_BATCHES", &[1, 10, 100, 1000])
@@ -1043,7 +1048,14 @@ async fn main() {
     let opts = Opts::from_env();
     let test_db = TestDatabase::postgres(&opts.admin_url, "ds_bench").await;
     let url = test_db.url.clone();
-    let db_name = url.rsplit('/').next().unwrap_or_default().to_owned();
+    let db_name = url
+        .rsplit('/')
+        .next()
+        .unwrap_or_default()
+        .split('?')
+        .next()
+        .unwrap_or_default()
+        .to_owned();
     if opts.log_statements {
         let admin = sea_orm::Database::connect(&opts.admin_url)
             .await
