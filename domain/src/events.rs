@@ -174,7 +174,10 @@ pub async fn append_many(
     APPENDED.fetch_add(rows.len() as u64, Ordering::Relaxed);
     let mut rows = rows.into_iter().peekable();
     while rows.peek().is_some() {
-        let chunk: Vec<events::ActiveModel> = rows.by_ref().take(500).collect();
+        let chunk: Vec<events::ActiveModel> = rows
+            .by_ref()
+            .take(crate::db::rows_per_insert::<events::Entity>())
+            .collect();
         events::Entity::insert_many(chunk)
             .exec_without_returning(txn)
             .await?;

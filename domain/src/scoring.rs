@@ -44,7 +44,7 @@ pub async fn request_rescore(
         return Ok(());
     }
     let now = Utc::now();
-    for chunk in account_ids.chunks(CHUNK) {
+    for chunk in account_ids.chunks(crate::db::rows_per_insert::<rescore_requests::Entity>()) {
         let rows = chunk.iter().map(|a| rescore_requests::ActiveModel {
             id: Set(Uuid::now_v7()),
             organization_id: Set(organization_id),

@@ -821,7 +821,7 @@ impl Writer {
             .filter_map(|p| p.idempotency_key.clone())
             .collect();
         let mut by_idempotency = HashMap::new();
-        for chunk in keys.chunks(500) {
+        for chunk in keys.chunks(crate::db::IN_LIST) {
             for s in signals::Entity::find()
                 .filter(signals::Column::OrganizationId.eq(org))
                 .filter(signals::Column::IdempotencyKey.is_in(chunk.to_vec()))
@@ -841,7 +841,7 @@ impl Writer {
             .collect();
         let since = now - Duration::hours(DEDUPE_WINDOW_HOURS);
         let mut by_content: HashMap<String, signals::Model> = HashMap::new();
-        for chunk in dedupe.chunks(500) {
+        for chunk in dedupe.chunks(crate::db::IN_LIST) {
             for s in signals::Entity::find()
                 .filter(signals::Column::OrganizationId.eq(org))
                 .filter(signals::Column::DedupeKey.is_in(chunk.to_vec()))
@@ -882,7 +882,7 @@ impl Writer {
             .collect::<BTreeSet<_>>()
             .into_iter()
             .collect();
-        for chunk in values.chunks(500) {
+        for chunk in values.chunks(crate::db::IN_LIST) {
             // (organization, kind, value) is the unique index: naming the kinds lets the lookup
             // use all of it instead of reading every identity of the organization.
             for i in contact_identities::Entity::find()
@@ -899,7 +899,7 @@ impl Writer {
         }
         let mut contacts_by_email = HashMap::new();
         let emails: Vec<String> = emails.into_iter().collect();
-        for chunk in emails.chunks(500) {
+        for chunk in emails.chunks(crate::db::IN_LIST) {
             for (id, e) in contacts::Entity::find()
                 .select_only()
                 .column(contacts::Column::Id)
@@ -919,7 +919,7 @@ impl Writer {
         contact_ids.extend(contacts_by_email.values().copied());
         let mut contact_account = HashMap::new();
         let ids: Vec<Uuid> = contact_ids.into_iter().collect();
-        for chunk in ids.chunks(500) {
+        for chunk in ids.chunks(crate::db::IN_LIST) {
             for (id, account) in contacts::Entity::find()
                 .select_only()
                 .column(contacts::Column::Id)
@@ -935,7 +935,7 @@ impl Writer {
         }
         let mut companies_by_domain = HashMap::new();
         let domains: Vec<String> = domains.into_iter().collect();
-        for chunk in domains.chunks(500) {
+        for chunk in domains.chunks(crate::db::IN_LIST) {
             for (id, d) in companies::Entity::find()
                 .select_only()
                 .column(companies::Column::Id)
@@ -1448,7 +1448,7 @@ impl Writer {
     ) -> Result<HashMap<Uuid, Uuid>> {
         let mut events: Vec<(&str, Value)> = Vec::new();
         let companies = std::mem::take(&mut self.new_companies);
-        for chunk in companies.chunks(200) {
+        for chunk in companies.chunks(crate::db::rows_per_insert::<companies::Entity>()) {
             companies::Entity::insert_many(chunk.iter().cloned().map(companies::ActiveModel::from))
                 .exec_without_returning(txn)
                 .await?;
@@ -1459,7 +1459,7 @@ impl Writer {
                 .map(|m| ("company.created", crate::accounts::snapshot(m))),
         );
         let contacts = std::mem::take(&mut self.new_contacts);
-        for chunk in contacts.chunks(200) {
+        for chunk in contacts.chunks(crate::db::rows_per_insert::<contacts::Entity>()) {
             contacts::Entity::insert_many(chunk.iter().cloned().map(contacts::ActiveModel::from))
                 .exec_without_returning(txn)
                 .await?;
@@ -1480,7 +1480,7 @@ impl Writer {
         }
         events.append(&mut self.events);
         let identities = std::mem::take(&mut self.new_identities);
-        for chunk in identities.chunks(200) {
+        for chunk in identities.chunks(crate::db::rows_per_insert::<contact_identities::Entity>()) {
             contact_identities::Entity::insert_many(chunk.to_vec())
                 .on_conflict(
                     OnConflict::columns([
@@ -1495,7 +1495,7 @@ impl Writer {
                 .await?;
         }
         let mut signals = std::mem::take(&mut self.new_signals);
-        for chunk in signals.chunks(200) {
+        for chunk in signals.chunks(crate::db::rows_per_insert::<signals::Entity>()) {
             signals::Entity::insert_many(chunk.iter().cloned().map(signals::ActiveModel::from))
                 .exec_without_returning(txn)
                 .await?;

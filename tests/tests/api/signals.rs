@@ -618,6 +618,68 @@ async fn a_burst_of_signals_rescored_a_few_times_not_per_signal() {
 }
 
 #[tokio::test]
+async fn a_full_batch_of_new_people_lands_whole_and_one_more_is_refused() {
+    let app = spawn_app().await;
+    let s = app.register("full@signals.test", "Full").await;
+    let key = app.api_key(&s, &["signals:write"]).await;
+    // 1,000 new people with four identifiers each: more identity rows than one INSERT carries.
+    let signals: Vec<Value> = (0..1000)
+        .map(|i| {
+            json!({"type": "docs_visit", "idempotencyKey": format!("full-{i}"),
+                   "metadata": {"page": format!("/docs/{i}")},
+                   "actor": {"email": format!("p{i}@co{}.io", i % 50), "github": format!("gh-{i}"),
+                             "npm": format!("npm-{i}"), "twitter": format!("tw_{i}")}})
+        })
+        .collect();
+    let post = |body: Value| {
+        app.client
+            .post(app.url("/api/v1/signals/batch"))
+            .bearer_auth(key.clone())
+            .json(&body)
+            .send()
+    };
+    let r = post(json!({ "signals": signals })).await.unwrap();
+    assert_eq!(r.status(), 201);
+    let b: Value = r.json().await.unwrap();
+    assert_eq!(b["summary"]["succeeded"], 1000, "{}", b["summary"]);
+    let r = app
+        .graphql_as(
+            s.token(),
+            "{ accounts(first: 1) { totalCount } contacts(first: 1) { totalCount } signals(first: 1) { totalCount } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(ok(&r)["accounts"]["totalCount"], 50);
+    assert_eq!(ok(&r)["contacts"]["totalCount"], 1000);
+    assert_eq!(ok(&r)["signals"]["totalCount"], 1000);
+    // Every identifier was stored: the last person is found again by each of them.
+    for actor in [
+        json!({"github": "GH-999"}),
+        json!({"npm": "npm-999"}),
+        json!({"twitter": "@tw_999"}),
+    ] {
+        let r = ingest(
+            &app,
+            &s,
+            json!({"type": "docs_visit", "actor": actor, "metadata": {"again": true}}),
+        )
+        .await;
+        assert_eq!(
+            ok(&r)["ingestSignal"]["signal"]["contact"]["email"],
+            "p999@co49.io",
+            "{r}"
+        );
+    }
+    let too_many: Vec<Value> = (0..1001)
+        .map(|i| json!({"type": "x", "metadata": {"i": i}}))
+        .collect();
+    let r = post(json!({ "signals": too_many })).await.unwrap();
+    assert_eq!(r.status(), 400);
+    let e: Value = r.json().await.unwrap();
+    assert_eq!(e["error"]["code"], "BAD_USER_INPUT", "{e}");
+}
+
+#[tokio::test]
 async fn concurrent_ingest_never_duplicates_accounts_or_contacts() {
     let app = spawn_app().await;
     let s = app.register("race@signals.test", "Race").await;
