@@ -205,6 +205,20 @@ async fn with_migration_lock<T>(
     result
 }
 
+/// Bind parameters one statement may carry on every backend (SQLite's bundled limit is 32,766,
+/// PostgreSQL's 65,535), with room to spare.
+pub const MAX_PARAMS: usize = 30_000;
+
+/// How many rows of `E` one multi-row INSERT carries: as many as [`MAX_PARAMS`] allows, so a
+/// batch of a thousand signals is one statement, not five.
+pub fn rows_per_insert<E: sea_orm::EntityTrait>() -> usize {
+    use sea_orm::Iterable;
+    (MAX_PARAMS / E::Column::iter().count().max(1)).max(1)
+}
+
+/// How many values one `IN (…)` list carries: a whole batch.
+pub const IN_LIST: usize = 1000;
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -244,17 +258,3 @@ mod tests {
         ping(&db, Duration::from_secs(1)).await.unwrap();
     }
 }
-
-/// Bind parameters one statement may carry on every backend (SQLite's bundled limit is 32,766,
-/// PostgreSQL's 65,535), with room to spare.
-pub const MAX_PARAMS: usize = 30_000;
-
-/// How many rows of `E` one multi-row INSERT carries: as many as [`MAX_PARAMS`] allows, so a
-/// batch of a thousand signals is one statement, not five.
-pub fn rows_per_insert<E: sea_orm::EntityTrait>() -> usize {
-    use sea_orm::Iterable;
-    (MAX_PARAMS / E::Column::iter().count().max(1)).max(1)
-}
-
-/// How many values one `IN (…)` list carries: a whole batch.
-pub const IN_LIST: usize = 1000;

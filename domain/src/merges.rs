@@ -611,6 +611,82 @@ pub(crate) struct Outcome {
     pub accounts: BTreeSet<Uuid>,
 }
 
+/// Rows of a table that belong to a contact: its id, organization and contact columns, so
+/// a merge and its undo move activities, deals and identities the same way.
+struct Owned<E: EntityTrait> {
+    id: E::Column,
+    organization: E::Column,
+    contact: E::Column,
+}
+
+const ACTIVITIES: Owned<activities::Entity> = Owned::of(
+    activities::Column::Id,
+    activities::Column::OrganizationId,
+    activities::Column::ContactId,
+);
+const DEALS: Owned<deals::Entity> = Owned::of(
+    deals::Column::Id,
+    deals::Column::OrganizationId,
+    deals::Column::ContactId,
+);
+const IDENTITIES: Owned<contact_identities::Entity> = Owned::of(
+    contact_identities::Column::Id,
+    contact_identities::Column::OrganizationId,
+    contact_identities::Column::ContactId,
+);
+
+impl<E: EntityTrait> Owned<E> {
+    const fn of(id: E::Column, organization: E::Column, contact: E::Column) -> Self {
+        Owned {
+            id,
+            organization,
+            contact,
+        }
+    }
+
+    /// The ids of `contact`'s rows.
+    async fn ids(&self, txn: &DatabaseTransaction, org: Uuid, contact: Uuid) -> Result<Vec<Uuid>> {
+        Ok(E::find()
+            .select_only()
+            .column(self.id)
+            .filter(self.organization.eq(org))
+            .filter(self.contact.eq(contact))
+            .into_tuple()
+            .all(txn)
+            .await?)
+    }
+
+    /// Gives `from`'s rows to `to`: all of them, or only those of `only` that `from` still
+    /// holds. Their own `updated_at` stays: only the owner changes. Returns how many moved.
+    async fn reassign(
+        &self,
+        txn: &DatabaseTransaction,
+        org: Uuid,
+        from: Uuid,
+        to: Uuid,
+        only: Option<&[Uuid]>,
+    ) -> Result<u64> {
+        let update = || {
+            E::update_many()
+                .col_expr(self.contact, Expr::value(to))
+                .filter(self.organization.eq(org))
+                .filter(self.contact.eq(from))
+        };
+        let Some(only) = only else {
+            return Ok(update().exec(txn).await?.rows_affected);
+        };
+        let mut moved = 0;
+        for chunk in only.chunks(crate::db::IN_LIST) {
+            moved += update()
+                .filter(self.id.is_in(chunk.to_vec()))
+                .exec(txn)
+                .await?
+                .rows_affected;
+        }
+        Ok(moved)
+    }
+}
+
 /// Merges `dup` into `primary` inside `txn`: the one piece of merge code behind [`merge`] and
 /// ingest's auto-merge. Both rows must be the organization's and locked by the caller
 /// ([`lock_contacts`]). Records the merge with its undo information, appends `contact.merged`
@@ -635,31 +711,9 @@ pub(crate) async fn merge_in(
         .into_tuple()
         .all(txn)
         .await?;
-    let activity_ids: Vec<Uuid> = activities::Entity::find()
-        .select_only()
-        .column(activities::Column::Id)
-        .filter(activities::Column::OrganizationId.eq(org))
-        .filter(activities::Column::ContactId.eq(dup.id))
-        .into_tuple()
-        .all(txn)
-        .await?;
-    let deal_ids: Vec<Uuid> = deals::Entity::find()
-        .select_only()
-        .column(deals::Column::Id)
-        .filter(deals::Column::OrganizationId.eq(org))
-        .filter(deals::Column::ContactId.eq(dup.id))
-        .into_tuple()
-        .all(txn)
-        .await?;
-    let identity_ids: Vec<Uuid> = contact_identities::Entity::find()
-        .select_only()
-        .column(contact_identities::Column::Id)
-        .filter(contact_identities::Column::OrganizationId.eq(org))
-        .filter(contact_identities::Column::ContactId.eq(dup.id))
-        .into_tuple()
-        .all(txn)
-        .await?;
-
+    let activity_ids = ACTIVITIES.ids(txn, org, dup.id).await?;
+    let deal_ids = DEALS.ids(txn, org, dup.id).await?;
+    let identity_ids = IDENTITIES.ids(txn, org, dup.id).await?;
     // Move what belongs to the duplicate. Their own `updated_at` stays: only the owner changes.
     if !signal_rows.is_empty() {
         signals::Entity::update_many()
@@ -670,30 +724,16 @@ pub(crate) async fn merge_in(
             .await?;
     }
     if !activity_ids.is_empty() {
-        activities::Entity::update_many()
-            .col_expr(activities::Column::ContactId, Expr::value(primary.id))
-            .filter(activities::Column::OrganizationId.eq(org))
-            .filter(activities::Column::ContactId.eq(dup.id))
-            .exec(txn)
+        ACTIVITIES
+            .reassign(txn, org, dup.id, primary.id, None)
             .await?;
     }
     if !deal_ids.is_empty() {
-        deals::Entity::update_many()
-            .col_expr(deals::Column::ContactId, Expr::value(primary.id))
-            .filter(deals::Column::OrganizationId.eq(org))
-            .filter(deals::Column::ContactId.eq(dup.id))
-            .exec(txn)
-            .await?;
+        DEALS.reassign(txn, org, dup.id, primary.id, None).await?;
     }
     if !identity_ids.is_empty() {
-        contact_identities::Entity::update_many()
-            .col_expr(
-                contact_identities::Column::ContactId,
-                Expr::value(primary.id),
-            )
-            .filter(contact_identities::Column::OrganizationId.eq(org))
-            .filter(contact_identities::Column::ContactId.eq(dup.id))
-            .exec(txn)
+        IDENTITIES
+            .reassign(txn, org, dup.id, primary.id, None)
             .await?;
     }
 
@@ -1045,36 +1085,15 @@ pub async fn unmerge(
             .await?
             .rows_affected;
     }
-    for chunk in undo.moved.activities.chunks(500) {
-        back[1] += activities::Entity::update_many()
-            .col_expr(activities::Column::ContactId, Expr::value(d))
-            .filter(activities::Column::OrganizationId.eq(org))
-            .filter(activities::Column::ContactId.eq(p))
-            .filter(activities::Column::Id.is_in(chunk.to_vec()))
-            .exec(&txn)
-            .await?
-            .rows_affected;
-    }
-    for chunk in undo.moved.deals.chunks(500) {
-        back[2] += deals::Entity::update_many()
-            .col_expr(deals::Column::ContactId, Expr::value(d))
-            .filter(deals::Column::OrganizationId.eq(org))
-            .filter(deals::Column::ContactId.eq(p))
-            .filter(deals::Column::Id.is_in(chunk.to_vec()))
-            .exec(&txn)
-            .await?
-            .rows_affected;
-    }
-    for chunk in undo.moved.identities.chunks(500) {
-        back[3] += contact_identities::Entity::update_many()
-            .col_expr(contact_identities::Column::ContactId, Expr::value(d))
-            .filter(contact_identities::Column::OrganizationId.eq(org))
-            .filter(contact_identities::Column::ContactId.eq(p))
-            .filter(contact_identities::Column::Id.is_in(chunk.to_vec()))
-            .exec(&txn)
-            .await?
-            .rows_affected;
-    }
+    back[1] = ACTIVITIES
+        .reassign(&txn, org, p, d, Some(&undo.moved.activities))
+        .await?;
+    back[2] = DEALS
+        .reassign(&txn, org, p, d, Some(&undo.moved.deals))
+        .await?;
+    back[3] = IDENTITIES
+        .reassign(&txn, org, p, d, Some(&undo.moved.identities))
+        .await?;
     contact_merges::Entity::update_many()
         .col_expr(contact_merges::Column::UndoneAt, Expr::value(now))
         .filter(contact_merges::Column::Id.eq(record.id))
