@@ -205,6 +205,34 @@ async fn with_migration_lock<T>(
     result
 }
 
+/// A stable advisory-lock key for `what` within an organization.
+pub fn lock_key(organization_id: uuid::Uuid, what: &str) -> i64 {
+    use sha2::{Digest, Sha256};
+    let d = Sha256::digest(format!("{organization_id}:{what}").as_bytes());
+    i64::from_be_bytes(d[..8].try_into().unwrap_or([0; 8]))
+}
+
+/// On PostgreSQL, takes the transaction-scoped advisory locks `keys` in ascending order (so two
+/// callers queue instead of deadlocking); they are held until the transaction ends. A no-op
+/// elsewhere: SQLite's write transactions are serial already.
+pub async fn advisory_xact_lock(db: &impl ConnectionTrait, keys: &[i64]) -> Result<(), DbErr> {
+    if keys.is_empty() || Backend::of(db) != Backend::Postgres {
+        return Ok(());
+    }
+    let sql = if let [key] = keys {
+        format!("SELECT pg_advisory_xact_lock({key})")
+    } else {
+        let list: Vec<String> = keys.iter().map(i64::to_string).collect();
+        format!(
+            "SELECT pg_advisory_xact_lock(k) FROM unnest(ARRAY[{}]::bigint[]) AS k ORDER BY k",
+            list.join(",")
+        )
+    };
+    db.execute_raw(Statement::from_string(DbBackend::Postgres, sql))
+        .await?;
+    Ok(())
+}
+
 /// Bind parameters one statement may carry on every backend (SQLite's bundled limit is 32,766,
 /// PostgreSQL's 65,535), with room to spare.
 pub const MAX_PARAMS: usize = 30_000;

@@ -15,8 +15,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use chrono::{DateTime, Utc};
 use entity::events;
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseTransaction, DbBackend, EntityTrait,
-    QueryFilter, QueryOrder, QuerySelect, Set, Statement,
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseTransaction, EntityTrait, QueryFilter,
+    QueryOrder, QuerySelect, Set,
 };
 use serde_json::Value;
 use uuid::Uuid;
@@ -103,13 +103,7 @@ pub async fn append(
     if !TYPES.contains(&event_type) {
         return Err(Error::Internal(format!("unknown event type {event_type}")));
     }
-    if txn.get_database_backend() == DbBackend::Postgres {
-        txn.execute_raw(Statement::from_string(
-            DbBackend::Postgres,
-            format!("SELECT pg_advisory_xact_lock({EVENTS_LOCK_KEY})"),
-        ))
-        .await?;
-    }
+    crate::db::advisory_xact_lock(txn, &[EVENTS_LOCK_KEY]).await?;
     let (actor_user_id, actor_api_key_id) = match actor.map(|a| &a.principal) {
         Some(crate::Principal::User { user_id, .. }) => (Some(*user_id), None),
         Some(crate::Principal::ApiKey { key_id, .. }) => (None, Some(*key_id)),
@@ -145,13 +139,7 @@ pub async fn append_many(
     if let Some((bad, _)) = items.iter().find(|(t, _)| !TYPES.contains(t)) {
         return Err(Error::Internal(format!("unknown event type {bad}")));
     }
-    if txn.get_database_backend() == DbBackend::Postgres {
-        txn.execute_raw(Statement::from_string(
-            DbBackend::Postgres,
-            format!("SELECT pg_advisory_xact_lock({EVENTS_LOCK_KEY})"),
-        ))
-        .await?;
-    }
+    crate::db::advisory_xact_lock(txn, &[EVENTS_LOCK_KEY]).await?;
     let (actor_user_id, actor_api_key_id) = match actor.map(|a| &a.principal) {
         Some(crate::Principal::User { user_id, .. }) => (Some(*user_id), None),
         Some(crate::Principal::ApiKey { key_id, .. }) => (None, Some(*key_id)),

@@ -9,7 +9,7 @@ use entity::{account_scores, companies, contacts, rescore_requests, scoring_conf
 use sea_orm::sea_query::{Expr, OnConflict};
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, DatabaseTransaction,
-    DbBackend, EntityTrait, QueryFilter, QueryOrder, QuerySelect, Set, Statement,
+    EntityTrait, QueryFilter, QueryOrder, QuerySelect, Set,
 };
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
@@ -58,15 +58,6 @@ pub async fn request_rescore(
     enqueue_job(db, organization_id, now + DEBOUNCE).await
 }
 
-/// The advisory lock key of an organization's rescore.
-fn rescore_lock_key(organization_id: Uuid) -> i64 {
-    let b = organization_id.as_bytes();
-    // The high bits say "rescore"; the rest come from the organization id.
-    let mut k = [0u8; 8];
-    k.copy_from_slice(&b[8..16]);
-    (i64::from_be_bytes(k) & 0x00ff_ffff_ffff_ffff) | (0x53 << 56)
-}
-
 async fn enqueue_job(
     db: &impl ConnectionTrait,
     organization_id: Uuid,
@@ -91,17 +82,9 @@ pub async fn rescore_requested(db: &DatabaseConnection, organization_id: Uuid) -
     for _ in 0..CHUNKS_PER_JOB {
         let txn = crate::db::begin(db).await?;
         // One rescore of an organization at a time (a second job waits for the first chunk and
-        // then reads only what is left); SQLite's write transactions are serial anyway.
-        if txn.get_database_backend() == DbBackend::Postgres {
-            txn.execute_raw(Statement::from_string(
-                DbBackend::Postgres,
-                format!(
-                    "SELECT pg_advisory_xact_lock({})",
-                    rescore_lock_key(organization_id)
-                ),
-            ))
+        // then reads only what is left).
+        crate::db::advisory_xact_lock(&txn, &[crate::db::lock_key(organization_id, "rescore")])
             .await?;
-        }
         let requests: Vec<(Uuid, Uuid)> = rescore_requests::Entity::find()
             .select_only()
             .column(rescore_requests::Column::Id)

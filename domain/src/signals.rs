@@ -32,7 +32,7 @@ use entity::{account_scores, companies, contact_identities, contacts, signal_sou
 use sea_orm::sea_query::{Expr, ExprTrait, Func, OnConflict};
 use sea_orm::{
     ColumnTrait, Condition, ConnectionTrait, DatabaseConnection, DatabaseTransaction, DbBackend,
-    EntityTrait, QueryFilter, QuerySelect, Set, Statement,
+    EntityTrait, QueryFilter, QuerySelect, Set,
 };
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
@@ -721,12 +721,6 @@ fn hints(
     h
 }
 
-/// A stable 64-bit key for an advisory lock.
-fn lock_key(org: Uuid, what: &str) -> i64 {
-    let d = Sha256::digest(format!("{org}:{what}").as_bytes());
-    i64::from_be_bytes(d[..8].try_into().unwrap_or([0; 8]))
-}
-
 /// On PostgreSQL, locks the identities, domains and GitHub organizations of the batch that
 /// `w` did not find, i.e. what the batch may create (sorted, so concurrent batches queue rather
 /// than deadlock), until the transaction ends. What exists already needs no lock: people seen
@@ -747,7 +741,7 @@ async fn lock_unknown(
             let known = w.identities.contains_key(&(k.to_owned(), v.clone()))
                 || (k == kind::EMAIL && w.contacts_by_email.contains_key(&v));
             if !known {
-                keys.insert(lock_key(org, &format!("{k}:{v}")));
+                keys.insert(crate::db::lock_key(org, &format!("{k}:{v}")));
             }
         }
         let email_domain = p
@@ -757,27 +751,20 @@ async fn lock_unknown(
             .and_then(identity::company_domain_of_email);
         for d in p.hints.domain.iter().chain(email_domain.iter()) {
             if !w.companies_by_domain.contains_key(d) {
-                keys.insert(lock_key(org, &format!("domain:{d}")));
+                keys.insert(crate::db::lock_key(org, &format!("domain:{d}")));
             }
         }
         if let Some(g) = &p.hints.github_org
             && !w.companies_by_ghorg.contains_key(g)
         {
-            keys.insert(lock_key(org, &format!("ghorg:{g}")));
+            keys.insert(crate::db::lock_key(org, &format!("ghorg:{g}")));
         }
     }
     if keys.is_empty() {
         return Ok(false);
     }
-    let list: Vec<String> = keys.iter().map(i64::to_string).collect();
-    txn.execute_raw(Statement::from_string(
-        DbBackend::Postgres,
-        format!(
-            "SELECT pg_advisory_xact_lock(k) FROM unnest(ARRAY[{}]::bigint[]) AS k ORDER BY k",
-            list.join(",")
-        ),
-    ))
-    .await?;
+    let keys: Vec<i64> = keys.into_iter().collect();
+    crate::db::advisory_xact_lock(txn, &keys).await?;
     Ok(true)
 }
 
