@@ -2,34 +2,33 @@
 //! connection (`&impl ConnectionTrait`), so the same code runs on a pool or inside a transaction,
 //! on SQLite or PostgreSQL. Only `server` knows HTTP and GraphQL; it calls into this crate and
 //! translates [`Error`] once, at the boundary.
+//!
+//! One folder per capability, each with a `mod.rs` that says what the area owns:
+//! - [`identity`]: users, sessions, API keys, organizations and their members, one-time tokens;
+//! - [`crm`]: accounts, contacts, deals, activities, search;
+//! - [`signals`]: ingest (validate, resolve, write), identifier normalisation, signal sources,
+//!   contact merges;
+//! - [`scoring`]: the PQA model, its configuration, stored scores and rescoring;
+//! - [`webhooks`]: outbound endpoints, dispatch from the event log, deliveries;
+//! - [`events`]: the event log every consumer reads;
+//! - [`queue`]: the durable job queue's storage.
+//!
+//! Shared ground: [`actor`] (who acts), [`error`] (stable codes), [`db`] (connections,
+//! migrations, transactions, locks), [`secrets`] (sealing stored secrets), [`audit`].
 
 pub mod actor;
+pub mod audit;
+pub mod crm;
 pub mod db;
 pub mod error;
 pub mod events;
 pub mod identity;
-
-pub use actor::{Actor, Principal, Role};
-pub use error::{Error, FieldError, Result};
-
-pub mod accounts;
-pub mod activities;
-pub mod api_keys;
-pub mod audit;
-pub mod contacts;
-pub mod crm;
-pub mod deals;
-pub mod merges;
-pub mod one_time;
-pub mod organizations;
 pub mod queue;
 pub mod scoring;
-pub mod search;
 pub mod secrets;
-pub mod sessions;
 pub mod signals;
-pub mod sources;
-pub mod users;
 pub mod webhooks;
 
+pub use actor::{Actor, Principal, Role};
 pub use audit::Meta;
+pub use error::{Error, FieldError, Result};

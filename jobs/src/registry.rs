@@ -549,7 +549,8 @@ async fn deliver_webhook(ctx: Context, job: jobs::Model) -> anyhow::Result<()> {
 /// Deletes demo organizations older than 24 hours with their users and data (runbook 8.1).
 async fn demo_cleanup(ctx: Context, _job: jobs::Model) -> anyhow::Result<()> {
     let before = Utc::now() - chrono::Duration::hours(24);
-    let (orgs, users) = domain::organizations::delete_demos_created_before(&ctx.db, before).await?;
+    let (orgs, users) =
+        domain::identity::organizations::delete_demos_created_before(&ctx.db, before).await?;
     if orgs == 0 {
         tracing::info!("Nothing to do: no demo organizations older than 24 hours");
     } else {

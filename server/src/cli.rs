@@ -207,7 +207,7 @@ async fn api_keys(config: Config, action: ApiKeysAction) -> anyhow::Result<()> {
         .with_context(|| format!("cannot open the database {}", config.database_description()))?;
     let result = match action {
         ApiKeysAction::Revoke { prefix } => {
-            domain::api_keys::revoke_by_prefix(&db, prefix.trim()).await
+            domain::identity::api_keys::revoke_by_prefix(&db, prefix.trim()).await
         }
     };
     db.close().await?;

@@ -14,7 +14,8 @@ use std::time::{Duration, Instant};
 use axum::http::HeaderMap;
 use chrono::{DateTime, Utc};
 use dashmap::DashMap;
-use domain::{Actor, Error, Meta, Result, users::SignedIn};
+use domain::identity::users::SignedIn;
+use domain::{Actor, Error, Meta, Result};
 use secrecy::SecretString;
 use uuid::Uuid;
 
@@ -109,7 +110,7 @@ fn chrono_ttl(d: Duration) -> chrono::Duration {
 /// Starts a session for a signed-in user and signs its tokens.
 pub async fn start_session(state: &AppState, meta: &Meta, signed: &SignedIn) -> Result<Tokens> {
     let jwt = &state.identity.jwt;
-    let issued = domain::sessions::create(
+    let issued = domain::identity::sessions::create(
         &state.db,
         meta,
         signed.user.id,
@@ -131,7 +132,7 @@ fn tokens_for(
     user: Uuid,
     org: Uuid,
     role: domain::Role,
-    issued: &domain::sessions::Issued,
+    issued: &domain::identity::sessions::Issued,
 ) -> Result<Tokens> {
     let jwt = &state.identity.jwt;
     Ok(Tokens {
@@ -145,16 +146,16 @@ fn tokens_for(
 pub async fn refresh(state: &AppState, refresh_token: &str) -> Result<(SignedIn, Tokens)> {
     let jwt = &state.identity.jwt;
     let claims = jwt.verify_refresh(refresh_token)?;
-    let issued = domain::sessions::rotate(
+    let issued = domain::identity::sessions::rotate(
         &state.db,
         claims.sid,
         &claims.jti,
         chrono_ttl(jwt.refresh_ttl),
     )
     .await?;
-    let user = domain::users::get(&state.db, issued.session.user_id).await?;
+    let user = domain::identity::users::get(&state.db, issued.session.user_id).await?;
     let (organization, role) =
-        domain::users::membership_in(&state.db, user.id, issued.session.organization_id)
+        domain::identity::users::membership_in(&state.db, user.id, issued.session.organization_id)
             .await?
             .ok_or_else(|| Error::Unauthenticated("the session has ended".into()))?;
     let tokens = tokens_for(state, user.id, organization.id, role, &issued)?;
@@ -171,19 +172,19 @@ pub async fn refresh(state: &AppState, refresh_token: &str) -> Result<(SignedIn,
 /// Ends the session of a refresh token (logout without an access token).
 pub async fn logout_refresh(state: &AppState, refresh_token: &str) -> Result<()> {
     let claims = state.identity.jwt.verify_refresh(refresh_token)?;
-    domain::sessions::revoke(&state.db, claims.sid, "logout").await
+    domain::identity::sessions::revoke(&state.db, claims.sid, "logout").await
 }
 
 /// The actor for one credential string: an API key (`dsk_…`) or an access JWT.
 pub async fn authenticate_token(state: &AppState, token: &str) -> Result<Actor> {
     let token = token.trim();
-    if domain::api_keys::looks_like_key(token) {
-        let (actor, key) = domain::api_keys::authenticate(&state.db, token).await?;
+    if domain::identity::api_keys::looks_like_key(token) {
+        let (actor, key) = domain::identity::api_keys::authenticate(&state.db, token).await?;
         let now = Utc::now();
         if state.identity.key_usage.record(key.id, now) {
             let db = state.db.clone();
             tokio::spawn(async move {
-                if let Err(e) = domain::api_keys::touch(&db, key.id, now).await {
+                if let Err(e) = domain::identity::api_keys::touch(&db, key.id, now).await {
                     tracing::warn!(error = %e, "could not record API key use");
                 }
             });
@@ -191,7 +192,7 @@ pub async fn authenticate_token(state: &AppState, token: &str) -> Result<Actor> 
         return Ok(actor);
     }
     let claims = state.identity.jwt.verify_access(token)?;
-    domain::sessions::actor(&state.db, claims.sid, claims.sub, claims.org).await
+    domain::identity::sessions::actor(&state.db, claims.sid, claims.sub, claims.org).await
 }
 
 /// The credential of a request: `X-API-Key`, or `Authorization: Bearer …`. `Ok(None)` when the

@@ -14,8 +14,8 @@ use axum::extract::{Path, Query, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use chrono::Duration;
-use domain::one_time;
-use domain::users::OAuthIdentity;
+use domain::identity::one_time;
+use domain::identity::users::OAuthIdentity;
 use oauth2::basic::BasicClient;
 use oauth2::{
     AuthUrl, AuthorizationCode, ClientId, ClientSecret, CsrfToken, EndpointNotSet, EndpointSet,
@@ -215,7 +215,7 @@ pub async fn callback(
     let identity =
         fetch_identity(state.identity.http.clone(), client, p, code, data.verifier).await?;
     let meta = super::meta(&ip, &headers);
-    let signed = domain::users::oauth_sign_in(&state.db, &meta, identity).await?;
+    let signed = domain::identity::users::oauth_sign_in(&state.db, &meta, identity).await?;
     let exchange = one_time::issue(
         &state.db,
         one_time::OAUTH_CODE,
@@ -380,12 +380,12 @@ pub async fn exchange(
     let (Some(user_id), Some(org_id)) = (used.user_id, used.organization_id) else {
         return Err(invalid());
     };
-    let user = domain::users::get(&state.db, user_id).await?;
+    let user = domain::identity::users::get(&state.db, user_id).await?;
     let meta = super::meta(&ip, &headers);
-    let (organization, role) = domain::users::membership_in(&state.db, user_id, org_id)
+    let (organization, role) = domain::identity::users::membership_in(&state.db, user_id, org_id)
         .await?
         .ok_or_else(invalid)?;
-    let signed = domain::users::SignedIn {
+    let signed = domain::identity::users::SignedIn {
         user,
         organization,
         role,

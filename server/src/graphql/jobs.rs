@@ -97,7 +97,7 @@ async fn is_platform_admin(
     if st.config.platform_admins.is_empty() {
         return Ok(false);
     }
-    let user = domain::users::get(&st.db, user_id).await.gql()?;
+    let user = domain::identity::users::get(&st.db, user_id).await.gql()?;
     Ok(st
         .config
         .platform_admins

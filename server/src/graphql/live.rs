@@ -149,7 +149,7 @@ async fn follow(
     let revoked = async move {
         loop {
             tokio::time::sleep(every).await;
-            match domain::sessions::recheck(&db, &actor).await {
+            match domain::identity::sessions::recheck(&db, &actor).await {
                 Ok(now) if allowed(&now).is_ok() => {}
                 Ok(_) => return tracing::info!("a subscriber lost the right to its subscription"),
                 Err(e) if e.is_internal() => {

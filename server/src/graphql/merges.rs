@@ -1,5 +1,5 @@
 //! Contact merges over GraphQL (issue 6, behaviour 5): `mergeContacts`, `unmergeContact`,
-//! `mergeSuggestions` and `contactMerges`. Resolvers read the actor, call one `domain::merges`
+//! `mergeSuggestions` and `contactMerges`. Resolvers read the actor, call one `domain::signals::merges`
 //! function and wrap the result; the types wrap domain structs.
 
 use async_graphql::{Context, Enum, ID, Object, SimpleObject};
@@ -54,7 +54,7 @@ pub struct EvidenceSighting {
 }
 
 /// One reason to believe two contacts are one person.
-pub struct MergeEvidence(pub domain::merges::Evidence);
+pub struct MergeEvidence(pub domain::signals::merges::Evidence);
 
 /// One reason to believe two contacts are one person.
 #[Object]
@@ -96,12 +96,12 @@ impl MergeEvidence {
     }
 }
 
-fn evidence(list: &[domain::merges::Evidence]) -> Vec<MergeEvidence> {
+fn evidence(list: &[domain::signals::merges::Evidence]) -> Vec<MergeEvidence> {
     list.iter().cloned().map(MergeEvidence).collect()
 }
 
 /// One merge of a duplicate contact into a primary, reversible with `unmergeContact`.
-pub struct ContactMerge(pub domain::merges::Merge);
+pub struct ContactMerge(pub domain::signals::merges::Merge);
 
 /// One merge of a duplicate contact into a primary, reversible with `unmergeContact`.
 #[Object]
@@ -167,7 +167,7 @@ pub struct MergeResult {
 }
 
 /// Two contacts that look like one person.
-pub struct MergeSuggestion(pub domain::merges::Suggestion);
+pub struct MergeSuggestion(pub domain::signals::merges::Suggestion);
 
 /// Two contacts that look like one person.
 #[Object]
@@ -214,9 +214,10 @@ impl MergeQuery {
         ctx: &Context<'_>,
         #[graphql(default = 20, desc = "At most this many, 1 to 100.")] first: Option<i32>,
     ) -> async_graphql::Result<Vec<MergeSuggestion>> {
-        let rows = domain::merges::suggestions(&state(ctx)?.db, actor(ctx)?, first_of(first))
-            .await
-            .gql()?;
+        let rows =
+            domain::signals::merges::suggestions(&state(ctx)?.db, actor(ctx)?, first_of(first))
+                .await
+                .gql()?;
         Ok(rows.into_iter().map(MergeSuggestion).collect())
     }
 
@@ -229,9 +230,10 @@ impl MergeQuery {
         #[graphql(default = 20, desc = "At most this many, 1 to 100.")] first: Option<i32>,
     ) -> async_graphql::Result<Vec<ContactMerge>> {
         let contact = contact_id.map(|c| uuid_of(&c, "contactId")).transpose()?;
-        let rows = domain::merges::list(&state(ctx)?.db, actor(ctx)?, contact, first_of(first))
-            .await
-            .gql()?;
+        let rows =
+            domain::signals::merges::list(&state(ctx)?.db, actor(ctx)?, contact, first_of(first))
+                .await
+                .gql()?;
         Ok(rows.into_iter().map(ContactMerge).collect())
     }
 }
@@ -256,9 +258,10 @@ impl MergeMutation {
             .iter()
             .map(|d| uuid_of(d, "duplicateIds"))
             .collect::<async_graphql::Result<Vec<_>>>()?;
-        let out = domain::merges::merge(&state(ctx)?.db, actor(ctx)?, &meta(ctx), primary, dups)
-            .await
-            .gql()?;
+        let out =
+            domain::signals::merges::merge(&state(ctx)?.db, actor(ctx)?, &meta(ctx), primary, dups)
+                .await
+                .gql()?;
         Ok(MergeResult {
             contact: Contact(out.contact),
             merges: out.merges.into_iter().map(ContactMerge).collect(),
@@ -276,7 +279,7 @@ impl MergeMutation {
         merge_id: ID,
     ) -> async_graphql::Result<Contact> {
         let id = uuid_of(&merge_id, "mergeId")?;
-        let m = domain::merges::unmerge(&state(ctx)?.db, actor(ctx)?, &meta(ctx), id)
+        let m = domain::signals::merges::unmerge(&state(ctx)?.db, actor(ctx)?, &meta(ctx), id)
             .await
             .gql()?;
         Ok(Contact(m))

@@ -103,7 +103,7 @@ impl Loader<SourceId> for CrmLoader {
 
     async fn load(&self, keys: &[SourceId]) -> Result<HashMap<SourceId, Self::Value>, Self::Error> {
         let ids = keys.iter().map(|k| k.0).collect();
-        let rows = domain::sources::by_ids(&self.db, self.actor()?, ids)
+        let rows = domain::signals::sources::by_ids(&self.db, self.actor()?, ids)
             .await
             .map_err(gql_error)?;
         Ok(rows.into_iter().map(|m| (SourceId(m.id), m)).collect())
@@ -193,7 +193,7 @@ impl SignalSource {
     }
     /// The names of the stored secrets (their values are write-only).
     async fn secret_names(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<String>> {
-        Ok(domain::sources::secret_names(
+        Ok(domain::signals::sources::secret_names(
             state(ctx)?.webhooks.cipher(),
             &self.0,
         ))
@@ -635,7 +635,7 @@ impl SignalQuery {
     /// The organization's signal sources, oldest first (the built-in API and Segment sources
     /// appear once used).
     async fn signal_sources(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<SignalSource>> {
-        let rows = domain::sources::list(&state(ctx)?.db, actor(ctx)?)
+        let rows = domain::signals::sources::list(&state(ctx)?.db, actor(ctx)?)
             .await
             .gql()?;
         Ok(rows.into_iter().map(SignalSource).collect())
@@ -789,12 +789,12 @@ impl SignalMutation {
         input: CreateSignalSourceInput,
     ) -> async_graphql::Result<SignalSource> {
         let st = state(ctx)?;
-        let m = domain::sources::create(
+        let m = domain::signals::sources::create(
             &st.db,
             actor(ctx)?,
             &meta(ctx),
             st.webhooks.cipher(),
-            domain::sources::Input {
+            domain::signals::sources::Input {
                 kind: Some(input.kind),
                 name: Some(input.name),
                 status: input.status.map(|s| s.as_str().to_owned()),
@@ -816,13 +816,13 @@ impl SignalMutation {
     ) -> async_graphql::Result<SignalSource> {
         let st = state(ctx)?;
         let id = super::identity::types::parse_id(&id, "SignalSource").gql()?;
-        let m = domain::sources::update(
+        let m = domain::signals::sources::update(
             &st.db,
             actor(ctx)?,
             &meta(ctx),
             st.webhooks.cipher(),
             id,
-            domain::sources::Input {
+            domain::signals::sources::Input {
                 kind: None,
                 name: input.name,
                 status: input.status.map(|s| s.as_str().to_owned()),

@@ -13,7 +13,7 @@ use super::error::ApiResult;
 use super::json::Json;
 use crate::auth::{self, ClientIp, Tokens, oauth};
 use crate::state::AppState;
-use domain::users::SignedIn;
+use domain::identity::users::SignedIn;
 
 pub fn routes() -> Router<AppState> {
     Router::new()
@@ -96,10 +96,10 @@ async fn register(
     Json(body): Json<RegisterRequest>,
 ) -> ApiResult<Response> {
     let meta = auth::meta(&ip, &headers);
-    let signed = domain::users::register(
+    let signed = domain::identity::users::register(
         &state.db,
         &meta,
-        domain::users::RegisterInput {
+        domain::identity::users::RegisterInput {
             email: body.email,
             password: body.password,
             name: body.name,
@@ -129,7 +129,8 @@ async fn login(
     Json(body): Json<LoginRequest>,
 ) -> ApiResult<Response> {
     let meta = auth::meta(&ip, &headers);
-    let signed = domain::users::login(&state.db, &meta, &body.email, &body.password).await?;
+    let signed =
+        domain::identity::users::login(&state.db, &meta, &body.email, &body.password).await?;
     let tokens = auth::start_session(&state, &meta, &signed).await?;
     Ok(axum::Json(AuthBody::new(signed, tokens)).into_response())
 }
@@ -159,7 +160,7 @@ async fn logout(
 ) -> ApiResult<StatusCode> {
     if let Some(actor) = auth::authenticate(&state, &headers).await? {
         if let domain::Principal::User { session_id, .. } = actor.principal {
-            domain::sessions::revoke(&state.db, session_id, "logout").await?;
+            domain::identity::sessions::revoke(&state.db, session_id, "logout").await?;
             return Ok(StatusCode::NO_CONTENT);
         }
         return Err(domain::Error::Forbidden("API keys have no session to end".into()).into());
@@ -186,7 +187,9 @@ pub const FORGOT_MESSAGE: &str =
 
 /// Emails a reset token to a known address; answers the same either way.
 pub async fn send_password_reset(state: &AppState, email: &str) -> Result<(), domain::Error> {
-    if let Some((user, token)) = domain::users::request_password_reset(&state.db, email).await? {
+    if let Some((user, token)) =
+        domain::identity::users::request_password_reset(&state.db, email).await?
+    {
         let link = format!("{}/reset-password?token={token}", state.config.frontend_url);
         let body = format!(
             "Hello {},\n\nSomeone asked to reset the password of your DevSignal account.\n\
@@ -230,6 +233,6 @@ async fn reset_password(
     Json(body): Json<ResetRequest>,
 ) -> ApiResult<Response> {
     let meta = auth::meta(&ip, &headers);
-    domain::users::reset_password(&state.db, &meta, &body.token, &body.password).await?;
+    domain::identity::users::reset_password(&state.db, &meta, &body.token, &body.password).await?;
     Ok(axum::Json(json!({ "message": "password updated; sign in again" })).into_response())
 }

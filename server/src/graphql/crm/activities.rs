@@ -1,5 +1,5 @@
 //! Activities over GraphQL: the `activities` connection, `activity(id)`, create / update /
-//! delete. Resolvers read the actor, call one `domain::activities` function and wrap the result.
+//! delete. Resolvers read the actor, call one `domain::crm::activities` function and wrap the result.
 
 use async_graphql::{Context, ID, InputObject, Json, MaybeUndefined, Object};
 use chrono::{DateTime, Utc};
@@ -45,8 +45,8 @@ pub struct ActivityInput {
 }
 
 impl ActivityInput {
-    fn into_domain(self) -> async_graphql::Result<domain::activities::Input> {
-        Ok(domain::activities::Input {
+    fn into_domain(self) -> async_graphql::Result<domain::crm::activities::Input> {
+        Ok(domain::crm::activities::Input {
             kind: self.r#type.map(|t| t.as_str().to_owned()),
             title: self.title,
             description: opt(self.description),
@@ -84,7 +84,7 @@ impl ActivityQuery {
         let mut req = page_request(first, after, last, before)?;
         req.order = order_by.map(Into::into);
         let f = filter.unwrap_or_default();
-        let filter = domain::activities::Filter {
+        let filter = domain::crm::activities::Filter {
             query: f.query,
             kind: f.r#type.map(|t| t.as_str().to_owned()),
             status: f.status.map(|s| s.as_str().to_owned()),
@@ -93,7 +93,7 @@ impl ActivityQuery {
             deal_id: filter_id(f.deal_id, "filter.dealId")?,
             common: f.common.into(),
         };
-        let page = domain::activities::list(&state(ctx)?.db, actor, &filter, &req)
+        let page = domain::crm::activities::list(&state(ctx)?.db, actor, &filter, &req)
             .await
             .gql()?;
         Ok(connection(page, Activity))
@@ -104,7 +104,7 @@ impl ActivityQuery {
         let actor = actor(ctx)?;
         let id = parse_id(&id, "Activity").gql()?;
         Ok(Activity(
-            domain::activities::get(&state(ctx)?.db, actor, id)
+            domain::crm::activities::get(&state(ctx)?.db, actor, id)
                 .await
                 .gql()?,
         ))
@@ -124,10 +124,14 @@ impl ActivityMutation {
         input: ActivityInput,
     ) -> async_graphql::Result<Activity> {
         let actor = actor(ctx)?;
-        let m =
-            domain::activities::create(&state(ctx)?.db, actor, &meta(ctx), input.into_domain()?)
-                .await
-                .gql()?;
+        let m = domain::crm::activities::create(
+            &state(ctx)?.db,
+            actor,
+            &meta(ctx),
+            input.into_domain()?,
+        )
+        .await
+        .gql()?;
         Ok(Activity(m))
     }
 
@@ -140,7 +144,7 @@ impl ActivityMutation {
     ) -> async_graphql::Result<Activity> {
         let actor = actor(ctx)?;
         let id = parse_id(&id, "Activity").gql()?;
-        let m = domain::activities::update(
+        let m = domain::crm::activities::update(
             &state(ctx)?.db,
             actor,
             &meta(ctx),
@@ -156,7 +160,7 @@ impl ActivityMutation {
     async fn delete_activity(&self, ctx: &Context<'_>, id: ID) -> async_graphql::Result<ID> {
         let actor = actor(ctx)?;
         let id = parse_id(&id, "Activity").gql()?;
-        let id = domain::activities::delete(&state(ctx)?.db, actor, &meta(ctx), id)
+        let id = domain::crm::activities::delete(&state(ctx)?.db, actor, &meta(ctx), id)
             .await
             .gql()?;
         Ok(ID(id.to_string()))

@@ -1,5 +1,5 @@
 //! Deals over GraphQL: the `deals` connection, `deal(id)`, create / update / delete and
-//! `moveDeal`. Resolvers read the actor, call one `domain::deals` function and wrap the result.
+//! `moveDeal`. Resolvers read the actor, call one `domain::crm::deals` function and wrap the result.
 
 use async_graphql::{Context, ID, InputObject, Json, MaybeUndefined, Object};
 use chrono::NaiveDate;
@@ -49,8 +49,8 @@ pub struct DealInput {
 }
 
 impl DealInput {
-    fn into_domain(self) -> async_graphql::Result<domain::deals::Input> {
-        Ok(domain::deals::Input {
+    fn into_domain(self) -> async_graphql::Result<domain::crm::deals::Input> {
+        Ok(domain::crm::deals::Input {
             title: self.title,
             amount: opt(self.amount),
             currency: self.currency,
@@ -99,7 +99,7 @@ impl DealQuery {
         let mut req = page_request(first, after, last, before)?;
         req.order = order_by.map(Into::into);
         let f = filter.unwrap_or_default();
-        let filter = domain::deals::Filter {
+        let filter = domain::crm::deals::Filter {
             query: f.query,
             stage: f.stage.map(|s| s.as_str().to_owned()),
             owner_id: filter_id(f.owner_id, "filter.ownerId")?,
@@ -107,7 +107,7 @@ impl DealQuery {
             contact_id: filter_id(f.contact_id, "filter.contactId")?,
             common: f.common.into(),
         };
-        let page = domain::deals::list(&state(ctx)?.db, actor, &filter, &req)
+        let page = domain::crm::deals::list(&state(ctx)?.db, actor, &filter, &req)
             .await
             .gql()?;
         Ok(connection(page, Deal))
@@ -118,7 +118,9 @@ impl DealQuery {
         let actor = actor(ctx)?;
         let id = parse_id(&id, "Deal").gql()?;
         Ok(Deal(
-            domain::deals::get(&state(ctx)?.db, actor, id).await.gql()?,
+            domain::crm::deals::get(&state(ctx)?.db, actor, id)
+                .await
+                .gql()?,
         ))
     }
 }
@@ -136,9 +138,10 @@ impl DealMutation {
         input: DealInput,
     ) -> async_graphql::Result<Deal> {
         let actor = actor(ctx)?;
-        let m = domain::deals::create(&state(ctx)?.db, actor, &meta(ctx), input.into_domain()?)
-            .await
-            .gql()?;
+        let m =
+            domain::crm::deals::create(&state(ctx)?.db, actor, &meta(ctx), input.into_domain()?)
+                .await
+                .gql()?;
         Ok(Deal(m))
     }
 
@@ -152,9 +155,15 @@ impl DealMutation {
     ) -> async_graphql::Result<Deal> {
         let actor = actor(ctx)?;
         let id = parse_id(&id, "Deal").gql()?;
-        let m = domain::deals::update(&state(ctx)?.db, actor, &meta(ctx), id, input.into_domain()?)
-            .await
-            .gql()?;
+        let m = domain::crm::deals::update(
+            &state(ctx)?.db,
+            actor,
+            &meta(ctx),
+            id,
+            input.into_domain()?,
+        )
+        .await
+        .gql()?;
         Ok(Deal(m))
     }
 
@@ -168,7 +177,7 @@ impl DealMutation {
     ) -> async_graphql::Result<Deal> {
         let actor = actor(ctx)?;
         let id = parse_id(&id, "Deal").gql()?;
-        let m = domain::deals::move_stage(
+        let m = domain::crm::deals::move_stage(
             &state(ctx)?.db,
             actor,
             &meta(ctx),
@@ -184,7 +193,7 @@ impl DealMutation {
     async fn delete_deal(&self, ctx: &Context<'_>, id: ID) -> async_graphql::Result<ID> {
         let actor = actor(ctx)?;
         let id = parse_id(&id, "Deal").gql()?;
-        let id = domain::deals::delete(&state(ctx)?.db, actor, &meta(ctx), id)
+        let id = domain::crm::deals::delete(&state(ctx)?.db, actor, &meta(ctx), id)
             .await
             .gql()?;
         Ok(ID(id.to_string()))

@@ -63,9 +63,9 @@ macro_rules! by_id {
     };
 }
 
-by_id!(AccountId, companies::Model, domain::accounts::by_ids);
-by_id!(ContactId, contacts::Model, domain::contacts::by_ids);
-by_id!(DealId, deals::Model, domain::deals::by_ids);
+by_id!(AccountId, companies::Model, domain::crm::accounts::by_ids);
+by_id!(ContactId, contacts::Model, domain::crm::contacts::by_ids);
+by_id!(DealId, deals::Model, domain::crm::deals::by_ids);
 by_id!(UserId, users::Model, domain::crm::members_by_ids);
 
 /// The most rows a nested list (`Account.contacts`, …) returns per parent.

@@ -220,9 +220,9 @@ pub struct CreateAccountInput {
     pub tags: Vec<String>,
 }
 
-impl From<CreateAccountInput> for domain::accounts::CreateInput {
+impl From<CreateAccountInput> for domain::crm::accounts::CreateInput {
     fn from(i: CreateAccountInput) -> Self {
-        domain::accounts::CreateInput {
+        domain::crm::accounts::CreateInput {
             name: i.name,
             domain: i.domain,
             industry: i.industry,
@@ -277,7 +277,7 @@ pub struct ContactInput {
 }
 
 impl ContactInput {
-    fn into_domain(self) -> async_graphql::Result<domain::contacts::Input> {
+    fn into_domain(self) -> async_graphql::Result<domain::crm::contacts::Input> {
         let account_id = match self.account_id {
             MaybeUndefined::Undefined => None,
             MaybeUndefined::Null => Some(None),
@@ -287,7 +287,7 @@ impl ContactInput {
                     .gql()?,
             )),
         };
-        Ok(domain::contacts::Input {
+        Ok(domain::crm::contacts::Input {
             first_name: opt(self.first_name),
             last_name: opt(self.last_name),
             email: opt(self.email),
@@ -340,12 +340,12 @@ impl CrmQuery {
         let mut req = page_request(first, after, last, before)?;
         req.order = order_by.map(Into::into);
         let f = filter.unwrap_or_default();
-        let filter = domain::accounts::Filter {
+        let filter = domain::crm::accounts::Filter {
             query: f.query,
             size: f.size.map(|s| s.as_str().to_owned()),
             common: f.common.into(),
         };
-        let page = domain::accounts::list(&state(ctx)?.db, actor, &filter, &req)
+        let page = domain::crm::accounts::list(&state(ctx)?.db, actor, &filter, &req)
             .await
             .gql()?;
         Ok(connection(page, Account))
@@ -356,7 +356,7 @@ impl CrmQuery {
         let actor = actor(ctx)?;
         let id = parse_id(&id, "Account").gql()?;
         Ok(Account(
-            domain::accounts::get(&state(ctx)?.db, actor, id)
+            domain::crm::accounts::get(&state(ctx)?.db, actor, id)
                 .await
                 .gql()?,
         ))
@@ -388,12 +388,12 @@ impl CrmQuery {
                     .gql()?,
             ),
         };
-        let filter = domain::contacts::Filter {
+        let filter = domain::crm::contacts::Filter {
             query: f.query,
             account_id,
             common: f.common.into(),
         };
-        let page = domain::contacts::list(&state(ctx)?.db, actor, &filter, &req)
+        let page = domain::crm::contacts::list(&state(ctx)?.db, actor, &filter, &req)
             .await
             .gql()?;
         Ok(connection(page, Contact))
@@ -404,7 +404,7 @@ impl CrmQuery {
         let actor = actor(ctx)?;
         let id = parse_id(&id, "Contact").gql()?;
         Ok(Contact(
-            domain::contacts::get(&state(ctx)?.db, actor, id)
+            domain::crm::contacts::get(&state(ctx)?.db, actor, id)
                 .await
                 .gql()?,
         ))
@@ -456,7 +456,7 @@ impl CrmMutation {
         input: CreateAccountInput,
     ) -> async_graphql::Result<Account> {
         let actor = actor(ctx)?;
-        let m = domain::accounts::create(&state(ctx)?.db, actor, &meta(ctx), input.into())
+        let m = domain::crm::accounts::create(&state(ctx)?.db, actor, &meta(ctx), input.into())
             .await
             .gql()?;
         Ok(Account(m))
@@ -471,9 +471,10 @@ impl CrmMutation {
     ) -> async_graphql::Result<Vec<Account>> {
         let actor = actor(ctx)?;
         let inputs = input.into_iter().map(Into::into).collect();
-        let ms = domain::accounts::create_many(&state(ctx)?.db, actor, &meta(ctx), inputs, "input")
-            .await
-            .gql()?;
+        let ms =
+            domain::crm::accounts::create_many(&state(ctx)?.db, actor, &meta(ctx), inputs, "input")
+                .await
+                .gql()?;
         Ok(ms.into_iter().map(Account).collect())
     }
 
@@ -486,7 +487,7 @@ impl CrmMutation {
     ) -> async_graphql::Result<Account> {
         let actor = actor(ctx)?;
         let id = parse_id(&id, "Account").gql()?;
-        let input = domain::accounts::UpdateInput {
+        let input = domain::crm::accounts::UpdateInput {
             name: input.name,
             domain: opt(input.domain),
             industry: opt(input.industry),
@@ -501,7 +502,7 @@ impl CrmMutation {
             add_tags: Vec::new(),
             remove_tags: Vec::new(),
         };
-        let m = domain::accounts::update(&state(ctx)?.db, actor, &meta(ctx), id, input)
+        let m = domain::crm::accounts::update(&state(ctx)?.db, actor, &meta(ctx), id, input)
             .await
             .gql()?;
         Ok(Account(m))
@@ -511,7 +512,7 @@ impl CrmMutation {
     async fn delete_account(&self, ctx: &Context<'_>, id: ID) -> async_graphql::Result<ID> {
         let actor = actor(ctx)?;
         let id = parse_id(&id, "Account").gql()?;
-        let id = domain::accounts::delete(&state(ctx)?.db, actor, &meta(ctx), id)
+        let id = domain::crm::accounts::delete(&state(ctx)?.db, actor, &meta(ctx), id)
             .await
             .gql()?;
         Ok(ID(id.to_string()))
@@ -525,9 +526,10 @@ impl CrmMutation {
         input: ContactInput,
     ) -> async_graphql::Result<Contact> {
         let actor = actor(ctx)?;
-        let m = domain::contacts::create(&state(ctx)?.db, actor, &meta(ctx), input.into_domain()?)
-            .await
-            .gql()?;
+        let m =
+            domain::crm::contacts::create(&state(ctx)?.db, actor, &meta(ctx), input.into_domain()?)
+                .await
+                .gql()?;
         Ok(Contact(m))
     }
 
@@ -543,9 +545,10 @@ impl CrmMutation {
             .into_iter()
             .map(ContactInput::into_domain)
             .collect::<async_graphql::Result<Vec<_>>>()?;
-        let ms = domain::contacts::create_many(&state(ctx)?.db, actor, &meta(ctx), inputs, "input")
-            .await
-            .gql()?;
+        let ms =
+            domain::crm::contacts::create_many(&state(ctx)?.db, actor, &meta(ctx), inputs, "input")
+                .await
+                .gql()?;
         Ok(ms.into_iter().map(Contact).collect())
     }
 
@@ -556,9 +559,10 @@ impl CrmMutation {
         input: ContactInput,
     ) -> async_graphql::Result<Contact> {
         let actor = actor(ctx)?;
-        let m = domain::contacts::upsert(&state(ctx)?.db, actor, &meta(ctx), input.into_domain()?)
-            .await
-            .gql()?;
+        let m =
+            domain::crm::contacts::upsert(&state(ctx)?.db, actor, &meta(ctx), input.into_domain()?)
+                .await
+                .gql()?;
         Ok(Contact(m))
     }
 
@@ -571,10 +575,15 @@ impl CrmMutation {
     ) -> async_graphql::Result<Contact> {
         let actor = actor(ctx)?;
         let id = parse_id(&id, "Contact").gql()?;
-        let m =
-            domain::contacts::update(&state(ctx)?.db, actor, &meta(ctx), id, input.into_domain()?)
-                .await
-                .gql()?;
+        let m = domain::crm::contacts::update(
+            &state(ctx)?.db,
+            actor,
+            &meta(ctx),
+            id,
+            input.into_domain()?,
+        )
+        .await
+        .gql()?;
         Ok(Contact(m))
     }
 
@@ -587,12 +596,12 @@ impl CrmMutation {
     ) -> async_graphql::Result<Account> {
         let actor = actor(ctx)?;
         let id = parse_id(&id, "Account").gql()?;
-        let input = domain::accounts::UpdateInput {
+        let input = domain::crm::accounts::UpdateInput {
             add_tags: input.add,
             remove_tags: input.remove,
             ..Default::default()
         };
-        let m = domain::accounts::update(&state(ctx)?.db, actor, &meta(ctx), id, input)
+        let m = domain::crm::accounts::update(&state(ctx)?.db, actor, &meta(ctx), id, input)
             .await
             .gql()?;
         Ok(Account(m))
@@ -607,12 +616,12 @@ impl CrmMutation {
     ) -> async_graphql::Result<Contact> {
         let actor = actor(ctx)?;
         let id = parse_id(&id, "Contact").gql()?;
-        let input = domain::contacts::Input {
+        let input = domain::crm::contacts::Input {
             add_tags: input.add,
             remove_tags: input.remove,
             ..Default::default()
         };
-        let m = domain::contacts::update(&state(ctx)?.db, actor, &meta(ctx), id, input)
+        let m = domain::crm::contacts::update(&state(ctx)?.db, actor, &meta(ctx), id, input)
             .await
             .gql()?;
         Ok(Contact(m))
@@ -622,7 +631,7 @@ impl CrmMutation {
     async fn delete_contact(&self, ctx: &Context<'_>, id: ID) -> async_graphql::Result<ID> {
         let actor = actor(ctx)?;
         let id = parse_id(&id, "Contact").gql()?;
-        let id = domain::contacts::delete(&state(ctx)?.db, actor, &meta(ctx), id)
+        let id = domain::crm::contacts::delete(&state(ctx)?.db, actor, &meta(ctx), id)
             .await
             .gql()?;
         Ok(ID(id.to_string()))

@@ -1,7 +1,7 @@
 //! `search(query, first)`: accounts, contacts and deals of the caller's organization, ranked.
 
 use async_graphql::{Context, Object, SimpleObject, Union};
-use domain::search::Found;
+use domain::crm::search::Found;
 
 use super::types::{Account, Contact, Deal};
 use crate::graphql::identity::state;
@@ -39,7 +39,7 @@ impl SearchQuery {
     ) -> async_graphql::Result<Vec<SearchHit>> {
         let actor = actor(ctx)?;
         let first = u64::try_from(first.unwrap_or(20)).unwrap_or(0);
-        let hits = domain::search::search(&state(ctx)?.db, actor, &query, first)
+        let hits = domain::crm::search::search(&state(ctx)?.db, actor, &query, first)
             .await
             .gql()?;
         Ok(hits

@@ -25,7 +25,9 @@ impl ApiKeyQuery {
     /// The organization's API keys, newest first.
     async fn api_keys(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<ApiKey>> {
         let actor = actor(ctx)?;
-        let keys = domain::api_keys::list(&state(ctx)?.db, actor).await.gql()?;
+        let keys = domain::identity::api_keys::list(&state(ctx)?.db, actor)
+            .await
+            .gql()?;
         Ok(keys.into_iter().map(ApiKey::from).collect())
     }
 }
@@ -42,11 +44,11 @@ impl ApiKeyMutation {
         input: CreateApiKeyInput,
     ) -> async_graphql::Result<CreatedApiKey> {
         let actor = actor(ctx)?;
-        let (model, key) = domain::api_keys::create(
+        let (model, key) = domain::identity::api_keys::create(
             &state(ctx)?.db,
             actor,
             &meta(ctx),
-            domain::api_keys::CreateInput {
+            domain::identity::api_keys::CreateInput {
                 name: input.name,
                 scopes: input.scopes,
                 expires_at: input.expires_at,
@@ -64,7 +66,7 @@ impl ApiKeyMutation {
     async fn revoke_api_key(&self, ctx: &Context<'_>, id: ID) -> async_graphql::Result<ApiKey> {
         let actor = actor(ctx)?;
         let id = parse_id(&id, "ApiKey").gql()?;
-        let model = domain::api_keys::revoke(&state(ctx)?.db, actor, &meta(ctx), id)
+        let model = domain::identity::api_keys::revoke(&state(ctx)?.db, actor, &meta(ctx), id)
             .await
             .gql()?;
         Ok(model.into())

@@ -16,7 +16,7 @@ impl OrganizationQuery {
     /// The current organization (from the token or API key).
     async fn organization(&self, ctx: &Context<'_>) -> async_graphql::Result<Organization> {
         let actor = actor(ctx)?;
-        let org = domain::organizations::current(&state(ctx)?.db, actor)
+        let org = domain::identity::organizations::current(&state(ctx)?.db, actor)
             .await
             .gql()?;
         Ok(org.into())
@@ -28,7 +28,7 @@ impl OrganizationQuery {
         ctx: &Context<'_>,
     ) -> async_graphql::Result<Vec<OrganizationMembership>> {
         let actor = actor(ctx)?;
-        let list = domain::organizations::list_for_user(&state(ctx)?.db, actor)
+        let list = domain::identity::organizations::list_for_user(&state(ctx)?.db, actor)
             .await
             .gql()?;
         Ok(list
@@ -43,7 +43,7 @@ impl OrganizationQuery {
     /// The members of the current organization.
     async fn members(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<Member>> {
         let actor = actor(ctx)?;
-        let list = domain::organizations::members(&state(ctx)?.db, actor)
+        let list = domain::identity::organizations::members(&state(ctx)?.db, actor)
             .await
             .gql()?;
         Ok(list.into_iter().map(Member::from).collect())
@@ -53,7 +53,7 @@ impl OrganizationQuery {
     async fn member(&self, ctx: &Context<'_>, user_id: ID) -> async_graphql::Result<Member> {
         let actor = actor(ctx)?;
         let id = parse_id(&user_id, "Member").gql()?;
-        let m = domain::organizations::member(&state(ctx)?.db, actor, id)
+        let m = domain::identity::organizations::member(&state(ctx)?.db, actor, id)
             .await
             .gql()?;
         Ok(m.into())
@@ -62,7 +62,7 @@ impl OrganizationQuery {
     /// Pending invitations (ADMIN or OWNER).
     async fn invitations(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<Invitation>> {
         let actor = actor(ctx)?;
-        let list = domain::organizations::invitations(&state(ctx)?.db, actor)
+        let list = domain::identity::organizations::invitations(&state(ctx)?.db, actor)
             .await
             .gql()?;
         Ok(list.into_iter().map(Invitation::from).collect())
@@ -84,18 +84,18 @@ impl OrganizationMutation {
     ) -> async_graphql::Result<Invitation> {
         let actor = actor(ctx)?;
         let state = state(ctx)?;
-        let (invitation, token) = domain::organizations::invite(
+        let (invitation, token) = domain::identity::organizations::invite(
             &state.db,
             actor,
             &meta(ctx),
-            domain::organizations::InviteInput {
+            domain::identity::organizations::InviteInput {
                 email,
                 role: role.into(),
             },
         )
         .await
         .gql()?;
-        let org = domain::organizations::current(&state.db, actor)
+        let org = domain::identity::organizations::current(&state.db, actor)
             .await
             .gql()?;
         let link = format!(
@@ -129,13 +129,14 @@ impl OrganizationMutation {
         let actor = actor(ctx)?;
         let state = state(ctx)?;
         let meta = meta(ctx);
-        let org = domain::organizations::accept_invitation(&state.db, actor, &meta, &token)
+        let org =
+            domain::identity::organizations::accept_invitation(&state.db, actor, &meta, &token)
+                .await
+                .gql()?;
+        let user = domain::identity::users::get(&state.db, actor.require_user().gql()?)
             .await
             .gql()?;
-        let user = domain::users::get(&state.db, actor.require_user().gql()?)
-            .await
-            .gql()?;
-        let signed = domain::users::sign_in(&state.db, &meta, user, org.id, "invitation")
+        let signed = domain::identity::users::sign_in(&state.db, &meta, user, org.id, "invitation")
             .await
             .gql()?;
         let tokens = crate::auth::start_session(state, &meta, &signed)
@@ -153,7 +154,7 @@ impl OrganizationMutation {
     ) -> async_graphql::Result<Member> {
         let actor = actor(ctx)?;
         let id = parse_id(&user_id, "Member").gql()?;
-        let m = domain::organizations::update_member_role(
+        let m = domain::identity::organizations::update_member_role(
             &state(ctx)?.db,
             actor,
             &meta(ctx),
@@ -169,7 +170,7 @@ impl OrganizationMutation {
     async fn remove_member(&self, ctx: &Context<'_>, user_id: ID) -> async_graphql::Result<bool> {
         let actor = actor(ctx)?;
         let id = parse_id(&user_id, "Member").gql()?;
-        domain::organizations::remove_member(&state(ctx)?.db, actor, &meta(ctx), id)
+        domain::identity::organizations::remove_member(&state(ctx)?.db, actor, &meta(ctx), id)
             .await
             .gql()?;
         Ok(true)
@@ -183,9 +184,14 @@ impl OrganizationMutation {
     ) -> async_graphql::Result<Member> {
         let actor = actor(ctx)?;
         let id = parse_id(&user_id, "Member").gql()?;
-        let m = domain::organizations::transfer_ownership(&state(ctx)?.db, actor, &meta(ctx), id)
-            .await
-            .gql()?;
+        let m = domain::identity::organizations::transfer_ownership(
+            &state(ctx)?.db,
+            actor,
+            &meta(ctx),
+            id,
+        )
+        .await
+        .gql()?;
         Ok(m.into())
     }
 }

@@ -26,12 +26,17 @@ impl SessionQuery {
     async fn viewer(&self, ctx: &Context<'_>) -> async_graphql::Result<Viewer> {
         let actor = actor(ctx)?;
         let state = state(ctx)?;
-        let organization = domain::organizations::current(&state.db, actor)
+        let organization = domain::identity::organizations::current(&state.db, actor)
             .await
             .gql()?;
         let (user, scopes) = match &actor.principal {
             domain::Principal::User { user_id, .. } => (
-                Some(domain::users::get(&state.db, *user_id).await.gql()?.into()),
+                Some(
+                    domain::identity::users::get(&state.db, *user_id)
+                        .await
+                        .gql()?
+                        .into(),
+                ),
                 Vec::new(),
             ),
             domain::Principal::ApiKey { scopes, .. } => (None, scopes.clone()),
@@ -59,10 +64,10 @@ impl SessionMutation {
         let state = state(ctx)?;
         count_auth_attempt(state, &client_ip(ctx)).await.gql()?;
         let meta = meta(ctx);
-        let signed = domain::users::register(
+        let signed = domain::identity::users::register(
             &state.db,
             &meta,
-            domain::users::RegisterInput {
+            domain::identity::users::RegisterInput {
                 email: input.email,
                 password: input.password,
                 name: input.name,
@@ -87,7 +92,7 @@ impl SessionMutation {
         let state = state(ctx)?;
         count_auth_attempt(state, &client_ip(ctx)).await.gql()?;
         let meta = meta(ctx);
-        let signed = domain::users::login(&state.db, &meta, &email, &password)
+        let signed = domain::identity::users::login(&state.db, &meta, &email, &password)
             .await
             .gql()?;
         let tokens = crate::auth::start_session(state, &meta, &signed)
@@ -114,7 +119,7 @@ impl SessionMutation {
         let state = state(ctx)?;
         match actor.principal {
             domain::Principal::User { session_id, .. } => {
-                domain::sessions::revoke(&state.db, session_id, "logout")
+                domain::identity::sessions::revoke(&state.db, session_id, "logout")
                     .await
                     .gql()?;
                 Ok(true)
@@ -148,7 +153,7 @@ impl SessionMutation {
         password: String,
     ) -> async_graphql::Result<bool> {
         let state = state(ctx)?;
-        domain::users::reset_password(&state.db, &meta(ctx), &token, &password)
+        domain::identity::users::reset_password(&state.db, &meta(ctx), &token, &password)
             .await
             .gql()?;
         Ok(true)
@@ -164,7 +169,7 @@ impl SessionMutation {
         let state = state(ctx)?;
         let user_id = actor.require_user().gql()?;
         let org = parse_id(&organization_id, "Organization").gql()?;
-        if domain::users::membership_in(&state.db, user_id, org)
+        if domain::identity::users::membership_in(&state.db, user_id, org)
             .await
             .gql()?
             .is_none()
@@ -175,8 +180,10 @@ impl SessionMutation {
             .gql();
         }
         let meta = meta(ctx);
-        let user = domain::users::get(&state.db, user_id).await.gql()?;
-        let signed = domain::users::sign_in(&state.db, &meta, user, org, "switch")
+        let user = domain::identity::users::get(&state.db, user_id)
+            .await
+            .gql()?;
+        let signed = domain::identity::users::sign_in(&state.db, &meta, user, org, "switch")
             .await
             .gql()?;
         let tokens = crate::auth::start_session(state, &meta, &signed)

@@ -108,7 +108,7 @@ pub struct AuthPayload {
 }
 
 impl AuthPayload {
-    pub fn new(signed: domain::users::SignedIn, tokens: Tokens) -> Self {
+    pub fn new(signed: domain::identity::users::SignedIn, tokens: Tokens) -> Self {
         Self {
             access_token: tokens.access_token,
             refresh_token: tokens.refresh_token,
@@ -128,8 +128,8 @@ pub struct Member {
     pub joined_at: DateTime<Utc>,
 }
 
-impl From<domain::organizations::Member> for Member {
-    fn from(m: domain::organizations::Member) -> Self {
+impl From<domain::identity::organizations::Member> for Member {
+    fn from(m: domain::identity::organizations::Member) -> Self {
         Self {
             role: m.role().into(),
             joined_at: m.membership.created_at,
@@ -200,7 +200,7 @@ impl From<api_keys::Model> for ApiKey {
     fn from(k: api_keys::Model) -> Self {
         Self {
             id: ID(k.id.to_string()),
-            scopes: domain::api_keys::scopes_of(&k),
+            scopes: domain::identity::api_keys::scopes_of(&k),
             name: k.name,
             prefix: k.prefix,
             created_at: k.created_at,

@@ -9,7 +9,8 @@ use migration::m20261128_000008_search::{SOURCES, pg_vector};
 use sea_orm::{ConnectionTrait, DbBackend, Statement, Value};
 use uuid::Uuid;
 
-use crate::{Actor, Error, Result, accounts};
+use crate::crm::accounts;
+use crate::{Actor, Error, Result};
 
 /// The most hits one search returns.
 pub const MAX_HITS: u64 = 100;
@@ -98,8 +99,8 @@ pub async fn search(
             .collect()
     };
     let accounts = accounts::by_ids(db, actor, ids("account")).await?;
-    let contacts = crate::contacts::by_ids(db, actor, ids("contact")).await?;
-    let deals = crate::deals::by_ids(db, actor, ids("deal")).await?;
+    let contacts = crate::crm::contacts::by_ids(db, actor, ids("contact")).await?;
+    let deals = crate::crm::deals::by_ids(db, actor, ids("deal")).await?;
     Ok(ranked
         .into_iter()
         .filter_map(|(kind, id, rank)| {

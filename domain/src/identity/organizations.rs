@@ -13,8 +13,9 @@ use uuid::Uuid;
 
 use crate::audit::{self, Entry, Meta, action};
 use crate::error::on_unique;
+use crate::identity::sessions;
 use crate::secrets::{normalize_email, random_token, sha256_hex};
-use crate::{Actor, Error, Result, Role, sessions};
+use crate::{Actor, Error, Result, Role};
 
 /// The actor's organization.
 pub async fn current(db: &impl ConnectionTrait, actor: &Actor) -> Result<organizations::Model> {
@@ -293,7 +294,7 @@ pub async fn accept_invitation(
     token: &str,
 ) -> Result<organizations::Model> {
     let user_id = actor.require_user()?;
-    let user = crate::users::get(db, user_id).await?;
+    let user = crate::identity::users::get(db, user_id).await?;
     let invalid = || Error::invalid("token", "is invalid, expired or already used");
     let hash = sha256_hex(token);
     let now: DateTime<Utc> = Utc::now();

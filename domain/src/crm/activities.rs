@@ -1,5 +1,5 @@
 //! Activities: tasks, calls, meetings, emails and notes, optionally linked to an account, a
-//! contact and a deal of the organization. Same shape as [`crate::deals`]: validate (errors name
+//! contact and a deal of the organization. Same shape as [`crate::crm::deals`]: validate (errors name
 //! the field), write, audit, `activity.*` event last, one transaction. The author is the user who
 //! created it (none for an API key); `completedAt` follows the status (set on COMPLETED).
 

@@ -10,8 +10,9 @@ use sea_orm::{ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, Query
 use uuid::Uuid;
 
 use crate::audit::Meta;
+use crate::identity::users;
 use crate::secrets::{random_token, sha256_hex};
-use crate::{Actor, Error, Principal, Result, users};
+use crate::{Actor, Error, Principal, Result};
 
 /// A session and the refresh id to put in the new refresh token (shown once).
 #[derive(Debug, Clone)]
@@ -215,6 +216,8 @@ pub async fn recheck(db: &impl ConnectionTrait, actor: &Actor) -> Result<Actor> 
             user_id,
             session_id,
         } => self::actor(db, *session_id, *user_id, actor.organization_id).await,
-        Principal::ApiKey { key_id, .. } => crate::api_keys::actor_by_id(db, *key_id).await,
+        Principal::ApiKey { key_id, .. } => {
+            crate::identity::api_keys::actor_by_id(db, *key_id).await
+        }
     }
 }

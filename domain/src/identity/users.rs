@@ -11,8 +11,9 @@ use uuid::Uuid;
 
 use crate::audit::{self, Entry, Meta, action};
 use crate::error::on_unique;
+use crate::identity::{one_time, sessions};
 use crate::secrets::{self, normalize_email, validate_password};
-use crate::{Error, FieldError, Result, Role, one_time, sessions};
+use crate::{Error, FieldError, Result, Role};
 
 /// The one message for every failed sign-in, whether the email exists or not.
 pub const INVALID_CREDENTIALS: &str = "invalid email or password";

@@ -32,7 +32,7 @@ use uuid::Uuid;
 
 use crate::audit::{self, Entry, Meta};
 use crate::error::on_unique;
-use crate::identity::{self, confidence, kind};
+use crate::signals::identifiers::{self, confidence, kind};
 use crate::{Actor, Error, Result, events, scoring};
 
 /// The most duplicates one [`merge`] takes.
@@ -222,10 +222,10 @@ impl Person {
                 values.push((k, n, source::FIELD));
             }
         };
-        field(kind::EMAIL, email, identity::email);
-        field(kind::GITHUB, github, identity::handle);
-        field(kind::TWITTER, twitter, identity::handle);
-        field(kind::LINKEDIN, linked_in, identity::linkedin);
+        field(kind::EMAIL, email, identifiers::email);
+        field(kind::GITHUB, github, identifiers::handle);
+        field(kind::TWITTER, twitter, identifiers::handle);
+        field(kind::LINKEDIN, linked_in, identifiers::linkedin);
         Person {
             id,
             account_id,
@@ -534,7 +534,7 @@ fn internal(what: &str, e: impl std::fmt::Display) -> Error {
 }
 
 /// Contact writes: MEMBER+ and, for API keys, the `accounts:write` scope (as in
-/// [`crate::contacts`]).
+/// [`crate::crm::contacts`]).
 fn write_rights(actor: &Actor) -> Result<()> {
     actor.require_write()?;
     actor.require_scope("accounts:write")
@@ -847,21 +847,21 @@ pub(crate) async fn merge_in(
         json!({
             "primaryId": primary.id, "mergedId": dup.id, "mergeId": record.id,
             "reason": how.reason, "confidence": how.confidence, "evidence": evidence,
-            "moved": counts, "mergedContact": crate::contacts::snapshot(&dup),
+            "moved": counts, "mergedContact": crate::crm::contacts::snapshot(&dup),
         }),
     )
     .await?;
     if changed {
         let changes = crate::crm::diff(
-            &crate::contacts::snapshot(&primary),
-            &crate::contacts::snapshot(&new),
+            &crate::crm::contacts::snapshot(&primary),
+            &crate::crm::contacts::snapshot(&new),
         );
         events::append(
             txn,
             org,
             Some(actor),
             "contact.updated",
-            json!({"contact": crate::contacts::snapshot(&new), "changes": changes}),
+            json!({"contact": crate::crm::contacts::snapshot(&new), "changes": changes}),
         )
         .await?;
     }
@@ -1119,21 +1119,21 @@ pub async fn unmerge(
         "contact.unmerged",
         json!({
             "mergeId": record.id, "primaryId": p, "restoredId": d, "movedBack": moved_back,
-            "contact": crate::contacts::snapshot(&restored),
+            "contact": crate::crm::contacts::snapshot(&restored),
         }),
     )
     .await?;
     if changed {
         let changes = crate::crm::diff(
-            &crate::contacts::snapshot(&primary),
-            &crate::contacts::snapshot(&new),
+            &crate::crm::contacts::snapshot(&primary),
+            &crate::crm::contacts::snapshot(&new),
         );
         events::append(
             &txn,
             org,
             Some(actor),
             "contact.updated",
-            json!({"contact": crate::contacts::snapshot(&new), "changes": changes}),
+            json!({"contact": crate::crm::contacts::snapshot(&new), "changes": changes}),
         )
         .await?;
     }

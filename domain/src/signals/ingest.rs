@@ -13,7 +13,7 @@
 //! 5. auto-merges (DESIGN 5): when a signal's hints name its contact and exactly one other
 //!    contact (by email, GitHub, npm, Twitter/X or LinkedIn identity, or contact email) with
 //!    confidence ≥ 0.8, the two are merged in the same transaction, after the batch's rows are
-//!    written so they move too ([`crate::merges`]). Detection reads only what the batch already
+//!    written so they move too ([`crate::signals::merges`]). Detection reads only what the batch already
 //!    loaded; pairs whose merge a person undid are never merged again.
 //!
 //! Statements are per batch, not per signal (bulk lookups, multi-row inserts, one event
@@ -39,8 +39,8 @@ use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
 use crate::crm::{self, Page, PageRequest};
-use crate::identity::{self, confidence, kind};
-use crate::merges::{self, Candidate, Evidence, Sighting};
+use crate::signals::identifiers::{self, confidence, kind};
+use crate::signals::merges::{self, Candidate, Evidence, Sighting};
 use crate::{Actor, Error, FieldError, Result, events, scoring};
 
 /// The most signals one batch may carry.
@@ -635,35 +635,35 @@ fn hints(
             errors,
             f("actor.email"),
             a.email.clone(),
-            identity::email,
+            identifiers::email,
             "an email address",
         );
         h.github = hint(
             errors,
             f("actor.github"),
             a.github.clone(),
-            identity::handle,
+            identifiers::handle,
             "a GitHub login",
         );
         h.npm = hint(
             errors,
             f("actor.npm"),
             a.npm.clone(),
-            identity::handle,
+            identifiers::handle,
             "an npm user name",
         );
         h.twitter = hint(
             errors,
             f("actor.twitter"),
             a.twitter.clone(),
-            identity::handle,
+            identifiers::handle,
             "a Twitter/X handle",
         );
         h.linkedin = hint(
             errors,
             f("actor.linkedin"),
             a.linkedin.clone(),
-            identity::linkedin,
+            identifiers::linkedin,
             "a LinkedIn profile",
         );
         h.user_id = opt_text(errors, f("actor.userId"), a.user_id.clone(), 200);
@@ -681,7 +681,7 @@ fn hints(
             errors,
             f("account.domain"),
             a.domain.clone(),
-            identity::domain,
+            identifiers::domain,
             "a domain such as acme.io",
         );
         h.company_name = opt_text(errors, f("account.name"), a.name.clone(), 200);
@@ -689,32 +689,36 @@ fn hints(
             errors,
             f("account.githubOrg"),
             a.github_org.clone(),
-            identity::handle,
+            identifiers::handle,
             "a GitHub organization",
         );
     }
     if let Some(anon) = anonymous_id {
         if let Some(login) = anon.strip_prefix("github:") {
-            h.github = h.github.take().or_else(|| identity::handle(login));
+            h.github = h.github.take().or_else(|| identifiers::handle(login));
         } else if let Some(user) = anon.strip_prefix("npm:") {
-            h.npm = h.npm.take().or_else(|| identity::handle(user));
+            h.npm = h.npm.take().or_else(|| identifiers::handle(user));
         } else if anon.contains('@') {
-            h.email = h.email.take().or_else(|| identity::email(anon));
+            h.email = h.email.take().or_else(|| identifiers::email(anon));
         }
     }
     let meta = |k: &str| metadata.get(k).and_then(Value::as_str);
     if h.github.is_none() {
-        h.github = meta("sender_login").and_then(identity::handle);
+        h.github = meta("sender_login").and_then(identifiers::handle);
     }
     if h.email.is_none() {
         h.email = meta("maintainer_email")
             .or_else(|| meta("email"))
-            .and_then(identity::email);
+            .and_then(identifiers::email);
     }
     if h.npm.is_none() {
-        h.npm = meta("npm_username").and_then(identity::handle);
+        h.npm = meta("npm_username").and_then(identifiers::handle);
     }
-    if let Some(login) = h.email.as_deref().and_then(identity::github_noreply_login) {
+    if let Some(login) = h
+        .email
+        .as_deref()
+        .and_then(identifiers::github_noreply_login)
+    {
         h.github = h.github.take().or(Some(login));
         h.email = None;
     }
@@ -748,7 +752,7 @@ async fn lock_unknown(
             .hints
             .email
             .as_deref()
-            .and_then(identity::company_domain_of_email);
+            .and_then(identifiers::company_domain_of_email);
         for d in p.hints.domain.iter().chain(email_domain.iter()) {
             if !w.companies_by_domain.contains_key(d) {
                 keys.insert(crate::db::lock_key(org, &format!("domain:{d}")));
@@ -850,7 +854,7 @@ impl Writer {
             }
             if let Some(e) = &p.hints.email {
                 emails.insert(e.clone());
-                domains.extend(identity::company_domain_of_email(e));
+                domains.extend(identifiers::company_domain_of_email(e));
             }
             domains.extend(p.hints.domain.clone());
             orgs.extend(p.hints.github_org.clone());
@@ -1060,7 +1064,7 @@ impl Writer {
             let domain = h.domain.clone().or_else(|| {
                 h.email
                     .as_deref()
-                    .and_then(identity::company_domain_of_email)
+                    .and_then(identifiers::company_domain_of_email)
             });
             if let Some(d) = domain {
                 account = Some(self.company_for_domain(&d, h));
@@ -1205,7 +1209,7 @@ impl Writer {
         let name = h
             .company_name
             .clone()
-            .unwrap_or_else(|| identity::name_from_domain(domain));
+            .unwrap_or_else(|| identifiers::name_from_domain(domain));
         let mut m = self.blank_company(name);
         m.domain = Some(domain.to_owned());
         m.domain_normalized = Some(domain.to_owned());
@@ -1443,7 +1447,7 @@ impl Writer {
         events.extend(
             companies
                 .iter()
-                .map(|m| ("company.created", crate::accounts::snapshot(m))),
+                .map(|m| ("company.created", crate::crm::accounts::snapshot(m))),
         );
         let contacts = std::mem::take(&mut self.new_contacts);
         for chunk in contacts.chunks(crate::db::rows_per_insert::<contacts::Entity>()) {
@@ -1454,7 +1458,7 @@ impl Writer {
         events.extend(
             contacts
                 .iter()
-                .map(|m| ("contact.created", crate::contacts::snapshot(m))),
+                .map(|m| ("contact.created", crate::crm::contacts::snapshot(m))),
         );
         for (account, ids) in std::mem::take(&mut self.links) {
             contacts::Entity::update_many()

@@ -1,4 +1,4 @@
-//! Deals: opportunities in the PLG pipeline. Same shape as [`crate::accounts`]: validate (errors
+//! Deals: opportunities in the PLG pipeline. Same shape as [`crate::crm::accounts`]: validate (errors
 //! name the field), write, audit, `deal.*` event last, one transaction. A stage change appends
 //! `deal.stage_changed` {from, to}; reaching CLOSED_WON or CLOSED_LOST sets `closedAt`, reopening
 //! clears it. The owner must be a member of the organization; linked account and contact must be

@@ -1,5 +1,5 @@
 //! Contacts: create, read, list, update, delete, upsert by email, batch create. Same shape as
-//! [`crate::accounts`]: validate (errors name the field), write, audit, `contact.*` event last,
+//! [`crate::crm::accounts`]: validate (errors name the field), write, audit, `contact.*` event last,
 //! one transaction. The normalised email is unique per organization, decided by the database's
 //! unique index (`CONFLICT` on `email`).
 
