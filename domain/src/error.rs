@@ -37,10 +37,167 @@ pub enum Error {
     RateLimited { retry_after_secs: u64 },
     #[error("{0}")]
     PlanLimit(String),
-    #[error("database error")]
+    #[error("database error: {0}")]
     Database(#[from] sea_orm::DbErr),
     #[error("internal error: {0}")]
     Internal(String),
+}
+
+/// Every error code the server sends, in REST bodies (`error.code`) and GraphQL errors
+/// (`extensions.code`). This is the one list: ARCHITECTURE.md's table is checked against it by a
+/// test, and every place that sends a code names it through this type.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Code {
+    /// An input is invalid; `fields` names each offending field and says what is wrong.
+    BadUserInput,
+    /// The request itself is malformed (not JSON, not a GraphQL request, a bad header).
+    BadRequest,
+    /// The GraphQL document does not parse.
+    GraphqlParseFailed,
+    /// The GraphQL document does not validate against the schema, or exceeds the depth or complexity limit.
+    GraphqlValidationFailed,
+    /// Credentials are missing, malformed, expired or revoked.
+    Unauthenticated,
+    /// The actor is known but its role or API-key scopes do not allow this.
+    Forbidden,
+    /// No such object in the actor's organization (another organization's ids answer this too), or no such route.
+    NotFound,
+    /// The route exists but not for this HTTP method.
+    MethodNotAllowed,
+    /// The request took longer than the server allows.
+    Timeout,
+    /// A uniqueness rule refuses the change; `fields` names the field.
+    Conflict,
+    /// The body is larger than the server accepts (5 MB).
+    PayloadTooLarge,
+    /// The body's content type is not one the route accepts.
+    UnsupportedMediaType,
+    /// Too many requests; `Retry-After` (and `retryAfter` in GraphQL) says when to try again.
+    RateLimited,
+    /// The organization's plan does not allow more of this.
+    PlanLimit,
+    /// Something failed inside the server; the details are logged with the request id, never returned.
+    Internal,
+    /// An outside service the request depends on (e.g. an OAuth provider) failed.
+    UpstreamError,
+    /// The server cannot serve now (e.g. the database is unreachable); try again later.
+    Unavailable,
+}
+
+impl Code {
+    /// Every code, in documentation order.
+    pub const ALL: &[Code] = &[
+        Code::BadUserInput,
+        Code::BadRequest,
+        Code::GraphqlParseFailed,
+        Code::GraphqlValidationFailed,
+        Code::Unauthenticated,
+        Code::Forbidden,
+        Code::NotFound,
+        Code::MethodNotAllowed,
+        Code::Timeout,
+        Code::Conflict,
+        Code::PayloadTooLarge,
+        Code::UnsupportedMediaType,
+        Code::RateLimited,
+        Code::PlanLimit,
+        Code::Internal,
+        Code::UpstreamError,
+        Code::Unavailable,
+    ];
+
+    /// The code as sent.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Code::BadUserInput => "BAD_USER_INPUT",
+            Code::BadRequest => "BAD_REQUEST",
+            Code::GraphqlParseFailed => "GRAPHQL_PARSE_FAILED",
+            Code::GraphqlValidationFailed => "GRAPHQL_VALIDATION_FAILED",
+            Code::Unauthenticated => "UNAUTHENTICATED",
+            Code::Forbidden => "FORBIDDEN",
+            Code::NotFound => "NOT_FOUND",
+            Code::MethodNotAllowed => "METHOD_NOT_ALLOWED",
+            Code::Timeout => "TIMEOUT",
+            Code::Conflict => "CONFLICT",
+            Code::PayloadTooLarge => "PAYLOAD_TOO_LARGE",
+            Code::UnsupportedMediaType => "UNSUPPORTED_MEDIA_TYPE",
+            Code::RateLimited => "RATE_LIMITED",
+            Code::PlanLimit => "PLAN_LIMIT",
+            Code::Internal => "INTERNAL",
+            Code::UpstreamError => "UPSTREAM_ERROR",
+            Code::Unavailable => "UNAVAILABLE",
+        }
+    }
+
+    /// The HTTP status a REST response with this code carries.
+    pub const fn http_status(self) -> u16 {
+        match self {
+            Code::BadUserInput => 400,
+            Code::BadRequest => 400,
+            Code::GraphqlParseFailed => 400,
+            Code::GraphqlValidationFailed => 400,
+            Code::Unauthenticated => 401,
+            Code::Forbidden => 403,
+            Code::NotFound => 404,
+            Code::MethodNotAllowed => 405,
+            Code::Timeout => 408,
+            Code::Conflict => 409,
+            Code::PayloadTooLarge => 413,
+            Code::UnsupportedMediaType => 415,
+            Code::RateLimited => 429,
+            Code::PlanLimit => 402,
+            Code::Internal => 500,
+            Code::UpstreamError => 502,
+            Code::Unavailable => 503,
+        }
+    }
+
+    /// What the code means, for the documentation.
+    pub const fn meaning(self) -> &'static str {
+        match self {
+            Code::BadUserInput => {
+                "An input is invalid; `fields` names each offending field and says what is wrong."
+            }
+            Code::BadRequest => {
+                "The request itself is malformed (not JSON, not a GraphQL request, a bad header)."
+            }
+            Code::GraphqlParseFailed => "The GraphQL document does not parse.",
+            Code::GraphqlValidationFailed => {
+                "The GraphQL document does not validate against the schema, or exceeds the depth or complexity limit."
+            }
+            Code::Unauthenticated => "Credentials are missing, malformed, expired or revoked.",
+            Code::Forbidden => {
+                "The actor is known but its role or API-key scopes do not allow this."
+            }
+            Code::NotFound => {
+                "No such object in the actor's organization (another organization's ids answer this too), or no such route."
+            }
+            Code::MethodNotAllowed => "The route exists but not for this HTTP method.",
+            Code::Timeout => "The request took longer than the server allows.",
+            Code::Conflict => "A uniqueness rule refuses the change; `fields` names the field.",
+            Code::PayloadTooLarge => "The body is larger than the server accepts (5 MB).",
+            Code::UnsupportedMediaType => "The body's content type is not one the route accepts.",
+            Code::RateLimited => {
+                "Too many requests; `Retry-After` (and `retryAfter` in GraphQL) says when to try again."
+            }
+            Code::PlanLimit => "The organization's plan does not allow more of this.",
+            Code::Internal => {
+                "Something failed inside the server; the details are logged with the request id, never returned."
+            }
+            Code::UpstreamError => {
+                "An outside service the request depends on (e.g. an OAuth provider) failed."
+            }
+            Code::Unavailable => {
+                "The server cannot serve now (e.g. the database is unreachable); try again later."
+            }
+        }
+    }
+}
+
+impl std::fmt::Display for Code {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
 
 fn validation_message(fields: &[FieldError]) -> String {
@@ -59,17 +216,22 @@ impl Error {
         Self::Validation(vec![FieldError::new(field, message)])
     }
 
-    /// The stable, documented code of this error (DESIGN 7).
+    /// The stable, documented code of this error.
     pub fn code(&self) -> &'static str {
+        self.kind().as_str()
+    }
+
+    /// The [`Code`] of this error.
+    pub fn kind(&self) -> Code {
         match self {
-            Error::NotFound { .. } => "NOT_FOUND",
-            Error::Conflict { .. } => "CONFLICT",
-            Error::Validation(_) => "BAD_USER_INPUT",
-            Error::Unauthenticated(_) => "UNAUTHENTICATED",
-            Error::Forbidden(_) => "FORBIDDEN",
-            Error::RateLimited { .. } => "RATE_LIMITED",
-            Error::PlanLimit(_) => "PLAN_LIMIT",
-            Error::Database(_) | Error::Internal(_) => "INTERNAL",
+            Error::NotFound { .. } => Code::NotFound,
+            Error::Conflict { .. } => Code::Conflict,
+            Error::Validation(_) => Code::BadUserInput,
+            Error::Unauthenticated(_) => Code::Unauthenticated,
+            Error::Forbidden(_) => Code::Forbidden,
+            Error::RateLimited { .. } => Code::RateLimited,
+            Error::PlanLimit(_) => Code::PlanLimit,
+            Error::Database(_) | Error::Internal(_) => Code::Internal,
         }
     }
 

@@ -31,4 +31,4 @@ pub mod webhooks;
 
 pub use actor::{Actor, Principal, Role};
 pub use audit::Meta;
-pub use error::{Error, FieldError, Result};
+pub use error::{Code, Error, FieldError, Result};

@@ -4,6 +4,7 @@
 
 pub mod registry;
 pub mod scheduler;
+pub mod trigger;
 pub mod webhook_delivery;
 pub mod worker;
 

@@ -10,7 +10,7 @@ pub mod cli;
 pub mod config;
 pub mod graphql;
 pub mod http;
-pub mod jobs_cli;
+pub mod ingest;
 pub mod live;
 pub mod metrics;
 pub mod redis;
@@ -29,6 +29,11 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::Config;
 use crate::state::AppState;
+
+/// Where GraphQL is served over HTTP (the rate limiter answers its refusals in GraphQL's shape).
+pub const GRAPHQL_PATH: &str = "/api/v1/graphql";
+/// Where GraphQL subscriptions are served over WebSocket.
+pub const GRAPHQL_WS_PATH: &str = "/api/v1/graphql/ws";
 
 /// How long in-flight requests may run on after shutdown begins.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
@@ -65,7 +70,8 @@ pub async fn build_state(config: Config, shutdown: CancellationToken) -> anyhow:
             Some(pool)
         }
     };
-    let identity = auth::Identity::new(&config, redis.clone()).context("identity services")?;
+    let identity =
+        auth::Identity::new(&config, db.clone(), redis.clone()).context("identity services")?;
     let cipher = config
         .cipher()
         .context("ENCRYPTION_KEY is not set (it encrypts stored secrets)")?;
@@ -99,7 +105,7 @@ pub async fn build_state(config: Config, shutdown: CancellationToken) -> anyhow:
 /// The whole HTTP application for a state.
 pub fn app(state: AppState) -> Router {
     let schema = graphql::schema(Some(state.clone()));
-    http::router(state, schema)
+    http::router(state.clone(), graphql::routes(schema))
 }
 
 /// Starts the worker role in this process: the job worker, the cron scheduler (unless

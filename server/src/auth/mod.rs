@@ -5,7 +5,6 @@
 
 pub mod jwt;
 pub mod mail;
-pub mod oauth;
 pub mod ratelimit;
 
 use std::net::{IpAddr, SocketAddr};
@@ -16,12 +15,12 @@ use chrono::{DateTime, Utc};
 use dashmap::DashMap;
 use domain::identity::users::SignedIn;
 use domain::{Actor, Error, Meta, Result};
+use sea_orm::DatabaseConnection;
 use secrecy::SecretString;
 use uuid::Uuid;
 
 use crate::config::Config;
 use crate::redis::RedisPool;
-use crate::state::AppState;
 use jwt::Jwt;
 use mail::Mailer;
 use ratelimit::RateLimiter;
@@ -29,8 +28,13 @@ use ratelimit::RateLimiter;
 /// How often at most a key's `lastUsedAt` is written to the database.
 pub const KEY_USAGE_FLUSH: Duration = Duration::from_secs(60);
 
-/// What the identity layer keeps for the process.
+/// What the identity layer keeps for the process: the database it checks credentials against,
+/// JWT keys, the rate limiter, the mailer and API-key usage. Both transports (HTTP and GraphQL)
+/// call its methods; it knows neither.
 pub struct Identity {
+    pub db: DatabaseConnection,
+    /// Where the dashboard lives, for links in mail.
+    pub frontend_url: String,
     pub jwt: Jwt,
     pub limiter: RateLimiter,
     pub mailer: Mailer,
@@ -40,7 +44,11 @@ pub struct Identity {
 }
 
 impl Identity {
-    pub fn new(config: &Config, redis: Option<RedisPool>) -> anyhow::Result<Self> {
+    pub fn new(
+        config: &Config,
+        db: DatabaseConnection,
+        redis: Option<RedisPool>,
+    ) -> anyhow::Result<Self> {
         // Outside `serve`, secrets may be unset (e.g. a test building its own state): use
         // ephemeral ones so the process still works.
         let ephemeral = || SecretString::from(crate::config::random_hex(64));
@@ -55,6 +63,8 @@ impl Identity {
         )
         .map_err(|e| anyhow::anyhow!("{e}"))?;
         Ok(Self {
+            db,
+            frontend_url: config.frontend_url.clone(),
             jwt,
             limiter: RateLimiter::new(config.rate_limits, redis, config.redis_key_prefix.clone()),
             mailer: Mailer::new(config)?,
@@ -107,92 +117,136 @@ fn chrono_ttl(d: Duration) -> chrono::Duration {
     chrono::Duration::from_std(d).unwrap_or(chrono::Duration::days(7))
 }
 
-/// Starts a session for a signed-in user and signs its tokens.
-pub async fn start_session(state: &AppState, meta: &Meta, signed: &SignedIn) -> Result<Tokens> {
-    let jwt = &state.identity.jwt;
-    let issued = domain::identity::sessions::create(
-        &state.db,
-        meta,
-        signed.user.id,
-        signed.organization.id,
-        chrono_ttl(jwt.refresh_ttl),
-    )
-    .await?;
-    tokens_for(
-        state,
-        signed.user.id,
-        signed.organization.id,
-        signed.role,
-        &issued,
-    )
-}
-
-fn tokens_for(
-    state: &AppState,
-    user: Uuid,
-    org: Uuid,
-    role: domain::Role,
-    issued: &domain::identity::sessions::Issued,
-) -> Result<Tokens> {
-    let jwt = &state.identity.jwt;
-    Ok(Tokens {
-        access_token: jwt.access_token(user, org, role, issued.session.id)?,
-        refresh_token: jwt.refresh_token(user, org, issued.session.id, &issued.refresh_id)?,
-        expires_in: jwt.access_ttl.as_secs(),
-    })
-}
-
-/// Rotates a refresh token; returns the signed-in user and the new pair.
-pub async fn refresh(state: &AppState, refresh_token: &str) -> Result<(SignedIn, Tokens)> {
-    let jwt = &state.identity.jwt;
-    let claims = jwt.verify_refresh(refresh_token)?;
-    let issued = domain::identity::sessions::rotate(
-        &state.db,
-        claims.sid,
-        &claims.jti,
-        chrono_ttl(jwt.refresh_ttl),
-    )
-    .await?;
-    let user = domain::identity::users::get(&state.db, issued.session.user_id).await?;
-    let (organization, role) =
-        domain::identity::users::membership_in(&state.db, user.id, issued.session.organization_id)
-            .await?
-            .ok_or_else(|| Error::Unauthenticated("the session has ended".into()))?;
-    let tokens = tokens_for(state, user.id, organization.id, role, &issued)?;
-    Ok((
-        SignedIn {
-            user,
-            organization,
-            role,
-        },
-        tokens,
-    ))
-}
-
-/// Ends the session of a refresh token (logout without an access token).
-pub async fn logout_refresh(state: &AppState, refresh_token: &str) -> Result<()> {
-    let claims = state.identity.jwt.verify_refresh(refresh_token)?;
-    domain::identity::sessions::revoke(&state.db, claims.sid, "logout").await
-}
-
-/// The actor for one credential string: an API key (`dsk_…`) or an access JWT.
-pub async fn authenticate_token(state: &AppState, token: &str) -> Result<Actor> {
-    let token = token.trim();
-    if domain::identity::api_keys::looks_like_key(token) {
-        let (actor, key) = domain::identity::api_keys::authenticate(&state.db, token).await?;
-        let now = Utc::now();
-        if state.identity.key_usage.record(key.id, now) {
-            let db = state.db.clone();
-            tokio::spawn(async move {
-                if let Err(e) = domain::identity::api_keys::touch(&db, key.id, now).await {
-                    tracing::warn!(error = %e, "could not record API key use");
-                }
-            });
-        }
-        return Ok(actor);
+impl Identity {
+    /// Starts a session for a signed-in user and signs its tokens.
+    pub async fn start_session(&self, meta: &Meta, signed: &SignedIn) -> Result<Tokens> {
+        let jwt = &self.jwt;
+        let issued = domain::identity::sessions::create(
+            &self.db,
+            meta,
+            signed.user.id,
+            signed.organization.id,
+            chrono_ttl(jwt.refresh_ttl),
+        )
+        .await?;
+        self.tokens_for(signed.user.id, signed.organization.id, signed.role, &issued)
     }
-    let claims = state.identity.jwt.verify_access(token)?;
-    domain::identity::sessions::actor(&state.db, claims.sid, claims.sub, claims.org).await
+
+    fn tokens_for(
+        &self,
+        user: Uuid,
+        org: Uuid,
+        role: domain::Role,
+        issued: &domain::identity::sessions::Issued,
+    ) -> Result<Tokens> {
+        let jwt = &self.jwt;
+        Ok(Tokens {
+            access_token: jwt.access_token(user, org, role, issued.session.id)?,
+            refresh_token: jwt.refresh_token(user, org, issued.session.id, &issued.refresh_id)?,
+            expires_in: jwt.access_ttl.as_secs(),
+        })
+    }
+
+    /// Rotates a refresh token; returns the signed-in user and the new pair.
+    pub async fn refresh(&self, refresh_token: &str) -> Result<(SignedIn, Tokens)> {
+        let jwt = &self.jwt;
+        let claims = jwt.verify_refresh(refresh_token)?;
+        let issued = domain::identity::sessions::rotate(
+            &self.db,
+            claims.sid,
+            &claims.jti,
+            chrono_ttl(jwt.refresh_ttl),
+        )
+        .await?;
+        let user = domain::identity::users::get(&self.db, issued.session.user_id).await?;
+        let (organization, role) = domain::identity::users::membership_in(
+            &self.db,
+            user.id,
+            issued.session.organization_id,
+        )
+        .await?
+        .ok_or_else(|| Error::Unauthenticated("the session has ended".into()))?;
+        let tokens = self.tokens_for(user.id, organization.id, role, &issued)?;
+        Ok((
+            SignedIn {
+                user,
+                organization,
+                role,
+            },
+            tokens,
+        ))
+    }
+
+    /// Ends the session of a refresh token (logout without an access token).
+    pub async fn logout_refresh(&self, refresh_token: &str) -> Result<()> {
+        let claims = self.jwt.verify_refresh(refresh_token)?;
+        domain::identity::sessions::revoke(&self.db, claims.sid, "logout").await
+    }
+
+    /// The actor for one credential string: an API key (`dsk_…`) or an access JWT.
+    pub async fn authenticate_token(&self, token: &str) -> Result<Actor> {
+        let token = token.trim();
+        if domain::identity::api_keys::looks_like_key(token) {
+            let (actor, key) = domain::identity::api_keys::authenticate(&self.db, token).await?;
+            let now = Utc::now();
+            if self.key_usage.record(key.id, now) {
+                let db = self.db.clone();
+                tokio::spawn(async move {
+                    if let Err(e) = domain::identity::api_keys::touch(&db, key.id, now).await {
+                        tracing::warn!(error = %e, "could not record API key use");
+                    }
+                });
+            }
+            return Ok(actor);
+        }
+        let claims = self.jwt.verify_access(token)?;
+        domain::identity::sessions::actor(&self.db, claims.sid, claims.sub, claims.org).await
+    }
+
+    /// The actor of a request, if it carries credentials; invalid credentials are an error.
+    pub async fn authenticate(&self, headers: &HeaderMap) -> Result<Option<Actor>> {
+        match credential(headers)? {
+            None => Ok(None),
+            Some(token) => self.authenticate_token(&token).await.map(Some),
+        }
+    }
+
+    /// Mails a password-reset link (and the bare token) when `email` belongs to a user; says
+    /// nothing either way, so the answer never tells whether an account exists.
+    pub async fn send_password_reset(&self, email: &str) -> Result<()> {
+        if let Some((user, token)) =
+            domain::identity::users::request_password_reset(&self.db, email).await?
+        {
+            let link = format!("{}/reset-password?token={token}", self.frontend_url);
+            let body = format!(
+                "Hello {},\n\nSomeone asked to reset the password of your DevSignal account.\n\
+                 Open this link within one hour to choose a new password:\n\n{link}\n\n\
+                 Or use this code:\n\nToken: {token}\n\n\
+                 If this was not you, ignore this message.\n",
+                user.name
+            );
+            let _ = self
+                .mailer
+                .send(&user.email, "Reset your DevSignal password", body)
+                .await;
+        }
+        Ok(())
+    }
+
+    /// Counts one operation of the client at `ip` against `limiter`: GraphQL's `register`,
+    /// `login` and `requestPasswordReset` share the `auth` limiter with their REST twins, and
+    /// ingest mutations count against `signal`, on top of the `api` limiter every request
+    /// counts against.
+    pub async fn count_against(&self, limiter: ratelimit::Limiter, ip: &ClientIp) -> Result<()> {
+        let d = self.limiter.hit(limiter, &ip.0).await;
+        if d.allowed {
+            Ok(())
+        } else {
+            Err(Error::RateLimited {
+                retry_after_secs: d.reset_secs,
+            })
+        }
+    }
 }
 
 /// The credential of a request: `X-API-Key`, or `Authorization: Bearer …`. `Ok(None)` when the
@@ -224,14 +278,6 @@ pub fn bearer(value: &str) -> Result<String> {
         ));
     }
     Ok(token.trim().to_owned())
-}
-
-/// The actor of a request, if it carries credentials; invalid credentials are an error.
-pub async fn authenticate(state: &AppState, headers: &HeaderMap) -> Result<Option<Actor>> {
-    match credential(headers)? {
-        None => Ok(None),
-        Some(token) => authenticate_token(state, &token).await.map(Some),
-    }
 }
 
 /// The client address: the left-most `X-Forwarded-For` entry when `TRUST_PROXY` is set,

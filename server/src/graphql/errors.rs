@@ -77,11 +77,11 @@ fn has_code(err: &ServerError) -> bool {
         .is_some_and(|ext| ext.get("code").is_some())
 }
 
-fn set_code(err: &mut ServerError, code: &str) {
+fn set_code(err: &mut ServerError, code: domain::Code) {
     if !has_code(err) {
         err.extensions
             .get_or_insert_with(Default::default)
-            .set("code", code);
+            .set("code", code.as_str());
     }
 }
 
@@ -96,9 +96,9 @@ fn fill_codes(resp: &mut Response) {
                 || err.message.starts_with("Invalid value")
                 || err.message.starts_with("Expected input type"))
         {
-            "BAD_USER_INPUT"
+            domain::Code::BadUserInput
         } else {
-            "INTERNAL"
+            domain::Code::Internal
         };
         set_code(err, code);
     }
@@ -134,7 +134,7 @@ impl Extension for ErrorCodesExtension {
         next: NextParseQuery<'_>,
     ) -> ServerResult<ExecutableDocument> {
         next.run(ctx, query, variables).await.map_err(|mut e| {
-            set_code(&mut e, "GRAPHQL_PARSE_FAILED");
+            set_code(&mut e, domain::Code::GraphqlParseFailed);
             e
         })
     }
@@ -146,31 +146,9 @@ impl Extension for ErrorCodesExtension {
     ) -> Result<ValidationResult, Vec<ServerError>> {
         next.run(ctx).await.map_err(|mut errors| {
             for e in &mut errors {
-                set_code(e, "GRAPHQL_VALIDATION_FAILED");
+                set_code(e, domain::Code::GraphqlValidationFailed);
             }
             errors
         })
     }
-}
-
-/// The authenticated actor of this request, or `UNAUTHENTICATED`. The HTTP and WebSocket
-/// transports put an `Option<domain::Actor>` into the request data after checking credentials.
-pub fn actor<'a>(ctx: &async_graphql::Context<'a>) -> async_graphql::Result<&'a domain::Actor> {
-    ctx.data_opt::<Option<domain::Actor>>()
-        .and_then(Option::as_ref)
-        .ok_or_else(|| {
-            gql_error(domain::Error::Unauthenticated(
-                "authentication required".into(),
-            ))
-        })
-}
-
-/// The actor, if it holds at least `role`; otherwise `UNAUTHENTICATED` or `FORBIDDEN`.
-pub fn require_role<'a>(
-    ctx: &async_graphql::Context<'a>,
-    role: domain::Role,
-) -> async_graphql::Result<&'a domain::Actor> {
-    let actor = actor(ctx)?;
-    actor.require_role(role).gql()?;
-    Ok(actor)
 }

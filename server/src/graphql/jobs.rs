@@ -6,10 +6,9 @@
 use async_graphql::{Context, ID, Json, Object, SimpleObject};
 use chrono::{DateTime, Utc};
 use entity::jobs as job_rows;
-use uuid::Uuid;
 
-use super::crm::{CrmConnection, connection, page_request};
-use super::identity::state;
+use super::common::state;
+use super::common::{ListConnection, connection, page_request};
 use crate::graphql::{GqlResultExt, require_role};
 
 /// Counts of one queue. For an organization's ADMIN they count that organization's jobs only.
@@ -149,7 +148,7 @@ impl JobQuery {
         #[graphql(name = "state")] job_state: Option<String>,
         #[graphql(desc = "Page size, 1 to 100 (default 20).")] first: Option<i32>,
         after: Option<String>,
-    ) -> async_graphql::Result<CrmConnection<Job>> {
+    ) -> async_graphql::Result<ListConnection<Job>> {
         let actor = require_role(ctx, domain::Role::Admin)?;
         if let Some(q) = &queue {
             check_queue(q)?;
@@ -225,14 +224,7 @@ impl JobMutation {
             .ok_or_else(|| domain::Error::invalid("name", "no job has this name"))
             .gql()?;
         let platform = is_platform_admin(ctx, actor).await?;
-        let org = match organization_id {
-            None => None,
-            Some(id) => Some(
-                Uuid::parse_str(id.as_str())
-                    .map_err(|_| domain::Error::invalid("organizationId", "is not an id"))
-                    .gql()?,
-            ),
-        };
+        let org = super::common::opt_input_id(organization_id, "organizationId")?;
         let org = match (def.per_org, org, platform) {
             (true, None, false) => Some(actor.organization_id),
             (true, Some(o), false) if o != actor.organization_id => {
@@ -254,10 +246,7 @@ impl JobMutation {
             }
             (_, o) => o,
         };
-        let id = crate::jobs_cli::trigger(&st.db, &name, org)
-            .await
-            .map_err(|e| domain::Error::invalid("name", format!("{e:#}")))
-            .gql()?;
+        let id = ::jobs::trigger::trigger(&st.db, &name, org).await.gql()?;
         let job = domain::queue::get(&st.db, id)
             .await
             .gql()?

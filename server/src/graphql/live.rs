@@ -10,9 +10,9 @@ use futures::{Stream, StreamExt};
 use serde_json::Value;
 use uuid::Uuid;
 
+use super::common::{opt_input_id, state};
 use super::crm::loaders::AccountId;
 use super::crm::types::{Account, Event, load};
-use super::identity::state;
 use super::signals::{Signal, Tier, Trend};
 use crate::graphql::{GqlResultExt, actor};
 
@@ -113,15 +113,6 @@ impl ScoreChange {
     }
 }
 
-fn parse_id(v: Option<ID>, field: &str) -> async_graphql::Result<Option<Uuid>> {
-    v.map(|id| {
-        Uuid::parse_str(id.as_str())
-            .map_err(|_| domain::Error::invalid(field, "is not a valid id"))
-            .gql()
-    })
-    .transpose()
-}
-
 /// The subscriber's organization's events of `types` from the log, live. The stream ends when
 /// the subscriber loses the right to it: every `SUBSCRIPTION_RECHECK_SECONDS` its session (or
 /// API key) and role are read again.
@@ -175,7 +166,7 @@ impl LiveSubscription {
         filter: Option<SignalSubscriptionFilter>,
     ) -> async_graphql::Result<impl Stream<Item = Signal> + use<>> {
         let f = filter.unwrap_or_default();
-        let account = parse_id(f.account, "filter.account")?;
+        let account = opt_input_id(f.account, "filter.account")?;
         let types = f.r#type.unwrap_or_default();
         let tiers: Vec<&'static str> = f
             .tier
@@ -206,7 +197,7 @@ impl LiveSubscription {
         ctx: &Context<'_>,
         account_id: Option<ID>,
     ) -> async_graphql::Result<impl Stream<Item = ScoreChange> + use<>> {
-        let account = parse_id(account_id, "accountId")?;
+        let account = opt_input_id(account_id, "accountId")?;
         let events = follow(ctx, vec!["score.changed".into()], None).await?;
         Ok(events.filter_map(move |e| {
             let change =

@@ -4,12 +4,11 @@
 
 use async_graphql::{Context, Enum, ID, Object, SimpleObject};
 use chrono::{DateTime, Utc};
-use uuid::Uuid;
 
+use super::common::{input_id, meta, state};
 use super::crm::loaders::{ContactId, UserId};
 use super::crm::types::{Contact, load};
 use super::identity::types::User;
-use super::identity::{meta, state};
 use crate::graphql::{GqlResultExt, actor};
 
 /// Why a merge happened.
@@ -190,12 +189,6 @@ impl MergeSuggestion {
     }
 }
 
-fn uuid_of(id: &ID, field: &str) -> async_graphql::Result<Uuid> {
-    Uuid::parse_str(id.as_str())
-        .map_err(|_| domain::Error::invalid(field, "is not a valid id"))
-        .gql()
-}
-
 /// `first` as given, 20 when null.
 fn first_of(first: Option<i32>) -> u64 {
     u64::try_from(first.unwrap_or(20)).unwrap_or(0)
@@ -229,7 +222,7 @@ impl MergeQuery {
         contact_id: Option<ID>,
         #[graphql(default = 20, desc = "At most this many, 1 to 100.")] first: Option<i32>,
     ) -> async_graphql::Result<Vec<ContactMerge>> {
-        let contact = contact_id.map(|c| uuid_of(&c, "contactId")).transpose()?;
+        let contact = contact_id.map(|c| input_id(&c, "contactId")).transpose()?;
         let rows =
             domain::signals::merges::list(&state(ctx)?.db, actor(ctx)?, contact, first_of(first))
                 .await
@@ -253,10 +246,10 @@ impl MergeMutation {
         primary_id: ID,
         duplicate_ids: Vec<ID>,
     ) -> async_graphql::Result<MergeResult> {
-        let primary = uuid_of(&primary_id, "primaryId")?;
+        let primary = input_id(&primary_id, "primaryId")?;
         let dups = duplicate_ids
             .iter()
-            .map(|d| uuid_of(d, "duplicateIds"))
+            .map(|d| input_id(d, "duplicateIds"))
             .collect::<async_graphql::Result<Vec<_>>>()?;
         let out =
             domain::signals::merges::merge(&state(ctx)?.db, actor(ctx)?, &meta(ctx), primary, dups)
@@ -278,7 +271,7 @@ impl MergeMutation {
         ctx: &Context<'_>,
         merge_id: ID,
     ) -> async_graphql::Result<Contact> {
-        let id = uuid_of(&merge_id, "mergeId")?;
+        let id = input_id(&merge_id, "mergeId")?;
         let m = domain::signals::merges::unmerge(&state(ctx)?.db, actor(ctx)?, &meta(ctx), id)
             .await
             .gql()?;

@@ -6,6 +6,7 @@
 //! parse and validation failures (including the depth and complexity limits) through the
 //! [`ErrorCodes`] extension.
 
+pub mod common;
 pub mod crm;
 mod errors;
 pub mod identity;
@@ -14,11 +15,15 @@ pub mod live;
 pub mod merges;
 pub mod signals;
 mod system;
+pub mod transport;
 pub mod webhooks;
 
 use async_graphql::{MergedObject, MergedSubscription, Schema};
+use axum::routing::{get, post};
+use axum::{Extension, Router};
 
-pub use errors::{ErrorCodes, GqlResultExt, actor, gql_error, require_role};
+pub use common::{actor, require_role};
+pub use errors::{ErrorCodes, GqlResultExt, gql_error};
 
 use crate::state::AppState;
 
@@ -83,4 +88,18 @@ pub fn schema(state: Option<AppState>) -> AppSchema {
 /// The SDL of the served schema: what `schema.graphql` must equal.
 pub fn sdl() -> String {
     schema(None).sdl()
+}
+
+/// The GraphQL transports' routes: queries and mutations over HTTP, subscriptions over
+/// WebSocket, and the GraphiQL page. The HTTP layer wraps them in the same middleware as every
+/// other route.
+pub fn routes(schema: AppSchema) -> Router<AppState> {
+    Router::new()
+        .route(
+            transport::GRAPHQL_PATH,
+            post(transport::execute).get(transport::graphiql),
+        )
+        .route(transport::GRAPHQL_WS_PATH, get(transport::websocket))
+        .route("/graphiql", get(transport::graphiql))
+        .layer(Extension(schema))
 }

@@ -9,14 +9,13 @@ use chrono::{DateTime, Utc};
 use entity::{account_scores, signal_sources, signals};
 use uuid::Uuid;
 
+use super::common::{ListConnection, connection, opt_input_id, page_request};
+use super::common::{client_ip, meta, state};
 use super::crm::loaders::{AccountId, ContactId, CrmLoader};
 use super::crm::types::{Account, Contact, load};
-use super::crm::{CrmConnection, connection, page_request};
-use super::identity::{client_ip, meta, state};
 use crate::auth::ratelimit::Limiter;
 use crate::graphql::{GqlResultExt, actor, gql_error};
-use crate::http::graphql::count_against;
-use crate::http::signals::{ingest, ingest_one_signal};
+use crate::ingest::{ingest, ingest_one_signal};
 
 /// A PQA tier.
 #[derive(Enum, Copy, Clone, Eq, PartialEq, Debug)]
@@ -296,7 +295,7 @@ pub(crate) async fn signal_page(
     filter: domain::signals::Filter,
     first: Option<i32>,
     after: Option<String>,
-) -> async_graphql::Result<CrmConnection<Signal>> {
+) -> async_graphql::Result<ListConnection<Signal>> {
     let actor = actor(ctx)?;
     let req = page_request(first, after, None, None)?;
     let page = domain::signals::list(&state(ctx)?.db, actor, &filter, &req)
@@ -464,22 +463,13 @@ pub struct SignalFilter {
     pub to: Option<DateTime<Utc>>,
 }
 
-fn id_of(v: Option<ID>, field: &str) -> async_graphql::Result<Option<Uuid>> {
-    v.map(|id| {
-        Uuid::parse_str(id.as_str())
-            .map_err(|_| domain::Error::invalid(field, "is not a valid id"))
-            .gql()
-    })
-    .transpose()
-}
-
 impl SignalFilter {
     fn into_domain(self) -> async_graphql::Result<domain::signals::Filter> {
         Ok(domain::signals::Filter {
             types: self.r#type.unwrap_or_default(),
-            source_id: id_of(self.source, "filter.source")?,
-            account_id: id_of(self.account, "filter.account")?,
-            contact_id: id_of(self.contact, "filter.contact")?,
+            source_id: opt_input_id(self.source, "filter.source")?,
+            account_id: opt_input_id(self.account, "filter.account")?,
+            contact_id: opt_input_id(self.contact, "filter.contact")?,
             from: self.from,
             to: self.to,
         })
@@ -618,14 +608,14 @@ impl SignalQuery {
         #[graphql(desc = "Page size, 1 to 100 (default 20).")] first: Option<i32>,
         after: Option<String>,
         filter: Option<SignalFilter>,
-    ) -> async_graphql::Result<CrmConnection<Signal>> {
+    ) -> async_graphql::Result<ListConnection<Signal>> {
         let filter = filter.unwrap_or_default().into_domain()?;
         signal_page(ctx, filter, first, after).await
     }
 
     /// One signal by id.
     async fn signal(&self, ctx: &Context<'_>, id: ID) -> async_graphql::Result<Signal> {
-        let id = super::identity::types::parse_id(&id, "Signal").gql()?;
+        let id = crate::graphql::common::parse_id(&id, "Signal").gql()?;
         let s = domain::signals::get(&state(ctx)?.db, actor(ctx)?, id)
             .await
             .gql()?;
@@ -739,7 +729,8 @@ impl SignalMutation {
         input: SignalInput,
     ) -> async_graphql::Result<IngestSignalPayload> {
         let st = state(ctx)?;
-        count_against(st, &client_ip(ctx), Limiter::Signal)
+        st.identity
+            .count_against(Limiter::Signal, &client_ip(ctx))
             .await
             .gql()?;
         let r = ingest_one_signal(
@@ -766,7 +757,8 @@ impl SignalMutation {
         inputs: Vec<SignalInput>,
     ) -> async_graphql::Result<IngestSignalsPayload> {
         let st = state(ctx)?;
-        count_against(st, &client_ip(ctx), Limiter::Signal)
+        st.identity
+            .count_against(Limiter::Signal, &client_ip(ctx))
             .await
             .gql()?;
         let inputs = inputs.into_iter().map(Into::into).collect();
@@ -815,7 +807,7 @@ impl SignalMutation {
         input: UpdateSignalSourceInput,
     ) -> async_graphql::Result<SignalSource> {
         let st = state(ctx)?;
-        let id = super::identity::types::parse_id(&id, "SignalSource").gql()?;
+        let id = crate::graphql::common::parse_id(&id, "SignalSource").gql()?;
         let m = domain::signals::sources::update(
             &st.db,
             actor(ctx)?,

@@ -10,9 +10,9 @@ use chrono::{DateTime, Utc};
 use entity::{webhook_attempts, webhook_deliveries, webhook_endpoints};
 use uuid::Uuid;
 
-use super::crm::{CrmConnection, connection, page_request};
-use super::identity::types::parse_id;
-use super::identity::{meta, state};
+use super::common::parse_id;
+use super::common::{ListConnection, connection, page_request};
+use super::common::{meta, state};
 use crate::graphql::{GqlResultExt, actor};
 
 /// An endpoint's health.
@@ -74,12 +74,8 @@ impl WebhookFilter {
         let account_ids = self
             .account_ids
             .iter()
-            .map(|id| {
-                Uuid::parse_str(id.as_str())
-                    .map_err(|_| domain::Error::invalid("filter.accountIds", "is not an id"))
-            })
-            .collect::<Result<Vec<_>, _>>()
-            .gql()?;
+            .map(|id| super::common::input_id(id, "filter.accountIds"))
+            .collect::<async_graphql::Result<Vec<_>>>()?;
         Ok(domain::webhooks::Filter {
             tiers: self.tiers,
             signal_types: self.signal_types,
@@ -343,7 +339,7 @@ impl WebhookQuery {
         after: Option<String>,
         #[graphql(desc = "Page size from the end, 1 to 100.")] last: Option<i32>,
         before: Option<String>,
-    ) -> async_graphql::Result<CrmConnection<WebhookDelivery>> {
+    ) -> async_graphql::Result<ListConnection<WebhookDelivery>> {
         let actor = actor(ctx)?;
         let db = &state(ctx)?.db;
         let req = page_request(first, after, last, before)?;

@@ -11,7 +11,8 @@ use serde_json::json;
 
 use super::error::ApiResult;
 use super::json::Json;
-use crate::auth::{self, ClientIp, Tokens, oauth};
+use super::oauth;
+use crate::auth::{self, ClientIp, Tokens};
 use crate::state::AppState;
 use domain::identity::users::SignedIn;
 
@@ -107,7 +108,7 @@ async fn register(
         },
     )
     .await?;
-    let tokens = auth::start_session(&state, &meta, &signed).await?;
+    let tokens = state.identity.start_session(&meta, &signed).await?;
     Ok((
         StatusCode::CREATED,
         axum::Json(AuthBody::new(signed, tokens)),
@@ -131,7 +132,7 @@ async fn login(
     let meta = auth::meta(&ip, &headers);
     let signed =
         domain::identity::users::login(&state.db, &meta, &body.email, &body.password).await?;
-    let tokens = auth::start_session(&state, &meta, &signed).await?;
+    let tokens = state.identity.start_session(&meta, &signed).await?;
     Ok(axum::Json(AuthBody::new(signed, tokens)).into_response())
 }
 
@@ -148,7 +149,7 @@ async fn refresh(
     if body.refresh_token.trim().is_empty() {
         return Err(domain::Error::invalid("refreshToken", "is required").into());
     }
-    let (signed, tokens) = auth::refresh(&state, &body.refresh_token).await?;
+    let (signed, tokens) = state.identity.refresh(&body.refresh_token).await?;
     Ok(axum::Json(AuthBody::new(signed, tokens)).into_response())
 }
 
@@ -158,7 +159,7 @@ async fn logout(
     headers: HeaderMap,
     body: axum::body::Bytes,
 ) -> ApiResult<StatusCode> {
-    if let Some(actor) = auth::authenticate(&state, &headers).await? {
+    if let Some(actor) = state.identity.authenticate(&headers).await? {
         if let domain::Principal::User { session_id, .. } = actor.principal {
             domain::identity::sessions::revoke(&state.db, session_id, "logout").await?;
             return Ok(StatusCode::NO_CONTENT);
@@ -172,7 +173,10 @@ async fn logout(
         )
         .into());
     }
-    auth::logout_refresh(&state, &refresh.refresh_token).await?;
+    state
+        .identity
+        .logout_refresh(&refresh.refresh_token)
+        .await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -185,33 +189,11 @@ struct ForgotRequest {
 pub const FORGOT_MESSAGE: &str =
     "if an account exists for this email, a password reset link has been sent";
 
-/// Emails a reset token to a known address; answers the same either way.
-pub async fn send_password_reset(state: &AppState, email: &str) -> Result<(), domain::Error> {
-    if let Some((user, token)) =
-        domain::identity::users::request_password_reset(&state.db, email).await?
-    {
-        let link = format!("{}/reset-password?token={token}", state.config.frontend_url);
-        let body = format!(
-            "Hello {},\n\nSomeone asked to reset the password of your DevSignal account.\n\
-             Open this link within one hour to choose a new password:\n\n{link}\n\n\
-             Or use this code:\n\nToken: {token}\n\n\
-             If this was not you, ignore this message.\n",
-            user.name
-        );
-        let _ = state
-            .identity
-            .mailer
-            .send(&user.email, "Reset your DevSignal password", body)
-            .await;
-    }
-    Ok(())
-}
-
 async fn forgot_password(
     State(state): State<AppState>,
     Json(body): Json<ForgotRequest>,
 ) -> ApiResult<Response> {
-    send_password_reset(&state, &body.email).await?;
+    state.identity.send_password_reset(&body.email).await?;
     Ok((
         StatusCode::ACCEPTED,
         axum::Json(json!({ "message": FORGOT_MESSAGE })),

@@ -5,13 +5,13 @@
 use axum::Json;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use domain::FieldError;
+use domain::{Code, FieldError};
 use serde::Serialize;
 
 #[derive(Debug)]
 pub struct ApiError {
     pub status: StatusCode,
-    pub code: &'static str,
+    pub code: Code,
     pub message: String,
     pub fields: Vec<FieldError>,
     pub retry_after_secs: Option<u64>,
@@ -31,7 +31,7 @@ struct Inner<'a> {
 }
 
 impl ApiError {
-    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+    pub fn new(status: StatusCode, code: Code, message: impl Into<String>) -> Self {
         Self {
             status,
             code,
@@ -42,30 +42,31 @@ impl ApiError {
     }
 
     pub fn not_found(message: impl Into<String>) -> Self {
-        Self::new(StatusCode::NOT_FOUND, "NOT_FOUND", message)
+        Self::new(StatusCode::NOT_FOUND, Code::NotFound, message)
     }
 
     pub fn bad_request(message: impl Into<String>) -> Self {
-        Self::new(StatusCode::BAD_REQUEST, "BAD_REQUEST", message)
+        Self::new(StatusCode::BAD_REQUEST, Code::BadRequest, message)
     }
 
     /// The code for a bare HTTP status produced outside our handlers (axum rejections, layers).
-    pub fn code_for_status(status: StatusCode) -> &'static str {
+    pub fn code_for_status(status: StatusCode) -> Code {
         match status {
-            StatusCode::BAD_REQUEST => "BAD_REQUEST",
-            StatusCode::UNAUTHORIZED => "UNAUTHENTICATED",
-            StatusCode::FORBIDDEN => "FORBIDDEN",
-            StatusCode::NOT_FOUND => "NOT_FOUND",
-            StatusCode::METHOD_NOT_ALLOWED => "METHOD_NOT_ALLOWED",
-            StatusCode::CONFLICT => "CONFLICT",
-            StatusCode::PAYLOAD_TOO_LARGE => "PAYLOAD_TOO_LARGE",
-            StatusCode::UNSUPPORTED_MEDIA_TYPE => "UNSUPPORTED_MEDIA_TYPE",
-            StatusCode::UNPROCESSABLE_ENTITY => "BAD_USER_INPUT",
-            StatusCode::TOO_MANY_REQUESTS => "RATE_LIMITED",
-            StatusCode::REQUEST_TIMEOUT | StatusCode::GATEWAY_TIMEOUT => "TIMEOUT",
-            StatusCode::SERVICE_UNAVAILABLE => "UNAVAILABLE",
-            s if s.is_client_error() => "BAD_REQUEST",
-            _ => "INTERNAL",
+            StatusCode::BAD_REQUEST => Code::BadRequest,
+            StatusCode::UNAUTHORIZED => Code::Unauthenticated,
+            StatusCode::FORBIDDEN => Code::Forbidden,
+            StatusCode::NOT_FOUND => Code::NotFound,
+            StatusCode::METHOD_NOT_ALLOWED => Code::MethodNotAllowed,
+            StatusCode::CONFLICT => Code::Conflict,
+            StatusCode::PAYLOAD_TOO_LARGE => Code::PayloadTooLarge,
+            StatusCode::UNSUPPORTED_MEDIA_TYPE => Code::UnsupportedMediaType,
+            StatusCode::UNPROCESSABLE_ENTITY => Code::BadUserInput,
+            StatusCode::TOO_MANY_REQUESTS => Code::RateLimited,
+            StatusCode::REQUEST_TIMEOUT | StatusCode::GATEWAY_TIMEOUT => Code::Timeout,
+            StatusCode::SERVICE_UNAVAILABLE => Code::Unavailable,
+            StatusCode::BAD_GATEWAY => Code::UpstreamError,
+            s if s.is_client_error() => Code::BadRequest,
+            _ => Code::Internal,
         }
     }
 }
@@ -73,16 +74,8 @@ impl ApiError {
 impl From<domain::Error> for ApiError {
     fn from(err: domain::Error) -> Self {
         use domain::Error as E;
-        let status = match &err {
-            E::NotFound { .. } => StatusCode::NOT_FOUND,
-            E::Conflict { .. } => StatusCode::CONFLICT,
-            E::Validation(_) => StatusCode::BAD_REQUEST,
-            E::Unauthenticated(_) => StatusCode::UNAUTHORIZED,
-            E::Forbidden(_) => StatusCode::FORBIDDEN,
-            E::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
-            E::PlanLimit(_) => StatusCode::PAYMENT_REQUIRED,
-            E::Database(_) | E::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
-        };
+        let status = StatusCode::from_u16(err.kind().http_status())
+            .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
         if err.is_internal() {
             tracing::error!(error = %err, "internal error");
         }
@@ -97,7 +90,7 @@ impl From<domain::Error> for ApiError {
         };
         Self {
             status,
-            code: err.code(),
+            code: err.kind(),
             message: err.public_message(),
             fields,
             retry_after_secs,
@@ -109,7 +102,7 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let body = Body {
             error: Inner {
-                code: self.code,
+                code: self.code.as_str(),
                 message: &self.message,
                 fields: &self.fields,
             },

@@ -44,12 +44,16 @@ pub fn too_many(d: &Decision, graphql: bool) -> Response {
         let body = serde_json::json!({
             "errors": [{
                 "message": message,
-                "extensions": {"code": "RATE_LIMITED", "retryAfter": d.reset_secs}
+                "extensions": {"code": domain::Code::RateLimited.as_str(), "retryAfter": d.reset_secs}
             }]
         });
         (StatusCode::TOO_MANY_REQUESTS, axum::Json(body)).into_response()
     } else {
-        let mut e = ApiError::new(StatusCode::TOO_MANY_REQUESTS, "RATE_LIMITED", message);
+        let mut e = ApiError::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            domain::Code::RateLimited,
+            message,
+        );
         e.retry_after_secs = Some(d.reset_secs);
         e.into_response()
     };
@@ -75,7 +79,7 @@ pub async fn rate_limit(State(state): State<AppState>, mut req: Request, next: N
         let d = state.identity.limiter.hit(limiter, &ip).await;
         if !d.allowed {
             tracing::warn!(limiter = limiter.name(), "rate limit exceeded");
-            return too_many(&d, path == super::graphql::GRAPHQL_PATH);
+            return too_many(&d, path == crate::GRAPHQL_PATH);
         }
         // Show the tightest limiter's numbers.
         if shown.is_none_or(|s| d.remaining < s.remaining) {

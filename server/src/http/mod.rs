@@ -4,20 +4,20 @@
 
 pub mod auth;
 pub mod error;
-pub mod graphql;
 pub mod health;
 pub mod json;
 pub mod limits;
+pub mod oauth;
 pub mod signals;
 
 use std::time::{Duration, Instant};
 
+use axum::Router;
 use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
 use axum::http::{HeaderName, HeaderValue, Method, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
-use axum::{Extension, Router};
+use axum::routing::get;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::cors::{AllowOrigin, CorsLayer};
 use tower_http::limit::RequestBodyLimitLayer;
@@ -25,7 +25,6 @@ use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetReques
 use tower_http::set_header::SetResponseHeaderLayer;
 use tracing::Instrument;
 
-use crate::graphql::AppSchema;
 use crate::metrics::RequestLabels;
 use crate::state::AppState;
 use error::ApiError;
@@ -33,8 +32,9 @@ use error::ApiError;
 /// The largest request body accepted (runbook: 5 MB); larger answers 413.
 pub const MAX_BODY_BYTES: usize = 5 * 1024 * 1024;
 
-/// Every route of the server, with its middleware.
-pub fn router(state: AppState, schema: AppSchema) -> Router {
+/// Every route of the server, with its middleware. `api` holds the routes of the other
+/// transports (GraphQL over HTTP and WebSocket, GraphiQL), which get the same middleware.
+pub fn router(state: AppState, api: Router<AppState>) -> Router {
     let cors = cors_layer(&state);
     let production = state.config.is_production();
     let mut headers = vec![
@@ -63,14 +63,9 @@ pub fn router(state: AppState, schema: AppSchema) -> Router {
         ));
     }
     let mut router = Router::new()
-        .route(
-            graphql::GRAPHQL_PATH,
-            post(graphql::execute).get(graphql::graphiql),
-        )
-        .route(graphql::GRAPHQL_WS_PATH, get(graphql::websocket))
+        .merge(api)
         .merge(auth::routes())
         .merge(signals::routes())
-        .route("/graphiql", get(graphql::graphiql))
         .route("/health", get(health::health))
         .route("/health/ready", get(health::ready))
         .route("/metrics", get(metrics))
@@ -91,7 +86,6 @@ pub fn router(state: AppState, schema: AppSchema) -> Router {
         .layer(middleware::from_fn_with_state(state.clone(), observe))
         .layer(PropagateRequestIdLayer::x_request_id())
         .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
-        .layer(Extension(schema))
         .with_state(state)
 }
 
@@ -166,7 +160,7 @@ fn panic_response(_: Box<dyn std::any::Any + Send + 'static>) -> Response {
     tracing::error!("request handler panicked");
     ApiError::new(
         StatusCode::INTERNAL_SERVER_ERROR,
-        "INTERNAL",
+        domain::Code::Internal,
         "internal error",
     )
     .into_response()

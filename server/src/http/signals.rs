@@ -14,6 +14,8 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use domain::Actor;
 use domain::signals::{AccountHints, AccountTraits, ActorHints, ContactTraits, Ingested, Input};
+
+use crate::ingest::{ingest, ingest_one_signal};
 use entity::{companies, contacts, signal_sources};
 use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
 use serde::Deserialize;
@@ -40,35 +42,8 @@ pub fn routes() -> Router<AppState> {
         .layer(tower_http::decompression::RequestDecompressionLayer::new())
 }
 
-/// Every ingest path of the server ends here: the one domain call, counted in the metrics.
-pub(crate) async fn ingest(
-    state: &AppState,
-    actor: &Actor,
-    inputs: Vec<Input>,
-    prefix: &str,
-    default_source: &str,
-) -> Result<Vec<Result<Ingested, domain::Error>>, domain::Error> {
-    let results =
-        domain::signals::ingest_many(&state.db, actor, inputs, prefix, default_source).await?;
-    state.metrics.count_ingest(&results, |i| i.deduplicated);
-    Ok(results)
-}
-
-/// One signal through [`ingest`].
-pub(crate) async fn ingest_one_signal(
-    state: &AppState,
-    actor: &Actor,
-    input: Input,
-    default_source: &str,
-) -> Result<Ingested, domain::Error> {
-    ingest(state, actor, vec![input], "", default_source)
-        .await?
-        .pop()
-        .ok_or_else(|| domain::Error::Internal("no signal ingested".into()))?
-}
-
 async fn actor_of(state: &AppState, headers: &HeaderMap) -> Result<Actor, ApiError> {
-    match crate::auth::authenticate(state, headers).await? {
+    match state.identity.authenticate(headers).await? {
         Some(a) => Ok(a),
         None => Err(domain::Error::Unauthenticated(
             "pass a user token or an API key with the signals:write scope".into(),
@@ -449,7 +424,7 @@ async fn segment_actor(
             .map(str::to_owned),
     };
     match key {
-        Some(k) if !k.is_empty() => Ok(crate::auth::authenticate_token(state, &k).await?),
+        Some(k) if !k.is_empty() => Ok(state.identity.authenticate_token(&k).await?),
         _ => actor_of(state, headers).await,
     }
 }

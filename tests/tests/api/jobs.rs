@@ -535,7 +535,7 @@ async fn demo_cleanup_deletes_old_demo_organizations_with_their_users() {
 }
 
 async fn jobs_cli_trigger(db: &DatabaseConnection, name: &str) -> Uuid {
-    server::jobs_cli::trigger(db, name, None).await.unwrap()
+    jobs::trigger::trigger(db, name, None).await.unwrap()
 }
 
 fn worker_env<'a>(

@@ -4,11 +4,13 @@
 use async_graphql::{Context, ID, InputObject, Json, MaybeUndefined, Object};
 use chrono::{DateTime, Utc};
 
-use super::deals::filter_id;
 use super::types::{Activity, ActivityStatus, ActivityType, Priority};
-use super::{ActivityOrder, CommonFilter, CrmConnection, connection, opt, opt_id, page_request};
-use crate::graphql::identity::types::parse_id;
-use crate::graphql::identity::{meta, state};
+use super::{ActivityOrder, CommonFilter, opt};
+use crate::graphql::common::parse_id;
+use crate::graphql::common::{
+    ListConnection, connection, maybe_input_id, opt_input_id, page_request,
+};
+use crate::graphql::common::{meta, state};
 use crate::graphql::{GqlResultExt, actor};
 
 /// Which activities to list.
@@ -53,9 +55,9 @@ impl ActivityInput {
             status: self.status.map(|s| s.as_str().to_owned()),
             priority: self.priority.map(|p| p.as_str().to_owned()),
             due_date: opt(self.due_date),
-            account_id: opt_id(self.account_id, "accountId")?,
-            contact_id: opt_id(self.contact_id, "contactId")?,
-            deal_id: opt_id(self.deal_id, "dealId")?,
+            account_id: maybe_input_id(self.account_id, "accountId")?,
+            contact_id: maybe_input_id(self.contact_id, "contactId")?,
+            deal_id: maybe_input_id(self.deal_id, "dealId")?,
             custom_fields: self.custom_fields.map(|j| j.0),
         })
     }
@@ -79,7 +81,7 @@ impl ActivityQuery {
         before: Option<String>,
         filter: Option<ActivityFilter>,
         order_by: Option<ActivityOrder>,
-    ) -> async_graphql::Result<CrmConnection<Activity>> {
+    ) -> async_graphql::Result<ListConnection<Activity>> {
         let actor = actor(ctx)?;
         let mut req = page_request(first, after, last, before)?;
         req.order = order_by.map(Into::into);
@@ -88,9 +90,9 @@ impl ActivityQuery {
             query: f.query,
             kind: f.r#type.map(|t| t.as_str().to_owned()),
             status: f.status.map(|s| s.as_str().to_owned()),
-            account_id: filter_id(f.account_id, "filter.accountId")?,
-            contact_id: filter_id(f.contact_id, "filter.contactId")?,
-            deal_id: filter_id(f.deal_id, "filter.dealId")?,
+            account_id: opt_input_id(f.account_id, "filter.accountId")?,
+            contact_id: opt_input_id(f.contact_id, "filter.contactId")?,
+            deal_id: opt_input_id(f.deal_id, "filter.dealId")?,
             common: f.common.into(),
         };
         let page = domain::crm::activities::list(&state(ctx)?.db, actor, &filter, &req)

@@ -3,12 +3,14 @@
 
 use async_graphql::{Context, ID, InputObject, Json, MaybeUndefined, Object};
 use chrono::NaiveDate;
-use uuid::Uuid;
 
 use super::types::{Deal, DealStage};
-use super::{CommonFilter, CrmConnection, DealOrder, connection, opt, opt_id, page_request};
-use crate::graphql::identity::types::parse_id;
-use crate::graphql::identity::{meta, state};
+use super::{CommonFilter, DealOrder, opt};
+use crate::graphql::common::parse_id;
+use crate::graphql::common::{
+    ListConnection, connection, maybe_input_id, opt_input_id, page_request,
+};
+use crate::graphql::common::{meta, state};
 use crate::graphql::{GqlResultExt, actor};
 
 /// Which deals to list.
@@ -60,20 +62,11 @@ impl DealInput {
             description: opt(self.description),
             custom_fields: self.custom_fields.map(|j| j.0),
             tags: self.tags,
-            account_id: opt_id(self.account_id, "accountId")?,
-            contact_id: opt_id(self.contact_id, "contactId")?,
-            owner_id: opt_id(self.owner_id, "ownerId")?,
+            account_id: maybe_input_id(self.account_id, "accountId")?,
+            contact_id: maybe_input_id(self.contact_id, "contactId")?,
+            owner_id: maybe_input_id(self.owner_id, "ownerId")?,
         })
     }
-}
-
-pub(super) fn filter_id(id: Option<ID>, field: &str) -> async_graphql::Result<Option<Uuid>> {
-    id.map(|id| {
-        Uuid::parse_str(id.as_str())
-            .map_err(|_| domain::Error::invalid(field, "is not an id"))
-            .gql()
-    })
-    .transpose()
 }
 
 #[derive(Default)]
@@ -94,7 +87,7 @@ impl DealQuery {
         before: Option<String>,
         filter: Option<DealFilter>,
         order_by: Option<DealOrder>,
-    ) -> async_graphql::Result<CrmConnection<Deal>> {
+    ) -> async_graphql::Result<ListConnection<Deal>> {
         let actor = actor(ctx)?;
         let mut req = page_request(first, after, last, before)?;
         req.order = order_by.map(Into::into);
@@ -102,9 +95,9 @@ impl DealQuery {
         let filter = domain::crm::deals::Filter {
             query: f.query,
             stage: f.stage.map(|s| s.as_str().to_owned()),
-            owner_id: filter_id(f.owner_id, "filter.ownerId")?,
-            account_id: filter_id(f.account_id, "filter.accountId")?,
-            contact_id: filter_id(f.contact_id, "filter.contactId")?,
+            owner_id: opt_input_id(f.owner_id, "filter.ownerId")?,
+            account_id: opt_input_id(f.account_id, "filter.accountId")?,
+            contact_id: opt_input_id(f.contact_id, "filter.contactId")?,
             common: f.common.into(),
         };
         let page = domain::crm::deals::list(&state(ctx)?.db, actor, &filter, &req)

@@ -8,48 +8,14 @@ pub mod loaders;
 pub mod search;
 pub mod types;
 
-use async_graphql::connection::{Connection, Edge, EmptyFields};
-use async_graphql::{Context, Enum, ID, InputObject, Json, MaybeUndefined, Object, SimpleObject};
+use async_graphql::{Context, Enum, ID, InputObject, Json, MaybeUndefined, Object};
 use chrono::{DateTime, Utc};
-use domain::crm::{Page, PageRequest};
-use uuid::Uuid;
 
 use self::types::{Account, AccountSize, Contact, Event};
-use super::identity::types::parse_id;
-use super::identity::{meta, state};
+use super::common::parse_id;
+use super::common::{meta, state};
+use crate::graphql::common::{ListConnection, connection, maybe_input_id, page_request};
 use crate::graphql::{GqlResultExt, actor};
-
-/// Extra fields of every CRM connection.
-#[derive(SimpleObject)]
-pub struct CrmConnectionExtra {
-    /// How many rows match the filter, over all pages.
-    pub total_count: u64,
-}
-
-pub type CrmConnection<T> = Connection<String, T, CrmConnectionExtra, EmptyFields>;
-
-pub(crate) fn page_request(
-    first: Option<i32>,
-    after: Option<String>,
-    last: Option<i32>,
-    before: Option<String>,
-) -> async_graphql::Result<PageRequest> {
-    let count = |n: Option<i32>, field: &str| -> async_graphql::Result<Option<u64>> {
-        n.map(|n| {
-            u64::try_from(n)
-                .map_err(|_| domain::Error::invalid(field, "must be between 1 and 100"))
-                .gql()
-        })
-        .transpose()
-    };
-    Ok(PageRequest {
-        first: count(first, "first")?,
-        after,
-        last: count(last, "last")?,
-        before,
-        order: None,
-    })
-}
 
 /// Sort direction of a list.
 #[derive(Enum, Copy, Clone, Eq, PartialEq, Debug, Default)]
@@ -138,40 +104,6 @@ impl From<CommonFilter> for domain::crm::CommonFilter {
             updated_before: f.updated_before,
         }
     }
-}
-
-pub(crate) fn connection<M, T>(page: Page<M>, wrap: impl Fn(M) -> T) -> CrmConnection<T>
-where
-    T: async_graphql::OutputType,
-{
-    let mut conn = Connection::with_additional_fields(
-        page.has_previous,
-        page.has_next,
-        CrmConnectionExtra {
-            total_count: page.total,
-        },
-    );
-    conn.edges.extend(
-        page.items
-            .into_iter()
-            .zip(page.cursors)
-            .map(|(m, c)| Edge::new(c, wrap(m))),
-    );
-    conn
-}
-
-/// A link field of an input: absent, `null` (unlink) or an id (a malformed id names the field).
-fn opt_id(v: MaybeUndefined<ID>, field: &str) -> async_graphql::Result<Option<Option<Uuid>>> {
-    opt(v)
-        .map(|v| {
-            v.map(|id| {
-                Uuid::parse_str(id.as_str())
-                    .map_err(|_| domain::Error::invalid(field, "is not an id"))
-                    .gql()
-            })
-            .transpose()
-        })
-        .transpose()
 }
 
 fn opt<T>(v: MaybeUndefined<T>) -> Option<Option<T>> {
@@ -278,15 +210,7 @@ pub struct ContactInput {
 
 impl ContactInput {
     fn into_domain(self) -> async_graphql::Result<domain::crm::contacts::Input> {
-        let account_id = match self.account_id {
-            MaybeUndefined::Undefined => None,
-            MaybeUndefined::Null => Some(None),
-            MaybeUndefined::Value(id) => Some(Some(
-                Uuid::parse_str(id.as_str())
-                    .map_err(|_| domain::Error::invalid("accountId", "no such account"))
-                    .gql()?,
-            )),
-        };
+        let account_id = maybe_input_id(self.account_id, "accountId")?;
         Ok(domain::crm::contacts::Input {
             first_name: opt(self.first_name),
             last_name: opt(self.last_name),
@@ -335,7 +259,7 @@ impl CrmQuery {
         before: Option<String>,
         filter: Option<AccountFilter>,
         order_by: Option<AccountOrder>,
-    ) -> async_graphql::Result<CrmConnection<Account>> {
+    ) -> async_graphql::Result<ListConnection<Account>> {
         let actor = actor(ctx)?;
         let mut req = page_request(first, after, last, before)?;
         req.order = order_by.map(Into::into);
@@ -375,19 +299,12 @@ impl CrmQuery {
         before: Option<String>,
         filter: Option<ContactFilter>,
         order_by: Option<ContactOrder>,
-    ) -> async_graphql::Result<CrmConnection<Contact>> {
+    ) -> async_graphql::Result<ListConnection<Contact>> {
         let actor = actor(ctx)?;
         let mut req = page_request(first, after, last, before)?;
         req.order = order_by.map(Into::into);
         let f = filter.unwrap_or_default();
-        let account_id = match f.account_id {
-            None => None,
-            Some(id) => Some(
-                Uuid::parse_str(id.as_str())
-                    .map_err(|_| domain::Error::invalid("filter.accountId", "is not an id"))
-                    .gql()?,
-            ),
-        };
+        let account_id = crate::graphql::common::opt_input_id(f.account_id, "filter.accountId")?;
         let filter = domain::crm::contacts::Filter {
             query: f.query,
             account_id,

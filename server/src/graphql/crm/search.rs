@@ -4,7 +4,7 @@ use async_graphql::{Context, Object, SimpleObject, Union};
 use domain::crm::search::Found;
 
 use super::types::{Account, Contact, Deal};
-use crate::graphql::identity::state;
+use crate::graphql::common::state;
 use crate::graphql::{GqlResultExt, actor};
 
 /// What a search found.

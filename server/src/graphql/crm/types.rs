@@ -9,7 +9,7 @@ use super::loaders::{
     AccountId, ActivitiesOfAccount, ContactId, ContactsOfAccount, CrmLoader, CrmLoaders, DealId,
     DealsOfAccount, DealsOfContact, MAX_NESTED, UserId,
 };
-use crate::graphql::identity::state;
+use crate::graphql::common::state;
 use crate::graphql::identity::types::User;
 use crate::graphql::{GqlResultExt, actor};
 
@@ -127,9 +127,9 @@ impl Account {
         ctx: &Context<'_>,
         #[graphql(desc = "Page size, 1 to 100 (default 20).")] first: Option<i32>,
         after: Option<String>,
-    ) -> async_graphql::Result<super::CrmConnection<TimelineItem>> {
+    ) -> async_graphql::Result<crate::graphql::common::ListConnection<TimelineItem>> {
         let actor = actor(ctx)?;
-        let req = super::page_request(first, after, None, None)?;
+        let req = crate::graphql::common::page_request(first, after, None, None)?;
         let page = domain::signals::timeline(
             &state(ctx)?.db,
             actor,
@@ -139,7 +139,7 @@ impl Account {
         )
         .await
         .gql()?;
-        Ok(super::connection(page, |e| match e {
+        Ok(crate::graphql::common::connection(page, |e| match e {
             domain::signals::TimelineEntry::Activity(m) => TimelineItem::Activity(Activity(m)),
             domain::signals::TimelineEntry::Signal(m) => {
                 TimelineItem::Signal(crate::graphql::signals::Signal(m))
@@ -159,7 +159,9 @@ impl Account {
         ctx: &Context<'_>,
         #[graphql(desc = "Page size, 1 to 100 (default 20).")] first: Option<i32>,
         after: Option<String>,
-    ) -> async_graphql::Result<super::CrmConnection<crate::graphql::signals::Signal>> {
+    ) -> async_graphql::Result<
+        crate::graphql::common::ListConnection<crate::graphql::signals::Signal>,
+    > {
         let filter = domain::signals::Filter {
             account_id: Some(self.0.id),
             ..Default::default()
@@ -250,7 +252,9 @@ impl Contact {
         ctx: &Context<'_>,
         #[graphql(desc = "Page size, 1 to 100 (default 20).")] first: Option<i32>,
         after: Option<String>,
-    ) -> async_graphql::Result<super::CrmConnection<crate::graphql::signals::Signal>> {
+    ) -> async_graphql::Result<
+        crate::graphql::common::ListConnection<crate::graphql::signals::Signal>,
+    > {
         let filter = domain::signals::Filter {
             contact_id: Some(self.0.id),
             ..Default::default()

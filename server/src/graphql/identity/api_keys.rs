@@ -4,8 +4,9 @@
 use async_graphql::{Context, ID, InputObject, Object};
 use chrono::{DateTime, Utc};
 
-use super::types::{ApiKey, CreatedApiKey, parse_id};
-use super::{meta, state};
+use super::types::{ApiKey, CreatedApiKey};
+use crate::graphql::common::parse_id;
+use crate::graphql::common::{meta, state};
 use crate::graphql::{GqlResultExt, actor};
 
 #[derive(InputObject)]

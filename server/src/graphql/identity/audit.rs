@@ -3,8 +3,8 @@
 use async_graphql::connection::{Connection, Edge, EmptyFields};
 use async_graphql::{Context, Object, SimpleObject};
 
-use super::state;
 use super::types::AuditEntry;
+use crate::graphql::common::state;
 use crate::graphql::{GqlResultExt, actor};
 
 #[derive(SimpleObject)]

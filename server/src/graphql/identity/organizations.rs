@@ -3,9 +3,10 @@
 use async_graphql::{Context, ID, Object};
 
 use super::types::{
-    AuthPayload, GqlRole, Invitation, Member, Organization, OrganizationMembership, parse_id,
+    AuthPayload, GqlRole, Invitation, Member, Organization, OrganizationMembership,
 };
-use super::{meta, state};
+use crate::graphql::common::parse_id;
+use crate::graphql::common::{meta, state};
 use crate::graphql::{GqlResultExt, actor};
 
 #[derive(Default)]
@@ -139,9 +140,7 @@ impl OrganizationMutation {
         let signed = domain::identity::users::sign_in(&state.db, &meta, user, org.id, "invitation")
             .await
             .gql()?;
-        let tokens = crate::auth::start_session(state, &meta, &signed)
-            .await
-            .gql()?;
+        let tokens = state.identity.start_session(&meta, &signed).await.gql()?;
         Ok(AuthPayload::new(signed, tokens))
     }
 

@@ -3,10 +3,11 @@
 
 use async_graphql::{Context, ID, InputObject, Object};
 
-use super::types::{AuthPayload, Viewer, parse_id};
-use super::{client_ip, meta, state};
+use super::types::{AuthPayload, Viewer};
+use crate::auth::ratelimit::Limiter;
+use crate::graphql::common::parse_id;
+use crate::graphql::common::{client_ip, meta, state};
 use crate::graphql::{GqlResultExt, actor};
-use crate::http::graphql::count_auth_attempt;
 
 #[derive(InputObject)]
 pub struct RegisterInput {
@@ -62,7 +63,11 @@ impl SessionMutation {
         input: RegisterInput,
     ) -> async_graphql::Result<AuthPayload> {
         let state = state(ctx)?;
-        count_auth_attempt(state, &client_ip(ctx)).await.gql()?;
+        state
+            .identity
+            .count_against(Limiter::Auth, &client_ip(ctx))
+            .await
+            .gql()?;
         let meta = meta(ctx);
         let signed = domain::identity::users::register(
             &state.db,
@@ -76,9 +81,7 @@ impl SessionMutation {
         )
         .await
         .gql()?;
-        let tokens = crate::auth::start_session(state, &meta, &signed)
-            .await
-            .gql()?;
+        let tokens = state.identity.start_session(&meta, &signed).await.gql()?;
         Ok(AuthPayload::new(signed, tokens))
     }
 
@@ -90,14 +93,16 @@ impl SessionMutation {
         password: String,
     ) -> async_graphql::Result<AuthPayload> {
         let state = state(ctx)?;
-        count_auth_attempt(state, &client_ip(ctx)).await.gql()?;
+        state
+            .identity
+            .count_against(Limiter::Auth, &client_ip(ctx))
+            .await
+            .gql()?;
         let meta = meta(ctx);
         let signed = domain::identity::users::login(&state.db, &meta, &email, &password)
             .await
             .gql()?;
-        let tokens = crate::auth::start_session(state, &meta, &signed)
-            .await
-            .gql()?;
+        let tokens = state.identity.start_session(&meta, &signed).await.gql()?;
         Ok(AuthPayload::new(signed, tokens))
     }
 
@@ -109,7 +114,7 @@ impl SessionMutation {
         refresh_token: String,
     ) -> async_graphql::Result<AuthPayload> {
         let state = state(ctx)?;
-        let (signed, tokens) = crate::auth::refresh(state, &refresh_token).await.gql()?;
+        let (signed, tokens) = state.identity.refresh(&refresh_token).await.gql()?;
         Ok(AuthPayload::new(signed, tokens))
     }
 
@@ -138,10 +143,12 @@ impl SessionMutation {
         email: String,
     ) -> async_graphql::Result<bool> {
         let state = state(ctx)?;
-        count_auth_attempt(state, &client_ip(ctx)).await.gql()?;
-        crate::http::auth::send_password_reset(state, &email)
+        state
+            .identity
+            .count_against(Limiter::Auth, &client_ip(ctx))
             .await
             .gql()?;
+        state.identity.send_password_reset(&email).await.gql()?;
         Ok(true)
     }
 
@@ -186,9 +193,7 @@ impl SessionMutation {
         let signed = domain::identity::users::sign_in(&state.db, &meta, user, org, "switch")
             .await
             .gql()?;
-        let tokens = crate::auth::start_session(state, &meta, &signed)
-            .await
-            .gql()?;
+        let tokens = state.identity.start_session(&meta, &signed).await.gql()?;
         Ok(AuthPayload::new(signed, tokens))
     }
 }

@@ -252,8 +252,3 @@ impl From<audit_logs::Model> for AuditEntry {
         }
     }
 }
-
-/// Parses an `ID` argument; a malformed id is simply not found (so probing reveals nothing).
-pub fn parse_id(id: &ID, entity: &'static str) -> Result<Uuid, domain::Error> {
-    Uuid::parse_str(id.as_str()).map_err(|_| domain::Error::NotFound { entity })
-}

@@ -11,13 +11,11 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 use domain::Actor;
 
-use crate::auth::ratelimit::Limiter;
+use super::AppSchema;
 use crate::auth::{self, ClientIp};
-use crate::graphql::AppSchema;
 use crate::state::AppState;
 
-pub const GRAPHQL_PATH: &str = "/api/v1/graphql";
-pub const GRAPHQL_WS_PATH: &str = "/api/v1/graphql/ws";
+pub use crate::{GRAPHQL_PATH, GRAPHQL_WS_PATH};
 
 /// Executes a single request or a batch. A body that is not a GraphQL request answers 400 with a
 /// GraphQL-shaped error, so clients can read it the same way as any other.
@@ -37,17 +35,17 @@ pub async fn execute(
             let body = serde_json::json!({
                 "errors": [{
                     "message": format!("the body is not a GraphQL request: {e}"),
-                    "extensions": {"code": "BAD_REQUEST"}
+                    "extensions": {"code": domain::Code::BadRequest.as_str()}
                 }]
             });
             return (StatusCode::BAD_REQUEST, axum::Json(body)).into_response();
         }
     };
-    let actor = match auth::authenticate(&state, &headers).await {
+    let actor = match state.identity.authenticate(&headers).await {
         Ok(actor) => actor,
         Err(e) => return graphql_error(StatusCode::UNAUTHORIZED, &e),
     };
-    let loaders = crate::graphql::crm::loaders::loaders(state.db.clone(), actor.clone());
+    let loaders = super::crm::loaders::loaders(state.db.clone(), actor.clone());
     let request = request
         .data(actor)
         .data(loaders)
@@ -84,7 +82,7 @@ pub async fn websocket(
                         .await
                         .map_err(|e| async_graphql::Error::new(e.public_message()))?;
                     let mut data = Data::default();
-                    data.insert(crate::graphql::crm::loaders::loaders(
+                    data.insert(super::crm::loaders::loaders(
                         state.db.clone(),
                         actor.clone(),
                     ));
@@ -131,30 +129,7 @@ async fn ws_actor(
     } else {
         return Ok(None);
     };
-    auth::authenticate_token(state, &token).await.map(Some)
-}
-
-/// Counts one sign-in attempt of the request's client against the `auth` limiter (GraphQL
-/// `register`, `login` and `requestPasswordReset` share it with their REST twins).
-pub async fn count_auth_attempt(state: &AppState, ip: &ClientIp) -> Result<(), domain::Error> {
-    count_against(state, ip, Limiter::Auth).await
-}
-
-/// Counts one GraphQL operation of the request's client against `limiter` (beyond the `api`
-/// limiter every GraphQL request counts against), e.g. ingest mutations against `signal`.
-pub async fn count_against(
-    state: &AppState,
-    ip: &ClientIp,
-    limiter: Limiter,
-) -> Result<(), domain::Error> {
-    let d = state.identity.limiter.hit(limiter, &ip.0).await;
-    if d.allowed {
-        Ok(())
-    } else {
-        Err(domain::Error::RateLimited {
-            retry_after_secs: d.reset_secs,
-        })
-    }
+    state.identity.authenticate_token(&token).await.map(Some)
 }
 
 pub async fn graphiql() -> Response {

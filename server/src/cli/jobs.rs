@@ -134,7 +134,9 @@ async fn act(db: &sea_orm::DatabaseConnection, action: JobsAction) -> anyhow::Re
             println!("deleted {n} {state} job(s) of {queue} older than {older_than}");
         }
         JobsAction::Trigger { job, org } => {
-            let id = trigger(db, &job, org).await?;
+            let id = jobs::trigger::trigger(db, &job, org)
+                .await
+                .map_err(|e| anyhow::anyhow!("{}", e.public_message()))?;
             println!("enqueued {job} as job {id}");
         }
         JobsAction::Schedules => {
@@ -166,29 +168,4 @@ async fn act(db: &sea_orm::DatabaseConnection, action: JobsAction) -> anyhow::Re
         }
     }
     Ok(())
-}
-
-/// Enqueues job `name` now (for one organization when it works per organization).
-pub async fn trigger(
-    db: &sea_orm::DatabaseConnection,
-    name: &str,
-    org: Option<Uuid>,
-) -> anyhow::Result<Uuid> {
-    let def = jobs::registry::find(name).ok_or_else(|| {
-        let names: Vec<&str> = jobs::registry::JOBS.iter().map(|j| j.name).collect();
-        anyhow::anyhow!("unknown job {name:?}; jobs: {}", names.join(", "))
-    })?;
-    let mut job = jobs::registry::new_job(def, json!({"trigger": "manual"}));
-    match (def.per_org, org) {
-        (true, None) => anyhow::bail!("{name} works per organization: give --org <id>"),
-        (true, Some(org)) => {
-            job.payload = json!({"trigger": "manual", "organizationId": org});
-            job = job.organization(org);
-        }
-        (false, Some(_)) => anyhow::bail!("{name} runs for every organization; leave out --org"),
-        (false, None) => {}
-    }
-    domain::queue::enqueue(db, job)
-        .await?
-        .ok_or_else(|| anyhow::anyhow!("an identical job is already waiting"))
 }

@@ -24,10 +24,10 @@ use oauth2::{
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 
-use super::ClientIp;
+use super::error::{ApiError, ApiResult};
+use super::json::Json;
+use crate::auth::ClientIp;
 use crate::config::Config;
-use crate::http::error::{ApiError, ApiResult};
-use crate::http::json::Json;
 use crate::state::AppState;
 
 /// How long a started login may take.
@@ -174,7 +174,11 @@ async fn oauth_http(
 }
 
 fn bad_gateway(message: &str) -> ApiError {
-    ApiError::new(StatusCode::BAD_GATEWAY, "UPSTREAM_ERROR", message)
+    ApiError::new(
+        StatusCode::BAD_GATEWAY,
+        domain::Code::UpstreamError,
+        message,
+    )
 }
 
 /// `GET /api/v1/auth/oauth/{provider}/callback?code&state`.
@@ -214,7 +218,7 @@ pub async fn callback(
     let client = client(&state.config, &p)?;
     let identity =
         fetch_identity(state.identity.http.clone(), client, p, code, data.verifier).await?;
-    let meta = super::meta(&ip, &headers);
+    let meta = crate::auth::meta(&ip, &headers);
     let signed = domain::identity::users::oauth_sign_in(&state.db, &meta, identity).await?;
     let exchange = one_time::issue(
         &state.db,
@@ -381,7 +385,7 @@ pub async fn exchange(
         return Err(invalid());
     };
     let user = domain::identity::users::get(&state.db, user_id).await?;
-    let meta = super::meta(&ip, &headers);
+    let meta = crate::auth::meta(&ip, &headers);
     let (organization, role) = domain::identity::users::membership_in(&state.db, user_id, org_id)
         .await?
         .ok_or_else(invalid)?;
@@ -390,6 +394,6 @@ pub async fn exchange(
         organization,
         role,
     };
-    let tokens = super::start_session(&state, &meta, &signed).await?;
-    Ok(axum::Json(crate::http::auth::AuthBody::new(signed, tokens)).into_response())
+    let tokens = state.identity.start_session(&meta, &signed).await?;
+    Ok(axum::Json(super::auth::AuthBody::new(signed, tokens)).into_response())
 }

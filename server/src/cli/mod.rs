@@ -1,5 +1,7 @@
 //! The `devsignal` command line: one binary, one subcommand per role (DESIGN 1).
 
+pub mod jobs;
+
 use std::process::ExitCode;
 
 use anyhow::Context as _;
@@ -36,7 +38,7 @@ pub enum Command {
     /// Operate the job queues (runbook 3.4, 5.2, 5.5, 8.2-8.4).
     Jobs {
         #[command(subcommand)]
-        action: crate::jobs_cli::JobsAction,
+        action: self::jobs::JobsAction,
     },
     /// Inspect or change the database schema version.
     Migrate {
@@ -111,7 +113,7 @@ pub async fn run(cli: Cli) -> ExitCode {
             serve(config).await
         }
         Command::Worker => worker(config).await,
-        Command::Jobs { action } => crate::jobs_cli::run(config, action).await,
+        Command::Jobs { action } => self::jobs::run(config, action).await,
         Command::Migrate { action } => migrate(config, action).await,
         Command::ApiKeys { action } => api_keys(config, action).await,
         Command::Schema => Ok(()),

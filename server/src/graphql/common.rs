@@ -1,0 +1,142 @@
+//! What every GraphQL resolver shares: the request's actor and role checks, the server state,
+//! audit metadata and client address, the one id parser, and Relay connections over domain
+//! pages. Resolvers of every area use these and nothing of each other's.
+
+use async_graphql::connection::{Connection, Edge, EmptyFields};
+use async_graphql::{Context, ID, MaybeUndefined, SimpleObject};
+use domain::Meta;
+use domain::crm::{Page, PageRequest};
+use uuid::Uuid;
+
+use super::GqlResultExt;
+use super::errors::gql_error;
+use crate::auth::ClientIp;
+use crate::state::AppState;
+
+/// The authenticated actor of this request, or `UNAUTHENTICATED`. The HTTP and WebSocket
+/// transports put an `Option<domain::Actor>` into the request data after checking credentials.
+pub fn actor<'a>(ctx: &Context<'a>) -> async_graphql::Result<&'a domain::Actor> {
+    ctx.data_opt::<Option<domain::Actor>>()
+        .and_then(Option::as_ref)
+        .ok_or_else(|| {
+            gql_error(domain::Error::Unauthenticated(
+                "authentication required".into(),
+            ))
+        })
+}
+
+/// The actor, if it holds at least `role`; otherwise `UNAUTHENTICATED` or `FORBIDDEN`.
+pub fn require_role<'a>(
+    ctx: &Context<'a>,
+    role: domain::Role,
+) -> async_graphql::Result<&'a domain::Actor> {
+    let actor = actor(ctx)?;
+    actor.require_role(role).gql()?;
+    Ok(actor)
+}
+
+/// The server state the schema was built with.
+pub fn state<'a>(ctx: &Context<'a>) -> async_graphql::Result<&'a AppState> {
+    ctx.data::<AppState>()
+}
+
+/// The audit metadata (client address, user agent) of this request.
+pub fn meta(ctx: &Context<'_>) -> Meta {
+    ctx.data_opt::<Meta>().cloned().unwrap_or_default()
+}
+
+/// The client address of this request, for rate limits.
+pub fn client_ip(ctx: &Context<'_>) -> ClientIp {
+    ctx.data_opt::<ClientIp>()
+        .cloned()
+        .unwrap_or_else(|| ClientIp("unknown".into()))
+}
+
+fn uuid(id: &ID) -> Option<Uuid> {
+    Uuid::parse_str(id.as_str()).ok()
+}
+
+/// The id of the object an operation targets: a malformed id names no object, so it is
+/// `NOT_FOUND` like another organization's id.
+pub fn parse_id(id: &ID, entity: &'static str) -> Result<Uuid, domain::Error> {
+    uuid(id).ok_or(domain::Error::NotFound { entity })
+}
+
+/// An id given in an input or filter field: malformed is `BAD_USER_INPUT` naming the field.
+pub fn input_id(id: &ID, field: &str) -> async_graphql::Result<Uuid> {
+    uuid(id)
+        .ok_or_else(|| domain::Error::invalid(field, "is not an id"))
+        .gql()
+}
+
+/// An optional id field of an input or filter.
+pub fn opt_input_id(id: Option<ID>, field: &str) -> async_graphql::Result<Option<Uuid>> {
+    id.map(|id| input_id(&id, field)).transpose()
+}
+
+/// A link field of an input: absent (`None`), `null` (unlink: `Some(None)`) or an id.
+pub fn maybe_input_id(
+    v: MaybeUndefined<ID>,
+    field: &str,
+) -> async_graphql::Result<Option<Option<Uuid>>> {
+    match v {
+        MaybeUndefined::Undefined => Ok(None),
+        MaybeUndefined::Null => Ok(Some(None)),
+        MaybeUndefined::Value(id) => input_id(&id, field).map(|u| Some(Some(u))),
+    }
+}
+
+/// Extra fields of every list connection.
+#[derive(SimpleObject)]
+pub struct ConnectionExtra {
+    /// How many rows match the filter, over all pages.
+    pub total_count: u64,
+}
+
+/// A Relay connection of a list, with `totalCount`.
+pub type ListConnection<T> = Connection<String, T, ConnectionExtra, EmptyFields>;
+
+/// A domain page as a Relay connection, each item wrapped by `wrap`.
+pub fn connection<M, T>(page: Page<M>, wrap: impl Fn(M) -> T) -> ListConnection<T>
+where
+    T: async_graphql::OutputType,
+{
+    let mut conn = Connection::with_additional_fields(
+        page.has_previous,
+        page.has_next,
+        ConnectionExtra {
+            total_count: page.total,
+        },
+    );
+    conn.edges.extend(
+        page.items
+            .into_iter()
+            .zip(page.cursors)
+            .map(|(m, c)| Edge::new(c, wrap(m))),
+    );
+    conn
+}
+
+/// Relay paging arguments as a domain page request (no order: the caller adds it).
+pub fn page_request(
+    first: Option<i32>,
+    after: Option<String>,
+    last: Option<i32>,
+    before: Option<String>,
+) -> async_graphql::Result<PageRequest> {
+    let count = |n: Option<i32>, field: &str| -> async_graphql::Result<Option<u64>> {
+        n.map(|n| {
+            u64::try_from(n)
+                .map_err(|_| domain::Error::invalid(field, "must be between 1 and 100"))
+                .gql()
+        })
+        .transpose()
+    };
+    Ok(PageRequest {
+        first: count(first, "first")?,
+        after,
+        last: count(last, "last")?,
+        before,
+        order: None,
+    })
+}
