@@ -37,9 +37,9 @@ pub struct WorkerOptions {
 /// What the worker tells the outside (metrics).
 pub trait Observer: Send + Sync {
     fn job_finished(&self, queue: &str, name: &str, elapsed: Duration, ok: bool);
-    /// A job that appended events to the log has finished (its writes are committed), so live
-    /// subscribers in every process may read them now.
-    fn events_committed(&self) {}
+    /// A job has finished and its outcome is recorded: whatever it wrote is committed, so live
+    /// subscribers and workers in every process may look now.
+    fn committed(&self) {}
 }
 
 /// An observer that ignores everything.
@@ -204,7 +204,6 @@ async fn execute(ctx: &Context, opts: &WorkerOptions, observer: &dyn Observer, j
     async {
         tracing::info!(attempt = job.attempts, "Processing job");
         let started = Instant::now();
-        let appended_before = domain::events::appended();
         let renewing = async {
             let every = opts.lease / 3;
             loop {
@@ -222,9 +221,6 @@ async fn execute(ctx: &Context, opts: &WorkerOptions, observer: &dyn Observer, j
         };
         let elapsed = started.elapsed();
         observer.job_finished(&job.queue, &job.name, elapsed, result.is_ok());
-        if domain::events::appended() != appended_before {
-            observer.events_committed();
-        }
         match result {
             Ok(()) => {
                 if let Err(e) = domain::queue::complete(&ctx.db, job.id, &opts.id).await {
@@ -252,6 +248,8 @@ async fn execute(ctx: &Context, opts: &WorkerOptions, observer: &dyn Observer, j
                 }
             }
         }
+        // The job's writes (and a retry it scheduled) are committed: let others look now.
+        observer.committed();
     }
     .instrument(span)
     .await

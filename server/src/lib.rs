@@ -7,6 +7,7 @@
 
 pub mod auth;
 pub mod cli;
+pub mod commits;
 pub mod config;
 pub mod graphql;
 pub mod http;
@@ -88,10 +89,11 @@ pub async fn build_state(config: Config, shutdown: CancellationToken) -> anyhow:
         config.events_poll_interval,
         shutdown.clone(),
     );
+    let commits = commits::Commits::new(live.clone());
     Ok(AppState {
         webhooks,
         live,
-        jobs_wake: Default::default(),
+        commits,
         identity: Arc::new(identity),
         config: Arc::new(config),
         db,
@@ -119,6 +121,7 @@ pub async fn start_worker(state: &AppState) -> anyhow::Result<tokio::task::JoinH
     } else {
         None
     };
+    state.live.wake_on_remote_commits(state.commits.jobs());
     let worker = tokio::spawn(jobs::worker::run(
         jobs::Context {
             db: state.db.clone(),
@@ -129,11 +132,11 @@ pub async fn start_worker(state: &AppState) -> anyhow::Result<tokio::task::JoinH
             lease: state.config.job_lease,
             poll_interval: state.config.job_poll_interval,
             shutdown_grace: state.config.job_shutdown_grace,
-            wake: state.jobs_wake.clone(),
+            wake: state.commits.jobs(),
         },
         Arc::new(WorkerObserver {
             metrics: state.metrics.clone(),
-            live: state.live.clone(),
+            commits: state.commits.clone(),
         }),
         state.shutdown.clone(),
     ));
@@ -165,18 +168,18 @@ pub async fn start_worker(state: &AppState) -> anyhow::Result<tokio::task::JoinH
     }))
 }
 
-/// What the worker reports: job metrics, and commits of events (which wake live subscribers).
+/// What the worker reports: job metrics, and the commits of finished jobs.
 struct WorkerObserver {
     metrics: Arc<metrics::Metrics>,
-    live: live::Live,
+    commits: commits::Commits,
 }
 
 impl jobs::worker::Observer for WorkerObserver {
     fn job_finished(&self, queue: &str, name: &str, elapsed: Duration, ok: bool) {
         jobs::worker::Observer::job_finished(self.metrics.as_ref(), queue, name, elapsed, ok);
     }
-    fn events_committed(&self) {
-        self.live.committed();
+    fn committed(&self) {
+        self.commits.committed();
     }
 }
 

@@ -19,8 +19,8 @@
 //! Redis carries only the wake-up, never the events, so losing Redis (or a message) loses
 //! nothing: it only delays delivery to the next poll.
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use domain::events::{self, Event, EventQuery};
@@ -56,6 +56,10 @@ struct Inner {
     /// Events held for subscribers that have not read them yet.
     capacity: usize,
     hub: OnceCell<Arc<Hub>>,
+    /// Also woken by other processes' commits: this process's job worker, when it runs one.
+    jobs: OnceLock<Arc<Notify>>,
+    /// Whether the Redis listener runs.
+    listening: AtomicBool,
 }
 
 struct Hub {
@@ -106,6 +110,8 @@ impl Live {
             publish: Notify::new(),
             capacity,
             hub: OnceCell::new(),
+            jobs: OnceLock::new(),
+            listening: AtomicBool::new(false),
         }));
         if let Some(pool) = pool {
             tokio::spawn(publisher(live.0.clone(), pool));
@@ -124,6 +130,21 @@ impl Live {
         self.0.publish.notify_one();
     }
 
+    /// Wakes `jobs` (this process's job worker) whenever another process announces a commit, so
+    /// a job enqueued by a `serve --no-worker` replica starts at once rather than at the next
+    /// poll. Without Redis there is nobody else to hear from.
+    pub fn wake_on_remote_commits(&self, jobs: Arc<Notify>) {
+        let _ = self.0.jobs.set(jobs);
+        self.listen();
+    }
+
+    /// Starts the Redis listener once (with Redis).
+    fn listen(&self) {
+        if self.0.redis_url.is_some() && !self.0.listening.swap(true, Ordering::SeqCst) {
+            tokio::spawn(listener(self.0.clone()));
+        }
+    }
+
     /// Subscribes to the fan-out, starting the tailer (and the Redis listener) on first use.
     pub async fn subscribe(&self) -> Result<Subscription, domain::Error> {
         let hub = self
@@ -137,9 +158,7 @@ impl Live {
                     position: AtomicI64::new(position),
                 });
                 tokio::spawn(tailer(self.0.clone(), hub.clone()));
-                if self.0.redis_url.is_some() {
-                    tokio::spawn(listener(self.0.clone()));
-                }
+                self.listen();
                 tracing::debug!(position, "live-event tailer started");
                 Ok::<_, domain::Error>(hub)
             })
@@ -254,6 +273,16 @@ async fn tailer(inner: Arc<Inner>, hub: Arc<Hub>) {
     }
 }
 
+impl Inner {
+    /// Wakes the tailer and, if this process runs a worker, the worker.
+    fn wake_all(&self) {
+        self.wake.notify_one();
+        if let Some(jobs) = self.jobs.get() {
+            jobs.notify_one();
+        }
+    }
+}
+
 /// Publishes one wake-up per burst of local commits on the Redis channel.
 async fn publisher(inner: Arc<Inner>, pool: RedisPool) {
     loop {
@@ -275,6 +304,26 @@ async fn publisher(inner: Arc<Inner>, pool: RedisPool) {
             Ok(Err(e)) => tracing::debug!(error = %e, "publishing a live-event wake-up failed"),
             Err(_) => tracing::debug!("publishing a live-event wake-up timed out"),
         }
+    }
+}
+
+/// Publishes one wake-up from a process that runs no [`Live`] (the command line), so every
+/// serving process and worker looks at once. Best effort: a failure only means they look at
+/// their next poll.
+pub async fn announce_commit(redis_url: &SecretString, key_prefix: &str) {
+    let publish = async {
+        let client = redis::Client::open(redis_url.expose_secret())?;
+        let mut conn = client.get_multiplexed_async_connection().await?;
+        redis::cmd("PUBLISH")
+            .arg(format!("{key_prefix}events"))
+            .arg("1")
+            .query_async::<i64>(&mut conn)
+            .await
+    };
+    match tokio::time::timeout(crate::redis::CONNECT_TIMEOUT, publish).await {
+        Ok(Ok(_)) => {}
+        Ok(Err(e)) => tracing::debug!(error = %e, "announcing the commit on Redis failed"),
+        Err(_) => tracing::debug!("announcing the commit on Redis timed out"),
     }
 }
 
@@ -301,7 +350,7 @@ async fn listener(inner: Arc<Inner>) {
                 loop {
                     tokio::select! {
                         m = messages.next() => match m {
-                            Some(_) => inner.wake.notify_one(),
+                            Some(_) => inner.wake_all(),
                             None => break,
                         },
                         () = inner.shutdown.cancelled() => return,

@@ -20,12 +20,12 @@ pub struct AppState {
     pub started_at: Instant,
     /// Cancelled when the process begins shutting down; long-lived streams end on it.
     pub shutdown: CancellationToken,
-    /// JWT keys, rate limiter, mailer and API-key usage (issue 3).
+    /// Credentials to actors, sessions, JWT keys, rate limiter, mailer and API-key usage.
     pub identity: Arc<crate::auth::Identity>,
-    /// The webhook HTTP sender with its settings and the secrets cipher (issue 7).
+    /// The webhook HTTP sender with its settings and the secrets cipher.
     pub webhooks: jobs::webhook_delivery::Sender,
-    /// Live events for subscriptions, and the wake-ups that make them live (issue 6).
+    /// Live events for subscriptions, read from the event log.
     pub live: crate::live::Live,
-    /// Wakes this process's job worker when a request has enqueued jobs.
-    pub jobs_wake: Arc<tokio::sync::Notify>,
+    /// Announces commits: wakes the live tailer and the job worker here and elsewhere.
+    pub commits: crate::commits::Commits,
 }

@@ -72,8 +72,18 @@ pub async fn run(config: Config, action: JobsAction) -> anyhow::Result<()> {
     let db = domain::db::connect(config.database_url.expose_secret(), &Default::default())
         .await
         .with_context(|| format!("cannot open the database {}", config.database_description()))?;
+    let writes = !matches!(
+        action,
+        JobsAction::Status | JobsAction::Schedules | JobsAction::Show { .. }
+    );
     let result = act(&db, action).await;
     db.close().await?;
+    if writes && result.is_ok() {
+        // Running workers and subscribers look now rather than at their next poll.
+        if let Some(url) = &config.redis_url {
+            crate::live::announce_commit(url, &config.redis_key_prefix).await;
+        }
+    }
     result
 }
 

@@ -6,6 +6,7 @@
 //! parse and validation failures (including the depth and complexity limits) through the
 //! [`ErrorCodes`] extension.
 
+mod after_commit;
 pub mod common;
 pub mod crm;
 mod errors;
@@ -78,7 +79,8 @@ pub fn schema(state: Option<AppState>) -> AppSchema {
     )
     .limit_depth(MAX_DEPTH)
     .limit_complexity(MAX_COMPLEXITY)
-    .extension(ErrorCodes);
+    .extension(ErrorCodes)
+    .extension(after_commit::AfterCommit);
     if let Some(state) = state {
         builder = builder.data(state);
     }

@@ -73,6 +73,7 @@ pub fn router(state: AppState, api: Router<AppState>) -> Router {
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(RequestBodyLimitLayer::new(MAX_BODY_BYTES))
         .layer(middleware::from_fn(json_errors))
+        .layer(middleware::from_fn_with_state(state.clone(), after_commit))
         .layer(middleware::from_fn_with_state(
             state.clone(),
             limits::rate_limit,
@@ -188,16 +189,7 @@ async fn observe(State(state): State<AppState>, req: Request, next: Next) -> Res
         organizationId = tracing::field::Empty,
         userId = tracing::field::Empty,
     );
-    let (appended, enqueued) = (domain::events::appended(), domain::queue::enqueued());
     let resp = next.run(req).instrument(span.clone()).await;
-    // What the request appended or enqueued is committed now: live subscribers may read the
-    // events, and the worker may claim the jobs (e.g. a debounced rescore).
-    if domain::events::appended() != appended {
-        state.live.committed();
-    }
-    if domain::queue::enqueued() != enqueued {
-        state.jobs_wake.notify_one();
-    }
     let status = resp.status().as_u16();
     let elapsed = start.elapsed();
     let ms = elapsed.as_millis();
@@ -216,6 +208,19 @@ async fn observe(State(state): State<AppState>, req: Request, next: Next) -> Res
         },
         elapsed.as_secs_f64(),
     );
+    resp
+}
+
+/// A REST request that may change state (any method but GET, HEAD and OPTIONS) has committed
+/// what it wrote by the time its response is ready: announce it, so live subscribers and
+/// workers look now. GraphQL announces its own mutations (HTTP and WebSocket alike).
+async fn after_commit(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    let writes = !matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS)
+        && req.uri().path() != crate::GRAPHQL_PATH;
+    let resp = next.run(req).await;
+    if writes {
+        state.commits.committed();
+    }
     resp
 }
 

@@ -560,3 +560,41 @@ async fn subscriptions_end_when_access_ends() {
     )
     .await;
 }
+
+/// A mutation sent over the WebSocket announces its commit like one sent over HTTP: the
+/// subscriber hears of it at once, although the log poll is ten minutes away and no worker runs
+/// (nothing else would wake the tailer).
+#[tokio::test]
+async fn a_mutation_sent_over_the_websocket_reaches_subscribers_without_the_poll() {
+    let db = devsignal_tests::TestDatabase::new().await;
+    let vars = devsignal_tests::test_vars(&db, &[("EVENTS_POLL_INTERVAL_MS", "600000")]);
+    let mut config = server::config::Config::from_vars(&vars).unwrap();
+    config.run_worker = false;
+    let app = devsignal_tests::spawn_config(db, config).await;
+    let s = app.register("ws-mutation@live.test", "WsMutation").await;
+
+    let mut listener = connect(&app, &s.access_token).await;
+    listener
+        .subscribe(
+            "log",
+            "subscription { events(types: [\"company.created\"]) { type payload } }",
+            json!({}),
+        )
+        .await;
+    subscribed(&app, 1).await;
+
+    let mut writer = connect(&app, &s.access_token).await;
+    writer
+        .subscribe(
+            "create",
+            "mutation($input: CreateAccountInput!) { createAccount(input: $input) { id } }",
+            json!({"input": {"name": "Over The Socket", "domain": "socket.test"}}),
+        )
+        .await;
+    let (_, created) = next(&mut writer).await;
+    let id = created["createAccount"]["id"].as_str().unwrap().to_owned();
+
+    let (_, data) = next(&mut listener).await;
+    assert_eq!(data["events"]["type"], "company.created");
+    assert_eq!(data["events"]["payload"]["id"], id.as_str(), "{data}");
+}
