@@ -279,6 +279,10 @@ mod tests {
         let db = Error::Database(sea_orm::DbErr::Custom("secret table x".into()));
         assert_eq!(db.code(), "INTERNAL");
         assert_eq!(db.public_message(), "internal error");
+        assert!(
+            db.to_string().contains("secret table x"),
+            "logs keep the cause: {db}"
+        );
         assert_eq!(
             Error::NotFound { entity: "Account" }.to_string(),
             "Account not found"

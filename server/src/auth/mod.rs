@@ -185,6 +185,12 @@ impl Identity {
 
     /// The actor for one credential string: an API key (`dsk_…`) or an access JWT.
     pub async fn authenticate_token(&self, token: &str) -> Result<Actor> {
+        let actor = self.actor_of_token(token).await?;
+        record_actor(&actor);
+        Ok(actor)
+    }
+
+    async fn actor_of_token(&self, token: &str) -> Result<Actor> {
         let token = token.trim();
         if domain::identity::api_keys::looks_like_key(token) {
             let (actor, key) = domain::identity::api_keys::authenticate(&self.db, token).await?;
@@ -246,6 +252,19 @@ impl Identity {
                 retry_after_secs: d.reset_secs,
             })
         }
+    }
+}
+
+/// Records who acts on the current span (the request's, or the WebSocket connection's), so
+/// every log line after authentication carries `organizationId` and, for a person, `userId`.
+pub fn record_actor(actor: &Actor) {
+    let span = tracing::Span::current();
+    span.record(
+        "organizationId",
+        tracing::field::display(actor.organization_id),
+    );
+    if let Some(user) = actor.user_id() {
+        span.record("userId", tracing::field::display(user));
     }
 }
 

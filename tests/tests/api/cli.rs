@@ -188,6 +188,29 @@ async fn json_logs_carry_the_request_id_on_the_request_line() {
     );
     assert!(v["message"].as_str().unwrap().ends_with("ms"));
     assert!(v["timestamp"].is_string());
+
+    // Once the request is authenticated, its line says who made it.
+    let http = reqwest::Client::new();
+    let reg: Value = http
+        .post(format!("http://127.0.0.1:{port}/api/v1/auth/register"))
+        .json(&serde_json::json!({"email": "logs@cli.test", "password": "correct horse battery", "name": "Logs", "organizationName": "Logs"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let token = reg["accessToken"].as_str().expect("an access token");
+    http.post(format!("http://127.0.0.1:{port}/api/v1/graphql"))
+        .bearer_auth(token)
+        .json(&serde_json::json!({"query": "{ viewer { role } }"}))
+        .send()
+        .await
+        .unwrap();
+    let line = proc.wait_for_line("POST /api/v1/graphql 200").await;
+    let v: Value = serde_json::from_str(&line).expect("a JSON log line");
+    assert_eq!(v["organizationId"], reg["organization"]["id"], "{line}");
+    assert_eq!(v["userId"], reg["user"]["id"], "{line}");
     for line in proc.output() {
         assert!(
             serde_json::from_str::<Value>(&line).is_ok(),
