@@ -1,5 +1,5 @@
-//! Every job DevSignal runs, in one list (CONVENTIONS 13): its name, queue, attempts, backoff and
-//! handler, plus the cron table (runbook 8.1, plus alert-check and anomaly detection). Handlers
+//! Every job DevSignal runs, in one list: its name, queue, attempts, backoff and
+//! handler, plus the cron table. Handlers
 //! are plain async functions, callable directly from tests through [`run_job`].
 //!
 //! A job whose capability does not exist yet is registered all the same and completes with a
@@ -546,7 +546,7 @@ async fn deliver_webhook(ctx: Context, job: jobs::Model) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Deletes demo organizations older than 24 hours with their users and data (runbook 8.1).
+/// Deletes demo organizations older than 24 hours with their users and data.
 async fn demo_cleanup(ctx: Context, _job: jobs::Model) -> anyhow::Result<()> {
     let before = Utc::now() - chrono::Duration::hours(24);
     let (orgs, users) =

@@ -1,4 +1,4 @@
-//! The event log (DESIGN 4): every change outsiders may care about appends one row in the same
+//! The event log: every change outsiders may care about appends one row in the same
 //! transaction as the change. `seq` is the per-database increasing sequence number consumers
 //! resume from.
 

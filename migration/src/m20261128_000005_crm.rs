@@ -1,4 +1,4 @@
-//! CRM core (issue 4): accounts (the `companies` table) and contacts. Every row belongs to one
+//! CRM core: accounts (the `companies` table) and contacts. Every row belongs to one
 //! organization (cascade on its deletion); a contact's optional link to an account is set null
 //! when the account goes. Email and domain are unique per organization in their normalised
 //! (trimmed, lower-cased) form, decided by these unique indexes.

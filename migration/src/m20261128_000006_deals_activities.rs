@@ -1,4 +1,4 @@
-//! CRM core (issue 4), part two: deals (the PLG pipeline) and activities (tasks, calls,
+//! CRM core, part two: deals (the PLG pipeline) and activities (tasks, calls,
 //! meetings, emails, notes). Every row belongs to one organization (cascade on its deletion);
 //! optional links to accounts, contacts, deals and users are set null when the target goes.
 

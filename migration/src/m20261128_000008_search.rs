@@ -1,4 +1,4 @@
-//! Full-text search over accounts, contacts and deals (issue 4), one machinery per backend:
+//! Full-text search over accounts, contacts and deals, one machinery per backend:
 //! SQLite gets an FTS5 table `crm_search` kept in sync by triggers (and filled from the rows that
 //! exist); PostgreSQL gets GIN indexes on weighted `to_tsvector('simple', …)` expressions, which
 //! `domain::search` repeats verbatim so the planner uses them. Titles weigh more than bodies.

@@ -1,4 +1,4 @@
-//! Outbound webhooks (issue 7): endpoints (secret stored encrypted, with the previous one kept
+//! Outbound webhooks: endpoints (secret stored encrypted, with the previous one kept
 //! for the 24 hours of a rotation), one delivery per (endpoint, event) with its attempts, and the
 //! dispatcher's cursor into the event log. An endpoint carries a lease (`leased_by`,
 //! `lease_until`) held by the one worker sending its deliveries, which keeps them in order.

@@ -1,4 +1,4 @@
-//! Durable jobs (issue 5): the queue itself, the paused flag of each queue (survives restarts),
+//! Durable jobs: the queue itself, the paused flag of each queue (survives restarts),
 //! and the cron ticks already enqueued (one row per schedule and tick, so a tick is enqueued once
 //! however many workers fire it).
 

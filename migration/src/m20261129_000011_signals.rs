@@ -1,4 +1,4 @@
-//! The signal pipeline (issue 6): signal sources (public config in JSON, secrets sealed in
+//! The signal pipeline: signal sources (public config in JSON, secrets sealed in
 //! `secret_ciphertext`), signals (idempotency key unique per organization, content dedupe key),
 //! contact identities (unique per organization, kind and normalised value), account scores (one
 //! row per account), versioned scoring configurations, and the record of every contact merge,

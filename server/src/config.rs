@@ -1,5 +1,5 @@
-//! One typed configuration, built once from the environment (the runbook's variable names, no
-//! prefix) and passed down explicitly. Secrets are `SecretString`s, so `Debug` never prints them.
+//! One typed configuration, built once from the environment (the variable names
+//! operators already use, no prefix; README lists them) and passed down explicitly. Secrets are `SecretString`s, so `Debug` never prints them.
 //!
 //! [`Config::from_vars`] is pure: it reads a map, so tests build their own `Config`.
 //! [`Config::resolve_dev_secrets`] is the one step with I/O: outside production it fills missing
@@ -135,11 +135,12 @@ pub struct Config {
     /// Every `*_BASE_URL` variable (e.g. `GITHUB_API_BASE_URL`), so tests can point connectors at
     /// local fakes. Keyed by the variable name without `_BASE_URL`.
     pub base_urls: BTreeMap<String, String>,
-    /// Requests per minute per client IP for each limiter (DESIGN 11); `RATE_LIMIT_<LIMITER>`.
+    /// Requests per minute per client IP for each limiter; `RATE_LIMIT_<LIMITER>`.
     pub rate_limits: RateLimits,
 }
 
-/// Requests per minute per client IP, per limiter. Defaults are the runbook's (5.6).
+/// Requests per minute per client IP, per limiter. Defaults: auth 5, api 100, webhook 200,
+/// demo 10, signal 500.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RateLimits {
     pub auth: u32,
@@ -162,7 +163,7 @@ impl Default for RateLimits {
 }
 
 pub const DEFAULT_ANTHROPIC_MODEL: &str = "claude-sonnet-4-5-20250929";
-/// Minimum length of a JWT secret in production (runbook 1.4).
+/// Minimum length of a JWT secret in production.
 pub const MIN_JWT_SECRET_BYTES: usize = 64;
 
 struct Reader<'a> {
@@ -264,7 +265,7 @@ impl Config {
     }
 
     /// Builds the configuration from a map of variables. Outside production only malformed
-    /// values are errors; in production every REQUIRED variable of the runbook must be present
+    /// values are errors; in production every variable production requires (README) must be present
     /// and valid.
     pub fn from_vars(vars: &HashMap<String, String>) -> Result<Self, ConfigError> {
         let mut r = Reader {
@@ -822,7 +823,7 @@ mod tests {
     }
 
     #[test]
-    fn rate_limits_default_to_the_runbook_and_can_be_set() {
+    fn rate_limits_have_defaults_and_can_be_set() {
         let c = Config::from_vars(&HashMap::new()).unwrap();
         assert_eq!(
             c.rate_limits,

@@ -1,4 +1,4 @@
-//! Live events for GraphQL subscriptions (DESIGN 4, issue 6 behaviour 10).
+//! Live events for GraphQL subscriptions.
 //!
 //! The event log is the bus. Each `serve` process runs one **tailer** that reads every
 //! organization's new events from the database in `seq` order and fans them out in memory to its

@@ -1,5 +1,5 @@
 //! Logging and error reporting. In production (or with `LOG_FORMAT=json`) every line is one JSON
-//! object in the runbook's shape (2.4): `level`, `message`, `timestamp`, then the context fields
+//! object in the shape log pipelines expect: `level`, `message`, `timestamp`, then the context fields
 //! of the event and of every enclosing span (`requestId`, `organizationId`, `queue`, `jobId`, …)
 //! flattened at the top level, so `grep '"level":"error"'` and `jq .requestId` just work.
 //! Otherwise lines are human-readable. Sentry is wired in through `sentry-tracing` when
@@ -228,7 +228,7 @@ mod tests {
     }
 
     #[test]
-    fn json_lines_have_the_runbook_shape_with_span_context() {
+    fn json_lines_have_level_message_timestamp_and_span_context() {
         let buf = Buffer::default();
         let subscriber = tracing_subscriber::registry().with(JsonLayer::new(buf.clone()));
         tracing::subscriber::with_default(subscriber, || {

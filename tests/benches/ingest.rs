@@ -1,4 +1,4 @@
-//! Signal ingest throughput and ingest-to-score latency on PostgreSQL (issue 6). Prints figures;
+//! Signal ingest throughput and ingest-to-score latency on PostgreSQL. Prints figures;
 //! asserts nothing.
 //!
 //! Creates a fresh database `ds_bench_<uuid>` on the server of `BENCH_DATABASE_URL` (an admin
@@ -1123,7 +1123,7 @@ async fn main() {
             .and_then(|l| l.split_whitespace().next().map(str::to_owned))
             .unwrap_or_else(|| "?".into())
     };
-    println!("DevSignal ingest benchmark (issue 6)");
+    println!("DevSignal ingest benchmark");
     println!(
         "machine: {cores} cores (load average {} at start) | PostgreSQL {version} | Redis {} | profile {} | N = {} signals per configuration (at most {} s each)",
         load_average(),

@@ -1,4 +1,4 @@
-//! The one test harness (CONVENTIONS 12). [`spawn_app`] starts the real server on port 0 against a
+//! The one test harness. [`spawn_app`] starts the real server on port 0 against a
 //! fresh database — a temporary SQLite file by default, or a new PostgreSQL database (dropped
 //! afterwards) when `TEST_DATABASE_URL` points at a server — and returns a [`TestApp`] with
 //! helpers for GraphQL, WebSocket and REST calls. With `REDIS_URL` set the app uses that Redis,
@@ -156,7 +156,7 @@ pub fn test_vars(db: &TestDatabase, extra: &[(&str, &str)]) -> HashMap<String, S
         ("WEBHOOK_POLL_INTERVAL_MS", "50".to_owned()),
         ("JOB_POLL_INTERVAL_MS", "50".to_owned()),
         // Every test comes from 127.0.0.1: lift the limits unless a test is about them (pass
-        // `("RATE_LIMIT_AUTH", "")` etc. to get the runbook's defaults back).
+        // `("RATE_LIMIT_AUTH", "")` etc. to get the default limits back).
         ("RATE_LIMIT_AUTH", "100000".to_owned()),
         ("RATE_LIMIT_API", "100000".to_owned()),
         ("RATE_LIMIT_WEBHOOK", "100000".to_owned()),

@@ -1,6 +1,6 @@
 //! Access and refresh JWTs: HS256 only (a token whose header names any other `alg` is refused),
 //! separate secrets, and rolling rotation (access tokens signed with `JWT_SECRET_PREVIOUS` are
-//! still accepted, runbook 3.5).
+//! still accepted, so secrets rotate without signing everyone out).
 
 use std::time::Duration;
 

@@ -1,4 +1,4 @@
-//! Fixed-window rate limits per client IP (DESIGN 11). Each limiter counts on its own: in Redis
+//! Fixed-window rate limits per client IP. Each limiter counts on its own: in Redis
 //! under `<prefix>rl:<limiter>:<ip>` when Redis is configured, in process otherwise. When Redis
 //! fails, counting falls back to the process (and Redis is left alone for a few seconds) instead
 //! of failing requests.

@@ -1,5 +1,5 @@
-//! `devsignal jobs …`: the operator's queue commands, replacing the runbook's Node REPL snippets
-//! (3.4, 5.2, 5.5, 8.2-8.4). They work on the database directly, so they need no running server.
+//! `devsignal jobs …`: the operator's queue commands (status, pause,
+//! resume, retry, clean, trigger, schedules, show). They work on the database directly, so they need no running server.
 
 use anyhow::Context as _;
 use chrono::Utc;

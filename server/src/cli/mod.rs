@@ -1,4 +1,4 @@
-//! The `devsignal` command line: one binary, one subcommand per role (DESIGN 1).
+//! The `devsignal` command line: one binary, one subcommand per role.
 
 pub mod jobs;
 
@@ -35,7 +35,7 @@ pub enum Command {
     /// Run jobs, the cron scheduler and webhook delivery without serving HTTP, with a health
     /// endpoint on WORKER_HEALTH_PORT.
     Worker,
-    /// Operate the job queues (runbook 3.4, 5.2, 5.5, 8.2-8.4).
+    /// Operate the job queues.
     Jobs {
         #[command(subcommand)]
         action: self::jobs::JobsAction,
@@ -47,7 +47,7 @@ pub enum Command {
     },
     /// Print the GraphQL schema (SDL); `schema.graphql` must equal it.
     Schema,
-    /// Manage API keys from the command line (runbook 3.6).
+    /// Manage API keys from the command line.
     #[command(name = "api-keys")]
     ApiKeys {
         #[command(subcommand)]

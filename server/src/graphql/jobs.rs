@@ -1,4 +1,4 @@
-//! The job queues for admins (issue 5), the GraphQL twin of `devsignal jobs`. An organization's
+//! The job queues for admins, the GraphQL twin of `devsignal jobs`. An organization's
 //! ADMIN sees, retries and triggers only its own organization's jobs; pausing and resuming a
 //! queue, and seeing or triggering work of every organization, is for the platform's operators
 //! (`PLATFORM_ADMINS`), because queues are shared by every tenant.

@@ -1,4 +1,4 @@
-//! Live subscriptions over `/api/v1/graphql/ws` (issue 6 behaviour 10): new signals, score and
+//! Live subscriptions over `/api/v1/graphql/ws`: new signals, score and
 //! tier changes, and the event log itself with replay from a cursor. Every stream reads the
 //! event log through `crate::live`, scoped to the subscriber's organization, so what arrives
 //! live is exactly what the log holds, and a client that reconnects with the last `seq` it saw

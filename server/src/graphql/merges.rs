@@ -1,4 +1,4 @@
-//! Contact merges over GraphQL (issue 6, behaviour 5): `mergeContacts`, `unmergeContact`,
+//! Contact merges over GraphQL: `mergeContacts`, `unmergeContact`,
 //! `mergeSuggestions` and `contactMerges`. Resolvers read the actor, call one `domain::signals::merges`
 //! function and wrap the result; the types wrap domain structs.
 

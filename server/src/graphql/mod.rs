@@ -2,7 +2,7 @@
 //! `XQuery` / `XMutation` / `XSubscription`, its types and loaders; this file alone lists them in
 //! the merged roots. Resolvers read the actor, call one `domain::` function and wrap the result.
 //!
-//! Every error leaves with `extensions.code` (DESIGN 7): domain errors through [`gql_error`],
+//! Every error leaves with `extensions.code`: domain errors through [`gql_error`],
 //! parse and validation failures (including the depth and complexity limits) through the
 //! [`ErrorCodes`] extension.
 

@@ -1,4 +1,4 @@
-//! The signal pipeline over GraphQL (issue 6): ingest, signals, sources, scores, scoring
+//! The signal pipeline over GraphQL: ingest, signals, sources, scores, scoring
 //! configuration and usage. Resolvers read the actor, call one `domain::` function and wrap it.
 
 use std::collections::HashMap;

@@ -1,4 +1,4 @@
-//! Outbound webhooks over GraphQL (issue 7): endpoints (ADMIN, or an API key with
+//! Outbound webhooks over GraphQL: endpoints (ADMIN, or an API key with
 //! `webhooks:manage`), the delivery log, redelivery, replay and test messages. Sending happens in
 //! the background delivery loop (`jobs::webhook_delivery`); these resolvers only record what to
 //! send.

@@ -1,4 +1,4 @@
-//! `GET /health` in the runbook's exact shape (2.1) and `GET /health/ready` for orchestrators.
+//! `GET /health` in the shape operators and load balancers rely on and `GET /health/ready` for orchestrators.
 //! Both really ask the database (bounded by a short timeout); `/health` also pings Redis when it
 //! is configured.
 

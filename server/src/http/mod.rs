@@ -29,7 +29,7 @@ use crate::metrics::RequestLabels;
 use crate::state::AppState;
 use error::ApiError;
 
-/// The largest request body accepted (runbook: 5 MB); larger answers 413.
+/// The largest request body accepted (5 MB); larger answers 413.
 pub const MAX_BODY_BYTES: usize = 5 * 1024 * 1024;
 
 /// Every route of the server, with its middleware. `api` holds the routes of the other

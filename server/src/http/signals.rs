@@ -449,7 +449,7 @@ fn string_at(v: &Value, path: &[&str]) -> Option<String> {
     }
 }
 
-/// Employees → size bucket (reference 1.5).
+/// Employees → size bucket.
 fn size_of(employees: u64) -> &'static str {
     match employees {
         0..=10 => "STARTUP",

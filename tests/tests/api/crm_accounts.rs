@@ -1,4 +1,4 @@
-//! CRM core (issue 4): accounts and contacts over GraphQL — CRUD, validation naming the field,
+//! CRM core: accounts and contacts over GraphQL — CRUD, validation naming the field,
 //! CONFLICT on duplicate (normalised) email and domain, stable paging while rows are inserted,
 //! batches all-or-nothing, upsert by email, tenant isolation, VIEWER read-only, key scopes,
 //! audit entries, and the event log (one event per change, none for a failed change).

@@ -1,4 +1,4 @@
-//! CRM core (issue 4), deals and activities: CRUD, validation naming the field, stage moves with
+//! CRM core, deals and activities: CRUD, validation naming the field, stage moves with
 //! `deal.stage_changed` and `closedAt`, owner must be a member, links only inside the
 //! organization, tenant isolation, VIEWER read-only, key scopes, audit entries, and events (one
 //! per change, none for a failed change).

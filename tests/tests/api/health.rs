@@ -4,7 +4,7 @@ use devsignal_tests::{redis_url, spawn_app, spawn_app_with};
 use serde_json::Value;
 
 #[tokio::test]
-async fn health_has_the_runbook_shape() {
+async fn health_has_the_documented_shape() {
     let app = spawn_app().await;
     let resp = app.get("/health").await;
     assert_eq!(resp.status(), 200);

@@ -1,4 +1,4 @@
-//! Tenant isolation (issue 3, behaviour 11): no query or mutation lets a user or key of one
+//! Tenant isolation: no query or mutation lets a user or key of one
 //! organization read or change anything of another. A foreign id answers `NOT_FOUND`, exactly as
 //! an id that does not exist.
 

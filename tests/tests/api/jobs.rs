@@ -1,4 +1,4 @@
-//! Durable jobs (issue 5): the queue on its own (claims, leases, retries, pause, prune), the
+//! Durable jobs: the queue on its own (claims, leases, retries, pause, prune), the
 //! worker in the server, the admin GraphQL, the scheduler's once-per-tick rule, and real
 //! `devsignal worker` processes killed, stopped and operated from the command line.
 
@@ -188,7 +188,7 @@ async fn the_queue_claims_once_retries_with_backoff_and_recovers_lost_leases() {
 }
 
 #[tokio::test]
-async fn completed_and_failed_jobs_are_pruned_to_the_runbook_counts() {
+async fn completed_and_failed_jobs_are_pruned_to_the_kept_counts() {
     let (_t, db) = fresh_db().await;
     let mut ids = Vec::new();
     for _ in 0..1010 {

@@ -1,4 +1,4 @@
-//! Live subscriptions (issue 6 behaviour 10) over `/api/v1/graphql/ws`: `signalCreated`,
+//! Live subscriptions over `/api/v1/graphql/ws`: `signalCreated`,
 //! `accountScoreChanged`, `tierChanged` and `events(types, after)` with replay, authenticated in
 //! `connection_init`, each subscriber seeing only its own organization; and across processes: an
 //! event committed by another `devsignal` process reaches this one's subscribers (through Redis

@@ -12,6 +12,7 @@ mod crm_loaders;
 mod crm_order;
 mod crm_search;
 mod crm_timeline;
+mod error_codes;
 mod events;
 mod graphql;
 mod health;

@@ -1,4 +1,4 @@
-//! Contact merges (issue 6, behaviour 5), through GraphQL only: a manual merge moves signals,
+//! Contact merges, through GraphQL only: a manual merge moves signals,
 //! activities, deals, identities and tags and fills empty fields; an unmerge restores exactly
 //! what the merge changed (later edits win); bad input names the field and writes nothing;
 //! roles and tenants are enforced; ingest auto-merges when one signal names its contact and

@@ -1,9 +1,9 @@
-//! Rate limits per client IP (DESIGN 11, runbook 5.6) with the real default limits.
+//! Rate limits per client IP with the real default limits.
 
 use devsignal_tests::{redis_url, spawn_app_with};
 use serde_json::{Value, json};
 
-/// The runbook's defaults (the harness raises them for other tests).
+/// The default limits (the harness raises them for other tests).
 const DEFAULT_LIMITS: [(&str, &str); 2] = [("RATE_LIMIT_AUTH", ""), ("RATE_LIMIT_API", "")];
 
 async fn bad_login(app: &devsignal_tests::TestApp, xff: Option<&str>) -> reqwest::Response {

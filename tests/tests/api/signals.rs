@@ -1,4 +1,4 @@
-//! Signal pipeline (issue 6): ingest over GraphQL, REST and the Segment-compatible API;
+//! Signal pipeline: ingest over GraphQL, REST and the Segment-compatible API;
 //! idempotency and content dedup; identity resolution (contacts and accounts found or created,
 //! never duplicated under concurrency); one transaction per ingest; PQA scoring reproducing the
 //! reference's worked example through the real job; debounced rescoring; score/tier events;
@@ -417,7 +417,7 @@ async fn segment_calls_identify_group_track() {
     assert_eq!(r.status(), 401);
 }
 
-/// The reference's worked example (reference 2.1), through ingest and the real rescore job:
+/// The reference's worked example, through ingest and the real rescore job:
 /// 3×api_call 1 d ago, 2×page_view 3 d, 2×repo_star 10 d, 3×signup 20 d; 3 people; one senior
 /// contact; a SMALL company → 12+11+12+15+8+5+10 = 73, WARM.
 #[tokio::test]

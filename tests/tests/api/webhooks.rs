@@ -1,4 +1,4 @@
-//! Outbound webhooks (issue 7), tried as an integrator would: a local receiver verifies every
+//! Outbound webhooks, tried as an integrator would: a local receiver verifies every
 //! request with the Standard Webhooks library, answers with chosen statuses and delays, and the
 //! delivery log, retries, `410 Gone`, disabling, redelivery, replay, rotation and the target
 //! safety rules are checked through GraphQL.
@@ -462,7 +462,7 @@ async fn failures_retry_with_doubling_waits_then_fail_and_redelivery_keeps_the_i
     assert!(st["failingSince"].is_string());
     assert_eq!(st["enabled"], true);
 
-    // The receiver recovers. The runbook's "re-enqueue failed webhook jobs" sends the delivery
+    // The receiver recovers. The operator's "retry failed webhook jobs" sends the delivery
     // again with the same webhook-id; so does redeliverWebhook.
     rx.answer(204, Duration::ZERO, "");
     let (code, out, err) = crate::cli::run(

@@ -1,4 +1,4 @@
-//! Per-request DataLoaders for the CRM relations (CONVENTIONS 10). One [`CrmLoader`] is built
+//! Per-request DataLoaders for the CRM relations. One [`CrmLoader`] is built
 //! for each request with the request's actor, so every batch is scoped by the caller's
 //! organization; the relations of a whole page resolve in one statement per relation.
 

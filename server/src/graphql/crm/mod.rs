@@ -1,4 +1,4 @@
-//! The CRM core over GraphQL (issue 4): accounts and contacts (Relay connections, create /
+//! The CRM core over GraphQL: accounts and contacts (Relay connections, create /
 //! update / delete, batch create, upsert by email) and the event log for ADMINs. Resolvers read
 //! the actor, call one `domain::` function and wrap the result.
 
