@@ -8,6 +8,7 @@ pub mod health;
 pub mod json;
 pub mod limits;
 pub mod oauth;
+mod segment;
 pub mod signals;
 
 use std::time::{Duration, Instant};

@@ -1,0 +1,129 @@
+//! Scoring configuration and usage as GraphQL types: thresholds, weights, half-lives, versions,
+//! the preview of tier changes.
+
+use async_graphql::{InputObject, SimpleObject};
+use chrono::{DateTime, Utc};
+
+use crate::graphql::crm::types::Account;
+
+use super::*;
+
+/// Tier thresholds.
+#[derive(SimpleObject, InputObject)]
+#[graphql(input_name = "TierThresholdsInput")]
+pub struct TierThresholds {
+    pub hot: i32,
+    pub warm: i32,
+    pub cold: i32,
+}
+
+/// A factor's weight: its maximum points.
+#[derive(SimpleObject, InputObject)]
+#[graphql(input_name = "FactorWeightInput")]
+pub struct FactorWeight {
+    pub factor: String,
+    pub weight: f64,
+}
+
+/// A signal type's half-life, in days.
+#[derive(SimpleObject, InputObject)]
+#[graphql(input_name = "HalfLifeInput")]
+pub struct HalfLife {
+    pub signal_type: String,
+    pub days: f64,
+}
+
+/// An organization's scoring configuration.
+#[derive(SimpleObject)]
+pub struct ScoringConfig {
+    /// 0 while the defaults were never changed.
+    pub version: i32,
+    pub thresholds: TierThresholds,
+    pub weights: Vec<FactorWeight>,
+    pub half_lives: Vec<HalfLife>,
+    /// For types not listed.
+    pub default_half_life: f64,
+    pub updated_at: Option<DateTime<Utc>>,
+}
+
+impl From<domain::scoring::ConfigVersion> for ScoringConfig {
+    fn from(v: domain::scoring::ConfigVersion) -> Self {
+        let c = v.config;
+        ScoringConfig {
+            version: v.version,
+            thresholds: TierThresholds {
+                hot: c.thresholds.hot,
+                warm: c.thresholds.warm,
+                cold: c.thresholds.cold,
+            },
+            weights: domain::scoring::FACTORS
+                .iter()
+                .map(|(n, _, _)| FactorWeight {
+                    factor: (*n).to_owned(),
+                    weight: c.weight(n),
+                })
+                .collect(),
+            half_lives: c
+                .half_lives
+                .iter()
+                .map(|(t, d)| HalfLife {
+                    signal_type: t.clone(),
+                    days: *d,
+                })
+                .collect(),
+            default_half_life: c.default_half_life,
+            updated_at: v.created_at,
+        }
+    }
+}
+
+/// Changes to the scoring configuration; what is left out keeps its current value, and
+/// half-lives given are added to (or replace entries of) the current table.
+#[derive(InputObject, Default)]
+pub struct ScoringConfigInput {
+    pub thresholds: Option<TierThresholds>,
+    pub weights: Option<Vec<FactorWeight>>,
+    pub half_lives: Option<Vec<HalfLife>>,
+    pub default_half_life: Option<f64>,
+}
+
+impl ScoringConfigInput {
+    pub(super) fn apply(self, mut c: domain::scoring::Config) -> domain::scoring::Config {
+        if let Some(t) = self.thresholds {
+            c.thresholds = domain::scoring::Thresholds {
+                hot: t.hot,
+                warm: t.warm,
+                cold: t.cold,
+            };
+        }
+        for w in self.weights.unwrap_or_default() {
+            c.weights.insert(w.factor, w.weight);
+        }
+        for h in self.half_lives.unwrap_or_default() {
+            c.half_lives.insert(h.signal_type, h.days);
+        }
+        if let Some(d) = self.default_half_life {
+            c.default_half_life = d;
+        }
+        c
+    }
+}
+
+/// An account whose tier a proposed configuration would change.
+#[derive(SimpleObject)]
+pub struct TierChangePreview {
+    pub account: Account,
+    pub current_score: Option<i32>,
+    pub current_tier: Option<Tier>,
+    pub new_score: i32,
+    pub new_tier: Tier,
+}
+
+/// The organization's usage this calendar month (UTC). Counting only; limits come with billing.
+#[derive(SimpleObject)]
+pub struct Usage {
+    pub period_start: DateTime<Utc>,
+    /// Signals ingested since `periodStart`.
+    pub signals_this_month: u64,
+    pub contacts: u64,
+}
