@@ -6,13 +6,21 @@
 //! secrets from `DATA_DIR/secrets.json`, generating them on first start, so a restart keeps
 //! sessions valid.
 
+mod dev_secrets;
+mod reader;
+
+use dev_secrets::DevSecrets;
+pub use dev_secrets::random_hex;
+use dev_secrets::url_encode;
+pub use reader::parse_duration;
+use reader::{Reader, database_url_problem};
+
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Duration;
 
 use secrecy::{ExposeSecret, SecretString};
-use serde::{Deserialize, Serialize};
 
 /// Where the process runs. `NODE_ENV` (or `APP_ENV`) selects it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -165,98 +173,6 @@ impl Default for RateLimits {
 pub const DEFAULT_ANTHROPIC_MODEL: &str = "claude-sonnet-4-5-20250929";
 /// Minimum length of a JWT secret in production.
 pub const MIN_JWT_SECRET_BYTES: usize = 64;
-
-struct Reader<'a> {
-    vars: &'a HashMap<String, String>,
-    problems: Vec<ConfigProblem>,
-}
-
-impl Reader<'_> {
-    /// A variable's value; empty strings count as unset.
-    fn get(&self, var: &str) -> Option<String> {
-        self.vars
-            .get(var)
-            .map(|v| v.trim().to_owned())
-            .filter(|v| !v.is_empty())
-    }
-
-    fn secret(&self, var: &str) -> Option<SecretString> {
-        self.get(var).map(SecretString::from)
-    }
-
-    fn problem(&mut self, var: &'static str, problem: impl Into<String>) {
-        self.problems.push(ConfigProblem {
-            var,
-            problem: problem.into(),
-        });
-    }
-
-    fn parse<T: std::str::FromStr>(&mut self, var: &'static str, default: T, what: &str) -> T {
-        match self.get(var) {
-            None => default,
-            Some(raw) => match raw.parse() {
-                Ok(v) => v,
-                Err(_) => {
-                    self.problem(var, format!("must be {what} (got {raw:?})"));
-                    default
-                }
-            },
-        }
-    }
-
-    fn flag(&mut self, var: &'static str) -> bool {
-        match self.get(var).map(|v| v.to_ascii_lowercase()) {
-            None => false,
-            Some(v) if ["1", "true", "yes", "on"].contains(&v.as_str()) => true,
-            Some(v) if ["0", "false", "no", "off"].contains(&v.as_str()) => false,
-            Some(v) => {
-                self.problem(var, format!("must be true or false (got {v:?})"));
-                false
-            }
-        }
-    }
-
-    fn duration(&mut self, var: &'static str, default: Duration) -> Duration {
-        match self.get(var) {
-            None => default,
-            Some(raw) => match parse_duration(&raw) {
-                Some(d) if !d.is_zero() => d,
-                _ => {
-                    self.problem(
-                        var,
-                        format!("must be a duration like 15m, 7d or 3600 (got {raw:?})"),
-                    );
-                    default
-                }
-            },
-        }
-    }
-}
-
-/// Parses `15m`, `7d`, `12h`, `30s`, `1h 30m`, or a bare number of seconds (as `jsonwebtoken`
-/// in the original did).
-pub fn parse_duration(raw: &str) -> Option<Duration> {
-    if let Ok(secs) = raw.parse::<u64>() {
-        return Some(Duration::from_secs(secs));
-    }
-    humantime::parse_duration(raw).ok()
-}
-
-/// Checks a database URL's shape; returns what is wrong with it.
-fn database_url_problem(url: &str) -> Option<String> {
-    match domain::db::Backend::from_url(url) {
-        None => Some("must start with postgres://, postgresql:// or sqlite:".into()),
-        Some(domain::db::Backend::Sqlite) => None,
-        Some(domain::db::Backend::Postgres) => match url::Url::parse(url) {
-            Err(e) => Some(format!("is not a valid URL ({e})")),
-            Ok(u) if u.host_str().is_none_or(str::is_empty) => Some("names no host".into()),
-            Ok(u) if u.path().trim_start_matches('/').is_empty() => {
-                Some("names no database".into())
-            }
-            Ok(_) => None,
-        },
-    }
-}
 
 impl Config {
     /// Reads the process environment.
@@ -648,77 +564,6 @@ impl Config {
             },
         }
     }
-}
-
-#[derive(Serialize, Deserialize)]
-struct DevSecrets {
-    jwt_secret: String,
-    jwt_refresh_secret: String,
-    /// Absent from files written before secrets were encrypted at rest; added on first start.
-    #[serde(default)]
-    encryption_key: String,
-}
-
-impl DevSecrets {
-    fn load_or_create(dir: &Path) -> std::io::Result<Self> {
-        let path = dir.join("secrets.json");
-        if let Ok(raw) = std::fs::read_to_string(&path) {
-            let mut secrets: DevSecrets = serde_json::from_str(&raw).map_err(|e| {
-                std::io::Error::new(
-                    std::io::ErrorKind::InvalidData,
-                    format!("{} is not valid: {e}", path.display()),
-                )
-            })?;
-            if secrets.encryption_key.is_empty() {
-                secrets.encryption_key = random_hex(32);
-                let tmp = dir.join("secrets.json.tmp");
-                let _ = std::fs::remove_file(&tmp);
-                write_private(&tmp, &secrets)?;
-                std::fs::rename(&tmp, &path)?;
-            }
-            return Ok(secrets);
-        }
-        std::fs::create_dir_all(dir)?;
-        let secrets = DevSecrets {
-            jwt_secret: random_hex(64),
-            jwt_refresh_secret: random_hex(64),
-            encryption_key: random_hex(32),
-        };
-        match write_private(&path, &secrets) {
-            Ok(()) => Ok(secrets),
-            // Another process created it first: use theirs.
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Self::load_or_create(dir),
-            Err(e) => Err(e),
-        }
-    }
-}
-
-/// Writes `secrets` to a new file `path` readable by the owner only.
-fn write_private(path: &Path, secrets: &DevSecrets) -> std::io::Result<()> {
-    let body = serde_json::to_string_pretty(secrets).map_err(std::io::Error::other)?;
-    let mut opts = std::fs::OpenOptions::new();
-    opts.write(true).create_new(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        opts.mode(0o600);
-    }
-    let mut file = opts.open(path)?;
-    use std::io::Write;
-    file.write_all(body.as_bytes())?;
-    file.sync_all()
-}
-
-/// `n` random bytes, hex-encoded.
-pub fn random_hex(n: usize) -> String {
-    use rand::RngCore;
-    let mut bytes = vec![0u8; n];
-    rand::rng().fill_bytes(&mut bytes);
-    hex::encode(bytes)
-}
-
-fn url_encode(s: &str) -> String {
-    url::form_urlencoded::byte_serialize(s.as_bytes()).collect()
 }
 
 #[cfg(test)]
