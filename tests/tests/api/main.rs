@@ -18,6 +18,7 @@ mod graphql;
 mod health;
 mod isolation;
 mod jobs;
+mod layering;
 mod live;
 mod merges;
 mod oauth;
