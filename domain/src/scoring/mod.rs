@@ -16,9 +16,10 @@ pub use storage::*;
 
 use std::time::Duration;
 
-/// The queue and job that recompute an organization's requested scores.
-pub const QUEUE: &str = "score-computation";
-pub const JOB: &str = "compute-score";
+/// The queue and job that recompute an organization's requested scores
+/// ([`crate::queue::defs::COMPUTE_SCORE`]).
+pub const QUEUE: &str = crate::queue::defs::COMPUTE_SCORE.queue;
+pub const JOB: &str = crate::queue::defs::COMPUTE_SCORE.name;
 /// How long a rescore waits after the first signal that asked for it, so a burst of signals is
 /// scored a few times rather than once per signal.
 pub const DEBOUNCE: Duration = Duration::from_millis(500);

@@ -2,7 +2,6 @@
 //! nightly recompute and the admin's recompute.
 
 use std::collections::{BTreeMap, HashMap};
-use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use entity::{account_scores, companies, rescore_requests};
@@ -15,10 +14,9 @@ use serde_json::json;
 use uuid::Uuid;
 
 use super::{
-    DEBOUNCE, JOB, QUEUE, admin, compute, current_config, factors_json, load_inputs,
-    scorable_accounts, trend,
+    DEBOUNCE, admin, compute, current_config, factors_json, load_inputs, scorable_accounts, trend,
 };
-use crate::queue::{self, NewJob};
+use crate::queue::{self};
 use crate::{Actor, Result};
 /// Accounts rescored per transaction.
 pub(super) const CHUNK: usize = 500;
@@ -59,12 +57,11 @@ pub(super) async fn enqueue_job(
     organization_id: Uuid,
     run_at: DateTime<Utc>,
 ) -> Result<()> {
-    let mut job = NewJob::new(QUEUE, JOB, json!({ "organizationId": organization_id }))
+    let job = queue::defs::COMPUTE_SCORE
+        .job(json!({ "organizationId": organization_id }))
         .organization(organization_id)
         .dedupe(format!("score:{organization_id}"))
         .run_at(run_at);
-    job.max_attempts = 3;
-    job.backoff_base = Duration::from_secs(2);
     queue::enqueue(db, job).await?;
     Ok(())
 }

@@ -15,8 +15,8 @@ use serde_json::json;
 use uuid::Uuid;
 
 use super::{
-    DELIVERY_JOB, DELIVERY_QUEUE, MAX_ATTEMPTS, MAX_RESPONSE_BODY, Settings, delivery_status,
-    signature_header, signing_secrets, status,
+    MAX_ATTEMPTS, MAX_RESPONSE_BODY, Settings, delivery_status, signature_header, signing_secrets,
+    status,
 };
 use crate::secrets::Cipher;
 use crate::{Error, Result, events};
@@ -234,13 +234,9 @@ pub async fn record_attempt(
     if outcome == Outcome::Failed {
         // The runbook's "re-enqueue failed webhook jobs" (`devsignal jobs retry-failed
         // webhook-delivery`) sends these again.
-        let mut job = crate::queue::NewJob::new(
-            DELIVERY_QUEUE,
-            DELIVERY_JOB,
-            json!({"deliveryId": out.delivery.id, "endpointId": endpoint.id}),
-        )
-        .organization(endpoint.organization_id);
-        job.max_attempts = MAX_ATTEMPTS;
+        let job = crate::queue::defs::DELIVER_WEBHOOK
+            .job(json!({"deliveryId": out.delivery.id, "endpointId": endpoint.id}))
+            .organization(endpoint.organization_id);
         let why = match (&result.status_code, &result.error) {
             (_, Some(e)) => e.clone(),
             (Some(code), None) => format!("the endpoint answered {code}"),

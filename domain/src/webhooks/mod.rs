@@ -52,8 +52,8 @@ pub mod action {
 }
 
 /// The queue and job that hold failed deliveries for the operator's `retry-failed`.
-pub const DELIVERY_QUEUE: &str = "webhook-delivery";
-pub const DELIVERY_JOB: &str = "deliver-webhook";
+pub const DELIVERY_QUEUE: &str = crate::queue::defs::DELIVER_WEBHOOK.queue;
+pub const DELIVERY_JOB: &str = crate::queue::defs::DELIVER_WEBHOOK.name;
 
 /// Attempts per delivery, the first included (runbook 5.5).
 pub const MAX_ATTEMPTS: i32 = 5;
