@@ -248,8 +248,8 @@ pub struct JobFilter {
 pub async fn list(
     db: &impl ConnectionTrait,
     filter: &JobFilter,
-    page: &crate::crm::PageRequest,
-) -> Result<crate::crm::Page<jobs::Model>> {
+    page: &crate::paging::PageRequest,
+) -> Result<crate::paging::Page<jobs::Model>> {
     let mut cond = Condition::all();
     if let Some(q) = &filter.queue {
         cond = cond.add(jobs::Column::Queue.eq(q.as_str()));
@@ -266,7 +266,7 @@ pub async fn list(
     if let Some(org) = filter.organization_id {
         cond = cond.add(jobs::Column::OrganizationId.eq(org));
     }
-    crate::crm::fetch_page::<jobs::Entity>(db, cond, jobs::Column::Id, |_| None, page).await
+    crate::paging::fetch_page::<jobs::Entity>(db, cond, jobs::Column::Id, |_| None, page).await
 }
 
 /// A sanity check for callers that build a job's state by hand.

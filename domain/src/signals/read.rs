@@ -6,7 +6,7 @@ use sea_orm::{ColumnTrait, Condition, ConnectionTrait, EntityTrait, QueryFilter}
 use serde_json::{Value, json};
 use uuid::Uuid;
 
-use crate::crm::{self, Page, PageRequest};
+use crate::paging::{self, Page, PageRequest};
 use crate::{Actor, Error, Result, events};
 /// The `signal.created` payload: the signal, plus the account's tier when it was ingested.
 pub fn event_payload(s: &signals::Model, account_tier: Option<&str>) -> Value {
@@ -95,15 +95,15 @@ pub async fn list(
         cond = cond.add(signals::Column::Timestamp.lt(t));
     }
     let mut req = page.clone();
-    req.order = Some(crm::Order {
+    req.order = Some(paging::Order {
         field: "TIMESTAMP".into(),
         desc: true,
     });
-    crm::fetch_page::<signals::Entity>(
+    paging::fetch_page::<signals::Entity>(
         db,
         cond,
         signals::Column::Id,
-        |f| (f == "TIMESTAMP").then(|| crm::Sort::time(signals::Column::Timestamp)),
+        |f| (f == "TIMESTAMP").then(|| paging::Sort::time(signals::Column::Timestamp)),
         &req,
     )
     .await

@@ -5,8 +5,8 @@ use entity::signals;
 use sea_orm::{ColumnTrait, Condition, ConnectionTrait, EntityTrait, QueryFilter, QuerySelect};
 use uuid::Uuid;
 
-use crate::crm::{self, Page};
-use crate::{Actor, Error, Result};
+use crate::paging::{self, Page};
+use crate::{Actor, Result};
 /// One entry of an account's timeline.
 #[derive(Debug, Clone)]
 pub enum TimelineEntry {
@@ -23,28 +23,20 @@ impl TimelineEntry {
     }
 }
 
+/// What a timeline cursor holds: the entry's time and id.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct Key {
+    t: DateTime<Utc>,
+    id: Uuid,
+}
+
 fn timeline_cursor(t: DateTime<Utc>, id: Uuid) -> String {
-    use base64::Engine;
-    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(format!(
-        "{}|{id}",
-        t.to_rfc3339_opts(chrono::SecondsFormat::Nanos, true)
-    ))
+    paging::encode(&Key { t, id })
 }
 
 fn parse_timeline_cursor(c: &str) -> Result<(DateTime<Utc>, Uuid)> {
-    use base64::Engine;
-    let bad = || Error::invalid("after", "is not a cursor of this list");
-    let raw = base64::engine::general_purpose::URL_SAFE_NO_PAD
-        .decode(c)
-        .map_err(|_| bad())?;
-    let s = String::from_utf8(raw).map_err(|_| bad())?;
-    let (t, id) = s.split_once('|').ok_or_else(bad)?;
-    Ok((
-        DateTime::parse_from_rfc3339(t)
-            .map_err(|_| bad())?
-            .with_timezone(&Utc),
-        Uuid::parse_str(id).map_err(|_| bad())?,
-    ))
+    let k: Key = paging::decode("after", c)?;
+    Ok((k.t, k.id))
 }
 
 /// An account's activities (by creation time) and signals (by event time), newest first, with
@@ -59,12 +51,7 @@ pub async fn timeline(
     use entity::activities;
     use sea_orm::{PaginatorTrait, QueryOrder};
     actor.require_scope("accounts:read")?;
-    if !(1..=crm::MAX_PAGE).contains(&first) {
-        return Err(Error::invalid(
-            "first",
-            format!("must be between 1 and {}", crm::MAX_PAGE),
-        ));
-    }
+    paging::check_first(first)?;
     let org = actor.organization_id;
     let cursor = after.map(parse_timeline_cursor).transpose()?;
     let mut acts = activities::Entity::find()

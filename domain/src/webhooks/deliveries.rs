@@ -11,7 +11,7 @@ use sea_orm::{
 use uuid::Uuid;
 
 use super::{delivery_status, find_endpoint, require_manage};
-use crate::crm::{self, Page, PageRequest};
+use crate::paging::{self, Page, PageRequest};
 use crate::{Actor, Error, Result};
 pub(super) async fn find_delivery(
     db: &impl ConnectionTrait,
@@ -67,7 +67,7 @@ pub async fn list_deliveries(
         }
         cond = cond.add(webhook_deliveries::Column::Status.eq(s.as_str()));
     }
-    crm::fetch_page::<webhook_deliveries::Entity>(
+    paging::fetch_page::<webhook_deliveries::Entity>(
         db,
         cond,
         webhook_deliveries::Column::Id,

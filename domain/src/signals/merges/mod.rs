@@ -41,7 +41,7 @@ pub use manual::{list, merge, unmerge};
 /// The most duplicates one [`merge`] takes.
 pub const MAX_DUPLICATES: usize = 50;
 /// The most suggestions (and merge records) one call returns.
-pub const MAX_PAGE: u64 = 100;
+pub const MAX_PAGE: u64 = crate::paging::MAX_PAGE;
 /// Contacts sharing one value beyond this many are not paired with each other: a value that
 /// many people share (a team inbox, a common name) says little about any two of them, and
 /// pairing them all would be quadratic.
@@ -176,12 +176,5 @@ pub(super) fn read_rights(actor: &Actor) -> Result<()> {
 }
 
 pub(super) fn check_first(first: u64) -> Result<()> {
-    if (1..=MAX_PAGE).contains(&first) {
-        Ok(())
-    } else {
-        Err(Error::invalid(
-            "first",
-            format!("must be between 1 and {MAX_PAGE}"),
-        ))
-    }
+    crate::paging::check_first(first)
 }
