@@ -16,6 +16,7 @@ use uuid::Uuid;
 use super::{
     DEBOUNCE, admin, compute, current_config, factors_json, load_inputs, scorable_accounts, trend,
 };
+use crate::events::{EventType, Payload, ScoreChanged};
 use crate::queue::{self};
 use crate::{Actor, Result};
 /// Accounts rescored per transaction.
@@ -172,22 +173,23 @@ pub(super) async fn rescore_in(
         if company.score != Some(c.score) {
             copies.entry(c.score).or_default().push(*id);
         }
-        let payload = json!({
-            "accountId": id,
-            "accountName": company.name,
-            "oldScore": prev.map(|p| p.score),
-            "newScore": c.score,
-            "oldTier": prev.map(|p| p.tier.clone()),
-            "newTier": c.tier,
-            "delta": c.score - prev.map_or(0, |p| p.score),
-            "trend": row.trend,
-            "computedAt": now,
-        });
+        let payload = ScoreChanged {
+            account_id: *id,
+            account_name: company.name.clone(),
+            old_score: prev.map(|p| p.score),
+            new_score: c.score,
+            old_tier: prev.map(|p| p.tier.clone()),
+            new_tier: c.tier.to_owned(),
+            delta: c.score - prev.map_or(0, |p| p.score),
+            trend: row.trend.clone(),
+            computed_at: now,
+        }
+        .to_value();
         if prev.is_none_or(|p| p.score != c.score) {
-            events.push(("score.changed", payload.clone()));
+            events.push((EventType::ScoreChanged.as_str(), payload.clone()));
         }
         if prev.is_some_and(|p| p.tier != c.tier) {
-            events.push(("tier.changed", payload));
+            events.push((EventType::TierChanged.as_str(), payload));
         }
         stored.push(row);
     }

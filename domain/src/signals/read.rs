@@ -1,54 +1,50 @@
-//! Reading signals: lists, single rows, loaders, plan usage, and the `signal.created` payload.
+//! Reading signals: lists, single rows, loaders, plan usage; the `signal.created` payload
+//! ([`crate::events::SignalCreated`]) as a signal row.
 
 use chrono::{DateTime, Utc};
 use entity::{contacts, signals};
 use sea_orm::{ColumnTrait, Condition, ConnectionTrait, EntityTrait, QueryFilter};
-use serde_json::{Value, json};
+use serde_json::Value;
 use uuid::Uuid;
 
+use crate::events::{Payload, SignalCreated};
 use crate::paging::{self, Page, PageRequest};
 use crate::{Actor, Error, Result, events};
 /// The `signal.created` payload: the signal, plus the account's tier when it was ingested.
 pub fn event_payload(s: &signals::Model, account_tier: Option<&str>) -> Value {
-    json!({
-        "id": s.id,
-        "type": s.signal_type,
-        "sourceId": s.source_id,
-        "contactId": s.contact_id,
-        "accountId": s.account_id,
-        "anonymousId": s.anonymous_id,
-        "metadata": s.metadata,
-        "idempotencyKey": s.idempotency_key,
-        "timestamp": s.timestamp,
-        "createdAt": s.created_at,
-        "accountTier": account_tier,
-    })
+    SignalCreated {
+        id: s.id,
+        signal_type: s.signal_type.clone(),
+        source_id: s.source_id,
+        contact_id: s.contact_id,
+        account_id: s.account_id,
+        anonymous_id: s.anonymous_id.clone(),
+        metadata: s.metadata.clone(),
+        idempotency_key: s.idempotency_key.clone(),
+        timestamp: s.timestamp,
+        created_at: s.created_at,
+        account_tier: account_tier.map(str::to_owned),
+    }
+    .to_value()
 }
 
 /// The signal a `signal.created` event describes (what live subscriptions hand out without
 /// reading the row again). `None` when the payload is not one.
 pub fn from_event(event: &events::Event) -> Option<signals::Model> {
-    let p = &event.payload;
-    let uuid = |k: &str| p.get(k)?.as_str().and_then(|s| Uuid::parse_str(s).ok());
-    let text = |k: &str| p.get(k)?.as_str().map(str::to_owned);
-    let time = |k: &str| {
-        DateTime::parse_from_rfc3339(p.get(k)?.as_str()?)
-            .ok()
-            .map(|t| t.with_timezone(&Utc))
-    };
+    let p = SignalCreated::decode(event)?;
     Some(signals::Model {
-        id: uuid("id")?,
+        id: p.id,
         organization_id: event.organization_id,
-        source_id: uuid("sourceId")?,
-        signal_type: text("type")?,
-        contact_id: uuid("contactId"),
-        account_id: uuid("accountId"),
-        anonymous_id: text("anonymousId"),
-        metadata: p.get("metadata").cloned().unwrap_or_else(|| json!({})),
-        idempotency_key: text("idempotencyKey"),
+        source_id: p.source_id,
+        signal_type: p.signal_type,
+        contact_id: p.contact_id,
+        account_id: p.account_id,
+        anonymous_id: p.anonymous_id,
+        metadata: p.metadata,
+        idempotency_key: p.idempotency_key,
         dedupe_key: String::new(),
-        timestamp: time("timestamp")?,
-        created_at: time("createdAt")?,
+        timestamp: p.timestamp,
+        created_at: p.created_at,
     })
 }
 

@@ -268,7 +268,10 @@ impl Writer {
         };
         events.extend(signals.iter().map(|s| {
             let tier = s.account_id.and_then(|a| tiers.get(&a).cloned());
-            ("signal.created", event_payload(s, tier.as_deref()))
+            (
+                events::EventType::SignalCreated.as_str(),
+                event_payload(s, tier.as_deref()),
+            )
         }));
         scoring::request_rescore(txn, self.org, &accounts).await?;
         events::append_many(txn, self.org, Some(actor), events).await?;
