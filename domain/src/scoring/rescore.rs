@@ -71,6 +71,7 @@ pub(super) async fn enqueue_job(
 /// `compute-score` job), up to [`CHUNK`] requests per transaction: the scores and the deletion
 /// of exactly the requests read commit together, so a crash leaves them to the next attempt and
 /// a request made meanwhile stays for the next job. Returns how many accounts were scored.
+#[tracing::instrument(name = "scoring.rescore_requested", skip_all, fields(organizationId = %organization_id))]
 pub async fn rescore_requested(db: &DatabaseConnection, organization_id: Uuid) -> Result<usize> {
     let mut scored = 0;
     for _ in 0..CHUNKS_PER_JOB {
@@ -115,6 +116,7 @@ pub async fn rescore_requested(db: &DatabaseConnection, organization_id: Uuid) -
 /// Recomputes and stores the scores of `account_ids` ([`CHUNK`] per transaction), appending
 /// `score.changed` when a score changes (or is first computed) and `tier.changed` on a real
 /// transition. Accounts that no longer exist are skipped. Returns the stored rows.
+#[tracing::instrument(name = "scoring.rescore", skip_all, fields(organizationId = %organization_id, accounts = account_ids.len()))]
 pub async fn rescore(
     db: &DatabaseConnection,
     organization_id: Uuid,
@@ -242,6 +244,7 @@ pub(super) async fn rescore_in(
 }
 
 /// Recomputes every scorable account of the organization now (the nightly job).
+#[tracing::instrument(name = "scoring.rescore_organization", skip_all, fields(organizationId = %organization_id))]
 pub async fn rescore_organization(db: &DatabaseConnection, organization_id: Uuid) -> Result<usize> {
     let ids = scorable_accounts(db, organization_id).await?;
     Ok(rescore(db, organization_id, &ids).await?.len())

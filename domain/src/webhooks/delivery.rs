@@ -152,6 +152,7 @@ pub fn backoff(base: Duration, n: i32) -> Duration {
 /// Records an attempt of `out` and decides what follows: success, a retry after the backoff, a
 /// final failure, or disabling the endpoint (`410 Gone`, or no success for
 /// `settings.disable_after`), which appends a `webhook.endpoint_disabled` event saying why.
+#[tracing::instrument(name = "webhooks.record_attempt", skip_all, fields(deliveryId = %out.delivery.id))]
 pub async fn record_attempt(
     db: &DatabaseConnection,
     settings: &Settings,

@@ -73,6 +73,7 @@ pub(super) const CURSOR: &str = "events";
 /// wants them (subscribed type, filter, and created before the event), and moves the cursor, in
 /// `txn`. Returns how many events were read and the new deliveries in event order. Concurrent
 /// dispatchers serialise on the cursor row, so each event is dispatched once.
+#[tracing::instrument(name = "webhooks.dispatch", skip_all, fields(limit = limit, events = tracing::field::Empty, deliveries = tracing::field::Empty))]
 pub async fn dispatch(
     txn: &DatabaseTransaction,
     limit: u64,
@@ -150,11 +151,15 @@ pub async fn dispatch(
         .filter(webhook_cursor::Column::Name.eq(CURSOR))
         .exec(txn)
         .await?;
+    let span = tracing::Span::current();
+    span.record("events", batch.len());
+    span.record("deliveries", rows.len());
     Ok((batch.len(), rows))
 }
 
 /// Re-sends the endpoint's events of `[from, to]` from the log as new deliveries (those it wants
 /// by type and filter), in event order. Returns them; the caller schedules the sends.
+#[tracing::instrument(name = "webhooks.replay", skip_all, fields(organizationId = %actor.organization_id, endpointId = %endpoint_id))]
 pub async fn replay(
     db: &DatabaseConnection,
     actor: &Actor,

@@ -164,6 +164,7 @@ pub async fn ingest(db: &DatabaseConnection, actor: &Actor, input: Input) -> Res
 /// its field errors (named `<prefix>.<index>.<field>`) and the others still land, all in one
 /// transaction. Items without `sourceId` come from the built-in source `default_source`
 /// ([`system_source`]).
+#[tracing::instrument(name = "signals.ingest", skip_all, fields(organizationId = %actor.organization_id, items = inputs.len(), source = default_source))]
 pub async fn ingest_many(
     db: &DatabaseConnection,
     actor: &Actor,

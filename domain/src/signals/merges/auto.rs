@@ -37,6 +37,7 @@ pub(crate) struct AutoMerged {
 /// tie keeps the signal's own contact). Pairs with an undone merge between them are skipped;
 /// candidates already merged by an earlier one are followed to their primary. Costs nothing
 /// without candidates, and a few statements per merge.
+#[tracing::instrument(name = "merges.auto_merge", skip_all, fields(organizationId = %actor.organization_id, candidates = candidates.len()))]
 pub(crate) async fn auto_merge(
     txn: &DatabaseTransaction,
     actor: &Actor,

@@ -24,6 +24,7 @@ use crate::{Actor, Error, Result, events, scoring};
 /// organization answers `NOT_FOUND` and nothing is written. Each duplicate gets its own record
 /// (reason MANUAL) holding the evidence the pair shared at the time (possibly none; the
 /// confidence is then absent).
+#[tracing::instrument(name = "merges.merge", skip_all, fields(organizationId = %actor.organization_id, primaryId = %primary_id, duplicates = duplicate_ids.len()))]
 pub async fn merge(
     db: &DatabaseConnection,
     actor: &Actor,
@@ -110,6 +111,7 @@ pub async fn merge(
 /// the account if it is still the inherited one. `CONFLICT` when the merge was already undone,
 /// when the primary no longer exists (undo the later merge first), or when the duplicate's email
 /// now belongs to another contact. Returns the restored contact.
+#[tracing::instrument(name = "merges.unmerge", skip_all, fields(organizationId = %actor.organization_id, mergeId = %merge_id))]
 pub async fn unmerge(
     db: &DatabaseConnection,
     actor: &Actor,
