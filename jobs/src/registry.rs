@@ -37,7 +37,7 @@ impl std::ops::Deref for JobDef {
 
 /// One cron entry: at each tick of `cron` (UTC, 5 fields), enqueue job `job`.
 pub struct Schedule {
-    /// The runbook's name for the entry.
+    /// The entry's name.
     pub name: &'static str,
     pub cron: &'static str,
     pub job: &'static str,
@@ -82,7 +82,7 @@ pub static JOBS: &[JobDef] = &[
     job!(NOOP, noop),
 ];
 
-/// The cron table: runbook 8.1 (14 entries) plus alert-check and anomaly detection.
+/// The cron table: 14 maintenance and sync entries plus alert-check and anomaly detection.
 pub static SCHEDULES: &[Schedule] = &[
     Schedule {
         name: "sync-all-npm",
@@ -344,7 +344,7 @@ async fn deliver_webhook(ctx: Context, job: jobs::Model) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Deletes demo organizations older than 24 hours with their users and data (runbook 8.1).
+/// Deletes demo organizations older than 24 hours with their users and data.
 async fn demo_cleanup(ctx: Context, _job: jobs::Model) -> anyhow::Result<()> {
     let before = Utc::now() - chrono::Duration::hours(24);
     let (orgs, users) =

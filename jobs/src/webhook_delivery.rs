@@ -1,4 +1,4 @@
-//! Sends webhook deliveries over HTTP (issue 7). One attempt: load the pending delivery, sign it
+//! Sends webhook deliveries over HTTP. One attempt: load the pending delivery, sign it
 //! (Standard Webhooks), POST it with a timeout and no redirects, read at most a bounded part of
 //! the response, and hand the result to `domain::webhooks::record_attempt`, which decides on
 //! success, retry, failure or disabling the endpoint.

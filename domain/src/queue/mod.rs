@@ -36,9 +36,9 @@ pub mod state {
     pub const ALL: &[&str] = &[WAITING, ACTIVE, COMPLETED, FAILED];
 }
 
-/// Completed jobs kept per queue (runbook: BullMQ `removeOnComplete`).
+/// Completed jobs kept per queue (as the original kept with `removeOnComplete`).
 pub const KEEP_COMPLETED: u64 = 1_000;
-/// Failed jobs kept per queue (runbook: BullMQ `removeOnFail`).
+/// Failed jobs kept per queue (as the original kept with `removeOnFail`).
 pub const KEEP_FAILED: u64 = 5_000;
 /// Errors are stored up to this many characters.
 pub(super) const MAX_ERROR: usize = 4_000;
@@ -61,7 +61,7 @@ pub struct NewJob {
 }
 
 impl NewJob {
-    /// A job with the runbook's defaults: 3 attempts, 1 s backoff base, priority 0, due now.
+    /// A job with the default policy: 3 attempts, 1 s backoff base, priority 0, due now.
     pub fn new(queue: &str, name: &str, payload: Value) -> Self {
         NewJob {
             queue: queue.to_owned(),

@@ -189,7 +189,7 @@ pub fn window_start(now: DateTime<Utc>) -> DateTime<Utc> {
     now - chrono::Duration::days(WINDOW_DAYS) - BOUNDARY_GRACE
 }
 
-/// The 7-factor model of reference 2.1 at time `now`. Ages are exact (fractional days); the
+/// The 7-factor PQA model at time `now`. Ages are exact (fractional days); the
 /// day boundaries allow [`BOUNDARY_GRACE`].
 pub fn compute(config: &Config, inputs: &Inputs, now: DateTime<Utc>) -> Computed {
     let grace = days(BOUNDARY_GRACE);

@@ -137,7 +137,7 @@ pub struct Usage {
     pub contacts: u64,
 }
 
-/// Plan usage (issue 6 behaviour 11): signals ingested since the first day of this UTC month,
+/// Plan usage: signals ingested since the first day of this UTC month,
 /// and contacts. Counting only; enforcement comes with billing.
 pub async fn usage(db: &impl ConnectionTrait, actor: &Actor) -> Result<Usage> {
     use chrono::Datelike;

@@ -233,7 +233,7 @@ pub async fn record_attempt(
     }
     d.update(&txn).await?;
     if outcome == Outcome::Failed {
-        // The runbook's "re-enqueue failed webhook jobs" (`devsignal jobs retry-failed
+        // The operator's "re-enqueue failed webhook jobs" (`devsignal jobs retry-failed
         // webhook-delivery`) sends these again.
         let job = crate::queue::defs::DELIVER_WEBHOOK
             .job(json!({"deliveryId": out.delivery.id, "endpointId": endpoint.id}))

@@ -55,7 +55,7 @@ pub mod action {
 pub const DELIVERY_QUEUE: &str = crate::queue::defs::DELIVER_WEBHOOK.queue;
 pub const DELIVERY_JOB: &str = crate::queue::defs::DELIVER_WEBHOOK.name;
 
-/// Attempts per delivery, the first included (runbook 5.5).
+/// Attempts per delivery, the first included.
 pub const MAX_ATTEMPTS: i32 = 5;
 /// The type of the message `sendTestWebhook` sends.
 pub const TEST_EVENT: &str = "webhook.test";

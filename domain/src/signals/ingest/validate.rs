@@ -80,7 +80,7 @@ pub(super) struct Prepared {
     pub(super) dedupe_key: String,
 }
 
-/// The canonical form of metadata hashed for content dedup (reference 1.3): object keys sorted
+/// The canonical form of metadata hashed for content dedup: object keys sorted
 /// recursively, arrays in order, scalars JSON-encoded, `null` as the empty string.
 pub fn canonical(v: &Value) -> String {
     match v {

@@ -19,7 +19,7 @@ pub fn combine(confidences: impl IntoIterator<Item = f64>) -> f64 {
     (1.0 - doubt).clamp(0.0, 1.0)
 }
 
-/// The confidence of a shared identifier of `kind` (reference 1.5).
+/// The confidence of a shared identifier of `kind`.
 pub fn kind_confidence(k: &str) -> f64 {
     match k {
         kind::EMAIL => confidence::EXACT_EMAIL,

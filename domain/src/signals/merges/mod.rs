@@ -1,4 +1,4 @@
-//! Contact merges (issue 6, behaviour 5). When two contacts turn out to be one person, the
+//! Contact merges. When two contacts turn out to be one person, the
 //! duplicate's signals, activities, deals and identities move to the primary, its tags are added,
 //! the primary's empty fields are filled from it, the primary inherits its account if it had
 //! none, and the duplicate is deleted. Every merge is recorded in `contact_merges` with its
