@@ -12,6 +12,7 @@
 //! - [`webhooks`]: outbound endpoints, dispatch from the event log, deliveries;
 //! - [`events`]: the event log every consumer reads;
 //! - [`queue`]: the durable job queue's storage.
+//! - [`paging`]: the one paging scheme and cursor codec every list uses.
 //!
 //! Shared ground: [`actor`] (who acts), [`error`] (stable codes), [`db`] (connections,
 //! migrations, transactions, locks), [`secrets`] (sealing stored secrets), [`audit`].
@@ -23,6 +24,7 @@ pub mod db;
 pub mod error;
 pub mod events;
 pub mod identity;
+pub mod paging;
 pub mod queue;
 pub mod scoring;
 pub mod secrets;

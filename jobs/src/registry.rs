@@ -1,5 +1,5 @@
-//! Every job DevSignal runs, in one list: its name, queue, attempts, backoff and
-//! handler, plus the cron table. Handlers
+//! Every job DevSignal runs, in one list: each job's definition (`domain::queue::defs`: name,
+//! queue, attempts, backoff) paired with its handler, plus the cron table. Handlers
 //! are plain async functions, callable directly from tests through [`run_job`].
 //!
 //! A job whose capability does not exist yet is registered all the same and completes with a
@@ -14,66 +14,43 @@ use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QuerySelect};
 use serde_json::json;
 use uuid::Uuid;
 
+use domain::queue::{JobSpec, defs};
+
 use crate::Context;
 
 /// A job's handler.
 pub type Handler = fn(Context, jobs::Model) -> BoxFuture<'static, anyhow::Result<()>>;
 
-/// One kind of job.
+/// One kind of job: its definition ([`JobSpec`], declared once in `domain::queue::defs`, where
+/// the domain enqueues by it too) paired with its handler.
 pub struct JobDef {
-    pub name: &'static str,
-    pub queue: &'static str,
-    pub max_attempts: i32,
-    pub backoff_base: Duration,
-    /// Needs `organizationId` (per-organization work, triggerable with `--org`).
-    pub per_org: bool,
-    pub description: &'static str,
+    pub spec: JobSpec,
     pub run: Handler,
+}
+
+impl std::ops::Deref for JobDef {
+    type Target = JobSpec;
+    fn deref(&self) -> &JobSpec {
+        &self.spec
+    }
 }
 
 /// One cron entry: at each tick of `cron` (UTC, 5 fields), enqueue job `job`.
 pub struct Schedule {
-    /// The runbook's name for the entry.
+    /// The entry's name.
     pub name: &'static str,
     pub cron: &'static str,
     pub job: &'static str,
 }
 
-/// The queues of DESIGN 9.
-pub const QUEUES: &[&str] = &[
-    "signal-processing",
-    "score-computation",
-    "webhook-delivery",
-    "score-snapshot",
-    "hubspot-sync",
-    "salesforce-sync",
-    "discord-sync",
-    "stackoverflow-sync",
-    "twitter-sync",
-    "reddit-sync",
-    "linkedin-sync",
-    "posthog-sync",
-    "signal-sync",
-    "enrichment",
-    "weekly-digest",
-    "demo-cleanup",
-    "alert-check",
-    "anomaly-detection",
-];
+/// Every queue a worker serves.
+pub const QUEUES: &[&str] = defs::QUEUES;
 
-const fn secs(n: u64) -> Duration {
-    Duration::from_secs(n)
-}
-
+/// `job!(SPEC, handler)`: the spec of `domain::queue::defs` called `SPEC`, run by `handler`.
 macro_rules! job {
-    ($name:literal, $queue:literal, $attempts:literal, $backoff:expr, $per_org:literal, $desc:literal, $run:path) => {
+    ($spec:ident, $run:path) => {
         JobDef {
-            name: $name,
-            queue: $queue,
-            max_attempts: $attempts,
-            backoff_base: $backoff,
-            per_org: $per_org,
-            description: $desc,
+            spec: defs::$spec,
             run: |ctx, job| Box::pin($run(ctx, job)),
         }
     };
@@ -81,207 +58,31 @@ macro_rules! job {
 
 /// Every job.
 pub static JOBS: &[JobDef] = &[
-    job!(
-        "sync-all-npm",
-        "signal-sync",
-        3,
-        secs(5),
-        false,
-        "npm download signals for every connected package",
-        nothing::npm
-    ),
-    job!(
-        "sync-all-pypi",
-        "signal-sync",
-        3,
-        secs(5),
-        false,
-        "PyPI download signals for every connected package",
-        nothing::pypi
-    ),
-    job!(
-        "hubspot-sync-scheduler",
-        "hubspot-sync",
-        3,
-        secs(10),
-        false,
-        "fans out HubSpot sync to connected organizations",
-        nothing::hubspot
-    ),
-    job!(
-        "salesforce-sync-scheduler",
-        "salesforce-sync",
-        3,
-        secs(10),
-        false,
-        "fans out Salesforce sync to connected organizations",
-        nothing::salesforce
-    ),
-    job!(
-        "discord-sync-scheduler",
-        "discord-sync",
-        3,
-        secs(5),
-        false,
-        "fans out Discord sync to connected organizations",
-        nothing::discord
-    ),
-    job!(
-        "stackoverflow-sync-scheduler",
-        "stackoverflow-sync",
-        3,
-        secs(5),
-        false,
-        "fans out Stack Overflow sync to connected organizations",
-        nothing::stackoverflow
-    ),
-    job!(
-        "twitter-sync-scheduler",
-        "twitter-sync",
-        3,
-        secs(10),
-        false,
-        "fans out Twitter/X mention sync to connected organizations",
-        nothing::twitter
-    ),
-    job!(
-        "reddit-sync-scheduler",
-        "reddit-sync",
-        3,
-        secs(5),
-        false,
-        "fans out Reddit mention sync to connected organizations",
-        nothing::reddit
-    ),
-    job!(
-        "linkedin-sync-scheduler",
-        "linkedin-sync",
-        3,
-        secs(5),
-        false,
-        "fans out LinkedIn sync to connected organizations",
-        nothing::linkedin
-    ),
-    job!(
-        "posthog-sync-scheduler",
-        "posthog-sync",
-        3,
-        secs(5),
-        false,
-        "fans out PostHog event sync to connected organizations",
-        nothing::posthog
-    ),
-    job!(
-        "clearbit-enrichment-scheduler",
-        "enrichment",
-        2,
-        secs(5),
-        false,
-        "enriches companies missing Clearbit data",
-        nothing::clearbit
-    ),
-    job!(
-        "score-snapshot-scheduler",
-        "score-snapshot",
-        3,
-        secs(5),
-        false,
-        "fans out a score snapshot to every organization",
-        fan_out::score_snapshot
-    ),
-    job!(
-        "capture-score-snapshot",
-        "score-snapshot",
-        3,
-        secs(5),
-        true,
-        "recomputes every scored account of one organization (nightly, before the snapshot)",
-        score_snapshot
-    ),
-    job!(
-        "weekly-digest-scheduler",
-        "weekly-digest",
-        3,
-        secs(10),
-        false,
-        "fans out the weekly digest to every organization",
-        fan_out::weekly_digest
-    ),
-    job!(
-        "send-weekly-digest",
-        "weekly-digest",
-        3,
-        secs(10),
-        true,
-        "sends one organization's weekly digest",
-        nothing::digest
-    ),
-    job!(
-        "demo-cleanup-scheduler",
-        "demo-cleanup",
-        3,
-        secs(5),
-        false,
-        "deletes demo organizations older than 24 hours",
-        demo_cleanup
-    ),
-    job!(
-        "alert-check-scheduler",
-        "alert-check",
-        3,
-        secs(5),
-        false,
-        "fans out alert checks to organizations with alert rules",
-        nothing::alert_rules
-    ),
-    job!(
-        "anomaly-detection-scheduler",
-        "anomaly-detection",
-        3,
-        secs(5),
-        false,
-        "fans out anomaly detection to every non-demo organization",
-        fan_out::anomaly_detection
-    ),
-    job!(
-        "detect-anomalies",
-        "anomaly-detection",
-        3,
-        secs(5),
-        true,
-        "detects signal anomalies of one organization",
-        nothing::anomalies
-    ),
-    job!(
-        "deliver-webhook",
-        "webhook-delivery",
-        5,
-        secs(30),
-        true,
-        "sends a failed webhook delivery again (retry-failed webhook-delivery)",
-        deliver_webhook
-    ),
-    job!(
-        "compute-score",
-        "score-computation",
-        3,
-        secs(2),
-        true,
-        "recomputes the PQA scores of one organization's changed accounts (debounced after new signals)",
-        compute_score
-    ),
-    job!(
-        "noop",
-        "signal-processing",
-        1,
-        secs(1),
-        false,
-        "does nothing (benchmarks and smoke tests)",
-        noop
-    ),
+    job!(SYNC_ALL_NPM, nothing::npm),
+    job!(SYNC_ALL_PYPI, nothing::pypi),
+    job!(HUBSPOT_SYNC_SCHEDULER, nothing::hubspot),
+    job!(SALESFORCE_SYNC_SCHEDULER, nothing::salesforce),
+    job!(DISCORD_SYNC_SCHEDULER, nothing::discord),
+    job!(STACKOVERFLOW_SYNC_SCHEDULER, nothing::stackoverflow),
+    job!(TWITTER_SYNC_SCHEDULER, nothing::twitter),
+    job!(REDDIT_SYNC_SCHEDULER, nothing::reddit),
+    job!(LINKEDIN_SYNC_SCHEDULER, nothing::linkedin),
+    job!(POSTHOG_SYNC_SCHEDULER, nothing::posthog),
+    job!(CLEARBIT_ENRICHMENT_SCHEDULER, nothing::clearbit),
+    job!(SCORE_SNAPSHOT_SCHEDULER, fan_out::score_snapshot),
+    job!(CAPTURE_SCORE_SNAPSHOT, score_snapshot),
+    job!(WEEKLY_DIGEST_SCHEDULER, fan_out::weekly_digest),
+    job!(SEND_WEEKLY_DIGEST, nothing::digest),
+    job!(DEMO_CLEANUP_SCHEDULER, demo_cleanup),
+    job!(ALERT_CHECK_SCHEDULER, nothing::alert_rules),
+    job!(ANOMALY_DETECTION_SCHEDULER, fan_out::anomaly_detection),
+    job!(DETECT_ANOMALIES, nothing::anomalies),
+    job!(DELIVER_WEBHOOK, deliver_webhook),
+    job!(COMPUTE_SCORE, compute_score),
+    job!(NOOP, noop),
 ];
 
-/// The cron table: runbook 8.1 (14 entries) plus alert-check and anomaly detection.
+/// The cron table: 14 maintenance and sync entries plus alert-check and anomaly detection.
 pub static SCHEDULES: &[Schedule] = &[
     Schedule {
         name: "sync-all-npm",
@@ -377,10 +178,7 @@ pub fn schedule(name: &str) -> Option<&'static Schedule> {
 
 /// A new job of kind `def` with its attempts and backoff.
 pub fn new_job(def: &JobDef, payload: serde_json::Value) -> domain::queue::NewJob {
-    let mut job = domain::queue::NewJob::new(def.queue, def.name, payload);
-    job.max_attempts = def.max_attempts;
-    job.backoff_base = def.backoff_base;
-    job
+    def.spec.job(payload)
 }
 
 /// Runs one job's handler (what a worker does after claiming it).
@@ -561,4 +359,22 @@ async fn demo_cleanup(ctx: Context, _job: jobs::Model) -> anyhow::Result<()> {
         );
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_spec_has_exactly_one_handler() {
+        for spec in defs::ALL {
+            let n = JOBS.iter().filter(|j| j.spec == *spec).count();
+            assert_eq!(n, 1, "{} has {n} handlers", spec.name);
+        }
+        assert_eq!(
+            JOBS.len(),
+            defs::ALL.len(),
+            "a handler without a spec in defs::ALL"
+        );
+    }
 }

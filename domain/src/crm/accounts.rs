@@ -13,8 +13,9 @@ use serde_json::{Value, json};
 use uuid::Uuid;
 
 use crate::audit::{self, Entry, Meta};
-use crate::crm::{self, Page, PageRequest};
+use crate::crm;
 use crate::error::on_unique;
+use crate::paging::{self, Page, PageRequest};
 use crate::{Actor, Error, FieldError, Result, events};
 
 /// Company sizes.
@@ -292,7 +293,7 @@ pub async fn list(
     page: &PageRequest,
 ) -> Result<Page<companies::Model>> {
     actor.require_scope("accounts:read")?;
-    crm::check_page(page)?;
+    paging::check_page(page)?;
     let mut cond =
         Condition::all().add(companies::Column::OrganizationId.eq(actor.organization_id));
     if let Some(q) = filter.query.as_deref().filter(|q| !q.trim().is_empty()) {
@@ -320,17 +321,17 @@ pub async fn list(
             tags: Some(companies::Column::Tags),
         },
     );
-    crm::fetch_page::<companies::Entity>(db, cond, companies::Column::Id, sort, page).await
+    paging::fetch_page::<companies::Entity>(db, cond, companies::Column::Id, sort, page).await
 }
 
 /// The orderings the list offers.
-fn sort(field: &str) -> Option<crm::Sort<companies::Column>> {
+fn sort(field: &str) -> Option<paging::Sort<companies::Column>> {
     Some(match field {
-        "NAME" => crm::Sort::text(companies::Column::Name),
-        "DOMAIN" => crm::Sort::text(companies::Column::DomainNormalized),
-        "CREATED_AT" => crm::Sort::time(companies::Column::CreatedAt),
-        "UPDATED_AT" => crm::Sort::time(companies::Column::UpdatedAt),
-        "SCORE" => crm::Sort::number(companies::Column::Score),
+        "NAME" => paging::Sort::text(companies::Column::Name),
+        "DOMAIN" => paging::Sort::text(companies::Column::DomainNormalized),
+        "CREATED_AT" => paging::Sort::time(companies::Column::CreatedAt),
+        "UPDATED_AT" => paging::Sort::time(companies::Column::UpdatedAt),
+        "SCORE" => paging::Sort::number(companies::Column::Score),
         _ => return None,
     })
 }

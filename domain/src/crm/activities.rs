@@ -14,7 +14,8 @@ use serde_json::{Value, json};
 use uuid::Uuid;
 
 use crate::audit::{Entry, Meta};
-use crate::crm::{self, Links, Page, PageRequest};
+use crate::crm::{self, Links};
+use crate::paging::{self, Page, PageRequest};
 use crate::{Actor, Error, FieldError, Result};
 
 /// Activity kinds (the original's `ActivityType`).
@@ -228,7 +229,7 @@ pub async fn list(
     page: &PageRequest,
 ) -> Result<Page<activities::Model>> {
     actor.require_scope("accounts:read")?;
-    crm::check_page(page)?;
+    paging::check_page(page)?;
     if filter.common.tag.is_some() {
         return Err(Error::invalid("filter.tag", "activities have no tags"));
     }
@@ -263,16 +264,16 @@ pub async fn list(
             tags: None,
         },
     );
-    crm::fetch_page::<activities::Entity>(db, cond, activities::Column::Id, sort, page).await
+    paging::fetch_page::<activities::Entity>(db, cond, activities::Column::Id, sort, page).await
 }
 
 /// The orderings the list offers.
-fn sort(field: &str) -> Option<crm::Sort<activities::Column>> {
+fn sort(field: &str) -> Option<paging::Sort<activities::Column>> {
     Some(match field {
-        "TITLE" => crm::Sort::text(activities::Column::Title),
-        "DUE_DATE" => crm::Sort::time(activities::Column::DueDate),
-        "CREATED_AT" => crm::Sort::time(activities::Column::CreatedAt),
-        "UPDATED_AT" => crm::Sort::time(activities::Column::UpdatedAt),
+        "TITLE" => paging::Sort::text(activities::Column::Title),
+        "DUE_DATE" => paging::Sort::time(activities::Column::DueDate),
+        "CREATED_AT" => paging::Sort::time(activities::Column::CreatedAt),
+        "UPDATED_AT" => paging::Sort::time(activities::Column::UpdatedAt),
         _ => return None,
     })
 }

@@ -14,8 +14,9 @@ use serde_json::{Value, json};
 use uuid::Uuid;
 
 use crate::audit::{self, Entry, Meta};
-use crate::crm::{self, Page, PageRequest};
+use crate::crm;
 use crate::error::on_unique;
+use crate::paging::{self, Page, PageRequest};
 use crate::{Actor, Error, FieldError, Result, events};
 
 pub mod action {
@@ -324,7 +325,7 @@ pub async fn list(
     page: &PageRequest,
 ) -> Result<Page<contacts::Model>> {
     actor.require_scope("accounts:read")?;
-    crm::check_page(page)?;
+    paging::check_page(page)?;
     let mut cond = Condition::all().add(contacts::Column::OrganizationId.eq(actor.organization_id));
     if let Some(q) = filter.query.as_deref().filter(|q| !q.trim().is_empty()) {
         let p = crm::like_pattern(q);
@@ -349,16 +350,16 @@ pub async fn list(
             tags: Some(contacts::Column::Tags),
         },
     );
-    crm::fetch_page::<contacts::Entity>(db, cond, contacts::Column::Id, sort, page).await
+    paging::fetch_page::<contacts::Entity>(db, cond, contacts::Column::Id, sort, page).await
 }
 
 /// The orderings the list offers.
-fn sort(field: &str) -> Option<crm::Sort<contacts::Column>> {
+fn sort(field: &str) -> Option<paging::Sort<contacts::Column>> {
     Some(match field {
-        "NAME" => crm::Sort::text(contacts::Column::LastName),
-        "EMAIL" => crm::Sort::text(contacts::Column::EmailNormalized),
-        "CREATED_AT" => crm::Sort::time(contacts::Column::CreatedAt),
-        "UPDATED_AT" => crm::Sort::time(contacts::Column::UpdatedAt),
+        "NAME" => paging::Sort::text(contacts::Column::LastName),
+        "EMAIL" => paging::Sort::text(contacts::Column::EmailNormalized),
+        "CREATED_AT" => paging::Sort::time(contacts::Column::CreatedAt),
+        "UPDATED_AT" => paging::Sort::time(contacts::Column::UpdatedAt),
         _ => return None,
     })
 }

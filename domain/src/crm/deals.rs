@@ -15,7 +15,8 @@ use serde_json::{Value, json};
 use uuid::Uuid;
 
 use crate::audit::{Entry, Meta};
-use crate::crm::{self, Links, Page, PageRequest};
+use crate::crm::{self, Links};
+use crate::paging::{self, Page, PageRequest};
 use crate::{Actor, Error, FieldError, Result, events};
 
 /// The PLG pipeline, in order (the original's `DealStage`).
@@ -265,7 +266,7 @@ pub async fn list(
     page: &PageRequest,
 ) -> Result<Page<deals::Model>> {
     actor.require_scope("accounts:read")?;
-    crm::check_page(page)?;
+    paging::check_page(page)?;
     let mut cond = Condition::all().add(deals::Column::OrganizationId.eq(actor.organization_id));
     if let Some(q) = filter.query.as_deref().filter(|q| !q.trim().is_empty()) {
         cond = cond.add(
@@ -293,17 +294,17 @@ pub async fn list(
             tags: Some(deals::Column::Tags),
         },
     );
-    crm::fetch_page::<deals::Entity>(db, cond, deals::Column::Id, sort, page).await
+    paging::fetch_page::<deals::Entity>(db, cond, deals::Column::Id, sort, page).await
 }
 
 /// The orderings the list offers.
-fn sort(field: &str) -> Option<crm::Sort<deals::Column>> {
+fn sort(field: &str) -> Option<paging::Sort<deals::Column>> {
     Some(match field {
-        "TITLE" => crm::Sort::text(deals::Column::Title),
-        "AMOUNT" => crm::Sort::number(deals::Column::Amount),
-        "EXPECTED_CLOSE_DATE" => crm::Sort::date(deals::Column::ExpectedCloseDate),
-        "CREATED_AT" => crm::Sort::time(deals::Column::CreatedAt),
-        "UPDATED_AT" => crm::Sort::time(deals::Column::UpdatedAt),
+        "TITLE" => paging::Sort::text(deals::Column::Title),
+        "AMOUNT" => paging::Sort::number(deals::Column::Amount),
+        "EXPECTED_CLOSE_DATE" => paging::Sort::date(deals::Column::ExpectedCloseDate),
+        "CREATED_AT" => paging::Sort::time(deals::Column::CreatedAt),
+        "UPDATED_AT" => paging::Sort::time(deals::Column::UpdatedAt),
         _ => return None,
     })
 }

@@ -1,5 +1,5 @@
 //! Search across accounts, contacts and deals, ranked, scoped by the actor's organization. One
-//! function with a per-backend branch (DESIGN 2): SQLite reads the FTS5 table `crm_search` (BM25,
+//! function with a per-backend branch: SQLite reads the FTS5 table `crm_search` (BM25,
 //! titles weigh ten times the body, every word must match, as a prefix); PostgreSQL matches
 //! `websearch_to_tsquery('simple', …)` against the weighted vectors that migration 000008 indexes
 //! with GIN (ts_rank). Either way the hits are then loaded as rows of the organization.

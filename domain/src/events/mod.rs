@@ -1,4 +1,4 @@
-//! The event log: the spine of DESIGN 4. Every state change outsiders may care about appends an
+//! The event log: the spine of the system. Every state change outsiders may care about appends an
 //! event in the **same transaction** as the change, so a rolled-back change leaves no event and a
 //! committed one always has its event. Subscriptions, webhooks, workflows and alerts read this
 //! log and nothing else, resuming from the sequence number (`seq`) they last saw.
@@ -23,31 +23,11 @@ use uuid::Uuid;
 
 use crate::{Actor, Error, Result, Role};
 
-/// Every event type the log carries, in the order they were introduced. Webhook endpoints and
-/// subscriptions filter on these names.
-pub const TYPES: &[&str] = &[
-    "company.created",
-    "company.updated",
-    "company.deleted",
-    "contact.created",
-    "contact.updated",
-    "contact.deleted",
-    "contact.merged",
-    "deal.created",
-    "deal.updated",
-    "deal.deleted",
-    "deal.stage_changed",
-    "activity.created",
-    "activity.updated",
-    "activity.deleted",
-    "signal.created",
-    "score.changed",
-    "tier.changed",
-    "anomaly.detected",
-    "alert.triggered",
-    "webhook.endpoint_disabled",
-    "contact.unmerged",
-];
+mod payloads;
+mod types;
+
+pub use payloads::{Payload, ScoreChanged, SignalCreated};
+pub use types::{EventType, TYPES};
 
 /// A key no other DevSignal lock uses: orders event appends on PostgreSQL.
 const EVENTS_LOCK_KEY: i64 = 0x6465_7673_6967_6e02;
@@ -100,7 +80,7 @@ pub async fn append(
     event_type: &str,
     payload: Value,
 ) -> Result<Event> {
-    if !TYPES.contains(&event_type) {
+    if EventType::parse(event_type).is_none() {
         return Err(Error::Internal(format!("unknown event type {event_type}")));
     }
     crate::db::advisory_xact_lock(txn, &[EVENTS_LOCK_KEY]).await?;
@@ -136,7 +116,7 @@ pub async fn append_many(
     if items.is_empty() {
         return Ok(());
     }
-    if let Some((bad, _)) = items.iter().find(|(t, _)| !TYPES.contains(t)) {
+    if let Some((bad, _)) = items.iter().find(|(t, _)| EventType::parse(t).is_none()) {
         return Err(Error::Internal(format!("unknown event type {bad}")));
     }
     crate::db::advisory_xact_lock(txn, &[EVENTS_LOCK_KEY]).await?;

@@ -1,5 +1,5 @@
 //! API keys: `dsk_` + 40 random alphanumerics, shown once; only the SHA-256 is stored, with a
-//! 12-character prefix for display and for revocation from the command line (runbook 3.6). A key
+//! 12-character prefix for display and for revocation from the command line. A key
 //! acts for its organization only and within its scopes.
 
 use chrono::{DateTime, Utc};
@@ -157,7 +157,7 @@ pub async fn revoke(
     Ok(key)
 }
 
-/// Operator revocation by prefix (runbook 3.6). Revokes the one live key with that prefix;
+/// Operator revocation by prefix. Revokes the one live key with that prefix;
 /// refuses when none or several match.
 pub async fn revoke_by_prefix(db: &impl ConnectionTrait, prefix: &str) -> Result<api_keys::Model> {
     let matches = api_keys::Entity::find()

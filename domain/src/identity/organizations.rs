@@ -354,7 +354,7 @@ pub async fn accept_invitation(
 
 /// Deletes demo organizations created before `before`, with all their data (rows cascade from
 /// the organization) and the users who belonged to no other organization. Returns (orgs, users)
-/// deleted. Used by the `demo-cleanup` job (runbook 8.1: demo orgs older than 24 hours).
+/// deleted. Used by the `demo-cleanup` job (demo organizations older than 24 hours).
 pub async fn delete_demos_created_before(
     db: &sea_orm::DatabaseConnection,
     before: DateTime<Utc>,

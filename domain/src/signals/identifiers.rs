@@ -1,4 +1,4 @@
-//! Identity normalisation (reference 1.5, with our fixes): how emails, handles and domains are
+//! Identity normalisation: how emails, handles and domains are
 //! compared, which email domains are free mail, and the confidence of each kind of match.
 //! Identities are unique per (organization, kind, normalised value).
 
@@ -14,7 +14,7 @@ pub mod kind {
     pub const SEGMENT: &str = "SEGMENT";
 }
 
-/// Confidence of each way a contact or account is found (reference 1.5).
+/// Confidence of each way a contact or account is found.
 pub mod confidence {
     pub const EXACT_EMAIL: f64 = 1.0;
     pub const GITHUB: f64 = 0.95;

@@ -1,10 +1,18 @@
 //! Signals: developer activity from every source, and the people and companies behind it.
 //! One ingest function for every path (API, Segment, connectors, inbound webhooks), identifier
 //! normalisation, signal sources, and recorded, reversible contact merges.
+//!
+//! - `ingest/`: validate, load what the batch names, resolve identities, write;
+//! - `read`: lists, single rows, plan usage; `timeline`: an account's timeline;
+//! - [`identifiers`], [`sources`], [`merges`].
 
 pub mod identifiers;
 mod ingest;
 pub mod merges;
+mod read;
 pub mod sources;
+mod timeline;
 
 pub use ingest::*;
+pub use read::*;
+pub use timeline::*;

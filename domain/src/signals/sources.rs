@@ -1,4 +1,4 @@
-//! Signal sources (issue 6 behaviour 3): where signals come from. Each has a kind, a name, a
+//! Signal sources: where signals come from. Each has a kind, a name, a
 //! status (a PAUSED source refuses new signals) and a configuration whose public part is stored
 //! as JSON and whose secrets are sealed with the organization-wide [`Cipher`] and never read
 //! back through the API (only their names are shown). The built-in `api` and `segment` sources

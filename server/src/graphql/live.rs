@@ -6,8 +6,8 @@
 
 use async_graphql::{Context, ID, InputObject, Object, Subscription};
 use chrono::{DateTime, Utc};
+use domain::events::{EventType, Payload, ScoreChanged, SignalCreated};
 use futures::{Stream, StreamExt};
-use serde_json::Value;
 use uuid::Uuid;
 
 use super::common::{opt_input_id, state};
@@ -31,36 +31,23 @@ pub struct SignalSubscriptionFilter {
 /// One account's score moved (`score.changed`), or its tier did (`tier.changed`).
 pub struct ScoreChange {
     seq: i64,
-    account_id: Uuid,
-    payload: Value,
+    payload: ScoreChanged,
 }
 
 impl ScoreChange {
     fn from_event(e: domain::events::Event) -> Option<Self> {
-        let account_id = e
-            .payload
-            .get("accountId")
-            .and_then(Value::as_str)
-            .and_then(|s| Uuid::parse_str(s).ok())?;
         Some(ScoreChange {
             seq: e.seq,
-            account_id,
-            payload: e.payload,
+            payload: ScoreChanged::decode(&e)?,
         })
     }
 
-    fn int(&self, key: &str) -> Option<i32> {
-        self.payload
-            .get(key)
-            .and_then(Value::as_i64)
-            .and_then(|v| i32::try_from(v).ok())
+    fn account_uuid(&self) -> Uuid {
+        self.payload.account_id
     }
 
-    fn tier(&self, key: &str) -> Option<Tier> {
-        self.payload
-            .get(key)
-            .and_then(Value::as_str)
-            .and_then(Tier::parse)
+    fn tier_now(&self) -> Option<Tier> {
+        Tier::parse(&self.payload.new_tier)
     }
 }
 
@@ -71,45 +58,41 @@ impl ScoreChange {
         self.seq
     }
     async fn account_id(&self) -> ID {
-        ID(self.account_id.to_string())
+        ID(self.account_uuid().to_string())
     }
     /// The account now (null if it was deleted since).
     async fn account(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<Account>> {
-        Ok(load(ctx, Some(AccountId(self.account_id)))
+        Ok(load(ctx, Some(AccountId(self.account_uuid())))
             .await?
             .map(Account))
     }
     /// Null the first time the account is scored.
     async fn old_score(&self) -> Option<i32> {
-        self.int("oldScore")
+        self.payload.old_score
     }
     async fn new_score(&self) -> i32 {
-        self.int("newScore").unwrap_or_default()
+        self.payload.new_score
     }
     /// Null the first time the account is scored.
     async fn old_tier(&self) -> Option<Tier> {
-        self.tier("oldTier")
+        self.payload.old_tier.as_deref().and_then(Tier::parse)
     }
     async fn new_tier(&self) -> Tier {
-        self.tier("newTier").unwrap_or(Tier::Inactive)
+        self.tier_now().unwrap_or(Tier::Inactive)
     }
     /// `newScore − oldScore` (the new score the first time).
     async fn delta(&self) -> i32 {
-        self.int("delta").unwrap_or_default()
+        self.payload.delta
     }
     async fn trend(&self) -> Trend {
-        match self.payload.get("trend").and_then(Value::as_str) {
-            Some("RISING") => Trend::Rising,
-            Some("FALLING") => Trend::Falling,
+        match self.payload.trend.as_str() {
+            "RISING" => Trend::Rising,
+            "FALLING" => Trend::Falling,
             _ => Trend::Stable,
         }
     }
     async fn computed_at(&self) -> Option<DateTime<Utc>> {
-        self.payload
-            .get("computedAt")
-            .and_then(Value::as_str)
-            .and_then(|s| DateTime::parse_from_rfc3339(s).ok())
-            .map(|t| t.with_timezone(&Utc))
+        Some(self.payload.computed_at)
     }
 }
 
@@ -174,13 +157,9 @@ impl LiveSubscription {
             .into_iter()
             .map(Tier::as_str)
             .collect();
-        let events = follow(ctx, vec!["signal.created".into()], None).await?;
+        let events = follow(ctx, vec![EventType::SignalCreated.to_string()], None).await?;
         Ok(events.filter_map(move |e| {
-            let tier = e
-                .payload
-                .get("accountTier")
-                .and_then(Value::as_str)
-                .map(str::to_owned);
+            let tier = SignalCreated::decode(&e).and_then(|p| p.account_tier);
             let signal = domain::signals::from_event(&e).filter(|s| {
                 (types.is_empty() || types.contains(&s.signal_type))
                     && account.is_none_or(|a| s.account_id == Some(a))
@@ -198,10 +177,10 @@ impl LiveSubscription {
         account_id: Option<ID>,
     ) -> async_graphql::Result<impl Stream<Item = ScoreChange> + use<>> {
         let account = opt_input_id(account_id, "accountId")?;
-        let events = follow(ctx, vec!["score.changed".into()], None).await?;
+        let events = follow(ctx, vec![EventType::ScoreChanged.to_string()], None).await?;
         Ok(events.filter_map(move |e| {
-            let change =
-                ScoreChange::from_event(e).filter(|c| account.is_none_or(|a| c.account_id == a));
+            let change = ScoreChange::from_event(e)
+                .filter(|c| account.is_none_or(|a| c.account_uuid() == a));
             std::future::ready(change)
         }))
     }
@@ -212,10 +191,10 @@ impl LiveSubscription {
         ctx: &Context<'_>,
         tier: Option<Tier>,
     ) -> async_graphql::Result<impl Stream<Item = ScoreChange> + use<>> {
-        let events = follow(ctx, vec!["tier.changed".into()], None).await?;
+        let events = follow(ctx, vec![EventType::TierChanged.to_string()], None).await?;
         Ok(events.filter_map(move |e| {
-            let change = ScoreChange::from_event(e)
-                .filter(|c| tier.is_none_or(|t| c.tier("newTier") == Some(t)));
+            let change =
+                ScoreChange::from_event(e).filter(|c| tier.is_none_or(|t| c.tier_now() == Some(t)));
             std::future::ready(change)
         }))
     }

@@ -1,0 +1,147 @@
+//! Adding jobs: in the caller's transaction, deduplicated by key, recorded as failed, or once
+//! per cron tick.
+
+use std::sync::atomic::Ordering;
+
+use chrono::{DateTime, Utc};
+use entity::{job_cron_ticks, jobs};
+use sea_orm::sea_query::{Expr, OnConflict};
+use sea_orm::{
+    ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, PaginatorTrait, QueryFilter,
+    QueryOrder, Set,
+};
+use uuid::Uuid;
+
+use super::{ENQUEUED, MAX_ERROR, NewJob, state};
+use crate::Result;
+
+/// Adds a job, in the caller's transaction when `db` is one. Returns its id, or `None` when a
+/// waiting job with the same dedupe key already exists.
+pub async fn enqueue(db: &impl ConnectionTrait, job: NewJob) -> Result<Option<Uuid>> {
+    ENQUEUED.fetch_add(1, Ordering::Relaxed);
+    let now = Utc::now();
+    let id = Uuid::now_v7();
+    let model = jobs::ActiveModel {
+        id: Set(id),
+        queue: Set(job.queue),
+        name: Set(job.name),
+        payload: Set(job.payload),
+        organization_id: Set(job.organization_id),
+        state: Set(state::WAITING.into()),
+        priority: Set(job.priority),
+        attempts: Set(0),
+        max_attempts: Set(std::cmp::max(job.max_attempts, 1)),
+        backoff_base_ms: Set(i64::try_from(job.backoff_base.as_millis()).unwrap_or(i64::MAX)),
+        run_at: Set(job.run_at.unwrap_or(now)),
+        locked_by: Set(None),
+        locked_until: Set(None),
+        last_error: Set(None),
+        dedupe_key: Set(job.dedupe_key),
+        created_at: Set(now),
+        updated_at: Set(now),
+        started_at: Set(None),
+        finished_at: Set(None),
+    };
+    let res = jobs::Entity::insert(model)
+        .on_conflict(
+            OnConflict::column(jobs::Column::DedupeKey)
+                .do_nothing()
+                .to_owned(),
+        )
+        .exec_without_returning(db)
+        .await?;
+    Ok((res == 1).then_some(id))
+}
+
+/// Records work that already failed elsewhere as a failed job (e.g. a webhook delivery whose
+/// attempts are used up), so the operator's `retry-failed` puts it back to work.
+pub async fn record_failed(
+    db: &impl ConnectionTrait,
+    job: NewJob,
+    attempts: i32,
+    error: &str,
+) -> Result<Uuid> {
+    let now = Utc::now();
+    let id = Uuid::now_v7();
+    jobs::Entity::insert(jobs::ActiveModel {
+        id: Set(id),
+        queue: Set(job.queue),
+        name: Set(job.name),
+        payload: Set(job.payload),
+        organization_id: Set(job.organization_id),
+        state: Set(state::FAILED.into()),
+        priority: Set(job.priority),
+        attempts: Set(attempts),
+        max_attempts: Set(std::cmp::max(job.max_attempts, 1)),
+        backoff_base_ms: Set(i64::try_from(job.backoff_base.as_millis()).unwrap_or(i64::MAX)),
+        run_at: Set(now),
+        locked_by: Set(None),
+        locked_until: Set(None),
+        last_error: Set(Some(error.chars().take(MAX_ERROR).collect())),
+        dedupe_key: Set(None),
+        created_at: Set(now),
+        updated_at: Set(now),
+        started_at: Set(Some(now)),
+        finished_at: Set(Some(now)),
+    })
+    .exec_without_returning(db)
+    .await?;
+    Ok(id)
+}
+
+/// Records that cron entry `name` fired for `tick` and enqueues `job` in the same transaction;
+/// a tick already recorded (another worker fired it) enqueues nothing. Returns the job's id.
+pub async fn enqueue_tick(
+    db: &DatabaseConnection,
+    name: &str,
+    tick: DateTime<Utc>,
+    job: NewJob,
+) -> Result<Option<Uuid>> {
+    let txn = crate::db::begin(db).await?;
+    let inserted = job_cron_ticks::Entity::insert(job_cron_ticks::ActiveModel {
+        name: Set(name.to_owned()),
+        tick_at: Set(tick),
+        job_id: Set(None),
+        created_at: Set(Utc::now()),
+    })
+    .on_conflict(
+        OnConflict::columns([job_cron_ticks::Column::Name, job_cron_ticks::Column::TickAt])
+            .do_nothing()
+            .to_owned(),
+    )
+    .exec_without_returning(&txn)
+    .await?;
+    if inserted == 0 {
+        txn.rollback().await?;
+        return Ok(None);
+    }
+    let id = enqueue(&txn, job).await?;
+    if let Some(id) = id {
+        job_cron_ticks::Entity::update_many()
+            .col_expr(job_cron_ticks::Column::JobId, Expr::value(id))
+            .filter(job_cron_ticks::Column::Name.eq(name))
+            .filter(job_cron_ticks::Column::TickAt.eq(tick))
+            .exec(&txn)
+            .await?;
+    }
+    txn.commit().await?;
+    Ok(id)
+}
+
+/// How many ticks of `name` have been enqueued (for tests and `jobs schedules`).
+pub async fn tick_count(db: &impl ConnectionTrait, name: &str) -> Result<u64> {
+    Ok(job_cron_ticks::Entity::find()
+        .filter(job_cron_ticks::Column::Name.eq(name))
+        .count(db)
+        .await?)
+}
+
+/// The last tick of `name` that was enqueued.
+pub async fn last_tick(db: &impl ConnectionTrait, name: &str) -> Result<Option<DateTime<Utc>>> {
+    Ok(job_cron_ticks::Entity::find()
+        .filter(job_cron_ticks::Column::Name.eq(name))
+        .order_by_desc(job_cron_ticks::Column::TickAt)
+        .one(db)
+        .await?
+        .map(|t| t.tick_at))
+}

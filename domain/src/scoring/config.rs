@@ -1,0 +1,281 @@
+//! Per-organization, versioned scoring configuration: weights, half-lives, tier thresholds,
+//! and the preview of a proposed configuration.
+
+use std::collections::{BTreeMap, HashMap};
+
+use chrono::{DateTime, Utc};
+use entity::{account_scores, companies, scoring_configs};
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter,
+    QueryOrder, Set,
+};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use uuid::Uuid;
+
+use super::{DEFAULT_HALF_LIFE, FACTORS, HALF_LIVES, compute, load_inputs, scorable_accounts};
+use crate::{Actor, Error, FieldError, Result, Role};
+/// Tier thresholds: a score at or above `hot` is HOT, and so on; below `cold` INACTIVE.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Thresholds {
+    pub hot: i32,
+    pub warm: i32,
+    pub cold: i32,
+}
+
+/// An organization's scoring configuration. Weights are each factor's maximum points (the
+/// original's 20/20/15/15/10/10/10 by default); half-lives override the table per type.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Config {
+    pub thresholds: Thresholds,
+    pub weights: BTreeMap<String, f64>,
+    pub half_lives: BTreeMap<String, f64>,
+    pub default_half_life: f64,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            thresholds: Thresholds {
+                hot: 80,
+                warm: 50,
+                cold: 20,
+            },
+            weights: FACTORS
+                .iter()
+                .map(|(n, w, _)| ((*n).to_owned(), *w))
+                .collect(),
+            half_lives: HALF_LIVES
+                .iter()
+                .map(|(t, h)| ((*t).to_owned(), *h))
+                .collect(),
+            default_half_life: DEFAULT_HALF_LIFE,
+        }
+    }
+}
+
+impl Config {
+    pub fn half_life(&self, signal_type: &str) -> f64 {
+        self.half_lives
+            .get(signal_type)
+            .copied()
+            .unwrap_or(self.default_half_life)
+    }
+
+    pub fn weight(&self, factor: &str) -> f64 {
+        self.weights.get(factor).copied().unwrap_or(0.0)
+    }
+
+    pub fn tier(&self, score: i32) -> &'static str {
+        let t = self.thresholds;
+        if score >= t.hot {
+            "HOT"
+        } else if score >= t.warm {
+            "WARM"
+        } else if score >= t.cold {
+            "COLD"
+        } else {
+            "INACTIVE"
+        }
+    }
+
+    /// Checks the configuration, naming offending fields under `prefix`.
+    pub fn validate(&self, prefix: &str) -> Result<()> {
+        let mut errors = Vec::new();
+        let f = |n: &str| format!("{prefix}{n}");
+        let t = self.thresholds;
+        if !(t.hot > t.warm && t.warm > t.cold && t.cold > 0 && t.hot <= 100) {
+            errors.push(FieldError::new(
+                f("thresholds"),
+                "must satisfy 100 ≥ hot > warm > cold > 0",
+            ));
+        }
+        for (name, w) in &self.weights {
+            if !FACTORS.iter().any(|(n, _, _)| n == name) {
+                errors.push(FieldError::new(
+                    f(&format!("weights.{name}")),
+                    "is not a factor",
+                ));
+            } else if !(0.0..=100.0).contains(w) || !w.is_finite() {
+                errors.push(FieldError::new(
+                    f(&format!("weights.{name}")),
+                    "must be between 0 and 100",
+                ));
+            }
+        }
+        if FACTORS.iter().map(|(n, _, _)| self.weight(n)).sum::<f64>() <= 0.0 {
+            errors.push(FieldError::new(f("weights"), "must not all be zero"));
+        }
+        for (ty, h) in &self.half_lives {
+            if ty.trim().is_empty() || ty.len() > 100 {
+                errors.push(FieldError::new(
+                    f("halfLives"),
+                    "signal types must be 1 to 100 characters",
+                ));
+            }
+            if !(0.1..=3650.0).contains(h) {
+                errors.push(FieldError::new(
+                    f(&format!("halfLives.{ty}")),
+                    "must be between 0.1 and 3650 days",
+                ));
+            }
+        }
+        if !(0.1..=3650.0).contains(&self.default_half_life) {
+            errors.push(FieldError::new(
+                f("defaultHalfLife"),
+                "must be between 0.1 and 3650 days",
+            ));
+        }
+        if errors.is_empty() {
+            Ok(())
+        } else {
+            Err(Error::Validation(errors))
+        }
+    }
+}
+
+/// The current configuration and its version (0 = the defaults, never saved).
+pub async fn current_config(
+    db: &impl ConnectionTrait,
+    organization_id: Uuid,
+) -> Result<(i32, Config)> {
+    let row = scoring_configs::Entity::find()
+        .filter(scoring_configs::Column::OrganizationId.eq(organization_id))
+        .order_by_desc(scoring_configs::Column::Version)
+        .one(db)
+        .await?;
+    Ok(match row {
+        None => (0, Config::default()),
+        Some(r) => (
+            r.version,
+            serde_json::from_value(r.config)
+                .map_err(|e| Error::Internal(format!("stored scoring config: {e}")))?,
+        ),
+    })
+}
+
+/// A configuration version as the API shows it.
+#[derive(Debug, Clone)]
+pub struct ConfigVersion {
+    pub version: i32,
+    pub config: Config,
+    pub created_at: Option<DateTime<Utc>>,
+    pub created_by: Option<Uuid>,
+}
+
+/// The organization's current scoring configuration (any member).
+pub async fn config(db: &impl ConnectionTrait, actor: &Actor) -> Result<ConfigVersion> {
+    actor.require_scope("accounts:read")?;
+    let row = scoring_configs::Entity::find()
+        .filter(scoring_configs::Column::OrganizationId.eq(actor.organization_id))
+        .order_by_desc(scoring_configs::Column::Version)
+        .one(db)
+        .await?;
+    let (version, config) = current_config(db, actor.organization_id).await?;
+    Ok(ConfigVersion {
+        version,
+        config,
+        created_at: row.as_ref().map(|r| r.created_at),
+        created_by: row.and_then(|r| r.created_by),
+    })
+}
+
+pub(super) fn admin(actor: &Actor) -> Result<()> {
+    actor.require_role(Role::Admin)?;
+    actor.require_scope("admin")
+}
+
+/// Saves `config` as the next version (ADMIN). Scores move to it as accounts are rescored;
+/// [`recompute_all`] applies it at once.
+pub async fn update_config(
+    db: &DatabaseConnection,
+    actor: &Actor,
+    meta: &crate::Meta,
+    config: Config,
+) -> Result<ConfigVersion> {
+    admin(actor)?;
+    config.validate("input.")?;
+    let txn = crate::db::begin(db).await?;
+    let (version, _) = current_config(&txn, actor.organization_id).await?;
+    let now = Utc::now();
+    let row = scoring_configs::ActiveModel {
+        id: Set(Uuid::now_v7()),
+        organization_id: Set(actor.organization_id),
+        version: Set(version + 1),
+        config: Set(serde_json::to_value(&config).map_err(|e| Error::Internal(e.to_string()))?),
+        created_by: Set(actor.user_id()),
+        created_at: Set(now),
+    }
+    .insert(&txn)
+    .await
+    .map_err(|e| {
+        crate::error::on_unique(e, "input", "the configuration changed meanwhile; try again")
+    })?;
+    crate::audit::record(
+        &txn,
+        meta,
+        crate::audit::Entry::by(actor, "scoring.config_updated")
+            .target("scoring_config", row.id)
+            .metadata(json!({"version": row.version})),
+    )
+    .await?;
+    txn.commit().await?;
+    Ok(ConfigVersion {
+        version: row.version,
+        config,
+        created_at: Some(now),
+        created_by: row.created_by,
+    })
+}
+
+/// One account whose tier a proposed configuration would change.
+#[derive(Debug, Clone)]
+pub struct PreviewRow {
+    pub account: companies::Model,
+    pub current_score: Option<i32>,
+    pub current_tier: Option<String>,
+    pub new_score: i32,
+    pub new_tier: &'static str,
+}
+
+/// Scores every scorable account under `config` without saving anything, and returns those
+/// whose tier would change (ADMIN), largest score change first.
+pub async fn preview(
+    db: &DatabaseConnection,
+    actor: &Actor,
+    config: Config,
+) -> Result<Vec<PreviewRow>> {
+    admin(actor)?;
+    config.validate("input.")?;
+    let org = actor.organization_id;
+    let ids = scorable_accounts(db, org).await?;
+    let now = Utc::now();
+    let mut rows = Vec::new();
+    for chunk in ids.chunks(500) {
+        let inputs = load_inputs(db, org, chunk, now).await?;
+        let old: HashMap<Uuid, account_scores::Model> = account_scores::Entity::find()
+            .filter(account_scores::Column::OrganizationId.eq(org))
+            .filter(account_scores::Column::AccountId.is_in(chunk.to_vec()))
+            .all(db)
+            .await?
+            .into_iter()
+            .map(|s| (s.account_id, s))
+            .collect();
+        for (id, (company, input)) in inputs {
+            let c = compute(&config, &input, now);
+            let prev = old.get(&id);
+            if prev.map(|p| p.tier.as_str()) != Some(c.tier) {
+                rows.push(PreviewRow {
+                    account: company,
+                    current_score: prev.map(|p| p.score),
+                    current_tier: prev.map(|p| p.tier.clone()),
+                    new_score: c.score,
+                    new_tier: c.tier,
+                });
+            }
+        }
+    }
+    rows.sort_by_key(|r| std::cmp::Reverse((r.new_score - r.current_score.unwrap_or(0)).abs()));
+    Ok(rows)
+}

@@ -1,0 +1,262 @@
+//! Rescoring: the debounced request from ingest and merges, the job that serves it, the
+//! nightly recompute and the admin's recompute.
+
+use std::collections::{BTreeMap, HashMap};
+
+use chrono::{DateTime, Utc};
+use entity::{account_scores, companies, rescore_requests};
+use sea_orm::sea_query::{Expr, OnConflict};
+use sea_orm::{
+    ColumnTrait, ConnectionTrait, DatabaseConnection, DatabaseTransaction, EntityTrait,
+    QueryFilter, QueryOrder, QuerySelect, Set,
+};
+use serde_json::json;
+use uuid::Uuid;
+
+use super::{
+    DEBOUNCE, admin, compute, current_config, factors_json, load_inputs, scorable_accounts, trend,
+};
+use crate::events::{EventType, Payload, ScoreChanged};
+use crate::queue::{self};
+use crate::{Actor, Result};
+/// Accounts rescored per transaction.
+pub(super) const CHUNK: usize = 500;
+/// Chunks one job rescores before it hands the rest to a new job (so one busy organization does
+/// not hold a worker slot for ever).
+pub(super) const CHUNKS_PER_JOB: usize = 20;
+
+/// Asks for `account_ids` to be rescored soon, in the caller's transaction: appends a request
+/// per account and enqueues the organization's debounced `compute-score` job. While that job
+/// waits, further requests join it (the queue's dedupe key), so an ingest costs two statements
+/// however many accounts it touches, and a burst of signals is scored a few times, not once per
+/// signal.
+pub async fn request_rescore(
+    db: &impl ConnectionTrait,
+    organization_id: Uuid,
+    account_ids: &[Uuid],
+) -> Result<()> {
+    if account_ids.is_empty() {
+        return Ok(());
+    }
+    let now = Utc::now();
+    for chunk in account_ids.chunks(crate::db::rows_per_insert::<rescore_requests::Entity>()) {
+        let rows = chunk.iter().map(|a| rescore_requests::ActiveModel {
+            id: Set(Uuid::now_v7()),
+            organization_id: Set(organization_id),
+            account_id: Set(*a),
+            requested_at: Set(now),
+        });
+        rescore_requests::Entity::insert_many(rows)
+            .exec_without_returning(db)
+            .await?;
+    }
+    enqueue_job(db, organization_id, now + DEBOUNCE).await
+}
+
+pub(super) async fn enqueue_job(
+    db: &impl ConnectionTrait,
+    organization_id: Uuid,
+    run_at: DateTime<Utc>,
+) -> Result<()> {
+    let job = queue::defs::COMPUTE_SCORE
+        .job(json!({ "organizationId": organization_id }))
+        .organization(organization_id)
+        .dedupe(format!("score:{organization_id}"))
+        .run_at(run_at);
+    queue::enqueue(db, job).await?;
+    Ok(())
+}
+
+/// Rescores every account of the organization whose rescore was requested (the
+/// `compute-score` job), up to [`CHUNK`] requests per transaction: the scores and the deletion
+/// of exactly the requests read commit together, so a crash leaves them to the next attempt and
+/// a request made meanwhile stays for the next job. Returns how many accounts were scored.
+#[tracing::instrument(name = "scoring.rescore_requested", skip_all, fields(organizationId = %organization_id))]
+pub async fn rescore_requested(db: &DatabaseConnection, organization_id: Uuid) -> Result<usize> {
+    let mut scored = 0;
+    for _ in 0..CHUNKS_PER_JOB {
+        let txn = crate::db::begin(db).await?;
+        // One rescore of an organization at a time (a second job waits for the first chunk and
+        // then reads only what is left).
+        crate::db::advisory_xact_lock(&txn, &[crate::db::lock_key(organization_id, "rescore")])
+            .await?;
+        let requests: Vec<(Uuid, Uuid)> = rescore_requests::Entity::find()
+            .select_only()
+            .column(rescore_requests::Column::Id)
+            .column(rescore_requests::Column::AccountId)
+            .filter(rescore_requests::Column::OrganizationId.eq(organization_id))
+            .order_by_asc(rescore_requests::Column::Id)
+            .limit(CHUNK as u64)
+            .into_tuple()
+            .all(&txn)
+            .await?;
+        if requests.is_empty() {
+            txn.commit().await?;
+            return Ok(scored);
+        }
+        let mut accounts: Vec<Uuid> = requests.iter().map(|(_, a)| *a).collect();
+        accounts.sort();
+        accounts.dedup();
+        scored += rescore_in(&txn, organization_id, &accounts).await?.len();
+        rescore_requests::Entity::delete_many()
+            .filter(rescore_requests::Column::Id.is_in(requests.into_iter().map(|(id, _)| id)))
+            .exec(&txn)
+            .await?;
+        txn.commit().await?;
+    }
+    // More is waiting: a fresh job takes it (behind other organizations' jobs).
+    enqueue_job(db, organization_id, Utc::now()).await?;
+    Ok(scored)
+}
+
+// ---------------------------------------------------------------------------------------------
+// The model
+// ---------------------------------------------------------------------------------------------
+
+/// Recomputes and stores the scores of `account_ids` ([`CHUNK`] per transaction), appending
+/// `score.changed` when a score changes (or is first computed) and `tier.changed` on a real
+/// transition. Accounts that no longer exist are skipped. Returns the stored rows.
+#[tracing::instrument(name = "scoring.rescore", skip_all, fields(organizationId = %organization_id, accounts = account_ids.len()))]
+pub async fn rescore(
+    db: &DatabaseConnection,
+    organization_id: Uuid,
+    account_ids: &[Uuid],
+) -> Result<Vec<account_scores::Model>> {
+    let mut stored = Vec::new();
+    for chunk in account_ids.chunks(CHUNK) {
+        let txn = crate::db::begin(db).await?;
+        stored.extend(rescore_in(&txn, organization_id, chunk).await?);
+        txn.commit().await?;
+    }
+    Ok(stored)
+}
+
+/// [`rescore`] of one chunk inside `txn`, in a fixed number of statements: the inputs in four
+/// reads, the scores in one upsert, the accounts' copies in one update, the events in one
+/// append.
+pub(super) async fn rescore_in(
+    txn: &DatabaseTransaction,
+    organization_id: Uuid,
+    chunk: &[Uuid],
+) -> Result<Vec<account_scores::Model>> {
+    let now = Utc::now();
+    let (version, config) = current_config(txn, organization_id).await?;
+    let inputs = load_inputs(txn, organization_id, chunk, now).await?;
+    let old: HashMap<Uuid, account_scores::Model> = account_scores::Entity::find()
+        .filter(account_scores::Column::OrganizationId.eq(organization_id))
+        .filter(account_scores::Column::AccountId.is_in(chunk.to_vec()))
+        .all(txn)
+        .await?
+        .into_iter()
+        .map(|s| (s.account_id, s))
+        .collect();
+    let mut events = Vec::new();
+    let mut stored = Vec::new();
+    let mut copies: BTreeMap<i32, Vec<Uuid>> = BTreeMap::new();
+    for id in chunk {
+        let Some((company, input)) = inputs.get(id) else {
+            continue;
+        };
+        let c = compute(&config, input, now);
+        let prev = old.get(id);
+        let row = account_scores::Model {
+            account_id: *id,
+            organization_id,
+            score: c.score,
+            tier: c.tier.to_owned(),
+            trend: trend(prev.map(|p| p.score), c.score).to_owned(),
+            factors: factors_json(&c.factors),
+            signal_count: c.signal_count,
+            user_count: c.user_count,
+            last_signal_at: c.last_signal_at,
+            config_version: version,
+            computed_at: now,
+        };
+        if company.score != Some(c.score) {
+            copies.entry(c.score).or_default().push(*id);
+        }
+        let payload = ScoreChanged {
+            account_id: *id,
+            account_name: company.name.clone(),
+            old_score: prev.map(|p| p.score),
+            new_score: c.score,
+            old_tier: prev.map(|p| p.tier.clone()),
+            new_tier: c.tier.to_owned(),
+            delta: c.score - prev.map_or(0, |p| p.score),
+            trend: row.trend.clone(),
+            computed_at: now,
+        }
+        .to_value();
+        if prev.is_none_or(|p| p.score != c.score) {
+            events.push((EventType::ScoreChanged.as_str(), payload.clone()));
+        }
+        if prev.is_some_and(|p| p.tier != c.tier) {
+            events.push((EventType::TierChanged.as_str(), payload));
+        }
+        stored.push(row);
+    }
+    if stored.is_empty() {
+        return Ok(stored);
+    }
+    account_scores::Entity::insert_many(
+        stored
+            .iter()
+            .cloned()
+            .map(account_scores::ActiveModel::from),
+    )
+    .on_conflict(
+        OnConflict::column(account_scores::Column::AccountId)
+            .update_columns([
+                account_scores::Column::Score,
+                account_scores::Column::Tier,
+                account_scores::Column::Trend,
+                account_scores::Column::Factors,
+                account_scores::Column::SignalCount,
+                account_scores::Column::UserCount,
+                account_scores::Column::LastSignalAt,
+                account_scores::Column::ConfigVersion,
+                account_scores::Column::ComputedAt,
+            ])
+            .to_owned(),
+    )
+    .exec_without_returning(txn)
+    .await?;
+    if !copies.is_empty() {
+        // One statement: score = CASE WHEN id IN (…) THEN s1 WHEN id IN (…) THEN s2 … END.
+        let mut case = sea_orm::sea_query::CaseStatement::new();
+        let mut all = Vec::new();
+        for (score, ids) in copies {
+            all.extend(ids.iter().copied());
+            case = case.case(companies::Column::Id.is_in(ids), Expr::val(score));
+        }
+        companies::Entity::update_many()
+            .col_expr(
+                companies::Column::Score,
+                case.finally(Expr::col(companies::Column::Score)).into(),
+            )
+            .filter(companies::Column::OrganizationId.eq(organization_id))
+            .filter(companies::Column::Id.is_in(all))
+            .exec(txn)
+            .await?;
+    }
+    crate::events::append_many(txn, organization_id, None, events).await?;
+    Ok(stored)
+}
+
+/// Recomputes every scorable account of the organization now (the nightly job).
+#[tracing::instrument(name = "scoring.rescore_organization", skip_all, fields(organizationId = %organization_id))]
+pub async fn rescore_organization(db: &DatabaseConnection, organization_id: Uuid) -> Result<usize> {
+    let ids = scorable_accounts(db, organization_id).await?;
+    Ok(rescore(db, organization_id, &ids).await?.len())
+}
+
+// ---------------------------------------------------------------------------------------------
+// What the API offers
+// ---------------------------------------------------------------------------------------------
+
+/// Recomputes every scorable account of the organization under the current configuration
+/// (ADMIN); returns how many were scored.
+pub async fn recompute_all(db: &DatabaseConnection, actor: &Actor) -> Result<usize> {
+    admin(actor)?;
+    rescore_organization(db, actor.organization_id).await
+}

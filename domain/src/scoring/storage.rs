@@ -1,0 +1,179 @@
+//! Stored scores and what the model reads: inputs in a few statements, scorable accounts,
+//! scores for loaders and the top accounts.
+
+use std::collections::HashMap;
+
+use chrono::{DateTime, Utc};
+use entity::{account_scores, companies, contacts, signals};
+use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
+use serde_json::{Value, json};
+use uuid::Uuid;
+
+use super::{Factor, Inputs, SignalPoint, window_start};
+use crate::{Actor, Error, Result};
+/// The model's inputs for each of `account_ids` that exists in the organization.
+pub async fn load_inputs(
+    db: &impl ConnectionTrait,
+    organization_id: Uuid,
+    account_ids: &[Uuid],
+    now: DateTime<Utc>,
+) -> Result<HashMap<Uuid, (companies::Model, Inputs)>> {
+    let mut out: HashMap<Uuid, (companies::Model, Inputs)> = HashMap::new();
+    for chunk in account_ids.chunks(500) {
+        for c in companies::Entity::find()
+            .filter(companies::Column::OrganizationId.eq(organization_id))
+            .filter(companies::Column::Id.is_in(chunk.to_vec()))
+            .all(db)
+            .await?
+        {
+            let inputs = Inputs {
+                size: c.size.clone(),
+                ..Default::default()
+            };
+            out.insert(c.id, (c, inputs));
+        }
+    }
+    let ids: Vec<Uuid> = out.keys().copied().collect();
+    let since = window_start(now);
+    for chunk in ids.chunks(500) {
+        let rows: Vec<(Uuid, String, DateTime<Utc>, Option<Uuid>)> = signals::Entity::find()
+            .select_only()
+            .column(signals::Column::AccountId)
+            .column(signals::Column::SignalType)
+            .column(signals::Column::Timestamp)
+            .column(signals::Column::ContactId)
+            .filter(signals::Column::OrganizationId.eq(organization_id))
+            .filter(signals::Column::AccountId.is_in(chunk.to_vec()))
+            .filter(signals::Column::Timestamp.gte(since))
+            .into_tuple()
+            .all(db)
+            .await?;
+        for (account, signal_type, timestamp, contact_id) in rows {
+            if let Some((_, i)) = out.get_mut(&account) {
+                i.signals.push(SignalPoint {
+                    signal_type,
+                    timestamp,
+                    contact_id,
+                });
+            }
+        }
+        let latest: Vec<(Uuid, Option<DateTime<Utc>>)> = signals::Entity::find()
+            .select_only()
+            .column(signals::Column::AccountId)
+            .column_as(signals::Column::Timestamp.max(), "latest")
+            .filter(signals::Column::OrganizationId.eq(organization_id))
+            .filter(signals::Column::AccountId.is_in(chunk.to_vec()))
+            .group_by(signals::Column::AccountId)
+            .into_tuple()
+            .all(db)
+            .await?;
+        for (account, t) in latest {
+            if let Some((_, i)) = out.get_mut(&account) {
+                i.last_signal_at = t;
+            }
+        }
+        let titles: Vec<(Option<Uuid>, Option<String>)> = contacts::Entity::find()
+            .select_only()
+            .column(contacts::Column::AccountId)
+            .column(contacts::Column::Title)
+            .filter(contacts::Column::OrganizationId.eq(organization_id))
+            .filter(contacts::Column::AccountId.is_in(chunk.to_vec()))
+            .filter(contacts::Column::Title.is_not_null())
+            .into_tuple()
+            .all(db)
+            .await?;
+        for (account, title) in titles {
+            if let (Some(a), Some(t)) = (account, title)
+                && let Some((_, i)) = out.get_mut(&a)
+            {
+                i.titles.push(t);
+            }
+        }
+    }
+    Ok(out)
+}
+
+pub(super) fn factors_json(factors: &[Factor]) -> Value {
+    serde_json::to_value(factors).unwrap_or_else(|_| json!([]))
+}
+
+/// Every account of the organization that has a score or a signal in the window: what the
+/// nightly recompute and `recomputeScores` cover.
+pub async fn scorable_accounts(
+    db: &impl ConnectionTrait,
+    organization_id: Uuid,
+) -> Result<Vec<Uuid>> {
+    let since = window_start(Utc::now());
+    let mut ids: Vec<Uuid> = account_scores::Entity::find()
+        .select_only()
+        .column(account_scores::Column::AccountId)
+        .filter(account_scores::Column::OrganizationId.eq(organization_id))
+        .into_tuple()
+        .all(db)
+        .await?;
+    let active: Vec<Option<Uuid>> = signals::Entity::find()
+        .select_only()
+        .column(signals::Column::AccountId)
+        .distinct()
+        .filter(signals::Column::OrganizationId.eq(organization_id))
+        .filter(signals::Column::AccountId.is_not_null())
+        .filter(signals::Column::Timestamp.gte(since))
+        .into_tuple()
+        .all(db)
+        .await?;
+    ids.extend(active.into_iter().flatten());
+    ids.sort();
+    ids.dedup();
+    Ok(ids)
+}
+
+/// The stored scores of `account_ids` in the actor's organization (for loaders).
+pub async fn by_accounts(
+    db: &impl ConnectionTrait,
+    actor: &Actor,
+    account_ids: Vec<Uuid>,
+) -> Result<Vec<account_scores::Model>> {
+    actor.require_scope("accounts:read")?;
+    Ok(account_scores::Entity::find()
+        .filter(account_scores::Column::OrganizationId.eq(actor.organization_id))
+        .filter(account_scores::Column::AccountId.is_in(account_ids))
+        .all(db)
+        .await?)
+}
+
+/// The highest-scoring accounts, optionally of one tier.
+pub async fn top_accounts(
+    db: &impl ConnectionTrait,
+    actor: &Actor,
+    first: u64,
+    tier: Option<&str>,
+) -> Result<Vec<(companies::Model, account_scores::Model)>> {
+    actor.require_scope("accounts:read")?;
+    if !(1..=100).contains(&first) {
+        return Err(Error::invalid("first", "must be between 1 and 100"));
+    }
+    let mut q = account_scores::Entity::find()
+        .filter(account_scores::Column::OrganizationId.eq(actor.organization_id));
+    if let Some(t) = tier {
+        q = q.filter(account_scores::Column::Tier.eq(t));
+    }
+    let scores = q
+        .order_by_desc(account_scores::Column::Score)
+        .order_by_desc(account_scores::Column::AccountId)
+        .limit(first)
+        .all(db)
+        .await?;
+    let ids: Vec<Uuid> = scores.iter().map(|s| s.account_id).collect();
+    let companies: HashMap<Uuid, companies::Model> = companies::Entity::find()
+        .filter(companies::Column::OrganizationId.eq(actor.organization_id))
+        .filter(companies::Column::Id.is_in(ids))
+        .all(db)
+        .await?
+        .into_iter()
+        .map(|c| (c.id, c))
+        .collect();
+    Ok(scores
+        .into_iter()
+        .filter_map(|s| companies.get(&s.account_id).cloned().map(|c| (c, s)))
+        .collect())
+}

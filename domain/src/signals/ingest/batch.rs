@@ -1,0 +1,281 @@
+//! What a batch knows before it writes: the signals, identities, contacts and accounts its
+//! items name, read in a few statements, and the locks on what it may create.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+
+use chrono::{DateTime, Duration, Utc};
+use entity::{companies, contact_identities, contacts, signals};
+use sea_orm::sea_query::{Expr, ExprTrait, Func};
+use sea_orm::{
+    ColumnTrait, ConnectionTrait, DatabaseTransaction, DbBackend, EntityTrait, QueryFilter,
+    QuerySelect,
+};
+use serde_json::Value;
+use uuid::Uuid;
+
+use super::DEDUPE_WINDOW_HOURS;
+use super::validate::Prepared;
+use crate::Result;
+use crate::signals::identifiers::{self, kind};
+use crate::signals::merges::Candidate;
+/// On PostgreSQL, locks the identities, domains and GitHub organizations of the batch that
+/// `w` did not find, i.e. what the batch may create (sorted, so concurrent batches queue rather
+/// than deadlock), until the transaction ends. What exists already needs no lock: people seen
+/// before, the common case, never make batches wait for each other. Returns whether it locked
+/// anything (then the caller reads again what another batch may have created meanwhile).
+pub(super) async fn lock_unknown(
+    txn: &DatabaseTransaction,
+    org: Uuid,
+    items: &[Result<Prepared>],
+    w: &Writer,
+) -> Result<bool> {
+    if txn.get_database_backend() != DbBackend::Postgres {
+        return Ok(false);
+    }
+    let mut keys = BTreeSet::new();
+    for p in items.iter().flatten() {
+        for (k, v, _) in p.hints.identities() {
+            let known = w.identities.contains_key(&(k.to_owned(), v.clone()))
+                || (k == kind::EMAIL && w.contacts_by_email.contains_key(&v));
+            if !known {
+                keys.insert(crate::db::lock_key(org, &format!("{k}:{v}")));
+            }
+        }
+        let email_domain = p
+            .hints
+            .email
+            .as_deref()
+            .and_then(identifiers::company_domain_of_email);
+        for d in p.hints.domain.iter().chain(email_domain.iter()) {
+            if !w.companies_by_domain.contains_key(d) {
+                keys.insert(crate::db::lock_key(org, &format!("domain:{d}")));
+            }
+        }
+        if let Some(g) = &p.hints.github_org
+            && !w.companies_by_ghorg.contains_key(g)
+        {
+            keys.insert(crate::db::lock_key(org, &format!("ghorg:{g}")));
+        }
+    }
+    if keys.is_empty() {
+        return Ok(false);
+    }
+    let keys: Vec<i64> = keys.into_iter().collect();
+    crate::db::advisory_xact_lock(txn, &keys).await?;
+    Ok(true)
+}
+
+/// What a batch knows and what it will write, kept in memory so lookups and inserts happen once
+/// per batch.
+pub(super) struct Writer {
+    pub(super) org: Uuid,
+    pub(super) now: DateTime<Utc>,
+    pub(super) by_idempotency: HashMap<String, signals::Model>,
+    pub(super) by_content: HashMap<String, signals::Model>,
+    pub(super) identities: HashMap<(String, String), Uuid>,
+    pub(super) contacts_by_email: HashMap<String, Uuid>,
+    pub(super) contact_account: HashMap<Uuid, Option<Uuid>>,
+    pub(super) companies_by_domain: HashMap<String, Uuid>,
+    pub(super) companies_by_ghorg: HashMap<String, Uuid>,
+    pub(super) new_signals: Vec<signals::Model>,
+    pub(super) new_identities: Vec<contact_identities::ActiveModel>,
+    /// Accounts and contacts created by the batch, inserted at flush (their `*.created` events
+    /// carry them as they are then, traits applied).
+    pub(super) new_companies: Vec<companies::Model>,
+    pub(super) new_contacts: Vec<contacts::Model>,
+    /// Existing contacts the batch linked to an account.
+    pub(super) links: BTreeMap<Uuid, Vec<Uuid>>,
+    /// Events other than the `*.created` and `signal.created` ones, in the order they happened.
+    pub(super) events: Vec<(&'static str, Value)>,
+    pub(super) touched_accounts: BTreeSet<Uuid>,
+    /// Pairs to auto-merge at flush time.
+    pub(super) merge_candidates: Vec<Candidate>,
+}
+
+impl Writer {
+    pub(super) async fn load(
+        txn: &DatabaseTransaction,
+        org: Uuid,
+        items: &[Result<Prepared>],
+        now: DateTime<Utc>,
+    ) -> Result<Self> {
+        let ok: Vec<&Prepared> = items.iter().flatten().collect();
+        let keys: Vec<String> = ok
+            .iter()
+            .filter_map(|p| p.idempotency_key.clone())
+            .collect();
+        let mut by_idempotency = HashMap::new();
+        for chunk in keys.chunks(crate::db::IN_LIST) {
+            for s in signals::Entity::find()
+                .filter(signals::Column::OrganizationId.eq(org))
+                .filter(signals::Column::IdempotencyKey.is_in(chunk.to_vec()))
+                .all(txn)
+                .await?
+            {
+                if let Some(k) = s.idempotency_key.clone() {
+                    by_idempotency.insert(k, s);
+                }
+            }
+        }
+        let dedupe: Vec<String> = ok
+            .iter()
+            .map(|p| p.dedupe_key.clone())
+            .collect::<HashSet<_>>()
+            .into_iter()
+            .collect();
+        let since = now - Duration::hours(DEDUPE_WINDOW_HOURS);
+        let mut by_content: HashMap<String, signals::Model> = HashMap::new();
+        for chunk in dedupe.chunks(crate::db::IN_LIST) {
+            for s in signals::Entity::find()
+                .filter(signals::Column::OrganizationId.eq(org))
+                .filter(signals::Column::DedupeKey.is_in(chunk.to_vec()))
+                .filter(signals::Column::Timestamp.gte(since))
+                .all(txn)
+                .await?
+            {
+                by_content.entry(s.dedupe_key.clone()).or_insert(s);
+            }
+        }
+        let mut pairs: HashSet<(String, String)> = HashSet::new();
+        let mut emails = HashSet::new();
+        let mut domains = HashSet::new();
+        let mut orgs = HashSet::new();
+        let mut contact_ids: HashSet<Uuid> = HashSet::new();
+        for p in &ok {
+            for (k, v, _) in p.hints.identities() {
+                pairs.insert((k.to_owned(), v));
+            }
+            if let Some(e) = &p.hints.email {
+                emails.insert(e.clone());
+                domains.extend(identifiers::company_domain_of_email(e));
+            }
+            domains.extend(p.hints.domain.clone());
+            orgs.extend(p.hints.github_org.clone());
+            contact_ids.extend(p.actor_id);
+        }
+        let mut identities = HashMap::new();
+        let values: Vec<String> = pairs
+            .iter()
+            .map(|(_, v)| v.clone())
+            .collect::<HashSet<_>>()
+            .into_iter()
+            .collect();
+        let kinds: Vec<String> = pairs
+            .iter()
+            .map(|(k, _)| k.clone())
+            .collect::<BTreeSet<_>>()
+            .into_iter()
+            .collect();
+        for chunk in values.chunks(crate::db::IN_LIST) {
+            // (organization, kind, value) is the unique index: naming the kinds lets the lookup
+            // use all of it instead of reading every identity of the organization.
+            for i in contact_identities::Entity::find()
+                .filter(contact_identities::Column::OrganizationId.eq(org))
+                .filter(contact_identities::Column::Kind.is_in(kinds.clone()))
+                .filter(contact_identities::Column::Value.is_in(chunk.to_vec()))
+                .all(txn)
+                .await?
+            {
+                if pairs.contains(&(i.kind.clone(), i.value.clone())) {
+                    identities.insert((i.kind, i.value), i.contact_id);
+                }
+            }
+        }
+        let mut contacts_by_email = HashMap::new();
+        let emails: Vec<String> = emails.into_iter().collect();
+        for chunk in emails.chunks(crate::db::IN_LIST) {
+            for (id, e) in contacts::Entity::find()
+                .select_only()
+                .column(contacts::Column::Id)
+                .column(contacts::Column::EmailNormalized)
+                .filter(contacts::Column::OrganizationId.eq(org))
+                .filter(contacts::Column::EmailNormalized.is_in(chunk.to_vec()))
+                .into_tuple::<(Uuid, Option<String>)>()
+                .all(txn)
+                .await?
+            {
+                if let Some(e) = e {
+                    contacts_by_email.insert(e, id);
+                }
+            }
+        }
+        contact_ids.extend(identities.values().copied());
+        contact_ids.extend(contacts_by_email.values().copied());
+        let mut contact_account = HashMap::new();
+        let ids: Vec<Uuid> = contact_ids.into_iter().collect();
+        for chunk in ids.chunks(crate::db::IN_LIST) {
+            for (id, account) in contacts::Entity::find()
+                .select_only()
+                .column(contacts::Column::Id)
+                .column(contacts::Column::AccountId)
+                .filter(contacts::Column::OrganizationId.eq(org))
+                .filter(contacts::Column::Id.is_in(chunk.to_vec()))
+                .into_tuple::<(Uuid, Option<Uuid>)>()
+                .all(txn)
+                .await?
+            {
+                contact_account.insert(id, account);
+            }
+        }
+        let mut companies_by_domain = HashMap::new();
+        let domains: Vec<String> = domains.into_iter().collect();
+        for chunk in domains.chunks(crate::db::IN_LIST) {
+            for (id, d) in companies::Entity::find()
+                .select_only()
+                .column(companies::Column::Id)
+                .column(companies::Column::DomainNormalized)
+                .filter(companies::Column::OrganizationId.eq(org))
+                .filter(companies::Column::DomainNormalized.is_in(chunk.to_vec()))
+                .into_tuple::<(Uuid, Option<String>)>()
+                .all(txn)
+                .await?
+            {
+                if let Some(d) = d {
+                    companies_by_domain.insert(d, id);
+                }
+            }
+        }
+        let mut companies_by_ghorg = HashMap::new();
+        if !orgs.is_empty() {
+            // GitHub organizations compare case-insensitively; accounts carry them as typed.
+            let wanted: HashSet<String> = orgs;
+            let variants: Vec<String> = wanted.iter().cloned().collect();
+            for (id, g) in companies::Entity::find()
+                .select_only()
+                .column(companies::Column::Id)
+                .column(companies::Column::GithubOrg)
+                .filter(companies::Column::OrganizationId.eq(org))
+                .filter(
+                    Expr::expr(Func::lower(Expr::col(companies::Column::GithubOrg)))
+                        .is_in(variants),
+                )
+                .into_tuple::<(Uuid, Option<String>)>()
+                .all(txn)
+                .await?
+            {
+                if let Some(g) = g {
+                    companies_by_ghorg.entry(g.to_lowercase()).or_insert(id);
+                }
+            }
+        }
+        Ok(Writer {
+            org,
+            now,
+            by_idempotency,
+            by_content,
+            identities,
+            contacts_by_email,
+            contact_account,
+            companies_by_domain,
+            companies_by_ghorg,
+            new_signals: Vec::new(),
+            new_identities: Vec::new(),
+            new_companies: Vec::new(),
+            new_contacts: Vec::new(),
+            links: BTreeMap::new(),
+            events: Vec::new(),
+            touched_accounts: BTreeSet::new(),
+            merge_candidates: Vec::new(),
+        })
+    }
+}

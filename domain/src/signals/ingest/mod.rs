@@ -1,0 +1,299 @@
+//! Signal ingest: every path — GraphQL, REST, Segment, connectors — calls
+//! [`ingest_many`], which for a whole batch, in **one transaction**:
+//!
+//! 1. validates each item (field errors named `<prefix>.<index>.<field>`; a bad item fails alone);
+//! 2. returns the original signal for a repeated `idempotencyKey` (per organization) and for a
+//!    content duplicate within 24 hours (same source kind, actor, type and metadata
+//!    hash, and the earlier signal's event time within the last 24 h);
+//! 3. resolves identity: finds the contact by email, GitHub, npm, Twitter/X or LinkedIn identity,
+//!    creates it when unknown, finds or creates the account from an explicit domain, the email's
+//!    company domain (never free mail) or the GitHub organization, and records identities;
+//! 4. writes the signals, their `signal.created` events and one debounced "rescore this account"
+//!    job per touched account;
+//! 5. auto-merges: when a signal's hints name its contact and exactly one other
+//!    contact (by email, GitHub, npm, Twitter/X or LinkedIn identity, or contact email) with
+//!    confidence ≥ 0.8, the two are merged in the same transaction, after the batch's rows are
+//!    written so they move too ([`crate::signals::merges`]). Detection reads only what the batch already
+//!    loaded; pairs whose merge a person undid are never merged again.
+//!
+//! Statements are per batch, not per signal (bulk lookups, multi-row inserts, one event
+//! append taken last), which keeps a batch of 1,000 to a few dozen statements. On PostgreSQL,
+//! find-or-create is made race-free by transaction-scoped advisory locks on the identities,
+//! domains and GitHub organizations the batch did not find (what it may create), taken in sorted
+//! order so batches never deadlock each other, after which the batch reads again; known people
+//! take no lock, so concurrent batches about them never wait for each other. SQLite's `BEGIN
+//! IMMEDIATE` serialises writers anyway. The unique indexes remain the last word: a batch that
+//! loses a race with another writer (e.g. a CRM `createContact` with the same email) is retried.
+//!
+//! Files: `validate` (step 1 and the dedupe key), `batch` (what the batch names, read once, and
+//! the locks), `resolve` (step 3 and auto-merge detection), `write` (steps 2, 4 and 5).
+
+mod batch;
+mod resolve;
+mod validate;
+mod write;
+
+use chrono::Utc;
+use entity::{signal_sources, signals};
+use sea_orm::sea_query::OnConflict;
+use sea_orm::{ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter, Set};
+use serde_json::{Value, json};
+use uuid::Uuid;
+
+use crate::{Actor, Error, Result};
+
+use batch::{Writer, lock_unknown};
+use validate::prepare;
+pub use validate::{canonical, dedupe_key};
+
+/// The most signals one batch may carry.
+pub const MAX_BATCH: usize = 1000;
+/// How long identical content counts as a duplicate.
+pub const DEDUPE_WINDOW_HOURS: i64 = 24;
+/// The largest metadata object accepted, serialised.
+pub const MAX_METADATA_BYTES: usize = 64 * 1024;
+
+/// Built-in sources, created on first use.
+pub mod system_source {
+    pub const API: &str = "api";
+    pub const SEGMENT: &str = "segment";
+}
+
+/// Who did it, as the sender knows them.
+#[derive(Debug, Clone, Default)]
+pub struct ActorHints {
+    pub email: Option<String>,
+    pub github: Option<String>,
+    pub npm: Option<String>,
+    pub twitter: Option<String>,
+    pub linkedin: Option<String>,
+    pub name: Option<String>,
+    /// The sender's own user id (Segment `userId`), remembered as a `SEGMENT` identity.
+    pub user_id: Option<String>,
+}
+
+/// Which company it was, as the sender knows it.
+#[derive(Debug, Clone, Default)]
+pub struct AccountHints {
+    pub domain: Option<String>,
+    pub name: Option<String>,
+    pub github_org: Option<String>,
+}
+
+/// Contact fields to set from the sender's traits (Segment `identify`).
+#[derive(Debug, Clone, Default)]
+pub struct ContactTraits {
+    pub first_name: Option<String>,
+    pub last_name: Option<String>,
+    pub title: Option<String>,
+    pub phone: Option<String>,
+    pub city: Option<String>,
+    pub country: Option<String>,
+}
+
+/// Account fields to set from the sender's traits (Segment `group`).
+#[derive(Debug, Clone, Default)]
+pub struct AccountTraits {
+    pub name: Option<String>,
+    pub industry: Option<String>,
+    pub size: Option<String>,
+    pub website: Option<String>,
+}
+
+/// One signal as sent. Ids and the timestamp are text so every path reports malformed values
+/// the same way (as field errors).
+#[derive(Debug, Clone, Default)]
+pub struct Input {
+    pub source_id: Option<String>,
+    pub signal_type: String,
+    pub actor_id: Option<String>,
+    pub account_id: Option<String>,
+    pub anonymous_id: Option<String>,
+    pub metadata: Option<Value>,
+    pub idempotency_key: Option<String>,
+    /// ISO-8601; the event time (default: now).
+    pub timestamp: Option<String>,
+    pub actor: Option<ActorHints>,
+    pub account: Option<AccountHints>,
+    pub contact_traits: Option<ContactTraits>,
+    pub account_traits: Option<AccountTraits>,
+    /// A profile update (Segment `identify`, `group`, `alias`): the contact and account are
+    /// found or created and their traits applied, but no signal is stored (it is not something
+    /// the person did, and would count as activity in the score).
+    pub profile_only: bool,
+}
+
+/// The outcome of one ingested item.
+#[derive(Debug, Clone)]
+pub struct Ingested {
+    /// The stored signal (the earlier one when deduplicated); `None` for a profile update.
+    pub signal: Option<signals::Model>,
+    /// `true` when an earlier signal was returned instead of storing a new one.
+    pub deduplicated: bool,
+    /// The contact and account it resolved to.
+    pub contact_id: Option<Uuid>,
+    pub account_id: Option<Uuid>,
+}
+
+impl Ingested {
+    fn stored(signal: signals::Model, deduplicated: bool) -> Self {
+        Ingested {
+            contact_id: signal.contact_id,
+            account_id: signal.account_id,
+            signal: Some(signal),
+            deduplicated,
+        }
+    }
+}
+
+fn write_rights(actor: &Actor) -> Result<()> {
+    actor.require_write()?;
+    actor.require_scope("signals:write")
+}
+
+/// Ingests one signal (MEMBER+, key scope `signals:write`) from the default API source unless
+/// `sourceId` names another.
+pub async fn ingest(db: &DatabaseConnection, actor: &Actor, input: Input) -> Result<Ingested> {
+    ingest_many(db, actor, vec![input], "", system_source::API)
+        .await?
+        .pop()
+        .ok_or_else(|| Error::Internal("no signal ingested".into()))?
+}
+
+/// Ingests up to [`MAX_BATCH`] signals. Each item gets its own result: a bad item fails with
+/// its field errors (named `<prefix>.<index>.<field>`) and the others still land, all in one
+/// transaction. Items without `sourceId` come from the built-in source `default_source`
+/// ([`system_source`]).
+#[tracing::instrument(name = "signals.ingest", skip_all, fields(organizationId = %actor.organization_id, items = inputs.len(), source = default_source))]
+pub async fn ingest_many(
+    db: &DatabaseConnection,
+    actor: &Actor,
+    inputs: Vec<Input>,
+    prefix: &str,
+    default_source: &str,
+) -> Result<Vec<Result<Ingested>>> {
+    write_rights(actor)?;
+    if inputs.is_empty() || inputs.len() > MAX_BATCH {
+        return Err(Error::invalid(
+            if prefix.is_empty() { "input" } else { prefix },
+            format!("must hold 1 to {MAX_BATCH} signals"),
+        ));
+    }
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        match ingest_once(db, actor, inputs.clone(), prefix, default_source).await {
+            Err(Error::Database(e)) if attempt < 3 && retryable(&e) => {
+                tracing::debug!(error = %e, attempt, "ingest lost a race; retrying");
+                continue;
+            }
+            other => return other,
+        }
+    }
+}
+
+fn retryable(e: &sea_orm::DbErr) -> bool {
+    if matches!(
+        e.sql_err(),
+        Some(sea_orm::SqlErr::UniqueConstraintViolation(_))
+    ) {
+        return true;
+    }
+    // A contact a concurrent merge deleted while this batch attributed a signal to it: the retry
+    // reads the identities as the merge left them.
+    if matches!(
+        e.sql_err(),
+        Some(sea_orm::SqlErr::ForeignKeyConstraintViolation(_))
+    ) {
+        return true;
+    }
+    let s = e.to_string();
+    s.contains("deadlock") || s.contains("could not serialize") || s.contains("database is locked")
+}
+
+async fn ingest_once(
+    db: &DatabaseConnection,
+    actor: &Actor,
+    inputs: Vec<Input>,
+    prefix: &str,
+    default_source: &str,
+) -> Result<Vec<Result<Ingested>>> {
+    let org = actor.organization_id;
+    let now = Utc::now();
+    let txn = crate::db::begin(db).await?;
+    let default = system_source(&txn, org, default_source).await?;
+    let prepared = prepare(&txn, org, inputs, prefix, default, now).await?;
+    let mut w = Writer::load(&txn, org, &prepared, now).await?;
+    if lock_unknown(&txn, org, &prepared, &w).await? {
+        // Another batch may have created some of them before we held the locks.
+        w = Writer::load(&txn, org, &prepared, now).await?;
+    }
+    let mut results = Vec::with_capacity(prepared.len());
+    for item in prepared {
+        results.push(match item {
+            Err(e) => Err(e),
+            Ok(p) => Ok(w.ingest(&txn, p).await?),
+        });
+    }
+    let merged_into = w.flush(&txn, actor).await?;
+    txn.commit().await?;
+    // Signals of a contact merged away now belong to its primary.
+    for r in results.iter_mut().flatten() {
+        if let Some(p) = r.contact_id.and_then(|c| merged_into.get(&c)) {
+            r.contact_id = Some(*p);
+            if let Some(s) = r.signal.as_mut() {
+                s.contact_id = Some(*p);
+            }
+        }
+    }
+    Ok(results)
+}
+
+/// The built-in source `key` of the organization, created on first use.
+pub async fn system_source(
+    db: &impl ConnectionTrait,
+    organization_id: Uuid,
+    key: &str,
+) -> Result<signal_sources::Model> {
+    let find = || {
+        signal_sources::Entity::find()
+            .filter(signal_sources::Column::OrganizationId.eq(organization_id))
+            .filter(signal_sources::Column::SystemKey.eq(key))
+    };
+    if let Some(s) = find().one(db).await? {
+        return Ok(s);
+    }
+    let (kind, name) = match key {
+        system_source::SEGMENT => ("SEGMENT", "Segment"),
+        _ => ("PRODUCT_API", "API"),
+    };
+    let now = Utc::now();
+    signal_sources::Entity::insert(signal_sources::ActiveModel {
+        id: Set(Uuid::now_v7()),
+        organization_id: Set(organization_id),
+        kind: Set(kind.into()),
+        name: Set(name.into()),
+        status: Set("ACTIVE".into()),
+        config: Set(json!({})),
+        secret_ciphertext: Set(None),
+        system_key: Set(Some(key.into())),
+        last_sync_at: Set(None),
+        error_message: Set(None),
+        created_at: Set(now),
+        updated_at: Set(now),
+    })
+    .on_conflict(
+        OnConflict::columns([
+            signal_sources::Column::OrganizationId,
+            signal_sources::Column::SystemKey,
+        ])
+        .do_nothing()
+        .to_owned(),
+    )
+    .exec_without_returning(db)
+    .await?;
+    find()
+        .one(db)
+        .await?
+        .ok_or_else(|| Error::Internal(format!("source {key} missing after insert")))
+}

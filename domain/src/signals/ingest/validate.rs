@@ -1,0 +1,466 @@
+//! Validation: each item checked field by field, its source resolved, its identity hints
+//! normalised and its content dedupe key computed, before anything is read or written.
+
+use std::collections::{HashMap, HashSet};
+
+use chrono::{DateTime, Duration, Utc};
+use entity::{companies, contacts, signal_sources};
+use sea_orm::{ColumnTrait, DatabaseTransaction, EntityTrait, QueryFilter, QuerySelect};
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+use uuid::Uuid;
+
+use super::{AccountHints, AccountTraits, ActorHints, ContactTraits, Input, MAX_METADATA_BYTES};
+use crate::signals::identifiers::{self, confidence, kind};
+use crate::{Error, FieldError, Result};
+/// Normalised identity hints of one item.
+#[derive(Debug, Clone, Default)]
+pub(super) struct Hints {
+    pub(super) email: Option<String>,
+    pub(super) github: Option<String>,
+    pub(super) npm: Option<String>,
+    pub(super) twitter: Option<String>,
+    pub(super) linkedin: Option<String>,
+    pub(super) user_id: Option<String>,
+    pub(super) first_name: Option<String>,
+    pub(super) last_name: Option<String>,
+    pub(super) domain: Option<String>,
+    pub(super) company_name: Option<String>,
+    pub(super) github_org: Option<String>,
+}
+
+impl Hints {
+    /// The contact identities these hints name, strongest first.
+    pub(super) fn identities(&self) -> Vec<(&'static str, String, f64)> {
+        let mut out = Vec::new();
+        if let Some(v) = &self.email {
+            out.push((kind::EMAIL, v.clone(), confidence::EXACT_EMAIL));
+        }
+        if let Some(v) = &self.github {
+            out.push((kind::GITHUB, v.clone(), confidence::GITHUB));
+        }
+        if let Some(v) = &self.npm {
+            out.push((kind::NPM, v.clone(), confidence::NPM));
+        }
+        if let Some(v) = &self.twitter {
+            out.push((kind::TWITTER, v.clone(), confidence::SOCIAL));
+        }
+        if let Some(v) = &self.linkedin {
+            out.push((kind::LINKEDIN, v.clone(), confidence::SOCIAL));
+        }
+        if let Some(v) = &self.user_id {
+            out.push((kind::SEGMENT, v.clone(), confidence::GITHUB));
+        }
+        out
+    }
+
+    /// The strongest identifier, standing for the actor in the content dedupe key.
+    pub(super) fn primary(&self) -> Option<String> {
+        self.identities()
+            .into_iter()
+            .next()
+            .map(|(k, v, _)| format!("{}:{v}", k.to_lowercase()))
+    }
+}
+
+#[derive(Debug, Clone)]
+pub(super) struct Prepared {
+    pub(super) source: signal_sources::Model,
+    pub(super) signal_type: String,
+    pub(super) actor_id: Option<Uuid>,
+    pub(super) account_id: Option<Uuid>,
+    pub(super) anonymous_id: Option<String>,
+    pub(super) metadata: Value,
+    pub(super) idempotency_key: Option<String>,
+    pub(super) timestamp: DateTime<Utc>,
+    pub(super) hints: Hints,
+    pub(super) contact_traits: Option<ContactTraits>,
+    pub(super) account_traits: Option<AccountTraits>,
+    pub(super) profile_only: bool,
+    pub(super) dedupe_key: String,
+}
+
+/// The canonical form of metadata hashed for content dedup: object keys sorted
+/// recursively, arrays in order, scalars JSON-encoded, `null` as the empty string.
+pub fn canonical(v: &Value) -> String {
+    match v {
+        Value::Null => String::new(),
+        Value::Object(m) => {
+            let mut keys: Vec<&String> = m.keys().collect();
+            keys.sort();
+            let parts: Vec<String> = keys
+                .into_iter()
+                .map(|k| format!("{}:{}", Value::String(k.clone()), canonical(&m[k])))
+                .collect();
+            format!("{{{}}}", parts.join(","))
+        }
+        Value::Array(a) => format!(
+            "[{}]",
+            a.iter().map(canonical).collect::<Vec<_>>().join(",")
+        ),
+        other => other.to_string(),
+    }
+}
+
+/// `<source kind>:<actor>:<type>:<first 8 hex of SHA-256 of the canonical metadata>`. The actor
+/// is the sender's `actorId`, else `anonymousId`, else the strongest identity hint, else
+/// `anonymous` (the original used only `actorId`, so two people sending the same event through
+/// identity hints collapsed into one).
+pub fn dedupe_key(source_kind: &str, actor: &str, signal_type: &str, metadata: &Value) -> String {
+    let digest = Sha256::digest(canonical(metadata).as_bytes());
+    let h8: String = digest[..4].iter().map(|b| format!("{b:02x}")).collect();
+    format!("{source_kind}:{actor}:{signal_type}:{h8}")
+}
+
+pub(super) fn opt_text(
+    errors: &mut Vec<FieldError>,
+    field: String,
+    v: Option<String>,
+    max: usize,
+) -> Option<String> {
+    let v = v.map(|s| s.trim().to_owned()).filter(|s| !s.is_empty())?;
+    if v.chars().count() > max {
+        errors.push(FieldError::new(
+            field,
+            format!("must be at most {max} characters"),
+        ));
+        return None;
+    }
+    Some(v)
+}
+
+pub(super) fn parse_id(
+    errors: &mut Vec<FieldError>,
+    field: String,
+    v: Option<String>,
+) -> Option<Uuid> {
+    let v = v.map(|s| s.trim().to_owned()).filter(|s| !s.is_empty())?;
+    match Uuid::parse_str(&v) {
+        Ok(id) => Some(id),
+        Err(_) => {
+            errors.push(FieldError::new(field, "is not a valid id"));
+            None
+        }
+    }
+}
+
+pub(super) fn hint(
+    errors: &mut Vec<FieldError>,
+    field: String,
+    v: Option<String>,
+    norm: fn(&str) -> Option<String>,
+    what: &str,
+) -> Option<String> {
+    let v = v.filter(|s| !s.trim().is_empty())?;
+    let n = norm(&v);
+    if n.is_none() {
+        errors.push(FieldError::new(field, format!("must be {what}")));
+    }
+    n
+}
+
+/// Validates every item and resolves its source; returns per-item field errors.
+pub(super) async fn prepare(
+    txn: &DatabaseTransaction,
+    org: Uuid,
+    inputs: Vec<Input>,
+    prefix: &str,
+    default: signal_sources::Model,
+    now: DateTime<Utc>,
+) -> Result<Vec<Result<Prepared>>> {
+    let batch = !prefix.is_empty();
+    // Sources, contacts and accounts named by id, looked up once for the batch.
+    let mut source_ids = HashSet::new();
+    let mut contact_ids = HashSet::new();
+    let mut account_ids = HashSet::new();
+    for i in &inputs {
+        let id = |s: &Option<String>| s.as_deref().and_then(|s| Uuid::parse_str(s.trim()).ok());
+        source_ids.extend(id(&i.source_id));
+        contact_ids.extend(id(&i.actor_id));
+        account_ids.extend(id(&i.account_id));
+    }
+    let sources: HashMap<Uuid, signal_sources::Model> = if source_ids.is_empty() {
+        HashMap::new()
+    } else {
+        signal_sources::Entity::find()
+            .filter(signal_sources::Column::OrganizationId.eq(org))
+            .filter(signal_sources::Column::Id.is_in(source_ids))
+            .all(txn)
+            .await?
+            .into_iter()
+            .map(|s| (s.id, s))
+            .collect()
+    };
+    let known_contacts: HashSet<Uuid> = if contact_ids.is_empty() {
+        HashSet::new()
+    } else {
+        contacts::Entity::find()
+            .select_only()
+            .column(contacts::Column::Id)
+            .filter(contacts::Column::OrganizationId.eq(org))
+            .filter(contacts::Column::Id.is_in(contact_ids))
+            .into_tuple::<Uuid>()
+            .all(txn)
+            .await?
+            .into_iter()
+            .collect()
+    };
+    let known_accounts: HashSet<Uuid> = if account_ids.is_empty() {
+        HashSet::new()
+    } else {
+        companies::Entity::find()
+            .select_only()
+            .column(companies::Column::Id)
+            .filter(companies::Column::OrganizationId.eq(org))
+            .filter(companies::Column::Id.is_in(account_ids))
+            .into_tuple::<Uuid>()
+            .all(txn)
+            .await?
+            .into_iter()
+            .collect()
+    };
+
+    let mut out = Vec::with_capacity(inputs.len());
+    for (i, input) in inputs.into_iter().enumerate() {
+        let p = if batch {
+            format!("{prefix}.{i}.")
+        } else {
+            String::new()
+        };
+        let f = |name: &str| format!("{p}{name}");
+        let mut errors = Vec::new();
+        let signal_type = input.signal_type.trim().to_owned();
+        if signal_type.is_empty() {
+            errors.push(FieldError::new(f("type"), "is required"));
+        } else if signal_type.chars().count() > 100 || signal_type.chars().any(char::is_control) {
+            errors.push(FieldError::new(
+                f("type"),
+                "must be at most 100 printable characters",
+            ));
+        }
+        let source = match parse_id(&mut errors, f("sourceId"), input.source_id) {
+            None => Some(default.clone()),
+            Some(id) => match sources.get(&id) {
+                None => {
+                    errors.push(FieldError::new(f("sourceId"), "no such signal source"));
+                    None
+                }
+                Some(s) if s.status == "PAUSED" => {
+                    errors.push(FieldError::new(f("sourceId"), "this source is paused"));
+                    None
+                }
+                Some(s) => Some(s.clone()),
+            },
+        };
+        let actor_id = parse_id(&mut errors, f("actorId"), input.actor_id);
+        if let Some(id) = actor_id
+            && !known_contacts.contains(&id)
+        {
+            errors.push(FieldError::new(f("actorId"), "no such contact"));
+        }
+        let account_id = parse_id(&mut errors, f("accountId"), input.account_id);
+        if let Some(id) = account_id
+            && !known_accounts.contains(&id)
+        {
+            errors.push(FieldError::new(f("accountId"), "no such account"));
+        }
+        let anonymous_id = opt_text(&mut errors, f("anonymousId"), input.anonymous_id, 200);
+        let idempotency_key =
+            opt_text(&mut errors, f("idempotencyKey"), input.idempotency_key, 200);
+        let metadata = match input.metadata {
+            None | Some(Value::Null) => json!({}),
+            Some(Value::Object(m)) => Value::Object(m),
+            Some(_) => {
+                errors.push(FieldError::new(f("metadata"), "must be a JSON object"));
+                json!({})
+            }
+        };
+        if metadata.to_string().len() > MAX_METADATA_BYTES {
+            errors.push(FieldError::new(
+                f("metadata"),
+                format!("must be at most {MAX_METADATA_BYTES} bytes"),
+            ));
+        }
+        let timestamp = match input.timestamp.as_deref().map(str::trim) {
+            None | Some("") => now,
+            Some(t) => match DateTime::parse_from_rfc3339(t) {
+                Ok(t) if t.with_timezone(&Utc) > now + Duration::hours(24) => {
+                    errors.push(FieldError::new(
+                        f("timestamp"),
+                        "must not be more than 24 hours in the future",
+                    ));
+                    now
+                }
+                Ok(t) => t.with_timezone(&Utc),
+                Err(_) => {
+                    errors.push(FieldError::new(
+                        f("timestamp"),
+                        "must be an ISO-8601 date-time with a time zone",
+                    ));
+                    now
+                }
+            },
+        };
+        let hints = hints(
+            &mut errors,
+            &f,
+            &input.actor,
+            &input.account,
+            &anonymous_id,
+            &metadata,
+        );
+        let contact_traits = input.contact_traits;
+        let account_traits = input.account_traits;
+        let profile_only = input.profile_only;
+        let Some(source) = source.filter(|_| errors.is_empty()) else {
+            out.push(Err(Error::Validation(errors)));
+            continue;
+        };
+        let who = actor_id
+            .map(|id| id.to_string())
+            .or_else(|| anonymous_id.clone())
+            .or_else(|| hints.primary())
+            .unwrap_or_else(|| "anonymous".into());
+        let dedupe_key = dedupe_key(&source.kind, &who, &signal_type, &metadata);
+        out.push(Ok(Prepared {
+            source,
+            signal_type,
+            actor_id,
+            account_id,
+            anonymous_id,
+            metadata,
+            idempotency_key,
+            timestamp,
+            hints,
+            contact_traits,
+            account_traits,
+            profile_only,
+            dedupe_key,
+        }));
+    }
+    Ok(out)
+}
+
+/// Identity hints from the explicit `actor`/`account` objects, then the `anonymousId`
+/// conventions (`github:<login>`, `npm:<user>`, an email), then metadata (`sender_login`,
+/// `maintainer_email`, `email`, `npm_username`). GitHub noreply emails become the login.
+pub(super) fn hints(
+    errors: &mut Vec<FieldError>,
+    f: &dyn Fn(&str) -> String,
+    actor: &Option<ActorHints>,
+    account: &Option<AccountHints>,
+    anonymous_id: &Option<String>,
+    metadata: &Value,
+) -> Hints {
+    let mut h = Hints::default();
+    if let Some(a) = actor {
+        h.email = hint(
+            errors,
+            f("actor.email"),
+            a.email.clone(),
+            identifiers::email,
+            "an email address",
+        );
+        h.github = hint(
+            errors,
+            f("actor.github"),
+            a.github.clone(),
+            identifiers::handle,
+            "a GitHub login",
+        );
+        h.npm = hint(
+            errors,
+            f("actor.npm"),
+            a.npm.clone(),
+            identifiers::handle,
+            "an npm user name",
+        );
+        h.twitter = hint(
+            errors,
+            f("actor.twitter"),
+            a.twitter.clone(),
+            identifiers::handle,
+            "a Twitter/X handle",
+        );
+        h.linkedin = hint(
+            errors,
+            f("actor.linkedin"),
+            a.linkedin.clone(),
+            identifiers::linkedin,
+            "a LinkedIn profile",
+        );
+        h.user_id = opt_text(errors, f("actor.userId"), a.user_id.clone(), 200);
+        if let Some(name) = opt_text(errors, f("actor.name"), a.name.clone(), 200) {
+            let mut parts = name.splitn(2, char::is_whitespace);
+            h.first_name = parts.next().map(str::to_owned);
+            h.last_name = parts
+                .next()
+                .map(|s| s.trim().to_owned())
+                .filter(|s| !s.is_empty());
+        }
+    }
+    if let Some(a) = account {
+        h.domain = hint(
+            errors,
+            f("account.domain"),
+            a.domain.clone(),
+            identifiers::domain,
+            "a domain such as acme.io",
+        );
+        h.company_name = opt_text(errors, f("account.name"), a.name.clone(), 200);
+        h.github_org = hint(
+            errors,
+            f("account.githubOrg"),
+            a.github_org.clone(),
+            identifiers::handle,
+            "a GitHub organization",
+        );
+    }
+    if let Some(anon) = anonymous_id {
+        if let Some(login) = anon.strip_prefix("github:") {
+            h.github = h.github.take().or_else(|| identifiers::handle(login));
+        } else if let Some(user) = anon.strip_prefix("npm:") {
+            h.npm = h.npm.take().or_else(|| identifiers::handle(user));
+        } else if anon.contains('@') {
+            h.email = h.email.take().or_else(|| identifiers::email(anon));
+        }
+    }
+    let meta = |k: &str| metadata.get(k).and_then(Value::as_str);
+    if h.github.is_none() {
+        h.github = meta("sender_login").and_then(identifiers::handle);
+    }
+    if h.email.is_none() {
+        h.email = meta("maintainer_email")
+            .or_else(|| meta("email"))
+            .and_then(identifiers::email);
+    }
+    if h.npm.is_none() {
+        h.npm = meta("npm_username").and_then(identifiers::handle);
+    }
+    if let Some(login) = h
+        .email
+        .as_deref()
+        .and_then(identifiers::github_noreply_login)
+    {
+        h.github = h.github.take().or(Some(login));
+        h.email = None;
+    }
+    h
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn canonical_metadata_sorts_keys_and_blanks_nulls() {
+        let v = json!({"b": [1, {"z": null, "a": "x"}], "a": true});
+        assert_eq!(canonical(&v), r#"{"a":true,"b":[1,{"a":"x","z":}]}"#);
+        let a = dedupe_key("GITHUB", "u1", "repo_star", &json!({"x": 1, "y": 2}));
+        let b = dedupe_key("GITHUB", "u1", "repo_star", &json!({"y": 2, "x": 1}));
+        assert_eq!(a, b);
+        assert!(a.starts_with("GITHUB:u1:repo_star:"));
+        assert_eq!(a.rsplit(':').next().unwrap().len(), 8);
+        assert_ne!(a, dedupe_key("GITHUB", "u1", "repo_star", &json!({"x": 2})));
+    }
+}

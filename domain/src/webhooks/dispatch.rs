@@ -1,0 +1,252 @@
+//! The dispatcher: the event log turned into deliveries, once; replays and test events.
+
+use std::collections::{HashMap, HashSet};
+
+use chrono::{DateTime, Utc};
+use entity::{events as event_rows, webhook_cursor, webhook_deliveries, webhook_endpoints};
+use sea_orm::sea_query::{Expr, OnConflict};
+use sea_orm::{
+    ColumnTrait, DatabaseConnection, DatabaseTransaction, EntityTrait, IntoActiveModel,
+    QueryFilter, QueryOrder, QuerySelect, Set,
+};
+use serde_json::{Value, json};
+use uuid::Uuid;
+
+use super::{
+    MAX_REPLAY, TEST_EVENT, action, delivery_status, find_endpoint, require_manage, wants,
+};
+use crate::audit::{self, Entry, Meta};
+use crate::{Actor, Error, Result};
+/// The JSON body of a delivery: `{"type", "timestamp", "data"}`.
+pub fn body(event_type: &str, at: DateTime<Utc>, data: Value) -> Value {
+    json!({
+        "type": event_type,
+        "timestamp": at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+        "data": data,
+    })
+}
+
+pub(super) fn new_delivery(
+    endpoint: &webhook_endpoints::Model,
+    event_seq: Option<i64>,
+    event_type: &str,
+    event_at: DateTime<Utc>,
+    data: Value,
+    now: DateTime<Utc>,
+) -> webhook_deliveries::Model {
+    webhook_deliveries::Model {
+        id: Uuid::now_v7(),
+        organization_id: endpoint.organization_id,
+        endpoint_id: endpoint.id,
+        event_seq,
+        event_type: event_type.to_owned(),
+        event_at,
+        body: body(event_type, event_at, data),
+        status: delivery_status::PENDING.into(),
+        attempt_count: 0,
+        next_attempt_at: now,
+        created_at: now,
+        updated_at: now,
+    }
+}
+
+pub(super) async fn insert_deliveries(
+    txn: &DatabaseTransaction,
+    rows: &[webhook_deliveries::Model],
+) -> Result<()> {
+    for chunk in rows.chunks(200) {
+        webhook_deliveries::Entity::insert_many(
+            chunk
+                .iter()
+                .cloned()
+                .map(IntoActiveModel::into_active_model),
+        )
+        .exec_without_returning(txn)
+        .await?;
+    }
+    Ok(())
+}
+
+pub(super) const CURSOR: &str = "events";
+
+/// Turns up to `limit` new events of the log into deliveries for every enabled endpoint that
+/// wants them (subscribed type, filter, and created before the event), and moves the cursor, in
+/// `txn`. Returns how many events were read and the new deliveries in event order. Concurrent
+/// dispatchers serialise on the cursor row, so each event is dispatched once.
+#[tracing::instrument(name = "webhooks.dispatch", skip_all, fields(limit = limit, events = tracing::field::Empty, deliveries = tracing::field::Empty))]
+pub async fn dispatch(
+    txn: &DatabaseTransaction,
+    limit: u64,
+) -> Result<(usize, Vec<webhook_deliveries::Model>)> {
+    let now = Utc::now();
+    // Take the cursor row's write lock first (PostgreSQL row lock; SQLite write lock).
+    let touched = webhook_cursor::Entity::update_many()
+        .col_expr(webhook_cursor::Column::UpdatedAt, Expr::value(now))
+        .filter(webhook_cursor::Column::Name.eq(CURSOR))
+        .exec(txn)
+        .await?;
+    if touched.rows_affected == 0 {
+        webhook_cursor::Entity::insert(webhook_cursor::ActiveModel {
+            name: Set(CURSOR.into()),
+            last_seq: Set(0),
+            updated_at: Set(now),
+        })
+        .on_conflict(
+            OnConflict::column(webhook_cursor::Column::Name)
+                .do_nothing()
+                .to_owned(),
+        )
+        .exec_without_returning(txn)
+        .await?;
+        webhook_cursor::Entity::update_many()
+            .col_expr(webhook_cursor::Column::UpdatedAt, Expr::value(now))
+            .filter(webhook_cursor::Column::Name.eq(CURSOR))
+            .exec(txn)
+            .await?;
+    }
+    // The time once the lock is held, so deliveries are stamped in event order.
+    let now = Utc::now();
+    let cursor = webhook_cursor::Entity::find_by_id(CURSOR.to_owned())
+        .one(txn)
+        .await?
+        .ok_or_else(|| Error::Internal("webhook cursor missing".into()))?;
+    let batch = event_rows::Entity::find()
+        .filter(event_rows::Column::Seq.gt(cursor.last_seq))
+        .order_by_asc(event_rows::Column::Seq)
+        .limit(limit.max(1))
+        .all(txn)
+        .await?;
+    let Some(last) = batch.last().map(|e| e.seq) else {
+        return Ok((0, Vec::new()));
+    };
+    let orgs: HashSet<Uuid> = batch.iter().map(|e| e.organization_id).collect();
+    let endpoints = webhook_endpoints::Entity::find()
+        .filter(webhook_endpoints::Column::OrganizationId.is_in(orgs))
+        .filter(webhook_endpoints::Column::Enabled.eq(true))
+        .order_by_asc(webhook_endpoints::Column::Id)
+        .all(txn)
+        .await?;
+    let mut by_org: HashMap<Uuid, Vec<&webhook_endpoints::Model>> = HashMap::new();
+    for e in &endpoints {
+        by_org.entry(e.organization_id).or_default().push(e);
+    }
+    let mut rows = Vec::new();
+    for ev in &batch {
+        for ep in by_org.get(&ev.organization_id).into_iter().flatten() {
+            if ep.created_at <= ev.occurred_at && wants(ep, &ev.event_type, &ev.payload) {
+                rows.push(new_delivery(
+                    ep,
+                    Some(ev.seq),
+                    &ev.event_type,
+                    ev.occurred_at,
+                    ev.payload.clone(),
+                    now,
+                ));
+            }
+        }
+    }
+    insert_deliveries(txn, &rows).await?;
+    webhook_cursor::Entity::update_many()
+        .col_expr(webhook_cursor::Column::LastSeq, Expr::value(last))
+        .filter(webhook_cursor::Column::Name.eq(CURSOR))
+        .exec(txn)
+        .await?;
+    let span = tracing::Span::current();
+    span.record("events", batch.len());
+    span.record("deliveries", rows.len());
+    Ok((batch.len(), rows))
+}
+
+/// Re-sends the endpoint's events of `[from, to]` from the log as new deliveries (those it wants
+/// by type and filter), in event order. Returns them; the caller schedules the sends.
+#[tracing::instrument(name = "webhooks.replay", skip_all, fields(organizationId = %actor.organization_id, endpointId = %endpoint_id))]
+pub async fn replay(
+    db: &DatabaseConnection,
+    actor: &Actor,
+    meta: &Meta,
+    endpoint_id: Uuid,
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+) -> Result<Vec<webhook_deliveries::Model>> {
+    require_manage(actor)?;
+    if to < from {
+        return Err(Error::invalid("to", "must not be before from"));
+    }
+    let ep = find_endpoint(db, actor, endpoint_id).await?;
+    if !ep.enabled {
+        return Err(Error::invalid(
+            "endpointId",
+            "the endpoint is disabled; enable it first",
+        ));
+    }
+    let evs = event_rows::Entity::find()
+        .filter(event_rows::Column::OrganizationId.eq(actor.organization_id))
+        .filter(event_rows::Column::OccurredAt.gte(from))
+        .filter(event_rows::Column::OccurredAt.lte(to))
+        .order_by_asc(event_rows::Column::Seq)
+        .limit(MAX_REPLAY + 1)
+        .all(db)
+        .await?;
+    if evs.len() as u64 > MAX_REPLAY {
+        return Err(Error::invalid(
+            "from",
+            format!("the range holds more than {MAX_REPLAY} events; replay a shorter one"),
+        ));
+    }
+    let now = Utc::now();
+    let rows: Vec<_> = evs
+        .iter()
+        .filter(|ev| wants(&ep, &ev.event_type, &ev.payload))
+        .map(|ev| {
+            new_delivery(
+                &ep,
+                Some(ev.seq),
+                &ev.event_type,
+                ev.occurred_at,
+                ev.payload.clone(),
+                now,
+            )
+        })
+        .collect();
+    let txn = crate::db::begin(db).await?;
+    insert_deliveries(&txn, &rows).await?;
+    audit::record(
+        &txn,
+        meta,
+        Entry::by(actor, action::REPLAYED)
+            .target("WebhookEndpoint", endpoint_id)
+            .metadata(json!({"from": from, "to": to, "deliveries": rows.len()})),
+    )
+    .await?;
+    txn.commit().await?;
+    Ok(rows)
+}
+
+/// Makes a `webhook.test` delivery for the endpoint; the caller schedules the send.
+pub async fn send_test(
+    db: &DatabaseConnection,
+    actor: &Actor,
+    endpoint_id: Uuid,
+) -> Result<webhook_deliveries::Model> {
+    require_manage(actor)?;
+    let ep = find_endpoint(db, actor, endpoint_id).await?;
+    if !ep.enabled {
+        return Err(Error::invalid(
+            "endpointId",
+            "the endpoint is disabled; enable it first",
+        ));
+    }
+    let now = Utc::now();
+    let row = new_delivery(
+        &ep,
+        None,
+        TEST_EVENT,
+        now,
+        json!({"endpointId": ep.id, "message": "This is a test webhook from DevSignal."}),
+        now,
+    );
+    let txn = crate::db::begin(db).await?;
+    insert_deliveries(&txn, std::slice::from_ref(&row)).await?;
+    txn.commit().await?;
+    Ok(row)
+}
