@@ -10,8 +10,6 @@
 //! order. SQLite serialises writers anyway. Append the event as the last write of a transaction to
 //! keep the lock short.
 
-use std::sync::atomic::{AtomicU64, Ordering};
-
 use chrono::{DateTime, Utc};
 use entity::events;
 use sea_orm::{
@@ -31,17 +29,6 @@ pub use types::{EventType, TYPES};
 
 /// A key no other DevSignal lock uses: orders event appends on PostgreSQL.
 const EVENTS_LOCK_KEY: i64 = 0x6465_7673_6967_6e02;
-
-/// Events appended by this process (committed or not). A request or job that sees it change
-/// between its start and its end has appended events, so once it is over (committed) it tells
-/// the live-event tailers to read the log (`server::live`), instead of every request waking
-/// them.
-static APPENDED: AtomicU64 = AtomicU64::new(0);
-
-/// How many events this process has appended so far (see [`APPENDED`]).
-pub fn appended() -> u64 {
-    APPENDED.load(Ordering::Relaxed)
-}
 
 /// One entry of the log.
 #[derive(Debug, Clone, PartialEq)]
@@ -101,7 +88,6 @@ pub async fn append(
     }
     .insert(txn)
     .await?;
-    APPENDED.fetch_add(1, Ordering::Relaxed);
     Ok(model.into())
 }
 
@@ -139,7 +125,6 @@ pub async fn append_many(
             ..Default::default()
         })
         .collect();
-    APPENDED.fetch_add(rows.len() as u64, Ordering::Relaxed);
     let mut rows = rows.into_iter().peekable();
     while rows.peek().is_some() {
         let chunk: Vec<events::ActiveModel> = rows

@@ -1,8 +1,6 @@
 //! Adding jobs: in the caller's transaction, deduplicated by key, recorded as failed, or once
 //! per cron tick.
 
-use std::sync::atomic::Ordering;
-
 use chrono::{DateTime, Utc};
 use entity::{job_cron_ticks, jobs};
 use sea_orm::sea_query::{Expr, OnConflict};
@@ -12,13 +10,12 @@ use sea_orm::{
 };
 use uuid::Uuid;
 
-use super::{ENQUEUED, MAX_ERROR, NewJob, state};
+use super::{MAX_ERROR, NewJob, state};
 use crate::Result;
 
 /// Adds a job, in the caller's transaction when `db` is one. Returns its id, or `None` when a
 /// waiting job with the same dedupe key already exists.
 pub async fn enqueue(db: &impl ConnectionTrait, job: NewJob) -> Result<Option<Uuid>> {
-    ENQUEUED.fetch_add(1, Ordering::Relaxed);
     let now = Utc::now();
     let id = Uuid::now_v7();
     let model = jobs::ActiveModel {

@@ -20,7 +20,6 @@ pub use claim::*;
 pub use defs::JobSpec;
 pub use enqueue::*;
 
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -90,13 +89,4 @@ impl NewJob {
         self.run_at = Some(at);
         self
     }
-}
-
-/// Jobs this process has enqueued (committed or not): a request that sees it change between its
-/// start and its end wakes the in-process worker once it is over (see `server::http`).
-pub(super) static ENQUEUED: AtomicU64 = AtomicU64::new(0);
-
-/// How many jobs this process has enqueued so far.
-pub fn enqueued() -> u64 {
-    ENQUEUED.load(Ordering::Relaxed)
 }
