@@ -95,19 +95,26 @@ pub async fn record(db: &impl ConnectionTrait, meta: &Meta, entry: Entry) -> Res
 /// A page of the log, newest first.
 pub struct Page {
     pub entries: Vec<audit_logs::Model>,
+    /// One opaque cursor per entry (`domain::paging`'s codec).
+    pub cursors: Vec<String>,
+    pub has_previous: bool,
     pub has_next: bool,
     pub total: u64,
 }
 
-/// Newest first; `after` is the id of the last entry of the previous page. ADMIN and above.
+/// Newest first; `after` is the cursor of the last entry of the previous page. ADMIN and above.
 pub async fn list(
     db: &impl ConnectionTrait,
     actor: &Actor,
     first: u64,
-    after: Option<Uuid>,
+    after: Option<&str>,
 ) -> Result<Page> {
     actor.require_role(Role::Admin)?;
     actor.require_scope("admin")?;
+    crate::paging::check_first(first)?;
+    let after: Option<Uuid> = after
+        .map(|c| crate::paging::decode("after", c))
+        .transpose()?;
     let base = audit_logs::Entity::find()
         .filter(audit_logs::Column::OrganizationId.eq(actor.organization_id));
     let total = base.clone().count(db).await?;
@@ -122,8 +129,14 @@ pub async fn list(
         .await?;
     let has_next = entries.len() as u64 > first;
     entries.truncate(first as usize);
+    let cursors = entries
+        .iter()
+        .map(|e| crate::paging::encode(&e.id))
+        .collect();
     Ok(Page {
         entries,
+        cursors,
+        has_previous: after.is_some(),
         has_next,
         total,
     })

@@ -146,7 +146,19 @@ async fn act(db: &sea_orm::DatabaseConnection, action: JobsAction) -> anyhow::Re
         JobsAction::Trigger { job, org } => {
             let id = jobs::trigger::trigger(db, &job, org)
                 .await
-                .map_err(|e| anyhow::anyhow!("{}", e.public_message()))?;
+                .map_err(|e| match &e {
+                    // Say it in the command line's terms.
+                    domain::Error::Validation(f)
+                        if f.iter().any(|f| f.field == "organizationId") =>
+                    {
+                        if org.is_some() {
+                            anyhow::anyhow!("{job} runs for every organization; leave out --org")
+                        } else {
+                            anyhow::anyhow!("{job} works per organization: give --org <id>")
+                        }
+                    }
+                    _ => anyhow::anyhow!("{e}"),
+                })?;
             println!("enqueued {job} as job {id}");
         }
         JobsAction::Schedules => {

@@ -12,9 +12,6 @@ pub struct AuditLogExtra {
     pub total_count: u64,
 }
 
-/// The most entries one page may hold.
-pub const MAX_PAGE: i32 = 100;
-
 #[derive(Default)]
 pub struct AuditQuery;
 
@@ -29,32 +26,16 @@ impl AuditQuery {
         after: Option<String>,
     ) -> async_graphql::Result<Connection<String, AuditEntry, AuditLogExtra, EmptyFields>> {
         let actor = actor(ctx)?;
-        let first = first.unwrap_or(20);
-        if !(1..=MAX_PAGE).contains(&first) {
-            return Err(domain::Error::invalid(
-                "first",
-                format!("must be between 1 and {MAX_PAGE}"),
-            ))
-            .gql();
-        }
-        let after = match after {
-            None => None,
-            Some(c) => Some(
-                uuid::Uuid::parse_str(&c)
-                    .map_err(|_| domain::Error::invalid("after", "is not a cursor"))
-                    .gql()?,
-            ),
-        };
         let page = domain::audit::list(
             &state(ctx)?.db,
             actor,
-            u64::try_from(first).unwrap_or(20),
-            after,
+            u64::try_from(first.unwrap_or(20)).unwrap_or(0),
+            after.as_deref(),
         )
         .await
         .gql()?;
         let mut conn = Connection::with_additional_fields(
-            after.is_some(),
+            page.has_previous,
             page.has_next,
             AuditLogExtra {
                 total_count: page.total,
@@ -63,7 +44,8 @@ impl AuditQuery {
         conn.edges.extend(
             page.entries
                 .into_iter()
-                .map(|e| Edge::new(e.id.to_string(), AuditEntry::from(e))),
+                .zip(page.cursors)
+                .map(|(e, c)| Edge::new(c, AuditEntry::from(e))),
         );
         Ok(conn)
     }
