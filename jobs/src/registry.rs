@@ -14,7 +14,7 @@ use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QuerySelect};
 use serde_json::json;
 use uuid::Uuid;
 
-use crate::Context;
+use crate::{Context, connector_jobs};
 
 /// A job's handler.
 pub type Handler = fn(Context, jobs::Model) -> BoxFuture<'static, anyhow::Result<()>>;
@@ -88,7 +88,7 @@ pub static JOBS: &[JobDef] = &[
         secs(5),
         false,
         "npm download signals for every connected package",
-        nothing::npm
+        connector_jobs::npm
     ),
     job!(
         "sync-all-pypi",
@@ -97,7 +97,7 @@ pub static JOBS: &[JobDef] = &[
         secs(5),
         false,
         "PyPI download signals for every connected package",
-        nothing::pypi
+        connector_jobs::pypi
     ),
     job!(
         "hubspot-sync-scheduler",
@@ -106,7 +106,7 @@ pub static JOBS: &[JobDef] = &[
         secs(10),
         false,
         "fans out HubSpot sync to connected organizations",
-        nothing::hubspot
+        connector_jobs::hubspot
     ),
     job!(
         "salesforce-sync-scheduler",
@@ -115,7 +115,7 @@ pub static JOBS: &[JobDef] = &[
         secs(10),
         false,
         "fans out Salesforce sync to connected organizations",
-        nothing::salesforce
+        connector_jobs::salesforce
     ),
     job!(
         "discord-sync-scheduler",
@@ -124,7 +124,7 @@ pub static JOBS: &[JobDef] = &[
         secs(5),
         false,
         "fans out Discord sync to connected organizations",
-        nothing::discord
+        connector_jobs::discord
     ),
     job!(
         "stackoverflow-sync-scheduler",
@@ -133,7 +133,7 @@ pub static JOBS: &[JobDef] = &[
         secs(5),
         false,
         "fans out Stack Overflow sync to connected organizations",
-        nothing::stackoverflow
+        connector_jobs::stackoverflow
     ),
     job!(
         "twitter-sync-scheduler",
@@ -142,7 +142,7 @@ pub static JOBS: &[JobDef] = &[
         secs(10),
         false,
         "fans out Twitter/X mention sync to connected organizations",
-        nothing::twitter
+        connector_jobs::twitter
     ),
     job!(
         "reddit-sync-scheduler",
@@ -151,7 +151,7 @@ pub static JOBS: &[JobDef] = &[
         secs(5),
         false,
         "fans out Reddit mention sync to connected organizations",
-        nothing::reddit
+        connector_jobs::reddit
     ),
     job!(
         "linkedin-sync-scheduler",
@@ -160,7 +160,7 @@ pub static JOBS: &[JobDef] = &[
         secs(5),
         false,
         "fans out LinkedIn sync to connected organizations",
-        nothing::linkedin
+        connector_jobs::linkedin
     ),
     job!(
         "posthog-sync-scheduler",
@@ -169,7 +169,7 @@ pub static JOBS: &[JobDef] = &[
         secs(5),
         false,
         "fans out PostHog event sync to connected organizations",
-        nothing::posthog
+        connector_jobs::posthog
     ),
     job!(
         "clearbit-enrichment-scheduler",
@@ -178,7 +178,7 @@ pub static JOBS: &[JobDef] = &[
         secs(5),
         false,
         "enriches companies missing Clearbit data",
-        nothing::clearbit
+        connector_jobs::clearbit
     ),
     job!(
         "score-snapshot-scheduler",
@@ -271,6 +271,24 @@ pub static JOBS: &[JobDef] = &[
         compute_score
     ),
     job!(
+        "github-sync-scheduler",
+        "signal-sync",
+        3,
+        secs(5),
+        false,
+        "fans out a sync to every due GitHub integration",
+        connector_jobs::github
+    ),
+    job!(
+        "sync-integration",
+        "signal-sync",
+        3,
+        secs(30),
+        true,
+        "one sync run of one integration (cron fan-out, syncIntegration, or continuation after a rate limit)",
+        connector_jobs::sync
+    ),
+    job!(
         "noop",
         "signal-processing",
         1,
@@ -354,6 +372,11 @@ pub static SCHEDULES: &[Schedule] = &[
         job: "demo-cleanup-scheduler",
     },
     Schedule {
+        name: "github-sync-scheduler",
+        cron: "*/15 * * * *",
+        job: "github-sync-scheduler",
+    },
+    Schedule {
         name: "alert-check-scheduler",
         cron: "*/5 * * * *",
         job: "alert-check-scheduler",
@@ -431,17 +454,6 @@ mod nothing {
     }
 
     nothing! {
-        npm => "no npm packages are connected (connectors are not built yet)",
-        pypi => "no PyPI packages are connected (connectors are not built yet)",
-        hubspot => "no organization has HubSpot connected",
-        salesforce => "no organization has Salesforce connected",
-        discord => "no organization has Discord connected",
-        stackoverflow => "no organization has Stack Overflow connected",
-        twitter => "no organization has Twitter/X connected",
-        reddit => "no organization has Reddit connected",
-        linkedin => "no organization has LinkedIn connected",
-        posthog => "no organization has PostHog connected",
-        clearbit => "no organization has Clearbit connected",
         digest => "weekly digests are not built yet",
         alert_rules => "no organization has alert rules",
         anomalies => "anomaly detection has no signals to read yet",

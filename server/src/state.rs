@@ -28,4 +28,6 @@ pub struct AppState {
     pub live: crate::live::Live,
     /// Wakes this process's job worker when a request has enqueued jobs.
     pub jobs_wake: Arc<tokio::sync::Notify>,
+    /// Connector settings, HTTP client and cipher (integrations, inbound webhooks).
+    pub connectors: connectors::Runtime,
 }

@@ -47,6 +47,8 @@ pub const TYPES: &[&str] = &[
     "alert.triggered",
     "webhook.endpoint_disabled",
     "contact.unmerged",
+    "package.downloads_spike",
+    "package.released",
 ];
 
 /// A key no other DevSignal lock uses: orders event appends on PostgreSQL.

@@ -30,7 +30,9 @@ pub mod state {
     pub const ACTIVE: &str = "active";
     pub const COMPLETED: &str = "completed";
     pub const FAILED: &str = "failed";
-    pub const ALL: &[&str] = &[WAITING, ACTIVE, COMPLETED, FAILED];
+    /// Finished without doing its work, for the reason in `last_error` (e.g. "not available").
+    pub const SKIPPED: &str = "skipped";
+    pub const ALL: &[&str] = &[WAITING, ACTIVE, COMPLETED, FAILED, SKIPPED];
 }
 
 /// Completed jobs kept per queue (runbook: BullMQ `removeOnComplete`).
@@ -387,6 +389,30 @@ pub async fn complete(db: &impl ConnectionTrait, id: Uuid, worker: &str) -> Resu
     Ok(res.rows_affected == 1)
 }
 
+/// Marks `worker`'s job skipped: finished without doing its work, for `reason` (kept in
+/// `last_error`, so `jobs` in GraphQL and the CLI show why).
+pub async fn skip(db: &impl ConnectionTrait, id: Uuid, worker: &str, reason: &str) -> Result<bool> {
+    let now = Utc::now();
+    let res = jobs::Entity::update_many()
+        .col_expr(jobs::Column::State, Expr::value(state::SKIPPED))
+        .col_expr(
+            jobs::Column::LastError,
+            Expr::value(reason.chars().take(MAX_ERROR).collect::<String>()),
+        )
+        .col_expr(jobs::Column::FinishedAt, Expr::value(now))
+        .col_expr(jobs::Column::UpdatedAt, Expr::value(now))
+        .col_expr(jobs::Column::LockedBy, Expr::value(Option::<String>::None))
+        .col_expr(
+            jobs::Column::LockedUntil,
+            Expr::value(Option::<DateTime<Utc>>::None),
+        )
+        .filter(jobs::Column::Id.eq(id))
+        .filter(jobs::Column::LockedBy.eq(worker))
+        .exec(db)
+        .await?;
+    Ok(res.rows_affected == 1)
+}
+
 /// The wait before retry `attempt` (1 = after the first failure): `base · 2^(attempt-1)`, plus up
 /// to 20 % random jitter so that many jobs failing together do not retry together.
 pub fn backoff(base: Duration, attempt: i32) -> Duration {
@@ -660,6 +686,7 @@ pub async fn prune(db: &impl ConnectionTrait) -> Result<u64> {
         for (st, keep) in [
             (state::COMPLETED, KEEP_COMPLETED),
             (state::FAILED, KEEP_FAILED),
+            (state::SKIPPED, KEEP_COMPLETED),
         ] {
             // The oldest job to keep (by finish time, then id); everything older goes.
             let cutoff = jobs::Entity::find()

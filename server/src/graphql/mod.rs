@@ -9,6 +9,7 @@
 pub mod crm;
 mod errors;
 pub mod identity;
+pub mod integrations;
 pub mod jobs;
 pub mod live;
 pub mod merges;
@@ -43,6 +44,7 @@ pub struct QueryRoot(
     jobs::JobQuery,
     signals::SignalQuery,
     merges::MergeQuery,
+    integrations::IntegrationQuery,
 );
 
 #[derive(MergedObject, Default)]
@@ -57,6 +59,7 @@ pub struct MutationRoot(
     jobs::JobMutation,
     signals::SignalMutation,
     merges::MergeMutation,
+    integrations::IntegrationMutation,
 );
 
 #[derive(MergedSubscription, Default)]

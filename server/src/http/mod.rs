@@ -6,6 +6,7 @@ pub mod auth;
 pub mod error;
 pub mod graphql;
 pub mod health;
+pub mod inbound;
 pub mod json;
 pub mod limits;
 pub mod signals;
@@ -70,6 +71,7 @@ pub fn router(state: AppState, schema: AppSchema) -> Router {
         .route(graphql::GRAPHQL_WS_PATH, get(graphql::websocket))
         .merge(auth::routes())
         .merge(signals::routes())
+        .merge(inbound::routes())
         .route("/graphiql", get(graphql::graphiql))
         .route("/health", get(health::health))
         .route("/health/ready", get(health::ready))
