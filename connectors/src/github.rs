@@ -26,8 +26,12 @@ use domain::signals::{AccountHints, ActorHints, Input};
 use serde_json::{Map, Value, json};
 use tokio::sync::Mutex;
 
+use entity::integration_cursors;
+use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
+
 use crate::http::{Fetched, Request};
 use crate::run::{Stop, SyncContext};
+use crate::store;
 
 pub struct GitHub;
 
@@ -540,6 +544,8 @@ struct Run<'a> {
     api: String,
     token: Option<String>,
     people: Mutex<HashMap<String, Person>>,
+    /// Cached profile cursors read ahead for a page (`None`: none stored).
+    cached: Mutex<HashMap<String, Option<integration_cursors::Model>>>,
 }
 
 impl Run<'_> {
@@ -607,7 +613,50 @@ impl Run<'_> {
         }
     }
 
+    /// Reads the cached profiles of a page's logins in one statement.
+    async fn prefetch(&self, list: List, items: &[Value]) -> Result<(), Stop> {
+        let path: &[&str] = match list {
+            List::Stars => &["user", "login"],
+            List::Forks => &["owner", "login"],
+            List::Issues => &["user", "login"],
+        };
+        let mut resources = Vec::new();
+        {
+            let people = self.people.lock().await;
+            let known = self.cached.lock().await;
+            for item in items {
+                if let Some(l) = str_of(item, path).map(str::to_lowercase)
+                    && !people.contains_key(&l)
+                    && !known.contains_key(&l)
+                {
+                    resources.push(format!("user:{l}"));
+                }
+            }
+        }
+        if resources.is_empty() {
+            return Ok(());
+        }
+        let found = integration_cursors::Entity::find()
+            .filter(integration_cursors::Column::IntegrationId.eq(self.cx.integration.id))
+            .filter(integration_cursors::Column::Resource.is_in(resources.clone()))
+            .all(&self.cx.db)
+            .await?;
+        let mut known = self.cached.lock().await;
+        for r in resources {
+            if let Some(login) = r.strip_prefix("user:") {
+                known.insert(login.to_owned(), None);
+            }
+        }
+        for c in found {
+            if let Some(login) = c.resource.strip_prefix("user:") {
+                known.insert(login.to_owned(), Some(c));
+            }
+        }
+        Ok(())
+    }
+
     async fn process(&self, repo: &str, list: List, items: Vec<Value>) -> Result<(), Stop> {
+        self.prefetch(list, &items).await?;
         let mut inputs = Vec::with_capacity(items.len());
         for item in &items {
             match list {
@@ -662,7 +711,11 @@ impl Run<'_> {
             return Ok(p.clone());
         }
         let resource = format!("user:{login}");
-        let cached = self.cx.cursor(&resource).await?;
+        let prefetched = self.cached.lock().await.remove(&login);
+        let cached = match prefetched {
+            Some(c) => c,
+            None => self.cx.cursor(&resource).await?,
+        };
         let cached_person = cached
             .as_ref()
             .and_then(|c| serde_json::from_value::<Person>(c.state.clone()).ok());
@@ -698,7 +751,15 @@ impl Run<'_> {
             }
         };
         let state = serde_json::to_value(&person).unwrap_or(Value::Null);
-        self.cx.save_cursor(&resource, state, etag, None).await?;
+        store::put_cursor(
+            &self.cx.db,
+            self.cx.integration.id,
+            &resource,
+            state,
+            etag,
+            None,
+        )
+        .await?;
         self.people.lock().await.insert(login, person.clone());
         Ok(person)
     }
@@ -812,6 +873,7 @@ impl crate::Connector for GitHub {
             api: api_url(cx),
             token: cx.credentials.get("token").cloned(),
             people: Mutex::new(HashMap::new()),
+            cached: Mutex::new(HashMap::new()),
         };
         let repos: Vec<String> = cx
             .integration

@@ -3,7 +3,9 @@
 //! are plain async functions, callable directly from tests through [`run_job`].
 //!
 //! A job whose capability does not exist yet is registered all the same and completes with a
-//! "nothing to do" log line saying why; the issue that builds the capability fills it in.
+//! "nothing to do" log line saying why; the issue that builds the capability fills it in. The
+//! schedulers of connectors not built yet are recorded `skipped` with "not available"
+//! (`connector_jobs`), never `completed`.
 
 use std::time::Duration;
 
@@ -299,7 +301,8 @@ pub static JOBS: &[JobDef] = &[
     ),
 ];
 
-/// The cron table: runbook 8.1 (14 entries) plus alert-check and anomaly detection.
+/// The cron table: runbook 8.1 (14 entries) plus alert-check, anomaly detection and the GitHub
+/// sync fan-out.
 pub static SCHEDULES: &[Schedule] = &[
     Schedule {
         name: "sync-all-npm",
