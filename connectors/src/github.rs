@@ -7,8 +7,9 @@
 //! complete, and that page's ETag). A run starts at the cursor with `If-None-Match`; a 304 means
 //! nothing new. A page is followed by `Link: rel="next"`, and a full page without one by the next
 //! page number (new items land there), so the cursor always points at a page that is still
-//! growing. Stargazers and forks are listed oldest first, issues by `updated` ascending (`since`
-//! the first run), so new and changed items always appear at or after the cursor.
+//! growing. Stargazers and forks are listed oldest first, issues and pull requests by `updated`
+//! ascending, so new and changed items always appear at or after the cursor; once the issues
+//! list has run past its first page, the cursor becomes `since` the latest update read.
 //!
 //! People and companies: each new login's profile (`/users/{login}`) is read once and cached in
 //! a cursor (revalidated with its ETag after a day); the contact gets the GitHub identity, the
@@ -519,6 +520,18 @@ impl List {
     }
 }
 
+/// The `page` parameter of a URL (1 when absent).
+fn page_of(url: &str) -> u64 {
+    url::Url::parse(url)
+        .ok()
+        .and_then(|u| {
+            u.query_pairs()
+                .find(|(k, _)| k == "page")
+                .and_then(|(_, v)| v.parse().ok())
+        })
+        .unwrap_or(1)
+}
+
 /// The URL of the page after `url` (its `page` parameter plus one).
 fn bump_page(url: &str) -> Option<String> {
     let mut u = url::Url::parse(url).ok()?;
@@ -574,13 +587,14 @@ impl Run<'_> {
             ),
             _ => (first.clone(), None),
         };
+        let mut latest: Option<String> = None;
         loop {
             let req = self
                 .request(url.clone(), list.accept())
                 .validators(etag.clone(), None);
             let page = match self.cx.get(req).await? {
                 Fetched::NotModified => return Ok(()),
-                Fetched::Missing if url == first => {
+                Fetched::Missing if page_of(&url) == 1 => {
                     return Err(Stop::Invalid(format!(
                         "the GitHub repository {repo} was not found, or the token cannot see it"
                     )));
@@ -590,6 +604,13 @@ impl Run<'_> {
             };
             let items: Vec<Value> = page.json(&format!("GitHub {} of {repo}", list.name()))?;
             let n = items.len();
+            if let Some(u) = items
+                .iter()
+                .filter_map(|i| str_of(i, &["updated_at"]))
+                .max()
+            {
+                latest = latest.max(Some(u.to_owned()));
+            }
             self.process(repo, list, items).await?;
             let next = page
                 .next
@@ -604,6 +625,25 @@ impl Run<'_> {
                     etag = None;
                 }
                 None => {
+                    // Issues: once the list runs past its first page, the next run asks only
+                    // for what changed `since` the latest update read (one unconditional
+                    // request, then 304s again) instead of paging ever deeper.
+                    if let (List::Issues, Some(since)) = (list, &latest)
+                        && page_of(&url) > 1
+                    {
+                        let mut u = url::Url::parse(&first)
+                            .map_err(|e| Stop::Internal(format!("issues URL: {e}")))?;
+                        u.query_pairs_mut().append_pair("since", since);
+                        self.cx
+                            .save_cursor(
+                                &resource,
+                                json!({ "url": String::from(u), "since": since }),
+                                None,
+                                None,
+                            )
+                            .await?;
+                        return Ok(());
+                    }
                     self.cx
                         .save_cursor(&resource, json!({ "url": url }), page.etag, None)
                         .await?;

@@ -9,9 +9,11 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stdout)]
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
-use devsignal_tests::connectors::{connect, signals, sync};
+const HOUR: Duration = Duration::from_secs(3600);
+
+use devsignal_tests::connectors::{connect, signals, sync_within};
 use devsignal_tests::fakes::github::FakeGitHub;
 use devsignal_tests::spawn_app_with;
 use serde_json::json;
@@ -61,7 +63,7 @@ async fn main() {
 
     println!("connectors bench: {stars} stargazers, {forks} forks, {issues} issues; {backend}");
     let t = Instant::now();
-    let run = sync(&app, &s, &id, false).await;
+    let run = sync_within(&app, &s, &id, false, HOUR).await;
     let secs = t.elapsed().as_secs_f64();
     let created = run["signalsCreated"].as_u64().unwrap_or(0);
     println!(
@@ -76,7 +78,7 @@ async fn main() {
     println!("signals stored: {}", signals(&app, None).await);
     gh.clear_hits();
     let t = Instant::now();
-    let run = sync(&app, &s, &id, false).await;
+    let run = sync_within(&app, &s, &id, false, HOUR).await;
     let hits = gh.hits();
     println!(
         "re-sync: {}, {} requests ({} answered 304), {} signals, {:.2} s",

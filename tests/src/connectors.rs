@@ -50,7 +50,18 @@ pub async fn integration(app: &TestApp, s: &Session, id: &str) -> Value {
 
 /// The run `run_id` of the integration, once it is no longer RUNNING.
 pub async fn wait_run(app: &TestApp, s: &Session, id: &str, run_id: &str) -> Value {
-    eventually(Duration::from_secs(60), "the run to finish", || async {
+    wait_run_within(app, s, id, run_id, Duration::from_secs(60)).await
+}
+
+/// [`wait_run`] with a deadline of its own (benches).
+pub async fn wait_run_within(
+    app: &TestApp,
+    s: &Session,
+    id: &str,
+    run_id: &str,
+    timeout: Duration,
+) -> Value {
+    eventually(timeout, "the run to finish", || async {
         let i = integration(app, s, id).await;
         i["runs"]["edges"]
             .as_array()
@@ -64,6 +75,17 @@ pub async fn wait_run(app: &TestApp, s: &Session, id: &str, run_id: &str) -> Val
 
 /// Starts a run and waits for its end; returns the run.
 pub async fn sync(app: &TestApp, s: &Session, id: &str, full: bool) -> Value {
+    sync_within(app, s, id, full, Duration::from_secs(60)).await
+}
+
+/// [`sync`] with a deadline of its own (benches).
+pub async fn sync_within(
+    app: &TestApp,
+    s: &Session,
+    id: &str,
+    full: bool,
+    timeout: Duration,
+) -> Value {
     let resp = app
         .graphql_as(s.token(), SYNC, json!({"id": id, "full": full}))
         .await;
@@ -71,7 +93,7 @@ pub async fn sync(app: &TestApp, s: &Session, id: &str, full: bool) -> Value {
         .as_str()
         .unwrap()
         .to_owned();
-    wait_run(app, s, id, &run_id).await
+    wait_run_within(app, s, id, &run_id, timeout).await
 }
 
 /// Signals stored in the whole database (optionally of one type).

@@ -669,3 +669,35 @@ async fn a_webhook_and_a_later_sync_of_the_same_star_make_one_signal() {
     assert_eq!(signals(&app, Some("repo_fork")).await, 1);
     assert_eq!(signals(&app, Some("issue_opened")).await, 1);
 }
+
+#[tokio::test]
+async fn issues_past_one_page_continue_since_the_latest_update() {
+    let gh = FakeGitHub::start().await;
+    gh.repo("acme/widget", FakeGitHub::generated(0, 0, 150));
+    let app = app_for(&gh).await;
+    let s = app.register("admin@vendor.io", "Vendor").await;
+    let (id, _) = connect(&app, &s, "GITHUB", json!({"repos": ["acme/widget"]}), None).await;
+    sync(&app, &s, &id, false).await;
+    let before = signals(&app, None).await;
+    // The next run asks for what changed since the latest update, then it is 304s again.
+    gh.clear_hits();
+    assert_eq!(sync(&app, &s, &id, false).await["signalsCreated"], 0);
+    let issues: Vec<_> = gh
+        .hits()
+        .into_iter()
+        .filter(|h| h.path.ends_with("/issues"))
+        .collect();
+    assert_eq!(issues.len(), 1);
+    assert!(issues[0].param("since").is_some(), "{issues:?}");
+    gh.clear_hits();
+    sync(&app, &s, &id, false).await;
+    assert!(gh.hits().iter().all(|h| h.status == 304), "{:?}", gh.hits());
+    // An old issue closed now is found.
+    gh.with(|d| {
+        let i = &mut d.repos.get_mut("acme/widget").unwrap().issues[1];
+        i.closed_at = Some(Utc::now());
+        i.updated_at = Utc::now();
+    });
+    assert_eq!(sync(&app, &s, &id, false).await["signalsCreated"], 1);
+    assert_eq!(signals(&app, None).await, before + 1);
+}
