@@ -34,7 +34,14 @@ async fn round(url: &str, workers: usize, n: u64) -> f64 {
     let mut handles = Vec::new();
     for w in 0..workers {
         handles.push(tokio::spawn(devsignal_jobs::worker::run(
-            devsignal_jobs::Context { db: db.clone() },
+            devsignal_jobs::Context {
+                db: db.clone(),
+                connectors: connectors::Runtime::new(
+                    connectors::Settings::default(),
+                    domain::secrets::Cipher::new([7; 32]),
+                )
+                .unwrap(),
+            },
             WorkerOptions {
                 wake: Default::default(),
                 id: format!("bench-{w}"),

@@ -2,6 +2,7 @@
 //! `domain::queue`, so a domain write can enqueue in its own transaction), the cron scheduler that
 //! feeds it, one list of every job (`registry`), and the webhook delivery loop.
 
+pub mod connector_jobs;
 pub mod registry;
 pub mod scheduler;
 pub mod trigger;
@@ -14,4 +15,20 @@ use sea_orm::DatabaseConnection;
 #[derive(Clone)]
 pub struct Context {
     pub db: DatabaseConnection,
+    /// Connector settings, HTTP client and secrets cipher (integration syncs).
+    pub connectors: connectors::Runtime,
 }
+
+/// A job's handler returns this (as its error) when it did not do its work for a reason that is
+/// not a failure (e.g. a connector that is not available yet): the job is recorded `skipped`
+/// with the reason, never `completed`, and is not retried.
+#[derive(Debug)]
+pub struct Skipped(pub String);
+
+impl std::fmt::Display for Skipped {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for Skipped {}

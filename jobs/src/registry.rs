@@ -2,8 +2,9 @@
 //! queue, attempts, backoff) paired with its handler, plus the cron table. Handlers
 //! are plain async functions, callable directly from tests through [`run_job`].
 //!
-//! A job whose capability does not exist yet is registered all the same and completes with a
-//! "nothing to do" log line saying why; the issue that builds the capability fills it in.
+//! A job whose capability does not exist yet is registered all the same and is recorded
+//! `skipped` with "not available" and the reason (`mod nothing`, and `connector_jobs` for
+//! connector kinds not built yet), never `completed`.
 
 use std::time::Duration;
 
@@ -16,7 +17,7 @@ use uuid::Uuid;
 
 use domain::queue::{JobSpec, defs};
 
-use crate::Context;
+use crate::{Context, connector_jobs};
 
 /// A job's handler.
 pub type Handler = fn(Context, jobs::Model) -> BoxFuture<'static, anyhow::Result<()>>;
@@ -58,31 +59,34 @@ macro_rules! job {
 
 /// Every job.
 pub static JOBS: &[JobDef] = &[
-    job!(SYNC_ALL_NPM, nothing::npm),
-    job!(SYNC_ALL_PYPI, nothing::pypi),
-    job!(HUBSPOT_SYNC_SCHEDULER, nothing::hubspot),
-    job!(SALESFORCE_SYNC_SCHEDULER, nothing::salesforce),
-    job!(DISCORD_SYNC_SCHEDULER, nothing::discord),
-    job!(STACKOVERFLOW_SYNC_SCHEDULER, nothing::stackoverflow),
-    job!(TWITTER_SYNC_SCHEDULER, nothing::twitter),
-    job!(REDDIT_SYNC_SCHEDULER, nothing::reddit),
-    job!(LINKEDIN_SYNC_SCHEDULER, nothing::linkedin),
-    job!(POSTHOG_SYNC_SCHEDULER, nothing::posthog),
-    job!(CLEARBIT_ENRICHMENT_SCHEDULER, nothing::clearbit),
+    job!(SYNC_ALL_NPM, connector_jobs::npm),
+    job!(SYNC_ALL_PYPI, connector_jobs::pypi),
+    job!(HUBSPOT_SYNC_SCHEDULER, connector_jobs::hubspot),
+    job!(SALESFORCE_SYNC_SCHEDULER, connector_jobs::salesforce),
+    job!(DISCORD_SYNC_SCHEDULER, connector_jobs::discord),
+    job!(STACKOVERFLOW_SYNC_SCHEDULER, connector_jobs::stackoverflow),
+    job!(TWITTER_SYNC_SCHEDULER, connector_jobs::twitter),
+    job!(REDDIT_SYNC_SCHEDULER, connector_jobs::reddit),
+    job!(LINKEDIN_SYNC_SCHEDULER, connector_jobs::linkedin),
+    job!(POSTHOG_SYNC_SCHEDULER, connector_jobs::posthog),
+    job!(CLEARBIT_ENRICHMENT_SCHEDULER, connector_jobs::clearbit),
     job!(SCORE_SNAPSHOT_SCHEDULER, fan_out::score_snapshot),
     job!(CAPTURE_SCORE_SNAPSHOT, score_snapshot),
-    job!(WEEKLY_DIGEST_SCHEDULER, fan_out::weekly_digest),
+    job!(WEEKLY_DIGEST_SCHEDULER, nothing::digest),
     job!(SEND_WEEKLY_DIGEST, nothing::digest),
     job!(DEMO_CLEANUP_SCHEDULER, demo_cleanup),
     job!(ALERT_CHECK_SCHEDULER, nothing::alert_rules),
-    job!(ANOMALY_DETECTION_SCHEDULER, fan_out::anomaly_detection),
+    job!(ANOMALY_DETECTION_SCHEDULER, nothing::anomalies),
     job!(DETECT_ANOMALIES, nothing::anomalies),
     job!(DELIVER_WEBHOOK, deliver_webhook),
     job!(COMPUTE_SCORE, compute_score),
+    job!(GITHUB_SYNC_SCHEDULER, connector_jobs::github),
+    job!(SYNC_INTEGRATION, connector_jobs::sync),
     job!(NOOP, noop),
 ];
 
-/// The cron table: 14 maintenance and sync entries plus alert-check and anomaly detection.
+/// The cron table: 14 maintenance and sync entries plus alert-check, anomaly detection and the
+/// GitHub sync fan-out.
 pub static SCHEDULES: &[Schedule] = &[
     Schedule {
         name: "sync-all-npm",
@@ -155,6 +159,11 @@ pub static SCHEDULES: &[Schedule] = &[
         job: "demo-cleanup-scheduler",
     },
     Schedule {
+        name: "github-sync-scheduler",
+        cron: "*/15 * * * *",
+        job: "github-sync-scheduler",
+    },
+    Schedule {
         name: "alert-check-scheduler",
         cron: "*/5 * * * *",
         job: "alert-check-scheduler",
@@ -211,13 +220,14 @@ async fn noop(_ctx: Context, job: jobs::Model) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Jobs whose capability is not built yet: they complete and say so.
+/// Jobs whose capability is not built yet: they are recorded `skipped` with the reason, never
+/// `completed`, so an operator can tell "not built" from "ran fine".
 mod nothing {
     use super::*;
 
     fn skip(job: &jobs::Model, why: &str) -> anyhow::Result<()> {
-        tracing::info!(job = %job.name, reason = why, "Nothing to do: {why}");
-        Ok(())
+        tracing::info!(job = %job.name, reason = why, "Not available: {why}");
+        Err(crate::Skipped(format!("not available: {why}")).into())
     }
 
     macro_rules! nothing {
@@ -229,20 +239,9 @@ mod nothing {
     }
 
     nothing! {
-        npm => "no npm packages are connected (connectors are not built yet)",
-        pypi => "no PyPI packages are connected (connectors are not built yet)",
-        hubspot => "no organization has HubSpot connected",
-        salesforce => "no organization has Salesforce connected",
-        discord => "no organization has Discord connected",
-        stackoverflow => "no organization has Stack Overflow connected",
-        twitter => "no organization has Twitter/X connected",
-        reddit => "no organization has Reddit connected",
-        linkedin => "no organization has LinkedIn connected",
-        posthog => "no organization has PostHog connected",
-        clearbit => "no organization has Clearbit connected",
         digest => "weekly digests are not built yet",
-        alert_rules => "no organization has alert rules",
-        anomalies => "anomaly detection has no signals to read yet",
+        alert_rules => "alert rules are not built yet",
+        anomalies => "anomaly detection is not built yet",
     }
 }
 
@@ -285,14 +284,6 @@ mod fan_out {
 
     pub async fn score_snapshot(ctx: Context, _job: jobs::Model) -> anyhow::Result<()> {
         to_orgs(&ctx, "capture-score-snapshot", true).await
-    }
-
-    pub async fn weekly_digest(ctx: Context, _job: jobs::Model) -> anyhow::Result<()> {
-        to_orgs(&ctx, "send-weekly-digest", true).await
-    }
-
-    pub async fn anomaly_detection(ctx: Context, _job: jobs::Model) -> anyhow::Result<()> {
-        to_orgs(&ctx, "detect-anomalies", false).await
     }
 }
 

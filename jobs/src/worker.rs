@@ -228,6 +228,13 @@ async fn execute(ctx: &Context, opts: &WorkerOptions, observer: &dyn Observer, j
                 }
                 tracing::info!(durationMs = elapsed.as_millis() as u64, "Job completed");
             }
+            Err(err) if err.downcast_ref::<crate::Skipped>().is_some() => {
+                let reason = format!("{err}");
+                if let Err(e) = domain::queue::skip(&ctx.db, job.id, &opts.id, &reason).await {
+                    tracing::error!(error = %e, "Recording a skipped job failed");
+                }
+                tracing::info!(reason = %reason, "Job skipped");
+            }
             Err(err) => {
                 let error = format!("{err:#}");
                 match domain::queue::fail(&ctx.db, &job, &opts.id, &error).await {

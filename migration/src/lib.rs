@@ -14,6 +14,7 @@ pub mod m20261128_000008_search;
 mod m20261128_000009_webhooks;
 mod m20261128_000010_jobs;
 mod m20261129_000011_signals;
+mod m20261202_000012_integrations;
 
 pub struct Migrator;
 
@@ -30,6 +31,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261128_000009_webhooks::Migration),
             Box::new(m20261128_000010_jobs::Migration),
             Box::new(m20261129_000011_signals::Migration),
+            Box::new(m20261202_000012_integrations::Migration),
         ]
     }
 }

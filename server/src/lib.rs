@@ -76,6 +76,8 @@ pub async fn build_state(config: Config, shutdown: CancellationToken) -> anyhow:
     let cipher = config
         .cipher()
         .context("ENCRYPTION_KEY is not set (it encrypts stored secrets)")?;
+    let connectors = connectors::Runtime::new(config.connectors.clone(), cipher.clone())
+        .context("connector HTTP client")?;
     let webhooks = jobs::webhook_delivery::Sender::new(
         config.webhook_settings(),
         cipher,
@@ -91,6 +93,7 @@ pub async fn build_state(config: Config, shutdown: CancellationToken) -> anyhow:
     );
     let commits = commits::Commits::new(live.clone());
     Ok(AppState {
+        connectors,
         webhooks,
         live,
         commits,
@@ -125,6 +128,7 @@ pub async fn start_worker(state: &AppState) -> anyhow::Result<tokio::task::JoinH
     let worker = tokio::spawn(jobs::worker::run(
         jobs::Context {
             db: state.db.clone(),
+            connectors: state.connectors.clone(),
         },
         jobs::worker::WorkerOptions {
             id: id.clone(),

@@ -28,4 +28,6 @@ pub struct AppState {
     pub live: crate::live::Live,
     /// Announces commits: wakes the live tailer and the job worker here and elsewhere.
     pub commits: crate::commits::Commits,
+    /// Connector settings, HTTP client and cipher (integrations, inbound webhooks).
+    pub connectors: connectors::Runtime,
 }

@@ -9,6 +9,8 @@
 // This crate is test support: failing loudly is its job.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+pub mod connectors;
+pub mod fakes;
 pub mod ws;
 
 use std::collections::HashMap;

@@ -27,6 +27,8 @@ pub enum EventType {
     AlertTriggered,
     WebhookEndpointDisabled,
     ContactUnmerged,
+    PackageDownloadsSpike,
+    PackageReleased,
 }
 
 impl EventType {
@@ -53,6 +55,8 @@ impl EventType {
         EventType::AlertTriggered,
         EventType::WebhookEndpointDisabled,
         EventType::ContactUnmerged,
+        EventType::PackageDownloadsSpike,
+        EventType::PackageReleased,
     ];
 
     /// The wire name (`company.created`, `score.changed`, …).
@@ -79,6 +83,8 @@ impl EventType {
             EventType::AlertTriggered => "alert.triggered",
             EventType::WebhookEndpointDisabled => "webhook.endpoint_disabled",
             EventType::ContactUnmerged => "contact.unmerged",
+            EventType::PackageDownloadsSpike => "package.downloads_spike",
+            EventType::PackageReleased => "package.released",
         }
     }
 
@@ -117,6 +123,8 @@ pub const TYPES: &[&str] = &[
     EventType::AlertTriggered.as_str(),
     EventType::WebhookEndpointDisabled.as_str(),
     EventType::ContactUnmerged.as_str(),
+    EventType::PackageDownloadsSpike.as_str(),
+    EventType::PackageReleased.as_str(),
 ];
 
 #[cfg(test)]

@@ -32,6 +32,7 @@ pub const SCOPES: &[&str] = &[
     "deals:read",
     "deals:write",
     "webhooks:manage",
+    "integrations:manage",
     "admin",
 ];
 

@@ -194,6 +194,7 @@ pub async fn prune(db: &impl ConnectionTrait) -> Result<u64> {
         for (st, keep) in [
             (state::COMPLETED, KEEP_COMPLETED),
             (state::FAILED, KEEP_FAILED),
+            (state::SKIPPED, KEEP_COMPLETED),
         ] {
             // The oldest job to keep (by finish time, then id); everything older goes.
             let cutoff = jobs::Entity::find()

@@ -214,16 +214,38 @@ pub async fn renew(
 
 /// Marks `worker`'s job completed.
 pub async fn complete(db: &impl ConnectionTrait, id: Uuid, worker: &str) -> Result<bool> {
+    finish(db, id, worker, state::COMPLETED, None).await
+}
+
+/// Marks `worker`'s job skipped: finished without doing its work, for `reason` (kept in
+/// `last_error`, so `jobs` in GraphQL and the CLI show why).
+pub async fn skip(db: &impl ConnectionTrait, id: Uuid, worker: &str, reason: &str) -> Result<bool> {
+    let reason: String = reason.chars().take(MAX_ERROR).collect();
+    finish(db, id, worker, state::SKIPPED, Some(reason)).await
+}
+
+/// Ends `worker`'s lease on a job in a final `state`.
+async fn finish(
+    db: &impl ConnectionTrait,
+    id: Uuid,
+    worker: &str,
+    state: &str,
+    last_error: Option<String>,
+) -> Result<bool> {
     let now = Utc::now();
-    let res = jobs::Entity::update_many()
-        .col_expr(jobs::Column::State, Expr::value(state::COMPLETED))
+    let mut update = jobs::Entity::update_many()
+        .col_expr(jobs::Column::State, Expr::value(state))
         .col_expr(jobs::Column::FinishedAt, Expr::value(now))
         .col_expr(jobs::Column::UpdatedAt, Expr::value(now))
         .col_expr(jobs::Column::LockedBy, Expr::value(Option::<String>::None))
         .col_expr(
             jobs::Column::LockedUntil,
             Expr::value(Option::<DateTime<Utc>>::None),
-        )
+        );
+    if let Some(error) = last_error {
+        update = update.col_expr(jobs::Column::LastError, Expr::value(error));
+    }
+    let res = update
         .filter(jobs::Column::Id.eq(id))
         .filter(jobs::Column::LockedBy.eq(worker))
         .exec(db)

@@ -236,6 +236,22 @@ pub const COMPUTE_SCORE: JobSpec = spec!(
     true,
     "recomputes the PQA scores of one organization's changed accounts (debounced after new signals)"
 );
+pub const GITHUB_SYNC_SCHEDULER: JobSpec = spec!(
+    "github-sync-scheduler",
+    "signal-sync",
+    3,
+    5,
+    false,
+    "fans out a sync to every due GitHub integration"
+);
+pub const SYNC_INTEGRATION: JobSpec = spec!(
+    "sync-integration",
+    "signal-sync",
+    3,
+    30,
+    true,
+    "one sync run of one integration (cron fan-out, syncIntegration, or continuation after a rate limit)"
+);
 pub const NOOP: JobSpec = spec!(
     "noop",
     "signal-processing",
@@ -268,6 +284,8 @@ pub const ALL: &[JobSpec] = &[
     DETECT_ANOMALIES,
     DELIVER_WEBHOOK,
     COMPUTE_SCORE,
+    GITHUB_SYNC_SCHEDULER,
+    SYNC_INTEGRATION,
     NOOP,
 ];
 

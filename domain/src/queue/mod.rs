@@ -32,7 +32,9 @@ pub mod state {
     pub const ACTIVE: &str = "active";
     pub const COMPLETED: &str = "completed";
     pub const FAILED: &str = "failed";
-    pub const ALL: &[&str] = &[WAITING, ACTIVE, COMPLETED, FAILED];
+    /// Finished without doing its work, for the reason in `last_error` (e.g. "not available").
+    pub const SKIPPED: &str = "skipped";
+    pub const ALL: &[&str] = &[WAITING, ACTIVE, COMPLETED, FAILED, SKIPPED];
 }
 
 /// Completed jobs kept per queue (as the original kept with `removeOnComplete`).

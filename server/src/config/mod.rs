@@ -88,6 +88,9 @@ pub struct Config {
     pub cors_origins: Vec<String>,
     pub frontend_url: String,
     pub api_url: String,
+    /// Where the outside APIs of connectors are: `GITHUB_API_URL`, `NPM_DOWNLOADS_API_URL`,
+    /// `NPM_REGISTRY_URL`, `PYPISTATS_API_URL`, `PYPI_URL` (the public services by default).
+    pub connectors: connectors::Settings,
     pub anthropic_api_key: Option<SecretString>,
     pub anthropic_model: String,
     pub stripe_secret_key: Option<SecretString>,
@@ -334,6 +337,26 @@ impl Config {
         };
         let frontend_url = url_var(&mut r, "FRONTEND_URL", format!("http://localhost:{port}"));
         let api_url = url_var(&mut r, "API_URL", format!("http://localhost:{port}"));
+        let connectors = {
+            let mut c = connectors::Settings::default();
+            for (var, slot) in [
+                ("GITHUB_API_URL", &mut c.github_api_url),
+                ("NPM_DOWNLOADS_API_URL", &mut c.npm_downloads_api_url),
+                ("NPM_REGISTRY_URL", &mut c.npm_registry_url),
+                ("PYPISTATS_API_URL", &mut c.pypistats_api_url),
+                ("PYPI_URL", &mut c.pypi_url),
+            ] {
+                if let Some(v) = r.get(var) {
+                    match url::Url::parse(&v) {
+                        Ok(u) if matches!(u.scheme(), "http" | "https") => {
+                            *slot = v.trim_end_matches('/').to_owned();
+                        }
+                        _ => r.problem(var, format!("must be an http(s) URL (got {v:?})")),
+                    }
+                }
+            }
+            c
+        };
 
         let anthropic_api_key = r.secret("ANTHROPIC_API_KEY");
         let stripe_secret_key = r.secret("STRIPE_SECRET_KEY");
@@ -413,6 +436,7 @@ impl Config {
             cors_origins,
             frontend_url,
             api_url,
+            connectors,
             anthropic_api_key,
             anthropic_model: r
                 .get("ANTHROPIC_MODEL")

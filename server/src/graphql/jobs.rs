@@ -54,7 +54,7 @@ impl Job {
     async fn name(&self) -> &str {
         &self.0.name
     }
-    /// waiting, active, completed or failed.
+    /// waiting, active, completed, failed, or skipped (not done, for the reason in `lastError`).
     async fn state(&self) -> &str {
         &self.0.state
     }

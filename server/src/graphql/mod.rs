@@ -11,6 +11,7 @@ pub mod common;
 pub mod crm;
 mod errors;
 pub mod identity;
+pub mod integrations;
 pub mod jobs;
 pub mod live;
 pub mod merges;
@@ -49,6 +50,7 @@ pub struct QueryRoot(
     jobs::JobQuery,
     signals::SignalQuery,
     merges::MergeQuery,
+    integrations::IntegrationQuery,
 );
 
 #[derive(MergedObject, Default)]
@@ -63,6 +65,7 @@ pub struct MutationRoot(
     jobs::JobMutation,
     signals::SignalMutation,
     merges::MergeMutation,
+    integrations::IntegrationMutation,
 );
 
 #[derive(MergedSubscription, Default)]

@@ -5,6 +5,7 @@
 pub mod auth;
 pub mod error;
 pub mod health;
+pub mod inbound;
 pub mod json;
 pub mod limits;
 pub mod oauth;
@@ -67,6 +68,7 @@ pub fn router(state: AppState, api: Router<AppState>) -> Router {
         .merge(api)
         .merge(auth::routes())
         .merge(signals::routes())
+        .merge(inbound::routes())
         .route("/health", get(health::health))
         .route("/health/ready", get(health::ready))
         .route("/metrics", get(metrics))

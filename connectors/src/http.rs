@@ -1,0 +1,303 @@
+//! One GET to an outside API, as a good citizen: conditional (If-None-Match / If-Modified-Since
+//! from the cursor), retried with exponential backoff on 5xx, timeouts and connection errors,
+//! reading the source's rate-limit headers (`X-RateLimit-Remaining` / `X-RateLimit-Reset`,
+//! `Retry-After`) so that a spent budget stops the run until the reset instead of failing it, and
+//! treating rejected credentials (401, or a 403 that is not a rate limit) as a permanent stop.
+
+use std::time::Duration;
+
+use chrono::{DateTime, TimeZone, Utc};
+use reqwest::StatusCode;
+use reqwest::header::{
+    ETAG, HeaderMap, IF_MODIFIED_SINCE, IF_NONE_MATCH, LAST_MODIFIED, LINK, RETRY_AFTER,
+};
+
+use crate::run::Stop;
+
+/// A request to send.
+#[derive(Debug, Clone, Default)]
+pub struct Request {
+    pub url: String,
+    pub headers: Vec<(&'static str, String)>,
+    /// Validators of the last response for this resource.
+    pub etag: Option<String>,
+    pub last_modified: Option<String>,
+}
+
+impl Request {
+    pub fn get(url: impl Into<String>) -> Self {
+        Request {
+            url: url.into(),
+            ..Default::default()
+        }
+    }
+    pub fn header(mut self, name: &'static str, value: impl Into<String>) -> Self {
+        self.headers.push((name, value.into()));
+        self
+    }
+    pub fn validators(mut self, etag: Option<String>, last_modified: Option<String>) -> Self {
+        self.etag = etag;
+        self.last_modified = last_modified;
+        self
+    }
+}
+
+/// What came back.
+#[derive(Debug, Clone)]
+pub enum Fetched {
+    /// 304: the resource is as it was.
+    NotModified,
+    /// 404 or 410.
+    Missing,
+    Ok(Page),
+}
+
+/// A successful response.
+#[derive(Debug, Clone)]
+pub struct Page {
+    pub body: Vec<u8>,
+    pub etag: Option<String>,
+    pub last_modified: Option<String>,
+    /// The `Link: <…>; rel="next"` target.
+    pub next: Option<String>,
+}
+
+impl Page {
+    pub fn json<T: serde::de::DeserializeOwned>(&self, what: &str) -> Result<T, Stop> {
+        serde_json::from_slice(&self.body).map_err(|e| {
+            Stop::Invalid(format!(
+                "{what}: the response is not what was expected ({e})"
+            ))
+        })
+    }
+}
+
+/// The budget the source reported on its last response.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Budget {
+    pub remaining: Option<u64>,
+    pub reset: Option<DateTime<Utc>>,
+}
+
+/// What one exchange (with its retries) produced: the outcome, the number of requests sent and
+/// the budget read from the last response.
+pub struct Exchange {
+    pub result: Result<Fetched, Stop>,
+    pub requests: u32,
+    pub budget: Budget,
+}
+
+/// The target of `rel="next"` in a `Link` header.
+pub fn link_next(headers: &HeaderMap) -> Option<String> {
+    let link = headers.get(LINK)?.to_str().ok()?;
+    link.split(',').find_map(|part| {
+        let mut pieces = part.split(';');
+        let url = pieces.next()?.trim();
+        let is_next = pieces.any(|p| {
+            let p = p.trim().replace(' ', "");
+            p == "rel=\"next\"" || p == "rel=next"
+        });
+        (is_next && url.starts_with('<') && url.ends_with('>'))
+            .then(|| url[1..url.len() - 1].to_owned())
+    })
+}
+
+fn header(headers: &HeaderMap, name: &str) -> Option<String> {
+    headers
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned)
+}
+
+fn budget_of(headers: &HeaderMap) -> Budget {
+    Budget {
+        remaining: header(headers, "x-ratelimit-remaining").and_then(|v| v.trim().parse().ok()),
+        reset: header(headers, "x-ratelimit-reset")
+            .and_then(|v| v.trim().parse::<i64>().ok())
+            .and_then(|s| Utc.timestamp_opt(s, 0).single()),
+    }
+}
+
+fn retry_after(headers: &HeaderMap) -> Option<DateTime<Utc>> {
+    let v = header(headers, RETRY_AFTER.as_str())?;
+    if let Ok(secs) = v.trim().parse::<i64>() {
+        return Some(Utc::now() + chrono::Duration::seconds(secs.max(1)));
+    }
+    DateTime::parse_from_rfc2822(v.trim())
+        .ok()
+        .map(|d| d.with_timezone(&Utc))
+}
+
+/// The `message` of a JSON error body (GitHub's shape), else the start of the body.
+fn message_of(body: &[u8]) -> String {
+    if let Ok(v) = serde_json::from_slice::<serde_json::Value>(body)
+        && let Some(m) = v.get("message").and_then(|m| m.as_str())
+    {
+        return m.chars().take(200).collect();
+    }
+    String::from_utf8_lossy(body).chars().take(200).collect()
+}
+
+/// The source's name for messages: the URL's host and path, no query.
+fn describe(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(u) => format!("{}{}", u.host_str().unwrap_or(""), u.path()),
+        Err(_) => url.to_owned(),
+    }
+}
+
+/// Sends `req` with up to `max_attempts` attempts, waiting `retry_base · 2^(n-1)` (plus jitter)
+/// between attempts that failed transiently.
+pub async fn exchange(
+    client: &reqwest::Client,
+    req: &Request,
+    retry_base: Duration,
+    max_attempts: u32,
+) -> Exchange {
+    let mut requests = 0;
+    let mut budget = Budget::default();
+    let mut last_problem = String::new();
+    for attempt in 1..=max_attempts.max(1) {
+        if attempt > 1 {
+            let wait = domain::queue::backoff(retry_base, (attempt - 1) as i32);
+            tokio::time::sleep(wait).await;
+        }
+        let mut builder = client.get(&req.url);
+        for (name, value) in &req.headers {
+            builder = builder.header(*name, value);
+        }
+        if let Some(etag) = &req.etag {
+            builder = builder.header(IF_NONE_MATCH, etag);
+        }
+        if let Some(lm) = &req.last_modified {
+            builder = builder.header(IF_MODIFIED_SINCE, lm);
+        }
+        requests += 1;
+        let resp = match builder.send().await {
+            Ok(r) => r,
+            Err(e) => {
+                last_problem = if e.is_timeout() {
+                    format!("{} timed out", describe(&req.url))
+                } else {
+                    format!("{} could not be reached ({e})", describe(&req.url))
+                };
+                continue;
+            }
+        };
+        let status = resp.status();
+        let headers = resp.headers().clone();
+        budget = budget_of(&headers);
+        if status == StatusCode::NOT_MODIFIED {
+            return Exchange {
+                result: Ok(Fetched::NotModified),
+                requests,
+                budget,
+            };
+        }
+        let body = match resp.bytes().await {
+            Ok(b) => b.to_vec(),
+            Err(e) => {
+                last_problem = format!("{}: reading the response failed ({e})", describe(&req.url));
+                continue;
+            }
+        };
+        let stop = |s: Stop| Exchange {
+            result: Err(s),
+            requests,
+            budget,
+        };
+        if status.is_success() {
+            return Exchange {
+                result: Ok(Fetched::Ok(Page {
+                    etag: header(&headers, ETAG.as_str()),
+                    last_modified: header(&headers, LAST_MODIFIED.as_str()),
+                    next: link_next(&headers),
+                    body,
+                })),
+                requests,
+                budget,
+            };
+        }
+        if status == StatusCode::NOT_FOUND || status == StatusCode::GONE {
+            return Exchange {
+                result: Ok(Fetched::Missing),
+                requests,
+                budget,
+            };
+        }
+        if status == StatusCode::UNAUTHORIZED {
+            return stop(Stop::Credentials(format!(
+                "{} rejected the credentials (401 {}); update them to resume",
+                describe(&req.url),
+                message_of(&body)
+            )));
+        }
+        if status == StatusCode::FORBIDDEN || status == StatusCode::TOO_MANY_REQUESTS {
+            if budget.remaining == Some(0) {
+                let until = budget
+                    .reset
+                    .or_else(|| retry_after(&headers))
+                    .unwrap_or_else(|| Utc::now() + chrono::Duration::minutes(1));
+                return stop(Stop::RateLimited { until });
+            }
+            if let Some(until) = retry_after(&headers) {
+                return stop(Stop::RateLimited { until });
+            }
+            if status == StatusCode::TOO_MANY_REQUESTS {
+                return stop(Stop::RateLimited {
+                    until: Utc::now() + chrono::Duration::minutes(1),
+                });
+            }
+            return stop(Stop::Credentials(format!(
+                "{} refused access (403 {}); check the credentials' permissions",
+                describe(&req.url),
+                message_of(&body)
+            )));
+        }
+        if status.is_server_error() {
+            last_problem = format!(
+                "{} answered {} {}",
+                describe(&req.url),
+                status.as_u16(),
+                message_of(&body)
+            );
+            continue;
+        }
+        return stop(Stop::Invalid(format!(
+            "{} answered {} {}",
+            describe(&req.url),
+            status.as_u16(),
+            message_of(&body)
+        )));
+    }
+    Exchange {
+        result: Err(Stop::Transient(format!(
+            "{last_problem} (after {requests} attempts)"
+        ))),
+        requests,
+        budget,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use reqwest::header::HeaderValue;
+
+    #[test]
+    fn link_next_is_found_among_relations() {
+        let mut h = HeaderMap::new();
+        h.insert(
+            LINK,
+            HeaderValue::from_static(
+                "<https://x/r?page=1>; rel=\"prev\", <https://x/r?page=3>; rel=\"next\", <https://x/r?page=9>; rel=\"last\"",
+            ),
+        );
+        assert_eq!(link_next(&h).as_deref(), Some("https://x/r?page=3"));
+        h.insert(
+            LINK,
+            HeaderValue::from_static("<https://x/r?page=1>; rel=\"first\""),
+        );
+        assert_eq!(link_next(&h), None);
+    }
+}

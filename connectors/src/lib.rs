@@ -1,0 +1,177 @@
+//! Connectors: how outside sources feed the signal pipeline. An organization *connects* a source
+//! (an integration: public `config`, sealed credentials, a webhook secret); a *run* reads what is
+//! new from the source's API and hands every item to the one ingest function
+//! (`domain::signals::ingest_many`) with stable idempotency keys, so re-reading anything (a full
+//! re-sync, a redelivered webhook, a webhook and a later sync of the same star) never makes a
+//! second signal.
+//!
+//! The framework every connector shares:
+//! - [`store`]: integrations, their status transitions, runs and per-resource cursors;
+//! - [`http`]: the HTTP client: conditional requests (ETag / Last-Modified), `Link` paging, the
+//!   source's rate-limit budget (stop and continue at the reset), retries with exponential backoff
+//!   for 5xx, timeouts and connection errors, and rejected credentials as a permanent stop;
+//! - [`run`]: one run at a time per integration (a lease on the integration row), the run's
+//!   record, and what the outcome does to the integration (`CONNECTED`, `BACKOFF` with
+//!   `nextSyncAt` and a continuation job, `ERROR` until the credentials or config change);
+//! - [`webhook`]: signed inbound webhooks (HMAC-SHA256 over the raw body, constant-time).
+//!
+//! One module per source implements [`Connector`]: [`github`], [`packages`] (npm and PyPI).
+
+pub mod github;
+pub mod http;
+pub mod packages;
+pub mod run;
+pub mod store;
+pub mod webhook;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use domain::FieldError;
+use domain::secrets::Cipher;
+use serde_json::Value;
+
+/// The job that runs one integration's sync.
+pub const SYNC_JOB: &str = domain::queue::defs::SYNC_INTEGRATION.name;
+
+/// Every kind an organization may name, and whether it is built. Connecting one that is not
+/// built answers `BAD_USER_INPUT`.
+pub const KINDS: &[(&str, bool)] = &[
+    ("GITHUB", true),
+    ("NPM", true),
+    ("PYPI", true),
+    ("STACKOVERFLOW", false),
+    ("REDDIT", false),
+    ("DISCORD", false),
+    ("TWITTER", false),
+    ("LINKEDIN", false),
+    ("POSTHOG", false),
+    ("INTERCOM", false),
+    ("ZENDESK", false),
+    ("HUBSPOT", false),
+    ("SALESFORCE", false),
+    ("CLEARBIT", false),
+];
+
+/// Whether `kind` is one of [`KINDS`] that is built.
+pub fn is_built(kind: &str) -> bool {
+    KINDS.iter().any(|(k, built)| *k == kind && *built)
+}
+
+/// Integration statuses.
+pub mod status {
+    pub const CONNECTED: &str = "CONNECTED";
+    pub const SYNCING: &str = "SYNCING";
+    pub const BACKOFF: &str = "BACKOFF";
+    pub const ERROR: &str = "ERROR";
+    pub const DISCONNECTED: &str = "DISCONNECTED";
+}
+
+/// Run statuses.
+pub mod run_status {
+    pub const RUNNING: &str = "RUNNING";
+    pub const SUCCEEDED: &str = "SUCCEEDED";
+    pub const PARTIAL: &str = "PARTIAL";
+    pub const FAILED: &str = "FAILED";
+}
+
+/// Where the outside APIs are (every base URL is configurable: enterprise installs, tests).
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub github_api_url: String,
+    pub npm_downloads_api_url: String,
+    pub npm_registry_url: String,
+    pub pypistats_api_url: String,
+    pub pypi_url: String,
+    /// One request's bound.
+    pub timeout: Duration,
+    /// The wait before the first retry of a 5xx, timeout or connection error (then doubling).
+    pub retry_base: Duration,
+    /// Attempts per request (the first one included).
+    pub max_attempts: u32,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            github_api_url: "https://api.github.com".into(),
+            npm_downloads_api_url: "https://api.npmjs.org".into(),
+            npm_registry_url: "https://registry.npmjs.org".into(),
+            pypistats_api_url: "https://pypistats.org/api".into(),
+            pypi_url: "https://pypi.org".into(),
+            timeout: Duration::from_secs(30),
+            retry_base: Duration::from_millis(500),
+            max_attempts: 4,
+        }
+    }
+}
+
+/// What runs need: settings, the HTTP client and the cipher for stored secrets. Cheap to clone.
+#[derive(Clone)]
+pub struct Runtime {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    settings: Settings,
+    cipher: Cipher,
+    client: reqwest::Client,
+}
+
+impl Runtime {
+    /// A runtime with an HTTP client that sends `User-Agent: DevSignal/<version>`, accepts gzip
+    /// and gives up on a request after `settings.timeout`.
+    pub fn new(settings: Settings, cipher: Cipher) -> Result<Self, reqwest::Error> {
+        let client = reqwest::Client::builder()
+            .timeout(settings.timeout)
+            .connect_timeout(settings.timeout.min(Duration::from_secs(10)))
+            .user_agent(concat!("DevSignal/", env!("CARGO_PKG_VERSION")))
+            .gzip(true)
+            .build()?;
+        Ok(Runtime {
+            inner: Arc::new(Inner {
+                settings,
+                cipher,
+                client,
+            }),
+        })
+    }
+
+    pub fn settings(&self) -> &Settings {
+        &self.inner.settings
+    }
+
+    pub fn cipher(&self) -> &Cipher {
+        &self.inner.cipher
+    }
+
+    pub fn client(&self) -> &reqwest::Client {
+        &self.inner.client
+    }
+}
+
+/// One source. Implementations validate their configuration and read the source in a run.
+#[async_trait::async_trait]
+pub trait Connector: Send + Sync {
+    /// The kind, as in [`KINDS`].
+    fn kind(&self) -> &'static str;
+    /// Checks `config` and `credentials` (fields named `config.<x>` and `credentials.<x>`) and
+    /// returns the configuration to store (normalised).
+    fn validate(
+        &self,
+        config: &Value,
+        credentials: Option<&Value>,
+    ) -> Result<Value, Vec<FieldError>>;
+    /// Reads what is new (everything when the run is full) and ingests it.
+    async fn sync(&self, cx: &run::SyncContext) -> Result<(), run::Stop>;
+}
+
+/// The connector of `kind`, when built.
+pub fn connector(kind: &str) -> Option<&'static dyn Connector> {
+    match kind {
+        "GITHUB" => Some(&github::GitHub),
+        "NPM" => Some(&packages::Npm),
+        "PYPI" => Some(&packages::Pypi),
+        _ => None,
+    }
+}

@@ -1,0 +1,93 @@
+//! Integration syncs as jobs: the cron fan-outs (one `sync-integration` job per due integration
+//! of a kind), the sync itself, and the schedulers of connector kinds that are not built yet,
+//! which report their job `skipped` with "not available" instead of pretending to complete.
+
+use entity::jobs;
+use uuid::Uuid;
+
+use crate::{Context, Skipped};
+
+async fn fan_out(ctx: &Context, kind: &str) -> anyhow::Result<()> {
+    let n = connectors::run::fan_out(&ctx.db, kind).await?;
+    if n == 0 {
+        tracing::info!(kind, "Nothing to do: no {kind} integration is due");
+    } else {
+        tracing::info!(kind, enqueued = n, "Enqueued {n} {kind} syncs");
+    }
+    Ok(())
+}
+
+/// `sync-all-npm`: a sync of every due npm integration.
+pub async fn npm(ctx: Context, _job: jobs::Model) -> anyhow::Result<()> {
+    fan_out(&ctx, "NPM").await
+}
+
+/// `sync-all-pypi`: a sync of every due PyPI integration.
+pub async fn pypi(ctx: Context, _job: jobs::Model) -> anyhow::Result<()> {
+    fan_out(&ctx, "PYPI").await
+}
+
+/// `github-sync-scheduler`: a sync of every due GitHub integration.
+pub async fn github(ctx: Context, _job: jobs::Model) -> anyhow::Result<()> {
+    fan_out(&ctx, "GITHUB").await
+}
+
+/// `sync-integration`: one run of one integration (payload `integrationId`, optional `runId`
+/// started by `syncIntegration`, `full`).
+pub async fn sync(ctx: Context, job: jobs::Model) -> anyhow::Result<()> {
+    let id = job
+        .payload
+        .get("integrationId")
+        .and_then(|v| v.as_str())
+        .and_then(|s| Uuid::parse_str(s).ok())
+        .ok_or_else(|| anyhow::anyhow!("sync-integration needs an integrationId"))?;
+    let run_id = job
+        .payload
+        .get("runId")
+        .and_then(|v| v.as_str())
+        .and_then(|s| Uuid::parse_str(s).ok());
+    let full = job.payload.get("full").and_then(|v| v.as_bool()) == Some(true);
+    match connectors::run::execute(&ctx.connectors, &ctx.db, id, run_id, full).await? {
+        connectors::run::Outcome::Skipped(why) => Err(Skipped(why).into()),
+        connectors::run::Outcome::Finished(run) => {
+            tracing::info!(
+                integrationId = %id,
+                runId = %run.id,
+                status = %run.status,
+                requests = run.requests,
+                signalsCreated = run.signals_created,
+                "Integration run finished"
+            );
+            Ok(())
+        }
+    }
+}
+
+/// The scheduler of a connector kind that is not built yet.
+pub fn unavailable(kind: &str) -> anyhow::Result<()> {
+    Err(Skipped(format!(
+        "not available: the {kind} connector is not built yet"
+    ))
+    .into())
+}
+
+macro_rules! unavailable {
+    ($($f:ident => $kind:literal),* $(,)?) => {$(
+        #[doc = concat!("The ", $kind, " scheduler: skipped, not available yet.")]
+        pub async fn $f(_ctx: Context, _job: jobs::Model) -> anyhow::Result<()> {
+            unavailable($kind)
+        }
+    )*};
+}
+
+unavailable! {
+    hubspot => "HubSpot",
+    salesforce => "Salesforce",
+    discord => "Discord",
+    stackoverflow => "Stack Overflow",
+    twitter => "Twitter/X",
+    reddit => "Reddit",
+    linkedin => "LinkedIn",
+    posthog => "PostHog",
+    clearbit => "Clearbit",
+}

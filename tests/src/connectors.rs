@@ -1,0 +1,118 @@
+//! Helpers for connector tests: connect an integration, run a sync and wait for its end, count
+//! what was stored.
+
+use std::time::Duration;
+
+use sea_orm::{ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter};
+use serde_json::{Value, json};
+
+use crate::{Session, TestApp, eventually};
+
+pub const CONNECT: &str = "mutation($input: ConnectIntegrationInput!) { connectIntegration(input: $input) { webhookSecret integration { id kind status config webhookUrl lastError nextSyncAt } } }";
+pub const SYNC: &str =
+    "mutation($id: ID!, $full: Boolean) { syncIntegration(id: $id, full: $full) { id status } }";
+pub const INTEGRATION: &str = "query($id: ID!) { integration(id: $id) { id kind status config lastError lastSyncAt lastSuccessAt nextSyncAt webhookUrl runs(first: 50) { edges { node { id status full signalsCreated requests error startedAt finishedAt } } } } }";
+pub const UPDATE: &str = "mutation($id: ID!, $input: UpdateIntegrationInput!) { updateIntegration(id: $id, input: $input) { id status lastError config } }";
+
+pub fn ok(resp: &Value) -> &Value {
+    assert!(resp.get("errors").is_none(), "{resp}");
+    &resp["data"]
+}
+
+/// Connects an integration; returns (id, webhook secret).
+pub async fn connect(
+    app: &TestApp,
+    s: &Session,
+    kind: &str,
+    config: Value,
+    credentials: Option<Value>,
+) -> (String, String) {
+    let resp = app
+        .graphql_as(
+            s.token(),
+            CONNECT,
+            json!({"input": {"kind": kind, "config": config, "credentials": credentials}}),
+        )
+        .await;
+    let c = &ok(&resp)["connectIntegration"];
+    (
+        c["integration"]["id"].as_str().unwrap().to_owned(),
+        c["webhookSecret"].as_str().unwrap().to_owned(),
+    )
+}
+
+pub async fn integration(app: &TestApp, s: &Session, id: &str) -> Value {
+    let resp = app
+        .graphql_as(s.token(), INTEGRATION, json!({"id": id}))
+        .await;
+    ok(&resp)["integration"].clone()
+}
+
+/// The run `run_id` of the integration, once it is no longer RUNNING.
+pub async fn wait_run(app: &TestApp, s: &Session, id: &str, run_id: &str) -> Value {
+    wait_run_within(app, s, id, run_id, Duration::from_secs(60)).await
+}
+
+/// [`wait_run`] with a deadline of its own (benches).
+pub async fn wait_run_within(
+    app: &TestApp,
+    s: &Session,
+    id: &str,
+    run_id: &str,
+    timeout: Duration,
+) -> Value {
+    eventually(timeout, "the run to finish", || async {
+        let i = integration(app, s, id).await;
+        i["runs"]["edges"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["node"].clone())
+            .find(|n| n["id"] == run_id && n["status"] != "RUNNING")
+    })
+    .await
+}
+
+/// Starts a run and waits for its end; returns the run.
+pub async fn sync(app: &TestApp, s: &Session, id: &str, full: bool) -> Value {
+    sync_within(app, s, id, full, Duration::from_secs(60)).await
+}
+
+/// [`sync`] with a deadline of its own (benches).
+pub async fn sync_within(
+    app: &TestApp,
+    s: &Session,
+    id: &str,
+    full: bool,
+    timeout: Duration,
+) -> Value {
+    let resp = app
+        .graphql_as(s.token(), SYNC, json!({"id": id, "full": full}))
+        .await;
+    let run_id = ok(&resp)["syncIntegration"]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    wait_run_within(app, s, id, &run_id, timeout).await
+}
+
+/// Signals stored in the whole database (optionally of one type).
+pub async fn signals(app: &TestApp, signal_type: Option<&str>) -> u64 {
+    let mut q = entity::signals::Entity::find();
+    if let Some(t) = signal_type {
+        q = q.filter(entity::signals::Column::SignalType.eq(t));
+    }
+    q.count(&app.db).await.unwrap()
+}
+
+/// Events of a type stored in the whole database.
+pub async fn events(app: &TestApp, event_type: &str) -> Vec<Value> {
+    entity::events::Entity::find()
+        .filter(entity::events::Column::EventType.eq(event_type))
+        .all(&app.db)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|e| e.payload)
+        .collect()
+}
