@@ -3,11 +3,13 @@
 //! JSON error bodies for everything that fails).
 
 pub mod auth;
+pub mod dashboard;
 pub mod error;
 pub mod graphql;
 pub mod health;
 pub mod json;
 pub mod limits;
+pub mod session_cookie;
 pub mod signals;
 
 use std::time::{Duration, Instant};
@@ -68,13 +70,16 @@ pub fn router(state: AppState, schema: AppSchema) -> Router {
             post(graphql::execute).get(graphql::graphiql),
         )
         .route(graphql::GRAPHQL_WS_PATH, get(graphql::websocket))
-        .merge(auth::routes())
+        .merge(auth::routes().layer(middleware::from_fn_with_state(
+            state.clone(),
+            session_cookie::layer,
+        )))
         .merge(signals::routes())
-        .route("/graphiql", get(graphql::graphiql))
+        .route("/graphiql", get(dashboard::graphiql))
         .route("/health", get(health::health))
         .route("/health/ready", get(health::ready))
         .route("/metrics", get(metrics))
-        .fallback(not_found)
+        .fallback(dashboard::fallback)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(RequestBodyLimitLayer::new(MAX_BODY_BYTES))
         .layer(middleware::from_fn(json_errors))
@@ -156,10 +161,6 @@ async fn metrics(State(state): State<AppState>) -> Response {
         state.metrics.render(),
     )
         .into_response()
-}
-
-async fn not_found(method: Method, uri: axum::http::Uri) -> ApiError {
-    ApiError::not_found(format!("no route for {method} {}", uri.path()))
 }
 
 fn panic_response(_: Box<dyn std::any::Any + Send + 'static>) -> Response {
