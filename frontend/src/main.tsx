@@ -7,12 +7,14 @@ import '@mantine/core/styles.css';
 import '@mantine/notifications/styles.css';
 import '@mantine/spotlight/styles.css';
 import { App } from './App';
-import { refresh } from './session';
+import { refresh, markSignedOut } from './session';
 
 const theme = createTheme({ primaryColor: 'blue', defaultRadius: 'md' });
 
-// Restore the session from the refresh cookie before the first render decides what to show.
-void refresh();
+// Restore the session from the refresh cookie before the first render decides what to show
+// (the readable `devsignal_session` hint says whether there is one to restore).
+if (document.cookie.split(';').some((c) => c.trim() === 'devsignal_session=1')) void refresh();
+else markSignedOut();
 
 const root = document.getElementById('root');
 if (root) {

@@ -40,6 +40,10 @@ function set(next: State) {
   listeners.forEach((l) => l());
 }
 
+export function markSignedOut() {
+  set({ status: 'signedOut' });
+}
+
 export function accessToken(): string | null {
   return state.status === 'signedIn' ? state.session.accessToken : null;
 }

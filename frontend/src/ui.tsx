@@ -35,6 +35,13 @@ export function ErrorNotice({ error }: { error: CombinedError | undefined }) {
       </Alert>
     );
   }
+  if (code === 'NOT_FOUND') {
+    return (
+      <Alert color="gray" title="Not found" role="alert">
+        {error.graphQLErrors[0]?.message}. It may have been deleted, merged, or belong to another organization.
+      </Alert>
+    );
+  }
   const fields = fieldErrors(error);
   const message = error.graphQLErrors[0]?.message ?? error.networkError?.message ?? error.message;
   return (

@@ -132,3 +132,50 @@ fn not_built() -> Response {
     );
     resp
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[tokio::test]
+    async fn without_the_app_the_root_says_how_to_get_it() {
+        let resp = not_built();
+        assert_eq!(resp.status(), StatusCode::OK);
+        assert_eq!(resp.headers()[header::CACHE_CONTROL], "no-cache");
+        let csp = resp.headers()[header::CONTENT_SECURITY_POLICY]
+            .to_str()
+            .unwrap()
+            .to_owned();
+        assert!(csp.starts_with("default-src 'none'"), "{csp}");
+        let body = axum::body::to_bytes(resp.into_body(), 1 << 16)
+            .await
+            .unwrap();
+        let body = String::from_utf8(body.to_vec()).unwrap();
+        assert!(body.contains("Node.js 20"), "{body}");
+        assert!(body.contains("cargo build"), "{body}");
+        assert!(body.contains("/graphiql"), "{body}");
+    }
+
+    #[tokio::test]
+    async fn api_prefixes_never_fall_back_to_the_app() {
+        for path in ["/api/v1/x", "/api", "/v1/track-nope", "/graphql"] {
+            let resp = fallback(Method::GET, path.parse().unwrap(), HeaderMap::new()).await;
+            assert_eq!(resp.status(), StatusCode::NOT_FOUND, "{path}");
+        }
+        let resp = fallback(
+            Method::DELETE,
+            "/accounts".parse().unwrap(),
+            HeaderMap::new(),
+        )
+        .await;
+        assert_eq!(resp.status(), StatusCode::NOT_FOUND);
+        let resp = fallback(
+            Method::GET,
+            "/accounts/1".parse().unwrap(),
+            HeaderMap::new(),
+        )
+        .await;
+        assert_eq!(resp.status(), StatusCode::OK);
+    }
+}

@@ -4,8 +4,9 @@
 //! token as an httpOnly, `Secure`, `SameSite=Strict` cookie scoped to `/api/v1/auth` instead of in
 //! the JSON body (the body's `refreshToken` is empty). On `refresh` and `logout` without a
 //! `refreshToken` in the body, the cookie's token is used; `logout` clears the cookie. The access
-//! token stays in the JSON body (the app keeps it in memory). Clients without the header see the
-//! endpoints exactly as before.
+//! token stays in the JSON body (the app keeps it in memory). A refused refresh clears the
+//! cookie too. Next to it, a readable `devsignal_session=1` cookie (no secret) tells the app that
+//! a session may exist. Clients without the header see the endpoints exactly as before.
 //!
 //! This works on the bodies, so the handlers and the same `domain` flows serve both kinds of
 //! client; auth bodies are small.
@@ -23,6 +24,9 @@ use crate::state::AppState;
 pub const MODE_HEADER: &str = "x-session-cookie";
 /// The cookie's name.
 pub const COOKIE: &str = "devsignal_refresh";
+/// A companion cookie that JavaScript may read: it holds no secret, only tells the app that a
+/// session cookie exists, so a signed-out page does not ask `/refresh` for nothing.
+pub const HINT_COOKIE: &str = "devsignal_session";
 /// The only path the browser sends the cookie to.
 pub const COOKIE_PATH: &str = "/api/v1/auth";
 /// Auth bodies are small; anything larger is not a sign-in answer.
@@ -56,6 +60,14 @@ fn set_cookie(token: &str, max_age_secs: u64) -> Option<HeaderValue> {
     .ok()
 }
 
+fn set_hint(on: bool, max_age_secs: u64) -> Option<HeaderValue> {
+    let (value, age) = if on { ("1", max_age_secs) } else { ("", 0) };
+    HeaderValue::from_str(&format!(
+        "{HINT_COOKIE}={value}; Path=/; Max-Age={age}; Secure; SameSite=Strict"
+    ))
+    .ok()
+}
+
 /// Middleware on the auth routes: moves refresh tokens between the JSON bodies and the cookie.
 pub async fn layer(State(state): State<AppState>, req: Request, next: Next) -> Response {
     let max_age_secs = state.config.jwt_refresh_expires_in.as_secs();
@@ -75,8 +87,13 @@ pub async fn layer(State(state): State<AppState>, req: Request, next: Next) -> R
     };
     let resp = next.run(req).await;
     let (mut parts, body) = resp.into_parts();
-    if ends_session {
-        if let Some(clear) = set_cookie("", 0) {
+    // A session that ended, or a refresh that failed, leaves no cookie behind.
+    let refused = reads_token && parts.status == axum::http::StatusCode::UNAUTHORIZED;
+    if ends_session || refused {
+        for clear in [set_cookie("", 0), set_hint(false, 0)]
+            .into_iter()
+            .flatten()
+        {
             parts.headers.append(header::SET_COOKIE, clear);
         }
         return Response::from_parts(parts, body);
@@ -105,6 +122,9 @@ pub async fn layer(State(state): State<AppState>, req: Request, next: Next) -> R
     };
     if let Some(cookie) = set_cookie(&token, max_age_secs) {
         parts.headers.append(header::SET_COOKIE, cookie);
+        if let Some(hint) = set_hint(true, max_age_secs) {
+            parts.headers.append(header::SET_COOKIE, hint);
+        }
         json["refreshToken"] = serde_json::Value::String(String::new());
     }
     parts.headers.remove(header::CONTENT_LENGTH);
