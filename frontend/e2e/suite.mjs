@@ -15,6 +15,7 @@ const stamp = Date.now().toString(36);
 const ownerEmail = `owner-${stamp}@acme.io`;
 
 const consoleErrors = [];
+const openPages = [];
 const results = [];
 const state = {};
 let browser;
@@ -42,6 +43,7 @@ async function eventually(what, fn, timeout = 30000) {
 async function newPage(label, { expectHttpErrors = false } = {}) {
   const context = await browser.newContext({ viewport: { width: 1366, height: 900 }, baseURL: base });
   const page = await context.newPage();
+  openPages.push(page);
   page.on('console', (m) => {
     if (m.type() !== 'error') return;
     if (expectHttpErrors && m.text().startsWith('Failed to load resource')) return;
@@ -149,11 +151,11 @@ const tests = [
     await page.keyboard.press('Escape');
 
     // A reload restores the session from the httpOnly cookie (no token in storage).
+    const ws = page.waitForEvent('websocket');
     await page.goto('/');
     await page.getByRole('heading', { name: 'Product-qualified accounts' }).waitFor();
     const stored = await page.evaluate(() => JSON.stringify({ ...localStorage }) + JSON.stringify({ ...sessionStorage }) + document.cookie);
     check(!stored.includes('dsk_') && !/eyJ/.test(stored), `tokens leaked into script-readable storage: ${stored}`);
-    const ws = page.waitForEvent('websocket');
     await settled(page);
     await ws;
     await page.evaluate(() => (window.__noReload = true));
@@ -199,7 +201,7 @@ const tests = [
     await page.getByRole('button', { name: 'Save activity' }).click();
     await page.getByText('Intro call booked').first().waitFor();
     await page.getByRole('button', { name: 'Tags' }).click();
-    const tags = page.getByLabel('Tags');
+    const tags = page.getByRole('combobox', { name: 'Tags' });
     await tags.fill('pilot');
     await tags.press('Enter');
     await page.getByRole('button', { name: 'Save tags' }).click();
@@ -272,7 +274,7 @@ const tests = [
   ['the contacts page lists identities; the signals page filters by type', async () => {
     const page = state.owner;
     await page.goto('/contacts');
-    await page.getByRole('link', { name: 'jane@acme.io' }).waitFor();
+    await page.getByRole('link', { name: 'carol@acme.io' }).waitFor();
     check((await page.getByText('GitHub: @janedev').count()) > 0, 'the GitHub identity is shown');
     await page.goto('/signals');
     await page.getByRole('table', { name: 'Signals' }).waitFor();
@@ -342,7 +344,7 @@ const tests = [
     await settled(page);
     await page.getByText('No contacts yet').waitFor();
     await page.keyboard.press('Control+K');
-    await page.getByRole('textbox', { name: 'Search' }).fill('acme');
+    await page.getByRole('textbox', { name: 'Search', exact: true }).fill('acme');
     await page.waitForLoadState('networkidle');
     check((await page.getByText('jane@acme.io').count()) === 0, 'search found the other organization’s contact');
     await page.context().close();
@@ -356,12 +358,12 @@ const tests = [
     await page.locator('input[name=password]').fill('short');
     await page.getByRole('button', { name: 'Create account' }).click();
     for (const field of ['email', 'password', 'organizationName']) {
-      const input = page.locator(`input[name=${field}]`);
-      await eventually(`an error on ${field}`, async () => (await input.getAttribute('aria-invalid')) === 'true', 10000);
-      const described = await input.getAttribute('aria-describedby');
-      check(described, `${field} has no described error`);
-      const msg = await page.locator(`[id="${described.split(' ').find((id) => id.includes('error'))}"]`).innerText();
-      check(msg.trim().length > 0, `${field} error text is empty`);
+      const wrapper = page
+        .locator(`input[name=${field}]`)
+        .locator('xpath=ancestor::div[contains(@class,"mantine-InputWrapper-root")][1]');
+      const error = wrapper.locator('.mantine-InputWrapper-error');
+      await error.waitFor({ timeout: 10000 });
+      check((await error.innerText()).trim().length > 0, `${field} error text is empty`);
     }
     await shot(page, 'register-field-errors');
     await page.context().close();
@@ -437,6 +439,8 @@ for (const [name, fn] of tests) {
     console.log(`ok    ${name} (${Date.now() - start} ms)`);
   } catch (e) {
     results.push([name, false]);
+    const last = openPages.filter((p) => !p.isClosed()).pop();
+    if (last) await last.screenshot({ path: join(out, `failed-${results.length}.png`), fullPage: true }).catch(() => {});
     console.log(`FAIL  ${name} (${Date.now() - start} ms)\n      ${String(e.message ?? e).split('\n').join('\n      ')}`);
   }
 }

@@ -1,4 +1,4 @@
-import { Suspense, lazy, useEffect, useMemo, type ReactNode } from 'react';
+import { Component, Suspense, lazy, useEffect, useMemo, type ErrorInfo, type ReactNode } from 'react';
 import { Link, NavLink, Navigate, Route, Routes, useLocation, useNavigate } from 'react-router-dom';
 import { AppShell, Badge, Burger, Button, Group, NavLink as MantineNavLink, ScrollArea, Text, Title, Kbd, UnstyledButton } from '@mantine/core';
 import { useDisclosure } from '@mantine/hooks';
@@ -156,6 +156,7 @@ function SignedIn({ session }: { session: Session }) {
           </ScrollArea>
         </AppShell.Navbar>
         <AppShell.Main>
+          <PageBoundary key={loc.pathname}>
           <Suspense fallback={<Loading />}>
             <Routes>
               <Route path="/" element={<Home />} />
@@ -178,10 +179,34 @@ function SignedIn({ session }: { session: Session }) {
               <Route path="*" element={<NotFound />} />
             </Routes>
           </Suspense>
+          </PageBoundary>
         </AppShell.Main>
       </AppShell>
     </Provider>
   );
+}
+
+/** A page that throws shows what happened instead of a blank screen; the rest stays usable. */
+class PageBoundary extends Component<{ children: ReactNode }, { error: Error | null }> {
+  state = { error: null as Error | null };
+  static getDerivedStateFromError(error: Error) {
+    return { error };
+  }
+  componentDidCatch(error: Error, info: ErrorInfo) {
+    console.warn('page failed', error, info.componentStack);
+  }
+  render() {
+    if (!this.state.error) return this.props.children;
+    return (
+      <div role="alert">
+        <Title order={2}>This page could not be shown</Title>
+        <Text mt="sm">{this.state.error.message}</Text>
+        <Text mt="sm">
+          <Link to="/">Go to the accounts</Link> or reload the page.
+        </Text>
+      </div>
+    );
+  }
 }
 
 function NotFound(): ReactNode {

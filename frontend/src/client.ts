@@ -26,6 +26,8 @@ export function makeClient(): { client: Client; dispose: () => void } {
     url: '/api/v1/graphql',
     fetch: authedFetch,
     requestPolicy: 'cache-and-network',
+    // The API takes POST only (GET on the endpoint is GraphiQL).
+    preferGetMethod: false,
     exchanges: [
       cacheExchange,
       fetchExchange,

@@ -46,7 +46,7 @@ export function ErrorNotice({ error }: { error: CombinedError | undefined }) {
   const message = error.graphQLErrors[0]?.message ?? error.networkError?.message ?? error.message;
   return (
     <Alert color="red" title={code === 'BAD_USER_INPUT' ? 'Please check the form' : 'Something went wrong'} role="alert">
-      {Object.keys(fields).length ? 'Some fields need attention.' : message}
+      {Object.keys(fields).length ? 'Some fields need attention.' : message.slice(0, 300)}
     </Alert>
   );
 }
@@ -74,13 +74,19 @@ export function Empty({ title, children }: { title: string; children?: ReactNode
   );
 }
 
-export const TIER_COLOR: Record<string, string> = { HOT: 'red', WARM: 'orange', COLD: 'blue', INACTIVE: 'gray' };
+/** Background and text of each tier's badge; every pair is above 4.5:1 contrast. */
+const TIER_STYLE: Record<string, { background: string; color: string }> = {
+  HOT: { background: '#c92a2a', color: '#ffffff' },
+  WARM: { background: '#ffe8cc', color: '#a63c00' },
+  COLD: { background: '#d0ebff', color: '#1864ab' },
+  INACTIVE: { background: '#e9ecef', color: '#495057' },
+};
 
 export function TierBadge({ tier }: { tier: string | null | undefined }) {
-  if (!tier) return <Badge color="gray" variant="light">unscored</Badge>;
+  const style = TIER_STYLE[tier ?? 'INACTIVE'] ?? TIER_STYLE.INACTIVE;
   return (
-    <Badge color={TIER_COLOR[tier] ?? 'gray'} variant="filled" autoContrast>
-      {tier}
+    <Badge variant="filled" style={style}>
+      {tier ?? 'unscored'}
     </Badge>
   );
 }

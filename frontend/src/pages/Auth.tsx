@@ -50,14 +50,14 @@ function OAuthButtons() {
   return (
     <>
       <Divider label="or" labelPosition="center" my="md" />
-      <Group grow>
-        <Button component="a" href="/api/v1/auth/oauth/github" variant="default">
+      <Stack gap="xs">
+        <Button component="a" href="/api/v1/auth/oauth/github" variant="default" fullWidth>
           Continue with GitHub
         </Button>
-        <Button component="a" href="/api/v1/auth/oauth/google" variant="default">
+        <Button component="a" href="/api/v1/auth/oauth/google" variant="default" fullWidth>
           Continue with Google
         </Button>
-      </Group>
+      </Stack>
     </>
   );
 }

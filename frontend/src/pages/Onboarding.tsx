@@ -36,7 +36,7 @@ function Step({ n, done, title, children }: { n: number; done: boolean; title: s
               {title}
             </Title>
             {done && (
-              <Badge color="green" variant="light">
+              <Badge variant="filled" style={{ background: '#d3f9d8', color: '#1e5631' }}>
                 done
               </Badge>
             )}

@@ -25,7 +25,7 @@ export default function Audit() {
       <Title order={2}>Audit log</Title>
       <ErrorNotice error={error} />
       <Paper withBorder p="md">
-        {!data ? (
+        {!data?.auditLog ? (
           fetching && <Loading />
         ) : data.auditLog.nodes.length === 0 ? (
           <Empty title="Nothing recorded yet">Sign-ins, key and role changes and other sensitive actions are recorded here.</Empty>
