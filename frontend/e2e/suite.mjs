@@ -223,6 +223,20 @@ const tests = [
     await shot(page, 'deals');
   }],
 
+  ['scoring settings preview which accounts change tier before saving', async () => {
+    const page = state.owner;
+    await page.goto('/settings/scoring');
+    const warm = page.getByRole('textbox', { name: 'Warm' });
+    await warm.fill('75');
+    await page.getByRole('button', { name: 'Preview changes' }).click();
+    const table = page.getByRole('table', { name: 'Tier changes' });
+    await table.waitFor();
+    const row = table.locator('tr', { hasText: 'Acme' });
+    await row.waitFor();
+    check(/WARM[\s\S]*COLD/.test(await row.innerText()), `Acme should go from WARM to COLD: ${await row.innerText()}`);
+    await shot(page, 'scoring-preview');
+  }],
+
   ['every page passes axe with no serious violations (screenshots saved)', async () => {
     const page = state.owner;
     const pages = [

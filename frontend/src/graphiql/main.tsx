@@ -23,6 +23,8 @@ query HotAccounts {
 `;
 
 async function sessionToken(): Promise<string | null> {
+  // The readable hint cookie says whether the dashboard has a session to share.
+  if (!document.cookie.split(';').some((c) => c.trim() === 'devsignal_session=1')) return null;
   try {
     const res = await fetch('/api/v1/auth/refresh', {
       method: 'POST',
@@ -39,16 +41,18 @@ async function sessionToken(): Promise<string | null> {
 }
 
 async function start() {
+  const root = document.getElementById('graphiql');
+  const endpoint = root?.dataset.endpoint ?? '/api/v1/graphql';
+  const subscriptions = root?.dataset.subscriptionEndpoint ?? '/api/v1/graphql/ws';
   const token = await sessionToken();
   const wsProto = location.protocol === 'https:' ? 'wss' : 'ws';
   const auth = token ? { Authorization: `Bearer ${token}` } : undefined;
   const fetcher = createGraphiQLFetcher({
-    url: '/api/v1/graphql',
-    subscriptionUrl: `${wsProto}://${location.host}/api/v1/graphql/ws`,
+    url: endpoint,
+    subscriptionUrl: `${wsProto}://${location.host}${subscriptions}`,
     headers: auth,
     wsConnectionParams: auth,
   });
-  const root = document.getElementById('graphiql');
   if (root) {
     createRoot(root).render(
       <GraphiQL
