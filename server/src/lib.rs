@@ -35,6 +35,8 @@ use crate::state::AppState;
 pub const GRAPHQL_PATH: &str = "/api/v1/graphql";
 /// Where GraphQL subscriptions are served over WebSocket.
 pub const GRAPHQL_WS_PATH: &str = "/api/v1/graphql/ws";
+/// Where the GraphiQL playground is served.
+pub const GRAPHIQL_PATH: &str = "/graphiql";
 
 /// How long in-flight requests may run on after shutdown begins.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(30);

@@ -69,6 +69,9 @@ pub struct Filter {
     /// Case-insensitive substring of name or domain.
     pub query: Option<String>,
     pub size: Option<String>,
+    /// Only accounts whose current score is in this tier (`HOT`, `WARM`, `COLD`, `INACTIVE`);
+    /// accounts never scored match none.
+    pub tier: Option<String>,
     /// Tag and time ranges.
     pub common: crm::CommonFilter,
 }
@@ -312,6 +315,20 @@ pub async fn list(
     }
     if let Some(size) = &filter.size {
         cond = cond.add(companies::Column::Size.eq(size.clone()));
+    }
+    if let Some(tier) = &filter.tier {
+        cond = cond.add(
+            companies::Column::Id.in_subquery(
+                sea_orm::sea_query::Query::select()
+                    .column(entity::account_scores::Column::AccountId)
+                    .from(entity::account_scores::Entity)
+                    .and_where(
+                        entity::account_scores::Column::OrganizationId.eq(actor.organization_id),
+                    )
+                    .and_where(entity::account_scores::Column::Tier.eq(tier.clone()))
+                    .to_owned(),
+            ),
+        );
     }
     let cond = filter.common.apply(
         cond,

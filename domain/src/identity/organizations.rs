@@ -408,3 +408,139 @@ pub async fn delete_demos_created_before(
     txn.commit().await?;
     Ok((deleted_orgs, deleted_users))
 }
+
+/// What an invitee without an account sends to sign up.
+#[derive(Debug, Clone, Default)]
+pub struct RegisterInvitedInput {
+    pub email: String,
+    pub password: String,
+    pub name: String,
+    /// The token of the invitation email.
+    pub invitation_token: String,
+}
+
+/// Creates the account of someone invited by email and makes them a member of the inviting
+/// organization with the invited role, in one transaction: no organization of their own. The
+/// email must be the invited address; a used, expired or unknown token is refused on
+/// `invitationToken`; an email that already has an account is a `CONFLICT` on `email` (that
+/// person signs in and accepts instead).
+pub async fn register_invited(
+    db: &(impl ConnectionTrait + TransactionTrait),
+    meta: &Meta,
+    input: RegisterInvitedInput,
+) -> Result<crate::identity::users::SignedIn> {
+    let mut errors = Vec::new();
+    let email = match normalize_email("email", &input.email) {
+        Ok(e) => e,
+        Err(Error::Validation(mut f)) => {
+            errors.append(&mut f);
+            String::new()
+        }
+        Err(e) => return Err(e),
+    };
+    if let Err(Error::Validation(mut f)) =
+        crate::secrets::validate_password("password", &input.password)
+    {
+        errors.append(&mut f);
+    }
+    let name = input.name.trim().to_owned();
+    if name.is_empty() {
+        errors.push(crate::FieldError::new("name", "is required"));
+    } else if name.chars().count() > 200 {
+        errors.push(crate::FieldError::new(
+            "name",
+            "must be at most 200 characters",
+        ));
+    }
+    let invalid = || Error::invalid("invitationToken", "is invalid, expired or already used");
+    let now: DateTime<Utc> = Utc::now();
+    let invitation = invitations::Entity::find()
+        .filter(invitations::Column::TokenHash.eq(sha256_hex(input.invitation_token.trim())))
+        .one(db)
+        .await?
+        .filter(|i| i.accepted_at.is_none() && i.expires_at > now);
+    let Some(invitation) = invitation else {
+        errors.push(crate::FieldError::new(
+            "invitationToken",
+            "is invalid, expired or already used",
+        ));
+        return Err(Error::Validation(errors));
+    };
+    if !email.is_empty() && invitation.email != email {
+        errors.push(crate::FieldError::new(
+            "email",
+            "must be the address the invitation was sent to",
+        ));
+    }
+    if !errors.is_empty() {
+        return Err(Error::Validation(errors));
+    }
+    let hash = crate::secrets::hash_password(&input.password)?;
+    let txn = crate::db::begin(db).await?;
+    let user = users::ActiveModel {
+        id: Set(Uuid::now_v7()),
+        email: Set(email),
+        name: Set(name),
+        password_hash: Set(Some(hash)),
+        github_id: Set(None),
+        google_id: Set(None),
+        last_login_at: Set(Some(now)),
+        created_at: Set(now),
+        updated_at: Set(now),
+    }
+    .insert(&txn)
+    .await
+    .map_err(|e| {
+        on_unique(
+            e,
+            "email",
+            "an account with this email already exists; sign in to accept the invitation",
+        )
+    })?;
+    let used = invitations::Entity::update_many()
+        .col_expr(invitations::Column::AcceptedAt, Expr::value(Some(now)))
+        .filter(invitations::Column::Id.eq(invitation.id))
+        .filter(invitations::Column::AcceptedAt.is_null())
+        .filter(invitations::Column::ExpiresAt.gt(now))
+        .exec(&txn)
+        .await?;
+    if used.rows_affected != 1 {
+        return Err(invalid());
+    }
+    memberships::ActiveModel {
+        id: Set(Uuid::now_v7()),
+        organization_id: Set(invitation.organization_id),
+        user_id: Set(user.id),
+        role: Set(invitation.role.clone()),
+        created_at: Set(now),
+    }
+    .insert(&txn)
+    .await?;
+    for act in [action::REGISTER, action::MEMBER_JOINED] {
+        audit::record(
+            &txn,
+            meta,
+            Entry {
+                organization_id: Some(invitation.organization_id),
+                user_id: Some(user.id),
+                action: act,
+                metadata: Some(serde_json::json!({"role": invitation.role})),
+                ..Default::default()
+            }
+            .target("invitation", invitation.id),
+        )
+        .await?;
+    }
+    let organization = organizations::Entity::find_by_id(invitation.organization_id)
+        .one(&txn)
+        .await?
+        .ok_or(Error::NotFound {
+            entity: "Organization",
+        })?;
+    txn.commit().await?;
+    Ok(crate::identity::users::SignedIn {
+        user,
+        organization,
+        role: Role::parse(&invitation.role).unwrap_or(Role::Viewer),
+    })
+}

@@ -96,15 +96,14 @@ pub fn sdl() -> String {
 }
 
 /// The GraphQL transports' routes: queries and mutations over HTTP, subscriptions over
-/// WebSocket, and the GraphiQL page. The HTTP layer wraps them in the same middleware as every
+/// WebSocket. (The GraphiQL page is a static page of the dashboard's, at `/graphiql`.) The HTTP layer wraps them in the same middleware as every
 /// other route.
 pub fn routes(schema: AppSchema) -> Router<AppState> {
     Router::new()
         .route(
             transport::GRAPHQL_PATH,
-            post(transport::execute).get(transport::graphiql),
+            post(transport::execute).get(transport::to_graphiql),
         )
         .route(transport::GRAPHQL_WS_PATH, get(transport::websocket))
-        .route("/graphiql", get(transport::graphiql))
         .layer(Extension(schema))
 }

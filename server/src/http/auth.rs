@@ -88,6 +88,8 @@ struct RegisterRequest {
     password: String,
     name: String,
     organization_name: String,
+    /// Joins the inviting organization instead of creating one.
+    invitation_token: String,
 }
 
 async fn register(
@@ -97,17 +99,31 @@ async fn register(
     Json(body): Json<RegisterRequest>,
 ) -> ApiResult<Response> {
     let meta = auth::meta(&ip, &headers);
-    let signed = domain::identity::users::register(
-        &state.db,
-        &meta,
-        domain::identity::users::RegisterInput {
-            email: body.email,
-            password: body.password,
-            name: body.name,
-            organization_name: body.organization_name,
-        },
-    )
-    .await?;
+    let signed = if body.invitation_token.trim().is_empty() {
+        domain::identity::users::register(
+            &state.db,
+            &meta,
+            domain::identity::users::RegisterInput {
+                email: body.email,
+                password: body.password,
+                name: body.name,
+                organization_name: body.organization_name,
+            },
+        )
+        .await?
+    } else {
+        domain::identity::organizations::register_invited(
+            &state.db,
+            &meta,
+            domain::identity::organizations::RegisterInvitedInput {
+                email: body.email,
+                password: body.password,
+                name: body.name,
+                invitation_token: body.invitation_token,
+            },
+        )
+        .await?
+    };
     let tokens = state.identity.start_session(&meta, &signed).await?;
     Ok((
         StatusCode::CREATED,

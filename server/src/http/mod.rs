@@ -3,6 +3,7 @@
 //! JSON error bodies for everything that fails).
 
 pub mod auth;
+pub mod dashboard;
 pub mod error;
 pub mod health;
 pub mod inbound;
@@ -10,6 +11,7 @@ pub mod json;
 pub mod limits;
 pub mod oauth;
 mod segment;
+pub mod session_cookie;
 pub mod signals;
 
 use std::time::{Duration, Instant};
@@ -66,13 +68,17 @@ pub fn router(state: AppState, api: Router<AppState>) -> Router {
     }
     let mut router = Router::new()
         .merge(api)
-        .merge(auth::routes())
+        .merge(auth::routes().layer(middleware::from_fn_with_state(
+            state.clone(),
+            session_cookie::layer,
+        )))
         .merge(signals::routes())
         .merge(inbound::routes())
+        .route(crate::GRAPHIQL_PATH, get(dashboard::graphiql))
         .route("/health", get(health::health))
         .route("/health/ready", get(health::ready))
         .route("/metrics", get(metrics))
-        .fallback(not_found)
+        .fallback(dashboard::fallback)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(RequestBodyLimitLayer::new(MAX_BODY_BYTES))
         .layer(middleware::from_fn(json_errors))
@@ -154,10 +160,6 @@ async fn metrics(State(state): State<AppState>) -> Response {
         state.metrics.render(),
     )
         .into_response()
-}
-
-async fn not_found(method: Method, uri: axum::http::Uri) -> ApiError {
-    ApiError::not_found(format!("no route for {method} {}", uri.path()))
 }
 
 fn panic_response(_: Box<dyn std::any::Any + Send + 'static>) -> Response {

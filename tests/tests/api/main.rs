@@ -5,6 +5,7 @@
 mod api_keys;
 mod audit;
 mod auth;
+mod browser_sessions;
 mod cli;
 mod crm_accounts;
 mod crm_deals;
@@ -12,6 +13,7 @@ mod crm_loaders;
 mod crm_order;
 mod crm_search;
 mod crm_timeline;
+mod dashboard;
 mod error_codes;
 mod events;
 mod github;

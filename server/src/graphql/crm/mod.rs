@@ -120,6 +120,8 @@ pub struct AccountFilter {
     /// Case-insensitive substring of the name or domain.
     pub query: Option<String>,
     pub size: Option<AccountSize>,
+    /// Only accounts whose current score is in this tier (never-scored accounts match none).
+    pub tier: Option<crate::graphql::signals::Tier>,
     #[graphql(flatten)]
     pub common: CommonFilter,
 }
@@ -267,6 +269,7 @@ impl CrmQuery {
         let filter = domain::crm::accounts::Filter {
             query: f.query,
             size: f.size.map(|s| s.as_str().to_owned()),
+            tier: f.tier.map(|t| t.as_str().to_owned()),
             common: f.common.into(),
         };
         let page = domain::crm::accounts::list(&state(ctx)?.db, actor, &filter, &req)

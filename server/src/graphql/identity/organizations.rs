@@ -105,7 +105,7 @@ impl OrganizationMutation {
         );
         let body = format!(
             "You have been invited to join {} on DevSignal as {}.\n\n\
-             Sign in (or create an account with this email address), then open:\n\n{link}\n\n\
+             Open this link to join (it lets you create your account with this email address if you have none):\n\n{link}\n\n\
              Or use this code:\n\nToken: {token}\n\nThe invitation expires in 7 days.\n",
             org.name, invitation.role
         );

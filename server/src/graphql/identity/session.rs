@@ -15,7 +15,12 @@ pub struct RegisterInput {
     /// At least 8 characters.
     pub password: String,
     pub name: String,
+    /// The new organization's name; not used with `invitationToken`.
+    #[graphql(default)]
     pub organization_name: String,
+    /// The token of an invitation email: the new account joins the inviting organization with
+    /// the invited role (the email must be the invited address) and no organization is created.
+    pub invitation_token: Option<String>,
 }
 
 #[derive(Default)]
@@ -69,17 +74,34 @@ impl SessionMutation {
             .await
             .gql()?;
         let meta = meta(ctx);
-        let signed = domain::identity::users::register(
-            &state.db,
-            &meta,
-            domain::identity::users::RegisterInput {
-                email: input.email,
-                password: input.password,
-                name: input.name,
-                organization_name: input.organization_name,
-            },
-        )
-        .await
+        let signed = match input.invitation_token.filter(|t| !t.trim().is_empty()) {
+            Some(invitation_token) => {
+                domain::identity::organizations::register_invited(
+                    &state.db,
+                    &meta,
+                    domain::identity::organizations::RegisterInvitedInput {
+                        email: input.email,
+                        password: input.password,
+                        name: input.name,
+                        invitation_token,
+                    },
+                )
+                .await
+            }
+            None => {
+                domain::identity::users::register(
+                    &state.db,
+                    &meta,
+                    domain::identity::users::RegisterInput {
+                        email: input.email,
+                        password: input.password,
+                        name: input.name,
+                        organization_name: input.organization_name,
+                    },
+                )
+                .await
+            }
+        }
         .gql()?;
         let tokens = state.identity.start_session(&meta, &signed).await.gql()?;
         Ok(AuthPayload::new(signed, tokens))

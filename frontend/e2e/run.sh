@@ -1,0 +1,59 @@
+#!/usr/bin/env bash
+# End-to-end tests of the dashboard in headless Chromium against the real `devsignal serve`
+# (a fresh SQLite database in a temporary DATA_DIR, a free port). Installs what it needs: Debian's
+# Chromium when /usr/bin/chromium is missing, the npm packages when node_modules is stale.
+#
+#   bash frontend/e2e/run.sh                       # builds the binary (debug) and runs the suite
+#   DEVSIGNAL_BIN=target/release/devsignal bash frontend/e2e/run.sh
+#   E2E_DATABASE_URL=postgres://…/db bash frontend/e2e/run.sh   # against PostgreSQL
+#
+# Screenshots and the server log go to frontend/test-results/. The last line is the summary
+# `e2e: N passed, M failed`; the exit status is non-zero when anything failed.
+set -uo pipefail
+here="$(cd "$(dirname "$0")" && pwd)"
+frontend="$(dirname "$here")"
+root="$(dirname "$frontend")"
+results="$frontend/test-results"
+mkdir -p "$results"
+
+fail_setup() { echo "e2e setup failed: $*" >&2; echo "e2e: 0 passed, 1 failed"; exit 1; }
+
+if [ ! -x /usr/bin/chromium ]; then
+  echo "installing chromium (Debian package)…"
+  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) ||
+    fail_setup "apt-get install chromium"
+fi
+if [ ! -f "$frontend/node_modules/.package-lock.json" ] ||
+  [ "$frontend/package-lock.json" -nt "$frontend/node_modules/.package-lock.json" ]; then
+  (cd "$frontend" && npm ci --no-audit --no-fund) || fail_setup "npm ci"
+fi
+
+bin="${DEVSIGNAL_BIN:-}"
+if [ -z "$bin" ]; then
+  (cd "$root" && cargo build --quiet -p devsignal-server --bin devsignal) || fail_setup "cargo build"
+  bin="${CARGO_TARGET_DIR:-$root/target}/debug/devsignal"
+fi
+[ -x "$bin" ] || fail_setup "no binary at $bin"
+
+data_dir="$(mktemp -d)"
+port="$(node -e 'const s=require("net").createServer();s.listen(0,"127.0.0.1",()=>{console.log(s.address().port);s.close()})')"
+base="http://localhost:$port"
+db_env=()
+if [ -n "${E2E_DATABASE_URL:-}" ]; then db_env=(DATABASE_URL="$E2E_DATABASE_URL"); fi
+
+env -u DATABASE_URL -u REDIS_URL "${db_env[@]}" \
+  DATA_DIR="$data_dir" PORT="$port" HOST=127.0.0.1 FRONTEND_URL="$base" API_URL="$base" \
+  RATE_LIMIT_API=100000 RATE_LIMIT_AUTH=1000 RATE_LIMIT_SIGNAL=100000 \
+  "$bin" serve >"$results/server.log" 2>&1 &
+server=$!
+cleanup() { kill "$server" 2>/dev/null; wait "$server" 2>/dev/null; rm -rf "$data_dir"; }
+trap cleanup EXIT
+
+for _ in $(seq 1 300); do
+  if curl -fs "$base/health" >/dev/null 2>&1; then break; fi
+  if ! kill -0 "$server" 2>/dev/null; then tail -20 "$results/server.log" >&2; fail_setup "the server exited"; fi
+  sleep 0.1
+done
+curl -fs "$base/health" >/dev/null || fail_setup "the server did not become healthy"
+
+cd "$frontend" && BASE_URL="$base" DATA_DIR="$data_dir" RESULTS_DIR="$results" node e2e/suite.mjs

@@ -1,0 +1,465 @@
+// The dashboard's end-to-end suite: headless Chromium (Debian's /usr/bin/chromium) driven by
+// playwright-core against a running `devsignal serve` at BASE_URL, with its DATA_DIR (for the
+// emails the server writes as .eml files). Run through run.sh, which starts the server.
+import { chromium } from 'playwright-core';
+import { AxeBuilder } from '@axe-core/playwright';
+import { readFileSync, readdirSync, mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+
+const base = process.env.BASE_URL;
+const dataDir = process.env.DATA_DIR;
+const out = process.env.RESULTS_DIR ?? 'test-results';
+mkdirSync(out, { recursive: true });
+const PASSWORD = 'correct horse battery';
+const stamp = Date.now().toString(36);
+const ownerEmail = `owner-${stamp}@acme.io`;
+
+const consoleErrors = [];
+const openPages = [];
+const results = [];
+const state = {};
+let browser;
+
+function check(cond, message) {
+  if (!cond) throw new Error(message);
+}
+
+async function eventually(what, fn, timeout = 30000) {
+  const end = Date.now() + timeout;
+  let last;
+  while (Date.now() < end) {
+    try {
+      const v = await fn();
+      if (v) return v;
+    } catch (e) {
+      last = e;
+    }
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw new Error(`timed out waiting for ${what}${last ? `: ${last.message}` : ''}`);
+}
+
+/** A fresh browser context (its own cookies) and page, with console errors collected. */
+async function newPage(label, { expectHttpErrors = false } = {}) {
+  const context = await browser.newContext({ viewport: { width: 1366, height: 900 }, baseURL: base });
+  const page = await context.newPage();
+  openPages.push(page);
+  page.on('console', (m) => {
+    if (m.type() !== 'error') return;
+    if (expectHttpErrors && m.text().startsWith('Failed to load resource')) return;
+    consoleErrors.push(`${label}: ${m.text()}`);
+  });
+  page.on('pageerror', (e) => consoleErrors.push(`${label}: ${e.message}`));
+  return page;
+}
+
+async function settled(page) {
+  await page.waitForLoadState('networkidle');
+  await eventually('loaders to finish', async () => (await page.locator('[aria-busy="true"]').count()) === 0, 15000);
+}
+
+async function shot(page, name) {
+  await page.screenshot({ path: join(out, `${name}.png`), fullPage: true });
+}
+
+async function axe(page, name) {
+  const r = await new AxeBuilder({ page }).withTags(['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa']).analyze();
+  const bad = r.violations.filter((v) => v.impact === 'serious' || v.impact === 'critical');
+  check(bad.length === 0, `axe on ${name}: ${bad.map((v) => `${v.id} (${v.impact}) at ${v.nodes.slice(0, 3).map((n) => n.target.join(' ')).join(', ')}`).join('; ')}`);
+}
+
+async function gql(token, query, variables = {}) {
+  const res = await fetch(`${base}/api/v1/graphql`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', authorization: `Bearer ${token}` },
+    body: JSON.stringify({ query, variables }),
+  });
+  return res.json();
+}
+
+async function apiLogin(email, password) {
+  const res = await fetch(`${base}/api/v1/auth/login`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ email, password }),
+  });
+  check(res.ok, `login ${email}: ${res.status}`);
+  return (await res.json()).accessToken;
+}
+
+/** The first link to `path` in the newest email to `to` (quoted-printable decoded). */
+async function mailedLink(to, path) {
+  return eventually(`an email to ${to}`, async () => {
+    const dir = join(dataDir, 'mail');
+    let files = [];
+    try {
+      files = readdirSync(dir).sort().reverse();
+    } catch {
+      return null;
+    }
+    for (const f of files) {
+      const raw = readFileSync(join(dir, f), 'utf8');
+      const text = raw.replace(/=\r?\n/g, '').replace(/=3D/g, '=');
+      if (!text.split(/\r?\n/).some((l) => l.startsWith('To:') && l.includes(to))) continue;
+      const m = text.match(new RegExp(`https?://[^\\s]+${path.replace(/[?]/g, '\\?')}[^\\s]+`));
+      if (m) return m[0];
+    }
+    return null;
+  }, 10000);
+}
+
+async function signUp(page, { name, email, org }) {
+  await page.goto('/register');
+  await page.locator('input[name=name]').fill(name);
+  await page.locator('input[name=email]').fill(email);
+  await page.locator('input[name=password]').fill(PASSWORD);
+  if (org) await page.locator('input[name=organizationName]').fill(org);
+  await page.getByRole('button', { name: 'Create account' }).click();
+  await page.getByRole('heading', { name: 'Product-qualified accounts' }).waitFor();
+}
+
+async function ingest(key, signal) {
+  const res = await fetch(`${base}/api/v1/signals`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', authorization: `Bearer ${key}` },
+    body: JSON.stringify(signal),
+  });
+  check(res.status === 201 || res.status === 200, `ingest: ${res.status} ${await res.text()}`);
+}
+
+const tests = [
+  ['sign up, create an API key, ingest signals: the account appears scored live; its factors read', async () => {
+    const page = await newPage('owner');
+    state.owner = page;
+    await signUp(page, { name: 'Olive Owner', email: ownerEmail, org: 'Signal Labs' });
+    await settled(page);
+    await page.getByText('No accounts yet').waitFor();
+    await shot(page, 'home-empty');
+
+    await page.getByRole('link', { name: 'API keys' }).click();
+    await page.getByRole('button', { name: 'Create API key' }).click();
+    await page.locator('input[name=name]').fill('e2e backend');
+    await page.getByRole('checkbox', { name: /accounts:read/ }).check();
+    await page.getByRole('button', { name: 'Create key' }).click();
+    const keyBlock = page.locator('pre', { hasText: /^dsk_/ }).first();
+    await keyBlock.waitFor();
+    state.key = (await keyBlock.innerText()).trim();
+    check(state.key.startsWith('dsk_'), `key: ${state.key}`);
+    check(await page.getByText(`Authorization: Bearer ${state.key}`).count() > 0, 'the curl snippet names the key');
+    check(await page.getByText(`writeKey: '${state.key}'`).count() > 0, 'the Segment snippet names the key');
+    await shot(page, 'api-key-created');
+    await page.keyboard.press('Escape');
+
+    // A reload restores the session from the httpOnly cookie (no token in storage).
+    const ws = page.waitForEvent('websocket');
+    await page.goto('/');
+    await page.getByRole('heading', { name: 'Product-qualified accounts' }).waitFor();
+    const stored = await page.evaluate(() => JSON.stringify({ ...localStorage }) + JSON.stringify({ ...sessionStorage }) + document.cookie);
+    check(!stored.includes('dsk_') && !/eyJ/.test(stored), `tokens leaked into script-readable storage: ${stored}`);
+    await settled(page);
+    await ws;
+    await page.evaluate(() => (window.__noReload = true));
+
+    for (const [who, type, extra] of [
+      ['jane', 'repo_star', { github: 'janedev' }],
+      ['jane', 'package_install', {}],
+      ['bob', 'docs_view', {}],
+      ['carol', 'api_call', {}],
+    ]) {
+      await ingest(state.key, { type, actor: { email: `${who}@acme.io`, ...extra }, metadata: { repo: 'cli' } });
+    }
+    await page.getByRole('log').getByText('repo_star').first().waitFor({ timeout: 20000 });
+    const row = page.locator('table[aria-label="Accounts ranked by score"] tr', { hasText: 'acme.io' }).first();
+    await row.waitFor({ timeout: 30000 });
+    const score = await eventually('a score in the row', async () => {
+      const t = (await row.locator('td').nth(1).innerText()).trim();
+      return /^\d+$/.test(t) ? Number(t) : null;
+    });
+    check(await page.evaluate(() => window.__noReload === true), 'the page reloaded');
+    await settled(page);
+    await shot(page, 'home-live');
+
+    await row.getByRole('link').first().click();
+    await page.getByRole('heading', { name: 'Score factors' }).waitFor();
+    state.accountUrl = new URL(page.url()).pathname;
+    const shown = Number((await page.getByTestId('account-score').innerText()).trim());
+    check(shown === score, `the account page shows ${shown}, the list ${score}`);
+    const factors = page.getByTestId('factor');
+    await eventually('factors', async () => (await factors.count()) > 0);
+    const text = await page.locator('[aria-label="Score factors"]').innerText();
+    check(/pts/.test(text), `factors without points: ${text}`);
+    check(/user count|usage velocity|engagement recency/i.test(text), `factor names missing: ${text}`);
+    await page.getByText('repo_star').first().waitFor();
+    await settled(page);
+    await shot(page, 'account');
+  }],
+
+  ['account actions: log an activity, tag, open a deal and drag it on the board', async () => {
+    const page = state.owner;
+    await page.getByRole('button', { name: 'Log activity' }).click();
+    await page.locator('input[name=title]').fill('Intro call booked');
+    await page.getByRole('button', { name: 'Save activity' }).click();
+    await page.getByText('Intro call booked').first().waitFor();
+    await page.getByRole('button', { name: 'Tags' }).click();
+    const tags = page.getByRole('combobox', { name: 'Tags' });
+    await tags.fill('pilot');
+    await tags.press('Enter');
+    await page.getByRole('button', { name: 'Save tags' }).click();
+    await page.locator('.mantine-Badge-root', { hasText: 'pilot' }).first().waitFor();
+    await page.getByRole('button', { name: 'New deal' }).click();
+    await page.locator('input[name=title]').fill('Acme pilot');
+    await page.getByRole('button', { name: 'Create deal' }).click();
+    await page.getByRole('link', { name: 'Acme pilot' }).waitFor();
+
+    await page.getByRole('link', { name: 'Deals' }).first().click();
+    const card = page.locator('[data-deal="Acme pilot"]');
+    await card.waitFor();
+    check((await card.locator('xpath=ancestor::*[@data-stage][1]').getAttribute('data-stage')) === 'IDENTIFIED', 'the deal starts in Identified');
+    await card.dragTo(page.locator('[data-stage="ACTIVATED"]'));
+    await eventually('the deal in Activated', async () => (await page.locator('[data-stage="ACTIVATED"] [data-deal="Acme pilot"]').count()) === 1);
+    await page.reload();
+    await page.locator('[data-stage="ACTIVATED"] [data-deal="Acme pilot"]').waitFor();
+    await settled(page);
+    await shot(page, 'deals');
+  }],
+
+  ['scoring settings preview which accounts change tier before saving', async () => {
+    const page = state.owner;
+    await page.goto('/settings/scoring');
+    const warm = page.getByRole('textbox', { name: 'Warm' });
+    await warm.fill('75');
+    await page.getByRole('button', { name: 'Preview changes' }).click();
+    const table = page.getByRole('table', { name: 'Tier changes' });
+    await table.waitFor();
+    const row = table.locator('tr', { hasText: 'Acme' });
+    await row.waitFor();
+    check(/WARM[\s\S]*COLD/.test(await row.innerText()), `Acme should go from WARM to COLD: ${await row.innerText()}`);
+    await shot(page, 'scoring-preview');
+  }],
+
+  ['every page passes axe with no serious violations (screenshots saved)', async () => {
+    const page = state.owner;
+    const pages = [
+      ['home', '/'],
+      ['account', state.accountUrl],
+      ['contacts', '/contacts'],
+      ['deals', '/deals'],
+      ['signals', '/signals'],
+      ['onboarding', '/onboarding'],
+      ['settings-api-keys', '/settings/api-keys'],
+      ['settings-webhooks', '/settings/webhooks'],
+      ['settings-team', '/settings/team'],
+      ['settings-scoring', '/settings/scoring'],
+      ['settings-audit', '/settings/audit'],
+      ['settings-usage', '/settings/usage'],
+    ];
+    const failures = [];
+    for (const [name, path] of pages) {
+      await page.goto(path);
+      await settled(page);
+      await shot(page, name);
+      try {
+        await axe(page, name);
+      } catch (e) {
+        failures.push(e.message);
+      }
+    }
+    const out = await newPage('signed-out');
+    for (const [name, path] of [
+      ['login', '/login'],
+      ['register', '/register'],
+      ['forgot-password', '/forgot-password'],
+      ['reset-password', '/reset-password?token=abc'],
+      ['invitation', '/invitations/accept?token=abc'],
+    ]) {
+      await out.goto(path);
+      await settled(out);
+      await shot(out, name);
+      try {
+        await axe(out, name);
+      } catch (e) {
+        failures.push(e.message);
+      }
+    }
+    await out.context().close();
+    check(failures.length === 0, failures.join('\n'));
+  }],
+
+  ['the contacts page lists identities; the signals page filters by type', async () => {
+    const page = state.owner;
+    await page.goto('/contacts');
+    await page.getByRole('link', { name: 'carol@acme.io' }).waitFor();
+    check((await page.getByText('GitHub: @janedev').count()) > 0, 'the GitHub identity is shown');
+    await page.goto('/signals');
+    await page.getByRole('table', { name: 'Signals' }).waitFor();
+    await page.getByLabel('Type').fill('docs_view');
+    await eventually('only docs_view rows', async () => {
+      const rows = await page.locator('table[aria-label="Signals"] tbody tr td:first-child').allInnerTexts();
+      return rows.length === 1 && rows[0] === 'docs_view';
+    });
+  }],
+
+  ['an invitee without an account signs up from the email link as a VIEWER and sees no write controls', async () => {
+    const token = await apiLogin(ownerEmail, PASSWORD);
+    state.ownerToken = token;
+    const viewerEmail = `viewer-${stamp}@acme.io`;
+    const r = await gql(token, 'mutation($e: String!) { inviteMember(email: $e, role: VIEWER) { id } }', { e: viewerEmail });
+    check(!r.errors, JSON.stringify(r.errors));
+    const link = await mailedLink(viewerEmail, '/invitations/accept?token=');
+    check(link.startsWith(base), `the invitation link opens the dashboard: ${link}`);
+    const page = await newPage('viewer');
+    await page.goto(link);
+    await page.getByRole('heading', { name: 'Join an organization' }).waitFor();
+    await page.getByRole('link', { name: 'Create account' }).click();
+    check((await page.locator('input[name=organizationName]').count()) === 0, 'no organization field for invitees');
+    await page.locator('input[name=name]').fill('Vic Viewer');
+    await page.locator('input[name=email]').fill(viewerEmail);
+    await page.locator('input[name=password]').fill(PASSWORD);
+    await page.getByRole('button', { name: 'Create account' }).click();
+    await page.getByRole('heading', { name: 'Product-qualified accounts' }).waitFor();
+    check((await page.getByLabel('Your role: VIEWER').count()) === 1, 'the header shows the VIEWER role');
+    check((await page.getByText('Signal Labs').count()) > 0, 'the viewer is in the inviting organization');
+    await page.locator('table[aria-label="Accounts ranked by score"] tr', { hasText: 'acme.io' }).first().waitFor();
+
+    await page.goto(state.accountUrl);
+    await page.getByRole('heading', { name: 'Score factors' }).waitFor();
+    await settled(page);
+    for (const name of ['Log activity', 'Tags', 'New deal']) {
+      check((await page.getByRole('button', { name }).count()) === 0, `a VIEWER sees “${name}”`);
+    }
+    await shot(page, 'viewer-account');
+    await page.goto('/settings/api-keys');
+    await settled(page);
+    check((await page.getByRole('button', { name: 'Create API key' }).count()) === 0, 'a VIEWER sees “Create API key”');
+    await page.goto('/deals');
+    await settled(page);
+    check((await page.locator('select[aria-label^="Stage of"]').count()) === 0, 'a VIEWER can move deals');
+    check((await page.locator('[draggable="true"]').count()) === 0, 'a VIEWER can drag deals');
+    await page.goto('/settings/audit');
+    await settled(page);
+    await page.getByText("You don't have access to this").waitFor();
+    await shot(page, 'viewer-forbidden');
+    await page.context().close();
+  }],
+
+  ['a second organization sees nothing of the first', async () => {
+    const page = await newPage('other-org');
+    await signUp(page, { name: 'Otto Other', email: `other-${stamp}@other.io`, org: 'Other Inc' });
+    await settled(page);
+    await page.getByText('No accounts yet').waitFor();
+    await page.goto(state.accountUrl);
+    await settled(page);
+    await page.getByRole('alert').waitFor();
+    check(!(await page.content()).includes('acme.io'), 'the other organization’s account leaked');
+    await page.goto('/signals');
+    await settled(page);
+    await page.getByText('No signals yet').waitFor();
+    await page.goto('/contacts');
+    await settled(page);
+    await page.getByText('No contacts yet').waitFor();
+    await page.keyboard.press('Control+K');
+    await page.getByRole('textbox', { name: 'Search', exact: true }).fill('acme');
+    await page.waitForLoadState('networkidle');
+    check((await page.getByText('jane@acme.io').count()) === 0, 'search found the other organization’s contact');
+    await page.context().close();
+  }],
+
+  ['forms show the API’s field errors next to the field', async () => {
+    const page = await newPage('field-errors', { expectHttpErrors: true });
+    await page.goto('/register');
+    await page.locator('input[name=name]').fill('Shorty');
+    await page.locator('input[name=email]').fill('not-an-email');
+    await page.locator('input[name=password]').fill('short');
+    await page.getByRole('button', { name: 'Create account' }).click();
+    for (const field of ['email', 'password', 'organizationName']) {
+      const wrapper = page
+        .locator(`input[name=${field}]`)
+        .locator('xpath=ancestor::div[contains(@class,"mantine-InputWrapper-root")][1]');
+      const error = wrapper.locator('.mantine-InputWrapper-error');
+      await error.waitFor({ timeout: 10000 });
+      check((await error.innerText()).trim().length > 0, `${field} error text is empty`);
+    }
+    await shot(page, 'register-field-errors');
+    await page.context().close();
+  }],
+
+  ['forgot and reset password through the emailed link, then sign in with the new password', async () => {
+    const page = await newPage('reset');
+    await page.goto('/login');
+    await page.getByRole('link', { name: 'Forgot your password?' }).click();
+    await page.locator('input[name=email]').fill(ownerEmail);
+    await page.getByRole('button', { name: 'Send reset link' }).click();
+    await page.getByRole('status').waitFor();
+    const link = await mailedLink(ownerEmail, '/reset-password?token=');
+    check(link.startsWith(base), `the reset link opens the dashboard: ${link}`);
+    await page.goto(link);
+    const fresh = 'a brand new passphrase';
+    await page.locator('input[name=password]').fill(fresh);
+    await page.getByRole('button', { name: 'Set password' }).click();
+    await page.getByText('Your password was changed').waitFor();
+    await page.locator('input[name=email]').fill(ownerEmail);
+    await page.locator('input[name=password]').fill(fresh);
+    await page.getByRole('button', { name: 'Sign in' }).click();
+    await page.getByRole('heading', { name: 'Product-qualified accounts' }).waitFor();
+    state.ownerPassword = fresh;
+    state.reset = page;
+  }],
+
+  ['GraphiQL is served offline, opens with an example and uses the dashboard session', async () => {
+    const page = state.reset;
+    const external = [];
+    page.on('request', (r) => {
+      if (!r.url().startsWith(base) && !r.url().startsWith('ws://localhost') && !r.url().startsWith('data:')) external.push(r.url());
+    });
+    await page.goto('/graphiql');
+    await page.locator('.graphiql-container').waitFor();
+    await page.getByText('topAccounts').first().waitFor();
+    await page.locator('.graphiql-execute-button').click();
+    await eventually('a result', async () => {
+      const t = await page.locator('.result-window').innerText();
+      return t.includes('"topAccounts"') && !t.includes('UNAUTHENTICATED');
+    }, 15000);
+    check(external.length === 0, `requests outside the server: ${external.join(', ')}`);
+    await shot(page, 'graphiql');
+  }],
+
+  ['OAuth buttons go through the server’s OAuth flow; sign out ends the session', async () => {
+    const page = state.reset;
+    await page.goto('/');
+    await page.getByRole('heading', { name: 'Product-qualified accounts' }).waitFor();
+    await page.getByRole('button', { name: 'Sign out' }).click();
+    await page.getByRole('heading', { name: 'Sign in to DevSignal' }).waitFor();
+    check((await page.getByRole('link', { name: 'Continue with GitHub' }).getAttribute('href')) === '/api/v1/auth/oauth/github', 'GitHub button');
+    check((await page.getByRole('link', { name: 'Continue with Google' }).getAttribute('href')) === '/api/v1/auth/oauth/google', 'Google button');
+    await page.reload();
+    await page.getByRole('heading', { name: 'Sign in to DevSignal' }).waitFor();
+    await page.goto('/settings/api-keys');
+    await page.getByRole('heading', { name: 'Sign in to DevSignal' }).waitFor();
+  }],
+
+  ['no console errors on any page', async () => {
+    check(consoleErrors.length === 0, consoleErrors.join('\n'));
+  }],
+];
+
+const only = process.env.E2E_ONLY;
+browser = await chromium.launch({ executablePath: process.env.CHROMIUM ?? '/usr/bin/chromium', args: ['--no-sandbox'] });
+for (const [name, fn] of tests) {
+  if (only && !name.includes(only)) continue;
+  const start = Date.now();
+  try {
+    await fn();
+    results.push([name, true]);
+    console.log(`ok    ${name} (${Date.now() - start} ms)`);
+  } catch (e) {
+    results.push([name, false]);
+    const last = openPages.filter((p) => !p.isClosed()).pop();
+    if (last) await last.screenshot({ path: join(out, `failed-${results.length}.png`), fullPage: true }).catch(() => {});
+    console.log(`FAIL  ${name} (${Date.now() - start} ms)\n      ${String(e.message ?? e).split('\n').join('\n      ')}`);
+  }
+}
+await browser.close();
+const passed = results.filter((r) => r[1]).length;
+const failed = results.length - passed;
+console.log(`e2e: ${passed} passed, ${failed} failed`);
+process.exit(failed ? 1 : 0);

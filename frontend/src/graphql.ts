@@ -1,0 +1,12 @@
+// Operation types are inferred from schema.graphql (see tsconfig's gql.tada plugin): a schema
+// change that breaks a query here fails `npm run build`.
+import { initGraphQLTada } from 'gql.tada';
+import type { introspection } from './graphql-env.d.ts';
+
+export const graphql = initGraphQLTada<{
+  introspection: introspection;
+  scalars: { DateTime: string; JSON: unknown; ID: string };
+}>();
+
+export type { FragmentOf, ResultOf, VariablesOf } from 'gql.tada';
+export { readFragment } from 'gql.tada';
