@@ -1,7 +1,7 @@
 // Operation types are inferred from schema.graphql (see tsconfig's gql.tada plugin): a schema
 // change that breaks a query here fails `npm run build`.
 import { initGraphQLTada } from 'gql.tada';
-import type { introspection } from './graphql-env.d.ts';
+import type { introspection } from '../generated/graphql-env.d.ts';
 
 export const graphql = initGraphQLTada<{
   introspection: introspection;
