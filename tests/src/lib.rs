@@ -521,7 +521,29 @@ pub fn devsignal_bin() -> PathBuf {
             .ok()
             .and_then(|exe| exe.parent()?.parent().map(PathBuf::from))
             .expect("test executable lives in target/<profile>/deps");
-        let status = std::process::Command::new(env!("CARGO"))
+        let mut cargo = std::process::Command::new(env!("CARGO"));
+        // Cargo sets these for the test process (and `OUT_DIR` at build time); inherited, they
+        // make build scripts that watch them (ring watches `CARGO_MANIFEST_DIR`) look changed,
+        // so this build and the next `cargo test` would each rebuild half the tree.
+        for (key, _) in std::env::vars_os() {
+            let Some(key) = key.to_str() else { continue };
+            if key.starts_with("CARGO_PKG_")
+                || matches!(
+                    key,
+                    "CARGO_MANIFEST_DIR"
+                        | "CARGO_MANIFEST_PATH"
+                        | "CARGO_CRATE_NAME"
+                        | "CARGO_BIN_NAME"
+                        | "CARGO_PRIMARY_PACKAGE"
+                        | "CARGO_TARGET_TMPDIR"
+                        | "CARGO_RUSTC_CURRENT_DIR"
+                        | "OUT_DIR"
+                )
+            {
+                cargo.env_remove(key);
+            }
+        }
+        let status = cargo
             .args([
                 "build",
                 "--quiet",

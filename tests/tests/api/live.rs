@@ -37,10 +37,11 @@ async fn subscribed(app: &TestApp, n: usize) {
     .await;
 }
 
-/// The next `next` message: (subscription id, data).
+/// The next `next` message: (subscription id, data). The wait is generous: on a loaded two-core
+/// CI machine a second process's worker may take a while to get the CPU.
 async fn next(ws: &mut WsClient) -> (String, Value) {
     let msg = ws
-        .next(Duration::from_secs(20))
+        .next(Duration::from_secs(60))
         .await
         .expect("a WebSocket message");
     assert_eq!(msg["type"], "next", "{msg}");
