@@ -89,6 +89,9 @@ pub struct Settings {
     pub retry_base: Duration,
     /// Attempts per request (the first one included).
     pub max_attempts: u32,
+    /// How long a run's lease on its integration lasts without renewal (renewed as it stores
+    /// cursors); a run not renewed this long was stopped and another run may take over.
+    pub run_lease: Duration,
 }
 
 impl Default for Settings {
@@ -102,6 +105,7 @@ impl Default for Settings {
             timeout: Duration::from_secs(30),
             retry_base: Duration::from_millis(500),
             max_attempts: 4,
+            run_lease: Duration::from_secs(300),
         }
     }
 }

@@ -31,8 +31,6 @@ use uuid::Uuid;
 use crate::http::{self, Budget, Fetched, Request};
 use crate::{Runtime, SYNC_JOB, connector, run_status, status, store};
 
-/// How long a run's lease lasts without renewal.
-pub const LEASE: chrono::Duration = chrono::Duration::minutes(5);
 /// The longest wait after transient failures.
 const MAX_BACKOFF: chrono::Duration = chrono::Duration::hours(6);
 
@@ -143,7 +141,7 @@ impl SyncContext {
         integrations::Entity::update_many()
             .col_expr(
                 integrations::Column::RunLeaseUntil,
-                Expr::value(Utc::now() + LEASE),
+                Expr::value(Utc::now() + lease(&self.rt)),
             )
             .filter(integrations::Column::Id.eq(self.integration.id))
             .filter(integrations::Column::RunningRunId.eq(self.run_id))
@@ -197,9 +195,8 @@ pub fn system_actor(m: &integrations::Model) -> Actor {
     Actor {
         organization_id: m.organization_id,
         role: Role::Admin,
-        principal: Principal::ApiKey {
-            key_id: m.id,
-            scopes: vec!["signals:write".into(), "signals:read".into()],
+        principal: Principal::Integration {
+            integration_id: m.id,
         },
     }
 }
@@ -251,10 +248,16 @@ async fn interrupt(db: &impl ConnectionTrait, run_id: Uuid) -> Result<()> {
     Ok(())
 }
 
+/// The run lease of `rt`'s settings.
+fn lease(rt: &Runtime) -> chrono::Duration {
+    chrono::Duration::from_std(rt.settings().run_lease).unwrap_or(chrono::Duration::minutes(5))
+}
+
 /// Takes the integration's run lease for a new run (when no live run holds it) and records the
 /// run as RUNNING, in the caller's transaction. `None` when another run holds the lease.
 async fn begin_run(
     db: &impl ConnectionTrait,
+    rt: &Runtime,
     m: &integrations::Model,
     full: bool,
 ) -> Result<Option<integration_runs::Model>> {
@@ -264,7 +267,7 @@ async fn begin_run(
         .col_expr(integrations::Column::RunningRunId, Expr::value(run_id))
         .col_expr(
             integrations::Column::RunLeaseUntil,
-            Expr::value(now + LEASE),
+            Expr::value(now + lease(rt)),
         )
         .col_expr(integrations::Column::Status, Expr::value(status::SYNCING))
         .col_expr(integrations::Column::UpdatedAt, Expr::value(now))
@@ -303,6 +306,7 @@ async fn begin_run(
 /// `syncIntegration`: starts a run now (enqueues it) and returns it; when a run is already in
 /// progress, returns that one.
 pub async fn start(
+    rt: &Runtime,
     db: &DatabaseConnection,
     actor: &Actor,
     id: Uuid,
@@ -323,7 +327,7 @@ pub async fn start(
             format!("the {} connector is not available yet", m.kind),
         ));
     }
-    let run = match begin_run(&txn, &m, full).await? {
+    let run = match begin_run(&txn, rt, &m, full).await? {
         Some(run) => {
             // A continuation or scheduled job that waits would start a second run later: this
             // one replaces it.
@@ -424,7 +428,7 @@ pub async fn execute(
             integrations::Entity::update_many()
                 .col_expr(
                     integrations::Column::RunLeaseUntil,
-                    Expr::value(Utc::now() + LEASE),
+                    Expr::value(Utc::now() + lease(rt)),
                 )
                 .filter(integrations::Column::Id.eq(m.id))
                 .filter(integrations::Column::RunningRunId.eq(r))
@@ -439,7 +443,7 @@ pub async fn execute(
         }
         None => {
             let txn = domain::db::begin(db).await?;
-            let run = begin_run(&txn, &m, full).await?;
+            let run = begin_run(&txn, rt, &m, full).await?;
             txn.commit().await?;
             match run {
                 Some(r) => r,

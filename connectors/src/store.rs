@@ -23,7 +23,9 @@ use crate::{KINDS, Runtime, connector, is_built, status};
 pub fn manage(actor: &Actor) -> Result<()> {
     match actor.principal {
         Principal::User { .. } => actor.require_role(Role::Admin),
-        Principal::ApiKey { .. } => actor.require_scope("integrations:manage"),
+        Principal::ApiKey { .. } | Principal::Integration { .. } => {
+            actor.require_scope("integrations:manage")
+        }
     }
 }
 

@@ -41,9 +41,23 @@ impl Role {
 /// How the actor authenticated.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Principal {
-    User { user_id: Uuid, session_id: Uuid },
-    ApiKey { key_id: Uuid, scopes: Vec<String> },
+    User {
+        user_id: Uuid,
+        session_id: Uuid,
+    },
+    ApiKey {
+        key_id: Uuid,
+        scopes: Vec<String>,
+    },
+    /// A connector's run or inbound webhook acting for its organization: it may only write and
+    /// read signals ([`INTEGRATION_SCOPES`]), and the events it writes name no user or API key.
+    Integration {
+        integration_id: Uuid,
+    },
 }
+
+/// What an [`Principal::Integration`] may do.
+pub const INTEGRATION_SCOPES: [&str; 2] = ["signals:write", "signals:read"];
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Actor {
@@ -57,7 +71,7 @@ impl Actor {
     pub fn user_id(&self) -> Option<Uuid> {
         match &self.principal {
             Principal::User { user_id, .. } => Some(*user_id),
-            Principal::ApiKey { .. } => None,
+            Principal::ApiKey { .. } | Principal::Integration { .. } => None,
         }
     }
 
@@ -98,6 +112,15 @@ impl Actor {
                     )))
                 }
             }
+            Principal::Integration { .. } => {
+                if INTEGRATION_SCOPES.contains(&scope) {
+                    Ok(())
+                } else {
+                    Err(Error::Forbidden(format!(
+                        "an integration may not use the {scope} scope"
+                    )))
+                }
+            }
         }
     }
 }
@@ -128,6 +151,16 @@ mod tests {
                 .is_err()
         );
         assert!(actor(Role::Owner, user).require_role(Role::Admin).is_ok());
+        let integration = actor(
+            Role::Admin,
+            Principal::Integration {
+                integration_id: Uuid::nil(),
+            },
+        );
+        assert!(integration.require_scope("signals:write").is_ok());
+        assert!(integration.require_scope("accounts:write").is_err());
+        assert!(integration.require_scope("admin").is_err());
+        assert_eq!(integration.user_id(), None);
         let key = Principal::ApiKey {
             key_id: Uuid::nil(),
             scopes: vec!["signals:write".into()],

@@ -52,6 +52,7 @@ impl Entry {
         let (user_id, api_key_id) = match &actor.principal {
             Principal::User { user_id, .. } => (Some(*user_id), None),
             Principal::ApiKey { key_id, .. } => (None, Some(*key_id)),
+            Principal::Integration { .. } => (None, None),
         };
         Entry {
             organization_id: Some(actor.organization_id),

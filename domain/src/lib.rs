@@ -31,6 +31,6 @@ pub mod secrets;
 pub mod signals;
 pub mod webhooks;
 
-pub use actor::{Actor, Principal, Role};
+pub use actor::{Actor, INTEGRATION_SCOPES, Principal, Role};
 pub use audit::Meta;
 pub use error::{Code, Error, FieldError, Result};

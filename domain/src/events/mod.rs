@@ -71,11 +71,7 @@ pub async fn append(
         return Err(Error::Internal(format!("unknown event type {event_type}")));
     }
     crate::db::advisory_xact_lock(txn, &[EVENTS_LOCK_KEY]).await?;
-    let (actor_user_id, actor_api_key_id) = match actor.map(|a| &a.principal) {
-        Some(crate::Principal::User { user_id, .. }) => (Some(*user_id), None),
-        Some(crate::Principal::ApiKey { key_id, .. }) => (None, Some(*key_id)),
-        None => (None, None),
-    };
+    let (actor_user_id, actor_api_key_id) = actor_columns(actor);
     let model = events::ActiveModel {
         id: Set(Uuid::now_v7()),
         organization_id: Set(organization_id),
@@ -106,11 +102,7 @@ pub async fn append_many(
         return Err(Error::Internal(format!("unknown event type {bad}")));
     }
     crate::db::advisory_xact_lock(txn, &[EVENTS_LOCK_KEY]).await?;
-    let (actor_user_id, actor_api_key_id) = match actor.map(|a| &a.principal) {
-        Some(crate::Principal::User { user_id, .. }) => (Some(*user_id), None),
-        Some(crate::Principal::ApiKey { key_id, .. }) => (None, Some(*key_id)),
-        None => (None, None),
-    };
+    let (actor_user_id, actor_api_key_id) = actor_columns(actor);
     let now = Utc::now();
     let rows: Vec<events::ActiveModel> = items
         .into_iter()
@@ -249,6 +241,15 @@ pub async fn latest_seq(db: &impl ConnectionTrait, organization_id: Uuid) -> Res
         .one(db)
         .await?;
     Ok(max.flatten().unwrap_or(0))
+}
+
+/// The user or API key an event names as its actor; the system (jobs, integrations) names none.
+fn actor_columns(actor: Option<&Actor>) -> (Option<Uuid>, Option<Uuid>) {
+    match actor.map(|a| &a.principal) {
+        Some(crate::Principal::User { user_id, .. }) => (Some(*user_id), None),
+        Some(crate::Principal::ApiKey { key_id, .. }) => (None, Some(*key_id)),
+        Some(crate::Principal::Integration { .. }) | None => (None, None),
+    }
 }
 
 #[cfg(test)]

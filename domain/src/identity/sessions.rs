@@ -219,5 +219,8 @@ pub async fn recheck(db: &impl ConnectionTrait, actor: &Actor) -> Result<Actor> 
         Principal::ApiKey { key_id, .. } => {
             crate::identity::api_keys::actor_by_id(db, *key_id).await
         }
+        Principal::Integration { .. } => Err(Error::Forbidden(
+            "an integration cannot hold a subscription".into(),
+        )),
     }
 }

@@ -101,7 +101,9 @@ pub struct UpdateInput {
 pub(super) fn require_manage(actor: &Actor) -> Result<()> {
     match actor.principal {
         Principal::User { .. } => actor.require_role(Role::Admin),
-        Principal::ApiKey { .. } => actor.require_scope("webhooks:manage"),
+        Principal::ApiKey { .. } | Principal::Integration { .. } => {
+            actor.require_scope("webhooks:manage")
+        }
     }
 }
 

@@ -355,6 +355,7 @@ impl Config {
                     }
                 }
             }
+            c.run_lease = r.duration("CONNECTOR_RUN_LEASE_SECONDS", c.run_lease);
             c
         };
 

@@ -429,7 +429,8 @@ impl IntegrationMutation {
         let full = full.unwrap_or(false);
         let actor = actor(ctx)?;
         let id = parse_id(&id, "Integration").gql()?;
-        let run = connectors::run::start(&state(ctx)?.db, actor, id, full)
+        let state = state(ctx)?;
+        let run = connectors::run::start(&state.connectors, &state.db, actor, id, full)
             .await
             .gql()?;
         Ok(IntegrationRun(run))

@@ -1,7 +1,8 @@
 //! The GitHub connector against a local fake of the GitHub API: first sync, a re-sync where
 //! every request is conditional, people and companies from profiles, a spent rate limit
 //! (BACKOFF until the reset, then continuation), rejected credentials (ERROR, no retries,
-//! recovery), 502s retried with backoff, a killed run resumed from its cursors, and the signed
+//! recovery), 502s retried with backoff, a stopped run resumed from its cursors, a worker
+//! SIGKILLed mid-run (its job taken over, or its run taken over once the run's lease expires), and the signed
 //! webhook (signature refused or accepted, ping, redelivery, webhook + sync of one star).
 
 use std::time::Duration;
@@ -106,6 +107,18 @@ async fn first_sync_reads_everything_and_a_resync_is_all_conditional() {
     assert_eq!(i["status"], "CONNECTED");
     assert!(i["lastSuccessAt"].is_string());
     assert!(i["lastError"].is_null());
+    // The integration writes as the system: its events name no user and no API key.
+    let created = entity::events::Entity::find()
+        .filter(entity::events::Column::EventType.eq("signal.created"))
+        .all(&app.db)
+        .await
+        .unwrap();
+    assert_eq!(created.len() as u64, want);
+    assert!(
+        created
+            .iter()
+            .all(|e| e.actor_user_id.is_none() && e.actor_api_key_id.is_none())
+    );
 
     // Nothing changed: one conditional request per list, each a 304, nothing stored.
     gh.clear_hits();
@@ -457,6 +470,152 @@ async fn a_killed_run_resumes_from_its_cursors() {
         ["3"],
         "the run resumed at its cursor, not from page 1"
     );
+}
+
+/// A `serve --no-worker` API in this test and a `devsignal worker` process that the test can
+/// SIGKILL mid-run: the run of a 250-star repository hangs on the third page of stargazers,
+/// the worker dies there, and a second worker starts. Returns what the scenarios need.
+struct Killed {
+    gh: FakeGitHub,
+    app: TestApp,
+    s: devsignal_tests::Session,
+    id: String,
+    run_id: String,
+    hits_before: usize,
+    env: Vec<(String, String)>,
+    cwd: tempfile::TempDir,
+}
+
+async fn kill_a_worker_mid_run(leases: &[(&str, &str)]) -> Killed {
+    let gh = FakeGitHub::start().await;
+    gh.repo("acme/widget", FakeGitHub::generated(250, 0, 0));
+    gh.with(|d| d.hang = Some("stargazers?per_page=100&page=3".into()));
+    let test_db = TestDatabase::new().await;
+    let mut extra = vec![("GITHUB_API_URL", gh.url.as_str())];
+    extra.extend_from_slice(leases);
+    let vars = test_vars(&test_db, &extra);
+    let mut config = server::config::Config::from_vars(&vars).unwrap();
+    config.run_worker = false;
+    let env: Vec<(String, String)> = vars
+        .into_iter()
+        .filter(|(k, _)| k != "PORT")
+        .chain([("SCHEDULER_ENABLED".to_owned(), "false".to_owned())])
+        .collect();
+    let app = devsignal_tests::spawn_config(test_db, config).await;
+    let s = app.register("admin@vendor.io", "Vendor").await;
+    let (id, _) = connect(&app, &s, "GITHUB", json!({"repos": ["acme/widget"]}), None).await;
+    let cwd = tempfile::tempdir().unwrap();
+    let mut worker = start_worker(&cwd, &env);
+    let resp = app.graphql_as(s.token(), SYNC, json!({"id": id})).await;
+    let run_id = ok(&resp)["syncIntegration"]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    eventually(
+        Duration::from_secs(60),
+        "the run to reach page 3",
+        || async {
+            let cursor = entity::integration_cursors::Entity::find()
+                .filter(entity::integration_cursors::Column::Resource.eq("stars:acme/widget"))
+                .one(&app.db)
+                .await
+                .unwrap()?;
+            cursor.state["url"]
+                .as_str()?
+                .ends_with("page=3")
+                .then_some(())
+        },
+    )
+    .await;
+    worker.kill9();
+    drop(worker);
+    assert_eq!(signals(&app, Some("repo_star")).await, 200);
+    // Nothing was released: the run is still RUNNING under the dead worker's lease.
+    let i = integration(&app, &s, &id).await;
+    assert_eq!(i["runs"]["edges"][0]["node"]["id"], run_id.as_str());
+    assert_eq!(i["runs"]["edges"][0]["node"]["status"], "RUNNING");
+    let hits_before = gh.hits().len();
+    Killed {
+        gh,
+        app,
+        s,
+        id,
+        run_id,
+        hits_before,
+        env,
+        cwd,
+    }
+}
+
+fn start_worker(cwd: &tempfile::TempDir, env: &[(String, String)]) -> crate::cli::Proc {
+    let port = crate::cli::free_port().to_string();
+    let mut env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    env.push(("WORKER_HEALTH_PORT", &port));
+    crate::cli::Proc::start(cwd.path(), &["worker"], &env)
+}
+
+/// The stargazer pages the fake served since the kill.
+fn pages_after_kill(k: &Killed) -> Vec<String> {
+    k.gh.hits()[k.hits_before..]
+        .iter()
+        .filter(|h| h.path.ends_with("/stargazers"))
+        .filter_map(|h| h.param("page"))
+        .collect()
+}
+
+/// SIGKILL, then the job's lease expires: another worker runs the job again, which carries on
+/// the same run from its cursors.
+#[tokio::test]
+async fn a_run_whose_worker_was_killed_goes_on_when_its_job_is_taken_over() {
+    let k = kill_a_worker_mid_run(&[("JOB_LEASE_SECONDS", "2")]).await;
+    let mut second = start_worker(&k.cwd, &k.env);
+    let run = wait_run(&k.app, &k.s, &k.id, &k.run_id).await;
+    assert_eq!(run["status"], "SUCCEEDED", "{run} {:?}", second.output());
+    assert_eq!(signals(&k.app, Some("repo_star")).await, 250);
+    assert_eq!(pages_after_kill(&k), ["3"], "resumed at its cursor");
+    assert_eq!(second.terminate().code(), Some(0));
+}
+
+/// SIGKILL while the dead worker's job stays claimed (a long job lease): once the run's own
+/// lease (`CONNECTOR_RUN_LEASE_SECONDS`) has expired, a new sync takes over — the dead run is
+/// marked FAILED ("interrupted") and the new run resumes from its cursors. Until then a sync
+/// answers the run in progress.
+#[tokio::test]
+async fn a_run_whose_worker_was_killed_is_taken_over_once_its_lease_expires() {
+    let k = kill_a_worker_mid_run(&[
+        ("JOB_LEASE_SECONDS", "600"),
+        ("CONNECTOR_RUN_LEASE_SECONDS", "2"),
+    ])
+    .await;
+    let mut second = start_worker(&k.cwd, &k.env);
+    let new_run = eventually(
+        Duration::from_secs(30),
+        "a sync to take over the dead run",
+        || async {
+            let resp = k
+                .app
+                .graphql_as(k.s.token(), SYNC, json!({"id": k.id}))
+                .await;
+            let id = ok(&resp)["syncIntegration"]["id"].as_str()?.to_owned();
+            (id != k.run_id).then_some(id)
+        },
+    )
+    .await;
+    let run = wait_run(&k.app, &k.s, &k.id, &new_run).await;
+    assert_eq!(run["status"], "SUCCEEDED", "{run} {:?}", second.output());
+    let old = wait_run(&k.app, &k.s, &k.id, &k.run_id).await;
+    assert_eq!(old["status"], "FAILED");
+    assert!(
+        old["error"].as_str().unwrap().starts_with("interrupted"),
+        "{old}"
+    );
+    assert_eq!(signals(&k.app, Some("repo_star")).await, 250);
+    assert_eq!(
+        pages_after_kill(&k),
+        ["3"],
+        "resumed at the dead run's cursor"
+    );
+    assert_eq!(second.terminate().code(), Some(0));
 }
 
 async fn deliver(

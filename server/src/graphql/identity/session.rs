@@ -46,6 +46,9 @@ impl SessionQuery {
                 Vec::new(),
             ),
             domain::Principal::ApiKey { scopes, .. } => (None, scopes.clone()),
+            domain::Principal::Integration { .. } => {
+                (None, domain::INTEGRATION_SCOPES.map(str::to_owned).to_vec())
+            }
         };
         Ok(Viewer {
             user,
@@ -151,9 +154,9 @@ impl SessionMutation {
                     .gql()?;
                 Ok(true)
             }
-            domain::Principal::ApiKey { .. } => Err(domain::Error::Forbidden(
-                "API keys have no session to end".into(),
-            ))
+            domain::Principal::ApiKey { .. } | domain::Principal::Integration { .. } => Err(
+                domain::Error::Forbidden("API keys have no session to end".into()),
+            )
             .gql(),
         }
     }
