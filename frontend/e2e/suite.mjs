@@ -195,9 +195,11 @@ const tests = [
     await page.getByRole('log').getByText('repo_star').first().waitFor({ timeout: 20000 });
     const row = page.locator('table[aria-label="Accounts ranked by score"] tr', { hasText: 'acme.io' }).first();
     await row.waitFor({ timeout: 30000 });
-    const score = await eventually('a score in the row', async () => {
+    // The score of all four signals (a rescore may land between them: wait for the last one).
+    const score = await eventually('a score of the four signals in the row', async () => {
       const t = (await row.locator('td').nth(1).innerText()).trim();
-      return /^\d+$/.test(t) ? Number(t) : null;
+      const signals = (await row.locator('td').nth(4).innerText()).trim();
+      return /^\d+$/.test(t) && signals === '4' ? Number(t) : null;
     });
     check(await page.evaluate(() => window.__noReload === true), 'the page reloaded');
     await settled(page);
@@ -726,6 +728,7 @@ const tests = [
     await page.goto('/');
     await page.waitForFunction((sel) => document.querySelectorAll(sel).length === 50 && !!document.querySelector(`${sel} a[href^="/accounts/"]`), rows);
     const firstRender = await page.evaluate(() => performance.now());
+    const domNodes = await page.evaluate(() => document.getElementsByTagName('*').length);
     const indicator = page.getByTestId('accounts-page');
     check((await indicator.innerText()).trim() === 'Page 1 of 200 · 10,000 accounts', `indicator: ${await indicator.innerText()}`);
     const first = await page.locator(`${rows} a`).allInnerTexts();
@@ -754,8 +757,7 @@ const tests = [
     await page.getByLabel('Search accounts').fill('bulk-09999');
     await page.locator(rows, { hasText: 'bulk-09999.example' }).waitFor();
     await eventually('one match', async () => (await page.locator(rows).count()) === 1);
-    const domNodes = await page.evaluate(() => document.getElementsByTagName('*').length);
-    console.log(`      10,000 accounts: seeded in ${(seeded / 1000).toFixed(1)} s (100 createAccounts calls of 100); home list first render ${firstRender.toFixed(0)} ms after navigation start; page turns ${turns.map((t) => `${t.toFixed(0)} ms`).join(', ')}; ${domNodes} DOM elements`);
+    console.log(`      10,000 accounts: seeded in ${(seeded / 1000).toFixed(1)} s (100 createAccounts calls of 100); home list first render ${firstRender.toFixed(0)} ms after navigation start; page turns ${turns.map((t) => `${t.toFixed(0)} ms`).join(', ')}; ${domNodes} DOM elements on a page`);
     await settled(page);
     await shot(page, 'home-10k');
     await page.context().close();
