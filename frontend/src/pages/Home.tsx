@@ -249,7 +249,7 @@ function AccountPage(props: {
       {conn && conn.totalCount > 0 && (
         <Group justify="space-between" mt="sm">
           <Text size="sm" c="dimmed" data-testid="accounts-page">
-            Page {props.page} of {pages} · {conn.totalCount.toLocaleString('en-US')} accounts
+            Page {props.page} of {pages} · {conn.totalCount.toLocaleString('en-US')} {conn.totalCount === 1 ? 'account' : 'accounts'}
           </Text>
           <Group gap="xs">
             <Button variant="default" size="xs" disabled={props.page === 1} onClick={props.onPrevious}>
