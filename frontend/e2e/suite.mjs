@@ -441,9 +441,11 @@ const tests = [
       selected = (await option.getAttribute('data-selected')) !== null || (await option.getAttribute('data-combobox-selected')) !== null;
     }
     check(selected, 'the arrow keys select the account');
+    const from = page.url();
     await page.keyboard.press('Enter');
-    await page.getByRole('heading', { name: 'Score factors' }).waitFor();
-    check(/globex/i.test(await page.getByRole('heading', { level: 2 }).first().innerText()), 'the palette opened Globex');
+    // The palette was opened on Acme's page: wait for Globex's, not any account page.
+    await page.getByRole('heading', { level: 2, name: /globex/i }).waitFor();
+    check(page.url() !== from && /\/accounts\//.test(page.url()), `the palette opened an account page: ${page.url()}`);
   }],
 
   ['every page passes axe with no serious violations (screenshots saved)', async () => {
