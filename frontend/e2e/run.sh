@@ -36,6 +36,24 @@ fi
 [ -x "$bin" ] || fail_setup "no binary at $bin"
 
 data_dir="$(mktemp -d)"
+# The outside services connectors read (npm, PyPI, GitHub) are a local fake: no test reaches the
+# internet. It prints its base URL first.
+node "$here/fake-sources.mjs" >"$data_dir/fake-sources.url" 2>"$results/fake-sources.log" &
+fake=$!
+server=
+cleanup() {
+  kill $server "$fake" 2>/dev/null
+  wait $server "$fake" 2>/dev/null
+  rm -rf "$data_dir"
+}
+trap cleanup EXIT
+for _ in $(seq 1 100); do
+  if [ -s "$data_dir/fake-sources.url" ]; then break; fi
+  kill -0 "$fake" 2>/dev/null || break
+  sleep 0.1
+done
+fake_url="$(head -1 "$data_dir/fake-sources.url")"
+[ -n "$fake_url" ] || fail_setup "the fake sources did not start"
 port="$(node -e 'const s=require("net").createServer();s.listen(0,"127.0.0.1",()=>{console.log(s.address().port);s.close()})')"
 base="http://localhost:$port"
 db_env=()
@@ -44,10 +62,10 @@ if [ -n "${E2E_DATABASE_URL:-}" ]; then db_env=(DATABASE_URL="$E2E_DATABASE_URL"
 env -u DATABASE_URL -u REDIS_URL "${db_env[@]}" \
   DATA_DIR="$data_dir" PORT="$port" HOST=127.0.0.1 FRONTEND_URL="$base" API_URL="$base" \
   RATE_LIMIT_API=100000 RATE_LIMIT_AUTH=1000 RATE_LIMIT_SIGNAL=100000 \
+  NPM_DOWNLOADS_API_URL="$fake_url/npm-downloads" NPM_REGISTRY_URL="$fake_url/npm-registry" \
+  PYPISTATS_API_URL="$fake_url/pypistats" PYPI_URL="$fake_url/pypi" GITHUB_API_URL="$fake_url/github" \
   "$bin" serve >"$results/server.log" 2>&1 &
 server=$!
-cleanup() { kill "$server" 2>/dev/null; wait "$server" 2>/dev/null; rm -rf "$data_dir"; }
-trap cleanup EXIT
 
 for _ in $(seq 1 300); do
   if curl -fs "$base/health" >/dev/null 2>&1; then break; fi
@@ -56,4 +74,4 @@ for _ in $(seq 1 300); do
 done
 curl -fs "$base/health" >/dev/null || fail_setup "the server did not become healthy"
 
-cd "$frontend" && BASE_URL="$base" DATA_DIR="$data_dir" RESULTS_DIR="$results" node e2e/suite.mjs
+cd "$frontend" && BASE_URL="$base" DATA_DIR="$data_dir" RESULTS_DIR="$results" FAKE_SOURCES_URL="$fake_url" node e2e/suite.mjs

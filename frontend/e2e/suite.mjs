@@ -7,6 +7,7 @@ import { readFileSync, readdirSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 
 const base = process.env.BASE_URL;
+const fakeSources = process.env.FAKE_SOURCES_URL;
 const dataDir = process.env.DATA_DIR;
 const out = process.env.RESULTS_DIR ?? 'test-results';
 mkdirSync(out, { recursive: true });
@@ -40,8 +41,20 @@ async function eventually(what, fn, timeout = 30000) {
 }
 
 /** A fresh browser context (its own cookies) and page, with console errors collected. */
-async function newPage(label, { expectHttpErrors = false } = {}) {
-  const context = await browser.newContext({ viewport: { width: 1366, height: 900 }, baseURL: base });
+async function newPage(label, { expectHttpErrors = false, context: shared } = {}) {
+  const context = shared ?? (await browser.newContext({ viewport: { width: 1366, height: 900 }, baseURL: base }));
+  // Layout shifts not caused by input, summed per document (CLS as the browser reports it).
+  if (!shared) await context.addInitScript(() => {
+    window.__cls = 0;
+    window.__shifts = [];
+    new PerformanceObserver((list) => {
+      for (const e of list.getEntries()) {
+        if (e.hadRecentInput) continue;
+        window.__cls += e.value;
+        window.__shifts.push({ value: e.value, nodes: (e.sources ?? []).map((s) => s.node?.nodeName + (s.node?.className ? `.${String(s.node.className).split(' ')[0]}` : '')) });
+      }
+    }).observe({ type: 'layout-shift', buffered: true });
+  });
   const page = await context.newPage();
   openPages.push(page);
   page.on('console', (m) => {
@@ -118,6 +131,17 @@ async function signUp(page, { name, email, org }) {
   await page.getByRole('heading', { name: 'Product-qualified accounts' }).waitFor();
 }
 
+async function ownerToken() {
+  state.ownerToken ??= await apiLogin(ownerEmail, PASSWORD);
+  return state.ownerToken;
+}
+
+async function gqlOk(token, query, variables = {}) {
+  const r = await gql(token, query, variables);
+  check(!r.errors, JSON.stringify(r.errors));
+  return r.data;
+}
+
 async function ingest(key, signal) {
   const res = await fetch(`${base}/api/v1/signals`, {
     method: 'POST',
@@ -171,9 +195,11 @@ const tests = [
     await page.getByRole('log').getByText('repo_star').first().waitFor({ timeout: 20000 });
     const row = page.locator('table[aria-label="Accounts ranked by score"] tr', { hasText: 'acme.io' }).first();
     await row.waitFor({ timeout: 30000 });
-    const score = await eventually('a score in the row', async () => {
+    // The score of all four signals (a rescore may land between them: wait for the last one).
+    const score = await eventually('a score of the four signals in the row', async () => {
       const t = (await row.locator('td').nth(1).innerText()).trim();
-      return /^\d+$/.test(t) ? Number(t) : null;
+      const signals = (await row.locator('td').nth(4).innerText()).trim();
+      return /^\d+$/.test(t) && signals === '4' ? Number(t) : null;
     });
     check(await page.evaluate(() => window.__noReload === true), 'the page reloaded');
     await settled(page);
@@ -223,6 +249,88 @@ const tests = [
     await shot(page, 'deals');
   }],
 
+  ['home filters accounts by the source of their signals', async () => {
+    const token = await ownerToken();
+    const docs = (await gqlOk(token, 'mutation { createSignalSource(input: {kind: "CUSTOM_WEBHOOK", name: "Docs site"}) { id } }')).createSignalSource.id;
+    await gqlOk(token, 'mutation($input: SignalInput!) { ingestSignal(input: $input) { signal { id } } }', {
+      input: { type: 'docs_view', sourceId: docs, actor: { email: 'dana@globex.com' } },
+    });
+    const api = (await gqlOk(token, '{ signalSources { name builtIn kind } }')).signalSources.find((s) => s.builtIn && s.kind !== 'SEGMENT');
+    check(api, 'a built-in API source');
+    const page = state.owner;
+    await page.goto('/');
+    const table = page.locator('table[aria-label="Accounts ranked by score"]');
+    await table.locator('tr', { hasText: 'globex.com' }).waitFor();
+    await table.locator('tr', { hasText: 'acme.io' }).waitFor();
+    const source = page.getByRole('combobox', { name: 'Source' });
+    await source.selectOption({ label: 'Docs site' });
+    await eventually('only the Docs site account', async () => {
+      const t = await table.innerText();
+      return t.includes('globex.com') && !t.includes('acme.io');
+    });
+    await source.selectOption({ label: api.name });
+    await eventually('only the API account', async () => {
+      const t = await table.innerText();
+      return t.includes('acme.io') && !t.includes('globex.com');
+    });
+    await settled(page);
+    await shot(page, 'home-by-source');
+    await source.selectOption({ label: 'All sources' });
+    await table.locator('tr', { hasText: 'globex.com' }).waitFor();
+  }],
+
+  ['account page: add the account to an existing deal', async () => {
+    await gqlOk(await ownerToken(), 'mutation { createDeal(input: {title: "Platform expansion", stage: SALES_QUALIFIED}) { id } }');
+    const page = state.owner;
+    await page.goto(state.accountUrl);
+    await page.getByRole('heading', { name: 'Score factors' }).waitFor();
+    check((await page.getByRole('link', { name: 'Platform expansion' }).count()) === 0, 'the deal is not on the account yet');
+    await page.getByRole('button', { name: 'Add to deal' }).click();
+    const dialog = page.getByRole('dialog', { name: 'Add to an existing deal' });
+    const deal = dialog.getByLabel('Deal', { exact: true });
+    await deal.fill('Platform');
+    await page.getByRole('option', { name: 'Platform expansion' }).click();
+    await dialog.getByText('It has no account yet.', { exact: false }).waitFor();
+    await dialog.getByRole('button', { name: 'Add to deal' }).click();
+    await dialog.waitFor({ state: 'hidden' });
+    await page.getByRole('link', { name: 'Platform expansion' }).waitFor();
+    await page.goto('/deals');
+    await page.locator('[data-deal="Platform expansion"]', { hasText: /acme/i }).waitFor();
+  }],
+
+  ['contacts: a merge suggestion shows its evidence; merge, then undo', async () => {
+    await gqlOk(await ownerToken(), 'mutation { createContact(input: {email: "j.dev@acme.io", github: "JaneDev"}) { id } }');
+    const page = state.owner;
+    await page.goto('/contacts');
+    await page.getByRole('tab', { name: 'Merge suggestions' }).click();
+    const card = page.locator('.mantine-Card-root', { hasText: 'j.dev@acme.io' });
+    await card.waitFor();
+    const text = await card.innerText();
+    check(/github: janedev/i.test(text), `the suggestion shows the evidence: ${text}`);
+    const button = card.getByRole('button', { name: /^Merge into / });
+    const primary = (await button.innerText()).replace(/^Merge into /, '').trim();
+    check(primary !== 'j.dev@acme.io' && text.includes(primary), `the older contact is kept: ${primary}`);
+    await settled(page);
+    await shot(page, 'merge-suggestion');
+    await button.click();
+    const status = page.getByRole('status').filter({ hasText: `merged into ${primary}` });
+    await status.waitFor();
+    await eventually('the suggestion gone', async () => (await card.count()) === 0);
+    const left = (await gqlOk(await ownerToken(), '{ contacts(first: 10, filter: {query: "j.dev"}) { totalCount } }')).contacts.totalCount;
+    check(left === 0, `the duplicate is gone after the merge: ${left}`);
+
+    await status.getByRole('button', { name: 'Undo merge' }).click();
+    await page.getByRole('status').filter({ hasText: 'is a contact of its own again' }).waitFor();
+    await card.filter({ hasText: 'merged and undone before' }).waitFor();
+    await page.getByRole('link', { name: `Open ${primary}` }).click();
+    const mergesCard = page.locator('.mantine-Card-root', { hasText: 'Merges' });
+    await mergesCard.getByText('undone', { exact: true }).waitFor();
+    check(/github: janedev/i.test(await mergesCard.innerText()), 'the merge lists its evidence');
+    await page.goto('/contacts');
+    await page.getByLabel('Search contacts').fill('j.dev');
+    await page.getByRole('link', { name: 'j.dev@acme.io' }).waitFor();
+  }],
+
   ['scoring settings preview which accounts change tier before saving', async () => {
     const page = state.owner;
     await page.goto('/settings/scoring');
@@ -237,6 +345,109 @@ const tests = [
     await shot(page, 'scoring-preview');
   }],
 
+  ['integrations: connect npm, sync now, see the run; a missing package shows its error; disconnect', async () => {
+    check(fakeSources, 'FAKE_SOURCES_URL is not set (run through e2e/run.sh)');
+    const page = state.owner;
+    await page.goto('/settings/integrations');
+    await settled(page);
+    await page.getByText('No sources connected').waitFor();
+    await page.getByRole('button', { name: 'Connect a source' }).click();
+    const dialog = page.getByRole('dialog', { name: 'Connect a source' });
+    await dialog.getByLabel('Source', { exact: true }).click();
+    await page.getByRole('option', { name: 'npm' }).click();
+    const packages = dialog.getByRole('combobox', { name: 'Packages' });
+    await packages.fill('acme-cli');
+    await packages.press('Enter');
+    await dialog.getByRole('button', { name: 'Connect' }).click();
+    await dialog.waitFor({ state: 'hidden' });
+    const table = page.getByRole('table', { name: 'Integrations' });
+    const row = table.locator('tbody tr', { hasText: 'acme-cli' });
+    await row.waitFor();
+    check(/npm/.test(await row.innerText()), `the row names npm: ${await row.innerText()}`);
+
+    await row.getByRole('button', { name: 'Sync now' }).click();
+    const runs = page.getByRole('table', { name: 'Runs' });
+    await runs.locator('tbody tr', { hasText: 'succeeded' }).first().waitFor({ timeout: 30000 });
+    await eventually('the row to show a success', async () => /connected/i.test(await row.innerText()) && !/last success never/.test(await row.innerText()));
+    const requests = (await runs.locator('tbody tr').first().locator('td').nth(3).innerText()).trim();
+    check(requests === '2', `the run sent 2 requests (downloads and registry), not ${requests}`);
+    const hits = await (await fetch(`${fakeSources}/__hits`)).json();
+    check(hits.some((h) => h.startsWith('/npm-downloads/downloads/range/') && h.endsWith('/acme-cli')), `the server read the fake: ${hits.join(', ')}`);
+    check(hits.includes('/npm-registry/acme-cli'), `the registry document was read: ${hits.join(', ')}`);
+    await settled(page);
+    await shot(page, 'integrations');
+
+    // A package the registry does not know: the run fails and the integration says why.
+    await row.getByRole('button', { name: 'Edit' }).click();
+    const edit = page.getByRole('dialog', { name: 'Edit npm' });
+    const list = edit.getByRole('combobox', { name: 'Packages' });
+    await list.fill('missing-pkg');
+    await list.press('Enter');
+    await edit.getByRole('button', { name: 'Save' }).click();
+    await edit.waitFor({ state: 'hidden' });
+    const row2 = table.locator('tbody tr', { hasText: 'missing-pkg' });
+    await row2.getByRole('button', { name: 'Sync now' }).click();
+    await row2.getByText('error', { exact: true }).waitFor({ timeout: 30000 });
+    const shown = await row2.getByTestId('integration-error').innerText();
+    check(/missing-pkg was not found/.test(shown), `the error names the package: ${shown}`);
+    await runs.locator('tbody tr', { hasText: 'missing-pkg was not found' }).first().waitFor();
+    check(/failed/i.test(await runs.locator('tbody tr').first().innerText()), 'the newest run failed');
+    await settled(page);
+    await shot(page, 'integrations-error');
+
+    await row2.getByRole('button', { name: 'Disconnect' }).click();
+    await page.getByRole('dialog', { name: 'Disconnect this source?' }).getByRole('button', { name: 'Disconnect' }).click();
+    await row2.getByText('disconnected', { exact: true }).waitFor();
+    check((await row2.getByRole('button', { name: 'Sync now' }).count()) === 0, 'a disconnected source offers no sync');
+  }],
+
+  ['keyboard: tab to the search, open an account; Ctrl+K finds it and Enter opens it', async () => {
+    const page = state.owner;
+    await page.goto('/');
+    await settled(page);
+    const active = () => page.evaluate(() => {
+      const e = document.activeElement;
+      return { label: e?.getAttribute('aria-label') ?? '', href: e?.getAttribute('href') ?? '', tag: e?.tagName ?? '' };
+    });
+    let reached = false;
+    for (let i = 0; i < 40 && !reached; i++) {
+      await page.keyboard.press('Tab');
+      reached = (await active()).label === 'Search accounts';
+    }
+    check(reached, 'Tab reaches the accounts search');
+    await page.keyboard.type('acme');
+    await eventually('the list filtered', async () => !(await page.locator('table[aria-label="Accounts ranked by score"]').innerText()).includes('globex.com'));
+    let link = null;
+    for (let i = 0; i < 20 && !link; i++) {
+      await page.keyboard.press('Tab');
+      const a = await active();
+      if (a.tag === 'A' && a.href.startsWith('/accounts/')) link = a.href;
+    }
+    check(link, 'Tab reaches an account link');
+    await page.keyboard.press('Enter');
+    await page.getByRole('heading', { name: 'Score factors' }).waitFor();
+    check(new URL(page.url()).pathname === link, `Enter opened ${link}`);
+
+    await page.keyboard.press('Control+K');
+    const search = page.getByRole('textbox', { name: 'Search', exact: true });
+    await search.waitFor();
+    check(await search.evaluate((e) => e === document.activeElement), 'the palette’s search has the focus');
+    await page.keyboard.type('globex');
+    const option = page.locator('.mantine-Spotlight-action', { hasText: 'Account · globex.com' });
+    await option.waitFor();
+    let selected = false;
+    for (let i = 0; i < 10 && !selected; i++) {
+      await page.keyboard.press('ArrowDown');
+      selected = (await option.getAttribute('data-selected')) !== null || (await option.getAttribute('data-combobox-selected')) !== null;
+    }
+    check(selected, 'the arrow keys select the account');
+    const from = page.url();
+    await page.keyboard.press('Enter');
+    // The palette was opened on Acme's page: wait for Globex's, not any account page.
+    await page.getByRole('heading', { level: 2, name: /globex/i }).waitFor();
+    check(page.url() !== from && /\/accounts\//.test(page.url()), `the palette opened an account page: ${page.url()}`);
+  }],
+
   ['every page passes axe with no serious violations (screenshots saved)', async () => {
     const page = state.owner;
     const pages = [
@@ -248,15 +459,20 @@ const tests = [
       ['onboarding', '/onboarding'],
       ['settings-api-keys', '/settings/api-keys'],
       ['settings-webhooks', '/settings/webhooks'],
+      ['settings-integrations', '/settings/integrations'],
       ['settings-team', '/settings/team'],
       ['settings-scoring', '/settings/scoring'],
       ['settings-audit', '/settings/audit'],
       ['settings-usage', '/settings/usage'],
     ];
     const failures = [];
+    const cls = [];
     for (const [name, path] of pages) {
       await page.goto(path);
       await settled(page);
+      const shift = await page.evaluate(() => ({ cls: window.__cls, shifts: window.__shifts }));
+      cls.push(`${name} ${shift.cls.toFixed(4)}`);
+      if (shift.cls > 0.01) failures.push(`layout shift on ${name}: CLS ${shift.cls.toFixed(4)} ${JSON.stringify(shift.shifts)}`);
       await shot(page, name);
       try {
         await axe(page, name);
@@ -282,6 +498,7 @@ const tests = [
       }
     }
     await out.context().close();
+    console.log(`      CLS on load: ${cls.join(', ')}`);
     check(failures.length === 0, failures.join('\n'));
   }],
 
@@ -295,7 +512,7 @@ const tests = [
     await page.getByLabel('Type').fill('docs_view');
     await eventually('only docs_view rows', async () => {
       const rows = await page.locator('table[aria-label="Signals"] tbody tr td:first-child').allInnerTexts();
-      return rows.length === 1 && rows[0] === 'docs_view';
+      return rows.length > 0 && rows.every((r) => r === 'docs_view');
     });
   }],
 
@@ -324,7 +541,7 @@ const tests = [
     await page.goto(state.accountUrl);
     await page.getByRole('heading', { name: 'Score factors' }).waitFor();
     await settled(page);
-    for (const name of ['Log activity', 'Tags', 'New deal']) {
+    for (const name of ['Log activity', 'Tags', 'New deal', 'Add to deal']) {
       check((await page.getByRole('button', { name }).count()) === 0, `a VIEWER sees “${name}”`);
     }
     await shot(page, 'viewer-account');
@@ -435,6 +652,117 @@ const tests = [
     await page.getByRole('heading', { name: 'Sign in to DevSignal' }).waitFor();
     await page.goto('/settings/api-keys');
     await page.getByRole('heading', { name: 'Sign in to DevSignal' }).waitFor();
+  }],
+
+  ['two tabs restoring the session at the same moment both stay signed in', async () => {
+    const email = `tabs-${stamp}@tabs.io`;
+    const res = await fetch(`${base}/api/v1/auth/register`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ name: 'Tab User', email, password: PASSWORD, organizationName: 'Tabs Inc' }),
+    });
+    check(res.status === 201, `register: ${res.status}`);
+    const a = await newPage('tab-a');
+    await a.goto('/login');
+    await a.locator('input[name=email]').fill(email);
+    await a.locator('input[name=password]').fill(PASSWORD);
+    await a.getByRole('button', { name: 'Sign in' }).click();
+    const home = (p) => p.getByRole('heading', { name: 'Product-qualified accounts' });
+    await home(a).waitFor();
+    const b = await newPage('tab-b', { context: a.context() });
+    await b.goto('/');
+    await home(b).waitFor();
+    // Both tabs trade the same refresh cookie at once, five times over; the rotation must not
+    // look like a stolen token to the server.
+    for (let round = 1; round <= 5; round++) {
+      await Promise.all([a.reload(), b.reload()]);
+      for (const [name, p] of [['A', a], ['B', b]]) {
+        await eventually(`tab ${name} to settle after reload ${round}`, async () =>
+          (await home(p).count()) > 0 || (await p.getByRole('heading', { name: 'Sign in to DevSignal' }).count()) > 0);
+        check((await home(p).count()) > 0, `tab ${name} was signed out by reload ${round}`);
+      }
+    }
+    // The sessions still work for the API (the server did not revoke the family).
+    for (const p of [a, b]) {
+      await p.getByRole('link', { name: 'API keys' }).click();
+      await p.getByRole('table', { name: 'API keys' }).or(p.getByText('No API keys')).waitFor();
+      await p.reload();
+      await home(p).or(p.getByRole('heading', { name: 'API keys', exact: true })).waitFor();
+      check((await p.getByRole('heading', { name: 'Sign in to DevSignal' }).count()) === 0, 'signed out after the races');
+    }
+    await a.context().close();
+  }],
+
+  ['10,000 accounts: the home list pages through them and stays responsive (figures printed)', async () => {
+    const email = `bulk-${stamp}@bulk.io`;
+    const res = await fetch(`${base}/api/v1/auth/register`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ name: 'Bulk Owner', email, password: PASSWORD, organizationName: 'Bulk Co' }),
+    });
+    check(res.status === 201, `register: ${res.status}`);
+    const token = (await res.json()).accessToken;
+    const TOTAL = 10000;
+    const BATCH = 100;
+    const seedStart = Date.now();
+    const batches = Array.from({ length: TOTAL / BATCH }, (_, b) => b);
+    const worker = async () => {
+      for (let b = batches.shift(); b !== undefined; b = batches.shift()) {
+        const input = Array.from({ length: BATCH }, (_, i) => {
+          const n = String(b * BATCH + i).padStart(5, '0');
+          return { name: `Bulk ${n}`, domain: `bulk-${n}.example` };
+        });
+        await gqlOk(token, 'mutation($input: [CreateAccountInput!]!) { createAccounts(input: $input) { id } }', { input });
+      }
+    };
+    // One writer: SQLite takes one write transaction at a time anyway.
+    await worker();
+    const seeded = Date.now() - seedStart;
+
+    const page = await newPage('bulk');
+    await page.goto('/login');
+    await page.locator('input[name=email]').fill(email);
+    await page.locator('input[name=password]').fill(PASSWORD);
+    await page.getByRole('button', { name: 'Sign in' }).click();
+    await page.getByRole('heading', { name: 'Product-qualified accounts' }).waitFor();
+    const rows = 'table[aria-label="Accounts ranked by score"] tbody tr';
+    // A fresh load of the home page: navigation start to 50 rows on screen.
+    await page.goto('/');
+    await page.waitForFunction((sel) => document.querySelectorAll(sel).length === 50 && !!document.querySelector(`${sel} a[href^="/accounts/"]`), rows);
+    const firstRender = await page.evaluate(() => performance.now());
+    const domNodes = await page.evaluate(() => document.getElementsByTagName('*').length);
+    const indicator = page.getByTestId('accounts-page');
+    check((await indicator.innerText()).trim() === 'Page 1 of 200 · 10,000 accounts', `indicator: ${await indicator.innerText()}`);
+    const first = await page.locator(`${rows} a`).allInnerTexts();
+    check(new Set(first).size === 50, 'page 1 has 50 different accounts');
+
+    const turns = [];
+    const seen = new Set(first);
+    for (let p = 2; p <= 4; p++) {
+      const before = await page.evaluate(() => performance.now());
+      await page.getByRole('button', { name: 'Next' }).click();
+      // The rows on screen stay until the next page is in (aria-busy while it loads).
+      await page.waitForFunction(
+        ({ want, sel }) =>
+          document.querySelector('[data-testid="accounts-page"]')?.textContent?.startsWith(`Page ${want} of`) &&
+          document.querySelector('table[aria-label="Accounts ranked by score"]')?.getAttribute('aria-busy') === 'false' &&
+          document.querySelectorAll(sel).length === 50,
+        { want: p, sel: rows },
+      );
+      turns.push((await page.evaluate(() => performance.now())) - before);
+      const names = await page.locator(`${rows} a`).allInnerTexts();
+      check(names.length === 50 && names.every((n) => !seen.has(n)), `page ${p} repeats no account of the pages before`);
+      names.forEach((n) => seen.add(n));
+    }
+    await page.getByRole('button', { name: 'Previous' }).click();
+    await page.waitForFunction(() => document.querySelector('[data-testid="accounts-page"]')?.textContent?.startsWith('Page 3 of'));
+    await page.getByLabel('Search accounts').fill('bulk-09999');
+    await page.locator(rows, { hasText: 'bulk-09999.example' }).waitFor();
+    await eventually('one match', async () => (await page.locator(rows).count()) === 1);
+    console.log(`      10,000 accounts: seeded in ${(seeded / 1000).toFixed(1)} s (100 createAccounts calls of 100); home list first render ${firstRender.toFixed(0)} ms after navigation start; page turns ${turns.map((t) => `${t.toFixed(0)} ms`).join(', ')}; ${domNodes} DOM elements on a page`);
+    await settled(page);
+    await shot(page, 'home-10k');
+    await page.context().close();
   }],
 
   ['no console errors on any page', async () => {

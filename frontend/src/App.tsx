@@ -26,6 +26,7 @@ const Onboarding = lazy(() => import('./pages/Onboarding'));
 const ApiKeys = lazy(() => import('./pages/settings/ApiKeys'));
 const Team = lazy(() => import('./pages/settings/Team'));
 const Webhooks = lazy(() => import('./pages/settings/Webhooks'));
+const Integrations = lazy(() => import('./pages/settings/Integrations'));
 const Scoring = lazy(() => import('./pages/settings/Scoring'));
 const Audit = lazy(() => import('./pages/settings/Audit'));
 const Usage = lazy(() => import('./pages/settings/Usage'));
@@ -69,6 +70,7 @@ const NAV: { to: string; label: string }[] = [
   { to: '/onboarding', label: 'Get started' },
 ];
 const SETTINGS: { to: string; label: string }[] = [
+  { to: '/settings/integrations', label: 'Integrations' },
   { to: '/settings/api-keys', label: 'API keys' },
   { to: '/settings/webhooks', label: 'Webhooks' },
   { to: '/settings/team', label: 'Team' },
@@ -170,6 +172,7 @@ function SignedIn({ session }: { session: Session }) {
               <Route path="/settings/api-keys" element={<ApiKeys />} />
               <Route path="/settings/team" element={<Team />} />
               <Route path="/settings/webhooks" element={<Webhooks />} />
+              <Route path="/settings/integrations" element={<Integrations />} />
               <Route path="/settings/scoring" element={<Scoring />} />
               <Route path="/settings/audit" element={<Audit />} />
               <Route path="/settings/usage" element={<Usage />} />

@@ -28,6 +28,7 @@ const PAGES: [string, string][] = [
   ['Deals', '/deals'],
   ['Signals', '/signals'],
   ['Get started', '/onboarding'],
+  ['Integrations', '/settings/integrations'],
   ['API keys', '/settings/api-keys'],
   ['Webhooks', '/settings/webhooks'],
   ['Team', '/settings/team'],

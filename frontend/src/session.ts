@@ -109,11 +109,22 @@ export async function signIn(path: string, body: unknown): Promise<Session> {
 }
 
 
+/**
+ * Every tab of this browser shares the refresh cookie, and the server revokes a session whose
+ * refresh token is used twice. Tabs therefore trade it one at a time under a Web Lock: a tab that
+ * waits sends the cookie the previous one received (set before its response resolves). Without
+ * Web Locks (an insecure origin, where the Secure cookie does not work anyway) it goes unlocked.
+ */
+function exclusively<T>(fn: () => Promise<T>): Promise<T> {
+  const locks = typeof navigator !== 'undefined' ? navigator.locks : undefined;
+  return locks ? (locks.request('devsignal-session-refresh', fn) as Promise<T>) : fn();
+}
+
 /** Trades the cookie for a new access token; signs out when the cookie is gone or revoked. */
 export function refresh(): Promise<Session | null> {
   refreshing ??= (async () => {
     try {
-      const res = await post('refresh', {});
+      const res = await exclusively(() => post('refresh', {}));
       if (!res.ok) {
         window.clearTimeout(timer);
         set({ status: 'signedOut' });
@@ -152,7 +163,7 @@ export async function authPost(path: string, body: unknown): Promise<unknown> {
  * ends up in the httpOnly cookie and nowhere in this page's memory.
  */
 export async function adoptRefreshToken(refreshToken: string): Promise<Session> {
-  const res = await post('refresh', { refreshToken });
+  const res = await exclusively(() => post('refresh', { refreshToken }));
   if (!res.ok) throw await errorOf(res);
   return adopt(await res.json());
 }

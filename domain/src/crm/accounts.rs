@@ -72,6 +72,9 @@ pub struct Filter {
     /// Only accounts whose current score is in this tier (`HOT`, `WARM`, `COLD`, `INACTIVE`);
     /// accounts never scored match none.
     pub tier: Option<String>,
+    /// Only accounts with at least one signal from this source of the organization (a source of
+    /// another organization matches none).
+    pub source_id: Option<Uuid>,
     /// Tag and time ranges.
     pub common: crm::CommonFilter,
 }
@@ -326,6 +329,19 @@ pub async fn list(
                         entity::account_scores::Column::OrganizationId.eq(actor.organization_id),
                     )
                     .and_where(entity::account_scores::Column::Tier.eq(tier.clone()))
+                    .to_owned(),
+            ),
+        );
+    }
+    if let Some(source) = filter.source_id {
+        cond = cond.add(
+            companies::Column::Id.in_subquery(
+                sea_orm::sea_query::Query::select()
+                    .column(entity::signals::Column::AccountId)
+                    .from(entity::signals::Entity)
+                    .and_where(entity::signals::Column::OrganizationId.eq(actor.organization_id))
+                    .and_where(entity::signals::Column::SourceId.eq(source))
+                    .and_where(entity::signals::Column::AccountId.is_not_null())
                     .to_owned(),
             ),
         );

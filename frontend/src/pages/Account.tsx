@@ -3,7 +3,7 @@
 import { lazy, Suspense, useState, type FormEvent } from 'react';
 import { Link, useParams } from 'react-router-dom';
 import { Anchor, Badge, Button, Card, Code, Grid, Group, Modal, NumberInput, Progress, Select, Stack, Table, TagsInput, Text, TextInput, Textarea, Title, Tooltip } from '@mantine/core';
-import { useDisclosure } from '@mantine/hooks';
+import { useDebouncedValue, useDisclosure } from '@mantine/hooks';
 import { useMutation, useQuery } from 'urql';
 import { graphql } from '../graphql';
 import { Empty, ErrorNotice, Loading, TierBadge, contactName, fieldErrors, timeAgo, trendArrow, useCanWrite } from '../ui';
@@ -56,6 +56,18 @@ const TagAccount = graphql(`
 const AddDeal = graphql(`
   mutation AddDeal($input: DealInput!) {
     createDeal(input: $input) { id }
+  }
+`);
+const FindDeals = graphql(`
+  query FindDeals($query: String) {
+    deals(first: 20, filter: { query: $query }, orderBy: { field: UPDATED_AT, direction: DESC }) {
+      nodes { id title stage account { id name } }
+    }
+  }
+`);
+const LinkDeal = graphql(`
+  mutation LinkDeal($id: ID!, $input: DealInput!) {
+    updateDeal(id: $id, input: $input) { id account { id } }
   }
 `);
 
@@ -244,7 +256,7 @@ export default function AccountPage() {
               </Title>
               {a.deals.length === 0 ? (
                 <Text size="sm" c="dimmed">
-                  No deals yet{canWrite ? ': use “New deal” above.' : '.'}
+                  No deals yet{canWrite ? ': use “New deal” or “Add to deal” above.' : '.'}
                 </Text>
               ) : (
                 <Stack gap={4}>
@@ -305,6 +317,7 @@ function Actions({ accountId, tags, onDone }: { accountId: string; tags: string[
   const [activityOpen, activity] = useDisclosure();
   const [tagOpen, tag] = useDisclosure();
   const [dealOpen, deal] = useDisclosure();
+  const [linkOpen, link] = useDisclosure();
   return (
     <Group gap="xs">
       <Button size="xs" onClick={activity.open}>
@@ -316,6 +329,9 @@ function Actions({ accountId, tags, onDone }: { accountId: string; tags: string[
       <Button size="xs" variant="default" onClick={deal.open}>
         New deal
       </Button>
+      <Button size="xs" variant="default" onClick={link.open}>
+        Add to deal
+      </Button>
       <Modal opened={activityOpen} onClose={activity.close} title="Log an activity">
         <ActivityForm accountId={accountId} onDone={() => (activity.close(), onDone())} />
       </Modal>
@@ -324,6 +340,9 @@ function Actions({ accountId, tags, onDone }: { accountId: string; tags: string[
       </Modal>
       <Modal opened={dealOpen} onClose={deal.close} title="New deal">
         <DealForm accountId={accountId} onDone={() => (deal.close(), onDone())} />
+      </Modal>
+      <Modal opened={linkOpen} onClose={link.close} title="Add to an existing deal">
+        <LinkDealForm accountId={accountId} onDone={() => (link.close(), onDone())} />
       </Modal>
     </Group>
   );
@@ -408,3 +427,51 @@ function DealForm({ accountId, onDone }: { accountId: string; onDone: () => void
   );
 }
 
+
+/** Links this account to a deal that exists (found by title); a deal of another account moves here. */
+function LinkDealForm({ accountId, onDone }: { accountId: string; onDone: () => void }) {
+  const [search, setSearch] = useState('');
+  const [query] = useDebouncedValue(search.trim(), 200);
+  const [dealId, setDealId] = useState<string | null>(null);
+  const [{ data, fetching, error }] = useQuery({ query: FindDeals, variables: { query: query || null } });
+  const [result, run] = useMutation(LinkDeal);
+  const fields = fieldErrors(result.error);
+  const deals = (data?.deals.nodes ?? []).filter((d) => d.account?.id !== accountId);
+  const chosen = deals.find((d) => d.id === dealId);
+  const submit = async (e: FormEvent) => {
+    e.preventDefault();
+    if (!dealId) return;
+    const r = await run({ id: dealId, input: { accountId } });
+    if (!r.error) onDone();
+  };
+  return (
+    <form onSubmit={submit} noValidate>
+      <Stack>
+        <ErrorNotice error={error ?? result.error} />
+        <Select
+          label="Deal"
+          placeholder="Search deals by title"
+          searchable
+          data={deals.map((d) => ({ value: d.id, label: d.title }))}
+          value={dealId}
+          onChange={setDealId}
+          searchValue={search}
+          onSearchChange={setSearch}
+          filter={({ options }) => options}
+          nothingFoundMessage={fetching ? 'Searching…' : 'No other deal matches'}
+          error={fields.accountId ?? fields.id}
+          data-autofocus
+        />
+        {chosen && (
+          <Text size="sm" c="dimmed">
+            {chosen.account ? `It moves here from ${chosen.account.name}.` : 'It has no account yet.'} Stage:{' '}
+            {chosen.stage?.replace(/_/g, ' ').toLowerCase() ?? 'none'}.
+          </Text>
+        )}
+        <Button type="submit" disabled={!dealId} loading={result.fetching}>
+          Add to deal
+        </Button>
+      </Stack>
+    </form>
+  );
+}

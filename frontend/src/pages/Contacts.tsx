@@ -2,9 +2,8 @@
 // person, with the evidence) that can be merged here.
 import { useState } from 'react';
 import { Link } from 'react-router-dom';
-import { Anchor, Badge, Button, Card, Group, Paper, ScrollArea, Stack, Table, Tabs, Text, TextInput, Title } from '@mantine/core';
+import { Alert, Anchor, Badge, Button, Card, Group, Paper, ScrollArea, Stack, Table, Tabs, Text, TextInput, Title } from '@mantine/core';
 import { useDebouncedValue } from '@mantine/hooks';
-import { notifications } from '@mantine/notifications';
 import { useMutation, useQuery } from 'urql';
 import { graphql } from '../graphql';
 import { Empty, ErrorNotice, Loading, contactName, useCanWrite } from '../ui';
@@ -37,6 +36,12 @@ const Merge = graphql(`
       contact { id }
       merges { id }
     }
+  }
+`);
+
+const Unmerge = graphql(`
+  mutation UndoMerge($mergeId: ID!) {
+    unmergeContact(mergeId: $mergeId) { id }
   }
 `);
 
@@ -142,14 +147,52 @@ function ContactList() {
 function MergeSuggestions() {
   const [{ data, error, fetching }, reexecute] = useQuery({ query: Suggestions });
   const [merge, run] = useMutation(Merge);
+  const [undo, runUndo] = useMutation(Unmerge);
+  // The merges just made here, so they can be undone on the spot (the contact page keeps them too).
+  const [done, setDone] = useState<{ mergeIds: string[]; primary: { id: string; name: string }; merged: string; undone: boolean } | null>(null);
   const canWrite = useCanWrite();
   if (error) return <ErrorNotice error={error} />;
   if (!data) return fetching ? <Loading /> : null;
+  const lastMerge = done && (
+    <Alert color={done.undone ? 'gray' : 'green'} title={done.undone ? 'Merge undone' : 'Merged'} role="status">
+      <Group justify="space-between">
+        <Text size="sm">
+          {done.undone ? `${done.merged} is a contact of its own again.` : `${done.merged} merged into ${done.primary.name}.`}{' '}
+          <Anchor component={Link} to={`/contacts/${done.primary.id}`}>
+            Open {done.primary.name}
+          </Anchor>
+        </Text>
+        {!done.undone && canWrite && (
+          <Button
+            size="xs"
+            variant="default"
+            loading={undo.fetching}
+            onClick={async () => {
+              for (const mergeId of done.mergeIds) {
+                const r = await runUndo({ mergeId });
+                if (r.error) return;
+              }
+              setDone({ ...done, undone: true });
+              reexecute({ requestPolicy: 'network-only' });
+            }}
+          >
+            Undo merge
+          </Button>
+        )}
+      </Group>
+    </Alert>
+  );
   if (data.mergeSuggestions.length === 0)
-    return <Empty title="No duplicates found">When two contacts share an email, GitHub login or other identity, they are suggested here.</Empty>;
+    return (
+      <Stack>
+        {lastMerge}
+        <Empty title="No duplicates found">When two contacts share an email, GitHub login or other identity, they are suggested here.</Empty>
+      </Stack>
+    );
   return (
     <Stack>
-      <ErrorNotice error={merge.error} />
+      {lastMerge}
+      <ErrorNotice error={merge.error ?? undo.error} />
       {data.mergeSuggestions.map((s) => {
         const [primary, ...rest] = s.contacts;
         return (
@@ -176,8 +219,13 @@ function MergeSuggestions() {
                   loading={merge.fetching}
                   onClick={async () => {
                     const r = await run({ primaryId: primary.id, duplicateIds: rest.map((c) => c.id) });
-                    if (!r.error) {
-                      notifications.show({ title: 'Merged', message: `Kept ${contactName(primary)}; undo from the contact's page.` });
+                    if (r.data) {
+                      setDone({
+                        mergeIds: r.data.mergeContacts.merges.map((m) => m.id),
+                        primary: { id: primary.id, name: contactName(primary) },
+                        merged: rest.map(contactName).join(', '),
+                        undone: false,
+                      });
                       reexecute({ requestPolicy: 'network-only' });
                     }
                   }}

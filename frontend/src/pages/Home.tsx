@@ -1,8 +1,9 @@
-// The PQA home: accounts ranked by score, filtered by tier and searched by name or domain, with a
+// The PQA home: accounts ranked by score, filtered by tier and source and searched by name or
+// domain, a page of 50 at a time (keyset cursors, so 10,000 accounts cost one page each), with a
 // live feed of signals and score changes (GraphQL subscriptions) that refreshes the ranking.
-import { useCallback, useEffect, useState, type ReactNode } from 'react';
+import { useCallback, useEffect, useRef, useState, type ReactNode } from 'react';
 import { Link } from 'react-router-dom';
-import { Anchor, Badge, Button, Card, Grid, Group, Paper, ScrollArea, SegmentedControl, Stack, Table, Text, TextInput, Title } from '@mantine/core';
+import { Anchor, Badge, Button, Card, Grid, Group, NativeSelect, Paper, ScrollArea, SegmentedControl, Stack, Table, Text, TextInput, Title } from '@mantine/core';
 import { useDebouncedValue } from '@mantine/hooks';
 import { useQuery, useSubscription } from 'urql';
 import { graphql } from '../graphql';
@@ -20,6 +21,12 @@ const Accounts = graphql(`
         score { score tier trend signalCount lastSignalAt }
       }
     }
+  }
+`);
+
+const Sources = graphql(`
+  query AccountSources {
+    signalSources { id name kind builtIn }
   }
 `);
 
@@ -59,11 +66,14 @@ const TIERS = ['ALL', 'HOT', 'WARM', 'COLD', 'INACTIVE'] as const;
 
 export default function Home() {
   const [tier, setTier] = useState<(typeof TIERS)[number]>('ALL');
+  const [source, setSource] = useState('');
   const [search, setSearch] = useState('');
   const [query] = useDebouncedValue(search.trim(), 250);
-  const [pages, setPages] = useState<(string | null)[]>([null]);
-  const filter = { query: query || null, tier: tier === 'ALL' ? null : tier };
-  const resetPages = () => setPages([null]);
+  // The cursors of the pages before this one: Previous pops, Next pushes.
+  const [cursors, setCursors] = useState<string[]>([]);
+  const filter = { query: query || null, tier: tier === 'ALL' ? null : tier, source: source || null };
+  const resetPages = () => setCursors([]);
+  const [{ data: sources }] = useQuery({ query: Sources });
 
   // Rank refreshes: every page of the table re-asks the network when this changes.
   const [tick, setTick] = useState(0);
@@ -123,34 +133,25 @@ export default function Home() {
                 }}
                 data={TIERS.map((t) => ({ value: t, label: t === 'ALL' ? 'All tiers' : t.charAt(0) + t.slice(1).toLowerCase() }))}
               />
+              <NativeSelect
+                aria-label="Source"
+                value={source}
+                onChange={(e) => {
+                  setSource(e.currentTarget.value);
+                  resetPages();
+                }}
+                data={[{ value: '', label: 'All sources' }, ...(sources?.signalSources ?? []).map((s) => ({ value: s.id, label: s.name }))]}
+              />
             </Group>
-            <ScrollArea>
-              <Table highlightOnHover verticalSpacing="xs" miw={640} aria-label="Accounts ranked by score">
-                <Table.Thead>
-                  <Table.Tr>
-                    <Table.Th>Account</Table.Th>
-                    <Table.Th ta="right">Score</Table.Th>
-                    <Table.Th>Tier</Table.Th>
-                    <Table.Th>Trend</Table.Th>
-                    <Table.Th ta="right">Signals</Table.Th>
-                    <Table.Th>Last signal</Table.Th>
-                  </Table.Tr>
-                </Table.Thead>
-                <Table.Tbody>
-                  {pages.map((after, i) => (
-                    <AccountRows
-                      key={`${after ?? 'first'}`}
-                      after={after}
-                      filter={filter}
-                      tick={tick}
-                      isLast={i === pages.length - 1}
-                      onMore={(cursor) => setPages((p) => [...p, cursor])}
-                      empty={i === 0 ? <NoAccounts filtered={!!query || tier !== 'ALL'} /> : null}
-                    />
-                  ))}
-                </Table.Tbody>
-              </Table>
-            </ScrollArea>
+            <AccountPage
+              after={cursors[cursors.length - 1] ?? null}
+              page={cursors.length + 1}
+              filter={filter}
+              tick={tick}
+              onNext={(cursor) => setCursors((c) => [...c, cursor])}
+              onPrevious={() => setCursors((c) => c.slice(0, -1))}
+              empty={<NoAccounts filtered={!!query || tier !== 'ALL' || !!source} />}
+            />
           </Paper>
         </Grid.Col>
         <Grid.Col span={{ base: 12, lg: 4 }}>
@@ -161,80 +162,109 @@ export default function Home() {
   );
 }
 
-function AccountRows(props: {
+const COLUMNS = 6;
+
+function AccountPage(props: {
   after: string | null;
-  filter: { query: string | null; tier: string | null };
+  page: number;
+  filter: { query: string | null; tier: string | null; source: string | null };
   tick: number;
-  isLast: boolean;
-  onMore: (cursor: string) => void;
+  onNext: (cursor: string) => void;
+  onPrevious: () => void;
   empty: ReactNode;
 }) {
-  const [{ data, fetching, error }, reexecute] = useQuery({
+  const [{ data: fresh, fetching, error }, reexecute] = useQuery({
     query: Accounts,
     variables: { first: PAGE, after: props.after, filter: props.filter as never },
   });
+  // While the next page (or a new filter) loads, the rows on screen stay: nothing jumps.
+  const last = useRef(fresh);
+  if (fresh) last.current = fresh;
+  const data = fresh ?? last.current;
   // A score changed somewhere: ask again, so the ranking and the numbers are current.
   useEffect(() => {
     if (props.tick > 0) reexecute({ requestPolicy: 'network-only' });
   }, [props.tick, reexecute]);
-  if (error)
-    return (
-      <Table.Tr>
-        <Table.Td colSpan={6}>
-          <ErrorNotice error={error} />
-        </Table.Td>
-      </Table.Tr>
-    );
-  if (!data)
-    return fetching ? (
-      <Table.Tr>
-        <Table.Td colSpan={6}>
-          <Loading />
-        </Table.Td>
-      </Table.Tr>
-    ) : null;
-  const conn = data.accounts;
-  if (conn.nodes.length === 0 && props.empty)
-    return (
-      <Table.Tr>
-        <Table.Td colSpan={6}>{props.empty}</Table.Td>
-      </Table.Tr>
-    );
+  const conn = data?.accounts;
+  const pages = conn ? Math.max(1, Math.ceil(conn.totalCount / PAGE)) : 1;
   return (
     <>
-      {conn.nodes.map((a) => (
-        <Table.Tr key={a.id}>
-          <Table.Td>
-            <Anchor component={Link} to={`/accounts/${a.id}`} fw={600}>
-              {a.name}
-            </Anchor>
-            {a.domain && (
-              <Text size="xs" c="dimmed">
-                {a.domain}
-              </Text>
+      <ScrollArea>
+        <Table highlightOnHover verticalSpacing="xs" miw={640} aria-label="Accounts ranked by score" aria-busy={fetching}>
+          <Table.Thead>
+            <Table.Tr>
+              <Table.Th>Account</Table.Th>
+              <Table.Th ta="right">Score</Table.Th>
+              <Table.Th>Tier</Table.Th>
+              <Table.Th>Trend</Table.Th>
+              <Table.Th ta="right">Signals</Table.Th>
+              <Table.Th>Last signal</Table.Th>
+            </Table.Tr>
+          </Table.Thead>
+          <Table.Tbody>
+            {error ? (
+              <Table.Tr>
+                <Table.Td colSpan={COLUMNS}>
+                  <ErrorNotice error={error} />
+                </Table.Td>
+              </Table.Tr>
+            ) : !conn ? (
+              <Table.Tr>
+                <Table.Td colSpan={COLUMNS}>{fetching && <Loading />}</Table.Td>
+              </Table.Tr>
+            ) : conn.nodes.length === 0 ? (
+              <Table.Tr>
+                <Table.Td colSpan={COLUMNS}>{props.empty}</Table.Td>
+              </Table.Tr>
+            ) : (
+              conn.nodes.map((a) => (
+                <Table.Tr key={a.id}>
+                  <Table.Td>
+                    <Anchor component={Link} to={`/accounts/${a.id}`} fw={600}>
+                      {a.name}
+                    </Anchor>
+                    {a.domain && (
+                      <Text size="xs" c="dimmed">
+                        {a.domain}
+                      </Text>
+                    )}
+                  </Table.Td>
+                  <Table.Td ta="right" fw={700}>
+                    {a.score?.score ?? '—'}
+                  </Table.Td>
+                  <Table.Td>
+                    <TierBadge tier={a.score?.tier} />
+                  </Table.Td>
+                  <Table.Td aria-label={a.score?.trend ?? 'no trend'}>
+                    {trendArrow(a.score?.trend)} <Text span size="xs" c="dimmed">{a.score?.trend?.toLowerCase()}</Text>
+                  </Table.Td>
+                  <Table.Td ta="right">{a.score?.signalCount ?? 0}</Table.Td>
+                  <Table.Td>{timeAgo(a.score?.lastSignalAt)}</Table.Td>
+                </Table.Tr>
+              ))
             )}
-          </Table.Td>
-          <Table.Td ta="right" fw={700}>
-            {a.score?.score ?? '—'}
-          </Table.Td>
-          <Table.Td>
-            <TierBadge tier={a.score?.tier} />
-          </Table.Td>
-          <Table.Td aria-label={a.score?.trend ?? 'no trend'}>
-            {trendArrow(a.score?.trend)} <Text span size="xs" c="dimmed">{a.score?.trend?.toLowerCase()}</Text>
-          </Table.Td>
-          <Table.Td ta="right">{a.score?.signalCount ?? 0}</Table.Td>
-          <Table.Td>{timeAgo(a.score?.lastSignalAt)}</Table.Td>
-        </Table.Tr>
-      ))}
-      {props.isLast && conn.pageInfo.hasNextPage && conn.pageInfo.endCursor && (
-        <Table.Tr>
-          <Table.Td colSpan={6} ta="center">
-            <Button variant="subtle" onClick={() => props.onMore(conn.pageInfo.endCursor as string)}>
-              Show more ({conn.totalCount} accounts)
+          </Table.Tbody>
+        </Table>
+      </ScrollArea>
+      {conn && conn.totalCount > 0 && (
+        <Group justify="space-between" mt="sm">
+          <Text size="sm" c="dimmed" data-testid="accounts-page">
+            Page {props.page} of {pages} · {conn.totalCount.toLocaleString('en-US')} {conn.totalCount === 1 ? 'account' : 'accounts'}
+          </Text>
+          <Group gap="xs">
+            <Button variant="default" size="xs" disabled={props.page === 1} onClick={props.onPrevious}>
+              Previous
             </Button>
-          </Table.Td>
-        </Table.Tr>
+            <Button
+              variant="default"
+              size="xs"
+              disabled={!conn.pageInfo.hasNextPage || !conn.pageInfo.endCursor || !fresh}
+              onClick={() => conn.pageInfo.endCursor && props.onNext(conn.pageInfo.endCursor)}
+            >
+              Next
+            </Button>
+          </Group>
+        </Group>
       )}
     </>
   );

@@ -492,3 +492,103 @@ async fn tags_are_added_and_removed() {
         ]
     );
 }
+
+#[tokio::test]
+async fn accounts_filter_by_the_source_of_their_signals_within_the_tenant() {
+    const INGEST: &str = "mutation($input: SignalInput!) { ingestSignal(input: $input) { signal { account { id } source { id builtIn } } } }";
+    const LIST: &str = "query($f: AccountFilter) { accounts(first: 50, filter: $f) { totalCount nodes { domain } } }";
+    let app = spawn_app().await;
+    let (a, b) = app.two_tenants().await;
+    let ingest = |s: &Session, input: Value| {
+        let token = s.token().map(str::to_owned);
+        let app = &app;
+        async move {
+            let r = app
+                .graphql_as(token.as_deref(), INGEST, json!({"input": input}))
+                .await;
+            ok(&r)["ingestSignal"]["signal"].clone()
+        }
+    };
+    let domains = |r: &Value| -> Vec<String> {
+        let mut d: Vec<String> = ok(r)["accounts"]["nodes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|n| n["domain"].as_str().unwrap().to_owned())
+            .collect();
+        d.sort();
+        d
+    };
+    let r = app
+        .graphql_as(
+            a.token(),
+            "mutation { createSignalSource(input: {kind: \"CUSTOM_WEBHOOK\", name: \"Docs site\"}) { id } }",
+            json!({}),
+        )
+        .await;
+    let docs = ok(&r)["createSignalSource"]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    ingest(
+        &a,
+        json!({"type": "docs_view", "sourceId": docs, "actor": {"email": "jane@acme.io"}}),
+    )
+    .await;
+    let api = ingest(
+        &a,
+        json!({"type": "api_call", "actor": {"email": "bob@globex.com"}}),
+    )
+    .await;
+    assert_eq!(api["source"]["builtIn"], true);
+    let api = api["source"]["id"].as_str().unwrap().to_owned();
+    // Both sources for one account; none for another.
+    ingest(
+        &a,
+        json!({"type": "api_call", "actor": {"email": "carol@initech.io"}}),
+    )
+    .await;
+    ingest(
+        &a,
+        json!({"type": "docs_view", "sourceId": docs, "actor": {"email": "dan@initech.io"}}),
+    )
+    .await;
+    create_account(&app, &a, json!({"name": "Quiet", "domain": "quiet.dev"})).await;
+
+    let list = |s: &Session, f: Value| {
+        let token = s.token().map(str::to_owned);
+        let app = &app;
+        async move {
+            app.graphql_as(token.as_deref(), LIST, json!({"f": f}))
+                .await
+        }
+    };
+    let r = list(&a, json!({"source": docs})).await;
+    assert_eq!(domains(&r), ["acme.io", "initech.io"], "{r}");
+    assert_eq!(ok(&r)["accounts"]["totalCount"], 2);
+    let r = list(&a, json!({"source": api})).await;
+    assert_eq!(domains(&r), ["globex.com", "initech.io"], "{r}");
+    let r = list(&a, json!({"source": docs, "query": "acme"})).await;
+    assert_eq!(domains(&r), ["acme.io"], "{r}");
+    let r = list(&a, json!({})).await;
+    assert_eq!(ok(&r)["accounts"]["totalCount"], 4, "{r}");
+
+    // Another organization naming these sources sees none of their accounts, even with
+    // accounts of its own that have signals.
+    ingest(
+        &b,
+        json!({"type": "api_call", "actor": {"email": "eve@acme.io"}}),
+    )
+    .await;
+    for source in [&docs, &api] {
+        let r = list(&b, json!({"source": source})).await;
+        assert_eq!(ok(&r)["accounts"]["totalCount"], 0, "{r}");
+        assert_eq!(domains(&r), Vec::<String>::new());
+    }
+    let r = list(&b, json!({})).await;
+    assert_eq!(domains(&r), ["acme.io"], "{r}");
+
+    let r = list(&a, json!({"source": "not-an-id"})).await;
+    assert_code(&r, "BAD_USER_INPUT");
+    assert_eq!(field(&r), "filter.source");
+}

@@ -108,7 +108,8 @@ export default function Team() {
           </Table>
         )}
       </Paper>
-      {isAdmin ? <Invitations /> : <Text size="sm" c="dimmed">Admins and owners invite people and change roles.</Text>}
+      {/* Below the members only once they are on screen: nothing moves when they arrive. */}
+      {data && (isAdmin ? <Invitations /> : <Text size="sm" c="dimmed">Admins and owners invite people and change roles.</Text>)}
     </Stack>
   );
 }

@@ -122,6 +122,8 @@ pub struct AccountFilter {
     pub size: Option<AccountSize>,
     /// Only accounts whose current score is in this tier (never-scored accounts match none).
     pub tier: Option<crate::graphql::signals::Tier>,
+    /// Only accounts with at least one signal from this source (an id from `signalSources`).
+    pub source: Option<ID>,
     #[graphql(flatten)]
     pub common: CommonFilter,
 }
@@ -266,10 +268,12 @@ impl CrmQuery {
         let mut req = page_request(first, after, last, before)?;
         req.order = order_by.map(Into::into);
         let f = filter.unwrap_or_default();
+        let source_id = crate::graphql::common::opt_input_id(f.source, "filter.source")?;
         let filter = domain::crm::accounts::Filter {
             query: f.query,
             size: f.size.map(|s| s.as_str().to_owned()),
             tier: f.tier.map(|t| t.as_str().to_owned()),
+            source_id,
             common: f.common.into(),
         };
         let page = domain::crm::accounts::list(&state(ctx)?.db, actor, &filter, &req)
