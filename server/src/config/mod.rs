@@ -76,6 +76,9 @@ pub struct Config {
     /// Always set after loading: `DATABASE_URL`, or a SQLite file under `DATA_DIR`.
     pub database_url: SecretString,
     pub database_max_connections: u32,
+    /// `DATABASE_WORKER_CONNECTIONS`: the worker role's own pool (jobs, cron, webhook delivery),
+    /// apart from the requests' `DATABASE_MAX_CONNECTIONS`.
+    pub database_worker_connections: u32,
     /// `REDIS_URL`, or built from `REDIS_HOST`/`REDIS_PORT`/`REDIS_PASSWORD`; `None` = no Redis.
     pub redis_url: Option<SecretString>,
     /// Prepended to every Redis key this process writes (lets tests share one Redis).
@@ -483,6 +486,11 @@ impl Config {
                 10u32,
                 "a positive number",
             ),
+            database_worker_connections: r.parse(
+                "DATABASE_WORKER_CONNECTIONS",
+                10u32,
+                "a positive number",
+            ),
             redis_url,
             redis_key_prefix: r.get("REDIS_KEY_PREFIX").unwrap_or_default(),
             jwt_secret,
@@ -564,6 +572,9 @@ impl Config {
         }
         if config.database_max_connections < 2 {
             r.problem("DATABASE_MAX_CONNECTIONS", "must be at least 2");
+        }
+        if config.database_worker_connections < 2 {
+            r.problem("DATABASE_WORKER_CONNECTIONS", "must be at least 2");
         }
         if r.problems.is_empty() {
             Ok(config)

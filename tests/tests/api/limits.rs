@@ -294,3 +294,45 @@ async fn a_client_holds_a_bounded_number_of_websocket_connections() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn background_loops_have_their_own_pool_when_requests_hold_every_connection() {
+    let app = spawn_app_with(&[("DATABASE_MAX_CONNECTIONS", "2")]).await;
+    // Whatever holds every connection of the serving pool (here: two open transactions)...
+    let held = [app.db.begin().await.unwrap(), app.db.begin().await.unwrap()];
+    // ...the worker still claims and runs a job.
+    let side = domain::db::connect(&app.test_db.url, &Default::default())
+        .await
+        .unwrap();
+    let job = domain::queue::NewJob::new("signal-processing", "noop", json!({}));
+    let id = domain::queue::enqueue(&side, job).await.unwrap().unwrap();
+    devsignal_tests::eventually(Duration::from_secs(20), "the job to complete", || {
+        let side = side.clone();
+        async move {
+            let j = domain::queue::get(&side, id).await.unwrap().unwrap();
+            (j.state == domain::queue::state::COMPLETED).then_some(())
+        }
+    })
+    .await;
+    drop(held);
+}
+
+#[tokio::test]
+async fn each_websocket_operation_counts_against_the_rate_limit() {
+    let app = spawn_app_with(&[("RATE_LIMIT_API", "3")]).await;
+    // The upgrade is the first request of the minute, each operation one more.
+    let mut ws = app.ws("graphql-transport-ws").await;
+    assert_eq!(ws.init(json!({})).await["type"], "connection_ack");
+    let tick = "subscription { serverTime(intervalMs: 60000) }";
+    for id in ["1", "2"] {
+        ws.subscribe(id, tick, json!({})).await;
+        assert!(ws.next_data().await["data"]["serverTime"].is_string());
+    }
+    ws.subscribe("3", tick, json!({})).await;
+    let refused = ws.next(Duration::from_secs(10)).await.unwrap();
+    assert_eq!(refused["id"], "3", "{refused}");
+    assert_eq!(
+        refused["payload"]["errors"][0]["extensions"]["code"], "RATE_LIMITED",
+        "{refused}"
+    );
+}
