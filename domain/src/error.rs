@@ -54,7 +54,7 @@ pub enum Code {
     BadRequest,
     /// The GraphQL document does not parse.
     GraphqlParseFailed,
-    /// The GraphQL document does not validate against the schema, or exceeds the depth or complexity limit.
+    /// The GraphQL document does not validate against the schema, or exceeds a limit on documents (size, fields once fragments are expanded, aliases, fragments, directives, mutation fields, nesting, depth, complexity).
     GraphqlValidationFailed,
     /// Credentials are missing, malformed, expired or revoked.
     Unauthenticated,
@@ -76,6 +76,8 @@ pub enum Code {
     RateLimited,
     /// The organization's plan does not allow more of this.
     PlanLimit,
+    /// The request asks for more than a server limit allows (a GraphQL response larger than `GRAPHQL_MAX_RESPONSE_BYTES`, more than `WS_MAX_SUBSCRIPTIONS` operations on one WebSocket connection); the message names the limit.
+    LimitExceeded,
     /// Something failed inside the server; the details are logged with the request id, never returned.
     Internal,
     /// An outside service the request depends on (e.g. an OAuth provider) failed.
@@ -101,6 +103,7 @@ impl Code {
         Code::UnsupportedMediaType,
         Code::RateLimited,
         Code::PlanLimit,
+        Code::LimitExceeded,
         Code::Internal,
         Code::UpstreamError,
         Code::Unavailable,
@@ -123,6 +126,7 @@ impl Code {
             Code::UnsupportedMediaType => "UNSUPPORTED_MEDIA_TYPE",
             Code::RateLimited => "RATE_LIMITED",
             Code::PlanLimit => "PLAN_LIMIT",
+            Code::LimitExceeded => "LIMIT_EXCEEDED",
             Code::Internal => "INTERNAL",
             Code::UpstreamError => "UPSTREAM_ERROR",
             Code::Unavailable => "UNAVAILABLE",
@@ -146,6 +150,7 @@ impl Code {
             Code::UnsupportedMediaType => 415,
             Code::RateLimited => 429,
             Code::PlanLimit => 402,
+            Code::LimitExceeded => 400,
             Code::Internal => 500,
             Code::UpstreamError => 502,
             Code::Unavailable => 503,
@@ -163,7 +168,7 @@ impl Code {
             }
             Code::GraphqlParseFailed => "The GraphQL document does not parse.",
             Code::GraphqlValidationFailed => {
-                "The GraphQL document does not validate against the schema, or exceeds the depth or complexity limit."
+                "The GraphQL document does not validate against the schema, or exceeds a limit on documents (size, fields once fragments are expanded, aliases, fragments, directives, mutation fields, nesting, depth, complexity)."
             }
             Code::Unauthenticated => "Credentials are missing, malformed, expired or revoked.",
             Code::Forbidden => {
@@ -181,6 +186,9 @@ impl Code {
                 "Too many requests; `Retry-After` (and `retryAfter` in GraphQL) says when to try again."
             }
             Code::PlanLimit => "The organization's plan does not allow more of this.",
+            Code::LimitExceeded => {
+                "The request asks for more than a server limit allows (a GraphQL response larger than `GRAPHQL_MAX_RESPONSE_BYTES`, more than `WS_MAX_SUBSCRIPTIONS` operations on one WebSocket connection); the message names the limit."
+            }
             Code::Internal => {
                 "Something failed inside the server; the details are logged with the request id, never returned."
             }

@@ -12,16 +12,40 @@ use crate::{Error, Result};
 /// Minimum password length.
 pub const MIN_PASSWORD_LEN: usize = 8;
 
-/// Hashes a password with argon2id (default parameters, fresh salt) into a PHC string.
-pub fn hash_password(password: &str) -> Result<String> {
+/// How many password hashes (or verifications) run at once in this process: one per core.
+/// Each takes tens of milliseconds of CPU and ~19 MiB, so they run on blocking threads, never
+/// on the async runtime, and wait for a place here first.
+pub fn password_hash_concurrency() -> usize {
+    std::thread::available_parallelism().map_or(2, std::num::NonZeroUsize::get)
+}
+
+fn hashing_slots() -> &'static tokio::sync::Semaphore {
+    static SLOTS: std::sync::OnceLock<tokio::sync::Semaphore> = std::sync::OnceLock::new();
+    SLOTS.get_or_init(|| tokio::sync::Semaphore::new(password_hash_concurrency()))
+}
+
+/// Runs `work` on a blocking thread once `slots` has a place for it.
+async fn bounded<T: Send + 'static>(
+    slots: &tokio::sync::Semaphore,
+    work: impl FnOnce() -> T + Send + 'static,
+) -> Result<T> {
+    let _slot = slots
+        .acquire()
+        .await
+        .map_err(|e| Error::Internal(format!("password hashing slots closed: {e}")))?;
+    tokio::task::spawn_blocking(work)
+        .await
+        .map_err(|e| Error::Internal(format!("password hashing task failed: {e}")))
+}
+
+fn hash_now(password: &str) -> Result<String> {
     Argon2::default()
         .hash_password(password.as_bytes())
         .map(|h| h.to_string())
         .map_err(|e| Error::Internal(format!("hashing a password: {e}")))
 }
 
-/// True when `password` matches the PHC string `hash`.
-pub fn verify_password(password: &str, hash: &str) -> bool {
+fn verify_now(password: &str, hash: &str) -> bool {
     match PasswordHash::new(hash) {
         Ok(parsed) => Argon2::default()
             .verify_password(password.as_bytes(), &parsed)
@@ -30,13 +54,30 @@ pub fn verify_password(password: &str, hash: &str) -> bool {
     }
 }
 
+/// Hashes a password with argon2id (default parameters, fresh salt) into a PHC string, on a
+/// blocking thread, at most [`password_hash_concurrency`] at once.
+pub async fn hash_password(password: &str) -> Result<String> {
+    let password = password.to_owned();
+    bounded(hashing_slots(), move || hash_now(&password)).await?
+}
+
+/// True when `password` matches the PHC string `hash` (checked like [`hash_password`] runs).
+pub async fn verify_password(password: &str, hash: &str) -> Result<bool> {
+    let (password, hash) = (password.to_owned(), hash.to_owned());
+    bounded(hashing_slots(), move || verify_now(&password, &hash)).await
+}
+
 /// Spends about as long as a real verification, so a login for an unknown email takes as long as
 /// one with a wrong password.
-pub fn burn_password_check(password: &str) {
+pub async fn burn_password_check(password: &str) -> Result<()> {
     static DUMMY: std::sync::OnceLock<Option<String>> = std::sync::OnceLock::new();
-    if let Some(hash) = DUMMY.get_or_init(|| hash_password("not-a-real-password").ok()) {
-        let _ = verify_password(password, hash);
-    }
+    let password = password.to_owned();
+    bounded(hashing_slots(), move || {
+        if let Some(hash) = DUMMY.get_or_init(|| hash_now("not-a-real-password").ok()) {
+            let _ = verify_now(&password, hash);
+        }
+    })
+    .await
 }
 
 /// Checks a new password's strength; names the `field` when it is too weak.
@@ -181,11 +222,36 @@ mod tests {
 
     #[test]
     fn passwords_hash_with_argon2id_and_verify() {
-        let h = hash_password("correct horse").unwrap();
+        let h = hash_now("correct horse").unwrap();
         assert!(h.starts_with("$argon2id$"));
-        assert!(verify_password("correct horse", &h));
-        assert!(!verify_password("wrong horse", &h));
-        assert!(!verify_password("x", "not a hash"));
+        assert!(verify_now("correct horse", &h));
+        assert!(!verify_now("wrong horse", &h));
+        assert!(!verify_now("x", "not a hash"));
+    }
+
+    #[tokio::test]
+    async fn hashing_runs_off_the_async_thread_and_waits_for_a_slot() {
+        // The runtime of this test has one thread: work done inline would finish on the first
+        // poll. A hash on a blocking thread leaves the first poll pending.
+        fn first_poll_pending<F: Future>(f: std::pin::Pin<&mut F>) -> bool {
+            let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+            f.poll(&mut cx).is_pending()
+        }
+        let slots = tokio::sync::Semaphore::new(1);
+        let held = slots.acquire().await.unwrap();
+        let mut waiting = std::pin::pin!(bounded(&slots, || hash_now("correct horse")));
+        assert!(first_poll_pending(waiting.as_mut()), "no slot yet");
+        drop(held);
+        let hash = waiting.await.unwrap().unwrap();
+        assert!(verify_password("correct horse", &hash).await.unwrap());
+        assert!(!verify_password("wrong horse", &hash).await.unwrap());
+        let mut hashing = std::pin::pin!(hash_password("correct horse"));
+        assert!(
+            first_poll_pending(hashing.as_mut()),
+            "hashed on the async thread"
+        );
+        assert!(hashing.await.unwrap().starts_with("$argon2id$"));
+        assert!(password_hash_concurrency() >= 1);
     }
 
     #[test]

@@ -121,15 +121,16 @@ pub fn app(state: AppState) -> Router {
 /// `JOB_SHUTDOWN_GRACE_SECONDS`, then their leases are released).
 pub async fn start_worker(state: &AppState) -> anyhow::Result<tokio::task::JoinHandle<()>> {
     let id = jobs::worker::worker_id();
+    let db = background_pool(state).await?;
     let scheduler = if state.config.scheduler_enabled {
-        Some(jobs::scheduler::start(state.db.clone()).await?)
+        Some(jobs::scheduler::start(db.clone()).await?)
     } else {
         None
     };
     state.live.wake_on_remote_commits(state.commits.jobs());
     let worker = tokio::spawn(jobs::worker::run(
         jobs::Context {
-            db: state.db.clone(),
+            db: db.clone(),
             connectors: state.connectors.clone(),
         },
         jobs::worker::WorkerOptions {
@@ -147,7 +148,7 @@ pub async fn start_worker(state: &AppState) -> anyhow::Result<tokio::task::JoinH
         state.shutdown.clone(),
     ));
     let webhooks = tokio::spawn(jobs::webhook_delivery::run(
-        state.db.clone(),
+        db,
         state.webhooks.clone(),
         jobs::webhook_delivery::PumpOptions {
             owner: id,
@@ -172,6 +173,30 @@ pub async fn start_worker(state: &AppState) -> anyhow::Result<tokio::task::JoinH
             tracing::error!("the webhook delivery loop panicked");
         }
     }))
+}
+
+/// The pool of the worker role's loops (jobs, cron, webhook delivery): its own
+/// (`DATABASE_WORKER_CONNECTIONS`), so requests holding every connection of the serving pool never
+/// starve them. An in-memory SQLite database exists once per pool, so it keeps the one pool.
+async fn background_pool(state: &AppState) -> anyhow::Result<sea_orm::DatabaseConnection> {
+    let url = state.config.database_url.expose_secret();
+    if domain::db::Backend::from_url(url) == Some(domain::db::Backend::Sqlite)
+        && domain::db::sqlite_file(url).is_none()
+    {
+        return Ok(state.db.clone());
+    }
+    let pool = domain::db::PoolSettings {
+        max_connections: state.config.database_worker_connections,
+        ..Default::default()
+    };
+    let mut db = domain::db::connect(url, &pool)
+        .await
+        .context("opening the worker's database pool")?;
+    let statements = state.metrics.db_statements.clone();
+    db.set_metric_callback(move |_| {
+        statements.inc();
+    });
+    Ok(db)
 }
 
 /// What the worker reports: job metrics, and the commits of finished jobs.

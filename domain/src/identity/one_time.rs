@@ -46,6 +46,22 @@ pub async fn issue(
     Ok(token)
 }
 
+/// A token of `kind` that is known, unexpired and unused, without using it up (a cheap check
+/// before costly work; [`consume`] decides).
+pub async fn peek(
+    db: &impl ConnectionTrait,
+    kind: &str,
+    token: &str,
+) -> Result<Option<auth_tokens::Model>> {
+    Ok(auth_tokens::Entity::find()
+        .filter(auth_tokens::Column::TokenHash.eq(sha256_hex(token)))
+        .filter(auth_tokens::Column::Kind.eq(kind))
+        .filter(auth_tokens::Column::UsedAt.is_null())
+        .filter(auth_tokens::Column::ExpiresAt.gt(Utc::now()))
+        .one(db)
+        .await?)
+}
+
 /// Uses up a token of `kind`; `None` when it is unknown, expired or already used.
 pub async fn consume(
     db: &impl ConnectionTrait,

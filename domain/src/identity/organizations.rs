@@ -475,7 +475,7 @@ pub async fn register_invited(
     if !errors.is_empty() {
         return Err(Error::Validation(errors));
     }
-    let hash = crate::secrets::hash_password(&input.password)?;
+    let hash = crate::secrets::hash_password(&input.password).await?;
     let txn = crate::db::begin(db).await?;
     let user = users::ActiveModel {
         id: Set(Uuid::now_v7()),

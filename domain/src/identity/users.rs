@@ -68,7 +68,7 @@ pub async fn register(
     if !errors.is_empty() {
         return Err(Error::Validation(errors));
     }
-    let hash = secrets::hash_password(&input.password)?;
+    let hash = secrets::hash_password(&input.password).await?;
     let now = Utc::now();
     let txn = crate::db::begin(db).await?;
     let user = users::ActiveModel {
@@ -144,7 +144,7 @@ pub async fn login(
 ) -> Result<SignedIn> {
     let denied = || Error::Unauthenticated(INVALID_CREDENTIALS.into());
     let Ok(email) = normalize_email("email", email) else {
-        secrets::burn_password_check(password);
+        secrets::burn_password_check(password).await?;
         return Err(denied());
     };
     let user = users::Entity::find()
@@ -152,7 +152,7 @@ pub async fn login(
         .one(db)
         .await?;
     let Some(user) = user else {
-        secrets::burn_password_check(password);
+        secrets::burn_password_check(password).await?;
         // Recorded without an organization: kept for operators, not shown to any tenant.
         audit::record(
             db,
@@ -165,10 +165,10 @@ pub async fn login(
         .await?;
         return Err(denied());
     };
-    let ok = user
-        .password_hash
-        .as_deref()
-        .is_some_and(|h| secrets::verify_password(password, h));
+    let ok = match user.password_hash.as_deref() {
+        Some(hash) => secrets::verify_password(password, hash).await?,
+        None => false,
+    };
     let first = first_membership(db, user.id).await?;
     if !ok {
         if let Some(m) = &first {
@@ -324,14 +324,19 @@ pub async fn reset_password(
     password: &str,
 ) -> Result<()> {
     validate_password("password", password)?;
-    let hash = secrets::hash_password(password)?;
+    let spent = || Error::invalid("token", "is invalid, expired or already used");
+    // The token is checked before the (costly) hash; consuming it below checks it again.
+    if one_time::peek(db, one_time::PASSWORD_RESET, token)
+        .await?
+        .is_none()
+    {
+        return Err(spent());
+    }
+    let hash = secrets::hash_password(password).await?;
     let txn = crate::db::begin(db).await?;
     let used = one_time::consume(&txn, one_time::PASSWORD_RESET, token).await?;
     let Some(user_id) = used.and_then(|t| t.user_id) else {
-        return Err(Error::invalid(
-            "token",
-            "is invalid, expired or already used",
-        ));
+        return Err(spent());
     };
     let user = get(&txn, user_id).await?;
     let mut active: users::ActiveModel = user.into();

@@ -108,10 +108,16 @@ impl RateLimiter {
 
     /// Counts one request of `ip` against `limiter`.
     pub async fn hit(&self, limiter: Limiter, ip: &str) -> Decision {
+        self.hit_n(limiter, ip, 1).await
+    }
+
+    /// Counts `n` requests of `ip` against `limiter` at once (the operations of one GraphQL
+    /// batch, the root fields of one mutation).
+    pub async fn hit_n(&self, limiter: Limiter, ip: &str, n: u32) -> Decision {
         let limit = self.limit(limiter);
-        let (count, reset_secs) = match self.redis_hit(limiter, ip).await {
+        let (count, reset_secs) = match self.redis_hit(limiter, ip, n).await {
             Some(v) => v,
-            None => self.local_hit(limiter, ip),
+            None => self.local_hit(limiter, ip, n),
         };
         Decision {
             limiter,
@@ -138,7 +144,7 @@ impl RateLimiter {
         *guard = Some(Instant::now() + REDIS_BACKOFF);
     }
 
-    async fn redis_hit(&self, limiter: Limiter, ip: &str) -> Option<(u64, u64)> {
+    async fn redis_hit(&self, limiter: Limiter, ip: &str, n: u32) -> Option<(u64, u64)> {
         let pool = self.redis.as_ref()?;
         if !self.redis_usable() {
             return None;
@@ -148,7 +154,7 @@ impl RateLimiter {
             let mut conn = pool.get().await.ok()?;
             let (count, ttl): (u64, i64) = redis::pipe()
                 .atomic()
-                .incr(&key, 1)
+                .incr(&key, n)
                 .cmd("EXPIRE")
                 .arg(&key)
                 .arg(WINDOW.as_secs())
@@ -171,7 +177,7 @@ impl RateLimiter {
         }
     }
 
-    fn local_hit(&self, limiter: Limiter, ip: &str) -> (u64, u64) {
+    fn local_hit(&self, limiter: Limiter, ip: &str, n: u32) -> (u64, u64) {
         let now = Instant::now();
         if self.local.len() >= LOCAL_SWEEP_AT {
             // Forget finished windows so the map stays bounded by the clients of one minute.
@@ -185,7 +191,7 @@ impl RateLimiter {
         if now.duration_since(entry.0) >= WINDOW {
             *entry = (now, 0);
         }
-        entry.1 = entry.1.saturating_add(1);
+        entry.1 = entry.1.saturating_add(n);
         let reset = WINDOW.saturating_sub(now.duration_since(entry.0)).as_secs();
         (u64::from(entry.1), reset)
     }

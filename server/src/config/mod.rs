@@ -76,6 +76,9 @@ pub struct Config {
     /// Always set after loading: `DATABASE_URL`, or a SQLite file under `DATA_DIR`.
     pub database_url: SecretString,
     pub database_max_connections: u32,
+    /// `DATABASE_WORKER_CONNECTIONS`: the worker role's own pool (jobs, cron, webhook delivery),
+    /// apart from the requests' `DATABASE_MAX_CONNECTIONS`.
+    pub database_worker_connections: u32,
     /// `REDIS_URL`, or built from `REDIS_HOST`/`REDIS_PORT`/`REDIS_PASSWORD`; `None` = no Redis.
     pub redis_url: Option<SecretString>,
     /// Prepended to every Redis key this process writes (lets tests share one Redis).
@@ -148,6 +151,40 @@ pub struct Config {
     pub base_urls: BTreeMap<String, String>,
     /// Requests per minute per client IP for each limiter; `RATE_LIMIT_<LIMITER>`.
     pub rate_limits: RateLimits,
+    /// Bounds on one GraphQL request and on WebSocket connections; `GRAPHQL_*`, `WS_*`.
+    pub graphql_limits: GraphqlLimits,
+}
+
+/// Bounds on GraphQL requests that operators may tune (the limits on the document itself are
+/// constants in `graphql::limits`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct GraphqlLimits {
+    /// `GRAPHQL_TIMEOUT_MS`: how long one GraphQL request over HTTP may run before it is stopped
+    /// and answered with `TIMEOUT` (default 30 s).
+    pub timeout: Duration,
+    /// `GRAPHQL_MAX_RESPONSE_BYTES`: the largest GraphQL response sent; a larger one is replaced
+    /// by a `LIMIT_EXCEEDED` error (default 8 MiB).
+    pub max_response_bytes: usize,
+    /// `GRAPHQL_MAX_BATCH`: the most operations in one batch request (default 10).
+    pub max_batch: usize,
+    /// `WS_MAX_SUBSCRIPTIONS`: the most operations running at once on one WebSocket connection
+    /// (default 100).
+    pub ws_max_subscriptions: usize,
+    /// `WS_MAX_CONNECTIONS`: the most WebSocket connections open at once from one client address
+    /// (default 50).
+    pub ws_max_connections: usize,
+}
+
+impl Default for GraphqlLimits {
+    fn default() -> Self {
+        Self {
+            timeout: Duration::from_secs(30),
+            max_response_bytes: 8 * 1024 * 1024,
+            max_batch: 10,
+            ws_max_subscriptions: 100,
+            ws_max_connections: 50,
+        }
+    }
 }
 
 /// Requests per minute per client IP, per limiter. Defaults: auth 5, api 100, webhook 200,
@@ -170,6 +207,30 @@ impl Default for RateLimits {
             demo: 10,
             signal: 500,
         }
+    }
+}
+
+/// `GRAPHQL_*` and `WS_*`: each a positive number.
+fn graphql_limits(r: &mut Reader<'_>) -> GraphqlLimits {
+    let d = GraphqlLimits::default();
+    let positive = |r: &mut Reader<'_>, var: &'static str, default: usize| -> usize {
+        let v: usize = r.parse(var, default, "a positive number");
+        if v == 0 {
+            r.problem(var, "must be at least 1");
+        }
+        v
+    };
+    let timeout_ms = positive(
+        r,
+        "GRAPHQL_TIMEOUT_MS",
+        usize::try_from(d.timeout.as_millis()).unwrap_or(usize::MAX),
+    );
+    GraphqlLimits {
+        timeout: Duration::from_millis(u64::try_from(timeout_ms).unwrap_or(u64::MAX)),
+        max_response_bytes: positive(r, "GRAPHQL_MAX_RESPONSE_BYTES", d.max_response_bytes),
+        max_batch: positive(r, "GRAPHQL_MAX_BATCH", d.max_batch),
+        ws_max_subscriptions: positive(r, "WS_MAX_SUBSCRIPTIONS", d.ws_max_subscriptions),
+        ws_max_connections: positive(r, "WS_MAX_CONNECTIONS", d.ws_max_connections),
     }
 }
 
@@ -426,6 +487,11 @@ impl Config {
                 10u32,
                 "a positive number",
             ),
+            database_worker_connections: r.parse(
+                "DATABASE_WORKER_CONNECTIONS",
+                10u32,
+                "a positive number",
+            ),
             redis_url,
             redis_key_prefix: r.get("REDIS_KEY_PREFIX").unwrap_or_default(),
             jwt_secret,
@@ -500,12 +566,16 @@ impl Config {
                     "a number",
                 ),
             },
+            graphql_limits: graphql_limits(&mut r),
         };
         if config.worker_concurrency == 0 {
             r.problem("WORKER_CONCURRENCY", "must be at least 1");
         }
         if config.database_max_connections < 2 {
             r.problem("DATABASE_MAX_CONNECTIONS", "must be at least 2");
+        }
+        if config.database_worker_connections < 2 {
+            r.problem("DATABASE_WORKER_CONNECTIONS", "must be at least 2");
         }
         if r.problems.is_empty() {
             Ok(config)
@@ -709,6 +779,26 @@ mod tests {
         assert_eq!(c.rate_limits.auth, 50);
         let err = Config::from_vars(&vars(&[("RATE_LIMIT_API", "lots")])).unwrap_err();
         assert_eq!(err.0[0].var, "RATE_LIMIT_API");
+    }
+
+    #[test]
+    fn graphql_limits_have_defaults_and_refuse_zero() {
+        let c = Config::from_vars(&HashMap::new()).unwrap();
+        assert_eq!(c.graphql_limits, GraphqlLimits::default());
+        let c = Config::from_vars(&vars(&[
+            ("GRAPHQL_TIMEOUT_MS", "250"),
+            ("WS_MAX_SUBSCRIPTIONS", "3"),
+        ]))
+        .unwrap();
+        assert_eq!(c.graphql_limits.timeout, Duration::from_millis(250));
+        assert_eq!(c.graphql_limits.ws_max_subscriptions, 3);
+        let err = Config::from_vars(&vars(&[
+            ("GRAPHQL_MAX_BATCH", "0"),
+            ("WS_MAX_CONNECTIONS", "x"),
+        ]))
+        .unwrap_err();
+        let names: Vec<&str> = err.0.iter().map(|p| p.var).collect();
+        assert_eq!(names, vec!["GRAPHQL_MAX_BATCH", "WS_MAX_CONNECTIONS"]);
     }
 
     #[test]

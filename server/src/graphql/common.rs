@@ -140,3 +140,19 @@ pub fn page_request(
         order: None,
     })
 }
+
+/// The complexity of a list or connection field: its own 1 plus its selection counted once per
+/// row it may return (`first`, or `last`, or `default` rows when neither is given). Used as
+/// `#[graphql(complexity = "list_complexity(first, None, DEFAULT_PAGE_SIZE, child_complexity)")]`.
+pub fn list_complexity(
+    first: Option<i32>,
+    last: Option<i32>,
+    default: usize,
+    child_complexity: usize,
+) -> usize {
+    let rows = first
+        .or(last)
+        .map_or(default, |n| usize::try_from(n).unwrap_or(0))
+        .max(1);
+    rows.saturating_mul(child_complexity).saturating_add(1)
+}

@@ -197,6 +197,9 @@ impl Integration {
         )))
     }
     /// Its runs, newest first.
+    #[graphql(
+        complexity = "crate::graphql::common::list_complexity(first, None, crate::graphql::DEFAULT_PAGE_SIZE, child_complexity)"
+    )]
     async fn runs(
         &self,
         ctx: &Context<'_>,

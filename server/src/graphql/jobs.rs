@@ -141,6 +141,9 @@ impl JobQuery {
     }
 
     /// Jobs, newest first, by queue and state (waiting, active, completed, failed) (ADMIN).
+    #[graphql(
+        complexity = "crate::graphql::common::list_complexity(first, None, crate::graphql::DEFAULT_PAGE_SIZE, child_complexity)"
+    )]
     async fn jobs(
         &self,
         ctx: &Context<'_>,

@@ -202,6 +202,9 @@ impl MergeQuery {
     /// Pairs of contacts that look like the same person, highest confidence first, with the
     /// evidence for each: the same email, GitHub, npm, Twitter/X or LinkedIn (in a field or an
     /// identity) or the same full name. Nothing is merged.
+    #[graphql(
+        complexity = "crate::graphql::common::list_complexity(first, None, crate::graphql::DEFAULT_PAGE_SIZE, child_complexity)"
+    )]
     async fn merge_suggestions(
         &self,
         ctx: &Context<'_>,
@@ -216,6 +219,9 @@ impl MergeQuery {
 
     /// The organization's merges, newest first; with `contactId`, only those where that
     /// contact was kept or merged away.
+    #[graphql(
+        complexity = "crate::graphql::common::list_complexity(first, None, crate::graphql::DEFAULT_PAGE_SIZE, child_complexity)"
+    )]
     async fn contact_merges(
         &self,
         ctx: &Context<'_>,

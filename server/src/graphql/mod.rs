@@ -4,7 +4,10 @@
 //!
 //! Every error leaves with `extensions.code`: domain errors through [`gql_error`],
 //! parse and validation failures (including the depth and complexity limits) through the
-//! [`ErrorCodes`] extension.
+//! [`ErrorCodes`] extension. What one request may ask for is bounded before it runs
+//! ([`limits`]: document size, expanded fields, aliases, fragments, mutation fields, relation
+//! cycles; complexity multiplied by each list's page size) and while it runs (the transport's
+//! deadline and response size, [`socket`]'s operations per WebSocket connection).
 
 mod after_commit;
 pub mod common;
@@ -13,9 +16,11 @@ mod errors;
 pub mod identity;
 pub mod integrations;
 pub mod jobs;
+pub mod limits;
 pub mod live;
 pub mod merges;
 pub mod signals;
+mod socket;
 mod system;
 pub mod transport;
 pub mod webhooks;
@@ -31,9 +36,12 @@ use crate::state::AppState;
 
 /// The deepest selection nesting a query may have. GraphiQL's introspection query needs 13.
 pub const MAX_DEPTH: usize = 16;
-/// The most fields (each counted once, lists and connections weighted by their page size) that
-/// one query may select.
+/// The most fields one query may select, each list or connection's fields counted once per row
+/// it may return (its `first` or `last`, else [`DEFAULT_PAGE_SIZE`]): two nested lists of 100
+/// rows already pass it.
 pub const MAX_COMPLEXITY: usize = 5_000;
+/// The page size of a list whose `first` is not given.
+pub const DEFAULT_PAGE_SIZE: usize = 20;
 
 #[derive(MergedObject, Default)]
 pub struct QueryRoot(
@@ -82,7 +90,9 @@ pub fn schema(state: Option<AppState>) -> AppSchema {
     )
     .limit_depth(MAX_DEPTH)
     .limit_complexity(MAX_COMPLEXITY)
+    .limit_recursive_depth(limits::MAX_RECURSION)
     .extension(ErrorCodes)
+    .extension(limits::DocumentLimits)
     .extension(after_commit::AfterCommit);
     if let Some(state) = state {
         builder = builder.data(state);
@@ -106,4 +116,5 @@ pub fn routes(schema: AppSchema) -> Router<AppState> {
         )
         .route(transport::GRAPHQL_WS_PATH, get(transport::websocket))
         .layer(Extension(schema))
+        .layer(Extension(socket::Connections::default()))
 }

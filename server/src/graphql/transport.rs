@@ -7,11 +7,14 @@ use async_graphql_axum::{GraphQLProtocol, GraphQLResponse, GraphQLWebSocket};
 use axum::Extension;
 use axum::body::Bytes;
 use axum::extract::{State, WebSocketUpgrade};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use domain::Actor;
 
 use super::AppSchema;
+use super::limits::OverWebSocket;
+use super::socket::{ConnectionExecutor, Connections};
+use crate::auth::ratelimit::{Decision, Limiter};
 use crate::auth::{self, ClientIp};
 use crate::state::AppState;
 
@@ -22,6 +25,12 @@ pub use crate::{GRAPHQL_PATH, GRAPHQL_WS_PATH};
 ///
 /// Credentials (`Authorization: Bearer <access token | dsk_ key>` or `X-API-Key`) become the
 /// request's `Option<Actor>`; invalid credentials answer 401 with code `UNAUTHENTICATED`.
+///
+/// A batch holds at most `GRAPHQL_MAX_BATCH` operations and each counts against the `api` rate
+/// limit. The request runs under a deadline (`GRAPHQL_TIMEOUT_MS`, then `TIMEOUT`) and its
+/// response is at most `GRAPHQL_MAX_RESPONSE_BYTES` (else `LIMIT_EXCEEDED`). Execution runs
+/// inside this handler's future, never in a spawned task, so when the client disconnects the
+/// server drops the future and the work stops at its next await.
 pub async fn execute(
     State(state): State<AppState>,
     Extension(schema): Extension<AppSchema>,
@@ -32,15 +41,44 @@ pub async fn execute(
     let request: async_graphql::BatchRequest = match serde_json::from_slice(&body) {
         Ok(r) => r,
         Err(e) => {
-            let body = serde_json::json!({
-                "errors": [{
-                    "message": format!("the body is not a GraphQL request: {e}"),
-                    "extensions": {"code": domain::Code::BadRequest.as_str()}
-                }]
-            });
-            return (StatusCode::BAD_REQUEST, axum::Json(body)).into_response();
+            return refusal(
+                None,
+                StatusCode::BAD_REQUEST,
+                domain::Code::BadRequest,
+                format!("the body is not a GraphQL request: {e}"),
+            );
         }
     };
+    let limits = state.config.graphql_limits;
+    let batch = match &request {
+        async_graphql::BatchRequest::Single(_) => None,
+        async_graphql::BatchRequest::Batch(requests) => Some(requests.len()),
+    };
+    let operations = batch.unwrap_or(1);
+    if operations > limits.max_batch {
+        return refusal(
+            None,
+            StatusCode::BAD_REQUEST,
+            domain::Code::BadRequest,
+            format!(
+                "the batch holds {operations} operations; at most {} are allowed (GRAPHQL_MAX_BATCH)",
+                limits.max_batch
+            ),
+        );
+    }
+    if operations > 1 {
+        // The rate-limit middleware counted the request once; each further operation counts too.
+        let extra = u32::try_from(operations - 1).unwrap_or(u32::MAX);
+        let d = state
+            .identity
+            .limiter
+            .hit_n(Limiter::Api, &ip.0, extra)
+            .await;
+        if !d.allowed {
+            tracing::warn!(limiter = d.limiter.name(), "rate limit exceeded by a batch");
+            return rate_limited(&d);
+        }
+    }
     let actor = match state.identity.authenticate(&headers).await {
         Ok(actor) => actor,
         Err(e) => return graphql_error(StatusCode::UNAUTHORIZED, &e),
@@ -51,7 +89,80 @@ pub async fn execute(
         .data(loaders)
         .data(auth::meta(&ip, &headers))
         .data(ip);
-    GraphQLResponse::from(schema.execute_batch(request).await).into_response()
+    let response = match tokio::time::timeout(limits.timeout, schema.execute_batch(request)).await {
+        Ok(response) => response,
+        Err(_) => {
+            tracing::warn!(
+                timeoutMs = limits.timeout.as_millis() as u64,
+                "GraphQL request stopped at its deadline"
+            );
+            return refusal(
+                batch,
+                StatusCode::OK,
+                domain::Code::Timeout,
+                format!(
+                    "the request ran longer than {} ms and was stopped (GRAPHQL_TIMEOUT_MS);                          ask for less, or page through it",
+                    limits.timeout.as_millis()
+                ),
+            );
+        }
+    };
+    let (parts, body) = GraphQLResponse::from(response).into_response().into_parts();
+    match axum::body::to_bytes(body, limits.max_response_bytes).await {
+        Ok(bytes) => Response::from_parts(parts, axum::body::Body::from(bytes)),
+        Err(_) => {
+            tracing::warn!(
+                max = limits.max_response_bytes,
+                "GraphQL response over the size limit refused"
+            );
+            refusal(
+                batch,
+                StatusCode::OK,
+                domain::Code::LimitExceeded,
+                format!(
+                    "the response would be larger than {} bytes (GRAPHQL_MAX_RESPONSE_BYTES): \
+                     ask for fewer rows or fields",
+                    limits.max_response_bytes
+                ),
+            )
+        }
+    }
+}
+
+/// A GraphQL-shaped error for a request refused or stopped as a whole: one error object, or one
+/// per operation of a batch of `batch` operations.
+fn refusal(
+    batch: Option<usize>,
+    status: StatusCode,
+    code: domain::Code,
+    message: String,
+) -> Response {
+    let one = serde_json::json!({
+        "errors": [{"message": message, "extensions": {"code": code.as_str()}}]
+    });
+    let body = match batch {
+        None => one,
+        Some(n) => serde_json::Value::Array(vec![one; n]),
+    };
+    (status, axum::Json(body)).into_response()
+}
+
+/// `429` for a batch over the rate limit, shaped like the middleware's.
+fn rate_limited(d: &Decision) -> Response {
+    let body = serde_json::json!({
+        "errors": [{
+            "message": format!(
+                "too many requests ({} limiter: {} per minute); retry in {} s",
+                d.limiter.name(), d.limit, d.reset_secs
+            ),
+            "extensions": {"code": domain::Code::RateLimited.as_str(), "retryAfter": d.reset_secs}
+        }]
+    });
+    let mut resp = (StatusCode::TOO_MANY_REQUESTS, axum::Json(body)).into_response();
+    if let Ok(v) = HeaderValue::from_str(&d.reset_secs.to_string()) {
+        resp.headers_mut().insert(header::RETRY_AFTER, v);
+    }
+    resp
 }
 
 fn graphql_error(status: StatusCode, e: &domain::Error) -> Response {
@@ -63,20 +174,52 @@ fn graphql_error(status: StatusCode, e: &domain::Error) -> Response {
 
 /// GraphQL over WebSocket. The `connection_init` payload may carry
 /// `{"Authorization": "Bearer <access token | dsk_ key>"}` (or `X-API-Key`); invalid credentials
-/// refuse the connection.
+/// refuse the connection. A client address holds at most `WS_MAX_CONNECTIONS` connections at
+/// once (more answer `429 RATE_LIMITED` before the upgrade); a connection runs at most
+/// `WS_MAX_SUBSCRIPTIONS` operations at once, and each of its operations counts against the `api`
+/// rate limit. A connection without credentials reaches only what needs none (`serverTime`,
+/// `serverInfo`): every other field asks for an actor.
+#[allow(clippy::too_many_arguments)]
 pub async fn websocket(
     State(state): State<AppState>,
     Extension(schema): Extension<AppSchema>,
+    Extension(connections): Extension<Connections>,
     Extension(ip): Extension<ClientIp>,
     headers: HeaderMap,
     protocol: GraphQLProtocol,
     upgrade: WebSocketUpgrade,
 ) -> Response {
+    let limits = state.config.graphql_limits;
+    let Some(slot) = connections.open(&ip.0, limits.ws_max_connections) else {
+        tracing::warn!(
+            max = limits.ws_max_connections,
+            "WebSocket connection over the per-client limit refused"
+        );
+        let body = serde_json::json!({
+            "errors": [{
+                "message": format!(
+                    "this client already has {} WebSocket connections open; at most {} are \
+                     allowed at once (WS_MAX_CONNECTIONS): close one first",
+                    limits.ws_max_connections, limits.ws_max_connections
+                ),
+                "extensions": {"code": domain::Code::RateLimited.as_str(), "retryAfter": 1}
+            }]
+        });
+        let mut resp = (StatusCode::TOO_MANY_REQUESTS, axum::Json(body)).into_response();
+        resp.headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        return resp;
+    };
     let meta = auth::meta(&ip, &headers);
+    let executor = ConnectionExecutor::new(
+        schema,
+        limits.ws_max_subscriptions,
+        limits.max_response_bytes,
+    );
     upgrade
         .protocols(ALL_WEBSOCKET_PROTOCOLS)
-        .on_upgrade(move |stream| {
-            GraphQLWebSocket::new(stream, schema, protocol)
+        .on_upgrade(move |stream| async move {
+            GraphQLWebSocket::new(stream, executor, protocol)
                 .on_connection_init(move |payload| async move {
                     let actor = ws_actor(&state, &payload)
                         .await
@@ -89,9 +232,12 @@ pub async fn websocket(
                     data.insert(actor);
                     data.insert(meta);
                     data.insert(ip);
+                    data.insert(OverWebSocket);
                     Ok(data)
                 })
                 .serve()
+                .await;
+            drop(slot);
         })
 }
 

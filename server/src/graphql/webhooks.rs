@@ -330,6 +330,9 @@ impl WebhookQuery {
     /// The delivery log, newest first, optionally for one endpoint and in one status. `first` /
     /// `last` are at most 100 (default 20).
     #[allow(clippy::too_many_arguments)]
+    #[graphql(
+        complexity = "crate::graphql::common::list_complexity(first, last, crate::graphql::DEFAULT_PAGE_SIZE, child_complexity)"
+    )]
     async fn webhook_deliveries(
         &self,
         ctx: &Context<'_>,

@@ -23,6 +23,7 @@ mod integrations;
 mod isolation;
 mod jobs;
 mod layering;
+mod limits;
 mod live;
 mod merges;
 mod oauth;

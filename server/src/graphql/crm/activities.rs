@@ -72,6 +72,9 @@ impl ActivityQuery {
     /// 20); cursors stay valid while rows are added, so a walk never repeats or skips a row.
     // The arguments are the connection's API: paging, filter and order.
     #[allow(clippy::too_many_arguments)]
+    #[graphql(
+        complexity = "crate::graphql::common::list_complexity(first, last, crate::graphql::DEFAULT_PAGE_SIZE, child_complexity)"
+    )]
     async fn activities(
         &self,
         ctx: &Context<'_>,

@@ -78,6 +78,9 @@ impl DealQuery {
     /// cursors stay valid while rows are added, so a walk never repeats or skips a row.
     // The arguments are the connection's API: paging, filter and order.
     #[allow(clippy::too_many_arguments)]
+    #[graphql(
+        complexity = "crate::graphql::common::list_complexity(first, last, crate::graphql::DEFAULT_PAGE_SIZE, child_complexity)"
+    )]
     async fn deals(
         &self,
         ctx: &Context<'_>,

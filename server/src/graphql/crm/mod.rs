@@ -254,6 +254,9 @@ impl CrmQuery {
     /// cursors stay valid while rows are added, so a walk never repeats or skips a row.
     // The arguments are the connection's API: paging, filter and order.
     #[allow(clippy::too_many_arguments)]
+    #[graphql(
+        complexity = "crate::graphql::common::list_complexity(first, last, crate::graphql::DEFAULT_PAGE_SIZE, child_complexity)"
+    )]
     async fn accounts(
         &self,
         ctx: &Context<'_>,
@@ -297,6 +300,9 @@ impl CrmQuery {
     /// cursors stay valid while rows are added, so a walk never repeats or skips a row.
     // The arguments are the connection's API: paging, filter and order.
     #[allow(clippy::too_many_arguments)]
+    #[graphql(
+        complexity = "crate::graphql::common::list_complexity(first, last, crate::graphql::DEFAULT_PAGE_SIZE, child_complexity)"
+    )]
     async fn contacts(
         &self,
         ctx: &Context<'_>,
@@ -336,6 +342,9 @@ impl CrmQuery {
 
     /// The organization's event log in sequence order (ADMIN or OWNER). `after` is the `seq` of
     /// the last event seen; `types` filters by event type (all when absent).
+    #[graphql(
+        complexity = "crate::graphql::common::list_complexity(first, None, 100, child_complexity)"
+    )]
     async fn events(
         &self,
         ctx: &Context<'_>,

@@ -31,6 +31,9 @@ impl SearchQuery {
     /// Full-text search over account names, domains, industries and descriptions, contact
     /// names, emails, titles and notes, and deal titles and descriptions; best first. Every word
     /// must match (on SQLite as a word prefix).
+    #[graphql(
+        complexity = "crate::graphql::common::list_complexity(first, None, crate::graphql::DEFAULT_PAGE_SIZE, child_complexity)"
+    )]
     async fn search(
         &self,
         ctx: &Context<'_>,

@@ -93,6 +93,9 @@ impl Account {
         tags(&self.0.tags)
     }
     /// The account's contacts, newest first (at most `first`, 1 to 100, default 20).
+    #[graphql(
+        complexity = "crate::graphql::common::list_complexity(first, None, crate::graphql::DEFAULT_PAGE_SIZE, child_complexity)"
+    )]
     async fn contacts(
         &self,
         ctx: &Context<'_>,
@@ -102,6 +105,9 @@ impl Account {
         Ok(rows.into_iter().map(Contact).collect())
     }
     /// The account's deals, newest first (at most `first`, 1 to 100, default 20).
+    #[graphql(
+        complexity = "crate::graphql::common::list_complexity(first, None, crate::graphql::DEFAULT_PAGE_SIZE, child_complexity)"
+    )]
     async fn deals(
         &self,
         ctx: &Context<'_>,
@@ -111,6 +117,9 @@ impl Account {
         Ok(rows.into_iter().map(Deal).collect())
     }
     /// The account's activities, newest first (at most `first`, 1 to 100, default 20).
+    #[graphql(
+        complexity = "crate::graphql::common::list_complexity(first, None, crate::graphql::DEFAULT_PAGE_SIZE, child_complexity)"
+    )]
     async fn activities(
         &self,
         ctx: &Context<'_>,
@@ -122,6 +131,9 @@ impl Account {
     /// What happened with the account, newest first: its activities (by creation time) and
     /// signals (by event time). `first` is at most 100 (default 20); paging is stable while
     /// items are added.
+    #[graphql(
+        complexity = "crate::graphql::common::list_complexity(first, None, crate::graphql::DEFAULT_PAGE_SIZE, child_complexity)"
+    )]
     async fn timeline(
         &self,
         ctx: &Context<'_>,
@@ -154,6 +166,9 @@ impl Account {
         crate::graphql::signals::account_score(ctx, self.0.id).await
     }
     /// The account's signals, newest event first.
+    #[graphql(
+        complexity = "crate::graphql::common::list_complexity(first, None, crate::graphql::DEFAULT_PAGE_SIZE, child_complexity)"
+    )]
     async fn signals(
         &self,
         ctx: &Context<'_>,
@@ -238,6 +253,9 @@ impl Contact {
             .map(Account))
     }
     /// The contact's deals, newest first (at most `first`, 1 to 100, default 20).
+    #[graphql(
+        complexity = "crate::graphql::common::list_complexity(first, None, crate::graphql::DEFAULT_PAGE_SIZE, child_complexity)"
+    )]
     async fn deals(
         &self,
         ctx: &Context<'_>,
@@ -247,6 +265,9 @@ impl Contact {
         Ok(rows.into_iter().map(Deal).collect())
     }
     /// The contact's signals, newest event first.
+    #[graphql(
+        complexity = "crate::graphql::common::list_complexity(first, None, crate::graphql::DEFAULT_PAGE_SIZE, child_complexity)"
+    )]
     async fn signals(
         &self,
         ctx: &Context<'_>,

@@ -19,6 +19,9 @@ pub struct AuditQuery;
 impl AuditQuery {
     /// Sign-ins, failed sign-ins, role changes, removals, key creation and revocation, … newest
     /// first. `after` is a cursor from a previous page.
+    #[graphql(
+        complexity = "crate::graphql::common::list_complexity(first, None, crate::graphql::DEFAULT_PAGE_SIZE, child_complexity)"
+    )]
     async fn audit_log(
         &self,
         ctx: &Context<'_>,

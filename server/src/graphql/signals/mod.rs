@@ -24,6 +24,9 @@ pub struct SignalQuery;
 #[Object]
 impl SignalQuery {
     /// The organization's signals, newest event first.
+    #[graphql(
+        complexity = "crate::graphql::common::list_complexity(first, None, crate::graphql::DEFAULT_PAGE_SIZE, child_complexity)"
+    )]
     async fn signals(
         &self,
         ctx: &Context<'_>,

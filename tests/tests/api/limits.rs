@@ -1,0 +1,338 @@
+//! What one GraphQL request or WebSocket connection may ask for (issue 21, items 1–4 and 12):
+//! complexity multiplied by page sizes, relation cycles, document limits checked before anything
+//! runs, aliases, mutation fields and batches counted against the rate limit, the deadline, the
+//! response size, operations per WebSocket connection and connections per client. Each refusal
+//! carries a code, and the server keeps answering.
+
+use std::time::Duration;
+
+use devsignal_tests::{TestApp, error_code, spawn_app, spawn_app_with};
+use sea_orm::{ConnectionTrait, TransactionTrait};
+use serde_json::{Value, json};
+
+async fn health_answers(app: &TestApp) {
+    assert_eq!(app.get("/health").await.status(), 200);
+}
+
+fn message(resp: &Value) -> &str {
+    resp["errors"][0]["message"].as_str().unwrap_or_default()
+}
+
+#[tokio::test]
+async fn nested_lists_multiply_their_page_sizes_into_the_complexity() {
+    let app = spawn_app().await;
+    let s = app.register("nest@limits.test", "Nest").await;
+    // 100 accounts × 100 contacts each: refused before it runs.
+    let wide = "{ accounts(first: 100) { edges { node { contacts(first: 100) { id } } } } }";
+    let r = app.graphql_as(s.token(), wide, json!({})).await;
+    assert_eq!(error_code(&r), Some("GRAPHQL_VALIDATION_FAILED"), "{r}");
+    assert!(message(&r).contains("too complex"), "{r}");
+    // The same through variables, and with the default page size (20 × 20 × 20 rows).
+    let r = app
+        .graphql_as(
+            s.token(),
+            "query($n: Int) { accounts(first: $n) { edges { node { contacts(first: $n) { id } } } } }",
+            json!({"n": 100}),
+        )
+        .await;
+    assert_eq!(error_code(&r), Some("GRAPHQL_VALIDATION_FAILED"), "{r}");
+    let defaults =
+        "{ accounts { edges { node { contacts { account { deals { id title } } } } } } }";
+    let r = app.graphql_as(s.token(), defaults, json!({})).await;
+    assert_eq!(error_code(&r), Some("GRAPHQL_VALIDATION_FAILED"), "{r}");
+    // A page the dashboard asks for still runs.
+    let page = "{ accounts(first: 50) { totalCount edges { node { id name contacts(first: 5) { id email } deals(first: 5) { id } } } } }";
+    let r = app.graphql_as(s.token(), page, json!({})).await;
+    assert!(r.get("errors").is_none(), "{r}");
+    health_answers(&app).await;
+}
+
+#[tokio::test]
+async fn relation_cycles_are_followed_only_so_deep() {
+    let app = spawn_app().await;
+    let s = app.register("cycle@limits.test", "Cycle").await;
+    // One row per level keeps the complexity tiny, but the cycle is refused.
+    let cycle = "{ accounts(first: 1) { edges { node { contacts(first: 1) { account { contacts(first: 1) { account { contacts(first: 1) { account { contacts(first: 1) { id } } } } } } } } } } }";
+    let r = app.graphql_as(s.token(), cycle, json!({})).await;
+    assert_eq!(error_code(&r), Some("GRAPHQL_VALIDATION_FAILED"), "{r}");
+    assert!(message(&r).contains("`contacts` is nested"), "{r}");
+    let shallow = "{ accounts(first: 1) { edges { node { contacts(first: 1) { account { contacts(first: 1) { id } } } } } } }";
+    let r = app.graphql_as(s.token(), shallow, json!({})).await;
+    assert!(r.get("errors").is_none(), "{r}");
+}
+
+/// `depth` levels of fragments, each spreading the one below twice: 2^depth `__typename`s.
+fn fan_out(depth: usize) -> String {
+    let mut q = format!("query {{ ...F{depth} }}\nfragment F0 on QueryRoot {{ __typename }}\n");
+    for i in 1..=depth {
+        q.push_str(&format!(
+            "fragment F{i} on QueryRoot {{ ...F{p} ...F{p} }}\n",
+            p = i - 1
+        ));
+    }
+    q
+}
+
+#[tokio::test]
+async fn documents_are_limited_before_they_run_without_signing_in() {
+    let app = spawn_app().await;
+    let q = fan_out(22);
+    assert!(q.len() < 2_000, "a small document: {} bytes", q.len());
+    let r = app.graphql(&q, json!({})).await;
+    assert_eq!(error_code(&r), Some("GRAPHQL_VALIDATION_FAILED"), "{r}");
+    assert!(message(&r).contains("fragments are expanded"), "{r}");
+    health_answers(&app).await;
+    // A few expansions are fine.
+    let r = app.graphql(&fan_out(3), json!({})).await;
+    assert_eq!(r["data"]["__typename"], "QueryRoot", "{r}");
+
+    let aliases: String = (0..51).map(|i| format!("a{i}: __typename ")).collect();
+    let r = app.graphql(&format!("{{ {aliases} }}"), json!({})).await;
+    assert_eq!(error_code(&r), Some("GRAPHQL_VALIDATION_FAILED"), "{r}");
+    assert!(message(&r).contains("aliases"), "{r}");
+
+    let directives = "__typename @include(if: true) ".repeat(51);
+    let r = app.graphql(&format!("{{ {directives} }}"), json!({})).await;
+    assert_eq!(error_code(&r), Some("GRAPHQL_VALIDATION_FAILED"), "{r}");
+    assert!(message(&r).contains("directives"), "{r}");
+
+    let big = format!("# {}\n{{ __typename }}", "x".repeat(70 * 1024));
+    let r = app.graphql(&big, json!({})).await;
+    assert_eq!(error_code(&r), Some("GRAPHQL_VALIDATION_FAILED"), "{r}");
+    assert!(message(&r).contains("bytes"), "{r}");
+
+    let cycle = "{ ...A } fragment A on QueryRoot { ...B } fragment B on QueryRoot { ...A }";
+    let r = app.graphql(cycle, json!({})).await;
+    assert_eq!(error_code(&r), Some("GRAPHQL_VALIDATION_FAILED"), "{r}");
+    health_answers(&app).await;
+}
+
+#[tokio::test]
+async fn aliased_mutations_are_capped_and_each_counts_against_the_rate_limit() {
+    let app = spawn_app().await;
+    let s = app.register("alias@limits.test", "Alias").await;
+    let many: String = (0..11).map(|i| format!("r{i}: recomputeScores ")).collect();
+    let r = app
+        .graphql_as(s.token(), &format!("mutation {{ {many} }}"), json!({}))
+        .await;
+    assert_eq!(error_code(&r), Some("GRAPHQL_VALIDATION_FAILED"), "{r}");
+    assert!(r["data"].is_null(), "nothing ran: {r}");
+
+    // With 3 requests a minute, one mutation of four fields is four operations.
+    let app = spawn_app_with(&[("RATE_LIMIT_API", "3")]).await;
+    let four: String = (0..4).map(|i| format!("r{i}: recomputeScores ")).collect();
+    let r = app
+        .graphql(&format!("mutation {{ {four} }}"), json!({}))
+        .await;
+    assert_eq!(error_code(&r), Some("RATE_LIMITED"), "{r}");
+    assert!(r["errors"][0]["extensions"]["retryAfter"].is_u64(), "{r}");
+}
+
+#[tokio::test]
+async fn batches_are_capped_and_each_operation_counts_against_the_rate_limit() {
+    let app = spawn_app().await;
+    let batch: Vec<Value> = (0..11)
+        .map(|_| json!({"query": "{ __typename }"}))
+        .collect();
+    let resp = app.post_json("/api/v1/graphql", &json!(batch)).await;
+    assert_eq!(resp.status(), 400);
+    let body: Value = resp.json().await.unwrap();
+    assert_eq!(error_code(&body), Some("BAD_REQUEST"), "{body}");
+    assert!(message(&body).contains("GRAPHQL_MAX_BATCH"), "{body}");
+
+    let app = spawn_app_with(&[("RATE_LIMIT_API", "3")]).await;
+    let batch: Vec<Value> = (0..4).map(|_| json!({"query": "{ __typename }"})).collect();
+    let resp = app.post_json("/api/v1/graphql", &json!(batch)).await;
+    assert_eq!(resp.status(), 429);
+    assert!(resp.headers().contains_key("retry-after"));
+    let body: Value = resp.json().await.unwrap();
+    assert_eq!(error_code(&body), Some("RATE_LIMITED"), "{body}");
+}
+
+#[tokio::test]
+async fn a_request_past_its_deadline_is_stopped_with_timeout() {
+    let app = spawn_app_with(&[("GRAPHQL_TIMEOUT_MS", "300")]).await;
+    let s = app.register("slow@limits.test", "Slow").await;
+    // Hold the accounts table (`companies`) so that creating one cannot finish before the deadline.
+    let lock = app.db.begin().await.unwrap();
+    if app.test_db.is_postgres() {
+        lock.execute_unprepared("LOCK TABLE companies IN EXCLUSIVE MODE")
+            .await
+            .unwrap();
+    } else {
+        lock.execute_unprepared("DELETE FROM companies WHERE 1 = 0")
+            .await
+            .unwrap();
+    }
+    let r = app
+        .graphql_as(
+            s.token(),
+            "mutation { createAccount(input: {name: \"Blocked\"}) { id } }",
+            json!({}),
+        )
+        .await;
+    lock.rollback().await.unwrap();
+    assert_eq!(error_code(&r), Some("TIMEOUT"), "{r}");
+    assert!(message(&r).contains("GRAPHQL_TIMEOUT_MS"), "{r}");
+    health_answers(&app).await;
+}
+
+#[tokio::test]
+async fn a_response_over_the_size_limit_is_refused() {
+    let app = spawn_app_with(&[("GRAPHQL_MAX_RESPONSE_BYTES", "2000")]).await;
+    let r = app
+        .graphql("{ __schema { types { name description } } }", json!({}))
+        .await;
+    assert_eq!(error_code(&r), Some("LIMIT_EXCEEDED"), "{r}");
+    assert!(r.get("data").is_none_or(Value::is_null), "{r}");
+    let r = app.graphql("{ __typename }", json!({})).await;
+    assert_eq!(r["data"]["__typename"], "QueryRoot", "{r}");
+}
+
+#[tokio::test]
+async fn client_mistakes_in_choosing_the_operation_are_client_errors() {
+    let app = spawn_app().await;
+    let two = "query A { __typename } query B { __typename }";
+    for (query, name) in [(two, Some("C")), (two, None), ("{ __typename }", Some("A"))] {
+        let resp = app
+            .post_json(
+                "/api/v1/graphql",
+                &json!({"query": query, "operationName": name}),
+            )
+            .await;
+        let body: Value = resp.json().await.unwrap();
+        assert_eq!(
+            error_code(&body),
+            Some("BAD_REQUEST"),
+            "{query} {name:?}: {body}"
+        );
+    }
+    let resp = app
+        .post_json(
+            "/api/v1/graphql",
+            &json!({"query": two, "operationName": "B"}),
+        )
+        .await;
+    let body: Value = resp.json().await.unwrap();
+    assert_eq!(body["data"]["__typename"], "QueryRoot", "{body}");
+    let r = app
+        .graphql("{ __typename } { __typename }", json!({}))
+        .await;
+    let code = error_code(&r);
+    assert!(
+        matches!(
+            code,
+            Some("GRAPHQL_PARSE_FAILED" | "GRAPHQL_VALIDATION_FAILED")
+        ),
+        "{r}"
+    );
+}
+
+#[tokio::test]
+async fn a_websocket_connection_runs_a_bounded_number_of_subscriptions() {
+    let app = spawn_app_with(&[("WS_MAX_SUBSCRIPTIONS", "3")]).await;
+    let mut ws = app.ws("graphql-transport-ws").await;
+    assert_eq!(ws.init(json!({})).await["type"], "connection_ack");
+    let tick = "subscription { serverTime(intervalMs: 60000) }";
+    for id in ["1", "2", "3"] {
+        ws.subscribe(id, tick, json!({})).await;
+        let first = ws.next_data().await;
+        assert!(first["data"]["serverTime"].is_string(), "{first}");
+    }
+    ws.subscribe("4", tick, json!({})).await;
+    let refused = ws.next(Duration::from_secs(10)).await.unwrap();
+    assert_eq!(refused["id"], "4", "{refused}");
+    assert_eq!(
+        refused["payload"]["errors"][0]["extensions"]["code"], "LIMIT_EXCEEDED",
+        "{refused}"
+    );
+    let end = ws.next(Duration::from_secs(10)).await.unwrap();
+    assert_eq!(end["type"], "complete", "{end}");
+    // Stopping one frees its place.
+    ws.stop("1").await;
+    ws.subscribe("5", tick, json!({})).await;
+    let msg = loop {
+        let m = ws.next(Duration::from_secs(10)).await.unwrap();
+        if m["id"] == "5" {
+            break m;
+        }
+    };
+    assert!(msg["payload"]["data"]["serverTime"].is_string(), "{msg}");
+}
+
+#[tokio::test]
+async fn a_client_holds_a_bounded_number_of_websocket_connections() {
+    let app = spawn_app_with(&[("WS_MAX_CONNECTIONS", "2")]).await;
+    let a = app.ws("graphql-transport-ws").await;
+    let _b = app.ws("graphql-transport-ws").await;
+    let url = format!("ws://127.0.0.1:{}/api/v1/graphql/ws", app.port);
+    let mut req = tokio_tungstenite::tungstenite::client::IntoClientRequest::into_client_request(
+        url.as_str(),
+    )
+    .unwrap();
+    req.headers_mut().insert(
+        "Sec-WebSocket-Protocol",
+        "graphql-transport-ws".parse().unwrap(),
+    );
+    match tokio_tungstenite::connect_async(req.clone()).await {
+        Err(tokio_tungstenite::tungstenite::Error::Http(resp)) => {
+            assert_eq!(resp.status(), 429);
+            let body: Value = serde_json::from_slice(resp.body().as_deref().unwrap()).unwrap();
+            assert_eq!(error_code(&body), Some("RATE_LIMITED"), "{body}");
+        }
+        other => panic!(
+            "a third connection was not refused: {:?}",
+            other.map(|_| ())
+        ),
+    }
+    health_answers(&app).await;
+    // Closing one frees its place.
+    drop(a);
+    devsignal_tests::eventually(Duration::from_secs(10), "a free connection", || {
+        let req = req.clone();
+        async move { tokio_tungstenite::connect_async(req).await.ok() }
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn background_loops_have_their_own_pool_when_requests_hold_every_connection() {
+    let app = spawn_app_with(&[("DATABASE_MAX_CONNECTIONS", "2")]).await;
+    // Whatever holds every connection of the serving pool (here: two open transactions)...
+    let held = [app.db.begin().await.unwrap(), app.db.begin().await.unwrap()];
+    // ...the worker still claims and runs a job.
+    let side = domain::db::connect(&app.test_db.url, &Default::default())
+        .await
+        .unwrap();
+    let job = domain::queue::NewJob::new("signal-processing", "noop", json!({}));
+    let id = domain::queue::enqueue(&side, job).await.unwrap().unwrap();
+    devsignal_tests::eventually(Duration::from_secs(20), "the job to complete", || {
+        let side = side.clone();
+        async move {
+            let j = domain::queue::get(&side, id).await.unwrap().unwrap();
+            (j.state == domain::queue::state::COMPLETED).then_some(())
+        }
+    })
+    .await;
+    drop(held);
+}
+
+#[tokio::test]
+async fn each_websocket_operation_counts_against_the_rate_limit() {
+    let app = spawn_app_with(&[("RATE_LIMIT_API", "3")]).await;
+    // The upgrade is the first request of the minute, each operation one more.
+    let mut ws = app.ws("graphql-transport-ws").await;
+    assert_eq!(ws.init(json!({})).await["type"], "connection_ack");
+    let tick = "subscription { serverTime(intervalMs: 60000) }";
+    for id in ["1", "2"] {
+        ws.subscribe(id, tick, json!({})).await;
+        assert!(ws.next_data().await["data"]["serverTime"].is_string());
+    }
+    ws.subscribe("3", tick, json!({})).await;
+    let refused = ws.next(Duration::from_secs(10)).await.unwrap();
+    assert_eq!(refused["id"], "3", "{refused}");
+    assert_eq!(
+        refused["payload"]["errors"][0]["extensions"]["code"], "RATE_LIMITED",
+        "{refused}"
+    );
+}
