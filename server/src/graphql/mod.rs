@@ -15,6 +15,7 @@ pub mod integrations;
 pub mod jobs;
 pub mod live;
 pub mod merges;
+mod nul;
 pub mod signals;
 mod system;
 pub mod transport;
@@ -83,6 +84,7 @@ pub fn schema(state: Option<AppState>) -> AppSchema {
     .limit_depth(MAX_DEPTH)
     .limit_complexity(MAX_COMPLEXITY)
     .extension(ErrorCodes)
+    .extension(nul::RefuseNul)
     .extension(after_commit::AfterCommit);
     if let Some(state) = state {
         builder = builder.data(state);
