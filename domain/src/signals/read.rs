@@ -73,7 +73,12 @@ pub async fn list(
     read_rights(actor)?;
     let mut cond = Condition::all().add(signals::Column::OrganizationId.eq(actor.organization_id));
     if !filter.types.is_empty() {
-        cond = cond.add(signals::Column::SignalType.is_in(filter.types.clone()));
+        // A type named by an alias finds its canonical type too (and rows stored as sent).
+        let mut types: Vec<String> = filter.types.clone();
+        types.extend(filter.types.iter().map(|t| super::types::canonical(t)));
+        types.sort();
+        types.dedup();
+        cond = cond.add(signals::Column::SignalType.is_in(types));
     }
     if let Some(id) = filter.source_id {
         cond = cond.add(signals::Column::SourceId.eq(id));

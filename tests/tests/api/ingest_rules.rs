@@ -4,7 +4,7 @@
 //! refused by name; the batch status codes (201, 200, 207, 400).
 
 use base64::Engine;
-use devsignal_tests::{Session, TestApp, spawn_app};
+use devsignal_tests::{Session, TestApp, eventually, spawn_app};
 use serde_json::{Value, json};
 
 use crate::crm_accounts::ok;
@@ -347,4 +347,109 @@ async fn batch_statuses_say_what_was_stored() {
     assert_eq!(status, 200, "{b}");
     assert_eq!(b["success"], false);
     assert_eq!(signal_count(&app, &s).await, 4);
+}
+
+#[tokio::test]
+async fn signal_types_have_one_spelling() {
+    let app = spawn_app().await;
+    let (s, rest) = setup(&app, "types@rules.test").await;
+    let person = json!({"email": "dev@acme.io"});
+    // Four spellings of reading the docs, over REST, GraphQL and Segment.
+    for t in ["docs_view", "Docs Viewed", "docs_read"] {
+        let (status, body) = rest
+            .post(
+                "/api/v1/signals",
+                json!({"type": t, "actor": person, "idempotencyKey": t}),
+            )
+            .await;
+        assert_eq!(status, 201, "{body}");
+        assert_eq!(body["type"], "docs_read", "{t}");
+    }
+    let r = app
+        .graphql_as(
+            s.token(),
+            "mutation($input: SignalInput!) { ingestSignal(input: $input) { signal { type account { id } } } }",
+            json!({"input": {"type": "docs_visit", "actor": person}}),
+        )
+        .await;
+    let signal = &ok(&r)["ingestSignal"]["signal"];
+    assert_eq!(signal["type"], "docs_read");
+    let account = signal["account"]["id"].as_str().unwrap().to_owned();
+    let (status, _) = rest
+        .segment(
+            "/v1/track",
+            json!({"userId": "u-1", "event": "Page Viewed", "properties": {"email": "dev@acme.io"}}),
+        )
+        .await;
+    assert_eq!(status, 200);
+    // A custom event keeps its name.
+    let (_, body) = rest
+        .post(
+            "/api/v1/signals",
+            json!({"type": "Feature Activated", "actor": person}),
+        )
+        .await;
+    assert_eq!(body["type"], "Feature Activated");
+
+    let r = app
+        .graphql_as(
+            s.token(),
+            "{ signals(first: 20) { edges { node { type } } } }",
+            json!({}),
+        )
+        .await;
+    let mut types: Vec<&str> = ok(&r)["signals"]["edges"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["node"]["type"].as_str().unwrap())
+        .collect();
+    types.sort();
+    assert_eq!(
+        types,
+        [
+            "Feature Activated",
+            "docs_read",
+            "docs_read",
+            "docs_read",
+            "docs_read",
+            "page_view"
+        ]
+    );
+    // Filtering by an alias finds the canonical type.
+    let r = app
+        .graphql_as(
+            s.token(),
+            "{ signals(first: 20, filter: {type: [\"docs_view\"]}) { totalCount } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(ok(&r)["signals"]["totalCount"], 4);
+
+    // Scoring counts the spellings as one feature: docs_read, page_view, Feature Activated.
+    let breadth = eventually(
+        std::time::Duration::from_secs(20),
+        "the account to be scored with every signal",
+        || async {
+            let r = app
+                .graphql_as(
+                    s.token(),
+                    "query($id: ID!) { account(id: $id) { score { signalCount factors { name inputs } } } }",
+                    json!({"id": account}),
+                )
+                .await;
+            let score = ok(&r)["account"]["score"].clone();
+            (score["signalCount"] == 6).then(|| {
+                score["factors"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .find(|f| f["name"] == "feature_breadth")
+                    .unwrap()["inputs"]
+                    .clone()
+            })
+        },
+    )
+    .await;
+    assert_eq!(breadth["distinctTypes"], 3, "{breadth}");
 }

@@ -33,5 +33,6 @@ mod packages;
 mod plumbing;
 mod rate_limits;
 mod schema;
+mod signal_types;
 mod signals;
 mod webhooks;

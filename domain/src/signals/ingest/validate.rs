@@ -238,7 +238,8 @@ pub(super) async fn prepare(
             continue;
         }
         let mut errors = Vec::new();
-        let signal_type = input.signal_type.trim().to_owned();
+        // One spelling per kind of event (`docs_view` → `docs_read`).
+        let signal_type = crate::signals::types::canonical(&input.signal_type);
         if signal_type.is_empty() {
             errors.push(FieldError::new(f("type"), "is required"));
         } else if signal_type.chars().count() > 100 || signal_type.chars().any(char::is_control) {
