@@ -299,7 +299,8 @@ async fn ingest_one(State(state): State<AppState>, headers: HeaderMap, body: Byt
 }
 
 /// `POST /api/v1/signals/batch` with `{"signals": [...]}` (1 to 1,000): a result per item and
-/// a summary; a bad item fails alone. The status says what happened to the whole ([`status_of`]):
+/// a summary; a bad item fails alone. The status says what happened to the whole
+/// ([`BatchOutcome::status`]):
 /// `201` every item accepted and something stored, `200` every item accepted but all were
 /// repeats, `207` some items failed (the others are stored), `400` every item failed.
 async fn ingest_batch(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
