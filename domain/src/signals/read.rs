@@ -73,9 +73,12 @@ pub async fn list(
     read_rights(actor)?;
     let mut cond = Condition::all().add(signals::Column::OrganizationId.eq(actor.organization_id));
     if !filter.types.is_empty() {
-        // A type named by an alias finds its canonical type too (and rows stored as sent).
-        let mut types: Vec<String> = filter.types.clone();
-        types.extend(filter.types.iter().map(|t| super::types::canonical(t)));
+        // Any spelling finds the type's signals, also rows stored before an alias existed.
+        let mut types: Vec<String> = filter
+            .types
+            .iter()
+            .flat_map(|t| super::types::spellings(t))
+            .collect();
         types.sort();
         types.dedup();
         cond = cond.add(signals::Column::SignalType.is_in(types));

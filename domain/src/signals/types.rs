@@ -134,6 +134,22 @@ pub fn canonical(signal_type: &str) -> String {
     signal_type.trim().to_owned()
 }
 
+/// Every spelling a filter on `signal_type` should find: as given, its canonical type and that
+/// type's aliases (rows stored before an alias existed keep their spelling).
+pub fn spellings(signal_type: &str) -> Vec<String> {
+    let c = canonical(signal_type);
+    let mut out = vec![signal_type.trim().to_owned(), c.clone()];
+    out.extend(
+        ALIASES
+            .iter()
+            .filter(|(_, t)| *t == c)
+            .map(|(a, _)| (*a).to_owned()),
+    );
+    out.sort();
+    out.dedup();
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -155,6 +171,10 @@ mod tests {
         ] {
             assert_eq!(canonical(sent), want, "{sent}");
         }
+        assert_eq!(
+            spellings("Page Viewed"),
+            ["Page Viewed", "page_view", "page_viewed", "pageview"]
+        );
     }
 
     #[test]
