@@ -121,6 +121,26 @@ pub fn company_handle(company: &str) -> Option<String> {
     (!handle.is_empty()).then(|| handle.to_lowercase())
 }
 
+/// The display name of the organization a profile's `company` names with a handle: the text
+/// around the handle (`Acme Inc. (@acme-labs)` → `Acme Inc.`), else the handle as typed
+/// (`@Acme` → `Acme`, where the organization is `acme`).
+pub fn company_display_name(company: &str) -> Option<String> {
+    let at = company.find('@')?;
+    let handle: String = company[at + 1..]
+        .chars()
+        .take_while(|c| c.is_ascii_alphanumeric() || *c == '-')
+        .collect();
+    if handle.is_empty() {
+        return None;
+    }
+    let rest = format!("{}{}", &company[..at], &company[at + 1 + handle.len()..]);
+    let rest = rest
+        .replace("()", "")
+        .trim_matches(|c: char| c.is_whitespace() || "()[],;|-".contains(c))
+        .to_owned();
+    Some(if rest.is_empty() { handle } else { rest })
+}
+
 fn valid_repo(r: &str) -> bool {
     let Some((owner, name)) = r.split_once('/') else {
         return false;
@@ -205,12 +225,26 @@ impl Person {
         };
         let org = self.org();
         let domain = self.blog.as_deref().and_then(blog_domain);
-        let account = (org.is_some() || domain.is_some()).then(|| AccountHints {
-            name: self
-                .company
-                .as_deref()
-                .filter(|c| !c.contains('@') && domain.is_some())
-                .map(|c| c.chars().take(200).collect()),
+        // The account's display name when the profile tells it: the company text around an
+        // `@org` handle (or the handle as typed), a plain company name with a real domain, or
+        // the public organization as GitHub spells it — never a lower-cased login when better
+        // is known.
+        let name = match self.company.as_deref() {
+            Some(c) if company_handle(c).is_some() => company_display_name(c),
+            Some(c) if !c.contains('@') && domain.is_some() => Some(c.to_owned()),
+            _ => None,
+        }
+        .or_else(|| {
+            org.as_ref().and_then(|o| {
+                self.orgs
+                    .iter()
+                    .find(|g| g.eq_ignore_ascii_case(o))
+                    .cloned()
+            })
+        })
+        .map(|c| c.chars().take(200).collect());
+        let account = (org.is_some() || domain.is_some()).then_some(AccountHints {
+            name,
             domain,
             github_org: org,
         });
@@ -814,7 +848,8 @@ impl Run<'_> {
                 let orgs: Vec<Value> = page.json("a GitHub user's organizations")?;
                 Ok(orgs
                     .iter()
-                    .filter_map(|o| str_of(o, &["login"]).map(str::to_lowercase))
+                    // As GitHub spells them (the account's name); `org()` compares lower-case.
+                    .filter_map(|o| str_of(o, &["login"]).map(str::to_owned))
                     .collect())
             }
             _ => Ok(Vec::new()),
@@ -947,6 +982,12 @@ mod tests {
             Some("acme-labs")
         );
         assert_eq!(company_handle("Acme Inc"), None);
+        assert_eq!(
+            company_display_name("Acme Inc. (@acme-labs)").as_deref(),
+            Some("Acme Inc.")
+        );
+        assert_eq!(company_display_name("@Acme").as_deref(), Some("Acme"));
+        assert_eq!(company_display_name("Acme Inc"), None);
         assert_eq!(
             blog_domain("https://www.acme.io/blog").as_deref(),
             Some("acme.io")

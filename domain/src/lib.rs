@@ -15,7 +15,8 @@
 //! - [`paging`]: the one paging scheme and cursor codec every list uses.
 //!
 //! Shared ground: [`actor`] (who acts), [`error`] (stable codes), [`db`] (connections,
-//! migrations, transactions, locks), [`secrets`] (sealing stored secrets), [`audit`].
+//! migrations, transactions, locks), [`secrets`] (sealing stored secrets), [`audit`], [`text`]
+//! (the check every text input shares: no NUL).
 
 pub mod actor;
 pub mod audit;
@@ -29,6 +30,7 @@ pub mod queue;
 pub mod scoring;
 pub mod secrets;
 pub mod signals;
+pub mod text;
 pub mod webhooks;
 
 pub use actor::{Actor, INTEGRATION_SCOPES, Principal, Role};

@@ -56,9 +56,15 @@ impl Default for Config {
 }
 
 impl Config {
+    /// The half-life of a type: its own entry, else its canonical type's (a configuration may
+    /// name an alias), else the default.
     pub fn half_life(&self, signal_type: &str) -> f64 {
         self.half_lives
             .get(signal_type)
+            .or_else(|| {
+                self.half_lives
+                    .get(&crate::signals::types::canonical(signal_type))
+            })
             .copied()
             .unwrap_or(self.default_half_life)
     }

@@ -57,32 +57,28 @@ pub const FACTORS: &[(&str, f64, &str)] = &[
     ),
 ];
 
-/// Half-lives in days, per signal type: the original's table plus every type DevSignal's
-/// connectors emit (the original missed its own `npm_downloads`, `pr_merged`, …).
+/// Half-lives in days of every type of the vocabulary ([`crate::signals::types`]): the
+/// original's table plus every type DevSignal's connectors emit (the original missed its own
+/// `npm_downloads`, `pr_merged`, …). Aliases (`github_star`, `docs_visit`, …) are stored as
+/// their canonical type, so they are not listed.
 pub const HALF_LIVES: &[(&str, f64)] = &[
     ("signup", 60.0),
     ("demo_request", 45.0),
     ("app_installed", 45.0),
     ("repo_fork", 28.0),
-    ("github_fork", 28.0),
-    ("pull_request", 28.0),
-    ("github_pr", 28.0),
     ("pr_opened", 28.0),
     ("pr_merged", 28.0),
     ("pr_closed", 28.0),
     ("package_install", 21.0),
     ("repo_clone", 21.0),
     ("issue_opened", 21.0),
-    ("github_issue", 21.0),
     ("issue_closed", 21.0),
     ("feature_request", 21.0),
     ("code_push", 21.0),
-    ("github_commit", 21.0),
     ("release_published", 21.0),
     ("discord_member_joined", 21.0),
     ("linkedin_company_follow", 21.0),
     ("repo_star", 14.0),
-    ("github_star", 14.0),
     ("repo_unstar", 14.0),
     ("repo_watch", 14.0),
     ("app_uninstalled", 14.0),
@@ -90,10 +86,10 @@ pub const HALF_LIVES: &[(&str, f64)] = &[
     ("pricing_page_view", 14.0),
     ("community_post", 14.0),
     ("support_ticket", 14.0),
+    ("issue_comment", 14.0),
+    ("feature_usage", 14.0),
     ("npm_download", 10.0),
-    ("npm_downloads", 10.0),
     ("pypi_download", 10.0),
-    ("pypi_downloads", 10.0),
     ("social_mention", 10.0),
     ("twitter_mention", 10.0),
     ("twitter_praise", 10.0),
@@ -101,7 +97,6 @@ pub const HALF_LIVES: &[(&str, f64)] = &[
     ("twitter_complaint", 10.0),
     ("discord_reaction", 10.0),
     ("linkedin_post_engagement", 10.0),
-    ("docs_visit", 7.0),
     ("docs_read", 7.0),
     ("blog_read", 7.0),
     ("linkedin_page_view", 7.0),
@@ -203,14 +198,19 @@ pub fn compute(config: &Config, inputs: &Inputs, now: DateTime<Utc>) -> Computed
     let mut actors: Vec<Uuid> = signals.iter().filter_map(|s| s.contact_id).collect();
     actors.sort();
     actors.dedup();
-    let mut types: Vec<&str> = signals.iter().map(|s| s.signal_type.as_str()).collect();
+    // Stored types read through the vocabulary: an alias stored before it was one is its event.
+    let canonical: Vec<String> = signals
+        .iter()
+        .map(|s| crate::signals::types::canonical(&s.signal_type))
+        .collect();
+    let mut types: Vec<&str> = canonical.iter().map(String::as_str).collect();
     types.sort();
     types.dedup();
     let mut total_w = 0.0;
     let mut week_w = 0.0;
-    for s in &signals {
+    for (s, t) in signals.iter().zip(&canonical) {
         let age = days(now - s.timestamp);
-        let w = decay(config.half_life(&s.signal_type), age);
+        let w = decay(config.half_life(t), age);
         total_w += w;
         if age <= 7.0 + grace {
             week_w += w;

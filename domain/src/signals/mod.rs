@@ -4,7 +4,7 @@
 //!
 //! - `ingest/`: validate, load what the batch names, resolve identities, write;
 //! - `read`: lists, single rows, plan usage; `timeline`: an account's timeline;
-//! - [`identifiers`], [`sources`], [`merges`].
+//! - [`identifiers`], [`sources`], [`merges`], [`types`] (the signal-type vocabulary and its aliases).
 
 pub mod identifiers;
 mod ingest;
@@ -12,6 +12,7 @@ pub mod merges;
 mod read;
 pub mod sources;
 mod timeline;
+pub mod types;
 
 pub use ingest::*;
 pub use read::*;

@@ -73,7 +73,15 @@ pub async fn list(
     read_rights(actor)?;
     let mut cond = Condition::all().add(signals::Column::OrganizationId.eq(actor.organization_id));
     if !filter.types.is_empty() {
-        cond = cond.add(signals::Column::SignalType.is_in(filter.types.clone()));
+        // Any spelling finds the type's signals, also rows stored before an alias existed.
+        let mut types: Vec<String> = filter
+            .types
+            .iter()
+            .flat_map(|t| super::types::spellings(t))
+            .collect();
+        types.sort();
+        types.dedup();
+        cond = cond.add(signals::Column::SignalType.is_in(types));
     }
     if let Some(id) = filter.source_id {
         cond = cond.add(signals::Column::SourceId.eq(id));

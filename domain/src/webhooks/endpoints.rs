@@ -59,7 +59,14 @@ impl Filter {
         }
         if !self.signal_types.is_empty() {
             match field(&["type", "signalType"]) {
-                Some(t) if self.signal_types.contains(&t) => {}
+                // Compared through the vocabulary: a filter naming `docs_view` gets `docs_read`.
+                Some(t)
+                    if {
+                        let t = crate::signals::types::canonical(&t);
+                        self.signal_types
+                            .iter()
+                            .any(|x| crate::signals::types::canonical(x) == t)
+                    } => {}
                 _ => return false,
             }
         }
@@ -446,5 +453,12 @@ mod tests {
         assert!(f.matches("company.updated", &json!({"id": id})));
         assert!(f.matches("signal.created", &json!({"accountId": id})));
         assert!(!f.matches("signal.created", &json!({"accountId": Uuid::now_v7()})));
+        let f = Filter {
+            signal_types: vec!["docs_view".into()],
+            ..Default::default()
+        };
+        assert!(f.matches("signal.created", &json!({"type": "docs_read"})));
+        assert!(f.matches("signal.created", &json!({"type": "Docs Viewed"})));
+        assert!(!f.matches("signal.created", &json!({"type": "page_view"})));
     }
 }

@@ -19,6 +19,7 @@ pub mod jobs;
 pub mod limits;
 pub mod live;
 pub mod merges;
+mod nul;
 pub mod signals;
 mod socket;
 mod system;
@@ -93,6 +94,7 @@ pub fn schema(state: Option<AppState>) -> AppSchema {
     .limit_recursive_depth(limits::MAX_RECURSION)
     .extension(ErrorCodes)
     .extension(limits::DocumentLimits)
+    .extension(nul::RefuseNul)
     .extension(after_commit::AfterCommit);
     if let Some(state) = state {
         builder = builder.data(state);

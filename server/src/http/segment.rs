@@ -264,6 +264,7 @@ async fn segment_single(
     let result = async {
         let msg = parse_json(&body)?;
         let actor = segment_actor(&state, &headers, &msg).await?;
+        domain::text::refuse_nul(&msg, "")?;
         let input = segment_input(msg, Some(&kind), "")?;
         let out = ingest_one_signal(
             &state,
@@ -284,8 +285,10 @@ async fn segment_single(
 
 /// `POST /v1/batch` (and `/v1/import`): `{"batch": [...]}` of messages each with its `type`;
 /// batch-level `context` is merged into each message. `200 {"success": true}` when every
-/// message was accepted, else `200` with `success: false` and the per-message results (the good
-/// ones still land).
+/// message was accepted, `200` with `success: false` and the per-message results when some
+/// failed (the good ones still land), `400` with the same body when every message failed (so
+/// an SDK drops the batch instead of retrying it). Unknown message fields are allowed, as
+/// Segment's spec says.
 async fn segment_batch(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
     let result = async {
         let v = parse_json(&body)?;
@@ -303,7 +306,7 @@ async fn segment_batch(State(state): State<AppState>, headers: HeaderMap, body: 
                 m
             })
             .collect();
-        let (_, body) = run_batch(
+        let (outcome, body) = run_batch(
             &state,
             &actor,
             items,
@@ -315,6 +318,9 @@ async fn segment_batch(State(state): State<AppState>, headers: HeaderMap, body: 
         let failed = body["summary"]["failed"].as_u64().unwrap_or(0);
         let mut out = body;
         out["success"] = json!(failed == 0);
+        if outcome.succeeded == 0 {
+            return Ok((StatusCode::BAD_REQUEST, axum::Json(out)).into_response());
+        }
         Ok::<_, ApiError>(segment_ok(out))
     }
     .await;

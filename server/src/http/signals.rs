@@ -50,7 +50,41 @@ pub(super) fn parse_json(body: &Bytes) -> Result<Value, ApiError> {
         .map_err(|e| ApiError::bad_request(format!("the body is not valid JSON: {e}")))
 }
 
-/// One signal in the original's REST shape (unknown keys ignored).
+/// The keys a REST signal may have, and those of its `actor` and `account` (`metadata` is
+/// free-form). Any other key is refused, named: a typo such as `actor.mail` must not store a
+/// signal without its person.
+const SIGNAL_KEYS: &[&str] = &[
+    "sourceId",
+    "type",
+    "actorId",
+    "accountId",
+    "anonymousId",
+    "metadata",
+    "idempotencyKey",
+    "timestamp",
+    "actor",
+    "account",
+];
+const ACTOR_KEYS: &[&str] = &["email", "github", "npm", "twitter", "linkedin", "name"];
+const ACCOUNT_KEYS: &[&str] = &["domain", "name", "githubOrg"];
+
+/// One error per key of the object `v` that is not in `known`, named under `prefix`.
+fn unknown_keys(v: &Value, prefix: &str, known: &[&str], what: &str) -> Vec<domain::FieldError> {
+    let Some(m) = v.as_object() else {
+        return Vec::new();
+    };
+    m.keys()
+        .filter(|k| !known.contains(&k.as_str()))
+        .map(|k| {
+            domain::FieldError::new(
+                domain::text::join(prefix, k),
+                format!("is not a field of {what} (known: {})", known.join(", ")),
+            )
+        })
+        .collect()
+}
+
+/// One signal in the original's REST shape; [`rest_input`] refuses unknown keys first.
 #[derive(Deserialize, Default)]
 #[serde(rename_all = "camelCase")]
 struct RestSignal {
@@ -93,6 +127,27 @@ fn rest_input(v: Value, prefix: &str) -> Result<Input, domain::Error> {
             prefix.trim_end_matches('.'),
             "must be a JSON object",
         ));
+    }
+    let item = prefix.trim_end_matches('.');
+    let mut unknown = unknown_keys(&v, item, SIGNAL_KEYS, "a signal");
+    if let Some(a) = v.get("actor") {
+        unknown.extend(unknown_keys(
+            a,
+            &domain::text::join(item, "actor"),
+            ACTOR_KEYS,
+            "actor",
+        ));
+    }
+    if let Some(a) = v.get("account") {
+        unknown.extend(unknown_keys(
+            a,
+            &domain::text::join(item, "account"),
+            ACCOUNT_KEYS,
+            "account",
+        ));
+    }
+    if !unknown.is_empty() {
+        return Err(domain::Error::Validation(unknown));
     }
     let r: RestSignal = serde_json::from_value(v).map_err(|e| {
         domain::Error::invalid(
@@ -226,7 +281,9 @@ fn error_body(e: &domain::Error) -> Value {
 async fn ingest_one(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
     let result = async {
         let actor = actor_of(&state, &headers).await?;
-        let input = rest_input(parse_json(&body)?, "")?;
+        let v = parse_json(&body)?;
+        domain::text::refuse_nul(&v, "")?;
+        let input = rest_input(v, "")?;
         let out =
             ingest_one_signal(&state, &actor, input, domain::signals::system_source::API).await?;
         let rel = related(&state, actor.organization_id, &[&out]).await?;
@@ -241,12 +298,19 @@ async fn ingest_one(State(state): State<AppState>, headers: HeaderMap, body: Byt
     result.unwrap_or_else(IntoResponse::into_response)
 }
 
-/// `POST /api/v1/signals/batch` with `{"signals": [...]}` (1 to 1,000): `201` with a result
-/// per item and a summary; a bad item fails alone.
+/// `POST /api/v1/signals/batch` with `{"signals": [...]}` (1 to 1,000): a result per item and
+/// a summary; a bad item fails alone. The status says what happened to the whole
+/// ([`BatchOutcome::status`]):
+/// `201` every item accepted and something stored, `200` every item accepted but all were
+/// repeats, `207` some items failed (the others are stored), `400` every item failed.
 async fn ingest_batch(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
     let result = async {
         let actor = actor_of(&state, &headers).await?;
         let v = parse_json(&body)?;
+        let unknown = unknown_keys(&v, "", &["signals"], "a batch");
+        if !unknown.is_empty() {
+            return Err(domain::Error::Validation(unknown).into());
+        }
         let items = match v.get("signals") {
             Some(Value::Array(a)) => a.clone(),
             _ => {
@@ -266,14 +330,40 @@ async fn ingest_batch(State(state): State<AppState>, headers: HeaderMap, body: B
             rest_input,
         )
         .await
-        .map(|(status, body)| (status, axum::Json(body)).into_response())
+        .map(|(summary, body)| (summary.status(), axum::Json(body)).into_response())
     }
     .await;
     result.unwrap_or_else(IntoResponse::into_response)
 }
 
+/// What happened to a batch as a whole.
+pub(super) struct BatchOutcome {
+    pub(super) succeeded: usize,
+    pub(super) failed: usize,
+    /// Items that stored something new (not deduplicated).
+    pub(super) stored: usize,
+}
+
+impl BatchOutcome {
+    /// `400` when every item failed, `207` when some did, `201` when every item was accepted
+    /// and something new was stored, `200` when every item was accepted as a repeat (or a
+    /// profile update, which stores no signal).
+    pub(super) fn status(&self) -> StatusCode {
+        if self.succeeded == 0 {
+            StatusCode::BAD_REQUEST
+        } else if self.failed > 0 {
+            StatusCode::MULTI_STATUS
+        } else if self.stored > 0 {
+            StatusCode::CREATED
+        } else {
+            StatusCode::OK
+        }
+    }
+}
+
 /// Converts each item, ingests the good ones in one call, and answers a result per item in
-/// input order with a summary.
+/// input order with a summary. When every item failed, the body also carries the usual
+/// `error` (`BAD_USER_INPUT` with every item's fields), so clients that only read errors see why.
 pub(super) async fn run_batch(
     state: &AppState,
     actor: &Actor,
@@ -281,7 +371,7 @@ pub(super) async fn run_batch(
     prefix: &str,
     default_source: &str,
     convert: impl Fn(Value, &str) -> Result<Input, domain::Error>,
-) -> Result<(StatusCode, Value), ApiError> {
+) -> Result<(BatchOutcome, Value), ApiError> {
     if items.is_empty() || items.len() > domain::signals::MAX_BATCH {
         return Err(domain::Error::invalid(
             prefix,
@@ -292,6 +382,11 @@ pub(super) async fn run_batch(
     let mut slots: Vec<Result<usize, domain::Error>> = Vec::with_capacity(items.len());
     let mut inputs = Vec::new();
     for (i, v) in items.into_iter().enumerate() {
+        // NUL anywhere in the item fails the item alone, named as sent.
+        if let Err(e) = domain::text::refuse_nul(&v, &format!("{prefix}.{i}")) {
+            slots.push(Err(e));
+            continue;
+        }
         match convert(v, &format!("{prefix}.{i}.")) {
             Ok(input) => {
                 slots.push(Ok(inputs.len()));
@@ -318,7 +413,8 @@ pub(super) async fn run_batch(
         .collect();
     let rel = related(state, actor.organization_id, &ok).await?;
     let mut results = Vec::new();
-    let (mut succeeded, mut failed, mut dedup) = (0, 0, 0);
+    let (mut succeeded, mut failed, mut dedup, mut stored) = (0, 0, 0, 0);
+    let mut all_fields = Vec::new();
     for (i, slot) in slots.into_iter().enumerate() {
         let r = match slot {
             Err(e) => Err(e),
@@ -330,6 +426,7 @@ pub(super) async fn run_batch(
             Ok(out) => {
                 succeeded += 1;
                 dedup += usize::from(out.deduplicated);
+                stored += usize::from(!out.deduplicated && out.signal.is_some());
                 results.push(json!({
                     "index": i, "success": true, "deduplicated": out.deduplicated,
                     "signal": signal_body(&out, &rel),
@@ -339,18 +436,31 @@ pub(super) async fn run_batch(
             Err(e) => {
                 failed += 1;
                 let e = renumber(e, prefix, i);
+                if let domain::Error::Validation(f) = &e {
+                    all_fields.extend(f.iter().cloned());
+                }
                 results.push(json!({"index": i, "success": false, "error": error_body(&e)}));
             }
         }
     }
     let total = results.len();
-    Ok((
-        StatusCode::CREATED,
-        json!({
-            "results": results,
-            "summary": {"total": total, "succeeded": succeeded, "failed": failed, "deduplicated": dedup},
-        }),
-    ))
+    let mut body = json!({
+        "results": results,
+        "summary": {"total": total, "succeeded": succeeded, "failed": failed, "deduplicated": dedup},
+    });
+    let outcome = BatchOutcome {
+        succeeded,
+        failed,
+        stored,
+    };
+    if succeeded == 0 {
+        body["error"] = json!({
+            "code": domain::Code::BadUserInput.as_str(),
+            "message": "no item of the batch was accepted; see results",
+            "fields": all_fields,
+        });
+    }
+    Ok((outcome, body))
 }
 
 /// Rewrites `<prefix>.<k>.<field>` to `<prefix>.<i>.<field>` (the item's request position).

@@ -46,6 +46,26 @@ async fn account_of(app: &TestApp, login: &str) -> Option<(Option<String>, Optio
     Some((c.github_org, c.domain))
 }
 
+/// The name of the account of the contact with GitHub login `login`, and the contact's first
+/// name.
+async fn names_of(app: &TestApp, login: &str) -> (Option<String>, Option<String>) {
+    let contact = entity::contacts::Entity::find()
+        .filter(entity::contacts::Column::Github.eq(login))
+        .one(&app.db)
+        .await
+        .unwrap()
+        .unwrap_or_else(|| panic!("no contact for {login}"));
+    let mut account = None;
+    if let Some(id) = contact.account_id {
+        account = entity::companies::Entity::find_by_id(id)
+            .one(&app.db)
+            .await
+            .unwrap()
+            .map(|c| c.name);
+    }
+    (account, contact.first_name)
+}
+
 #[tokio::test]
 async fn first_sync_reads_everything_and_a_resync_is_all_conditional() {
     let gh = FakeGitHub::start().await;
@@ -229,6 +249,18 @@ async fn people_and_companies_come_from_profiles() {
         "the public email's company domain, not medium.com"
     );
     assert_eq!(account_of(&app, "frank").await, None);
+    // Names: the organization's display name as the profile spells it, a person's own name,
+    // and never a login as a first name.
+    assert_eq!(
+        names_of(&app, "alice").await,
+        (Some("Acme".into()), Some("Alice".into()))
+    );
+    assert_eq!(
+        names_of(&app, "dave").await,
+        (Some("Globex".into()), None),
+        "the organization as GitHub lists it; the login is not a first name"
+    );
+    assert_eq!(names_of(&app, "frank").await, (None, None));
     let alice = entity::contacts::Entity::find()
         .filter(entity::contacts::Column::Github.eq("alice"))
         .one(&app.db)

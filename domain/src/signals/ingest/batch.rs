@@ -3,7 +3,7 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
-use chrono::{DateTime, Duration, Utc};
+use chrono::{DateTime, Utc};
 use entity::{companies, contact_identities, contacts, signals};
 use sea_orm::sea_query::{Expr, ExprTrait, Func};
 use sea_orm::{
@@ -13,7 +13,6 @@ use sea_orm::{
 use serde_json::Value;
 use uuid::Uuid;
 
-use super::DEDUPE_WINDOW_HOURS;
 use super::validate::Prepared;
 use crate::Result;
 use crate::signals::identifiers::{self, kind};
@@ -71,7 +70,8 @@ pub(super) struct Writer {
     pub(super) org: Uuid,
     pub(super) now: DateTime<Utc>,
     pub(super) by_idempotency: HashMap<String, signals::Model>,
-    pub(super) by_content: HashMap<String, signals::Model>,
+    /// Signals without a sender's id by (content key, event time).
+    pub(super) by_content: HashMap<(String, DateTime<Utc>), signals::Model>,
     pub(super) identities: HashMap<(String, String), Uuid>,
     pub(super) contacts_by_email: HashMap<String, Uuid>,
     pub(super) contact_account: HashMap<Uuid, Option<Uuid>>,
@@ -117,23 +117,29 @@ impl Writer {
                 }
             }
         }
-        let dedupe: Vec<String> = ok
+        // Content dedup: the earlier signals without a sender's id whose content key and event
+        // time equal an eligible item's (the index is (organization, dedupe_key, timestamp)).
+        let content: HashSet<(String, DateTime<Utc>)> = ok
             .iter()
-            .map(|p| p.dedupe_key.clone())
-            .collect::<HashSet<_>>()
-            .into_iter()
+            .filter(|p| p.content_dedup)
+            .map(|p| (p.dedupe_key.clone(), p.timestamp))
             .collect();
-        let since = now - Duration::hours(DEDUPE_WINDOW_HOURS);
-        let mut by_content: HashMap<String, signals::Model> = HashMap::new();
-        for chunk in dedupe.chunks(crate::db::IN_LIST) {
+        let content: Vec<(String, DateTime<Utc>)> = content.into_iter().collect();
+        let mut by_content: HashMap<(String, DateTime<Utc>), signals::Model> = HashMap::new();
+        for chunk in content.chunks(crate::db::IN_LIST / 2) {
+            let keys: BTreeSet<String> = chunk.iter().map(|(k, _)| k.clone()).collect();
+            let times: BTreeSet<DateTime<Utc>> = chunk.iter().map(|(_, t)| *t).collect();
             for s in signals::Entity::find()
                 .filter(signals::Column::OrganizationId.eq(org))
-                .filter(signals::Column::DedupeKey.is_in(chunk.to_vec()))
-                .filter(signals::Column::Timestamp.gte(since))
+                .filter(signals::Column::DedupeKey.is_in(keys))
+                .filter(signals::Column::Timestamp.is_in(times))
+                .filter(signals::Column::IdempotencyKey.is_null())
                 .all(txn)
                 .await?
             {
-                by_content.entry(s.dedupe_key.clone()).or_insert(s);
+                by_content
+                    .entry((s.dedupe_key.clone(), s.timestamp))
+                    .or_insert(s);
             }
         }
         let mut pairs: HashSet<(String, String)> = HashSet::new();

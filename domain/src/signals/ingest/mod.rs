@@ -2,9 +2,12 @@
 //! [`ingest_many`], which for a whole batch, in **one transaction**:
 //!
 //! 1. validates each item (field errors named `<prefix>.<index>.<field>`; a bad item fails alone);
-//! 2. returns the original signal for a repeated `idempotencyKey` (per organization) and for a
-//!    content duplicate within 24 hours (same source kind, actor, type and metadata
-//!    hash, and the earlier signal's event time within the last 24 h);
+//! 2. deduplicates: a signal with a sender's id (`idempotencyKey`; Segment's `messageId` and
+//!    connectors' object keys arrive as one) is a repeat only of the signal with the same key
+//!    (per organization), whatever its content or time; a signal without one is a repeat only
+//!    of an earlier signal without one with the same content (source kind, actor, type,
+//!    metadata hash) **and the same sender-given timestamp** — a retried delivery. Signals
+//!    without a key or a timestamp are never deduplicated: they may be real repeats;
 //! 3. resolves identity: finds the contact by email, GitHub, npm, Twitter/X or LinkedIn identity,
 //!    creates it when unknown, finds or creates the account from an explicit domain, the email's
 //!    company domain (never free mail) or the GitHub organization, and records identities;
@@ -48,8 +51,6 @@ pub use validate::{canonical, dedupe_key};
 
 /// The most signals one batch may carry.
 pub const MAX_BATCH: usize = 1000;
-/// How long identical content counts as a duplicate.
-pub const DEDUPE_WINDOW_HOURS: i64 = 24;
 /// The largest metadata object accepted, serialised.
 pub const MAX_METADATA_BYTES: usize = 64 * 1024;
 

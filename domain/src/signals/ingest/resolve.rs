@@ -246,13 +246,9 @@ impl Writer {
     }
 
     pub(super) fn create_contact(&mut self, h: &Hints, account: Option<Uuid>) -> Uuid {
-        let first = h
-            .first_name
-            .clone()
-            .or_else(|| h.github.clone())
-            .or_else(|| h.npm.clone())
-            .or_else(|| h.twitter.clone())
-            .or_else(|| h.linkedin.clone());
+        // Only a name the sender gave is a name: a GitHub login, npm user or handle is an
+        // identity (kept in its own field), never a first name.
+        let first = h.first_name.clone();
         let m = contacts::Model {
             id: Uuid::now_v7(),
             organization_id: self.org,

@@ -3,7 +3,7 @@
 
 use std::collections::{HashMap, HashSet};
 
-use chrono::{DateTime, Duration, Utc};
+use chrono::{DateTime, Duration, SubsecRound as _, Utc};
 use entity::{companies, contacts, signal_sources};
 use sea_orm::{ColumnTrait, DatabaseTransaction, EntityTrait, QueryFilter, QuerySelect};
 use serde_json::{Value, json};
@@ -78,6 +78,10 @@ pub(super) struct Prepared {
     pub(super) account_traits: Option<AccountTraits>,
     pub(super) profile_only: bool,
     pub(super) dedupe_key: String,
+    /// Whether content dedup applies: only to a signal without a sender's id
+    /// (`idempotencyKey`) and with a sender's timestamp, against earlier such signals with the
+    /// same content at the same instant (a retried delivery), never to a real repeat.
+    pub(super) content_dedup: bool,
 }
 
 /// The canonical form of metadata hashed for content dedup: object keys sorted
@@ -228,8 +232,14 @@ pub(super) async fn prepare(
             String::new()
         };
         let f = |name: &str| format!("{p}{name}");
+        let nul = nul_errors(&input, &f);
+        if !nul.is_empty() {
+            out.push(Err(Error::Validation(nul)));
+            continue;
+        }
         let mut errors = Vec::new();
-        let signal_type = input.signal_type.trim().to_owned();
+        // One spelling per kind of event (`docs_view` → `docs_read`).
+        let signal_type = crate::signals::types::canonical(&input.signal_type);
         if signal_type.is_empty() {
             errors.push(FieldError::new(f("type"), "is required"));
         } else if signal_type.chars().count() > 100 || signal_type.chars().any(char::is_control) {
@@ -281,6 +291,10 @@ pub(super) async fn prepare(
                 format!("must be at most {MAX_METADATA_BYTES} bytes"),
             ));
         }
+        let sent_at = input
+            .timestamp
+            .as_deref()
+            .is_some_and(|t| !t.trim().is_empty());
         let timestamp = match input.timestamp.as_deref().map(str::trim) {
             None | Some("") => now,
             Some(t) => match DateTime::parse_from_rfc3339(t) {
@@ -291,7 +305,8 @@ pub(super) async fn prepare(
                     ));
                     now
                 }
-                Ok(t) => t.with_timezone(&Utc),
+                // Stored to the microsecond on both backends: compare at that precision.
+                Ok(t) => t.with_timezone(&Utc).trunc_subsecs(6),
                 Err(_) => {
                     errors.push(FieldError::new(
                         f("timestamp"),
@@ -322,6 +337,7 @@ pub(super) async fn prepare(
             .or_else(|| hints.primary())
             .unwrap_or_else(|| "anonymous".into());
         let dedupe_key = dedupe_key(&source.kind, &who, &signal_type, &metadata);
+        let content_dedup = idempotency_key.is_none() && sent_at;
         out.push(Ok(Prepared {
             source,
             signal_type,
@@ -336,9 +352,57 @@ pub(super) async fn prepare(
             account_traits,
             profile_only,
             dedupe_key,
+            content_dedup,
         }));
     }
     Ok(out)
+}
+
+/// Every text of the item holding NUL ([`crate::text`]), named as the item's fields.
+fn nul_errors(input: &Input, f: &dyn Fn(&str) -> String) -> Vec<FieldError> {
+    use crate::text::{check_text, nul_fields};
+    let mut errors = Vec::new();
+    let mut text =
+        |name: &str, v: &Option<String>| check_text(&mut errors, || f(name), v.as_deref());
+    text("type", &Some(input.signal_type.clone()));
+    text("sourceId", &input.source_id);
+    text("actorId", &input.actor_id);
+    text("accountId", &input.account_id);
+    text("anonymousId", &input.anonymous_id);
+    text("idempotencyKey", &input.idempotency_key);
+    text("timestamp", &input.timestamp);
+    if let Some(a) = &input.actor {
+        text("actor.email", &a.email);
+        text("actor.github", &a.github);
+        text("actor.npm", &a.npm);
+        text("actor.twitter", &a.twitter);
+        text("actor.linkedin", &a.linkedin);
+        text("actor.name", &a.name);
+        text("actor.userId", &a.user_id);
+    }
+    if let Some(a) = &input.account {
+        text("account.domain", &a.domain);
+        text("account.name", &a.name);
+        text("account.githubOrg", &a.github_org);
+    }
+    if let Some(t) = &input.contact_traits {
+        text("traits.firstName", &t.first_name);
+        text("traits.lastName", &t.last_name);
+        text("traits.title", &t.title);
+        text("traits.phone", &t.phone);
+        text("traits.city", &t.city);
+        text("traits.country", &t.country);
+    }
+    if let Some(t) = &input.account_traits {
+        text("traits.name", &t.name);
+        text("traits.industry", &t.industry);
+        text("traits.size", &t.size);
+        text("traits.website", &t.website);
+    }
+    if let Some(m) = &input.metadata {
+        errors.extend(nul_fields(m, &f("metadata")));
+    }
+    errors
 }
 
 /// Identity hints from the explicit `actor`/`account` objects, then the `anonymousId`

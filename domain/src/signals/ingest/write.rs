@@ -3,7 +3,6 @@
 
 use std::collections::HashMap;
 
-use chrono::Duration;
 use entity::{account_scores, companies, contact_identities, contacts, signals};
 use sea_orm::sea_query::OnConflict;
 use sea_orm::{ColumnTrait, DatabaseTransaction, EntityTrait, QueryFilter, QuerySelect};
@@ -12,7 +11,7 @@ use uuid::Uuid;
 
 use super::batch::Writer;
 use super::validate::Prepared;
-use super::{AccountTraits, ContactTraits, DEDUPE_WINDOW_HOURS, Ingested};
+use super::{AccountTraits, ContactTraits, Ingested};
 use crate::signals::event_payload;
 use crate::signals::merges::{self};
 use crate::{Actor, Result, events, scoring};
@@ -39,7 +38,8 @@ impl Writer {
         {
             return Ok(Ingested::stored(s.clone(), true));
         }
-        if let Some(s) = self.by_content.get(&p.dedupe_key) {
+        let content_key = p.content_dedup.then(|| (p.dedupe_key.clone(), p.timestamp));
+        if let Some(s) = content_key.as_ref().and_then(|k| self.by_content.get(k)) {
             return Ok(Ingested::stored(s.clone(), true));
         }
         let (contact_id, account_id) = self.resolve(txn, &p).await?;
@@ -60,9 +60,8 @@ impl Writer {
         if let Some(k) = &signal.idempotency_key {
             self.by_idempotency.insert(k.clone(), signal.clone());
         }
-        if signal.timestamp >= self.now - Duration::hours(DEDUPE_WINDOW_HOURS) {
-            self.by_content
-                .insert(signal.dedupe_key.clone(), signal.clone());
+        if let Some(k) = content_key {
+            self.by_content.insert(k, signal.clone());
         }
         self.touched_accounts.extend(account_id);
         self.new_signals.push(signal.clone());

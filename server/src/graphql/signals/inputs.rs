@@ -42,9 +42,12 @@ pub struct SignalInput {
     pub anonymous_id: Option<String>,
     /// A JSON object (at most 64 KB).
     pub metadata: Option<Json<serde_json::Value>>,
-    /// A repeated key (per organization) returns the original signal.
+    /// The sender's id of the event: a repeated key (per organization) returns the original
+    /// signal, and is then the only rule (distinct keys are distinct events, whatever their
+    /// content).
     pub idempotency_key: Option<String>,
-    /// When it happened (default: now; at most 24 hours ahead).
+    /// When it happened (default: now; at most 24 hours ahead). Without an idempotency key, a
+    /// signal with the same content and the same timestamp as an earlier one is a retry of it.
     pub timestamp: Option<DateTime<Utc>>,
     pub actor: Option<ActorHintsInput>,
     pub account: Option<AccountHintsInput>,
@@ -86,8 +89,9 @@ impl From<SignalInput> for domain::signals::Input {
 #[derive(SimpleObject)]
 pub struct IngestSignalPayload {
     pub signal: Signal,
-    /// `true` when an earlier signal (same idempotency key, or same content within 24 hours)
-    /// was returned instead of storing a new one.
+    /// `true` when an earlier signal was returned instead of storing a new one: the one with
+    /// the same idempotency key or, for a signal sent without a key, the one without a key with
+    /// the same content and the same `timestamp` (a retried delivery).
     pub deduplicated: bool,
 }
 
