@@ -17,6 +17,6 @@ RUN DEVSIGNAL_SKIP_FRONTEND=1 cargo build --release --locked --bin devsignal
 FROM debian:bookworm-slim
 RUN apt-get update && apt-get install -y --no-install-recommends ca-certificates curl && rm -rf /var/lib/apt/lists/*
 COPY --from=build /src/target/release/devsignal /usr/local/bin/devsignal
-ENV DATA_DIR=/data PORT=3000
+ENV DATA_DIR=/data PORT=3000 HOST=0.0.0.0
 EXPOSE 3000
 CMD ["devsignal", "serve"]

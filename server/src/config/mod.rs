@@ -359,7 +359,9 @@ impl Config {
         };
 
         let port = r.parse("PORT", 3000u16, "a port number");
-        let host = r.get("HOST").unwrap_or_else(|| "0.0.0.0".into());
+        // Loopback unless told otherwise: a development server is not offered to the network
+        // by accident (the Docker image sets HOST=0.0.0.0).
+        let host = r.get("HOST").unwrap_or_else(|| "127.0.0.1".into());
         let cors_origins: Vec<String> = r
             .get("CORS_ORIGIN")
             .map(|v| {
@@ -677,6 +679,7 @@ mod tests {
         let c = Config::from_vars(&HashMap::new()).unwrap();
         assert_eq!(c.environment, Environment::Development);
         assert_eq!(c.port, 3000);
+        assert_eq!(c.host, "127.0.0.1", "not offered to the network by default");
         assert_eq!(
             c.database_url.expose_secret(),
             "sqlite://./data/devsignal.db?mode=rwc"

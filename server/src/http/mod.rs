@@ -99,25 +99,27 @@ pub fn router(state: AppState, api: Router<AppState>) -> Router {
         .with_state(state)
 }
 
+/// Credentials (the browser session's refresh cookie) are allowed only for the origins named in
+/// `CORS_ORIGIN`. Without a list (development) or with `*`, any origin may call the API with a
+/// bearer token or API key, never with cookies; production without a list allows none.
 fn cors_layer(state: &AppState) -> CorsLayer {
     let origins = &state.config.cors_origins;
-    let allow_origin = if origins.is_empty() || origins.iter().any(|o| o == "*") {
-        if state.config.is_production() {
-            AllowOrigin::list([])
+    let (allow_origin, credentials) = if origins.is_empty() || origins.iter().any(|o| o == "*") {
+        if state.config.is_production() && origins.is_empty() {
+            (AllowOrigin::list([]), false)
         } else {
-            AllowOrigin::mirror_request()
+            (AllowOrigin::mirror_request(), false)
         }
     } else {
-        AllowOrigin::list(
-            origins
-                .iter()
-                .filter_map(|o| HeaderValue::from_str(o).ok())
-                .collect::<Vec<_>>(),
-        )
+        let list = origins
+            .iter()
+            .filter_map(|o| HeaderValue::from_str(o).ok())
+            .collect::<Vec<_>>();
+        (AllowOrigin::list(list), true)
     };
     CorsLayer::new()
         .allow_origin(allow_origin)
-        .allow_credentials(true)
+        .allow_credentials(credentials)
         .allow_methods([
             Method::GET,
             Method::POST,

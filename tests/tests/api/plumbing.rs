@@ -113,8 +113,28 @@ async fn cors_follows_cors_origin() {
         ok.headers()["access-control-allow-origin"],
         "https://app.example.com"
     );
+    assert_eq!(ok.headers()["access-control-allow-credentials"], "true");
     let other = preflight("https://evil.example.net").await.unwrap();
     assert!(!other.headers().contains_key("access-control-allow-origin"));
+
+    // Without CORS_ORIGIN (development) any origin may call, but never with credentials.
+    let open = spawn_app().await;
+    let any = open
+        .client
+        .request(reqwest::Method::OPTIONS, open.url("/api/v1/graphql"))
+        .header("origin", "https://evil.example.net")
+        .header("access-control-request-method", "POST")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        any.headers()["access-control-allow-origin"],
+        "https://evil.example.net"
+    );
+    assert!(
+        !any.headers()
+            .contains_key("access-control-allow-credentials")
+    );
 }
 
 #[tokio::test]
@@ -151,21 +171,31 @@ async fn shutdown_lets_in_flight_requests_finish_and_stops_accepting() {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let app = spawn_app().await;
     let body = r#"{"query":"{ serverInfo { version } }"}"#;
-    let (head, tail) = body.split_at(10);
     let mut conn = tokio::net::TcpStream::connect(("127.0.0.1", app.port))
         .await
         .unwrap();
     conn.write_all(
         format!(
-            "POST /api/v1/graphql HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{head}",
+            "POST /api/v1/graphql HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ncontent-length: {}\r\nexpect: 100-continue\r\nconnection: close\r\n\r\n",
             body.len()
         )
         .as_bytes(),
     )
     .await
     .unwrap();
-    // The request is in flight (half its body sent) when shutdown begins.
-    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    // The server answers `100 Continue` when the handler starts reading the body: from then
+    // on the request is in flight (its body not yet sent) when shutdown begins.
+    let mut interim = Vec::new();
+    while !interim.ends_with(b"\r\n\r\n") {
+        let mut byte = [0u8; 1];
+        conn.read_exact(&mut byte).await.unwrap();
+        interim.push(byte[0]);
+    }
+    assert!(
+        interim.starts_with(b"HTTP/1.1 100"),
+        "{}",
+        String::from_utf8_lossy(&interim)
+    );
     let port = app.port;
     let server = tokio::spawn(app.shutdown());
     devsignal_tests::eventually(
@@ -179,7 +209,7 @@ async fn shutdown_lets_in_flight_requests_finish_and_stops_accepting() {
         },
     )
     .await;
-    conn.write_all(tail.as_bytes()).await.unwrap();
+    conn.write_all(body.as_bytes()).await.unwrap();
     let mut answer = String::new();
     conn.read_to_string(&mut answer).await.unwrap();
     assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
