@@ -4,7 +4,17 @@
 // else (other packages, PyPI, GitHub) answers 404 like an unknown package. Listens on a free
 // port of 127.0.0.1 and prints its base URL on the first line of stdout. `GET /__hits` lists the
 // paths requested so far (JSON), for the suite to check what the server fetched.
+//
+// Under `/github-oauth` it is also a GitHub OAuth provider for sign-in: `authorize` sends the
+// browser straight back to the server's callback with a code (as if the user approved), the
+// token endpoint checks that code and the PKCE verifier against the challenge it was given, and
+// `/user` and `/user/emails` answer for that token.
+import { createHash } from 'node:crypto';
 import { createServer } from 'node:http';
+
+const OAUTH = { code: 'e2e-oauth-code', token: 'e2e-provider-token', challenge: null };
+const OAUTH_USER = { id: 90210, login: 'e2e-octo', name: 'Octo E2E' };
+const OAUTH_EMAIL = 'octo-e2e@example.com';
 
 const PACKAGES = new Map([
   ['acme-cli', { latest: '1.4.0', maintainers: ['olive'], perDay: 120 }],
@@ -25,10 +35,53 @@ function json(res, status, body) {
   res.end(JSON.stringify(body));
 }
 
+function readBody(req) {
+  return new Promise((resolve) => {
+    let body = '';
+    req.on('data', (chunk) => { body += chunk; });
+    req.on('end', () => resolve(body));
+  });
+}
+
+async function oauth(req, res, path, url) {
+  if (path === '/github-oauth/login/oauth/authorize') {
+    const q = url.searchParams;
+    OAUTH.challenge = q.get('code_challenge_method') === 'S256' ? q.get('code_challenge') : null;
+    const back = new URL(q.get('redirect_uri'));
+    back.searchParams.set('code', OAUTH.code);
+    back.searchParams.set('state', q.get('state'));
+    res.writeHead(302, { location: back.toString() });
+    return res.end();
+  }
+  if (path === '/github-oauth/login/oauth/access_token' && req.method === 'POST') {
+    const form = new URLSearchParams(await readBody(req));
+    const verifier = form.get('code_verifier') ?? '';
+    const computed = createHash('sha256').update(verifier).digest('base64url');
+    if (form.get('code') !== OAUTH.code || !OAUTH.challenge || computed !== OAUTH.challenge) {
+      return json(res, 400, { error: 'invalid_grant' });
+    }
+    OAUTH.challenge = null; // one exchange per authorization
+    return json(res, 200, { access_token: OAUTH.token, token_type: 'bearer', scope: 'user:email' });
+  }
+  if (req.headers.authorization !== `Bearer ${OAUTH.token}`) {
+    return json(res, 401, { message: 'Bad credentials' });
+  }
+  if (path === '/github-oauth/user') return json(res, 200, OAUTH_USER);
+  if (path === '/github-oauth/user/emails') {
+    return json(res, 200, [{ email: OAUTH_EMAIL, primary: true, verified: true }]);
+  }
+  return json(res, 404, { message: 'Not Found' });
+}
+
 const server = createServer((req, res) => {
-  const path = decodeURIComponent(new URL(req.url, 'http://x').pathname);
+  const url = new URL(req.url, 'http://x');
+  const path = decodeURIComponent(url.pathname);
   if (path === '/__hits') return json(res, 200, hits);
   hits.push(path);
+  if (path.startsWith('/github-oauth/')) {
+    oauth(req, res, path, url).catch((e) => json(res, 500, { message: String(e) }));
+    return;
+  }
   let m = path.match(/^\/npm-downloads\/downloads\/range\/(\d{4}-\d{2}-\d{2}):(\d{4}-\d{2}-\d{2})\/(.+)$/);
   if (m) {
     const pkg = PACKAGES.get(m[3]);

@@ -64,6 +64,8 @@ env -u DATABASE_URL -u REDIS_URL "${db_env[@]}" \
   RATE_LIMIT_API=100000 RATE_LIMIT_AUTH=1000 RATE_LIMIT_SIGNAL=100000 \
   NPM_DOWNLOADS_API_URL="$fake_url/npm-downloads" NPM_REGISTRY_URL="$fake_url/npm-registry" \
   PYPISTATS_API_URL="$fake_url/pypistats" PYPI_URL="$fake_url/pypi" GITHUB_API_URL="$fake_url/github" \
+  GITHUB_CLIENT_ID=e2e-client GITHUB_CLIENT_SECRET=e2e-secret \
+  GITHUB_OAUTH_BASE_URL="$fake_url/github-oauth" GITHUB_API_BASE_URL="$fake_url/github-oauth" \
   "$bin" serve >"$results/server.log" 2>&1 &
 server=$!
 

@@ -509,10 +509,12 @@ const tests = [
     check((await page.getByText('GitHub: @janedev').count()) > 0, 'the GitHub identity is shown');
     await page.goto('/signals');
     await page.getByRole('table', { name: 'Signals' }).waitFor();
+    // `docs_view` is an alias: the signals were stored as `docs_read`, and the filter matches
+    // every spelling of the type.
     await page.getByLabel('Type').fill('docs_view');
-    await eventually('only docs_view rows', async () => {
+    await eventually('only docs_read rows', async () => {
       const rows = await page.locator('table[aria-label="Signals"] tbody tr td:first-child').allInnerTexts();
-      return rows.length > 0 && rows.every((r) => r === 'docs_view');
+      return rows.length > 0 && rows.every((r) => r === 'docs_read');
     });
   }],
 
@@ -652,6 +654,23 @@ const tests = [
     await page.getByRole('heading', { name: 'Sign in to DevSignal' }).waitFor();
     await page.goto('/settings/api-keys');
     await page.getByRole('heading', { name: 'Sign in to DevSignal' }).waitFor();
+  }],
+
+  ['GitHub sign-in round trip: the provider sends the browser back signed in, and a reload keeps the session', async () => {
+    check(fakeSources, 'FAKE_SOURCES_URL is not set (run through e2e/run.sh)');
+    const page = await newPage('oauth');
+    await page.goto('/login');
+    await page.getByRole('link', { name: 'Continue with GitHub' }).click();
+    await page.getByRole('heading', { name: 'Product-qualified accounts' }).waitFor();
+    await page.getByText('Octo E2E').first().waitFor();
+    const hits = await (await fetch(`${fakeSources}/__hits`)).json();
+    for (const path of ['/github-oauth/login/oauth/authorize', '/github-oauth/login/oauth/access_token', '/github-oauth/user/emails']) {
+      check(hits.includes(path), `the server did not go through ${path}`);
+    }
+    check(new URL(page.url()).pathname === '/', `landed on ${page.url()}`);
+    await page.reload();
+    await page.getByRole('heading', { name: 'Product-qualified accounts' }).waitFor();
+    await page.getByText('Octo E2E').first().waitFor();
   }],
 
   ['two tabs restoring the session at the same moment both stay signed in', async () => {
