@@ -65,6 +65,9 @@ pub fn sqlite_file(url: &str) -> Option<PathBuf> {
     }
 }
 
+/// How long a SQLite statement waits for another connection's write lock before it fails.
+pub const SQLITE_BUSY_TIMEOUT: Duration = Duration::from_secs(30);
+
 /// Opens a pool. For a SQLite file the parent directory is created, the file is created if
 /// missing (`mode=rwc`), and the journal is switched to WAL with a busy timeout and foreign keys on.
 pub async fn connect(url: &str, pool: &PoolSettings) -> Result<DatabaseConnection, DbErr> {
@@ -95,7 +98,10 @@ pub async fn connect(url: &str, pool: &PoolSettings) -> Result<DatabaseConnectio
     if backend == Backend::Sqlite {
         opts.map_sqlx_sqlite_opts(|o| {
             o.journal_mode(SqliteJournalMode::Wal)
-                .busy_timeout(Duration::from_secs(5))
+                // One writer at a time across every pool and process on the file: a writer
+                // waits its turn rather than failing. 5 s proved too short on a loaded machine
+                // (a CLI command beside a busy server, concurrent batch writes).
+                .busy_timeout(SQLITE_BUSY_TIMEOUT)
                 .foreign_keys(true)
         });
     }
