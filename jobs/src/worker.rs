@@ -8,6 +8,8 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use chrono::{DateTime, Utc};
+use domain::queue::Doorbell;
 use entity::jobs;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
@@ -29,17 +31,22 @@ pub struct WorkerOptions {
     pub poll_interval: Duration,
     /// How long running jobs may go on after shutdown begins.
     pub shutdown_grace: Duration,
-    /// Notified when this process has enqueued jobs (e.g. a request's rescore), so an idle worker
-    /// looks again at once instead of at its next poll.
-    pub wake: Arc<Notify>,
+    /// Rung when a job becomes due before this worker's next planned look (a request's first
+    /// rescore of an account, a retried job), so it looks then instead of at its next poll.
+    pub wake: Arc<Doorbell>,
 }
 
 /// What the worker tells the outside (metrics).
 pub trait Observer: Send + Sync {
     fn job_finished(&self, queue: &str, name: &str, elapsed: Duration, ok: bool);
     /// A job has finished and its outcome is recorded: whatever it wrote is committed, so live
-    /// subscribers and workers in every process may look now.
-    fn committed(&self) {}
+    /// subscribers may look now, and workers in every process if `jobs_due` (the earliest
+    /// `run_at` of the jobs it enqueued or scheduled for a retry) is before their next look.
+    fn committed(&self, _jobs_due: Option<DateTime<Utc>>) {}
+    /// The worker is looking for due jobs, because of `cause`: `start`, `poll` (its nap ended),
+    /// `ring` (its doorbell), `slot` (a running job finished) or `more` (the last look claimed
+    /// jobs, there may be more).
+    fn looked(&self, _cause: &'static str) {}
 }
 
 /// An observer that ignores everything.
@@ -59,11 +66,12 @@ struct Running {
 /// not polled for in a tight loop.
 const MIN_NAP: Duration = Duration::from_millis(10);
 
-/// The least time between two looks for due jobs caused by [`WorkerOptions::wake`]. Every
-/// state-changing request wakes the worker, and a busy ingest commits hundreds of times a
-/// second: one look (two reads) per commit cost ~8% of ingest throughput. Coalesced, a burst
-/// costs one look per window, and a job enqueued by a request waits at most this long. A slot
-/// freed by a finished job is not coalesced: the next job is claimed at once.
+/// The least time between two looks for due jobs caused by [`WorkerOptions::wake`]. The doorbell
+/// rings only for jobs due before the planned look, but a burst of new work (a bulk import
+/// touching many new accounts) could still ring hundreds of times a second, and each look costs
+/// two reads: coalesced, a burst costs one look per window, and a job enqueued by a request waits
+/// at most this long. A slot freed by a finished job is not coalesced: the next job is claimed at
+/// once.
 const WAKE_COALESCE: Duration = Duration::from_millis(50);
 
 /// A unique worker id: host, process, random suffix.
@@ -91,6 +99,7 @@ pub async fn run(
     let slot_freed = Arc::new(Notify::new());
     let coalesce = WAKE_COALESCE.min(opts.poll_interval);
     tracing::info!(worker = %opts.id, concurrency = opts.concurrency, "Worker started");
+    let mut cause = "start";
     while !shutdown.is_cancelled() {
         if last_prune.elapsed() > Duration::from_secs(60) {
             last_prune = Instant::now();
@@ -109,6 +118,9 @@ pub async fn run(
                 .saturating_sub(r.per_queue.get(queue).copied().unwrap_or(0))
         };
         let looked_at = Instant::now();
+        opts.wake.looking();
+        observer.looked(cause);
+        cause = "more";
         let open: Vec<String> = queues.iter().filter(|q| free_in(q) > 0).cloned().collect();
         let due = match domain::queue::due_queues(&ctx.db, &open).await {
             Ok(due) => due,
@@ -169,7 +181,7 @@ pub async fn run(
         if !claimed_any {
             // Sleep until the next waiting job of a queue with room is due (a debounced rescore,
             // a retry), at most a poll interval; new local work wakes us earlier.
-            let nap = match domain::queue::next_due(&ctx.db, &open).await {
+            let nap: Duration = match domain::queue::next_due(&ctx.db, &open).await {
                 Ok(Some(at)) => (at - chrono::Utc::now())
                     .to_std()
                     .unwrap_or(Duration::ZERO)
@@ -180,11 +192,14 @@ pub async fn run(
                     opts.poll_interval
                 }
             };
+            opts.wake
+                .plan(Utc::now() + chrono::Duration::from_std(nap).unwrap_or_default());
             tokio::select! {
                 () = shutdown.cancelled() => break,
-                () = tokio::time::sleep(nap) => {}
-                () = slot_freed.notified() => {}
-                () = opts.wake.notified() => {
+                () = tokio::time::sleep(nap) => cause = "poll",
+                () = slot_freed.notified() => cause = "slot",
+                () = opts.wake.rung() => {
+                    cause = "ring";
                     // Coalesce a burst of commits into one look per window.
                     let wait = coalesce.saturating_sub(looked_at.elapsed());
                     if !wait.is_zero() {
@@ -228,64 +243,75 @@ async fn execute(ctx: &Context, opts: &WorkerOptions, observer: &dyn Observer, j
         organizationId = job.organization_id.map(|o| o.to_string()).unwrap_or_default(),
     );
     async {
-        tracing::info!(attempt = job.attempts, "Processing job");
-        let started = Instant::now();
-        let renewing = async {
-            let every = opts.lease / 3;
-            loop {
-                tokio::time::sleep(every).await;
-                match domain::queue::renew(&ctx.db, job.id, &opts.id, opts.lease).await {
-                    Ok(true) => {}
-                    Ok(false) => tracing::warn!("The job's lease was lost"),
-                    Err(e) => tracing::warn!(error = %e, "Renewing the job's lease failed"),
-                }
-            }
-        };
-        let result = tokio::select! {
-            r = registry::run_job(ctx.clone(), job.clone()) => r,
-            () = renewing => unreachable_loop(),
-        };
-        let elapsed = started.elapsed();
-        observer.job_finished(&job.queue, &job.name, elapsed, result.is_ok());
-        match result {
-            Ok(()) => {
-                if let Err(e) = domain::queue::complete(&ctx.db, job.id, &opts.id).await {
-                    tracing::error!(error = %e, "Recording a completed job failed");
-                }
-                tracing::info!(durationMs = elapsed.as_millis() as u64, "Job completed");
-            }
-            Err(err) if err.downcast_ref::<crate::Skipped>().is_some() => {
-                let reason = format!("{err}");
-                if let Err(e) = domain::queue::skip(&ctx.db, job.id, &opts.id, &reason).await {
-                    tracing::error!(error = %e, "Recording a skipped job failed");
-                }
-                tracing::info!(reason = %reason, "Job skipped");
-            }
-            Err(err) => {
-                let error = format!("{err:#}");
-                match domain::queue::fail(&ctx.db, &job, &opts.id, &error).await {
-                    Ok(domain::queue::Failure::Retry(at)) => tracing::warn!(
-                        attempt = job.attempts,
-                        maxAttempts = job.max_attempts,
-                        error = %error,
-                        retryAt = %at,
-                        "Job failed"
-                    ),
-                    Ok(domain::queue::Failure::Dead) => tracing::error!(
-                        attempt = job.attempts,
-                        maxAttempts = job.max_attempts,
-                        error = %error,
-                        "Job failed"
-                    ),
-                    Err(e) => tracing::error!(error = %e, "Recording a failed job failed"),
-                }
-            }
-        }
+        let ((), jobs_due) =
+            domain::queue::noting_due_jobs(run_and_record(ctx, opts, observer, &job)).await;
         // The job's writes (and a retry it scheduled) are committed: let others look now.
-        observer.committed();
+        observer.committed(jobs_due);
     }
     .instrument(span)
     .await
+}
+
+/// Runs `job` while renewing its lease, then records the outcome.
+async fn run_and_record(
+    ctx: &Context,
+    opts: &WorkerOptions,
+    observer: &dyn Observer,
+    job: &jobs::Model,
+) {
+    tracing::info!(attempt = job.attempts, "Processing job");
+    let started = Instant::now();
+    let renewing = async {
+        let every = opts.lease / 3;
+        loop {
+            tokio::time::sleep(every).await;
+            match domain::queue::renew(&ctx.db, job.id, &opts.id, opts.lease).await {
+                Ok(true) => {}
+                Ok(false) => tracing::warn!("The job's lease was lost"),
+                Err(e) => tracing::warn!(error = %e, "Renewing the job's lease failed"),
+            }
+        }
+    };
+    let result = tokio::select! {
+        r = registry::run_job(ctx.clone(), job.clone()) => r,
+        () = renewing => unreachable_loop(),
+    };
+    let elapsed = started.elapsed();
+    observer.job_finished(&job.queue, &job.name, elapsed, result.is_ok());
+    match result {
+        Ok(()) => {
+            if let Err(e) = domain::queue::complete(&ctx.db, job.id, &opts.id).await {
+                tracing::error!(error = %e, "Recording a completed job failed");
+            }
+            tracing::info!(durationMs = elapsed.as_millis() as u64, "Job completed");
+        }
+        Err(err) if err.downcast_ref::<crate::Skipped>().is_some() => {
+            let reason = format!("{err}");
+            if let Err(e) = domain::queue::skip(&ctx.db, job.id, &opts.id, &reason).await {
+                tracing::error!(error = %e, "Recording a skipped job failed");
+            }
+            tracing::info!(reason = %reason, "Job skipped");
+        }
+        Err(err) => {
+            let error = format!("{err:#}");
+            match domain::queue::fail(&ctx.db, job, &opts.id, &error).await {
+                Ok(domain::queue::Failure::Retry(at)) => tracing::warn!(
+                    attempt = job.attempts,
+                    maxAttempts = job.max_attempts,
+                    error = %error,
+                    retryAt = %at,
+                    "Job failed"
+                ),
+                Ok(domain::queue::Failure::Dead) => tracing::error!(
+                    attempt = job.attempts,
+                    maxAttempts = job.max_attempts,
+                    error = %error,
+                    "Job failed"
+                ),
+                Err(e) => tracing::error!(error = %e, "Recording a failed job failed"),
+            }
+        }
+    }
 }
 
 /// The renewal loop never ends; this satisfies the type of its `select!` arm.

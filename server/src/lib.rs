@@ -209,8 +209,11 @@ impl jobs::worker::Observer for WorkerObserver {
     fn job_finished(&self, queue: &str, name: &str, elapsed: Duration, ok: bool) {
         jobs::worker::Observer::job_finished(self.metrics.as_ref(), queue, name, elapsed, ok);
     }
-    fn committed(&self) {
-        self.commits.committed();
+    fn looked(&self, cause: &'static str) {
+        jobs::worker::Observer::looked(self.metrics.as_ref(), cause);
+    }
+    fn committed(&self, jobs_due: Option<chrono::DateTime<chrono::Utc>>) {
+        self.commits.committed(jobs_due);
     }
 }
 

@@ -23,7 +23,9 @@ use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
+use chrono::{DateTime, Utc};
 use domain::events::{self, Event, EventQuery};
+use domain::queue::Doorbell;
 use futures::{Stream, StreamExt};
 use sea_orm::DatabaseConnection;
 use secrecy::{ExposeSecret, SecretString};
@@ -56,8 +58,11 @@ struct Inner {
     /// Events held for subscribers that have not read them yet.
     capacity: usize,
     hub: OnceCell<Arc<Hub>>,
-    /// Also woken by other processes' commits: this process's job worker, when it runs one.
-    jobs: OnceLock<Arc<Notify>>,
+    /// Also rung by other processes' commits: this process's job worker, when it runs one.
+    jobs: OnceLock<Arc<Doorbell>>,
+    /// The earliest `run_at` (Unix ms) of the jobs committed here since the last PUBLISH;
+    /// `i64::MAX` when none.
+    jobs_due_ms: AtomicI64,
     /// Whether the Redis listener runs.
     listening: AtomicBool,
 }
@@ -111,6 +116,7 @@ impl Live {
             capacity,
             hub: OnceCell::new(),
             jobs: OnceLock::new(),
+            jobs_due_ms: AtomicI64::new(i64::MAX),
             listening: AtomicBool::new(false),
         }));
         if let Some(pool) = pool {
@@ -124,16 +130,23 @@ impl Live {
         self.0.hub.get().map_or(0, |h| h.tx.receiver_count())
     }
 
-    /// This process has committed events: wake the tailers here and, through Redis, everywhere.
-    pub fn committed(&self) {
+    /// This process has committed events, and jobs due at `jobs_due` at the earliest: wake the
+    /// tailers here and, through Redis, the tailers and workers everywhere.
+    pub fn committed(&self, jobs_due: Option<DateTime<Utc>>) {
         self.0.wake.notify_one();
+        if let Some(at) = jobs_due {
+            self.0
+                .jobs_due_ms
+                .fetch_min(at.timestamp_millis(), Ordering::SeqCst);
+        }
         self.0.publish.notify_one();
     }
 
-    /// Wakes `jobs` (this process's job worker) whenever another process announces a commit, so
-    /// a job enqueued by a `serve --no-worker` replica starts at once rather than at the next
-    /// poll. Without Redis there is nobody else to hear from.
-    pub fn wake_on_remote_commits(&self, jobs: Arc<Notify>) {
+    /// Rings `jobs` (this process's job worker) whenever another process announces a job due
+    /// before the worker's planned look, so a job enqueued by a `serve --no-worker` replica
+    /// starts at once rather than at the next poll. Without Redis there is nobody else to hear
+    /// from.
+    pub fn wake_on_remote_commits(&self, jobs: Arc<Doorbell>) {
         let _ = self.0.jobs.set(jobs);
         self.listen();
     }
@@ -275,10 +288,14 @@ async fn tailer(inner: Arc<Inner>, hub: Arc<Hub>) {
 
 impl Inner {
     /// Wakes the tailer and, if this process runs a worker, the worker.
-    fn wake_all(&self) {
+    /// Another process announced a commit (`message`, see [`wake_message`]).
+    fn remote_commit(&self, message: &str) {
         self.wake.notify_one();
-        if let Some(jobs) = self.jobs.get() {
-            jobs.notify_one();
+        let Some(jobs) = self.jobs.get() else { return };
+        match parse_wake_message(message) {
+            RemoteCommit::NoJobs => {}
+            RemoteCommit::JobsDue(at) => jobs.ring_for(at),
+            RemoteCommit::Unknown => jobs.ring(),
         }
     }
 }
@@ -290,11 +307,12 @@ async fn publisher(inner: Arc<Inner>, pool: RedisPool) {
             () = inner.publish.notified() => {}
             () = inner.shutdown.cancelled() => return,
         }
+        let message = wake_message(inner.jobs_due_ms.swap(i64::MAX, Ordering::SeqCst));
         let publish = async {
             let mut conn = pool.get().await.map_err(|e| e.to_string())?;
             redis::cmd("PUBLISH")
                 .arg(&inner.channel)
-                .arg("1")
+                .arg(&message)
                 .query_async::<i64>(&mut *conn)
                 .await
                 .map_err(|e| e.to_string())
@@ -307,16 +325,50 @@ async fn publisher(inner: Arc<Inner>, pool: RedisPool) {
     }
 }
 
+/// The wake-up published on the channel: `e` when the commits added no job, `j<ms>` with the
+/// earliest `run_at` (Unix ms) of the jobs they added. Anything else (older processes sent `1`)
+/// wakes every worker.
+fn wake_message(jobs_due_ms: i64) -> String {
+    if jobs_due_ms == i64::MAX {
+        "e".to_owned()
+    } else {
+        format!("j{jobs_due_ms}")
+    }
+}
+
+#[derive(Debug, PartialEq)]
+enum RemoteCommit {
+    NoJobs,
+    JobsDue(DateTime<Utc>),
+    Unknown,
+}
+
+fn parse_wake_message(message: &str) -> RemoteCommit {
+    if message == "e" {
+        return RemoteCommit::NoJobs;
+    }
+    message
+        .strip_prefix('j')
+        .and_then(|ms| ms.parse::<i64>().ok())
+        .and_then(DateTime::<Utc>::from_timestamp_millis)
+        .map_or(RemoteCommit::Unknown, RemoteCommit::JobsDue)
+}
+
 /// Publishes one wake-up from a process that runs no [`Live`] (the command line), so every
-/// serving process and worker looks at once. Best effort: a failure only means they look at
-/// their next poll.
-pub async fn announce_commit(redis_url: &SecretString, key_prefix: &str) {
+/// serving process looks at once, and every worker if `jobs_due` is before its planned look.
+/// Best effort: a failure only means they look at their next poll.
+pub async fn announce_commit(
+    redis_url: &SecretString,
+    key_prefix: &str,
+    jobs_due: Option<DateTime<Utc>>,
+) {
+    let message = wake_message(jobs_due.map_or(i64::MAX, |at| at.timestamp_millis()));
     let publish = async {
         let client = redis::Client::open(redis_url.expose_secret())?;
         let mut conn = client.get_multiplexed_async_connection().await?;
         redis::cmd("PUBLISH")
             .arg(format!("{key_prefix}events"))
-            .arg("1")
+            .arg(&message)
             .query_async::<i64>(&mut conn)
             .await
     };
@@ -350,7 +402,9 @@ async fn listener(inner: Arc<Inner>) {
                 loop {
                     tokio::select! {
                         m = messages.next() => match m {
-                            Some(_) => inner.wake_all(),
+                            Some(m) => {
+                                inner.remote_commit(&m.get_payload::<String>().unwrap_or_default());
+                            }
                             None => break,
                         },
                         () = inner.shutdown.cancelled() => return,
@@ -374,6 +428,22 @@ mod tests {
     use super::*;
     use sea_orm::{ActiveModelTrait, Set};
     use serde_json::json;
+
+    #[test]
+    fn wake_messages_say_whether_and_when_jobs_are_due() {
+        assert_eq!(
+            parse_wake_message(&wake_message(i64::MAX)),
+            RemoteCommit::NoJobs
+        );
+        let at = DateTime::<Utc>::from_timestamp_millis(1_700_000_000_123).unwrap();
+        assert_eq!(
+            parse_wake_message(&wake_message(at.timestamp_millis())),
+            RemoteCommit::JobsDue(at)
+        );
+        // What an older process sent, or garbage: every worker looks.
+        assert_eq!(parse_wake_message("1"), RemoteCommit::Unknown);
+        assert_eq!(parse_wake_message("jx"), RemoteCommit::Unknown);
+    }
 
     #[tokio::test]
     async fn a_subscriber_that_falls_behind_rereads_the_log_and_misses_nothing() {
@@ -414,7 +484,7 @@ mod tests {
                 .unwrap();
             txn.commit().await.unwrap();
             sent.push(e.seq);
-            live.committed();
+            live.committed(None);
             // Let the tailer fan out while nobody reads: the channel overflows.
             tokio::task::yield_now().await;
         }

@@ -31,6 +31,14 @@ pub struct Metrics {
     pub signals_ingested: Family<OutcomeLabels, Counter>,
     /// Live GraphQL subscriptions this process serves (set at each scrape).
     pub live_subscriptions: Gauge,
+    /// Looks at the job queue by this process's worker, by cause (see
+    /// [`jobs::worker::Observer::looked`]).
+    pub worker_looks: Family<CauseLabels, Counter>,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct CauseLabels {
+    pub cause: String,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -112,8 +120,15 @@ impl Metrics {
             "GraphQL subscriptions this process is serving",
             live_subscriptions.clone(),
         );
+        let worker_looks = Family::<CauseLabels, Counter>::default();
+        registry.register(
+            "worker_looks",
+            "Looks for due jobs by this process's worker, by cause (start, poll, ring, slot, more)",
+            worker_looks.clone(),
+        );
         Self {
             registry,
+            worker_looks,
             signals_ingested,
             live_subscriptions,
             http_requests,
@@ -193,6 +208,13 @@ impl jobs::worker::Observer for Metrics {
         self.job_duration
             .get_or_create(&labels)
             .observe(elapsed.as_secs_f64());
+    }
+    fn looked(&self, cause: &'static str) {
+        self.worker_looks
+            .get_or_create(&CauseLabels {
+                cause: cause.to_owned(),
+            })
+            .inc();
     }
 }
 

@@ -25,6 +25,10 @@ pub async fn set_paused(db: &impl ConnectionTrait, queue: &str, paused: bool) ->
     )
     .exec_without_returning(db)
     .await?;
+    if !paused {
+        // Its waiting jobs may be due now.
+        super::wake::note_due(Utc::now());
+    }
     Ok(())
 }
 
@@ -154,6 +158,9 @@ pub async fn retry_failed(
         .filter(jobs::Column::State.eq(state::FAILED))
         .exec(db)
         .await?;
+    if res.rows_affected > 0 {
+        super::wake::note_due(now);
+    }
     Ok(res.rows_affected)
 }
 

@@ -308,6 +308,9 @@ pub async fn fail(
         .filter(jobs::Column::LockedBy.eq(worker))
         .exec(db)
         .await?;
+    if !dead {
+        super::wake::note_due(retry_at);
+    }
     Ok(if dead {
         Failure::Dead
     } else {

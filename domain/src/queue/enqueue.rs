@@ -14,10 +14,12 @@ use super::{MAX_ERROR, NewJob, state};
 use crate::Result;
 
 /// Adds a job, in the caller's transaction when `db` is one. Returns its id, or `None` when a
-/// waiting job with the same dedupe key already exists.
+/// waiting job with the same dedupe key already exists. An added job is noted for the worker's
+/// doorbell ([`super::noting_due_jobs`]).
 pub async fn enqueue(db: &impl ConnectionTrait, job: NewJob) -> Result<Option<Uuid>> {
     let now = Utc::now();
     let id = Uuid::now_v7();
+    let run_at = job.run_at.unwrap_or(now);
     let model = jobs::ActiveModel {
         id: Set(id),
         queue: Set(job.queue),
@@ -29,7 +31,7 @@ pub async fn enqueue(db: &impl ConnectionTrait, job: NewJob) -> Result<Option<Uu
         attempts: Set(0),
         max_attempts: Set(std::cmp::max(job.max_attempts, 1)),
         backoff_base_ms: Set(i64::try_from(job.backoff_base.as_millis()).unwrap_or(i64::MAX)),
-        run_at: Set(job.run_at.unwrap_or(now)),
+        run_at: Set(run_at),
         locked_by: Set(None),
         locked_until: Set(None),
         last_error: Set(None),
@@ -47,6 +49,9 @@ pub async fn enqueue(db: &impl ConnectionTrait, job: NewJob) -> Result<Option<Uu
         )
         .exec_without_returning(db)
         .await?;
+    if res == 1 {
+        super::wake::note_due(run_at);
+    }
     Ok((res == 1).then_some(id))
 }
 

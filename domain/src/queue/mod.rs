@@ -6,19 +6,22 @@
 //! Claiming: on PostgreSQL `SELECT … FOR UPDATE SKIP LOCKED` inside the claiming transaction, so
 //! concurrent workers never take the same job; on SQLite the claiming transaction is `BEGIN
 //! IMMEDIATE`, which serialises claimers. A claim takes waiting jobs that are due, and active jobs
-//! whose lease expired (their worker died): at-least-once delivery.//!
+//! whose lease expired (their worker died): at-least-once delivery.
+//!
 //! Files: `defs` (every job's definition, shared by the domain and the worker), `enqueue`,
-//! `claim` (the worker's side), `admin` (the operator's side).
+//! `claim` (the worker's side), `admin` (the operator's side), `wake` (who wakes a worker, when).
 
 mod admin;
 mod claim;
 pub mod defs;
 mod enqueue;
+mod wake;
 
 pub use admin::*;
 pub use claim::*;
 pub use defs::JobSpec;
 pub use enqueue::*;
+pub use wake::{Doorbell, noting_due_jobs};
 
 use std::time::Duration;
 

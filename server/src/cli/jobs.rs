@@ -76,12 +76,12 @@ pub async fn run(config: Config, action: JobsAction) -> anyhow::Result<()> {
         action,
         JobsAction::Status | JobsAction::Schedules | JobsAction::Show { .. }
     );
-    let result = act(&db, action).await;
+    let (result, jobs_due) = domain::queue::noting_due_jobs(act(&db, action)).await;
     db.close().await?;
     if writes && result.is_ok() {
         // Running workers and subscribers look now rather than at their next poll.
         if let Some(url) = &config.redis_url {
-            crate::live::announce_commit(url, &config.redis_key_prefix).await;
+            crate::live::announce_commit(url, &config.redis_key_prefix, jobs_due).await;
         }
     }
     result

@@ -51,11 +51,12 @@ impl Extension for AfterCommitExtension {
         operation_name: Option<&str>,
         next: NextExecute<'_>,
     ) -> Response {
-        let resp = next.run(ctx, operation_name).await;
-        if self.mutation.load(Ordering::Relaxed)
-            && let Some(state) = ctx.data_opt::<AppState>()
-        {
-            state.commits.committed();
+        if !self.mutation.load(Ordering::Relaxed) {
+            return next.run(ctx, operation_name).await;
+        }
+        let (resp, jobs_due) = domain::queue::noting_due_jobs(next.run(ctx, operation_name)).await;
+        if let Some(state) = ctx.data_opt::<AppState>() {
+            state.commits.committed(jobs_due);
         }
         resp
     }

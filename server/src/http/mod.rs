@@ -224,10 +224,11 @@ async fn observe(State(state): State<AppState>, req: Request, next: Next) -> Res
 async fn after_commit(State(state): State<AppState>, req: Request, next: Next) -> Response {
     let writes = !matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS)
         && req.uri().path() != crate::GRAPHQL_PATH;
-    let resp = next.run(req).await;
-    if writes {
-        state.commits.committed();
+    if !writes {
+        return next.run(req).await;
     }
+    let (resp, jobs_due) = domain::queue::noting_due_jobs(next.run(req)).await;
+    state.commits.committed(jobs_due);
     resp
 }
 

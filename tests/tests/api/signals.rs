@@ -623,6 +623,55 @@ async fn a_burst_of_signals_rescored_a_few_times_not_per_signal() {
     );
 }
 
+/// The worker is woken only for jobs due before its next planned look: the first signal of a
+/// burst enqueues the account's debounced rescore and rings; the following ones find that job
+/// waiting (its dedupe key makes the insert a no-op) and ring nothing. With a 30 s poll, the
+/// scores still arrive at once, so the rings that matter are not lost.
+#[tokio::test]
+async fn a_burst_rings_the_worker_once_per_rescore_not_per_request() {
+    fn rings(metrics: &str) -> u64 {
+        metrics
+            .lines()
+            .find_map(|l| l.strip_prefix("devsignal_worker_looks_total{cause=\"ring\"} "))
+            .map_or(0, |n| n.trim().parse().unwrap())
+    }
+    let app = devsignal_tests::spawn_app_with(&[("JOB_POLL_INTERVAL_MS", "30000")]).await;
+    let s = app.register("doorbell@signals.test", "Doorbell").await;
+    let before = rings(&app.get("/metrics").await.text().await.unwrap());
+    let started = std::time::Instant::now();
+    let mut account = String::new();
+    for i in 0..30 {
+        let r = ingest(
+            &app,
+            &s,
+            json!({"type": "api_call", "actor": {"email": "dev@doorbell.io"}, "metadata": {"i": i}}),
+        )
+        .await;
+        account = ok(&r)["ingestSignal"]["signal"]["account"]["id"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+    }
+    let elapsed = started.elapsed();
+    // Well before the 30 s poll: each rescore was rung for.
+    eventually(
+        Duration::from_secs(15),
+        "the score to count all 30 signals",
+        || async {
+            let sc = score_of(&app, &s, &account).await;
+            (sc["signalCount"].as_i64() == Some(30)).then_some(())
+        },
+    )
+    .await;
+    let rung = rings(&app.get("/metrics").await.text().await.unwrap()) - before;
+    // One rescore per debounce window at most, each rung for once (plus the first).
+    let windows = elapsed.as_secs_f64() / domain::scoring::DEBOUNCE.as_secs_f64();
+    assert!(
+        rung >= 1 && (rung as f64) <= windows + 2.0,
+        "30 requests in {elapsed:?} rang the worker {rung} times"
+    );
+}
+
 #[tokio::test]
 async fn a_full_batch_of_new_people_lands_whole_and_one_more_is_refused() {
     let app = spawn_app().await;
