@@ -239,7 +239,18 @@ impl Error {
             Error::Forbidden(_) => Code::Forbidden,
             Error::RateLimited { .. } => Code::RateLimited,
             Error::PlanLimit(_) => Code::PlanLimit,
+            Error::Database(e) if db_unavailable(e) => Code::Unavailable,
             Error::Database(_) | Error::Internal(_) => Code::Internal,
+        }
+    }
+
+    /// When a client may try again, in seconds: rate limits, and a database that is unreachable
+    /// or busy right now.
+    pub fn retry_after_secs(&self) -> Option<u64> {
+        match self {
+            Error::RateLimited { retry_after_secs } => Some(*retry_after_secs),
+            _ if self.kind() == Code::Unavailable => Some(UNAVAILABLE_RETRY_SECS),
+            _ => None,
         }
     }
 
@@ -250,11 +261,51 @@ impl Error {
 
     /// The message a client may see.
     pub fn public_message(&self) -> String {
-        if self.is_internal() {
+        if self.kind() == Code::Unavailable {
+            "the service cannot reach its database right now; try again shortly".to_owned()
+        } else if self.is_internal() {
             "internal error".to_owned()
         } else {
             self.to_string()
         }
+    }
+}
+
+/// What `Retry-After` says when the database is unavailable.
+pub const UNAVAILABLE_RETRY_SECS: u64 = 5;
+
+/// True when `err` says the database cannot serve right now rather than that the statement is
+/// wrong: no connection could be had (pool timeout, refused, reset, closed, TLS), the server is
+/// shutting down or starting (PostgreSQL classes 08 and 57P, too many connections), or SQLite's
+/// write lock stayed busy past the busy timeout. Such a request may succeed if retried.
+pub fn db_unavailable(err: &sea_orm::DbErr) -> bool {
+    use sea_orm::sqlx::Error as Sqlx;
+    use sea_orm::{DbErr, RuntimeErr};
+    let runtime = match err {
+        DbErr::ConnectionAcquire(_) | DbErr::Conn(_) => return true,
+        DbErr::Exec(r) | DbErr::Query(r) => r,
+        _ => return false,
+    };
+    let RuntimeErr::SqlxError(e) = runtime else {
+        return false;
+    };
+    match e.as_ref() {
+        Sqlx::Io(_)
+        | Sqlx::Tls(_)
+        | Sqlx::PoolTimedOut
+        | Sqlx::PoolClosed
+        | Sqlx::WorkerCrashed
+        | Sqlx::Protocol(_) => true,
+        Sqlx::Database(db) => db.code().is_some_and(|code| {
+            if code.len() == 5 {
+                // A PostgreSQL SQLSTATE.
+                code.starts_with("08") || code.starts_with("57P") || code == "53300"
+            } else {
+                // An SQLite result code: SQLITE_BUSY (5) or SQLITE_LOCKED (6), extended or not.
+                code.parse::<i32>().is_ok_and(|c| matches!(c & 0xff, 5 | 6))
+            }
+        }),
+        _ => false,
     }
 }
 
@@ -295,5 +346,22 @@ mod tests {
             Error::NotFound { entity: "Account" }.to_string(),
             "Account not found"
         );
+    }
+
+    #[test]
+    fn an_unreachable_database_is_unavailable_with_a_retry_not_internal() {
+        let err = Error::Database(sea_orm::DbErr::ConnectionAcquire(
+            sea_orm::error::ConnAcquireErr::Timeout,
+        ));
+        assert_eq!(err.kind(), Code::Unavailable);
+        assert_eq!(err.retry_after_secs(), Some(UNAVAILABLE_RETRY_SECS));
+        assert!(!err.public_message().contains("pool"), "no internals");
+        let io = sea_orm::DbErr::Query(sea_orm::RuntimeErr::SqlxError(std::sync::Arc::new(
+            sea_orm::sqlx::Error::Io(std::io::Error::from(std::io::ErrorKind::ConnectionRefused)),
+        )));
+        assert_eq!(Error::Database(io).kind(), Code::Unavailable);
+        let wrong = Error::Database(sea_orm::DbErr::Custom("syntax".into()));
+        assert_eq!(wrong.kind(), Code::Internal);
+        assert_eq!(wrong.retry_after_secs(), None);
     }
 }

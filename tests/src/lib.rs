@@ -15,7 +15,7 @@ pub mod ws;
 
 use std::collections::HashMap;
 use std::path::PathBuf;
-use std::sync::{Mutex, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use sea_orm::{ConnectionTrait, Database, DatabaseConnection, Statement};
@@ -599,5 +599,81 @@ impl Recorder {
 
     pub fn received(&self) -> Vec<Recorded> {
         self.requests.lock().unwrap().clone()
+    }
+}
+
+/// A TCP proxy in front of a server (PostgreSQL, Redis) that a test can cut and restore, as when
+/// the server goes away: [`FaultProxy::cut`] closes every proxied connection and, until
+/// [`FaultProxy::restore`], accepts new ones only to close them at once.
+pub struct FaultProxy {
+    pub port: u16,
+    cut: Arc<std::sync::atomic::AtomicBool>,
+    connections: Arc<Mutex<CancellationToken>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl FaultProxy {
+    /// Proxies `127.0.0.1:<port>` to `target` (`host:port`).
+    pub async fn start(target: String) -> Self {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind the fault proxy");
+        let port = listener.local_addr().expect("local addr").port();
+        let cut = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let connections = Arc::new(Mutex::new(CancellationToken::new()));
+        let task = tokio::spawn({
+            let (cut, connections) = (cut.clone(), connections.clone());
+            async move {
+                while let Ok((mut inbound, _)) = listener.accept().await {
+                    if cut.load(std::sync::atomic::Ordering::SeqCst) {
+                        drop(inbound);
+                        continue;
+                    }
+                    let token = connections
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .clone();
+                    let target = target.clone();
+                    tokio::spawn(async move {
+                        let Ok(mut outbound) = tokio::net::TcpStream::connect(&target).await else {
+                            return;
+                        };
+                        tokio::select! {
+                            _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound) => {}
+                            () = token.cancelled() => {}
+                        }
+                    });
+                }
+            }
+        });
+        FaultProxy {
+            port,
+            cut,
+            connections,
+            task,
+        }
+    }
+
+    /// The server is gone: open connections close, new ones are closed at once.
+    pub fn cut(&self) {
+        self.cut.store(true, std::sync::atomic::Ordering::SeqCst);
+        let mut token = self.connections.lock().unwrap_or_else(|e| e.into_inner());
+        token.cancel();
+        *token = CancellationToken::new();
+    }
+
+    /// The server is back.
+    pub fn restore(&self) {
+        self.cut.store(false, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+impl Drop for FaultProxy {
+    fn drop(&mut self) {
+        self.task.abort();
+        self.connections
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .cancel();
     }
 }

@@ -299,19 +299,33 @@ pub fn bearer(value: &str) -> Result<String> {
     Ok(token.trim().to_owned())
 }
 
-/// The client address: the left-most `X-Forwarded-For` entry when `TRUST_PROXY` is set,
-/// otherwise the peer address.
+/// The client address. Behind `TRUST_PROXY` = N proxies, each proxy appends the address it was
+/// called from to `X-Forwarded-For`, so the client is the N-th entry from the right: everything
+/// left of it was written by the client and may be forged. With fewer entries than proxies (a
+/// request that skipped some), the left-most one; with none or a malformed one, the peer.
 pub fn client_ip(config: &Config, headers: &HeaderMap, peer: Option<SocketAddr>) -> String {
-    if config.trust_proxy
-        && let Some(ip) = headers
-            .get("x-forwarded-for")
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.split(',').next())
-            .and_then(|v| v.trim().parse::<IpAddr>().ok())
-    {
-        return ip.to_string();
+    let peer = || peer.map_or_else(|| "unknown".to_owned(), |a| a.ip().to_string());
+    if config.trusted_proxies == 0 {
+        return peer();
     }
-    peer.map_or_else(|| "unknown".to_owned(), |a| a.ip().to_string())
+    let forwarded: Vec<&str> = headers
+        .get_all("x-forwarded-for")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(str::trim)
+        .filter(|v| !v.is_empty())
+        .collect();
+    let Some(entry) = forwarded
+        .len()
+        .checked_sub(config.trusted_proxies)
+        .map_or(forwarded.first(), |i| forwarded.get(i))
+    else {
+        return peer();
+    };
+    entry
+        .parse::<IpAddr>()
+        .map_or_else(|_| peer(), |ip| ip.to_string())
 }
 
 /// The client IP of a request, put in the request extensions by the rate-limit middleware.

@@ -115,9 +115,15 @@ impl RateLimiter {
     /// batch, the root fields of one mutation).
     pub async fn hit_n(&self, limiter: Limiter, ip: &str, n: u32) -> Decision {
         let limit = self.limit(limiter);
+        // Every hit is also counted here, so a fallback to this process (Redis slow or away)
+        // goes on from what was counted, never from a fresh budget.
+        let local = self.local_hit(limiter, ip, n);
         let (count, reset_secs) = match self.redis_hit(limiter, ip, n).await {
-            Some(v) => v,
-            None => self.local_hit(limiter, ip, n),
+            Some((count, reset)) => {
+                self.local_catch_up(limiter, ip, count);
+                (count, reset)
+            }
+            None => local,
         };
         Decision {
             limiter,
@@ -174,6 +180,13 @@ impl RateLimiter {
                 self.mark_redis_down();
                 None
             }
+        }
+    }
+
+    /// Redis counted `count` in this window (all processes): the local counter is at least that.
+    fn local_catch_up(&self, limiter: Limiter, ip: &str, count: u64) {
+        if let Some(mut entry) = self.local.get_mut(&(limiter, ip.to_owned())) {
+            entry.1 = entry.1.max(u32::try_from(count).unwrap_or(u32::MAX));
         }
     }
 

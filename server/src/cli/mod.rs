@@ -152,14 +152,16 @@ async fn worker(config: Config) -> anyhow::Result<()> {
     let local = listener.local_addr()?;
     tracing::info!(address = %local, "DevSignal worker running; health on http://{local}/health");
     tokio::spawn(signal_shutdown(shutdown.clone()));
-    let started = std::time::Instant::now();
-    let health = axum::Router::new().fallback(move || async move {
-        axum::Json(serde_json::json!({
-            "status": "ok",
-            "service": "worker",
-            "uptime": started.elapsed().as_secs_f64(),
-        }))
-    });
+    let health = axum::Router::new()
+        .route(
+            "/health",
+            axum::routing::get(crate::http::health::worker_health),
+        )
+        .route(
+            "/health/ready",
+            axum::routing::get(crate::http::health::ready),
+        )
+        .with_state(state.clone());
     let server = tokio::spawn(
         axum::serve(listener, health)
             .with_graceful_shutdown(shutdown.clone().cancelled_owned())

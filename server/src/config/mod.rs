@@ -106,7 +106,9 @@ pub struct Config {
     pub github_client_secret: Option<SecretString>,
     pub google_client_id: Option<String>,
     pub google_client_secret: Option<SecretString>,
-    pub trust_proxy: bool,
+    /// `TRUST_PROXY`: how many reverse proxies in front of the server append to
+    /// `X-Forwarded-For` (`true` = 1, `false`/unset = 0: the peer address is the client).
+    pub trusted_proxies: usize,
     pub webhook_allow_private: bool,
     /// `WEBHOOK_RETRY_BASE_SECONDS`: the wait before a webhook's first retry (then doubling).
     pub webhook_retry_base: Duration,
@@ -522,7 +524,7 @@ impl Config {
             github_client_secret: r.secret("GITHUB_CLIENT_SECRET"),
             google_client_id: r.get("GOOGLE_CLIENT_ID"),
             google_client_secret: r.secret("GOOGLE_CLIENT_SECRET"),
-            trust_proxy: r.flag("TRUST_PROXY"),
+            trusted_proxies: r.proxy_hops("TRUST_PROXY"),
             webhook_allow_private: r.flag("WEBHOOK_ALLOW_PRIVATE"),
             webhook_retry_base: r.duration("WEBHOOK_RETRY_BASE_SECONDS", Duration::from_secs(30)),
             webhook_timeout: r.duration("WEBHOOK_TIMEOUT_SECONDS", Duration::from_secs(10)),

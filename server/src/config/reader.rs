@@ -50,6 +50,25 @@ impl Reader<'_> {
         }
     }
 
+    /// A number of proxy hops, or a flag (`true` = 1).
+    pub(super) fn proxy_hops(&mut self, var: &'static str) -> usize {
+        match self.get(var).map(|v| v.to_ascii_lowercase()) {
+            None => 0,
+            Some(v) if ["1", "true", "yes", "on"].contains(&v.as_str()) => 1,
+            Some(v) if ["0", "false", "no", "off"].contains(&v.as_str()) => 0,
+            Some(v) => match v.parse::<usize>() {
+                Ok(n) if n <= 10 => n,
+                _ => {
+                    self.problem(
+                        var,
+                        format!("must be true, false or a number of proxies up to 10 (got {v:?})"),
+                    );
+                    0
+                }
+            },
+        }
+    }
+
     pub(super) fn flag(&mut self, var: &'static str) -> bool {
         match self.get(var).map(|v| v.to_ascii_lowercase()) {
             None => false,

@@ -34,10 +34,7 @@ pub fn gql_error(err: domain::Error) -> async_graphql::Error {
         ],
         _ => Vec::new(),
     };
-    let retry = match &err {
-        domain::Error::RateLimited { retry_after_secs } => Some(*retry_after_secs),
-        _ => None,
-    };
+    let retry = err.retry_after_secs();
     async_graphql::Error::new(err.public_message()).extend_with(|_, ext| {
         ext.set("code", code);
         if !fields.is_empty() {

@@ -107,7 +107,17 @@ pub async fn execute(
             );
         }
     };
-    let (parts, body) = GraphQLResponse::from(response).into_response().into_parts();
+    let unavailable = only_unavailable(&response);
+    let (mut parts, body) = GraphQLResponse::from(response).into_response().into_parts();
+    if unavailable {
+        // Nothing ran because the database is away: say so in HTTP too, so clients and load
+        // balancers retry.
+        parts.status = StatusCode::SERVICE_UNAVAILABLE;
+        parts.headers.insert(
+            header::RETRY_AFTER,
+            HeaderValue::from(domain::error::UNAVAILABLE_RETRY_SECS),
+        );
+    }
     match axum::body::to_bytes(body, limits.max_response_bytes).await {
         Ok(bytes) => Response::from_parts(parts, axum::body::Body::from(bytes)),
         Err(_) => {
@@ -165,11 +175,42 @@ fn rate_limited(d: &Decision) -> Response {
     resp
 }
 
+/// True when a (single) response has no data and every error is `UNAVAILABLE`.
+fn only_unavailable(response: &async_graphql::BatchResponse) -> bool {
+    let async_graphql::BatchResponse::Single(r) = response else {
+        return false;
+    };
+    let unavailable = domain::Code::Unavailable.as_str();
+    r.data == async_graphql::Value::Null
+        && !r.errors.is_empty()
+        && r.errors.iter().all(|e| {
+            e.extensions.as_ref().and_then(|x| x.get("code"))
+                == Some(&async_graphql::Value::from(unavailable))
+        })
+}
+
+/// The request failed before execution (e.g. authenticating it): `status`, unless the database
+/// is unavailable (then `503` with `Retry-After`).
 fn graphql_error(status: StatusCode, e: &domain::Error) -> Response {
+    let mut extensions = serde_json::json!({"code": e.code()});
+    let retry = e.retry_after_secs();
+    if let Some(secs) = retry {
+        extensions["retryAfter"] = secs.into();
+    }
     let body = serde_json::json!({
-        "errors": [{"message": e.public_message(), "extensions": {"code": e.code()}}]
+        "errors": [{"message": e.public_message(), "extensions": extensions}]
     });
-    (status, axum::Json(body)).into_response()
+    let status = if e.kind() == domain::Code::Unavailable {
+        StatusCode::SERVICE_UNAVAILABLE
+    } else {
+        status
+    };
+    let mut resp = (status, axum::Json(body)).into_response();
+    if let Some(secs) = retry {
+        resp.headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+    }
+    resp
 }
 
 /// GraphQL over WebSocket. The `connection_init` payload may carry

@@ -84,10 +84,7 @@ impl From<domain::Error> for ApiError {
             E::Conflict { field, message } => vec![FieldError::new(field.clone(), message.clone())],
             _ => Vec::new(),
         };
-        let retry_after_secs = match &err {
-            E::RateLimited { retry_after_secs } => Some(*retry_after_secs),
-            _ => None,
-        };
+        let retry_after_secs = err.retry_after_secs();
         Self {
             status,
             code: err.kind(),

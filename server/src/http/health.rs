@@ -24,6 +24,28 @@ pub struct Health {
 }
 
 pub async fn health(State(state): State<AppState>) -> (StatusCode, Json<Health>) {
+    let (code, body) = report(&state).await;
+    (code, Json(body))
+}
+
+/// A worker's health: the same report (its own database pool and Redis), saying it is a worker.
+#[derive(Serialize)]
+pub struct WorkerHealth {
+    #[serde(flatten)]
+    pub health: Health,
+    pub service: &'static str,
+}
+
+pub async fn worker_health(State(state): State<AppState>) -> (StatusCode, Json<WorkerHealth>) {
+    let (code, health) = report(&state).await;
+    let body = WorkerHealth {
+        health,
+        service: "worker",
+    };
+    (code, Json(body))
+}
+
+async fn report(state: &AppState) -> (StatusCode, Health) {
     let (db_ok, redis) = tokio::join!(domain::db::ping(&state.db, PROBE_TIMEOUT), async {
         match &state.redis {
             None => "disabled",
@@ -47,7 +69,7 @@ pub async fn health(State(state): State<AppState>) -> (StatusCode, Json<Health>)
         database,
         redis,
     };
-    (code, Json(body))
+    (code, body)
 }
 
 #[derive(Serialize)]

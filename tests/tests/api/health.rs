@@ -91,3 +91,92 @@ async fn uptime_counts_seconds() {
     let body: Value = app.get("/health").await.json().await.unwrap();
     assert!(body["uptime"].as_u64().unwrap() >= 1, "{body}");
 }
+
+/// While the database is away, requests say so retryably: `503`, code `UNAVAILABLE` and
+/// `Retry-After`, never `500 INTERNAL` (REST, GraphQL, and authentication itself).
+#[tokio::test]
+async fn requests_answer_503_unavailable_with_retry_after_while_the_database_is_away() {
+    let app = spawn_app().await;
+    let s = app.register("away@health.test", "Away").await;
+    app.db.close_by_ref().await.unwrap();
+
+    let resp = app
+        .post_json(
+            "/api/v1/auth/login",
+            &serde_json::json!({"email": "away@health.test", "password": "whatever you like"}),
+        )
+        .await;
+    assert_eq!(resp.status(), 503);
+    assert!(resp.headers().contains_key("retry-after"));
+    let body: Value = resp.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "UNAVAILABLE", "{body}");
+
+    let resp = app
+        .client
+        .post(app.url("/api/v1/graphql"))
+        .bearer_auth(s.token().unwrap())
+        .json(&serde_json::json!({"query": "{ accounts(first: 1) { totalCount } }"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 503);
+    assert_eq!(resp.headers()["retry-after"], "5");
+    let body: Value = resp.json().await.unwrap();
+    assert_eq!(
+        body["errors"][0]["extensions"]["code"], "UNAVAILABLE",
+        "{body}"
+    );
+    assert_eq!(body["errors"][0]["extensions"]["retryAfter"], 5, "{body}");
+    assert!(
+        !body.to_string().contains("pool"),
+        "no internals in the message: {body}"
+    );
+}
+
+/// PostgreSQL goes away and comes back: meanwhile requests answer `503 UNAVAILABLE`; afterwards
+/// the same process serves again without a restart.
+#[tokio::test]
+async fn after_the_database_comes_back_the_server_serves_again_without_a_restart() {
+    let test_db = devsignal_tests::TestDatabase::new().await;
+    if !test_db.is_postgres() {
+        return; // a SQLite file cannot become unreachable; covered by the PostgreSQL pass
+    }
+    let mut url = url::Url::parse(&test_db.url).unwrap();
+    let target = format!("{}:{}", url.host_str().unwrap(), url.port().unwrap_or(5432));
+    let proxy = devsignal_tests::FaultProxy::start(target).await;
+    url.set_port(Some(proxy.port)).unwrap();
+    let vars = devsignal_tests::test_vars(&test_db, &[("DATABASE_URL", url.as_str())]);
+    let app = devsignal_tests::spawn_on(test_db, vars).await;
+    let s = app.register("back@health.test", "Back").await;
+    let query = |app: &devsignal_tests::TestApp| {
+        app.client
+            .post(app.url("/api/v1/graphql"))
+            .bearer_auth(s.token().unwrap())
+            .json(&serde_json::json!({"query": "{ accounts(first: 1) { totalCount } }"}))
+            .send()
+    };
+    assert_eq!(query(&app).await.unwrap().status(), 200);
+
+    proxy.cut();
+    let resp = query(&app).await.unwrap();
+    assert_eq!(resp.status(), 503);
+    let body: Value = resp.json().await.unwrap();
+    assert_eq!(
+        body["errors"][0]["extensions"]["code"], "UNAVAILABLE",
+        "{body}"
+    );
+    assert_eq!(app.get("/health").await.status(), 503);
+
+    proxy.restore();
+    devsignal_tests::eventually(
+        Duration::from_secs(30),
+        "the server to serve again",
+        || async {
+            let resp = query(&app).await.ok()?;
+            let body: Value = resp.json().await.ok()?;
+            (body["data"]["accounts"]["totalCount"] == 0).then_some(())
+        },
+    )
+    .await;
+    assert_eq!(app.get("/health").await.status(), 200);
+}

@@ -595,6 +595,13 @@ async fn a_worker_answers_health_and_on_sigterm_releases_what_it_cannot_finish()
     assert_eq!(health["status"], "ok");
     assert_eq!(health["service"], "worker");
     assert!(health["uptime"].as_f64().unwrap() >= 0.0);
+    // It reports its database and Redis like the server's health does.
+    assert_eq!(health["database"], "ok");
+    assert_eq!(health["redis"], "disabled", "{health}");
+    let ready = reqwest::get(format!("http://127.0.0.1:{port}/health/ready"))
+        .await
+        .unwrap();
+    assert_eq!(ready.status(), 200);
 
     // A short job finishes; a long one is still running at SIGTERM: its lease is released.
     let short = queue::enqueue(&db, noop(json!({}))).await.unwrap().unwrap();

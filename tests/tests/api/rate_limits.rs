@@ -100,30 +100,52 @@ async fn graphql_counts_against_the_api_limiter() {
 }
 
 #[tokio::test]
-async fn forwarded_for_is_trusted_only_with_trust_proxy() {
+async fn forwarded_for_is_trusted_only_with_trust_proxy_and_read_from_the_right() {
     let app = spawn_app_with(&DEFAULT_LIMITS).await;
     for i in 0..5 {
         bad_login(&app, Some(&format!("203.0.113.{i}"))).await;
     }
     assert_eq!(bad_login(&app, Some("203.0.113.99")).await.status(), 429);
 
+    // One proxy: it appends the address it saw; what the client wrote to the left is ignored,
+    // so forging a new address per request buys no fresh budget.
     let app = spawn_app_with(&[
         ("RATE_LIMIT_AUTH", ""),
         ("RATE_LIMIT_API", ""),
         ("TRUST_PROXY", "true"),
     ])
     .await;
-    for _ in 0..5 {
-        assert_eq!(
-            bad_login(&app, Some("203.0.113.7, 10.0.0.1"))
-                .await
-                .status(),
-            401
-        );
+    for i in 0..5 {
+        let forged = format!("198.51.100.{i}, 203.0.113.7");
+        assert_eq!(bad_login(&app, Some(&forged)).await.status(), 401);
     }
+    assert_eq!(
+        bad_login(&app, Some("198.51.100.200, 203.0.113.7"))
+            .await
+            .status(),
+        429
+    );
     assert_eq!(bad_login(&app, Some("203.0.113.7")).await.status(), 429);
     // Another client behind the same proxy has its own counter.
     assert_eq!(bad_login(&app, Some("198.51.100.2")).await.status(), 401);
+
+    // Two proxies (a CDN, then a load balancer): the client is the second entry from the right.
+    let app = spawn_app_with(&[
+        ("RATE_LIMIT_AUTH", ""),
+        ("RATE_LIMIT_API", ""),
+        ("TRUST_PROXY", "2"),
+    ])
+    .await;
+    for i in 0..5 {
+        let chain = format!("192.0.2.{i}, 203.0.113.8, 10.0.0.{i}");
+        assert_eq!(bad_login(&app, Some(&chain)).await.status(), 401);
+    }
+    assert_eq!(
+        bad_login(&app, Some("203.0.113.8, 10.0.0.9"))
+            .await
+            .status(),
+        429
+    );
 }
 
 #[tokio::test]
@@ -171,4 +193,110 @@ async fn with_redis_the_counters_live_under_rl_limiter_ip() {
         .await
         .unwrap();
     assert!((1..=60).contains(&ttl), "{ttl}");
+}
+
+/// A Redis of this test's own, on a port of its own, that the test can kill and start again.
+struct OwnRedis {
+    port: u16,
+    child: Option<std::process::Child>,
+}
+
+impl OwnRedis {
+    fn start(port: u16) -> Self {
+        let mut r = OwnRedis { port, child: None };
+        r.restart();
+        r
+    }
+
+    fn restart(&mut self) {
+        let child = std::process::Command::new("redis-server")
+            .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
+            .args(["--save", "", "--appendonly", "no"])
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .expect("redis-server is on PATH (.ci/run installs it)");
+        self.child = Some(child);
+        for _ in 0..100 {
+            if std::net::TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
+                return;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        panic!("redis-server did not start on port {}", self.port);
+    }
+
+    fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+}
+
+impl Drop for OwnRedis {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+async fn redis_health(app: &devsignal_tests::TestApp) -> String {
+    let body: Value = app.get("/health").await.json().await.unwrap();
+    body["redis"].as_str().unwrap_or_default().to_owned()
+}
+
+/// Redis killed and started again: the limiter goes on counting in the process from where Redis
+/// was (no fresh budget), and once Redis is back every process reconnects by itself — health
+/// says `ok` again and the counters live in Redis again.
+#[tokio::test]
+async fn after_a_redis_restart_the_budget_holds_and_the_server_reconnects() {
+    let mut redis = OwnRedis::start(crate::cli::free_port());
+    let url = redis.url();
+    let app = spawn_app_with(&[
+        ("RATE_LIMIT_AUTH", ""),
+        ("RATE_LIMIT_API", ""),
+        ("REDIS_URL", &url),
+    ])
+    .await;
+    assert_eq!(redis_health(&app).await, "ok");
+    for _ in 0..3 {
+        assert_eq!(bad_login(&app, None).await.status(), 401);
+    }
+
+    redis.kill();
+    // Counting falls back to the process, which goes on from 3.
+    for _ in 0..2 {
+        assert_eq!(bad_login(&app, None).await.status(), 401);
+    }
+    assert_eq!(bad_login(&app, None).await.status(), 429);
+    assert_eq!(redis_health(&app).await, "error");
+
+    redis.restart();
+    devsignal_tests::eventually(
+        std::time::Duration::from_secs(20),
+        "health to see Redis again",
+        || async { (redis_health(&app).await == "ok").then_some(()) },
+    )
+    .await;
+    // The limiter uses Redis again (after its back-off): the API counter appears there.
+    let client = redis::Client::open(url.as_str()).unwrap();
+    let conn = client.get_multiplexed_async_connection().await.unwrap();
+    let key = format!("{}rl:api:127.0.0.1", app.state.config.redis_key_prefix);
+    devsignal_tests::eventually(
+        std::time::Duration::from_secs(20),
+        "the rate limiter to count in Redis again",
+        || async {
+            app.get("/api/v1/auth/me").await;
+            let n: Option<u64> = redis::cmd("GET")
+                .arg(&key)
+                .query_async(&mut conn.clone())
+                .await
+                .unwrap();
+            n.filter(|n| *n > 0)
+        },
+    )
+    .await;
 }
