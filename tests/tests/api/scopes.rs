@@ -44,7 +44,7 @@ async fn crm(app: &TestApp, owner: &Session) -> (String, String) {
     let r = app
         .graphql_as(
             owner.token(),
-            "mutation($a: ID!) { createContact(input: {email: \"rita@rocket.io\", firstName: \"Rita\", accountId: $a}) { id } }",
+            "mutation($a: ID!) { createContact(input: {email: \"rita@rocket.io\", firstName: \"Rita\", lastName: \"Rocket\", accountId: $a}) { id } }",
             json!({"a": account}),
         )
         .await;
