@@ -304,24 +304,24 @@ async fn cli(app: &devsignal_tests::TestApp, args: &[&str]) -> std::process::Out
         .unwrap()
 }
 
+/// `devsignal api-keys create --org … --name … --scopes …`.
+async fn create_key(
+    app: &devsignal_tests::TestApp,
+    org: &str,
+    name: &str,
+    scopes: &str,
+) -> std::process::Output {
+    let args = [
+        "api-keys", "create", "--org", org, "--name", name, "--scopes", scopes,
+    ];
+    cli(app, &args).await
+}
+
 #[tokio::test]
 async fn the_cli_creates_a_key_for_an_organization() {
     let app = spawn_app().await;
     let s = app.register("cli-keys@example.com", "Acme Labs").await;
-    let out = cli(
-        &app,
-        &[
-            "api-keys",
-            "create",
-            "--org",
-            "Acme Labs",
-            "--name",
-            "ci",
-            "--scopes",
-            "signals:write,accounts:read",
-        ],
-    )
-    .await;
+    let out = create_key(&app, "Acme Labs", "ci", "signals:write,accounts:read").await;
     let (stdout, stderr) = (
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr),
@@ -361,52 +361,20 @@ async fn the_cli_creates_a_key_for_an_organization() {
     );
 
     // By id too; mistakes are named.
-    let out = cli(
-        &app,
-        &[
-            "api-keys",
-            "create",
-            "--org",
-            &s.organization_id,
-            "--name",
-            "by id",
-            "--scopes",
-            "admin",
-        ],
-    )
-    .await;
+    let out = create_key(&app, &s.organization_id, "by id", "admin").await;
     assert!(
         out.status.success(),
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let out = cli(
-        &app,
-        &[
-            "api-keys",
-            "create",
-            "--org",
-            "Acme Labs",
-            "--name",
-            "x",
-            "--scopes",
-            "contacts:*",
-        ],
-    )
-    .await;
+    let out = create_key(&app, "Acme Labs", "x", "contacts:*").await;
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
         err.contains("--scopes: unknown scope \"contacts:*\""),
         "{err}"
     );
-    let out = cli(
-        &app,
-        &[
-            "api-keys", "create", "--org", "Nobody", "--name", "x", "--scopes", "admin",
-        ],
-    )
-    .await;
+    let out = create_key(&app, "Nobody", "x", "admin").await;
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
