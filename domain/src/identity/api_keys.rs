@@ -7,6 +7,7 @@ use entity::{api_keys, memberships, organizations};
 use sea_orm::sea_query::Expr;
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, Set,
+    TransactionSession, TransactionTrait,
 };
 use uuid::Uuid;
 
@@ -202,7 +203,7 @@ pub async fn create(
 /// Operator creation from the command line, for the organization whose id or name is
 /// `organization` (a name must be unique). The key has no creator: its scopes alone bound it.
 pub async fn create_for_operator(
-    db: &impl ConnectionTrait,
+    db: &(impl ConnectionTrait + TransactionTrait),
     organization: &str,
     input: CreateInput,
 ) -> Result<(organizations::Model, api_keys::Model, String)> {
@@ -236,7 +237,10 @@ pub async fn create_for_operator(
         metadata: Some(serde_json::json!({"via": "cli"})),
         ..Default::default()
     };
-    let (model, key) = insert(db, &Meta::default(), entry, org.id, None, &input).await?;
+    // The key and its audit entry commit together (on SQLite the write lock is taken at once).
+    let txn = crate::db::begin(db).await?;
+    let (model, key) = insert(&txn, &Meta::default(), entry, org.id, None, &input).await?;
+    txn.commit().await?;
     Ok((org, model, key))
 }
 
