@@ -497,3 +497,23 @@ fn the_documented_scope_table_is_the_list_of_scopes() {
         .collect();
     assert_eq!(documented, listed);
 }
+
+#[test]
+fn the_dashboard_offers_every_scope() {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../frontend/src/pages/settings/ApiKeys.tsx");
+    let page = std::fs::read_to_string(path).unwrap();
+    let start = page.find("export const SCOPES").expect("the SCOPES list");
+    let end = start + page[start..].find("];").expect("its end");
+    let mut offered: Vec<&str> = page[start..end]
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix("['")?.split('\'').next())
+        .collect();
+    offered.sort_unstable();
+    let mut known: Vec<&str> = domain::identity::api_keys::SCOPES
+        .iter()
+        .map(|(n, _)| *n)
+        .collect();
+    known.sort_unstable();
+    assert_eq!(offered, known);
+}
