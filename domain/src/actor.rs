@@ -98,30 +98,38 @@ impl Actor {
         self.require_role(Role::Member)
     }
 
-    /// For API keys: fails with `FORBIDDEN` unless the key carries `scope` (or `admin`).
-    /// Users are governed by their role alone.
-    pub fn require_scope(&self, scope: &str) -> Result<()> {
+    /// May the actor use `scope`? Users are governed by their role alone. An API key needs the
+    /// scope itself or `admin`, and never more than its role (which authentication caps at its
+    /// creator's current role): `admin` needs ADMIN, a `…:write` or `…:manage` scope MEMBER.
+    /// An integration may only use [`INTEGRATION_SCOPES`].
+    pub fn may(&self, scope: &str) -> bool {
         match &self.principal {
-            Principal::User { .. } => Ok(()),
+            Principal::User { .. } => true,
             Principal::ApiKey { scopes, .. } => {
-                if scopes.iter().any(|s| s == scope || s == "admin") {
-                    Ok(())
+                let min = if scope == "admin" {
+                    Role::Admin
+                } else if scope.ends_with(":write") || scope.ends_with(":manage") {
+                    Role::Member
                 } else {
-                    Err(Error::Forbidden(format!(
-                        "this API key lacks the {scope} scope"
-                    )))
-                }
+                    Role::Viewer
+                };
+                self.role >= min && scopes.iter().any(|s| s == scope || s == "admin")
             }
-            Principal::Integration { .. } => {
-                if INTEGRATION_SCOPES.contains(&scope) {
-                    Ok(())
-                } else {
-                    Err(Error::Forbidden(format!(
-                        "an integration may not use the {scope} scope"
-                    )))
-                }
-            }
+            Principal::Integration { .. } => INTEGRATION_SCOPES.contains(&scope),
         }
+    }
+
+    /// Fails with `FORBIDDEN` unless the actor [may](Self::may) use `scope`.
+    pub fn require_scope(&self, scope: &str) -> Result<()> {
+        if self.may(scope) {
+            return Ok(());
+        }
+        Err(Error::Forbidden(match self.principal {
+            Principal::Integration { .. } => {
+                format!("an integration may not use the {scope} scope")
+            }
+            _ => format!("this API key lacks the {scope} scope"),
+        }))
     }
 }
 
@@ -171,5 +179,19 @@ mod tests {
             a.require_scope("accounts:read").unwrap_err().code(),
             "FORBIDDEN"
         );
+        // A key never acts above its role: an `admin` key capped at MEMBER is no admin, and
+        // one capped at VIEWER writes nothing.
+        let admin_key = Principal::ApiKey {
+            key_id: Uuid::nil(),
+            scopes: vec!["admin".into()],
+        };
+        assert!(actor(Role::Admin, admin_key.clone()).may("admin"));
+        let member = actor(Role::Member, admin_key.clone());
+        assert!(!member.may("admin"));
+        assert!(member.may("contacts:write"));
+        let viewer = actor(Role::Viewer, admin_key);
+        assert!(viewer.may("deals:read"));
+        assert!(!viewer.may("deals:write"));
+        assert!(!viewer.may("webhooks:manage"));
     }
 }

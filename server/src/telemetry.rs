@@ -5,7 +5,7 @@
 //! Otherwise lines are human-readable. Sentry is wired in through `sentry-tracing` when
 //! `SENTRY_DSN` is set.
 
-use std::io::Write;
+use std::io::{IsTerminal, Write};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -13,7 +13,7 @@ use secrecy::ExposeSecret;
 use serde_json::{Map, Value};
 use tracing::field::{Field, Visit};
 use tracing::{Event, Subscriber};
-use tracing_subscriber::filter::LevelFilter;
+use tracing_subscriber::filter::{LevelFilter, filter_fn};
 use tracing_subscriber::fmt::MakeWriter;
 use tracing_subscriber::layer::{Context, SubscriberExt};
 use tracing_subscriber::registry::LookupSpan;
@@ -25,6 +25,10 @@ use crate::config::{Config, LogFormat};
 /// The default filter: our own crates at `info`, chatty dependencies quieter.
 pub const DEFAULT_FILTER: &str =
     "info,sqlx=warn,sea_orm=warn,sea_orm_migration=warn,hyper=warn,tokio_cron_scheduler=warn";
+
+/// The target of events meant for error reporting (Sentry) only: an operator command prints its
+/// error to stderr itself, once, and reports it under this target.
+pub const REPORT_ONLY: &str = "devsignal::report";
 
 /// Keeps Sentry alive for the life of the process; dropping it flushes pending events.
 pub struct TelemetryGuard {
@@ -55,11 +59,21 @@ pub fn init(config: &Config) -> TelemetryGuard {
     let registry = tracing_subscriber::registry()
         .with(filter)
         .with(sentry_layer);
+    // Events of REPORT_ONLY go to Sentry, never to the console.
+    let console = filter_fn(|meta| meta.target() != REPORT_ONLY);
     // A second init (tests) is not an error worth stopping for.
     let _ = match config.log_format {
-        LogFormat::Json => registry.with(JsonLayer::new(std::io::stdout)).try_init(),
+        LogFormat::Json => registry
+            .with(JsonLayer::new(std::io::stdout).with_filter(console))
+            .try_init(),
+        // Colours only for a terminal: redirected to a file or a pipe, lines stay plain text.
         LogFormat::Pretty => registry
-            .with(tracing_subscriber::fmt::layer().with_target(false))
+            .with(
+                tracing_subscriber::fmt::layer()
+                    .with_target(false)
+                    .with_ansi(std::io::stdout().is_terminal())
+                    .with_filter(console),
+            )
             .try_init(),
     };
     TelemetryGuard {

@@ -151,10 +151,10 @@ fn complete(old_status: Option<&str>, m: &mut activities::Model) {
 
 fn write_rights(actor: &Actor) -> Result<()> {
     actor.require_write()?;
-    actor.require_scope("accounts:write")
+    actor.require_scope("activities:write")
 }
 
-/// Creates an activity (MEMBER+, key scope `accounts:write`), authored by the caller.
+/// Creates an activity (MEMBER+, key scope `activities:write`), authored by the caller.
 pub async fn create(
     db: &DatabaseConnection,
     actor: &Actor,
@@ -217,7 +217,7 @@ async fn find(db: &impl ConnectionTrait, actor: &Actor, id: Uuid) -> Result<acti
 
 /// One activity of the actor's organization; `NOT_FOUND` for any other id.
 pub async fn get(db: &DatabaseConnection, actor: &Actor, id: Uuid) -> Result<activities::Model> {
-    actor.require_scope("accounts:read")?;
+    actor.require_scope("activities:read")?;
     find(db, actor, id).await
 }
 
@@ -228,7 +228,7 @@ pub async fn list(
     filter: &Filter,
     page: &PageRequest,
 ) -> Result<Page<activities::Model>> {
-    actor.require_scope("accounts:read")?;
+    actor.require_scope("activities:read")?;
     paging::check_page(page)?;
     if filter.common.tag.is_some() {
         return Err(Error::invalid("filter.tag", "activities have no tags"));

@@ -214,10 +214,10 @@ async fn check_accounts(
 
 fn write_rights(actor: &Actor) -> Result<()> {
     actor.require_write()?;
-    actor.require_scope("accounts:write")
+    actor.require_scope("contacts:write")
 }
 
-/// Creates one contact (MEMBER+, key scope `accounts:write`).
+/// Creates one contact (MEMBER+, key scope `contacts:write`).
 pub async fn create(
     db: &DatabaseConnection,
     actor: &Actor,
@@ -313,7 +313,7 @@ async fn find(db: &impl ConnectionTrait, actor: &Actor, id: Uuid) -> Result<cont
 
 /// One contact of the actor's organization; `NOT_FOUND` for any other id.
 pub async fn get(db: &DatabaseConnection, actor: &Actor, id: Uuid) -> Result<contacts::Model> {
-    actor.require_scope("accounts:read")?;
+    actor.require_scope("contacts:read")?;
     find(db, actor, id).await
 }
 
@@ -324,7 +324,7 @@ pub async fn list(
     filter: &Filter,
     page: &PageRequest,
 ) -> Result<Page<contacts::Model>> {
-    actor.require_scope("accounts:read")?;
+    actor.require_scope("contacts:read")?;
     paging::check_page(page)?;
     let mut cond = Condition::all().add(contacts::Column::OrganizationId.eq(actor.organization_id));
     if let Some(q) = filter.query.as_deref().filter(|q| !q.trim().is_empty()) {
@@ -485,7 +485,7 @@ pub async fn by_ids(
     actor: &Actor,
     ids: Vec<Uuid>,
 ) -> Result<Vec<contacts::Model>> {
-    actor.require_scope("accounts:read")?;
+    actor.require_scope("contacts:read")?;
     Ok(contacts::Entity::find()
         .filter(contacts::Column::OrganizationId.eq(actor.organization_id))
         .filter(contacts::Column::Id.is_in(ids))

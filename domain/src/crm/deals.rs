@@ -183,10 +183,10 @@ fn close_or_reopen(old_stage: Option<&str>, m: &mut deals::Model) {
 
 fn write_rights(actor: &Actor) -> Result<()> {
     actor.require_write()?;
-    actor.require_scope("accounts:write")
+    actor.require_scope("deals:write")
 }
 
-/// Creates a deal (MEMBER+, key scope `accounts:write`); the owner defaults to the caller.
+/// Creates a deal (MEMBER+, key scope `deals:write`); the owner defaults to the caller.
 pub async fn create(
     db: &DatabaseConnection,
     actor: &Actor,
@@ -254,7 +254,7 @@ async fn find(db: &impl ConnectionTrait, actor: &Actor, id: Uuid) -> Result<deal
 
 /// One deal of the actor's organization; `NOT_FOUND` for any other id.
 pub async fn get(db: &DatabaseConnection, actor: &Actor, id: Uuid) -> Result<deals::Model> {
-    actor.require_scope("accounts:read")?;
+    actor.require_scope("deals:read")?;
     find(db, actor, id).await
 }
 
@@ -265,7 +265,7 @@ pub async fn list(
     filter: &Filter,
     page: &PageRequest,
 ) -> Result<Page<deals::Model>> {
-    actor.require_scope("accounts:read")?;
+    actor.require_scope("deals:read")?;
     paging::check_page(page)?;
     let mut cond = Condition::all().add(deals::Column::OrganizationId.eq(actor.organization_id));
     if let Some(q) = filter.query.as_deref().filter(|q| !q.trim().is_empty()) {
@@ -408,7 +408,7 @@ pub async fn by_ids(
     actor: &Actor,
     ids: Vec<Uuid>,
 ) -> Result<Vec<deals::Model>> {
-    actor.require_scope("accounts:read")?;
+    actor.require_scope("deals:read")?;
     Ok(deals::Entity::find()
         .filter(deals::Column::OrganizationId.eq(actor.organization_id))
         .filter(deals::Column::Id.is_in(ids))

@@ -39,14 +39,37 @@ fn fts5_query(q: &str) -> String {
         .join(" ")
 }
 
-/// Searches the organization's accounts, contacts and deals for `query`, best first.
+/// Each kind of hit and the scope that reads it.
+const KIND_SCOPES: [(&str, &str); 3] = [
+    ("account", "accounts:read"),
+    ("contact", "contacts:read"),
+    ("deal", "deals:read"),
+];
+
+/// Searches the organization's accounts, contacts and deals for `query`, best first. An API
+/// key finds only the kinds its scopes read (`FORBIDDEN` when it reads none of them).
 pub async fn search(
     db: &sea_orm::DatabaseConnection,
     actor: &Actor,
     query: &str,
     first: u64,
 ) -> Result<Vec<Hit>> {
-    actor.require_scope("accounts:read")?;
+    let kinds: Vec<&str> = KIND_SCOPES
+        .iter()
+        .filter(|(_, scope)| actor.may(scope))
+        .map(|(kind, _)| *kind)
+        .collect();
+    if kinds.is_empty() {
+        return Err(Error::Forbidden(
+            "search needs accounts:read, contacts:read or deals:read".into(),
+        ));
+    }
+    // The kinds are constants of this module, never input.
+    let kind_list = kinds
+        .iter()
+        .map(|k| format!("'{k}'"))
+        .collect::<Vec<_>>()
+        .join(", ");
     let query = query.trim();
     if query.is_empty() || query.chars().count() > 200 {
         return Err(Error::invalid("query", "must be 1 to 200 characters"));
@@ -63,12 +86,15 @@ pub async fn search(
     let stmt = match backend {
         DbBackend::Sqlite => Statement::from_sql_and_values(
             backend,
-            "SELECT kind, row_id, -bm25(crm_search, 0.0, 0.0, 0.0, 10.0, 1.0) AS rank FROM crm_search WHERE crm_search MATCH ? AND organization_id = ? ORDER BY rank DESC LIMIT ?",
+            format!(
+                "SELECT kind, row_id, -bm25(crm_search, 0.0, 0.0, 0.0, 10.0, 1.0) AS rank FROM crm_search WHERE crm_search MATCH ? AND organization_id = ? AND kind IN ({kind_list}) ORDER BY rank DESC LIMIT ?"
+            ),
             [fts5_query(query).into(), org, limit],
         ),
         _ => {
             let parts: Vec<String> = SOURCES
                 .iter()
+                .filter(|(kind, ..)| kinds.contains(kind))
                 .map(|(kind, table, title, body)| {
                     let v = pg_vector(&title.replace("{p}", ""), &body.replace("{p}", ""));
                     format!(
@@ -98,9 +124,20 @@ pub async fn search(
             .map(|(_, id, _)| *id)
             .collect()
     };
-    let accounts = accounts::by_ids(db, actor, ids("account")).await?;
-    let contacts = crate::crm::contacts::by_ids(db, actor, ids("contact")).await?;
-    let deals = crate::crm::deals::by_ids(db, actor, ids("deal")).await?;
+    // Only the kinds found are loaded: a key without `contacts:read` finds no contact.
+    let (account_ids, contact_ids, deal_ids) = (ids("account"), ids("contact"), ids("deal"));
+    let mut accounts = Vec::new();
+    if !account_ids.is_empty() {
+        accounts = accounts::by_ids(db, actor, account_ids).await?;
+    }
+    let mut contacts = Vec::new();
+    if !contact_ids.is_empty() {
+        contacts = crate::crm::contacts::by_ids(db, actor, contact_ids).await?;
+    }
+    let mut deals = Vec::new();
+    if !deal_ids.is_empty() {
+        deals = crate::crm::deals::by_ids(db, actor, deal_ids).await?;
+    }
     Ok(ranked
         .into_iter()
         .filter_map(|(kind, id, rank)| {

@@ -260,7 +260,8 @@ pub async fn members_by_ids(
 ) -> crate::Result<Vec<entity::users::Model>> {
     use entity::{memberships, users};
     use sea_orm::sea_query::Query;
-    actor.require_scope("accounts:read")?;
+    // Members' names and emails are organization data, whatever object names them.
+    actor.require_scope("organization:read")?;
     Ok(users::Entity::find()
         .filter(users::Column::Id.is_in(ids))
         .filter(
@@ -278,6 +279,7 @@ pub async fn members_by_ids(
 
 /// The rows of `E` whose `parent` column is one of `parents`, in the actor's organization, newest
 /// first, in one statement (for the loaders of nested lists such as `Account.contacts`).
+/// `columns.read_scope` is the scope that reads `E` (`contacts:read` for contacts, …).
 pub async fn children<E>(
     db: &impl ConnectionTrait,
     actor: &crate::Actor,
@@ -288,7 +290,7 @@ where
     E: EntityTrait,
     E::Model: Send + Sync,
 {
-    actor.require_scope("accounts:read")?;
+    actor.require_scope(columns.read_scope)?;
     Ok(E::find()
         .filter(columns.organization.eq(actor.organization_id))
         .filter(columns.parent.is_in(parents))
@@ -297,12 +299,14 @@ where
         .await?)
 }
 
-/// The columns [`children`] reads: the organization, the parent link and the id.
+/// The columns [`children`] reads: the organization, the parent link and the id; and the scope
+/// an API key needs to read these rows.
 #[derive(Debug, Clone, Copy)]
 pub struct ChildColumns<C> {
     pub organization: C,
     pub parent: C,
     pub id: C,
+    pub read_scope: &'static str,
 }
 
 /// Records a change of a CRM row in the audit log and appends its event, inside `txn` (the

@@ -231,6 +231,22 @@ pub fn may_follow(actor: &Actor, event_type: &str) -> Result<()> {
     }
 }
 
+/// The API-key scope that reads what an event of `event_type` carries (`admin` for `*` and
+/// types it does not know): a webhook endpoint made by a key delivers only what the key could
+/// read.
+pub fn read_scope(event_type: &str) -> &'static str {
+    let (noun, _) = event_type.split_once('.').unwrap_or((event_type, ""));
+    match noun {
+        "company" | "score" | "tier" | "anomaly" | "alert" => "accounts:read",
+        "contact" => "contacts:read",
+        "deal" => "deals:read",
+        "activity" => "activities:read",
+        "signal" | "package" => "signals:read",
+        "webhook" => "webhooks:manage",
+        _ => "admin",
+    }
+}
+
 /// The newest sequence number of the organization's log (0 when empty).
 pub async fn latest_seq(db: &impl ConnectionTrait, organization_id: Uuid) -> Result<i64> {
     let max: Option<Option<i64>> = events::Entity::find()

@@ -3,10 +3,11 @@
 //! acts for its organization only and within its scopes.
 
 use chrono::{DateTime, Utc};
-use entity::api_keys;
+use entity::{api_keys, memberships, organizations};
 use sea_orm::sea_query::Expr;
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, Set,
+    TransactionSession, TransactionTrait,
 };
 use uuid::Uuid;
 
@@ -21,20 +22,72 @@ pub const KEY_RANDOM_LEN: usize = 40;
 /// Characters of the key kept as its visible prefix (`dsk_` + 8).
 pub const DISPLAY_PREFIX_LEN: usize = 12;
 
-/// Every scope a key may carry. `admin` implies all others.
-pub const SCOPES: &[&str] = &[
-    "signals:read",
-    "signals:write",
-    "accounts:read",
-    "accounts:write",
-    "contacts:read",
-    "contacts:write",
-    "deals:read",
-    "deals:write",
-    "webhooks:manage",
-    "integrations:manage",
-    "admin",
+/// Every scope a key may carry, with what it grants (ARCHITECTURE.md's table equals this list).
+/// Each read scope covers its objects wherever they appear: top-level queries, nested fields
+/// of other objects, search hits and live events. `admin` implies all others.
+pub const SCOPES: &[(&str, &str)] = &[
+    (
+        "accounts:read",
+        "accounts (`accounts`, `account`, `topAccounts`, `Account` fields and scores, `Contact.account`, `Deal.account`, `Signal.account`, account hits of `search`), `scoringConfig`, `accountScoreChanged`, `tierChanged`",
+    ),
+    (
+        "accounts:write",
+        "`createAccount(s)`, `updateAccount`, `tagAccount`, `deleteAccount`",
+    ),
+    (
+        "contacts:read",
+        "contacts (`contacts`, `contact`, `Account.contacts`, `Deal.contact`, `Signal.contact`, contact hits of `search`), `mergeSuggestions`, `contactMerges`",
+    ),
+    (
+        "contacts:write",
+        "`createContact(s)`, `upsertContact`, `updateContact`, `tagContact`, `deleteContact`, `mergeContacts`, `unmergeContact`",
+    ),
+    (
+        "deals:read",
+        "deals (`deals`, `deal`, `Account.deals`, `Contact.deals`, deal hits of `search`)",
+    ),
+    (
+        "deals:write",
+        "`createDeal`, `updateDeal`, `moveDeal`, `deleteDeal`",
+    ),
+    (
+        "activities:read",
+        "activities (`activities`, `activity`, `Account.activities`; `Account.timeline` also needs `signals:read`)",
+    ),
+    (
+        "activities:write",
+        "`createActivity`, `updateActivity`, `deleteActivity`",
+    ),
+    (
+        "signals:read",
+        "signals (`signals`, `signal`, `Account.signals`, `Contact.signals`), `signalSources`, `packageDownloads`, `signalCreated`",
+    ),
+    (
+        "signals:write",
+        "ingest: `ingestSignal(s)`, `POST /api/v1/signals[/batch]`, the Segment-compatible API",
+    ),
+    (
+        "organization:read",
+        "`organization`, `members`, `member`, `usage`, and the members (name, email) named by `Deal.owner`, `Activity.author`, `ContactMerge.mergedBy`",
+    ),
+    (
+        "webhooks:manage",
+        "webhook endpoints and deliveries; an endpoint may subscribe only to event types the key may read (`*` needs `admin`)",
+    ),
+    (
+        "integrations:manage",
+        "connectors: `integrations`, `connectIntegration`, `syncIntegration`, …",
+    ),
+    (
+        "admin",
+        "everything an ADMIN may do (API keys, members, invitations, audit log, `events`, `previewScoringConfig`, scoring and signal-source changes, `recomputeScores`), while its creator is an ADMIN or OWNER",
+    ),
 ];
+
+/// Whether `name` is one of [`SCOPES`].
+pub fn is_scope(name: &str) -> bool {
+    SCOPES.iter().any(|(s, _)| *s == name)
+}
 
 #[derive(Debug, Clone, Default)]
 pub struct CreateInput {
@@ -52,15 +105,8 @@ pub fn scopes_of(key: &api_keys::Model) -> Vec<String> {
     serde_json::from_value(key.scopes.clone()).unwrap_or_default()
 }
 
-/// Creates a key (ADMIN+); returns it with the full key, which is never shown again.
-pub async fn create(
-    db: &impl ConnectionTrait,
-    actor: &Actor,
-    meta: &Meta,
-    input: CreateInput,
-) -> Result<(api_keys::Model, String)> {
-    actor.require_role(Role::Admin)?;
-    actor.require_scope("admin")?;
+/// The name and scopes of a new key, checked: unknown scopes are refused by name.
+fn validate(input: &CreateInput) -> Result<(String, Vec<String>)> {
     let mut errors = Vec::new();
     let name = input.name.trim().to_owned();
     if name.is_empty() || name.chars().count() > 100 {
@@ -68,10 +114,11 @@ pub async fn create(
     }
     let mut scopes: Vec<String> = Vec::new();
     for s in &input.scopes {
-        if !SCOPES.contains(&s.as_str()) {
+        if !is_scope(s) {
+            let known: Vec<&str> = SCOPES.iter().map(|(s, _)| *s).collect();
             errors.push(FieldError::new(
                 "scopes",
-                format!("unknown scope {s:?}; known: {}", SCOPES.join(", ")),
+                format!("unknown scope {s:?}; known: {}", known.join(", ")),
             ));
         } else if !scopes.contains(s) {
             scopes.push(s.clone());
@@ -83,14 +130,28 @@ pub async fn create(
     if input.expires_at.is_some_and(|t| t <= Utc::now()) {
         errors.push(FieldError::new("expiresAt", "must be in the future"));
     }
-    if !errors.is_empty() {
-        return Err(Error::Validation(errors));
+    if errors.is_empty() {
+        Ok((name, scopes))
+    } else {
+        Err(Error::Validation(errors))
     }
+}
+
+/// Stores a new key of `organization_id` and records it in the audit log.
+async fn insert(
+    db: &impl ConnectionTrait,
+    meta: &Meta,
+    entry: Entry,
+    organization_id: Uuid,
+    created_by: Option<Uuid>,
+    input: &CreateInput,
+) -> Result<(api_keys::Model, String)> {
+    let (name, scopes) = validate(input)?;
     let key = format!("{KEY_PREFIX}{}", random_alphanumeric(KEY_RANDOM_LEN));
     let model = api_keys::ActiveModel {
         id: Set(Uuid::now_v7()),
-        organization_id: Set(actor.organization_id),
-        created_by: Set(actor.user_id()),
+        organization_id: Set(organization_id),
+        created_by: Set(created_by),
         name: Set(name),
         prefix: Set(key[..DISPLAY_PREFIX_LEN].to_owned()),
         key_hash: Set(sha256_hex(&key)),
@@ -103,17 +164,84 @@ pub async fn create(
     .insert(db)
     .await
     .map_err(|e| on_unique(e, "key", "key collision; try again"))?;
+    let mut metadata =
+        serde_json::json!({"name": model.name, "prefix": model.prefix, "scopes": scopes});
+    if let Some(via) = entry.metadata.as_ref().and_then(|m| m.get("via")) {
+        metadata["via"] = via.clone();
+    }
     audit::record(
         db,
         meta,
-        Entry::by(actor, action::API_KEY_CREATED)
-            .target("api_key", model.id)
-            .metadata(
-                serde_json::json!({"name": model.name, "prefix": model.prefix, "scopes": scopes}),
-            ),
+        entry.target("api_key", model.id).metadata(metadata),
     )
     .await?;
     Ok((model, key))
+}
+
+/// Creates a key (ADMIN+); returns it with the full key, which is never shown again. The key
+/// never grants more than its creator has at the time it is used (see [`authenticate`]).
+pub async fn create(
+    db: &impl ConnectionTrait,
+    actor: &Actor,
+    meta: &Meta,
+    input: CreateInput,
+) -> Result<(api_keys::Model, String)> {
+    actor.require_role(Role::Admin)?;
+    actor.require_scope("admin")?;
+    // A key made with a key answers to the person behind that key, so it cannot outlive them.
+    let created_by = match &actor.principal {
+        Principal::ApiKey { key_id, .. } => api_keys::Entity::find_by_id(*key_id)
+            .one(db)
+            .await?
+            .and_then(|k| k.created_by),
+        _ => actor.user_id(),
+    };
+    let entry = Entry::by(actor, action::API_KEY_CREATED);
+    insert(db, meta, entry, actor.organization_id, created_by, &input).await
+}
+
+/// Operator creation from the command line, for the organization whose id or name is
+/// `organization` (a name must be unique). The key has no creator: its scopes alone bound it.
+pub async fn create_for_operator(
+    db: &(impl ConnectionTrait + TransactionTrait),
+    organization: &str,
+    input: CreateInput,
+) -> Result<(organizations::Model, api_keys::Model, String)> {
+    let organization = organization.trim();
+    let mut found = match Uuid::parse_str(organization) {
+        Ok(id) => organizations::Entity::find_by_id(id).all(db).await?,
+        Err(_) => {
+            organizations::Entity::find()
+                .filter(organizations::Column::Name.eq(organization))
+                .all(db)
+                .await?
+        }
+    };
+    let org = match found.len() {
+        0 => {
+            return Err(Error::NotFound {
+                entity: "Organization",
+            });
+        }
+        1 => found.remove(0),
+        n => {
+            return Err(Error::invalid(
+                "org",
+                format!("{n} organizations are named {organization:?}; pass the id instead"),
+            ));
+        }
+    };
+    let entry = Entry {
+        organization_id: Some(org.id),
+        action: action::API_KEY_CREATED,
+        metadata: Some(serde_json::json!({"via": "cli"})),
+        ..Default::default()
+    };
+    // The key and its audit entry commit together (on SQLite the write lock is taken at once).
+    let txn = crate::db::begin(db).await?;
+    let (model, key) = insert(&txn, &Meta::default(), entry, org.id, None, &input).await?;
+    txn.commit().await?;
+    Ok((org, model, key))
 }
 
 /// The organization's keys, newest first (ADMIN+).
@@ -197,12 +325,12 @@ pub async fn revoke_by_prefix(db: &impl ConnectionTrait, prefix: &str) -> Result
     Ok(key)
 }
 
-/// The actor of a presented key. Unknown, revoked or expired keys are `UNAUTHENTICATED`.
+/// The actor of a presented key. Unknown, revoked or expired keys are `UNAUTHENTICATED`, and
+/// so is a key whose creator is no longer a member of its organization.
 pub async fn authenticate(
     db: &impl ConnectionTrait,
     key: &str,
 ) -> Result<(Actor, api_keys::Model)> {
-    let invalid = || Error::Unauthenticated("invalid, revoked or expired API key".into());
     if !looks_like_key(key) {
         return Err(invalid());
     }
@@ -211,21 +339,45 @@ pub async fn authenticate(
         .one(db)
         .await?
         .ok_or_else(invalid)?;
-    Ok((key_actor(&model).ok_or_else(invalid)?, model))
+    Ok((key_actor(db, &model).await?, model))
 }
 
-/// The actor of a stored key, unless it is revoked or expired.
-fn key_actor(model: &api_keys::Model) -> Option<Actor> {
+fn invalid() -> Error {
+    Error::Unauthenticated("invalid, revoked or expired API key".into())
+}
+
+/// The actor of a stored key, unless it is revoked or expired. A key never grants more than
+/// its creator has now: its role is the lower of what its scopes ask (ADMIN for `admin`,
+/// MEMBER otherwise) and its creator's current role, so demoting the creator demotes the key
+/// and removing them ends it. Keys an operator made (`devsignal api-keys create`) have no
+/// creator and are bound by their scopes alone.
+async fn key_actor(db: &impl ConnectionTrait, model: &api_keys::Model) -> Result<Actor> {
     if model.revoked_at.is_some() || model.expires_at.is_some_and(|t| t <= Utc::now()) {
-        return None;
+        return Err(invalid());
     }
     let scopes = scopes_of(model);
-    let role = if scopes.iter().any(|s| s == "admin") {
+    let mut role = if scopes.iter().any(|s| s == "admin") {
         Role::Admin
     } else {
         Role::Member
     };
-    Some(Actor {
+    if let Some(creator) = model.created_by {
+        let creator_role = memberships::Entity::find()
+            .filter(memberships::Column::UserId.eq(creator))
+            .filter(memberships::Column::OrganizationId.eq(model.organization_id))
+            .one(db)
+            .await?
+            .and_then(|m| Role::parse(&m.role))
+            .ok_or_else(|| {
+                Error::Unauthenticated(
+                    "this API key's creator is no longer a member of the organization; \
+                     create a new key"
+                        .into(),
+                )
+            })?;
+        role = role.min(creator_role);
+    }
+    Ok(Actor {
         organization_id: model.organization_id,
         role,
         principal: Principal::ApiKey {
@@ -238,12 +390,11 @@ fn key_actor(model: &api_keys::Model) -> Option<Actor> {
 /// The actor of the key `id` as it stands now (for long-lived connections that authenticated
 /// with it earlier).
 pub async fn actor_by_id(db: &impl ConnectionTrait, id: Uuid) -> Result<Actor> {
-    api_keys::Entity::find_by_id(id)
+    let model = api_keys::Entity::find_by_id(id)
         .one(db)
         .await?
-        .as_ref()
-        .and_then(key_actor)
-        .ok_or_else(|| Error::Unauthenticated("invalid, revoked or expired API key".into()))
+        .ok_or_else(invalid)?;
+    key_actor(db, &model).await
 }
 
 /// Writes a key's `lastUsedAt` (called at most once a minute per key by the server).

@@ -17,8 +17,15 @@ use crate::identity::sessions;
 use crate::secrets::{normalize_email, random_token, sha256_hex};
 use crate::{Actor, Error, Result, Role};
 
-/// The actor's organization.
+/// The actor's organization (API keys: `organization:read`).
 pub async fn current(db: &impl ConnectionTrait, actor: &Actor) -> Result<organizations::Model> {
+    actor.require_scope("organization:read")?;
+    acting_for(db, actor).await
+}
+
+/// The organization the actor acts for, whatever its scopes: `viewer` tells every credential
+/// which organization it belongs to.
+pub async fn acting_for(db: &impl ConnectionTrait, actor: &Actor) -> Result<organizations::Model> {
     organizations::Entity::find_by_id(actor.organization_id)
         .one(db)
         .await?
@@ -58,8 +65,9 @@ impl Member {
     }
 }
 
-/// The members of the actor's organization, oldest first.
+/// The members of the actor's organization, oldest first (API keys: `organization:read`).
 pub async fn members(db: &impl ConnectionTrait, actor: &Actor) -> Result<Vec<Member>> {
+    actor.require_scope("organization:read")?;
     let rows = memberships::Entity::find()
         .filter(memberships::Column::OrganizationId.eq(actor.organization_id))
         .order_by_asc(memberships::Column::CreatedAt)
@@ -77,8 +85,10 @@ pub async fn members(db: &impl ConnectionTrait, actor: &Actor) -> Result<Vec<Mem
         .collect())
 }
 
-/// One member of the actor's organization; `NOT_FOUND` for anyone else.
+/// One member of the actor's organization; `NOT_FOUND` for anyone else (API keys:
+/// `organization:read`).
 pub async fn member(db: &impl ConnectionTrait, actor: &Actor, user_id: Uuid) -> Result<Member> {
+    actor.require_scope("organization:read")?;
     let (membership, user) = memberships::Entity::find()
         .filter(memberships::Column::OrganizationId.eq(actor.organization_id))
         .filter(memberships::Column::UserId.eq(user_id))

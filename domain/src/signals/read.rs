@@ -148,6 +148,7 @@ pub struct Usage {
 /// Plan usage: signals ingested since the first day of this UTC month,
 /// and contacts. Counting only; enforcement comes with billing.
 pub async fn usage(db: &impl ConnectionTrait, actor: &Actor) -> Result<Usage> {
+    actor.require_scope("organization:read")?;
     use chrono::Datelike;
     use sea_orm::PaginatorTrait;
     let now = Utc::now();

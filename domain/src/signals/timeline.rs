@@ -50,7 +50,10 @@ pub async fn timeline(
 ) -> Result<Page<TimelineEntry>> {
     use entity::activities;
     use sea_orm::{PaginatorTrait, QueryOrder};
+    // Activities and signals both: a key needs the scope of each.
     actor.require_scope("accounts:read")?;
+    actor.require_scope("activities:read")?;
+    actor.require_scope("signals:read")?;
     paging::check_first(first)?;
     let org = actor.organization_id;
     let cursor = after.map(parse_timeline_cursor).transpose()?;

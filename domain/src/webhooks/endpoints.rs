@@ -114,6 +114,24 @@ pub(super) fn require_manage(actor: &Actor) -> Result<()> {
     }
 }
 
+/// An endpoint delivers what its events carry, so its creator must be able to read each type
+/// (API keys: the type's [`events::read_scope`]; `*` needs `admin`).
+fn may_deliver(actor: &Actor, types: &[String]) -> Result<()> {
+    for t in types {
+        let scope = if t == ALL_EVENTS {
+            "admin"
+        } else {
+            events::read_scope(t)
+        };
+        if !actor.may(scope) {
+            return Err(Error::Forbidden(format!(
+                "this API key lacks the {scope} scope that event type {t:?} needs"
+            )));
+        }
+    }
+    Ok(())
+}
+
 pub(super) fn check_event_types(
     errors: &mut Vec<FieldError>,
     field: &str,
@@ -235,6 +253,7 @@ pub async fn create(
         Some(u) if errors.is_empty() => u,
         _ => return Err(Error::Validation(errors)),
     };
+    may_deliver(actor, &types)?;
     let count = webhook_endpoints::Entity::find()
         .filter(webhook_endpoints::Column::OrganizationId.eq(actor.organization_id))
         .count(db)
@@ -333,6 +352,9 @@ pub async fn update(
         .description
         .map(|d| crm::text(&mut errors, "description", d, 500));
     let filter = input.filter.map(|f| check_filter(&mut errors, "filter", f));
+    if let Some(types) = &types {
+        may_deliver(actor, types)?;
+    }
     if !errors.is_empty() {
         return Err(Error::Validation(errors));
     }

@@ -1,10 +1,8 @@
 //! `devsignal jobs …`: the operator's queue commands (status, pause,
 //! resume, retry, clean, trigger, schedules, show). They work on the database directly, so they need no running server.
 
-use anyhow::Context as _;
 use chrono::Utc;
 use clap::Subcommand;
-use secrecy::ExposeSecret;
 use serde_json::json;
 use uuid::Uuid;
 
@@ -69,9 +67,7 @@ fn queue_known(queue: &str) -> anyhow::Result<()> {
 
 /// Runs one `jobs` command against the configured database.
 pub async fn run(config: Config, action: JobsAction) -> anyhow::Result<()> {
-    let db = domain::db::connect(config.database_url.expose_secret(), &Default::default())
-        .await
-        .with_context(|| format!("cannot open the database {}", config.database_description()))?;
+    let db = super::open_existing_database(&config).await?;
     let writes = !matches!(
         action,
         JobsAction::Status | JobsAction::Schedules | JobsAction::Show { .. }

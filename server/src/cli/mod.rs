@@ -57,6 +57,20 @@ pub enum Command {
 
 #[derive(Subcommand, Debug, Clone)]
 pub enum ApiKeysAction {
+    /// Create a key for an organization and print it (shown only this once). The key has no
+    /// creating user, so only its scopes bound it; revoke it with `api-keys revoke <prefix>`.
+    Create {
+        /// The organization: its id, or its exact name when no other organization has it.
+        #[arg(long)]
+        org: String,
+        /// A name to recognise the key by (1 to 100 characters).
+        #[arg(long)]
+        name: String,
+        /// Comma-separated scopes, e.g. `signals:write,accounts:read` (the table is in
+        /// ARCHITECTURE.md, "API-key scopes").
+        #[arg(long, value_delimiter = ',', required = true)]
+        scopes: Vec<String>,
+    },
     /// Revoke the live key with this prefix (as shown in the dashboard, e.g. `dsk_AbCd1234`).
     Revoke {
         /// The key's prefix (`dsk_` + 8 characters).
@@ -107,6 +121,7 @@ pub async fn run(cli: Cli) -> ExitCode {
         return ExitCode::from(EXIT_CONFIG);
     }
     let _telemetry = crate::telemetry::init(&config);
+    let serving = matches!(command, Command::Serve { .. } | Command::Worker);
     let result = match command {
         Command::Serve { no_worker } => {
             config.run_worker = !no_worker;
@@ -121,11 +136,62 @@ pub async fn run(cli: Cli) -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            tracing::error!(error = format!("{e:#}"), "devsignal failed");
-            eprintln!("error: {e:#}");
+            // Printed once: the serving roles into their log (where operators and pipelines
+            // look), operator commands to stderr (and to Sentry only, when configured).
+            if serving {
+                tracing::error!(error = format!("{e:#}"), "devsignal failed");
+            } else {
+                eprintln!("error: {e:#}");
+                tracing::error!(target: crate::telemetry::REPORT_ONLY, error = format!("{e:#}"), "devsignal failed");
+            }
             ExitCode::FAILURE
         }
     }
+}
+
+/// Opens the database an operator command works on. It must already exist and hold DevSignal's
+/// tables: run from the wrong directory, the default `./data` would otherwise become a new,
+/// empty database and the command would fail on a missing table.
+pub(crate) async fn open_existing_database(
+    config: &Config,
+) -> anyhow::Result<sea_orm::DatabaseConnection> {
+    let url = config.database_url.expose_secret();
+    let described = config.database_description();
+    let no_tables = || {
+        anyhow::anyhow!(
+            "the database {described} holds no DevSignal tables: set DATA_DIR or DATABASE_URL \
+             to the server's database, or run `devsignal migrate up` to set this one up"
+        )
+    };
+    if let Some(file) = domain::db::sqlite_file(url) {
+        match std::fs::metadata(&file) {
+            Ok(m) if m.is_file() && m.len() == 0 => return Err(no_tables()),
+            Ok(m) if m.is_file() => {}
+            _ => {
+                let shown = std::path::absolute(&file).unwrap_or(file);
+                anyhow::bail!(
+                    "no DevSignal database at {}: run this command where the server keeps its \
+                     data, or set DATA_DIR (the directory) or DATABASE_URL to the server's \
+                     database (`devsignal serve` or `devsignal migrate up` creates a new one)",
+                    shown.display()
+                );
+            }
+        }
+    }
+    let db = domain::db::connect(url, &Default::default())
+        .await
+        .with_context(|| format!("cannot open the database {described}"))?;
+    let applied = domain::db::migration_status(&db)
+        .await
+        .with_context(|| format!("cannot read the schema version of {described}"))?
+        .iter()
+        .filter(|m| m.applied)
+        .count();
+    if applied == 0 {
+        db.close().await.ok();
+        return Err(no_tables());
+    }
+    Ok(db)
 }
 
 async fn serve(config: Config) -> anyhow::Result<()> {
@@ -206,10 +272,38 @@ pub async fn signal_shutdown(token: CancellationToken) {
 }
 
 async fn api_keys(config: Config, action: ApiKeysAction) -> anyhow::Result<()> {
-    let db = domain::db::connect(config.database_url.expose_secret(), &Default::default())
-        .await
-        .with_context(|| format!("cannot open the database {}", config.database_description()))?;
+    let db = open_existing_database(&config).await?;
     let result = match action {
+        ApiKeysAction::Create { org, name, scopes } => {
+            let input = domain::identity::api_keys::CreateInput {
+                name,
+                scopes: scopes.into_iter().map(|s| s.trim().to_owned()).collect(),
+                expires_at: None,
+            };
+            let created = domain::identity::api_keys::create_for_operator(&db, &org, input).await;
+            db.close().await?;
+            return match created {
+                Ok((org, key, secret)) => {
+                    // The key alone on stdout (`KEY=$(devsignal api-keys create …)`), the rest
+                    // on stderr.
+                    println!("{secret}");
+                    eprintln!(
+                        "created API key {} ({:?}) for organization {} ({}) with scopes {}; \
+                         it is shown only this once",
+                        key.prefix,
+                        key.name,
+                        org.name,
+                        org.id,
+                        domain::identity::api_keys::scopes_of(&key).join(", ")
+                    );
+                    Ok(())
+                }
+                Err(domain::Error::NotFound { .. }) => {
+                    anyhow::bail!("no organization has the id or name {:?}", org.trim())
+                }
+                Err(e) => Err(cli_error(e)),
+            };
+        }
         ApiKeysAction::Revoke { prefix } => {
             domain::identity::api_keys::revoke_by_prefix(&db, prefix.trim()).await
         }
@@ -226,7 +320,23 @@ async fn api_keys(config: Config, action: ApiKeysAction) -> anyhow::Result<()> {
         Err(domain::Error::NotFound { .. }) => {
             anyhow::bail!("no live API key has this prefix")
         }
-        Err(e) => Err(anyhow::anyhow!(e.public_message())),
+        Err(e) => Err(cli_error(e)),
+    }
+}
+
+/// A domain error as the command line shows it: each field's problem (`--scopes: unknown scope
+/// "x"; known: …`), or the whole error (the operator is on the server: nothing to hide).
+fn cli_error(e: domain::Error) -> anyhow::Error {
+    match e {
+        domain::Error::Validation(fields) => anyhow::anyhow!(
+            "{}",
+            fields
+                .iter()
+                .map(|f| format!("--{}: {}", f.field, f.message))
+                .collect::<Vec<_>>()
+                .join("; ")
+        ),
+        e => anyhow::anyhow!(e),
     }
 }
 

@@ -273,16 +273,7 @@ async fn the_cli_revokes_a_key_by_prefix() {
         .as_str()
         .unwrap()
         .to_owned();
-    let out = tokio::process::Command::new(devsignal_bin())
-        .args(["api-keys", "revoke", &prefix])
-        .env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .env("DATABASE_URL", &app.test_db.url)
-        .env("DATA_DIR", app.test_db.dir.path())
-        .env("NODE_ENV", "test")
-        .output()
-        .await
-        .unwrap();
+    let out = cli(&app, &["api-keys", "revoke", &prefix]).await;
     assert!(
         out.status.success(),
         "{}",
@@ -294,8 +285,15 @@ async fn the_cli_revokes_a_key_by_prefix() {
         .await;
     assert_eq!(error_code(&resp), Some("UNAUTHENTICATED"));
     // Unknown prefixes fail loudly.
-    let out = tokio::process::Command::new(devsignal_bin())
-        .args(["api-keys", "revoke", "dsk_nothere0"])
+    let out = cli(&app, &["api-keys", "revoke", "dsk_nothere0"]).await;
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no live API key"));
+}
+
+/// `devsignal` as an operator runs it on the app's database.
+async fn cli(app: &devsignal_tests::TestApp, args: &[&str]) -> std::process::Output {
+    tokio::process::Command::new(devsignal_bin())
+        .args(args)
         .env_clear()
         .env("PATH", std::env::var("PATH").unwrap_or_default())
         .env("DATABASE_URL", &app.test_db.url)
@@ -303,7 +301,85 @@ async fn the_cli_revokes_a_key_by_prefix() {
         .env("NODE_ENV", "test")
         .output()
         .await
+        .unwrap()
+}
+
+/// `devsignal api-keys create --org … --name … --scopes …`.
+async fn create_key(
+    app: &devsignal_tests::TestApp,
+    org: &str,
+    name: &str,
+    scopes: &str,
+) -> std::process::Output {
+    let args = [
+        "api-keys", "create", "--org", org, "--name", name, "--scopes", scopes,
+    ];
+    cli(app, &args).await
+}
+
+#[tokio::test]
+async fn the_cli_creates_a_key_for_an_organization() {
+    let app = spawn_app().await;
+    let s = app.register("cli-keys@example.com", "Acme Labs").await;
+    let out = create_key(&app, "Acme Labs", "ci", "signals:write,accounts:read").await;
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    assert!(out.status.success(), "{stderr}");
+    let key = stdout.trim().to_owned();
+    assert!(
+        key.starts_with("dsk_") && !key.contains(char::is_whitespace),
+        "{stdout}"
+    );
+    assert!(stderr.contains(&s.organization_id) && stderr.contains("shown only this once"));
+    assert!(!stderr.contains(&key), "the key is printed once");
+
+    // It works within its scopes and is listed (by prefix, never whole) to the organization.
+    let r = app
+        .client
+        .post(app.url("/api/v1/signals"))
+        .bearer_auth(&key)
+        .json(&json!({"type": "cli_key", "actor": {"email": "jo@acme.io"}}))
+        .send()
+        .await
         .unwrap();
+    assert_eq!(r.status(), 201);
+    let r = app
+        .graphql_with_key(&key, "{ accounts { totalCount } }", json!({}))
+        .await;
+    assert!(r.get("errors").is_none(), "{r}");
+    let r = app
+        .graphql_with_key(&key, "{ members { user { email } } }", json!({}))
+        .await;
+    assert_eq!(error_code(&r), Some("FORBIDDEN"));
+    let list = app.graphql_as(s.token(), LIST, json!({})).await;
+    assert_eq!(list["data"]["apiKeys"][0]["name"], "ci");
+    assert_eq!(
+        list["data"]["apiKeys"][0]["scopes"],
+        json!(["signals:write", "accounts:read"])
+    );
+
+    // By id too; mistakes are named.
+    let out = create_key(&app, &s.organization_id, "by id", "admin").await;
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = create_key(&app, "Acme Labs", "x", "contacts:*").await;
     assert!(!out.status.success());
-    assert!(String::from_utf8_lossy(&out.stderr).contains("no live API key"));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("--scopes: unknown scope \"contacts:*\""),
+        "{err}"
+    );
+    let out = create_key(&app, "Nobody", "x", "admin").await;
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("no organization has the id or name \"Nobody\""),
+        "{err}"
+    );
+    assert_eq!(err.matches("error:").count(), 1, "{err}");
 }

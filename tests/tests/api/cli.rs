@@ -92,9 +92,14 @@ impl Drop for Proc {
 pub(crate) fn run(args: &[&str], env: &[(&str, &str)]) -> (i32, String, String) {
     // A directory of its own, so nothing a command writes lands in the source tree.
     let cwd = tempfile::tempdir().unwrap();
+    run_in(cwd.path(), args, env)
+}
+
+/// Runs `devsignal` in `cwd` with nothing but `PATH` and `env` set: (status, stdout, stderr).
+pub(crate) fn run_in(cwd: &Path, args: &[&str], env: &[(&str, &str)]) -> (i32, String, String) {
     let mut cmd = Command::new(devsignal_bin());
     cmd.args(args)
-        .current_dir(cwd.path())
+        .current_dir(cwd)
         .env_clear()
         .env("PATH", std::env::var("PATH").unwrap_or_default());
     for (k, v) in env {
@@ -148,6 +153,12 @@ async fn a_fresh_start_with_nothing_set_serves_and_keeps_its_secrets() {
         proc.output()
             .iter()
             .any(|l| l.contains("shut down cleanly"))
+    );
+    // Not a terminal: no ANSI colour codes in the lines.
+    assert!(
+        !proc.output().iter().any(|l| l.contains('\x1b')),
+        "{:?}",
+        proc.output()
     );
 
     // A restart reuses the same secrets (sessions stay valid) and the same database.
@@ -414,4 +425,54 @@ async fn a_sentry_that_never_answers_does_not_hold_the_process() {
     // Bounded by the transport's timeout, not forever (a generous bound, not a timing test).
     assert!(started.elapsed() < Duration::from_secs(30));
     drop(silent);
+}
+
+/// Operator commands run from a directory that holds no database (the default `./data`, or an
+/// empty file) refuse, once, with the path and the variables that point elsewhere, and create
+/// nothing.
+#[tokio::test]
+async fn operator_commands_never_create_a_database() {
+    let cwd = tempfile::tempdir().unwrap();
+    let expected = cwd.path().join("data").join("devsignal.db");
+    for args in [
+        &["jobs", "status"][..],
+        &["api-keys", "revoke", "dsk_nothere0"],
+        &[
+            "api-keys", "create", "--org", "Acme", "--name", "ci", "--scopes", "admin",
+        ],
+    ] {
+        let (code, out, err) = run_in(cwd.path(), args, &[]);
+        assert_ne!(code, 0, "{args:?}");
+        assert!(!cwd.path().join("data").exists(), "{args:?} created ./data");
+        assert!(
+            err.contains(&format!("no DevSignal database at {}", expected.display())),
+            "{args:?}: {err}"
+        );
+        assert!(
+            err.contains("DATA_DIR") && err.contains("DATABASE_URL"),
+            "{err}"
+        );
+        let all = format!("{out}{err}");
+        assert_eq!(
+            all.matches("no DevSignal database").count(),
+            1,
+            "once: {all}"
+        );
+        assert!(!all.contains('\x1b'), "no colours: {all:?}");
+    }
+
+    // An empty file where the database should be (what the old behaviour left behind): named
+    // as such, once, never as a raw SQL error.
+    std::fs::create_dir(cwd.path().join("data")).unwrap();
+    std::fs::write(&expected, b"").unwrap();
+    let (code, out, err) = run_in(cwd.path(), &["jobs", "status"], &[]);
+    assert_ne!(code, 0);
+    let all = format!("{out}{err}");
+    assert_eq!(all.matches("holds no DevSignal tables").count(), 1, "{all}");
+    assert!(
+        all.contains("DATA_DIR") && all.contains("migrate up"),
+        "{all}"
+    );
+    assert!(!all.contains("no such table"), "{all}");
+    assert_eq!(std::fs::metadata(&expected).unwrap().len(), 0);
 }

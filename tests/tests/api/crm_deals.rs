@@ -485,9 +485,10 @@ async fn deals_and_activities_respect_tenants_roles_and_key_scopes() {
     .await;
     assert_eq!(ok(&r)["createDeal"]["owner"]["id"], viewer.user_id.as_str());
 
-    // API keys: accounts:read reads, accounts:write writes, other scopes do neither.
-    let reader = app.api_key(&a, &["accounts:read"]).await;
-    let writer = app.api_key(&a, &["accounts:read", "accounts:write"]).await;
+    // API keys: deals:read / activities:read read, deals:write / activities:write write,
+    // other scopes (accounts:read included) do neither.
+    let reader = app.api_key(&a, &["deals:read", "activities:read"]).await;
+    let writer = app.api_key(&a, &["deals:write", "activities:write"]).await;
     let other = app.api_key(&a, &["signals:write"]).await;
     let r = app
         .graphql_with_key(
@@ -505,6 +506,11 @@ async fn deals_and_activities_respect_tenants_roles_and_key_scopes() {
         .graphql_with_key(&other, "{ deals { totalCount } }", json!({}))
         .await;
     assert_code(&r, "FORBIDDEN");
+    let accounts = app.api_key(&a, &["accounts:read", "accounts:write"]).await;
+    for q in ["{ deals { totalCount } }", "{ activities { totalCount } }"] {
+        let r = app.graphql_with_key(&accounts, q, json!({})).await;
+        assert_code(&r, "FORBIDDEN");
+    }
     let r = app
         .graphql_with_key(&writer, &create_deal_q(), json!({"input": {"title": "k"}}))
         .await;

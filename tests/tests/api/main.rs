@@ -34,6 +34,7 @@ mod packages;
 mod plumbing;
 mod rate_limits;
 mod schema;
+mod scopes;
 mod signal_types;
 mod signals;
 mod webhooks;

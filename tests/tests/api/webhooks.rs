@@ -280,7 +280,7 @@ async fn endpoints_are_managed_by_admins_and_keys_with_the_scope() {
         .graphql_with_key(&weak, "{ webhookEndpoints { id } }", json!({}))
         .await;
     assert_code(&r, "FORBIDDEN");
-    let key = app.api_key(&a, &["webhooks:manage"]).await;
+    let key = app.api_key(&a, &["webhooks:manage", "deals:read"]).await;
     let r = app
         .graphql_with_key(
             &key,

@@ -20,7 +20,7 @@ use crate::audit::{self, Entry, Meta};
 use crate::error::on_unique;
 use crate::{Actor, Error, Result, events, scoring};
 /// Merges `duplicate_ids` (1 to [`MAX_DUPLICATES`]) into `primary_id` (MEMBER+, key scope
-/// `accounts:write`), in one transaction: all or nothing. Any id that is not a contact of the
+/// `contacts:write`), in one transaction: all or nothing. Any id that is not a contact of the
 /// organization answers `NOT_FOUND` and nothing is written. Each duplicate gets its own record
 /// (reason MANUAL) holding the evidence the pair shared at the time (possibly none; the
 /// confidence is then absent).
@@ -104,7 +104,7 @@ pub async fn merge(
     })
 }
 
-/// Reverses one merge (MEMBER+, key scope `accounts:write`) in one transaction: re-creates the
+/// Reverses one merge (MEMBER+, key scope `contacts:write`) in one transaction: re-creates the
 /// duplicate with its id and fields, moves back the recorded signals, activities, deals and
 /// identities that still belong to the primary, removes the tags the merge added, clears the
 /// fields it filled where they still hold what it put there (a later edit wins), and un-inherits

@@ -164,15 +164,15 @@ pub(super) fn internal(what: &str, e: impl std::fmt::Display) -> Error {
     Error::Internal(format!("{what}: {e}"))
 }
 
-/// Contact writes: MEMBER+ and, for API keys, the `accounts:write` scope (as in
+/// Contact writes: MEMBER+ and, for API keys, the `contacts:write` scope (as in
 /// [`crate::crm::contacts`]).
 pub(super) fn write_rights(actor: &Actor) -> Result<()> {
     actor.require_write()?;
-    actor.require_scope("accounts:write")
+    actor.require_scope("contacts:write")
 }
 
 pub(super) fn read_rights(actor: &Actor) -> Result<()> {
-    actor.require_scope("accounts:read")
+    actor.require_scope("contacts:read")
 }
 
 pub(super) fn check_first(first: u64) -> Result<()> {

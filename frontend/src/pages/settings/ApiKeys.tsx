@@ -25,10 +25,19 @@ const Revoke = graphql(`
 
 export const SCOPES: [string, string][] = [
   ['signals:write', 'Send signals (ingest API, Segment)'],
-  ['accounts:read', 'Read accounts, contacts, deals and signals'],
-  ['accounts:write', 'Change accounts, contacts, deals and activities'],
-  ['webhooks:manage', 'Manage webhook endpoints'],
-  ['admin', 'Everything an admin can do'],
+  ['signals:read', 'Read signals and signal sources'],
+  ['accounts:read', 'Read accounts and their scores'],
+  ['accounts:write', 'Change accounts'],
+  ['contacts:read', 'Read contacts and merge suggestions'],
+  ['contacts:write', 'Change and merge contacts'],
+  ['deals:read', 'Read deals'],
+  ['deals:write', 'Change deals'],
+  ['activities:read', 'Read activities'],
+  ['activities:write', 'Change activities'],
+  ['organization:read', 'Read the organization, its members (names, emails) and usage'],
+  ['webhooks:manage', 'Manage webhook endpoints (for events the key may read)'],
+  ['integrations:manage', 'Manage integrations'],
+  ['admin', 'Everything an admin can do, while the key\'s creator is an admin'],
 ];
 
 export function snippets(key: string) {

@@ -72,7 +72,7 @@ by_id!(UserId, users::Model, domain::crm::members_by_ids);
 pub const MAX_NESTED: usize = 100;
 
 macro_rules! children {
-    ($key:ident, $entity:ident, $parent:ident, $col:ident) => {
+    ($key:ident, $entity:ident, $parent:ident, $col:ident, $scope:literal) => {
         /// A parent id, as the DataLoader key of one of its nested lists.
         #[derive(Clone, Copy, Debug, Hash, PartialEq, Eq)]
         pub struct $key(pub Uuid);
@@ -90,6 +90,7 @@ macro_rules! children {
                     organization: $entity::Column::OrganizationId,
                     parent: $entity::Column::$col,
                     id: $entity::Column::Id,
+                    read_scope: $scope,
                 };
                 let rows = domain::crm::children::<$entity::Entity>(
                     &self.db,
@@ -114,7 +115,19 @@ macro_rules! children {
     };
 }
 
-children!(ContactsOfAccount, contacts, account_id, AccountId);
-children!(DealsOfAccount, deals, account_id, AccountId);
-children!(ActivitiesOfAccount, activities, account_id, AccountId);
-children!(DealsOfContact, deals, contact_id, ContactId);
+children!(
+    ContactsOfAccount,
+    contacts,
+    account_id,
+    AccountId,
+    "contacts:read"
+);
+children!(DealsOfAccount, deals, account_id, AccountId, "deals:read");
+children!(
+    ActivitiesOfAccount,
+    activities,
+    account_id,
+    AccountId,
+    "activities:read"
+);
+children!(DealsOfContact, deals, contact_id, ContactId, "deals:read");

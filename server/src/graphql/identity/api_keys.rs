@@ -12,7 +12,10 @@ use crate::graphql::{GqlResultExt, actor};
 #[derive(InputObject)]
 pub struct CreateApiKeyInput {
     pub name: String,
-    /// e.g. `signals:write`, `accounts:read`, `accounts:write`, `webhooks:manage`, `admin`.
+    /// One or more of `accounts:read`, `accounts:write`, `contacts:read`, `contacts:write`,
+    /// `deals:read`, `deals:write`, `activities:read`, `activities:write`, `signals:read`,
+    /// `signals:write`, `organization:read`, `webhooks:manage`, `integrations:manage`, `admin`
+    /// (what each grants: ARCHITECTURE.md, "API-key scopes"). Unknown scopes are refused.
     pub scopes: Vec<String>,
     /// When the key stops working; never when absent.
     pub expires_at: Option<DateTime<Utc>>,

@@ -32,7 +32,7 @@ impl SessionQuery {
     async fn viewer(&self, ctx: &Context<'_>) -> async_graphql::Result<Viewer> {
         let actor = actor(ctx)?;
         let state = state(ctx)?;
-        let organization = domain::identity::organizations::current(&state.db, actor)
+        let organization = domain::identity::organizations::acting_for(&state.db, actor)
             .await
             .gql()?;
         let (user, scopes) = match &actor.principal {
