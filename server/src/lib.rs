@@ -64,7 +64,16 @@ pub async fn build_state(config: Config, shutdown: CancellationToken) -> anyhow:
         "database ready ({applied} migrations applied)"
     );
     let redis = match &config.redis_url {
-        None => None,
+        None => {
+            if config.is_production() {
+                tracing::warn!(
+                    "REDIS_URL is not set: rate limits count in each process and live events \
+                     reach only the subscribers of the process that committed them; run one \
+                     replica or set REDIS_URL"
+                );
+            }
+            None
+        }
         Some(url) => {
             let pool = redis::pool(url.expose_secret()).context("REDIS_URL is not usable")?;
             if !redis::ping(&pool, redis::CONNECT_TIMEOUT).await {

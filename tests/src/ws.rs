@@ -19,7 +19,19 @@ pub struct WsClient {
 
 impl WsClient {
     pub async fn connect(url: &str, protocol: &str) -> Self {
+        Self::connect_with(url, protocol, &[]).await
+    }
+
+    /// Connects with extra request headers (e.g. `X-Forwarded-For`).
+    pub async fn connect_with(url: &str, protocol: &str, headers: &[(&str, &str)]) -> Self {
         let mut req = url.into_client_request().expect("ws request");
+        for (name, value) in headers {
+            req.headers_mut().insert(
+                tokio_tungstenite::tungstenite::http::HeaderName::from_bytes(name.as_bytes())
+                    .expect("header name"),
+                HeaderValue::from_str(value).expect("header value"),
+            );
+        }
         req.headers_mut().insert(
             "Sec-WebSocket-Protocol",
             HeaderValue::from_str(protocol).expect("protocol header"),

@@ -6,7 +6,11 @@ use super::Settings;
 use crate::{Error, Result};
 /// True for addresses a webhook may not reach unless private targets are allowed: loopback,
 /// private, link-local (cloud metadata lives there), carrier-grade NAT, unspecified, broadcast,
-/// multicast, documentation, IPv6 unique-local and link-local, and IPv4 mapped into IPv6.
+/// multicast, documentation, benchmarking (198.18.0.0/15), IPv6 unique-local and link-local, and
+/// every IPv6 form that carries an IPv4 address a router may unwrap: IPv4-mapped (`::ffff:a.b.c.d`)
+/// and -compatible (`::a.b.c.d`), NAT64 (`64:ff9b::/96`), 6to4 (`2002::/16`, judged by the
+/// address it embeds) and Teredo (`2001:0::/32`, refused whole: its embedded client address is
+/// obfuscated and its relay is chosen by the network).
 pub fn is_forbidden_ip(ip: IpAddr) -> bool {
     match ip {
         IpAddr::V4(v4) => {
@@ -21,6 +25,7 @@ pub fn is_forbidden_ip(ip: IpAddr) -> bool {
                 || o[0] == 0
                 || (o[0] == 100 && (64..128).contains(&o[1]))
                 || (o[0] == 192 && o[1] == 0 && o[2] == 0)
+                || (o[0] == 198 && (o[1] & 0xfe) == 18)
                 || o[0] >= 240
         }
         IpAddr::V6(v6) => {
@@ -28,6 +33,16 @@ pub fn is_forbidden_ip(ip: IpAddr) -> bool {
                 return is_forbidden_ip(IpAddr::V4(v4));
             }
             let seg = v6.segments();
+            if seg[..6] == [0; 6] && !v6.is_loopback() && !v6.is_unspecified() {
+                // IPv4-compatible (deprecated): never a real public target.
+                return true;
+            }
+            if seg[0] == 0x2002 {
+                // 6to4: the relay forwards to the embedded IPv4 address.
+                let [a, b] = seg[1].to_be_bytes();
+                let [c, d] = seg[2].to_be_bytes();
+                return is_forbidden_ip(IpAddr::V4(std::net::Ipv4Addr::new(a, b, c, d)));
+            }
             v6.is_loopback()
                 || v6.is_unspecified()
                 || v6.is_multicast()
@@ -35,17 +50,21 @@ pub fn is_forbidden_ip(ip: IpAddr) -> bool {
                 || (seg[0] & 0xffc0) == 0xfe80
                 || (seg[0] == 0x2001 && seg[1] == 0x0db8)
                 || (seg[0] == 0x0064 && seg[1] == 0xff9b)
+                || (seg[0] == 0x2001 && seg[1] == 0x0000)
         }
     }
 }
 
-/// Host names that always point inside (cloud metadata services, localhost).
+/// Host names that always point inside (cloud metadata services, localhost), and single-label
+/// names (`metadata`, `instance-data`, `intranet`), which only a local resolver search list
+/// can answer.
 pub(super) fn is_forbidden_host(host: &str) -> bool {
     let h = host.trim_end_matches('.').to_ascii_lowercase();
     h == "localhost"
         || h.ends_with(".localhost")
         || h == "metadata.google.internal"
         || h.ends_with(".internal")
+        || !h.contains('.')
 }
 
 /// Checks a target URL's shape (scheme, host, no credentials) and, unless private targets are
@@ -120,14 +139,30 @@ mod tests {
             "fe80::1",
             "::ffff:127.0.0.1",
             "224.0.0.1",
+            "198.18.0.1",
+            "198.19.255.254",
+            "::127.0.0.1",
+            "::a9fe:a9fe",
+            "2002:7f00:1::",
+            "2002:a9fe:a9fe::1",
+            "2001:0:4136:e378:8000:63bf:3fff:fdd2",
+            "64:ff9b::7f00:1",
         ] {
             assert!(is_forbidden_ip(bad.parse().unwrap()), "{bad}");
         }
-        for good in ["93.184.216.34", "8.8.8.8", "2606:4700::1111"] {
+        for good in [
+            "93.184.216.34",
+            "8.8.8.8",
+            "198.20.0.1",
+            "2606:4700::1111",
+            "2002:5db8:d822::1",
+        ] {
             assert!(!is_forbidden_ip(good.parse().unwrap()), "{good}");
         }
         assert!(is_forbidden_host("localhost"));
         assert!(is_forbidden_host("metadata.google.internal"));
+        assert!(is_forbidden_host("metadata"));
+        assert!(is_forbidden_host("METADATA."));
         assert!(!is_forbidden_host("example.com"));
     }
 

@@ -97,6 +97,11 @@ pub fn schema(state: Option<AppState>) -> AppSchema {
     .extension(nul::RefuseNul)
     .extension(after_commit::AfterCommit);
     if let Some(state) = state {
+        if !state.config.graphql_introspection {
+            // Production by default: the schema is not offered to strangers, nor guessed at
+            // through "Did you mean …?" hints (the committed `schema.graphql` is the contract).
+            builder = builder.disable_introspection().disable_suggestions();
+        }
         builder = builder.data(state);
     }
     builder.finish()

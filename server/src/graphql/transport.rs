@@ -252,6 +252,7 @@ pub async fn websocket(
         return resp;
     };
     let meta = auth::meta(&ip, &headers);
+    let max_connections = limits.ws_max_connections;
     let executor = ConnectionExecutor::new(
         schema,
         limits.ws_max_subscriptions,
@@ -266,6 +267,24 @@ pub async fn websocket(
                         .await
                         .map_err(|e| async_graphql::Error::new(e.public_message()))?;
                     let mut data = Data::default();
+                    // A credential, too, holds at most WS_MAX_CONNECTIONS connections, from
+                    // however many addresses; the place is freed when the connection ends.
+                    if let Some(actor) = &actor {
+                        let Some(slot) =
+                            connections.open(&credential_key(actor), max_connections)
+                        else {
+                            tracing::warn!(
+                                max = max_connections,
+                                "WebSocket connection over the per-credential limit refused"
+                            );
+                            return Err(async_graphql::Error::new(format!(
+                                "these credentials already have {max_connections} WebSocket \
+                                 connections open; at most {max_connections} are allowed at once \
+                                 (WS_MAX_CONNECTIONS): close one first"
+                            )));
+                        };
+                        data.insert(slot);
+                    }
                     data.insert(super::crm::loaders::loaders(
                         state.db.clone(),
                         actor.clone(),
@@ -280,6 +299,17 @@ pub async fn websocket(
                 .await;
             drop(slot);
         })
+}
+
+/// What a credential's WebSocket connections are counted under (beside client addresses).
+fn credential_key(actor: &Actor) -> String {
+    match &actor.principal {
+        domain::Principal::User { user_id, .. } => format!("user:{user_id}"),
+        domain::Principal::ApiKey { key_id, .. } => format!("key:{key_id}"),
+        domain::Principal::Integration { integration_id } => {
+            format!("integration:{integration_id}")
+        }
+    }
 }
 
 /// The credentials of a `connection_init` payload, in the shapes clients use: `Authorization`

@@ -64,8 +64,15 @@ pub async fn fallback(method: Method, uri: Uri, headers: HeaderMap) -> Response 
 }
 
 /// `GET /graphiql`: GraphiQL bundled with the dashboard (no CDN). A binary built without Node.js
-/// falls back to async-graphql's page, which loads GraphiQL from a CDN.
-pub async fn graphiql(headers: HeaderMap) -> Response {
+/// falls back to async-graphql's page, which loads GraphiQL from a CDN. Off with `GRAPHIQL=false`
+/// (the default in production).
+pub async fn graphiql(
+    axum::extract::State(state): axum::extract::State<crate::state::AppState>,
+    headers: HeaderMap,
+) -> Response {
+    if !state.config.graphiql {
+        return ApiError::not_found("GraphiQL is off on this server (GRAPHIQL)").into_response();
+    }
     if Dist::get("graphiql.html").is_some() {
         page("graphiql.html", &headers)
     } else {

@@ -145,7 +145,44 @@ fn cors_layer(state: &AppState) -> CorsLayer {
         .max_age(Duration::from_secs(600))
 }
 
-async fn metrics(State(state): State<AppState>) -> Response {
+async fn metrics(State(state): State<AppState>, headers: axum::http::HeaderMap) -> Response {
+    use secrecy::ExposeSecret;
+    match &state.config.metrics_token {
+        None if state.config.is_production() => {
+            return ApiError::new(
+                StatusCode::NOT_FOUND,
+                domain::Code::NotFound,
+                "/metrics is off in production until METRICS_TOKEN is set",
+            )
+            .into_response();
+        }
+        None => {}
+        Some(token) => {
+            let given = headers
+                .get(header::AUTHORIZATION)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.strip_prefix("Bearer "))
+                .unwrap_or_default();
+            let expected = token.expose_secret();
+            let same = given.len() == expected.len()
+                && given
+                    .bytes()
+                    .zip(expected.bytes())
+                    .fold(0u8, |acc, (a, b)| acc | (a ^ b))
+                    == 0;
+            if !same {
+                let mut resp = ApiError::new(
+                    StatusCode::UNAUTHORIZED,
+                    domain::Code::Unauthenticated,
+                    "/metrics needs `Authorization: Bearer <METRICS_TOKEN>`",
+                )
+                .into_response();
+                resp.headers_mut()
+                    .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+                return resp;
+            }
+        }
+    }
     match domain::queue::counts(&state.db, jobs::registry::QUEUES, None).await {
         Ok(counts) => state.metrics.set_queue_depths(&counts),
         Err(e) => tracing::warn!(error = %e, "reading queue depths for /metrics failed"),

@@ -295,6 +295,53 @@ async fn a_client_holds_a_bounded_number_of_websocket_connections() {
     .await;
 }
 
+/// Connections are also counted per credential: one token cannot hold more than
+/// `WS_MAX_CONNECTIONS` by coming from many addresses (here through a trusted proxy).
+#[tokio::test]
+async fn a_credential_holds_a_bounded_number_of_websocket_connections_from_any_address() {
+    let app = spawn_app_with(&[("WS_MAX_CONNECTIONS", "2"), ("TRUST_PROXY", "1")]).await;
+    let (a, b) = app.two_tenants().await;
+    let url = format!("ws://127.0.0.1:{}/api/v1/graphql/ws", app.port);
+    let connect = |ip: &'static str| {
+        devsignal_tests::WsClient::connect_with(
+            &url,
+            "graphql-transport-ws",
+            &[("X-Forwarded-For", ip)],
+        )
+    };
+    let init = |s: &devsignal_tests::Session| json!({"Authorization": format!("Bearer {}", s.access_token)});
+    let mut first = connect("203.0.113.1").await;
+    assert_eq!(first.init(init(&a)).await["type"], "connection_ack");
+    let mut second = connect("203.0.113.2").await;
+    assert_eq!(second.init(init(&a)).await["type"], "connection_ack");
+    // A third address, the same token: refused at connection_init.
+    let mut third = connect("203.0.113.3").await;
+    third
+        .send(json!({"type": "connection_init", "payload": init(&a)}))
+        .await;
+    let answer = third.next(Duration::from_secs(10)).await;
+    assert!(
+        answer
+            .as_ref()
+            .is_none_or(|a| a["type"] != "connection_ack"),
+        "{answer:?}"
+    );
+    // Another credential from that address is welcome.
+    let mut other = connect("203.0.113.3").await;
+    assert_eq!(other.init(init(&b)).await["type"], "connection_ack");
+    // Closing one of the token's connections frees its place.
+    drop(first);
+    devsignal_tests::eventually(Duration::from_secs(10), "a free place", || async {
+        let mut again = connect("203.0.113.4").await;
+        again
+            .send(json!({"type": "connection_init", "payload": init(&a)}))
+            .await;
+        let answer = again.next(Duration::from_secs(10)).await?;
+        (answer["type"] == "connection_ack").then_some(again)
+    })
+    .await;
+}
+
 #[tokio::test]
 async fn background_loops_have_their_own_pool_when_requests_hold_every_connection() {
     let app = spawn_app_with(&[("DATABASE_MAX_CONNECTIONS", "2")]).await;

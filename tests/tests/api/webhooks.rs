@@ -711,6 +711,11 @@ async fn private_targets_are_refused_when_saved_and_when_sent() {
         "http://[::1]/hook",
         "http://10.0.0.8/hook",
         "http://metadata.google.internal/x",
+        "http://metadata/computeMetadata/v1/",
+        "http://198.18.0.1/hook",
+        "http://[::127.0.0.1]/hook",
+        "http://[2002:7f00:1::]/hook",
+        "http://[2001:0:4136:e378:8000:63bf:3fff:fdd2]/hook",
         "https://user:pw@example.com/x",
     ] {
         let r = app
