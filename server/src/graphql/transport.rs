@@ -270,8 +270,7 @@ pub async fn websocket(
                     // A credential, too, holds at most WS_MAX_CONNECTIONS connections, from
                     // however many addresses; the place is freed when the connection ends.
                     if let Some(actor) = &actor {
-                        let Some(slot) =
-                            connections.open(&credential_key(actor), max_connections)
+                        let Some(slot) = connections.open(&credential_key(actor), max_connections)
                         else {
                             tracing::warn!(
                                 max = max_connections,

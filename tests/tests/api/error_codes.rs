@@ -62,3 +62,57 @@ fn every_error_and_status_maps_to_a_listed_code() {
         assert!(Code::ALL.contains(&code), "{status} -> {code}");
     }
 }
+
+/// Numbers out of range are the client's mistake: an amount too large for a float, a page size
+/// beyond a 32-bit Int, written inline or sent as variables.
+#[tokio::test]
+async fn numbers_out_of_range_get_client_codes() {
+    let app = devsignal_tests::spawn_app().await;
+    let s = app.register("range@codes.test", "Range").await;
+    let cases = [
+        (
+            "mutation { createDeal(input: {title: \"Big\", amount: 1e400}) { id } }",
+            serde_json::json!({}),
+        ),
+        (
+            "{ accounts(first: 99999999999999) { totalCount } }",
+            serde_json::json!({}),
+        ),
+        (
+            "query($n: Int) { accounts(first: $n) { totalCount } }",
+            serde_json::json!({"n": 99_999_999_999_999_i64}),
+        ),
+    ];
+    for (query, variables) in cases {
+        let r = app.graphql_as(s.token(), query, variables).await;
+        let code = r["errors"][0]["extensions"]["code"]
+            .as_str()
+            .unwrap_or("none");
+        assert!(
+            [
+                "BAD_USER_INPUT",
+                "GRAPHQL_VALIDATION_FAILED",
+                "GRAPHQL_PARSE_FAILED",
+                "BAD_REQUEST"
+            ]
+            .contains(&code),
+            "{query}: {r}"
+        );
+    }
+    // Sent as raw JSON, a number no float can hold is refused before execution.
+    let resp = app
+        .client
+        .post(app.url("/api/v1/graphql"))
+        .bearer_auth(s.token().unwrap())
+        .header("content-type", "application/json")
+        .body(r#"{"query": "mutation($a: Float) { createDeal(input: {title: \"Big\", amount: $a}) { id } }", "variables": {"a": 1e400}}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 400);
+    let body: serde_json::Value = resp.json().await.unwrap();
+    assert_eq!(
+        body["errors"][0]["extensions"]["code"], "BAD_REQUEST",
+        "{body}"
+    );
+}

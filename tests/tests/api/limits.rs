@@ -303,11 +303,15 @@ async fn a_credential_holds_a_bounded_number_of_websocket_connections_from_any_a
     let (a, b) = app.two_tenants().await;
     let url = format!("ws://127.0.0.1:{}/api/v1/graphql/ws", app.port);
     let connect = |ip: &'static str| {
-        devsignal_tests::WsClient::connect_with(
-            &url,
-            "graphql-transport-ws",
-            &[("X-Forwarded-For", ip)],
-        )
+        let url = url.clone();
+        async move {
+            devsignal_tests::WsClient::connect_with(
+                &url,
+                "graphql-transport-ws",
+                &[("X-Forwarded-For", ip)],
+            )
+            .await
+        }
     };
     let init = |s: &devsignal_tests::Session| json!({"Authorization": format!("Bearer {}", s.access_token)});
     let mut first = connect("203.0.113.1").await;
