@@ -455,13 +455,11 @@ impl Config {
                 "STRIPE_SECRET_KEY and STRIPE_WEBHOOK_SECRET go together: set both or neither",
             );
         }
-        if prod {
-            if resend_api_key.is_none() && smtp_url.is_none() {
-                r.problem(
-                    "RESEND_API_KEY",
-                    "is required in production (or set SMTP_URL)",
-                );
-            }
+        if prod && resend_api_key.is_none() && smtp_url.is_none() {
+            r.problem(
+                "RESEND_API_KEY",
+                "is required in production (or set SMTP_URL)",
+            );
         }
         if let Some(s) = &smtp_url {
             let s = s.expose_secret();
