@@ -769,10 +769,11 @@ mod tests {
             ("JWT_REFRESH_SECRET", "super-secret-value-2"),
             ("DATABASE_URL", "postgres://u:db-password@h/db"),
             ("STRIPE_SECRET_KEY", "sk_live_zzz"),
+            ("STRIPE_WEBHOOK_SECRET", "whsec_zzz"),
         ]))
         .unwrap();
         let debug = format!("{c:?}");
-        for secret in ["super-secret-value", "db-password", "sk_live_zzz"] {
+        for secret in ["super-secret-value", "db-password", "sk_live_zzz", "whsec_zzz"] {
             assert!(!debug.contains(secret), "{secret} leaked in {debug}");
         }
         assert_eq!(c.database_description(), "postgres (h:5432/db)");
