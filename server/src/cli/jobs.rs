@@ -72,7 +72,7 @@ pub async fn run(config: Config, action: JobsAction) -> anyhow::Result<()> {
         action,
         JobsAction::Status | JobsAction::Schedules | JobsAction::Show { .. }
     );
-    let (result, jobs_due) = domain::queue::noting_due_jobs(act(&db, action)).await;
+    let (result, jobs_due) = domain::queue::noting_due_jobs(act_patiently(&db, action)).await;
     db.close().await?;
     if writes && result.is_ok() {
         // Running workers and subscribers look now rather than at their next poll.
@@ -82,6 +82,30 @@ pub async fn run(config: Config, action: JobsAction) -> anyhow::Result<()> {
     }
     result
 }
+
+/// Runs `action`, again (up to [`BUSY_RETRIES`] times, a second apart) when the database
+/// answered that it is busy or unreachable: the statement did not run, and a running server
+/// (SQLite's one writer at a time) may hold the write lock for a moment.
+async fn act_patiently(db: &sea_orm::DatabaseConnection, action: JobsAction) -> anyhow::Result<()> {
+    let mut retries = 0;
+    loop {
+        match act(db, action.clone()).await {
+            Err(e)
+                if retries < BUSY_RETRIES
+                    && e.downcast_ref::<domain::Error>()
+                        .is_some_and(|e| e.kind() == domain::Code::Unavailable) =>
+            {
+                retries += 1;
+                tracing::debug!(error = %e, retries, "the database is busy; trying again");
+                tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+            }
+            result => return result,
+        }
+    }
+}
+
+/// How often an operator command tries again on a busy database.
+const BUSY_RETRIES: u32 = 3;
 
 async fn act(db: &sea_orm::DatabaseConnection, action: JobsAction) -> anyhow::Result<()> {
     match action {

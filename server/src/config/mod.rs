@@ -773,7 +773,12 @@ mod tests {
         ]))
         .unwrap();
         let debug = format!("{c:?}");
-        for secret in ["super-secret-value", "db-password", "sk_live_zzz", "whsec_zzz"] {
+        for secret in [
+            "super-secret-value",
+            "db-password",
+            "sk_live_zzz",
+            "whsec_zzz",
+        ] {
             assert!(!debug.contains(secret), "{secret} leaked in {debug}");
         }
         assert_eq!(c.database_description(), "postgres (h:5432/db)");
