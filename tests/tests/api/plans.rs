@@ -288,3 +288,56 @@ async fn hot_list_queries_read_their_index_in_order() {
     )
     .await;
 }
+
+/// `totalCount` costs one `COUNT` only when a query selects it (directly or in a fragment).
+#[tokio::test]
+async fn total_count_is_counted_only_when_selected() {
+    // The statement counter is process-wide: keep the background loops quiet.
+    let app = spawn_app_with(&[
+        ("JOB_POLL_INTERVAL_MS", "3600000"),
+        ("WEBHOOK_POLL_INTERVAL_MS", "3600000"),
+        ("SCHEDULER_ENABLED", "false"),
+    ])
+    .await;
+    let owner = app.register("counts@example.com", "Counts").await;
+    let inputs: Vec<serde_json::Value> = (0..7)
+        .map(|i| serde_json::json!({"name": format!("C{i}")}))
+        .collect();
+    let r = app
+        .graphql_as(
+            owner.token(),
+            "mutation($input: [CreateAccountInput!]!) { createAccounts(input: $input) { id } }",
+            serde_json::json!({"input": inputs}),
+        )
+        .await;
+    assert!(r.get("errors").is_none(), "{r}");
+    // The fewest statements of three runs: a background statement may land in one of them.
+    let statements = |q: &'static str| {
+        let app = &app;
+        let owner = &owner;
+        async move {
+            let mut fewest = u64::MAX;
+            let mut last = serde_json::Value::Null;
+            for _ in 0..3 {
+                let before = app.state.metrics.db_statements.get();
+                let r = app
+                    .graphql_as(owner.token(), q, serde_json::json!({}))
+                    .await;
+                assert!(r.get("errors").is_none(), "{r}");
+                fewest = fewest.min(app.state.metrics.db_statements.get() - before);
+                last = r;
+            }
+            (fewest, last)
+        }
+    };
+    let (without, _) = statements("{ accounts(first: 3) { edges { node { id } } } }").await;
+    let (with, r) = statements("{ accounts(first: 3) { totalCount edges { node { id } } } }").await;
+    assert_eq!(r["data"]["accounts"]["totalCount"], 7);
+    assert_eq!(with, without + 1, "one COUNT when totalCount is selected");
+    let (fragment, r) = statements(
+        "{ accounts(first: 3) { ...Total edges { node { id } } } } fragment Total on AccountConnection { totalCount }",
+    )
+    .await;
+    assert_eq!(r["data"]["accounts"]["totalCount"], 7);
+    assert_eq!(fragment, with);
+}
