@@ -10,10 +10,10 @@
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::{DateTime, NaiveDate, Utc};
-use sea_orm::sea_query::{Expr, ExprTrait, Func, ValueType};
+use sea_orm::sea_query::{Expr, ExprTrait, Func, NullOrdering, ValueType};
 use sea_orm::{
-    ColumnTrait, Condition, ConnectionTrait, EntityTrait, ModelTrait, Order as Order_,
-    PaginatorTrait, QueryFilter, QueryOrder, QuerySelect,
+    ColumnTrait, ColumnType, Condition, ConnectionTrait, DbBackend, EntityTrait, ModelTrait,
+    Order as Order_, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect,
 };
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
@@ -60,6 +60,9 @@ pub struct PageRequest {
     pub last: Option<u64>,
     pub before: Option<String>,
     pub order: Option<Order>,
+    /// Whether to count every matching row for [`Page::total`] (one `COUNT` over the filter, so
+    /// only when the caller shows it: GraphQL asks when `totalCount` is selected).
+    pub count: bool,
 }
 
 /// A requested ordering: a field name of the list (e.g. `NAME`, `CREATED_AT`) and a direction.
@@ -76,11 +79,17 @@ pub struct Page<T> {
     pub cursors: Vec<String>,
     pub has_next: bool,
     pub has_previous: bool,
-    pub total: u64,
+    /// How many rows match the filter over all pages; `None` unless the request asked
+    /// ([`PageRequest::count`]).
+    pub total: Option<u64>,
 }
 
 /// What a list may be sorted by: a column and the kind of its values. Text sorts
-/// case-insensitively; NULLs sort as the smallest value of their kind.
+/// case-insensitively (by `lower(column)`); NULLs sort before every value (first ascending, last
+/// descending), ties by id in the same direction. Each ordering is served by an index on
+/// `(organization_id, key, id)` whose key is exactly [`Sort::expr`] (declared `NULLS FIRST` on
+/// PostgreSQL for a nullable column, SQLite's own placement), so a page is an index range scan
+/// (`tests/tests/api/plans.rs` checks the plans).
 #[derive(Debug, Clone, Copy)]
 pub struct Sort<C> {
     pub column: C,
@@ -121,63 +130,76 @@ impl<C: ColumnTrait> Sort<C> {
         }
     }
 
-    /// The expression rows are ordered by: NULLs replaced by the kind's smallest value.
-    fn expr(&self) -> Expr {
-        let col = Expr::col(self.column);
-        match self.kind {
-            KeyKind::Text => Func::lower(Func::coalesce([col, Expr::val("")])).into(),
-            KeyKind::Number => Func::coalesce([col, Expr::val(f64::MIN)]).into(),
-            KeyKind::Time => Func::coalesce([col, Expr::val(min_time())]).into(),
-            KeyKind::Date => Func::coalesce([col, Expr::val(min_date())]).into(),
+    /// Whether the column may hold NULL (then its rows are read in two runs, see [`Runs`]).
+    fn nullable(&self) -> bool {
+        self.column.def().is_null()
+    }
+
+    /// A cursor's key as a value of the column's own type: an integer column compared with a
+    /// float would be cast, and PostgreSQL would no longer seek in its index.
+    fn value(&self, k: &SortKey) -> Expr {
+        match k {
+            SortKey::Number(n)
+                if matches!(
+                    self.column.def().get_column_type(),
+                    ColumnType::Integer | ColumnType::BigInteger | ColumnType::SmallInteger
+                ) =>
+            {
+                Expr::val(*n as i64)
+            }
+            _ => k.value(),
         }
     }
 
-    /// The sort key of a row, as [`Sort::expr`] computes it.
-    fn key<M: ModelTrait<Entity = E>, E: EntityTrait<Column = C>>(&self, m: &M) -> SortKey {
+    /// The expression rows are ordered by, as the indexes spell it.
+    fn expr(&self) -> Expr {
+        let col = Expr::col(self.column);
+        match self.kind {
+            KeyKind::Text => Func::lower(col).into(),
+            _ => col,
+        }
+    }
+
+    /// The sort key of a row, as [`Sort::expr`] computes it; `None` when the column is NULL.
+    fn key<M: ModelTrait<Entity = E>, E: EntityTrait<Column = C>>(&self, m: &M) -> Option<SortKey> {
         let v = m.get(self.column);
         match self.kind {
-            KeyKind::Text => SortKey::Text(
-                <Option<String> as ValueType>::try_from(v)
-                    .ok()
-                    .flatten()
-                    .unwrap_or_default()
-                    .to_lowercase(),
-            ),
-            KeyKind::Number => SortKey::Number(match v {
-                sea_orm::Value::Double(Some(x)) => x,
-                sea_orm::Value::Float(Some(x)) => f64::from(x),
-                sea_orm::Value::Int(Some(x)) => f64::from(x),
-                sea_orm::Value::SmallInt(Some(x)) => f64::from(x),
-                sea_orm::Value::BigInt(Some(x)) => x as f64,
-                _ => f64::MIN,
-            }),
-            KeyKind::Time => SortKey::Time(
-                <Option<DateTime<Utc>> as ValueType>::try_from(v)
-                    .ok()
-                    .flatten()
-                    .unwrap_or(min_time()),
-            ),
-            KeyKind::Date => SortKey::Date(
-                <Option<NaiveDate> as ValueType>::try_from(v)
-                    .ok()
-                    .flatten()
-                    .unwrap_or(min_date()),
-            ),
+            KeyKind::Text => <Option<String> as ValueType>::try_from(v)
+                .ok()
+                .flatten()
+                .map(|s| SortKey::Text(s.to_lowercase())),
+            KeyKind::Number => match v {
+                sea_orm::Value::Double(Some(x)) => Some(x),
+                sea_orm::Value::Float(Some(x)) => Some(f64::from(x)),
+                sea_orm::Value::Int(Some(x)) => Some(f64::from(x)),
+                sea_orm::Value::SmallInt(Some(x)) => Some(f64::from(x)),
+                sea_orm::Value::BigInt(Some(x)) => Some(x as f64),
+                _ => None,
+            }
+            .map(SortKey::Number),
+            KeyKind::Time => <Option<DateTime<Utc>> as ValueType>::try_from(v)
+                .ok()
+                .flatten()
+                .map(SortKey::Time),
+            KeyKind::Date => <Option<NaiveDate> as ValueType>::try_from(v)
+                .ok()
+                .flatten()
+                .map(SortKey::Date),
         }
     }
 }
 
-/// The smallest time both backends store (NULL times sort as it): 0001-01-01T00:00:00Z.
+/// The smallest time both backends store: 0001-01-01T00:00:00Z.
 fn min_time() -> DateTime<Utc> {
     DateTime::from_timestamp(-62_135_596_800, 0).unwrap_or_default()
 }
 
-/// The smallest date both backends store (NULL dates sort as it).
+/// The smallest date both backends store.
 fn min_date() -> NaiveDate {
     NaiveDate::from_ymd_opt(1, 1, 1).unwrap_or_default()
 }
 
-/// A row's sort key, as carried in a cursor.
+/// A row's sort key, as carried in a cursor (absent for a NULL key).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 enum SortKey {
     Text(String),
@@ -204,9 +226,21 @@ impl SortKey {
             SortKey::Date(d) => Expr::val(*d),
         }
     }
+
+    /// Whether this is the stand-in for NULL that cursors carried before NULL keys were left
+    /// out (the kind's smallest value; no stored value equals it), so those cursors still work.
+    fn is_old_null(&self) -> bool {
+        match self {
+            SortKey::Number(n) => *n == f64::MIN,
+            SortKey::Time(t) => *t == min_time(),
+            SortKey::Date(d) => *d == min_date(),
+            SortKey::Text(_) => false,
+        }
+    }
 }
 
-/// What a cursor holds: the ordering it belongs to, the row's sort key and id.
+/// What a cursor holds: the ordering it belongs to, the row's sort key (absent when it is NULL
+/// or the list has no ordering) and id.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 struct Cursor {
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -262,42 +296,82 @@ pub fn check_page(req: &PageRequest) -> crate::Result<(bool, u64)> {
     })
 }
 
-/// Rows strictly beyond `c` in the order (`greater`: towards larger keys).
-fn beyond<C: ColumnTrait>(
-    sort: Option<&Sort<C>>,
-    id: C,
-    c: &Cursor,
-    greater: bool,
-) -> crate::Result<Condition> {
-    let by_id = if greater {
-        Expr::col(id).gt(c.id)
-    } else {
-        Expr::col(id).lt(c.id)
-    };
-    Ok(match (sort, &c.k) {
-        (None, None) => Condition::all().add(by_id),
-        (Some(s), Some(k)) if k.kind() == s.kind => {
-            let (e, v) = (s.expr(), k.value());
-            let past = if greater {
-                e.clone().gt(v.clone())
-            } else {
-                e.clone().lt(v.clone())
-            };
-            Condition::any()
-                .add(past)
-                .add(Condition::all().add(e.eq(v)).add(by_id))
-        }
-        _ => {
-            return Err(crate::Error::invalid(
-                "after",
-                "is not a cursor of this order",
-            ));
-        }
-    })
+/// The rows a page may come from, as the two runs an ordering's index holds them in: rows whose
+/// key is NULL (first ascending, by id) and rows with a value (by key, then id); `None` leaves a
+/// run out. A cursor bounds each run by a condition the index can seek to (`key >= v AND (key >
+/// v OR id > c)`), which a single condition over both runs (`… OR key IS NULL`) could not be.
+/// Lists without an ordering or over a NOT NULL key have only the second run.
+struct Runs {
+    nulls: Option<Condition>,
+    values: Option<Condition>,
 }
 
-/// Reads one keyset page of `E` rows matching `cond`, with the total count. `sorts` names the
-/// orderings the list offers (`None` for an unknown field, refused as `orderBy.field`).
+impl Runs {
+    fn new(nullable: bool) -> Self {
+        Runs {
+            nulls: nullable.then(Condition::all),
+            values: Some(Condition::all()),
+        }
+    }
+
+    /// Keeps the rows strictly beyond the cursor's row (`greater`: towards larger keys).
+    fn beyond<C: ColumnTrait>(
+        &mut self,
+        sort: Option<&Sort<C>>,
+        id: C,
+        c: &Cursor,
+        greater: bool,
+        field: &str,
+    ) -> crate::Result<()> {
+        let by_id = if greater {
+            Expr::col(id).gt(c.id)
+        } else {
+            Expr::col(id).lt(c.id)
+        };
+        let wrong = || crate::Error::invalid(field, "is not a cursor of this order");
+        let (sort, key) = match (sort, &c.k) {
+            (None, None) => {
+                self.values = self.values.take().map(|v| v.add(by_id));
+                return Ok(());
+            }
+            (Some(s), None) if s.nullable() => (s, None),
+            (Some(s), Some(k)) if k.kind() == s.kind => {
+                (s, Some(k).filter(|k| !(s.nullable() && k.is_old_null())))
+            }
+            _ => return Err(wrong()),
+        };
+        match key {
+            // The cursor's row is in the NULL run.
+            None => {
+                self.nulls = self.nulls.take().map(|n| n.add(by_id));
+                if !greater {
+                    self.values = None;
+                }
+            }
+            Some(k) => {
+                let (e, v) = (sort.expr(), sort.value(k));
+                let (bound, past) = if greater {
+                    (e.clone().gte(v.clone()), e.gt(v))
+                } else {
+                    (e.clone().lte(v.clone()), e.lt(v))
+                };
+                self.values = self
+                    .values
+                    .take()
+                    .map(|r| r.add(bound).add(Condition::any().add(past).add(by_id)));
+                if greater {
+                    self.nulls = None;
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Reads one keyset page of `E` rows matching `cond` (with the total count when the request
+/// asks). `sorts` names the orderings the list offers (`None` for an unknown field, refused as
+/// `orderBy.field`). One statement per run the page reaches: one, or two when it crosses from
+/// the rows with a key to those without; the count is one more.
 pub async fn fetch_page<E>(
     db: &impl ConnectionTrait,
     cond: Condition,
@@ -318,26 +392,61 @@ where
     };
     // Newest first by default.
     let desc = req.order.as_ref().is_none_or(|o| o.desc);
-    let mut keyset = Condition::all();
+    let nullable = sort.as_ref().is_some_and(Sort::nullable);
+    let mut runs = Runs::new(nullable);
     if let Some(after) = &req.after {
         let c = Cursor::decode("after", after, req.order.as_ref())?;
-        keyset = keyset.add(beyond(sort.as_ref(), id, &c, !desc)?);
+        runs.beyond(sort.as_ref(), id, &c, !desc, "after")?;
     }
     if let Some(before) = &req.before {
         let c = Cursor::decode("before", before, req.order.as_ref())?;
-        keyset = keyset.add(beyond(sort.as_ref(), id, &c, desc)?);
+        runs.beyond(sort.as_ref(), id, &c, desc, "before")?;
     }
-    let total = E::find().filter(cond.clone()).count(db).await?;
-    let dir = if desc != backward {
-        Order_::Desc
+    let total = if req.count {
+        Some(E::find().filter(cond.clone()).count(db).await?)
     } else {
-        Order_::Asc
+        None
     };
-    let mut q = E::find().filter(cond).filter(keyset).limit(n + 1);
-    if let Some(s) = &sort {
-        q = q.order_by(s.expr(), dir.clone());
+    // The direction rows are read in, and the runs in that direction.
+    let ascending = desc == backward;
+    let (dir, nulls) = if ascending {
+        (Order_::Asc, NullOrdering::First)
+    } else {
+        (Order_::Desc, NullOrdering::Last)
+    };
+    let in_order = if ascending {
+        [(true, runs.nulls), (false, runs.values)]
+    } else {
+        [(false, runs.values), (true, runs.nulls)]
+    };
+    let mut items = Vec::new();
+    for (null_run, keyset) in in_order {
+        let want = (n + 1).saturating_sub(items.len() as u64);
+        let Some(keyset) = keyset.filter(|_| want > 0) else {
+            continue;
+        };
+        let mut q = E::find().filter(cond.clone()).filter(keyset).limit(want);
+        match &sort {
+            Some(s) if nullable => {
+                // On the indexed expression (`lower(x) IS NULL`), so the index seeks to the run.
+                let key = s.expr();
+                q = q.filter(if null_run {
+                    key.is_null()
+                } else {
+                    key.is_not_null()
+                });
+                // Within the NULL run only the id orders. PostgreSQL needs the key in the ORDER
+                // BY to see that the index yields it (IS NULL is no equality to it); SQLite
+                // sorts when the key of an IS NULL run is an expression, and needs only the id.
+                if !(null_run && db.get_database_backend() == DbBackend::Sqlite) {
+                    q = q.order_by_with_nulls(s.expr(), dir.clone(), nulls);
+                }
+            }
+            Some(s) => q = q.order_by(s.expr(), dir.clone()),
+            None => {}
+        }
+        items.extend(q.order_by(id, dir.clone()).all(db).await?);
     }
-    let mut items = q.order_by(id, dir).all(db).await?;
     let more = items.len() as u64 > n;
     items.truncate(n as usize);
     if backward {
@@ -349,7 +458,7 @@ where
         .map(|m| {
             Cursor {
                 o: o.clone(),
-                k: sort.as_ref().map(|s| s.key(m)),
+                k: sort.as_ref().and_then(|s| s.key(m)),
                 id: <Option<Uuid> as ValueType>::try_from(m.get(id))
                     .ok()
                     .flatten()

@@ -15,6 +15,7 @@ mod m20261128_000009_webhooks;
 mod m20261128_000010_jobs;
 mod m20261129_000011_signals;
 mod m20261202_000012_integrations;
+mod m20261202_000013_order_indexes;
 
 pub struct Migrator;
 
@@ -32,6 +33,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261128_000010_jobs::Migration),
             Box::new(m20261129_000011_signals::Migration),
             Box::new(m20261202_000012_integrations::Migration),
+            Box::new(m20261202_000013_order_indexes::Migration),
         ]
     }
 }

@@ -42,6 +42,10 @@ use std::time::{Duration, Instant};
 
 use axum::body::Bytes;
 use chrono::{DateTime, Utc};
+use devsignal_tests::bench::{
+    Cpu, cores, cpu_sample, env_list, env_or, load_average, ms, others_cores, percentile, profile,
+    progress, redis_state,
+};
 use devsignal_tests::{TestApp, TestDatabase, spawn_on, test_vars};
 use entity::{account_scores, signals};
 use sea_orm::{
@@ -65,26 +69,6 @@ struct Opts {
     seed: u64,
     log_statements: bool,
     keep: bool,
-}
-
-fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.trim().parse().ok())
-        .unwrap_or(default)
-}
-
-fn env_list(name: &str, default: &[usize]) -> Vec<usize> {
-    std::env::var(name)
-        .ok()
-        .map(|v| {
-            v.split(',')
-                .filter_map(|s| s.trim().parse().ok())
-                .filter(|n| *n > 0)
-                .collect::<Vec<usize>>()
-        })
-        .filter(|v| !v.is_empty())
-        .unwrap_or_else(|| default.to_vec())
 }
 
 impl Opts {
@@ -523,26 +507,6 @@ fn capitalise(s: &str) -> String {
 // Measuring
 // ---------------------------------------------------------------------------------------------
 
-/// A progress line on stderr with the UTC time, to find a phase in the database's log.
-fn progress(what: &str) {
-    eprintln!(
-        "{} {what} …",
-        Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
-    );
-}
-
-fn percentile(sorted: &[Duration], q: f64) -> Duration {
-    if sorted.is_empty() {
-        return Duration::ZERO;
-    }
-    let i = ((q * sorted.len() as f64).ceil() as usize).clamp(1, sorted.len()) - 1;
-    sorted[i]
-}
-
-fn ms(d: Duration) -> f64 {
-    d.as_secs_f64() * 1000.0
-}
-
 struct Load {
     signals: usize,
     requests: usize,
@@ -766,74 +730,6 @@ impl Probes {
     fn accounts(&self) -> Vec<Uuid> {
         self.0.iter().filter_map(|p| p.account).collect()
     }
-}
-
-/// CPU time on the machine, and the part of it spent by this process and PostgreSQL (its
-/// background processes and the backends of the bench database), from `/proc` (Linux only).
-#[derive(Clone, Copy, Default)]
-struct Cpu {
-    total: u64,
-    busy: u64,
-    ours: u64,
-}
-
-fn cpu_sample(db_name: &str) -> Cpu {
-    let read = |p: &str| std::fs::read_to_string(p).unwrap_or_default();
-    let stat = read("/proc/stat");
-    let f: Vec<u64> = stat
-        .lines()
-        .next()
-        .unwrap_or_default()
-        .split_whitespace()
-        .skip(1)
-        .filter_map(|v| v.parse().ok())
-        .collect();
-    let total: u64 = f.iter().take(8).sum();
-    let idle = f.get(3).copied().unwrap_or(0) + f.get(4).copied().unwrap_or(0);
-    let jiffies = |pid: &str| -> u64 {
-        let st = read(&format!("/proc/{pid}/stat"));
-        let rest = st.rsplit_once(')').map_or("", |(_, r)| r);
-        let v: Vec<&str> = rest.split_whitespace().collect();
-        // proc(5): after "(comm)" come state (field 3), ppid, …; utime is field 14, stime 15.
-        let field = |n: usize| {
-            v.get(n - 3)
-                .and_then(|x| x.parse::<u64>().ok())
-                .unwrap_or(0)
-        };
-        field(14) + field(15)
-    };
-    let mut ours = jiffies("self");
-    if let Ok(dir) = std::fs::read_dir("/proc") {
-        for e in dir.flatten() {
-            let name = e.file_name().to_string_lossy().into_owned();
-            if !name.bytes().all(|b| b.is_ascii_digit()) {
-                continue;
-            }
-            let comm = read(&format!("/proc/{name}/comm"));
-            if comm.trim() != "postgres" {
-                continue;
-            }
-            let cmd = read(&format!("/proc/{name}/cmdline")).replace('\0', " ");
-            // Backends show "postgres: <user> <database> <client> <state>"; background
-            // processes (WAL writer, checkpointer, …) serve every database, ours included.
-            let backend = cmd.contains("127.0.0.1(") || cmd.contains("[local]");
-            if !backend || cmd.contains(db_name) {
-                ours += jiffies(&name);
-            }
-        }
-    }
-    Cpu {
-        total,
-        busy: total.saturating_sub(idle),
-        ours,
-    }
-}
-
-/// Cores' worth of CPU that other processes used between two samples.
-fn others_cores(a: Cpu, b: Cpu, cores: usize) -> f64 {
-    let total = b.total.saturating_sub(a.total).max(1) as f64;
-    let others = b.busy.saturating_sub(a.busy) as f64 - b.ours.saturating_sub(a.ours) as f64;
-    (others.max(0.0) / total) * cores as f64
 }
 
 struct ScoreStats {
@@ -1116,27 +1012,13 @@ async fn main() {
         "SELECT CASE WHEN ssl THEN 'TLS' ELSE 'no TLS' END FROM pg_stat_ssl WHERE pid = pg_backend_pid()",
     )
     .await;
-    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
-    let load_average = || {
-        std::fs::read_to_string("/proc/loadavg")
-            .ok()
-            .and_then(|l| l.split_whitespace().next().map(str::to_owned))
-            .unwrap_or_else(|| "?".into())
-    };
+    let cores = cores();
     println!("DevSignal ingest benchmark");
     println!(
         "machine: {cores} cores (load average {} at start) | PostgreSQL {version} | Redis {} | profile {} | N = {} signals per configuration (at most {} s each)",
         load_average(),
-        if app.state.redis.is_some() {
-            "on"
-        } else {
-            "off"
-        },
-        if cfg!(debug_assertions) {
-            "debug"
-        } else {
-            "release"
-        },
+        redis_state(&app),
+        profile(),
         opts.signals,
         opts.seconds,
     );

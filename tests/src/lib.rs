@@ -9,6 +9,7 @@
 // This crate is test support: failing loudly is its job.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+pub mod bench;
 pub mod connectors;
 pub mod fakes;
 pub mod ws;
@@ -60,18 +61,25 @@ pub struct TestDatabase {
 impl TestDatabase {
     /// A new, empty database (no migrations applied).
     pub async fn new() -> Self {
+        match postgres_admin_url() {
+            None => Self::sqlite(),
+            Some(admin) => {
+                init_once();
+                let dir = tempfile::tempdir().expect("temp dir");
+                Self::postgres_in(admin, "ds_test", dir).await
+            }
+        }
+    }
+
+    /// A new, empty SQLite database in a temporary directory, whatever `TEST_DATABASE_URL`
+    /// says (for benches that measure SQLite).
+    pub fn sqlite() -> Self {
         init_once();
         let dir = tempfile::tempdir().expect("temp dir");
-        match postgres_admin_url() {
-            None => {
-                let url = format!("sqlite://{}/devsignal.db?mode=rwc", dir.path().display());
-                TestDatabase {
-                    url,
-                    dir,
-                    postgres: None,
-                }
-            }
-            Some(admin) => Self::postgres_in(admin, "ds_test", dir).await,
+        TestDatabase {
+            url: format!("sqlite://{}/devsignal.db?mode=rwc", dir.path().display()),
+            dir,
+            postgres: None,
         }
     }
 

@@ -291,7 +291,8 @@ pub async fn get(db: &DatabaseConnection, actor: &Actor, id: Uuid) -> Result<com
     find(db, actor, id).await
 }
 
-/// A page of the organization's accounts, newest first.
+/// A page of the organization's accounts, newest first (or in `page.order`, each served by its
+/// index: migration 000013).
 pub async fn list(
     db: &DatabaseConnection,
     actor: &Actor,
@@ -445,6 +446,9 @@ pub async fn update(
     am.id = sea_orm::ActiveValue::Unchanged(id);
     am.organization_id = sea_orm::ActiveValue::Unchanged(old.organization_id);
     am.created_at = sea_orm::ActiveValue::Unchanged(old.created_at);
+    // The score copy belongs to the rescore that writes `account_scores` (never written back
+    // from a row read before it committed).
+    am.score = sea_orm::ActiveValue::NotSet;
     let m = am.update(&txn).await.map_err(|e| conflict(e, "domain"))?;
     audit::record(
         &txn,

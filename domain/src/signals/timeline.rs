@@ -40,13 +40,15 @@ fn parse_timeline_cursor(c: &str) -> Result<(DateTime<Utc>, Uuid)> {
 }
 
 /// An account's activities (by creation time) and signals (by event time), newest first, with
-/// stable cursors: a page starts strictly after the (time, id) of the cursor's entry.
+/// stable cursors: a page starts strictly after the (time, id) of the cursor's entry. Each side
+/// is read from its index on (account, time, id); the total (two `COUNT`s) only when `count`.
 pub async fn timeline(
     db: &impl ConnectionTrait,
     actor: &Actor,
     account_id: Uuid,
     first: u64,
     after: Option<&str>,
+    count: bool,
 ) -> Result<Page<TimelineEntry>> {
     use entity::activities;
     use sea_orm::{PaginatorTrait, QueryOrder};
@@ -63,7 +65,11 @@ pub async fn timeline(
     let mut sigs = signals::Entity::find()
         .filter(signals::Column::OrganizationId.eq(org))
         .filter(signals::Column::AccountId.eq(account_id));
-    let total = acts.clone().count(db).await? + sigs.clone().count(db).await?;
+    let total = if count {
+        Some(acts.clone().count(db).await? + sigs.clone().count(db).await?)
+    } else {
+        None
+    };
     if let Some((t, id)) = cursor {
         acts = acts.filter(
             Condition::any()

@@ -3,7 +3,7 @@
 //! pages. Resolvers of every area use these and nothing of each other's.
 
 use async_graphql::connection::{Connection, Edge, EmptyFields};
-use async_graphql::{Context, ID, MaybeUndefined, SimpleObject};
+use async_graphql::{Context, ID, MaybeUndefined, Object};
 use domain::Meta;
 use domain::crm::{Page, PageRequest};
 use uuid::Uuid;
@@ -87,10 +87,21 @@ pub fn maybe_input_id(
 }
 
 /// Extra fields of every list connection.
-#[derive(SimpleObject)]
 pub struct ConnectionExtra {
+    /// Counted only when the query selects `totalCount` ([`page_request`] looks ahead).
+    total: Option<u64>,
+}
+
+#[Object]
+impl ConnectionExtra {
     /// How many rows match the filter, over all pages.
-    pub total_count: u64,
+    async fn total_count(&self) -> async_graphql::Result<u64> {
+        self.total.ok_or_else(|| {
+            gql_error(domain::Error::Internal(
+                "totalCount selected but not counted".into(),
+            ))
+        })
+    }
 }
 
 /// A Relay connection of a list, with `totalCount`.
@@ -104,9 +115,7 @@ where
     let mut conn = Connection::with_additional_fields(
         page.has_previous,
         page.has_next,
-        ConnectionExtra {
-            total_count: page.total,
-        },
+        ConnectionExtra { total: page.total },
     );
     conn.edges.extend(
         page.items
@@ -117,8 +126,10 @@ where
     conn
 }
 
-/// Relay paging arguments as a domain page request (no order: the caller adds it).
+/// Relay paging arguments as a domain page request (no order: the caller adds it). `ctx` is
+/// the connection field's: the rows are counted only when it selects `totalCount`.
 pub fn page_request(
+    ctx: &Context<'_>,
     first: Option<i32>,
     after: Option<String>,
     last: Option<i32>,
@@ -138,6 +149,7 @@ pub fn page_request(
         last: count(last, "last")?,
         before,
         order: None,
+        count: ctx.look_ahead().field("totalCount").exists(),
     })
 }
 

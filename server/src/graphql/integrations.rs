@@ -207,7 +207,7 @@ impl Integration {
         after: Option<String>,
     ) -> async_graphql::Result<ListConnection<IntegrationRun>> {
         let actor = actor(ctx)?;
-        let req = page_request(first, after, None, None)?;
+        let req = page_request(ctx, first, after, None, None)?;
         let page = connectors::store::runs(&state(ctx)?.db, actor, self.0.id, &req)
             .await
             .gql()?;

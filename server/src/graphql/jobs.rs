@@ -157,7 +157,7 @@ impl JobQuery {
             check_queue(q)?;
         }
         let org = (!is_platform_admin(ctx, actor).await?).then_some(actor.organization_id);
-        let req = page_request(first, after, None, None)?;
+        let req = page_request(ctx, first, after, None, None)?;
         let page = domain::queue::list(
             &state(ctx)?.db,
             &domain::queue::JobFilter {

@@ -345,7 +345,7 @@ impl WebhookQuery {
     ) -> async_graphql::Result<ListConnection<WebhookDelivery>> {
         let actor = actor(ctx)?;
         let db = &state(ctx)?.db;
-        let req = page_request(first, after, last, before)?;
+        let req = page_request(ctx, first, after, last, before)?;
         let filter = domain::webhooks::DeliveryFilter {
             endpoint_id: endpoint_id
                 .map(|id| parse_id(&id, "WebhookEndpoint"))

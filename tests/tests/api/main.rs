@@ -31,6 +31,7 @@ mod nul_bytes;
 mod oauth;
 mod organizations;
 mod packages;
+mod plans;
 mod plumbing;
 mod rate_limits;
 mod schema;

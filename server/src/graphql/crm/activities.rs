@@ -86,7 +86,7 @@ impl ActivityQuery {
         order_by: Option<ActivityOrder>,
     ) -> async_graphql::Result<ListConnection<Activity>> {
         let actor = actor(ctx)?;
-        let mut req = page_request(first, after, last, before)?;
+        let mut req = page_request(ctx, first, after, last, before)?;
         req.order = order_by.map(Into::into);
         let f = filter.unwrap_or_default();
         let filter = domain::crm::activities::Filter {

@@ -92,7 +92,7 @@ impl DealQuery {
         order_by: Option<DealOrder>,
     ) -> async_graphql::Result<ListConnection<Deal>> {
         let actor = actor(ctx)?;
-        let mut req = page_request(first, after, last, before)?;
+        let mut req = page_request(ctx, first, after, last, before)?;
         req.order = order_by.map(Into::into);
         let f = filter.unwrap_or_default();
         let filter = domain::crm::deals::Filter {

@@ -268,7 +268,7 @@ impl CrmQuery {
         order_by: Option<AccountOrder>,
     ) -> async_graphql::Result<ListConnection<Account>> {
         let actor = actor(ctx)?;
-        let mut req = page_request(first, after, last, before)?;
+        let mut req = page_request(ctx, first, after, last, before)?;
         req.order = order_by.map(Into::into);
         let f = filter.unwrap_or_default();
         let source_id = crate::graphql::common::opt_input_id(f.source, "filter.source")?;
@@ -314,7 +314,7 @@ impl CrmQuery {
         order_by: Option<ContactOrder>,
     ) -> async_graphql::Result<ListConnection<Contact>> {
         let actor = actor(ctx)?;
-        let mut req = page_request(first, after, last, before)?;
+        let mut req = page_request(ctx, first, after, last, before)?;
         req.order = order_by.map(Into::into);
         let f = filter.unwrap_or_default();
         let account_id = crate::graphql::common::opt_input_id(f.account_id, "filter.accountId")?;

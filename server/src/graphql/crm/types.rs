@@ -141,13 +141,14 @@ impl Account {
         after: Option<String>,
     ) -> async_graphql::Result<crate::graphql::common::ListConnection<TimelineItem>> {
         let actor = actor(ctx)?;
-        let req = crate::graphql::common::page_request(first, after, None, None)?;
+        let req = crate::graphql::common::page_request(ctx, first, after, None, None)?;
         let page = domain::signals::timeline(
             &state(ctx)?.db,
             actor,
             self.0.id,
             req.first.unwrap_or(20),
             req.after.as_deref(),
+            req.count,
         )
         .await
         .gql()?;

@@ -294,7 +294,7 @@ pub(crate) async fn signal_page(
     after: Option<String>,
 ) -> async_graphql::Result<ListConnection<Signal>> {
     let actor = actor(ctx)?;
-    let req = page_request(first, after, None, None)?;
+    let req = page_request(ctx, first, after, None, None)?;
     let page = domain::signals::list(&state(ctx)?.db, actor, &filter, &req)
         .await
         .gql()?;

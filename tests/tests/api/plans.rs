@@ -1,0 +1,343 @@
+//! Every list page is an index range scan, never a sort or a scan of the organization's rows:
+//! over a few thousand rows (the read bench's fixture), the hot list queries run through the
+//! domain functions the resolvers call, on a connection that records each statement, and each
+//! recorded `SELECT` is explained on the same database (PostgreSQL `EXPLAIN`, SQLite `EXPLAIN
+//! QUERY PLAN`; PostgreSQL with sorts and table scans priced out, so a few thousand rows give
+//! the plan a large table would). A plan passes when it reads the table through the index the
+//! ordering names and sorts nothing, so a query or migration that loses its index fails here.
+
+use std::sync::{Arc, Mutex};
+
+use devsignal_tests::bench::{api_source, load_fixture, row_id};
+use devsignal_tests::spawn_app_with;
+use domain::crm::{Order, PageRequest};
+use domain::{Actor, Principal, Role};
+use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend, Statement, TransactionTrait};
+use secrecy::ExposeSecret;
+use uuid::Uuid;
+
+/// Accounts in the fixture (three contacts and ten signals each).
+const N: usize = 1000;
+
+/// A connection to the app's database that records the statements run on it.
+async fn recording(url: &str) -> (DatabaseConnection, Arc<Mutex<Vec<Statement>>>) {
+    let mut db = domain::db::connect(
+        url,
+        &domain::db::PoolSettings {
+            max_connections: 1,
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let s = seen.clone();
+    db.set_metric_callback(move |info| s.lock().unwrap().push(info.statement.clone()));
+    (db, seen)
+}
+
+/// The plan of `stmt`, one line per node.
+async fn plan(db: &DatabaseConnection, stmt: &Statement) -> Vec<String> {
+    let backend = db.get_database_backend();
+    let prefix = if backend == DbBackend::Postgres {
+        "EXPLAIN"
+    } else {
+        "EXPLAIN QUERY PLAN"
+    };
+    let explain = Statement {
+        sql: format!("{prefix} {}", stmt.sql),
+        ..stmt.clone()
+    };
+    let column = if backend == DbBackend::Postgres {
+        "QUERY PLAN"
+    } else {
+        "detail"
+    };
+    // With a few thousand rows a sort of what is left past a cursor can cost less than reading
+    // the index in order, so PostgreSQL is asked for its plan with sorts, bitmap scans and
+    // table scans priced out: a sort or a table scan it still chooses means no index serves the
+    // query's order and bounds (it never does, whatever the size, without such an index).
+    let txn = db.begin().await.unwrap();
+    if backend == DbBackend::Postgres {
+        txn.execute_unprepared(
+            "SET LOCAL enable_sort = off; SET LOCAL enable_bitmapscan = off; SET LOCAL enable_seqscan = off",
+        )
+        .await
+        .unwrap();
+    }
+    let lines = txn
+        .query_all_raw(explain)
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.try_get::<String>("", column).unwrap())
+        .collect();
+    txn.rollback().await.unwrap();
+    lines
+}
+
+/// Explains the page reads `seen` recorded since it was last drained (every `SELECT` but the
+/// count) and checks each reads `table` through `index` (or one of `a|b`) and sorts nothing.
+async fn check(
+    db: &DatabaseConnection,
+    seen: &Mutex<Vec<Statement>>,
+    what: &str,
+    table: &str,
+    index: &str,
+) {
+    let statements: Vec<Statement> = std::mem::take(&mut *seen.lock().unwrap());
+    let reads: Vec<&Statement> = statements
+        .iter()
+        .filter(|s| s.sql.starts_with("SELECT") && !s.sql.contains("COUNT("))
+        .filter(|s| s.sql.contains(&format!("FROM \"{table}\"")))
+        .collect();
+    assert!(
+        !reads.is_empty(),
+        "{what}: no read of {table}: {statements:?}"
+    );
+    for stmt in reads {
+        let lines = plan(db, stmt).await;
+        let text = lines.join("\n");
+        let sorts = lines
+            .iter()
+            .any(|l| l.contains("Sort") || l.contains("TEMP B-TREE") || l.contains("Seq Scan"))
+            || lines
+                .iter()
+                .any(|l| l.starts_with(&format!("SCAN {table}")));
+        assert!(
+            !sorts && index.split('|').any(|i| text.contains(i)),
+            "{what}: expected an ordered read of {table} through {index}, no sort and no scan of the table\n{}\n{text}",
+            stmt.sql
+        );
+    }
+}
+
+fn page(first: u64, after: Option<String>, field: Option<&str>, desc: bool) -> PageRequest {
+    PageRequest {
+        first: Some(first),
+        after,
+        order: field.map(|f| Order {
+            field: f.into(),
+            desc,
+        }),
+        ..Default::default()
+    }
+}
+
+#[tokio::test]
+async fn hot_list_queries_read_their_index_in_order() {
+    let app = spawn_app_with(&[]).await;
+    let owner = app.register("plans@example.com", "Plans").await;
+    let org = Uuid::parse_str(&owner.organization_id).unwrap();
+    let write_key = app.api_key(&owner, &["signals:write"]).await;
+    let url = app.state.config.database_url.expose_secret().to_owned();
+    let (db, seen) = recording(&url).await;
+    let source = api_source(&app, &write_key, &db, org).await;
+    load_fixture(&db, org, source, N).await;
+    seen.lock().unwrap().clear();
+    let actor = Actor {
+        organization_id: org,
+        role: Role::Owner,
+        principal: Principal::User {
+            user_id: Uuid::now_v7(),
+            session_id: Uuid::now_v7(),
+        },
+    };
+
+    // Accounts, every ordering, both directions, a first page and the page after it; by score
+    // also the pages that cross from scored into unscored accounts and run among them.
+    let accounts = domain::crm::accounts::Filter::default();
+    for (field, index) in [
+        // Newest first: with one organization in the database PostgreSQL walks the primary key
+        // backwards (every row is the organization's); either way an ordered index read.
+        (None, "idx_companies_org_id|companies_pkey"),
+        (Some("SCORE"), "idx_companies_by_score"),
+        (Some("NAME"), "idx_companies_by_name"),
+        (Some("DOMAIN"), "idx_companies_by_domain"),
+        (Some("CREATED_AT"), "idx_companies_by_created"),
+        (Some("UPDATED_AT"), "idx_companies_by_updated"),
+    ] {
+        for desc in [true, false] {
+            let what = format!("accounts by {field:?} desc={desc}");
+            let first =
+                domain::crm::accounts::list(&db, &actor, &accounts, &page(50, None, field, desc))
+                    .await
+                    .unwrap();
+            let after = first.cursors.last().cloned();
+            domain::crm::accounts::list(&db, &actor, &accounts, &page(50, after, field, desc))
+                .await
+                .unwrap();
+            check(&db, &seen, &what, "companies", index).await;
+        }
+    }
+    // 80 % of the accounts are scored: page 17 of 50 by score, descending, crosses into the
+    // unscored ones, and ascending starts among them.
+    for desc in [true, false] {
+        let mut after = None;
+        for _ in 0..17 {
+            let p = domain::crm::accounts::list(
+                &db,
+                &actor,
+                &accounts,
+                &page(50, after, Some("SCORE"), desc),
+            )
+            .await
+            .unwrap();
+            after = p.cursors.last().cloned();
+        }
+        check(
+            &db,
+            &seen,
+            &format!("accounts by score across NULLs, desc={desc}"),
+            "companies",
+            "idx_companies_by_score",
+        )
+        .await;
+    }
+
+    let contacts = domain::crm::contacts::Filter::default();
+    for (field, index) in [
+        (None, "idx_contacts_org_id|contacts_pkey"),
+        (Some("NAME"), "idx_contacts_by_name"),
+        (Some("EMAIL"), "idx_contacts_by_email"),
+        (Some("CREATED_AT"), "idx_contacts_by_created"),
+        (Some("UPDATED_AT"), "idx_contacts_by_updated"),
+    ] {
+        for desc in [true, false] {
+            let first =
+                domain::crm::contacts::list(&db, &actor, &contacts, &page(50, None, field, desc))
+                    .await
+                    .unwrap();
+            let after = first.cursors.last().cloned();
+            domain::crm::contacts::list(&db, &actor, &contacts, &page(50, after, field, desc))
+                .await
+                .unwrap();
+            check(
+                &db,
+                &seen,
+                &format!("contacts by {field:?} desc={desc}"),
+                "contacts",
+                index,
+            )
+            .await;
+        }
+    }
+
+    // Signals: the organization's, newest first, and one account's.
+    let all = domain::signals::Filter::default();
+    let p = domain::signals::list(&db, &actor, &all, &page(50, None, None, true))
+        .await
+        .unwrap();
+    domain::signals::list(
+        &db,
+        &actor,
+        &all,
+        &page(50, p.cursors.last().cloned(), None, true),
+    )
+    .await
+    .unwrap();
+    check(&db, &seen, "signals", "signals", "idx_signals_org_ts").await;
+    let one = domain::signals::Filter {
+        account_id: Some(row_id('a', 7)),
+        ..Default::default()
+    };
+    domain::signals::list(&db, &actor, &one, &page(5, None, None, true))
+        .await
+        .unwrap();
+    check(
+        &db,
+        &seen,
+        "an account's signals",
+        "signals",
+        "idx_signals_account_ts_id",
+    )
+    .await;
+
+    // An account's timeline (its signal side; the fixture has no activities), top accounts.
+    domain::signals::timeline(&db, &actor, row_id('a', 7), 5, None, false)
+        .await
+        .unwrap();
+    check(
+        &db,
+        &seen,
+        "timeline",
+        "signals",
+        "idx_signals_account_ts_id",
+    )
+    .await;
+    domain::scoring::top_accounts(&db, &actor, 10, None)
+        .await
+        .unwrap();
+    check(
+        &db,
+        &seen,
+        "topAccounts",
+        "account_scores",
+        "idx_account_scores_org_score",
+    )
+    .await;
+    domain::scoring::top_accounts(&db, &actor, 10, Some("HOT"))
+        .await
+        .unwrap();
+    check(
+        &db,
+        &seen,
+        "topAccounts of a tier",
+        "account_scores",
+        "idx_account_scores_org_tier_score",
+    )
+    .await;
+}
+
+/// `totalCount` costs one `COUNT` only when a query selects it (directly or in a fragment).
+#[tokio::test]
+async fn total_count_is_counted_only_when_selected() {
+    // The statement counter is process-wide: keep the background loops quiet.
+    let app = spawn_app_with(&[
+        ("JOB_POLL_INTERVAL_MS", "3600000"),
+        ("WEBHOOK_POLL_INTERVAL_MS", "3600000"),
+        ("SCHEDULER_ENABLED", "false"),
+    ])
+    .await;
+    let owner = app.register("counts@example.com", "Counts").await;
+    let inputs: Vec<serde_json::Value> = (0..7)
+        .map(|i| serde_json::json!({"name": format!("C{i}")}))
+        .collect();
+    let r = app
+        .graphql_as(
+            owner.token(),
+            "mutation($input: [CreateAccountInput!]!) { createAccounts(input: $input) { id } }",
+            serde_json::json!({"input": inputs}),
+        )
+        .await;
+    assert!(r.get("errors").is_none(), "{r}");
+    // The fewest statements of five runs: a background statement may land in one of them.
+    let statements = |q: &'static str| {
+        let app = &app;
+        let owner = &owner;
+        async move {
+            let mut fewest = u64::MAX;
+            let mut last = serde_json::Value::Null;
+            for _ in 0..5 {
+                let before = app.state.metrics.db_statements.get();
+                let r = app
+                    .graphql_as(owner.token(), q, serde_json::json!({}))
+                    .await;
+                assert!(r.get("errors").is_none(), "{r}");
+                fewest = fewest.min(app.state.metrics.db_statements.get() - before);
+                last = r;
+            }
+            (fewest, last)
+        }
+    };
+    let (without, _) = statements("{ accounts(first: 3) { edges { node { id } } } }").await;
+    let (with, r) = statements("{ accounts(first: 3) { totalCount edges { node { id } } } }").await;
+    assert_eq!(r["data"]["accounts"]["totalCount"], 7);
+    assert_eq!(with, without + 1, "one COUNT when totalCount is selected");
+    let (fragment, r) = statements(
+        "{ accounts(first: 3) { ...Total edges { node { id } } } } fragment Total on AccountConnection { totalCount }",
+    )
+    .await;
+    assert_eq!(r["data"]["accounts"]["totalCount"], 7);
+    assert!(fragment > without, "a fragment's totalCount is counted too");
+}
