@@ -60,6 +60,8 @@ struct Inner {
     hub: OnceCell<Arc<Hub>>,
     /// Also rung by other processes' commits: this process's job worker, when it runs one.
     jobs: OnceLock<Arc<Doorbell>>,
+    /// This process's id in its wake-ups, so it skips its own when they come back.
+    origin: String,
     /// The earliest `run_at` (Unix ms) of the jobs committed here since the last PUBLISH;
     /// `i64::MAX` when none.
     jobs_due_ms: AtomicI64,
@@ -116,6 +118,7 @@ impl Live {
             capacity,
             hub: OnceCell::new(),
             jobs: OnceLock::new(),
+            origin: Uuid::new_v4().simple().to_string(),
             jobs_due_ms: AtomicI64::new(i64::MAX),
             listening: AtomicBool::new(false),
         }));
@@ -287,12 +290,17 @@ async fn tailer(inner: Arc<Inner>, hub: Arc<Hub>) {
 }
 
 impl Inner {
-    /// Wakes the tailer and, if this process runs a worker, the worker.
-    /// Another process announced a commit (`message`, see [`wake_message`]).
+    /// A process announced a commit (`message`, see [`wake_message`]): wake the tailer and, if
+    /// this process runs a worker, ring its doorbell. Our own announcements come back too; they
+    /// woke everything here when they were made.
     fn remote_commit(&self, message: &str) {
+        let (commit, origin) = parse_wake_message(message);
+        if origin == Some(self.origin.as_str()) {
+            return;
+        }
         self.wake.notify_one();
         let Some(jobs) = self.jobs.get() else { return };
-        match parse_wake_message(message) {
+        match commit {
             RemoteCommit::NoJobs => {}
             RemoteCommit::JobsDue(at) => jobs.ring_for(at),
             RemoteCommit::Unknown => jobs.ring(),
@@ -307,7 +315,10 @@ async fn publisher(inner: Arc<Inner>, pool: RedisPool) {
             () = inner.publish.notified() => {}
             () = inner.shutdown.cancelled() => return,
         }
-        let message = wake_message(inner.jobs_due_ms.swap(i64::MAX, Ordering::SeqCst));
+        let message = wake_message(
+            inner.jobs_due_ms.swap(i64::MAX, Ordering::SeqCst),
+            &inner.origin,
+        );
         let publish = async {
             let mut conn = pool.get().await.map_err(|e| e.to_string())?;
             redis::cmd("PUBLISH")
@@ -326,13 +337,13 @@ async fn publisher(inner: Arc<Inner>, pool: RedisPool) {
 }
 
 /// The wake-up published on the channel: `e` when the commits added no job, `j<ms>` with the
-/// earliest `run_at` (Unix ms) of the jobs they added. Anything else (older processes sent `1`)
-/// wakes every worker.
-fn wake_message(jobs_due_ms: i64) -> String {
+/// earliest `run_at` (Unix ms) of the jobs they added, then `/` and the publishing process's
+/// origin id. Anything else (older processes sent `1`) wakes every worker.
+fn wake_message(jobs_due_ms: i64, origin: &str) -> String {
     if jobs_due_ms == i64::MAX {
-        "e".to_owned()
+        format!("e/{origin}")
     } else {
-        format!("j{jobs_due_ms}")
+        format!("j{jobs_due_ms}/{origin}")
     }
 }
 
@@ -343,15 +354,20 @@ enum RemoteCommit {
     Unknown,
 }
 
-fn parse_wake_message(message: &str) -> RemoteCommit {
-    if message == "e" {
-        return RemoteCommit::NoJobs;
+fn parse_wake_message(message: &str) -> (RemoteCommit, Option<&str>) {
+    let (body, origin) = match message.split_once('/') {
+        Some((body, origin)) => (body, Some(origin)),
+        None => (message, None),
+    };
+    if body == "e" {
+        return (RemoteCommit::NoJobs, origin);
     }
-    message
+    let commit = body
         .strip_prefix('j')
         .and_then(|ms| ms.parse::<i64>().ok())
         .and_then(DateTime::<Utc>::from_timestamp_millis)
-        .map_or(RemoteCommit::Unknown, RemoteCommit::JobsDue)
+        .map_or(RemoteCommit::Unknown, RemoteCommit::JobsDue);
+    (commit, origin)
 }
 
 /// Publishes one wake-up from a process that runs no [`Live`] (the command line), so every
@@ -362,7 +378,7 @@ pub async fn announce_commit(
     key_prefix: &str,
     jobs_due: Option<DateTime<Utc>>,
 ) {
-    let message = wake_message(jobs_due.map_or(i64::MAX, |at| at.timestamp_millis()));
+    let message = wake_message(jobs_due.map_or(i64::MAX, |at| at.timestamp_millis()), "cli");
     let publish = async {
         let client = redis::Client::open(redis_url.expose_secret())?;
         let mut conn = client.get_multiplexed_async_connection().await?;
@@ -430,19 +446,22 @@ mod tests {
     use serde_json::json;
 
     #[test]
-    fn wake_messages_say_whether_and_when_jobs_are_due() {
+    fn wake_messages_say_whether_and_when_jobs_are_due_and_who_sent_them() {
         assert_eq!(
-            parse_wake_message(&wake_message(i64::MAX)),
-            RemoteCommit::NoJobs
+            parse_wake_message(&wake_message(i64::MAX, "p1")),
+            (RemoteCommit::NoJobs, Some("p1"))
         );
         let at = DateTime::<Utc>::from_timestamp_millis(1_700_000_000_123).unwrap();
         assert_eq!(
-            parse_wake_message(&wake_message(at.timestamp_millis())),
-            RemoteCommit::JobsDue(at)
+            parse_wake_message(&wake_message(at.timestamp_millis(), "p2")),
+            (RemoteCommit::JobsDue(at), Some("p2"))
         );
         // What an older process sent, or garbage: every worker looks.
-        assert_eq!(parse_wake_message("1"), RemoteCommit::Unknown);
-        assert_eq!(parse_wake_message("jx"), RemoteCommit::Unknown);
+        assert_eq!(parse_wake_message("1"), (RemoteCommit::Unknown, None));
+        assert_eq!(
+            parse_wake_message("jx/p3"),
+            (RemoteCommit::Unknown, Some("p3"))
+        );
     }
 
     #[tokio::test]
