@@ -46,7 +46,7 @@ use devsignal_tests::bench::{
     Cpu, cores, cpu_sample, env_list, env_or, load_average, ms, others_cores, percentile, profile,
     progress, redis_state,
 };
-use devsignal_tests::{TestApp, TestDatabase, spawn_on, test_vars};
+use devsignal_tests::{TestApp, TestDatabase, spawn_on};
 use entity::{account_scores, signals};
 use sea_orm::{
     ColumnTrait, ConnectionTrait, DatabaseConnection, DbBackend, EntityTrait, PaginatorTrait,
@@ -964,18 +964,7 @@ async fn main() {
             .expect("log_min_duration_statement needs a superuser");
         admin.close().await.ok();
     }
-    let lifted = "1000000000";
-    let vars = test_vars(
-        &test_db,
-        &[
-            // Production defaults for the worker (the harness speeds these up for tests).
-            ("JOB_POLL_INTERVAL_MS", ""),
-            ("WEBHOOK_POLL_INTERVAL_MS", ""),
-            ("RATE_LIMIT_API", lifted),
-            ("RATE_LIMIT_SIGNAL", lifted),
-            ("RATE_LIMIT_AUTH", lifted),
-        ],
-    );
+    let vars = devsignal_tests::bench::server_vars(&test_db);
     let app: TestApp = spawn_on(test_db, vars).await;
     let cfg = app.state.config.clone();
     let ro = domain::db::connect(

@@ -32,7 +32,7 @@ use devsignal_tests::bench::{
     Cpu, api_source, cores, cpu_sample, env_list, env_or, load_average, load_fixture, ms,
     others_cores, percentile, profile, progress, redis_state, row_id, rss_mb,
 };
-use devsignal_tests::{TestApp, TestDatabase, spawn_on, test_vars};
+use devsignal_tests::{TestApp, TestDatabase, spawn_on};
 use sea_orm::{ConnectionTrait, DbBackend, Statement};
 use serde_json::{Value, json};
 use uuid::Uuid;
@@ -213,17 +213,7 @@ async fn main() {
         // No PostgreSQL backend is ours.
         "-".into()
     };
-    let lifted = "1000000000";
-    let vars = test_vars(
-        &test_db,
-        &[
-            ("JOB_POLL_INTERVAL_MS", ""),
-            ("WEBHOOK_POLL_INTERVAL_MS", ""),
-            ("RATE_LIMIT_API", lifted),
-            ("RATE_LIMIT_SIGNAL", lifted),
-            ("RATE_LIMIT_AUTH", lifted),
-        ],
-    );
+    let vars = devsignal_tests::bench::server_vars(&test_db);
     let rss_start = rss_mb();
     let app: TestApp = spawn_on(test_db, vars).await;
     let cfg = app.state.config.clone();
@@ -231,7 +221,15 @@ async fn main() {
     let org = Uuid::parse_str(&session.organization_id).unwrap();
     let write_key = app.api_key(&session, &["signals:write"]).await;
     let key = app
-        .api_key(&session, &["accounts:read", "signals:read"])
+        .api_key(
+            &session,
+            &[
+                "accounts:read",
+                "contacts:read",
+                "activities:read",
+                "signals:read",
+            ],
+        )
         .await;
     let client = reqwest::Client::builder()
         .timeout(Duration::from_secs(120))

@@ -11,6 +11,22 @@ use sea_orm::{
 use serde_json::json;
 use uuid::Uuid;
 
+/// The variables a bench's server starts with: the test defaults, but the worker's production
+/// poll intervals (the harness speeds them up for tests) and rate limits lifted.
+pub fn server_vars(test_db: &crate::TestDatabase) -> std::collections::HashMap<String, String> {
+    let lifted = "1000000000";
+    crate::test_vars(
+        test_db,
+        &[
+            ("JOB_POLL_INTERVAL_MS", ""),
+            ("WEBHOOK_POLL_INTERVAL_MS", ""),
+            ("RATE_LIMIT_API", lifted),
+            ("RATE_LIMIT_SIGNAL", lifted),
+            ("RATE_LIMIT_AUTH", lifted),
+        ],
+    )
+}
+
 /// A knob: the variable parsed, or `default`.
 pub fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
     std::env::var(name)
