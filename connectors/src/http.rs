@@ -18,6 +18,10 @@ use crate::run::Stop;
 #[derive(Debug, Clone, Default)]
 pub struct Request {
     pub url: String,
+    /// A form body (`application/x-www-form-urlencoded`): the request is a POST.
+    pub form: Option<Vec<(String, String)>>,
+    /// HTTP Basic credentials (user, password).
+    pub basic: Option<(String, String)>,
     pub headers: Vec<(&'static str, String)>,
     /// Validators of the last response for this resource.
     pub etag: Option<String>,
@@ -30,6 +34,18 @@ impl Request {
             url: url.into(),
             ..Default::default()
         }
+    }
+    /// A POST of a form (OAuth token requests).
+    pub fn post_form(url: impl Into<String>, form: Vec<(String, String)>) -> Self {
+        Request {
+            url: url.into(),
+            form: Some(form),
+            ..Default::default()
+        }
+    }
+    pub fn basic_auth(mut self, user: impl Into<String>, password: impl Into<String>) -> Self {
+        self.basic = Some((user.into(), password.into()));
+        self
     }
     pub fn header(mut self, name: &'static str, value: impl Into<String>) -> Self {
         self.headers.push((name, value.into()));
@@ -109,23 +125,58 @@ fn header(headers: &HeaderMap, name: &str) -> Option<String> {
         .map(str::to_owned)
 }
 
-fn budget_of(headers: &HeaderMap) -> Budget {
-    Budget {
-        remaining: header(headers, "x-ratelimit-remaining").and_then(|v| v.trim().parse().ok()),
-        reset: header(headers, "x-ratelimit-reset")
-            .and_then(|v| v.trim().parse::<i64>().ok())
-            .and_then(|s| Utc.timestamp_opt(s, 0).single()),
-    }
+/// A number of seconds as sources write them (`60`, `598.0`, `0.342`).
+fn seconds(v: &str) -> Option<f64> {
+    v.trim()
+        .parse::<f64>()
+        .ok()
+        .filter(|s| s.is_finite() && *s >= 0.0)
 }
 
-fn retry_after(headers: &HeaderMap) -> Option<DateTime<Utc>> {
-    let v = header(headers, RETRY_AFTER.as_str())?;
-    if let Ok(secs) = v.trim().parse::<i64>() {
-        return Some(Utc::now() + chrono::Duration::seconds(secs.max(1)));
+fn after_seconds(secs: f64) -> DateTime<Utc> {
+    Utc::now() + chrono::Duration::milliseconds((secs * 1000.0).ceil() as i64)
+}
+
+/// The budget from the headers every source names its own way: `X-RateLimit-*` (GitHub,
+/// Discord, Reddit), `x-rate-limit-*` (Twitter/X). The reset is epoch seconds, or seconds from
+/// now when small (Reddit); Discord's `X-RateLimit-Reset-After` is seconds from now.
+pub fn budget_of(headers: &HeaderMap) -> Budget {
+    let get = |names: &[&str]| names.iter().find_map(|n| header(headers, n));
+    let remaining = get(&["x-ratelimit-remaining", "x-rate-limit-remaining"])
+        .and_then(|v| seconds(&v))
+        .map(|v| v.floor() as u64);
+    let reset = match get(&["x-ratelimit-reset-after"]).and_then(|v| seconds(&v)) {
+        Some(after) => Some(after_seconds(after)),
+        None => get(&["x-ratelimit-reset", "x-rate-limit-reset"])
+            .and_then(|v| seconds(&v))
+            .and_then(|v| {
+                if v < 1_000_000_000.0 {
+                    Some(after_seconds(v))
+                } else {
+                    Utc.timestamp_millis_opt((v * 1000.0) as i64).single()
+                }
+            }),
+    };
+    Budget { remaining, reset }
+}
+
+/// `Retry-After` (seconds, possibly fractional, or an HTTP date), else a JSON body's
+/// `retry_after` seconds (Discord's 429).
+fn retry_after(headers: &HeaderMap, body: &[u8]) -> Option<DateTime<Utc>> {
+    if let Some(v) = header(headers, RETRY_AFTER.as_str()) {
+        if let Some(secs) = seconds(&v) {
+            return Some(after_seconds(secs.max(0.001)));
+        }
+        if let Ok(d) = DateTime::parse_from_rfc2822(v.trim()) {
+            return Some(d.with_timezone(&Utc));
+        }
     }
-    DateTime::parse_from_rfc2822(v.trim())
-        .ok()
-        .map(|d| d.with_timezone(&Utc))
+    serde_json::from_slice::<serde_json::Value>(body)
+        .ok()?
+        .get("retry_after")?
+        .as_f64()
+        .filter(|s| s.is_finite() && *s >= 0.0)
+        .map(after_seconds)
 }
 
 /// The `message` of a JSON error body (GitHub's shape), else the start of the body.
@@ -146,23 +197,47 @@ fn describe(url: &str) -> String {
     }
 }
 
+/// How many short rate-limit waits one exchange sits out before it stops the run.
+const MAX_INLINE_WAITS: u32 = 5;
+
 /// Sends `req` with up to `max_attempts` attempts, waiting `retry_base · 2^(n-1)` (plus jitter)
-/// between attempts that failed transiently.
+/// between attempts that failed transiently. A rate limit lifting within `max_inline_wait` is
+/// waited out (up to [`MAX_INLINE_WAITS`] times) without using an attempt.
 pub async fn exchange(
     client: &reqwest::Client,
     req: &Request,
     retry_base: Duration,
     max_attempts: u32,
+    max_inline_wait: Duration,
 ) -> Exchange {
     let mut requests = 0;
     let mut budget = Budget::default();
     let mut last_problem = String::new();
-    for attempt in 1..=max_attempts.max(1) {
+    let mut attempt = 0;
+    let mut waits = 0;
+    while attempt < max_attempts.max(1) {
+        attempt += 1;
         if attempt > 1 {
             let wait = domain::queue::backoff(retry_base, (attempt - 1) as i32);
             tokio::time::sleep(wait).await;
         }
-        let mut builder = client.get(&req.url);
+        let mut builder = match &req.form {
+            Some(form) => client
+                .post(&req.url)
+                .header(
+                    reqwest::header::CONTENT_TYPE,
+                    "application/x-www-form-urlencoded",
+                )
+                .body(
+                    url::form_urlencoded::Serializer::new(String::new())
+                        .extend_pairs(form)
+                        .finish(),
+                ),
+            None => client.get(&req.url),
+        };
+        if let Some((user, password)) = &req.basic {
+            builder = builder.basic_auth(user, Some(password));
+        }
         for (name, value) in &req.headers {
             builder = builder.header(*name, value);
         }
@@ -233,20 +308,28 @@ pub async fn exchange(
             )));
         }
         if status == StatusCode::FORBIDDEN || status == StatusCode::TOO_MANY_REQUESTS {
-            if budget.remaining == Some(0) {
-                let until = budget
-                    .reset
-                    .or_else(|| retry_after(&headers))
-                    .unwrap_or_else(|| Utc::now() + chrono::Duration::minutes(1));
+            let limited = if budget.remaining == Some(0) {
+                Some(
+                    retry_after(&headers, &body)
+                        .or(budget.reset)
+                        .unwrap_or_else(|| Utc::now() + chrono::Duration::minutes(1)),
+                )
+            } else if let Some(until) = retry_after(&headers, &body) {
+                Some(until)
+            } else if status == StatusCode::TOO_MANY_REQUESTS {
+                Some(Utc::now() + chrono::Duration::minutes(1))
+            } else {
+                None
+            };
+            if let Some(until) = limited {
+                let wait = (until - Utc::now()).to_std().unwrap_or_default();
+                if wait <= max_inline_wait && waits < MAX_INLINE_WAITS {
+                    waits += 1;
+                    attempt -= 1;
+                    tokio::time::sleep(wait).await;
+                    continue;
+                }
                 return stop(Stop::RateLimited { until });
-            }
-            if let Some(until) = retry_after(&headers) {
-                return stop(Stop::RateLimited { until });
-            }
-            if status == StatusCode::TOO_MANY_REQUESTS {
-                return stop(Stop::RateLimited {
-                    until: Utc::now() + chrono::Duration::minutes(1),
-                });
             }
             return stop(Stop::Credentials(format!(
                 "{} refused access (403 {}); check the credentials' permissions",

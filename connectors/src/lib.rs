@@ -83,12 +83,21 @@ pub struct Settings {
     pub npm_registry_url: String,
     pub pypistats_api_url: String,
     pub pypi_url: String,
+    pub stackexchange_api_url: String,
+    pub reddit_api_url: String,
+    pub reddit_auth_url: String,
+    pub discord_api_url: String,
+    pub twitter_api_url: String,
+    pub intercom_api_url: String,
     /// One request's bound.
     pub timeout: Duration,
     /// The wait before the first retry of a 5xx, timeout or connection error (then doubling).
     pub retry_base: Duration,
     /// Attempts per request (the first one included).
     pub max_attempts: u32,
+    /// A rate limit that lifts within this long is waited out inside the run (Discord's
+    /// per-route buckets, a `Retry-After: 2`); a longer one stops the run until it lifts.
+    pub max_inline_wait: Duration,
     /// How long a run's lease on its integration lasts without renewal (renewed as it stores
     /// cursors); a run not renewed this long was stopped and another run may take over.
     pub run_lease: Duration,
@@ -102,9 +111,16 @@ impl Default for Settings {
             npm_registry_url: "https://registry.npmjs.org".into(),
             pypistats_api_url: "https://pypistats.org/api".into(),
             pypi_url: "https://pypi.org".into(),
+            stackexchange_api_url: "https://api.stackexchange.com/2.3".into(),
+            reddit_api_url: "https://oauth.reddit.com".into(),
+            reddit_auth_url: "https://www.reddit.com/api/v1/access_token".into(),
+            discord_api_url: "https://discord.com/api/v10".into(),
+            twitter_api_url: "https://api.twitter.com/2".into(),
+            intercom_api_url: "https://api.intercom.io".into(),
             timeout: Duration::from_secs(30),
             retry_base: Duration::from_millis(500),
             max_attempts: 4,
+            max_inline_wait: Duration::from_secs(10),
             run_lease: Duration::from_secs(300),
         }
     }
@@ -168,6 +184,19 @@ pub trait Connector: Send + Sync {
     ) -> Result<Value, Vec<FieldError>>;
     /// Reads what is new (everything when the run is full) and ingests it.
     async fn sync(&self, cx: &run::SyncContext) -> Result<(), run::Stop>;
+    /// Whether runs are scheduled (a source with no API to read, such as LinkedIn, only
+    /// receives webhooks and imports).
+    fn syncs(&self) -> bool {
+        true
+    }
+    /// Verifies an inbound webhook delivery and says what it stands for. `None`: this kind
+    /// takes no webhooks (answered 404).
+    fn webhook(
+        &self,
+        _delivery: &webhook::Inbound<'_>,
+    ) -> Option<Result<webhook::Delivery, webhook::Refusal>> {
+        None
+    }
 }
 
 /// The connector of `kind`, when built.

@@ -101,11 +101,22 @@ impl SyncContext {
                 .flatten()
                 .filter(|r| *r > Utc::now())
         };
-        if let Some(until) = spent {
-            return Err(Stop::RateLimited { until });
-        }
         let s = self.rt.settings();
-        let ex = http::exchange(self.rt.client(), &req, s.retry_base, s.max_attempts).await;
+        if let Some(until) = spent {
+            // A bucket that refills within moments (Discord's per-route limits) is waited for.
+            match (until - Utc::now()).to_std() {
+                Ok(wait) if wait <= s.max_inline_wait => tokio::time::sleep(wait).await,
+                _ => return Err(Stop::RateLimited { until }),
+            }
+        }
+        let ex = http::exchange(
+            self.rt.client(),
+            &req,
+            s.retry_base,
+            s.max_attempts,
+            s.max_inline_wait,
+        )
+        .await;
         self.requests.fetch_add(ex.requests, Ordering::Relaxed);
         if ex.budget.remaining.is_some() {
             *self.budget.lock().unwrap_or_else(|p| p.into_inner()) = ex.budget;

@@ -12,6 +12,25 @@ pub mod kind {
     pub const DOMAIN: &str = "DOMAIN";
     /// The `userId` a customer's product gives the person (Segment-compatible calls).
     pub const SEGMENT: &str = "SEGMENT";
+    /// A Stack Exchange user id.
+    pub const STACKOVERFLOW: &str = "STACKOVERFLOW";
+    /// A Reddit user name (lower case).
+    pub const REDDIT: &str = "REDDIT";
+    /// A Discord user id (snowflake).
+    pub const DISCORD: &str = "DISCORD";
+    /// A PostHog `distinct_id` (the customer's product id for the person, or an anonymous id).
+    pub const POSTHOG: &str = "POSTHOG";
+    /// An Intercom contact id.
+    pub const INTERCOM: &str = "INTERCOM";
+    /// A Zendesk user id.
+    pub const ZENDESK: &str = "ZENDESK";
+
+    /// Identities a connector may attach to an actor ([`crate::signals::ActorHints::source_ids`]).
+    pub const SOURCE_IDS: &[&str] = &[STACKOVERFLOW, REDDIT, DISCORD, POSTHOG, INTERCOM, ZENDESK];
+
+    /// Kinds that only find a person already known and never create one on their own: a
+    /// product's own ids may be anonymous visitors.
+    pub const NOT_NAMEABLE: &[&str] = &[SEGMENT, POSTHOG];
 }
 
 /// Confidence of each way a contact or account is found.

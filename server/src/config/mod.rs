@@ -424,6 +424,12 @@ impl Config {
                 ("NPM_REGISTRY_URL", &mut c.npm_registry_url),
                 ("PYPISTATS_API_URL", &mut c.pypistats_api_url),
                 ("PYPI_URL", &mut c.pypi_url),
+                ("STACKEXCHANGE_API_URL", &mut c.stackexchange_api_url),
+                ("REDDIT_API_URL", &mut c.reddit_api_url),
+                ("REDDIT_AUTH_URL", &mut c.reddit_auth_url),
+                ("DISCORD_API_URL", &mut c.discord_api_url),
+                ("TWITTER_API_URL", &mut c.twitter_api_url),
+                ("INTERCOM_API_URL", &mut c.intercom_api_url),
             ] {
                 if let Some(v) = r.get(var) {
                     match url::Url::parse(&v) {
@@ -435,6 +441,7 @@ impl Config {
                 }
             }
             c.run_lease = r.duration("CONNECTOR_RUN_LEASE_SECONDS", c.run_lease);
+            c.max_inline_wait = r.duration("CONNECTOR_MAX_INLINE_WAIT_SECONDS", c.max_inline_wait);
             c
         };
 

@@ -176,6 +176,7 @@ fn rest_input(v: Value, prefix: &str) -> Result<Input, domain::Error> {
             linkedin: a.linkedin,
             name: a.name,
             user_id: None,
+            source_ids: Vec::new(),
         }),
         account: r.account.map(|a| AccountHints {
             domain: a.domain,

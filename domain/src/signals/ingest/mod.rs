@@ -71,6 +71,9 @@ pub struct ActorHints {
     pub name: Option<String>,
     /// The sender's own user id (Segment `userId`), remembered as a `SEGMENT` identity.
     pub user_id: Option<String>,
+    /// The person's ids at a connected source: (kind, id) with a kind of
+    /// [`identifiers::kind::SOURCE_IDS`] (a Stack Exchange user id, a Discord user id, …).
+    pub source_ids: Vec<(&'static str, String)>,
 }
 
 /// Which company it was, as the sender knows it.

@@ -54,7 +54,7 @@ impl Writer {
         }
         // A contact is created only from something that names a person (an email or a
         // handle), not from a bare user id of the sender's product.
-        let nameable = ids.iter().any(|(k, _, _)| *k != kind::SEGMENT);
+        let nameable = ids.iter().any(|(k, _, _)| !kind::NOT_NAMEABLE.contains(k));
         if contact.is_none() && nameable {
             contact = Some(self.create_contact(h, account));
         }
@@ -99,7 +99,7 @@ impl Writer {
     pub(super) fn note_other_owners(&mut self, c: Uuid, ids: &[(&'static str, String, f64)]) {
         let mut evidence: Vec<(Uuid, Evidence)> = Vec::new();
         for (k, v, conf) in ids {
-            if *k == kind::SEGMENT {
+            if kind::NOT_NAMEABLE.contains(k) {
                 continue;
             }
             let mut owners: Vec<(Uuid, &str)> = Vec::new();

@@ -22,6 +22,7 @@ pub(super) struct Hints {
     pub(super) twitter: Option<String>,
     pub(super) linkedin: Option<String>,
     pub(super) user_id: Option<String>,
+    pub(super) source_ids: Vec<(&'static str, String)>,
     pub(super) first_name: Option<String>,
     pub(super) last_name: Option<String>,
     pub(super) domain: Option<String>,
@@ -47,6 +48,9 @@ impl Hints {
         }
         if let Some(v) = &self.linkedin {
             out.push((kind::LINKEDIN, v.clone(), confidence::SOCIAL));
+        }
+        for (k, v) in &self.source_ids {
+            out.push((*k, v.clone(), confidence::SOCIAL));
         }
         if let Some(v) = &self.user_id {
             out.push((kind::SEGMENT, v.clone(), confidence::GITHUB));
@@ -379,6 +383,9 @@ fn nul_errors(input: &Input, f: &dyn Fn(&str) -> String) -> Vec<FieldError> {
         text("actor.linkedin", &a.linkedin);
         text("actor.name", &a.name);
         text("actor.userId", &a.user_id);
+        for (k, v) in &a.source_ids {
+            text(&format!("actor.{}", k.to_lowercase()), &Some(v.clone()));
+        }
     }
     if let Some(a) = &input.account {
         text("account.domain", &a.domain);
@@ -454,6 +461,21 @@ pub(super) fn hints(
             "a LinkedIn profile",
         );
         h.user_id = opt_text(errors, f("actor.userId"), a.user_id.clone(), 200);
+        for (k, v) in &a.source_ids {
+            let field = f(&format!("actor.{}", k.to_lowercase()));
+            if !kind::SOURCE_IDS.contains(k) {
+                errors.push(FieldError::new(field, "is not an identity a source gives"));
+            } else if let Some(v) = opt_text(errors, field, Some(v.clone()), 200) {
+                let v = if *k == kind::REDDIT {
+                    v.to_lowercase()
+                } else {
+                    v
+                };
+                if !h.source_ids.iter().any(|(x, _)| x == k) {
+                    h.source_ids.push((*k, v));
+                }
+            }
+        }
         if let Some(name) = opt_text(errors, f("actor.name"), a.name.clone(), 200) {
             let mut parts = name.splitn(2, char::is_whitespace);
             h.first_name = parts.next().map(str::to_owned);

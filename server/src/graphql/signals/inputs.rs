@@ -72,6 +72,7 @@ impl From<SignalInput> for domain::signals::Input {
                 linkedin: a.linkedin,
                 name: a.name,
                 user_id: None,
+                source_ids: Vec::new(),
             }),
             account: i.account.map(|a| domain::signals::AccountHints {
                 domain: a.domain,
