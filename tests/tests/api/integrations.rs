@@ -27,7 +27,7 @@ async fn bad_kinds_and_configurations_are_refused_naming_the_field() {
     let cases = [
         (json!({"kind": "HUBSPOT", "config": {}}), "kind"),
         (
-            json!({"kind": "STACKOVERFLOW", "config": {"tags": ["rust"]}}),
+            json!({"kind": "SALESFORCE", "config": {"instanceUrl": "https://x"}}),
             "kind",
         ),
         (
@@ -213,7 +213,7 @@ async fn cron_entries_of_unbuilt_connectors_are_skipped_not_completed() {
     let mut ids = Vec::new();
     for name in [
         "hubspot-sync-scheduler",
-        "posthog-sync-scheduler",
+        "salesforce-sync-scheduler",
         "weekly-digest-scheduler",
         "sync-all-npm",
     ] {
