@@ -15,11 +15,14 @@
 //!   `nextSyncAt` and a continuation job, `ERROR` until the credentials or config change);
 //! - [`webhook`]: signed inbound webhooks (HMAC-SHA256 over the raw body, constant-time).
 //!
-//! One module per source implements [`Connector`]: [`github`], [`packages`] (npm and PyPI).
+//! One module per source implements [`Connector`]: [`github`], [`packages`] (npm and PyPI),
+//! [`posthog`], [`linkedin`] (webhook and import only: LinkedIn has no API to read).
 
 pub mod github;
 pub mod http;
+pub mod linkedin;
 pub mod packages;
+pub mod posthog;
 pub mod run;
 pub mod store;
 pub mod webhook;
@@ -44,8 +47,8 @@ pub const KINDS: &[(&str, bool)] = &[
     ("REDDIT", false),
     ("DISCORD", false),
     ("TWITTER", false),
-    ("LINKEDIN", false),
-    ("POSTHOG", false),
+    ("LINKEDIN", true),
+    ("POSTHOG", true),
     ("INTERCOM", false),
     ("ZENDESK", false),
     ("HUBSPOT", false),
@@ -189,6 +192,10 @@ pub trait Connector: Send + Sync {
     fn syncs(&self) -> bool {
         true
     }
+    /// Whether the kind takes inbound webhooks (at `/api/v1/webhooks/{kind}/{integrationId}`).
+    fn webhooks(&self) -> bool {
+        false
+    }
     /// Verifies an inbound webhook delivery and says what it stands for. `None`: this kind
     /// takes no webhooks (answered 404).
     fn webhook(
@@ -205,6 +212,8 @@ pub fn connector(kind: &str) -> Option<&'static dyn Connector> {
         "GITHUB" => Some(&github::GitHub),
         "NPM" => Some(&packages::Npm),
         "PYPI" => Some(&packages::Pypi),
+        "POSTHOG" => Some(&posthog::PostHog),
+        "LINKEDIN" => Some(&linkedin::LinkedIn),
         _ => None,
     }
 }

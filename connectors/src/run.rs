@@ -332,11 +332,23 @@ pub async fn start(
             message: "the integration is disconnected".into(),
         });
     }
-    if connector(&m.kind).is_none() {
-        return Err(Error::invalid(
-            "id",
-            format!("the {} connector is not available yet", m.kind),
-        ));
+    match connector(&m.kind) {
+        None => {
+            return Err(Error::invalid(
+                "id",
+                format!("the {} connector is not available yet", m.kind),
+            ));
+        }
+        Some(c) if !c.syncs() => {
+            return Err(Error::invalid(
+                "id",
+                format!(
+                    "{} integrations are not synced: their signals arrive by webhook",
+                    m.kind
+                ),
+            ));
+        }
+        Some(_) => {}
     }
     let run = match begin_run(&txn, rt, &m, full).await? {
         Some(run) => {

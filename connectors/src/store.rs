@@ -136,6 +136,8 @@ fn source_name(kind: &str, config: &Value) -> String {
         "GITHUB" => "GitHub",
         "NPM" => "npm",
         "PYPI" => "PyPI",
+        "POSTHOG" => "PostHog",
+        "LINKEDIN" => "LinkedIn",
         other => other,
     };
     let name = if what.is_empty() {
@@ -194,7 +196,7 @@ pub async fn connect(
         last_success_at: Set(None),
         last_error: Set(None),
         credentials_rejected: Set(false),
-        next_sync_at: Set(Some(now)),
+        next_sync_at: Set(c.syncs().then_some(now)),
         failure_streak: Set(0),
         running_run_id: Set(None),
         run_lease_until: Set(None),

@@ -32,6 +32,17 @@ pub async fn github(ctx: Context, _job: jobs::Model) -> anyhow::Result<()> {
     fan_out(&ctx, "GITHUB").await
 }
 
+/// `posthog-sync-scheduler`: a sync of every due PostHog integration.
+pub async fn posthog(ctx: Context, _job: jobs::Model) -> anyhow::Result<()> {
+    fan_out(&ctx, "POSTHOG").await
+}
+
+/// `linkedin-sync-scheduler`: LinkedIn has no API to read, so the entry reports its job
+/// skipped, saying so (its signals arrive by webhook and import).
+pub async fn linkedin(_ctx: Context, _job: jobs::Model) -> anyhow::Result<()> {
+    Err(Skipped(connectors::linkedin::NO_API.into()).into())
+}
+
 /// `sync-integration`: one run of one integration (payload `integrationId`, optional `runId`
 /// started by `syncIntegration`, `full`).
 pub async fn sync(ctx: Context, job: jobs::Model) -> anyhow::Result<()> {
@@ -87,7 +98,5 @@ unavailable! {
     stackoverflow => "Stack Overflow",
     twitter => "Twitter/X",
     reddit => "Reddit",
-    linkedin => "LinkedIn",
-    posthog => "PostHog",
     clearbit => "Clearbit",
 }

@@ -116,3 +116,55 @@ pub async fn events(app: &TestApp, event_type: &str) -> Vec<Value> {
         .map(|e| e.payload)
         .collect()
 }
+
+/// Posts a webhook delivery of `body` to `/api/v1/webhooks/{kind}/{id}` with `headers`.
+pub async fn post_webhook(
+    app: &TestApp,
+    kind: &str,
+    id: &str,
+    body: &[u8],
+    headers: &[(&str, String)],
+) -> reqwest::Response {
+    let mut req = app
+        .client
+        .post(app.url(&format!("/api/v1/webhooks/{kind}/{id}")))
+        .header("content-type", "application/json")
+        .body(body.to_vec());
+    for (k, v) in headers {
+        req = req.header(*k, v);
+    }
+    req.send().await.unwrap()
+}
+
+/// Posts `body` signed in GitHub's scheme (`X-Hub-Signature-256`) under `secret` (PostHog,
+/// LinkedIn); `None` sends no signature.
+pub async fn post_signed(
+    app: &TestApp,
+    kind: &str,
+    id: &str,
+    secret: Option<&str>,
+    body: &Value,
+) -> reqwest::Response {
+    let bytes = serde_json::to_vec(body).unwrap();
+    let headers: Vec<(&str, String)> = secret
+        .map(|s| vec![("x-hub-signature-256", connectors::webhook::sign(s, &bytes))])
+        .unwrap_or_default();
+    post_webhook(app, kind, id, &bytes, &headers).await
+}
+
+/// Signals of the organization of `s`, as its GraphQL `signals` list shows them (up to 100).
+pub async fn visible_signals(app: &TestApp, s: &Session) -> Vec<Value> {
+    let resp = app
+        .graphql_as(
+            s.token(),
+            "{ signals(first: 100) { edges { node { id type } } } }",
+            json!({}),
+        )
+        .await;
+    ok(&resp)["signals"]["edges"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["node"].clone())
+        .collect()
+}

@@ -185,14 +185,18 @@ impl Integration {
     async fn next_sync_at(&self) -> Option<DateTime<Utc>> {
         self.0.next_sync_at
     }
-    /// Where the source sends signed webhooks (GitHub), with the secret shown at connection.
+    /// Where the source sends signed webhooks (GitHub, PostHog, LinkedIn, …), with the secret
+    /// shown at connection; null for kinds that take none.
     async fn webhook_url(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<String>> {
-        if self.0.kind != "GITHUB" {
+        let takes = self.0.kind == "GITHUB"
+            || connectors::connector(&self.0.kind).is_some_and(|c| c.webhooks());
+        if !takes {
             return Ok(None);
         }
         Ok(Some(format!(
-            "{}/api/v1/webhooks/github/{}",
+            "{}/api/v1/webhooks/{}/{}",
             state(ctx)?.config.api_url.trim_end_matches('/'),
+            self.0.kind.to_lowercase(),
             self.0.id
         )))
     }
@@ -351,6 +355,24 @@ impl IntegrationQuery {
     }
 }
 
+/// The format of an uploaded file.
+#[derive(Enum, Copy, Clone, Eq, PartialEq, Debug)]
+pub enum ImportFormat {
+    Csv,
+    Json,
+}
+
+/// What a LinkedIn import did.
+#[derive(async_graphql::SimpleObject)]
+pub struct LinkedInImport {
+    /// Rows read.
+    pub rows: i32,
+    /// Distinct contacts the rows made or found.
+    pub contacts: i32,
+    /// Distinct companies they were linked to.
+    pub accounts: i32,
+}
+
 #[derive(Default)]
 pub struct IntegrationMutation;
 
@@ -420,6 +442,43 @@ impl IntegrationMutation {
             .await
             .gql()?;
         Ok(Integration(m))
+    }
+
+    /// Imports people into a LinkedIn integration: CSV with a header row (a LinkedIn profile
+    /// column such as `linkedinUrl`, and optionally email, name or first/last name, title,
+    /// company, company domain) or a JSON array of objects with those keys. Each row makes or
+    /// finds its contact by the LinkedIn profile (and email), sets the title, and links the
+    /// company of the domain. Every row is checked first: one bad row refuses the import with
+    /// `BAD_USER_INPUT` naming `rows.<n>.<field>`, and nothing is written. No signal is stored
+    /// (an import is not something the people did).
+    async fn import_linked_in_contacts(
+        &self,
+        ctx: &Context<'_>,
+        integration_id: ID,
+        format: ImportFormat,
+        data: String,
+    ) -> async_graphql::Result<LinkedInImport> {
+        let actor = actor(ctx)?;
+        let st = state(ctx)?;
+        let id = parse_id(&integration_id, "Integration").gql()?;
+        let r = connectors::linkedin::import(
+            &st.db,
+            &st.connectors,
+            actor,
+            id,
+            match format {
+                ImportFormat::Csv => connectors::linkedin::ImportFormat::Csv,
+                ImportFormat::Json => connectors::linkedin::ImportFormat::Json,
+            },
+            &data,
+        )
+        .await
+        .gql()?;
+        Ok(LinkedInImport {
+            rows: r.rows as i32,
+            contacts: r.contacts as i32,
+            accounts: r.accounts as i32,
+        })
     }
 
     /// Starts a run now (or returns the one in progress). `full` re-reads everything.

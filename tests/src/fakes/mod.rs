@@ -3,6 +3,7 @@
 
 pub mod github;
 pub mod packages;
+pub mod posthog;
 
 use sha2::{Digest, Sha256};
 
