@@ -20,6 +20,8 @@ pub struct Request {
     pub url: String,
     /// A form body (`application/x-www-form-urlencoded`): the request is a POST.
     pub form: Option<Vec<(String, String)>>,
+    /// A JSON body: the request is a POST (search endpoints).
+    pub json: Option<serde_json::Value>,
     /// HTTP Basic credentials (user, password).
     pub basic: Option<(String, String)>,
     pub headers: Vec<(&'static str, String)>,
@@ -40,6 +42,14 @@ impl Request {
         Request {
             url: url.into(),
             form: Some(form),
+            ..Default::default()
+        }
+    }
+    /// A POST of a JSON body (search APIs that take their query as JSON).
+    pub fn post_json(url: impl Into<String>, body: serde_json::Value) -> Self {
+        Request {
+            url: url.into(),
+            json: Some(body),
             ..Default::default()
         }
     }
@@ -179,12 +189,29 @@ fn retry_after(headers: &HeaderMap, body: &[u8]) -> Option<DateTime<Utc>> {
         .map(after_seconds)
 }
 
-/// The `message` of a JSON error body (GitHub's shape), else the start of the body.
+/// The message of a JSON error body in the shapes sources use (`message`: GitHub, Discord;
+/// `detail`: PostHog, Twitter/X; `error_message`: Stack Exchange; `errors[0].message`:
+/// Intercom; `error` as text or `{title, message}`: Zendesk), else the start of the body.
 fn message_of(body: &[u8]) -> String {
-    if let Ok(v) = serde_json::from_slice::<serde_json::Value>(body)
-        && let Some(m) = v.get("message").and_then(|m| m.as_str())
-    {
-        return m.chars().take(200).collect();
+    if let Ok(v) = serde_json::from_slice::<serde_json::Value>(body) {
+        let found = ["message", "detail", "error_message", "description"]
+            .iter()
+            .find_map(|k| v.get(*k).and_then(|m| m.as_str()))
+            .or_else(|| {
+                v.get("errors")
+                    .and_then(|e| e.get(0))
+                    .and_then(|e| e.get("message"))
+                    .and_then(|m| m.as_str())
+            })
+            .or_else(|| {
+                let e = v.get("error")?;
+                e.as_str()
+                    .or_else(|| e.get("message").and_then(|m| m.as_str()))
+                    .or_else(|| e.get("title").and_then(|m| m.as_str()))
+            });
+        if let Some(m) = found {
+            return m.chars().take(200).collect();
+        }
     }
     String::from_utf8_lossy(body).chars().take(200).collect()
 }
@@ -221,8 +248,12 @@ pub async fn exchange(
             let wait = domain::queue::backoff(retry_base, (attempt - 1) as i32);
             tokio::time::sleep(wait).await;
         }
-        let mut builder = match &req.form {
-            Some(form) => client
+        let mut builder = match (&req.form, &req.json) {
+            (_, Some(body)) => client
+                .post(&req.url)
+                .header(reqwest::header::CONTENT_TYPE, "application/json")
+                .body(body.to_string()),
+            (Some(form), None) => client
                 .post(&req.url)
                 .header(
                     reqwest::header::CONTENT_TYPE,
@@ -233,7 +264,7 @@ pub async fn exchange(
                         .extend_pairs(form)
                         .finish(),
                 ),
-            None => client.get(&req.url),
+            (None, None) => client.get(&req.url),
         };
         if let Some((user, password)) = &req.basic {
             builder = builder.basic_auth(user, Some(password));

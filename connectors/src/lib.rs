@@ -16,16 +16,19 @@
 //! - [`webhook`]: signed inbound webhooks (HMAC-SHA256 over the raw body, constant-time).
 //!
 //! One module per source implements [`Connector`]: [`github`], [`packages`] (npm and PyPI),
-//! [`posthog`], [`linkedin`] (webhook and import only: LinkedIn has no API to read).
+//! [`posthog`], [`linkedin`] (webhook and import only: LinkedIn has no API to read),
+//! [`intercom`], [`zendesk`].
 
 pub mod github;
 pub mod http;
+pub mod intercom;
 pub mod linkedin;
 pub mod packages;
 pub mod posthog;
 pub mod run;
 pub mod store;
 pub mod webhook;
+pub mod zendesk;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -49,8 +52,8 @@ pub const KINDS: &[(&str, bool)] = &[
     ("TWITTER", false),
     ("LINKEDIN", true),
     ("POSTHOG", true),
-    ("INTERCOM", false),
-    ("ZENDESK", false),
+    ("INTERCOM", true),
+    ("ZENDESK", true),
     ("HUBSPOT", false),
     ("SALESFORCE", false),
     ("CLEARBIT", false),
@@ -214,6 +217,8 @@ pub fn connector(kind: &str) -> Option<&'static dyn Connector> {
         "PYPI" => Some(&packages::Pypi),
         "POSTHOG" => Some(&posthog::PostHog),
         "LINKEDIN" => Some(&linkedin::LinkedIn),
+        "INTERCOM" => Some(&intercom::Intercom),
+        "ZENDESK" => Some(&zendesk::Zendesk),
         _ => None,
     }
 }

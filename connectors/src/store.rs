@@ -138,6 +138,8 @@ fn source_name(kind: &str, config: &Value) -> String {
         "PYPI" => "PyPI",
         "POSTHOG" => "PostHog",
         "LINKEDIN" => "LinkedIn",
+        "INTERCOM" => "Intercom",
+        "ZENDESK" => "Zendesk",
         other => other,
     };
     let name = if what.is_empty() {

@@ -37,6 +37,18 @@ pub async fn posthog(ctx: Context, _job: jobs::Model) -> anyhow::Result<()> {
     fan_out(&ctx, "POSTHOG").await
 }
 
+/// `intercom-sync-scheduler` (hourly; the original's runbook has no entry): a sync of every
+/// due Intercom integration.
+pub async fn intercom(ctx: Context, _job: jobs::Model) -> anyhow::Result<()> {
+    fan_out(&ctx, "INTERCOM").await
+}
+
+/// `zendesk-sync-scheduler` (hourly; the original's runbook has no entry): a sync of every due
+/// Zendesk integration.
+pub async fn zendesk(ctx: Context, _job: jobs::Model) -> anyhow::Result<()> {
+    fan_out(&ctx, "ZENDESK").await
+}
+
 /// `linkedin-sync-scheduler`: LinkedIn has no API to read, so the entry reports its job
 /// skipped, saying so (its signals arrive by webhook and import).
 pub async fn linkedin(_ctx: Context, _job: jobs::Model) -> anyhow::Result<()> {

@@ -69,6 +69,8 @@ pub static JOBS: &[JobDef] = &[
     job!(REDDIT_SYNC_SCHEDULER, connector_jobs::reddit),
     job!(LINKEDIN_SYNC_SCHEDULER, connector_jobs::linkedin),
     job!(POSTHOG_SYNC_SCHEDULER, connector_jobs::posthog),
+    job!(INTERCOM_SYNC_SCHEDULER, connector_jobs::intercom),
+    job!(ZENDESK_SYNC_SCHEDULER, connector_jobs::zendesk),
     job!(CLEARBIT_ENRICHMENT_SCHEDULER, connector_jobs::clearbit),
     job!(SCORE_SNAPSHOT_SCHEDULER, fan_out::score_snapshot),
     job!(CAPTURE_SCORE_SNAPSHOT, score_snapshot),
@@ -137,6 +139,16 @@ pub static SCHEDULES: &[Schedule] = &[
         name: "posthog-sync-scheduler",
         cron: "0 * * * *",
         job: "posthog-sync-scheduler",
+    },
+    Schedule {
+        name: "intercom-sync-scheduler",
+        cron: "20 * * * *",
+        job: "intercom-sync-scheduler",
+    },
+    Schedule {
+        name: "zendesk-sync-scheduler",
+        cron: "40 * * * *",
+        job: "zendesk-sync-scheduler",
     },
     Schedule {
         name: "clearbit-enrichment-scheduler",

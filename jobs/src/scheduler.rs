@@ -86,7 +86,7 @@ mod tests {
 
     #[test]
     fn every_schedule_parses_and_names_a_job() {
-        assert_eq!(SCHEDULES.len(), 17);
+        assert_eq!(SCHEDULES.len(), 19);
         let from = DateTime::parse_from_rfc3339("2026-11-30T08:59:30Z")
             .unwrap()
             .with_timezone(&Utc);

@@ -148,6 +148,22 @@ pub const POSTHOG_SYNC_SCHEDULER: JobSpec = spec!(
     false,
     "fans out PostHog event sync to connected organizations"
 );
+pub const INTERCOM_SYNC_SCHEDULER: JobSpec = spec!(
+    "intercom-sync-scheduler",
+    "signal-sync",
+    3,
+    5,
+    false,
+    "fans out a sync to every due Intercom integration (not in the original's runbook)"
+);
+pub const ZENDESK_SYNC_SCHEDULER: JobSpec = spec!(
+    "zendesk-sync-scheduler",
+    "signal-sync",
+    3,
+    5,
+    false,
+    "fans out a sync to every due Zendesk integration (not in the original's runbook)"
+);
 pub const CLEARBIT_ENRICHMENT_SCHEDULER: JobSpec = spec!(
     "clearbit-enrichment-scheduler",
     "enrichment",
@@ -273,6 +289,8 @@ pub const ALL: &[JobSpec] = &[
     REDDIT_SYNC_SCHEDULER,
     LINKEDIN_SYNC_SCHEDULER,
     POSTHOG_SYNC_SCHEDULER,
+    INTERCOM_SYNC_SCHEDULER,
+    ZENDESK_SYNC_SCHEDULER,
     CLEARBIT_ENRICHMENT_SCHEDULER,
     SCORE_SNAPSHOT_SCHEDULER,
     CAPTURE_SCORE_SNAPSHOT,

@@ -29,8 +29,9 @@ pub mod kind {
     pub const SOURCE_IDS: &[&str] = &[STACKOVERFLOW, REDDIT, DISCORD, POSTHOG, INTERCOM, ZENDESK];
 
     /// Kinds that only find a person already known and never create one on their own: a
-    /// product's own ids may be anonymous visitors.
-    pub const NOT_NAMEABLE: &[&str] = &[SEGMENT, POSTHOG];
+    /// product's own ids may be anonymous visitors, and a support desk's bare user id names
+    /// nobody (its email does).
+    pub const NOT_NAMEABLE: &[&str] = &[SEGMENT, POSTHOG, INTERCOM, ZENDESK];
 }
 
 /// Confidence of each way a contact or account is found.

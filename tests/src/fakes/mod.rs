@@ -4,6 +4,7 @@
 pub mod github;
 pub mod packages;
 pub mod posthog;
+pub mod support;
 
 use sha2::{Digest, Sha256};
 

@@ -40,4 +40,5 @@ mod schema;
 mod scopes;
 mod signal_types;
 mod signals;
+mod support_desks;
 mod webhooks;
