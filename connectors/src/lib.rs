@@ -15,13 +15,16 @@
 //!   `nextSyncAt` and a continuation job, `ERROR` until the credentials or config change);
 //! - [`webhook`]: signed inbound webhooks (HMAC-SHA256 over the raw body, constant-time).
 //!
-//! One module per source implements [`Connector`]: [`github`], [`packages`] (npm and PyPI).
+//! One module per source implements [`Connector`]: [`github`], [`packages`] (npm and PyPI),
+//! [`discord`], [`twitter`] (Twitter/X).
 
+pub mod discord;
 pub mod github;
 pub mod http;
 pub mod packages;
 pub mod run;
 pub mod store;
+pub mod twitter;
 pub mod webhook;
 
 use std::sync::Arc;
@@ -42,8 +45,8 @@ pub const KINDS: &[(&str, bool)] = &[
     ("PYPI", true),
     ("STACKOVERFLOW", false),
     ("REDDIT", false),
-    ("DISCORD", false),
-    ("TWITTER", false),
+    ("DISCORD", true),
+    ("TWITTER", true),
     ("LINKEDIN", false),
     ("POSTHOG", false),
     ("INTERCOM", false),
@@ -205,6 +208,8 @@ pub fn connector(kind: &str) -> Option<&'static dyn Connector> {
         "GITHUB" => Some(&github::GitHub),
         "NPM" => Some(&packages::Npm),
         "PYPI" => Some(&packages::Pypi),
+        "DISCORD" => Some(&discord::Discord),
+        "TWITTER" => Some(&twitter::Twitter),
         _ => None,
     }
 }

@@ -32,6 +32,16 @@ pub async fn github(ctx: Context, _job: jobs::Model) -> anyhow::Result<()> {
     fan_out(&ctx, "GITHUB").await
 }
 
+/// `discord-sync-scheduler`: a sync of every due Discord integration.
+pub async fn discord(ctx: Context, _job: jobs::Model) -> anyhow::Result<()> {
+    fan_out(&ctx, "DISCORD").await
+}
+
+/// `twitter-sync-scheduler`: a sync of every due Twitter/X integration.
+pub async fn twitter(ctx: Context, _job: jobs::Model) -> anyhow::Result<()> {
+    fan_out(&ctx, "TWITTER").await
+}
+
 /// `sync-integration`: one run of one integration (payload `integrationId`, optional `runId`
 /// started by `syncIntegration`, `full`).
 pub async fn sync(ctx: Context, job: jobs::Model) -> anyhow::Result<()> {
@@ -83,9 +93,7 @@ macro_rules! unavailable {
 unavailable! {
     hubspot => "HubSpot",
     salesforce => "Salesforce",
-    discord => "Discord",
     stackoverflow => "Stack Overflow",
-    twitter => "Twitter/X",
     reddit => "Reddit",
     linkedin => "LinkedIn",
     posthog => "PostHog",
