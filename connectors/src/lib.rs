@@ -17,8 +17,9 @@
 //!
 //! One module per source implements [`Connector`]: [`github`], [`packages`] (npm and PyPI),
 //! [`posthog`], [`linkedin`] (webhook and import only: LinkedIn has no API to read),
-//! [`intercom`], [`zendesk`].
+//! [`intercom`], [`zendesk`], [`discord`], [`twitter`] (Twitter/X).
 
+pub mod discord;
 pub mod github;
 pub mod http;
 pub mod intercom;
@@ -27,6 +28,7 @@ pub mod packages;
 pub mod posthog;
 pub mod run;
 pub mod store;
+pub mod twitter;
 pub mod webhook;
 pub mod zendesk;
 
@@ -48,8 +50,8 @@ pub const KINDS: &[(&str, bool)] = &[
     ("PYPI", true),
     ("STACKOVERFLOW", false),
     ("REDDIT", false),
-    ("DISCORD", false),
-    ("TWITTER", false),
+    ("DISCORD", true),
+    ("TWITTER", true),
     ("LINKEDIN", true),
     ("POSTHOG", true),
     ("INTERCOM", true),
@@ -219,6 +221,8 @@ pub fn connector(kind: &str) -> Option<&'static dyn Connector> {
         "LINKEDIN" => Some(&linkedin::LinkedIn),
         "INTERCOM" => Some(&intercom::Intercom),
         "ZENDESK" => Some(&zendesk::Zendesk),
+        "DISCORD" => Some(&discord::Discord),
+        "TWITTER" => Some(&twitter::Twitter),
         _ => None,
     }
 }

@@ -55,6 +55,16 @@ pub async fn linkedin(_ctx: Context, _job: jobs::Model) -> anyhow::Result<()> {
     Err(Skipped(connectors::linkedin::NO_API.into()).into())
 }
 
+/// `discord-sync-scheduler`: a sync of every due Discord integration.
+pub async fn discord(ctx: Context, _job: jobs::Model) -> anyhow::Result<()> {
+    fan_out(&ctx, "DISCORD").await
+}
+
+/// `twitter-sync-scheduler`: a sync of every due Twitter/X integration.
+pub async fn twitter(ctx: Context, _job: jobs::Model) -> anyhow::Result<()> {
+    fan_out(&ctx, "TWITTER").await
+}
+
 /// `sync-integration`: one run of one integration (payload `integrationId`, optional `runId`
 /// started by `syncIntegration`, `full`).
 pub async fn sync(ctx: Context, job: jobs::Model) -> anyhow::Result<()> {
@@ -106,9 +116,7 @@ macro_rules! unavailable {
 unavailable! {
     hubspot => "HubSpot",
     salesforce => "Salesforce",
-    discord => "Discord",
     stackoverflow => "Stack Overflow",
-    twitter => "Twitter/X",
     reddit => "Reddit",
     clearbit => "Clearbit",
 }
