@@ -15,12 +15,15 @@
 //!   `nextSyncAt` and a continuation job, `ERROR` until the credentials or config change);
 //! - [`webhook`]: signed inbound webhooks (HMAC-SHA256 over the raw body, constant-time).
 //!
-//! One module per source implements [`Connector`]: [`github`], [`packages`] (npm and PyPI).
+//! One module per source implements [`Connector`]: [`github`], [`packages`] (npm and PyPI),
+//! [`stackoverflow`], [`reddit`].
 
 pub mod github;
 pub mod http;
 pub mod packages;
+pub mod reddit;
 pub mod run;
+pub mod stackoverflow;
 pub mod store;
 pub mod webhook;
 
@@ -40,8 +43,8 @@ pub const KINDS: &[(&str, bool)] = &[
     ("GITHUB", true),
     ("NPM", true),
     ("PYPI", true),
-    ("STACKOVERFLOW", false),
-    ("REDDIT", false),
+    ("STACKOVERFLOW", true),
+    ("REDDIT", true),
     ("DISCORD", false),
     ("TWITTER", false),
     ("LINKEDIN", false),
@@ -205,6 +208,8 @@ pub fn connector(kind: &str) -> Option<&'static dyn Connector> {
         "GITHUB" => Some(&github::GitHub),
         "NPM" => Some(&packages::Npm),
         "PYPI" => Some(&packages::Pypi),
+        "STACKOVERFLOW" => Some(&stackoverflow::StackOverflow),
+        "REDDIT" => Some(&reddit::Reddit),
         _ => None,
     }
 }

@@ -32,6 +32,16 @@ pub async fn github(ctx: Context, _job: jobs::Model) -> anyhow::Result<()> {
     fan_out(&ctx, "GITHUB").await
 }
 
+/// `stackoverflow-sync-scheduler`: a sync of every due Stack Overflow integration.
+pub async fn stackoverflow(ctx: Context, _job: jobs::Model) -> anyhow::Result<()> {
+    fan_out(&ctx, "STACKOVERFLOW").await
+}
+
+/// `reddit-sync-scheduler`: a sync of every due Reddit integration.
+pub async fn reddit(ctx: Context, _job: jobs::Model) -> anyhow::Result<()> {
+    fan_out(&ctx, "REDDIT").await
+}
+
 /// `sync-integration`: one run of one integration (payload `integrationId`, optional `runId`
 /// started by `syncIntegration`, `full`).
 pub async fn sync(ctx: Context, job: jobs::Model) -> anyhow::Result<()> {
@@ -84,9 +94,7 @@ unavailable! {
     hubspot => "HubSpot",
     salesforce => "Salesforce",
     discord => "Discord",
-    stackoverflow => "Stack Overflow",
     twitter => "Twitter/X",
-    reddit => "Reddit",
     linkedin => "LinkedIn",
     posthog => "PostHog",
     clearbit => "Clearbit",
