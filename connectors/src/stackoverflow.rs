@@ -4,9 +4,11 @@
 //! (`stackoverflow:q:<id>`, `stackoverflow:a:<id>`), so re-reading a question never makes a
 //! second signal.
 //!
-//! Paging: `/questions?order=desc&sort=activity&tagged=<tag>&fromdate=<since>` is read page by
-//! page while the wrapper says `has_more`; after each page its answers
-//! (`/questions/{ids}/answers`, up to 100 ids per call, every page) and its people are read, and
+//! Paging: `/questions?order=desc&sort=activity&tagged=<tag>&min=<since>` (`min` bounds the
+//! sort's field, `last_activity_date`; `fromdate` would bound the creation date and miss old
+//! questions with new answers) is read page by page while the wrapper says `has_more`; after
+//! each page the answers created since (`/questions/{ids}/answers?sort=creation&fromdate=<since>`,
+//! up to 100 ids per call, every page) and the page's people are read, and
 //! the tag's cursor (`tag:<tag>`: the `since` of this walk, the next page, the newest
 //! `last_activity_date` seen) is stored, so a stopped run resumes at the page it stopped on. A
 //! walk that reaches the end moves `since` to the newest activity seen. The list is newest
@@ -290,7 +292,7 @@ impl Run<'_> {
         loop {
             let w = self
                 .call(&format!(
-                    "/questions?order=desc&sort=activity&tagged={tagged}&fromdate={since}&pagesize={PAGE_SIZE}&page={page}"
+                    "/questions?order=desc&sort=activity&tagged={tagged}&min={since}&pagesize={PAGE_SIZE}&page={page}"
                 ))
                 .await?;
             if let Some(n) = w.items.iter().filter_map(|q| int(q, "last_activity_date")).max() {
@@ -338,7 +340,7 @@ impl Run<'_> {
             loop {
                 let w = self
                     .call(&format!(
-                        "/questions/{list}/answers?order=desc&sort=activity&fromdate={since}&pagesize={PAGE_SIZE}&page={page}"
+                        "/questions/{list}/answers?order=desc&sort=creation&fromdate={since}&pagesize={PAGE_SIZE}&page={page}"
                     ))
                     .await?;
                 let more = w.has_more && !w.items.is_empty();

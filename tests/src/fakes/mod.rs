@@ -3,6 +3,8 @@
 
 pub mod github;
 pub mod packages;
+pub mod reddit;
+pub mod stackexchange;
 
 use sha2::{Digest, Sha256};
 
