@@ -328,7 +328,10 @@ impl Run<'_> {
             let mut inputs = Vec::new();
             for child in &children {
                 let item = child.get("data").unwrap_or(&Value::Null);
-                let created = item.get("created_utc").and_then(|c| c.as_f64()).unwrap_or(0.0);
+                let created = item
+                    .get("created_utc")
+                    .and_then(|c| c.as_f64())
+                    .unwrap_or(0.0);
                 if created < since {
                     reached_since = true;
                     continue;
@@ -573,7 +576,12 @@ impl crate::Connector for Reddit {
         };
         let run = Run {
             cx,
-            api: cx.rt.settings().reddit_api_url.trim_end_matches('/').to_owned(),
+            api: cx
+                .rt
+                .settings()
+                .reddit_api_url
+                .trim_end_matches('/')
+                .to_owned(),
             client_id,
             client_secret,
             keywords: strings(cx.integration.config.get("keywords")),
@@ -599,11 +607,17 @@ mod tests {
 
     #[test]
     fn questions_showcases_and_discussions() {
-        assert_eq!(post_type("rust", "Is there a crate for X"), "reddit_question");
+        assert_eq!(
+            post_type("rust", "Is there a crate for X"),
+            "reddit_question"
+        );
         assert_eq!(post_type("rust", "Tokio vs async-std?"), "reddit_question");
         assert_eq!(post_type("rust", "How I built it"), "reddit_question");
         assert_eq!(post_type("SideProject", "I made a CRM"), "reddit_showcase");
-        assert_eq!(post_type("rust", "Whatever happened to it"), "reddit_discussion");
+        assert_eq!(
+            post_type("rust", "Whatever happened to it"),
+            "reddit_discussion"
+        );
         assert_eq!(post_type("rust", "Cannot wait"), "reddit_discussion");
         assert_eq!(comment_type("has anyone tried it"), "reddit_question");
         assert_eq!(comment_type("great work"), "reddit_discussion");

@@ -241,7 +241,9 @@ impl Run<'_> {
             let mut url = format!("{}{path}&site=stackoverflow", self.api);
             if let Some(k) = &self.key {
                 url.push_str("&key=");
-                url.push_str(&url::form_urlencoded::byte_serialize(k.as_bytes()).collect::<String>());
+                url.push_str(
+                    &url::form_urlencoded::byte_serialize(k.as_bytes()).collect::<String>(),
+                );
             }
             let page = match self.cx.get(Request::get(url)).await {
                 Ok(Fetched::Ok(page)) => page,
@@ -295,7 +297,12 @@ impl Run<'_> {
                     "/questions?order=desc&sort=activity&tagged={tagged}&min={since}&pagesize={PAGE_SIZE}&page={page}"
                 ))
                 .await?;
-            if let Some(n) = w.items.iter().filter_map(|q| int(q, "last_activity_date")).max() {
+            if let Some(n) = w
+                .items
+                .iter()
+                .filter_map(|q| int(q, "last_activity_date"))
+                .max()
+            {
                 newest = newest.max(n);
             }
             self.process(tag, since, &w.items).await?;
@@ -459,7 +466,11 @@ impl Run<'_> {
                 }
             }
         }
-        let mut missing: Vec<i64> = names.keys().filter(|id| !found.contains(id)).copied().collect();
+        let mut missing: Vec<i64> = names
+            .keys()
+            .filter(|id| !found.contains(id))
+            .copied()
+            .collect();
         missing.sort_unstable();
         for chunk in missing.chunks(PAGE_SIZE) {
             let list = chunk
@@ -485,7 +496,7 @@ impl Run<'_> {
                         );
                     }
                 }
-                if !(w.has_more && !w.items.is_empty()) {
+                if !w.has_more || w.items.is_empty() {
                     break;
                 }
                 page += 1;
@@ -577,10 +588,7 @@ impl crate::Connector for StackOverflow {
                     ));
                 }
             }
-            _ => errors.push(FieldError::new(
-                "config.tags",
-                "must list at least one tag",
-            )),
+            _ => errors.push(FieldError::new("config.tags", "must list at least one tag")),
         }
         for k in cfg.keys() {
             if k != "tags" {

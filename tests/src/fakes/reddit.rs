@@ -221,8 +221,12 @@ fn route(d: &Data, path: &str, query: &str) -> (StatusCode, Value) {
     let mut comments: Vec<&Comment> = d.comments.iter().collect();
     comments.sort_by(|a, b| b.created_utc.total_cmp(&a.created_utc));
     let known = |sub: &str| {
-        d.posts.iter().any(|p| p.subreddit.eq_ignore_ascii_case(sub))
-            || d.comments.iter().any(|c| c.subreddit.eq_ignore_ascii_case(sub))
+        d.posts
+            .iter()
+            .any(|p| p.subreddit.eq_ignore_ascii_case(sub))
+            || d.comments
+                .iter()
+                .any(|c| c.subreddit.eq_ignore_ascii_case(sub))
     };
     match parts.as_slice() {
         ["search"] => {
@@ -271,8 +275,10 @@ fn token(d: &mut Data, auth: Option<&str>, body: &str) -> (StatusCode, Value) {
     }
     d.issued += 1;
     let t = format!("fake-token-{}", d.issued);
-    d.tokens
-        .insert(t.clone(), Utc::now() + chrono::Duration::seconds(d.expires_in));
+    d.tokens.insert(
+        t.clone(),
+        Utc::now() + chrono::Duration::seconds(d.expires_in),
+    );
     (
         StatusCode::OK,
         json!({"access_token": t, "token_type": "bearer", "expires_in": d.expires_in, "scope": "*"}),
@@ -291,7 +297,9 @@ async fn handle(State(data): State<Arc<Mutex<Data>>>, req: Request) -> Response 
             .map(str::to_owned)
     };
     let (auth, ua) = (get("authorization"), get("user-agent"));
-    let body = axum::body::to_bytes(body, 1 << 20).await.unwrap_or_default();
+    let body = axum::body::to_bytes(body, 1 << 20)
+        .await
+        .unwrap_or_default();
     let body = String::from_utf8_lossy(&body).into_owned();
     let target = format!("{path}?{query}");
     let hang = {
@@ -347,7 +355,10 @@ async fn handle(State(data): State<Arc<Mutex<Data>>>, req: Request) -> Response 
         let reset_in = ((d.reset - now).num_milliseconds().max(0) + 999) / 1000;
         for (k, v) in [
             ("x-ratelimit-used", (d.limit - d.remaining).to_string()),
-            ("x-ratelimit-remaining", format!("{:.1}", d.remaining as f64)),
+            (
+                "x-ratelimit-remaining",
+                format!("{:.1}", d.remaining as f64),
+            ),
             ("x-ratelimit-reset", reset_in.to_string()),
         ] {
             headers.insert(k, HeaderValue::from_str(&v).unwrap());

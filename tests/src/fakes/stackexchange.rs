@@ -301,7 +301,12 @@ fn route(d: &Data, path: &str, query: &str) -> Result<Vec<Value>, (StatusCode, V
                 })
                 .collect())
         }
-        _ => Err(error(404, 404, "no_method", "no method found with this name")),
+        _ => Err(error(
+            404,
+            404,
+            "no_method",
+            "no method found with this name",
+        )),
     }
 }
 
@@ -352,7 +357,9 @@ async fn handle(State(data): State<Arc<Mutex<Data>>>, req: Request) -> Response 
                 400,
                 502,
                 "throttle_violation",
-                &format!("too many requests from this IP, more requests available in {secs} seconds"),
+                &format!(
+                    "too many requests from this IP, more requests available in {secs} seconds"
+                ),
             );
         }
         if d.quota_remaining <= 0 {
@@ -395,7 +402,11 @@ async fn handle(State(data): State<Arc<Mutex<Data>>>, req: Request) -> Response 
             "items": items, "has_more": has_more,
             "quota_max": d.quota_max, "quota_remaining": d.quota_remaining,
         });
-        if let Some(i) = d.backoff.iter().position(|(t, _)| target.contains(t.as_str())) {
+        if let Some(i) = d
+            .backoff
+            .iter()
+            .position(|(t, _)| target.contains(t.as_str()))
+        {
             let (_, secs) = d.backoff.remove(i);
             body["backoff"] = json!(secs);
             d.backoff_until

@@ -165,19 +165,25 @@ async fn first_sync_reads_every_listing_to_the_end_and_a_resync_creates_nothing(
     assert_eq!(search.param("sort").as_deref(), Some("new"));
     assert_eq!(search.param("limit").as_deref(), Some("100"));
     let paths: Vec<String> = rd.api_hits().iter().map(|h| h.path.clone()).collect();
-    assert!(paths.contains(&"/r/sideproject/new".to_owned()), "{paths:?}");
+    assert!(
+        paths.contains(&"/r/sideproject/new".to_owned()),
+        "{paths:?}"
+    );
     assert!(paths.contains(&"/r/sideproject/comments".to_owned()));
     // One token for the whole run, every API call with it, as bearer.
     let tokens = rd.token_hits();
     assert_eq!(tokens.len(), 1);
     assert!(tokens[0].query.contains("grant_type=client_credentials"));
-    assert!(tokens[0].authorization.as_deref().unwrap().starts_with("Basic "));
     assert!(
-        rd.api_hits()
-            .iter()
-            .all(|h| h.authorization.as_deref() == Some("bearer fake-token-1")
-                && h.user_agent.as_deref().unwrap().starts_with("DevSignal/"))
+        tokens[0]
+            .authorization
+            .as_deref()
+            .unwrap()
+            .starts_with("Basic ")
     );
+    assert!(rd.api_hits().iter().all(|h| h.authorization.as_deref()
+        == Some("bearer fake-token-1")
+        && h.user_agent.as_deref().unwrap().starts_with("DevSignal/")));
     // People by username; deleted accounts and AutoModerator are nobody.
     assert_eq!(identities(&app, "dev1").await, 1);
     assert_eq!(identities(&app, "[deleted]").await, 0);
@@ -236,7 +242,14 @@ async fn the_token_is_reused_then_fetched_again_when_it_expires_or_is_revoked() 
     });
     let app = app_for(&rd).await;
     let s = app.register("admin@vendor.io", "Vendor").await;
-    let (id, _) = connect(&app, &s, "REDDIT", json!({"keywords": ["devsignal"]}), Some(creds())).await;
+    let (id, _) = connect(
+        &app,
+        &s,
+        "REDDIT",
+        json!({"keywords": ["devsignal"]}),
+        Some(creds()),
+    )
+    .await;
     assert_eq!(sync(&app, &s, &id, false).await["signalsCreated"], 5);
     assert_eq!(sync(&app, &s, &id, false).await["status"], "SUCCEEDED");
     assert_eq!(rd.token_hits().len(), 1, "the second run reuses the token");
@@ -265,7 +278,14 @@ async fn a_spent_budget_backs_off_until_the_reset_then_continues() {
     rd.with(|d| d.posts = rust_posts(250));
     let app = app_for(&rd).await;
     let s = app.register("admin@vendor.io", "Vendor").await;
-    let (id, _) = connect(&app, &s, "REDDIT", json!({"keywords": ["devsignal"]}), Some(creds())).await;
+    let (id, _) = connect(
+        &app,
+        &s,
+        "REDDIT",
+        json!({"keywords": ["devsignal"]}),
+        Some(creds()),
+    )
+    .await;
     // Two requests left, the window refilling in 4 s.
     rd.with(|d| {
         d.remaining = 2;
@@ -293,7 +313,10 @@ async fn a_spent_budget_backs_off_until_the_reset_then_continues() {
     .await;
     assert_eq!(signals(&app, None).await, 250);
     let hits = rd.api_hits();
-    assert!(hits.iter().all(|h| h.status == 200), "never over budget: {hits:?}");
+    assert!(
+        hits.iter().all(|h| h.status == 200),
+        "never over budget: {hits:?}"
+    );
     assert_eq!(
         search_afters(&rd),
         [None, Some("t3_r99".into()), Some("t3_r199".into())],
@@ -324,9 +347,16 @@ async fn rejected_client_credentials_fail_the_run_until_they_change() {
     let err = i["lastError"].as_str().unwrap();
     assert!(err.contains("401") && err.contains("credentials"), "{err}");
     assert!(rd.api_hits().is_empty());
-    assert_eq!(connectors::run::fan_out(&app.db, "REDDIT").await.unwrap(), 0);
+    assert_eq!(
+        connectors::run::fan_out(&app.db, "REDDIT").await.unwrap(),
+        0
+    );
     let resp = app
-        .graphql_as(s.token(), UPDATE, json!({"id": id, "input": {"credentials": creds()}}))
+        .graphql_as(
+            s.token(),
+            UPDATE,
+            json!({"id": id, "input": {"credentials": creds()}}),
+        )
         .await;
     assert_eq!(ok(&resp)["updateIntegration"]["status"], "CONNECTED");
     let def = jobs::registry::find("reddit-sync-scheduler").unwrap();
@@ -355,7 +385,14 @@ async fn server_errors_are_retried_and_a_stopped_run_resumes_at_its_cursor() {
     });
     let app = app_for(&rd).await;
     let s = app.register("admin@vendor.io", "Vendor").await;
-    let (id, _) = connect(&app, &s, "REDDIT", json!({"keywords": ["devsignal"]}), Some(creds())).await;
+    let (id, _) = connect(
+        &app,
+        &s,
+        "REDDIT",
+        json!({"keywords": ["devsignal"]}),
+        Some(creds()),
+    )
+    .await;
     let run = sync(&app, &s, &id, false).await;
     assert_eq!(run["status"], "FAILED", "{run}");
     assert!(run["error"].as_str().unwrap().contains("503"), "{run}");
@@ -380,7 +417,11 @@ async fn bad_reddit_configuration_is_refused_naming_the_field() {
     let good = creds();
     for (config, credentials, want) in [
         (json!({}), Some(good.clone()), vec!["config.keywords"]),
-        (json!({"keywords": []}), Some(good.clone()), vec!["config.keywords"]),
+        (
+            json!({"keywords": []}),
+            Some(good.clone()),
+            vec!["config.keywords"],
+        ),
         (
             json!({"keywords": ["ok", "  "]}),
             Some(good.clone()),

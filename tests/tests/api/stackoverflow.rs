@@ -96,7 +96,11 @@ async fn first_sync_reads_every_page_and_a_resync_creates_nothing() {
     assert_eq!(signals(&app, Some("stackoverflow_answer")).await, 125);
     let hits = se.hits();
     assert_eq!(run["requests"], json!(hits.len()));
-    assert_eq!(question_pages(&hits), ["1", "2", "3"], "every page, to the end");
+    assert_eq!(
+        question_pages(&hits),
+        ["1", "2", "3"],
+        "every page, to the end"
+    );
     assert!(hits.iter().all(|h| h.status == 200), "{hits:?}");
     assert!(hits.iter().all(|h| {
         h.param("key").as_deref() == Some("k-good")
@@ -126,7 +130,11 @@ async fn first_sync_reads_every_page_and_a_resync_creates_nothing() {
     assert_eq!((n, users.len()), (40, 40));
 
     let (ann, domain) = person(&app, 1).await;
-    assert_eq!(domain.as_deref(), Some("initech.com"), "the website's domain");
+    assert_eq!(
+        domain.as_deref(),
+        Some("initech.com"),
+        "the website's domain"
+    );
     assert_eq!(ann.first_name.as_deref(), Some("Ann"), "{ann:?}");
     assert_eq!(ann.last_name.as_deref(), Some("O'Brien"), "unescaped");
     assert_eq!(person(&app, 2).await.1, None, "never a hosting domain");
@@ -184,13 +192,14 @@ async fn first_sync_reads_every_page_and_a_resync_creates_nothing() {
         d.users.insert(41, User::default());
         let q = d.questions.iter_mut().find(|q| q.id == 1001).unwrap();
         q.last_activity_date = now;
-        d.answers.push(devsignal_tests::fakes::stackexchange::Answer {
-            id: 8888,
-            question_id: 1001,
-            owner: Some(3),
-            creation_date: now,
-            last_activity_date: now,
-        });
+        d.answers
+            .push(devsignal_tests::fakes::stackexchange::Answer {
+                id: 8888,
+                question_id: 1001,
+                owner: Some(3),
+                creation_date: now,
+                last_activity_date: now,
+            });
     });
     let run = sync(&app, &s, &id, false).await;
     assert_eq!(run["signalsCreated"], 2, "{run}");
@@ -216,8 +225,15 @@ async fn the_apis_backoff_is_waited_out_or_stops_the_run_until_it_lifts() {
     let before = Utc::now();
     let run = sync(&app, &s, &id, false).await;
     assert_eq!(run["status"], "PARTIAL", "{run}");
-    assert!(run["error"].as_str().unwrap().contains("rate limit"), "{run}");
-    assert_eq!(question_pages(&se.hits()), ["1", "2"], "page 1's backoff was sat out");
+    assert!(
+        run["error"].as_str().unwrap().contains("rate limit"),
+        "{run}"
+    );
+    assert_eq!(
+        question_pages(&se.hits()),
+        ["1", "2"],
+        "page 1's backoff was sat out"
+    );
     assert_eq!(signals(&app, None).await, 150, "page 1 with its answers");
     let i = integration(&app, &s, &id).await;
     if i["status"] == "BACKOFF" {
@@ -242,7 +258,11 @@ async fn the_apis_backoff_is_waited_out_or_stops_the_run_until_it_lifts() {
         hits.iter().all(|h| h.status == 200),
         "no throttle violation: {hits:?}"
     );
-    assert_eq!(question_pages(&hits), ["1", "2", "2", "3"], "resumed at page 2");
+    assert_eq!(
+        question_pages(&hits),
+        ["1", "2", "2", "3"],
+        "resumed at page 2"
+    );
 }
 
 #[tokio::test]
@@ -375,8 +395,14 @@ async fn bad_stack_overflow_configuration_is_refused_naming_the_field() {
     for (input, field) in [
         (json!({"config": {}}), "config.tags"),
         (json!({"config": {"tags": []}}), "config.tags"),
-        (json!({"config": {"tags": ["rust", "not a tag"]}}), "config.tags.1"),
-        (json!({"config": {"tags": ["rust"], "site": "x"}}), "config.site"),
+        (
+            json!({"config": {"tags": ["rust", "not a tag"]}}),
+            "config.tags.1",
+        ),
+        (
+            json!({"config": {"tags": ["rust"], "site": "x"}}),
+            "config.site",
+        ),
         (
             json!({"config": {"tags": ["rust"]}, "credentials": {"key": ""}}),
             "credentials.key",
@@ -463,7 +489,11 @@ async fn stack_overflow_and_reddit_signals_and_contacts_stay_with_their_tenant()
     let (keys_b, names_b) = seen(&app, b.token()).await;
     assert_eq!(
         keys_a,
-        ["stackoverflow:a:901000", "stackoverflow:q:1000", "stackoverflow:q:1001"]
+        [
+            "stackoverflow:a:901000",
+            "stackoverflow:q:1000",
+            "stackoverflow:q:1001"
+        ]
     );
     assert_eq!(names_a, ["Alice", "Bruno"]);
     assert_eq!(keys_b, ["reddit:t3_p1"]);
