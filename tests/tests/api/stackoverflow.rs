@@ -306,7 +306,18 @@ async fn a_spent_daily_quota_backs_off_until_utc_midnight() {
 async fn a_rejected_key_fails_the_run_until_the_credentials_change() {
     let se = FakeStackExchange::start().await;
     se.generate("rust", 1000, 3, 3);
-    se.with(|d| d.key = Some("good".into()));
+    se.with(|d| {
+        d.key = Some("good".into());
+        // A question whose owner deleted their account: the signal lands without a person.
+        d.questions.push(Question {
+            id: 2000,
+            tags: vec!["rust".into()],
+            owner: None,
+            title: "Orphan".into(),
+            creation_date: Utc::now().timestamp() - 100,
+            last_activity_date: Utc::now().timestamp() - 100,
+        });
+    });
     let app = app_for(&se).await;
     let s = app.register("admin@vendor.io", "Vendor").await;
     let (id, _) = connect(
@@ -351,7 +362,14 @@ async fn a_rejected_key_fails_the_run_until_the_credentials_change() {
     })
     .await;
     assert!(i["lastError"].is_null());
-    assert_eq!(signals(&app, None).await, 5);
+    assert_eq!(signals(&app, None).await, 6);
+    let orphan = entity::signals::Entity::find()
+        .filter(entity::signals::Column::IdempotencyKey.eq("stackoverflow:q:2000"))
+        .one(&app.db)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(orphan.contact_id.is_none(), "{orphan:?}");
 }
 
 #[tokio::test]
