@@ -17,7 +17,8 @@
 //!
 //! One module per source implements [`Connector`]: [`github`], [`packages`] (npm and PyPI),
 //! [`posthog`], [`linkedin`] (webhook and import only: LinkedIn has no API to read),
-//! [`intercom`], [`zendesk`], [`discord`], [`twitter`] (Twitter/X).
+//! [`intercom`], [`zendesk`], [`discord`], [`twitter`] (Twitter/X), [`stackoverflow`],
+//! [`reddit`].
 
 pub mod discord;
 pub mod github;
@@ -26,7 +27,9 @@ pub mod intercom;
 pub mod linkedin;
 pub mod packages;
 pub mod posthog;
+pub mod reddit;
 pub mod run;
+pub mod stackoverflow;
 pub mod store;
 pub mod twitter;
 pub mod webhook;
@@ -48,8 +51,8 @@ pub const KINDS: &[(&str, bool)] = &[
     ("GITHUB", true),
     ("NPM", true),
     ("PYPI", true),
-    ("STACKOVERFLOW", false),
-    ("REDDIT", false),
+    ("STACKOVERFLOW", true),
+    ("REDDIT", true),
     ("DISCORD", true),
     ("TWITTER", true),
     ("LINKEDIN", true),
@@ -223,6 +226,8 @@ pub fn connector(kind: &str) -> Option<&'static dyn Connector> {
         "ZENDESK" => Some(&zendesk::Zendesk),
         "DISCORD" => Some(&discord::Discord),
         "TWITTER" => Some(&twitter::Twitter),
+        "STACKOVERFLOW" => Some(&stackoverflow::StackOverflow),
+        "REDDIT" => Some(&reddit::Reddit),
         _ => None,
     }
 }

@@ -123,6 +123,8 @@ fn source_name(kind: &str, config: &Value) -> String {
     let what = config
         .get("repos")
         .or_else(|| config.get("packages"))
+        .or_else(|| config.get("tags"))
+        .or_else(|| config.get("keywords"))
         .and_then(|v| v.as_array())
         .map(|a| {
             a.iter()
@@ -140,6 +142,8 @@ fn source_name(kind: &str, config: &Value) -> String {
         "LINKEDIN" => "LinkedIn",
         "INTERCOM" => "Intercom",
         "ZENDESK" => "Zendesk",
+        "STACKOVERFLOW" => "Stack Overflow",
+        "REDDIT" => "Reddit",
         other => other,
     };
     let name = if what.is_empty() {

@@ -65,6 +65,16 @@ pub async fn twitter(ctx: Context, _job: jobs::Model) -> anyhow::Result<()> {
     fan_out(&ctx, "TWITTER").await
 }
 
+/// `stackoverflow-sync-scheduler`: a sync of every due Stack Overflow integration.
+pub async fn stackoverflow(ctx: Context, _job: jobs::Model) -> anyhow::Result<()> {
+    fan_out(&ctx, "STACKOVERFLOW").await
+}
+
+/// `reddit-sync-scheduler`: a sync of every due Reddit integration.
+pub async fn reddit(ctx: Context, _job: jobs::Model) -> anyhow::Result<()> {
+    fan_out(&ctx, "REDDIT").await
+}
+
 /// `sync-integration`: one run of one integration (payload `integrationId`, optional `runId`
 /// started by `syncIntegration`, `full`).
 pub async fn sync(ctx: Context, job: jobs::Model) -> anyhow::Result<()> {
@@ -116,7 +126,5 @@ macro_rules! unavailable {
 unavailable! {
     hubspot => "HubSpot",
     salesforce => "Salesforce",
-    stackoverflow => "Stack Overflow",
-    reddit => "Reddit",
     clearbit => "Clearbit",
 }

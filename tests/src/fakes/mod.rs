@@ -5,6 +5,8 @@ pub mod discord;
 pub mod github;
 pub mod packages;
 pub mod posthog;
+pub mod reddit;
+pub mod stackexchange;
 pub mod support;
 pub mod twitter;
 
