@@ -194,6 +194,13 @@ fn retry_after(headers: &HeaderMap, body: &[u8]) -> Option<DateTime<Utc>> {
 /// Intercom; `error` as text or `{title, message}`: Zendesk), else the start of the body.
 fn message_of(body: &[u8]) -> String {
     if let Ok(v) = serde_json::from_slice::<serde_json::Value>(body) {
+        // Stack Exchange names the error and its parameter: `bad_parameter: key`.
+        if let (Some(name), Some(m)) = (
+            v.get("error_name").and_then(|m| m.as_str()),
+            v.get("error_message").and_then(|m| m.as_str()),
+        ) {
+            return format!("{name}: {m}").chars().take(200).collect();
+        }
         let found = ["message", "detail", "error_message", "description"]
             .iter()
             .find_map(|k| v.get(*k).and_then(|m| m.as_str()))

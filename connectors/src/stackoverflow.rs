@@ -198,7 +198,7 @@ fn classify(stop: Stop) -> Stop {
             until: Utc::now() + chrono::Duration::seconds(secs),
         };
     }
-    let bad_key = msg.contains("bad_parameter") && msg.contains("\"key\"");
+    let bad_key = msg.contains("bad_parameter: key");
     if bad_key
         || [
             "key_required",
@@ -674,7 +674,7 @@ mod tests {
     #[test]
     fn throttles_are_rate_limits_and_bad_keys_are_credentials() {
         let t = classify(Stop::Invalid(
-            r#"api.stackexchange.com/2.3/questions answered 400 {"error_id":502,"error_message":"too many requests from this IP, more requests available in 42 seconds","error_name":"throttle_violation"}"#.into(),
+            "api.stackexchange.com/2.3/questions answered 400 throttle_violation: too many requests from this IP, more requests available in 42 seconds".into(),
         ));
         match t {
             Stop::RateLimited { until } => {
@@ -684,15 +684,11 @@ mod tests {
             other => panic!("{other:?}"),
         }
         assert!(matches!(
-            classify(Stop::Invalid(
-                r#"x answered 400 {"error_id":400,"error_message":"key","error_name":"bad_parameter"}"#.into()
-            )),
+            classify(Stop::Invalid("x answered 400 bad_parameter: key".into())),
             Stop::Credentials(_)
         ));
         assert!(matches!(
-            classify(Stop::Invalid(
-                r#"x answered 400 {"error_id":400,"error_message":"tagged","error_name":"bad_parameter"}"#.into()
-            )),
+            classify(Stop::Invalid("x answered 400 bad_parameter: tagged".into())),
             Stop::Invalid(_)
         ));
         let m = next_midnight(Utc.with_ymd_and_hms(2026, 3, 4, 17, 5, 0).unwrap());
