@@ -385,7 +385,7 @@ impl Run<'_> {
                 Ok(_) => return Ok(()),
                 // A channel the bot may not read: skipped when it was picked as "every text
                 // channel", an error when the configuration names it.
-                Err(Stop::Credentials(e)) if e.contains("(403 ") => {
+                Err(Stop::Forbidden(_)) => {
                     if ch.explicit {
                         return Err(Stop::Invalid(format!(
                             "the bot may not read the Discord channel #{} ({}): give it View Channel and Read Message History",

@@ -190,8 +190,9 @@ fn retry_after(headers: &HeaderMap, body: &[u8]) -> Option<DateTime<Utc>> {
 }
 
 /// The message of a JSON error body in the shapes sources use (`message`: GitHub, Discord;
-/// `detail`: PostHog, Twitter/X; `error_message`: Stack Exchange; `errors[0].message`:
-/// Intercom; `error` as text or `{title, message}`: Zendesk), else the start of the body.
+/// `errors[0].message`: Intercom, Twitter/X (whose `detail` is generic); `detail`: PostHog;
+/// `error_name: error_message`: Stack Exchange; `error` as text or `{title, message}`:
+/// Zendesk), else the start of the body.
 fn message_of(body: &[u8]) -> String {
     if let Ok(v) = serde_json::from_slice::<serde_json::Value>(body) {
         // Stack Exchange names the error and its parameter: `bad_parameter: key`.
@@ -201,14 +202,19 @@ fn message_of(body: &[u8]) -> String {
         ) {
             return format!("{name}: {m}").chars().take(200).collect();
         }
-        let found = ["message", "detail", "error_message", "description"]
-            .iter()
-            .find_map(|k| v.get(*k).and_then(|m| m.as_str()))
+        let first_error = v
+            .get("errors")
+            .and_then(|e| e.get(0))
+            .and_then(|e| e.get("message"))
+            .and_then(|m| m.as_str());
+        let found = v
+            .get("message")
+            .and_then(|m| m.as_str())
+            .or(first_error)
             .or_else(|| {
-                v.get("errors")
-                    .and_then(|e| e.get(0))
-                    .and_then(|e| e.get("message"))
-                    .and_then(|m| m.as_str())
+                ["detail", "error_message", "description"]
+                    .iter()
+                    .find_map(|k| v.get(*k).and_then(|m| m.as_str()))
             })
             .or_else(|| {
                 let e = v.get("error")?;
@@ -369,7 +375,7 @@ pub async fn exchange(
                 }
                 return stop(Stop::RateLimited { until });
             }
-            return stop(Stop::Credentials(format!(
+            return stop(Stop::Forbidden(format!(
                 "{} refused access (403 {}); check the credentials' permissions",
                 describe(&req.url),
                 message_of(&body)

@@ -262,6 +262,11 @@ impl Run<'_> {
                 Ok(Fetched::Ok(page)) => return page.json(what).map(Some),
                 Ok(Fetched::NotModified) => return Ok(None),
                 Ok(Fetched::Missing) => return Err(Stop::Invalid(format!("{what} was not found"))),
+                Err(Stop::Forbidden(_)) => {
+                    return Err(Stop::Invalid(format!(
+                        "{what} is private, quarantined or banned: Reddit does not let the app read it; remove it from config.subreddits"
+                    )));
+                }
                 Err(Stop::Credentials(_)) if !renewed => {
                     renewed = true;
                     *self.token.lock().await = Some(Token {

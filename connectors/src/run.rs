@@ -41,6 +41,9 @@ pub enum Stop {
     RateLimited { until: DateTime<Utc> },
     /// The source refused the credentials.
     Credentials(String),
+    /// The credentials are good but may not read this resource (403 that is not a rate
+    /// limit). A run stops as for refused credentials unless its connector skips the resource.
+    Forbidden(String),
     /// The source refused the configuration (unknown repository, package, bad answer).
     Invalid(String),
     /// 5xx, timeouts, connection errors: the request's retries are used up.
@@ -568,7 +571,7 @@ fn transition(
                 success: false,
             }
         }
-        Err(Stop::Credentials(e)) | Err(Stop::Invalid(e)) => Transition {
+        Err(Stop::Credentials(e)) | Err(Stop::Forbidden(e)) | Err(Stop::Invalid(e)) => Transition {
             run_status: run_status::FAILED,
             run_error: Some(e.clone()),
             status: status::ERROR,

@@ -403,7 +403,8 @@ impl crate::Connector for Twitter {
         };
         // A full run walks again from the start of what the search holds; it keeps a walk
         // under way only when it is itself that walk's continuation.
-        let since = if cx.full { None } else { text("sinceId") };
+        let mut since = if cx.full { None } else { text("sinceId") };
+        let mut restarted = false;
         let (mut next, mut pending) = if cx.full {
             (None, None)
         } else {
@@ -428,9 +429,26 @@ impl crate::Connector for Twitter {
             }
             let req =
                 Request::get(String::from(url)).header("authorization", format!("Bearer {token}"));
-            let page = match cx.get(req).await? {
-                Fetched::Ok(p) => p,
-                _ => {
+            let page = match cx.get(req).await {
+                // A `since_id` older than the search's seven days, or a `next_token` that
+                // expired while the integration waited, is refused: the walk starts again over
+                // what the search holds (the keys keep it free of duplicates).
+                Err(Stop::Invalid(m))
+                    if !restarted
+                        && (since.is_some() || next.is_some())
+                        && ["since_id", "next_token", "pagination_token"]
+                            .iter()
+                            .any(|p| m.contains(p)) =>
+                {
+                    tracing::info!(error = %m, "Twitter/X refused the cursor; the walk starts again");
+                    restarted = true;
+                    since = None;
+                    next = None;
+                    continue;
+                }
+                Err(e) => return Err(e),
+                Ok(Fetched::Ok(p)) => p,
+                Ok(_) => {
                     return Err(Stop::Invalid(
                         "the Twitter/X recent search was not found".into(),
                     ));

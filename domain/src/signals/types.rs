@@ -58,6 +58,65 @@ pub const VOCABULARY: &[(&str, &str)] = &[
     ),
     ("linkedin_page_view", "viewed the company's LinkedIn page"),
     ("linkedin_post_engagement", "engaged with a LinkedIn post"),
+    (
+        "linkedin_employee_activity",
+        "was active on LinkedIn as an employee of an account",
+    ),
+    ("discord_message", "posted in the Discord server"),
+    (
+        "discord_question_asked",
+        "asked for help in the Discord server",
+    ),
+    (
+        "discord_thread_created",
+        "started a thread in the Discord server",
+    ),
+    (
+        "stackoverflow_question",
+        "asked about the product on Stack Overflow",
+    ),
+    (
+        "stackoverflow_answer",
+        "answered a question about the product on Stack Overflow",
+    ),
+    ("reddit_question", "asked about the product on Reddit"),
+    ("reddit_discussion", "discussed the product on Reddit"),
+    (
+        "reddit_showcase",
+        "showed a project built with the product on Reddit",
+    ),
+    (
+        "intercom_conversation_open",
+        "started a support conversation (Intercom)",
+    ),
+    (
+        "intercom_conversation_reply",
+        "replied in a support conversation (Intercom)",
+    ),
+    (
+        "intercom_conversation_closed",
+        "had a support conversation closed (Intercom)",
+    ),
+    (
+        "intercom_conversation_rated",
+        "rated a support conversation (Intercom)",
+    ),
+    (
+        "zendesk_ticket_created",
+        "opened a support ticket (Zendesk)",
+    ),
+    (
+        "zendesk_ticket_updated",
+        "had a support ticket updated (Zendesk)",
+    ),
+    (
+        "zendesk_ticket_solved",
+        "had a support ticket solved (Zendesk)",
+    ),
+    (
+        "zendesk_satisfaction_rated",
+        "rated the support they got (Zendesk)",
+    ),
 ];
 
 /// Other spellings of vocabulary types, by key (see the module docs): the original's

@@ -45,6 +45,9 @@ pub struct Data {
     pub fail: Vec<(String, u16)>,
     /// Never answer the next request whose path and query contain this text.
     pub hang: Option<String>,
+    /// The oldest `since_id` the search takes (the real one refuses ids older than its seven
+    /// days with a 400 naming `since_id`).
+    pub min_since_id: Option<u64>,
     pub hits: Vec<Hit>,
 }
 
@@ -164,6 +167,20 @@ fn search(d: &Data, query: &str) -> (StatusCode, Value) {
         );
     }
     let since = param(query, "since_id").and_then(|s| s.parse::<u64>().ok());
+    if let (Some(s), Some(min)) = (since, d.min_since_id)
+        && s < min
+    {
+        return (
+            StatusCode::BAD_REQUEST,
+            json!({
+                "errors": [{"parameters": {"since_id": [s.to_string()]},
+                            "message": format!("Invalid 'since_id':'{s}'. 'since_id' must be a tweet id created after {}.", (Utc::now() - chrono::Duration::days(7)).format("%Y-%m-%dT%H:%MZ"))}],
+                "title": "Invalid Request",
+                "detail": "One or more parameters to your request was invalid.",
+                "type": "https://api.twitter.com/2/problems/invalid-request",
+            }),
+        );
+    }
     // next_token: `b` and the hex id below which the next page starts.
     let below = match param(query, "next_token") {
         None => None,

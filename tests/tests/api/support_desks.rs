@@ -154,14 +154,14 @@ async fn intercom_reads_every_page_then_only_what_changed() {
 #[tokio::test]
 async fn intercom_backs_off_on_a_spent_budget_and_stops_on_a_bad_token_until_updated() {
     let (desk, app) = intercom_app().await;
+    let s = app.register("admin@vendor.io", "Vendor").await;
+    let (id, _) = connect(&app, &s, "INTERCOM", json!({}), Some(intercom_creds(TOKEN))).await;
     desk.with(|d| {
         d.items = FakeDesk::generated(30, "acme.io");
         d.per_page = 10;
         d.remaining = 2;
         d.reset = Utc::now() + chrono::Duration::seconds(4);
     });
-    let s = app.register("admin@vendor.io", "Vendor").await;
-    let (id, _) = connect(&app, &s, "INTERCOM", json!({}), Some(intercom_creds(TOKEN))).await;
     let run = sync(&app, &s, &id, false).await;
     assert_eq!(run["status"], "PARTIAL", "{run}");
     assert!(
@@ -350,13 +350,6 @@ async fn zendesk_reads_the_export_to_its_end_and_resumes_from_its_cursor() {
 #[tokio::test]
 async fn zendesk_backs_off_on_429_retries_5xx_and_stops_on_bad_credentials() {
     let desk = FakeDesk::zendesk(ZD_EMAIL, ZD_TOKEN).await;
-    desk.with(|d| {
-        d.items = FakeDesk::generated(30, "globex.com");
-        d.per_page = 10;
-        d.remaining = 2;
-        d.reset = Utc::now() + chrono::Duration::seconds(4);
-        d.fail.push(("cursor.json".into(), 502));
-    });
     let app = spawn_app_with(&[]).await;
     let s = app.register("admin@vendor.io", "Vendor").await;
     let (id, _) = connect(
@@ -367,6 +360,13 @@ async fn zendesk_backs_off_on_429_retries_5xx_and_stops_on_bad_credentials() {
         Some(zendesk_creds(ZD_TOKEN)),
     )
     .await;
+    desk.with(|d| {
+        d.items = FakeDesk::generated(30, "globex.com");
+        d.per_page = 10;
+        d.remaining = 2;
+        d.reset = Utc::now() + chrono::Duration::seconds(4);
+        d.fail.push(("cursor.json".into(), 502));
+    });
     let run = sync(&app, &s, &id, false).await;
     assert_eq!(run["status"], "PARTIAL", "{run}");
     assert!(desk.hits().iter().any(|h| h.status == 429));

@@ -516,3 +516,33 @@ async fn twitter_bad_configuration_is_refused_naming_the_field() {
         .await;
     assert_eq!(ok(&resp)["integrations"], json!([]));
 }
+
+#[tokio::test]
+async fn twitter_a_since_id_past_the_search_window_starts_the_walk_again() {
+    let tw = FakeTwitter::start().await;
+    tw.generated(3, 1_000_000, "acme");
+    let app = app_for(&tw).await;
+    let s = app.register("admin@vendor.io", "Vendor").await;
+    let (id, _) = connect(
+        &app,
+        &s,
+        "TWITTER",
+        json!({"keywords": ["acme"]}),
+        creds("x"),
+    )
+    .await;
+    let run = sync(&app, &s, &id, false).await;
+    assert_eq!(run["signalsCreated"], 3);
+    // A week later the stored since_id is older than the search holds.
+    tw.generated(2, 3_000_000, "acme again");
+    tw.with(|d| d.min_since_id = Some(2_000_000));
+    tw.clear_hits();
+    let run = sync(&app, &s, &id, false).await;
+    assert_eq!(run["status"], "SUCCEEDED", "{run}");
+    assert_eq!(run["signalsCreated"], 2);
+    let hits = searches(&tw);
+    assert_eq!(hits.len(), 2, "{hits:?}");
+    assert_eq!(hits[0].status, 400);
+    assert!(hits[1].param("since_id").is_none());
+    assert_eq!(cursor(&app).await["sinceId"], "3000001");
+}
