@@ -324,3 +324,23 @@ async fn linkedin_webhooks_and_imports_are_per_tenant() {
         404
     );
 }
+
+#[tokio::test]
+async fn inbound_webhooks_are_held_to_the_webhook_rate_limit() {
+    let app = devsignal_tests::spawn_app_with(&[("RATE_LIMIT_WEBHOOK", "3")]).await;
+    let s = app.register("admin@vendor.io", "Vendor").await;
+    let (id, secret) = linkedin(&app, &s).await;
+    let mut statuses = Vec::new();
+    for n in 0..4 {
+        let body =
+            json!({"type": "page_view", "id": format!("e{n}"), "person": {"email": "ana@acme.io"}});
+        statuses.push(
+            post_signed(&app, "linkedin", &id, Some(&secret), &body)
+                .await
+                .status()
+                .as_u16(),
+        );
+    }
+    assert_eq!(statuses, [200, 200, 200, 429]);
+    assert_eq!(signals(&app, None).await, 3);
+}
