@@ -154,16 +154,29 @@ async fn a_request_past_its_deadline_is_stopped_with_timeout() {
     let app = spawn_app_with(&[("GRAPHQL_TIMEOUT_MS", "300")]).await;
     let s = app.register("slow@limits.test", "Slow").await;
     // Hold the accounts table (`companies`) so that creating one cannot finish before the deadline.
-    let lock = app.db.begin().await.unwrap();
-    if app.test_db.is_postgres() {
-        lock.execute_unprepared("LOCK TABLE companies IN EXCLUSIVE MODE")
-            .await
-            .unwrap();
-    } else {
-        lock.execute_unprepared("DELETE FROM companies WHERE 1 = 0")
-            .await
-            .unwrap();
-    }
+    // SQLite answers "database is locked" at once (no busy wait) when a deferred transaction
+    // cannot take the write lock because the app's own loops hold it: try again.
+    let mut tries = 0;
+    let lock = loop {
+        let lock = app.db.begin().await.unwrap();
+        let taken = if app.test_db.is_postgres() {
+            lock.execute_unprepared("LOCK TABLE companies IN EXCLUSIVE MODE")
+                .await
+        } else {
+            lock.execute_unprepared("DELETE FROM companies WHERE 1 = 0")
+                .await
+        };
+        match taken {
+            Ok(_) => break lock,
+            Err(e) if tries < 50 => {
+                tries += 1;
+                let _ = lock.rollback().await;
+                eprintln!("taking the lock: {e}; again");
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            }
+            Err(e) => panic!("could not take the lock: {e}"),
+        }
+    };
     let r = app
         .graphql_as(
             s.token(),
