@@ -4,7 +4,7 @@ use chrono::Utc;
 use entity::webhook_endpoints;
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait,
-    IntoActiveModel, PaginatorTrait, QueryFilter, QueryOrder, Set,
+    IntoActiveModel, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, Set,
 };
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
@@ -158,6 +158,37 @@ pub(super) fn check_event_types(
     out
 }
 
+/// Each account a filter names must be one of the organization's (a foreign or unknown id is
+/// refused, naming it, as anywhere else an id is given).
+async fn check_filter_accounts(
+    db: &DatabaseConnection,
+    org: Uuid,
+    errors: &mut Vec<FieldError>,
+    field: &str,
+    filter: Option<&Filter>,
+) -> Result<()> {
+    let Some(f) = filter.filter(|f| !f.account_ids.is_empty()) else {
+        return Ok(());
+    };
+    let known: Vec<Uuid> = entity::companies::Entity::find()
+        .select_only()
+        .column(entity::companies::Column::Id)
+        .filter(entity::companies::Column::OrganizationId.eq(org))
+        .filter(entity::companies::Column::Id.is_in(f.account_ids.clone()))
+        .into_tuple()
+        .all(db)
+        .await?;
+    for (i, id) in f.account_ids.iter().enumerate() {
+        if !known.contains(id) {
+            errors.push(FieldError::new(
+                format!("{field}.accountIds.{i}"),
+                "no such account",
+            ));
+        }
+    }
+    Ok(())
+}
+
 pub(super) fn check_filter(
     errors: &mut Vec<FieldError>,
     field: &str,
@@ -248,6 +279,14 @@ pub async fn create(
     };
     let types = check_event_types(&mut errors, "eventTypes", &input.event_types);
     let description = crm::text(&mut errors, "description", input.description, 500);
+    check_filter_accounts(
+        db,
+        actor.organization_id,
+        &mut errors,
+        "filter",
+        input.filter.as_ref(),
+    )
+    .await?;
     let filter = check_filter(&mut errors, "filter", input.filter);
     let url = match url {
         Some(u) if errors.is_empty() => u,
@@ -351,6 +390,14 @@ pub async fn update(
     let description = input
         .description
         .map(|d| crm::text(&mut errors, "description", d, 500));
+    check_filter_accounts(
+        db,
+        actor.organization_id,
+        &mut errors,
+        "filter",
+        input.filter.as_ref().and_then(|f| f.as_ref()),
+    )
+    .await?;
     let filter = input.filter.map(|f| check_filter(&mut errors, "filter", f));
     if let Some(types) = &types {
         may_deliver(actor, types)?;

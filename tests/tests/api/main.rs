@@ -13,6 +13,7 @@ mod crm_loaders;
 mod crm_order;
 mod crm_search;
 mod crm_timeline;
+mod cross_tenant;
 mod dashboard;
 mod discord;
 mod error_codes;
