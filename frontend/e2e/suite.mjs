@@ -453,8 +453,8 @@ const tests = [
     check(/\/api\/v1\/webhooks\/linkedin\//.test(await panel.innerText()), 'the panel shows the webhook URL');
     check((await page.getByRole('table', { name: 'Runs' }).count()) === 0, 'no runs table for LinkedIn');
     const csv = 'First Name,Last Name,LinkedIn URL,Email Address,Position,Company,Website\n' +
-      'Ada,Park,https://www.linkedin.com/in/ada-park-e2e,ada@initech.io,CTO,Initech,initech.io\n' +
-      'Ben,Ortiz,https://www.linkedin.com/in/ben-ortiz-e2e,,Engineer,Initech,initech.io\n';
+      'Ada,Park,https://www.linkedin.com/in/ada-park-e2e,ada.park@acme.io,CTO,Acme,acme.io\n' +
+      'Ben,Ortiz,https://www.linkedin.com/in/ben-ortiz-e2e,,Engineer,Acme,acme.io\n';
     await page.getByLabel('CSV file').setInputFiles({ name: 'people.csv', mimeType: 'text/csv', buffer: Buffer.from(csv) });
     const pasted = page.getByRole('textbox', { name: 'People (CSV)' });
     await eventually('the file read into the form', async () => (await pasted.inputValue()).includes('ada-park-e2e'));
