@@ -37,7 +37,8 @@ fi
 
 data_dir="$(mktemp -d)"
 # The outside services connectors read (npm, PyPI, GitHub) are a local fake: no test reaches the
-# internet. It prints its base URL first.
+# internet (the other sources' base URLs point at it too, where they answer 404, since connecting
+# one schedules its first run). It prints its base URL first.
 node "$here/fake-sources.mjs" >"$data_dir/fake-sources.url" 2>"$results/fake-sources.log" &
 fake=$!
 server=
@@ -64,6 +65,9 @@ env -u DATABASE_URL -u REDIS_URL "${db_env[@]}" \
   RATE_LIMIT_API=100000 RATE_LIMIT_AUTH=1000 RATE_LIMIT_SIGNAL=100000 \
   NPM_DOWNLOADS_API_URL="$fake_url/npm-downloads" NPM_REGISTRY_URL="$fake_url/npm-registry" \
   PYPISTATS_API_URL="$fake_url/pypistats" PYPI_URL="$fake_url/pypi" GITHUB_API_URL="$fake_url/github" \
+  STACKEXCHANGE_API_URL="$fake_url/stackexchange" REDDIT_API_URL="$fake_url/reddit" \
+  REDDIT_AUTH_URL="$fake_url/reddit-auth" DISCORD_API_URL="$fake_url/discord" \
+  TWITTER_API_URL="$fake_url/twitter" INTERCOM_API_URL="$fake_url/intercom" \
   GITHUB_CLIENT_ID=e2e-client GITHUB_CLIENT_SECRET=e2e-secret \
   GITHUB_OAUTH_BASE_URL="$fake_url/github-oauth" GITHUB_API_BASE_URL="$fake_url/github-oauth" \
   "$bin" serve >"$results/server.log" 2>&1 &

@@ -133,8 +133,10 @@ export default function Home() {
                 }}
                 data={TIERS.map((t) => ({ value: t, label: t === 'ALL' ? 'All tiers' : t.charAt(0) + t.slice(1).toLowerCase() }))}
               />
+              {/* A fixed width: a long source name (a LinkedIn page URL) must not widen it and wrap the row. */}
               <NativeSelect
                 aria-label="Source"
+                w={140}
                 value={source}
                 onChange={(e) => {
                   setSource(e.currentTarget.value);

@@ -71,6 +71,25 @@ impl IntegrationKind {
         }
     }
 
+    fn label(self) -> &'static str {
+        match self {
+            IntegrationKind::Github => "GitHub",
+            IntegrationKind::Npm => "npm",
+            IntegrationKind::Pypi => "PyPI",
+            IntegrationKind::Stackoverflow => "Stack Overflow",
+            IntegrationKind::Reddit => "Reddit",
+            IntegrationKind::Discord => "Discord",
+            IntegrationKind::Twitter => "Twitter/X",
+            IntegrationKind::Linkedin => "LinkedIn",
+            IntegrationKind::Posthog => "PostHog",
+            IntegrationKind::Intercom => "Intercom",
+            IntegrationKind::Zendesk => "Zendesk",
+            IntegrationKind::Hubspot => "HubSpot",
+            IntegrationKind::Salesforce => "Salesforce",
+            IntegrationKind::Clearbit => "Clearbit",
+        }
+    }
+
     fn parse(s: &str) -> Self {
         match s {
             "NPM" => IntegrationKind::Npm,
@@ -89,6 +108,26 @@ impl IntegrationKind {
             _ => IntegrationKind::Github,
         }
     }
+}
+
+/// A kind of source and what the server can do with it.
+#[derive(async_graphql::SimpleObject)]
+pub struct IntegrationKindInfo {
+    pub kind: IntegrationKind,
+    /// The source's name, as shown to people.
+    pub label: String,
+    /// Whether it can be connected (kinds not built answer `BAD_USER_INPUT`).
+    pub built: bool,
+    /// Whether it is read by scheduled runs ("Sync now"); false for LinkedIn, which only takes
+    /// webhooks and imports.
+    pub syncs: bool,
+    /// Whether it takes inbound webhooks (see `Integration.webhookUrl`).
+    pub webhooks: bool,
+}
+
+/// Whether `kind` takes inbound webhooks (GitHub's come through its own route).
+fn takes_webhooks(kind: &str) -> bool {
+    kind == "GITHUB" || connectors::connector(kind).is_some_and(|c| c.webhooks())
 }
 
 /// Where an integration stands.
@@ -188,9 +227,7 @@ impl Integration {
     /// Where the source sends signed webhooks (GitHub, PostHog, LinkedIn, …), with the secret
     /// shown at connection; null for kinds that take none.
     async fn webhook_url(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<String>> {
-        let takes = self.0.kind == "GITHUB"
-            || connectors::connector(&self.0.kind).is_some_and(|c| c.webhooks());
-        if !takes {
+        if !takes_webhooks(&self.0.kind) {
             return Ok(None);
         }
         Ok(Some(format!(
@@ -311,6 +348,29 @@ pub struct IntegrationQuery;
 
 #[Object]
 impl IntegrationQuery {
+    /// Every kind of source, in the server's order, with whether it can be connected, synced
+    /// and sent webhooks (any signed-in member).
+    async fn integration_kinds(
+        &self,
+        ctx: &Context<'_>,
+    ) -> async_graphql::Result<Vec<IntegrationKindInfo>> {
+        actor(ctx)?;
+        Ok(connectors::KINDS
+            .iter()
+            .map(|(name, built)| {
+                let kind = IntegrationKind::parse(name);
+                let connector = connectors::connector(name).filter(|_| *built);
+                IntegrationKindInfo {
+                    kind,
+                    label: kind.label().to_owned(),
+                    built: connector.is_some(),
+                    syncs: connector.is_some_and(|c| c.syncs()),
+                    webhooks: connector.is_some() && takes_webhooks(name),
+                }
+            })
+            .collect())
+    }
+
     /// The organization's integrations (ADMIN, or `integrations:manage`).
     async fn integrations(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<Integration>> {
         let actor = actor(ctx)?;

@@ -96,6 +96,55 @@ async fn bad_kinds_and_configurations_are_refused_naming_the_field() {
 }
 
 #[tokio::test]
+async fn integration_kinds_say_what_is_built_synced_and_sent_webhooks_to_any_member() {
+    let app = spawn_app().await;
+    let admin = app.register("admin@vendor.io", "Vendor").await;
+    let member = app.add_member(&admin, "member@vendor.io", "MEMBER").await;
+    let query = "{ integrationKinds { kind label built syncs webhooks } }";
+    let resp = app.graphql_as(member.token(), query, json!({})).await;
+    let kinds = ok(&resp)["integrationKinds"].as_array().unwrap().clone();
+    let of = |kind: &str| {
+        kinds
+            .iter()
+            .find(|k| k["kind"] == kind)
+            .unwrap_or_else(|| panic!("{kind} missing: {resp}"))
+            .clone()
+    };
+    assert_eq!(kinds.len(), 14, "every kind is listed: {resp}");
+    assert_eq!(
+        of("GITHUB"),
+        json!({"kind": "GITHUB", "label": "GitHub", "built": true, "syncs": true, "webhooks": true})
+    );
+    assert_eq!(
+        of("NPM"),
+        json!({"kind": "NPM", "label": "npm", "built": true, "syncs": true, "webhooks": false})
+    );
+    assert_eq!(
+        of("POSTHOG"),
+        json!({"kind": "POSTHOG", "label": "PostHog", "built": true, "syncs": true, "webhooks": true})
+    );
+    assert_eq!(
+        of("LINKEDIN"),
+        json!({"kind": "LINKEDIN", "label": "LinkedIn", "built": true, "syncs": false, "webhooks": true})
+    );
+    for kind in ["INTERCOM", "ZENDESK"] {
+        assert_eq!(of(kind)["webhooks"], true, "{kind}");
+    }
+    for kind in ["STACKOVERFLOW", "REDDIT", "DISCORD", "TWITTER", "PYPI"] {
+        assert_eq!(of(kind)["built"], true, "{kind}");
+        assert_eq!(of(kind)["syncs"], true, "{kind}");
+        assert_eq!(of(kind)["webhooks"], false, "{kind}");
+    }
+    for kind in ["HUBSPOT", "SALESFORCE", "CLEARBIT"] {
+        assert_eq!(of(kind)["built"], false, "{kind}");
+        assert_eq!(of(kind)["syncs"], false, "{kind}");
+    }
+    // Signed out: refused.
+    let resp = app.graphql(query, json!({})).await;
+    assert_code(&resp, "UNAUTHENTICATED");
+}
+
+#[tokio::test]
 async fn only_admins_and_keys_with_the_scope_manage_integrations_and_credentials_stay_hidden() {
     let app = spawn_app().await;
     let admin = app.register("admin@vendor.io", "Vendor").await;

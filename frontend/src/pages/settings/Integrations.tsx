@@ -1,12 +1,13 @@
-// Integrations: connect an outside source (GitHub repositories, npm or PyPI packages), see each
-// one's status, last error and runs, start a sync now, change its configuration, disconnect.
+// Integrations: connect an outside source (every kind the API says is built, each with its own
+// form), see each one's status, last error and runs, start a sync now (kinds that sync), see its
+// webhook URL, import people into LinkedIn, change its configuration, disconnect.
 import { useEffect, useState, type FormEvent } from 'react';
-import { Alert, Badge, Button, Group, Modal, Paper, PasswordInput, Select, Stack, Table, TagsInput, Text, Title } from '@mantine/core';
+import { Alert, Badge, Button, Group, Modal, Paper, PasswordInput, Select, Stack, Table, TagsInput, Text, TextInput, Textarea, Title } from '@mantine/core';
 import { useDisclosure } from '@mantine/hooks';
 import { notifications } from '@mantine/notifications';
 import { useMutation, useQuery, type CombinedError } from 'urql';
 import { graphql, type ResultOf } from '../../graphql';
-import { Empty, ErrorNotice, Loading, fieldErrors, timeAgo, useIsAdmin } from '../../ui';
+import { Empty, ErrorNotice, Loading, timeAgo, useIsAdmin } from '../../ui';
 import { Snippet } from './ApiKeys';
 
 const IntegrationsQuery = graphql(`
@@ -23,6 +24,11 @@ const IntegrationsQuery = graphql(`
       webhookUrl
       runs(first: 1) { nodes { id status } }
     }
+  }
+`);
+const KindsQuery = graphql(`
+  query IntegrationKinds {
+    integrationKinds { kind label built syncs webhooks }
   }
 `);
 const RunsQuery = graphql(`
@@ -50,6 +56,11 @@ const Sync = graphql(`
     syncIntegration(id: $id, full: $full) { id status }
   }
 `);
+const ImportLinkedIn = graphql(`
+  mutation ImportLinkedInContacts($id: ID!, $format: ImportFormat!, $data: String!) {
+    importLinkedInContacts(integrationId: $id, format: $format, data: $data) { rows contacts accounts }
+  }
+`);
 const Disconnect = graphql(`
   mutation DisconnectIntegration($id: ID!) {
     disconnectIntegration(id: $id) { id status }
@@ -57,15 +68,155 @@ const Disconnect = graphql(`
 `);
 
 type Integration = ResultOf<typeof IntegrationsQuery>['integrations'][number];
-type Kind = 'GITHUB' | 'NPM' | 'PYPI';
+type KindInfo = ResultOf<typeof KindsQuery>['integrationKinds'][number];
+type Kind = KindInfo['kind'];
 
-/** The sources the server can sync today; the API refuses the other kinds it names. */
-const KINDS: { value: Kind; label: string; what: string }[] = [
-  { value: 'GITHUB', label: 'GitHub', what: 'Stars, forks, issues and pull requests of your repositories (sync and signed webhook).' },
-  { value: 'NPM', label: 'npm', what: 'Daily downloads, releases and download spikes of your npm packages.' },
-  { value: 'PYPI', label: 'PyPI', what: 'Daily downloads, releases and download spikes of your Python packages.' },
-];
-const kindLabel = (k: string) => KINDS.find((x) => x.value === k)?.label ?? k.charAt(0) + k.slice(1).toLowerCase();
+/** One input of a kind's form: where its value goes (`config.<key>` or `credentials.<key>`). */
+type Field = {
+  key: string;
+  in: 'config' | 'credentials';
+  label: string;
+  /** tags: a TagsInput (Enter after each); lines: a textarea, one per line or comma-separated. */
+  type: 'tags' | 'lines' | 'text' | 'secret';
+  required?: boolean;
+  description?: string;
+  placeholder?: string;
+};
+
+type Form = {
+  what: string;
+  fields: Field[];
+  /** The main setting, shown in the list ("acme/cli, acme/sdk", "r/rust · rust, tokio", …). */
+  summary: (config: Record<string, unknown>) => string;
+  /** Where the webhook URL goes at the source, and whether DevSignal's secret signs it. */
+  webhook?: { where: string; secret: string | null };
+};
+
+const list = (config: Record<string, unknown>, key: string): string[] => {
+  const v = config[key];
+  return Array.isArray(v) ? v.filter((x): x is string => typeof x === 'string') : [];
+};
+const text = (config: Record<string, unknown>, key: string): string => {
+  const v = config[key];
+  return typeof v === 'string' || typeof v === 'number' ? String(v) : '';
+};
+const HUB_SIGNATURE = 'DevSignal checks the X-Hub-Signature-256 header (hex HMAC-SHA256 of the body) under this secret.';
+
+/** The form of each kind the server may build; the API says which ones are built. */
+const FORMS: Partial<Record<Kind, Form>> = {
+  GITHUB: {
+    what: 'Stars, forks, issues and pull requests of your repositories (sync and signed webhook).',
+    fields: [
+      { key: 'repos', in: 'config', label: 'Repositories', type: 'tags', required: true, description: 'owner/name; press Enter after each', placeholder: 'acme/cli' },
+      { key: 'token', in: 'credentials', label: 'Access token', type: 'secret', description: 'A fine-grained token with read access to the repositories (optional for public ones; raises the rate limit)' },
+      { key: 'apiUrl', in: 'config', label: 'API URL (GitHub Enterprise only)', type: 'text', description: 'Leave empty for github.com', placeholder: 'https://github.example.com/api/v3' },
+    ],
+    summary: (c) => list(c, 'repos').join(', '),
+    webhook: { where: "Payload URL (in the repository's webhook settings, content type application/json)", secret: 'Secret (shown once)' },
+  },
+  NPM: {
+    what: 'Daily downloads, releases and download spikes of your npm packages.',
+    fields: [{ key: 'packages', in: 'config', label: 'Packages', type: 'tags', required: true, description: 'Package names; press Enter after each', placeholder: '@acme/sdk' }],
+    summary: (c) => list(c, 'packages').join(', '),
+  },
+  PYPI: {
+    what: 'Daily downloads, releases and download spikes of your Python packages.',
+    fields: [{ key: 'packages', in: 'config', label: 'Packages', type: 'tags', required: true, description: 'Package names; press Enter after each', placeholder: 'acme-sdk' }],
+    summary: (c) => list(c, 'packages').join(', '),
+  },
+  STACKOVERFLOW: {
+    what: 'New questions and answers under your Stack Overflow tags.',
+    fields: [
+      { key: 'tags', in: 'config', label: 'Tags', type: 'lines', required: true, description: 'One per line or comma-separated', placeholder: 'acme-sdk' },
+      { key: 'key', in: 'credentials', label: 'Stack Exchange API key', type: 'secret', description: 'Optional; raises the daily quota from 300 to 10,000 requests' },
+    ],
+    summary: (c) => list(c, 'tags').map((t) => `[${t}]`).join(' '),
+  },
+  REDDIT: {
+    what: 'Posts and comments that mention your keywords, site-wide and in the subreddits you name.',
+    fields: [
+      { key: 'keywords', in: 'config', label: 'Keywords', type: 'lines', required: true, description: 'One per line or comma-separated; matched as whole words', placeholder: 'acme' },
+      { key: 'subreddits', in: 'config', label: 'Subreddits', type: 'lines', description: 'Optional; one per line, without r/', placeholder: 'rust' },
+      { key: 'clientId', in: 'credentials', label: 'Client ID', type: 'secret', required: true, description: 'Of a Reddit “script” or “web” app (reddit.com/prefs/apps)' },
+      { key: 'clientSecret', in: 'credentials', label: 'Client secret', type: 'secret', required: true },
+    ],
+    summary: (c) => [list(c, 'keywords').join(', '), list(c, 'subreddits').map((r) => `r/${r}`).join(' ')].filter(Boolean).join(' · '),
+  },
+  DISCORD: {
+    what: 'Messages and threads of your Discord server, read by your bot.',
+    fields: [
+      { key: 'guildId', in: 'config', label: 'Server (guild) ID', type: 'text', required: true, description: 'Developer mode → right-click the server → Copy Server ID', placeholder: '1234567890123456789' },
+      { key: 'channels', in: 'config', label: 'Channel IDs', type: 'lines', description: 'Optional; one per line. Empty: every text, announcement and forum channel' },
+      { key: 'botToken', in: 'credentials', label: 'Bot token', type: 'secret', required: true, description: 'The bot must be in the server with the Read Message History permission and the Message Content intent' },
+    ],
+    summary: (c) => {
+      const channels = list(c, 'channels').length;
+      return `guild ${text(c, 'guildId')}${channels ? ` · ${channels} channel${channels === 1 ? '' : 's'}` : ' · every channel'}`;
+    },
+  },
+  TWITTER: {
+    what: 'Recent tweets that mention your keywords (retweets left out).',
+    fields: [
+      { key: 'keywords', in: 'config', label: 'Keywords', type: 'lines', required: true, description: '1 to 25; one per line or comma-separated', placeholder: 'acme' },
+      { key: 'bearerToken', in: 'credentials', label: 'Bearer token', type: 'secret', required: true, description: 'Of your X developer app (with access to the recent search)' },
+    ],
+    summary: (c) => list(c, 'keywords').join(', '),
+  },
+  POSTHOG: {
+    what: 'Product events (page views, sign-ups, feature use) from your PostHog project, by sync and webhook.',
+    fields: [
+      { key: 'projectId', in: 'config', label: 'Project ID', type: 'text', required: true, description: 'The number in your project’s URL (/project/12345)', placeholder: '12345' },
+      { key: 'host', in: 'config', label: 'PostHog URL', type: 'text', description: 'Optional; https://us.posthog.com by default (EU: https://eu.posthog.com, or your own instance)', placeholder: 'https://us.posthog.com' },
+      { key: 'events', in: 'config', label: 'Events', type: 'lines', description: 'Optional; one per line. Default: $pageview, signup, feature_used' },
+      { key: 'personalApiKey', in: 'credentials', label: 'Personal API key', type: 'secret', required: true, description: 'With read access to the project’s events' },
+    ],
+    summary: (c) => `project ${text(c, 'projectId')}${list(c, 'events').length ? ` · ${list(c, 'events').join(', ')}` : ''}`,
+    webhook: { where: 'Webhook destination URL (PostHog → Data pipelines → Webhook destination, with the X-Hub-Signature-256 header)', secret: `Secret (shown once). ${HUB_SIGNATURE}` },
+  },
+  LINKEDIN: {
+    what: 'Page views, follows and engagement sent by your tools to a signed webhook, and people imported from a CSV. LinkedIn has no API to read, so it is not synced.',
+    fields: [
+      { key: 'companyPageUrl', in: 'config', label: 'Company page URL', type: 'text', required: true, placeholder: 'https://www.linkedin.com/company/acme' },
+    ],
+    summary: (c) => text(c, 'companyPageUrl'),
+    webhook: { where: 'Webhook URL (for the automation or export tool that sends LinkedIn events)', secret: `Secret (shown once). ${HUB_SIGNATURE}` },
+  },
+  INTERCOM: {
+    what: 'Conversations opened, replied to, closed and rated in Intercom, by sync and webhook.',
+    fields: [
+      { key: 'accessToken', in: 'credentials', label: 'Access token', type: 'secret', required: true, description: 'Of your Intercom app (Developer Hub → your app → Authentication)' },
+      { key: 'clientSecret', in: 'credentials', label: 'Client secret', type: 'secret', required: true, description: 'Of the same app (Basic information); Intercom signs its webhooks with it' },
+    ],
+    summary: () => 'Intercom workspace',
+    webhook: {
+      where: 'Webhook URL (Developer Hub → your app → Webhooks)',
+      secret: null,
+    },
+  },
+  ZENDESK: {
+    what: 'Tickets created, updated, solved and rated in Zendesk, by sync and webhook.',
+    fields: [
+      { key: 'subdomain', in: 'config', label: 'Subdomain', type: 'text', required: true, description: 'acme for acme.zendesk.com', placeholder: 'acme' },
+      { key: 'email', in: 'credentials', label: 'Agent email', type: 'text', required: true, description: 'The admin or agent the API token belongs to' },
+      { key: 'apiToken', in: 'credentials', label: 'API token', type: 'secret', required: true, description: 'Admin Center → Apps and integrations → Zendesk API' },
+      { key: 'webhookSecret', in: 'credentials', label: 'Webhook signing secret', type: 'secret', required: true, description: 'Shown by Zendesk for the webhook (Admin Center → Webhooks → your webhook → Signing secret)' },
+    ],
+    summary: (c) => (text(c, 'subdomain') ? `${text(c, 'subdomain')}.zendesk.com` : ''),
+    webhook: {
+      where: 'Endpoint URL (Admin Center → Apps and integrations → Webhooks, JSON, POST)',
+      secret: null,
+    },
+  },
+};
+
+/** Why the secret of a desk that signs its own webhooks is not needed there. */
+const OWN_SIGNATURE: Partial<Record<Kind, string>> = {
+  INTERCOM: 'Intercom signs each delivery with your app’s client secret (the one you entered), so DevSignal’s webhook secret is not needed there.',
+  ZENDESK: 'Zendesk signs each delivery with the webhook’s own signing secret (the one you entered), so DevSignal’s webhook secret is not needed there.',
+};
+
+const FALLBACK_LABELS: Record<string, string> = { GITHUB: 'GitHub', NPM: 'npm', PYPI: 'PyPI' };
+const configOf = (i: { config: unknown }) => (i.config && typeof i.config === 'object' ? (i.config as Record<string, unknown>) : {});
 
 const STATUS_STYLE: Record<string, { background: string; color: string }> = {
   CONNECTED: { background: '#d3f9d8', color: '#1e5631' },
@@ -87,33 +238,38 @@ function StatusBadge({ status }: { status: string }) {
   );
 }
 
-function configList(config: unknown, key: 'repos' | 'packages'): string[] {
-  const v = (config as Record<string, unknown> | null)?.[key];
-  return Array.isArray(v) ? v.filter((x): x is string => typeof x === 'string') : [];
-}
-
 function describe(i: { kind: string; config: unknown }): string {
-  const items = configList(i.config, i.kind === 'GITHUB' ? 'repos' : 'packages');
-  return items.join(', ') || 'nothing configured';
+  const form = FORMS[i.kind as Kind];
+  return (form?.summary(configOf(i)) ?? '') || 'nothing configured';
 }
 
-/** The first message of a field whose path starts with `prefix` (`config.packages.0`, …). */
-function fieldError(error: CombinedError | undefined, prefix: string): string | undefined {
-  const all = fieldErrors(error);
-  const key = Object.keys(all).find((k) => k === prefix || k.startsWith(`${prefix}.`));
-  return key ? all[key] : undefined;
+/** The API's field errors, `{path: message}` with full paths only (`config.keywords.0`). */
+function fieldPaths(error: CombinedError | undefined): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const e of error?.graphQLErrors ?? []) {
+    for (const f of (e.extensions as { fields?: { field: string; message: string }[] }).fields ?? []) out[f.field] = f.message;
+  }
+  return out;
 }
+
+/** Splits a textarea's list: one per line or comma-separated. */
+const splitList = (v: string) => v.split(/[\n,]/).map((x) => x.trim()).filter(Boolean);
 
 const busy = (i: Integration) => i.status === 'SYNCING' || i.runs.nodes[0]?.status === 'RUNNING';
 
 export default function Integrations() {
   const isAdmin = useIsAdmin();
   const [{ data, error, fetching }, reexecute] = useQuery({ query: IntegrationsQuery });
+  const [{ data: kindsData, error: kindsError }] = useQuery({ query: KindsQuery });
+  const kinds = kindsData?.integrationKinds ?? [];
+  const kindLabel = (k: string) => kinds.find((x) => x.kind === k)?.label ?? FALLBACK_LABELS[k] ?? k.charAt(0) + k.slice(1).toLowerCase();
+  // LinkedIn is not read by runs: no "Sync now", no runs table.
+  const syncs = (k: string) => kinds.find((x) => x.kind === k)?.syncs ?? true;
   const [connectOpen, connectModal] = useDisclosure();
   const [selected, setSelected] = useState<string | null>(null);
   const [editing, setEditing] = useState<Integration | null>(null);
   const [leaving, setLeaving] = useState<Integration | null>(null);
-  const [secret, setSecret] = useState<{ secret: string; url: string | null } | null>(null);
+  const [secret, setSecret] = useState<{ kind: Kind; secret: string; url: string | null } | null>(null);
   const [synced, sync] = useMutation(Sync);
   const [disconnected, disconnect] = useMutation(Disconnect);
   const refresh = () => reexecute({ requestPolicy: 'network-only' });
@@ -136,24 +292,28 @@ export default function Integrations() {
       <Text size="sm" c="dimmed">
         Connected sources sync on their own schedule; “Sync now” starts a run at once. Credentials are stored sealed and never shown again.
       </Text>
-      <ErrorNotice error={error ?? synced.error ?? disconnected.error} />
+      <ErrorNotice error={error ?? kindsError ?? synced.error ?? disconnected.error} />
       {secret && (
         <Alert color="green" title="Webhook for this integration" withCloseButton onClose={() => setSecret(null)}>
           <Stack gap="xs">
-            {secret.url && <Snippet label="Payload URL (in the repository's webhook settings, content type application/json)" text={secret.url} />}
-            <Snippet label="Secret (shown once)" text={secret.secret} />
+            {secret.url && <Snippet label={FORMS[secret.kind]?.webhook?.where ?? 'Webhook URL'} text={secret.url} />}
+            {OWN_SIGNATURE[secret.kind] ? (
+              <Text size="sm">{OWN_SIGNATURE[secret.kind]}</Text>
+            ) : (
+              <Snippet label={FORMS[secret.kind]?.webhook?.secret ?? 'Secret (shown once)'} text={secret.secret} />
+            )}
           </Stack>
         </Alert>
       )}
       {!error && (
         <Paper withBorder p="md">
-          {!data ? (
-            fetching && <Loading />
+          {!data || (!kindsData && !kindsError) ? (
+            (fetching || !kindsData) && <Loading />
           ) : data.integrations.length === 0 ? (
             <Empty title="No sources connected">
               {isAdmin
-                ? 'Connect GitHub to turn stars, forks and issues into signals, or npm and PyPI to follow downloads and releases.'
-                : 'An admin can connect GitHub, npm or PyPI.'}
+                ? 'Connect GitHub, package registries, communities (Stack Overflow, Reddit, Discord, Twitter/X), PostHog, LinkedIn or your support desk to turn what people do into signals.'
+                : 'An admin can connect a source.'}
             </Empty>
           ) : (
             <Table aria-label="Integrations" verticalSpacing="sm">
@@ -197,25 +357,32 @@ export default function Integrations() {
                     </Table.Td>
                     <Table.Td>
                       <Group gap={4} justify="end">
-                        <Button size="compact-xs" variant="default" onClick={() => setSelected(i.id)} aria-label={`Runs of ${kindLabel(i.kind)} ${describe(i)}`}>
-                          Runs
+                        <Button
+                          size="compact-xs"
+                          variant="default"
+                          onClick={() => setSelected(i.id)}
+                          aria-label={`${syncs(i.kind) ? 'Runs' : 'Details'} of ${kindLabel(i.kind)} ${describe(i)}`}
+                        >
+                          {syncs(i.kind) ? 'Runs' : 'Details'}
                         </Button>
                         {isAdmin && i.status !== 'DISCONNECTED' && (
                           <>
-                            <Button
-                              size="compact-xs"
-                              variant="default"
-                              loading={busy(i)}
-                              onClick={async () => {
-                                const r = await sync({ id: i.id, full: false });
-                                if (!r.error) {
-                                  setSelected(i.id);
-                                  refresh();
-                                }
-                              }}
-                            >
-                              Sync now
-                            </Button>
+                            {syncs(i.kind) && (
+                              <Button
+                                size="compact-xs"
+                                variant="default"
+                                loading={busy(i)}
+                                onClick={async () => {
+                                  const r = await sync({ id: i.id, full: false });
+                                  if (!r.error) {
+                                    setSelected(i.id);
+                                    refresh();
+                                  }
+                                }}
+                              >
+                                Sync now
+                              </Button>
+                            )}
                             <Button size="compact-xs" variant="default" onClick={() => setEditing(i)}>
                               Edit
                             </Button>
@@ -233,7 +400,10 @@ export default function Integrations() {
           )}
         </Paper>
       )}
-      {shownIntegration && (
+      {shownIntegration && (shownIntegration.webhookUrl || shownIntegration.kind === 'LINKEDIN') && (
+        <Inbound integration={shownIntegration} name={`${kindLabel(shownIntegration.kind)} · ${describe(shownIntegration)}`} isAdmin={isAdmin} />
+      )}
+      {shownIntegration && syncs(shownIntegration.kind) && (
         <Runs
           id={shownIntegration.id}
           name={`${kindLabel(shownIntegration.kind)} · ${describe(shownIntegration)}`}
@@ -242,6 +412,7 @@ export default function Integrations() {
       )}
       <Modal opened={connectOpen} onClose={connectModal.close} title="Connect a source" size="lg">
         <ConnectForm
+          kinds={kinds}
           onConnected={(id, s) => {
             connectModal.close();
             if (s.url) setSecret(s);
@@ -357,53 +528,128 @@ function Runs({ id, name, version }: { id: string; name: string; version: string
   );
 }
 
-function ConnectForm({ onConnected }: { onConnected: (id: string, webhook: { secret: string; url: string | null }) => void }) {
+type Values = Record<string, string | string[]>;
+const pathOf = (f: Field) => `${f.in}.${f.key}`;
+
+/** The `config` and `credentials` a form's values make. Editing keeps the stored config's
+ * other keys, drops emptied optional ones, and sends no credentials when none were typed. */
+function build(fields: Field[], values: Values, stored?: Record<string, unknown>) {
+  const config: Record<string, unknown> = { ...(stored ?? {}) };
+  const credentials: Record<string, string> = {};
+  for (const f of fields) {
+    const raw = values[pathOf(f)];
+    const value = f.type === 'tags' ? ((raw as string[] | undefined) ?? []) : f.type === 'lines' ? splitList((raw as string | undefined) ?? '') : ((raw as string | undefined) ?? '').trim();
+    const empty = Array.isArray(value) ? value.length === 0 : value === '';
+    if (f.in === 'credentials') {
+      if (!empty) credentials[f.key] = value as string;
+    } else if (empty && !f.required) {
+      delete config[f.key];
+    } else {
+      config[f.key] = value;
+    }
+  }
+  return { config, credentials: Object.keys(credentials).length ? credentials : null };
+}
+
+/** Each input's error (`config.keywords.1` → "Item 2: …" on Keywords), and the errors no input shows. */
+function errorsOf(error: CombinedError | undefined, fields: Field[]) {
+  const paths = fieldPaths(error);
+  const byField: Record<string, string> = {};
+  const unmatched: string[] = [];
+  for (const [path, message] of Object.entries(paths)) {
+    let field = fields.find((f) => path === pathOf(f) || path.startsWith(`${pathOf(f)}.`));
+    // "credentials" as a whole: shown on the first credential input, if any.
+    if (!field && path === 'credentials') field = fields.find((f) => f.in === 'credentials');
+    if (!field) {
+      unmatched.push(`${path}: ${message}`);
+      continue;
+    }
+    const item = path.slice(pathOf(field).length + 1);
+    const text = field.type === 'lines' && /^\d+$/.test(item) ? `Item ${Number(item) + 1}: ${message}` : message;
+    const key = pathOf(field);
+    byField[key] = byField[key] ? `${byField[key]}; ${text}` : text;
+  }
+  return { byField, unmatched, any: Object.keys(paths).length > 0 };
+}
+
+function FormErrors({ error, fields }: { error: CombinedError | undefined; fields: Field[] }) {
+  const { unmatched, any } = errorsOf(error, fields);
+  if (!error) return null;
+  if (!any) return <ErrorNotice error={error} />;
+  if (unmatched.length === 0) return null;
+  return (
+    <Alert color="red" title="Please check the form" role="alert">
+      {unmatched.map((u) => (
+        <div key={u}>{u}</div>
+      ))}
+    </Alert>
+  );
+}
+
+function Inputs({ fields, values, setValue, error, editing }: { fields: Field[]; values: Values; setValue: (path: string, v: string | string[]) => void; error: CombinedError | undefined; editing?: boolean }) {
+  const { byField } = errorsOf(error, fields);
+  const manyCredentials = fields.filter((f) => f.in === 'credentials').length > 1;
+  return (
+    <>
+      {fields.map((f, n) => {
+        const path = pathOf(f);
+        const secretEdit = editing && f.in === 'credentials';
+        const common = {
+          label: secretEdit ? `New ${f.label.charAt(0).toLowerCase()}${f.label.slice(1)}` : f.label,
+          description: secretEdit ? (manyCredentials ? 'Leave every credential empty to keep the current ones; to change them, fill in each one' : 'Leave empty to keep the current one') : f.description,
+          placeholder: f.placeholder,
+          error: byField[path],
+          withAsterisk: f.required && !secretEdit,
+          'data-autofocus': n === 0 ? true : undefined,
+        };
+        if (f.type === 'tags') return <TagsInput key={path} {...common} value={(values[path] as string[] | undefined) ?? []} onChange={(v) => setValue(path, v)} />;
+        const value = (values[path] as string | undefined) ?? '';
+        if (f.type === 'lines') return <Textarea key={path} {...common} autosize minRows={2} maxRows={8} value={value} onChange={(e) => setValue(path, e.currentTarget.value)} />;
+        if (f.type === 'secret') return <PasswordInput key={path} {...common} value={value} onChange={(e) => setValue(path, e.currentTarget.value)} autoComplete="off" />;
+        return <TextInput key={path} {...common} value={value} onChange={(e) => setValue(path, e.currentTarget.value)} autoComplete="off" />;
+      })}
+    </>
+  );
+}
+
+function ConnectForm({ kinds, onConnected }: { kinds: KindInfo[]; onConnected: (id: string, webhook: { kind: Kind; secret: string; url: string | null }) => void }) {
   const [result, connect] = useMutation(Connect);
   const [kind, setKind] = useState<Kind>('GITHUB');
-  const [items, setItems] = useState<string[]>([]);
-  const [token, setToken] = useState('');
+  const [values, setValues] = useState<Values>({});
+  const form = FORMS[kind];
+  const fields = form?.fields ?? [];
   const submit = async (e: FormEvent) => {
     e.preventDefault();
-    const config = kind === 'GITHUB' ? { repos: items } : { packages: items };
-    const credentials = kind === 'GITHUB' && token ? { token } : null;
+    const { config, credentials } = build(fields, values);
     const r = await connect({ input: { kind, config, credentials } });
-    if (r.data) onConnected(r.data.connectIntegration.integration.id, { secret: r.data.connectIntegration.webhookSecret, url: r.data.connectIntegration.integration.webhookUrl ?? null });
+    if (r.data) onConnected(r.data.connectIntegration.integration.id, { kind, secret: r.data.connectIntegration.webhookSecret, url: r.data.connectIntegration.integration.webhookUrl ?? null });
   };
-  const isGithub = kind === 'GITHUB';
-  const listError = fieldError(result.error, isGithub ? 'config.repos' : 'config.packages');
+  if (kinds.length === 0) return <Loading />;
+  // Built kinds first (the API's order), then the ones not available yet, greyed out.
+  const options = [
+    ...kinds.filter((k) => k.built && FORMS[k.kind]).map((k) => ({ value: k.kind, label: k.label })),
+    ...kinds.filter((k) => !k.built).map((k) => ({ value: k.kind, label: `${k.label} (not available yet)`, disabled: true })),
+  ];
   return (
     <form onSubmit={submit} noValidate>
       <Stack>
-        {!listError && <ErrorNotice error={result.error} />}
+        <FormErrors error={result.error} fields={fields} />
         <Select
           label="Source"
-          data={KINDS.map((k) => ({ value: k.value, label: k.label }))}
+          data={options}
           value={kind}
           onChange={(v) => {
             if (v) setKind(v as Kind);
-            setItems([]);
+            setValues({});
           }}
           allowDeselect={false}
-          description={KINDS.find((k) => k.value === kind)?.what}
+          description={form?.what}
         />
-        <TagsInput
-          label={isGithub ? 'Repositories' : 'Packages'}
-          description={isGithub ? 'owner/name; press Enter after each' : 'Package names; press Enter after each'}
-          placeholder={isGithub ? 'acme/cli' : kind === 'NPM' ? '@acme/sdk' : 'acme-sdk'}
-          value={items}
-          onChange={setItems}
-          error={listError}
-          data-autofocus
-        />
-        {isGithub && (
-          <PasswordInput
-            label="Access token"
-            description="A fine-grained token with read access to the repositories (optional for public ones; raises the rate limit)"
-            value={token}
-            onChange={(e) => setToken(e.currentTarget.value)}
-            error={fieldError(result.error, 'credentials')}
-            autoComplete="off"
-          />
+        <Inputs key={kind} fields={fields} values={values} setValue={(path, v) => setValues((old) => ({ ...old, [path]: v }))} error={result.error} />
+        {kind === 'LINKEDIN' && (
+          <Text size="sm" c="dimmed">
+            LinkedIn needs no credentials. After connecting you get a signed webhook URL, and can import people from a CSV.
+          </Text>
         )}
         <Button type="submit" loading={result.fetching}>
           Connect
@@ -415,40 +661,132 @@ function ConnectForm({ onConnected }: { onConnected: (id: string, webhook: { sec
 
 function EditForm({ integration, onDone }: { integration: Integration; onDone: () => void }) {
   const [result, update] = useMutation(Update);
-  const isGithub = integration.kind === 'GITHUB';
-  const key = isGithub ? 'repos' : 'packages';
-  const [items, setItems] = useState<string[]>(configList(integration.config, key));
-  const [token, setToken] = useState('');
+  const fields = FORMS[integration.kind]?.fields ?? [];
+  const stored = configOf(integration);
+  const [values, setValues] = useState<Values>(() => {
+    const v: Values = {};
+    for (const f of fields) {
+      if (f.in !== 'config') continue;
+      if (f.type === 'tags') v[pathOf(f)] = list(stored, f.key);
+      else if (f.type === 'lines') v[pathOf(f)] = list(stored, f.key).join('\n');
+      else v[pathOf(f)] = text(stored, f.key);
+    }
+    return v;
+  });
   const submit = async (e: FormEvent) => {
     e.preventDefault();
-    const config = { ...(integration.config as Record<string, unknown>), [key]: items };
-    const r = await update({ id: integration.id, input: { config, credentials: isGithub && token ? { token } : null } });
+    const { config, credentials } = build(fields, values, stored);
+    const r = await update({ id: integration.id, input: { config, credentials } });
     if (!r.error) onDone();
   };
-  const listError = fieldError(result.error, `config.${key}`);
   return (
     <form onSubmit={submit} noValidate>
       <Stack>
-        {!listError && <ErrorNotice error={result.error} />}
+        <FormErrors error={result.error} fields={fields} />
         {integration.lastError && (
           <Alert color="red" title="Stopped">
             {integration.lastError}. A new configuration or token lets it run again.
           </Alert>
         )}
-        <TagsInput label={isGithub ? 'Repositories' : 'Packages'} description="Press Enter after each" value={items} onChange={setItems} error={listError} data-autofocus />
-        {isGithub && (
-          <PasswordInput
-            label="New access token"
-            description="Leave empty to keep the current one"
-            value={token}
-            onChange={(e) => setToken(e.currentTarget.value)}
-            error={fieldError(result.error, 'credentials')}
-            autoComplete="off"
-          />
-        )}
+        <Inputs
+          fields={fields.map((f) => (f.type === 'tags' ? { ...f, description: 'Press Enter after each' } : f))}
+          values={values}
+          setValue={(path, v) => setValues((old) => ({ ...old, [path]: v }))}
+          error={result.error}
+          editing
+        />
         <Button type="submit" loading={result.fetching}>
           Save
         </Button>
+      </Stack>
+    </form>
+  );
+}
+
+/** Where the source sends webhooks, and (LinkedIn) the import of people from a CSV. */
+function Inbound({ integration, name, isAdmin }: { integration: Integration; name: string; isAdmin: boolean }) {
+  const kind = integration.kind;
+  const webhook = FORMS[kind]?.webhook;
+  const open = integration.status !== 'DISCONNECTED';
+  return (
+    <Paper withBorder p="md">
+      <Title order={3} size="h5" mb="sm">
+        {kind === 'LINKEDIN' ? 'Webhook and import' : 'Webhook'} · {name}
+      </Title>
+      <Stack gap="sm">
+        {kind === 'LINKEDIN' && (
+          <Text size="sm" c="dimmed">
+            LinkedIn has no API to read, so this integration is not synced: events arrive by its webhook and people by import.
+          </Text>
+        )}
+        {integration.webhookUrl && (
+          <>
+            <Snippet label={webhook?.where ?? 'Webhook URL'} text={integration.webhookUrl} />
+            <Text size="xs" c="dimmed">
+              {OWN_SIGNATURE[kind] ?? 'Deliveries are signed with the webhook secret shown once when this source was connected (X-Hub-Signature-256).'}
+            </Text>
+          </>
+        )}
+        {kind === 'LINKEDIN' && isAdmin && open && <ImportPeople id={integration.id} />}
+      </Stack>
+    </Paper>
+  );
+}
+
+function ImportPeople({ id }: { id: string }) {
+  const [result, importPeople] = useMutation(ImportLinkedIn);
+  const [csv, setCsv] = useState('');
+  const [done, setDone] = useState<{ rows: number; contacts: number; accounts: number } | null>(null);
+  const submit = async (e: FormEvent) => {
+    e.preventDefault();
+    setDone(null);
+    const r = await importPeople({ id, format: 'CSV', data: csv });
+    if (r.data) setDone(r.data.importLinkedInContacts);
+  };
+  const rowErrors = Object.entries(fieldPaths(result.error)).map(([path, message]) => `${path}: ${message}`);
+  const plural = (n: number, one: string, many: string) => `${n} ${n === 1 ? one : many}`;
+  return (
+    <form onSubmit={submit} noValidate aria-labelledby={`import-${id}`}>
+      <Stack gap="xs">
+        <Title order={4} size="h6" id={`import-${id}`}>
+          Import people (CSV)
+        </Title>
+        {!rowErrors.length && <ErrorNotice error={result.error} />}
+        <div>
+          <Text component="label" htmlFor={`import-file-${id}`} size="sm" fw={500} display="block">
+            CSV file
+          </Text>
+          <input
+            id={`import-file-${id}`}
+            type="file"
+            accept=".csv,text/csv"
+            onChange={async (e) => {
+              const file = e.currentTarget.files?.[0];
+              if (file) setCsv(await file.text());
+            }}
+          />
+        </div>
+        <Textarea
+          label="People (CSV)"
+          description="A header row, then one person a row: the LinkedIn profile URL, and optionally email, name (or first and last name), title, company and company domain. Choose a file or paste it here."
+          autosize
+          minRows={3}
+          maxRows={10}
+          value={csv}
+          onChange={(e) => setCsv(e.currentTarget.value)}
+          error={rowErrors.length ? rowErrors.join('; ') : undefined}
+          styles={{ input: { fontFamily: 'monospace' } }}
+        />
+        <Group>
+          <Button type="submit" loading={result.fetching} disabled={!csv.trim()}>
+            Import people
+          </Button>
+        </Group>
+        {done && (
+          <Alert color="green" title="Imported" role="status">
+            {plural(done.rows, 'row', 'rows')}: {plural(done.contacts, 'person', 'people')}, {plural(done.accounts, 'company', 'companies')} linked.
+          </Alert>
+        )}
       </Stack>
     </form>
   );
