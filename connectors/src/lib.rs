@@ -20,6 +20,7 @@
 //! [`intercom`], [`zendesk`], [`discord`], [`twitter`] (Twitter/X), [`stackoverflow`],
 //! [`reddit`].
 
+pub mod crm;
 pub mod discord;
 pub mod github;
 pub mod http;
@@ -100,6 +101,17 @@ pub struct Settings {
     pub discord_api_url: String,
     pub twitter_api_url: String,
     pub intercom_api_url: String,
+    /// HubSpot's API (`https://api.hubapi.com`); its token endpoint is `/oauth/v1/token` there.
+    pub hubspot_api_url: String,
+    /// HubSpot's consent page (`https://app.hubspot.com/oauth/authorize`).
+    pub hubspot_auth_url: String,
+    /// Salesforce's login host (`https://login.salesforce.com`): consent and token endpoints.
+    /// The API is at the instance URL the token answer names.
+    pub salesforce_login_url: String,
+    /// The OAuth apps (`HUBSPOT_CLIENT_ID`/`_SECRET`, `SALESFORCE_CLIENT_ID`/`_SECRET`): needed
+    /// to connect with OAuth and to refresh tokens.
+    pub hubspot_app: Option<OAuthApp>,
+    pub salesforce_app: Option<OAuthApp>,
     /// One request's bound.
     pub timeout: Duration,
     /// The wait before the first retry of a 5xx, timeout or connection error (then doubling).
@@ -128,12 +140,33 @@ impl Default for Settings {
             discord_api_url: "https://discord.com/api/v10".into(),
             twitter_api_url: "https://api.twitter.com/2".into(),
             intercom_api_url: "https://api.intercom.io".into(),
+            hubspot_api_url: "https://api.hubapi.com".into(),
+            hubspot_auth_url: "https://app.hubspot.com/oauth/authorize".into(),
+            salesforce_login_url: "https://login.salesforce.com".into(),
+            hubspot_app: None,
+            salesforce_app: None,
             timeout: Duration::from_secs(30),
             retry_base: Duration::from_millis(500),
             max_attempts: 4,
             max_inline_wait: Duration::from_secs(10),
             run_lease: Duration::from_secs(300),
         }
+    }
+}
+
+/// An OAuth client registered with a CRM.
+#[derive(Clone)]
+pub struct OAuthApp {
+    pub client_id: String,
+    pub client_secret: String,
+}
+
+impl std::fmt::Debug for OAuthApp {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OAuthApp")
+            .field("client_id", &self.client_id)
+            .field("client_secret", &"<redacted>")
+            .finish()
     }
 }
 

@@ -452,3 +452,25 @@ pub async fn package_downloads(
 pub fn next_sync_at(m: &integrations::Model) -> Option<DateTime<Utc>> {
     m.next_sync_at
 }
+
+/// Replaces an integration's sealed credentials (a refreshed OAuth token), leaving its status
+/// alone.
+pub async fn replace_credentials(
+    db: &impl ConnectionTrait,
+    rt: &Runtime,
+    id: Uuid,
+    credentials: &BTreeMap<String, String>,
+) -> Result<()> {
+    let json = serde_json::to_string(credentials)
+        .map_err(|e| Error::Internal(format!("credentials: {e}")))?;
+    let sealed = rt.cipher().seal(&json)?;
+    integrations::Entity::update_many()
+        .col_expr(
+            integrations::Column::CredentialsCiphertext,
+            sea_orm::sea_query::Expr::value(Some(sealed)),
+        )
+        .filter(integrations::Column::Id.eq(id))
+        .exec(db)
+        .await?;
+    Ok(())
+}

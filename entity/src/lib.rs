@@ -12,6 +12,7 @@ pub mod contact_merges;
 pub mod contacts;
 pub mod deals;
 pub mod events;
+pub mod external_ids;
 pub mod integration_cursors;
 pub mod integration_runs;
 pub mod integrations;
