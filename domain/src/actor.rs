@@ -173,7 +173,10 @@ mod tests {
             },
         );
         assert!(integration.require_scope("signals:write").is_ok());
-        assert!(integration.require_scope("accounts:write").is_err());
+        // A CRM sync writes the records it pulls; nothing else.
+        assert!(integration.require_scope("accounts:write").is_ok());
+        assert!(integration.require_scope("integrations:manage").is_err());
+        assert!(integration.require_scope("webhooks:manage").is_err());
         assert!(integration.require_scope("admin").is_err());
         assert_eq!(integration.user_id(), None);
         let key = Principal::ApiKey {

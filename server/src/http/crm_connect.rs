@@ -6,7 +6,7 @@
 //! request accepts JSON (a dashboard holding its token in memory fetches the URL, then
 //! navigates). The callback consumes the state, exchanges the code, seals the tokens on the
 //! organization's integration of that kind (connected now, or updated: reconnecting lifts an
-//! `ERROR`) and redirects to `FRONTEND_URL/integrations?connected=<KIND>&integration=<id>`; a
+//! `ERROR`) and redirects to `FRONTEND_URL/settings/integrations?connected=<KIND>&integration=<id>` (the dashboard page); a
 //! refusal at the CRM redirects with `error=<reason>` instead.
 //!
 //! Env: `HUBSPOT_CLIENT_ID`/`_SECRET`, `HUBSPOT_AUTH_URL` (consent page), `HUBSPOT_API_URL` (its
@@ -233,7 +233,7 @@ pub async fn callback(
     }
     let back = |params: &str| {
         redirect(&format!(
-            "{}/integrations?{params}",
+            "{}/settings/integrations?{params}",
             state.config.frontend_url
         ))
     };

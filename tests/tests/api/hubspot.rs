@@ -691,3 +691,34 @@ async fn hubspot_sync_is_triggered_by_hand_and_by_the_schedule_per_tenant() {
     assert_eq!(n, 2, "one mapping per organization");
     drop(other);
 }
+
+#[tokio::test]
+async fn hubspot_refreshes_a_token_about_to_expire_before_using_it() {
+    let fake = FakeHubSpot::start().await;
+    fake.add("companies", json!({"name": "Acme", "domain": "acme.io"}));
+    let app = hubspot_app(&fake, true).await;
+    let s = app.register("owner@vendor.dev", "Vendor").await;
+    // Valid now, but expiring within the minute: refreshed first, never sent to fail.
+    let expires = (chrono::Utc::now() + chrono::Duration::seconds(30)).to_rfc3339();
+    let (id, _) = connect(
+        &app,
+        &s,
+        "HUBSPOT",
+        json!({}),
+        Some(json!({"accessToken": "hs-token-1", "refreshToken": "hs-refresh-1", "expiresAt": expires})),
+    )
+    .await;
+    let run = sync(&app, &s, &id, false).await;
+    assert_eq!(run["status"], "SUCCEEDED", "{run}");
+    let hits = fake.hits();
+    assert_eq!(hits[0].path, "/oauth/v1/token", "the refresh comes first");
+    assert!(
+        hits.iter().all(|h| h.status != 401),
+        "no request failed for an old token"
+    );
+    assert!(
+        hits[1..]
+            .iter()
+            .all(|h| h.authorization.as_deref() == Some("Bearer hs-token-2"))
+    );
+}
