@@ -380,6 +380,18 @@ pub async fn update(
 ) -> Result<companies::Model> {
     actor.require_write()?;
     actor.require_scope("accounts:write")?;
+    update_unchecked(db, actor, meta, id, input).await
+}
+
+/// [`update`] without the rights check, for domain code that checked rights its own way
+/// (enrichment run by the organization's enrichment integration).
+pub(crate) async fn update_unchecked(
+    db: &DatabaseConnection,
+    actor: &Actor,
+    meta: &Meta,
+    id: Uuid,
+    input: UpdateInput,
+) -> Result<companies::Model> {
     let txn = crate::db::begin(db).await?;
     let old = find(&txn, actor, id).await?;
     let mut m = old.clone();
@@ -450,6 +462,11 @@ pub async fn update(
     // from a row read before it committed).
     am.score = sea_orm::ActiveValue::NotSet;
     let m = am.update(&txn).await.map_err(|e| conflict(e, "domain"))?;
+    // Size is a scoring input (firmographic fit): a score that exists is brought up to date
+    // (an account never scored gets its first score from its first signal).
+    if old.size != m.size && old.score.is_some() {
+        crate::scoring::request_rescore(&txn, old.organization_id, &[m.id]).await?;
+    }
     audit::record(
         &txn,
         meta,

@@ -392,6 +392,29 @@ async fn update_in(
     am.organization_id = ActiveValue::Unchanged(old.organization_id);
     am.created_at = ActiveValue::Unchanged(old.created_at);
     let m = am.update(txn).await.map_err(|e| conflict(e, "email"))?;
+    // Titles and seniority are scoring inputs of the contact's account (senior contacts), old
+    // and new when the contact moved.
+    let seniority = |c: &contacts::Model| c.custom_fields.get("seniority").cloned();
+    if old.title != m.title || seniority(&old) != seniority(&m) || old.account_id != m.account_id {
+        // A score that exists is brought up to date (an account never scored gets its first
+        // score from its first signal).
+        let linked: Vec<Uuid> = [old.account_id, m.account_id]
+            .into_iter()
+            .flatten()
+            .collect();
+        if !linked.is_empty() {
+            let scored: Vec<Uuid> = companies::Entity::find()
+                .select_only()
+                .column(companies::Column::Id)
+                .filter(companies::Column::OrganizationId.eq(old.organization_id))
+                .filter(companies::Column::Id.is_in(linked))
+                .filter(companies::Column::Score.is_not_null())
+                .into_tuple()
+                .all(txn)
+                .await?;
+            crate::scoring::request_rescore(txn, old.organization_id, &scored).await?;
+        }
+    }
     audit::record(
         txn,
         meta,
@@ -420,6 +443,18 @@ pub async fn update(
     input: Input,
 ) -> Result<contacts::Model> {
     write_rights(actor)?;
+    update_unchecked(db, actor, meta, id, input).await
+}
+
+/// [`update`] without the rights check, for domain code that checked rights its own way
+/// (enrichment run by the organization's enrichment integration).
+pub(crate) async fn update_unchecked(
+    db: &DatabaseConnection,
+    actor: &Actor,
+    meta: &Meta,
+    id: Uuid,
+    input: Input,
+) -> Result<contacts::Model> {
     let txn = crate::db::begin(db).await?;
     let old = find(&txn, actor, id).await?;
     let m = update_in(&txn, actor, meta, old, input).await?;
