@@ -18,8 +18,10 @@
 //! One module per source implements [`Connector`]: [`github`], [`packages`] (npm and PyPI),
 //! [`posthog`], [`linkedin`] (webhook and import only: LinkedIn has no API to read),
 //! [`intercom`], [`zendesk`], [`discord`], [`twitter`] (Twitter/X), [`stackoverflow`],
-//! [`reddit`].
+//! [`reddit`]; and [`clearbit`], which is not a signal source but enriches accounts and
+//! contacts.
 
+pub mod clearbit;
 pub mod discord;
 pub mod github;
 pub mod http;
@@ -61,7 +63,7 @@ pub const KINDS: &[(&str, bool)] = &[
     ("ZENDESK", true),
     ("HUBSPOT", false),
     ("SALESFORCE", false),
-    ("CLEARBIT", false),
+    ("CLEARBIT", true),
 ];
 
 /// Whether `kind` is one of [`KINDS`] that is built.
@@ -100,6 +102,13 @@ pub struct Settings {
     pub discord_api_url: String,
     pub twitter_api_url: String,
     pub intercom_api_url: String,
+    /// Clearbit's Company API (`/v2/companies/find`).
+    pub clearbit_company_url: String,
+    /// Clearbit's Person API (`/v2/people/find`).
+    pub clearbit_person_url: String,
+    /// `CLEARBIT_API_KEY`: enrichment for every organization (an organization's CLEARBIT
+    /// integration's key takes precedence).
+    pub clearbit_api_key: Option<secrecy::SecretString>,
     /// One request's bound.
     pub timeout: Duration,
     /// The wait before the first retry of a 5xx, timeout or connection error (then doubling).
@@ -128,6 +137,9 @@ impl Default for Settings {
             discord_api_url: "https://discord.com/api/v10".into(),
             twitter_api_url: "https://api.twitter.com/2".into(),
             intercom_api_url: "https://api.intercom.io".into(),
+            clearbit_company_url: "https://company.clearbit.com".into(),
+            clearbit_person_url: "https://person.clearbit.com".into(),
+            clearbit_api_key: None,
             timeout: Duration::from_secs(30),
             retry_base: Duration::from_millis(500),
             max_attempts: 4,
@@ -228,6 +240,7 @@ pub fn connector(kind: &str) -> Option<&'static dyn Connector> {
         "TWITTER" => Some(&twitter::Twitter),
         "STACKOVERFLOW" => Some(&stackoverflow::StackOverflow),
         "REDDIT" => Some(&reddit::Reddit),
+        "CLEARBIT" => Some(&clearbit::Clearbit),
         _ => None,
     }
 }

@@ -430,6 +430,8 @@ impl Config {
                 ("DISCORD_API_URL", &mut c.discord_api_url),
                 ("TWITTER_API_URL", &mut c.twitter_api_url),
                 ("INTERCOM_API_URL", &mut c.intercom_api_url),
+                ("CLEARBIT_COMPANY_URL", &mut c.clearbit_company_url),
+                ("CLEARBIT_PERSON_URL", &mut c.clearbit_person_url),
             ] {
                 if let Some(v) = r.get(var) {
                     match url::Url::parse(&v) {
@@ -440,6 +442,7 @@ impl Config {
                     }
                 }
             }
+            c.clearbit_api_key = r.secret("CLEARBIT_API_KEY");
             c.run_lease = r.duration("CONNECTOR_RUN_LEASE_SECONDS", c.run_lease);
             c.max_inline_wait = r.duration("CONNECTOR_MAX_INLINE_WAIT_SECONDS", c.max_inline_wait);
             c
