@@ -432,12 +432,16 @@ pub async fn apply_company(
     source: &str,
     facts: &CompanyFacts,
 ) -> Result<(companies::Model, Vec<String>)> {
-    let m = account_for_enrichment(db, actor, id).await?;
+    rights(actor, "accounts:write")?;
+    // Decided on the locked row, in one transaction with the record: a value a user sets
+    // meanwhile is never overwritten, and a fill is never recorded without its change.
+    let txn = crate::db::begin(db).await?;
+    let m = accounts::locked(&txn, actor, id).await?;
     let (input, filled) = company_fill(&m, facts);
     let m = if filled.is_empty() {
         m
     } else {
-        accounts::update_unchecked(db, actor, meta, id, input).await?
+        accounts::update_in(&txn, actor, meta, m, input).await?
     };
     let outcome = if filled.is_empty() {
         outcome::UNCHANGED
@@ -445,7 +449,7 @@ pub async fn apply_company(
         outcome::ENRICHED
     };
     record(
-        db,
+        &txn,
         actor.organization_id,
         object::ACCOUNT,
         id,
@@ -454,6 +458,7 @@ pub async fn apply_company(
         &filled,
     )
     .await?;
+    txn.commit().await?;
     Ok((m, filled))
 }
 
@@ -467,12 +472,14 @@ pub async fn apply_person(
     source: &str,
     facts: &PersonFacts,
 ) -> Result<(contacts::Model, Vec<String>)> {
-    let m = contact_for_enrichment(db, actor, id).await?;
+    rights(actor, "contacts:write")?;
+    let txn = crate::db::begin(db).await?;
+    let m = crm_contacts::locked(&txn, actor, id).await?;
     let (input, filled) = person_fill(&m, facts);
     let m = if filled.is_empty() {
         m
     } else {
-        crm_contacts::update_unchecked(db, actor, meta, id, input).await?
+        crm_contacts::update_in(&txn, actor, meta, m, input).await?
     };
     let outcome = if filled.is_empty() {
         outcome::UNCHANGED
@@ -480,7 +487,7 @@ pub async fn apply_person(
         outcome::ENRICHED
     };
     record(
-        db,
+        &txn,
         actor.organization_id,
         object::CONTACT,
         id,
@@ -489,6 +496,7 @@ pub async fn apply_person(
         &filled,
     )
     .await?;
+    txn.commit().await?;
     Ok((m, filled))
 }
 

@@ -364,7 +364,9 @@ fn sort(field: &str) -> Option<paging::Sort<contacts::Column>> {
     })
 }
 
-async fn update_in(
+/// Applies `input` to `old` in `txn` (validation, the row, a rescore when the title, seniority or
+/// account changed, audit, `contact.updated`); no rights check.
+pub(crate) async fn update_in(
     txn: &sea_orm::DatabaseTransaction,
     actor: &Actor,
     meta: &Meta,
@@ -443,23 +445,26 @@ pub async fn update(
     input: Input,
 ) -> Result<contacts::Model> {
     write_rights(actor)?;
-    update_unchecked(db, actor, meta, id, input).await
-}
-
-/// [`update`] without the rights check, for domain code that checked rights its own way
-/// (enrichment run by the organization's enrichment integration).
-pub(crate) async fn update_unchecked(
-    db: &DatabaseConnection,
-    actor: &Actor,
-    meta: &Meta,
-    id: Uuid,
-    input: Input,
-) -> Result<contacts::Model> {
     let txn = crate::db::begin(db).await?;
     let old = find(&txn, actor, id).await?;
     let m = update_in(&txn, actor, meta, old, input).await?;
     txn.commit().await?;
     Ok(m)
+}
+
+/// The contact, locked for an update in `txn` (for domain code that decides the change from
+/// the row it locked: enrichment fills only what is still empty); no rights check.
+pub(crate) async fn locked(
+    txn: &sea_orm::DatabaseTransaction,
+    actor: &Actor,
+    id: Uuid,
+) -> Result<contacts::Model> {
+    contacts::Entity::find_by_id(id)
+        .filter(contacts::Column::OrganizationId.eq(actor.organization_id))
+        .lock_exclusive()
+        .one(txn)
+        .await?
+        .ok_or(Error::NotFound { entity: "Contact" })
 }
 
 /// Creates the contact with `input.email`, or updates the one that has it (normalised).
