@@ -373,6 +373,8 @@ pub struct Outcome<M> {
     pub fields: Vec<String>,
     /// Whether Clearbit was asked (false: the cache answered, or there was nothing to ask).
     pub fetched: bool,
+    /// Requests sent to Clearbit (retries included).
+    pub requests: u32,
 }
 
 /// Why an enrichment stopped.
@@ -414,11 +416,11 @@ async fn ask(
     cache_kind: &str,
     lookup: &str,
     url: String,
-) -> Result<(Answer, bool), Failure> {
+) -> Result<(Answer, u32), Failure> {
     if let Some(cached) = enrichment::cached(db, org, cache_kind, lookup).await? {
-        return Ok((cached.map_or(Answer::NoData, Answer::Found), false));
+        return Ok((cached.map_or(Answer::NoData, Answer::Found), 0));
     }
-    let (answer, _requests) = find(rt, &url, &key.key).await;
+    let (answer, requests) = find(rt, &url, &key.key).await;
     match answer {
         Ok(answer) => {
             match &answer {
@@ -432,14 +434,14 @@ async fn ask(
                     .map_err(|e| Error::Internal(format!("enrichment facts: {e}")))?;
                     enrichment::remember(db, org, cache_kind, lookup, SOURCE, Some(facts.clone()))
                         .await?;
-                    return Ok((Answer::Found(facts), true));
+                    return Ok((Answer::Found(facts), requests));
                 }
                 Answer::NoData => {
                     enrichment::remember(db, org, cache_kind, lookup, SOURCE, None).await?;
                 }
                 Answer::Pending => {}
             }
-            Ok((answer, true))
+            Ok((answer, requests))
         }
         Err(stop) => {
             if let (Stop::Credentials(m), Some(i)) = (&stop, &key.integration) {
@@ -477,6 +479,7 @@ pub async fn enrich_account(
             outcome: outcome::NO_DATA,
             fields: Vec::new(),
             fetched: false,
+            requests: 0,
         });
     };
     let key = match key {
@@ -492,7 +495,7 @@ pub async fn enrich_account(
         "domain",
         &domain,
     );
-    let (answer, fetched) = ask(rt, db, org, &key, kind::COMPANY, &domain, url).await?;
+    let (answer, requests) = ask(rt, db, org, &key, kind::COMPANY, &domain, url).await?;
     match answer {
         Answer::Found(v) => {
             let facts: CompanyFacts = serde_json::from_value(v).unwrap_or_default();
@@ -507,7 +510,8 @@ pub async fn enrich_account(
                 object,
                 outcome,
                 fields,
-                fetched,
+                fetched: requests > 0,
+                requests,
             })
         }
         Answer::NoData | Answer::Pending => {
@@ -521,7 +525,8 @@ pub async fn enrich_account(
                 object: m,
                 outcome: o,
                 fields: Vec::new(),
-                fetched,
+                fetched: requests > 0,
+                requests,
             })
         }
     }
@@ -545,6 +550,7 @@ pub async fn enrich_contact(
             outcome: outcome::NO_DATA,
             fields: Vec::new(),
             fetched: false,
+            requests: 0,
         });
     };
     let key = match key {
@@ -560,7 +566,7 @@ pub async fn enrich_contact(
         "email",
         &email,
     );
-    let (answer, fetched) = ask(rt, db, org, &key, kind::PERSON, &email, url).await?;
+    let (answer, requests) = ask(rt, db, org, &key, kind::PERSON, &email, url).await?;
     match answer {
         Answer::Found(v) => {
             let facts: PersonFacts = serde_json::from_value(v).unwrap_or_default();
@@ -575,7 +581,8 @@ pub async fn enrich_contact(
                 object,
                 outcome,
                 fields,
-                fetched,
+                fetched: requests > 0,
+                requests,
             })
         }
         Answer::NoData | Answer::Pending => {
@@ -589,7 +596,8 @@ pub async fn enrich_contact(
                 object: m,
                 outcome: o,
                 fields: Vec::new(),
-                fetched,
+                fetched: requests > 0,
+                requests,
             })
         }
     }
@@ -603,6 +611,8 @@ pub struct Pass {
     pub no_data: u32,
     pub pending: u32,
     pub failed: u32,
+    /// Requests sent to Clearbit (at least one per failure).
+    pub requests: u32,
     /// Set when Clearbit's rate limit stopped the pass: it continues then.
     pub rate_limited_until: Option<DateTime<Utc>>,
     /// Set when Clearbit refused the key: the pass stopped.
@@ -610,7 +620,16 @@ pub struct Pass {
 }
 
 impl Pass {
-    fn count(&mut self, o: &str) {
+    /// `3 enriched, 1 unchanged, 2 no data, 0 pending, 0 failed`.
+    pub fn summary(&self) -> String {
+        format!(
+            "{} enriched, {} unchanged, {} no data, {} pending, {} failed",
+            self.enriched, self.unchanged, self.no_data, self.pending, self.failed
+        )
+    }
+
+    fn count(&mut self, o: &str, requests: u32) {
+        self.requests += requests;
         match o {
             outcome::ENRICHED => self.enriched += 1,
             outcome::UNCHANGED => self.unchanged += 1,
@@ -648,6 +667,7 @@ pub async fn pass(
     let meta = Meta::default();
     let mut out = Pass::default();
     let stop = |out: &mut Pass, s: Stop| -> bool {
+        out.requests += 1;
         match s {
             Stop::RateLimited { until } => {
                 out.rate_limited_until = Some(until);
@@ -668,7 +688,7 @@ pub async fn pass(
         match enrich_account(rt, db, &actor, &meta, m.id, Some(key)).await {
             Ok(o) => {
                 tracing::info!(organizationId = %organization_id, accountId = %m.id, outcome = o.outcome, fields = o.fields.len(), "Account enrichment");
-                out.count(o.outcome);
+                out.count(o.outcome, o.requests);
             }
             Err(Failure::Domain(Error::NotFound { .. })) => {}
             Err(Failure::Domain(e)) => return Err(e),
@@ -683,7 +703,7 @@ pub async fn pass(
         match enrich_contact(rt, db, &actor, &meta, m.id, Some(key)).await {
             Ok(o) => {
                 tracing::info!(organizationId = %organization_id, contactId = %m.id, outcome = o.outcome, fields = o.fields.len(), "Contact enrichment");
-                out.count(o.outcome);
+                out.count(o.outcome, o.requests);
             }
             Err(Failure::Domain(Error::NotFound { .. })) => {}
             Err(Failure::Domain(e)) => return Err(e),
@@ -695,6 +715,67 @@ pub async fn pass(
         }
     }
     Ok(out)
+}
+
+/// Records a pass made with an integration's key as one of its runs (what it cost and came
+/// to, shown with the integration's runs): `SUCCEEDED`; `PARTIAL` when Clearbit's rate limit
+/// stopped it (it continues later); `FAILED` when the key was refused (the integration is
+/// `ERROR`). The integration's last sync (and last success) are updated.
+pub async fn record_pass(
+    db: &DatabaseConnection,
+    key: &Key,
+    started_at: DateTime<Utc>,
+    pass: &Pass,
+) -> domain::Result<()> {
+    use sea_orm::{ActiveModelTrait, Set};
+    let Some(m) = &key.integration else {
+        return Ok(());
+    };
+    let now = Utc::now();
+    let (status, error) = match (&pass.refused, pass.rate_limited_until) {
+        (Some(why), _) => (
+            crate::run_status::FAILED,
+            Some(format!("{why} ({})", pass.summary())),
+        ),
+        (None, Some(until)) => (
+            crate::run_status::PARTIAL,
+            Some(format!(
+                "Clearbit's rate limit stopped the pass after {}; it continues at {}",
+                pass.summary(),
+                until.to_rfc3339()
+            )),
+        ),
+        (None, None) if pass.failed > 0 => (
+            crate::run_status::PARTIAL,
+            Some(format!("some lookups failed: {}", pass.summary())),
+        ),
+        (None, None) => (crate::run_status::SUCCEEDED, None),
+    };
+    entity::integration_runs::ActiveModel {
+        id: Set(Uuid::now_v7()),
+        organization_id: Set(m.organization_id),
+        integration_id: Set(m.id),
+        status: Set(status.into()),
+        full: Set(false),
+        started_at: Set(started_at),
+        finished_at: Set(Some(now)),
+        signals_created: Set(0),
+        requests: Set(i32::try_from(pass.requests).unwrap_or(i32::MAX)),
+        error: Set(error),
+    }
+    .insert(db)
+    .await?;
+    let mut update = integrations::Entity::update_many()
+        .col_expr(integrations::Column::LastSyncAt, Expr::value(now))
+        .col_expr(integrations::Column::UpdatedAt, Expr::value(now));
+    if pass.refused.is_none() {
+        update = update.col_expr(integrations::Column::LastSuccessAt, Expr::value(now));
+    }
+    update
+        .filter(integrations::Column::Id.eq(m.id))
+        .exec(db)
+        .await?;
+    Ok(())
 }
 
 #[cfg(test)]

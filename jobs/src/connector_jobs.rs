@@ -159,7 +159,9 @@ async fn clearbit_organizations(ctx: &Context) -> anyhow::Result<Vec<Uuid>> {
 /// contacts that miss data, organization by organization (payload `organizationId`: only that
 /// one, as a continuation after Clearbit's rate limit does). A rate limit stops that
 /// organization's pass and enqueues its continuation at the limit's end; a refused key marks
-/// its CLEARBIT integration `ERROR`. Logs what each pass did and the totals.
+/// its CLEARBIT integration `ERROR`. Each pass made with an integration's key is one of its runs
+/// (requests, outcome, and the counts when it stopped early); what each pass did and the totals
+/// are logged.
 pub async fn clearbit(ctx: Context, job: jobs::Model) -> anyhow::Result<()> {
     use connectors::clearbit;
     let only = job
@@ -186,7 +188,9 @@ pub async fn clearbit(ctx: Context, job: jobs::Model) -> anyhow::Result<()> {
                 continue;
             }
         };
+        let started = chrono::Utc::now();
         let p = clearbit::pass(&ctx.connectors, &ctx.db, org, &key).await?;
+        clearbit::record_pass(&ctx.db, &key, started, &p).await?;
         tracing::info!(
             organizationId = %org,
             enriched = p.enriched,
@@ -194,8 +198,9 @@ pub async fn clearbit(ctx: Context, job: jobs::Model) -> anyhow::Result<()> {
             noData = p.no_data,
             pending = p.pending,
             failed = p.failed,
-            "Clearbit enrichment: {} enriched, {} unchanged, {} no data, {} pending, {} failed",
-            p.enriched, p.unchanged, p.no_data, p.pending, p.failed
+            requests = p.requests,
+            "Clearbit enrichment: {}",
+            p.summary()
         );
         if let Some(until) = p.rate_limited_until {
             let next = domain::queue::defs::CLEARBIT_ENRICHMENT_SCHEDULER
@@ -214,6 +219,7 @@ pub async fn clearbit(ctx: Context, job: jobs::Model) -> anyhow::Result<()> {
         total.no_data += p.no_data;
         total.pending += p.pending;
         total.failed += p.failed;
+        total.requests += p.requests;
     }
     tracing::info!(
         enriched = total.enriched,
@@ -221,12 +227,8 @@ pub async fn clearbit(ctx: Context, job: jobs::Model) -> anyhow::Result<()> {
         noData = total.no_data,
         pending = total.pending,
         failed = total.failed,
-        "Clearbit enrichment done: {} enriched, {} unchanged, {} no data, {} pending, {} failed",
-        total.enriched,
-        total.unchanged,
-        total.no_data,
-        total.pending,
-        total.failed
+        "Clearbit enrichment done: {}",
+        total.summary()
     );
     Ok(())
 }

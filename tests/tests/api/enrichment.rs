@@ -381,6 +381,16 @@ async fn rate_limit_answers_rate_limited_and_writes_nothing() {
         })
         .expect("a continuation");
     assert!(waiting.run_at > chrono::Utc::now() + chrono::Duration::minutes(10));
+    let i = integration(&app, &s, &integration_id).await;
+    let run = &i["runs"]["edges"][0]["node"];
+    assert_eq!(run["status"], "PARTIAL", "{i}");
+    assert!(
+        run["error"]
+            .as_str()
+            .unwrap()
+            .contains("Clearbit's rate limit stopped the pass after 0 enriched"),
+        "{run}"
+    );
     // The continuation, run now, picks up where the pass stopped.
     let cont = domain::queue::enqueue(
         &app.db,
@@ -547,7 +557,7 @@ async fn the_nightly_pass_enriches_only_what_misses_data() {
     assert_eq!(job.state, "completed");
     assert!(fake.hits().is_empty());
 
-    connected(&app, &s, KEY).await;
+    let iid = connected(&app, &s, KEY).await;
     let missing = create_account(&app, &s, json!({"name": "Acme", "domain": "acme.io"})).await;
     let complete = create_account(
         &app,
@@ -581,6 +591,13 @@ async fn the_nightly_pass_enriches_only_what_misses_data() {
         )
         .await;
     assert_eq!(ok(&r)["contact"]["title"], "VP Engineering");
+    // The pass is one of the integration's runs: what it cost and how it ended.
+    let i = integration(&app, &s, &iid).await;
+    let runs = i["runs"]["edges"].as_array().unwrap();
+    assert_eq!(runs.len(), 1, "{i}");
+    assert_eq!(runs[0]["node"]["status"], "SUCCEEDED");
+    assert_eq!(runs[0]["node"]["requests"], 2);
+    assert!(i["lastSuccessAt"].is_string());
 
     // Tried recently: the next night leaves them alone.
     let job = nightly(&app).await;
