@@ -18,9 +18,11 @@
 //! One module per source implements [`Connector`]: [`github`], [`packages`] (npm and PyPI),
 //! [`posthog`], [`linkedin`] (webhook and import only: LinkedIn has no API to read),
 //! [`intercom`], [`zendesk`], [`discord`], [`twitter`] (Twitter/X), [`stackoverflow`],
-//! [`reddit`].
+//! [`reddit`]; and [`clearbit`], which is not a signal source but enriches accounts and
+//! contacts.
 
 pub mod crm;
+pub mod clearbit;
 pub mod discord;
 pub mod github;
 pub mod http;
@@ -62,7 +64,7 @@ pub const KINDS: &[(&str, bool)] = &[
     ("ZENDESK", true),
     ("HUBSPOT", true),
     ("SALESFORCE", false),
-    ("CLEARBIT", false),
+    ("CLEARBIT", true),
 ];
 
 /// Whether `kind` is one of [`KINDS`] that is built.
@@ -112,6 +114,13 @@ pub struct Settings {
     /// to connect with OAuth and to refresh tokens.
     pub hubspot_app: Option<OAuthApp>,
     pub salesforce_app: Option<OAuthApp>,
+    /// Clearbit's Company API (`/v2/companies/find`).
+    pub clearbit_company_url: String,
+    /// Clearbit's Person API (`/v2/people/find`).
+    pub clearbit_person_url: String,
+    /// `CLEARBIT_API_KEY`: enrichment for every organization (an organization's CLEARBIT
+    /// integration's key takes precedence).
+    pub clearbit_api_key: Option<secrecy::SecretString>,
     /// One request's bound.
     pub timeout: Duration,
     /// The wait before the first retry of a 5xx, timeout or connection error (then doubling).
@@ -145,6 +154,9 @@ impl Default for Settings {
             salesforce_login_url: "https://login.salesforce.com".into(),
             hubspot_app: None,
             salesforce_app: None,
+            clearbit_company_url: "https://company.clearbit.com".into(),
+            clearbit_person_url: "https://person.clearbit.com".into(),
+            clearbit_api_key: None,
             timeout: Duration::from_secs(30),
             retry_base: Duration::from_millis(500),
             max_attempts: 4,
@@ -262,6 +274,7 @@ pub fn connector(kind: &str) -> Option<&'static dyn Connector> {
         "STACKOVERFLOW" => Some(&stackoverflow::StackOverflow),
         "REDDIT" => Some(&reddit::Reddit),
         "HUBSPOT" => Some(&crm::HUBSPOT),
+        "CLEARBIT" => Some(&clearbit::Clearbit),
         _ => None,
     }
 }

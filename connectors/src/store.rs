@@ -144,6 +144,7 @@ fn source_name(kind: &str, config: &Value) -> String {
         "ZENDESK" => "Zendesk",
         "STACKOVERFLOW" => "Stack Overflow",
         "REDDIT" => "Reddit",
+        "CLEARBIT" => "Clearbit",
         other => other,
     };
     let name = if what.is_empty() {

@@ -11,6 +11,8 @@ pub mod contact_identities;
 pub mod contact_merges;
 pub mod contacts;
 pub mod deals;
+pub mod enrichment_cache;
+pub mod enrichments;
 pub mod events;
 pub mod external_ids;
 pub mod integration_cursors;

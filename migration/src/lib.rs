@@ -17,6 +17,7 @@ mod m20261129_000011_signals;
 mod m20261202_000012_integrations;
 mod m20261202_000013_order_indexes;
 mod m20261202_000014_crm_sync;
+mod m20261202_000015_enrichment;
 
 pub struct Migrator;
 
@@ -36,6 +37,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261202_000012_integrations::Migration),
             Box::new(m20261202_000013_order_indexes::Migration),
             Box::new(m20261202_000014_crm_sync::Migration),
+            Box::new(m20261202_000015_enrichment::Migration),
         ]
     }
 }

@@ -433,6 +433,8 @@ impl Config {
                 ("HUBSPOT_API_URL", &mut c.hubspot_api_url),
                 ("HUBSPOT_AUTH_URL", &mut c.hubspot_auth_url),
                 ("SALESFORCE_LOGIN_URL", &mut c.salesforce_login_url),
+                ("CLEARBIT_COMPANY_URL", &mut c.clearbit_company_url),
+                ("CLEARBIT_PERSON_URL", &mut c.clearbit_person_url),
             ] {
                 if let Some(v) = r.get(var) {
                     match url::Url::parse(&v) {
@@ -468,6 +470,7 @@ impl Config {
                     (None, Some(_)) => r.problem(id_var, format!("is required with {secret_var}")),
                 }
             }
+            c.clearbit_api_key = r.secret("CLEARBIT_API_KEY");
             c.run_lease = r.duration("CONNECTOR_RUN_LEASE_SECONDS", c.run_lease);
             c.max_inline_wait = r.duration("CONNECTOR_MAX_INLINE_WAIT_SECONDS", c.max_inline_wait);
             c

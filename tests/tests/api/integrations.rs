@@ -149,7 +149,12 @@ async fn integration_kinds_say_what_is_built_synced_and_sent_webhooks_to_any_mem
         assert_eq!(of(kind)["syncs"], true, "{kind}");
         assert_eq!(of(kind)["webhooks"], false, "{kind}");
     }
-    for kind in ["SALESFORCE", "CLEARBIT"] {
+    // Clearbit enriches accounts and contacts (on demand and nightly); it is never synced.
+    assert_eq!(
+        of("CLEARBIT"),
+        json!({"kind": "CLEARBIT", "label": "Clearbit", "built": true, "syncs": false, "webhooks": false})
+    );
+    for kind in ["SALESFORCE"] {
         assert_eq!(of(kind)["built"], false, "{kind}");
         assert_eq!(of(kind)["syncs"], false, "{kind}");
     }

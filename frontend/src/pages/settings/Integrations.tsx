@@ -218,6 +218,13 @@ const FORMS: Partial<Record<Kind, Form>> = {
       secret: null,
     },
   },
+  CLEARBIT: {
+    what: 'Fills the empty fields of accounts (industry, size, location, logo, tech) and contacts (title, seniority, location) from Clearbit, nightly and on demand. It never overwrites what you entered.',
+    fields: [
+      { key: 'apiKey', in: 'credentials', label: 'API key', type: 'secret', required: true, description: 'Your Clearbit secret key (sk_…), from the Clearbit dashboard → API' },
+    ],
+    summary: () => 'Company and person enrichment',
+  },
 };
 
 /** Why the secret of a desk that signs its own webhooks is not needed there. */
