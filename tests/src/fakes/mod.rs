@@ -6,6 +6,7 @@ pub mod github;
 pub mod packages;
 pub mod posthog;
 pub mod reddit;
+pub mod salesforce;
 pub mod stackexchange;
 pub mod support;
 pub mod twitter;
