@@ -937,8 +937,7 @@ fn composite(d: &mut Data, patch: bool, body: &Value) -> (StatusCode, Value) {
             if k == "attributes" || (patch && k == "id") {
                 continue;
             }
-            if !cols.iter().any(|c| *c == k)
-                || ["Id", "CreatedDate", "LastModifiedDate"].contains(&k.as_str())
+            if !cols.contains(&k) || ["Id", "CreatedDate", "LastModifiedDate"].contains(&k.as_str())
             {
                 return sf_error(
                     StatusCode::BAD_REQUEST,
