@@ -633,8 +633,8 @@ impl Crm for SalesforceCrm {
         keys.sort();
         keys.dedup();
         let mut found: Vec<(String, String)> = Vec::new();
-        // A SOQL statement is at most 100,000 characters: 100 keys stay far below it.
-        for chunk in keys.chunks(100) {
+        // A query travels in the URL (at most 16,384 bytes): 50 keys stay well below it.
+        for chunk in keys.chunks(50) {
             let (soql, key_field) = match object {
                 Object::Account => {
                     let likes: Vec<String> = chunk
