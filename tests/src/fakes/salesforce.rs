@@ -1334,4 +1334,180 @@ mod tests {
         assert!(!eval(q.cond.as_ref().unwrap(), &row));
         assert!(parse("SELECT Id FROM Account WHERE Name = 'x").is_err());
     }
+
+    #[tokio::test]
+    async fn answers_like_an_org() {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let sf = FakeSalesforce::start("tok", "ref", "cid", "csec").await;
+        let c = reqwest::Client::new();
+        let api = format!("{}/services/data/v60.0", sf.url);
+        let a = sf.add(
+            "Account",
+            json!({"Name": "Acme", "Website": "https://www.acme.com"}),
+        );
+        sf.add(
+            "Account",
+            json!({"Name": "Notacme", "Website": "notacme.io"}),
+        );
+        sf.add("Account", json!({"Name": "Third"}));
+        sf.with(|d| d.page_size = 2);
+        let get = |url: String, token: &'static str| {
+            let c = c.clone();
+            async move {
+                let r = c.get(url).bearer_auth(token).send().await.unwrap();
+                (r.status().as_u16(), r.json::<Value>().await.unwrap())
+            }
+        };
+        let q = |soql: &str| {
+            format!(
+                "{api}/query?{}",
+                url::form_urlencoded::Serializer::new(String::new())
+                    .append_pair("q", soql)
+                    .finish()
+            )
+        };
+        // Paging.
+        let (st, page) = get(
+            q("SELECT Id, Name FROM Account ORDER BY LastModifiedDate ASC, Id ASC"),
+            "tok",
+        )
+        .await;
+        assert_eq!(st, 200);
+        assert_eq!(page["done"], false);
+        assert_eq!(page["totalSize"], 3);
+        assert_eq!(page["records"].as_array().unwrap().len(), 2);
+        let next = page["nextRecordsUrl"].as_str().unwrap();
+        let (_, page2) = get(format!("{}{next}", sf.url), "tok").await;
+        assert_eq!(page2["done"], true);
+        assert_eq!(page2["records"][0]["Name"], "Third");
+        // Filters, unknown columns, bad tokens.
+        let (_, found) = get(
+            q("SELECT Id FROM Account WHERE Website LIKE '%acme.com%'"),
+            "tok",
+        )
+        .await;
+        assert_eq!(found["records"].as_array().unwrap().len(), 1);
+        assert_eq!(found["records"][0]["Id"], a.as_str());
+        let (st, e) = get(q("SELECT DevSignal_Score__c FROM Account"), "tok").await;
+        assert_eq!(
+            (st, e[0]["errorCode"].as_str()),
+            (400, Some("INVALID_FIELD"))
+        );
+        let (st, e) = get(q("SELECT Id FROM Account"), "old").await;
+        assert_eq!(
+            (st, e[0]["errorCode"].as_str()),
+            (401, Some("INVALID_SESSION_ID"))
+        );
+        // Custom fields, then writes with per-record answers.
+        let field = json!({"FullName": "Account.DevSignal_Score__c",
+                           "Metadata": {"label": "Score", "type": "Number", "precision": 3, "scale": 0}});
+        let post = |url: String, body: Value| {
+            let c = c.clone();
+            async move {
+                let r = c
+                    .post(url)
+                    .bearer_auth("tok")
+                    .json(&body)
+                    .send()
+                    .await
+                    .unwrap();
+                (r.status().as_u16(), r.json::<Value>().await.unwrap())
+            }
+        };
+        assert_eq!(
+            post(format!("{api}/tooling/sobjects/CustomField"), field.clone())
+                .await
+                .0,
+            201
+        );
+        let (st, e) = post(format!("{api}/tooling/sobjects/CustomField"), field).await;
+        assert_eq!(
+            (st, e[0]["errorCode"].as_str()),
+            (400, Some("DUPLICATE_VALUE"))
+        );
+        let (st, res) = post(
+            format!("{api}/composite/sobjects"),
+            json!({"allOrNone": false, "records": [
+                {"attributes": {"type": "Account"}, "Name": "Initech", "DevSignal_Score__c": 80},
+                {"attributes": {"type": "Account"}, "Name": "REFUSE ME"},
+                {"attributes": {"type": "Account"}, "Website": "x.io"},
+            ]}),
+        )
+        .await;
+        assert_eq!(st, 200);
+        assert_eq!(res[0]["success"], true);
+        assert_eq!(
+            res[1]["errors"][0]["statusCode"],
+            "FIELD_CUSTOM_VALIDATION_EXCEPTION"
+        );
+        assert_eq!(res[2]["errors"][0]["statusCode"], "REQUIRED_FIELD_MISSING");
+        sf.delete(&a);
+        let r = c
+            .patch(format!("{api}/composite/sobjects"))
+            .bearer_auth("tok")
+            .json(&json!({"allOrNone": false, "records": [
+                {"attributes": {"type": "Account"}, "id": a, "DevSignal_Score__c": 1},
+                {"attributes": {"type": "Account"}, "id": res[0]["id"], "DevSignal_Score__c": 2},
+            ]}))
+            .send()
+            .await
+            .unwrap();
+        let res: Value = r.json().await.unwrap();
+        assert_eq!(res[0]["errors"][0]["statusCode"], "ENTITY_IS_DELETED");
+        assert_eq!(res[1]["success"], true);
+        let id = res[1]["id"].as_str().unwrap();
+        assert_eq!(sf.get(id).unwrap().fields["DevSignal_Score__c"], 2);
+        // Tokens.
+        let form = |pairs: &[(&str, &str)]| {
+            url::form_urlencoded::Serializer::new(String::new())
+                .extend_pairs(pairs)
+                .finish()
+        };
+        let token = |body: String| {
+            let c = c.clone();
+            let url = format!("{}/services/oauth2/token", sf.url);
+            async move {
+                let r = c
+                    .post(url)
+                    .header("content-type", "application/x-www-form-urlencoded")
+                    .body(body)
+                    .send()
+                    .await
+                    .unwrap();
+                (r.status().as_u16(), r.json::<Value>().await.unwrap())
+            }
+        };
+        let (st, t) = token(form(&[
+            ("grant_type", "refresh_token"),
+            ("refresh_token", "ref"),
+            ("client_id", "cid"),
+            ("client_secret", "csec"),
+        ]))
+        .await;
+        assert_eq!(st, 200);
+        assert_eq!(t["instance_url"], sf.url.as_str());
+        assert!(t.get("refresh_token").is_none());
+        let new = t["access_token"].as_str().unwrap().to_owned();
+        let (st, _) = get(q("SELECT Id FROM Account"), "tok").await;
+        assert_eq!(st, 401, "the old token is no longer current");
+        sf.with(|d| d.revoked = true);
+        let (st, t) = token(form(&[
+            ("grant_type", "refresh_token"),
+            ("refresh_token", "ref"),
+            ("client_id", "cid"),
+            ("client_secret", "csec"),
+        ]))
+        .await;
+        assert_eq!((st, t["error"].as_str()), (400, Some("invalid_grant")));
+        // The allowance.
+        sf.with(|d| d.limit_exceeded = true);
+        let r = c
+            .get(q("SELECT Id FROM Account"))
+            .bearer_auth(&new)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status().as_u16(), 403);
+        assert_eq!(r.headers()["sforce-limit-info"], "api-usage=15000/15000");
+    }
 }
