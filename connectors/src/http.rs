@@ -343,8 +343,8 @@ pub async fn exchange(
             } else {
                 client.post(&req.url)
             }
-                .header(reqwest::header::CONTENT_TYPE, "application/json")
-                .body(body.to_string()),
+            .header(reqwest::header::CONTENT_TYPE, "application/json")
+            .body(body.to_string()),
             (Some(form), None) => client
                 .post(&req.url)
                 .header(

@@ -60,7 +60,7 @@ pub const KINDS: &[(&str, bool)] = &[
     ("POSTHOG", true),
     ("INTERCOM", true),
     ("ZENDESK", true),
-    ("HUBSPOT", false),
+    ("HUBSPOT", true),
     ("SALESFORCE", false),
     ("CLEARBIT", false),
 ];
@@ -261,6 +261,7 @@ pub fn connector(kind: &str) -> Option<&'static dyn Connector> {
         "TWITTER" => Some(&twitter::Twitter),
         "STACKOVERFLOW" => Some(&stackoverflow::StackOverflow),
         "REDDIT" => Some(&reddit::Reddit),
+        "HUBSPOT" => Some(&crm::HUBSPOT),
         _ => None,
     }
 }

@@ -119,10 +119,7 @@ impl SyncContext {
         message: &str,
     ) {
         let message: String = message.chars().take(500).collect();
-        let mut errors = self
-            .record_errors
-            .lock()
-            .unwrap_or_else(|p| p.into_inner());
+        let mut errors = self.record_errors.lock().unwrap_or_else(|p| p.into_inner());
         // A run keeps its first errors; the count in the message says how many there were.
         if errors.len() < 200 {
             errors.push(json!({
@@ -135,7 +132,12 @@ impl SyncContext {
         self.refused
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .push(format!("{object} {}: {message}", id.map(|i| i.to_string()).or(external_id.map(str::to_owned)).unwrap_or_default()));
+            .push(format!(
+                "{object} {}: {message}",
+                id.map(|i| i.to_string())
+                    .or(external_id.map(str::to_owned))
+                    .unwrap_or_default()
+            ));
     }
 
     /// Sends a GET (see [`crate::http`]); stops before sending when the last response said the
@@ -466,6 +468,28 @@ pub async fn fan_out(db: &DatabaseConnection, kind: &str) -> Result<usize> {
     Ok(n)
 }
 
+/// Enqueues a run of each of `org`'s integrations of `kind` that is not disconnected (a manual
+/// trigger: due or not, blocked or not). Returns how many.
+pub async fn enqueue_org(
+    db: &DatabaseConnection,
+    org: Uuid,
+    kind: &str,
+    full: bool,
+) -> Result<usize> {
+    let all = integrations::Entity::find()
+        .filter(integrations::Column::OrganizationId.eq(org))
+        .filter(integrations::Column::Kind.eq(kind))
+        .filter(integrations::Column::Status.ne(status::DISCONNECTED))
+        .all(db)
+        .await?;
+    let txn = domain::db::begin(db).await?;
+    for m in &all {
+        domain::queue::enqueue(&txn, sync_job(m, None, full, None)).await?;
+    }
+    txn.commit().await?;
+    Ok(all.len())
+}
+
 /// What a job's run came to.
 #[derive(Debug, Clone)]
 pub enum Outcome {
@@ -680,7 +704,7 @@ async fn finish(
         .lock()
         .unwrap_or_else(|p| p.into_inner())
         .clone();
-    am.errors = Set((!record_errors.is_empty()).then(|| Value::Array(record_errors)));
+    am.errors = Set((!record_errors.is_empty()).then_some(Value::Array(record_errors)));
     let run = am.update(&txn).await?;
     // Only the run holding the lease may change the integration; a status another request set
     // meanwhile (DISCONNECTED) stays.

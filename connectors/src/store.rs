@@ -474,3 +474,50 @@ pub async fn replace_credentials(
         .await?;
     Ok(())
 }
+
+/// An OAuth connection's outcome: the organization's integration of `kind` (the oldest one not
+/// disconnected) gets the new credentials — an `ERROR` they caused is lifted — or, when it has
+/// none, one is connected. Returns the integration's id.
+pub async fn connect_or_reconnect(
+    db: &DatabaseConnection,
+    rt: &Runtime,
+    actor: &Actor,
+    kind: &str,
+    credentials: Value,
+) -> Result<Uuid> {
+    manage(actor)?;
+    let existing = integrations::Entity::find()
+        .filter(integrations::Column::OrganizationId.eq(actor.organization_id))
+        .filter(integrations::Column::Kind.eq(kind))
+        .filter(integrations::Column::Status.ne(status::DISCONNECTED))
+        .order_by_asc(integrations::Column::Id)
+        .one(db)
+        .await?;
+    match existing {
+        Some(m) => Ok(update(
+            db,
+            rt,
+            actor,
+            m.id,
+            UpdateInput {
+                config: None,
+                credentials: Some(credentials),
+            },
+        )
+        .await?
+        .id),
+        None => Ok(connect(
+            db,
+            rt,
+            actor,
+            ConnectInput {
+                kind: kind.to_owned(),
+                config: json!({}),
+                credentials: Some(credentials),
+            },
+        )
+        .await?
+        .integration
+        .id),
+    }
+}

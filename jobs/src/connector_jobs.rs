@@ -75,6 +75,42 @@ pub async fn reddit(ctx: Context, _job: jobs::Model) -> anyhow::Result<()> {
     fan_out(&ctx, "REDDIT").await
 }
 
+/// `hubspot-sync-scheduler` (every 15 minutes): a sync of every due HubSpot integration.
+pub async fn hubspot(ctx: Context, _job: jobs::Model) -> anyhow::Result<()> {
+    fan_out(&ctx, "HUBSPOT").await
+}
+
+/// `hubspot-sync --org <id>` (runbook 3.4): the organization's HubSpot sync now.
+pub async fn hubspot_org(ctx: Context, job: jobs::Model) -> anyhow::Result<()> {
+    sync_org(&ctx, &job, "HUBSPOT").await
+}
+
+/// `salesforce-sync --org <id>`: the organization's Salesforce sync now.
+pub async fn salesforce_org(ctx: Context, job: jobs::Model) -> anyhow::Result<()> {
+    sync_org(&ctx, &job, "SALESFORCE").await
+}
+
+/// Enqueues a run of each of the organization's integrations of `kind` (`fullSync` in the
+/// payload: a full run); skipped, saying so, when it has none.
+async fn sync_org(ctx: &Context, job: &jobs::Model, kind: &str) -> anyhow::Result<()> {
+    let org = job
+        .payload
+        .get("organizationId")
+        .and_then(|v| v.as_str())
+        .and_then(|s| Uuid::parse_str(s).ok())
+        .ok_or_else(|| anyhow::anyhow!("{} needs an organizationId", job.name))?;
+    let full = job.payload.get("fullSync").and_then(|v| v.as_bool()) == Some(true);
+    let n = connectors::run::enqueue_org(&ctx.db, org, kind, full).await?;
+    if n == 0 {
+        return Err(Skipped(format!(
+            "the organization has no connected {kind} integration"
+        ))
+        .into());
+    }
+    tracing::info!(kind, organizationId = %org, enqueued = n, "Enqueued {n} {kind} syncs");
+    Ok(())
+}
+
 /// `sync-integration`: one run of one integration (payload `integrationId`, optional `runId`
 /// started by `syncIntegration`, `full`).
 pub async fn sync(ctx: Context, job: jobs::Model) -> anyhow::Result<()> {
@@ -124,7 +160,6 @@ macro_rules! unavailable {
 }
 
 unavailable! {
-    hubspot => "HubSpot",
     salesforce => "Salesforce",
     clearbit => "Clearbit",
 }

@@ -63,6 +63,8 @@ pub static JOBS: &[JobDef] = &[
     job!(SYNC_ALL_PYPI, connector_jobs::pypi),
     job!(HUBSPOT_SYNC_SCHEDULER, connector_jobs::hubspot),
     job!(SALESFORCE_SYNC_SCHEDULER, connector_jobs::salesforce),
+    job!(HUBSPOT_SYNC, connector_jobs::hubspot_org),
+    job!(SALESFORCE_SYNC, connector_jobs::salesforce_org),
     job!(DISCORD_SYNC_SCHEDULER, connector_jobs::discord),
     job!(STACKOVERFLOW_SYNC_SCHEDULER, connector_jobs::stackoverflow),
     job!(TWITTER_SYNC_SCHEDULER, connector_jobs::twitter),

@@ -23,12 +23,14 @@
 
 pub mod engine;
 pub mod hubspot;
-pub mod salesforce;
 pub mod session;
 
 use chrono::{DateTime, NaiveDate, Utc};
-use serde_json::Value;
+use domain::FieldError;
+use serde_json::{Value, json};
 use uuid::Uuid;
+
+use crate::Connector;
 
 pub use session::Session;
 
@@ -139,6 +141,8 @@ pub trait Crm: Send + Sync {
     fn default_stage_map(&self) -> &'static [(&'static str, &'static str)];
     /// Records per create/update call.
     fn batch_size(&self) -> usize;
+    /// Where and with which OAuth app tokens are refreshed (`None`: no app configured).
+    fn token_refresh(&self, settings: &crate::Settings) -> Option<session::Refresh>;
     /// Creates DevSignal's fields in the CRM when missing.
     async fn ensure_fields(&self, s: &Session<'_>) -> Result<(), Stop>;
     /// A page of companies/Accounts modified at or after `since` (all when `None`), oldest
@@ -189,10 +193,116 @@ pub trait Crm: Send + Sync {
 pub fn system(kind: &str) -> Option<&'static dyn Crm> {
     match kind {
         "HUBSPOT" => Some(&hubspot::HubSpotCrm),
-        "SALESFORCE" => Some(&salesforce::SalesforceCrm),
         _ => None,
     }
 }
+
+/// A CRM integration as a [`Connector`]: its runs are [`engine::sync`].
+pub struct CrmConnector(pub &'static str);
+
+#[async_trait::async_trait]
+impl Connector for CrmConnector {
+    fn kind(&self) -> &'static str {
+        self.0
+    }
+
+    /// `config`: `stageMap` (the CRM's deal stages → ours, added to the defaults).
+    /// `credentials`: `accessToken` (a HubSpot private-app token, or an OAuth grant's token with
+    /// `refreshToken`, `expiresAt`), and Salesforce's `instanceUrl`. OAuth connections fill these
+    /// in themselves.
+    fn validate(
+        &self,
+        config: &Value,
+        credentials: Option<&Value>,
+    ) -> Result<Value, Vec<FieldError>> {
+        let mut errors = Vec::new();
+        let mut stage_map = serde_json::Map::new();
+        match config {
+            Value::Null => {}
+            Value::Object(o) => {
+                for k in o.keys() {
+                    if k != "stageMap" {
+                        errors.push(FieldError::new(
+                            format!("config.{k}"),
+                            "is not a setting of this integration (stageMap is)",
+                        ));
+                    }
+                }
+                match o.get("stageMap") {
+                    None | Some(Value::Null) => {}
+                    Some(Value::Object(m)) => {
+                        for (crm_stage, ours) in m {
+                            match ours.as_str() {
+                                Some(st) if domain::crm::deals::STAGES.contains(&st) => {
+                                    stage_map.insert(crm_stage.clone(), json!(st));
+                                }
+                                _ => errors.push(FieldError::new(
+                                    format!("config.stageMap.{crm_stage}"),
+                                    format!(
+                                        "must be one of {}",
+                                        domain::crm::deals::STAGES.join(", ")
+                                    ),
+                                )),
+                            }
+                        }
+                    }
+                    Some(_) => errors.push(FieldError::new(
+                        "config.stageMap",
+                        "must be an object of CRM stage → DevSignal stage",
+                    )),
+                }
+            }
+            _ => errors.push(FieldError::new("config", "must be an object")),
+        }
+        let cred = |k: &str| {
+            credentials
+                .and_then(|c| c.get(k))
+                .and_then(|v| v.as_str())
+                .filter(|v| !v.trim().is_empty())
+        };
+        if cred("accessToken").is_none() {
+            errors.push(FieldError::new(
+                "credentials.accessToken",
+                "is required (or connect with OAuth at /api/v1/integrations/<kind>/connect)",
+            ));
+        }
+        if let Some(e) = cred("expiresAt")
+            && chrono::DateTime::parse_from_rfc3339(e).is_err()
+        {
+            errors.push(FieldError::new(
+                "credentials.expiresAt",
+                "must be an RFC 3339 time",
+            ));
+        }
+        if self.0 == "SALESFORCE" {
+            match cred("instanceUrl").map(url::Url::parse) {
+                Some(Ok(u)) if matches!(u.scheme(), "http" | "https") => {}
+                _ => errors.push(FieldError::new(
+                    "credentials.instanceUrl",
+                    "is required: the https URL of the Salesforce instance",
+                )),
+            }
+        }
+        if errors.is_empty() {
+            Ok(if stage_map.is_empty() {
+                json!({})
+            } else {
+                json!({"stageMap": stage_map})
+            })
+        } else {
+            Err(errors)
+        }
+    }
+
+    async fn sync(&self, cx: &crate::run::SyncContext) -> Result<(), Stop> {
+        let crm = system(self.0)
+            .ok_or_else(|| Stop::Invalid(format!("the {} sync is not built yet", self.0)))?;
+        engine::sync(crm, cx).await
+    }
+}
+
+pub static HUBSPOT: CrmConnector = CrmConnector("HUBSPOT");
+pub static SALESFORCE: CrmConnector = CrmConnector("SALESFORCE");
 
 /// A timestamp in the forms CRMs use: RFC 3339, or epoch milliseconds.
 pub fn parse_time(v: &str) -> Option<DateTime<Utc>> {

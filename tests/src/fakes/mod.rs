@@ -3,6 +3,7 @@
 
 pub mod discord;
 pub mod github;
+pub mod hubspot;
 pub mod packages;
 pub mod posthog;
 pub mod reddit;

@@ -21,6 +21,7 @@ mod events;
 mod github;
 mod graphql;
 mod health;
+mod hubspot;
 mod ingest_rules;
 mod integrations;
 mod isolation;
