@@ -61,7 +61,7 @@ pub const KINDS: &[(&str, bool)] = &[
     ("INTERCOM", true),
     ("ZENDESK", true),
     ("HUBSPOT", true),
-    ("SALESFORCE", false),
+    ("SALESFORCE", true),
     ("CLEARBIT", false),
 ];
 
@@ -262,6 +262,7 @@ pub fn connector(kind: &str) -> Option<&'static dyn Connector> {
         "STACKOVERFLOW" => Some(&stackoverflow::StackOverflow),
         "REDDIT" => Some(&reddit::Reddit),
         "HUBSPOT" => Some(&crm::HUBSPOT),
+        "SALESFORCE" => Some(&crm::SALESFORCE),
         _ => None,
     }
 }

@@ -121,19 +121,6 @@ const GONE_CODES: &[&str] = &[
     "NOT_FOUND",
 ];
 
-impl SalesforceCrm {
-    /// Where and with which client an access token is refreshed; `None` without the app.
-    pub fn token_refresh(&self, settings: &Settings) -> Option<Refresh> {
-        settings.salesforce_app.clone().map(|app| Refresh {
-            token_url: format!(
-                "{}/services/oauth2/token",
-                settings.salesforce_login_url.trim_end_matches('/')
-            ),
-            app,
-        })
-    }
-}
-
 /// A SOQL string literal: quoted, with backslash, quotes and control characters escaped.
 pub fn soql_string(v: &str) -> String {
     let mut out = String::with_capacity(v.len() + 2);
@@ -538,6 +525,17 @@ impl Crm for SalesforceCrm {
 
     fn batch_size(&self) -> usize {
         BATCH
+    }
+
+    /// `{SALESFORCE_LOGIN_URL}/services/oauth2/token` with the app's client; `None` without it.
+    fn token_refresh(&self, settings: &Settings) -> Option<Refresh> {
+        settings.salesforce_app.clone().map(|app| Refresh {
+            token_url: format!(
+                "{}/services/oauth2/token",
+                settings.salesforce_login_url.trim_end_matches('/')
+            ),
+            app,
+        })
     }
 
     async fn ensure_fields(&self, s: &Session<'_>) -> Result<(), Stop> {

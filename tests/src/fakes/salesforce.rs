@@ -377,6 +377,24 @@ impl FakeSalesforce {
             .collect()
     }
 
+    /// The live record of `object` whose `field` is `value` (case-insensitive).
+    pub fn find(&self, object: &str, field: &str, value: &str) -> Option<Record> {
+        self.records(object).into_iter().find(|r| {
+            r.fields
+                .get(field)
+                .and_then(Value::as_str)
+                .is_some_and(|v| v.eq_ignore_ascii_case(value))
+        })
+    }
+
+    /// Requests whose path ends with `suffix`.
+    pub fn calls(&self, method: &str, suffix: &str) -> Vec<Hit> {
+        self.hits()
+            .into_iter()
+            .filter(|h| h.method == method && h.path.ends_with(suffix))
+            .collect()
+    }
+
     /// The custom fields of `object` (developer names, without `__c`).
     pub fn custom_fields(&self, object: &str) -> Vec<String> {
         self.data
