@@ -442,3 +442,51 @@ async fn salesforce_request_limits_back_off_and_lose_nothing() {
     assert_eq!(run["status"], "SUCCEEDED", "{run}");
     assert!(fake.find("Account", "Name", "Hooli").is_some());
 }
+
+#[tokio::test]
+async fn salesforce_a_record_deleted_there_is_created_again() {
+    let (fake, app) = salesforce_app().await;
+    let s = app.register("owner@vendor.dev", "Vendor").await;
+    signal(&app, &s, "bob@initech.io", "repo_star").await;
+    let id = connect_salesforce(&app, &s, &fake, ACCESS).await;
+    assert_eq!(sync(&app, &s, &id, false).await["status"], "SUCCEEDED");
+    let first = fake.find("Account", "Name", "Initech").unwrap();
+    scores_settled(&app).await;
+
+    // Someone deletes it in Salesforce; a new signal changes its score here.
+    fake.delete(&first.id);
+    signal(&app, &s, "carl@initech.io", "pr_opened").await;
+    scores_settled(&app).await;
+    let mut runs = Vec::new();
+    for _ in 0..2 {
+        runs.push(sync(&app, &s, &id, false).await);
+        if fake.find("Account", "Name", "Initech").is_some() {
+            break;
+        }
+    }
+    let again = fake
+        .find("Account", "Name", "Initech")
+        .unwrap_or_else(|| panic!("created again: {runs:?}"));
+    assert_ne!(again.id, first.id);
+    assert_eq!(again.fields["DevSignal_Signal_Count__c"], 2);
+    let deleted_updates = fake
+        .hits()
+        .iter()
+        .filter(|h| h.method == "PATCH")
+        .flat_map(|h| h.records())
+        .filter(|r| r["id"] == first.id.as_str())
+        .count();
+    assert_eq!(
+        deleted_updates, 1,
+        "the update of the deleted record was tried once"
+    );
+    // The engine reports the record gone (and why) on the run that found it so.
+    let said = runs[0]["errors"].as_array().cloned().unwrap_or_default();
+    assert_eq!(said.len(), 1, "{runs:?}");
+    assert_eq!(said[0]["externalId"], first.id.as_str());
+    assert!(
+        said[0]["message"].as_str().unwrap().contains("deleted"),
+        "{said:?}"
+    );
+    assert_eq!(fake.records("Account").len(), 1);
+}
