@@ -80,6 +80,11 @@ pub async fn hubspot(ctx: Context, _job: jobs::Model) -> anyhow::Result<()> {
     fan_out(&ctx, "HUBSPOT").await
 }
 
+/// `salesforce-sync-scheduler` (every 15 minutes): a sync of every due Salesforce integration.
+pub async fn salesforce(ctx: Context, _job: jobs::Model) -> anyhow::Result<()> {
+    fan_out(&ctx, "SALESFORCE").await
+}
+
 /// `hubspot-sync --org <id>` (runbook 3.4): the organization's HubSpot sync now.
 pub async fn hubspot_org(ctx: Context, job: jobs::Model) -> anyhow::Result<()> {
     sync_org(&ctx, &job, "HUBSPOT").await
@@ -160,6 +165,5 @@ macro_rules! unavailable {
 }
 
 unavailable! {
-    salesforce => "Salesforce",
     clearbit => "Clearbit",
 }
