@@ -490,3 +490,43 @@ async fn salesforce_a_record_deleted_there_is_created_again() {
     );
     assert_eq!(fake.records("Account").len(), 1);
 }
+
+#[tokio::test]
+async fn salesforce_sync_is_triggered_by_hand_per_tenant() {
+    let (fake, app) = salesforce_app().await;
+    fake.add("Account", json!({"Name": "Acme", "Website": "acme.io"}));
+    let (a, b) = app.two_tenants().await;
+    let ida = connect_salesforce(&app, &a, &fake, ACCESS).await;
+    let r = app
+        .graphql_as(
+            a.token(),
+            "mutation { triggerJob(name: \"salesforce-sync\") { id queue } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(ok(&r)["triggerJob"]["queue"], "salesforce-sync");
+    eventually(Duration::from_secs(30), "the triggered run", || async {
+        let i = integration(&app, &a, &ida).await;
+        let runs = i["runs"]["edges"].as_array().unwrap().clone();
+        runs.iter()
+            .any(|e| e["node"]["status"] == "SUCCEEDED")
+            .then_some(())
+    })
+    .await;
+    assert_eq!(account(&app, &a, "acme.io").await["name"], "Acme");
+    assert!(account(&app, &b, "acme.io").await.is_null());
+
+    // The same Salesforce Account in two organizations maps to each one's own account.
+    let idb = connect_salesforce(&app, &b, &fake, ACCESS).await;
+    assert_eq!(sync(&app, &b, &idb, false).await["status"], "SUCCEEDED");
+    let acme_a = account(&app, &a, "acme.io").await;
+    let acme_b = account(&app, &b, "acme.io").await;
+    assert_ne!(acme_a["id"], acme_b["id"]);
+    let n = entity::external_ids::Entity::find()
+        .filter(entity::external_ids::Column::System.eq("SALESFORCE"))
+        .filter(entity::external_ids::Column::Object.eq("account"))
+        .count(&app.db)
+        .await
+        .unwrap();
+    assert_eq!(n, 2, "one mapping per organization");
+}
