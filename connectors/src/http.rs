@@ -182,6 +182,24 @@ pub fn budget_of(headers: &HeaderMap) -> Budget {
             reset: Some(after_seconds(window / 1000.0)),
         };
     }
+    // Salesforce: `Sforce-Limit-Info: api-usage=14990/15000`, the org's rolling 24 hours; spent,
+    // the run waits an hour (as for `REQUEST_LIMIT_EXCEEDED`).
+    if let Some((used, max)) = get(&["sforce-limit-info"]).and_then(|v| {
+        let usage = v
+            .split(',')
+            .find_map(|p| p.trim().strip_prefix("api-usage="))?;
+        let (used, max) = usage.split_once('/')?;
+        Some((
+            used.trim().parse::<u64>().ok()?,
+            max.trim().parse::<u64>().ok()?,
+        ))
+    }) {
+        let remaining = max.saturating_sub(used);
+        return Budget {
+            remaining: Some(remaining),
+            reset: (remaining == 0).then(|| Utc::now() + chrono::Duration::hours(1)),
+        };
+    }
     let remaining = get(&["x-ratelimit-remaining", "x-rate-limit-remaining"])
         .and_then(|v| seconds(&v))
         .map(|v| v.floor() as u64);
@@ -473,6 +491,25 @@ pub async fn exchange(
 mod tests {
     use super::*;
     use reqwest::header::HeaderValue;
+
+    #[test]
+    fn salesforce_limit_info_is_a_budget() {
+        let mut h = HeaderMap::new();
+        h.insert(
+            "sforce-limit-info",
+            HeaderValue::from_static("api-usage=14990/15000"),
+        );
+        let b = budget_of(&h);
+        assert_eq!(b.remaining, Some(10));
+        assert!(b.reset.is_none());
+        h.insert(
+            "sforce-limit-info",
+            HeaderValue::from_static("api-usage=15000/15000"),
+        );
+        let b = budget_of(&h);
+        assert_eq!(b.remaining, Some(0));
+        assert!(b.reset.is_some_and(|r| r > Utc::now()));
+    }
 
     #[test]
     fn link_next_is_found_among_relations() {

@@ -21,8 +21,8 @@
 //! [`reddit`]; and [`clearbit`], which is not a signal source but enriches accounts and
 //! contacts.
 
-pub mod crm;
 pub mod clearbit;
+pub mod crm;
 pub mod discord;
 pub mod github;
 pub mod http;
@@ -63,7 +63,7 @@ pub const KINDS: &[(&str, bool)] = &[
     ("INTERCOM", true),
     ("ZENDESK", true),
     ("HUBSPOT", true),
-    ("SALESFORCE", false),
+    ("SALESFORCE", true),
     ("CLEARBIT", true),
 ];
 
@@ -275,6 +275,7 @@ pub fn connector(kind: &str) -> Option<&'static dyn Connector> {
         "REDDIT" => Some(&reddit::Reddit),
         "HUBSPOT" => Some(&crm::HUBSPOT),
         "CLEARBIT" => Some(&clearbit::Clearbit),
+        "SALESFORCE" => Some(&crm::SALESFORCE),
         _ => None,
     }
 }

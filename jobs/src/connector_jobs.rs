@@ -1,7 +1,7 @@
 //! Integration syncs as jobs: the cron fan-outs (one `sync-integration` job per due integration
-//! of a kind), the sync itself, the nightly Clearbit enrichment, and the schedulers of connector
-//! kinds that are not built yet,
-//! which report their job `skipped` with "not available" instead of pretending to complete.
+//! of a kind), the sync itself, the per-organization CRM triggers and the nightly Clearbit
+//! enrichment. Every connector kind is built; LinkedIn's scheduler reports its job `skipped`,
+//! saying LinkedIn has no API to read.
 
 use entity::jobs;
 use uuid::Uuid;
@@ -81,6 +81,11 @@ pub async fn hubspot(ctx: Context, _job: jobs::Model) -> anyhow::Result<()> {
     fan_out(&ctx, "HUBSPOT").await
 }
 
+/// `salesforce-sync-scheduler` (every 15 minutes): a sync of every due Salesforce integration.
+pub async fn salesforce(ctx: Context, _job: jobs::Model) -> anyhow::Result<()> {
+    fan_out(&ctx, "SALESFORCE").await
+}
+
 /// `hubspot-sync --org <id>` (runbook 3.4): the organization's HubSpot sync now.
 pub async fn hubspot_org(ctx: Context, job: jobs::Model) -> anyhow::Result<()> {
     sync_org(&ctx, &job, "HUBSPOT").await
@@ -141,27 +146,6 @@ pub async fn sync(ctx: Context, job: jobs::Model) -> anyhow::Result<()> {
             Ok(())
         }
     }
-}
-
-/// The scheduler of a connector kind that is not built yet.
-pub fn unavailable(kind: &str) -> anyhow::Result<()> {
-    Err(Skipped(format!(
-        "not available: the {kind} connector is not built yet"
-    ))
-    .into())
-}
-
-macro_rules! unavailable {
-    ($($f:ident => $kind:literal),* $(,)?) => {$(
-        #[doc = concat!("The ", $kind, " scheduler: skipped, not available yet.")]
-        pub async fn $f(_ctx: Context, _job: jobs::Model) -> anyhow::Result<()> {
-            unavailable($kind)
-        }
-    )*};
-}
-
-unavailable! {
-    salesforce => "Salesforce",
 }
 
 /// The organizations the nightly Clearbit pass serves: every one when `CLEARBIT_API_KEY` is

@@ -3,8 +3,7 @@
 //! are plain async functions, callable directly from tests through [`run_job`].
 //!
 //! A job whose capability does not exist yet is registered all the same and is recorded
-//! `skipped` with "not available" and the reason (`mod nothing`, and `connector_jobs` for
-//! connector kinds not built yet), never `completed`.
+//! `skipped` with "not available" and the reason (`mod nothing`), never `completed`.
 
 use std::time::Duration;
 

@@ -23,6 +23,7 @@
 
 pub mod engine;
 pub mod hubspot;
+pub mod salesforce;
 pub mod session;
 
 use chrono::{DateTime, NaiveDate, Utc};
@@ -193,6 +194,7 @@ pub trait Crm: Send + Sync {
 pub fn system(kind: &str) -> Option<&'static dyn Crm> {
     match kind {
         "HUBSPOT" => Some(&hubspot::HubSpotCrm),
+        "SALESFORCE" => Some(&salesforce::SalesforceCrm),
         _ => None,
     }
 }

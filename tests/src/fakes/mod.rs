@@ -8,6 +8,7 @@ pub mod hubspot;
 pub mod packages;
 pub mod posthog;
 pub mod reddit;
+pub mod salesforce;
 pub mod stackexchange;
 pub mod support;
 pub mod twitter;

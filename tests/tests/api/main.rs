@@ -41,6 +41,7 @@ mod plumbing;
 mod posthog;
 mod rate_limits;
 mod reddit;
+mod salesforce;
 mod schema;
 mod scopes;
 mod signal_types;

@@ -204,6 +204,14 @@ const FORMS: Partial<Record<Kind, Form>> = {
     ],
     summary: () => 'HubSpot portal',
   },
+  SALESFORCE: {
+    what: 'Both ways: Salesforce Accounts, Contacts and Opportunities come in; DevSignal scores go out to DevSignal custom fields, every 15 minutes.',
+    fields: [
+      { key: 'instanceUrl', in: 'credentials', label: 'Instance URL', type: 'text', required: true, description: 'https://yourcompany.my.salesforce.com; or use “Connect with Salesforce” above', placeholder: 'https://acme.my.salesforce.com' },
+      { key: 'accessToken', in: 'credentials', label: 'Access token', type: 'secret', required: true, description: 'A session or connected-app token of an integration user' },
+    ],
+    summary: () => 'Salesforce org',
+  },
   ZENDESK: {
     what: 'Tickets created, updated, solved and rated in Zendesk, by sync and webhook.',
     fields: [
@@ -703,7 +711,8 @@ function ConnectForm({ kinds, onConnected }: { kinds: KindInfo[]; onConnected: (
           allowDeselect={false}
           description={form?.what}
         />
-        {kind === 'HUBSPOT' && <OAuthConnect kind="hubspot" label="HubSpot" />}
+        {kind === 'HUBSPOT' && <OAuthConnect kind="hubspot" label="HubSpot" tokenWord="a private app token" />}
+        {kind === 'SALESFORCE' && <OAuthConnect kind="salesforce" label="Salesforce" tokenWord="an instance URL and access token" />}
         <Inputs key={kind} fields={fields} values={values} setValue={(path, v) => setValues((old) => ({ ...old, [path]: v }))} error={result.error} />
         {kind === 'LINKEDIN' && (
           <Text size="sm" c="dimmed">
@@ -720,7 +729,7 @@ function ConnectForm({ kinds, onConnected }: { kinds: KindInfo[]; onConnected: (
 
 /** Connects a CRM through its consent page: the server answers the URL to go to (it needs the
  * in-memory token, so this is a fetch, then a navigation). */
-function OAuthConnect({ kind, label }: { kind: string; label: string }) {
+function OAuthConnect({ kind, label, tokenWord }: { kind: string; label: string; tokenWord: string }) {
   const [problem, setProblem] = useState<string | null>(null);
   const [busy, setBusy] = useState(false);
   const go = async () => {
@@ -752,7 +761,7 @@ function OAuthConnect({ kind, label }: { kind: string; label: string }) {
         </Text>
       )}
       <Text size="xs" c="dimmed">
-        Or paste a private app token below.
+        Or paste {tokenWord} below.
       </Text>
     </Stack>
   );
