@@ -205,6 +205,11 @@ pub fn decide(
     if remote == local {
         return None;
     }
+    // A record never synced (or one we created there) with nothing in a field has not cleared
+    // it: an empty value there only clears ours once both sides agreed on a value.
+    if base.is_none() && remote.is_none() {
+        return None;
+    }
     let remote_changed = base.is_none_or(|b| b != remote);
     if !remote_changed {
         return None;

@@ -245,6 +245,18 @@ async fn hubspot_first_full_sync_both_ways_then_only_changes_and_no_loop() {
         batches_before,
         "nothing to send"
     );
+    // Ann, created in HubSpot by our push without a company there, keeps hers here.
+    let r = app
+        .graphql_as(
+            s.token(),
+            "{ contacts(first: 5, filter: {query: \"ann@acme.io\"}) { nodes { account { domain } } } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(
+        ok(&r)["contacts"]["nodes"][0]["account"]["domain"],
+        "acme.io"
+    );
 
     // A change here (a new signal at Initech) sends Initech, and only Initech.
     signal(&app, &s, "carl@initech.io", "pr_opened").await;

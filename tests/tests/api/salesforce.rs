@@ -530,3 +530,81 @@ async fn salesforce_sync_is_triggered_by_hand_per_tenant() {
         .unwrap();
     assert_eq!(n, 2, "one mapping per organization");
 }
+
+#[tokio::test]
+async fn salesforce_connects_with_oauth_and_its_instance_url_comes_with_the_token() {
+    let (fake, app) = salesforce_app().await;
+    let s = app.register("owner@vendor.dev", "Vendor").await;
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let start = || async {
+        let r = http
+            .get(app.url("/api/v1/integrations/salesforce/connect"))
+            .bearer_auth(s.token().unwrap())
+            .header("accept", "application/json")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+        let url = r.json::<Value>().await.unwrap()["url"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        assert!(
+            url.starts_with(&format!("{}/services/oauth2/authorize?", fake.url)),
+            "{url}"
+        );
+        assert!(url.contains("code_challenge_method=S256") && url.contains("refresh_token"));
+        url::Url::parse(&url)
+            .unwrap()
+            .query_pairs()
+            .find(|(k, _)| k == "state")
+            .unwrap()
+            .1
+            .into_owned()
+    };
+    // The user declines at Salesforce: back on the page with the reason, nothing connected.
+    let state = start().await;
+    let r = http
+        .get(app.url(&format!(
+            "/api/v1/integrations/salesforce/callback?error=access_denied&error_description=end-user+denied+authorization&state={state}"
+        )))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 302);
+    let to = r.headers()["location"].to_str().unwrap().to_owned();
+    assert!(
+        to.contains("/settings/integrations?error=") && to.contains("denied"),
+        "{to}"
+    );
+    // The user consents: the code is traded, the instance URL kept, and the grant syncs.
+    let state = start().await;
+    let r = http
+        .get(app.url(&format!(
+            "/api/v1/integrations/salesforce/callback?code=sf-auth-code&state={state}"
+        )))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 302, "{:?}", r.text().await);
+    let to = r.headers()["location"].to_str().unwrap().to_owned();
+    assert!(to.contains("connected=SALESFORCE&integration="), "{to}");
+    let id = to.rsplit('=').next().unwrap().to_owned();
+    let i = integration(&app, &s, &id).await;
+    assert_eq!(i["kind"], "SALESFORCE");
+    assert_eq!(i["status"], "CONNECTED");
+    let run = sync(&app, &s, &id, false).await;
+    assert_eq!(run["status"], "SUCCEEDED", "{run}");
+    // A state is used once.
+    let again = http
+        .get(app.url(&format!(
+            "/api/v1/integrations/salesforce/callback?code=sf-auth-code&state={state}"
+        )))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(again.status(), 400);
+}
