@@ -20,8 +20,10 @@ pub struct Request {
     pub url: String,
     /// A form body (`application/x-www-form-urlencoded`): the request is a POST.
     pub form: Option<Vec<(String, String)>>,
-    /// A JSON body: the request is a POST (search endpoints).
+    /// A JSON body: the request is a POST (search endpoints), or a PATCH when `patch`.
     pub json: Option<serde_json::Value>,
+    /// Send the JSON body as a PATCH (Salesforce's collection updates).
+    pub patch: bool,
     /// HTTP Basic credentials (user, password).
     pub basic: Option<(String, String)>,
     pub headers: Vec<(&'static str, String)>,
@@ -50,6 +52,15 @@ impl Request {
         Request {
             url: url.into(),
             json: Some(body),
+            ..Default::default()
+        }
+    }
+    /// A PATCH of a JSON body.
+    pub fn patch_json(url: impl Into<String>, body: serde_json::Value) -> Self {
+        Request {
+            url: url.into(),
+            json: Some(body),
+            patch: true,
             ..Default::default()
         }
     }
@@ -148,10 +159,47 @@ fn after_seconds(secs: f64) -> DateTime<Utc> {
 }
 
 /// The budget from the headers every source names its own way: `X-RateLimit-*` (GitHub,
-/// Discord, Reddit), `x-rate-limit-*` (Twitter/X). The reset is epoch seconds, or seconds from
-/// now when small (Reddit); Discord's `X-RateLimit-Reset-After` is seconds from now.
+/// Discord, Reddit), `x-rate-limit-*` (Twitter/X), `X-HubSpot-RateLimit-*` (a rolling window of
+/// `Interval-Milliseconds`, and a daily allowance that resets at midnight). The reset is epoch
+/// seconds, or seconds from now when small (Reddit); Discord's `X-RateLimit-Reset-After` is
+/// seconds from now.
 pub fn budget_of(headers: &HeaderMap) -> Budget {
     let get = |names: &[&str]| names.iter().find_map(|n| header(headers, n));
+    if let Some(daily) = get(&["x-hubspot-ratelimit-daily-remaining"]).and_then(|v| seconds(&v))
+        && daily < 1.0
+    {
+        return Budget {
+            remaining: Some(0),
+            reset: Some(next_midnight()),
+        };
+    }
+    if let Some(left) = get(&["x-hubspot-ratelimit-remaining"]).and_then(|v| seconds(&v)) {
+        let window = get(&["x-hubspot-ratelimit-interval-milliseconds"])
+            .and_then(|v| seconds(&v))
+            .unwrap_or(10_000.0);
+        return Budget {
+            remaining: Some(left.max(0.0).floor() as u64),
+            reset: Some(after_seconds(window / 1000.0)),
+        };
+    }
+    // Salesforce: `Sforce-Limit-Info: api-usage=14990/15000`, the org's rolling 24 hours; spent,
+    // the run waits an hour (as for `REQUEST_LIMIT_EXCEEDED`).
+    if let Some((used, max)) = get(&["sforce-limit-info"]).and_then(|v| {
+        let usage = v
+            .split(',')
+            .find_map(|p| p.trim().strip_prefix("api-usage="))?;
+        let (used, max) = usage.split_once('/')?;
+        Some((
+            used.trim().parse::<u64>().ok()?,
+            max.trim().parse::<u64>().ok()?,
+        ))
+    }) {
+        let remaining = max.saturating_sub(used);
+        return Budget {
+            remaining: Some(remaining),
+            reset: (remaining == 0).then(|| Utc::now() + chrono::Duration::hours(1)),
+        };
+    }
     let remaining = get(&["x-ratelimit-remaining", "x-rate-limit-remaining"])
         .and_then(|v| seconds(&v))
         .map(|v| v.floor() as u64);
@@ -168,6 +216,30 @@ pub fn budget_of(headers: &HeaderMap) -> Budget {
             }),
     };
     Budget { remaining, reset }
+}
+
+/// The next midnight UTC (when HubSpot's daily allowance returns).
+fn next_midnight() -> DateTime<Utc> {
+    let tomorrow = Utc::now().date_naive() + chrono::Days::new(1);
+    tomorrow
+        .and_hms_opt(0, 0, 0)
+        .map(|t| t.and_utc())
+        .unwrap_or_else(|| Utc::now() + chrono::Duration::hours(24))
+}
+
+/// A rate limit named in the error body rather than the status: Salesforce's
+/// `REQUEST_LIMIT_EXCEEDED` (a 403; the allowance is a rolling 24 hours, so the run waits an
+/// hour), HubSpot's `DAILY` policy (until midnight).
+fn limit_in_body(body: &[u8]) -> Option<DateTime<Utc>> {
+    let v = serde_json::from_slice::<serde_json::Value>(body).ok()?;
+    let first = v.get(0).unwrap_or(&v);
+    if first.get("errorCode").and_then(|c| c.as_str()) == Some("REQUEST_LIMIT_EXCEEDED") {
+        return Some(Utc::now() + chrono::Duration::hours(1));
+    }
+    if v.get("policyName").and_then(|c| c.as_str()) == Some("DAILY") {
+        return Some(next_midnight());
+    }
+    None
 }
 
 /// `Retry-After` (seconds, possibly fractional, or an HTTP date), else a JSON body's
@@ -194,7 +266,11 @@ fn retry_after(headers: &HeaderMap, body: &[u8]) -> Option<DateTime<Utc>> {
 /// `error_name: error_message`: Stack Exchange; `error` as text or `{title, message}`:
 /// Zendesk), else the start of the body.
 fn message_of(body: &[u8]) -> String {
-    if let Ok(v) = serde_json::from_slice::<serde_json::Value>(body) {
+    if let Ok(mut v) = serde_json::from_slice::<serde_json::Value>(body) {
+        // Salesforce answers a list of `{message, errorCode}`.
+        if let Some(first) = v.get(0).cloned() {
+            v = first;
+        }
         // Stack Exchange names the error and its parameter: `bad_parameter: key`.
         if let (Some(name), Some(m)) = (
             v.get("error_name").and_then(|m| m.as_str()),
@@ -262,10 +338,13 @@ pub async fn exchange(
             tokio::time::sleep(wait).await;
         }
         let mut builder = match (&req.form, &req.json) {
-            (_, Some(body)) => client
-                .post(&req.url)
-                .header(reqwest::header::CONTENT_TYPE, "application/json")
-                .body(body.to_string()),
+            (_, Some(body)) => if req.patch {
+                client.patch(&req.url)
+            } else {
+                client.post(&req.url)
+            }
+            .header(reqwest::header::CONTENT_TYPE, "application/json")
+            .body(body.to_string()),
             (Some(form), None) => client
                 .post(&req.url)
                 .header(
@@ -352,7 +431,9 @@ pub async fn exchange(
             )));
         }
         if status == StatusCode::FORBIDDEN || status == StatusCode::TOO_MANY_REQUESTS {
-            let limited = if budget.remaining == Some(0) {
+            let limited = if let Some(until) = limit_in_body(&body) {
+                Some(until)
+            } else if budget.remaining == Some(0) {
                 Some(
                     retry_after(&headers, &body)
                         .or(budget.reset)
@@ -410,6 +491,25 @@ pub async fn exchange(
 mod tests {
     use super::*;
     use reqwest::header::HeaderValue;
+
+    #[test]
+    fn salesforce_limit_info_is_a_budget() {
+        let mut h = HeaderMap::new();
+        h.insert(
+            "sforce-limit-info",
+            HeaderValue::from_static("api-usage=14990/15000"),
+        );
+        let b = budget_of(&h);
+        assert_eq!(b.remaining, Some(10));
+        assert!(b.reset.is_none());
+        h.insert(
+            "sforce-limit-info",
+            HeaderValue::from_static("api-usage=15000/15000"),
+        );
+        let b = budget_of(&h);
+        assert_eq!(b.remaining, Some(0));
+        assert!(b.reset.is_some_and(|r| r > Utc::now()));
+    }
 
     #[test]
     fn link_next_is_found_among_relations() {

@@ -18,8 +18,11 @@
 //! One module per source implements [`Connector`]: [`github`], [`packages`] (npm and PyPI),
 //! [`posthog`], [`linkedin`] (webhook and import only: LinkedIn has no API to read),
 //! [`intercom`], [`zendesk`], [`discord`], [`twitter`] (Twitter/X), [`stackoverflow`],
-//! [`reddit`].
+//! [`reddit`]; and [`clearbit`], which is not a signal source but enriches accounts and
+//! contacts.
 
+pub mod clearbit;
+pub mod crm;
 pub mod discord;
 pub mod github;
 pub mod http;
@@ -59,9 +62,9 @@ pub const KINDS: &[(&str, bool)] = &[
     ("POSTHOG", true),
     ("INTERCOM", true),
     ("ZENDESK", true),
-    ("HUBSPOT", false),
-    ("SALESFORCE", false),
-    ("CLEARBIT", false),
+    ("HUBSPOT", true),
+    ("SALESFORCE", true),
+    ("CLEARBIT", true),
 ];
 
 /// Whether `kind` is one of [`KINDS`] that is built.
@@ -100,6 +103,24 @@ pub struct Settings {
     pub discord_api_url: String,
     pub twitter_api_url: String,
     pub intercom_api_url: String,
+    /// HubSpot's API (`https://api.hubapi.com`); its token endpoint is `/oauth/v1/token` there.
+    pub hubspot_api_url: String,
+    /// HubSpot's consent page (`https://app.hubspot.com/oauth/authorize`).
+    pub hubspot_auth_url: String,
+    /// Salesforce's login host (`https://login.salesforce.com`): consent and token endpoints.
+    /// The API is at the instance URL the token answer names.
+    pub salesforce_login_url: String,
+    /// The OAuth apps (`HUBSPOT_CLIENT_ID`/`_SECRET`, `SALESFORCE_CLIENT_ID`/`_SECRET`): needed
+    /// to connect with OAuth and to refresh tokens.
+    pub hubspot_app: Option<OAuthApp>,
+    pub salesforce_app: Option<OAuthApp>,
+    /// Clearbit's Company API (`/v2/companies/find`).
+    pub clearbit_company_url: String,
+    /// Clearbit's Person API (`/v2/people/find`).
+    pub clearbit_person_url: String,
+    /// `CLEARBIT_API_KEY`: enrichment for every organization (an organization's CLEARBIT
+    /// integration's key takes precedence).
+    pub clearbit_api_key: Option<secrecy::SecretString>,
     /// One request's bound.
     pub timeout: Duration,
     /// The wait before the first retry of a 5xx, timeout or connection error (then doubling).
@@ -128,12 +149,36 @@ impl Default for Settings {
             discord_api_url: "https://discord.com/api/v10".into(),
             twitter_api_url: "https://api.twitter.com/2".into(),
             intercom_api_url: "https://api.intercom.io".into(),
+            hubspot_api_url: "https://api.hubapi.com".into(),
+            hubspot_auth_url: "https://app.hubspot.com/oauth/authorize".into(),
+            salesforce_login_url: "https://login.salesforce.com".into(),
+            hubspot_app: None,
+            salesforce_app: None,
+            clearbit_company_url: "https://company.clearbit.com".into(),
+            clearbit_person_url: "https://person.clearbit.com".into(),
+            clearbit_api_key: None,
             timeout: Duration::from_secs(30),
             retry_base: Duration::from_millis(500),
             max_attempts: 4,
             max_inline_wait: Duration::from_secs(10),
             run_lease: Duration::from_secs(300),
         }
+    }
+}
+
+/// An OAuth client registered with a CRM.
+#[derive(Clone)]
+pub struct OAuthApp {
+    pub client_id: String,
+    pub client_secret: String,
+}
+
+impl std::fmt::Debug for OAuthApp {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OAuthApp")
+            .field("client_id", &self.client_id)
+            .field("client_secret", &"<redacted>")
+            .finish()
     }
 }
 
@@ -228,6 +273,9 @@ pub fn connector(kind: &str) -> Option<&'static dyn Connector> {
         "TWITTER" => Some(&twitter::Twitter),
         "STACKOVERFLOW" => Some(&stackoverflow::StackOverflow),
         "REDDIT" => Some(&reddit::Reddit),
+        "HUBSPOT" => Some(&crm::HUBSPOT),
+        "CLEARBIT" => Some(&clearbit::Clearbit),
+        "SALESFORCE" => Some(&crm::SALESFORCE),
         _ => None,
     }
 }

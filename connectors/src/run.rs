@@ -77,6 +77,9 @@ pub struct SyncContext {
     requests: AtomicU32,
     signals_created: AtomicU32,
     refused: Mutex<Vec<String>>,
+    record_errors: Mutex<Vec<Value>>,
+    pushed: AtomicU32,
+    pulled: AtomicU32,
     budget: Mutex<Budget>,
 }
 
@@ -92,6 +95,49 @@ impl SyncContext {
 
     pub fn signals_created(&self) -> u32 {
         self.signals_created.load(Ordering::Relaxed)
+    }
+
+    /// Counts records sent to a CRM.
+    pub fn add_pushed(&self, n: usize) {
+        self.pushed
+            .fetch_add(u32::try_from(n).unwrap_or(u32::MAX), Ordering::Relaxed);
+    }
+
+    /// Counts records read from a CRM and applied.
+    pub fn add_pulled(&self, n: usize) {
+        self.pulled
+            .fetch_add(u32::try_from(n).unwrap_or(u32::MAX), Ordering::Relaxed);
+    }
+
+    /// Records one record's failure (a CRM refusing it): listed in the run's `errors`, counted
+    /// in its error message; the run goes on and ends `PARTIAL`.
+    pub fn record_error(
+        &self,
+        object: &str,
+        id: Option<Uuid>,
+        external_id: Option<&str>,
+        message: &str,
+    ) {
+        let message: String = message.chars().take(500).collect();
+        let mut errors = self.record_errors.lock().unwrap_or_else(|p| p.into_inner());
+        // A run keeps its first errors; the count in the message says how many there were.
+        if errors.len() < 200 {
+            errors.push(json!({
+                "object": object,
+                "id": id,
+                "externalId": external_id,
+                "message": message,
+            }));
+        }
+        self.refused
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(format!(
+                "{object} {}: {message}",
+                id.map(|i| i.to_string())
+                    .or(external_id.map(str::to_owned))
+                    .unwrap_or_default()
+            ));
     }
 
     /// Sends a GET (see [`crate::http`]); stops before sending when the last response said the
@@ -311,6 +357,9 @@ async fn begin_run(
         signals_created: Set(0),
         requests: Set(0),
         error: Set(None),
+        pushed: Set(0),
+        pulled: Set(0),
+        errors: Set(None),
     }
     .insert(db)
     .await?;
@@ -419,6 +468,28 @@ pub async fn fan_out(db: &DatabaseConnection, kind: &str) -> Result<usize> {
     Ok(n)
 }
 
+/// Enqueues a run of each of `org`'s integrations of `kind` that is not disconnected (a manual
+/// trigger: due or not, blocked or not). Returns how many.
+pub async fn enqueue_org(
+    db: &DatabaseConnection,
+    org: Uuid,
+    kind: &str,
+    full: bool,
+) -> Result<usize> {
+    let all = integrations::Entity::find()
+        .filter(integrations::Column::OrganizationId.eq(org))
+        .filter(integrations::Column::Kind.eq(kind))
+        .filter(integrations::Column::Status.ne(status::DISCONNECTED))
+        .all(db)
+        .await?;
+    let txn = domain::db::begin(db).await?;
+    for m in &all {
+        domain::queue::enqueue(&txn, sync_job(m, None, full, None)).await?;
+    }
+    txn.commit().await?;
+    Ok(all.len())
+}
+
 /// What a job's run came to.
 #[derive(Debug, Clone)]
 pub enum Outcome {
@@ -493,6 +564,9 @@ pub async fn execute(
         requests: AtomicU32::new(0),
         signals_created: AtomicU32::new(0),
         refused: Mutex::new(Vec::new()),
+        record_errors: Mutex::new(Vec::new()),
+        pushed: AtomicU32::new(0),
+        pulled: AtomicU32::new(0),
         budget: Mutex::new(Budget::default()),
     };
     let result = c.sync(&cx).await;
@@ -604,7 +678,7 @@ async fn finish(
     let refused = cx.refused.lock().unwrap_or_else(|p| p.into_inner()).clone();
     let refused_msg = (!refused.is_empty()).then(|| {
         format!(
-            "{} item(s) were refused by ingest; first: {}",
+            "{} item(s) were refused; first: {}",
             refused.len(),
             refused[0]
         )
@@ -623,6 +697,14 @@ async fn finish(
     am.finished_at = Set(Some(now));
     am.requests = Set(i32::try_from(cx.requests()).unwrap_or(i32::MAX));
     am.signals_created = Set(i32::try_from(cx.signals_created()).unwrap_or(i32::MAX));
+    am.pushed = Set(i32::try_from(cx.pushed.load(Ordering::Relaxed)).unwrap_or(i32::MAX));
+    am.pulled = Set(i32::try_from(cx.pulled.load(Ordering::Relaxed)).unwrap_or(i32::MAX));
+    let record_errors = cx
+        .record_errors
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .clone();
+    am.errors = Set((!record_errors.is_empty()).then_some(Value::Array(record_errors)));
     let run = am.update(&txn).await?;
     // Only the run holding the lease may change the integration; a status another request set
     // meanwhile (DISCONNECTED) stays.

@@ -144,6 +144,7 @@ fn source_name(kind: &str, config: &Value) -> String {
         "ZENDESK" => "Zendesk",
         "STACKOVERFLOW" => "Stack Overflow",
         "REDDIT" => "Reddit",
+        "CLEARBIT" => "Clearbit",
         other => other,
     };
     let name = if what.is_empty() {
@@ -451,4 +452,73 @@ pub async fn package_downloads(
 /// When an integration runs next if nothing else happens: its `nextSyncAt`.
 pub fn next_sync_at(m: &integrations::Model) -> Option<DateTime<Utc>> {
     m.next_sync_at
+}
+
+/// Replaces an integration's sealed credentials (a refreshed OAuth token), leaving its status
+/// alone.
+pub async fn replace_credentials(
+    db: &impl ConnectionTrait,
+    rt: &Runtime,
+    id: Uuid,
+    credentials: &BTreeMap<String, String>,
+) -> Result<()> {
+    let json = serde_json::to_string(credentials)
+        .map_err(|e| Error::Internal(format!("credentials: {e}")))?;
+    let sealed = rt.cipher().seal(&json)?;
+    integrations::Entity::update_many()
+        .col_expr(
+            integrations::Column::CredentialsCiphertext,
+            sea_orm::sea_query::Expr::value(Some(sealed)),
+        )
+        .filter(integrations::Column::Id.eq(id))
+        .exec(db)
+        .await?;
+    Ok(())
+}
+
+/// An OAuth connection's outcome: the organization's integration of `kind` (the oldest one not
+/// disconnected) gets the new credentials — an `ERROR` they caused is lifted — or, when it has
+/// none, one is connected. Returns the integration's id.
+pub async fn connect_or_reconnect(
+    db: &DatabaseConnection,
+    rt: &Runtime,
+    actor: &Actor,
+    kind: &str,
+    credentials: Value,
+) -> Result<Uuid> {
+    manage(actor)?;
+    let existing = integrations::Entity::find()
+        .filter(integrations::Column::OrganizationId.eq(actor.organization_id))
+        .filter(integrations::Column::Kind.eq(kind))
+        .filter(integrations::Column::Status.ne(status::DISCONNECTED))
+        .order_by_asc(integrations::Column::Id)
+        .one(db)
+        .await?;
+    match existing {
+        Some(m) => Ok(update(
+            db,
+            rt,
+            actor,
+            m.id,
+            UpdateInput {
+                config: None,
+                credentials: Some(credentials),
+            },
+        )
+        .await?
+        .id),
+        None => Ok(connect(
+            db,
+            rt,
+            actor,
+            ConnectInput {
+                kind: kind.to_owned(),
+                config: json!({}),
+                credentials: Some(credentials),
+            },
+        )
+        .await?
+        .integration
+        .id),
+    }
 }

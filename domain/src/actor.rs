@@ -50,14 +50,21 @@ pub enum Principal {
         scopes: Vec<String>,
     },
     /// A connector's run or inbound webhook acting for its organization: it may only write and
-    /// read signals ([`INTEGRATION_SCOPES`]), and the events it writes name no user or API key.
+    /// read signals and write the CRM records a CRM sync pulls ([`INTEGRATION_SCOPES`]), and the
+    /// events it writes name no user or API key.
     Integration {
         integration_id: Uuid,
     },
 }
 
 /// What an [`Principal::Integration`] may do.
-pub const INTEGRATION_SCOPES: [&str; 2] = ["signals:write", "signals:read"];
+pub const INTEGRATION_SCOPES: [&str; 5] = [
+    "signals:write",
+    "signals:read",
+    "accounts:write",
+    "contacts:write",
+    "deals:write",
+];
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Actor {
@@ -166,7 +173,10 @@ mod tests {
             },
         );
         assert!(integration.require_scope("signals:write").is_ok());
-        assert!(integration.require_scope("accounts:write").is_err());
+        // A CRM sync writes the records it pulls; nothing else.
+        assert!(integration.require_scope("accounts:write").is_ok());
+        assert!(integration.require_scope("integrations:manage").is_err());
+        assert!(integration.require_scope("webhooks:manage").is_err());
         assert!(integration.require_scope("admin").is_err());
         assert_eq!(integration.user_id(), None);
         let key = Principal::ApiKey {

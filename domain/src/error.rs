@@ -37,6 +37,10 @@ pub enum Error {
     RateLimited { retry_after_secs: u64 },
     #[error("{0}")]
     PlanLimit(String),
+    /// An outside service the request depends on failed or refused (the message says which
+    /// and what to do).
+    #[error("{0}")]
+    Upstream(String),
     #[error("database error: {0}")]
     Database(#[from] sea_orm::DbErr),
     #[error("internal error: {0}")]
@@ -239,6 +243,7 @@ impl Error {
             Error::Forbidden(_) => Code::Forbidden,
             Error::RateLimited { .. } => Code::RateLimited,
             Error::PlanLimit(_) => Code::PlanLimit,
+            Error::Upstream(_) => Code::UpstreamError,
             Error::Database(e) if db_unavailable(e) => Code::Unavailable,
             Error::Database(_) | Error::Internal(_) => Code::Internal,
         }

@@ -22,6 +22,7 @@ pub mod actor;
 pub mod audit;
 pub mod crm;
 pub mod db;
+pub mod enrichment;
 pub mod error;
 pub mod events;
 pub mod identity;

@@ -17,6 +17,12 @@ pub struct Model {
     pub signals_created: i32,
     pub requests: i32,
     pub error: Option<String>,
+    /// Records a CRM sync sent to the CRM.
+    pub pushed: i32,
+    /// Records a CRM sync read from the CRM and applied.
+    pub pulled: i32,
+    /// Per-record errors: `[{object, id?, externalId?, message}]` (a CRM refusing one record).
+    pub errors: Option<Json>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

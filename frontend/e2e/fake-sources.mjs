@@ -73,11 +73,60 @@ async function oauth(req, res, path, url) {
   return json(res, 404, { message: 'Not Found' });
 }
 
+// Under `/hubspot`: HubSpot's consent page (consents at once), its token endpoint (code with the
+// PKCE verifier), and just enough of the CRM API for one sync: DevSignal's property group and
+// properties already there, one company to pull, batch writes echoed.
+const HUBSPOT = { code: 'e2e-hubspot-code', token: 'e2e-hubspot-token', challenge: null };
+const HUBSPOT_PROPS = ['devsignal_score', 'devsignal_tier', 'devsignal_trend', 'devsignal_signal_count', 'devsignal_top_signal_type', 'devsignal_last_signal_at'];
+
+async function hubspot(req, res, path, url) {
+  if (path === '/hubspot/oauth/authorize') {
+    const q = url.searchParams;
+    HUBSPOT.challenge = q.get('code_challenge_method') === 'S256' ? q.get('code_challenge') : null;
+    const back = new URL(q.get('redirect_uri'));
+    back.searchParams.set('code', HUBSPOT.code);
+    back.searchParams.set('state', q.get('state'));
+    res.writeHead(302, { location: back.toString() });
+    return res.end();
+  }
+  if (path === '/hubspot/oauth/v1/token' && req.method === 'POST') {
+    const form = new URLSearchParams(await readBody(req));
+    const computed = createHash('sha256').update(form.get('code_verifier') ?? '').digest('base64url');
+    if (form.get('code') !== HUBSPOT.code || !HUBSPOT.challenge || computed !== HUBSPOT.challenge) {
+      return json(res, 400, { status: 'BAD_AUTH_CODE', message: 'missing or unknown auth code' });
+    }
+    HUBSPOT.challenge = null;
+    return json(res, 200, { access_token: HUBSPOT.token, refresh_token: 'e2e-hubspot-refresh', expires_in: 1800, token_type: 'bearer' });
+  }
+  if (req.headers.authorization !== `Bearer ${HUBSPOT.token}`) {
+    return json(res, 401, { status: 'error', category: 'EXPIRED_AUTHENTICATION', message: 'Authentication credentials not found.' });
+  }
+  const body = req.method === 'POST' ? JSON.parse((await readBody(req)) || '{}') : {};
+  if (/^\/hubspot\/crm\/v3\/properties\/\w+\/groups$/.test(path)) return json(res, 200, { results: [{ name: 'devsignal', label: 'DevSignal' }] });
+  if (/^\/hubspot\/crm\/v3\/properties\/\w+$/.test(path)) return json(res, 200, { results: HUBSPOT_PROPS.map((name) => ({ name })) });
+  if (path === '/hubspot/crm/v3/objects/companies/search' && !body.filterGroups?.[0]?.filters?.some((f) => f.operator === 'IN')) {
+    const now = new Date().toISOString();
+    return json(res, 200, { total: 1, results: [{ id: '501', properties: { name: 'Hooli (HubSpot)', domain: 'hooli-e2e.io', hs_lastmodifieddate: now }, updatedAt: now }] });
+  }
+  if (/^\/hubspot\/crm\/v3\/objects\/\w+\/search$/.test(path)) return json(res, 200, { total: 0, results: [] });
+  if (/^\/hubspot\/crm\/v3\/objects\/\w+\/batch\/(create|update)$/.test(path)) {
+    let n = 900;
+    const results = (body.inputs ?? []).map((i) => ({ id: i.id ?? String(n++), properties: i.properties ?? {} }));
+    return json(res, path.endsWith('create') ? 201 : 200, { status: 'COMPLETE', results });
+  }
+  if (path === '/hubspot/crm/v4/associations/deals/companies/batch/read') return json(res, 200, { status: 'COMPLETE', results: [] });
+  return json(res, 404, { status: 'error', category: 'OBJECT_NOT_FOUND', message: 'resource not found' });
+}
+
 const server = createServer((req, res) => {
   const url = new URL(req.url, 'http://x');
   const path = decodeURIComponent(url.pathname);
   if (path === '/__hits') return json(res, 200, hits);
   hits.push(path);
+  if (path.startsWith('/hubspot/')) {
+    hubspot(req, res, path, url).catch((e) => json(res, 500, { message: String(e) }));
+    return;
+  }
   if (path.startsWith('/github-oauth/')) {
     oauth(req, res, path, url).catch((e) => json(res, 500, { message: String(e) }));
     return;

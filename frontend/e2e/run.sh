@@ -69,6 +69,8 @@ env -u DATABASE_URL -u REDIS_URL "${db_env[@]}" \
   REDDIT_AUTH_URL="$fake_url/reddit-auth" DISCORD_API_URL="$fake_url/discord" \
   TWITTER_API_URL="$fake_url/twitter" INTERCOM_API_URL="$fake_url/intercom" \
   GITHUB_CLIENT_ID=e2e-client GITHUB_CLIENT_SECRET=e2e-secret \
+  HUBSPOT_API_URL="$fake_url/hubspot" HUBSPOT_AUTH_URL="$fake_url/hubspot/oauth/authorize" \
+  HUBSPOT_CLIENT_ID=e2e-hubspot-client HUBSPOT_CLIENT_SECRET=e2e-hubspot-secret \
   GITHUB_OAUTH_BASE_URL="$fake_url/github-oauth" GITHUB_API_BASE_URL="$fake_url/github-oauth" \
   "$bin" serve >"$results/server.log" 2>&1 &
 server=$!

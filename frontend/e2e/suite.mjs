@@ -401,6 +401,41 @@ const tests = [
     check((await row2.getByRole('button', { name: 'Sync now' }).count()) === 0, 'a disconnected source offers no sync');
   }],
 
+  ['integrations: connect HubSpot through its consent page (OAuth with PKCE), come back connected, and sync both ways', async () => {
+    check(fakeSources, 'FAKE_SOURCES_URL is not set (run through e2e/run.sh)');
+    const page = state.owner;
+    await page.goto('/settings/integrations');
+    await settled(page);
+    await page.getByRole('button', { name: 'Connect a source' }).click();
+    const dialog = page.getByRole('dialog', { name: 'Connect a source' });
+    await dialog.getByLabel('Source', { exact: true }).click();
+    await page.getByRole('option', { name: 'HubSpot' }).click();
+    // The consent page (the fake consents at once) sends the browser back to the page.
+    await dialog.getByRole('button', { name: 'Connect with HubSpot' }).click();
+    await page.waitForURL(/\/settings\/integrations/);
+    const done = page.getByRole('alert').filter({ hasText: 'HubSpot is connected' });
+    await done.waitFor();
+    const table = page.getByRole('table', { name: 'Integrations' });
+    const row = table.locator('tbody tr', { hasText: 'HubSpot' });
+    await row.waitFor();
+    await row.getByRole('button', { name: 'Sync now' }).click();
+    const runs = page.getByRole('table', { name: 'Runs' });
+    await runs.waitFor();
+    check((await runs.getByRole('columnheader', { name: 'Pushed' }).count()) === 1, 'a CRM run counts what it pushed');
+    await eventually('the run to succeed', async () => /succeeded/i.test(await runs.locator('tbody tr').first().innerText()));
+    const hits = await (await fetch(`${fakeSources}/__hits`)).json();
+    for (const path of ['/hubspot/oauth/authorize', '/hubspot/oauth/v1/token', '/hubspot/crm/v3/objects/companies/search']) {
+      check(hits.includes(path), `the server reached ${path}`);
+    }
+    // The company HubSpot holds is an account here now.
+    const accounts = (await gqlOk(await ownerToken(), '{ accounts(first: 5, filter: {query: "hooli-e2e.io"}) { nodes { name } } }')).accounts.nodes;
+    check(accounts.some((a) => a.name === 'Hooli (HubSpot)'), `the pulled company is an account: ${JSON.stringify(accounts)}`);
+    await settled(page);
+    await shot(page, 'integrations-hubspot');
+    await row.getByRole('button', { name: 'Disconnect' }).click();
+    await page.getByRole('dialog', { name: 'Disconnect this source?' }).getByRole('button', { name: 'Disconnect' }).click();
+    await row.getByText('disconnected', { exact: true }).waitFor();
+  }],
   ['integrations: connect Twitter/X through its form (a bad keyword shows its error by the input); LinkedIn has no Sync now, shows its webhook and imports a CSV', async () => {
     const page = state.owner;
     await page.goto('/settings/integrations');
@@ -409,9 +444,8 @@ const tests = [
     await page.getByRole('button', { name: 'Connect a source' }).click();
     let dialog = page.getByRole('dialog', { name: 'Connect a source' });
     await dialog.getByLabel('Source', { exact: true }).click();
-    // What the API says is not built is offered, disabled.
-    const hubspot = page.getByRole('option', { name: /HubSpot/ });
-    check(/not available yet/.test(await hubspot.innerText()), `HubSpot is marked: ${await hubspot.innerText()}`);
+    // Every kind the API says is built is offered (HubSpot connects through its consent page).
+    check((await page.getByRole('option', { name: 'HubSpot' }).count()) === 1, 'HubSpot is offered');
     await page.getByRole('option', { name: 'Twitter/X' }).click();
     const keywords = dialog.getByRole('textbox', { name: 'Keywords' });
     const tooLong = 'x'.repeat(200);

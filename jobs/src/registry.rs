@@ -3,8 +3,7 @@
 //! are plain async functions, callable directly from tests through [`run_job`].
 //!
 //! A job whose capability does not exist yet is registered all the same and is recorded
-//! `skipped` with "not available" and the reason (`mod nothing`, and `connector_jobs` for
-//! connector kinds not built yet), never `completed`.
+//! `skipped` with "not available" and the reason (`mod nothing`), never `completed`.
 
 use std::time::Duration;
 
@@ -63,6 +62,8 @@ pub static JOBS: &[JobDef] = &[
     job!(SYNC_ALL_PYPI, connector_jobs::pypi),
     job!(HUBSPOT_SYNC_SCHEDULER, connector_jobs::hubspot),
     job!(SALESFORCE_SYNC_SCHEDULER, connector_jobs::salesforce),
+    job!(HUBSPOT_SYNC, connector_jobs::hubspot_org),
+    job!(SALESFORCE_SYNC, connector_jobs::salesforce_org),
     job!(DISCORD_SYNC_SCHEDULER, connector_jobs::discord),
     job!(STACKOVERFLOW_SYNC_SCHEDULER, connector_jobs::stackoverflow),
     job!(TWITTER_SYNC_SCHEDULER, connector_jobs::twitter),

@@ -16,6 +16,8 @@ mod m20261128_000010_jobs;
 mod m20261129_000011_signals;
 mod m20261202_000012_integrations;
 mod m20261202_000013_order_indexes;
+mod m20261202_000014_crm_sync;
+mod m20261202_000015_enrichment;
 
 pub struct Migrator;
 
@@ -34,6 +36,8 @@ impl MigratorTrait for Migrator {
             Box::new(m20261129_000011_signals::Migration),
             Box::new(m20261202_000012_integrations::Migration),
             Box::new(m20261202_000013_order_indexes::Migration),
+            Box::new(m20261202_000014_crm_sync::Migration),
+            Box::new(m20261202_000015_enrichment::Migration),
         ]
     }
 }

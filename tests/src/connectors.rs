@@ -11,7 +11,7 @@ use crate::{Session, TestApp, eventually};
 pub const CONNECT: &str = "mutation($input: ConnectIntegrationInput!) { connectIntegration(input: $input) { webhookSecret integration { id kind status config webhookUrl lastError nextSyncAt } } }";
 pub const SYNC: &str =
     "mutation($id: ID!, $full: Boolean) { syncIntegration(id: $id, full: $full) { id status } }";
-pub const INTEGRATION: &str = "query($id: ID!) { integration(id: $id) { id kind status config lastError lastSyncAt lastSuccessAt nextSyncAt webhookUrl runs(first: 50) { edges { node { id status full signalsCreated requests error startedAt finishedAt } } } } }";
+pub const INTEGRATION: &str = "query($id: ID!) { integration(id: $id) { id kind status config lastError lastSyncAt lastSuccessAt nextSyncAt webhookUrl runs(first: 50) { edges { node { id status full signalsCreated requests error startedAt finishedAt pushed pulled errors { object id externalId message } } } } } }";
 pub const UPDATE: &str = "mutation($id: ID!, $input: UpdateIntegrationInput!) { updateIntegration(id: $id, input: $input) { id status lastError config } }";
 
 pub fn ok(resp: &Value) -> &Value {

@@ -7,7 +7,8 @@ use chrono::Utc;
 use entity::companies;
 use sea_orm::sea_query::{Expr, ExprTrait, Func, LikeExpr};
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, Condition, DatabaseConnection, EntityTrait, QueryFilter, Set,
+    ActiveModelTrait, ColumnTrait, Condition, DatabaseConnection, EntityTrait, QueryFilter,
+    QuerySelect, Set,
 };
 use serde_json::{Value, json};
 use uuid::Uuid;
@@ -382,6 +383,36 @@ pub async fn update(
     actor.require_scope("accounts:write")?;
     let txn = crate::db::begin(db).await?;
     let old = find(&txn, actor, id).await?;
+    let m = update_in(&txn, actor, meta, old, input).await?;
+    txn.commit().await?;
+    Ok(m)
+}
+
+/// The account, locked for an update in `txn` (for domain code that decides the change from
+/// the row it locked: enrichment fills only what is still empty); no rights check.
+pub(crate) async fn locked(
+    txn: &sea_orm::DatabaseTransaction,
+    actor: &Actor,
+    id: Uuid,
+) -> Result<companies::Model> {
+    companies::Entity::find_by_id(id)
+        .filter(companies::Column::OrganizationId.eq(actor.organization_id))
+        .lock_exclusive()
+        .one(txn)
+        .await?
+        .ok_or(Error::NotFound { entity: "Account" })
+}
+
+/// Applies `input` to `old` in `txn`: validation, the row, a rescore when the size changed, the
+/// audit entry and `company.updated`; no rights check.
+pub(crate) async fn update_in(
+    txn: &sea_orm::DatabaseTransaction,
+    actor: &Actor,
+    meta: &Meta,
+    old: companies::Model,
+    input: UpdateInput,
+) -> Result<companies::Model> {
+    let id = old.id;
     let mut m = old.clone();
     let mut errors = Vec::new();
     if let Some(name) = input.name {
@@ -449,9 +480,14 @@ pub async fn update(
     // The score copy belongs to the rescore that writes `account_scores` (never written back
     // from a row read before it committed).
     am.score = sea_orm::ActiveValue::NotSet;
-    let m = am.update(&txn).await.map_err(|e| conflict(e, "domain"))?;
+    let m = am.update(txn).await.map_err(|e| conflict(e, "domain"))?;
+    // Size is a scoring input (firmographic fit): a score that exists is brought up to date
+    // (an account never scored gets its first score from its first signal).
+    if old.size != m.size && old.score.is_some() {
+        crate::scoring::request_rescore(txn, old.organization_id, &[m.id]).await?;
+    }
     audit::record(
-        &txn,
+        txn,
         meta,
         Entry::by(actor, action::UPDATED)
             .target("account", m.id)
@@ -459,14 +495,13 @@ pub async fn update(
     )
     .await?;
     events::append(
-        &txn,
+        txn,
         actor.organization_id,
         Some(actor),
         "company.updated",
         json!({"account": snapshot(&m), "changes": changes}),
     )
     .await?;
-    txn.commit().await?;
     Ok(m)
 }
 

@@ -364,7 +364,9 @@ fn sort(field: &str) -> Option<paging::Sort<contacts::Column>> {
     })
 }
 
-async fn update_in(
+/// Applies `input` to `old` in `txn` (validation, the row, a rescore when the title, seniority or
+/// account changed, audit, `contact.updated`); no rights check.
+pub(crate) async fn update_in(
     txn: &sea_orm::DatabaseTransaction,
     actor: &Actor,
     meta: &Meta,
@@ -392,6 +394,29 @@ async fn update_in(
     am.organization_id = ActiveValue::Unchanged(old.organization_id);
     am.created_at = ActiveValue::Unchanged(old.created_at);
     let m = am.update(txn).await.map_err(|e| conflict(e, "email"))?;
+    // Titles and seniority are scoring inputs of the contact's account (senior contacts), old
+    // and new when the contact moved.
+    let seniority = |c: &contacts::Model| c.custom_fields.get("seniority").cloned();
+    if old.title != m.title || seniority(&old) != seniority(&m) || old.account_id != m.account_id {
+        // A score that exists is brought up to date (an account never scored gets its first
+        // score from its first signal).
+        let linked: Vec<Uuid> = [old.account_id, m.account_id]
+            .into_iter()
+            .flatten()
+            .collect();
+        if !linked.is_empty() {
+            let scored: Vec<Uuid> = companies::Entity::find()
+                .select_only()
+                .column(companies::Column::Id)
+                .filter(companies::Column::OrganizationId.eq(old.organization_id))
+                .filter(companies::Column::Id.is_in(linked))
+                .filter(companies::Column::Score.is_not_null())
+                .into_tuple()
+                .all(txn)
+                .await?;
+            crate::scoring::request_rescore(txn, old.organization_id, &scored).await?;
+        }
+    }
     audit::record(
         txn,
         meta,
@@ -425,6 +450,21 @@ pub async fn update(
     let m = update_in(&txn, actor, meta, old, input).await?;
     txn.commit().await?;
     Ok(m)
+}
+
+/// The contact, locked for an update in `txn` (for domain code that decides the change from
+/// the row it locked: enrichment fills only what is still empty); no rights check.
+pub(crate) async fn locked(
+    txn: &sea_orm::DatabaseTransaction,
+    actor: &Actor,
+    id: Uuid,
+) -> Result<contacts::Model> {
+    contacts::Entity::find_by_id(id)
+        .filter(contacts::Column::OrganizationId.eq(actor.organization_id))
+        .lock_exclusive()
+        .one(txn)
+        .await?
+        .ok_or(Error::NotFound { entity: "Contact" })
 }
 
 /// Creates the contact with `input.email`, or updates the one that has it (normalised).

@@ -13,6 +13,8 @@ use crate::secrets::{random_token, sha256_hex};
 pub const PASSWORD_RESET: &str = "password_reset";
 pub const OAUTH_STATE: &str = "oauth_state";
 pub const OAUTH_CODE: &str = "oauth_code";
+/// The state of a CRM connection in progress (HubSpot, Salesforce OAuth).
+pub const CRM_OAUTH_STATE: &str = "crm_oauth_state";
 
 #[derive(Debug, Clone, Default)]
 pub struct NewToken {

@@ -100,6 +100,22 @@ pub const SALESFORCE_SYNC_SCHEDULER: JobSpec = spec!(
     false,
     "fans out Salesforce sync to connected organizations"
 );
+pub const HUBSPOT_SYNC: JobSpec = spec!(
+    "hubspot-sync",
+    "hubspot-sync",
+    3,
+    10,
+    true,
+    "a HubSpot sync of one organization now (payload fullSync: true re-reads and re-sends everything)"
+);
+pub const SALESFORCE_SYNC: JobSpec = spec!(
+    "salesforce-sync",
+    "salesforce-sync",
+    3,
+    10,
+    true,
+    "a Salesforce sync of one organization now (payload fullSync: true re-reads and re-sends everything)"
+);
 pub const DISCORD_SYNC_SCHEDULER: JobSpec = spec!(
     "discord-sync-scheduler",
     "discord-sync",
@@ -283,6 +299,8 @@ pub const ALL: &[JobSpec] = &[
     SYNC_ALL_PYPI,
     HUBSPOT_SYNC_SCHEDULER,
     SALESFORCE_SYNC_SCHEDULER,
+    HUBSPOT_SYNC,
+    SALESFORCE_SYNC,
     DISCORD_SYNC_SCHEDULER,
     STACKOVERFLOW_SYNC_SCHEDULER,
     TWITTER_SYNC_SCHEDULER,

@@ -155,6 +155,19 @@ pub struct Inputs {
     pub size: Option<String>,
     /// Titles of the account's contacts.
     pub titles: Vec<String>,
+    /// Contacts whose title is not senior (or missing) but whose enriched seniority
+    /// (`customFields.seniority`, one of [`SENIOR_LEVELS`]) is.
+    pub senior_by_level: usize,
+}
+
+/// Enriched seniority levels (Clearbit's `employment.seniority`) that make a contact senior.
+pub const SENIOR_LEVELS: &[&str] = &["executive", "director"];
+
+/// `true` when an enriched seniority level is one of [`SENIOR_LEVELS`].
+pub fn is_senior_level(level: &str) -> bool {
+    SENIOR_LEVELS
+        .iter()
+        .any(|l| level.trim().eq_ignore_ascii_case(l))
 }
 
 /// One factor of a score: its points, maximum and what it was computed from.
@@ -270,7 +283,7 @@ pub fn compute(config: &Config, inputs: &Inputs, now: DateTime<Utc>) -> Computed
     } else {
         0.0
     };
-    let seniors = inputs.titles.iter().filter(|t| is_senior(t)).count();
+    let seniors = inputs.titles.iter().filter(|t| is_senior(t)).count() + inputs.senior_by_level;
     let seniority = (5.0 * seniors as f64).min(10.0);
     let size = inputs.size.as_deref().map(str::to_uppercase);
     let firmo = match size.as_deref() {
@@ -372,6 +385,7 @@ mod tests {
             signals,
             size: Some("SMALL".into()),
             titles: vec!["VP Engineering".into(), "Contractor".into()],
+            senior_by_level: 0,
         };
         // Scored a little later than sent: whole days keep the example exact.
         let c = compute(

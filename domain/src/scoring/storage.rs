@@ -9,7 +9,7 @@ use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder
 use serde_json::{Value, json};
 use uuid::Uuid;
 
-use super::{Factor, Inputs, SignalPoint, window_start};
+use super::{Factor, Inputs, SignalPoint, is_senior, is_senior_level, window_start};
 use crate::{Actor, Error, Result};
 /// The model's inputs for each of `account_ids` that exists in the organization.
 pub async fn load_inputs(
@@ -72,21 +72,31 @@ pub async fn load_inputs(
                 i.last_signal_at = t;
             }
         }
-        let titles: Vec<(Option<Uuid>, Option<String>)> = contacts::Entity::find()
+        let titles: Vec<(Option<Uuid>, Option<String>, Value)> = contacts::Entity::find()
             .select_only()
             .column(contacts::Column::AccountId)
             .column(contacts::Column::Title)
+            .column(contacts::Column::CustomFields)
             .filter(contacts::Column::OrganizationId.eq(organization_id))
             .filter(contacts::Column::AccountId.is_in(chunk.to_vec()))
-            .filter(contacts::Column::Title.is_not_null())
             .into_tuple()
             .all(db)
             .await?;
-        for (account, title) in titles {
-            if let (Some(a), Some(t)) = (account, title)
-                && let Some((_, i)) = out.get_mut(&a)
-            {
+        for (account, title, custom) in titles {
+            let Some((_, i)) = account.and_then(|a| out.get_mut(&a)) else {
+                continue;
+            };
+            let senior_title = title.as_deref().is_some_and(is_senior);
+            if let Some(t) = title {
                 i.titles.push(t);
+            }
+            if !senior_title
+                && custom
+                    .get("seniority")
+                    .and_then(Value::as_str)
+                    .is_some_and(is_senior_level)
+            {
+                i.senior_by_level += 1;
             }
         }
     }

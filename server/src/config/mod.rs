@@ -430,6 +430,11 @@ impl Config {
                 ("DISCORD_API_URL", &mut c.discord_api_url),
                 ("TWITTER_API_URL", &mut c.twitter_api_url),
                 ("INTERCOM_API_URL", &mut c.intercom_api_url),
+                ("HUBSPOT_API_URL", &mut c.hubspot_api_url),
+                ("HUBSPOT_AUTH_URL", &mut c.hubspot_auth_url),
+                ("SALESFORCE_LOGIN_URL", &mut c.salesforce_login_url),
+                ("CLEARBIT_COMPANY_URL", &mut c.clearbit_company_url),
+                ("CLEARBIT_PERSON_URL", &mut c.clearbit_person_url),
             ] {
                 if let Some(v) = r.get(var) {
                     match url::Url::parse(&v) {
@@ -440,6 +445,32 @@ impl Config {
                     }
                 }
             }
+            // A CRM's OAuth app: both halves or neither.
+            for (id_var, secret_var, slot) in [
+                (
+                    "HUBSPOT_CLIENT_ID",
+                    "HUBSPOT_CLIENT_SECRET",
+                    &mut c.hubspot_app,
+                ),
+                (
+                    "SALESFORCE_CLIENT_ID",
+                    "SALESFORCE_CLIENT_SECRET",
+                    &mut c.salesforce_app,
+                ),
+            ] {
+                match (r.get(id_var), r.secret(secret_var)) {
+                    (Some(client_id), Some(secret)) => {
+                        *slot = Some(connectors::OAuthApp {
+                            client_id,
+                            client_secret: secret.expose_secret().to_owned(),
+                        });
+                    }
+                    (None, None) => {}
+                    (Some(_), None) => r.problem(secret_var, format!("is required with {id_var}")),
+                    (None, Some(_)) => r.problem(id_var, format!("is required with {secret_var}")),
+                }
+            }
+            c.clearbit_api_key = r.secret("CLEARBIT_API_KEY");
             c.run_lease = r.duration("CONNECTOR_RUN_LEASE_SECONDS", c.run_lease);
             c.max_inline_wait = r.duration("CONNECTOR_MAX_INLINE_WAIT_SECONDS", c.max_inline_wait);
             c

@@ -290,6 +290,47 @@ impl IntegrationRun {
     async fn error(&self) -> Option<&str> {
         self.0.error.as_deref()
     }
+    /// Records a CRM sync sent to the CRM (created or updated there).
+    async fn pushed(&self) -> i32 {
+        self.0.pushed
+    }
+    /// Records a CRM sync read from the CRM and applied here.
+    async fn pulled(&self) -> i32 {
+        self.0.pulled
+    }
+    /// Records the source refused (a CRM's per-record errors), the first 200; the run went on.
+    async fn errors(&self) -> Vec<IntegrationRunError> {
+        self.0
+            .errors
+            .as_ref()
+            .and_then(|e| e.as_array())
+            .map(|a| {
+                a.iter()
+                    .map(|e| {
+                        let get = |k: &str| e.get(k).and_then(|v| v.as_str()).map(str::to_owned);
+                        IntegrationRunError {
+                            object: get("object").unwrap_or_default(),
+                            id: get("id").map(ID),
+                            external_id: get("externalId"),
+                            message: get("message").unwrap_or_default(),
+                        }
+                    })
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+}
+
+/// One record a run could not sync.
+#[derive(async_graphql::SimpleObject)]
+pub struct IntegrationRunError {
+    /// `account`, `contact` or `deal`.
+    pub object: String,
+    /// Our record, when there is one.
+    pub id: Option<ID>,
+    /// The source's record, when there is one.
+    pub external_id: Option<String>,
+    pub message: String,
 }
 
 /// Downloads of a package on one day.

@@ -12,6 +12,7 @@
 mod after_commit;
 pub mod common;
 pub mod crm;
+pub mod enrichment;
 mod errors;
 pub mod identity;
 pub mod integrations;
@@ -75,6 +76,7 @@ pub struct MutationRoot(
     signals::SignalMutation,
     merges::MergeMutation,
     integrations::IntegrationMutation,
+    enrichment::EnrichmentMutation,
 );
 
 #[derive(MergedSubscription, Default)]

@@ -3,6 +3,7 @@
 //! JSON error bodies for everything that fails).
 
 pub mod auth;
+pub mod crm_connect;
 pub mod dashboard;
 pub mod error;
 pub mod health;
@@ -74,6 +75,14 @@ pub fn router(state: AppState, api: Router<AppState>) -> Router {
         )))
         .merge(signals::routes())
         .merge(inbound::routes())
+        .route(
+            "/api/v1/integrations/{kind}/connect",
+            get(crm_connect::connect),
+        )
+        .route(
+            "/api/v1/integrations/{kind}/callback",
+            get(crm_connect::callback),
+        )
         .route(crate::GRAPHIQL_PATH, get(dashboard::graphiql))
         .route("/health", get(health::health))
         .route("/health/ready", get(health::ready))

@@ -91,7 +91,7 @@ fn provider(config: &Config, name: &str) -> Result<Provider, ApiError> {
 
 type Client = BasicClient<EndpointSet, EndpointNotSet, EndpointNotSet, EndpointNotSet, EndpointSet>;
 
-fn internal(what: &str, e: impl std::fmt::Display) -> ApiError {
+pub(super) fn internal(what: &str, e: impl std::fmt::Display) -> ApiError {
     ApiError::from(domain::Error::Internal(format!("{what}: {e}")))
 }
 
@@ -106,7 +106,7 @@ fn client(config: &Config, p: &Provider) -> Result<Client, ApiError> {
         .set_redirect_uri(RedirectUrl::new(redirect).map_err(|e| internal("redirect URL", e))?))
 }
 
-fn redirect(to: &str) -> Response {
+pub(super) fn redirect(to: &str) -> Response {
     (StatusCode::FOUND, [(header::LOCATION, to.to_owned())]).into_response()
 }
 
@@ -153,7 +153,7 @@ pub struct CallbackQuery {
     error: Option<String>,
 }
 
-async fn oauth_http(
+pub(super) async fn oauth_http(
     client: &reqwest::Client,
     req: oauth2::HttpRequest,
 ) -> Result<oauth2::HttpResponse, reqwest::Error> {
@@ -173,7 +173,7 @@ async fn oauth_http(
     Ok(out)
 }
 
-fn bad_gateway(message: &str) -> ApiError {
+pub(super) fn bad_gateway(message: &str) -> ApiError {
     ApiError::new(
         StatusCode::BAD_GATEWAY,
         domain::Code::UpstreamError,

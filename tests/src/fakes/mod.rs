@@ -1,11 +1,14 @@
 //! Local fake servers of outside APIs, answering like the real ones (headers, paging, 304,
 //! rate limits, errors), for connector tests and benches. Each starts on 127.0.0.1:0.
 
+pub mod clearbit;
 pub mod discord;
 pub mod github;
+pub mod hubspot;
 pub mod packages;
 pub mod posthog;
 pub mod reddit;
+pub mod salesforce;
 pub mod stackexchange;
 pub mod support;
 pub mod twitter;

@@ -1,6 +1,6 @@
-//! Integrations as data: who may manage them, bad input (unbuilt kinds, bad configuration)
+//! Integrations as data: who may manage them, bad input (bad kinds, bad configuration)
 //! answered with BAD_USER_INPUT naming the field, credentials never shown, tenant isolation of
-//! integrations and their runs, and cron entries of unbuilt connectors reported as skipped.
+//! integrations and their runs, and cron entries: built fan-outs complete, unbuilt work is skipped.
 
 use std::time::Duration;
 
@@ -25,10 +25,21 @@ async fn bad_kinds_and_configurations_are_refused_naming_the_field() {
     let app = spawn_app().await;
     let s = app.register("admin@vendor.io", "Vendor").await;
     let cases = [
-        (json!({"kind": "HUBSPOT", "config": {}}), "kind"),
         (
-            json!({"kind": "SALESFORCE", "config": {"instanceUrl": "https://x"}}),
-            "kind",
+            json!({"kind": "HUBSPOT", "config": {}}),
+            "credentials.accessToken",
+        ),
+        (
+            json!({"kind": "HUBSPOT", "config": {"stageMap": {"won": "DONE"}}, "credentials": {"accessToken": "t"}}),
+            "config.stageMap.won",
+        ),
+        (
+            json!({"kind": "SALESFORCE", "config": {}, "credentials": {"accessToken": "t"}}),
+            "credentials.instanceUrl",
+        ),
+        (
+            json!({"kind": "SALESFORCE", "config": {}, "credentials": {"accessToken": "t", "instanceUrl": "ftp://x"}}),
+            "credentials.instanceUrl",
         ),
         (
             json!({"kind": "GITHUB", "config": {"repos": []}}),
@@ -130,15 +141,24 @@ async fn integration_kinds_say_what_is_built_synced_and_sent_webhooks_to_any_mem
     for kind in ["INTERCOM", "ZENDESK"] {
         assert_eq!(of(kind)["webhooks"], true, "{kind}");
     }
-    for kind in ["STACKOVERFLOW", "REDDIT", "DISCORD", "TWITTER", "PYPI"] {
+    for kind in [
+        "STACKOVERFLOW",
+        "REDDIT",
+        "DISCORD",
+        "TWITTER",
+        "PYPI",
+        "HUBSPOT",
+        "SALESFORCE",
+    ] {
         assert_eq!(of(kind)["built"], true, "{kind}");
         assert_eq!(of(kind)["syncs"], true, "{kind}");
         assert_eq!(of(kind)["webhooks"], false, "{kind}");
     }
-    for kind in ["HUBSPOT", "SALESFORCE", "CLEARBIT"] {
-        assert_eq!(of(kind)["built"], false, "{kind}");
-        assert_eq!(of(kind)["syncs"], false, "{kind}");
-    }
+    // Clearbit enriches accounts and contacts (on demand and nightly); it is never synced.
+    assert_eq!(
+        of("CLEARBIT"),
+        json!({"kind": "CLEARBIT", "label": "Clearbit", "built": true, "syncs": false, "webhooks": false})
+    );
     // Signed out: refused.
     let resp = app.graphql(query, json!({})).await;
     assert_code(&resp, "UNAUTHENTICATED");
@@ -257,7 +277,7 @@ async fn integrations_and_their_runs_are_invisible_to_other_tenants() {
 }
 
 #[tokio::test]
-async fn cron_entries_of_unbuilt_connectors_are_skipped_not_completed() {
+async fn cron_fan_outs_of_built_connectors_complete_and_unbuilt_work_is_skipped() {
     let app = spawn_app().await;
     let mut ids = Vec::new();
     for name in [
@@ -281,10 +301,13 @@ async fn cron_entries_of_unbuilt_connectors_are_skipped_not_completed() {
                 .filter(|j| j.finished_at.is_some())
         })
         .await;
-        if name == "sync-all-npm" {
+        if name == "sync-all-npm"
+            || name == "hubspot-sync-scheduler"
+            || name == "salesforce-sync-scheduler"
+        {
             assert_eq!(
                 job.state, "completed",
-                "npm is built: nothing due is a completed fan-out"
+                "{name} is built: nothing due is a completed fan-out"
             );
         } else {
             assert_eq!(job.state, "skipped", "{name}");
@@ -308,5 +331,5 @@ async fn cron_entries_of_unbuilt_connectors_are_skipped_not_completed() {
     .into_iter()
     .map(|j| j.name)
     .collect();
-    assert_eq!(skipped.len(), 3, "{skipped:?}");
+    assert_eq!(skipped, vec!["weekly-digest-scheduler".to_owned()]);
 }

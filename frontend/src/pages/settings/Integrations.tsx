@@ -9,6 +9,10 @@ import { useMutation, useQuery, type CombinedError } from 'urql';
 import { graphql, type ResultOf } from '../../graphql';
 import { Empty, ErrorNotice, Loading, timeAgo, useIsAdmin } from '../../ui';
 import { Snippet } from './ApiKeys';
+import { accessToken } from '../../session';
+
+/** CRMs sync both ways: their runs count records pushed and pulled, not signals. */
+const CRM_KINDS = ['HUBSPOT', 'SALESFORCE'];
 
 const IntegrationsQuery = graphql(`
   query Integrations {
@@ -36,7 +40,7 @@ const RunsQuery = graphql(`
     integration(id: $id) {
       id
       runs(first: 20) {
-        nodes { id status full startedAt finishedAt signalsCreated requests error }
+        nodes { id status full startedAt finishedAt signalsCreated requests error pushed pulled errors { object id externalId message } }
       }
     }
   }
@@ -193,6 +197,21 @@ const FORMS: Partial<Record<Kind, Form>> = {
       secret: null,
     },
   },
+  HUBSPOT: {
+    what: 'Both ways: HubSpot companies, contacts and deals come in; DevSignal scores go out to a “DevSignal” property group, every 15 minutes.',
+    fields: [
+      { key: 'accessToken', in: 'credentials', label: 'Private app access token', type: 'secret', required: true, description: 'Settings → Integrations → Private apps (CRM objects and schemas read/write); or use “Connect with HubSpot” above' },
+    ],
+    summary: () => 'HubSpot portal',
+  },
+  SALESFORCE: {
+    what: 'Both ways: Salesforce Accounts, Contacts and Opportunities come in; DevSignal scores go out to DevSignal custom fields, every 15 minutes.',
+    fields: [
+      { key: 'instanceUrl', in: 'credentials', label: 'Instance URL', type: 'text', required: true, description: 'https://yourcompany.my.salesforce.com; or use “Connect with Salesforce” above', placeholder: 'https://acme.my.salesforce.com' },
+      { key: 'accessToken', in: 'credentials', label: 'Access token', type: 'secret', required: true, description: 'A session or connected-app token of an integration user' },
+    ],
+    summary: () => 'Salesforce org',
+  },
   ZENDESK: {
     what: 'Tickets created, updated, solved and rated in Zendesk, by sync and webhook.',
     fields: [
@@ -207,6 +226,13 @@ const FORMS: Partial<Record<Kind, Form>> = {
       secret: null,
     },
   },
+  CLEARBIT: {
+    what: 'Fills the empty fields of accounts (industry, size, location, logo, tech) and contacts (title, seniority, location) from Clearbit, nightly and on demand. It never overwrites what you entered.',
+    fields: [
+      { key: 'apiKey', in: 'credentials', label: 'API key', type: 'secret', required: true, description: 'Your Clearbit secret key (sk_…), from the Clearbit dashboard → API' },
+    ],
+    summary: () => 'Company and person enrichment',
+  },
 };
 
 /** Why the secret of a desk that signs its own webhooks is not needed there. */
@@ -215,7 +241,7 @@ const OWN_SIGNATURE: Partial<Record<Kind, string>> = {
   ZENDESK: 'Zendesk signs each delivery with the webhook’s own signing secret (the one you entered), so DevSignal’s webhook secret is not needed there.',
 };
 
-const FALLBACK_LABELS: Record<string, string> = { GITHUB: 'GitHub', NPM: 'npm', PYPI: 'PyPI' };
+const FALLBACK_LABELS: Record<string, string> = { GITHUB: 'GitHub', NPM: 'npm', PYPI: 'PyPI', HUBSPOT: 'HubSpot', SALESFORCE: 'Salesforce' };
 const configOf = (i: { config: unknown }) => (i.config && typeof i.config === 'object' ? (i.config as Record<string, unknown>) : {});
 
 const STATUS_STYLE: Record<string, { background: string; color: string }> = {
@@ -280,6 +306,21 @@ export default function Integrations() {
     const t = window.setInterval(() => reexecute({ requestPolicy: 'network-only' }), 2000);
     return () => window.clearInterval(t);
   }, [running, reexecute]);
+  // Back from a CRM's consent page: say how it went, show that integration, clean the URL.
+  const [oauthResult, setOauthResult] = useState<{ ok: boolean; message: string } | null>(null);
+  useEffect(() => {
+    const q = new URLSearchParams(window.location.search);
+    const connected = q.get('connected');
+    const problem = q.get('error');
+    if (!connected && !problem) return;
+    if (connected) {
+      setOauthResult({ ok: true, message: `${FALLBACK_LABELS[connected] ?? connected} is connected. Its first sync starts within a few minutes, or use “Sync now”.` });
+      setSelected(q.get('integration'));
+    } else if (problem) {
+      setOauthResult({ ok: false, message: problem });
+    }
+    window.history.replaceState(null, '', window.location.pathname);
+  }, []);
   const shown = selected ?? data?.integrations.find((i) => i.status !== 'DISCONNECTED')?.id ?? null;
   const shownIntegration = data?.integrations.find((i) => i.id === shown);
 
@@ -293,6 +334,11 @@ export default function Integrations() {
         Connected sources sync on their own schedule; “Sync now” starts a run at once. Credentials are stored sealed and never shown again.
       </Text>
       <ErrorNotice error={error ?? kindsError ?? synced.error ?? disconnected.error} />
+      {oauthResult && (
+        <Alert color={oauthResult.ok ? 'green' : 'red'} title={oauthResult.ok ? 'Connected' : 'Not connected'} withCloseButton onClose={() => setOauthResult(null)}>
+          {oauthResult.message}
+        </Alert>
+      )}
       {secret && (
         <Alert color="green" title="Webhook for this integration" withCloseButton onClose={() => setSecret(null)}>
           <Stack gap="xs">
@@ -406,6 +452,7 @@ export default function Integrations() {
       {shownIntegration && syncs(shownIntegration.kind) && (
         <Runs
           id={shownIntegration.id}
+          crm={CRM_KINDS.includes(shownIntegration.kind)}
           name={`${kindLabel(shownIntegration.kind)} · ${describe(shownIntegration)}`}
           version={[shownIntegration.status, shownIntegration.lastSyncAt, shownIntegration.runs.nodes[0]?.id, shownIntegration.runs.nodes[0]?.status].join('|')}
         />
@@ -465,7 +512,7 @@ export default function Integrations() {
   );
 }
 
-function Runs({ id, name, version }: { id: string; name: string; version: string }) {
+function Runs({ id, name, version, crm }: { id: string; name: string; version: string; crm: boolean }) {
   const [{ data, error, fetching }, reexecute] = useQuery({ query: RunsQuery, variables: { id } });
   // The integration changed (a run started or ended, its status moved): read its runs again.
   const [seen, setSeen] = useState(version);
@@ -495,7 +542,14 @@ function Runs({ id, name, version }: { id: string; name: string; version: string
               <Table.Th>Started</Table.Th>
               <Table.Th>Duration</Table.Th>
               <Table.Th ta="right">Requests</Table.Th>
-              <Table.Th ta="right">Signals</Table.Th>
+              {crm ? (
+                <>
+                  <Table.Th ta="right">Pulled</Table.Th>
+                  <Table.Th ta="right">Pushed</Table.Th>
+                </>
+              ) : (
+                <Table.Th ta="right">Signals</Table.Th>
+              )}
               <Table.Th>Error</Table.Th>
             </Table.Tr>
           </Table.Thead>
@@ -513,11 +567,23 @@ function Runs({ id, name, version }: { id: string; name: string; version: string
                 <Table.Td>{new Date(r.startedAt).toLocaleString()}</Table.Td>
                 <Table.Td>{r.finishedAt ? `${((new Date(r.finishedAt).getTime() - new Date(r.startedAt).getTime()) / 1000).toFixed(1)} s` : 'running'}</Table.Td>
                 <Table.Td ta="right">{r.requests}</Table.Td>
-                <Table.Td ta="right">{r.signalsCreated}</Table.Td>
+                {crm ? (
+                  <>
+                    <Table.Td ta="right">{r.pulled}</Table.Td>
+                    <Table.Td ta="right">{r.pushed}</Table.Td>
+                  </>
+                ) : (
+                  <Table.Td ta="right">{r.signalsCreated}</Table.Td>
+                )}
                 <Table.Td>
                   <Text size="xs" c={r.error ? 'red.9' : 'dimmed'}>
                     {r.error ?? '—'}
                   </Text>
+                  {r.errors.slice(0, 5).map((e, i) => (
+                    <Text key={i} size="xs" c="red.9">
+                      {e.object} {e.externalId ?? e.id ?? ''}: {e.message}
+                    </Text>
+                  ))}
                 </Table.Td>
               </Table.Tr>
             ))}
@@ -645,6 +711,8 @@ function ConnectForm({ kinds, onConnected }: { kinds: KindInfo[]; onConnected: (
           allowDeselect={false}
           description={form?.what}
         />
+        {kind === 'HUBSPOT' && <OAuthConnect kind="hubspot" label="HubSpot" tokenWord="a private app token" />}
+        {kind === 'SALESFORCE' && <OAuthConnect kind="salesforce" label="Salesforce" tokenWord="an instance URL and access token" />}
         <Inputs key={kind} fields={fields} values={values} setValue={(path, v) => setValues((old) => ({ ...old, [path]: v }))} error={result.error} />
         {kind === 'LINKEDIN' && (
           <Text size="sm" c="dimmed">
@@ -656,6 +724,46 @@ function ConnectForm({ kinds, onConnected }: { kinds: KindInfo[]; onConnected: (
         </Button>
       </Stack>
     </form>
+  );
+}
+
+/** Connects a CRM through its consent page: the server answers the URL to go to (it needs the
+ * in-memory token, so this is a fetch, then a navigation). */
+function OAuthConnect({ kind, label, tokenWord }: { kind: string; label: string; tokenWord: string }) {
+  const [problem, setProblem] = useState<string | null>(null);
+  const [busy, setBusy] = useState(false);
+  const go = async () => {
+    setBusy(true);
+    setProblem(null);
+    try {
+      const r = await fetch(`/api/v1/integrations/${kind}/connect`, {
+        headers: { accept: 'application/json', authorization: `Bearer ${accessToken() ?? ''}` },
+      });
+      const body = await r.json();
+      if (r.ok && typeof body.url === 'string') {
+        window.location.assign(body.url);
+        return;
+      }
+      setProblem(body?.error?.message ?? `The server answered ${r.status}`);
+    } catch (e) {
+      setProblem(String(e));
+    }
+    setBusy(false);
+  };
+  return (
+    <Stack gap={4}>
+      <Button variant="light" onClick={go} loading={busy}>
+        Connect with {label}
+      </Button>
+      {problem && (
+        <Text size="sm" c="red.9">
+          {problem}
+        </Text>
+      )}
+      <Text size="xs" c="dimmed">
+        Or paste {tokenWord} below.
+      </Text>
+    </Stack>
   );
 }
 

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use async_graphql::dataloader::{DataLoader, Loader};
 use domain::Actor;
-use entity::{activities, companies, contacts, deals, users};
+use entity::{activities, companies, contacts, deals, enrichments, users};
 use sea_orm::DatabaseConnection;
 use uuid::Uuid;
 
@@ -67,6 +67,7 @@ by_id!(AccountId, companies::Model, domain::crm::accounts::by_ids);
 by_id!(ContactId, contacts::Model, domain::crm::contacts::by_ids);
 by_id!(DealId, deals::Model, domain::crm::deals::by_ids);
 by_id!(UserId, users::Model, domain::crm::members_by_ids);
+by_id!(EnrichmentId, enrichments::Model, domain::enrichment::by_ids);
 
 /// The most rows a nested list (`Account.contacts`, …) returns per parent.
 pub const MAX_NESTED: usize = 100;

@@ -159,6 +159,13 @@ impl Account {
             }
         }))
     }
+    /// What enrichment filled and when (null until the account was enriched or tried).
+    async fn enrichment(
+        &self,
+        ctx: &Context<'_>,
+    ) -> async_graphql::Result<Option<crate::graphql::enrichment::Enrichment>> {
+        crate::graphql::enrichment::enrichment_of(ctx, self.0.id).await
+    }
     /// The account's PQA score, once computed.
     async fn score(
         &self,
@@ -243,6 +250,13 @@ impl Contact {
     /// The organization's own fields, a JSON object.
     async fn custom_fields(&self) -> Json<serde_json::Value> {
         Json(self.0.custom_fields.clone())
+    }
+    /// What enrichment filled and when (null until the contact was enriched or tried).
+    async fn enrichment(
+        &self,
+        ctx: &Context<'_>,
+    ) -> async_graphql::Result<Option<crate::graphql::enrichment::Enrichment>> {
+        crate::graphql::enrichment::enrichment_of(ctx, self.0.id).await
     }
     async fn tags(&self) -> Vec<String> {
         tags(&self.0.tags)
