@@ -459,6 +459,72 @@ fn url_with(base: &str, path: &str, param: &str, value: &str) -> String {
     format!("{}{path}?{q}", base.trim_end_matches('/'))
 }
 
+/// One Clearbit API: where it is, what it is asked by, and its cache's kind.
+struct Api<'a> {
+    base: &'a str,
+    path: &'static str,
+    param: &'static str,
+    cache_kind: &'static str,
+}
+
+/// What enriching an account and a contact share: a record with nothing to look up is
+/// `NO_DATA`; the key is the given one, else the organization's; the answer (cached, or asked)
+/// found is applied by `apply` (only empty fields), and no data or a 202 is recorded as such.
+#[allow(clippy::too_many_arguments)]
+async fn lookup<M>(
+    rt: &Runtime,
+    db: &DatabaseConnection,
+    org: Uuid,
+    object_kind: &'static str,
+    id: Uuid,
+    current: M,
+    by: Option<String>,
+    key: Option<&Key>,
+    api: Api<'_>,
+    apply: impl AsyncFnOnce(serde_json::Value) -> Result<(M, Vec<String>), Failure>,
+) -> Result<Outcome<M>, Failure> {
+    let done = |object: M, outcome: &'static str, fields: Vec<String>, requests: u32| Outcome {
+        object,
+        outcome,
+        fields,
+        fetched: requests > 0,
+        requests,
+    };
+    let Some(by) = by else {
+        enrichment::record(db, org, object_kind, id, SOURCE, outcome::NO_DATA, &[]).await?;
+        return Ok(done(current, outcome::NO_DATA, Vec::new(), 0));
+    };
+    let key = match key {
+        Some(k) => k.clone(),
+        None => match key_for(rt, db, org).await? {
+            Ok(k) => k,
+            Err(why) => return Err(Failure::Domain(Error::invalid("id", why))),
+        },
+    };
+    let url = url_with(api.base, api.path, api.param, &by);
+    let (answer, requests) = ask(rt, db, org, &key, api.cache_kind, &by, url).await?;
+    match answer {
+        Answer::Found(v) => {
+            let (object, fields) = apply(v).await?;
+            let outcome = if fields.is_empty() {
+                outcome::UNCHANGED
+            } else {
+                outcome::ENRICHED
+            };
+            Ok(done(object, outcome, fields, requests))
+        }
+        Answer::NoData | Answer::Pending => {
+            let o = if matches!(answer, Answer::Pending) {
+                outcome::PENDING
+            } else {
+                outcome::NO_DATA
+            };
+            enrichment::record(db, org, object_kind, id, SOURCE, o, &[]).await?;
+            Ok(done(current, o, Vec::new(), requests))
+        }
+    }
+}
+
 /// Enriches one account by its domain (`enrichAccount`, and the nightly pass with the
 /// integration's actor). An account without a domain, or one Clearbit does not know, comes
 /// back `NO_DATA`; a 202 `PENDING`.
@@ -471,65 +537,29 @@ pub async fn enrich_account(
     key: Option<&Key>,
 ) -> Result<Outcome<companies::Model>, Failure> {
     let m = enrichment::account_for_enrichment(db, actor, id).await?;
-    let org = actor.organization_id;
-    let Some(domain) = m.domain_normalized.clone() else {
-        enrichment::record(db, org, object::ACCOUNT, id, SOURCE, outcome::NO_DATA, &[]).await?;
-        return Ok(Outcome {
-            object: m,
-            outcome: outcome::NO_DATA,
-            fields: Vec::new(),
-            fetched: false,
-            requests: 0,
-        });
+    let by = m.domain_normalized.clone();
+    let api = Api {
+        base: &rt.settings().clearbit_company_url,
+        path: "/v2/companies/find",
+        param: "domain",
+        cache_kind: kind::COMPANY,
     };
-    let key = match key {
-        Some(k) => k.clone(),
-        None => match key_for(rt, db, org).await? {
-            Ok(k) => k,
-            Err(why) => return Err(Failure::Domain(Error::invalid("id", why))),
-        },
-    };
-    let url = url_with(
-        &rt.settings().clearbit_company_url,
-        "/v2/companies/find",
-        "domain",
-        &domain,
-    );
-    let (answer, requests) = ask(rt, db, org, &key, kind::COMPANY, &domain, url).await?;
-    match answer {
-        Answer::Found(v) => {
+    lookup(
+        rt,
+        db,
+        actor.organization_id,
+        object::ACCOUNT,
+        id,
+        m,
+        by,
+        key,
+        api,
+        async |v| {
             let facts: CompanyFacts = serde_json::from_value(v).unwrap_or_default();
-            let (object, fields) =
-                enrichment::apply_company(db, actor, meta, id, SOURCE, &facts).await?;
-            let outcome = if fields.is_empty() {
-                outcome::UNCHANGED
-            } else {
-                outcome::ENRICHED
-            };
-            Ok(Outcome {
-                object,
-                outcome,
-                fields,
-                fetched: requests > 0,
-                requests,
-            })
-        }
-        Answer::NoData | Answer::Pending => {
-            let o = if matches!(answer, Answer::Pending) {
-                outcome::PENDING
-            } else {
-                outcome::NO_DATA
-            };
-            enrichment::record(db, org, object::ACCOUNT, id, SOURCE, o, &[]).await?;
-            Ok(Outcome {
-                object: m,
-                outcome: o,
-                fields: Vec::new(),
-                fetched: requests > 0,
-                requests,
-            })
-        }
-    }
+            Ok(enrichment::apply_company(db, actor, meta, id, SOURCE, &facts).await?)
+        },
+    )
+    .await
 }
 
 /// Enriches one contact by its email (`enrichContact`, and the nightly pass).
@@ -542,65 +572,29 @@ pub async fn enrich_contact(
     key: Option<&Key>,
 ) -> Result<Outcome<contacts::Model>, Failure> {
     let m = enrichment::contact_for_enrichment(db, actor, id).await?;
-    let org = actor.organization_id;
-    let Some(email) = m.email_normalized.clone() else {
-        enrichment::record(db, org, object::CONTACT, id, SOURCE, outcome::NO_DATA, &[]).await?;
-        return Ok(Outcome {
-            object: m,
-            outcome: outcome::NO_DATA,
-            fields: Vec::new(),
-            fetched: false,
-            requests: 0,
-        });
+    let by = m.email_normalized.clone();
+    let api = Api {
+        base: &rt.settings().clearbit_person_url,
+        path: "/v2/people/find",
+        param: "email",
+        cache_kind: kind::PERSON,
     };
-    let key = match key {
-        Some(k) => k.clone(),
-        None => match key_for(rt, db, org).await? {
-            Ok(k) => k,
-            Err(why) => return Err(Failure::Domain(Error::invalid("id", why))),
-        },
-    };
-    let url = url_with(
-        &rt.settings().clearbit_person_url,
-        "/v2/people/find",
-        "email",
-        &email,
-    );
-    let (answer, requests) = ask(rt, db, org, &key, kind::PERSON, &email, url).await?;
-    match answer {
-        Answer::Found(v) => {
+    lookup(
+        rt,
+        db,
+        actor.organization_id,
+        object::CONTACT,
+        id,
+        m,
+        by,
+        key,
+        api,
+        async |v| {
             let facts: PersonFacts = serde_json::from_value(v).unwrap_or_default();
-            let (object, fields) =
-                enrichment::apply_person(db, actor, meta, id, SOURCE, &facts).await?;
-            let outcome = if fields.is_empty() {
-                outcome::UNCHANGED
-            } else {
-                outcome::ENRICHED
-            };
-            Ok(Outcome {
-                object,
-                outcome,
-                fields,
-                fetched: requests > 0,
-                requests,
-            })
-        }
-        Answer::NoData | Answer::Pending => {
-            let o = if matches!(answer, Answer::Pending) {
-                outcome::PENDING
-            } else {
-                outcome::NO_DATA
-            };
-            enrichment::record(db, org, object::CONTACT, id, SOURCE, o, &[]).await?;
-            Ok(Outcome {
-                object: m,
-                outcome: o,
-                fields: Vec::new(),
-                fetched: requests > 0,
-                requests,
-            })
-        }
-    }
+            Ok(enrichment::apply_person(db, actor, meta, id, SOURCE, &facts).await?)
+        },
+    )
+    .await
 }
 
 /// What a nightly pass over one organization did.

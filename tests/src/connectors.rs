@@ -168,3 +168,71 @@ pub async fn visible_signals(app: &TestApp, s: &Session) -> Vec<Value> {
         .map(|e| e["node"].clone())
         .collect()
 }
+
+/// Ingests a signal by `email` (its account is the email's domain) and waits until the account
+/// is scored; returns the account's id.
+pub async fn scored_signal(app: &TestApp, s: &Session, email: &str, kind: &str) -> String {
+    const INGEST: &str = "mutation($input: SignalInput!) { ingestSignal(input: $input) { signal { id account { id } } } }";
+    let r = app
+        .graphql_as(
+            s.token(),
+            INGEST,
+            json!({"input": {"type": kind, "actor": {"email": email}}}),
+        )
+        .await;
+    let account = ok(&r)["ingestSignal"]["signal"]["account"]["id"]
+        .as_str()
+        .expect("the signal has an account")
+        .to_owned();
+    let id: uuid::Uuid = account.parse().unwrap();
+    eventually(
+        Duration::from_secs(30),
+        "the account to be scored",
+        || async {
+            entity::account_scores::Entity::find()
+                .filter(entity::account_scores::Column::AccountId.eq(id))
+                .one(&app.db)
+                .await
+                .unwrap()
+        },
+    )
+    .await;
+    account
+}
+
+/// Waits until every requested rescore is done (scores move after a CRM pull links contacts).
+pub async fn scores_settled(app: &TestApp) {
+    eventually(Duration::from_secs(30), "scores to settle", || async {
+        let requests = entity::rescore_requests::Entity::find()
+            .count(&app.db)
+            .await
+            .unwrap();
+        let jobs = entity::jobs::Entity::find()
+            .filter(entity::jobs::Column::Name.eq("compute-score"))
+            .filter(entity::jobs::Column::State.is_in(["waiting", "active"]))
+            .count(&app.db)
+            .await
+            .unwrap();
+        (requests == 0 && jobs == 0).then_some(())
+    })
+    .await;
+}
+
+/// The account with exactly `domain` (`null` when there is none), with the fields a CRM sync
+/// writes.
+pub async fn account_by_domain(app: &TestApp, s: &Session, domain: &str) -> Value {
+    let r = app
+        .graphql_as(
+            s.token(),
+            "query($q: String) { accounts(first: 10, filter: {query: $q}) { nodes { id name domain industry city country description customFields } } }",
+            json!({"q": domain}),
+        )
+        .await;
+    ok(&r)["accounts"]["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|n| n["domain"] == domain)
+        .cloned()
+        .unwrap_or(Value::Null)
+}

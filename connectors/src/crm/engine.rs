@@ -226,6 +226,19 @@ pub fn decide(
     }
 }
 
+/// One field of a pulled record: its name, owner, the CRM's value and ours.
+type Field = (&'static str, Owner, Option<String>, Option<String>);
+
+/// A field the CRM owns.
+fn crm_owned(name: &'static str, remote: Option<String>, local: Option<String>) -> Field {
+    (name, Owner::Crm, remote, local)
+}
+
+/// A field both sides may edit.
+fn shared(name: &'static str, remote: Option<String>, local: Option<String>) -> Field {
+    (name, Owner::Shared, remote, local)
+}
+
 /// The values of a record as last synced (`None` for a field never synced).
 fn base_of(link: Option<&external_ids::Model>) -> BTreeMap<String, Option<String>> {
     link.and_then(|l| l.synced.as_object())
@@ -239,7 +252,7 @@ fn base_of(link: Option<&external_ids::Model>) -> BTreeMap<String, Option<String
 
 /// Applies the policy to every field, returning the changes (field → new value).
 fn changes(
-    fields: &[(&'static str, Owner, Option<String>, Option<String>)],
+    fields: &[Field],
     base: &BTreeMap<String, Option<String>>,
     remote_newer: bool,
 ) -> BTreeMap<&'static str, Option<String>> {
@@ -251,7 +264,7 @@ fn changes(
         .collect()
 }
 
-fn synced_json(fields: &[(&'static str, Owner, Option<String>, Option<String>)]) -> Value {
+fn synced_json(fields: &[Field]) -> Value {
     Value::Object(
         fields
             .iter()
@@ -433,7 +446,7 @@ async fn apply_account(crm: &dyn Crm, s: &Session<'_>, a: RemoteAccount) -> Resu
         }
         None => None,
     };
-    let domain = a.domain.as_deref().map(normalize_domain);
+    let domain = a.domain.as_deref().and_then(super::domain_of);
     if local.is_none()
         && let Some(d) = &domain
     {
@@ -445,39 +458,25 @@ async fn apply_account(crm: &dyn Crm, s: &Session<'_>, a: RemoteAccount) -> Resu
     }
     let l = local.as_ref();
     let fields = [
-        (
-            "name",
-            Owner::Crm,
-            a.name.clone(),
-            l.map(|m| m.name.clone()),
-        ),
-        (
+        crm_owned("name", a.name.clone(), l.map(|m| m.name.clone())),
+        crm_owned(
             "owner",
-            Owner::Crm,
             a.owner.clone(),
             l.and_then(|m| owner_of(crm, &m.custom_fields)),
         ),
-        (
+        shared(
             "industry",
-            Owner::Shared,
             a.industry.clone(),
             l.and_then(|m| m.industry.clone()),
         ),
-        (
-            "city",
-            Owner::Shared,
-            a.city.clone(),
-            l.and_then(|m| m.city.clone()),
-        ),
-        (
+        shared("city", a.city.clone(), l.and_then(|m| m.city.clone())),
+        shared(
             "country",
-            Owner::Shared,
             a.country.clone(),
             l.and_then(|m| m.country.clone()),
         ),
-        (
+        shared(
             "description",
-            Owner::Shared,
             a.description.clone(),
             l.and_then(|m| m.description.clone()),
         ),
@@ -593,45 +592,26 @@ async fn apply_contact(crm: &dyn Crm, s: &Session<'_>, c: RemoteContact) -> Resu
     let account = local_account(crm, s, c.account.as_deref()).await?;
     let l = local.as_ref();
     let fields = [
-        (
+        shared(
             "firstName",
-            Owner::Shared,
             c.first_name.clone(),
             l.and_then(|m| m.first_name.clone()),
         ),
-        (
+        shared(
             "lastName",
-            Owner::Shared,
             c.last_name.clone(),
             l.and_then(|m| m.last_name.clone()),
         ),
-        (
-            "title",
-            Owner::Shared,
-            c.title.clone(),
-            l.and_then(|m| m.title.clone()),
-        ),
-        (
-            "phone",
-            Owner::Shared,
-            c.phone.clone(),
-            l.and_then(|m| m.phone.clone()),
-        ),
-        (
-            "city",
-            Owner::Shared,
-            c.city.clone(),
-            l.and_then(|m| m.city.clone()),
-        ),
-        (
+        shared("title", c.title.clone(), l.and_then(|m| m.title.clone())),
+        shared("phone", c.phone.clone(), l.and_then(|m| m.phone.clone())),
+        shared("city", c.city.clone(), l.and_then(|m| m.city.clone())),
+        shared(
             "country",
-            Owner::Shared,
             c.country.clone(),
             l.and_then(|m| m.country.clone()),
         ),
-        (
+        shared(
             "account",
-            Owner::Shared,
             account.map(|a| a.to_string()),
             l.and_then(|m| m.account_id.map(|a| a.to_string())),
         ),
@@ -743,39 +723,25 @@ async fn apply_deal(
     let account = local_account(crm, s, d.account.as_deref()).await?;
     let l = local.as_ref();
     let fields = [
-        (
-            "title",
-            Owner::Crm,
-            d.name.clone(),
-            l.map(|m| m.title.clone()),
-        ),
-        (
-            "stage",
-            Owner::Crm,
-            stage.clone(),
-            l.map(|m| m.stage.clone()),
-        ),
-        (
+        crm_owned("title", d.name.clone(), l.map(|m| m.title.clone())),
+        crm_owned("stage", stage.clone(), l.map(|m| m.stage.clone())),
+        crm_owned(
             "amount",
-            Owner::Crm,
             d.amount.map(|a| a.to_string()),
             l.and_then(|m| m.amount.map(|a| a.to_string())),
         ),
-        (
+        crm_owned(
             "closeDate",
-            Owner::Crm,
             d.close_date.map(|c| c.to_string()),
             l.and_then(|m| m.expected_close_date.map(|c| c.to_string())),
         ),
-        (
+        crm_owned(
             "owner",
-            Owner::Crm,
             d.owner.clone(),
             l.and_then(|m| owner_of(crm, &m.custom_fields)),
         ),
-        (
+        shared(
             "account",
-            Owner::Shared,
             account.map(|a| a.to_string()),
             l.and_then(|m| m.account_id.map(|a| a.to_string())),
         ),
@@ -843,17 +809,6 @@ async fn apply_deal(
         },
     )
     .await
-}
-
-/// A domain as accounts store it normalised (no scheme, no `www.`, no path).
-pub fn normalize_domain(d: &str) -> String {
-    let d = d.trim().to_lowercase();
-    let d = d
-        .strip_prefix("https://")
-        .or_else(|| d.strip_prefix("http://"))
-        .unwrap_or(&d);
-    let d = d.strip_prefix("www.").unwrap_or(d);
-    d.split('/').next().unwrap_or_default().to_owned()
 }
 
 // ---------------------------------------------------------------- push
@@ -1199,11 +1154,5 @@ mod tests {
             Some(s("B"))
         );
         assert_eq!(decide(Owner::Shared, &s("B"), &s("L"), None, false), None);
-    }
-
-    #[test]
-    fn domains_are_normalised_like_accounts_store_them() {
-        assert_eq!(normalize_domain("https://www.Acme.io/about"), "acme.io");
-        assert_eq!(normalize_domain("acme.io"), "acme.io");
     }
 }

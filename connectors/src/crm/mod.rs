@@ -306,6 +306,26 @@ impl Connector for CrmConnector {
 pub static HUBSPOT: CrmConnector = CrmConnector("HUBSPOT");
 pub static SALESFORCE: CrmConnector = CrmConnector("SALESFORCE");
 
+/// The domain of a website or domain field as users type it (`https://www.Acme.com/about`,
+/// `acme.com:443`): lower case, no scheme, `www.`, port or path; `None` when it is not one.
+pub fn domain_of(website: &str) -> Option<String> {
+    let mut w = website.trim().to_lowercase();
+    if let Some(i) = w.find("://") {
+        w = w[i + 3..].to_owned();
+    }
+    let host = w
+        .split(['/', '?', '#'])
+        .next()
+        .unwrap_or("")
+        .rsplit('@')
+        .next()
+        .unwrap_or("");
+    let host = host.split(':').next().unwrap_or("").trim_end_matches('.');
+    let host = host.strip_prefix("www.").unwrap_or(host);
+    (!host.is_empty() && host.contains('.') && !host.contains(char::is_whitespace))
+        .then(|| host.to_owned())
+}
+
 /// A timestamp in the forms CRMs use: RFC 3339, or epoch milliseconds.
 pub fn parse_time(v: &str) -> Option<DateTime<Utc>> {
     let v = v.trim();

@@ -38,7 +38,7 @@ use serde_json::{Map, Value, json};
 use super::session::Refresh;
 use super::{
     Crm, Object, Outbound, Pulled, Refusal, RemoteAccount, RemoteContact, RemoteDeal, Session,
-    parse_time, text,
+    domain_of, parse_time, text,
 };
 use crate::Settings;
 use crate::http::Request;
@@ -167,25 +167,6 @@ pub fn soql_contains(v: &str) -> String {
 /// A SOQL dateTime literal (UTC, whole seconds rounded down).
 pub fn soql_datetime(t: DateTime<Utc>) -> String {
     t.format("%Y-%m-%dT%H:%M:%SZ").to_string()
-}
-
-/// The domain of a Website as users type it (`https://www.Acme.com/about`, `acme.com:443`).
-pub fn domain_of(website: &str) -> Option<String> {
-    let mut w = website.trim().to_lowercase();
-    if let Some(i) = w.find("://") {
-        w = w[i + 3..].to_owned();
-    }
-    let host = w
-        .split(['/', '?', '#'])
-        .next()
-        .unwrap_or("")
-        .rsplit('@')
-        .next()
-        .unwrap_or("");
-    let host = host.split(':').next().unwrap_or("").trim_end_matches('.');
-    let host = host.strip_prefix("www.").unwrap_or(host);
-    (!host.is_empty() && host.contains('.') && !host.contains(char::is_whitespace))
-        .then(|| host.to_owned())
 }
 
 /// The instance's API root, `{instanceUrl}/services/data/v60.0`.

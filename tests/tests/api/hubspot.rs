@@ -7,13 +7,13 @@
 
 use std::time::Duration;
 
-use devsignal_tests::connectors::{connect, integration, ok, sync};
+use devsignal_tests::connectors::{
+    account_by_domain, connect, integration, ok, scored_signal, scores_settled, sync,
+};
 use devsignal_tests::fakes::hubspot::FakeHubSpot;
-use devsignal_tests::{Session, TestApp, assert_code, eventually, spawn_app_with};
+use devsignal_tests::{TestApp, assert_code, eventually, spawn_app_with};
 use sea_orm::{ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter};
 use serde_json::{Value, json};
-
-const INGEST: &str = "mutation($input: SignalInput!) { ingestSignal(input: $input) { signal { id account { id } } } }";
 
 async fn hubspot_app(fake: &FakeHubSpot, oauth: bool) -> TestApp {
     let mut vars = vec![("HUBSPOT_API_URL", fake.url.clone())];
@@ -24,70 +24,6 @@ async fn hubspot_app(fake: &FakeHubSpot, oauth: bool) -> TestApp {
     }
     let vars: Vec<(&str, &str)> = vars.iter().map(|(k, v)| (*k, v.as_str())).collect();
     spawn_app_with(&vars).await
-}
-
-/// A signal by `email` (its account is the email's domain); waits until the account is scored.
-async fn signal(app: &TestApp, s: &Session, email: &str, kind: &str) -> String {
-    let r = app
-        .graphql_as(
-            s.token(),
-            INGEST,
-            json!({"input": {"type": kind, "actor": {"email": email}}}),
-        )
-        .await;
-    let account = ok(&r)["ingestSignal"]["signal"]["account"]["id"]
-        .as_str()
-        .expect("the signal has an account")
-        .to_owned();
-    let id: uuid::Uuid = account.parse().unwrap();
-    eventually(
-        Duration::from_secs(30),
-        "the account to be scored",
-        || async {
-            entity::account_scores::Entity::find()
-                .filter(entity::account_scores::Column::AccountId.eq(id))
-                .one(&app.db)
-                .await
-                .unwrap()
-        },
-    )
-    .await;
-    account
-}
-
-/// Waits until every requested rescore is done (scores change after a pull links contacts).
-async fn scores_settled(app: &TestApp) {
-    eventually(Duration::from_secs(30), "scores to settle", || async {
-        let requests = entity::rescore_requests::Entity::find()
-            .count(&app.db)
-            .await
-            .unwrap();
-        let jobs = entity::jobs::Entity::find()
-            .filter(entity::jobs::Column::Name.eq("compute-score"))
-            .filter(entity::jobs::Column::State.is_in(["waiting", "active"]))
-            .count(&app.db)
-            .await
-            .unwrap();
-        (requests == 0 && jobs == 0).then_some(())
-    })
-    .await;
-}
-
-async fn account(app: &TestApp, s: &Session, domain: &str) -> Value {
-    let r = app
-        .graphql_as(
-            s.token(),
-            "query($q: String) { accounts(first: 10, filter: {query: $q}) { nodes { id name domain industry city description customFields } } }",
-            json!({"q": domain}),
-        )
-        .await;
-    ok(&r)["accounts"]["nodes"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|n| n["domain"] == domain)
-        .cloned()
-        .unwrap_or(Value::Null)
 }
 
 async fn events(app: &TestApp, kind: &str) -> u64 {
@@ -147,8 +83,8 @@ async fn hubspot_first_full_sync_both_ways_then_only_changes_and_no_loop() {
     let app = hubspot_app(&fake, false).await;
     let s = app.register("owner@vendor.dev", "Vendor").await;
     // Ours: Initech (only here) and Acme (also in HubSpot), both scored.
-    signal(&app, &s, "bob@initech.io", "repo_star").await;
-    signal(&app, &s, "ann@acme.io", "repo_fork").await;
+    scored_signal(&app, &s, "bob@initech.io", "repo_star").await;
+    scored_signal(&app, &s, "ann@acme.io", "repo_fork").await;
 
     let (id, _) = connect(
         &app,
@@ -181,10 +117,10 @@ async fn hubspot_first_full_sync_both_ways_then_only_changes_and_no_loop() {
     });
 
     // Pulled: Globex is new here, Acme got HubSpot's industry and owner, Jane and the deal.
-    let globex = account(&app, &s, "globex.com").await;
+    let globex = account_by_domain(&app, &s, "globex.com").await;
     assert_eq!(globex["name"], "Globex");
     assert_eq!(globex["city"], "Springfield");
-    let acme = account(&app, &s, "acme.io").await;
+    let acme = account_by_domain(&app, &s, "acme.io").await;
     assert_eq!(acme["industry"], "COMPUTER_SOFTWARE");
     assert_eq!(acme["customFields"]["hubspotOwnerId"], "77");
     let r = app
@@ -259,7 +195,7 @@ async fn hubspot_first_full_sync_both_ways_then_only_changes_and_no_loop() {
     );
 
     // A change here (a new signal at Initech) sends Initech, and only Initech.
-    signal(&app, &s, "carl@initech.io", "pr_opened").await;
+    scored_signal(&app, &s, "carl@initech.io", "pr_opened").await;
     eventually(Duration::from_secs(30), "Initech rescored", || async {
         let r = app
             .graphql_as(
@@ -301,7 +237,7 @@ async fn hubspot_conflicts_follow_the_written_policy() {
     .await;
     let run = sync(&app, &s, &id, false).await;
     assert_eq!(run["status"], "SUCCEEDED", "a configured stage map: {run}");
-    let acme = account(&app, &s, "acme.io").await;
+    let acme = account_by_domain(&app, &s, "acme.io").await;
     let acme_id = acme["id"].as_str().unwrap().to_owned();
 
     // Here: the description (shared, only we change it) and the industry (both change it, we
@@ -326,7 +262,7 @@ async fn hubspot_conflicts_follow_the_written_policy() {
 
     let run = sync(&app, &s, &id, false).await;
     assert_eq!(run["status"], "SUCCEEDED", "{run}");
-    let acme = account(&app, &s, "acme.io").await;
+    let acme = account_by_domain(&app, &s, "acme.io").await;
     assert_eq!(acme["name"], "Acme Corp", "CRM-owned: HubSpot wins");
     assert_eq!(acme["city"], "Berlin", "shared, changed only there");
     assert_eq!(acme["description"], "Ours", "shared, changed only here");
@@ -376,7 +312,10 @@ async fn hubspot_conflicts_follow_the_written_policy() {
     ok(&r);
     let run = sync(&app, &s, &id, true).await;
     assert_eq!(run["status"], "SUCCEEDED", "{run}");
-    assert_eq!(account(&app, &s, "acme.io").await["industry"], "Platforms");
+    assert_eq!(
+        account_by_domain(&app, &s, "acme.io").await["industry"],
+        "Platforms"
+    );
 }
 
 #[tokio::test]
@@ -385,8 +324,8 @@ async fn hubspot_per_record_errors_are_recorded_and_not_fatal() {
     fake.with(|d| d.refuse.push("initech.io".into()));
     let app = hubspot_app(&fake, false).await;
     let s = app.register("owner@vendor.dev", "Vendor").await;
-    let initech = signal(&app, &s, "bob@initech.io", "repo_star").await;
-    signal(&app, &s, "ann@hooli.io", "repo_star").await;
+    let initech = scored_signal(&app, &s, "bob@initech.io", "repo_star").await;
+    scored_signal(&app, &s, "ann@hooli.io", "repo_star").await;
     let (id, _) = connect(
         &app,
         &s,
@@ -452,7 +391,7 @@ async fn hubspot_tokens_refresh_on_401_and_a_revoked_grant_stops_with_a_clear_er
         1,
         "one refresh after the 401"
     );
-    assert_eq!(account(&app, &s, "acme.io").await["name"], "Acme");
+    assert_eq!(account_by_domain(&app, &s, "acme.io").await["name"], "Acme");
     // The refreshed token was kept: the next run needs no refresh.
     sync(&app, &s, &id, false).await;
     assert_eq!(fake.calls("/oauth/v1/token").len(), 1);
@@ -589,7 +528,7 @@ async fn hubspot_rate_limits_back_off_and_lose_nothing() {
     fake.add("companies", json!({"name": "Acme", "domain": "acme.io"}));
     let app = hubspot_app(&fake, false).await;
     let s = app.register("owner@vendor.dev", "Vendor").await;
-    signal(&app, &s, "bob@initech.io", "repo_star").await;
+    scored_signal(&app, &s, "bob@initech.io", "repo_star").await;
     let (id, _) = connect(
         &app,
         &s,
@@ -606,7 +545,7 @@ async fn hubspot_rate_limits_back_off_and_lose_nothing() {
     assert!(fake.find("companies", "domain", "initech.io").is_some());
 
     // The daily allowance spent: the run stops until midnight, nothing half-done is lost.
-    signal(&app, &s, "eve@hooli.io", "repo_star").await;
+    scored_signal(&app, &s, "eve@hooli.io", "repo_star").await;
     fake.with(|d| d.daily_spent = true);
     let run = sync(&app, &s, &id, false).await;
     assert_eq!(run["status"], "PARTIAL", "{run}");
@@ -660,7 +599,7 @@ async fn hubspot_sync_is_triggered_by_hand_and_by_the_schedule_per_tenant() {
             .then_some(())
     })
     .await;
-    assert_eq!(account(&app, &a, "acme.io").await["name"], "Acme");
+    assert_eq!(account_by_domain(&app, &a, "acme.io").await["name"], "Acme");
     // B has no HubSpot: its trigger is skipped, saying so; and B sees none of A's accounts.
     let r = app
         .graphql_as(
@@ -670,7 +609,7 @@ async fn hubspot_sync_is_triggered_by_hand_and_by_the_schedule_per_tenant() {
         )
         .await;
     ok(&r);
-    assert!(account(&app, &b, "acme.io").await.is_null());
+    assert!(account_by_domain(&app, &b, "acme.io").await.is_null());
     // B cannot read or sync A's integration.
     let r = app
         .graphql_as(
@@ -691,8 +630,8 @@ async fn hubspot_sync_is_triggered_by_hand_and_by_the_schedule_per_tenant() {
     .await;
     let run = sync(&app, &b, &idb, false).await;
     assert_eq!(run["status"], "SUCCEEDED", "{run}");
-    let acme_a = account(&app, &a, "acme.io").await;
-    let acme_b = account(&app, &b, "acme.io").await;
+    let acme_a = account_by_domain(&app, &a, "acme.io").await;
+    let acme_b = account_by_domain(&app, &b, "acme.io").await;
     assert_ne!(acme_a["id"], acme_b["id"]);
     let n = entity::external_ids::Entity::find()
         .filter(entity::external_ids::Column::System.eq("HUBSPOT"))

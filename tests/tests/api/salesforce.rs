@@ -7,13 +7,14 @@
 
 use std::time::Duration;
 
-use devsignal_tests::connectors::{connect, integration, ok, sync};
+use devsignal_tests::connectors::{
+    account_by_domain, connect, integration, ok, scored_signal, scores_settled, sync,
+};
 use devsignal_tests::fakes::salesforce::FakeSalesforce;
 use devsignal_tests::{Session, TestApp, eventually, spawn_app_with};
 use sea_orm::{ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter};
 use serde_json::{Value, json};
 
-const INGEST: &str = "mutation($input: SignalInput!) { ingestSignal(input: $input) { signal { id account { id } } } }";
 const ACCESS: &str = "00Dfake!initial";
 const REFRESH: &str = "sf-refresh-1";
 const CLIENT_ID: &str = "sf-client";
@@ -45,70 +46,6 @@ async fn connect_salesforce(
     )
     .await
     .0
-}
-
-/// A signal by `email` (its account is the email's domain); waits until the account is scored.
-async fn signal(app: &TestApp, s: &Session, email: &str, kind: &str) -> String {
-    let r = app
-        .graphql_as(
-            s.token(),
-            INGEST,
-            json!({"input": {"type": kind, "actor": {"email": email}}}),
-        )
-        .await;
-    let account = ok(&r)["ingestSignal"]["signal"]["account"]["id"]
-        .as_str()
-        .expect("the signal has an account")
-        .to_owned();
-    let id: uuid::Uuid = account.parse().unwrap();
-    eventually(
-        Duration::from_secs(30),
-        "the account to be scored",
-        || async {
-            entity::account_scores::Entity::find()
-                .filter(entity::account_scores::Column::AccountId.eq(id))
-                .one(&app.db)
-                .await
-                .unwrap()
-        },
-    )
-    .await;
-    account
-}
-
-/// Waits until every requested rescore is done (scores change after a pull links contacts).
-async fn scores_settled(app: &TestApp) {
-    eventually(Duration::from_secs(30), "scores to settle", || async {
-        let requests = entity::rescore_requests::Entity::find()
-            .count(&app.db)
-            .await
-            .unwrap();
-        let jobs = entity::jobs::Entity::find()
-            .filter(entity::jobs::Column::Name.eq("compute-score"))
-            .filter(entity::jobs::Column::State.is_in(["waiting", "active"]))
-            .count(&app.db)
-            .await
-            .unwrap();
-        (requests == 0 && jobs == 0).then_some(())
-    })
-    .await;
-}
-
-async fn account(app: &TestApp, s: &Session, domain: &str) -> Value {
-    let r = app
-        .graphql_as(
-            s.token(),
-            "query($q: String) { accounts(first: 10, filter: {query: $q}) { nodes { id name domain industry city country description customFields } } }",
-            json!({"q": domain}),
-        )
-        .await;
-    ok(&r)["accounts"]["nodes"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|n| n["domain"] == domain)
-        .cloned()
-        .unwrap_or(Value::Null)
 }
 
 /// The org's side: Acme (www.acme.io, in Berlin), Globex; Jane at Acme, Hank at Globex; an
@@ -158,8 +95,8 @@ async fn salesforce_first_full_sync_both_ways_then_only_changes() {
     fake.with(|d| d.page_size = 1);
     let s = app.register("owner@vendor.dev", "Vendor").await;
     // Ours: Initech (only here) and Acme (also there), both scored.
-    signal(&app, &s, "bob@initech.io", "repo_star").await;
-    signal(&app, &s, "ann@acme.io", "repo_fork").await;
+    scored_signal(&app, &s, "bob@initech.io", "repo_star").await;
+    scored_signal(&app, &s, "ann@acme.io", "repo_fork").await;
     let id = connect_salesforce(&app, &s, &fake, ACCESS).await;
 
     let run = sync(&app, &s, &id, false).await;
@@ -201,9 +138,9 @@ async fn salesforce_first_full_sync_both_ways_then_only_changes() {
     assert_eq!(batch[0].body["allOrNone"], false);
 
     // Pulled: Globex is new here, Acme got Salesforce's industry and city, Jane and the deals.
-    let globex = account(&app, &s, "globex.com").await;
+    let globex = account_by_domain(&app, &s, "globex.com").await;
     assert_eq!(globex["name"], "Globex");
-    let acme = account(&app, &s, "acme.io").await;
+    let acme = account_by_domain(&app, &s, "acme.io").await;
     assert_eq!(acme["industry"], "Software");
     assert_eq!(acme["city"], "Berlin");
     let r = app
@@ -285,12 +222,12 @@ async fn salesforce_first_full_sync_both_ways_then_only_changes() {
     fake.modify(&acme_sf, json!({"Name": "Acme Corporation"}));
     sync(&app, &s, &id, false).await;
     assert_eq!(
-        account(&app, &s, "acme.io").await["name"],
+        account_by_domain(&app, &s, "acme.io").await["name"],
         "Acme Corporation"
     );
 
     // A change here (a new signal at Initech) sends Initech, and only Initech, as an update.
-    signal(&app, &s, "carl@initech.io", "pr_opened").await;
+    scored_signal(&app, &s, "carl@initech.io", "pr_opened").await;
     eventually(Duration::from_secs(30), "Initech rescored", || async {
         let r = app
             .graphql_as(
@@ -327,8 +264,8 @@ async fn salesforce_per_record_errors_are_recorded_and_not_fatal() {
     let (fake, app) = salesforce_app().await;
     fake.with(|d| d.refuse.push("Initech".into()));
     let s = app.register("owner@vendor.dev", "Vendor").await;
-    let initech = signal(&app, &s, "bob@initech.io", "repo_star").await;
-    signal(&app, &s, "ann@hooli.io", "repo_star").await;
+    let initech = scored_signal(&app, &s, "bob@initech.io", "repo_star").await;
+    scored_signal(&app, &s, "ann@hooli.io", "repo_star").await;
     let id = connect_salesforce(&app, &s, &fake, ACCESS).await;
     let run = sync(&app, &s, &id, false).await;
     assert_eq!(run["status"], "PARTIAL", "{run}");
@@ -372,7 +309,7 @@ async fn salesforce_tokens_refresh_on_401_and_a_revoked_grant_stops_with_a_clear
     assert_eq!(refreshes[0].body["grant_type"], "refresh_token");
     assert_eq!(refreshes[0].body["refresh_token"], REFRESH);
     assert_eq!(refreshes[0].body["client_id"], CLIENT_ID);
-    assert_eq!(account(&app, &s, "acme.io").await["name"], "Acme");
+    assert_eq!(account_by_domain(&app, &s, "acme.io").await["name"], "Acme");
     // The refreshed token (and the refresh token Salesforce did not resend) were kept.
     sync(&app, &s, &id, false).await;
     assert_eq!(fake.calls("POST", "/services/oauth2/token").len(), 1);
@@ -402,7 +339,7 @@ async fn salesforce_tokens_refresh_on_401_and_a_revoked_grant_stops_with_a_clear
 async fn salesforce_request_limits_back_off_and_lose_nothing() {
     let (fake, app) = salesforce_app().await;
     let s = app.register("owner@vendor.dev", "Vendor").await;
-    signal(&app, &s, "bob@initech.io", "repo_star").await;
+    scored_signal(&app, &s, "bob@initech.io", "repo_star").await;
     let id = connect_salesforce(&app, &s, &fake, ACCESS).await;
 
     // The org's 24-hour allowance is spent: 403 REQUEST_LIMIT_EXCEEDED.
@@ -426,7 +363,7 @@ async fn salesforce_request_limits_back_off_and_lose_nothing() {
 
     // `Sforce-Limit-Info` saying the last call used the allowance up: the run stops before
     // sending another request, and picks up later.
-    signal(&app, &s, "eve@hooli.io", "repo_star").await;
+    scored_signal(&app, &s, "eve@hooli.io", "repo_star").await;
     fake.with(|d| d.api_used = d.api_max - 1);
     fake.clear_hits();
     let run = sync(&app, &s, &id, false).await;
@@ -447,7 +384,7 @@ async fn salesforce_request_limits_back_off_and_lose_nothing() {
 async fn salesforce_a_record_deleted_there_is_created_again() {
     let (fake, app) = salesforce_app().await;
     let s = app.register("owner@vendor.dev", "Vendor").await;
-    signal(&app, &s, "bob@initech.io", "repo_star").await;
+    scored_signal(&app, &s, "bob@initech.io", "repo_star").await;
     let id = connect_salesforce(&app, &s, &fake, ACCESS).await;
     assert_eq!(sync(&app, &s, &id, false).await["status"], "SUCCEEDED");
     let first = fake.find("Account", "Name", "Initech").unwrap();
@@ -455,7 +392,7 @@ async fn salesforce_a_record_deleted_there_is_created_again() {
 
     // Someone deletes it in Salesforce; a new signal changes its score here.
     fake.delete(&first.id);
-    signal(&app, &s, "carl@initech.io", "pr_opened").await;
+    scored_signal(&app, &s, "carl@initech.io", "pr_opened").await;
     scores_settled(&app).await;
     let mut runs = Vec::new();
     for _ in 0..2 {
@@ -513,14 +450,14 @@ async fn salesforce_sync_is_triggered_by_hand_per_tenant() {
             .then_some(())
     })
     .await;
-    assert_eq!(account(&app, &a, "acme.io").await["name"], "Acme");
-    assert!(account(&app, &b, "acme.io").await.is_null());
+    assert_eq!(account_by_domain(&app, &a, "acme.io").await["name"], "Acme");
+    assert!(account_by_domain(&app, &b, "acme.io").await.is_null());
 
     // The same Salesforce Account in two organizations maps to each one's own account.
     let idb = connect_salesforce(&app, &b, &fake, ACCESS).await;
     assert_eq!(sync(&app, &b, &idb, false).await["status"], "SUCCEEDED");
-    let acme_a = account(&app, &a, "acme.io").await;
-    let acme_b = account(&app, &b, "acme.io").await;
+    let acme_a = account_by_domain(&app, &a, "acme.io").await;
+    let acme_b = account_by_domain(&app, &b, "acme.io").await;
     assert_ne!(acme_a["id"], acme_b["id"]);
     let n = entity::external_ids::Entity::find()
         .filter(entity::external_ids::Column::System.eq("SALESFORCE"))
