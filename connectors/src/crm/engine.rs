@@ -21,6 +21,10 @@ use crate::run::{Stop, SyncContext};
 
 /// Local records read per push page.
 const PUSH_PAGE: u64 = 200;
+/// Each pull reads again what changed this long before its cursor: a CRM's search index lags
+/// its writes (HubSpot's by seconds), and a record indexed after a newer one was read must not
+/// be skipped. Records read again change nothing (the loop guard).
+const OVERLAP: chrono::Duration = chrono::Duration::minutes(5);
 /// The version of the fields DevSignal creates in a CRM (bumped when they change).
 const FIELDS_VERSION: i64 = 1;
 
@@ -115,10 +119,11 @@ async fn pull(
         .and_then(|v| v.as_str())
         .map(str::to_owned);
     loop {
+        let from = since.map(|t| t - OVERLAP);
         let fetched = match object {
-            Object::Account => Page::Accounts(crm.pull_accounts(s, since, page.as_deref()).await?),
-            Object::Contact => Page::Contacts(crm.pull_contacts(s, since, page.as_deref()).await?),
-            Object::Deal => Page::Deals(crm.pull_deals(s, since, page.as_deref()).await?),
+            Object::Account => Page::Accounts(crm.pull_accounts(s, from, page.as_deref()).await?),
+            Object::Contact => Page::Contacts(crm.pull_contacts(s, from, page.as_deref()).await?),
+            Object::Deal => Page::Deals(crm.pull_deals(s, from, page.as_deref()).await?),
         };
         let (next, latest, n) = match fetched {
             Page::Accounts(p) => {

@@ -673,3 +673,39 @@ async fn hubspot_refreshes_a_token_about_to_expire_before_using_it() {
             .all(|h| h.authorization.as_deref() == Some("Bearer hs-token-2"))
     );
 }
+
+#[tokio::test]
+async fn hubspot_pulls_a_record_its_search_index_showed_late() {
+    let fake = FakeHubSpot::start().await;
+    fake.add("companies", json!({"name": "Acme", "domain": "acme.io"}));
+    let app = hubspot_app(&fake, false).await;
+    let s = app.register("owner@vendor.dev", "Vendor").await;
+    let (id, _) = connect(
+        &app,
+        &s,
+        "HUBSPOT",
+        json!({}),
+        Some(json!({"accessToken": "hs-token-1"})),
+    )
+    .await;
+    sync(&app, &s, &id, false).await;
+    // Globex changed a minute before Acme, but HubSpot's search shows it only now (its index
+    // lags): the next run still reads it.
+    let globex = fake.add(
+        "companies",
+        json!({"name": "Globex", "domain": "globex.com"}),
+    );
+    fake.edit_at(
+        "companies",
+        &globex,
+        "city",
+        json!("Springfield"),
+        chrono::Utc::now() - chrono::Duration::seconds(60),
+    );
+    let run = sync(&app, &s, &id, false).await;
+    assert_eq!(run["status"], "SUCCEEDED", "{run}");
+    assert_eq!(
+        account_by_domain(&app, &s, "globex.com").await["city"],
+        "Springfield"
+    );
+}
