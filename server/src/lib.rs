@@ -132,7 +132,7 @@ pub async fn start_worker(state: &AppState) -> anyhow::Result<tokio::task::JoinH
     let id = jobs::worker::worker_id();
     let db = background_pool(state).await?;
     let scheduler = if state.config.scheduler_enabled {
-        Some(jobs::scheduler::start(db.clone()).await?)
+        Some(jobs::scheduler::start(db.clone(), &state.config.cron_overrides).await?)
     } else {
         None
     };

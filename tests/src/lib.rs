@@ -12,6 +12,7 @@
 pub mod bench;
 pub mod connectors;
 pub mod fakes;
+pub mod processes;
 pub mod ws;
 
 use std::collections::HashMap;
@@ -615,11 +616,15 @@ impl Recorder {
 
 /// A TCP proxy in front of a server (PostgreSQL, Redis) that a test can cut and restore, as when
 /// the server goes away: [`FaultProxy::cut`] closes every proxied connection and, until
-/// [`FaultProxy::restore`], accepts new ones only to close them at once.
+/// [`FaultProxy::restore`], accepts new ones only to close them at once. [`FaultProxy::stall`]
+/// is a partition instead: connections stay open but nothing crosses them, so a client waits
+/// for answers that never come.
 pub struct FaultProxy {
     pub port: u16,
     cut: Arc<std::sync::atomic::AtomicBool>,
+    stalled: Arc<std::sync::atomic::AtomicBool>,
     connections: Arc<Mutex<CancellationToken>>,
+    stall: Arc<Mutex<CancellationToken>>,
     task: tokio::task::JoinHandle<()>,
 }
 
@@ -631,9 +636,12 @@ impl FaultProxy {
             .expect("bind the fault proxy");
         let port = listener.local_addr().expect("local addr").port();
         let cut = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let stalled = Arc::new(std::sync::atomic::AtomicBool::new(false));
         let connections = Arc::new(Mutex::new(CancellationToken::new()));
+        let stall = Arc::new(Mutex::new(CancellationToken::new()));
         let task = tokio::spawn({
-            let (cut, connections) = (cut.clone(), connections.clone());
+            let (cut, stalled) = (cut.clone(), stalled.clone());
+            let (connections, stall) = (connections.clone(), stall.clone());
             async move {
                 while let Ok((mut inbound, _)) = listener.accept().await {
                     if cut.load(std::sync::atomic::Ordering::SeqCst) {
@@ -644,14 +652,23 @@ impl FaultProxy {
                         .lock()
                         .unwrap_or_else(|e| e.into_inner())
                         .clone();
+                    let stall = stall.lock().unwrap_or_else(|e| e.into_inner()).clone();
+                    let held = stalled.load(std::sync::atomic::Ordering::SeqCst);
                     let target = target.clone();
                     tokio::spawn(async move {
+                        if held {
+                            // Accepted, never answered, until the proxy is restored or cut.
+                            token.cancelled().await;
+                            drop(inbound);
+                            return;
+                        }
                         let Ok(mut outbound) = tokio::net::TcpStream::connect(&target).await else {
                             return;
                         };
                         tokio::select! {
                             _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound) => {}
                             () = token.cancelled() => {}
+                            () = stall.cancelled() => token.cancelled().await,
                         }
                     });
                 }
@@ -660,22 +677,45 @@ impl FaultProxy {
         FaultProxy {
             port,
             cut,
+            stalled,
             connections,
+            stall,
             task,
         }
     }
 
-    /// The server is gone: open connections close, new ones are closed at once.
-    pub fn cut(&self) {
-        self.cut.store(true, std::sync::atomic::Ordering::SeqCst);
+    fn close_connections(&self) {
         let mut token = self.connections.lock().unwrap_or_else(|e| e.into_inner());
         token.cancel();
         *token = CancellationToken::new();
     }
 
-    /// The server is back.
+    /// The server is gone: open connections close, new ones are closed at once.
+    pub fn cut(&self) {
+        self.cut.store(true, std::sync::atomic::Ordering::SeqCst);
+        self.close_connections();
+    }
+
+    /// The network is partitioned: open connections stop carrying anything, new ones are
+    /// accepted and never answered.
+    pub fn stall(&self) {
+        self.stalled
+            .store(true, std::sync::atomic::Ordering::SeqCst);
+        let mut stall = self.stall.lock().unwrap_or_else(|e| e.into_inner());
+        stall.cancel();
+        *stall = CancellationToken::new();
+    }
+
+    /// The server is back (connections held by a stall are closed, as a client would find them
+    /// after a partition).
     pub fn restore(&self) {
         self.cut.store(false, std::sync::atomic::Ordering::SeqCst);
+        if self
+            .stalled
+            .swap(false, std::sync::atomic::Ordering::SeqCst)
+        {
+            self.close_connections();
+        }
     }
 }
 

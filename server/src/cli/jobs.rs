@@ -72,7 +72,8 @@ pub async fn run(config: Config, action: JobsAction) -> anyhow::Result<()> {
         action,
         JobsAction::Status | JobsAction::Schedules | JobsAction::Show { .. }
     );
-    let (result, jobs_due) = domain::queue::noting_due_jobs(act_patiently(&db, action)).await;
+    let (result, jobs_due) =
+        domain::queue::noting_due_jobs(act_patiently(&db, &config, action)).await;
     db.close().await?;
     if writes && result.is_ok() {
         // Running workers and subscribers look now rather than at their next poll.
@@ -86,10 +87,14 @@ pub async fn run(config: Config, action: JobsAction) -> anyhow::Result<()> {
 /// Runs `action`, again (up to [`BUSY_RETRIES`] times, a second apart) when the database
 /// answered that it is busy or unreachable: the statement did not run, and a running server
 /// (SQLite's one writer at a time) may hold the write lock for a moment.
-async fn act_patiently(db: &sea_orm::DatabaseConnection, action: JobsAction) -> anyhow::Result<()> {
+async fn act_patiently(
+    db: &sea_orm::DatabaseConnection,
+    config: &Config,
+    action: JobsAction,
+) -> anyhow::Result<()> {
     let mut retries = 0;
     loop {
-        match act(db, action.clone()).await {
+        match act(db, config, action.clone()).await {
             Err(e)
                 if retries < BUSY_RETRIES
                     && e.downcast_ref::<domain::Error>()
@@ -107,7 +112,11 @@ async fn act_patiently(db: &sea_orm::DatabaseConnection, action: JobsAction) -> 
 /// How often an operator command tries again on a busy database.
 const BUSY_RETRIES: u32 = 3;
 
-async fn act(db: &sea_orm::DatabaseConnection, action: JobsAction) -> anyhow::Result<()> {
+async fn act(
+    db: &sea_orm::DatabaseConnection,
+    config: &Config,
+    action: JobsAction,
+) -> anyhow::Result<()> {
     match action {
         JobsAction::Status => {
             let counts = domain::queue::counts(db, jobs::registry::QUEUES, None).await?;
@@ -188,10 +197,12 @@ async fn act(db: &sea_orm::DatabaseConnection, action: JobsAction) -> anyhow::Re
                 "schedule", "cron", "job"
             );
             for s in jobs::registry::SCHEDULES {
-                let next = jobs::scheduler::next_run(s, now)
+                let overrides = &config.cron_overrides;
+                let next = jobs::scheduler::next_run(s, overrides, now)
                     .map(|t| t.format("%Y-%m-%d %H:%M").to_string())
                     .unwrap_or_else(|| "never".into());
-                println!("{:<32} {:<14} {:<34} {next}", s.name, s.cron, s.job);
+                let cron = jobs::scheduler::cron_of(s, overrides);
+                println!("{:<32} {:<14} {:<34} {next}", s.name, cron, s.job);
             }
         }
         JobsAction::Show { id } => {

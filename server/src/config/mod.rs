@@ -141,6 +141,9 @@ pub struct Config {
     pub job_shutdown_grace: Duration,
     /// `SCHEDULER_ENABLED` (default true): run the cron scheduler in this worker.
     pub scheduler_enabled: bool,
+    /// `CRON_OVERRIDES`: entries of the cron table run on another expression
+    /// (`name=cron;name=cron`), e.g. the alert check every 2 minutes.
+    pub cron_overrides: jobs::scheduler::Overrides,
     /// `GRAPHQL_INTROSPECTION`: schema introspection and "Did you mean …?" hints in validation
     /// errors (default: on, off in production).
     pub graphql_introspection: bool,
@@ -163,6 +166,9 @@ pub struct Config {
     pub rate_limits: RateLimits,
     /// Bounds on one GraphQL request and on WebSocket connections; `GRAPHQL_*`, `WS_*`.
     pub graphql_limits: GraphqlLimits,
+    /// `REQUEST_TIMEOUT_MS` (default 10 s): how long any other HTTP request may run before it is
+    /// answered `503 TIMEOUT`.
+    pub request_timeout: Duration,
 }
 
 /// Bounds on GraphQL requests that operators may tune (the limits on the document itself are
@@ -363,6 +369,13 @@ impl Config {
         let scheduler_enabled = match r.get("SCHEDULER_ENABLED") {
             None => true,
             Some(_) => r.flag("SCHEDULER_ENABLED"),
+        };
+        let cron_overrides = match r.get("CRON_OVERRIDES") {
+            None => Default::default(),
+            Some(text) => jobs::scheduler::parse_overrides(&text).unwrap_or_else(|e| {
+                r.problem("CRON_OVERRIDES", e);
+                Default::default()
+            }),
         };
         let graphql_introspection = match r.get("GRAPHQL_INTROSPECTION") {
             None => !prod,
@@ -595,6 +608,7 @@ impl Config {
             job_poll_interval,
             job_shutdown_grace: r.duration("JOB_SHUTDOWN_GRACE_SECONDS", Duration::from_secs(25)),
             scheduler_enabled,
+            cron_overrides,
             graphql_introspection,
             graphiql,
             metrics_token,
@@ -627,6 +641,13 @@ impl Config {
                 ),
             },
             graphql_limits: graphql_limits(&mut r),
+            request_timeout: {
+                let ms: u64 = r.parse("REQUEST_TIMEOUT_MS", 10_000, "a number of milliseconds");
+                if ms == 0 {
+                    r.problem("REQUEST_TIMEOUT_MS", "must be at least 1");
+                }
+                Duration::from_millis(ms)
+            },
         };
         if config.worker_concurrency == 0 {
             r.problem("WORKER_CONCURRENCY", "must be at least 1");
@@ -851,6 +872,35 @@ mod tests {
         assert_eq!(c.rate_limits.auth, 50);
         let err = Config::from_vars(&vars(&[("RATE_LIMIT_API", "lots")])).unwrap_err();
         assert_eq!(err.0[0].var, "RATE_LIMIT_API");
+    }
+
+    #[test]
+    fn cron_overrides_are_read_and_mistakes_named() {
+        let c = Config::from_vars(&vars(&[(
+            "CRON_OVERRIDES",
+            "alert-check-scheduler=*/2 * * * *",
+        )]))
+        .unwrap();
+        assert_eq!(
+            c.cron_overrides
+                .get("alert-check-scheduler")
+                .map(String::as_str),
+            Some("*/2 * * * *")
+        );
+        assert!(
+            Config::from_vars(&HashMap::new())
+                .unwrap()
+                .cron_overrides
+                .is_empty()
+        );
+        let err =
+            Config::from_vars(&vars(&[("CRON_OVERRIDES", "alert-check=*/2 * * * *")])).unwrap_err();
+        assert_eq!(err.0[0].var, "CRON_OVERRIDES");
+        assert!(
+            err.0[0].problem.contains("alert-check"),
+            "{}",
+            err.0[0].problem
+        );
     }
 
     #[test]

@@ -88,6 +88,7 @@ pub fn router(state: AppState, api: Router<AppState>) -> Router {
         .route("/health/ready", get(health::ready))
         .route("/metrics", get(metrics))
         .fallback(dashboard::fallback)
+        .layer(middleware::from_fn_with_state(state.clone(), deadline))
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(RequestBodyLimitLayer::new(MAX_BODY_BYTES))
         .layer(middleware::from_fn(json_errors))
@@ -276,6 +277,37 @@ async fn after_commit(State(state): State<AppState>, req: Request, next: Next) -
     let (resp, jobs_due) = domain::queue::noting_due_jobs(next.run(req)).await;
     state.commits.committed(jobs_due);
     resp
+}
+
+/// Every request but GraphQL's (which has its own deadline, `GRAPHQL_TIMEOUT_MS`, and its
+/// WebSocket) answers within `REQUEST_TIMEOUT_MS`: past it the handler is dropped (an open
+/// transaction rolls back) and the client gets `503` `TIMEOUT` with `Retry-After`, as when the
+/// database is away and a request would otherwise queue for connections until its client gave up.
+async fn deadline(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    if req.uri().path().starts_with(crate::GRAPHQL_PATH) {
+        return next.run(req).await;
+    }
+    let limit = state.config.request_timeout;
+    match tokio::time::timeout(limit, next.run(req)).await {
+        Ok(resp) => resp,
+        Err(_) => {
+            tracing::warn!(
+                timeoutMs = limit.as_millis() as u64,
+                "request stopped at its deadline"
+            );
+            let mut e = ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                domain::Code::Timeout,
+                format!(
+                    "the request did not finish within {} ms (REQUEST_TIMEOUT_MS) and was \
+                     stopped; try again (an idempotencyKey makes a retried ingest safe)",
+                    limit.as_millis()
+                ),
+            );
+            e.retry_after_secs = Some(domain::error::UNAVAILABLE_RETRY_SECS);
+            e.into_response()
+        }
+    }
 }
 
 /// Errors produced outside our handlers (axum's rejections, 405s, the body limit) come as plain

@@ -1,93 +1,13 @@
 //! The `devsignal` binary as an operator runs it.
 
-use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex};
+use std::process::Command;
 use std::time::Duration;
 
 use devsignal_tests::{TestDatabase, devsignal_bin, eventually};
 use serde_json::Value;
 
-pub(crate) fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-/// A running `devsignal` process whose output lines are collected.
-pub(crate) struct Proc {
-    child: Child,
-    lines: Arc<Mutex<Vec<String>>>,
-}
-
-impl Proc {
-    pub(crate) fn start(cwd: &Path, args: &[&str], env: &[(&str, &str)]) -> Proc {
-        let mut cmd = Command::new(devsignal_bin());
-        cmd.args(args)
-            .current_dir(cwd)
-            .env_clear()
-            .env("PATH", std::env::var("PATH").unwrap_or_default())
-            .env("RUST_LOG", "info")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        for (k, v) in env {
-            cmd.env(k, v);
-        }
-        let mut child = cmd.spawn().expect("spawn devsignal");
-        let lines = Arc::new(Mutex::new(Vec::new()));
-        for out in [
-            Box::new(child.stdout.take().unwrap()) as Box<dyn std::io::Read + Send>,
-            Box::new(child.stderr.take().unwrap()),
-        ] {
-            let lines = lines.clone();
-            std::thread::spawn(move || {
-                for line in BufReader::new(out).lines().map_while(Result::ok) {
-                    lines.lock().unwrap().push(line);
-                }
-            });
-        }
-        Proc { child, lines }
-    }
-
-    pub(crate) fn output(&self) -> Vec<String> {
-        self.lines.lock().unwrap().clone()
-    }
-
-    pub(crate) async fn wait_for_line(&self, needle: &str) -> String {
-        eventually(Duration::from_secs(60), needle, || async {
-            self.output().into_iter().find(|l| l.contains(needle))
-        })
-        .await
-    }
-
-    /// SIGKILL: the process dies at once, mid-work.
-    pub(crate) fn kill9(&mut self) {
-        self.child.kill().unwrap();
-        self.child.wait().unwrap();
-    }
-
-    pub(crate) fn terminate(&mut self) -> std::process::ExitStatus {
-        let pid = self.child.id().to_string();
-        Command::new("kill").args(["-TERM", &pid]).status().unwrap();
-        for _ in 0..200 {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                return status;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        self.child.kill().ok();
-        panic!("devsignal did not exit within 10 s of SIGTERM");
-    }
-}
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-    }
-}
+pub(crate) use devsignal_tests::processes::{Proc, free_port};
 
 pub(crate) fn run(args: &[&str], env: &[(&str, &str)]) -> (i32, String, String) {
     // A directory of its own, so nothing a command writes lands in the source tree.

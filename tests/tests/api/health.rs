@@ -180,3 +180,60 @@ async fn after_the_database_comes_back_the_server_serves_again_without_a_restart
     .await;
     assert_eq!(app.get("/health").await.status(), 200);
 }
+
+/// A REST request answers within `REQUEST_TIMEOUT_MS` even while the database does not answer
+/// (a network partition: connections open, nothing comes back): `503` `TIMEOUT` with
+/// `Retry-After`, never a request left hanging until its client gives up.
+#[tokio::test]
+async fn a_rest_request_answers_within_its_deadline_while_the_database_does_not_answer() {
+    let test_db = devsignal_tests::TestDatabase::new().await;
+    if !test_db.is_postgres() {
+        return; // a SQLite file cannot become unreachable; covered by the PostgreSQL pass
+    }
+    let mut url = url::Url::parse(&test_db.url).unwrap();
+    let target = format!("{}:{}", url.host_str().unwrap(), url.port().unwrap_or(5432));
+    let proxy = devsignal_tests::FaultProxy::start(target).await;
+    url.set_port(Some(proxy.port)).unwrap();
+    let vars = devsignal_tests::test_vars(
+        &test_db,
+        &[
+            ("DATABASE_URL", url.as_str()),
+            ("REQUEST_TIMEOUT_MS", "3000"),
+        ],
+    );
+    let app = devsignal_tests::spawn_on(test_db, vars).await;
+    let s = app.register("deadline@health.test", "Deadline").await;
+    let key = app.api_key(&s, &["signals:write"]).await;
+    let ingest = |app: &devsignal_tests::TestApp| {
+        app.client
+            .post(app.url("/api/v1/signals"))
+            .bearer_auth(&key)
+            .json(&serde_json::json!({"type": "signup", "actor": {"email": "a@deadline.io"}}))
+            .send()
+    };
+    assert_eq!(ingest(&app).await.unwrap().status(), 201);
+
+    proxy.stall();
+    let resp = ingest(&app).await.unwrap();
+    assert_eq!(resp.status(), 503);
+    assert_eq!(
+        resp.headers()
+            .get("retry-after")
+            .and_then(|v| v.to_str().ok()),
+        Some("5")
+    );
+    let body: Value = resp.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "TIMEOUT", "{body}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("REQUEST_TIMEOUT_MS"),
+        "{body}"
+    );
+    proxy.restore();
+    devsignal_tests::eventually(Duration::from_secs(30), "ingest to work again", || async {
+        ingest(&app).await.ok()?.status().is_success().then_some(())
+    })
+    .await;
+}

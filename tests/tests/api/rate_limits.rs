@@ -195,54 +195,6 @@ async fn with_redis_the_counters_live_under_rl_limiter_ip() {
     assert!((1..=60).contains(&ttl), "{ttl}");
 }
 
-/// A Redis of this test's own, on a port of its own, that the test can kill and start again.
-struct OwnRedis {
-    port: u16,
-    child: Option<std::process::Child>,
-}
-
-impl OwnRedis {
-    fn start(port: u16) -> Self {
-        let mut r = OwnRedis { port, child: None };
-        r.restart();
-        r
-    }
-
-    fn restart(&mut self) {
-        let child = std::process::Command::new("redis-server")
-            .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
-            .args(["--save", "", "--appendonly", "no"])
-            .stdout(std::process::Stdio::null())
-            .spawn()
-            .expect("redis-server is on PATH (.ci/run installs it)");
-        self.child = Some(child);
-        for _ in 0..100 {
-            if std::net::TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
-                return;
-            }
-            std::thread::sleep(std::time::Duration::from_millis(50));
-        }
-        panic!("redis-server did not start on port {}", self.port);
-    }
-
-    fn kill(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-
-    fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}", self.port)
-    }
-}
-
-impl Drop for OwnRedis {
-    fn drop(&mut self) {
-        self.kill();
-    }
-}
-
 async fn redis_health(app: &devsignal_tests::TestApp) -> String {
     let body: Value = app.get("/health").await.json().await.unwrap();
     body["redis"].as_str().unwrap_or_default().to_owned()
@@ -253,7 +205,7 @@ async fn redis_health(app: &devsignal_tests::TestApp) -> String {
 /// says `ok` again and the counters live in Redis again.
 #[tokio::test]
 async fn after_a_redis_restart_the_budget_holds_and_the_server_reconnects() {
-    let mut redis = OwnRedis::start(crate::cli::free_port());
+    let mut redis = devsignal_tests::processes::OwnRedis::start(crate::cli::free_port());
     let url = redis.url();
     let app = spawn_app_with(&[
         ("RATE_LIMIT_AUTH", ""),
