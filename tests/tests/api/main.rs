@@ -19,6 +19,8 @@ mod discord;
 mod enrichment;
 mod error_codes;
 mod events;
+mod faults;
+mod fuzz;
 mod github;
 mod graphql;
 mod health;
