@@ -209,7 +209,10 @@ async fn forgot_password(
     State(state): State<AppState>,
     Json(body): Json<ForgotRequest>,
 ) -> ApiResult<Response> {
-    state.identity.send_password_reset(&body.email).await?;
+    // A malformed address is the caller's mistake, said as such; whether an account exists for
+    // a well-formed one is never said.
+    let email = domain::secrets::normalize_email("email", &body.email)?;
+    state.identity.send_password_reset(&email).await?;
     Ok((
         StatusCode::ACCEPTED,
         axum::Json(json!({ "message": FORGOT_MESSAGE })),

@@ -151,6 +151,13 @@ fn segment_input(msg: Value, kind: Option<&str>, prefix: &str) -> Result<Input, 
     };
     let user_id = string_at(&msg, &["userId"]);
     let anonymous_id = string_at(&msg, &["anonymousId"]);
+    if user_id.is_none() && anonymous_id.is_none() {
+        // Segment's spec: every call names its user (or an anonymous one).
+        return Err(domain::Error::invalid(
+            f("userId"),
+            "a userId or an anonymousId is required",
+        ));
+    }
     let t = |k: &str| str_at(&traits, &[k]).map(str::to_owned);
     let name = t("name").or_else(|| {
         let full = [

@@ -22,7 +22,7 @@ async fn gql(app: &TestApp, s: &Session, q: &str, vars: Value) -> Value {
 }
 
 /// This organization's objects, one of each kind an id can name.
-async fn fixture(app: &TestApp, a: &Session) -> HashMap<&'static str, String> {
+pub(crate) async fn fixture(app: &TestApp, a: &Session) -> HashMap<&'static str, String> {
     let mut ids = HashMap::new();
     let id_of = |v: &Value| v.as_str().unwrap().to_owned();
     let r = gql(
@@ -165,7 +165,7 @@ fn entity_for(operation: &str, name: &str) -> Option<&'static str> {
 }
 
 /// A type reference without its wrappers: (name, list, non-null).
-fn unwrap(t: &Value) -> (String, bool, bool) {
+pub(crate) fn unwrap(t: &Value) -> (String, bool, bool) {
     let mut cur = t;
     let mut list = false;
     let non_null = cur["kind"] == "NON_NULL";
@@ -187,18 +187,53 @@ fn unwrap(t: &Value) -> (String, bool, bool) {
     }
 }
 
-struct Schema {
-    types: BTreeMap<String, Value>,
+pub(crate) struct Schema {
+    pub(crate) types: BTreeMap<String, Value>,
+    /// The root operation types: (type name, `query` or `mutation`).
+    pub(crate) roots: Vec<(String, &'static str)>,
 }
 
 impl Schema {
-    fn kind(&self, name: &str) -> &str {
+    /// The schema as `s` sees it through introspection.
+    pub(crate) async fn introspect(app: &TestApp, s: &Session) -> Schema {
+        let intro = app
+            .graphql_as(
+                s.token(),
+                &format!(
+                    "{{ __schema {{ queryType {{ name }} mutationType {{ name }} types {{ kind name
+                       fields {{ name args {{ name defaultValue type {{ ...T }} }} type {{ ...T }} }}
+                       inputFields {{ name defaultValue type {{ ...T }} }} enumValues {{ name }} }} }} }}
+                     {TYPE_REF}"
+                ),
+                json!({}),
+            )
+            .await;
+        let root = |which: &str| {
+            intro["data"]["__schema"][which]["name"]
+                .as_str()
+                .map(str::to_owned)
+        };
+        Schema {
+            types: intro["data"]["__schema"]["types"]
+                .as_array()
+                .unwrap_or_else(|| panic!("introspection: {intro}"))
+                .iter()
+                .map(|t| (t["name"].as_str().unwrap().to_owned(), t.clone()))
+                .collect(),
+            roots: [("queryType", "query"), ("mutationType", "mutation")]
+                .into_iter()
+                .filter_map(|(which, keyword)| Some((root(which)?, keyword)))
+                .collect(),
+        }
+    }
+
+    pub(crate) fn kind(&self, name: &str) -> &str {
         self.types[name]["kind"].as_str().unwrap_or("")
     }
 
     /// A value for a type: ids of the fixture where the name says which, required fields of
     /// inputs with plain values. `None` when the value needs an id nobody named.
-    fn value(
+    pub(crate) fn value(
         &self,
         operation: &str,
         name: &str,
@@ -268,7 +303,7 @@ impl Schema {
     }
 
     /// Whether an input type holds an ID field (within a few levels).
-    fn holds_id(&self, ty: &str, depth: usize) -> bool {
+    pub(crate) fn holds_id(&self, ty: &str, depth: usize) -> bool {
         if depth > 3 || self.kind(ty) != "INPUT_OBJECT" {
             return false;
         }
@@ -284,7 +319,7 @@ impl Schema {
 
     /// The selection set of a result type: `__typename` for objects, the edges of a connection,
     /// each item's success of a batch.
-    fn selection(&self, t: &Value) -> String {
+    pub(crate) fn selection(&self, t: &Value) -> String {
         let (ty, _, _) = unwrap(t);
         let has = |field: &str| {
             self.types[&ty]["fields"]
@@ -301,7 +336,7 @@ impl Schema {
     }
 }
 
-fn gql_type(t: &Value) -> String {
+pub(crate) fn gql_type(t: &Value) -> String {
     match t["kind"].as_str() {
         Some("NON_NULL") => format!("{}!", gql_type(&t["ofType"])),
         Some("LIST") => format!("[{}]", gql_type(&t["ofType"])),
@@ -311,9 +346,9 @@ fn gql_type(t: &Value) -> String {
 
 /// What the generator filled in for one operation.
 #[derive(Default)]
-struct Filled {
+pub(crate) struct Filled {
     /// Id arguments nobody named.
-    missing: Vec<String>,
+    pub(crate) missing: Vec<String>,
 }
 
 /// The fields an error names.
@@ -391,39 +426,12 @@ async fn every_operation_taking_an_id_gives_another_organization_nothing() {
     let before = snapshot(&app, &a, &ids).await;
     let b_key = app.api_key(&b, &["admin"]).await;
 
-    let intro = app
-        .graphql_as(
-            b.token(),
-            &format!(
-                "{{ __schema {{ queryType {{ name }} mutationType {{ name }} types {{ kind name
-                   fields {{ name args {{ name defaultValue type {{ ...T }} }} type {{ ...T }} }}
-                   inputFields {{ name defaultValue type {{ ...T }} }} enumValues {{ name }} }} }} }}
-                 {TYPE_REF}"
-            ),
-            json!({}),
-        )
-        .await;
-    let schema = Schema {
-        types: intro["data"]["__schema"]["types"]
-            .as_array()
-            .unwrap_or_else(|| panic!("introspection: {intro}"))
-            .iter()
-            .map(|t| (t["name"].as_str().unwrap().to_owned(), t.clone()))
-            .collect(),
-    };
+    let schema = Schema::introspect(&app, &b).await;
     let mut tried = 0;
     let mut problems = Vec::new();
     let mut missing = Vec::new();
     let mut covered = Vec::new();
-    let roots = [
-        (&intro["data"]["__schema"]["queryType"]["name"], "query"),
-        (
-            &intro["data"]["__schema"]["mutationType"]["name"],
-            "mutation",
-        ),
-    ];
-    for (root, keyword) in roots {
-        let root = root.as_str().unwrap();
+    for (root, keyword) in &schema.roots {
         for f in schema.types[root]["fields"].as_array().unwrap() {
             let op = f["name"].as_str().unwrap();
             let args = f["args"].as_array().unwrap();
