@@ -21,6 +21,7 @@ mod error_codes;
 mod events;
 mod github;
 mod graphql;
+mod graphql_http;
 mod health;
 mod hubspot;
 mod ingest_rules;
