@@ -71,7 +71,16 @@ fn validation() -> Validation {
 }
 
 fn unauthenticated() -> Error {
-    Error::Unauthenticated("invalid or expired token".into())
+    Error::Unauthenticated("invalid access token: sign in again".into())
+}
+
+/// A well-signed access token past its `exp`: the client should refresh, not start over.
+fn expired() -> Error {
+    Error::Unauthenticated(
+        "the access token has expired: get a new one from POST /api/v1/auth/refresh, or sign in \
+         again"
+            .into(),
+    )
 }
 
 impl Jwt {
@@ -128,16 +137,27 @@ impl Jwt {
             .map_err(|e| Error::Internal(format!("signing a token: {e}")))
     }
 
+    /// The claims of a valid access token. A token signed with one of our keys but past its
+    /// expiry says so (jsonwebtoken checks the signature before the claims, so only our own
+    /// tokens can be told expired); anything else is just invalid.
     pub fn verify_access(&self, token: &str) -> Result<AccessClaims> {
         let validation = validation();
+        let mut expired_here = false;
         for key in &self.access_verify {
-            if let Ok(data) = jsonwebtoken::decode::<AccessClaims>(token, key, &validation)
-                && data.claims.typ == ACCESS
-            {
-                return Ok(data.claims);
+            match jsonwebtoken::decode::<AccessClaims>(token, key, &validation) {
+                Ok(data) if data.claims.typ == ACCESS => return Ok(data.claims),
+                Ok(_) => {}
+                Err(e) => {
+                    expired_here |=
+                        matches!(e.kind(), jsonwebtoken::errors::ErrorKind::ExpiredSignature);
+                }
             }
         }
-        Err(unauthenticated())
+        Err(if expired_here {
+            expired()
+        } else {
+            unauthenticated()
+        })
     }
 
     pub fn verify_refresh(&self, token: &str) -> Result<RefreshClaims> {

@@ -175,8 +175,8 @@ pub struct Config {
 /// constants in `graphql::limits`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct GraphqlLimits {
-    /// `GRAPHQL_TIMEOUT_MS`: how long one GraphQL request over HTTP may run before it is stopped
-    /// and answered with `TIMEOUT` (default 30 s).
+    /// `GRAPHQL_TIMEOUT_MS`: how long one GraphQL request over HTTP, or one query or mutation
+    /// over WebSocket, may run before it is stopped and answered with `TIMEOUT` (default 30 s).
     pub timeout: Duration,
     /// `GRAPHQL_MAX_RESPONSE_BYTES`: the largest GraphQL response sent; a larger one is replaced
     /// by a `LIMIT_EXCEEDED` error (default 8 MiB).

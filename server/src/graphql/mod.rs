@@ -25,6 +25,7 @@ pub mod signals;
 mod socket;
 mod system;
 pub mod transport;
+mod variables;
 pub mod webhooks;
 
 use async_graphql::{MergedObject, MergedSubscription, Schema};
@@ -96,6 +97,7 @@ pub fn schema(state: Option<AppState>) -> AppSchema {
     .limit_recursive_depth(limits::MAX_RECURSION)
     .extension(ErrorCodes)
     .extension(limits::DocumentLimits)
+    .extension(variables::CoerceVariables)
     .extension(nul::RefuseNul)
     .extension(after_commit::AfterCommit);
     if let Some(state) = state {
@@ -114,14 +116,15 @@ pub fn sdl() -> String {
     schema(None).sdl()
 }
 
-/// The GraphQL transports' routes: queries and mutations over HTTP, subscriptions over
-/// WebSocket. (The GraphiQL page is a static page of the dashboard's, at `/graphiql`.) The HTTP layer wraps them in the same middleware as every
-/// other route.
+/// The GraphQL transports' routes: queries and mutations over HTTP (queries by GET too),
+/// subscriptions over WebSocket. (The GraphiQL page is a static page of the dashboard's, at
+/// `/graphiql`; a browser opening the endpoint is sent there.) The HTTP layer wraps them in the
+/// same middleware as every other route.
 pub fn routes(schema: AppSchema) -> Router<AppState> {
     Router::new()
         .route(
             transport::GRAPHQL_PATH,
-            post(transport::execute).get(transport::to_graphiql),
+            post(transport::execute).get(transport::execute_get),
         )
         .route(transport::GRAPHQL_WS_PATH, get(transport::websocket))
         .layer(Extension(schema))

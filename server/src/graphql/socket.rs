@@ -1,10 +1,12 @@
 //! Bounds on GraphQL over WebSocket: connections open at once per client address
 //! (`WS_MAX_CONNECTIONS`, refused at the upgrade with `429 RATE_LIMITED`), operations running at
 //! once on one connection (`WS_MAX_SUBSCRIPTIONS`, each one beyond answered with a
-//! `LIMIT_EXCEEDED` error), and the size of each message (`GRAPHQL_MAX_RESPONSE_BYTES`).
+//! `LIMIT_EXCEEDED` error), the size of each message (`GRAPHQL_MAX_RESPONSE_BYTES`), and how long
+//! a query or mutation may run (`GRAPHQL_TIMEOUT_MS`, as over HTTP; subscriptions run on).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
 
 use async_graphql::{Data, Executor, Request, Response, ServerError};
 use dashmap::DashMap;
@@ -48,24 +50,80 @@ impl Drop for ConnectionSlot {
 }
 
 /// The schema as one connection's executor: at most `max_operations` running at once, each
-/// message at most `max_response_bytes`.
+/// message at most `max_response_bytes`, each query or mutation done within `timeout`.
 #[derive(Clone)]
 pub struct ConnectionExecutor {
     schema: AppSchema,
     running: Arc<AtomicUsize>,
     max_operations: usize,
     max_response_bytes: usize,
+    timeout: Duration,
 }
 
 impl ConnectionExecutor {
-    pub fn new(schema: AppSchema, max_operations: usize, max_response_bytes: usize) -> Self {
+    pub fn new(
+        schema: AppSchema,
+        max_operations: usize,
+        max_response_bytes: usize,
+        timeout: Duration,
+    ) -> Self {
         Self {
             schema,
             running: Arc::new(AtomicUsize::new(0)),
             max_operations,
             max_response_bytes,
+            timeout,
         }
     }
+}
+
+/// True when the operation `request` runs is a subscription (a document that does not parse is
+/// not: the schema answers it at once).
+fn is_subscription(request: &Request) -> bool {
+    use async_graphql::parser::types::{DocumentOperations, OperationType};
+    let Ok(doc) = async_graphql::parser::parse_query(&request.query) else {
+        return false;
+    };
+    let ty = match (&doc.operations, request.operation_name.as_deref()) {
+        (DocumentOperations::Single(op), _) => Some(op.node.ty),
+        (DocumentOperations::Multiple(ops), Some(name)) => ops.get(name).map(|op| op.node.ty),
+        (DocumentOperations::Multiple(ops), None) => ops
+            .values()
+            .next()
+            .filter(|_| ops.len() == 1)
+            .map(|op| op.node.ty),
+    };
+    ty == Some(OperationType::Subscription)
+}
+
+/// The `TIMEOUT` answer of an operation stopped at its deadline.
+fn timeout_error(timeout: Duration) -> Response {
+    tracing::warn!(
+        timeoutMs = timeout.as_millis() as u64,
+        "GraphQL operation over WebSocket stopped at its deadline"
+    );
+    let mut e = ServerError::new(super::transport::timeout_message(timeout), None);
+    e.extensions
+        .get_or_insert_with(Default::default)
+        .set("code", domain::Code::Timeout.as_str());
+    Response::from_errors(vec![e])
+}
+
+/// `stream` (one query's or mutation's answers), stopped with a `TIMEOUT` answer if it has not
+/// ended within `timeout`.
+fn under_deadline(
+    stream: BoxStream<'static, Response>,
+    timeout: Duration,
+) -> BoxStream<'static, Response> {
+    let deadline = Box::pin(tokio::time::sleep(timeout));
+    futures::stream::unfold(Some((stream, deadline)), move |state| async move {
+        let (mut stream, mut deadline) = state?;
+        tokio::select! {
+            item = stream.next() => item.map(|resp| (resp, Some((stream, deadline)))),
+            () = &mut deadline => Some((timeout_error(timeout), None)),
+        }
+    })
+    .boxed()
 }
 
 /// An operation's place on its connection, freed when its stream ends or is stopped.
@@ -107,7 +165,13 @@ impl Executor for ConnectionExecutor {
     fn execute(&self, request: Request) -> impl Future<Output = Response> + Send {
         let schema = self.schema.clone();
         let max = self.max_response_bytes;
-        async move { capped(schema.execute(request).await, max) }
+        let timeout = self.timeout;
+        async move {
+            match tokio::time::timeout(timeout, schema.execute(request)).await {
+                Ok(resp) => capped(resp, max),
+                Err(_) => timeout_error(timeout),
+            }
+        }
     }
 
     fn execute_stream(
@@ -131,7 +195,14 @@ impl Executor for ConnectionExecutor {
             .boxed();
         }
         let max = self.max_response_bytes;
-        Executor::execute_stream(&self.schema, request, session_data)
+        // Queries and mutations run under the HTTP deadline; a subscription lives as long as
+        // its client wants.
+        let subscription = is_subscription(&request);
+        let mut stream = Executor::execute_stream(&self.schema, request, session_data);
+        if !subscription {
+            stream = under_deadline(stream, self.timeout);
+        }
+        stream
             .map(move |resp| {
                 let _running = &slot;
                 capped(resp, max)

@@ -392,6 +392,61 @@ async fn other_algorithms_forgeries_and_expired_tokens_are_unauthenticated() {
 }
 
 #[tokio::test]
+async fn an_expired_token_says_it_expired() {
+    let app = spawn_app().await;
+    let s = app.register("ada@example.com", "One").await;
+    let secret = app
+        .state
+        .config
+        .jwt_secret
+        .as_ref()
+        .unwrap()
+        .expose_secret()
+        .to_owned();
+    let sign = |claims: &Value, secret: &[u8]| {
+        jsonwebtoken::encode(
+            &Header::new(Algorithm::HS256),
+            claims,
+            &EncodingKey::from_secret(secret).unwrap(),
+        )
+        .unwrap()
+    };
+    let mut old = claims_of(&s.access_token);
+    let now = chrono::Utc::now().timestamp();
+    old["iat"] = json!(now - 7200);
+    old["exp"] = json!(now - 3600);
+    let expired = sign(&old, secret.as_bytes());
+    let resp = app
+        .client
+        .post(app.url("/api/v1/graphql"))
+        .bearer_auth(&expired)
+        .json(&json!({"query": VIEWER}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 401);
+    let body: Value = resp.json().await.unwrap();
+    assert_eq!(error_code(&body), Some("UNAUTHENTICATED"), "{body}");
+    let message = body["errors"][0]["message"].as_str().unwrap();
+    assert!(message.contains("expired"), "{message}");
+    assert!(message.contains("/api/v1/auth/refresh"), "{message}");
+    // Over WebSocket too: the connection is refused with the same reason (the legacy protocol
+    // says it in a `connection_error` message, graphql-transport-ws in its close frame).
+    let mut ws = app.ws("graphql-ws").await;
+    let refused = ws
+        .init(json!({"Authorization": format!("Bearer {expired}")}))
+        .await;
+    assert_eq!(refused["type"], "connection_error", "{refused}");
+    assert!(refused.to_string().contains("expired"), "{refused}");
+    // Only our own tokens can be told expired: an expired forgery is merely invalid.
+    let forged = sign(&old, b"not the server's secret at all");
+    let resp = app.graphql_as(Some(&forged), VIEWER, json!({})).await;
+    assert_eq!(error_code(&resp), Some("UNAUTHENTICATED"), "{resp}");
+    let message = resp["errors"][0]["message"].as_str().unwrap();
+    assert!(!message.contains("expired"), "{message}");
+}
+
+#[tokio::test]
 async fn tokens_signed_with_the_previous_secret_still_work() {
     let old_secret = server::config::random_hex(64);
     // Sign a token the way the old deployment did, for a session the new one knows.

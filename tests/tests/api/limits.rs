@@ -187,6 +187,10 @@ async fn a_request_past_its_deadline_is_stopped_with_timeout() {
     lock.rollback().await.unwrap();
     assert_eq!(error_code(&r), Some("TIMEOUT"), "{r}");
     assert!(message(&r).contains("GRAPHQL_TIMEOUT_MS"), "{r}");
+    assert!(
+        !message(&r).contains("  "),
+        "one sentence, no run of spaces: {r}"
+    );
     health_answers(&app).await;
 }
 

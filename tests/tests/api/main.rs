@@ -23,6 +23,7 @@ mod faults;
 mod fuzz;
 mod github;
 mod graphql;
+mod graphql_http;
 mod health;
 mod hubspot;
 mod ingest_rules;
