@@ -10,6 +10,7 @@ use chrono::{DateTime, Utc};
 use entity::{webhook_attempts, webhook_deliveries, webhook_endpoints};
 use uuid::Uuid;
 
+use super::common::db;
 use super::common::parse_id;
 use super::common::{ListConnection, connection, page_request};
 use super::common::{meta, state};
@@ -299,7 +300,7 @@ impl WebhookQuery {
         ctx: &Context<'_>,
     ) -> async_graphql::Result<Vec<WebhookEndpoint>> {
         let actor = actor(ctx)?;
-        Ok(domain::webhooks::list(&state(ctx)?.db, actor)
+        Ok(domain::webhooks::list(&*db(ctx).await?, actor)
             .await
             .gql()?
             .into_iter()
@@ -316,7 +317,7 @@ impl WebhookQuery {
         let actor = actor(ctx)?;
         let id = parse_id(&id, "WebhookEndpoint").gql()?;
         Ok(endpoint(
-            domain::webhooks::get(&state(ctx)?.db, actor, id)
+            domain::webhooks::get(&*db(ctx).await?, actor, id)
                 .await
                 .gql()?,
         ))
@@ -344,7 +345,8 @@ impl WebhookQuery {
         before: Option<String>,
     ) -> async_graphql::Result<ListConnection<WebhookDelivery>> {
         let actor = actor(ctx)?;
-        let db = &state(ctx)?.db;
+        let slot = db(ctx).await?;
+        let db = &*slot;
         let req = page_request(ctx, first, after, last, before)?;
         let filter = domain::webhooks::DeliveryFilter {
             endpoint_id: endpoint_id
@@ -374,7 +376,8 @@ impl WebhookQuery {
         id: ID,
     ) -> async_graphql::Result<WebhookDelivery> {
         let actor = actor(ctx)?;
-        let db = &state(ctx)?.db;
+        let slot = db(ctx).await?;
+        let db = &*slot;
         let id = parse_id(&id, "WebhookDelivery").gql()?;
         let model = domain::webhooks::get_delivery(db, actor, id).await.gql()?;
         one_delivery(db, model).await
@@ -463,7 +466,7 @@ impl WebhookMutation {
     ) -> async_graphql::Result<ID> {
         let actor = actor(ctx)?;
         let id = parse_id(&id, "WebhookEndpoint").gql()?;
-        let id = domain::webhooks::delete(&state(ctx)?.db, actor, &meta(ctx), id)
+        let id = domain::webhooks::delete(&*db(ctx).await?, actor, &meta(ctx), id)
             .await
             .gql()?;
         Ok(ID(id.to_string()))
@@ -502,7 +505,8 @@ impl WebhookMutation {
         delivery_id: ID,
     ) -> async_graphql::Result<WebhookDelivery> {
         let actor = actor(ctx)?;
-        let db = &state(ctx)?.db;
+        let slot = db(ctx).await?;
+        let db = &*slot;
         let id = parse_id(&delivery_id, "WebhookDelivery").gql()?;
         let model = domain::webhooks::redeliver(db, actor, id).await.gql()?;
         one_delivery(db, model).await
@@ -519,7 +523,7 @@ impl WebhookMutation {
     ) -> async_graphql::Result<WebhookReplay> {
         let actor = actor(ctx)?;
         let id = parse_id(&endpoint_id, "WebhookEndpoint").gql()?;
-        let rows = domain::webhooks::replay(&state(ctx)?.db, actor, &meta(ctx), id, from, to)
+        let rows = domain::webhooks::replay(&*db(ctx).await?, actor, &meta(ctx), id, from, to)
             .await
             .gql()?;
         Ok(WebhookReplay {
@@ -535,7 +539,8 @@ impl WebhookMutation {
         endpoint_id: ID,
     ) -> async_graphql::Result<WebhookDelivery> {
         let actor = actor(ctx)?;
-        let db = &state(ctx)?.db;
+        let slot = db(ctx).await?;
+        let db = &*slot;
         let id = parse_id(&endpoint_id, "WebhookEndpoint").gql()?;
         let model = domain::webhooks::send_test(db, actor, id).await.gql()?;
         one_delivery(db, model).await
