@@ -124,6 +124,12 @@ impl WebhookEndpoint {
     async fn enabled(&self) -> bool {
         self.model.enabled
     }
+    /// Deliveries carry `object`: the current fields of the account, contact, deal or signal the
+    /// event is about (null when it is gone, or when whoever turned this on may not read that
+    /// kind: an API key's scopes are kept), read when each delivery is sent. False: `data` only.
+    async fn include_object(&self) -> bool {
+        self.model.include_object
+    }
     async fn status(&self) -> WebhookEndpointStatus {
         match self.model.status.as_str() {
             domain::webhooks::status::FAILING => WebhookEndpointStatus::Failing,
@@ -268,6 +274,10 @@ pub struct CreateWebhookEndpointInput {
     pub event_types: Vec<String>,
     pub description: Option<String>,
     pub filter: Option<WebhookFilter>,
+    /// Each delivery also carries the changed object's current fields under `object` (read when
+    /// sent, limited to what the creator may read; see `WebhookEndpoint.includeObject`).
+    #[graphql(default)]
+    pub include_object: bool,
 }
 
 /// Fields left out stay as they are; `null` clears `description` or `filter`.
@@ -279,6 +289,8 @@ pub struct UpdateWebhookEndpointInput {
     /// `true` re-enables a disabled endpoint (and makes it HEALTHY); `false` disables it.
     pub enabled: Option<bool>,
     pub filter: MaybeUndefined<WebhookFilter>,
+    /// Turn the changed object in each delivery on or off (see `WebhookEndpoint.includeObject`).
+    pub include_object: Option<bool>,
 }
 
 /// What a replay queued.
@@ -409,6 +421,7 @@ impl WebhookMutation {
                 event_types: input.event_types,
                 description: input.description,
                 filter,
+                include_object: input.include_object,
             },
         )
         .await
@@ -451,6 +464,7 @@ impl WebhookMutation {
                 description,
                 enabled: input.enabled,
                 filter,
+                include_object: input.include_object,
             },
         )
         .await
