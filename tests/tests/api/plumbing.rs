@@ -216,3 +216,25 @@ async fn shutdown_lets_in_flight_requests_finish_and_stops_accepting() {
     assert!(answer.contains("serverInfo"), "{answer}");
     server.await.unwrap().unwrap();
 }
+
+/// The server's allocator gives memory back after a spike without waiting for the next
+/// allocation: jemalloc's background purging threads run in every process that links the server
+/// (glibc's malloc has none, and kept a spike's memory; `--bench memory` shows the figures).
+#[tokio::test]
+async fn the_allocator_purges_freed_memory_in_the_background() {
+    let app = spawn_app().await;
+    // A spike of large allocations, freed.
+    drop((0..64).map(|_| vec![1u8; 1 << 20]).collect::<Vec<_>>());
+    assert_eq!(app.get("/health").await.status(), 200);
+    let threads: Vec<String> = std::fs::read_dir("/proc/self/task")
+        .unwrap()
+        .flatten()
+        .filter_map(|t| std::fs::read_to_string(t.path().join("comm")).ok())
+        .map(|c| c.trim().to_owned())
+        .collect();
+    assert!(
+        threads.iter().any(|t| t.starts_with("jemalloc_bg_thd")),
+        "no background purging thread among {threads:?} (allocator: {})",
+        server::ALLOCATOR
+    );
+}
