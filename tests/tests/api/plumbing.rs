@@ -238,3 +238,41 @@ async fn the_allocator_purges_freed_memory_in_the_background() {
         server::ALLOCATOR
     );
 }
+
+/// A source's response is read up to `connectors::http::MAX_RESPONSE_BYTES`; a larger one stops
+/// the run instead of growing a buffer without bound.
+#[tokio::test]
+async fn a_source_response_past_the_cap_stops_instead_of_filling_memory() {
+    use connectors::http::{MAX_RESPONSE_BYTES, Request, exchange};
+    use connectors::run::Stop;
+    use std::time::Duration;
+    let _app = spawn_app().await;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let size = MAX_RESPONSE_BYTES + (1 << 20);
+    tokio::spawn(async move {
+        while let Ok((mut sock, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let mut buf = [0u8; 4096];
+                let _ = sock.read(&mut buf).await;
+                let head = format!("HTTP/1.1 200 OK\r\ncontent-length: {size}\r\n\r\n");
+                let _ = sock.write_all(head.as_bytes()).await;
+                let chunk = vec![b'x'; 1 << 16];
+                for _ in 0..size / chunk.len() {
+                    if sock.write_all(&chunk).await.is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    let client = reqwest::Client::new();
+    let req = Request::get(format!("http://127.0.0.1:{port}/huge"));
+    let ex = exchange(&client, &req, Duration::from_millis(1), 1, Duration::ZERO).await;
+    match ex.result {
+        Err(Stop::Invalid(m)) => assert!(m.contains("more than 32 MiB"), "{m}"),
+        Err(other) => panic!("stopped otherwise: {other:?}"),
+        Ok(_) => panic!("a {size}-byte body was read whole"),
+    }
+}
