@@ -313,6 +313,25 @@ fn describe(url: &str) -> String {
     }
 }
 
+/// The largest response body read from a source; a larger one stops the run (`Invalid`) instead
+/// of growing a buffer without bound.
+pub const MAX_RESPONSE_BYTES: usize = 32 << 20;
+
+/// The body of `resp`, read chunk by chunk; `None` once it passes `cap` bytes.
+async fn read_capped(
+    mut resp: reqwest::Response,
+    cap: usize,
+) -> Result<Option<Vec<u8>>, reqwest::Error> {
+    let mut body = Vec::new();
+    while let Some(chunk) = resp.chunk().await? {
+        if body.len() + chunk.len() > cap {
+            return Ok(None);
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(Some(body))
+}
+
 /// How many short rate-limit waits one exchange sits out before it stops the run.
 const MAX_INLINE_WAITS: u32 = 5;
 
@@ -392,17 +411,24 @@ pub async fn exchange(
                 budget,
             };
         }
-        let body = match resp.bytes().await {
-            Ok(b) => b.to_vec(),
-            Err(e) => {
-                last_problem = format!("{}: reading the response failed ({e})", describe(&req.url));
-                continue;
-            }
-        };
         let stop = |s: Stop| Exchange {
             result: Err(s),
             requests,
             budget,
+        };
+        let body = match read_capped(resp, MAX_RESPONSE_BYTES).await {
+            Ok(Some(b)) => b,
+            Ok(None) => {
+                return stop(Stop::Invalid(format!(
+                    "{} answered more than {} MiB",
+                    describe(&req.url),
+                    MAX_RESPONSE_BYTES >> 20
+                )));
+            }
+            Err(e) => {
+                last_problem = format!("{}: reading the response failed ({e})", describe(&req.url));
+                continue;
+            }
         };
         if status.is_success() {
             return Exchange {

@@ -19,7 +19,9 @@ pub fn password_hash_concurrency() -> usize {
     std::thread::available_parallelism().map_or(2, std::num::NonZeroUsize::get)
 }
 
-fn hashing_slots() -> &'static tokio::sync::Semaphore {
+/// The process's places for password hashing (and verification). Public so a test can hold
+/// them all and show that work which must not hash (a reset with a bad token) never waits here.
+pub fn hashing_slots() -> &'static tokio::sync::Semaphore {
     static SLOTS: std::sync::OnceLock<tokio::sync::Semaphore> = std::sync::OnceLock::new();
     SLOTS.get_or_init(|| tokio::sync::Semaphore::new(password_hash_concurrency()))
 }

@@ -25,6 +25,11 @@ pub struct Model {
     /// The worker sending this endpoint's deliveries, until `lease_until`.
     pub leased_by: Option<String>,
     pub lease_until: Option<DateTimeUtc>,
+    /// Deliveries carry the changed object's current fields under `object`, read when sent.
+    pub include_object: bool,
+    /// The scopes the object is read with: the API key's that turned `include_object` on (a
+    /// JSON list), or null when a person did (every scope).
+    pub object_scopes: Option<Json>,
     pub created_at: DateTimeUtc,
     pub updated_at: DateTimeUtc,
 }

@@ -18,6 +18,7 @@ mod m20261202_000012_integrations;
 mod m20261202_000013_order_indexes;
 mod m20261202_000014_crm_sync;
 mod m20261202_000015_enrichment;
+mod m20261203_000016_webhook_objects;
 
 pub struct Migrator;
 
@@ -38,6 +39,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261202_000013_order_indexes::Migration),
             Box::new(m20261202_000014_crm_sync::Migration),
             Box::new(m20261202_000015_enrichment::Migration),
+            Box::new(m20261203_000016_webhook_objects::Migration),
         ]
     }
 }

@@ -11,7 +11,7 @@ use sea_orm::{
     ActiveModelTrait, ColumnTrait, Condition, ConnectionTrait, DatabaseConnection, EntityTrait,
     IntoActiveModel, QueryFilter, QueryOrder, QuerySelect, Set,
 };
-use serde_json::json;
+use serde_json::{Value, json};
 use uuid::Uuid;
 
 use super::{
@@ -94,8 +94,19 @@ pub async fn prepare(
         }
     };
     let secrets = signing_secrets(cipher, &endpoint, Utc::now())?;
-    let body = serde_json::to_string(&delivery.body)
-        .map_err(|e| Error::Internal(format!("serialising a webhook body: {e}")))?;
+    let payload = delivery.body.get("data").cloned().unwrap_or(Value::Null);
+    let object = super::object_for(db, &endpoint, &delivery.event_type, &payload).await?;
+    let body = match object {
+        None => serde_json::to_string(&delivery.body),
+        Some(object) => {
+            let mut body = delivery.body.clone();
+            if let Some(fields) = body.as_object_mut() {
+                fields.insert(super::OBJECT_KEY.into(), object);
+            }
+            serde_json::to_string(&body)
+        }
+    }
+    .map_err(|e| Error::Internal(format!("serialising a webhook body: {e}")))?;
     Ok(Ok(Outgoing {
         delivery,
         endpoint,

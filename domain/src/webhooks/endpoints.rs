@@ -92,6 +92,8 @@ pub struct CreateInput {
     pub event_types: Vec<String>,
     pub description: Option<String>,
     pub filter: Option<Filter>,
+    /// Deliveries carry the changed object's current fields (see [`object_for`](super::object_for)).
+    pub include_object: bool,
 }
 
 /// A change: `None` leaves a field alone.
@@ -102,6 +104,17 @@ pub struct UpdateInput {
     pub description: Option<Option<String>>,
     pub enabled: Option<bool>,
     pub filter: Option<Option<Filter>>,
+    pub include_object: Option<bool>,
+}
+
+/// The scopes an endpoint's objects are read with, taken from the actor that turns
+/// `include_object` on: an API key's (or an integration's) scopes; null for a person.
+fn object_scopes(actor: &Actor) -> Option<serde_json::Value> {
+    match &actor.principal {
+        Principal::User { .. } => None,
+        Principal::ApiKey { scopes, .. } => Some(json!(scopes)),
+        Principal::Integration { .. } => Some(json!(crate::INTEGRATION_SCOPES)),
+    }
 }
 
 /// Endpoints are managed by ADMINs, or by API keys with `webhooks:manage`.
@@ -241,6 +254,7 @@ pub(super) fn snapshot(m: &webhook_endpoints::Model) -> Value {
     json!({
         "id": m.id, "url": m.url, "description": m.description, "eventTypes": m.event_types,
         "filter": m.filter, "enabled": m.enabled, "status": m.status,
+        "includeObject": m.include_object,
     })
 }
 
@@ -321,6 +335,8 @@ pub async fn create(
         failing_since: Set(None),
         leased_by: Set(None),
         lease_until: Set(None),
+        include_object: Set(input.include_object),
+        object_scopes: Set(input.include_object.then(|| object_scopes(actor)).flatten()),
         created_at: Set(now),
         updated_at: Set(now),
     }
@@ -419,6 +435,17 @@ pub async fn update(
     }
     if let Some(f) = filter {
         m.filter = Set(f);
+    }
+    match input.include_object {
+        Some(true) => {
+            m.include_object = Set(true);
+            m.object_scopes = Set(object_scopes(actor));
+        }
+        Some(false) => {
+            m.include_object = Set(false);
+            m.object_scopes = Set(None);
+        }
+        None => {}
     }
     match input.enabled {
         Some(true) if !old.enabled => {

@@ -10,7 +10,8 @@
 //!
 //! Files: `endpoints` (filters, CRUD, rotation), `signing`, `targets` (URL safety), `dispatch`
 //! (event log → deliveries, replay, test events), `delivery` (one attempt and its bookkeeping),
-//! `deliveries` (reading and redelivering).
+//! `deliveries` (reading and redelivering), `objects` (the changed object a delivery carries when
+//! its endpoint asks for it).
 
 use std::time::Duration;
 
@@ -18,6 +19,7 @@ mod deliveries;
 mod delivery;
 mod dispatch;
 mod endpoints;
+mod objects;
 mod signing;
 mod targets;
 
@@ -25,6 +27,7 @@ pub use deliveries::*;
 pub use delivery::*;
 pub use dispatch::*;
 pub use endpoints::*;
+pub use objects::*;
 pub use signing::*;
 pub use targets::*;
 

@@ -79,6 +79,10 @@ pub struct Config {
     /// `DATABASE_WORKER_CONNECTIONS`: the worker role's own pool (jobs, cron, webhook delivery),
     /// apart from the requests' `DATABASE_MAX_CONNECTIONS`.
     pub database_worker_connections: u32,
+    /// `DATABASE_REQUEST_CONNECTIONS`: the most serving-pool connections one request (a GraphQL
+    /// batch together, or one WebSocket connection) holds at once, so one heavy request cannot
+    /// take the whole pool; capped at `DATABASE_MAX_CONNECTIONS` - 1.
+    pub database_request_connections: u32,
     /// `REDIS_URL`, or built from `REDIS_HOST`/`REDIS_PORT`/`REDIS_PASSWORD`; `None` = no Redis.
     pub redis_url: Option<SecretString>,
     /// Prepended to every Redis key this process writes (lets tests share one Redis).
@@ -562,6 +566,11 @@ impl Config {
                 10u32,
                 "a positive number",
             ),
+            database_request_connections: r.parse(
+                "DATABASE_REQUEST_CONNECTIONS",
+                4u32,
+                "a positive number",
+            ),
             redis_url,
             redis_key_prefix: r.get("REDIS_KEY_PREFIX").unwrap_or_default(),
             jwt_secret,
@@ -655,6 +664,9 @@ impl Config {
         if config.database_max_connections < 2 {
             r.problem("DATABASE_MAX_CONNECTIONS", "must be at least 2");
         }
+        if config.database_request_connections == 0 {
+            r.problem("DATABASE_REQUEST_CONNECTIONS", "must be at least 1");
+        }
         if config.database_worker_connections < 2 {
             r.problem("DATABASE_WORKER_CONNECTIONS", "must be at least 2");
         }
@@ -719,6 +731,13 @@ impl Config {
             disable_after: self.webhook_disable_after,
             ..Default::default()
         }
+    }
+
+    /// The pooled connections one request may hold at once: `DATABASE_REQUEST_CONNECTIONS`, but
+    /// always leaving one connection of the pool to other requests.
+    pub fn database_request_connections(&self) -> usize {
+        let cap = self.database_max_connections.saturating_sub(1).max(1);
+        self.database_request_connections.clamp(1, cap) as usize
     }
 
     /// A short description of the database for logs, without credentials.

@@ -9,6 +9,7 @@ use domain::crm::{Page, PageRequest};
 use uuid::Uuid;
 
 use super::GqlResultExt;
+use super::crm::loaders::{CrmLoaders, SlottedDb};
 use super::errors::gql_error;
 use crate::auth::ClientIp;
 use crate::state::AppState;
@@ -38,6 +39,18 @@ pub fn require_role<'a>(
 /// The server state the schema was built with.
 pub fn state<'a>(ctx: &Context<'a>) -> async_graphql::Result<&'a AppState> {
     ctx.data::<AppState>()
+}
+
+/// The database pool for one domain call, holding one of the request's database slots until the
+/// returned guard drops: pass `&*db(ctx).await?` in the call's statement, so the slot is freed
+/// before the result's fields resolve. Every resolver that queries goes through here (or a
+/// loader), so one request holds at most `DATABASE_REQUEST_CONNECTIONS` connections at once.
+pub async fn db<'a>(ctx: &Context<'a>) -> async_graphql::Result<SlottedDb<'a>> {
+    let loaders = ctx.data::<CrmLoaders>()?;
+    loaders
+        .loader()
+        .bound(state(ctx)?.config.database_request_connections());
+    loaders.loader().db().await
 }
 
 /// The audit metadata (client address, user agent) of this request.

@@ -9,6 +9,7 @@ use async_graphql::{
 use chrono::{DateTime, NaiveDate, Utc};
 use entity::{integration_runs, integrations, package_downloads};
 
+use super::common::db;
 use super::common::{ListConnection, connection, page_request, parse_id, state};
 use crate::graphql::{GqlResultExt, actor};
 
@@ -249,7 +250,7 @@ impl Integration {
     ) -> async_graphql::Result<ListConnection<IntegrationRun>> {
         let actor = actor(ctx)?;
         let req = page_request(ctx, first, after, None, None)?;
-        let page = connectors::store::runs(&state(ctx)?.db, actor, self.0.id, &req)
+        let page = connectors::store::runs(&*db(ctx).await?, actor, self.0.id, &req)
             .await
             .gql()?;
         Ok(connection(page, IntegrationRun))
@@ -415,7 +416,7 @@ impl IntegrationQuery {
     /// The organization's integrations (ADMIN, or `integrations:manage`).
     async fn integrations(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<Integration>> {
         let actor = actor(ctx)?;
-        let rows = connectors::store::list(&state(ctx)?.db, actor)
+        let rows = connectors::store::list(&*db(ctx).await?, actor)
             .await
             .gql()?;
         Ok(rows.into_iter().map(Integration).collect())
@@ -424,7 +425,7 @@ impl IntegrationQuery {
     async fn integration(&self, ctx: &Context<'_>, id: ID) -> async_graphql::Result<Integration> {
         let actor = actor(ctx)?;
         let id = parse_id(&id, "Integration").gql()?;
-        let m = connectors::store::get(&state(ctx)?.db, actor, id)
+        let m = connectors::store::get(&*db(ctx).await?, actor, id)
             .await
             .gql()?;
         Ok(Integration(m))
@@ -443,7 +444,7 @@ impl IntegrationQuery {
         let name = connectors::packages::normalize(registry.as_str(), &package);
         let day = |d: Option<Date>| d.map(|d| d.0.format("%Y-%m-%d").to_string());
         let rows = connectors::store::package_downloads(
-            &state(ctx)?.db,
+            &*db(ctx).await?,
             actor,
             registry.as_str(),
             &name,
@@ -539,7 +540,7 @@ impl IntegrationMutation {
     ) -> async_graphql::Result<Integration> {
         let actor = actor(ctx)?;
         let id = parse_id(&id, "Integration").gql()?;
-        let m = connectors::store::disconnect(&state(ctx)?.db, actor, id)
+        let m = connectors::store::disconnect(&*db(ctx).await?, actor, id)
             .await
             .gql()?;
         Ok(Integration(m))

@@ -7,6 +7,7 @@ use async_graphql::{Context, ID, Json, Object, SimpleObject};
 use chrono::{DateTime, Utc};
 use entity::jobs as job_rows;
 
+use super::common::db;
 use super::common::state;
 use super::common::{ListConnection, connection, page_request};
 use crate::graphql::{GqlResultExt, require_role};
@@ -96,7 +97,9 @@ async fn is_platform_admin(
     if st.config.platform_admins.is_empty() {
         return Ok(false);
     }
-    let user = domain::identity::users::get(&st.db, user_id).await.gql()?;
+    let user = domain::identity::users::get(&*db(ctx).await?, user_id)
+        .await
+        .gql()?;
     Ok(st
         .config
         .platform_admins
@@ -134,7 +137,7 @@ impl JobQuery {
     async fn job_queues(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<JobQueue>> {
         let actor = require_role(ctx, domain::Role::Admin)?;
         let org = (!is_platform_admin(ctx, actor).await?).then_some(actor.organization_id);
-        let counts = domain::queue::counts(&state(ctx)?.db, ::jobs::registry::QUEUES, org)
+        let counts = domain::queue::counts(&*db(ctx).await?, ::jobs::registry::QUEUES, org)
             .await
             .gql()?;
         Ok(counts.into_iter().map(Into::into).collect())
@@ -159,7 +162,7 @@ impl JobQuery {
         let org = (!is_platform_admin(ctx, actor).await?).then_some(actor.organization_id);
         let req = page_request(ctx, first, after, None, None)?;
         let page = domain::queue::list(
-            &state(ctx)?.db,
+            &*db(ctx).await?,
             &domain::queue::JobFilter {
                 queue,
                 state: job_state,
@@ -207,7 +210,7 @@ impl JobMutation {
         let actor = require_role(ctx, domain::Role::Admin)?;
         check_queue(&queue)?;
         let org = (!is_platform_admin(ctx, actor).await?).then_some(actor.organization_id);
-        domain::queue::retry_failed(&state(ctx)?.db, &queue, limit.min(10_000), org)
+        domain::queue::retry_failed(&*db(ctx).await?, &queue, limit.min(10_000), org)
             .await
             .gql()
     }
@@ -269,7 +272,8 @@ async fn set_paused(
     if !is_platform_admin(ctx, actor).await? {
         return Err(operators_only());
     }
-    let db = &state(ctx)?.db;
+    let slot = db(ctx).await?;
+    let db = &*slot;
     domain::queue::set_paused(db, &queue, paused).await.gql()?;
     let counts = domain::queue::counts(db, &[queue.as_str()], None)
         .await

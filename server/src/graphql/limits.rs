@@ -395,6 +395,40 @@ impl Extension for DocumentLimitsExtension {
     }
 }
 
+/// Sizes each request's database slots (`DATABASE_REQUEST_CONNECTIONS`): the transports put a
+/// fresh [`CrmLoaders`](super::crm::loaders::CrmLoaders) into each HTTP request's data (shared by
+/// a batch) or each WebSocket connection's; this gives it its slots before anything runs.
+pub struct RequestConnections(pub usize);
+
+impl ExtensionFactory for RequestConnections {
+    fn create(&self) -> Arc<dyn Extension> {
+        Arc::new(RequestConnectionsExtension(self.0))
+    }
+}
+
+struct RequestConnectionsExtension(usize);
+
+#[async_trait::async_trait]
+impl Extension for RequestConnectionsExtension {
+    async fn prepare_request(
+        &self,
+        ctx: &ExtensionContext<'_>,
+        request: Request,
+        next: NextPrepareRequest<'_>,
+    ) -> ServerResult<Request> {
+        use super::crm::loaders::CrmLoaders;
+        let loaders = request
+            .data
+            .get(&std::any::TypeId::of::<CrmLoaders>())
+            .and_then(|d| d.downcast_ref::<CrmLoaders>())
+            .or_else(|| ctx.data_opt::<CrmLoaders>());
+        if let Some(loaders) = loaders {
+            loaders.loader().bound(self.0);
+        }
+        next.run(ctx, request).await
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

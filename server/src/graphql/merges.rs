@@ -5,7 +5,8 @@
 use async_graphql::{Context, Enum, ID, Object, SimpleObject};
 use chrono::{DateTime, Utc};
 
-use super::common::{input_id, meta, state};
+use super::common::db;
+use super::common::{input_id, meta};
 use super::crm::loaders::{ContactId, UserId};
 use super::crm::types::{Contact, load};
 use super::identity::types::User;
@@ -211,7 +212,7 @@ impl MergeQuery {
         #[graphql(default = 20, desc = "At most this many, 1 to 100.")] first: Option<i32>,
     ) -> async_graphql::Result<Vec<MergeSuggestion>> {
         let rows =
-            domain::signals::merges::suggestions(&state(ctx)?.db, actor(ctx)?, first_of(first))
+            domain::signals::merges::suggestions(&*db(ctx).await?, actor(ctx)?, first_of(first))
                 .await
                 .gql()?;
         Ok(rows.into_iter().map(MergeSuggestion).collect())
@@ -230,7 +231,7 @@ impl MergeQuery {
     ) -> async_graphql::Result<Vec<ContactMerge>> {
         let contact = contact_id.map(|c| input_id(&c, "contactId")).transpose()?;
         let rows =
-            domain::signals::merges::list(&state(ctx)?.db, actor(ctx)?, contact, first_of(first))
+            domain::signals::merges::list(&*db(ctx).await?, actor(ctx)?, contact, first_of(first))
                 .await
                 .gql()?;
         Ok(rows.into_iter().map(ContactMerge).collect())
@@ -257,10 +258,15 @@ impl MergeMutation {
             .iter()
             .map(|d| input_id(d, "duplicateIds"))
             .collect::<async_graphql::Result<Vec<_>>>()?;
-        let out =
-            domain::signals::merges::merge(&state(ctx)?.db, actor(ctx)?, &meta(ctx), primary, dups)
-                .await
-                .gql()?;
+        let out = domain::signals::merges::merge(
+            &*db(ctx).await?,
+            actor(ctx)?,
+            &meta(ctx),
+            primary,
+            dups,
+        )
+        .await
+        .gql()?;
         Ok(MergeResult {
             contact: Contact(out.contact),
             merges: out.merges.into_iter().map(ContactMerge).collect(),
@@ -278,7 +284,7 @@ impl MergeMutation {
         merge_id: ID,
     ) -> async_graphql::Result<Contact> {
         let id = input_id(&merge_id, "mergeId")?;
-        let m = domain::signals::merges::unmerge(&state(ctx)?.db, actor(ctx)?, &meta(ctx), id)
+        let m = domain::signals::merges::unmerge(&*db(ctx).await?, actor(ctx)?, &meta(ctx), id)
             .await
             .gql()?;
         Ok(Contact(m))

@@ -7,7 +7,9 @@
 //! [`ErrorCodes`] extension. What one request may ask for is bounded before it runs
 //! ([`limits`]: document size, expanded fields, aliases, fragments, mutation fields, relation
 //! cycles; complexity multiplied by each list's page size) and while it runs (the transport's
-//! deadline and response size, [`socket`]'s operations per WebSocket connection).
+//! deadline and response size, [`socket`]'s operations per WebSocket connection, and the
+//! pooled connections one request holds at once: [`common::db`] and the loaders take one of the
+//! request's slots per statement, see [`crm::loaders`]).
 
 mod after_commit;
 pub mod common;
@@ -106,7 +108,11 @@ pub fn schema(state: Option<AppState>) -> AppSchema {
             // through "Did you mean …?" hints (the committed `schema.graphql` is the contract).
             builder = builder.disable_introspection().disable_suggestions();
         }
-        builder = builder.data(state);
+        builder = builder
+            .extension(limits::RequestConnections(
+                state.config.database_request_connections(),
+            ))
+            .data(state);
     }
     builder.finish()
 }

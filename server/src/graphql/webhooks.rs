@@ -10,6 +10,7 @@ use chrono::{DateTime, Utc};
 use entity::{webhook_attempts, webhook_deliveries, webhook_endpoints};
 use uuid::Uuid;
 
+use super::common::db;
 use super::common::parse_id;
 use super::common::{ListConnection, connection, page_request};
 use super::common::{meta, state};
@@ -122,6 +123,12 @@ impl WebhookEndpoint {
     }
     async fn enabled(&self) -> bool {
         self.model.enabled
+    }
+    /// Deliveries carry `object`: the current fields of the account, contact, deal or signal the
+    /// event is about (null when it is gone, or when whoever turned this on may not read that
+    /// kind: an API key's scopes are kept), read when each delivery is sent. False: `data` only.
+    async fn include_object(&self) -> bool {
+        self.model.include_object
     }
     async fn status(&self) -> WebhookEndpointStatus {
         match self.model.status.as_str() {
@@ -267,6 +274,10 @@ pub struct CreateWebhookEndpointInput {
     pub event_types: Vec<String>,
     pub description: Option<String>,
     pub filter: Option<WebhookFilter>,
+    /// Each delivery also carries the changed object's current fields under `object` (read when
+    /// sent, limited to what the creator may read; see `WebhookEndpoint.includeObject`).
+    #[graphql(default)]
+    pub include_object: bool,
 }
 
 /// Fields left out stay as they are; `null` clears `description` or `filter`.
@@ -278,6 +289,8 @@ pub struct UpdateWebhookEndpointInput {
     /// `true` re-enables a disabled endpoint (and makes it HEALTHY); `false` disables it.
     pub enabled: Option<bool>,
     pub filter: MaybeUndefined<WebhookFilter>,
+    /// Turn the changed object in each delivery on or off (see `WebhookEndpoint.includeObject`).
+    pub include_object: Option<bool>,
 }
 
 /// What a replay queued.
@@ -299,7 +312,7 @@ impl WebhookQuery {
         ctx: &Context<'_>,
     ) -> async_graphql::Result<Vec<WebhookEndpoint>> {
         let actor = actor(ctx)?;
-        Ok(domain::webhooks::list(&state(ctx)?.db, actor)
+        Ok(domain::webhooks::list(&*db(ctx).await?, actor)
             .await
             .gql()?
             .into_iter()
@@ -316,7 +329,7 @@ impl WebhookQuery {
         let actor = actor(ctx)?;
         let id = parse_id(&id, "WebhookEndpoint").gql()?;
         Ok(endpoint(
-            domain::webhooks::get(&state(ctx)?.db, actor, id)
+            domain::webhooks::get(&*db(ctx).await?, actor, id)
                 .await
                 .gql()?,
         ))
@@ -344,7 +357,8 @@ impl WebhookQuery {
         before: Option<String>,
     ) -> async_graphql::Result<ListConnection<WebhookDelivery>> {
         let actor = actor(ctx)?;
-        let db = &state(ctx)?.db;
+        let slot = db(ctx).await?;
+        let db = &*slot;
         let req = page_request(ctx, first, after, last, before)?;
         let filter = domain::webhooks::DeliveryFilter {
             endpoint_id: endpoint_id
@@ -374,7 +388,8 @@ impl WebhookQuery {
         id: ID,
     ) -> async_graphql::Result<WebhookDelivery> {
         let actor = actor(ctx)?;
-        let db = &state(ctx)?.db;
+        let slot = db(ctx).await?;
+        let db = &*slot;
         let id = parse_id(&id, "WebhookDelivery").gql()?;
         let model = domain::webhooks::get_delivery(db, actor, id).await.gql()?;
         one_delivery(db, model).await
@@ -406,6 +421,7 @@ impl WebhookMutation {
                 event_types: input.event_types,
                 description: input.description,
                 filter,
+                include_object: input.include_object,
             },
         )
         .await
@@ -448,6 +464,7 @@ impl WebhookMutation {
                 description,
                 enabled: input.enabled,
                 filter,
+                include_object: input.include_object,
             },
         )
         .await
@@ -463,7 +480,7 @@ impl WebhookMutation {
     ) -> async_graphql::Result<ID> {
         let actor = actor(ctx)?;
         let id = parse_id(&id, "WebhookEndpoint").gql()?;
-        let id = domain::webhooks::delete(&state(ctx)?.db, actor, &meta(ctx), id)
+        let id = domain::webhooks::delete(&*db(ctx).await?, actor, &meta(ctx), id)
             .await
             .gql()?;
         Ok(ID(id.to_string()))
@@ -502,7 +519,8 @@ impl WebhookMutation {
         delivery_id: ID,
     ) -> async_graphql::Result<WebhookDelivery> {
         let actor = actor(ctx)?;
-        let db = &state(ctx)?.db;
+        let slot = db(ctx).await?;
+        let db = &*slot;
         let id = parse_id(&delivery_id, "WebhookDelivery").gql()?;
         let model = domain::webhooks::redeliver(db, actor, id).await.gql()?;
         one_delivery(db, model).await
@@ -519,7 +537,7 @@ impl WebhookMutation {
     ) -> async_graphql::Result<WebhookReplay> {
         let actor = actor(ctx)?;
         let id = parse_id(&endpoint_id, "WebhookEndpoint").gql()?;
-        let rows = domain::webhooks::replay(&state(ctx)?.db, actor, &meta(ctx), id, from, to)
+        let rows = domain::webhooks::replay(&*db(ctx).await?, actor, &meta(ctx), id, from, to)
             .await
             .gql()?;
         Ok(WebhookReplay {
@@ -535,7 +553,8 @@ impl WebhookMutation {
         endpoint_id: ID,
     ) -> async_graphql::Result<WebhookDelivery> {
         let actor = actor(ctx)?;
-        let db = &state(ctx)?.db;
+        let slot = db(ctx).await?;
+        let db = &*slot;
         let id = parse_id(&endpoint_id, "WebhookEndpoint").gql()?;
         let model = domain::webhooks::send_test(db, actor, id).await.gql()?;
         one_delivery(db, model).await

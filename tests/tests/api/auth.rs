@@ -608,3 +608,92 @@ async fn an_expired_reset_token_is_refused() {
         .await;
     assert_eq!(resp.status(), 400);
 }
+
+/// A reset with a bad token answers without hashing the new password: with every hashing slot
+/// of the process held, it still answers at once (hashing first, it would wait for a slot).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reset_with_a_bad_token_answers_without_hashing() {
+    let app = spawn_app().await;
+    app.register("ada@example.com", "One").await;
+    let slots = domain::secrets::hashing_slots();
+    let all = u32::try_from(domain::secrets::password_hash_concurrency()).unwrap();
+    let held = slots.acquire_many(all).await.unwrap();
+    let started = std::time::Instant::now();
+    let rest = tokio::time::timeout(
+        std::time::Duration::from_secs(20),
+        app.post_json(
+            "/api/v1/auth/reset-password",
+            &json!({"token": "not-a-token", "password": "a brand new password"}),
+        ),
+    )
+    .await
+    .expect("a reset with a bad token waited for a password-hashing slot");
+    assert_eq!(rest.status(), 400);
+    let gql = tokio::time::timeout(
+        std::time::Duration::from_secs(20),
+        app.graphql(
+            "mutation { resetPassword(token: \"not-a-token\", password: \"a brand new password\") }",
+            json!({}),
+        ),
+    )
+    .await
+    .expect("a GraphQL reset with a bad token waited for a password-hashing slot");
+    assert_eq!(error_code(&gql), Some("BAD_USER_INPUT"), "{gql}");
+    println!(
+        "two resets with a bad token, every hashing slot held: answered in {:?}",
+        started.elapsed()
+    );
+    drop(held);
+}
+
+/// Logins hash on blocking threads, a bounded number at once: while ten of them queue for the
+/// hashing slots, `/health` answers as fast as ever (it would wait behind a hash on the async
+/// threads otherwise).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_logins_leave_health_answering() {
+    let app = spawn_app().await;
+    app.register("ada@example.com", "One").await;
+    let started = std::time::Instant::now();
+    let logins: Vec<_> = (0..10)
+        .map(|_| {
+            let (client, url) = (app.client.clone(), app.url("/api/v1/auth/login"));
+            tokio::spawn(async move {
+                let t = std::time::Instant::now();
+                let r = client
+                    .post(url)
+                    .json(&json!({"email": "ada@example.com", "password": devsignal_tests::TEST_PASSWORD}))
+                    .send()
+                    .await
+                    .unwrap();
+                assert_eq!(r.status(), 200);
+                t.elapsed()
+            })
+        })
+        .collect();
+    let mut health = Vec::new();
+    while !logins.iter().all(tokio::task::JoinHandle::is_finished) {
+        let t = std::time::Instant::now();
+        assert_eq!(app.get("/health").await.status(), 200);
+        health.push(t.elapsed());
+    }
+    let mut took = Vec::new();
+    for l in logins {
+        took.push(l.await.unwrap());
+    }
+    took.sort();
+    health.sort();
+    let worst = health.last().copied().unwrap_or_default();
+    println!(
+        "10 concurrent logins: fastest {:?}, slowest {:?}, all in {:?}; /health answered {} times meanwhile, slowest {worst:?}",
+        took[0],
+        took[9],
+        started.elapsed(),
+        health.len()
+    );
+    // Each login waits for a hash; /health never does.
+    assert!(
+        worst < took[0],
+        "/health took {worst:?} while the fastest login took {:?}",
+        took[0]
+    );
+}

@@ -404,3 +404,164 @@ async fn each_websocket_operation_counts_against_the_rate_limit() {
         "{refused}"
     );
 }
+
+/// Connections of the serving pool in use right now.
+fn in_use(db: &sea_orm::DatabaseConnection) -> u32 {
+    match domain::db::Backend::of(db) {
+        domain::db::Backend::Sqlite => {
+            let p = db.get_sqlite_connection_pool();
+            p.size().saturating_sub(p.num_idle() as u32)
+        }
+        domain::db::Backend::Postgres => {
+            let p = db.get_postgres_connection_pool();
+            p.size().saturating_sub(p.num_idle() as u32)
+        }
+    }
+}
+
+/// 50 aliased lists with a nested relation: one request that used to take every connection.
+fn fifty_lists() -> String {
+    let fields: Vec<String> = (0..50)
+        .map(|i| {
+            format!(
+                "a{i}: accounts(first: 5) {{ totalCount edges {{ node {{ id name contacts(first: 2) {{ id }} }} }} }}"
+            )
+        })
+        .collect();
+    format!("{{ {} }}", fields.join(" "))
+}
+
+async fn seed_accounts(app: &TestApp, token: Option<&str>) {
+    let input: Vec<Value> = (0..30)
+        .map(|i| json!({"name": format!("Pool {i:02}")}))
+        .collect();
+    let r = app
+        .graphql_as(
+            token,
+            "mutation($i: [CreateAccountInput!]!) { createAccounts(input: $i) { id } }",
+            json!({"i": input}),
+        )
+        .await;
+    assert!(r.get("errors").is_none(), "{r}");
+}
+
+/// The most serving-pool connections in use while `query` runs once.
+async fn peak_connections(app: &TestApp, token: Option<&str>, query: &str) -> (u32, Value) {
+    let db = app.state.db.clone();
+    let stop = tokio_util::sync::CancellationToken::new();
+    let sampler = tokio::spawn({
+        let stop = stop.clone();
+        async move {
+            let mut peak = 0;
+            while !stop.is_cancelled() {
+                peak = peak.max(in_use(&db));
+                tokio::task::yield_now().await;
+            }
+            peak
+        }
+    });
+    let r = app.graphql_as(token, query, json!({})).await;
+    stop.cancel();
+    (sampler.await.unwrap(), r)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_request_holds_a_bounded_number_of_pool_connections() {
+    let app = spawn_app_with(&[
+        ("DATABASE_MAX_CONNECTIONS", "12"),
+        ("DATABASE_REQUEST_CONNECTIONS", "1"),
+    ])
+    .await;
+    let s = app.register("pool@limits.test", "Pool").await;
+    seed_accounts(&app, s.token()).await;
+    let (peak, r) = peak_connections(&app, s.token(), &fifty_lists()).await;
+    assert!(r.get("errors").is_none(), "{r}");
+    assert_eq!(r["data"]["a49"]["totalCount"], 30, "{r}");
+    println!(
+        "50 aliased lists, DATABASE_REQUEST_CONNECTIONS=1: peak {peak} of 12 connections in use"
+    );
+    // Its one slot; the connections its previous statements released, which sqlx hands back to
+    // the pool on spawned tasks, so they count as in use a moment longer (longer on a loaded
+    // machine); and one for whatever else the process runs meanwhile (the live tailer).
+    // Unbounded, the request takes all twelve.
+    assert!(peak <= 6, "one request held {peak} connections at once");
+    // For comparison, the same request allowed the whole pool but one.
+    let app = spawn_app_with(&[
+        ("DATABASE_MAX_CONNECTIONS", "12"),
+        ("DATABASE_REQUEST_CONNECTIONS", "100"),
+    ])
+    .await;
+    let s = app.register("pool@limits.test", "Pool").await;
+    seed_accounts(&app, s.token()).await;
+    let (wide, r) = peak_connections(&app, s.token(), &fifty_lists()).await;
+    assert!(r.get("errors").is_none(), "{r}");
+    println!(
+        "50 aliased lists, DATABASE_REQUEST_CONNECTIONS=100 (capped at 11): peak {wide} of 12"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flood_of_heavy_requests_on_a_small_pool_leaves_jobs_running_and_answers_cleanly() {
+    let app = spawn_app_with(&[("DATABASE_MAX_CONNECTIONS", "2")]).await;
+    let s = app.register("flood@limits.test", "Flood").await;
+    seed_accounts(&app, s.token()).await;
+    let query = fifty_lists();
+    let started = std::time::Instant::now();
+    let flood: Vec<_> = (0..12)
+        .map(|_| {
+            let (client, url, token, query) = (
+                app.client.clone(),
+                app.url("/api/v1/graphql"),
+                s.token().map(str::to_owned),
+                query.clone(),
+            );
+            tokio::spawn(async move {
+                let mut req = client.post(url).json(&json!({"query": query}));
+                if let Some(t) = token {
+                    req = req.bearer_auth(t);
+                }
+                let resp = req.send().await.unwrap();
+                let status = resp.status().as_u16();
+                (status, resp.json::<Value>().await.unwrap_or(Value::Null))
+            })
+        })
+        .collect();
+    // Meanwhile the worker runs a job on its own pool.
+    let side = domain::db::connect(&app.test_db.url, &Default::default())
+        .await
+        .unwrap();
+    let job = domain::queue::NewJob::new("signal-processing", "noop", json!({}));
+    let id = domain::queue::enqueue(&side, job).await.unwrap().unwrap();
+    devsignal_tests::eventually(Duration::from_secs(20), "the job to complete", || {
+        let side = side.clone();
+        async move {
+            let j = domain::queue::get(&side, id).await.unwrap().unwrap();
+            (j.state == domain::queue::state::COMPLETED).then_some(())
+        }
+    })
+    .await;
+    let job_done = started.elapsed();
+    let (mut ok, mut unavailable) = (0, 0);
+    for f in flood {
+        let (status, body) = f.await.unwrap();
+        let codes: Vec<&str> = body["errors"]
+            .as_array()
+            .map(|e| {
+                e.iter()
+                    .map(|e| e["extensions"]["code"].as_str().unwrap_or("none"))
+                    .collect()
+            })
+            .unwrap_or_default();
+        match (status, codes.is_empty()) {
+            (200, true) if body["data"]["a49"]["totalCount"] == 30 => ok += 1,
+            (200 | 503, false) if codes.iter().all(|c| *c == "UNAVAILABLE") => unavailable += 1,
+            _ => panic!("a request of the flood answered {status}: {body}"),
+        }
+    }
+    println!(
+        "12 × 50 aliased lists on a pool of 2: {ok} answered, {unavailable} UNAVAILABLE, in {:?}; \
+         a job completed after {job_done:?}",
+        started.elapsed()
+    );
+    health_answers(&app).await;
+}

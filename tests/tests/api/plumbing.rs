@@ -216,3 +216,63 @@ async fn shutdown_lets_in_flight_requests_finish_and_stops_accepting() {
     assert!(answer.contains("serverInfo"), "{answer}");
     server.await.unwrap().unwrap();
 }
+
+/// The server's allocator gives memory back after a spike without waiting for the next
+/// allocation: jemalloc's background purging threads run in every process that links the server
+/// (glibc's malloc has none, and kept a spike's memory; `--bench memory` shows the figures).
+#[tokio::test]
+async fn the_allocator_purges_freed_memory_in_the_background() {
+    let app = spawn_app().await;
+    // A spike of large allocations, freed.
+    drop((0..64).map(|_| vec![1u8; 1 << 20]).collect::<Vec<_>>());
+    assert_eq!(app.get("/health").await.status(), 200);
+    let threads: Vec<String> = std::fs::read_dir("/proc/self/task")
+        .unwrap()
+        .flatten()
+        .filter_map(|t| std::fs::read_to_string(t.path().join("comm")).ok())
+        .map(|c| c.trim().to_owned())
+        .collect();
+    assert!(
+        threads.iter().any(|t| t.starts_with("jemalloc_bg_thd")),
+        "no background purging thread among {threads:?} (allocator: {})",
+        server::ALLOCATOR
+    );
+}
+
+/// A source's response is read up to `connectors::http::MAX_RESPONSE_BYTES`; a larger one stops
+/// the run instead of growing a buffer without bound.
+#[tokio::test]
+async fn a_source_response_past_the_cap_stops_instead_of_filling_memory() {
+    use connectors::http::{MAX_RESPONSE_BYTES, Request, exchange};
+    use connectors::run::Stop;
+    use std::time::Duration;
+    let _app = spawn_app().await;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let size = MAX_RESPONSE_BYTES + (1 << 20);
+    tokio::spawn(async move {
+        while let Ok((mut sock, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let mut buf = [0u8; 4096];
+                let _ = sock.read(&mut buf).await;
+                let head = format!("HTTP/1.1 200 OK\r\ncontent-length: {size}\r\n\r\n");
+                let _ = sock.write_all(head.as_bytes()).await;
+                let chunk = vec![b'x'; 1 << 16];
+                for _ in 0..size / chunk.len() {
+                    if sock.write_all(&chunk).await.is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    let client = reqwest::Client::new();
+    let req = Request::get(format!("http://127.0.0.1:{port}/huge"));
+    let ex = exchange(&client, &req, Duration::from_millis(1), 1, Duration::ZERO).await;
+    match ex.result {
+        Err(Stop::Invalid(m)) => assert!(m.contains("more than 32 MiB"), "{m}"),
+        Err(other) => panic!("stopped otherwise: {other:?}"),
+        Ok(_) => panic!("a {size}-byte body was read whole"),
+    }
+}

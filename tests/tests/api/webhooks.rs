@@ -812,3 +812,171 @@ async fn every_event_becomes_one_delivery_however_many_dispatchers_run() {
     assert_eq!(got, names, "in event order");
     assert_eq!(deliveries(&app, &a, &ep).await.len(), 20);
 }
+
+const CREATE_CONTACT: &str =
+    "mutation($input: ContactFields!) { createContact(input: $input) { id } }";
+
+/// The deliveries `rx` got of `event_type`, by the id their `data` names.
+fn of_type(rx: &Receiver, event_type: &str) -> Vec<Value> {
+    rx.hits()
+        .iter()
+        .map(Hit::json)
+        .filter(|b| b["type"] == event_type)
+        .collect()
+}
+
+#[tokio::test]
+async fn endpoints_may_ask_for_the_changed_object_read_when_sent_and_within_scopes() {
+    let app = spawn_app_with(&[]).await;
+    let (a, b) = app.two_tenants().await;
+    let (plain, full) = (Receiver::start().await, Receiver::start().await);
+    let types = json!(["company.created", "contact.created", "deal.created"]);
+    // Off by default: `data` only, as before.
+    let r = app
+        .graphql_as(
+            a.token(),
+            "mutation($input: CreateWebhookEndpointInput!) { createWebhookEndpoint(input: $input) { id includeObject } }",
+            json!({"input": {"url": plain.url, "eventTypes": types}}),
+        )
+        .await;
+    assert_eq!(ok(&r)["createWebhookEndpoint"]["includeObject"], false);
+    let r = app
+        .graphql_as(
+            a.token(),
+            "mutation($input: CreateWebhookEndpointInput!) { createWebhookEndpoint(input: $input) { id secret includeObject } }",
+            json!({"input": {"url": full.url, "eventTypes": types, "includeObject": true}}),
+        )
+        .await;
+    let e = ok(&r)["createWebhookEndpoint"].clone();
+    assert_eq!(e["includeObject"], true);
+    let secret = e["secret"].as_str().unwrap().to_owned();
+
+    let r = app
+        .graphql_as(
+            a.token(),
+            "mutation { createAccount(input: {name: \"Acme\", domain: \"acme.test\"}) { id } }",
+            json!({}),
+        )
+        .await;
+    let account = ok(&r)["createAccount"]["id"].as_str().unwrap().to_owned();
+    let r = app
+        .graphql_as(
+            a.token(),
+            CREATE_CONTACT,
+            json!({"input": {"firstName": "Ada", "lastName": "Lovelace", "email": "ada@acme.test", "title": "CTO", "accountId": account}}),
+        )
+        .await;
+    let contact = ok(&r)["createContact"]["id"].as_str().unwrap().to_owned();
+    let r = app
+        .graphql_as(
+            a.token(),
+            "mutation($a: ID!) { createDeal(input: {title: \"Pilot\", amount: 1200, stage: SALES_QUALIFIED, accountId: $a}) { id stage } }",
+            json!({"a": account}),
+        )
+        .await;
+    let deal = ok(&r)["createDeal"]["id"].as_str().unwrap().to_owned();
+    let deal_stage = ok(&r)["createDeal"]["stage"].clone();
+
+    let hits = full.wait_for(3).await;
+    plain.wait_for(3).await;
+    for h in &hits {
+        verify(&secret, h);
+    }
+    for body in plain.hits().iter().map(Hit::json) {
+        assert!(body.get("object").is_none(), "{body}");
+        assert!(body["data"]["id"].is_string(), "{body}");
+    }
+    let company = &of_type(&full, "company.created")[0];
+    assert_eq!(
+        company["object"],
+        json!({"id": account, "name": "Acme", "domain": "acme.test", "score": null, "tier": null}),
+        "{company}"
+    );
+    assert_eq!(
+        company["data"]["name"], "Acme",
+        "the event's data is unchanged"
+    );
+    let person = &of_type(&full, "contact.created")[0]["object"];
+    assert_eq!(person["id"], contact.as_str());
+    assert_eq!(person["name"], "Ada Lovelace");
+    assert_eq!(person["email"], "ada@acme.test");
+    assert_eq!(person["title"], "CTO");
+    assert_eq!(person["accountId"], account.as_str());
+    let d = &of_type(&full, "deal.created")[0]["object"];
+    assert_eq!(d["id"], deal.as_str());
+    assert_eq!(d["title"], "Pilot");
+    assert_eq!(d["stage"], deal_stage);
+    assert_eq!(d["amount"], 1200.0);
+
+    // Turned on by an API key, objects are read with its scopes: after an admin adds contact
+    // events, contacts stay out (the key may not read them), accounts come.
+    let key = app.api_key(&a, &["webhooks:manage", "accounts:read"]).await;
+    let keyed = Receiver::start().await;
+    let r = app
+        .graphql_as(
+            Some(&key),
+            "mutation($input: CreateWebhookEndpointInput!) { createWebhookEndpoint(input: $input) { id } }",
+            json!({"input": {"url": keyed.url, "eventTypes": ["company.created"], "includeObject": true}}),
+        )
+        .await;
+    let keyed_id = ok(&r)["createWebhookEndpoint"]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let r = app
+        .graphql_as(
+            a.token(),
+            "mutation($id: ID!) { updateWebhookEndpoint(id: $id, input: {eventTypes: [\"company.created\", \"contact.created\"]}) { includeObject } }",
+            json!({"id": keyed_id}),
+        )
+        .await;
+    assert_eq!(ok(&r)["updateWebhookEndpoint"]["includeObject"], true);
+    create_account(&app, &a, "Keyed Co").await;
+    app.graphql_as(
+        a.token(),
+        CREATE_CONTACT,
+        json!({"input": {"email": "grace@keyed.test"}}),
+    )
+    .await;
+    keyed.wait_for(2).await;
+    assert_eq!(
+        of_type(&keyed, "company.created")[0]["object"]["name"],
+        "Keyed Co"
+    );
+    let c = &of_type(&keyed, "contact.created")[0];
+    assert_eq!(c["object"], Value::Null, "{c}");
+    assert!(
+        !keyed
+            .hits()
+            .iter()
+            .any(|h| String::from_utf8_lossy(&h.body).contains("grace@")
+                && h.json()["object"] != Value::Null),
+        "the contact's email travelled as an object"
+    );
+
+    // Another organization's endpoint never reads this one's rows: an event in B's log naming
+    // A's account carries a null object.
+    let theirs = Receiver::start().await;
+    let r = app
+        .graphql_as(
+            b.token(),
+            "mutation($input: CreateWebhookEndpointInput!) { createWebhookEndpoint(input: $input) { id } }",
+            json!({"input": {"url": theirs.url, "eventTypes": ["company.created"], "includeObject": true}}),
+        )
+        .await;
+    ok(&r);
+    let txn = domain::db::begin(&app.db).await.unwrap();
+    domain::events::append(
+        &txn,
+        b.organization_id.parse().unwrap(),
+        None,
+        "company.created",
+        json!({"id": account, "name": "forged"}),
+    )
+    .await
+    .unwrap();
+    txn.commit().await.unwrap();
+    let got = theirs.wait_for(1).await[0].json();
+    assert_eq!(got["object"], Value::Null, "{got}");
+    assert!(!String::from_utf8_lossy(&theirs.hits()[0].body).contains("acme.test"));
+}

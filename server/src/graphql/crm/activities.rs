@@ -6,11 +6,12 @@ use chrono::{DateTime, Utc};
 
 use super::types::{Activity, ActivityStatus, ActivityType, Priority};
 use super::{ActivityOrder, CommonFilter, opt};
+use crate::graphql::common::db;
+use crate::graphql::common::meta;
 use crate::graphql::common::parse_id;
 use crate::graphql::common::{
     ListConnection, connection, maybe_input_id, opt_input_id, page_request,
 };
-use crate::graphql::common::{meta, state};
 use crate::graphql::{GqlResultExt, actor};
 
 /// Which activities to list.
@@ -98,7 +99,7 @@ impl ActivityQuery {
             deal_id: opt_input_id(f.deal_id, "filter.dealId")?,
             common: f.common.into(),
         };
-        let page = domain::crm::activities::list(&state(ctx)?.db, actor, &filter, &req)
+        let page = domain::crm::activities::list(&*db(ctx).await?, actor, &filter, &req)
             .await
             .gql()?;
         Ok(connection(page, Activity))
@@ -109,7 +110,7 @@ impl ActivityQuery {
         let actor = actor(ctx)?;
         let id = parse_id(&id, "Activity").gql()?;
         Ok(Activity(
-            domain::crm::activities::get(&state(ctx)?.db, actor, id)
+            domain::crm::activities::get(&*db(ctx).await?, actor, id)
                 .await
                 .gql()?,
         ))
@@ -130,7 +131,7 @@ impl ActivityMutation {
     ) -> async_graphql::Result<Activity> {
         let actor = actor(ctx)?;
         let m = domain::crm::activities::create(
-            &state(ctx)?.db,
+            &*db(ctx).await?,
             actor,
             &meta(ctx),
             input.into_domain()?,
@@ -150,7 +151,7 @@ impl ActivityMutation {
         let actor = actor(ctx)?;
         let id = parse_id(&id, "Activity").gql()?;
         let m = domain::crm::activities::update(
-            &state(ctx)?.db,
+            &*db(ctx).await?,
             actor,
             &meta(ctx),
             id,
@@ -165,7 +166,7 @@ impl ActivityMutation {
     async fn delete_activity(&self, ctx: &Context<'_>, id: ID) -> async_graphql::Result<ID> {
         let actor = actor(ctx)?;
         let id = parse_id(&id, "Activity").gql()?;
-        let id = domain::crm::activities::delete(&state(ctx)?.db, actor, &meta(ctx), id)
+        let id = domain::crm::activities::delete(&*db(ctx).await?, actor, &meta(ctx), id)
             .await
             .gql()?;
         Ok(ID(id.to_string()))

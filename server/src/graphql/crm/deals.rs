@@ -6,11 +6,12 @@ use chrono::NaiveDate;
 
 use super::types::{Deal, DealStage};
 use super::{CommonFilter, DealOrder, opt};
+use crate::graphql::common::db;
+use crate::graphql::common::meta;
 use crate::graphql::common::parse_id;
 use crate::graphql::common::{
     ListConnection, connection, maybe_input_id, opt_input_id, page_request,
 };
-use crate::graphql::common::{meta, state};
 use crate::graphql::{GqlResultExt, actor};
 
 /// Which deals to list.
@@ -103,7 +104,7 @@ impl DealQuery {
             contact_id: opt_input_id(f.contact_id, "filter.contactId")?,
             common: f.common.into(),
         };
-        let page = domain::crm::deals::list(&state(ctx)?.db, actor, &filter, &req)
+        let page = domain::crm::deals::list(&*db(ctx).await?, actor, &filter, &req)
             .await
             .gql()?;
         Ok(connection(page, Deal))
@@ -114,7 +115,7 @@ impl DealQuery {
         let actor = actor(ctx)?;
         let id = parse_id(&id, "Deal").gql()?;
         Ok(Deal(
-            domain::crm::deals::get(&state(ctx)?.db, actor, id)
+            domain::crm::deals::get(&*db(ctx).await?, actor, id)
                 .await
                 .gql()?,
         ))
@@ -135,7 +136,7 @@ impl DealMutation {
     ) -> async_graphql::Result<Deal> {
         let actor = actor(ctx)?;
         let m =
-            domain::crm::deals::create(&state(ctx)?.db, actor, &meta(ctx), input.into_domain()?)
+            domain::crm::deals::create(&*db(ctx).await?, actor, &meta(ctx), input.into_domain()?)
                 .await
                 .gql()?;
         Ok(Deal(m))
@@ -152,7 +153,7 @@ impl DealMutation {
         let actor = actor(ctx)?;
         let id = parse_id(&id, "Deal").gql()?;
         let m = domain::crm::deals::update(
-            &state(ctx)?.db,
+            &*db(ctx).await?,
             actor,
             &meta(ctx),
             id,
@@ -174,7 +175,7 @@ impl DealMutation {
         let actor = actor(ctx)?;
         let id = parse_id(&id, "Deal").gql()?;
         let m = domain::crm::deals::move_stage(
-            &state(ctx)?.db,
+            &*db(ctx).await?,
             actor,
             &meta(ctx),
             id,
@@ -189,7 +190,7 @@ impl DealMutation {
     async fn delete_deal(&self, ctx: &Context<'_>, id: ID) -> async_graphql::Result<ID> {
         let actor = actor(ctx)?;
         let id = parse_id(&id, "Deal").gql()?;
-        let id = domain::crm::deals::delete(&state(ctx)?.db, actor, &meta(ctx), id)
+        let id = domain::crm::deals::delete(&*db(ctx).await?, actor, &meta(ctx), id)
             .await
             .gql()?;
         Ok(ID(id.to_string()))

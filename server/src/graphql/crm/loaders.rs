@@ -1,23 +1,49 @@
 //! Per-request DataLoaders for the CRM relations. One [`CrmLoader`] is built
 //! for each request with the request's actor, so every batch is scoped by the caller's
 //! organization; the relations of a whole page resolve in one statement per relation.
+//!
+//! The loader also holds the request's database slots ([`CrmLoader::db`]): every loader batch
+//! and every resolver that queries (through `common::db`) takes one for its statement, so one
+//! request (a batch's requests together, since they share the loader) holds at most
+//! `DATABASE_REQUEST_CONNECTIONS` pooled connections at once, however many aliases it runs.
 
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::ops::Deref;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use async_graphql::dataloader::{DataLoader, Loader};
 use domain::Actor;
 use entity::{activities, companies, contacts, deals, enrichments, users};
 use sea_orm::DatabaseConnection;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use uuid::Uuid;
 
 use crate::graphql::gql_error;
 
 /// Loads CRM rows by id for the request's actor.
 pub struct CrmLoader {
-    pub(crate) db: DatabaseConnection,
+    db: DatabaseConnection,
     pub(crate) actor: Option<Actor>,
+    /// The request's database slots, sized by the schema's `DbSlots` extension from
+    /// `DATABASE_REQUEST_CONNECTIONS` ([`DEFAULT_REQUEST_CONNECTIONS`] if nothing sized them).
+    slots: OnceLock<Arc<Semaphore>>,
+}
+
+/// How many pooled connections one request holds at once when nothing configured it.
+pub const DEFAULT_REQUEST_CONNECTIONS: usize = 4;
+
+/// The pool, while holding one of the request's database slots (released on drop).
+pub struct SlottedDb<'a> {
+    db: &'a DatabaseConnection,
+    _slot: OwnedSemaphorePermit,
+}
+
+impl Deref for SlottedDb<'_> {
+    type Target = DatabaseConnection;
+    fn deref(&self) -> &DatabaseConnection {
+        self.db
+    }
 }
 
 /// The request's loader, as resolvers find it in the context (shared by a batch's requests).
@@ -29,10 +55,47 @@ const BATCH_DELAY: Duration = Duration::from_millis(5);
 
 /// A new loader for one request.
 pub fn loaders(db: DatabaseConnection, actor: Option<Actor>) -> CrmLoaders {
-    Arc::new(DataLoader::new(CrmLoader { db, actor }, tokio::spawn).delay(BATCH_DELAY))
+    let loader = CrmLoader {
+        db,
+        actor,
+        slots: OnceLock::new(),
+    };
+    Arc::new(DataLoader::new(loader, tokio::spawn).delay(BATCH_DELAY))
 }
 
 impl CrmLoader {
+    /// Gives the request `n` database slots (at least one); the first call decides.
+    pub fn bound(&self, n: usize) {
+        let _ = self
+            .slots
+            .get_or_init(|| Arc::new(Semaphore::new(n.max(1))));
+    }
+
+    fn slots(&self) -> Arc<Semaphore> {
+        self.slots
+            .get_or_init(|| Arc::new(Semaphore::new(DEFAULT_REQUEST_CONNECTIONS)))
+            .clone()
+    }
+
+    /// The pool, once one of the request's database slots is free. Hold it for one domain call,
+    /// never across a loader's `load` (that would wait for a slot of the same request).
+    pub async fn db(&self) -> Result<SlottedDb<'_>, async_graphql::Error> {
+        let slot = self.slots().acquire_owned().await.map_err(|_| {
+            gql_error(domain::Error::Internal(
+                "the request's database slots closed".into(),
+            ))
+        })?;
+        Ok(SlottedDb {
+            db: &self.db,
+            _slot: slot,
+        })
+    }
+
+    /// How many of the request's database slots are free now (tests and metrics).
+    pub fn free_slots(&self) -> usize {
+        self.slots().available_permits()
+    }
+
     pub(crate) fn actor(&self) -> Result<&Actor, async_graphql::Error> {
         self.actor.as_ref().ok_or_else(|| {
             gql_error(domain::Error::Unauthenticated(
@@ -54,7 +117,7 @@ macro_rules! by_id {
 
             async fn load(&self, keys: &[$key]) -> Result<HashMap<$key, $model>, Self::Error> {
                 let ids = keys.iter().map(|k| k.0).collect();
-                let rows = $load(&self.db, self.actor()?, ids)
+                let rows = $load(&*self.db().await?, self.actor()?, ids)
                     .await
                     .map_err(gql_error)?;
                 Ok(rows.into_iter().map(|m| ($key(m.id), m)).collect())
@@ -94,7 +157,7 @@ macro_rules! children {
                     read_scope: $scope,
                 };
                 let rows = domain::crm::children::<$entity::Entity>(
-                    &self.db,
+                    &*self.db().await?,
                     self.actor()?,
                     columns,
                     parents,

@@ -12,8 +12,9 @@ use async_graphql::{Context, Enum, ID, InputObject, Json, MaybeUndefined, Object
 use chrono::{DateTime, Utc};
 
 use self::types::{Account, AccountSize, Contact, Event};
+use super::common::db;
+use super::common::meta;
 use super::common::parse_id;
-use super::common::{meta, state};
 use crate::graphql::common::{ListConnection, connection, maybe_input_id, page_request};
 use crate::graphql::{GqlResultExt, actor};
 
@@ -279,7 +280,7 @@ impl CrmQuery {
             source_id,
             common: f.common.into(),
         };
-        let page = domain::crm::accounts::list(&state(ctx)?.db, actor, &filter, &req)
+        let page = domain::crm::accounts::list(&*db(ctx).await?, actor, &filter, &req)
             .await
             .gql()?;
         Ok(connection(page, Account))
@@ -290,7 +291,7 @@ impl CrmQuery {
         let actor = actor(ctx)?;
         let id = parse_id(&id, "Account").gql()?;
         Ok(Account(
-            domain::crm::accounts::get(&state(ctx)?.db, actor, id)
+            domain::crm::accounts::get(&*db(ctx).await?, actor, id)
                 .await
                 .gql()?,
         ))
@@ -323,7 +324,7 @@ impl CrmQuery {
             account_id,
             common: f.common.into(),
         };
-        let page = domain::crm::contacts::list(&state(ctx)?.db, actor, &filter, &req)
+        let page = domain::crm::contacts::list(&*db(ctx).await?, actor, &filter, &req)
             .await
             .gql()?;
         Ok(connection(page, Contact))
@@ -334,7 +335,7 @@ impl CrmQuery {
         let actor = actor(ctx)?;
         let id = parse_id(&id, "Contact").gql()?;
         Ok(Contact(
-            domain::crm::contacts::get(&state(ctx)?.db, actor, id)
+            domain::crm::contacts::get(&*db(ctx).await?, actor, id)
                 .await
                 .gql()?,
         ))
@@ -362,7 +363,7 @@ impl CrmQuery {
             .gql();
         }
         let events = domain::events::list(
-            &state(ctx)?.db,
+            &*db(ctx).await?,
             actor,
             &domain::events::EventQuery {
                 after,
@@ -389,7 +390,7 @@ impl CrmMutation {
         input: CreateAccountInput,
     ) -> async_graphql::Result<Account> {
         let actor = actor(ctx)?;
-        let m = domain::crm::accounts::create(&state(ctx)?.db, actor, &meta(ctx), input.into())
+        let m = domain::crm::accounts::create(&*db(ctx).await?, actor, &meta(ctx), input.into())
             .await
             .gql()?;
         Ok(Account(m))
@@ -404,10 +405,15 @@ impl CrmMutation {
     ) -> async_graphql::Result<Vec<Account>> {
         let actor = actor(ctx)?;
         let inputs = input.into_iter().map(Into::into).collect();
-        let ms =
-            domain::crm::accounts::create_many(&state(ctx)?.db, actor, &meta(ctx), inputs, "input")
-                .await
-                .gql()?;
+        let ms = domain::crm::accounts::create_many(
+            &*db(ctx).await?,
+            actor,
+            &meta(ctx),
+            inputs,
+            "input",
+        )
+        .await
+        .gql()?;
         Ok(ms.into_iter().map(Account).collect())
     }
 
@@ -435,7 +441,7 @@ impl CrmMutation {
             add_tags: Vec::new(),
             remove_tags: Vec::new(),
         };
-        let m = domain::crm::accounts::update(&state(ctx)?.db, actor, &meta(ctx), id, input)
+        let m = domain::crm::accounts::update(&*db(ctx).await?, actor, &meta(ctx), id, input)
             .await
             .gql()?;
         Ok(Account(m))
@@ -445,7 +451,7 @@ impl CrmMutation {
     async fn delete_account(&self, ctx: &Context<'_>, id: ID) -> async_graphql::Result<ID> {
         let actor = actor(ctx)?;
         let id = parse_id(&id, "Account").gql()?;
-        let id = domain::crm::accounts::delete(&state(ctx)?.db, actor, &meta(ctx), id)
+        let id = domain::crm::accounts::delete(&*db(ctx).await?, actor, &meta(ctx), id)
             .await
             .gql()?;
         Ok(ID(id.to_string()))
@@ -459,10 +465,14 @@ impl CrmMutation {
         input: ContactInput,
     ) -> async_graphql::Result<Contact> {
         let actor = actor(ctx)?;
-        let m =
-            domain::crm::contacts::create(&state(ctx)?.db, actor, &meta(ctx), input.into_domain()?)
-                .await
-                .gql()?;
+        let m = domain::crm::contacts::create(
+            &*db(ctx).await?,
+            actor,
+            &meta(ctx),
+            input.into_domain()?,
+        )
+        .await
+        .gql()?;
         Ok(Contact(m))
     }
 
@@ -478,10 +488,15 @@ impl CrmMutation {
             .into_iter()
             .map(ContactInput::into_domain)
             .collect::<async_graphql::Result<Vec<_>>>()?;
-        let ms =
-            domain::crm::contacts::create_many(&state(ctx)?.db, actor, &meta(ctx), inputs, "input")
-                .await
-                .gql()?;
+        let ms = domain::crm::contacts::create_many(
+            &*db(ctx).await?,
+            actor,
+            &meta(ctx),
+            inputs,
+            "input",
+        )
+        .await
+        .gql()?;
         Ok(ms.into_iter().map(Contact).collect())
     }
 
@@ -492,10 +507,14 @@ impl CrmMutation {
         input: ContactInput,
     ) -> async_graphql::Result<Contact> {
         let actor = actor(ctx)?;
-        let m =
-            domain::crm::contacts::upsert(&state(ctx)?.db, actor, &meta(ctx), input.into_domain()?)
-                .await
-                .gql()?;
+        let m = domain::crm::contacts::upsert(
+            &*db(ctx).await?,
+            actor,
+            &meta(ctx),
+            input.into_domain()?,
+        )
+        .await
+        .gql()?;
         Ok(Contact(m))
     }
 
@@ -509,7 +528,7 @@ impl CrmMutation {
         let actor = actor(ctx)?;
         let id = parse_id(&id, "Contact").gql()?;
         let m = domain::crm::contacts::update(
-            &state(ctx)?.db,
+            &*db(ctx).await?,
             actor,
             &meta(ctx),
             id,
@@ -534,7 +553,7 @@ impl CrmMutation {
             remove_tags: input.remove,
             ..Default::default()
         };
-        let m = domain::crm::accounts::update(&state(ctx)?.db, actor, &meta(ctx), id, input)
+        let m = domain::crm::accounts::update(&*db(ctx).await?, actor, &meta(ctx), id, input)
             .await
             .gql()?;
         Ok(Account(m))
@@ -554,7 +573,7 @@ impl CrmMutation {
             remove_tags: input.remove,
             ..Default::default()
         };
-        let m = domain::crm::contacts::update(&state(ctx)?.db, actor, &meta(ctx), id, input)
+        let m = domain::crm::contacts::update(&*db(ctx).await?, actor, &meta(ctx), id, input)
             .await
             .gql()?;
         Ok(Contact(m))
@@ -564,7 +583,7 @@ impl CrmMutation {
     async fn delete_contact(&self, ctx: &Context<'_>, id: ID) -> async_graphql::Result<ID> {
         let actor = actor(ctx)?;
         let id = parse_id(&id, "Contact").gql()?;
-        let id = domain::crm::contacts::delete(&state(ctx)?.db, actor, &meta(ctx), id)
+        let id = domain::crm::contacts::delete(&*db(ctx).await?, actor, &meta(ctx), id)
             .await
             .gql()?;
         Ok(ID(id.to_string()))

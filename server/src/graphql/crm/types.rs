@@ -9,7 +9,7 @@ use super::loaders::{
     AccountId, ActivitiesOfAccount, ContactId, ContactsOfAccount, CrmLoader, CrmLoaders, DealId,
     DealsOfAccount, DealsOfContact, MAX_NESTED, UserId,
 };
-use crate::graphql::common::state;
+use crate::graphql::common::db;
 use crate::graphql::identity::types::User;
 use crate::graphql::{GqlResultExt, actor};
 
@@ -143,7 +143,7 @@ impl Account {
         let actor = actor(ctx)?;
         let req = crate::graphql::common::page_request(ctx, first, after, None, None)?;
         let page = domain::signals::timeline(
-            &state(ctx)?.db,
+            &*db(ctx).await?,
             actor,
             self.0.id,
             req.first.unwrap_or(20),

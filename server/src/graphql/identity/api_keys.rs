@@ -5,8 +5,9 @@ use async_graphql::{Context, ID, InputObject, Object};
 use chrono::{DateTime, Utc};
 
 use super::types::{ApiKey, CreatedApiKey};
+use crate::graphql::common::db;
+use crate::graphql::common::meta;
 use crate::graphql::common::parse_id;
-use crate::graphql::common::{meta, state};
 use crate::graphql::{GqlResultExt, actor};
 
 #[derive(InputObject)]
@@ -29,7 +30,7 @@ impl ApiKeyQuery {
     /// The organization's API keys, newest first.
     async fn api_keys(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<ApiKey>> {
         let actor = actor(ctx)?;
-        let keys = domain::identity::api_keys::list(&state(ctx)?.db, actor)
+        let keys = domain::identity::api_keys::list(&*db(ctx).await?, actor)
             .await
             .gql()?;
         Ok(keys.into_iter().map(ApiKey::from).collect())
@@ -49,7 +50,7 @@ impl ApiKeyMutation {
     ) -> async_graphql::Result<CreatedApiKey> {
         let actor = actor(ctx)?;
         let (model, key) = domain::identity::api_keys::create(
-            &state(ctx)?.db,
+            &*db(ctx).await?,
             actor,
             &meta(ctx),
             domain::identity::api_keys::CreateInput {
@@ -70,7 +71,7 @@ impl ApiKeyMutation {
     async fn revoke_api_key(&self, ctx: &Context<'_>, id: ID) -> async_graphql::Result<ApiKey> {
         let actor = actor(ctx)?;
         let id = parse_id(&id, "ApiKey").gql()?;
-        let model = domain::identity::api_keys::revoke(&state(ctx)?.db, actor, &meta(ctx), id)
+        let model = domain::identity::api_keys::revoke(&*db(ctx).await?, actor, &meta(ctx), id)
             .await
             .gql()?;
         Ok(model.into())

@@ -4,7 +4,7 @@ use async_graphql::connection::{Connection, Edge, EmptyFields};
 use async_graphql::{Context, Object, SimpleObject};
 
 use super::types::AuditEntry;
-use crate::graphql::common::state;
+use crate::graphql::common::db;
 use crate::graphql::{GqlResultExt, actor};
 
 #[derive(SimpleObject)]
@@ -30,7 +30,7 @@ impl AuditQuery {
     ) -> async_graphql::Result<Connection<String, AuditEntry, AuditLogExtra, EmptyFields>> {
         let actor = actor(ctx)?;
         let page = domain::audit::list(
-            &state(ctx)?.db,
+            &*db(ctx).await?,
             actor,
             u64::try_from(first.unwrap_or(20)).unwrap_or(0),
             after.as_deref(),

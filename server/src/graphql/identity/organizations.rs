@@ -5,6 +5,7 @@ use async_graphql::{Context, ID, Object};
 use super::types::{
     AuthPayload, GqlRole, Invitation, Member, Organization, OrganizationMembership,
 };
+use crate::graphql::common::db;
 use crate::graphql::common::parse_id;
 use crate::graphql::common::{meta, state};
 use crate::graphql::{GqlResultExt, actor};
@@ -17,7 +18,7 @@ impl OrganizationQuery {
     /// The current organization (from the token or API key).
     async fn organization(&self, ctx: &Context<'_>) -> async_graphql::Result<Organization> {
         let actor = actor(ctx)?;
-        let org = domain::identity::organizations::current(&state(ctx)?.db, actor)
+        let org = domain::identity::organizations::current(&*db(ctx).await?, actor)
             .await
             .gql()?;
         Ok(org.into())
@@ -29,7 +30,7 @@ impl OrganizationQuery {
         ctx: &Context<'_>,
     ) -> async_graphql::Result<Vec<OrganizationMembership>> {
         let actor = actor(ctx)?;
-        let list = domain::identity::organizations::list_for_user(&state(ctx)?.db, actor)
+        let list = domain::identity::organizations::list_for_user(&*db(ctx).await?, actor)
             .await
             .gql()?;
         Ok(list
@@ -44,7 +45,7 @@ impl OrganizationQuery {
     /// The members of the current organization.
     async fn members(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<Member>> {
         let actor = actor(ctx)?;
-        let list = domain::identity::organizations::members(&state(ctx)?.db, actor)
+        let list = domain::identity::organizations::members(&*db(ctx).await?, actor)
             .await
             .gql()?;
         Ok(list.into_iter().map(Member::from).collect())
@@ -54,7 +55,7 @@ impl OrganizationQuery {
     async fn member(&self, ctx: &Context<'_>, user_id: ID) -> async_graphql::Result<Member> {
         let actor = actor(ctx)?;
         let id = parse_id(&user_id, "Member").gql()?;
-        let m = domain::identity::organizations::member(&state(ctx)?.db, actor, id)
+        let m = domain::identity::organizations::member(&*db(ctx).await?, actor, id)
             .await
             .gql()?;
         Ok(m.into())
@@ -63,7 +64,7 @@ impl OrganizationQuery {
     /// Pending invitations (ADMIN or OWNER).
     async fn invitations(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<Invitation>> {
         let actor = actor(ctx)?;
-        let list = domain::identity::organizations::invitations(&state(ctx)?.db, actor)
+        let list = domain::identity::organizations::invitations(&*db(ctx).await?, actor)
             .await
             .gql()?;
         Ok(list.into_iter().map(Invitation::from).collect())
@@ -154,7 +155,7 @@ impl OrganizationMutation {
         let actor = actor(ctx)?;
         let id = parse_id(&user_id, "Member").gql()?;
         let m = domain::identity::organizations::update_member_role(
-            &state(ctx)?.db,
+            &*db(ctx).await?,
             actor,
             &meta(ctx),
             id,
@@ -169,7 +170,7 @@ impl OrganizationMutation {
     async fn remove_member(&self, ctx: &Context<'_>, user_id: ID) -> async_graphql::Result<bool> {
         let actor = actor(ctx)?;
         let id = parse_id(&user_id, "Member").gql()?;
-        domain::identity::organizations::remove_member(&state(ctx)?.db, actor, &meta(ctx), id)
+        domain::identity::organizations::remove_member(&*db(ctx).await?, actor, &meta(ctx), id)
             .await
             .gql()?;
         Ok(true)
@@ -184,7 +185,7 @@ impl OrganizationMutation {
         let actor = actor(ctx)?;
         let id = parse_id(&user_id, "Member").gql()?;
         let m = domain::identity::organizations::transfer_ownership(
-            &state(ctx)?.db,
+            &*db(ctx).await?,
             actor,
             &meta(ctx),
             id,

@@ -5,6 +5,7 @@ use async_graphql::{Context, ID, InputObject, Object};
 
 use super::types::{AuthPayload, Viewer};
 use crate::auth::ratelimit::Limiter;
+use crate::graphql::common::db;
 use crate::graphql::common::parse_id;
 use crate::graphql::common::{client_ip, meta, state};
 use crate::graphql::{GqlResultExt, actor};
@@ -31,14 +32,13 @@ impl SessionQuery {
     /// The authenticated user (or API key), their current organization and role.
     async fn viewer(&self, ctx: &Context<'_>) -> async_graphql::Result<Viewer> {
         let actor = actor(ctx)?;
-        let state = state(ctx)?;
-        let organization = domain::identity::organizations::acting_for(&state.db, actor)
+        let organization = domain::identity::organizations::acting_for(&*db(ctx).await?, actor)
             .await
             .gql()?;
         let (user, scopes) = match &actor.principal {
             domain::Principal::User { user_id, .. } => (
                 Some(
-                    domain::identity::users::get(&state.db, *user_id)
+                    domain::identity::users::get(&*db(ctx).await?, *user_id)
                         .await
                         .gql()?
                         .into(),

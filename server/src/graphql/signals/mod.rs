@@ -13,6 +13,7 @@ use async_graphql::{Context, ID, InputObject, Json, Object};
 
 use crate::auth::ratelimit::Limiter;
 use crate::graphql::common::ListConnection;
+use crate::graphql::common::db;
 use crate::graphql::common::{client_ip, meta, state};
 use crate::graphql::crm::types::Account;
 use crate::graphql::{GqlResultExt, actor, gql_error};
@@ -41,7 +42,7 @@ impl SignalQuery {
     /// One signal by id.
     async fn signal(&self, ctx: &Context<'_>, id: ID) -> async_graphql::Result<Signal> {
         let id = crate::graphql::common::parse_id(&id, "Signal").gql()?;
-        let s = domain::signals::get(&state(ctx)?.db, actor(ctx)?, id)
+        let s = domain::signals::get(&*db(ctx).await?, actor(ctx)?, id)
             .await
             .gql()?;
         Ok(Signal(s))
@@ -50,7 +51,7 @@ impl SignalQuery {
     /// The organization's signal sources, oldest first (the built-in API and Segment sources
     /// appear once used).
     async fn signal_sources(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<SignalSource>> {
-        let rows = domain::signals::sources::list(&state(ctx)?.db, actor(ctx)?)
+        let rows = domain::signals::sources::list(&*db(ctx).await?, actor(ctx)?)
             .await
             .gql()?;
         Ok(rows.into_iter().map(SignalSource).collect())
@@ -64,7 +65,7 @@ impl SignalQuery {
         tier: Option<Tier>,
     ) -> async_graphql::Result<Vec<Account>> {
         let rows = domain::scoring::top_accounts(
-            &state(ctx)?.db,
+            &*db(ctx).await?,
             actor(ctx)?,
             u64::try_from(first).unwrap_or(0),
             tier.map(Tier::as_str),
@@ -76,7 +77,7 @@ impl SignalQuery {
 
     /// The organization's scoring configuration.
     async fn scoring_config(&self, ctx: &Context<'_>) -> async_graphql::Result<ScoringConfig> {
-        let v = domain::scoring::config(&state(ctx)?.db, actor(ctx)?)
+        let v = domain::scoring::config(&*db(ctx).await?, actor(ctx)?)
             .await
             .gql()?;
         Ok(v.into())
@@ -89,10 +90,11 @@ impl SignalQuery {
         ctx: &Context<'_>,
         input: ScoringConfigInput,
     ) -> async_graphql::Result<Vec<TierChangePreview>> {
-        let st = state(ctx)?;
         let actor = actor(ctx)?;
-        let current = domain::scoring::config(&st.db, actor).await.gql()?;
-        let rows = domain::scoring::preview(&st.db, actor, input.apply(current.config))
+        let current = domain::scoring::config(&*db(ctx).await?, actor)
+            .await
+            .gql()?;
+        let rows = domain::scoring::preview(&*db(ctx).await?, actor, input.apply(current.config))
             .await
             .gql()?;
         Ok(rows
@@ -109,7 +111,7 @@ impl SignalQuery {
 
     /// Signals ingested this month and contacts held.
     async fn usage(&self, ctx: &Context<'_>) -> async_graphql::Result<Usage> {
-        let u = domain::signals::usage(&state(ctx)?.db, actor(ctx)?)
+        let u = domain::signals::usage(&*db(ctx).await?, actor(ctx)?)
             .await
             .gql()?;
         Ok(Usage {

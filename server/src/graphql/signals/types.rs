@@ -8,6 +8,7 @@ use chrono::{DateTime, Utc};
 use entity::{account_scores, signal_sources, signals};
 use uuid::Uuid;
 
+use crate::graphql::common::db;
 use crate::graphql::common::state;
 use crate::graphql::common::{ListConnection, connection, page_request};
 use crate::graphql::crm::loaders::{AccountId, ContactId, CrmLoader};
@@ -79,7 +80,7 @@ impl Loader<ScoreOf> for CrmLoader {
 
     async fn load(&self, keys: &[ScoreOf]) -> Result<HashMap<ScoreOf, Self::Value>, Self::Error> {
         let ids = keys.iter().map(|k| k.0).collect();
-        let rows = domain::scoring::by_accounts(&self.db, self.actor()?, ids)
+        let rows = domain::scoring::by_accounts(&*self.db().await?, self.actor()?, ids)
             .await
             .map_err(gql_error)?;
         Ok(rows
@@ -99,7 +100,7 @@ impl Loader<SourceId> for CrmLoader {
 
     async fn load(&self, keys: &[SourceId]) -> Result<HashMap<SourceId, Self::Value>, Self::Error> {
         let ids = keys.iter().map(|k| k.0).collect();
-        let rows = domain::signals::sources::by_ids(&self.db, self.actor()?, ids)
+        let rows = domain::signals::sources::by_ids(&*self.db().await?, self.actor()?, ids)
             .await
             .map_err(gql_error)?;
         Ok(rows.into_iter().map(|m| (SourceId(m.id), m)).collect())
@@ -295,7 +296,7 @@ pub(crate) async fn signal_page(
 ) -> async_graphql::Result<ListConnection<Signal>> {
     let actor = actor(ctx)?;
     let req = page_request(ctx, first, after, None, None)?;
-    let page = domain::signals::list(&state(ctx)?.db, actor, &filter, &req)
+    let page = domain::signals::list(&*db(ctx).await?, actor, &filter, &req)
         .await
         .gql()?;
     Ok(connection(page, Signal))
