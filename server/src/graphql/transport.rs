@@ -96,42 +96,32 @@ pub async fn execute(
 ) -> Response {
     let media = MediaType::negotiate(&headers);
     if !is_json(&headers) {
-        return typed(
+        return refuse(
             media,
-            refusal(
-                None,
-                StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                domain::Code::UnsupportedMediaType,
-                "a GraphQL POST carries a JSON body: send `Content-Type: application/json`"
-                    .to_owned(),
-            ),
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            domain::Code::UnsupportedMediaType,
+            "a GraphQL POST carries a JSON body: send `Content-Type: application/json`".to_owned(),
         );
     }
     let request: async_graphql::BatchRequest = match serde_json::from_slice(&body) {
         Ok(r) => r,
         Err(e) => {
-            return typed(
+            return refuse(
                 media,
-                refusal(
-                    None,
-                    StatusCode::BAD_REQUEST,
-                    domain::Code::BadRequest,
-                    format!("the body is not a GraphQL request: {e}"),
-                ),
+                StatusCode::BAD_REQUEST,
+                domain::Code::BadRequest,
+                format!("the body is not a GraphQL request: {e}"),
             );
         }
     };
     if request.iter().any(|r| r.query.trim().is_empty()) {
         // A request without a document (`query` missing or blank) is malformed, not a document
         // that fails to parse.
-        return typed(
+        return refuse(
             media,
-            refusal(
-                None,
-                StatusCode::BAD_REQUEST,
-                domain::Code::BadRequest,
-                "the body is not a GraphQL request: it has no `query`".to_owned(),
-            ),
+            StatusCode::BAD_REQUEST,
+            domain::Code::BadRequest,
+            "the body is not a GraphQL request: it has no `query`".to_owned(),
         );
     }
     typed(
@@ -157,37 +147,28 @@ pub async fn execute_get(
             return axum::response::Redirect::to(crate::GRAPHIQL_PATH).into_response();
         }
         Ok(None) => {
-            return typed(
+            return refuse(
                 media,
-                refusal(
-                    None,
-                    StatusCode::BAD_REQUEST,
-                    domain::Code::BadRequest,
-                    "a GraphQL GET names its document in the `query` parameter".to_owned(),
-                ),
+                StatusCode::BAD_REQUEST,
+                domain::Code::BadRequest,
+                "a GraphQL GET names its document in the `query` parameter".to_owned(),
             );
         }
         Err(e) => {
-            return typed(
+            return refuse(
                 media,
-                refusal(
-                    None,
-                    StatusCode::BAD_REQUEST,
-                    domain::Code::BadRequest,
-                    format!("the query string is not a GraphQL request: {e}"),
-                ),
+                StatusCode::BAD_REQUEST,
+                domain::Code::BadRequest,
+                format!("the query string is not a GraphQL request: {e}"),
             );
         }
     };
     if let Some(kind) = writing_operation(&request) {
-        let mut resp = typed(
+        let mut resp = refuse(
             media,
-            refusal(
-                None,
-                StatusCode::METHOD_NOT_ALLOWED,
-                domain::Code::MethodNotAllowed,
-                format!("a GET runs queries only: send the {kind} in a POST"),
-            ),
+            StatusCode::METHOD_NOT_ALLOWED,
+            domain::Code::MethodNotAllowed,
+            format!("a GET runs queries only: send the {kind} in a POST"),
         );
         resp.headers_mut()
             .insert(header::ALLOW, HeaderValue::from_static("POST"));
@@ -279,6 +260,11 @@ fn writing_operation(request: &async_graphql::Request) -> Option<&'static str> {
 }
 
 /// `resp` labelled with the negotiated media type when it is a GraphQL-shaped JSON answer.
+/// A request refused as a whole before it ran, in the negotiated media type.
+fn refuse(media: MediaType, status: StatusCode, code: domain::Code, message: String) -> Response {
+    typed(media, refusal(None, status, code, message))
+}
+
 fn typed(media: MediaType, mut resp: Response) -> Response {
     let json = resp
         .headers()
