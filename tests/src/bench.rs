@@ -15,7 +15,7 @@ use uuid::Uuid;
 /// poll intervals (the harness speeds them up for tests) and rate limits lifted.
 pub fn server_vars(test_db: &crate::TestDatabase) -> std::collections::HashMap<String, String> {
     let lifted = "1000000000";
-    crate::test_vars(
+    let mut vars = crate::test_vars(
         test_db,
         &[
             ("JOB_POLL_INTERVAL_MS", ""),
@@ -24,7 +24,14 @@ pub fn server_vars(test_db: &crate::TestDatabase) -> std::collections::HashMap<S
             ("RATE_LIMIT_SIGNAL", lifted),
             ("RATE_LIMIT_AUTH", lifted),
         ],
-    )
+    );
+    // Server knobs a bench run may set to compare (e.g. the per-request connection cap).
+    for knob in ["DATABASE_MAX_CONNECTIONS", "DATABASE_REQUEST_CONNECTIONS"] {
+        if let Ok(v) = std::env::var(knob) {
+            vars.insert(knob.to_owned(), v);
+        }
+    }
+    vars
 }
 
 /// A knob: the variable parsed, or `default`.
