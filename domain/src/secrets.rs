@@ -141,9 +141,15 @@ pub fn normalize_email(field: &str, raw: &str) -> Result<String> {
 /// Encrypts secrets at rest (webhook signing secrets, integration tokens) with AES-256-GCM under
 /// the server's `ENCRYPTION_KEY`. A sealed value is `v1:` + base64(nonce ‖ ciphertext ‖ tag), so
 /// the format can change later without guessing.
+///
+/// During a key rotation the cipher also holds the previous key (`ENCRYPTION_KEY_PREVIOUS`):
+/// values sealed under it still open, every new value is sealed under the current key, and
+/// [`Cipher::reseal`] moves an old value to the current key. GCM's tag tells the keys apart, so
+/// no key id is stored.
 #[derive(Clone)]
 pub struct Cipher {
     key: [u8; 32],
+    previous: Option<[u8; 32]>,
 }
 
 impl std::fmt::Debug for Cipher {
@@ -152,31 +158,81 @@ impl std::fmt::Debug for Cipher {
     }
 }
 
+/// Which key opened a sealed value.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SealedUnder {
+    Current,
+    Previous,
+}
+
+fn key_from_hex(hex_key: &str) -> Option<[u8; 32]> {
+    hex::decode(hex_key.trim()).ok()?.try_into().ok()
+}
+
+fn aead_key(key: &[u8; 32]) -> Result<ring::aead::LessSafeKey> {
+    ring::aead::UnboundKey::new(&ring::aead::AES_256_GCM, key)
+        .map(ring::aead::LessSafeKey::new)
+        .map_err(|_| Error::Internal("invalid encryption key".into()))
+}
+
+/// Opens `sealed` with one key; `None` when the key is not the one it was sealed with (or the
+/// value is not a sealed value at all).
+fn open_with(key: &[u8; 32], sealed: &str) -> Option<String> {
+    use base64::Engine;
+    let raw = sealed.strip_prefix("v1:")?;
+    let bytes = base64::engine::general_purpose::STANDARD.decode(raw).ok()?;
+    if bytes.len() < ring::aead::NONCE_LEN + ring::aead::AES_256_GCM.tag_len() {
+        return None;
+    }
+    let (nonce, rest) = bytes.split_at(ring::aead::NONCE_LEN);
+    let nonce: [u8; ring::aead::NONCE_LEN] = nonce.try_into().ok()?;
+    let mut buf = rest.to_vec();
+    let plain = aead_key(key)
+        .ok()?
+        .open_in_place(
+            ring::aead::Nonce::assume_unique_for_key(nonce),
+            ring::aead::Aad::empty(),
+            &mut buf,
+        )
+        .ok()?;
+    String::from_utf8(plain.to_vec()).ok()
+}
+
 impl Cipher {
     pub fn new(key: [u8; 32]) -> Self {
-        Cipher { key }
+        Cipher {
+            key,
+            previous: None,
+        }
     }
 
     /// A cipher from 64 hex characters (32 bytes).
     pub fn from_hex(hex_key: &str) -> Option<Self> {
-        let bytes = hex::decode(hex_key.trim()).ok()?;
-        let key: [u8; 32] = bytes.try_into().ok()?;
-        Some(Cipher { key })
+        key_from_hex(hex_key).map(Cipher::new)
     }
 
-    fn sealing_key(&self) -> Result<ring::aead::LessSafeKey> {
-        ring::aead::UnboundKey::new(&ring::aead::AES_256_GCM, &self.key)
-            .map(ring::aead::LessSafeKey::new)
-            .map_err(|_| Error::Internal("invalid encryption key".into()))
+    /// The same cipher, also opening values sealed under `previous` (64 hex characters); `None`
+    /// when `previous` is not a key.
+    pub fn with_previous_hex(self, previous: &str) -> Option<Self> {
+        let previous = key_from_hex(previous)?;
+        Some(Cipher {
+            previous: Some(previous),
+            ..self
+        })
     }
 
-    /// Encrypts `plaintext` with a fresh random nonce.
+    /// Whether a previous key is held (a rotation is under way).
+    pub fn has_previous(&self) -> bool {
+        self.previous.is_some()
+    }
+
+    /// Encrypts `plaintext` with a fresh random nonce, under the current key.
     pub fn seal(&self, plaintext: &str) -> Result<String> {
         use base64::Engine;
         let mut nonce = [0u8; ring::aead::NONCE_LEN];
         rand::rng().fill(&mut nonce);
         let mut buf = plaintext.as_bytes().to_vec();
-        self.sealing_key()?
+        aead_key(&self.key)?
             .seal_in_place_append_tag(
                 ring::aead::Nonce::assume_unique_for_key(nonce),
                 ring::aead::Aad::empty(),
@@ -191,30 +247,35 @@ impl Cipher {
         ))
     }
 
-    /// Decrypts a value made by [`Cipher::seal`] under the same key.
-    pub fn open(&self, sealed: &str) -> Result<String> {
-        use base64::Engine;
-        let bad =
-            || Error::Internal("a stored secret cannot be decrypted with ENCRYPTION_KEY".into());
-        let raw = sealed.strip_prefix("v1:").ok_or_else(bad)?;
-        let bytes = base64::engine::general_purpose::STANDARD
-            .decode(raw)
-            .map_err(|_| bad())?;
-        if bytes.len() < ring::aead::NONCE_LEN + ring::aead::AES_256_GCM.tag_len() {
-            return Err(bad());
+    /// Decrypts a value made by [`Cipher::seal`] under the current or the previous key, and says
+    /// which one opened it.
+    pub fn open_under(&self, sealed: &str) -> Result<(String, SealedUnder)> {
+        if let Some(plain) = open_with(&self.key, sealed) {
+            return Ok((plain, SealedUnder::Current));
         }
-        let (nonce, rest) = bytes.split_at(ring::aead::NONCE_LEN);
-        let nonce: [u8; ring::aead::NONCE_LEN] = nonce.try_into().map_err(|_| bad())?;
-        let mut buf = rest.to_vec();
-        let plain = self
-            .sealing_key()?
-            .open_in_place(
-                ring::aead::Nonce::assume_unique_for_key(nonce),
-                ring::aead::Aad::empty(),
-                &mut buf,
-            )
-            .map_err(|_| bad())?;
-        String::from_utf8(plain.to_vec()).map_err(|_| bad())
+        if let Some(plain) = self.previous.as_ref().and_then(|k| open_with(k, sealed)) {
+            return Ok((plain, SealedUnder::Previous));
+        }
+        Err(Error::Internal(if self.previous.is_some() {
+            "a stored secret cannot be decrypted with ENCRYPTION_KEY or ENCRYPTION_KEY_PREVIOUS"
+                .into()
+        } else {
+            "a stored secret cannot be decrypted with ENCRYPTION_KEY".into()
+        }))
+    }
+
+    /// Decrypts a value made by [`Cipher::seal`] under the current or the previous key.
+    pub fn open(&self, sealed: &str) -> Result<String> {
+        self.open_under(sealed).map(|(plain, _)| plain)
+    }
+
+    /// The value sealed anew under the current key when it was sealed under the previous one;
+    /// `None` when it already is under the current key.
+    pub fn reseal(&self, sealed: &str) -> Result<Option<String>> {
+        match self.open_under(sealed)? {
+            (_, SealedUnder::Current) => Ok(None),
+            (plain, SealedUnder::Previous) => self.seal(&plain).map(Some),
+        }
     }
 }
 
@@ -272,6 +333,37 @@ mod tests {
         assert!(a.open("v1:AAAA").is_err());
         assert!(Cipher::from_hex(&"ab".repeat(32)).is_some());
         assert!(Cipher::from_hex("abcd").is_none());
+    }
+
+    #[test]
+    fn a_previous_key_opens_old_values_and_reseal_moves_them_to_the_current_key() {
+        let old = Cipher::new([7u8; 32]);
+        let sealed_old = old.seal("whsec_old").unwrap();
+        let rotating = Cipher::new([9u8; 32])
+            .with_previous_hex(&hex::encode([7u8; 32]))
+            .unwrap();
+        assert!(rotating.has_previous());
+        assert_eq!(
+            rotating.open_under(&sealed_old).unwrap(),
+            ("whsec_old".to_owned(), SealedUnder::Previous)
+        );
+        let moved = rotating.reseal(&sealed_old).unwrap().expect("re-sealed");
+        assert_eq!(
+            rotating.open_under(&moved).unwrap(),
+            ("whsec_old".to_owned(), SealedUnder::Current)
+        );
+        assert_eq!(rotating.reseal(&moved).unwrap(), None, "already current");
+        // Once the previous key is gone, only re-sealed values open.
+        let after = Cipher::new([9u8; 32]);
+        assert_eq!(after.open(&moved).unwrap(), "whsec_old");
+        let err = after.open(&sealed_old).unwrap_err().to_string();
+        assert!(err.contains("ENCRYPTION_KEY"), "{err}");
+        let err = rotating
+            .open(&Cipher::new([1u8; 32]).seal("x").unwrap())
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("ENCRYPTION_KEY_PREVIOUS"), "{err}");
+        assert!(Cipher::new([9u8; 32]).with_previous_hex("nope").is_none());
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! The `devsignal` command line: one binary, one subcommand per role.
 
 pub mod jobs;
+pub mod secrets;
 
 use std::process::ExitCode;
 
@@ -47,6 +48,11 @@ pub enum Command {
     },
     /// Print the GraphQL schema (SDL); `schema.graphql` must equal it.
     Schema,
+    /// Check the secrets sealed at rest, and re-seal them after an `ENCRYPTION_KEY` rotation.
+    Secrets {
+        #[command(subcommand)]
+        action: self::secrets::SecretsAction,
+    },
     /// Manage API keys from the command line.
     #[command(name = "api-keys")]
     ApiKeys {
@@ -131,6 +137,7 @@ pub async fn run(cli: Cli) -> ExitCode {
         Command::Jobs { action } => self::jobs::run(config, action).await,
         Command::Migrate { action } => migrate(config, action).await,
         Command::ApiKeys { action } => api_keys(config, action).await,
+        Command::Secrets { action } => self::secrets::run(config, action).await,
         Command::Schema => Ok(()),
     };
     match result {

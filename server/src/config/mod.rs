@@ -134,6 +134,9 @@ pub struct Config {
     /// `ENCRYPTION_KEY` (64 hex characters): encrypts stored secrets such as webhook signing
     /// secrets. Required in production; generated into `DATA_DIR/secrets.json` otherwise.
     pub encryption_key: Option<SecretString>,
+    /// `ENCRYPTION_KEY_PREVIOUS`: the key being rotated away from. Values sealed under it still
+    /// open; `devsignal secrets rotate` re-seals them under `ENCRYPTION_KEY`.
+    pub encryption_key_previous: Option<SecretString>,
     /// Whether `serve` also runs the job worker, the scheduler and webhook delivery (`serve
     /// --no-worker` turns it off).
     pub run_worker: bool,
@@ -363,6 +366,24 @@ impl Config {
                 r.problem("ENCRYPTION_KEY", "must be 64 hex characters (32 bytes)")
             }
             _ => {}
+        }
+        let encryption_key_previous = r.secret("ENCRYPTION_KEY_PREVIOUS");
+        if let Some(previous) = &encryption_key_previous {
+            if domain::secrets::Cipher::from_hex(previous.expose_secret()).is_none() {
+                r.problem(
+                    "ENCRYPTION_KEY_PREVIOUS",
+                    "must be 64 hex characters (32 bytes)",
+                );
+            } else if encryption_key.as_ref().is_some_and(|k| {
+                k.expose_secret()
+                    .trim()
+                    .eq_ignore_ascii_case(previous.expose_secret().trim())
+            }) {
+                r.problem(
+                    "ENCRYPTION_KEY_PREVIOUS",
+                    "must differ from ENCRYPTION_KEY (it is the key being rotated away from)",
+                );
+            }
         }
         let millis = |r: &mut Reader<'_>, var: &'static str, default: u64| -> Duration {
             Duration::from_millis(r.parse(var, default, "a number of milliseconds"))
@@ -612,6 +633,7 @@ impl Config {
             subscription_recheck: r
                 .duration("SUBSCRIPTION_RECHECK_SECONDS", Duration::from_secs(60)),
             encryption_key,
+            encryption_key_previous,
             run_worker: true,
             job_lease: r.duration("JOB_LEASE_SECONDS", Duration::from_secs(30)),
             job_poll_interval,
@@ -716,10 +738,16 @@ impl Config {
     }
 
     /// The cipher for secrets at rest; `None` until an `ENCRYPTION_KEY` is known.
+    /// With `ENCRYPTION_KEY_PREVIOUS` set, it also opens values sealed under that key.
     pub fn cipher(&self) -> Option<domain::secrets::Cipher> {
-        self.encryption_key
+        let cipher = self
+            .encryption_key
             .as_ref()
-            .and_then(|k| domain::secrets::Cipher::from_hex(k.expose_secret()))
+            .and_then(|k| domain::secrets::Cipher::from_hex(k.expose_secret()))?;
+        match &self.encryption_key_previous {
+            Some(previous) => cipher.with_previous_hex(previous.expose_secret()),
+            None => Some(cipher),
+        }
     }
 
     /// Webhook delivery settings (https only in production).

@@ -47,6 +47,7 @@ mod reddit;
 mod salesforce;
 mod schema;
 mod scopes;
+mod secrets;
 mod signal_types;
 mod signals;
 mod stackoverflow;
