@@ -120,6 +120,38 @@ pub async fn ping(db: &DatabaseConnection, timeout: Duration) -> Result<(), DbEr
     }
 }
 
+/// A connection pool's occupancy: connections open, idle among them, and its ceiling.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PoolStats {
+    pub open: u32,
+    pub idle: u32,
+    pub max: u32,
+}
+
+impl PoolStats {
+    pub fn in_use(&self) -> u32 {
+        self.open.saturating_sub(self.idle)
+    }
+}
+
+/// The pool behind `db` as it stands now (sqlx does not expose how many callers wait for a
+/// connection; `in_use == max` is the sign of a saturated pool).
+pub fn pool_stats(db: &DatabaseConnection) -> Option<PoolStats> {
+    use sea_orm::{DatabaseConnectionType as Kind, sqlx};
+    fn of<DB: sqlx::Database>(pool: &sqlx::Pool<DB>) -> PoolStats {
+        PoolStats {
+            open: pool.size(),
+            idle: u32::try_from(pool.num_idle()).unwrap_or(u32::MAX),
+            max: pool.options().get_max_connections(),
+        }
+    }
+    match &db.inner {
+        Kind::SqlxPostgresPoolConnection(_) => Some(of(db.get_postgres_connection_pool())),
+        Kind::SqlxSqlitePoolConnection(_) => Some(of(db.get_sqlite_connection_pool())),
+        _ => None,
+    }
+}
+
 /// One migration and whether it has been applied.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MigrationState {

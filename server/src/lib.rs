@@ -63,7 +63,12 @@ pub async fn build_state(config: Config, shutdown: CancellationToken) -> anyhow:
     let mut db = domain::db::connect(config.database_url.expose_secret(), &pool)
         .await
         .with_context(|| format!("cannot open the database {}", config.database_description()))?;
-    let metrics = Arc::new(metrics::Metrics::new());
+    let mut metrics = metrics::Metrics::new();
+    if config.redis_url.is_some() {
+        metrics.watch_redis();
+    }
+    let metrics = Arc::new(metrics);
+    metrics.watch_pool("serving", &db);
     let statements = metrics.db_statements.clone();
     db.set_metric_callback(move |_| {
         statements.inc();
@@ -218,6 +223,7 @@ async fn background_pool(state: &AppState) -> anyhow::Result<sea_orm::DatabaseCo
     db.set_metric_callback(move |_| {
         statements.inc();
     });
+    state.metrics.watch_pool("worker", &db);
     Ok(db)
 }
 

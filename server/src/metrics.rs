@@ -7,6 +7,9 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
+use sea_orm::{ColumnTrait as _, DatabaseConnection, EntityTrait as _, QuerySelect as _};
+use std::sync::Mutex;
+use std::sync::atomic::AtomicU64;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct RequestLabels {
@@ -34,6 +37,41 @@ pub struct Metrics {
     /// Looks at the job queue by this process's worker, by cause (see
     /// [`jobs::worker::Observer::looked`]).
     pub worker_looks: Family<CauseLabels, Counter>,
+    /// Connections of each database pool of this process, by state (`in_use`, `idle`), and
+    /// each pool's ceiling; set at each scrape from the pools registered with
+    /// [`Metrics::watch_pool`].
+    pub db_pool_connections: Family<PoolStateLabels, Gauge>,
+    pub db_pool_max: Family<PoolLabels, Gauge>,
+    pools: Mutex<Vec<(&'static str, DatabaseConnection)>>,
+    /// This process: resident memory, CPU time, open file descriptors, threads, start time.
+    pub process_resident_memory: Gauge,
+    pub process_cpu: Counter<f64, AtomicU64>,
+    pub process_open_fds: Gauge,
+    pub process_threads: Gauge,
+    pub process_start_time: Gauge,
+    /// Whether Redis answered a PING at the last scrape (absent when Redis is not configured),
+    /// and how long it took.
+    /// (`redis_up`, `redis_ping_seconds`), registered by [`Metrics::watch_redis`].
+    redis: Option<(Gauge, Gauge<f64, AtomicU64>)>,
+    /// Integrations of every organization by kind and status.
+    pub integrations: Family<IntegrationLabels, Gauge>,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct PoolLabels {
+    pub pool: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct PoolStateLabels {
+    pub pool: String,
+    pub state: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct IntegrationLabels {
+    pub kind: String,
+    pub status: String,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -126,8 +164,66 @@ impl Metrics {
             "Looks for due jobs by this process's worker, by cause (start, poll, ring, slot, more)",
             worker_looks.clone(),
         );
+        let db_pool_connections = Family::<PoolStateLabels, Gauge>::default();
+        registry.register(
+            "db_pool_connections",
+            "Database connections of this process's pools (serving, worker), by state (in_use, idle)",
+            db_pool_connections.clone(),
+        );
+        let db_pool_max = Family::<PoolLabels, Gauge>::default();
+        registry.register(
+            "db_pool_max_connections",
+            "The most connections each database pool of this process opens",
+            db_pool_max.clone(),
+        );
+        let process_resident_memory = Gauge::default();
+        registry.register(
+            "process_resident_memory_bytes",
+            "Resident memory of this process",
+            process_resident_memory.clone(),
+        );
+        let process_cpu = Counter::<f64, AtomicU64>::default();
+        registry.register(
+            "process_cpu_seconds",
+            "CPU time (user and system) this process has used",
+            process_cpu.clone(),
+        );
+        let process_open_fds = Gauge::default();
+        registry.register(
+            "process_open_fds",
+            "Open file descriptors (sockets included) of this process",
+            process_open_fds.clone(),
+        );
+        let process_threads = Gauge::default();
+        registry.register(
+            "process_threads",
+            "Threads of this process",
+            process_threads.clone(),
+        );
+        let process_start_time = Gauge::default();
+        registry.register(
+            "process_start_time_seconds",
+            "When this process started, in seconds since the Unix epoch",
+            process_start_time.clone(),
+        );
+        let integrations = Family::<IntegrationLabels, Gauge>::default();
+        registry.register(
+            "integrations",
+            "Integrations of every organization, by kind and status (CONNECTED, SYNCING, BACKOFF, ERROR, DISCONNECTED)",
+            integrations.clone(),
+        );
         Self {
             registry,
+            db_pool_connections,
+            db_pool_max,
+            pools: Mutex::new(Vec::new()),
+            process_resident_memory,
+            process_cpu,
+            process_open_fds,
+            process_threads,
+            process_start_time,
+            redis: None,
+            integrations,
             worker_looks,
             signals_ingested,
             live_subscriptions,
@@ -176,6 +272,71 @@ impl Metrics {
         }
     }
 
+    /// Adds the Redis figures (only a process that has Redis configured shows them).
+    pub fn watch_redis(&mut self) {
+        let up = Gauge::default();
+        self.registry.register(
+            "redis_up",
+            "1 when Redis answered a PING within a second at this scrape, 0 otherwise",
+            up.clone(),
+        );
+        let ping = Gauge::<f64, AtomicU64>::default();
+        self.registry.register(
+            "redis_ping_seconds",
+            "How long Redis took to answer the PING of this scrape",
+            ping.clone(),
+        );
+        self.redis = Some((up, ping));
+    }
+
+    /// Reports `db`'s pool under `name` at each scrape (the serving pool, the worker's own).
+    pub fn watch_pool(&self, name: &'static str, db: &DatabaseConnection) {
+        if let Ok(mut pools) = self.pools.lock() {
+            pools.retain(|(n, _)| *n != name);
+            pools.push((name, db.clone()));
+        }
+    }
+
+    fn set_pools(&self) {
+        let pools = match self.pools.lock() {
+            Ok(p) => p.clone(),
+            Err(_) => return,
+        };
+        for (name, db) in pools {
+            let Some(stats) = domain::db::pool_stats(&db) else {
+                continue;
+            };
+            for (state, n) in [("in_use", stats.in_use()), ("idle", stats.idle)] {
+                self.db_pool_connections
+                    .get_or_create(&PoolStateLabels {
+                        pool: name.into(),
+                        state: state.into(),
+                    })
+                    .set(n.into());
+            }
+            self.db_pool_max
+                .get_or_create(&PoolLabels { pool: name.into() })
+                .set(stats.max.into());
+        }
+    }
+
+    fn set_process(&self) {
+        let Some(p) = process_stats() else {
+            return;
+        };
+        let gauge = |g: &Gauge, v: u64| {
+            g.set(i64::try_from(v).unwrap_or(i64::MAX));
+        };
+        gauge(&self.process_resident_memory, p.resident_bytes);
+        gauge(&self.process_open_fds, p.open_fds);
+        gauge(&self.process_threads, p.threads);
+        gauge(&self.process_start_time, p.start_time_secs);
+        let delta = p.cpu_seconds - self.process_cpu.get();
+        if delta > 0.0 {
+            self.process_cpu.inc_by(delta);
+        }
+    }
+
     /// Lets other parts of the process (jobs, webhooks) add their own metrics.
     pub fn registry_mut(&mut self) -> &mut Registry {
         &mut self.registry
@@ -195,6 +356,105 @@ impl Metrics {
         let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
         out
     }
+}
+
+/// Brings the gauges read at scrape time up to date: queue depths, pools, the process, Redis,
+/// integrations, live subscriptions. A source that fails is logged and leaves its gauges as they
+/// were; the scrape still answers.
+pub async fn refresh(state: &crate::state::AppState) {
+    let m = &state.metrics;
+    match domain::queue::counts(&state.db, jobs::registry::QUEUES, None).await {
+        Ok(counts) => m.set_queue_depths(&counts),
+        Err(e) => tracing::warn!(error = %e, "reading queue depths for /metrics failed"),
+    }
+    m.live_subscriptions
+        .set(i64::try_from(state.live.subscribers()).unwrap_or(i64::MAX));
+    m.set_pools();
+    m.set_process();
+    if let (Some(redis), Some((up_gauge, ping_gauge))) = (&state.redis, &m.redis) {
+        let started = std::time::Instant::now();
+        let up = crate::redis::ping(redis, std::time::Duration::from_secs(1)).await;
+        up_gauge.set(i64::from(up));
+        ping_gauge.set(if up {
+            started.elapsed().as_secs_f64()
+        } else {
+            f64::NAN
+        });
+    }
+    use entity::integrations::{Column, Entity};
+    let counts: Result<Vec<(String, String, i64)>, _> = Entity::find()
+        .select_only()
+        .column(Column::Kind)
+        .column(Column::Status)
+        .column_as(Column::Id.count(), "n")
+        .group_by(Column::Kind)
+        .group_by(Column::Status)
+        .into_tuple()
+        .all(&state.db)
+        .await;
+    match counts {
+        Ok(counts) => {
+            // A kind whose integrations all left a status must read 0 there, not keep its
+            // last count: start from none.
+            m.integrations.clear();
+            for (kind, status, n) in counts {
+                m.integrations
+                    .get_or_create(&IntegrationLabels { kind, status })
+                    .set(n);
+            }
+        }
+        Err(e) => tracing::warn!(error = %e, "reading integrations for /metrics failed"),
+    }
+}
+
+/// What the kernel says of this process (Linux `/proc`; `None` elsewhere).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct ProcessStats {
+    pub resident_bytes: u64,
+    pub cpu_seconds: f64,
+    pub open_fds: u64,
+    pub threads: u64,
+    pub start_time_secs: u64,
+}
+
+/// `/proc` reports CPU times in ticks of `USER_HZ`, which Linux fixes at 100 on every
+/// architecture it exposes to user space.
+const USER_HZ: f64 = 100.0;
+
+/// This process's figures from `/proc/self` (`stat`, `status`, `fd`) and `/proc/stat`.
+pub fn process_stats() -> Option<ProcessStats> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // Fields after the command name, which is in parentheses and may itself hold spaces.
+    let fields: Vec<&str> = stat
+        .get(stat.rfind(')')? + 1..)?
+        .split_whitespace()
+        .collect();
+    let field = |n: usize| fields.get(n - 3).and_then(|f| f.parse::<u64>().ok());
+    let (utime, stime, threads, start_ticks) = (field(14)?, field(15)?, field(20)?, field(22)?);
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let rss_kb = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))?
+        .trim()
+        .trim_end_matches("kB")
+        .trim()
+        .parse::<u64>()
+        .ok()?;
+    let boot = std::fs::read_to_string("/proc/stat")
+        .ok()?
+        .lines()
+        .find_map(|l| l.strip_prefix("btime "))?
+        .trim()
+        .parse::<u64>()
+        .ok()?;
+    let open_fds = std::fs::read_dir("/proc/self/fd").map_or(0, |d| d.count() as u64);
+    Some(ProcessStats {
+        resident_bytes: rss_kb * 1024,
+        cpu_seconds: (utime + stime) as f64 / USER_HZ,
+        open_fds,
+        threads,
+        start_time_secs: boot + start_ticks / USER_HZ as u64,
+    })
 }
 
 impl jobs::worker::Observer for Metrics {

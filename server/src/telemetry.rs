@@ -43,9 +43,15 @@ pub fn init(config: &Config) -> TelemetryGuard {
         sentry::init((
             dsn.expose_secret(),
             sentry::ClientOptions::new()
-                .maybe_release(sentry::release_name!())
+                .maybe_release(
+                    config
+                        .sentry_release
+                        .clone()
+                        .map(Into::into)
+                        .or(sentry::release_name!()),
+                )
                 .environment(format!("{:?}", config.environment).to_lowercase())
-                .traces_sample_rate(0.0)
+                .traces_sample_rate(config.sentry_traces_sample_rate)
                 .shutdown_timeout(SENTRY_TIMEOUT)
                 .transport(TimeoutTransport),
         ))
@@ -55,6 +61,12 @@ pub fn init(config: &Config) -> TelemetryGuard {
         sentry_tracing::ErrorLayer::new()
             .with_filter(LevelFilter::ERROR)
             .and_then(sentry_tracing::BreadcrumbLayer::new().with_filter(LevelFilter::INFO))
+            // Performance tracing: root spans (a request, a job) become transactions, sampled
+            // at SENTRY_TRACES_SAMPLE_RATE; nothing is built when the rate is 0.
+            .and_then(
+                (config.sentry_traces_sample_rate > 0.0)
+                    .then(|| sentry_tracing::SpanLayer::new().with_filter(LevelFilter::INFO)),
+            )
     });
     let registry = tracing_subscriber::registry()
         .with(filter)

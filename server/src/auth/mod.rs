@@ -66,7 +66,12 @@ impl Identity {
             db,
             frontend_url: config.frontend_url.clone(),
             jwt,
-            limiter: RateLimiter::new(config.rate_limits, redis, config.redis_key_prefix.clone()),
+            limiter: RateLimiter::new(
+                config.rate_limits,
+                config.rate_limit_policy.clone(),
+                redis,
+                config.redis_key_prefix.clone(),
+            ),
             mailer: Mailer::new(config)?,
             key_usage: KeyUsage::default(),
             http: reqwest::Client::builder()
@@ -244,7 +249,7 @@ impl Identity {
     /// ingest mutations count against `signal`, on top of the `api` limiter every request
     /// counts against.
     pub async fn count_against(&self, limiter: ratelimit::Limiter, ip: &ClientIp) -> Result<()> {
-        let d = self.limiter.hit(limiter, &ip.0).await;
+        let d = self.limiter.hit(limiter, ip).await;
         if d.allowed {
             Ok(())
         } else {
@@ -328,9 +333,25 @@ pub fn client_ip(config: &Config, headers: &HeaderMap, peer: Option<SocketAddr>)
         .map_or_else(|_| peer(), |ip| ip.to_string())
 }
 
-/// The client IP of a request, put in the request extensions by the rate-limit middleware.
+/// The client of a request, put in the request extensions by the rate-limit middleware: its IP,
+/// and the prefix of the API key it presents, if any (for the operator's per-key limits; the
+/// key is not checked here).
 #[derive(Debug, Clone)]
-pub struct ClientIp(pub String);
+pub struct ClientIp(pub String, pub Option<String>);
+
+impl ClientIp {
+    /// A client known by its address alone.
+    pub fn address(ip: impl Into<String>) -> Self {
+        ClientIp(ip.into(), None)
+    }
+}
+
+/// The display prefix of the API key a request presents (`X-API-Key` or `Bearer dsk_…`).
+pub fn presented_key_prefix(headers: &HeaderMap) -> Option<String> {
+    let key = credential(headers).ok().flatten()?;
+    let prefix = key.get(..domain::identity::api_keys::DISPLAY_PREFIX_LEN)?;
+    prefix.starts_with("dsk_").then(|| prefix.to_owned())
+}
 
 /// The audit/session metadata of a request.
 pub fn meta(ip: &ClientIp, headers: &HeaderMap) -> Meta {

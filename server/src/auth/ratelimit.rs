@@ -2,12 +2,18 @@
 //! under `<prefix>rl:<limiter>:<ip>` when Redis is configured, in process otherwise. When Redis
 //! fails, counting falls back to the process (and Redis is left alone for a few seconds) instead
 //! of failing requests.
+//!
+//! The operator's [`Policy`] (runbook 5.6, no code change): addresses on
+//! `RATE_LIMIT_ALLOWLIST` are never limited, and `RATE_LIMIT_OVERRIDES` gives an address range or
+//! an API key other limits. A key with an override is counted as itself (`key:<prefix>`) across
+//! every address it calls from.
 
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use dashmap::DashMap;
 
+use crate::auth::ClientIp;
 use crate::config::RateLimits;
 use crate::redis::RedisPool;
 
@@ -40,6 +46,19 @@ impl Limiter {
         }
     }
 
+    /// The limiter of a name (`auth`, `api`, `webhook`, `demo`, `signal`).
+    pub fn from_name(name: &str) -> Option<Limiter> {
+        [
+            Limiter::Auth,
+            Limiter::Api,
+            Limiter::Webhook,
+            Limiter::Demo,
+            Limiter::Signal,
+        ]
+        .into_iter()
+        .find(|l| l.name() == name)
+    }
+
     /// The limiters a request path counts against.
     pub fn for_path(path: &str) -> Vec<Limiter> {
         if path.starts_with("/api/v1/webhooks/") || path == "/api/v1/webhooks" {
@@ -61,11 +80,135 @@ impl Limiter {
     }
 }
 
+/// Who an override applies to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Subject {
+    /// Clients whose address is in this range (a single address is a /32 or /128).
+    Net(ipnet::IpNet),
+    /// Requests presenting the API key with this prefix (`dsk_` + 8 characters).
+    Key(String),
+}
+
+/// Other limits for one subject: per minute, for the limiters it names (the others keep theirs).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Override {
+    pub subject: Subject,
+    pub limits: Vec<(Limiter, u32)>,
+}
+
+impl Override {
+    fn limit(&self, limiter: Limiter) -> Option<u32> {
+        self.limits
+            .iter()
+            .find(|(l, _)| *l == limiter)
+            .map(|(_, n)| *n)
+    }
+}
+
+/// The operator's exceptions to the limits.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Policy {
+    /// `RATE_LIMIT_ALLOWLIST`: never limited.
+    pub allowlist: Vec<ipnet::IpNet>,
+    /// `RATE_LIMIT_OVERRIDES`: other limits per address range or API key.
+    pub overrides: Vec<Override>,
+}
+
+impl Policy {
+    /// Reads `RATE_LIMIT_ALLOWLIST` (comma-separated addresses or CIDR ranges).
+    pub fn parse_allowlist(text: &str) -> Result<Vec<ipnet::IpNet>, String> {
+        text.split(',')
+            .map(str::trim)
+            .filter(|e| !e.is_empty())
+            .map(parse_net)
+            .collect()
+    }
+
+    /// Reads `RATE_LIMIT_OVERRIDES`: `;`-separated `subject=limiter:n,limiter:n`, the subject an
+    /// address, a CIDR range or an API key prefix (`dsk_AbCd1234`), e.g.
+    /// `203.0.113.0/24=api:1000;dsk_AbCd1234=api:5000,signal:20000`.
+    pub fn parse_overrides(text: &str) -> Result<Vec<Override>, String> {
+        let mut out = Vec::new();
+        for entry in text.split(';').map(str::trim).filter(|e| !e.is_empty()) {
+            let (subject, limits) = entry
+                .split_once('=')
+                .ok_or_else(|| format!("{entry:?} is not `subject=limiter:n`"))?;
+            let subject = subject.trim();
+            let subject = if subject.starts_with("dsk_") {
+                if subject.len() != domain::identity::api_keys::DISPLAY_PREFIX_LEN {
+                    return Err(format!(
+                        "{subject:?} is not an API key prefix (`dsk_` and 8 characters, as the \
+                         dashboard shows it)"
+                    ));
+                }
+                Subject::Key(subject.to_owned())
+            } else {
+                Subject::Net(parse_net(subject)?)
+            };
+            let mut parsed = Vec::new();
+            for pair in limits.split(',').map(str::trim) {
+                let (name, n) = pair
+                    .split_once(':')
+                    .ok_or_else(|| format!("{pair:?} is not `limiter:n`"))?;
+                let limiter = Limiter::from_name(name.trim()).ok_or_else(|| {
+                    format!("{name:?} is not a limiter (auth, api, webhook, demo, signal)")
+                })?;
+                let n = n
+                    .trim()
+                    .parse::<u32>()
+                    .map_err(|_| format!("{n:?} is not a number of requests per minute"))?;
+                parsed.push((limiter, n));
+            }
+            out.push(Override {
+                subject,
+                limits: parsed,
+            });
+        }
+        Ok(out)
+    }
+
+    fn allowlisted(&self, ip: Option<std::net::IpAddr>) -> bool {
+        ip.is_some_and(|ip| self.allowlist.iter().any(|net| net.contains(&ip)))
+    }
+
+    /// The counter and limit for `client` on `limiter`: the key's override, else the first
+    /// range's override holding its address, else `default` per address.
+    fn resolve(&self, limiter: Limiter, client: &ClientIp, default: u32) -> (String, u32) {
+        if let Some(prefix) = &client.1
+            && let Some(limit) = self
+                .overrides
+                .iter()
+                .filter(|o| matches!(&o.subject, Subject::Key(k) if k == prefix))
+                .find_map(|o| o.limit(limiter))
+        {
+            return (format!("key:{prefix}"), limit);
+        }
+        let ip = client.0.parse::<std::net::IpAddr>().ok();
+        let limit = ip
+            .and_then(|ip| {
+                self.overrides
+                    .iter()
+                    .filter(|o| matches!(&o.subject, Subject::Net(n) if n.contains(&ip)))
+                    .find_map(|o| o.limit(limiter))
+            })
+            .unwrap_or(default);
+        (client.0.clone(), limit)
+    }
+}
+
+fn parse_net(text: &str) -> Result<ipnet::IpNet, String> {
+    text.parse::<ipnet::IpNet>()
+        .or_else(|_| text.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+        .map_err(|_| format!("{text:?} is not an IP address or CIDR range"))
+}
+
 /// The outcome of one counted request.
 #[derive(Debug, Clone, Copy)]
 pub struct Decision {
     pub limiter: Limiter,
     pub allowed: bool,
+    /// The client is on the allowlist: nothing was counted and no limit applies.
+    pub exempt: bool,
     pub limit: u32,
     pub remaining: u32,
     /// Seconds until the window resets.
@@ -74,6 +217,7 @@ pub struct Decision {
 
 pub struct RateLimiter {
     limits: RateLimits,
+    policy: Policy,
     redis: Option<RedisPool>,
     prefix: String,
     local: DashMap<(Limiter, String), (Instant, u32)>,
@@ -81,9 +225,15 @@ pub struct RateLimiter {
 }
 
 impl RateLimiter {
-    pub fn new(limits: RateLimits, redis: Option<RedisPool>, prefix: String) -> Self {
+    pub fn new(
+        limits: RateLimits,
+        policy: Policy,
+        redis: Option<RedisPool>,
+        prefix: String,
+    ) -> Self {
         Self {
             limits,
+            policy,
             redis,
             prefix,
             local: DashMap::new(),
@@ -106,15 +256,29 @@ impl RateLimiter {
         format!("{}rl:{}:{ip}", self.prefix, limiter.name())
     }
 
-    /// Counts one request of `ip` against `limiter`.
-    pub async fn hit(&self, limiter: Limiter, ip: &str) -> Decision {
-        self.hit_n(limiter, ip, 1).await
+    /// Counts one request of `client` against `limiter`.
+    pub async fn hit(&self, limiter: Limiter, client: &ClientIp) -> Decision {
+        self.hit_n(limiter, client, 1).await
     }
 
-    /// Counts `n` requests of `ip` against `limiter` at once (the operations of one GraphQL
-    /// batch, the root fields of one mutation).
-    pub async fn hit_n(&self, limiter: Limiter, ip: &str, n: u32) -> Decision {
-        let limit = self.limit(limiter);
+    /// Counts `n` requests of `client` against `limiter` at once (the operations of one GraphQL
+    /// batch, the root fields of one mutation), under the operator's [`Policy`].
+    pub async fn hit_n(&self, limiter: Limiter, client: &ClientIp, n: u32) -> Decision {
+        if self
+            .policy
+            .allowlisted(client.0.parse::<std::net::IpAddr>().ok())
+        {
+            return Decision {
+                limiter,
+                allowed: true,
+                exempt: true,
+                limit: u32::MAX,
+                remaining: u32::MAX,
+                reset_secs: WINDOW.as_secs(),
+            };
+        }
+        let (subject, limit) = self.policy.resolve(limiter, client, self.limit(limiter));
+        let ip = subject.as_str();
         // Every hit is also counted here, so a fallback to this process (Redis slow or away)
         // goes on from what was counted, never from a fresh budget.
         let local = self.local_hit(limiter, ip, n);
@@ -128,6 +292,7 @@ impl RateLimiter {
         Decision {
             limiter,
             allowed: count <= u64::from(limit),
+            exempt: false,
             limit,
             remaining: u32::try_from(u64::from(limit).saturating_sub(count)).unwrap_or(0),
             reset_secs: reset_secs.max(1),

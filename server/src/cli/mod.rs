@@ -234,6 +234,7 @@ async fn worker(config: Config) -> anyhow::Result<()> {
             "/health/ready",
             axum::routing::get(crate::http::health::ready),
         )
+        .route("/metrics", axum::routing::get(crate::http::metrics))
         .with_state(state.clone());
     let server = tokio::spawn(
         axum::serve(listener, health)

@@ -106,6 +106,12 @@ pub struct Config {
     pub smtp_url: Option<SecretString>,
     pub email_from: String,
     pub sentry_dsn: Option<SecretString>,
+    /// `SENTRY_TRACES_SAMPLE_RATE` (0 to 1, default 0): the share of requests, jobs and other
+    /// root spans sent to Sentry as performance traces.
+    pub sentry_traces_sample_rate: f32,
+    /// `SENTRY_RELEASE`: the release events and traces are tagged with (default
+    /// `devsignal@<version>`), e.g. an image tag or commit.
+    pub sentry_release: Option<String>,
     pub github_client_id: Option<String>,
     pub github_client_secret: Option<SecretString>,
     pub google_client_id: Option<String>,
@@ -171,6 +177,8 @@ pub struct Config {
     pub base_urls: BTreeMap<String, String>,
     /// Requests per minute per client IP for each limiter; `RATE_LIMIT_<LIMITER>`.
     pub rate_limits: RateLimits,
+    /// `RATE_LIMIT_ALLOWLIST` and `RATE_LIMIT_OVERRIDES`: the operator's exceptions.
+    pub rate_limit_policy: crate::auth::ratelimit::Policy,
     /// Bounds on one GraphQL request and on WebSocket connections; `GRAPHQL_*`, `WS_*`.
     pub graphql_limits: GraphqlLimits,
     /// `REQUEST_TIMEOUT_MS` (default 10 s): how long any other HTTP request may run before it is
@@ -234,6 +242,24 @@ impl Default for RateLimits {
 }
 
 /// `GRAPHQL_*` and `WS_*`: each a positive number.
+fn rate_limit_policy(r: &mut Reader<'_>) -> crate::auth::ratelimit::Policy {
+    use crate::auth::ratelimit::Policy;
+    let mut policy = Policy::default();
+    if let Some(text) = r.get("RATE_LIMIT_ALLOWLIST") {
+        match Policy::parse_allowlist(&text) {
+            Ok(list) => policy.allowlist = list,
+            Err(e) => r.problem("RATE_LIMIT_ALLOWLIST", e),
+        }
+    }
+    if let Some(text) = r.get("RATE_LIMIT_OVERRIDES") {
+        match Policy::parse_overrides(&text) {
+            Ok(list) => policy.overrides = list,
+            Err(e) => r.problem("RATE_LIMIT_OVERRIDES", e),
+        }
+    }
+    policy
+}
+
 fn graphql_limits(r: &mut Reader<'_>) -> GraphqlLimits {
     let d = GraphqlLimits::default();
     let positive = |r: &mut Reader<'_>, var: &'static str, default: usize| -> usize {
@@ -389,6 +415,14 @@ impl Config {
             Duration::from_millis(r.parse(var, default, "a number of milliseconds"))
         };
         let webhook_poll_interval = millis(&mut r, "WEBHOOK_POLL_INTERVAL_MS", 1000);
+        let sentry_traces_sample_rate: f32 =
+            r.parse("SENTRY_TRACES_SAMPLE_RATE", 0.0, "a number from 0 to 1");
+        if !(0.0..=1.0).contains(&sentry_traces_sample_rate) {
+            r.problem(
+                "SENTRY_TRACES_SAMPLE_RATE",
+                format!("must be a number from 0 to 1 (got {sentry_traces_sample_rate})"),
+            );
+        }
         let job_poll_interval = millis(&mut r, "JOB_POLL_INTERVAL_MS", 1000);
         let events_poll_interval = millis(&mut r, "EVENTS_POLL_INTERVAL_MS", 1000);
         let scheduler_enabled = match r.get("SCHEDULER_ENABLED") {
@@ -616,6 +650,8 @@ impl Config {
                 .get("EMAIL_FROM")
                 .unwrap_or_else(|| "DevSignal <noreply@devsignal.local>".into()),
             sentry_dsn: r.secret("SENTRY_DSN"),
+            sentry_traces_sample_rate,
+            sentry_release: r.get("SENTRY_RELEASE"),
             github_client_id: r.get("GITHUB_CLIENT_ID"),
             github_client_secret: r.secret("GITHUB_CLIENT_SECRET"),
             google_client_id: r.get("GOOGLE_CLIENT_ID"),
@@ -671,6 +707,7 @@ impl Config {
                     "a number",
                 ),
             },
+            rate_limit_policy: rate_limit_policy(&mut r),
             graphql_limits: graphql_limits(&mut r),
             request_timeout: {
                 let ms: u64 = r.parse("REQUEST_TIMEOUT_MS", 10_000, "a number of milliseconds");

@@ -62,7 +62,7 @@ pub fn meta(ctx: &Context<'_>) -> Meta {
 pub fn client_ip(ctx: &Context<'_>) -> ClientIp {
     ctx.data_opt::<ClientIp>()
         .cloned()
-        .unwrap_or_else(|| ClientIp("unknown".into()))
+        .unwrap_or_else(|| ClientIp::address("unknown"))
 }
 
 fn uuid(id: &ID) -> Option<Uuid> {

@@ -374,7 +374,8 @@ impl Extension for DocumentLimitsExtension {
                 .get(&std::any::TypeId::of::<ClientIp>())
                 .and_then(|d| d.downcast_ref::<ClientIp>())
                 .or_else(|| ctx.data_opt::<ClientIp>())
-                .map_or_else(|| "unknown".to_owned(), |ip| ip.0.clone());
+                .cloned()
+                .unwrap_or_else(|| ClientIp::address("unknown"));
             let n = u32::try_from(extra).unwrap_or(u32::MAX);
             let d = state.identity.limiter.hit_n(Limiter::Api, &ip, n).await;
             if !d.allowed {

@@ -309,13 +309,14 @@ async fn run(
     if operations > 1 {
         // The rate-limit middleware counted the request once; each further operation counts too.
         let extra = u32::try_from(operations - 1).unwrap_or(u32::MAX);
-        let d = state
-            .identity
-            .limiter
-            .hit_n(Limiter::Api, &ip.0, extra)
-            .await;
+        let d = state.identity.limiter.hit_n(Limiter::Api, &ip, extra).await;
         if !d.allowed {
-            tracing::warn!(limiter = d.limiter.name(), "rate limit exceeded by a batch");
+            tracing::warn!(
+                limiter = d.limiter.name(),
+                ip = %ip.0,
+                route = crate::GRAPHQL_PATH,
+                "rate limit exceeded by a batch"
+            );
             return rate_limited(&d);
         }
     }

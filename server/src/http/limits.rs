@@ -67,7 +67,8 @@ pub async fn rate_limit(State(state): State<AppState>, mut req: Request, next: N
         .get::<ConnectInfo<SocketAddr>>()
         .map(|c| c.0);
     let ip = crate::auth::client_ip(&state.config, req.headers(), peer);
-    req.extensions_mut().insert(ClientIp(ip.clone()));
+    let client = ClientIp(ip, crate::auth::presented_key_prefix(req.headers()));
+    req.extensions_mut().insert(client.clone());
     let path = req.uri().path().to_owned();
     let limiters = if req.method() == axum::http::Method::OPTIONS {
         Vec::new()
@@ -76,9 +77,20 @@ pub async fn rate_limit(State(state): State<AppState>, mut req: Request, next: N
     };
     let mut shown: Option<Decision> = None;
     for limiter in limiters {
-        let d = state.identity.limiter.hit(limiter, &ip).await;
+        let d = state.identity.limiter.hit(limiter, &client).await;
+        if d.exempt {
+            // On RATE_LIMIT_ALLOWLIST: no limiter applies, and no limit is shown.
+            break;
+        }
         if !d.allowed {
-            tracing::warn!(limiter = limiter.name(), "rate limit exceeded");
+            tracing::warn!(
+                limiter = limiter.name(),
+                ip = %client.0,
+                route = %path,
+                apiKey = client.1.as_deref().unwrap_or(""),
+                limit = d.limit,
+                "rate limit exceeded"
+            );
             return too_many(&d, path == crate::GRAPHQL_PATH);
         }
         // Show the tightest limiter's numbers.

@@ -155,7 +155,10 @@ fn cors_layer(state: &AppState) -> CorsLayer {
         .max_age(Duration::from_secs(600))
 }
 
-async fn metrics(State(state): State<AppState>, headers: axum::http::HeaderMap) -> Response {
+pub(crate) async fn metrics(
+    State(state): State<AppState>,
+    headers: axum::http::HeaderMap,
+) -> Response {
     use secrecy::ExposeSecret;
     match &state.config.metrics_token {
         None if state.config.is_production() => {
@@ -193,14 +196,7 @@ async fn metrics(State(state): State<AppState>, headers: axum::http::HeaderMap) 
             }
         }
     }
-    match domain::queue::counts(&state.db, jobs::registry::QUEUES, None).await {
-        Ok(counts) => state.metrics.set_queue_depths(&counts),
-        Err(e) => tracing::warn!(error = %e, "reading queue depths for /metrics failed"),
-    }
-    state
-        .metrics
-        .live_subscriptions
-        .set(i64::try_from(state.live.subscribers()).unwrap_or(i64::MAX));
+    crate::metrics::refresh(&state).await;
     (
         [(
             header::CONTENT_TYPE,

@@ -37,6 +37,7 @@ mod live;
 mod merges;
 mod nul_bytes;
 mod oauth;
+mod operations;
 mod organizations;
 mod packages;
 mod plans;
