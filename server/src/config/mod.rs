@@ -297,9 +297,37 @@ impl Config {
     /// values are errors; in production every variable production requires (README) must be present
     /// and valid.
     pub fn from_vars(vars: &HashMap<String, String>) -> Result<Self, ConfigError> {
+        Self::read(vars).0
+    }
+
+    /// The names of every variable the configuration reads (development and production, Redis
+    /// by host or by URL), apart from the `<NAME>_BASE_URL` family: what `.env.example` must list.
+    pub fn variables() -> std::collections::BTreeSet<String> {
+        let mut all = std::collections::BTreeSet::new();
+        for env in [
+            &[][..],
+            &[("NODE_ENV", "production")][..],
+            &[("REDIS_HOST", "redis")][..],
+        ] {
+            let vars = env
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect();
+            all.extend(Self::read(&vars).1);
+        }
+        all
+    }
+
+    fn read(
+        vars: &HashMap<String, String>,
+    ) -> (
+        Result<Self, ConfigError>,
+        std::collections::BTreeSet<String>,
+    ) {
         let mut r = Reader {
             vars,
             problems: Vec::new(),
+            asked: Default::default(),
         };
         let env_raw = r.get("NODE_ENV").or_else(|| r.get("APP_ENV"));
         let environment = match env_raw.as_deref().map(str::to_ascii_lowercase).as_deref() {
@@ -729,10 +757,11 @@ impl Config {
         if config.database_worker_connections < 2 {
             r.problem("DATABASE_WORKER_CONNECTIONS", "must be at least 2");
         }
+        let asked = r.asked.take();
         if r.problems.is_empty() {
-            Ok(config)
+            (Ok(config), asked)
         } else {
-            Err(ConfigError(r.problems))
+            (Err(ConfigError(r.problems)), asked)
         }
     }
 

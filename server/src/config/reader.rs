@@ -10,11 +10,14 @@ use super::*;
 pub(super) struct Reader<'a> {
     pub(super) vars: &'a HashMap<String, String>,
     pub(super) problems: Vec<ConfigProblem>,
+    /// Every variable asked for, set or not ([`Config::variables`]).
+    pub(super) asked: std::cell::RefCell<std::collections::BTreeSet<String>>,
 }
 
 impl Reader<'_> {
     /// A variable's value; empty strings count as unset.
     pub(super) fn get(&self, var: &str) -> Option<String> {
+        self.asked.borrow_mut().insert(var.to_owned());
         self.vars
             .get(var)
             .map(|v| v.trim().to_owned())
