@@ -7,7 +7,7 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
-use sea_orm::{ColumnTrait as _, DatabaseConnection, EntityTrait as _, QuerySelect as _};
+use sea_orm::DatabaseConnection;
 use std::sync::Mutex;
 use std::sync::atomic::AtomicU64;
 
@@ -297,7 +297,8 @@ impl Metrics {
         }
     }
 
-    fn set_pools(&self) {
+    /// Sets the pool gauges from the pools registered with [`Metrics::watch_pool`].
+    pub fn set_pools(&self) {
         let pools = match self.pools.lock() {
             Ok(p) => p.clone(),
             Err(_) => return,
@@ -320,7 +321,32 @@ impl Metrics {
         }
     }
 
-    fn set_process(&self) {
+    /// Sets the integrations gauge from fresh (kind, status, count) rows: a kind whose
+    /// integrations all left a status reads nothing there, not its last count.
+    pub fn set_integrations(&self, counts: Vec<(String, String, i64)>) {
+        self.integrations.clear();
+        for (kind, status, n) in counts {
+            self.integrations
+                .get_or_create(&IntegrationLabels { kind, status })
+                .set(n);
+        }
+    }
+
+    /// Sets the Redis figures (when registered): whether it answered, and in how long.
+    pub fn set_redis(&self, answered_in: Option<std::time::Duration>) {
+        if let Some((up, ping)) = &self.redis {
+            up.set(i64::from(answered_in.is_some()));
+            ping.set(answered_in.map_or(f64::NAN, |d| d.as_secs_f64()));
+        }
+    }
+
+    /// Whether the Redis figures are registered (Redis is configured).
+    pub fn watches_redis(&self) -> bool {
+        self.redis.is_some()
+    }
+
+    /// Sets the process gauges from `/proc`.
+    pub fn set_process(&self) {
         let Some(p) = process_stats() else {
             return;
         };
@@ -355,55 +381,6 @@ impl Metrics {
         // Writing into a String cannot fail.
         let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
         out
-    }
-}
-
-/// Brings the gauges read at scrape time up to date: queue depths, pools, the process, Redis,
-/// integrations, live subscriptions. A source that fails is logged and leaves its gauges as they
-/// were; the scrape still answers.
-pub async fn refresh(state: &crate::state::AppState) {
-    let m = &state.metrics;
-    match domain::queue::counts(&state.db, jobs::registry::QUEUES, None).await {
-        Ok(counts) => m.set_queue_depths(&counts),
-        Err(e) => tracing::warn!(error = %e, "reading queue depths for /metrics failed"),
-    }
-    m.live_subscriptions
-        .set(i64::try_from(state.live.subscribers()).unwrap_or(i64::MAX));
-    m.set_pools();
-    m.set_process();
-    if let (Some(redis), Some((up_gauge, ping_gauge))) = (&state.redis, &m.redis) {
-        let started = std::time::Instant::now();
-        let up = crate::redis::ping(redis, std::time::Duration::from_secs(1)).await;
-        up_gauge.set(i64::from(up));
-        ping_gauge.set(if up {
-            started.elapsed().as_secs_f64()
-        } else {
-            f64::NAN
-        });
-    }
-    use entity::integrations::{Column, Entity};
-    let counts: Result<Vec<(String, String, i64)>, _> = Entity::find()
-        .select_only()
-        .column(Column::Kind)
-        .column(Column::Status)
-        .column_as(Column::Id.count(), "n")
-        .group_by(Column::Kind)
-        .group_by(Column::Status)
-        .into_tuple()
-        .all(&state.db)
-        .await;
-    match counts {
-        Ok(counts) => {
-            // A kind whose integrations all left a status must read 0 there, not keep its
-            // last count: start from none.
-            m.integrations.clear();
-            for (kind, status, n) in counts {
-                m.integrations
-                    .get_or_create(&IntegrationLabels { kind, status })
-                    .set(n);
-            }
-        }
-        Err(e) => tracing::warn!(error = %e, "reading integrations for /metrics failed"),
     }
 }
 

@@ -7,6 +7,7 @@
 //! sessions valid.
 
 mod dev_secrets;
+pub mod rate_limits;
 mod reader;
 
 use dev_secrets::DevSecrets;
@@ -178,7 +179,7 @@ pub struct Config {
     /// Requests per minute per client IP for each limiter; `RATE_LIMIT_<LIMITER>`.
     pub rate_limits: RateLimits,
     /// `RATE_LIMIT_ALLOWLIST` and `RATE_LIMIT_OVERRIDES`: the operator's exceptions.
-    pub rate_limit_policy: crate::auth::ratelimit::Policy,
+    pub rate_limit_policy: rate_limits::Policy,
     /// Bounds on one GraphQL request and on WebSocket connections; `GRAPHQL_*`, `WS_*`.
     pub graphql_limits: GraphqlLimits,
     /// `REQUEST_TIMEOUT_MS` (default 10 s): how long any other HTTP request may run before it is
@@ -242,8 +243,8 @@ impl Default for RateLimits {
 }
 
 /// `GRAPHQL_*` and `WS_*`: each a positive number.
-fn rate_limit_policy(r: &mut Reader<'_>) -> crate::auth::ratelimit::Policy {
-    use crate::auth::ratelimit::Policy;
+fn rate_limit_policy(r: &mut Reader<'_>) -> rate_limits::Policy {
+    use rate_limits::Policy;
     let mut policy = Policy::default();
     if let Some(text) = r.get("RATE_LIMIT_ALLOWLIST") {
         match Policy::parse_allowlist(&text) {

@@ -196,7 +196,7 @@ pub(crate) async fn metrics(
             }
         }
     }
-    crate::metrics::refresh(&state).await;
+    refresh_metrics(&state).await;
     (
         [(
             header::CONTENT_TYPE,
@@ -205,6 +205,42 @@ pub(crate) async fn metrics(
         state.metrics.render(),
     )
         .into_response()
+}
+
+/// Brings the gauges read at scrape time up to date: queue depths, pools, the process, Redis,
+/// integrations, live subscriptions. A source that fails is logged and leaves its gauges as they
+/// were; the scrape still answers.
+async fn refresh_metrics(state: &AppState) {
+    use sea_orm::{ColumnTrait as _, EntityTrait as _, QuerySelect as _};
+    let m = &state.metrics;
+    match domain::queue::counts(&state.db, jobs::registry::QUEUES, None).await {
+        Ok(counts) => m.set_queue_depths(&counts),
+        Err(e) => tracing::warn!(error = %e, "reading queue depths for /metrics failed"),
+    }
+    m.live_subscriptions
+        .set(i64::try_from(state.live.subscribers()).unwrap_or(i64::MAX));
+    m.set_pools();
+    m.set_process();
+    if let Some(redis) = state.redis.as_ref().filter(|_| m.watches_redis()) {
+        let started = std::time::Instant::now();
+        let up = crate::redis::ping(redis, Duration::from_secs(1)).await;
+        m.set_redis(up.then(|| started.elapsed()));
+    }
+    use entity::integrations::{Column, Entity};
+    let counts = Entity::find()
+        .select_only()
+        .column(Column::Kind)
+        .column(Column::Status)
+        .column_as(Column::Id.count(), "n")
+        .group_by(Column::Kind)
+        .group_by(Column::Status)
+        .into_tuple()
+        .all(&state.db)
+        .await;
+    match counts {
+        Ok(counts) => m.set_integrations(counts),
+        Err(e) => tracing::warn!(error = %e, "reading integrations for /metrics failed"),
+    }
 }
 
 fn panic_response(_: Box<dyn std::any::Any + Send + 'static>) -> Response {
