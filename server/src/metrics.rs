@@ -34,6 +34,54 @@ pub struct Metrics {
     /// Looks at the job queue by this process's worker, by cause (see
     /// [`jobs::worker::Observer::looked`]).
     pub worker_looks: Family<CauseLabels, Counter>,
+    /// The scheduler's state, read from the database at each scrape ([`SchedulerMetrics`]).
+    pub scheduler: SchedulerMetrics,
+}
+
+/// `devsignal_scheduler_last_tick_timestamp_seconds{schedule}` (each cron entry's last recorded
+/// tick, enqueued or skipped) and `devsignal_scheduler_alive` (schedulers with a fresh heartbeat),
+/// set at each scrape by [`SchedulerMetrics::refresh`].
+#[derive(Clone, Default)]
+pub struct SchedulerMetrics {
+    pub last_tick: Family<ScheduleLabels, Gauge>,
+    pub alive: Gauge,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ScheduleLabels {
+    pub schedule: String,
+}
+
+impl SchedulerMetrics {
+    fn register(&self, registry: &mut Registry) {
+        registry.register(
+            "scheduler_last_tick_timestamp_seconds",
+            "Unix time of each cron entry's last recorded tick (enqueued or skipped)",
+            self.last_tick.clone(),
+        );
+        registry.register(
+            "scheduler_alive",
+            "Cron schedulers whose heartbeat is fresh (SCHEDULER_STALE_SECONDS)",
+            self.alive.clone(),
+        );
+    }
+
+    /// Reads the last ticks and the heartbeats from the database.
+    pub async fn refresh(
+        &self,
+        db: &sea_orm::DatabaseConnection,
+        stale_after: std::time::Duration,
+    ) -> domain::Result<()> {
+        for (schedule, at) in domain::queue::last_tick_times(db).await? {
+            self.last_tick
+                .get_or_create(&ScheduleLabels { schedule })
+                .set(at.timestamp());
+        }
+        let live = domain::queue::liveness(db, stale_after).await?;
+        self.alive
+            .set(i64::try_from(live.alive).unwrap_or(i64::MAX));
+        Ok(())
+    }
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -126,7 +174,10 @@ impl Metrics {
             "Looks for due jobs by this process's worker, by cause (start, poll, ring, slot, more)",
             worker_looks.clone(),
         );
+        let scheduler = SchedulerMetrics::default();
+        scheduler.register(&mut registry);
         Self {
+            scheduler,
             registry,
             worker_looks,
             signals_ingested,

@@ -197,6 +197,12 @@ async fn metrics(State(state): State<AppState>, headers: axum::http::HeaderMap) 
         Ok(counts) => state.metrics.set_queue_depths(&counts),
         Err(e) => tracing::warn!(error = %e, "reading queue depths for /metrics failed"),
     }
+    if let Err(e) = (state.metrics.scheduler)
+        .refresh(&state.db, state.config.scheduler_stale_after)
+        .await
+    {
+        tracing::warn!(error = %e, "reading the scheduler's state for /metrics failed");
+    }
     state
         .metrics
         .live_subscriptions
