@@ -45,6 +45,7 @@ mod posthog;
 mod rate_limits;
 mod reddit;
 mod salesforce;
+mod schedules;
 mod schema;
 mod scopes;
 mod signal_types;
