@@ -1,5 +1,6 @@
 //! The `devsignal` command line: one binary, one subcommand per role.
 
+pub mod doctor;
 pub mod jobs;
 
 use std::process::ExitCode;
@@ -47,6 +48,10 @@ pub enum Command {
     },
     /// Print the GraphQL schema (SDL); `schema.graphql` must equal it.
     Schema,
+    /// Check the configuration, database, migrations, Redis, SMTP, the scheduler, the queues and
+    /// the integrations: one OK/WARN/FAIL line each with what to do. Exits 1 when a check fails.
+    /// Needs no running server.
+    Doctor,
     /// Manage API keys from the command line.
     #[command(name = "api-keys")]
     ApiKeys {
@@ -101,6 +106,9 @@ pub async fn run(cli: Cli) -> ExitCode {
         println!("{}", crate::graphql::sdl().trim_end());
         return ExitCode::SUCCESS;
     }
+    if let Command::Doctor = command {
+        return self::doctor::run().await;
+    }
     let mut config = match Config::from_env() {
         Ok(c) => c,
         Err(errors) => {
@@ -131,7 +139,7 @@ pub async fn run(cli: Cli) -> ExitCode {
         Command::Jobs { action } => self::jobs::run(config, action).await,
         Command::Migrate { action } => migrate(config, action).await,
         Command::ApiKeys { action } => api_keys(config, action).await,
-        Command::Schema => Ok(()),
+        Command::Schema | Command::Doctor => Ok(()),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

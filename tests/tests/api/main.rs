@@ -16,6 +16,7 @@ mod crm_timeline;
 mod cross_tenant;
 mod dashboard;
 mod discord;
+mod doctor;
 mod enrichment;
 mod error_codes;
 mod events;
