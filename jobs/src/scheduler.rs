@@ -455,4 +455,33 @@ mod tests {
         );
         assert!(parse_overrides("").unwrap().is_empty());
     }
+
+    #[test]
+    fn a_seconds_field_is_accepted_and_ticks_are_whole_seconds() {
+        let o = parse_overrides("demo-cleanup-scheduler=*/2 * * * * *").unwrap();
+        let demo = registry::schedule("demo-cleanup-scheduler").unwrap();
+        let at = DateTime::parse_from_rfc3339("2026-11-30T08:59:31.250Z")
+            .unwrap()
+            .with_timezone(&Utc);
+        assert_eq!(
+            previous_run(demo, &o, at).unwrap().to_rfc3339(),
+            "2026-11-30T08:59:30+00:00"
+        );
+        assert_eq!(
+            next_run(demo, &o, at).unwrap().to_rfc3339(),
+            "2026-11-30T08:59:32+00:00"
+        );
+        // A tick due in the very second of `at` is the previous one (the catch-up at start).
+        let alert = registry::schedule("alert-check-scheduler").unwrap();
+        let on_tick = DateTime::parse_from_rfc3339("2026-11-30T09:00:00.400Z")
+            .unwrap()
+            .with_timezone(&Utc);
+        assert_eq!(
+            previous_run(alert, &Overrides::new(), on_tick)
+                .unwrap()
+                .to_rfc3339(),
+            "2026-11-30T09:00:00+00:00"
+        );
+        assert!(parse_overrides("sync-all-npm=* * * * * * *").is_err());
+    }
 }

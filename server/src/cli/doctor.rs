@@ -21,7 +21,7 @@ const FAILED_WITHIN: chrono::Duration = chrono::Duration::hours(24);
 /// Redis answering slower than this is worth a warning.
 const SLOW_REDIS: Duration = Duration::from_millis(50);
 
-#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(Clone, Copy, PartialEq, Eq)]
 enum Level {
     Ok,
     Warn,
