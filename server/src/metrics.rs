@@ -40,7 +40,7 @@ pub struct Metrics {
 
 /// `devsignal_scheduler_last_tick_timestamp_seconds{schedule}` (each cron entry's last recorded
 /// tick, enqueued or skipped) and `devsignal_scheduler_alive` (schedulers with a fresh heartbeat),
-/// set at each scrape by [`SchedulerMetrics::refresh`].
+/// set at each scrape by [`SchedulerMetrics::set`] from the database's reads.
 #[derive(Clone, Default)]
 pub struct SchedulerMetrics {
     pub last_tick: Family<ScheduleLabels, Gauge>,
@@ -66,21 +66,16 @@ impl SchedulerMetrics {
         );
     }
 
-    /// Reads the last ticks and the heartbeats from the database.
-    pub async fn refresh(
-        &self,
-        db: &sea_orm::DatabaseConnection,
-        stale_after: std::time::Duration,
-    ) -> domain::Result<()> {
-        for (schedule, at) in domain::queue::last_tick_times(db).await? {
+    /// Sets the gauges from fresh reads: each entry's last tick time, the live schedulers.
+    pub fn set(&self, last_ticks: &[(String, chrono::DateTime<chrono::Utc>)], alive: usize) {
+        for (schedule, at) in last_ticks {
             self.last_tick
-                .get_or_create(&ScheduleLabels { schedule })
+                .get_or_create(&ScheduleLabels {
+                    schedule: schedule.clone(),
+                })
                 .set(at.timestamp());
         }
-        let live = domain::queue::liveness(db, stale_after).await?;
-        self.alive
-            .set(i64::try_from(live.alive).unwrap_or(i64::MAX));
-        Ok(())
+        self.alive.set(i64::try_from(alive).unwrap_or(i64::MAX));
     }
 }
 

@@ -197,11 +197,14 @@ async fn metrics(State(state): State<AppState>, headers: axum::http::HeaderMap) 
         Ok(counts) => state.metrics.set_queue_depths(&counts),
         Err(e) => tracing::warn!(error = %e, "reading queue depths for /metrics failed"),
     }
-    if let Err(e) = (state.metrics.scheduler)
-        .refresh(&state.db, state.config.scheduler_stale_after)
-        .await
-    {
-        tracing::warn!(error = %e, "reading the scheduler's state for /metrics failed");
+    let scheduler = async {
+        let ticks = domain::queue::last_tick_times(&state.db).await?;
+        let live = domain::queue::liveness(&state.db, state.config.scheduler_stale_after).await?;
+        Ok::<_, domain::Error>((ticks, live.alive))
+    };
+    match scheduler.await {
+        Ok((ticks, alive)) => state.metrics.scheduler.set(&ticks, alive),
+        Err(e) => tracing::warn!(error = %e, "reading the scheduler's state for /metrics failed"),
     }
     state
         .metrics
