@@ -365,6 +365,16 @@ pub async fn by_id(db: &impl ConnectionTrait, id: Uuid) -> Result<Option<integra
     Ok(integrations::Entity::find_by_id(id).one(db).await?)
 }
 
+/// Every organization's integrations in `ERROR`, for the operator's `devsignal doctor` (not a
+/// tenant's request).
+pub async fn in_error(db: &impl ConnectionTrait) -> Result<Vec<integrations::Model>> {
+    Ok(integrations::Entity::find()
+        .filter(integrations::Column::Status.eq(status::ERROR))
+        .order_by_asc(integrations::Column::UpdatedAt)
+        .all(db)
+        .await?)
+}
+
 /// The stored cursor of one resource.
 pub async fn cursor(
     db: &impl ConnectionTrait,

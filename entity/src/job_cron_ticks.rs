@@ -1,4 +1,6 @@
-//! A cron tick already enqueued: (schedule name, tick time) is the primary key.
+//! A cron tick already handled: (schedule name, tick time) is the primary key. `job_id` is the job
+//! it enqueued; without one, `skipped` says why (`disabled`: the entry was disabled at the tick;
+//! `duplicate`: an identical job was still waiting).
 
 use sea_orm::entity::prelude::*;
 
@@ -10,6 +12,7 @@ pub struct Model {
     #[sea_orm(primary_key, auto_increment = false)]
     pub tick_at: DateTimeUtc,
     pub job_id: Option<Uuid>,
+    pub skipped: Option<String>,
     pub created_at: DateTimeUtc,
 }
 

@@ -19,6 +19,7 @@ mod m20261202_000013_order_indexes;
 mod m20261202_000014_crm_sync;
 mod m20261202_000015_enrichment;
 mod m20261203_000016_webhook_objects;
+mod m20261203_000017_schedule_states;
 
 pub struct Migrator;
 
@@ -40,6 +41,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261202_000014_crm_sync::Migration),
             Box::new(m20261202_000015_enrichment::Migration),
             Box::new(m20261203_000016_webhook_objects::Migration),
+            Box::new(m20261203_000017_schedule_states::Migration),
         ]
     }
 }

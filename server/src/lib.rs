@@ -150,7 +150,11 @@ pub async fn start_worker(state: &AppState) -> anyhow::Result<tokio::task::JoinH
     let id = jobs::worker::worker_id();
     let db = background_pool(state).await?;
     let scheduler = if state.config.scheduler_enabled {
-        Some(jobs::scheduler::start(db.clone(), &state.config.cron_overrides).await?)
+        let options = jobs::scheduler::SchedulerOptions {
+            instance_id: id.clone(),
+            heartbeat_every: state.config.scheduler_heartbeat_every(),
+        };
+        Some(jobs::scheduler::start(db.clone(), &state.config.cron_overrides, options).await?)
     } else {
         None
     };
@@ -188,7 +192,7 @@ pub async fn start_worker(state: &AppState) -> anyhow::Result<tokio::task::JoinH
     let shutdown = state.shutdown.clone();
     Ok(tokio::spawn(async move {
         shutdown.cancelled().await;
-        if let Some(mut s) = scheduler
+        if let Some(s) = scheduler
             && let Err(e) = s.shutdown().await
         {
             tracing::warn!(error = %e, "stopping the scheduler failed");

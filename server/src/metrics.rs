@@ -55,6 +55,8 @@ pub struct Metrics {
     redis: Option<(Gauge, Gauge<f64, AtomicU64>)>,
     /// Integrations of every organization by kind and status.
     pub integrations: Family<IntegrationLabels, Gauge>,
+    /// The scheduler's state, read from the database at each scrape ([`SchedulerMetrics`]).
+    pub scheduler: SchedulerMetrics,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -72,6 +74,47 @@ pub struct PoolStateLabels {
 pub struct IntegrationLabels {
     pub kind: String,
     pub status: String,
+}
+
+/// `devsignal_scheduler_last_tick_timestamp_seconds{schedule}` (each cron entry's last recorded
+/// tick, enqueued or skipped) and `devsignal_scheduler_alive` (schedulers with a fresh heartbeat),
+/// set at each scrape by [`SchedulerMetrics::set`] from the database's reads.
+#[derive(Clone, Default)]
+pub struct SchedulerMetrics {
+    pub last_tick: Family<ScheduleLabels, Gauge>,
+    pub alive: Gauge,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ScheduleLabels {
+    pub schedule: String,
+}
+
+impl SchedulerMetrics {
+    fn register(&self, registry: &mut Registry) {
+        registry.register(
+            "scheduler_last_tick_timestamp_seconds",
+            "Unix time of each cron entry's last recorded tick (enqueued or skipped)",
+            self.last_tick.clone(),
+        );
+        registry.register(
+            "scheduler_alive",
+            "Cron schedulers whose heartbeat is fresh (SCHEDULER_STALE_SECONDS)",
+            self.alive.clone(),
+        );
+    }
+
+    /// Sets the gauges from fresh reads: each entry's last tick time, the live schedulers.
+    pub fn set(&self, last_ticks: &[(String, chrono::DateTime<chrono::Utc>)], alive: usize) {
+        for (schedule, at) in last_ticks {
+            self.last_tick
+                .get_or_create(&ScheduleLabels {
+                    schedule: schedule.clone(),
+                })
+                .set(at.timestamp());
+        }
+        self.alive.set(i64::try_from(alive).unwrap_or(i64::MAX));
+    }
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -212,7 +255,10 @@ impl Metrics {
             "Integrations of every organization, by kind and status (CONNECTED, SYNCING, BACKOFF, ERROR, DISCONNECTED)",
             integrations.clone(),
         );
+        let scheduler = SchedulerMetrics::default();
+        scheduler.register(&mut registry);
         Self {
+            scheduler,
             registry,
             db_pool_connections,
             db_pool_max,

@@ -187,7 +187,8 @@ pub async fn clean(
 }
 
 /// Keeps the newest [`KEEP_COMPLETED`] completed and [`KEEP_FAILED`] failed jobs of each queue
-/// and drops cron tick records older than a week. Returns how many jobs were deleted.
+/// and drops cron tick records older than a week (but each entry's last). Returns how many jobs
+/// were deleted.
 pub async fn prune(db: &impl ConnectionTrait) -> Result<u64> {
     let queues: Vec<String> = jobs::Entity::find()
         .select_only()
@@ -232,11 +233,64 @@ pub async fn prune(db: &impl ConnectionTrait) -> Result<u64> {
             }
         }
     }
-    job_cron_ticks::Entity::delete_many()
-        .filter(job_cron_ticks::Column::TickAt.lt(Utc::now() - chrono::Duration::days(7)))
-        .exec(db)
-        .await?;
+    // Old tick records go, but each entry keeps its last one: it is what `jobs schedules` shows
+    // and what the scheduler's catch-up at start compares with.
+    let week_ago = Utc::now() - chrono::Duration::days(7);
+    for (name, last) in super::last_tick_times(db).await? {
+        job_cron_ticks::Entity::delete_many()
+            .filter(job_cron_ticks::Column::Name.eq(name))
+            .filter(job_cron_ticks::Column::TickAt.lt(std::cmp::min(week_ago, last)))
+            .exec(db)
+            .await?;
+    }
     Ok(deleted)
+}
+
+/// Per queue, the jobs due since before `before` that still wait (a backlog no worker takes):
+/// (queue, how many, the oldest due time).
+pub async fn overdue(
+    db: &impl ConnectionTrait,
+    before: DateTime<Utc>,
+) -> Result<Vec<(String, i64, DateTime<Utc>)>> {
+    Ok(jobs::Entity::find()
+        .select_only()
+        .column(jobs::Column::Queue)
+        .column_as(jobs::Column::Id.count(), "n")
+        .column_as(jobs::Column::RunAt.min(), "oldest")
+        .filter(jobs::Column::State.eq(state::WAITING))
+        .filter(jobs::Column::RunAt.lt(before))
+        .group_by(jobs::Column::Queue)
+        .into_tuple()
+        .all(db)
+        .await?)
+}
+
+/// Per queue, the jobs that failed (attempts used up) since `since`, with the most recent one.
+pub async fn failed_since(
+    db: &impl ConnectionTrait,
+    since: DateTime<Utc>,
+) -> Result<Vec<(String, i64, Option<jobs::Model>)>> {
+    let counts: Vec<(String, i64)> = jobs::Entity::find()
+        .select_only()
+        .column(jobs::Column::Queue)
+        .column_as(jobs::Column::Id.count(), "n")
+        .filter(jobs::Column::State.eq(state::FAILED))
+        .filter(jobs::Column::FinishedAt.gte(since))
+        .group_by(jobs::Column::Queue)
+        .into_tuple()
+        .all(db)
+        .await?;
+    let mut out = Vec::with_capacity(counts.len());
+    for (queue, n) in counts {
+        let last = jobs::Entity::find()
+            .filter(jobs::Column::Queue.eq(queue.as_str()))
+            .filter(jobs::Column::State.eq(state::FAILED))
+            .order_by_desc(jobs::Column::FinishedAt)
+            .one(db)
+            .await?;
+        out.push((queue, n, last));
+    }
+    Ok(out)
 }
 
 /// One job.

@@ -91,19 +91,45 @@ pub async fn record_failed(
     Ok(id)
 }
 
-/// Records that cron entry `name` fired for `tick` and enqueues `job` in the same transaction;
-/// a tick already recorded (another worker fired it) enqueues nothing. Returns the job's id.
+/// What became of one cron tick.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TickOutcome {
+    /// The tick's job was enqueued.
+    Enqueued(Uuid),
+    /// The entry is disabled: the tick is recorded as skipped, nothing enqueued.
+    Disabled,
+    /// An identical job was still waiting: the tick is recorded as skipped.
+    Duplicate,
+    /// Another scheduler already handled this tick.
+    AlreadyHandled,
+}
+
+impl TickOutcome {
+    /// The job this tick enqueued, if it did.
+    pub fn job_id(self) -> Option<Uuid> {
+        match self {
+            TickOutcome::Enqueued(id) => Some(id),
+            _ => None,
+        }
+    }
+}
+
+/// Records that cron entry `name` fired for `tick` and enqueues `job` in the same transaction,
+/// unless the entry is disabled (read in that transaction: a disable reaches every scheduler at
+/// its next tick); a tick already recorded (another scheduler handled it) enqueues nothing.
 pub async fn enqueue_tick(
     db: &DatabaseConnection,
     name: &str,
     tick: DateTime<Utc>,
     job: NewJob,
-) -> Result<Option<Uuid>> {
+) -> Result<TickOutcome> {
     let txn = crate::db::begin(db).await?;
+    let disabled = super::schedule_disabled(&txn, name).await?;
     let inserted = job_cron_ticks::Entity::insert(job_cron_ticks::ActiveModel {
         name: Set(name.to_owned()),
         tick_at: Set(tick),
         job_id: Set(None),
+        skipped: Set(disabled.then(|| super::skipped::DISABLED.to_owned())),
         created_at: Set(Utc::now()),
     })
     .on_conflict(
@@ -115,19 +141,35 @@ pub async fn enqueue_tick(
     .await?;
     if inserted == 0 {
         txn.rollback().await?;
-        return Ok(None);
+        return Ok(TickOutcome::AlreadyHandled);
+    }
+    if disabled {
+        txn.commit().await?;
+        return Ok(TickOutcome::Disabled);
     }
     let id = enqueue(&txn, job).await?;
-    if let Some(id) = id {
-        job_cron_ticks::Entity::update_many()
-            .col_expr(job_cron_ticks::Column::JobId, Expr::value(id))
-            .filter(job_cron_ticks::Column::Name.eq(name))
-            .filter(job_cron_ticks::Column::TickAt.eq(tick))
-            .exec(&txn)
-            .await?;
+    let update = job_cron_ticks::Entity::update_many()
+        .filter(job_cron_ticks::Column::Name.eq(name))
+        .filter(job_cron_ticks::Column::TickAt.eq(tick));
+    match id {
+        Some(id) => {
+            update
+                .col_expr(job_cron_ticks::Column::JobId, Expr::value(id))
+                .exec(&txn)
+                .await?;
+        }
+        None => {
+            update
+                .col_expr(
+                    job_cron_ticks::Column::Skipped,
+                    Expr::value(super::skipped::DUPLICATE),
+                )
+                .exec(&txn)
+                .await?;
+        }
     }
     txn.commit().await?;
-    Ok(id)
+    Ok(id.map_or(TickOutcome::Duplicate, TickOutcome::Enqueued))
 }
 
 /// How many ticks of `name` have been enqueued (for tests and `jobs schedules`).

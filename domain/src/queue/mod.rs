@@ -9,18 +9,21 @@
 //! whose lease expired (their worker died): at-least-once delivery.
 //!
 //! Files: `defs` (every job's definition, shared by the domain and the worker), `enqueue`,
-//! `claim` (the worker's side), `admin` (the operator's side), `wake` (who wakes a worker, when).
+//! `claim` (the worker's side), `admin` (the operator's side), `schedules` (cron entries disabled
+//! at run time, ticks, the schedulers' heartbeats), `wake` (who wakes a worker, when).
 
 mod admin;
 mod claim;
 pub mod defs;
 mod enqueue;
+mod schedules;
 mod wake;
 
 pub use admin::*;
 pub use claim::*;
 pub use defs::JobSpec;
 pub use enqueue::*;
+pub use schedules::*;
 pub use wake::{Doorbell, noting_due_jobs};
 
 use std::time::Duration;

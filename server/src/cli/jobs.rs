@@ -42,16 +42,50 @@ pub enum JobsAction {
         older_than: String,
     },
     /// Enqueue a job now, e.g. `score-snapshot-scheduler`, or `capture-score-snapshot --org ID`.
+    /// Works for the job of a disabled cron entry too (disabling stops only its ticks).
     Trigger {
         job: String,
         /// The organization, for per-organization jobs.
         #[arg(long)]
         org: Option<Uuid>,
     },
-    /// Every cron entry with its expression, job and next run (UTC).
+    /// Every cron entry with its expression, job, whether it is enabled, its last tick and that
+    /// tick's outcome, its next run (UTC); and whether a scheduler is running (its heartbeat).
     Schedules,
+    /// Stop a cron entry's ticks from enqueueing its job, in every running scheduler at its next
+    /// tick, until `enable` (kept across restarts). `jobs trigger <job>` still runs it by hand.
+    Disable {
+        /// The entry's name, as `jobs schedules` lists it.
+        schedule: String,
+        /// Why, for whoever looks next (shown by `jobs schedules`).
+        #[arg(long)]
+        reason: Option<String>,
+    },
+    /// Let a disabled cron entry enqueue its job again from its next tick.
+    Enable {
+        /// The entry's name, as `jobs schedules` lists it.
+        schedule: String,
+    },
     /// One job with its payload, attempts and last error.
     Show { id: Uuid },
+}
+
+fn schedule_known(name: &str) -> anyhow::Result<&'static jobs::registry::Schedule> {
+    jobs::registry::schedule(name).ok_or_else(|| {
+        let names: Vec<&str> = jobs::registry::SCHEDULES.iter().map(|s| s.name).collect();
+        anyhow::anyhow!("unknown schedule {name:?}; schedules: {}", names.join(", "))
+    })
+}
+
+/// Who runs this command, as a disabled entry records it: `user@host`.
+fn operator() -> String {
+    let user = std::env::var("USER")
+        .or_else(|_| std::env::var("LOGNAME"))
+        .unwrap_or_else(|_| "unknown".into());
+    match std::env::var("HOSTNAME") {
+        Ok(host) if !host.is_empty() => format!("{user}@{host}"),
+        _ => user,
+    }
 }
 
 fn queue_known(queue: &str) -> anyhow::Result<()> {
@@ -70,7 +104,11 @@ pub async fn run(config: Config, action: JobsAction) -> anyhow::Result<()> {
     let db = super::open_existing_database(&config).await?;
     let writes = !matches!(
         action,
-        JobsAction::Status | JobsAction::Schedules | JobsAction::Show { .. }
+        JobsAction::Status
+            | JobsAction::Schedules
+            | JobsAction::Show { .. }
+            | JobsAction::Disable { .. }
+            | JobsAction::Enable { .. }
     );
     let (result, jobs_due) =
         domain::queue::noting_due_jobs(act_patiently(&db, &config, action)).await;
@@ -190,19 +228,28 @@ async fn act(
                 })?;
             println!("enqueued {job} as job {id}");
         }
-        JobsAction::Schedules => {
-            let now = Utc::now();
-            println!(
-                "{:<32} {:<14} {:<34} next run (UTC)",
-                "schedule", "cron", "job"
-            );
-            for s in jobs::registry::SCHEDULES {
-                let overrides = &config.cron_overrides;
-                let next = jobs::scheduler::next_run(s, overrides, now)
-                    .map(|t| t.format("%Y-%m-%d %H:%M").to_string())
-                    .unwrap_or_else(|| "never".into());
-                let cron = jobs::scheduler::cron_of(s, overrides);
-                println!("{:<32} {:<14} {:<34} {next}", s.name, cron, s.job);
+        JobsAction::Schedules => schedules(db, config).await?,
+        JobsAction::Disable { schedule, reason } => {
+            let s = schedule_known(&schedule)?;
+            let by = operator();
+            if domain::queue::set_schedule_disabled(db, s.name, true, Some(&by), reason.as_deref())
+                .await?
+            {
+                println!(
+                    "disabled {}: its ticks enqueue nothing until `devsignal jobs enable {}` \
+                     (`devsignal jobs trigger {}` still runs the job by hand)",
+                    s.name, s.name, s.job
+                );
+            } else {
+                println!("{} was already disabled", s.name);
+            }
+        }
+        JobsAction::Enable { schedule } => {
+            let s = schedule_known(&schedule)?;
+            if domain::queue::set_schedule_disabled(db, s.name, false, None, None).await? {
+                println!("enabled {}: its next tick enqueues {}", s.name, s.job);
+            } else {
+                println!("{} was already enabled", s.name);
             }
         }
         JobsAction::Show { id } => {
@@ -221,4 +268,123 @@ async fn act(
         }
     }
     Ok(())
+}
+
+/// `jobs schedules`: whether a scheduler runs, then one line per cron entry.
+async fn schedules(db: &sea_orm::DatabaseConnection, config: &Config) -> anyhow::Result<()> {
+    let now = Utc::now();
+    let live = domain::queue::liveness(db, config.scheduler_stale_after).await?;
+    println!("{}", scheduler_line(live, now));
+    let states = domain::queue::schedule_states(db).await?;
+    println!(
+        "{:<32} {:<16} {:<34} {:<8} {:<19} {:<19} outcome",
+        "schedule", "cron", "job", "state", "last tick (UTC)", "next run (UTC)"
+    );
+    let overrides = &config.cron_overrides;
+    for s in jobs::registry::SCHEDULES {
+        let next = jobs::scheduler::next_run(s, overrides, now)
+            .map(|t| t.format("%Y-%m-%d %H:%M:%S").to_string())
+            .unwrap_or_else(|| "never".into());
+        let cron = jobs::scheduler::cron_of(s, overrides);
+        let state = states.iter().find(|st| st.name == s.name);
+        let enabled = if state.is_some_and(|st| st.disabled) {
+            "disabled"
+        } else {
+            "enabled"
+        };
+        let last = domain::queue::last_tick_of(db, s.name).await?;
+        let (at, outcome) = match &last {
+            None => ("-".to_owned(), "-".to_owned()),
+            Some(t) => (
+                t.tick_at.format("%Y-%m-%d %H:%M:%S").to_string(),
+                tick_outcome(db, t).await?,
+            ),
+        };
+        let mut outcome = outcome;
+        if let Some(st) = state.filter(|st| st.disabled) {
+            let since = st
+                .disabled_at
+                .map(|t| t.format("%Y-%m-%d %H:%M").to_string())
+                .unwrap_or_default();
+            outcome.push_str(&format!(
+                "; disabled since {since} by {}{}",
+                st.disabled_by.as_deref().unwrap_or("?"),
+                st.reason
+                    .as_deref()
+                    .map(|r| format!(": {r}"))
+                    .unwrap_or_default()
+            ));
+        }
+        println!(
+            "{:<32} {:<16} {:<34} {:<8} {:<19} {:<19} {outcome}",
+            s.name, cron, s.job, enabled, at, next
+        );
+    }
+    Ok(())
+}
+
+/// "scheduler: alive (2 instances, last beat 3s ago)" or "scheduler: NOT RUNNING (…)".
+pub(crate) fn scheduler_line(live: domain::queue::Liveness, now: chrono::DateTime<Utc>) -> String {
+    let ago = |t: chrono::DateTime<Utc>| format!("last beat {} ago", human_age(now - t));
+    match (live.alive, live.last_beat) {
+        (0, None) => "scheduler: NOT RUNNING (no scheduler has ever run on this database: \
+                      start `devsignal serve` or `devsignal worker` with SCHEDULER_ENABLED on)"
+            .to_owned(),
+        (0, Some(t)) => format!(
+            "scheduler: NOT RUNNING ({}: start `devsignal worker` or `devsignal serve` with \
+             SCHEDULER_ENABLED on)",
+            ago(t)
+        ),
+        (n, t) => format!(
+            "scheduler: alive ({n} instance{}, {})",
+            if n == 1 { "" } else { "s" },
+            t.map(ago).unwrap_or_default()
+        ),
+    }
+}
+
+/// `42s`, `5m`, `3h`, `2d`.
+pub(crate) fn human_age(d: chrono::Duration) -> String {
+    let s = d.num_seconds().max(0);
+    match s {
+        0..120 => format!("{s}s"),
+        120..7200 => format!("{}m", s / 60),
+        7200..172_800 => format!("{}h", s / 3600),
+        _ => format!("{}d", s / 86_400),
+    }
+}
+
+/// What became of a tick: its job's state (a failed job's error shortened), or why it enqueued
+/// nothing.
+async fn tick_outcome(
+    db: &sea_orm::DatabaseConnection,
+    tick: &entity::job_cron_ticks::Model,
+) -> anyhow::Result<String> {
+    let Some(id) = tick.job_id else {
+        return Ok(match tick.skipped.as_deref() {
+            Some(domain::queue::skipped::DISABLED) => "skipped (disabled)".into(),
+            Some(domain::queue::skipped::DUPLICATE) => "skipped (identical job waiting)".into(),
+            _ => "skipped".into(),
+        });
+    };
+    let Some(job) = domain::queue::get(db, id).await? else {
+        return Ok(format!("job {id} (no longer kept)"));
+    };
+    Ok(match (job.state.as_str(), job.last_error.as_deref()) {
+        (domain::queue::state::FAILED, Some(e)) | (domain::queue::state::SKIPPED, Some(e)) => {
+            format!("{}: {}", job.state, shorten(e, 60))
+        }
+        (st, _) => st.to_owned(),
+    })
+}
+
+/// The first line of `text`, at most `max` characters (with … when cut).
+fn shorten(text: &str, max: usize) -> String {
+    let line = text.lines().next().unwrap_or_default().trim();
+    if line.chars().count() <= max && !text.trim().contains('\n') {
+        line.to_owned()
+    } else {
+        let cut: String = line.chars().take(max).collect();
+        format!("{cut}…")
+    }
 }

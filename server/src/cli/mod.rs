@@ -1,5 +1,6 @@
 //! The `devsignal` command line: one binary, one subcommand per role.
 
+pub mod doctor;
 pub mod jobs;
 pub mod secrets;
 
@@ -53,6 +54,10 @@ pub enum Command {
         #[command(subcommand)]
         action: self::secrets::SecretsAction,
     },
+    /// Check the configuration, database, migrations, Redis, SMTP, the scheduler, the queues and
+    /// the integrations: one OK/WARN/FAIL line each with what to do. Exits 1 when a check fails.
+    /// Needs no running server.
+    Doctor,
     /// Manage API keys from the command line.
     #[command(name = "api-keys")]
     ApiKeys {
@@ -107,6 +112,9 @@ pub async fn run(cli: Cli) -> ExitCode {
         println!("{}", crate::graphql::sdl().trim_end());
         return ExitCode::SUCCESS;
     }
+    if let Command::Doctor = command {
+        return self::doctor::run().await;
+    }
     let mut config = match Config::from_env() {
         Ok(c) => c,
         Err(errors) => {
@@ -138,7 +146,7 @@ pub async fn run(cli: Cli) -> ExitCode {
         Command::Migrate { action } => migrate(config, action).await,
         Command::ApiKeys { action } => api_keys(config, action).await,
         Command::Secrets { action } => self::secrets::run(config, action).await,
-        Command::Schema => Ok(()),
+        Command::Schema | Command::Doctor => Ok(()),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -158,6 +158,9 @@ pub struct Config {
     /// `CRON_OVERRIDES`: entries of the cron table run on another expression
     /// (`name=cron;name=cron`), e.g. the alert check every 2 minutes.
     pub cron_overrides: jobs::scheduler::Overrides,
+    /// A scheduler whose heartbeat is older than this counts as not running
+    /// (`SCHEDULER_STALE_SECONDS`, default 60); each scheduler beats four times as often.
+    pub scheduler_stale_after: Duration,
     /// `GRAPHQL_INTROSPECTION`: schema introspection and "Did you mean …?" hints in validation
     /// errors (default: on, off in production).
     pub graphql_introspection: bool,
@@ -705,6 +708,7 @@ impl Config {
             job_shutdown_grace: r.duration("JOB_SHUTDOWN_GRACE_SECONDS", Duration::from_secs(25)),
             scheduler_enabled,
             cron_overrides,
+            scheduler_stale_after: r.duration("SCHEDULER_STALE_SECONDS", Duration::from_secs(60)),
             graphql_introspection,
             graphiql,
             metrics_token,
@@ -764,6 +768,12 @@ impl Config {
         } else {
             (Err(ConfigError(r.problems)), asked)
         }
+    }
+
+    /// How often a running scheduler writes its heartbeat: four times per
+    /// [`Config::scheduler_stale_after`] (every 15 s by default), at least every 250 ms.
+    pub fn scheduler_heartbeat_every(&self) -> Duration {
+        (self.scheduler_stale_after / 4).max(Duration::from_millis(250))
     }
 
     pub fn is_production(&self) -> bool {

@@ -219,6 +219,15 @@ async fn refresh_metrics(state: &AppState) {
     }
     m.live_subscriptions
         .set(i64::try_from(state.live.subscribers()).unwrap_or(i64::MAX));
+    let scheduler = async {
+        let ticks = domain::queue::last_tick_times(&state.db).await?;
+        let live = domain::queue::liveness(&state.db, state.config.scheduler_stale_after).await?;
+        Ok::<_, domain::Error>((ticks, live.alive))
+    };
+    match scheduler.await {
+        Ok((ticks, alive)) => m.scheduler.set(&ticks, alive),
+        Err(e) => tracing::warn!(error = %e, "reading the scheduler's state for /metrics failed"),
+    }
     m.set_pools();
     m.set_process();
     if let Some(redis) = state.redis.as_ref().filter(|_| m.watches_redis()) {

@@ -762,7 +762,8 @@ async fn the_jobs_commands_operate_the_queues() {
 
     let (code, out, _) = run(&["jobs", "schedules"], &env);
     assert_eq!(code, 0);
-    assert_eq!(out.lines().count(), 1 + 19, "{out}");
+    // The scheduler's state, the header, one line per entry.
+    assert_eq!(out.lines().count(), 2 + 19, "{out}");
     for (name, cron) in [
         ("weekly-digest-scheduler", "0 9 * * 1"),
         ("alert-check-scheduler", "*/5 * * * *"),

@@ -110,6 +110,7 @@ fn every_devsignal_command_in_the_runbook_parses_and_names_real_things() {
     let text = repo_file("RUNBOOK.md");
     let cmds = commands(&text);
     assert!(cmds.len() > 30, "only {} commands found", cmds.len());
+    let schedules: BTreeSet<&str> = jobs::registry::SCHEDULES.iter().map(|s| s.name).collect();
     let mut seen = BTreeSet::new();
     for cmd in &cmds {
         let shown = cmd.join(" ");
@@ -151,12 +152,16 @@ fn every_devsignal_command_in_the_runbook_parses_and_names_real_things() {
                 | JobsAction::Resume { queue }
                 | JobsAction::RetryFailed { queue, .. }
                 | JobsAction::Clean { queue, .. } => queue_known(&queue),
+                JobsAction::Disable { schedule, .. } | JobsAction::Enable { schedule } => assert!(
+                    schedule.starts_with('<') || schedules.contains(schedule.as_str()),
+                    "RUNBOOK.md: `{shown}` names no cron entry"
+                ),
                 _ => {}
             }
         }
     }
     // The runbook covers every operator command there is.
-    for name in ["Jobs", "Migrate", "ApiKeys", "Secrets"] {
+    for name in ["Jobs", "Migrate", "ApiKeys", "Secrets", "Doctor"] {
         assert!(
             seen.contains(name),
             "RUNBOOK.md never uses `{name}`: {seen:?}"

@@ -1,0 +1,161 @@
+//! `devsignal doctor` as an operator runs it: a healthy setup passes; an unreachable database, a
+//! failed job, an integration in ERROR and a pending migration each fail with what to do.
+
+use std::time::Duration;
+
+use devsignal_tests::{eventually, redis_url, spawn_app};
+use domain::queue::{self, NewJob};
+use sea_orm::{ActiveModelTrait, EntityTrait, Set};
+use serde_json::{Value, json};
+
+use crate::cli::{free_port, run};
+
+fn lines_with<'a>(out: &'a str, level: &str, check: &str) -> Vec<&'a str> {
+    out.lines()
+        .filter(|l| {
+            let mut words = l.split_whitespace();
+            words.next() == Some(level) && words.next() == Some(check.split(' ').next().unwrap())
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn a_healthy_setup_passes_and_each_problem_fails_with_what_to_do() {
+    let app = spawn_app().await;
+    let url = app.test_db.url.clone();
+    let data = app.test_db.dir.path().display().to_string();
+    let redis = redis_url();
+    let mut env = vec![
+        ("DATABASE_URL", url.as_str()),
+        ("DATA_DIR", data.as_str()),
+        ("NODE_ENV", "test"),
+    ];
+    if let Some(r) = &redis {
+        env.push(("REDIS_URL", r.as_str()));
+    }
+
+    // Healthy: the server (and its scheduler) runs, nothing failed.
+    eventually(
+        Duration::from_secs(10),
+        "the scheduler's heartbeat",
+        || async {
+            let live = queue::liveness(&app.db, Duration::from_secs(60))
+                .await
+                .unwrap();
+            (live.alive > 0).then_some(())
+        },
+    )
+    .await;
+    let (code, out, err) = run(&["doctor"], &env);
+    assert_eq!(code, 0, "{out}{err}");
+    for l in out.lines() {
+        assert!(l.starts_with("OK ") || l.starts_with("WARN "), "{l}");
+    }
+    for check in [
+        "config",
+        "database",
+        "migrations",
+        "scheduler",
+        "queues",
+        "failed",
+        "integrations",
+        "redis",
+        "smtp",
+    ] {
+        assert!(
+            !lines_with(&out, "OK", check).is_empty(),
+            "no OK {check}: {out}"
+        );
+    }
+    assert!(out.contains("scheduler     alive (1 instance"), "{out}");
+
+    // A job failed for good, an integration is in ERROR.
+    let admin = app.register("admin@doctor.io", "Doctor").await;
+    let r: Value = app
+        .graphql_as(
+            admin.token(),
+            "mutation { connectIntegration(input: {kind: LINKEDIN, config: {companyPageUrl: \"https://www.linkedin.com/company/doctor\"}}) { integration { id } } }",
+            json!({}),
+        )
+        .await;
+    let id: uuid::Uuid = r["data"]["connectIntegration"]["integration"]["id"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{r}"))
+        .parse()
+        .unwrap();
+    let mut integration: entity::integrations::ActiveModel =
+        entity::integrations::Entity::find_by_id(id)
+            .one(&app.db)
+            .await
+            .unwrap()
+            .unwrap()
+            .into();
+    integration.status = Set("ERROR".into());
+    integration.last_error = Set(Some("the source refused the credentials (401)".into()));
+    integration.update(&app.db).await.unwrap();
+    queue::record_failed(
+        &app.db,
+        NewJob::new("signal-processing", "noop", json!({})),
+        3,
+        "boom: the handler gave up",
+    )
+    .await
+    .unwrap();
+    let (code, out, _) = run(&["doctor"], &env);
+    assert_eq!(code, 1, "{out}");
+    let failed = lines_with(&out, "FAIL", "failed");
+    assert_eq!(failed.len(), 1, "{out}");
+    assert!(
+        failed[0].contains("signal-processing: 1 failed in the last 24 h"),
+        "{out}"
+    );
+    assert!(failed[0].contains("boom: the handler gave up"), "{out}");
+    assert!(
+        failed[0].contains("devsignal jobs retry-failed signal-processing"),
+        "{out}"
+    );
+    let errored = lines_with(&out, "FAIL", "integrations");
+    assert_eq!(errored.len(), 1, "{out}");
+    assert!(errored[0].contains("LINKEDIN integration"), "{out}");
+    assert!(errored[0].contains("refused the credentials"), "{out}");
+    assert!(!lines_with(&out, "OK", "database").is_empty(), "{out}");
+
+    // A migration pending (and no scheduler running any more).
+    // (The database must outlive the server: stop it, keep the app.)
+    app.state.shutdown.cancel();
+    let db = domain::db::connect(&url, &Default::default())
+        .await
+        .unwrap();
+    eventually(Duration::from_secs(30), "the scheduler to stop", || async {
+        let live = queue::liveness(&db, Duration::from_secs(60)).await.ok()?;
+        (live.alive == 0).then_some(())
+    })
+    .await;
+    let (code, _, err) = run(&["migrate", "down", "1"], &env);
+    assert_eq!(code, 0, "{err}");
+    let (code, out, _) = run(&["doctor"], &env);
+    assert_eq!(code, 1, "{out}");
+    let pending = lines_with(&out, "FAIL", "migrations");
+    assert_eq!(pending.len(), 1, "{out}");
+    assert!(pending[0].contains("1 pending"), "{out}");
+    assert!(pending[0].contains("devsignal migrate up"), "{out}");
+}
+
+#[tokio::test]
+async fn an_unreachable_database_fails_naming_database_url() {
+    let url = format!("postgres://postgres@127.0.0.1:{}/devsignal", free_port());
+    let (code, out, err) = run(&["doctor"], &[("DATABASE_URL", url.as_str())]);
+    assert_eq!(code, 1, "{out}{err}");
+    let db = lines_with(&out, "FAIL", "database");
+    assert_eq!(db.len(), 1, "{out}");
+    assert!(db[0].contains("DATABASE_URL"), "{out}");
+    // The checks that need no database still run.
+    assert!(!lines_with(&out, "OK", "config").is_empty(), "{out}");
+    assert!(!lines_with(&out, "OK", "smtp").is_empty(), "{out}");
+
+    // A configuration that does not parse is named too.
+    let (code, out, _) = run(&["doctor"], &[("PORT", "eighty")]);
+    assert_eq!(code, 1, "{out}");
+    let config = lines_with(&out, "FAIL", "config");
+    assert!(config.iter().any(|l| l.contains("PORT")), "{out}");
+}
