@@ -302,7 +302,11 @@ impl ArchiveReader {
                 }
                 Ok(true)
             }
-            Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => bail!(self.truncated()),
+            Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => bail!(
+                "{} is truncated: the compressed stream ends early (after line {})",
+                self.path.display(),
+                self.line_no
+            ),
             Err(e) => bail!(
                 "{} is damaged: {e} (after line {})",
                 self.path.display(),
