@@ -195,6 +195,25 @@ pub async fn migrate_up(db: &DatabaseConnection) -> Result<usize, DbErr> {
     .await
 }
 
+/// Applies pending migrations until the first `target` of the list are applied (none when that
+/// many already are); returns how many it applied. For restoring an archive taken at an older
+/// schema.
+pub async fn migrate_up_to(db: &DatabaseConnection, target: usize) -> Result<usize, DbErr> {
+    with_migration_lock(db, async {
+        let applied = migration_status(db)
+            .await?
+            .iter()
+            .filter(|m| m.applied)
+            .count();
+        let steps = target.saturating_sub(applied);
+        if steps > 0 {
+            Migrator::up(db, Some(u32::try_from(steps).unwrap_or(u32::MAX))).await?;
+        }
+        Ok(steps)
+    })
+    .await
+}
+
 /// Rolls back the last `steps` applied migrations; returns how many were rolled back.
 pub async fn migrate_down(db: &DatabaseConnection, steps: u32) -> Result<usize, DbErr> {
     with_migration_lock(db, async {

@@ -1,5 +1,6 @@
 //! The `devsignal` command line: one binary, one subcommand per role.
 
+pub mod backup;
 pub mod doctor;
 pub mod jobs;
 pub mod secrets;
@@ -46,6 +47,23 @@ pub enum Command {
     Migrate {
         #[command(subcommand)]
         action: MigrateAction,
+    },
+    /// Write a consistent backup of the whole database to FILE (a portable, compressed archive)
+    /// while the server keeps running; with `--verify`, check an archive instead.
+    Backup {
+        /// Read the whole archive at FILE and check it (checksum, header, every row, counts)
+        /// instead of writing one; exits non-zero on any problem.
+        #[arg(long)]
+        verify: bool,
+        /// The archive to write (replaced if it exists; written as FILE.partial until complete),
+        /// or to check.
+        file: std::path::PathBuf,
+    },
+    /// Restore a backup archive into the configured database (DATABASE_URL / DATA_DIR), which
+    /// must be empty; either backend, whichever the archive came from.
+    Restore {
+        /// The archive written by `devsignal backup`.
+        file: std::path::PathBuf,
     },
     /// Print the GraphQL schema (SDL); `schema.graphql` must equal it.
     Schema,
@@ -115,6 +133,16 @@ pub async fn run(cli: Cli) -> ExitCode {
     if let Command::Doctor = command {
         return self::doctor::run().await;
     }
+    // Checking an archive needs neither configuration nor database.
+    if let Command::Backup { verify: true, file } = &command {
+        return match self::backup::verify(file) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("error: {e:#}");
+                ExitCode::FAILURE
+            }
+        };
+    }
     let mut config = match Config::from_env() {
         Ok(c) => c,
         Err(errors) => {
@@ -146,6 +174,8 @@ pub async fn run(cli: Cli) -> ExitCode {
         Command::Migrate { action } => migrate(config, action).await,
         Command::ApiKeys { action } => api_keys(config, action).await,
         Command::Secrets { action } => self::secrets::run(config, action).await,
+        Command::Backup { file, .. } => self::backup::backup(&config, &file).await,
+        Command::Restore { file } => self::backup::restore(&config, &file).await,
         Command::Schema | Command::Doctor => Ok(()),
     };
     match result {

@@ -5,6 +5,7 @@
 mod api_keys;
 mod audit;
 mod auth;
+mod backup;
 mod browser_sessions;
 mod cli;
 mod crm_accounts;
