@@ -171,6 +171,15 @@ pub async fn migration_status(db: &DatabaseConnection) -> Result<Vec<MigrationSt
         .collect())
 }
 
+/// How many migrations are applied.
+pub async fn applied_migrations(db: &DatabaseConnection) -> Result<usize, DbErr> {
+    Ok(migration_status(db)
+        .await?
+        .iter()
+        .filter(|m| m.applied)
+        .count())
+}
+
 /// How many migrations are not applied yet.
 pub async fn pending_migrations(db: &DatabaseConnection) -> Result<usize, DbErr> {
     Ok(migration_status(db)
@@ -200,12 +209,7 @@ pub async fn migrate_up(db: &DatabaseConnection) -> Result<usize, DbErr> {
 /// schema.
 pub async fn migrate_up_to(db: &DatabaseConnection, target: usize) -> Result<usize, DbErr> {
     with_migration_lock(db, async {
-        let applied = migration_status(db)
-            .await?
-            .iter()
-            .filter(|m| m.applied)
-            .count();
-        let steps = target.saturating_sub(applied);
+        let steps = target.saturating_sub(applied_migrations(db).await?);
         if steps > 0 {
             Migrator::up(db, Some(u32::try_from(steps).unwrap_or(u32::MAX))).await?;
         }
@@ -217,11 +221,7 @@ pub async fn migrate_up_to(db: &DatabaseConnection, target: usize) -> Result<usi
 /// Rolls back the last `steps` applied migrations; returns how many were rolled back.
 pub async fn migrate_down(db: &DatabaseConnection, steps: u32) -> Result<usize, DbErr> {
     with_migration_lock(db, async {
-        let applied = migration_status(db)
-            .await?
-            .iter()
-            .filter(|m| m.applied)
-            .count();
+        let applied = applied_migrations(db).await?;
         Migrator::down(db, Some(steps)).await?;
         Ok(applied.min(steps as usize))
     })

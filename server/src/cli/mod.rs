@@ -226,12 +226,9 @@ pub(crate) async fn open_existing_database(
     let db = domain::db::connect(url, &Default::default())
         .await
         .with_context(|| format!("cannot open the database {described}"))?;
-    let applied = domain::db::migration_status(&db)
+    let applied = domain::db::applied_migrations(&db)
         .await
-        .with_context(|| format!("cannot read the schema version of {described}"))?
-        .iter()
-        .filter(|m| m.applied)
-        .count();
+        .with_context(|| format!("cannot read the schema version of {described}"))?;
     if applied == 0 {
         db.close().await.ok();
         return Err(no_tables());

@@ -18,7 +18,8 @@ fn ok(resp: &Value) -> &Value {
     &resp["data"]
 }
 
-async fn fresh_db() -> (TestDatabase, DatabaseConnection) {
+/// A new database with every migration applied, and a connection to it.
+pub(crate) async fn fresh_db() -> (TestDatabase, DatabaseConnection) {
     let t = TestDatabase::new().await;
     let db = domain::db::connect(&t.url, &Default::default())
         .await

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use devsignal_tests::processes::OwnPostgres;
-use devsignal_tests::{TestDatabase, eventually, postgres_admin_url, spawn_app_with};
+use devsignal_tests::{eventually, postgres_admin_url, spawn_app_with};
 use domain::queue;
 use entity::job_cron_ticks;
 use sea_orm::{
@@ -16,15 +16,7 @@ use sea_orm::{
 use serde_json::json;
 
 use crate::cli::{Proc, free_port, run};
-
-async fn fresh_db() -> (TestDatabase, DatabaseConnection) {
-    let t = TestDatabase::new().await;
-    let db = domain::db::connect(&t.url, &Default::default())
-        .await
-        .unwrap();
-    domain::db::migrate_up(&db).await.unwrap();
-    (t, db)
-}
+use crate::jobs::fresh_db;
 
 async fn ticks(db: &DatabaseConnection, name: &str) -> Vec<job_cron_ticks::Model> {
     job_cron_ticks::Entity::find()
