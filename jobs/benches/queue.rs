@@ -41,6 +41,7 @@ async fn round(url: &str, workers: usize, n: u64) -> f64 {
                     domain::secrets::Cipher::new([7; 32]),
                 )
                 .unwrap(),
+                score_history_days: domain::scoring::DEFAULT_HISTORY_DAYS,
             },
             WorkerOptions {
                 wake: Default::default(),

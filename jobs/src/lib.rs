@@ -17,6 +17,8 @@ pub struct Context {
     pub db: DatabaseConnection,
     /// Connector settings, HTTP client and secrets cipher (integration syncs).
     pub connectors: connectors::Runtime,
+    /// Days of score history kept (`SCORE_HISTORY_DAYS`); older snapshots are pruned nightly.
+    pub score_history_days: u32,
 }
 
 /// A job's handler returns this (as its error) when it did not do its work for a reason that is

@@ -300,9 +300,9 @@ mod fan_out {
     }
 }
 
-/// Nightly, before the snapshot: recomputes every scored account of one organization, because
-/// scores decay with time even without new signals. (Snapshot history is stored by the score
-/// history feature; until it exists the recompute is what this job does.)
+/// Nightly for one organization: recomputes every scored account (scores decay with time even
+/// without new signals), then stores today's snapshot of every score (idempotent per day) and
+/// prunes snapshots older than `SCORE_HISTORY_DAYS`.
 async fn score_snapshot(ctx: Context, job: jobs::Model) -> anyhow::Result<()> {
     let org = org_of(&job)?;
     let exists = entity::organizations::Entity::find_by_id(org)
@@ -314,7 +314,17 @@ async fn score_snapshot(ctx: Context, job: jobs::Model) -> anyhow::Result<()> {
         return Ok(());
     }
     let n = domain::scoring::rescore_organization(&ctx.db, org).await?;
-    tracing::info!(organizationId = %org, accounts = n, "Scores recomputed");
+    let now = chrono::Utc::now();
+    let captured = domain::scoring::capture_snapshots(&ctx.db, org, now).await?;
+    let pruned =
+        domain::scoring::prune_snapshots(&ctx.db, org, ctx.score_history_days, now).await?;
+    tracing::info!(
+        organizationId = %org,
+        accounts = n,
+        captured,
+        pruned,
+        "Scores recomputed and today's snapshot stored"
+    );
     Ok(())
 }
 

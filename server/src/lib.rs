@@ -163,6 +163,7 @@ pub async fn start_worker(state: &AppState) -> anyhow::Result<tokio::task::JoinH
         jobs::Context {
             db: db.clone(),
             connectors: state.connectors.clone(),
+            score_history_days: state.config.score_history_days,
         },
         jobs::worker::WorkerOptions {
             id: id.clone(),

@@ -1,15 +1,18 @@
 //! PQA scoring: the original's 7-factor model with per-organization,
-//! versioned configuration, and the debounced "rescore this account" job.//!
+//! versioned configuration, and the debounced "rescore this account" job.
+//!
 //! Files: `model` (the factors and their pure computation), `config` (versioned configuration
 //! and its preview), `storage` (inputs and stored scores), `rescore` (requests, the job, the
-//! recomputes).
+//! recomputes), `history` (daily snapshots, trends and the trend's baseline).
 
 mod config;
+mod history;
 mod model;
 mod rescore;
 mod storage;
 
 pub use config::*;
+pub use history::*;
 pub use model::*;
 pub use rescore::*;
 pub use storage::*;

@@ -132,8 +132,8 @@ pub async fn rescore(
 }
 
 /// [`rescore`] of one chunk inside `txn`, in a fixed number of statements: the inputs in four
-/// reads, the scores in one upsert, the accounts' copies in one update, the events in one
-/// append.
+/// reads, the trends' baselines in one, the scores in one upsert, the accounts' copies in one
+/// update, the events in one append.
 pub(super) async fn rescore_in(
     txn: &DatabaseTransaction,
     organization_id: Uuid,
@@ -150,6 +150,7 @@ pub(super) async fn rescore_in(
         .into_iter()
         .map(|s| (s.account_id, s))
         .collect();
+    let baselines = super::trend_baselines(txn, organization_id, chunk, now).await?;
     let mut events = Vec::new();
     let mut stored = Vec::new();
     let mut copies: BTreeMap<i32, Vec<Uuid>> = BTreeMap::new();
@@ -164,7 +165,12 @@ pub(super) async fn rescore_in(
             organization_id,
             score: c.score,
             tier: c.tier.to_owned(),
-            trend: trend(prev.map(|p| p.score), c.score).to_owned(),
+            // Against the score of a week ago when history has it, else the previous score.
+            trend: trend(
+                baselines.get(id).copied().or(prev.map(|p| p.score)),
+                c.score,
+            )
+            .to_owned(),
             factors: factors_json(&c.factors),
             signal_count: c.signal_count,
             user_count: c.user_count,

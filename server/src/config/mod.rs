@@ -161,6 +161,9 @@ pub struct Config {
     /// A scheduler whose heartbeat is older than this counts as not running
     /// (`SCHEDULER_STALE_SECONDS`, default 60); each scheduler beats four times as often.
     pub scheduler_stale_after: Duration,
+    /// `SCORE_HISTORY_DAYS` (default 400): days of daily score snapshots kept; the nightly
+    /// snapshot job prunes older ones.
+    pub score_history_days: u32,
     /// `GRAPHQL_INTROSPECTION`: schema introspection and "Did you mean …?" hints in validation
     /// errors (default: on, off in production).
     pub graphql_introspection: bool,
@@ -709,6 +712,14 @@ impl Config {
             scheduler_enabled,
             cron_overrides,
             scheduler_stale_after: r.duration("SCHEDULER_STALE_SECONDS", Duration::from_secs(60)),
+            score_history_days: r
+                .parse(
+                    "SCORE_HISTORY_DAYS",
+                    std::num::NonZeroU32::new(domain::scoring::DEFAULT_HISTORY_DAYS)
+                        .unwrap_or(std::num::NonZeroU32::MIN),
+                    "a positive number of days",
+                )
+                .get(),
             graphql_introspection,
             graphiql,
             metrics_token,

@@ -17,6 +17,7 @@ pub mod crm;
 pub mod enrichment;
 mod errors;
 pub mod identity;
+pub mod insight;
 pub mod integrations;
 pub mod jobs;
 pub mod limits;
@@ -62,6 +63,7 @@ pub struct QueryRoot(
     webhooks::WebhookQuery,
     jobs::JobQuery,
     signals::SignalQuery,
+    insight::InsightQuery,
     merges::MergeQuery,
     integrations::IntegrationQuery,
 );

@@ -53,6 +53,7 @@ mod salesforce;
 mod schedules;
 mod schema;
 mod scopes;
+mod score_history;
 mod secrets;
 mod signal_types;
 mod signals;

@@ -94,6 +94,7 @@ backed_up!(
     contact_identities,
     contact_merges,
     account_scores,
+    score_snapshots,
     scoring_configs,
     rescore_requests,
     integrations,

@@ -173,6 +173,15 @@ impl Account {
     ) -> async_graphql::Result<Option<crate::graphql::signals::AccountScore>> {
         crate::graphql::signals::account_score(ctx, self.0.id).await
     }
+    /// The account's score on each captured day of the last `days` days (1 to 3660, default
+    /// 90), oldest first.
+    async fn score_history(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(default = 90)] days: i32,
+    ) -> async_graphql::Result<Vec<crate::graphql::insight::ScorePoint>> {
+        crate::graphql::insight::score_history(ctx, self.0.id, days).await
+    }
     /// The account's signals, newest event first.
     #[graphql(
         complexity = "crate::graphql::common::list_complexity(first, None, crate::graphql::DEFAULT_PAGE_SIZE, child_complexity)"
