@@ -220,6 +220,28 @@ const tests = [
     await shot(page, 'account');
   }],
 
+  ['score history: the nightly snapshot shows on the account page as a daily line', async () => {
+    const page = state.owner;
+    const summary = page.getByTestId('history-summary');
+    check(/first nightly snapshot/.test(await summary.innerText()), `before any snapshot: ${await summary.innerText()}`);
+    const token = await ownerToken();
+    const { triggerJob } = await gqlOk(token, 'mutation { triggerJob(name: "capture-score-snapshot") { id } }');
+    await eventually('the nightly job to complete', async () => {
+      const d = await gqlOk(token, '{ jobs(first: 50) { edges { node { id state lastError } } } }');
+      const job = d.jobs.edges.find((e) => e.node.id === triggerJob.id);
+      check(job?.node.state !== 'failed', `the job failed: ${job?.node.lastError}`);
+      return job?.node.state === 'completed';
+    });
+    await page.reload();
+    await page.getByRole('img', { name: /Daily score over 1 captured days/ }).waitFor();
+    const score = (await page.getByTestId('account-score').innerText()).trim();
+    const text = await summary.innerText();
+    const today = new Date().toISOString().slice(0, 10);
+    check(text.includes(`1 day captured, from ${today} (${score})`), `history summary: ${text} (score ${score})`);
+    await settled(page);
+    await shot(page, 'account-history');
+  }],
+
   ['account actions: log an activity, tag, open a deal and drag it on the board', async () => {
     const page = state.owner;
     await page.getByRole('button', { name: 'Log activity' }).click();

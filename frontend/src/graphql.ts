@@ -5,7 +5,7 @@ import type { introspection } from '../generated/graphql-env.d.ts';
 
 export const graphql = initGraphQLTada<{
   introspection: introspection;
-  scalars: { DateTime: string; JSON: unknown; ID: string };
+  scalars: { DateTime: string; NaiveDate: string; Date: string; JSON: unknown; ID: string };
 }>();
 
 export type { FragmentOf, ResultOf, VariablesOf } from 'gql.tada';

@@ -9,6 +9,7 @@ import { graphql } from '../graphql';
 import { Empty, ErrorNotice, Loading, TierBadge, contactName, fieldErrors, timeAgo, trendArrow, useCanWrite } from '../ui';
 
 const FactorChart = lazy(() => import('../charts/FactorChart'));
+const ScoreHistoryChart = lazy(() => import('../charts/ScoreHistoryChart'));
 
 const AccountQuery = graphql(`
   query AccountPage($id: ID!) {
@@ -29,6 +30,7 @@ const AccountQuery = graphql(`
         lastSignalAt
         factors { name points maxPoints description inputs }
       }
+      scoreHistory(days: 90) { date score tier }
       contacts(first: 50) { id firstName lastName email title github twitter linkedIn }
       deals(first: 50) { id title stage amount currency }
       timeline(first: 30) {
@@ -134,6 +136,26 @@ export default function AccountPage() {
                 <FactorChart factors={s.factors.map((f) => ({ name: f.name, points: f.points, maxPoints: f.maxPoints }))} />
               </Suspense>
             )}
+            <section aria-label="Score history">
+              <Text size="sm" fw={600} mt="md">
+                Last 90 days
+              </Text>
+              {a.scoreHistory.length === 0 ? (
+                <Text size="xs" c="dimmed" data-testid="history-summary">
+                  History starts with the first nightly snapshot (02:00 UTC).
+                </Text>
+              ) : (
+                <>
+                  <Suspense fallback={<div style={{ height: 160 }} />}>
+                    <ScoreHistoryChart points={a.scoreHistory} />
+                  </Suspense>
+                  <Text size="xs" c="dimmed" data-testid="history-summary">
+                    {a.scoreHistory.length} {a.scoreHistory.length === 1 ? 'day' : 'days'} captured, from {a.scoreHistory[0].date} ({a.scoreHistory[0].score}) to{' '}
+                    {a.scoreHistory[a.scoreHistory.length - 1].date} ({a.scoreHistory[a.scoreHistory.length - 1].score})
+                  </Text>
+                </>
+              )}
+            </section>
           </Card>
         </Grid.Col>
         <Grid.Col span={{ base: 12, md: 7 }}>
