@@ -19,6 +19,7 @@
 //! (the check every text input shares: no NUL).
 
 pub mod actor;
+pub mod alerts;
 pub mod audit;
 pub mod crm;
 pub mod db;

@@ -3,6 +3,8 @@
 
 pub mod account_scores;
 pub mod activities;
+pub mod alert_cooldowns;
+pub mod alert_rules;
 pub mod api_keys;
 pub mod audit_logs;
 pub mod auth_tokens;
@@ -24,6 +26,7 @@ pub mod job_queues;
 pub mod job_schedule_states;
 pub mod jobs;
 pub mod memberships;
+pub mod notifications;
 pub mod organizations;
 pub mod package_downloads;
 pub mod rescore_requests;

@@ -275,7 +275,7 @@ async fn drain_endpoint(
     result
 }
 
-/// One round: dispatch new events, then drain every endpoint with due deliveries (at most
+/// One round: evaluate alert rules on new events, dispatch new events, then drain every endpoint with due deliveries (at most
 /// `opts.concurrency` at a time). Tests call this directly.
 pub async fn tick(
     db: &DatabaseConnection,
@@ -283,6 +283,11 @@ pub async fn tick(
     opts: &PumpOptions,
     shutdown: &tokio_util::sync::CancellationToken,
 ) -> domain::Result<()> {
+    // Alerts read the log first, so the `alert.triggered` events they append are dispatched in
+    // the same round. A failing evaluation is retried next round and never holds up deliveries.
+    if let Err(e) = domain::alerts::evaluate_all(db).await {
+        tracing::error!(error = %e, "Alert evaluation failed");
+    }
     dispatch_all(db).await?;
     let due = webhooks::endpoints_with_due(db, Utc::now(), 1000).await?;
     let sem = Arc::new(tokio::sync::Semaphore::new(opts.concurrency.max(1)));

@@ -80,7 +80,7 @@ pub const SCOPES: &[(&str, &str)] = &[
     ),
     (
         "admin",
-        "everything an ADMIN may do (API keys, members, invitations, audit log, `events`, `previewScoringConfig`, scoring and signal-source changes, `recomputeScores`), while its creator is an ADMIN or OWNER",
+        "everything an ADMIN may do (API keys, members, invitations, audit log, `events`, `previewScoringConfig`, scoring and signal-source changes, `recomputeScores`, alert rules), while its creator is an ADMIN or OWNER",
     ),
 ];
 

@@ -1,16 +1,17 @@
 //! Insight over GraphQL: score history (an account's daily scores and the organization's
-//! accounts per tier per day).
+//! accounts per tier per day), alert rules and the members' in-app notifications.
 
 use std::collections::HashMap;
 
 use async_graphql::dataloader::Loader;
-use async_graphql::{Context, Object, SimpleObject};
-use chrono::{NaiveDate, Utc};
+use async_graphql::{Context, Enum, ID, InputObject, Json, Object, SimpleObject};
+use chrono::{DateTime, NaiveDate, Utc};
 use entity::score_snapshots;
 use uuid::Uuid;
 
-use crate::graphql::common::db;
-use crate::graphql::crm::loaders::{CrmLoader, CrmLoaders};
+use crate::graphql::common::{db, input_id, meta, parse_id};
+use crate::graphql::crm::loaders::{AccountId, CrmLoader, CrmLoaders};
+use crate::graphql::crm::types::{Account, load};
 use crate::graphql::signals::Tier;
 use crate::graphql::{GqlResultExt, actor, gql_error};
 
@@ -139,5 +140,370 @@ impl InsightQuery {
                 average_score: d.average_score,
             })
             .collect())
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Alert rules and notifications
+// ---------------------------------------------------------------------------------------------
+
+/// What makes an alert rule fire.
+#[derive(Enum, Copy, Clone, Eq, PartialEq, Debug)]
+pub enum AlertTrigger {
+    /// The score crosses `threshold` upward (from below it, or from no score).
+    ScoreThreshold,
+    /// The score rose at least `percent` % within `withinDays` days (against score history).
+    ScoreRise,
+    /// The score fell at least `percent` % within `withinDays` days.
+    ScoreDrop,
+    /// The tier changed (to one of `toTiers`, when given), including an account's first tier.
+    TierChanged,
+    /// A signal of one of `signalTypes` (any when empty) arrived.
+    NewSignal,
+}
+
+impl From<AlertTrigger> for domain::alerts::Trigger {
+    fn from(t: AlertTrigger) -> Self {
+        use domain::alerts::Trigger as T;
+        match t {
+            AlertTrigger::ScoreThreshold => T::ScoreThreshold,
+            AlertTrigger::ScoreRise => T::ScoreRise,
+            AlertTrigger::ScoreDrop => T::ScoreDrop,
+            AlertTrigger::TierChanged => T::TierChanged,
+            AlertTrigger::NewSignal => T::NewSignal,
+        }
+    }
+}
+
+impl From<domain::alerts::Trigger> for AlertTrigger {
+    fn from(t: domain::alerts::Trigger) -> Self {
+        use domain::alerts::Trigger as T;
+        match t {
+            T::ScoreThreshold => AlertTrigger::ScoreThreshold,
+            T::ScoreRise => AlertTrigger::ScoreRise,
+            T::ScoreDrop => AlertTrigger::ScoreDrop,
+            T::TierChanged => AlertTrigger::TierChanged,
+            T::NewSignal => AlertTrigger::NewSignal,
+        }
+    }
+}
+
+/// Which accounts a rule watches; all when nothing is given.
+#[derive(InputObject, Default)]
+pub struct AlertFilterInput {
+    /// The account's current tier is one of these.
+    pub tiers: Option<Vec<Tier>>,
+    /// The account carries one of these tags.
+    pub tags: Option<Vec<String>>,
+    /// Only this account.
+    pub account_id: Option<ID>,
+}
+
+/// An alert rule as written.
+#[derive(InputObject)]
+pub struct AlertRuleInput {
+    pub name: String,
+    pub trigger: AlertTrigger,
+    /// SCORE_THRESHOLD: 1 to 100.
+    pub threshold: Option<i32>,
+    /// SCORE_RISE / SCORE_DROP: the change in percent (above 0, at most 1000).
+    pub percent: Option<f64>,
+    /// SCORE_RISE / SCORE_DROP: the window in days (1 to 90, default 7).
+    pub within_days: Option<i32>,
+    /// NEW_SIGNAL: the types that fire it (any when empty).
+    pub signal_types: Option<Vec<String>>,
+    /// TIER_CHANGED: the tiers that fire it (any when empty).
+    pub to_tiers: Option<Vec<Tier>>,
+    pub filter: Option<AlertFilterInput>,
+    /// Members told in the app; every member when empty.
+    pub recipient_ids: Option<Vec<ID>>,
+    /// How long the rule stays quiet for an account after firing (0 to 43200, default 1440).
+    #[graphql(default = 1440)]
+    pub cooldown_minutes: i32,
+    #[graphql(default = true)]
+    pub enabled: bool,
+}
+
+impl AlertRuleInput {
+    fn into_domain(self) -> async_graphql::Result<domain::alerts::RuleInput> {
+        let tiers = |v: Option<Vec<Tier>>| -> Vec<String> {
+            v.unwrap_or_default()
+                .into_iter()
+                .map(|t| t.as_str().to_owned())
+                .collect()
+        };
+        let filter = self.filter.unwrap_or_default();
+        let account_id = filter
+            .account_id
+            .as_ref()
+            .map(|id| input_id(id, "input.filter.accountId"))
+            .transpose()?;
+        let recipients = self
+            .recipient_ids
+            .unwrap_or_default()
+            .iter()
+            .map(|id| input_id(id, "input.recipientIds"))
+            .collect::<async_graphql::Result<Vec<Uuid>>>()?;
+        Ok(domain::alerts::RuleInput {
+            name: self.name,
+            trigger: self.trigger.into(),
+            params: domain::alerts::Params {
+                threshold: self.threshold,
+                percent: self.percent,
+                within_days: self.within_days,
+                signal_types: self.signal_types.unwrap_or_default(),
+                to_tiers: tiers(self.to_tiers),
+            },
+            filter: domain::alerts::Filter {
+                tiers: tiers(filter.tiers),
+                tags: filter.tags.unwrap_or_default(),
+                account_id,
+            },
+            recipients,
+            cooldown_minutes: self.cooldown_minutes,
+            enabled: self.enabled,
+        })
+    }
+}
+
+/// Which accounts a rule watches.
+#[derive(SimpleObject)]
+pub struct AlertFilter {
+    pub tiers: Vec<Tier>,
+    pub tags: Vec<String>,
+    pub account_id: Option<ID>,
+}
+
+/// An alert rule (ADMIN).
+pub struct AlertRule(domain::alerts::Rule);
+
+#[Object]
+impl AlertRule {
+    async fn id(&self) -> ID {
+        ID(self.0.row.id.to_string())
+    }
+    async fn name(&self) -> &str {
+        &self.0.row.name
+    }
+    async fn trigger(&self) -> AlertTrigger {
+        self.0.trigger.into()
+    }
+    async fn threshold(&self) -> Option<i32> {
+        self.0.params.threshold
+    }
+    async fn percent(&self) -> Option<f64> {
+        self.0.params.percent
+    }
+    /// SCORE_RISE / SCORE_DROP: the window in days (7 when not set).
+    async fn within_days(&self) -> Option<i32> {
+        matches!(
+            self.0.trigger,
+            domain::alerts::Trigger::ScoreRise | domain::alerts::Trigger::ScoreDrop
+        )
+        .then(|| {
+            self.0
+                .params
+                .within_days
+                .unwrap_or(domain::alerts::DEFAULT_WITHIN_DAYS)
+        })
+    }
+    async fn signal_types(&self) -> &[String] {
+        &self.0.params.signal_types
+    }
+    async fn to_tiers(&self) -> Vec<Tier> {
+        self.0
+            .params
+            .to_tiers
+            .iter()
+            .filter_map(|t| Tier::parse(t))
+            .collect()
+    }
+    async fn filter(&self) -> AlertFilter {
+        let f = &self.0.filter;
+        AlertFilter {
+            tiers: f.tiers.iter().filter_map(|t| Tier::parse(t)).collect(),
+            tags: f.tags.clone(),
+            account_id: f.account_id.map(|a| ID(a.to_string())),
+        }
+    }
+    /// Members told in the app; empty: every member.
+    async fn recipient_ids(&self) -> Vec<ID> {
+        self.0
+            .recipients
+            .iter()
+            .map(|r| ID(r.to_string()))
+            .collect()
+    }
+    async fn cooldown_minutes(&self) -> i32 {
+        self.0.row.cooldown_minutes
+    }
+    async fn enabled(&self) -> bool {
+        self.0.row.enabled
+    }
+    async fn created_at(&self) -> DateTime<Utc> {
+        self.0.row.created_at
+    }
+    async fn updated_at(&self) -> DateTime<Utc> {
+        self.0.row.updated_at
+    }
+}
+
+/// Something a member was told in the app.
+pub struct Notification(entity::notifications::Model);
+
+#[Object]
+impl Notification {
+    async fn id(&self) -> ID {
+        ID(self.0.id.to_string())
+    }
+    /// ALERT: an alert rule fired.
+    async fn kind(&self) -> &str {
+        &self.0.kind
+    }
+    async fn title(&self) -> &str {
+        &self.0.title
+    }
+    async fn body(&self) -> &str {
+        &self.0.body
+    }
+    /// The rule, account, event and trigger details behind it.
+    async fn data(&self) -> Json<serde_json::Value> {
+        Json(self.0.data.clone())
+    }
+    /// The account it is about (null once deleted).
+    async fn account(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<Account>> {
+        Ok(load(ctx, self.0.account_id.map(AccountId))
+            .await?
+            .map(Account))
+    }
+    async fn rule_id(&self) -> Option<ID> {
+        self.0.rule_id.map(|r| ID(r.to_string()))
+    }
+    async fn read(&self) -> bool {
+        self.0.read_at.is_some()
+    }
+    async fn read_at(&self) -> Option<DateTime<Utc>> {
+        self.0.read_at
+    }
+    async fn created_at(&self) -> DateTime<Utc> {
+        self.0.created_at
+    }
+}
+
+/// A page of the member's notifications, newest first.
+#[derive(SimpleObject)]
+pub struct NotificationPage {
+    pub nodes: Vec<Notification>,
+    pub has_next_page: bool,
+    /// Pass as `after` for the next page.
+    pub end_cursor: Option<ID>,
+    /// All the member's unread notifications.
+    pub unread_count: u64,
+}
+
+#[derive(Default)]
+pub struct AlertQuery;
+
+#[Object]
+impl AlertQuery {
+    /// The organization's alert rules, oldest first (ADMIN).
+    async fn alert_rules(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<AlertRule>> {
+        let rows = domain::alerts::list_rules(&*db(ctx).await?, actor(ctx)?)
+            .await
+            .gql()?;
+        Ok(rows.into_iter().map(AlertRule).collect())
+    }
+
+    /// The signed-in member's notifications, newest first (only unread ones with `unread`).
+    async fn notifications(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "Page size, 1 to 100 (default 20).")] first: Option<i32>,
+        after: Option<ID>,
+        #[graphql(desc = "Only unread ones (default false).")] unread: Option<bool>,
+    ) -> async_graphql::Result<NotificationPage> {
+        let (first, unread) = (first.unwrap_or(20), unread.unwrap_or(false));
+        let actor = actor(ctx)?;
+        let after = after.as_ref().map(|a| input_id(a, "after")).transpose()?;
+        let db = db(ctx).await?;
+        let (rows, more) = domain::alerts::list(
+            &*db,
+            actor,
+            u64::try_from(first).unwrap_or(0),
+            after,
+            unread,
+        )
+        .await
+        .gql()?;
+        let unread_count = domain::alerts::unread_count(&*db, actor).await.gql()?;
+        Ok(NotificationPage {
+            end_cursor: rows.last().map(|r| ID(r.id.to_string())),
+            has_next_page: more,
+            nodes: rows.into_iter().map(Notification).collect(),
+            unread_count,
+        })
+    }
+}
+
+#[derive(Default)]
+pub struct AlertMutation;
+
+#[Object]
+impl AlertMutation {
+    /// Creates an alert rule (ADMIN); it watches what happens from now on.
+    async fn create_alert_rule(
+        &self,
+        ctx: &Context<'_>,
+        input: AlertRuleInput,
+    ) -> async_graphql::Result<AlertRule> {
+        let input = input.into_domain()?;
+        let rule = domain::alerts::create_rule(&*db(ctx).await?, actor(ctx)?, &meta(ctx), input)
+            .await
+            .gql()?;
+        Ok(AlertRule(rule))
+    }
+
+    /// Replaces an alert rule's settings (ADMIN).
+    async fn update_alert_rule(
+        &self,
+        ctx: &Context<'_>,
+        id: ID,
+        input: AlertRuleInput,
+    ) -> async_graphql::Result<AlertRule> {
+        let id = parse_id(&id, "alert rule").gql()?;
+        let input = input.into_domain()?;
+        let rule =
+            domain::alerts::update_rule(&*db(ctx).await?, actor(ctx)?, &meta(ctx), id, input)
+                .await
+                .gql()?;
+        Ok(AlertRule(rule))
+    }
+
+    /// Deletes an alert rule (ADMIN); the notifications it left stay.
+    async fn delete_alert_rule(&self, ctx: &Context<'_>, id: ID) -> async_graphql::Result<bool> {
+        let id = parse_id(&id, "alert rule").gql()?;
+        domain::alerts::delete_rule(&*db(ctx).await?, actor(ctx)?, &meta(ctx), id)
+            .await
+            .gql()?;
+        Ok(true)
+    }
+
+    /// Marks the signed-in member's notifications read: those of `ids`, or all of them.
+    /// Returns how many changed.
+    async fn mark_notifications_read(
+        &self,
+        ctx: &Context<'_>,
+        ids: Option<Vec<ID>>,
+    ) -> async_graphql::Result<u64> {
+        let ids = ids
+            .map(|ids| {
+                ids.iter()
+                    .map(|id| input_id(id, "ids"))
+                    .collect::<async_graphql::Result<Vec<Uuid>>>()
+            })
+            .transpose()?;
+        domain::alerts::mark_read(&*db(ctx).await?, actor(ctx)?, ids)
+            .await
+            .gql()
     }
 }

@@ -64,6 +64,7 @@ pub struct QueryRoot(
     jobs::JobQuery,
     signals::SignalQuery,
     insight::InsightQuery,
+    insight::AlertQuery,
     merges::MergeQuery,
     integrations::IntegrationQuery,
 );
@@ -82,6 +83,7 @@ pub struct MutationRoot(
     merges::MergeMutation,
     integrations::IntegrationMutation,
     enrichment::EnrichmentMutation,
+    insight::AlertMutation,
 );
 
 #[derive(MergedSubscription, Default)]

@@ -118,6 +118,36 @@ pub(crate) async fn fixture(app: &TestApp, a: &Session) -> HashMap<&'static str,
         "merge",
         id_of(&data(&r, "mergeContacts")["merges"][0]["id"]),
     );
+    let r = gql(
+        app,
+        a,
+        "mutation { createAlertRule(input: {name: \"A rule\", trigger: NEW_SIGNAL}) { id } }",
+        json!({}),
+    )
+    .await;
+    ids.insert("alertRule", id_of(&data(&r, "createAlertRule")["id"]));
+    // A notification of A's owner, as an alert leaves it.
+    let notification = uuid::Uuid::now_v7();
+    sea_orm::ActiveModelTrait::insert(
+        entity::notifications::ActiveModel {
+            id: sea_orm::Set(notification),
+            organization_id: sea_orm::Set(a.organization_id.parse().unwrap()),
+            user_id: sea_orm::Set(a.user_id.parse().unwrap()),
+            kind: sea_orm::Set("ALERT".into()),
+            rule_id: sea_orm::Set(None),
+            account_id: sea_orm::Set(None),
+            title: sea_orm::Set("A's alert".into()),
+            body: sea_orm::Set(String::new()),
+            data: sea_orm::Set(json!({})),
+            event_seq: sea_orm::Set(None),
+            read_at: sea_orm::Set(None),
+            created_at: sea_orm::Set(chrono::Utc::now()),
+        },
+        &app.db,
+    )
+    .await
+    .unwrap();
+    ids.insert("notification", notification.to_string());
     ids.insert("user", a.user_id.clone());
     ids.insert("organization", a.organization_id.clone());
     ids
@@ -137,9 +167,9 @@ fn entity_for(operation: &str, name: &str) -> Option<&'static str> {
         "sourceId" | "source" => Some("source"),
         "integrationId" => Some("integration"),
         "mergeId" => Some("merge"),
-        "userId" | "ownerId" => Some("user"),
+        "userId" | "ownerId" | "recipientIds" => Some("user"),
         "organizationId" => Some("organization"),
-        "id" | "ids" => None,
+        "id" | "ids" | "after" => None,
         _ => return None,
     };
     if by_name.is_some() {
@@ -151,6 +181,8 @@ fn entity_for(operation: &str, name: &str) -> Option<&'static str> {
         ("webhooksecret", "endpoint"),
         ("webhookdelivery", "delivery"),
         ("apikey", "apiKey"),
+        ("alertrule", "alertRule"),
+        ("notification", "notification"),
         ("signalsource", "source"),
         ("integration", "integration"),
         ("account", "account"),
@@ -377,7 +409,10 @@ fn gives_nothing(resp: &Value, nowhere: &Value, field: &str) -> bool {
         return matches!(code, "NOT_FOUND" | "FORBIDDEN");
     }
     let v = &resp["data"][field];
-    v.is_null()
+    // The same answer as for an id that exists nowhere (an empty page, 0 changed) says nothing
+    // about the id.
+    resp == nowhere
+        || v.is_null()
         || v.as_array().is_some_and(|a| a.is_empty())
         || v["edges"].as_array().is_some_and(|a| a.is_empty())
         || v["results"]
@@ -409,6 +444,8 @@ async fn snapshot(app: &TestApp, a: &Session, ids: &HashMap<&'static str, String
             apiKeys { id revokedAt }
             members { role user { id } }
             contactMerges { id }
+            alertRules { id name enabled }
+            notifications { unreadCount nodes { id read } }
         }",
         json!({"acc": ids["account"], "c": ids["contact"], "d": ids["deal"], "act": ids["activity"],
                "s": ids["signal"], "e": ids["endpoint"], "i": ids["integration"]}),

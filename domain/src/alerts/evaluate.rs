@@ -1,0 +1,498 @@
+//! The alert consumer: reads the event log after its cursor, in order, and fires the rules the
+//! events satisfy. One transaction per batch holds the cursor row, so concurrent workers
+//! serialise on it: every event is evaluated once, none is skipped, and a crash leaves the batch
+//! to the next attempt. A firing sets the (rule, account) cooldown, leaves a notification for each
+//! recipient and appends `alert.triggered` (which webhooks and subscriptions carry on).
+
+use std::collections::{HashMap, HashSet};
+
+use chrono::{DateTime, NaiveDate, Utc};
+use entity::{
+    account_scores, alert_cooldowns, alert_rules, companies, events as event_rows, memberships,
+    notifications, score_snapshots, webhook_cursor,
+};
+use sea_orm::sea_query::{Expr, OnConflict};
+use sea_orm::{
+    ColumnTrait, DatabaseConnection, DatabaseTransaction, EntityTrait, IntoActiveModel,
+    QueryFilter, QueryOrder, QuerySelect, Set,
+};
+use serde_json::{Value, json};
+use uuid::Uuid;
+
+use super::{DEFAULT_WITHIN_DAYS, Rule, Trigger};
+use crate::events::EventType;
+use crate::{Error, Result};
+
+/// The consumer's row in `webhook_cursor`.
+pub const CURSOR: &str = "alerts";
+/// Events evaluated per transaction.
+pub const BATCH: u64 = 500;
+
+/// What one fired alert says.
+#[derive(Debug, Clone)]
+struct Firing<'a> {
+    rule: &'a Rule,
+    account_id: Uuid,
+    account_name: String,
+    event_seq: i64,
+    at: DateTime<Utc>,
+    title: String,
+    data: Value,
+}
+
+/// Evaluates every new event until the log is drained; returns how many alerts fired.
+pub async fn evaluate_all(db: &DatabaseConnection) -> Result<usize> {
+    let mut fired = 0;
+    loop {
+        let txn = crate::db::begin(db).await?;
+        let (read, n) = evaluate(&txn, BATCH).await?;
+        txn.commit().await?;
+        fired += n;
+        if (read as u64) < BATCH {
+            return Ok(fired);
+        }
+    }
+}
+
+/// Takes the cursor row's write lock, creating the cursor at the log's end the first time (rules
+/// watch what happens from then on, not the history before alerts existed). Returns its position.
+async fn lock_cursor(txn: &DatabaseTransaction, now: DateTime<Utc>) -> Result<i64> {
+    let touch = || {
+        webhook_cursor::Entity::update_many()
+            .col_expr(webhook_cursor::Column::UpdatedAt, Expr::value(now))
+            .filter(webhook_cursor::Column::Name.eq(CURSOR))
+    };
+    if touch().exec(txn).await?.rows_affected == 0 {
+        let end = crate::events::latest_seq_all(txn).await?;
+        webhook_cursor::Entity::insert(webhook_cursor::ActiveModel {
+            name: Set(CURSOR.into()),
+            last_seq: Set(end),
+            updated_at: Set(now),
+        })
+        .on_conflict(
+            OnConflict::column(webhook_cursor::Column::Name)
+                .do_nothing()
+                .to_owned(),
+        )
+        .exec_without_returning(txn)
+        .await?;
+        touch().exec(txn).await?;
+    }
+    Ok(webhook_cursor::Entity::find_by_id(CURSOR.to_owned())
+        .one(txn)
+        .await?
+        .ok_or_else(|| Error::Internal("alert cursor missing".into()))?
+        .last_seq)
+}
+
+/// Evaluates up to `limit` events after the cursor inside `txn` and moves the cursor past them.
+/// Returns how many events were read and how many alerts fired.
+#[tracing::instrument(name = "alerts.evaluate", skip_all, fields(events = tracing::field::Empty, fired = tracing::field::Empty))]
+pub async fn evaluate(txn: &DatabaseTransaction, limit: u64) -> Result<(usize, usize)> {
+    let now = Utc::now();
+    let after = lock_cursor(txn, now).await?;
+    let batch = event_rows::Entity::find()
+        .filter(event_rows::Column::Seq.gt(after))
+        .order_by_asc(event_rows::Column::Seq)
+        .limit(limit.max(1))
+        .all(txn)
+        .await?;
+    let Some(last) = batch.last().map(|e| e.seq) else {
+        return Ok((0, 0));
+    };
+    let watched = [
+        EventType::ScoreChanged.as_str(),
+        EventType::TierChanged.as_str(),
+        EventType::SignalCreated.as_str(),
+    ];
+    let relevant: Vec<&event_rows::Model> = batch
+        .iter()
+        .filter(|e| watched.contains(&e.event_type.as_str()))
+        .collect();
+    let orgs: HashSet<Uuid> = relevant.iter().map(|e| e.organization_id).collect();
+    let rules: Vec<Rule> = if orgs.is_empty() {
+        Vec::new()
+    } else {
+        alert_rules::Entity::find()
+            .filter(alert_rules::Column::OrganizationId.is_in(orgs))
+            .filter(alert_rules::Column::Enabled.eq(true))
+            .order_by_asc(alert_rules::Column::Id)
+            .all(txn)
+            .await?
+            .into_iter()
+            .filter_map(Rule::from_row)
+            .collect()
+    };
+    let fired = if rules.is_empty() {
+        0
+    } else {
+        fire(txn, &relevant, &rules, now).await?
+    };
+    webhook_cursor::Entity::update_many()
+        .col_expr(webhook_cursor::Column::LastSeq, Expr::value(last))
+        .filter(webhook_cursor::Column::Name.eq(CURSOR))
+        .exec(txn)
+        .await?;
+    let span = tracing::Span::current();
+    span.record("events", batch.len());
+    span.record("fired", fired);
+    Ok((batch.len(), fired))
+}
+
+/// The account an event is about, if any.
+fn account_of(e: &event_rows::Model) -> Option<Uuid> {
+    e.payload
+        .get("accountId")
+        .and_then(Value::as_str)
+        .and_then(|s| Uuid::parse_str(s).ok())
+}
+
+fn int(v: &Value, key: &str) -> Option<i64> {
+    v.get(key).and_then(Value::as_i64)
+}
+
+fn text<'a>(v: &'a Value, key: &str) -> Option<&'a str> {
+    v.get(key).and_then(Value::as_str)
+}
+
+async fn fire(
+    txn: &DatabaseTransaction,
+    events: &[&event_rows::Model],
+    rules: &[Rule],
+    now: DateTime<Utc>,
+) -> Result<usize> {
+    let mut by_org: HashMap<Uuid, Vec<&Rule>> = HashMap::new();
+    for r in rules {
+        by_org.entry(r.row.organization_id).or_default().push(r);
+    }
+    let events: Vec<&event_rows::Model> = events
+        .iter()
+        .copied()
+        .filter(|e| by_org.contains_key(&e.organization_id) && account_of(e).is_some())
+        .collect();
+    let accounts: Vec<Uuid> = {
+        let mut a: Vec<Uuid> = events.iter().filter_map(|e| account_of(e)).collect();
+        a.sort();
+        a.dedup();
+        a
+    };
+    if accounts.is_empty() {
+        return Ok(0);
+    }
+    // What the filters and messages read, once for the batch.
+    let companies: HashMap<Uuid, companies::Model> = companies::Entity::find()
+        .filter(companies::Column::Id.is_in(accounts.clone()))
+        .all(txn)
+        .await?
+        .into_iter()
+        .map(|c| (c.id, c))
+        .collect();
+    let tiers: HashMap<Uuid, String> = account_scores::Entity::find()
+        .select_only()
+        .column(account_scores::Column::AccountId)
+        .column(account_scores::Column::Tier)
+        .filter(account_scores::Column::AccountId.is_in(accounts.clone()))
+        .into_tuple::<(Uuid, String)>()
+        .all(txn)
+        .await?
+        .into_iter()
+        .collect();
+    let longest = rules
+        .iter()
+        .filter(|r| matches!(r.trigger, Trigger::ScoreRise | Trigger::ScoreDrop))
+        .map(|r| r.params.within_days.unwrap_or(DEFAULT_WITHIN_DAYS))
+        .max();
+    let today = now.date_naive();
+    let history: Vec<(Uuid, NaiveDate, i32)> = match longest {
+        None => Vec::new(),
+        Some(days) => {
+            score_snapshots::Entity::find()
+                .select_only()
+                .column(score_snapshots::Column::AccountId)
+                .column(score_snapshots::Column::Day)
+                .column(score_snapshots::Column::Score)
+                .filter(score_snapshots::Column::AccountId.is_in(accounts.clone()))
+                .filter(
+                    score_snapshots::Column::Day
+                        .gte(today - chrono::Duration::days(i64::from(days))),
+                )
+                .filter(score_snapshots::Column::Day.lt(today))
+                .into_tuple()
+                .all(txn)
+                .await?
+        }
+    };
+    // The baseline of a rise or drop within `days`: the earliest snapshot in the window.
+    let baseline = |account: Uuid, days: i32| -> Option<i64> {
+        let from = today - chrono::Duration::days(i64::from(days));
+        history
+            .iter()
+            .filter(|(a, d, _)| *a == account && *d >= from)
+            .min_by_key(|(_, d, _)| *d)
+            .map(|(_, _, s)| i64::from(*s))
+    };
+
+    let mut candidates: Vec<Firing> = Vec::new();
+    for e in &events {
+        let Some(account) = account_of(e) else {
+            continue;
+        };
+        let Some(company) = companies.get(&account) else {
+            continue;
+        };
+        let tags: Vec<String> = serde_json::from_value(company.tags.clone()).unwrap_or_default();
+        for rule in by_org.get(&e.organization_id).into_iter().flatten() {
+            if e.occurred_at < rule.row.created_at {
+                continue;
+            }
+            let f = &rule.filter;
+            if f.account_id.is_some_and(|a| a != account)
+                || (!f.tiers.is_empty()
+                    && !tiers.get(&account).is_some_and(|t| f.tiers.contains(t)))
+                || (!f.tags.is_empty() && !f.tags.iter().any(|t| tags.contains(t)))
+            {
+                continue;
+            }
+            let p = &e.payload;
+            let name = &company.name;
+            let hit: Option<(String, Value)> = match (rule.trigger, e.event_type.as_str()) {
+                (Trigger::ScoreThreshold, "score.changed") => {
+                    let t = i64::from(rule.params.threshold.unwrap_or(100));
+                    let new = int(p, "newScore").unwrap_or(0);
+                    let below_before = int(p, "oldScore").is_none_or(|o| o < t);
+                    (below_before && new >= t).then(|| {
+                        (
+                            format!("{name} crossed {t}: its score is now {new}"),
+                            json!({"threshold": t, "oldScore": p.get("oldScore"), "newScore": new}),
+                        )
+                    })
+                }
+                (Trigger::ScoreRise | Trigger::ScoreDrop, "score.changed") => {
+                    let days = rule.params.within_days.unwrap_or(DEFAULT_WITHIN_DAYS);
+                    let new = int(p, "newScore").unwrap_or(0);
+                    let base = baseline(account, days).or_else(|| int(p, "oldScore"));
+                    let percent = rule.params.percent.unwrap_or(f64::MAX);
+                    base.and_then(|base| {
+                        let change = if base == 0 {
+                            if new > 0 { f64::INFINITY } else { 0.0 }
+                        } else {
+                            (new - base) as f64 / base as f64 * 100.0
+                        };
+                        let rise = rule.trigger == Trigger::ScoreRise;
+                        let hit = if rise { change >= percent } else { -change >= percent };
+                        hit.then(|| {
+                            let shown = if change.is_finite() {
+                                format!("{:.0}%", change.abs())
+                            } else {
+                                "from 0".to_owned()
+                            };
+                            (
+                                format!(
+                                    "{name} {} {shown} in {days} days ({base} → {new})",
+                                    if rise { "rose" } else { "fell" }
+                                ),
+                                json!({"baseline": base, "newScore": new, "withinDays": days,
+                                       "changePercent": change.is_finite().then_some((change * 10.0).round() / 10.0)}),
+                            )
+                        })
+                    })
+                }
+                (Trigger::TierChanged, "tier.changed") => {
+                    let new = text(p, "newTier").unwrap_or_default();
+                    let wanted = rule.params.to_tiers.is_empty()
+                        || rule.params.to_tiers.iter().any(|t| t == new);
+                    wanted.then(|| {
+                        let title = match text(p, "oldTier") {
+                            Some(old) => format!("{name} is now {new} (was {old})"),
+                            None => format!("{name} is now {new}"),
+                        };
+                        (
+                            title,
+                            json!({"oldTier": p.get("oldTier"), "newTier": new,
+                                   "newScore": p.get("newScore")}),
+                        )
+                    })
+                }
+                (Trigger::NewSignal, "signal.created") => {
+                    let ty = crate::signals::types::canonical(text(p, "type").unwrap_or_default());
+                    let wanted = rule.params.signal_types.is_empty()
+                        || rule
+                            .params
+                            .signal_types
+                            .iter()
+                            .any(|t| crate::signals::types::canonical(t) == ty);
+                    wanted.then(|| {
+                        (
+                            format!("New {ty} signal from {name}"),
+                            json!({"signalId": p.get("id"), "signalType": ty,
+                                   "contactId": p.get("contactId")}),
+                        )
+                    })
+                }
+                _ => None,
+            };
+            if let Some((title, data)) = hit {
+                candidates.push(Firing {
+                    rule,
+                    account_id: account,
+                    account_name: name.clone(),
+                    event_seq: e.seq,
+                    at: e.occurred_at,
+                    title,
+                    data,
+                });
+            }
+        }
+    }
+    if candidates.is_empty() {
+        return Ok(0);
+    }
+
+    // Cooldowns per (rule, account), in event order: a firing starts the rule's quiet period
+    // for that account.
+    let rule_ids: Vec<Uuid> = {
+        let mut r: Vec<Uuid> = candidates.iter().map(|c| c.rule.row.id).collect();
+        r.sort();
+        r.dedup();
+        r
+    };
+    let mut last_fired: HashMap<(Uuid, Uuid), DateTime<Utc>> = alert_cooldowns::Entity::find()
+        .filter(alert_cooldowns::Column::RuleId.is_in(rule_ids))
+        .filter(alert_cooldowns::Column::AccountId.is_in(accounts.clone()))
+        .all(txn)
+        .await?
+        .into_iter()
+        .map(|c| ((c.rule_id, c.account_id), c.last_fired_at))
+        .collect();
+    let mut fired: Vec<Firing> = Vec::new();
+    for c in candidates {
+        let key = (c.rule.row.id, c.account_id);
+        let quiet = chrono::Duration::minutes(i64::from(c.rule.row.cooldown_minutes));
+        if last_fired.get(&key).is_some_and(|t| c.at < *t + quiet) {
+            continue;
+        }
+        last_fired.insert(key, c.at);
+        fired.push(c);
+    }
+    if fired.is_empty() {
+        return Ok(0);
+    }
+    record(txn, &fired, now).await?;
+    Ok(fired.len())
+}
+
+/// Stores the firings: cooldowns, one notification per recipient, `alert.triggered` events.
+async fn record(txn: &DatabaseTransaction, fired: &[Firing<'_>], now: DateTime<Utc>) -> Result<()> {
+    let orgs: Vec<Uuid> = {
+        let mut o: Vec<Uuid> = fired.iter().map(|f| f.rule.row.organization_id).collect();
+        o.sort();
+        o.dedup();
+        o
+    };
+    let mut members: HashMap<Uuid, Vec<Uuid>> = HashMap::new();
+    for (org, user) in memberships::Entity::find()
+        .select_only()
+        .column(memberships::Column::OrganizationId)
+        .column(memberships::Column::UserId)
+        .filter(memberships::Column::OrganizationId.is_in(orgs))
+        .into_tuple::<(Uuid, Uuid)>()
+        .all(txn)
+        .await?
+    {
+        members.entry(org).or_default().push(user);
+    }
+    let mut cooldowns: HashMap<(Uuid, Uuid, Uuid), DateTime<Utc>> = HashMap::new();
+    let mut rows: Vec<notifications::Model> = Vec::new();
+    let mut events: HashMap<Uuid, Vec<Value>> = HashMap::new();
+    for f in fired {
+        let org = f.rule.row.organization_id;
+        cooldowns.insert((org, f.rule.row.id, f.account_id), f.at);
+        let all = members.get(&org).cloned().unwrap_or_default();
+        // Recipients who left the organization are no longer told.
+        let to: Vec<Uuid> = if f.rule.recipients.is_empty() {
+            all
+        } else {
+            f.rule
+                .recipients
+                .iter()
+                .copied()
+                .filter(|r| all.contains(r))
+                .collect()
+        };
+        let data = json!({
+            "ruleId": f.rule.row.id,
+            "ruleName": f.rule.row.name,
+            "trigger": f.rule.trigger.as_str(),
+            "accountId": f.account_id,
+            "accountName": f.account_name,
+            "eventSeq": f.event_seq,
+            "details": f.data,
+        });
+        for user in to {
+            rows.push(notifications::Model {
+                id: Uuid::now_v7(),
+                organization_id: org,
+                user_id: user,
+                kind: "ALERT".into(),
+                rule_id: Some(f.rule.row.id),
+                account_id: Some(f.account_id),
+                title: f.title.chars().take(300).collect(),
+                body: format!(
+                    "Alert rule \"{}\" ({}).",
+                    f.rule.row.name,
+                    f.rule.trigger.as_str()
+                ),
+                data: data.clone(),
+                event_seq: Some(f.event_seq),
+                read_at: None,
+                created_at: now,
+            });
+        }
+        let mut payload = data;
+        payload["title"] = json!(f.title);
+        payload["triggeredAt"] = json!(now);
+        events.entry(org).or_default().push(payload);
+    }
+    alert_cooldowns::Entity::insert_many(cooldowns.into_iter().map(|((o, r, a), at)| {
+        alert_cooldowns::ActiveModel {
+            organization_id: Set(o),
+            rule_id: Set(r),
+            account_id: Set(a),
+            last_fired_at: Set(at),
+        }
+    }))
+    .on_conflict(
+        OnConflict::columns([
+            alert_cooldowns::Column::OrganizationId,
+            alert_cooldowns::Column::RuleId,
+            alert_cooldowns::Column::AccountId,
+        ])
+        .update_column(alert_cooldowns::Column::LastFiredAt)
+        .to_owned(),
+    )
+    .exec_without_returning(txn)
+    .await?;
+    for chunk in rows.chunks(crate::db::rows_per_insert::<notifications::Entity>()) {
+        notifications::Entity::insert_many(
+            chunk
+                .iter()
+                .cloned()
+                .map(IntoActiveModel::into_active_model),
+        )
+        .exec_without_returning(txn)
+        .await?;
+    }
+    for (org, payloads) in events {
+        crate::events::append_many(
+            txn,
+            org,
+            None,
+            payloads
+                .into_iter()
+                .map(|p| (EventType::AlertTriggered.as_str(), p))
+                .collect(),
+        )
+        .await?;
+    }
+    Ok(())
+}

@@ -1,0 +1,383 @@
+//! Alert rules: what fires (a trigger and its parameters), for which accounts (filters), whom
+//! it tells, and how long it stays quiet for an account after firing.
+
+use chrono::Utc;
+use entity::{alert_rules, memberships};
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait,
+    IntoActiveModel, PaginatorTrait, QueryFilter, QueryOrder, Set,
+};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use uuid::Uuid;
+
+use crate::{Actor, Error, FieldError, Result, Role};
+
+/// The most rules an organization may hold.
+pub const MAX_RULES: u64 = 100;
+/// The default cooldown: a day.
+pub const DEFAULT_COOLDOWN_MINUTES: i32 = 24 * 60;
+/// The longest cooldown: 30 days.
+pub const MAX_COOLDOWN_MINUTES: i32 = 30 * 24 * 60;
+/// The default window of SCORE_RISE and SCORE_DROP, in days.
+pub const DEFAULT_WITHIN_DAYS: i32 = 7;
+
+/// What makes a rule fire. Each is evaluated from the event that says it happened.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum Trigger {
+    /// The score crosses `threshold` upward (from below it, or from no score): once per crossing.
+    ScoreThreshold,
+    /// The score rose at least `percent` % over the last `withinDays` days (against the score
+    /// history; the previous score before there is any).
+    ScoreRise,
+    /// The score fell at least `percent` % over the last `withinDays` days.
+    ScoreDrop,
+    /// The tier changed (to one of `toTiers`, when given), including an account's first tier.
+    TierChanged,
+    /// A signal of one of `signalTypes` (any type when empty) arrived for the account.
+    NewSignal,
+}
+
+impl Trigger {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Trigger::ScoreThreshold => "SCORE_THRESHOLD",
+            Trigger::ScoreRise => "SCORE_RISE",
+            Trigger::ScoreDrop => "SCORE_DROP",
+            Trigger::TierChanged => "TIER_CHANGED",
+            Trigger::NewSignal => "NEW_SIGNAL",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        serde_json::from_value(json!(s)).ok()
+    }
+}
+
+/// A trigger's parameters (those it does not use are absent).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Params {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub threshold: Option<i32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub percent: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub within_days: Option<i32>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub signal_types: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub to_tiers: Vec<String>,
+}
+
+/// Which accounts a rule watches: all of them when every list is empty.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Filter {
+    /// The account's current tier is one of these.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tiers: Vec<String>,
+    /// The account carries at least one of these tags.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tags: Vec<String>,
+    /// Only this account.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub account_id: Option<Uuid>,
+}
+
+/// A rule as written by an admin.
+#[derive(Debug, Clone)]
+pub struct RuleInput {
+    pub name: String,
+    pub trigger: Trigger,
+    pub params: Params,
+    pub filter: Filter,
+    /// Members told in the app; empty: every member.
+    pub recipients: Vec<Uuid>,
+    pub cooldown_minutes: i32,
+    pub enabled: bool,
+}
+
+/// A stored rule, read back.
+#[derive(Debug, Clone)]
+pub struct Rule {
+    pub row: alert_rules::Model,
+    pub trigger: Trigger,
+    pub params: Params,
+    pub filter: Filter,
+    pub recipients: Vec<Uuid>,
+}
+
+impl Rule {
+    pub fn from_row(row: alert_rules::Model) -> Option<Rule> {
+        Some(Rule {
+            trigger: Trigger::parse(&row.trigger)?,
+            params: serde_json::from_value(row.params.clone()).ok()?,
+            filter: serde_json::from_value(row.filter.clone()).ok()?,
+            recipients: serde_json::from_value(row.recipients.clone()).ok()?,
+            row,
+        })
+    }
+}
+
+const TIERS: &[&str] = &["HOT", "WARM", "COLD", "INACTIVE"];
+
+/// Checks a rule: each problem names its field under `input.`.
+fn check(input: &RuleInput) -> Result<()> {
+    let mut errors = Vec::new();
+    let mut bad = |field: &str, message: &str| {
+        errors.push(FieldError::new(format!("input.{field}"), message));
+    };
+    let name = input.name.trim();
+    if name.is_empty() || name.chars().count() > 100 {
+        bad("name", "must be 1 to 100 characters");
+    }
+    let p = &input.params;
+    match input.trigger {
+        Trigger::ScoreThreshold => match p.threshold {
+            Some(t) if (1..=100).contains(&t) => {}
+            _ => bad(
+                "threshold",
+                "SCORE_THRESHOLD needs a threshold from 1 to 100",
+            ),
+        },
+        Trigger::ScoreRise | Trigger::ScoreDrop => {
+            match p.percent {
+                Some(x) if x > 0.0 && x <= 1000.0 => {}
+                _ => bad(
+                    "percent",
+                    "SCORE_RISE and SCORE_DROP need a percent above 0, at most 1000",
+                ),
+            }
+            if p.within_days.is_some_and(|d| !(1..=90).contains(&d)) {
+                bad("withinDays", "must be between 1 and 90");
+            }
+        }
+        Trigger::TierChanged | Trigger::NewSignal => {}
+    }
+    if p.signal_types.len() > 50
+        || p.signal_types
+            .iter()
+            .any(|t| t.trim().is_empty() || t.chars().count() > 100)
+    {
+        bad("signalTypes", "at most 50 types of 1 to 100 characters");
+    }
+    if !p.signal_types.is_empty() && input.trigger != Trigger::NewSignal {
+        bad("signalTypes", "only NEW_SIGNAL uses signal types");
+    }
+    if !p.to_tiers.is_empty() && input.trigger != Trigger::TierChanged {
+        bad("toTiers", "only TIER_CHANGED uses toTiers");
+    }
+    if p.to_tiers.iter().any(|t| !TIERS.contains(&t.as_str())) {
+        bad("toTiers", "tiers are HOT, WARM, COLD or INACTIVE");
+    }
+    if input
+        .filter
+        .tiers
+        .iter()
+        .any(|t| !TIERS.contains(&t.as_str()))
+    {
+        bad("filter.tiers", "tiers are HOT, WARM, COLD or INACTIVE");
+    }
+    if input.filter.tags.len() > 50 || input.filter.tags.iter().any(|t| t.chars().count() > 100) {
+        bad("filter.tags", "at most 50 tags of at most 100 characters");
+    }
+    if !(0..=MAX_COOLDOWN_MINUTES).contains(&input.cooldown_minutes) {
+        bad("cooldownMinutes", "must be between 0 and 43200 (30 days)");
+    }
+    if input.recipients.len() > 100 {
+        bad("recipientIds", "at most 100 members");
+    }
+    if errors.is_empty() {
+        Ok(())
+    } else {
+        Err(Error::Validation(errors))
+    }
+}
+
+fn admin(actor: &Actor) -> Result<()> {
+    actor.require_role(Role::Admin)?;
+    actor.require_scope("admin")
+}
+
+/// Refuses recipients who are not members of the organization, and an account not in it.
+async fn check_references(
+    db: &impl ConnectionTrait,
+    actor: &Actor,
+    input: &RuleInput,
+) -> Result<()> {
+    if !input.recipients.is_empty() {
+        let mut wanted = input.recipients.clone();
+        wanted.sort();
+        wanted.dedup();
+        let found = memberships::Entity::find()
+            .filter(memberships::Column::OrganizationId.eq(actor.organization_id))
+            .filter(memberships::Column::UserId.is_in(wanted.clone()))
+            .count(db)
+            .await?;
+        if found != wanted.len() as u64 {
+            return Err(Error::invalid(
+                "input.recipientIds",
+                "every recipient must be a member of the organization",
+            ));
+        }
+    }
+    if let Some(account) = input.filter.account_id {
+        let exists = entity::companies::Entity::find()
+            .filter(entity::companies::Column::OrganizationId.eq(actor.organization_id))
+            .filter(entity::companies::Column::Id.eq(account))
+            .count(db)
+            .await?;
+        if exists == 0 {
+            return Err(Error::invalid("input.filter.accountId", "no such account"));
+        }
+    }
+    Ok(())
+}
+
+fn to_json<T: Serialize>(v: &T) -> Result<serde_json::Value> {
+    serde_json::to_value(v).map_err(|e| Error::Internal(e.to_string()))
+}
+
+/// The organization's rules, oldest first (ADMIN).
+pub async fn list_rules(db: &impl ConnectionTrait, actor: &Actor) -> Result<Vec<Rule>> {
+    admin(actor)?;
+    Ok(alert_rules::Entity::find()
+        .filter(alert_rules::Column::OrganizationId.eq(actor.organization_id))
+        .order_by_asc(alert_rules::Column::Id)
+        .all(db)
+        .await?
+        .into_iter()
+        .filter_map(Rule::from_row)
+        .collect())
+}
+
+async fn find_rule(
+    db: &impl ConnectionTrait,
+    actor: &Actor,
+    id: Uuid,
+) -> Result<alert_rules::Model> {
+    alert_rules::Entity::find_by_id(id)
+        .filter(alert_rules::Column::OrganizationId.eq(actor.organization_id))
+        .one(db)
+        .await?
+        .ok_or_else(|| Error::NotFound {
+            entity: "alert rule",
+        })
+}
+
+/// Creates a rule (ADMIN). It watches what happens from now on.
+pub async fn create_rule(
+    db: &DatabaseConnection,
+    actor: &Actor,
+    meta: &crate::Meta,
+    mut input: RuleInput,
+) -> Result<Rule> {
+    admin(actor)?;
+    input.name = input.name.trim().to_owned();
+    check(&input)?;
+    let txn = crate::db::begin(db).await?;
+    check_references(&txn, actor, &input).await?;
+    let held = alert_rules::Entity::find()
+        .filter(alert_rules::Column::OrganizationId.eq(actor.organization_id))
+        .count(&txn)
+        .await?;
+    if held >= MAX_RULES {
+        return Err(Error::invalid(
+            "input",
+            format!("an organization holds at most {MAX_RULES} alert rules"),
+        ));
+    }
+    let now = Utc::now();
+    let row = alert_rules::ActiveModel {
+        id: Set(Uuid::now_v7()),
+        organization_id: Set(actor.organization_id),
+        name: Set(input.name.clone()),
+        trigger: Set(input.trigger.as_str().into()),
+        params: Set(to_json(&input.params)?),
+        filter: Set(to_json(&input.filter)?),
+        recipients: Set(to_json(&input.recipients)?),
+        cooldown_minutes: Set(input.cooldown_minutes),
+        enabled: Set(input.enabled),
+        created_by: Set(actor.user_id()),
+        created_at: Set(now),
+        updated_at: Set(now),
+    }
+    .insert(&txn)
+    .await?;
+    crate::audit::record(
+        &txn,
+        meta,
+        crate::audit::Entry::by(actor, "alert_rule.created")
+            .target("alert_rule", row.id)
+            .metadata(json!({"name": row.name, "trigger": row.trigger})),
+    )
+    .await?;
+    txn.commit().await?;
+    Rule::from_row(row).ok_or_else(|| Error::Internal("stored rule unreadable".into()))
+}
+
+/// Replaces a rule's settings (ADMIN). Its cooldowns stay.
+pub async fn update_rule(
+    db: &DatabaseConnection,
+    actor: &Actor,
+    meta: &crate::Meta,
+    id: Uuid,
+    mut input: RuleInput,
+) -> Result<Rule> {
+    admin(actor)?;
+    input.name = input.name.trim().to_owned();
+    check(&input)?;
+    let txn = crate::db::begin(db).await?;
+    let row = find_rule(&txn, actor, id).await?;
+    check_references(&txn, actor, &input).await?;
+    let mut active = row.into_active_model();
+    active.name = Set(input.name.clone());
+    active.trigger = Set(input.trigger.as_str().into());
+    active.params = Set(to_json(&input.params)?);
+    active.filter = Set(to_json(&input.filter)?);
+    active.recipients = Set(to_json(&input.recipients)?);
+    active.cooldown_minutes = Set(input.cooldown_minutes);
+    active.enabled = Set(input.enabled);
+    active.updated_at = Set(Utc::now());
+    let row = active.update(&txn).await?;
+    crate::audit::record(
+        &txn,
+        meta,
+        crate::audit::Entry::by(actor, "alert_rule.updated")
+            .target("alert_rule", row.id)
+            .metadata(json!({"name": row.name, "trigger": row.trigger, "enabled": row.enabled})),
+    )
+    .await?;
+    txn.commit().await?;
+    Rule::from_row(row).ok_or_else(|| Error::Internal("stored rule unreadable".into()))
+}
+
+/// Deletes a rule and its cooldowns (ADMIN); its notifications stay.
+pub async fn delete_rule(
+    db: &DatabaseConnection,
+    actor: &Actor,
+    meta: &crate::Meta,
+    id: Uuid,
+) -> Result<()> {
+    admin(actor)?;
+    let txn = crate::db::begin(db).await?;
+    let row = find_rule(&txn, actor, id).await?;
+    entity::alert_cooldowns::Entity::delete_many()
+        .filter(entity::alert_cooldowns::Column::OrganizationId.eq(actor.organization_id))
+        .filter(entity::alert_cooldowns::Column::RuleId.eq(id))
+        .exec(&txn)
+        .await?;
+    alert_rules::Entity::delete_by_id(id).exec(&txn).await?;
+    crate::audit::record(
+        &txn,
+        meta,
+        crate::audit::Entry::by(actor, "alert_rule.deleted")
+            .target("alert_rule", id)
+            .metadata(json!({"name": row.name})),
+    )
+    .await?;
+    txn.commit().await?;
+    Ok(())
+}
