@@ -1,14 +1,21 @@
-//! PQA scoring: the original's 7-factor model with per-organization,
-//! versioned configuration, and the debounced "rescore this account" job.//!
-//! Files: `model` (the factors and their pure computation), `config` (versioned configuration
-//! and its preview), `storage` (inputs and stored scores), `rescore` (requests, the job, the
-//! recomputes).
+//! PQA scoring: two 7-factor model presets (CALIBRATED, the default of new organizations, and
+//! the original's CLASSIC) with per-organization, versioned configuration, and the debounced
+//! "rescore this account" job.
+//!
+//! Files: `model` (the presets, the shared inputs, CLASSIC's factors), `calibrated`
+//! (CALIBRATED's factors), `config` (versioned configuration and its preview), `storage`
+//! (inputs and stored scores), `rescore` (requests, the job, the recomputes).
 
+mod calibrated;
 mod config;
 mod model;
 mod rescore;
 mod storage;
 
+pub use calibrated::{
+    ACTIVITY_SCALE, DAY_SCALE, FACTORS as CALIBRATED_FACTORS, PEOPLE_SCALE, SIGNAL_SCALE,
+    TYPE_SCALE, saturate,
+};
 pub use config::*;
 pub use model::*;
 pub use rescore::*;
