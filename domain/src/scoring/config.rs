@@ -284,7 +284,7 @@ pub async fn update_config(
         meta,
         crate::audit::Entry::by(actor, "scoring.config_updated")
             .target("scoring_config", row.id)
-            .metadata(json!({"version": row.version})),
+            .metadata(json!({"version": row.version, "model": config.model.as_str()})),
     )
     .await?;
     txn.commit().await?;
