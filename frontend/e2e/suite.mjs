@@ -214,7 +214,8 @@ const tests = [
     await eventually('factors', async () => (await factors.count()) > 0);
     const text = await page.locator('[aria-label="Score factors"]').innerText();
     check(/pts/.test(text), `factors without points: ${text}`);
-    check(/user count|usage velocity|engagement recency/i.test(text), `factor names missing: ${text}`);
+    // A new organization scores with the calibrated model (docs/scoring.md).
+    check(/people/i.test(text) && /active days/i.test(text) && /recent activity/i.test(text), `factor names missing: ${text}`);
     await page.getByText('repo_star').first().waitFor();
     await settled(page);
     await shot(page, 'account');
@@ -356,15 +357,27 @@ const tests = [
   ['scoring settings preview which accounts change tier before saving', async () => {
     const page = state.owner;
     await page.goto('/settings/scoring');
-    const warm = page.getByRole('textbox', { name: 'Warm' });
-    await warm.fill('75');
+    // Calibrated: Acme's four signals from three people on one day score 49, COLD (Globex's one
+    // signal 26, COLD). Under the classic model one day of activity maxes out velocity, recency
+    // and freshness: Acme 74 and Globex 57, both WARM.
+    const model = page.getByRole('radiogroup', { name: 'Model' });
+    check((await model.getByRole('radio', { name: 'Calibrated' }).isChecked()), 'a new organization scores calibrated');
+    await model.locator('label', { hasText: /^Classic$/ }).click();
+    await page.getByText('Saving switches to the classic model').waitFor();
     await page.getByRole('button', { name: 'Preview changes' }).click();
     const table = page.getByRole('table', { name: 'Tier changes' });
     await table.waitFor();
     const row = table.locator('tr', { hasText: 'Acme' });
     await row.waitFor();
-    check(/WARM[\s\S]*COLD/.test(await row.innerText()), `Acme should go from WARM to COLD: ${await row.innerText()}`);
+    check(/49[\s\S]*COLD[\s\S]*74[\s\S]*WARM/.test(await row.innerText()), `Acme should go from 49 COLD to 74 WARM: ${await row.innerText()}`);
     await shot(page, 'scoring-preview');
+    // Back to calibrated, unsaved: a higher cold threshold would make Globex inactive.
+    await model.locator('label', { hasText: /^Calibrated$/ }).click();
+    await page.getByRole('textbox', { name: 'Cold' }).fill('30');
+    await page.getByRole('button', { name: 'Preview changes' }).click();
+    const globex = page.getByRole('table', { name: 'Tier changes' }).locator('tr', { hasText: /globex/i });
+    await globex.waitFor();
+    check(/COLD[\s\S]*INACTIVE/.test(await globex.innerText()), `Globex should go from COLD to INACTIVE: ${await globex.innerText()}`);
   }],
 
   ['integrations: connect npm, sync now, see the run; a missing package shows its error; disconnect', async () => {

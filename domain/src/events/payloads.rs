@@ -30,8 +30,8 @@ pub trait Payload: Serialize + DeserializeOwned {
     }
 }
 
-/// `score.changed` (the score moved, or was first computed) and `tier.changed` (a real tier
-/// transition): one account's score before and after.
+/// `score.changed` (the score moved, or was first computed) and `tier.changed` (the tier moved,
+/// or was first given: then `oldTier` is null): one account's score before and after.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ScoreChanged {

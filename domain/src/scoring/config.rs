@@ -1,5 +1,10 @@
-//! Per-organization, versioned scoring configuration: weights, half-lives, tier thresholds,
-//! and the preview of a proposed configuration.
+//! Per-organization, versioned scoring configuration: the model preset, weights, half-lives,
+//! tier thresholds, and the preview of a proposed configuration.
+//!
+//! An organization without a saved version scores with `Config::default()`, the CALIBRATED
+//! preset. Organizations that existed before CALIBRATED were pinned to CLASSIC by migration
+//! 000020 (a version whose stored JSON is `{"model": "classic"}`), and a stored version without
+//! a `model` predates the presets and is CLASSIC too, so the upgrade changed no one's scores.
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -13,7 +18,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 use uuid::Uuid;
 
-use super::{DEFAULT_HALF_LIFE, FACTORS, HALF_LIVES, compute, load_inputs, scorable_accounts};
+use super::{DEFAULT_HALF_LIFE, HALF_LIVES, Preset, compute, load_inputs, scorable_accounts};
 use crate::{Actor, Error, FieldError, Result, Role};
 /// Tier thresholds: a score at or above `hot` is HOT, and so on; below `cold` INACTIVE.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -23,26 +28,50 @@ pub struct Thresholds {
     pub cold: i32,
 }
 
-/// An organization's scoring configuration. Weights are each factor's maximum points (the
-/// original's 20/20/15/15/10/10/10 by default); half-lives override the table per type.
+/// An organization's scoring configuration. The preset names the factors; weights are each
+/// factor's maximum points (the preset's defaults sum to 100); half-lives override the table
+/// per type.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Config {
+    pub model: Preset,
     pub thresholds: Thresholds,
     pub weights: BTreeMap<String, f64>,
     pub half_lives: BTreeMap<String, f64>,
     pub default_half_life: f64,
 }
 
+/// The configuration of new organizations: the CALIBRATED preset at its defaults.
 impl Default for Config {
     fn default() -> Self {
+        Config::new(Preset::default())
+    }
+}
+
+/// A stored version as written: any field may be missing (the migration's pin holds only the
+/// model; versions saved before the presets have no model, and are CLASSIC).
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Stored {
+    model: Option<Preset>,
+    thresholds: Option<Thresholds>,
+    weights: Option<BTreeMap<String, f64>>,
+    half_lives: Option<BTreeMap<String, f64>>,
+    default_half_life: Option<f64>,
+}
+
+impl Config {
+    /// A preset at its defaults: its weights, the half-life table, HOT 80 / WARM 50 / COLD 20.
+    pub fn new(model: Preset) -> Self {
         Config {
+            model,
             thresholds: Thresholds {
                 hot: 80,
                 warm: 50,
                 cold: 20,
             },
-            weights: FACTORS
+            weights: model
+                .factors()
                 .iter()
                 .map(|(n, w, _)| ((*n).to_owned(), *w))
                 .collect(),
@@ -53,9 +82,37 @@ impl Default for Config {
             default_half_life: DEFAULT_HALF_LIFE,
         }
     }
-}
 
-impl Config {
+    /// Reads a stored version: what it leaves out is its preset's default.
+    pub fn from_stored(value: serde_json::Value) -> Result<Self> {
+        let s: Stored = serde_json::from_value(value)
+            .map_err(|e| Error::Internal(format!("stored scoring config: {e}")))?;
+        let mut c = Config::new(s.model.unwrap_or(Preset::Classic));
+        if let Some(t) = s.thresholds {
+            c.thresholds = t;
+        }
+        if let Some(w) = s.weights {
+            c.weights = w;
+        }
+        if let Some(h) = s.half_lives {
+            c.half_lives = h;
+        }
+        if let Some(d) = s.default_half_life {
+            c.default_half_life = d;
+        }
+        Ok(c)
+    }
+
+    /// The same configuration under another preset: the weights become the new preset's
+    /// defaults (the old ones weighed other factors); thresholds and half-lives stay.
+    pub fn with_model(mut self, model: Preset) -> Self {
+        if model != self.model {
+            self.weights = Config::new(model).weights;
+            self.model = model;
+        }
+        self
+    }
+
     /// The half-life of a type: its own entry, else its canonical type's (a configuration may
     /// name an alias), else the default.
     pub fn half_life(&self, signal_type: &str) -> f64 {
@@ -98,10 +155,10 @@ impl Config {
             ));
         }
         for (name, w) in &self.weights {
-            if !FACTORS.iter().any(|(n, _, _)| n == name) {
+            if !self.model.factors().iter().any(|(n, _, _)| n == name) {
                 errors.push(FieldError::new(
                     f(&format!("weights.{name}")),
-                    "is not a factor",
+                    format!("is not a factor of the {} model", self.model.as_str()),
                 ));
             } else if !(0.0..=100.0).contains(w) || !w.is_finite() {
                 errors.push(FieldError::new(
@@ -110,7 +167,14 @@ impl Config {
                 ));
             }
         }
-        if FACTORS.iter().map(|(n, _, _)| self.weight(n)).sum::<f64>() <= 0.0 {
+        if self
+            .model
+            .factors()
+            .iter()
+            .map(|(n, _, _)| self.weight(n))
+            .sum::<f64>()
+            <= 0.0
+        {
             errors.push(FieldError::new(f("weights"), "must not all be zero"));
         }
         for (ty, h) in &self.half_lives {
@@ -141,7 +205,8 @@ impl Config {
     }
 }
 
-/// The current configuration and its version (0 = the defaults, never saved).
+/// The current configuration and its version (0 = the defaults of new organizations, never
+/// saved).
 pub async fn current_config(
     db: &impl ConnectionTrait,
     organization_id: Uuid,
@@ -153,11 +218,7 @@ pub async fn current_config(
         .await?;
     Ok(match row {
         None => (0, Config::default()),
-        Some(r) => (
-            r.version,
-            serde_json::from_value(r.config)
-                .map_err(|e| Error::Internal(format!("stored scoring config: {e}")))?,
-        ),
+        Some(r) => (r.version, Config::from_stored(r.config)?),
     })
 }
 
@@ -223,7 +284,7 @@ pub async fn update_config(
         meta,
         crate::audit::Entry::by(actor, "scoring.config_updated")
             .target("scoring_config", row.id)
-            .metadata(json!({"version": row.version})),
+            .metadata(json!({"version": row.version, "model": config.model.as_str()})),
     )
     .await?;
     txn.commit().await?;
@@ -284,4 +345,50 @@ pub async fn preview(
     }
     rows.sort_by_key(|r| std::cmp::Reverse((r.new_score - r.current_score.unwrap_or(0)).abs()));
     Ok(rows)
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    #[test]
+    fn stored_versions_without_a_model_are_classic() {
+        // The migration's pin: only the model.
+        let pin = Config::from_stored(json!({"model": "classic"})).unwrap();
+        assert_eq!(pin, Config::new(Preset::Classic));
+        // A version saved before the presets: every field but the model.
+        let mut old = serde_json::to_value(Config::new(Preset::Classic)).unwrap();
+        old.as_object_mut().unwrap().remove("model");
+        old["thresholds"] = json!({"hot": 70, "warm": 50, "cold": 20});
+        let c = Config::from_stored(old).unwrap();
+        assert_eq!(c.model, Preset::Classic);
+        assert_eq!(c.thresholds.hot, 70);
+        assert_eq!(c.weight("usage_velocity"), 20.0);
+        // A version saved now reads back as saved.
+        let now = Config::new(Preset::Calibrated);
+        assert_eq!(
+            Config::from_stored(serde_json::to_value(&now).unwrap()).unwrap(),
+            now
+        );
+        assert!(Config::from_stored(json!({"model": "fancy"})).is_err());
+    }
+
+    #[test]
+    fn switching_models_resets_the_weights_and_validates_names() {
+        let mut c = Config::new(Preset::Classic);
+        c.thresholds.hot = 90;
+        c.weights.insert("user_count".into(), 30.0);
+        let switched = c.clone().with_model(Preset::Calibrated);
+        assert_eq!(switched.thresholds.hot, 90);
+        assert_eq!(switched.weights, Config::new(Preset::Calibrated).weights);
+        assert_eq!(c.clone().with_model(Preset::Classic), c);
+        let mut wrong = switched;
+        wrong.weights.insert("user_count".into(), 10.0);
+        let Err(Error::Validation(errors)) = wrong.validate("input.") else {
+            panic!("a CLASSIC factor under CALIBRATED must be refused");
+        };
+        assert_eq!(errors[0].field, "input.weights.user_count");
+    }
 }

@@ -1,16 +1,23 @@
-//! PQA scoring: the original's 7-factor model with per-organization,
-//! versioned configuration, and the debounced "rescore this account" job.
+//! PQA scoring: two 7-factor model presets (CALIBRATED, the default of new organizations, and
+//! the original's CLASSIC) with per-organization, versioned configuration, and the debounced
+//! "rescore this account" job.
 //!
-//! Files: `model` (the factors and their pure computation), `config` (versioned configuration
-//! and its preview), `storage` (inputs and stored scores), `rescore` (requests, the job, the
-//! recomputes), `history` (daily snapshots, trends and the trend's baseline).
+//! Files: `model` (the presets, the shared inputs, CLASSIC's factors), `calibrated`
+//! (CALIBRATED's factors), `config` (versioned configuration and its preview), `storage`
+//! (inputs and stored scores), `rescore` (requests, the job, the recomputes), `history` (daily
+//! snapshots, trends and the trend's baseline).
 
+mod calibrated;
 mod config;
 mod history;
 mod model;
 mod rescore;
 mod storage;
 
+pub use calibrated::{
+    ACTIVITY_SCALE, DAY_SCALE, FACTORS as CALIBRATED_FACTORS, PEOPLE_SCALE, SIGNAL_SCALE,
+    TYPE_SCALE, saturate,
+};
 pub use config::*;
 pub use history::*;
 pub use model::*;

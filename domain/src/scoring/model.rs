@@ -1,5 +1,7 @@
-//! The PQA model: seven factors computed from an account's signals, contacts and fields, as
-//! pure functions of the inputs and the time.
+//! The scoring models: seven factors computed from an account's signals, contacts and fields,
+//! as pure functions of the inputs and the time. Two presets share the inputs and the factor
+//! shape: CLASSIC (the original's ratios, kept exact) and CALIBRATED (volume-aware, the default
+//! of new organizations; [`super::calibrated`]). `docs/scoring.md` works both through examples.
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -18,8 +20,40 @@ pub const BOUNDARY_GRACE: chrono::Duration = chrono::Duration::minutes(10);
 /// A score moving at least this much is RISING or FALLING.
 pub const TREND_DELTA: i32 = 5;
 
-/// The factors, in order, with their default (maximum) points.
-pub const FACTORS: &[(&str, f64, &str)] = &[
+/// A named scoring model. Its factors, their default weights and how each is computed are
+/// fixed by the preset; weights, half-lives and thresholds stay configurable on top of it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Preset {
+    /// The original's 7-factor model: ratios (velocity, freshness) and steps (recency) that one
+    /// fresh event maxes out. Reproduces the reference's worked example exactly.
+    Classic,
+    /// Volume-aware: saturating counts of people, signals, active days and types, and decayed
+    /// activity that needs several events to max out. What new organizations start with.
+    #[default]
+    Calibrated,
+}
+
+impl Preset {
+    /// The factors of the preset, in order: name, default (maximum) points, description.
+    pub fn factors(self) -> &'static [(&'static str, f64, &'static str)] {
+        match self {
+            Preset::Classic => CLASSIC_FACTORS,
+            Preset::Calibrated => super::calibrated::FACTORS,
+        }
+    }
+
+    /// The API's name: `CLASSIC` or `CALIBRATED`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Preset::Classic => "CLASSIC",
+            Preset::Calibrated => "CALIBRATED",
+        }
+    }
+}
+
+/// The CLASSIC factors, in order, with their default (maximum) points.
+pub const CLASSIC_FACTORS: &[(&str, f64, &str)] = &[
     (
         "user_count",
         20.0,
@@ -214,53 +248,139 @@ pub fn window_start(now: DateTime<Utc>) -> DateTime<Utc> {
     now - chrono::Duration::days(WINDOW_DAYS) - BOUNDARY_GRACE
 }
 
-/// The 7-factor PQA model at time `now`. Ages are exact (fractional days); the
-/// day boundaries allow [`BOUNDARY_GRACE`].
-pub fn compute(config: &Config, inputs: &Inputs, now: DateTime<Utc>) -> Computed {
-    let grace = days(BOUNDARY_GRACE);
-    let window_start = window_start(now);
-    let signals: Vec<&SignalPoint> = inputs
-        .signals
-        .iter()
-        .filter(|s| s.timestamp >= window_start)
-        .collect();
-    let n = signals.len();
-    let mut actors: Vec<Uuid> = signals.iter().filter_map(|s| s.contact_id).collect();
-    actors.sort();
-    actors.dedup();
-    // Stored types read through the vocabulary: an alias stored before it was one is its event.
-    let canonical: Vec<String> = signals
-        .iter()
-        .map(|s| crate::signals::types::canonical(&s.signal_type))
-        .collect();
-    let mut types: Vec<&str> = canonical.iter().map(String::as_str).collect();
-    types.sort();
-    types.dedup();
-    let mut total_w = 0.0;
-    let mut week_w = 0.0;
-    for (s, t) in signals.iter().zip(&canonical) {
-        let age = days(now - s.timestamp);
-        let w = decay(config.half_life(t), age);
-        total_w += w;
-        if age <= 7.0 + grace {
-            week_w += w;
+/// What both presets read from the signals of the 90-day window at `now`.
+pub(super) struct Activity {
+    /// Signals in the window.
+    pub n: usize,
+    /// Distinct people (contacts) behind them.
+    pub people: usize,
+    /// Distinct canonical types, sorted.
+    pub types: Vec<String>,
+    /// Distinct UTC days with a signal.
+    pub active_days: usize,
+    /// Σ decay weight of the window's signals.
+    pub total_w: f64,
+    /// Σ decay weight of the signals of the last 7 days.
+    pub week_w: f64,
+    /// Days since the latest signal ever.
+    pub since: Option<f64>,
+    /// Senior contacts (by title or enriched level).
+    pub seniors: usize,
+    /// Company size, upper case.
+    pub size: Option<String>,
+}
+
+impl Activity {
+    pub(super) fn read(config: &Config, inputs: &Inputs, now: DateTime<Utc>) -> Activity {
+        let grace = days(BOUNDARY_GRACE);
+        let window_start = window_start(now);
+        let signals: Vec<&SignalPoint> = inputs
+            .signals
+            .iter()
+            .filter(|s| s.timestamp >= window_start)
+            .collect();
+        let mut actors: Vec<Uuid> = signals.iter().filter_map(|s| s.contact_id).collect();
+        actors.sort();
+        actors.dedup();
+        let mut dates: Vec<chrono::NaiveDate> =
+            signals.iter().map(|s| s.timestamp.date_naive()).collect();
+        dates.sort();
+        dates.dedup();
+        // Stored types read through the vocabulary: an alias stored before it was one is its
+        // event.
+        let canonical: Vec<String> = signals
+            .iter()
+            .map(|s| crate::signals::types::canonical(&s.signal_type))
+            .collect();
+        let mut types = canonical.clone();
+        types.sort();
+        types.dedup();
+        let mut total_w = 0.0;
+        let mut week_w = 0.0;
+        for (s, t) in signals.iter().zip(&canonical) {
+            let age = days(now - s.timestamp);
+            let w = decay(config.half_life(t), age);
+            total_w += w;
+            if age <= 7.0 + grace {
+                week_w += w;
+            }
+        }
+        Activity {
+            n: signals.len(),
+            people: actors.len(),
+            types,
+            active_days: dates.len(),
+            total_w,
+            week_w,
+            since: inputs.last_signal_at.map(|t| days(now - t).max(0.0)),
+            seniors: inputs.titles.iter().filter(|t| is_senior(t)).count() + inputs.senior_by_level,
+            size: inputs.size.as_deref().map(str::to_uppercase),
         }
     }
-    let scale = |name: &str, points: f64| {
-        let default = FACTORS
-            .iter()
-            .find(|(n, _, _)| *n == name)
-            .map_or(1.0, |(_, w, _)| *w);
-        points * config.weight(name) / default
+
+    /// Firmographic fit out of 10 by company size (both presets).
+    pub(super) fn firmographic(&self) -> f64 {
+        match self.size.as_deref() {
+            Some("STARTUP") => 8.0,
+            Some("SMALL") => 10.0,
+            Some("MEDIUM") => 8.0,
+            Some("LARGE") => 6.0,
+            Some("ENTERPRISE") => 4.0,
+            _ => 5.0,
+        }
+    }
+
+    /// Seniority out of 10: 5 per senior contact (both presets).
+    pub(super) fn seniority(&self) -> f64 {
+        (5.0 * self.seniors as f64).min(10.0)
+    }
+}
+
+/// The score of `inputs` at time `now` under the configuration's preset. Ages are exact
+/// (fractional days); the day boundaries allow [`BOUNDARY_GRACE`].
+pub fn compute(config: &Config, inputs: &Inputs, now: DateTime<Utc>) -> Computed {
+    let a = Activity::read(config, inputs, now);
+    let raw = match config.model {
+        Preset::Classic => classic(&a),
+        Preset::Calibrated => super::calibrated::factors(&a),
     };
-    let users = (4.0 * actors.len() as f64).min(20.0);
+    let factors: Vec<Factor> = config
+        .model
+        .factors()
+        .iter()
+        .zip(raw)
+        .map(|((name, default, desc), (points, inputs))| Factor {
+            name: (*name).to_owned(),
+            points: round3(points * config.weight(name) / default),
+            max_points: config.weight(name),
+            description: (*desc).to_owned(),
+            inputs,
+        })
+        .collect();
+    let sum: f64 = factors.iter().map(|f| f.points).sum();
+    let score = (sum.round() as i32).clamp(0, 100);
+    Computed {
+        score,
+        tier: config.tier(score),
+        factors,
+        signal_count: a.n as i32,
+        user_count: a.people as i32,
+        last_signal_at: inputs.last_signal_at,
+    }
+}
+
+/// The CLASSIC factors' points at their default weights, with their inputs.
+fn classic(a: &Activity) -> Vec<(f64, Value)> {
+    let grace = days(BOUNDARY_GRACE);
+    let n = a.n;
+    let (total_w, week_w, since) = (a.total_w, a.week_w, a.since);
+    let users = (4.0 * a.people as f64).min(20.0);
     let velocity = if n == 0 || total_w <= 0.0 {
         0.0
     } else {
         (20.0 * week_w / total_w).round()
     };
-    let breadth = (3.0 * types.len() as f64).min(15.0);
-    let since = inputs.last_signal_at.map(|t| days(now - t).max(0.0));
+    let breadth = (3.0 * a.types.len() as f64).min(15.0);
     let recency = match since {
         None => 0.0,
         Some(d) if d <= 1.0 + grace => 15.0,
@@ -283,26 +403,15 @@ pub fn compute(config: &Config, inputs: &Inputs, now: DateTime<Utc>) -> Computed
     } else {
         0.0
     };
-    let seniors = inputs.titles.iter().filter(|t| is_senior(t)).count() + inputs.senior_by_level;
-    let seniority = (5.0 * seniors as f64).min(10.0);
-    let size = inputs.size.as_deref().map(str::to_uppercase);
-    let firmo = match size.as_deref() {
-        Some("STARTUP") => 8.0,
-        Some("SMALL") => 10.0,
-        Some("MEDIUM") => 8.0,
-        Some("LARGE") => 6.0,
-        Some("ENTERPRISE") => 4.0,
-        _ => 5.0,
-    };
-    let raw = [
-        (users, json!({"distinctPeople": actors.len()})),
+    vec![
+        (users, json!({"distinctPeople": a.people})),
         (
             velocity,
             json!({"weightLast7Days": round3(week_w), "weight90Days": round3(total_w)}),
         ),
         (
             breadth,
-            json!({"distinctTypes": types.len(), "types": types}),
+            json!({"distinctTypes": a.types.len(), "types": a.types}),
         ),
         (
             recency,
@@ -312,30 +421,9 @@ pub fn compute(config: &Config, inputs: &Inputs, now: DateTime<Utc>) -> Computed
             freshness,
             json!({"averageWeight": round3(avg_w), "signals": n}),
         ),
-        (seniority, json!({"seniorContacts": seniors})),
-        (firmo, json!({"size": size})),
-    ];
-    let factors: Vec<Factor> = FACTORS
-        .iter()
-        .zip(raw)
-        .map(|((name, _, desc), (points, inputs))| Factor {
-            name: (*name).to_owned(),
-            points: round3(scale(name, points)),
-            max_points: config.weight(name),
-            description: (*desc).to_owned(),
-            inputs,
-        })
-        .collect();
-    let sum: f64 = factors.iter().map(|f| f.points).sum();
-    let score = (sum.round() as i32).clamp(0, 100);
-    Computed {
-        score,
-        tier: config.tier(score),
-        factors,
-        signal_count: n as i32,
-        user_count: actors.len() as i32,
-        last_signal_at: inputs.last_signal_at,
-    }
+        (a.seniority(), json!({"seniorContacts": a.seniors})),
+        (a.firmographic(), json!({"size": a.size})),
+    ]
 }
 
 pub(super) fn round3(x: f64) -> f64 {
@@ -389,7 +477,7 @@ mod tests {
         };
         // Scored a little later than sent: whole days keep the example exact.
         let c = compute(
-            &Config::default(),
+            &Config::new(Preset::Classic),
             &inputs,
             now + chrono::Duration::seconds(3),
         );
@@ -413,8 +501,9 @@ mod tests {
             last_signal_at: Some(now - age),
             ..Default::default()
         };
-        let recency =
-            |age| compute(&Config::default(), &one(age, "api_call"), now).factors[3].points;
+        let recency = |age| {
+            compute(&Config::new(Preset::Classic), &one(age, "api_call"), now).factors[3].points
+        };
         let hours = chrono::Duration::hours;
         assert_eq!(recency(hours(24) + chrono::Duration::seconds(5)), 15.0);
         assert_eq!(
@@ -432,18 +521,26 @@ mod tests {
             timestamp: now - hours(8 * 24),
             contact_id: None,
         });
-        let c = compute(&Config::default(), &two, now);
+        let c = compute(&Config::new(Preset::Classic), &two, now);
         let w7 = decay(14.0, 7.0);
         let w8 = decay(14.0, 8.0);
         assert_eq!(c.factors[1].points, (20.0 * w7 / (w7 + w8)).round());
         // Outside the 90-day window: not counted at all.
-        let old = compute(&Config::default(), &one(hours(91 * 24), "signup"), now);
+        let old = compute(
+            &Config::new(Preset::Classic),
+            &one(hours(91 * 24), "signup"),
+            now,
+        );
         assert_eq!(old.signal_count, 0);
     }
 
     #[test]
     fn an_empty_account_scores_5_inactive() {
-        let c = compute(&Config::default(), &Inputs::default(), Utc::now());
+        let c = compute(
+            &Config::new(Preset::Classic),
+            &Inputs::default(),
+            Utc::now(),
+        );
         assert_eq!(c.score, 5);
         assert_eq!(c.tier, "INACTIVE");
     }
@@ -469,7 +566,7 @@ mod tests {
         assert_eq!(trend(Some(45), 50), "RISING");
         assert_eq!(trend(Some(55), 50), "FALLING");
         assert_eq!(trend(Some(52), 50), "STABLE");
-        let c = Config::default();
+        let c = Config::new(Preset::Classic);
         assert_eq!(c.tier(80), "HOT");
         assert_eq!(c.tier(79), "WARM");
         assert_eq!(c.tier(20), "COLD");

@@ -114,8 +114,8 @@ pub async fn rescore_requested(db: &DatabaseConnection, organization_id: Uuid) -
 // ---------------------------------------------------------------------------------------------
 
 /// Recomputes and stores the scores of `account_ids` ([`CHUNK`] per transaction), appending
-/// `score.changed` when a score changes (or is first computed) and `tier.changed` on a real
-/// transition. Accounts that no longer exist are skipped. Returns the stored rows.
+/// `score.changed` when a score changes (or is first computed) and `tier.changed` when the tier
+/// does or is first given (old tier null: an account born HOT alerts). Accounts that no longer exist are skipped. Returns the stored rows.
 #[tracing::instrument(name = "scoring.rescore", skip_all, fields(organizationId = %organization_id, accounts = account_ids.len()))]
 pub async fn rescore(
     db: &DatabaseConnection,
@@ -196,7 +196,7 @@ pub(super) async fn rescore_in(
         if prev.is_none_or(|p| p.score != c.score) {
             events.push((EventType::ScoreChanged.as_str(), payload.clone()));
         }
-        if prev.is_some_and(|p| p.tier != c.tier) {
+        if prev.is_none_or(|p| p.tier != c.tier) {
             events.push((EventType::TierChanged.as_str(), payload));
         }
         stored.push(row);

@@ -185,7 +185,8 @@ impl LiveSubscription {
         }))
     }
 
-    /// Each real tier transition (e.g. WARM → HOT), optionally only those into `tier`.
+    /// Each tier change (e.g. WARM → HOT), including an account's first tier (`oldTier` null:
+    /// an account first scored HOT is heard), optionally only those into `tier`.
     async fn tier_changed(
         &self,
         ctx: &Context<'_>,

@@ -169,7 +169,8 @@ async fn score_and_tier_changes_arrive_live() {
     .await;
     subscribed(&app, 2).await;
 
-    let day = |d: i64| (Utc::now() - chrono::Duration::days(d)).to_rfc3339();
+    let now = Utc::now();
+    let day = |d: i64| (now - chrono::Duration::days(d)).to_rfc3339();
     let mut inputs = Vec::new();
     for (n, ty, d) in [
         (3, "api_call", 1),
@@ -190,8 +191,9 @@ async fn score_and_tier_changes_arrive_live() {
     assert_eq!(c["account"]["name"], "Acme");
     assert!(c["oldScore"].is_null());
     assert!(c["oldTier"].is_null());
-    // No senior contact here: the worked example less its 5 seniority points.
-    assert_eq!(c["newScore"], 68);
+    // The reference's worked example under CALIBRATED (docs/scoring.md: 74 with its senior
+    // contact), without a senior contact here: 19.422 + 6.321 + 12.642 + 7.364 + 12.852 + 10 = 68.6.
+    assert_eq!(c["newScore"], 69);
     assert_eq!(c["newTier"], "WARM");
     assert_eq!(c["trend"], "STABLE");
 
@@ -213,7 +215,54 @@ async fn score_and_tier_changes_arrive_live() {
     assert_eq!(t["accountId"], account.as_str());
     assert_eq!(t["oldTier"], "WARM");
     assert_eq!(t["newTier"], "HOT");
-    assert_eq!(t["newScore"], 68);
+    assert_eq!(t["newScore"], 69);
+}
+
+/// An account whose first score is HOT alerts: `tierChanged` hears it with no old tier.
+#[tokio::test]
+async fn an_account_born_hot_is_a_tier_change_from_none() {
+    let app = spawn_app().await;
+    let s = app.register("born-hot@live.test", "Born hot").await;
+    let r = app
+        .graphql_as(
+            s.token(),
+            "mutation { createAccount(input: {name: \"Rocket\", domain: \"rocket.io\", size: SMALL}) { id } }",
+            json!({}),
+        )
+        .await;
+    let account = ok(&r)["createAccount"]["id"].as_str().unwrap().to_owned();
+    let mut ws = connect(&app, &s.access_token).await;
+    ws.subscribe(
+        "tier",
+        "subscription { tierChanged(tier: HOT) { accountId oldTier newTier oldScore newScore } }",
+        json!({}),
+    )
+    .await;
+    subscribed(&app, 1).await;
+    // Eight people over six days with five types, in one call: one rescore, already HOT
+    // (CALIBRATED: 24.542 + 9.918 + 15.537 + 8.111 + 15 + 0 + 10 = 83).
+    let now = Utc::now();
+    let types = ["api_call", "repo_star", "docs_read", "pr_opened", "signup"];
+    let mut inputs = Vec::new();
+    for p in 0..8 {
+        for d in 0..6 {
+            inputs.push(json!({
+                "type": types[(p + d) % 5],
+                "timestamp": (now - chrono::Duration::days(d as i64)).to_rfc3339(),
+                "actor": {"email": format!("p{p}@rocket.io")},
+                "metadata": {"p": p, "d": d},
+            }));
+        }
+    }
+    ingest(&app, &s, json!(inputs)).await;
+    let (id, data) = next(&mut ws).await;
+    assert_eq!(id, "tier");
+    let t = &data["tierChanged"];
+    assert_eq!(t["accountId"], account.as_str());
+    assert!(t["oldTier"].is_null(), "{t}");
+    assert!(t["oldScore"].is_null(), "{t}");
+    assert_eq!(t["newTier"], "HOT");
+    assert_eq!(t["newScore"], 83);
 }
 
 #[tokio::test]

@@ -423,13 +423,27 @@ async fn segment_calls_identify_group_track() {
     assert_eq!(r.status(), 401);
 }
 
-/// The reference's worked example, through ingest and the real rescore job:
-/// 3×api_call 1 d ago, 2×page_view 3 d, 2×repo_star 10 d, 3×signup 20 d; 3 people; one senior
-/// contact; a SMALL company → 12+11+12+15+8+5+10 = 73, WARM.
+/// The reference's worked example under the CLASSIC preset, through ingest and the real rescore
+/// job: 3×api_call 1 d ago, 2×page_view 3 d, 2×repo_star 10 d, 3×signup 20 d; 3 people; one
+/// senior contact; a SMALL company → 12+11+12+15+8+5+10 = 73, WARM.
 #[tokio::test]
 async fn the_worked_example_scores_73_warm() {
     let app = spawn_app().await;
     let s = app.register("score@signals.test", "Score").await;
+    // A new organization starts CALIBRATED; this test is about the classic formulas.
+    let r = app
+        .graphql_as(
+            s.token(),
+            "mutation { updateScoringConfig(input: {model: CLASSIC}) { version model weights { factor weight } } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(ok(&r)["updateScoringConfig"]["version"], 1, "{r}");
+    assert_eq!(ok(&r)["updateScoringConfig"]["model"], "CLASSIC");
+    assert_eq!(
+        ok(&r)["updateScoringConfig"]["weights"][0],
+        json!({"factor": "user_count", "weight": 20.0})
+    );
     let acct = app
         .graphql_as(
             s.token(),
@@ -502,12 +516,15 @@ async fn the_worked_example_scores_73_warm() {
         ]
         .map(|(n, p)| (n.to_owned(), p))
     );
-    // The first score is a change (from nothing), not a tier transition.
+    // The first score is a change (from nothing), and so is its tier (from none).
     let changed = events_of(&app, &s, &["score.changed"]).await;
     assert_eq!(changed.len(), 1);
     assert_eq!(changed[0]["payload"]["newScore"], 73);
     assert!(changed[0]["payload"]["oldScore"].is_null());
-    assert!(events_of(&app, &s, &["tier.changed"]).await.is_empty());
+    let tiers = events_of(&app, &s, &["tier.changed"]).await;
+    assert_eq!(tiers.len(), 1);
+    assert!(tiers[0]["payload"]["oldTier"].is_null());
+    assert_eq!(tiers[0]["payload"]["newTier"], "WARM");
 
     // topAccounts and orderBy SCORE.
     let r = app
@@ -533,18 +550,18 @@ async fn the_worked_example_scores_73_warm() {
     let r = app
         .graphql_as(s.token(), "mutation($input: ScoringConfigInput!) { updateScoringConfig(input: $input) { version thresholds { hot } } }", cfg)
         .await;
-    assert_eq!(ok(&r)["updateScoringConfig"]["version"], 1);
+    assert_eq!(ok(&r)["updateScoringConfig"]["version"], 2);
     let r = app
         .graphql_as(s.token(), "mutation { recomputeScores }", json!({}))
         .await;
     assert_eq!(ok(&r)["recomputeScores"], 1);
     let sc = score_of(&app, &s, &account).await;
     assert_eq!(sc["tier"], "HOT");
-    assert_eq!(sc["configVersion"], 1);
+    assert_eq!(sc["configVersion"], 2);
     let tiers = events_of(&app, &s, &["tier.changed"]).await;
-    assert_eq!(tiers.len(), 1);
-    assert_eq!(tiers[0]["payload"]["oldTier"], "WARM");
-    assert_eq!(tiers[0]["payload"]["newTier"], "HOT");
+    assert_eq!(tiers.len(), 2);
+    assert_eq!(tiers[1]["payload"]["oldTier"], "WARM");
+    assert_eq!(tiers[1]["payload"]["newTier"], "HOT");
     // Same score again: no new score.changed.
     let r = app
         .graphql_as(s.token(), "mutation { recomputeScores }", json!({}))
@@ -565,15 +582,238 @@ async fn the_worked_example_scores_73_warm() {
     let r = app
         .graphql_as(
             member.token(),
-            "{ scoringConfig { version thresholds { hot warm cold } weights { factor weight } } }",
+            "{ scoringConfig { version model thresholds { hot warm cold } weights { factor weight } } }",
             json!({}),
         )
         .await;
-    assert_eq!(ok(&r)["scoringConfig"]["version"], 1);
+    assert_eq!(ok(&r)["scoringConfig"]["version"], 2);
+    assert_eq!(ok(&r)["scoringConfig"]["model"], "CLASSIC");
     assert_eq!(
         ok(&r)["scoringConfig"]["weights"][0],
         json!({"factor": "user_count", "weight": 20.0})
     );
+}
+
+const CONFIG: &str =
+    "{ scoringConfig { version model thresholds { hot warm cold } weights { factor weight } } }";
+const UPDATE_CONFIG: &str = "mutation($input: ScoringConfigInput!) { updateScoringConfig(input: $input) { version model weights { factor weight } } }";
+const PREVIEW: &str = "query($input: ScoringConfigInput!) { previewScoringConfig(input: $input) { account { id } currentScore currentTier newScore newTier } }";
+
+/// A new organization scores with CALIBRATED: one signal from one person at a company of
+/// unknown size is COLD (CLASSIC called it WARM). The preset is selectable: the preview shows
+/// what CLASSIC would make of the account, saving it and recomputing applies it, and switching
+/// back restores CALIBRATED's default weights. Another organization's configuration is its own.
+#[tokio::test]
+async fn a_new_organization_scores_calibrated_and_presets_switch() {
+    let app = spawn_app().await;
+    let s = app.register("preset@signals.test", "Preset").await;
+    let other = app.register("preset@other.test", "Other").await;
+    let r = app.graphql_as(s.token(), CONFIG, json!({})).await;
+    let c = &ok(&r)["scoringConfig"];
+    assert_eq!(c["version"], 0);
+    assert_eq!(c["model"], "CALIBRATED");
+    let factors: Vec<&str> = c["weights"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|w| w["factor"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        factors,
+        [
+            "people",
+            "signal_volume",
+            "active_days",
+            "feature_breadth",
+            "recent_activity",
+            "seniority_signals",
+            "firmographic_fit"
+        ]
+    );
+
+    // One signal, one person, unknown size: COLD, and its first tier is a tier change.
+    let r = ingest(
+        &app,
+        &s,
+        json!({"type": "repo_star", "actor": {"email": "solo@solo.dev"}}),
+    )
+    .await;
+    let account = ok(&r)["ingestSignal"]["signal"]["account"]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let sc = wait_for_score(&app, &s, &account, 26).await;
+    assert_eq!(sc["tier"], "COLD");
+    assert_eq!(sc["configVersion"], 0);
+    assert_eq!(sc["factors"][0]["name"], "people");
+    assert_eq!(sc["factors"][0]["points"], 9.837);
+    assert_eq!(sc["factors"][0]["maxPoints"], 25.0);
+    assert_eq!(sc["factors"][0]["inputs"], json!({"distinctPeople": 1}));
+    assert_eq!(sc["factors"][2]["inputs"], json!({"activeDays": 1}));
+    let tiers = events_of(&app, &s, &["tier.changed"]).await;
+    assert_eq!(tiers.len(), 1);
+    assert!(tiers[0]["payload"]["oldTier"].is_null());
+    assert_eq!(tiers[0]["payload"]["newTier"], "COLD");
+
+    // The preview of CLASSIC: the same account would be WARM. Nothing is saved.
+    let classic = json!({"input": {"model": "CLASSIC"}});
+    let r = app.graphql_as(s.token(), PREVIEW, classic.clone()).await;
+    let p = ok(&r)["previewScoringConfig"].as_array().unwrap().clone();
+    assert_eq!(p.len(), 1, "{r}");
+    assert_eq!(p[0]["account"]["id"], account.as_str());
+    assert_eq!(p[0]["currentScore"], 26);
+    assert_eq!(p[0]["currentTier"], "COLD");
+    assert_eq!(p[0]["newScore"], 57);
+    assert_eq!(p[0]["newTier"], "WARM");
+    let r = app.graphql_as(s.token(), CONFIG, json!({})).await;
+    assert_eq!(ok(&r)["scoringConfig"]["version"], 0);
+
+    // Weights must name the chosen model's factors.
+    let r = app
+        .graphql_as(
+            s.token(),
+            UPDATE_CONFIG,
+            json!({"input": {"model": "CLASSIC", "weights": [{"factor": "people", "weight": 20}]}}),
+        )
+        .await;
+    assert_code(&r, "BAD_USER_INPUT");
+    assert_eq!(
+        r["errors"][0]["extensions"]["fields"][0]["field"], "input.weights.people",
+        "{r}"
+    );
+    // A MEMBER may read the configuration but not change the model.
+    let member = app.add_member(&s, "m@preset.test", "MEMBER").await;
+    let r = app
+        .graphql_as(member.token(), UPDATE_CONFIG, classic.clone())
+        .await;
+    assert_code(&r, "FORBIDDEN");
+
+    // Saving CLASSIC and recomputing applies it.
+    let r = app.graphql_as(s.token(), UPDATE_CONFIG, classic).await;
+    let u = &ok(&r)["updateScoringConfig"];
+    assert_eq!(u["version"], 1);
+    assert_eq!(u["model"], "CLASSIC");
+    assert_eq!(
+        u["weights"][1],
+        json!({"factor": "usage_velocity", "weight": 20.0})
+    );
+    let r = app
+        .graphql_as(s.token(), "mutation { recomputeScores }", json!({}))
+        .await;
+    assert_eq!(ok(&r)["recomputeScores"], 1);
+    let sc = score_of(&app, &s, &account).await;
+    assert_eq!(
+        (sc["score"].as_i64(), sc["tier"].as_str()),
+        (Some(57), Some("WARM"))
+    );
+    assert_eq!(sc["configVersion"], 1);
+    assert_eq!(sc["factors"][0]["name"], "user_count");
+    let tiers = events_of(&app, &s, &["tier.changed"]).await;
+    assert_eq!(tiers.len(), 2);
+    assert_eq!(tiers[1]["payload"]["oldTier"], "COLD");
+    assert_eq!(tiers[1]["payload"]["newTier"], "WARM");
+
+    // Back to CALIBRATED with one weight changed: the other weights are CALIBRATED's defaults.
+    let r = app
+        .graphql_as(
+            s.token(),
+            UPDATE_CONFIG,
+            json!({"input": {"model": "CALIBRATED", "weights": [{"factor": "people", "weight": 50}]}}),
+        )
+        .await;
+    let u = &ok(&r)["updateScoringConfig"];
+    assert_eq!(u["version"], 2);
+    assert_eq!(u["model"], "CALIBRATED");
+    assert_eq!(u["weights"][0], json!({"factor": "people", "weight": 50.0}));
+    assert_eq!(
+        u["weights"][2],
+        json!({"factor": "active_days", "weight": 20.0})
+    );
+    let r = app
+        .graphql_as(s.token(), "mutation { recomputeScores }", json!({}))
+        .await;
+    ok(&r);
+    // 19.673 (people at 50) + 0.952 + 4.424 + 2.835 + 3.318 + 0 + 5 = 36.2.
+    let sc = score_of(&app, &s, &account).await;
+    assert_eq!(
+        (sc["score"].as_i64(), sc["tier"].as_str()),
+        (Some(36), Some("COLD"))
+    );
+
+    // The other organization still has its own defaults, and its preview sees none of this
+    // organization's accounts.
+    let r = app.graphql_as(other.token(), CONFIG, json!({})).await;
+    assert_eq!(ok(&r)["scoringConfig"]["version"], 0);
+    assert_eq!(ok(&r)["scoringConfig"]["model"], "CALIBRATED");
+    assert_eq!(ok(&r)["scoringConfig"]["weights"][0]["weight"], 25.0);
+    let r = app
+        .graphql_as(
+            other.token(),
+            PREVIEW,
+            json!({"input": {"model": "CLASSIC"}}),
+        )
+        .await;
+    assert_eq!(ok(&r)["previewScoringConfig"], json!([]));
+}
+
+/// The upgrade moves no score: migration 000020 pins every organization that exists when it
+/// runs and has no saved configuration to CLASSIC (version 1); one with saved versions keeps
+/// them, and they read as CLASSIC; an organization created afterwards is CALIBRATED.
+#[tokio::test]
+async fn the_preset_migration_pins_existing_organizations_to_classic() {
+    use domain::scoring::{Config, Preset, current_config};
+    use migration::MigratorTrait;
+    use sea_orm::{ActiveModelTrait, Set};
+    use uuid::Uuid;
+
+    let t = devsignal_tests::TestDatabase::new().await;
+    let db = domain::db::connect(&t.url, &Default::default())
+        .await
+        .unwrap();
+    let before = migration::Migrator::migrations()
+        .iter()
+        .position(|m| m.name() == "m20261203_000020_scoring_presets")
+        .unwrap();
+    domain::db::migrate_up_to(&db, before).await.unwrap();
+    let org = |name: &str| entity::organizations::ActiveModel {
+        id: Set(Uuid::now_v7()),
+        name: Set(name.to_owned()),
+        is_demo: Set(false),
+        created_at: Set(Utc::now()),
+        updated_at: Set(Utc::now()),
+    };
+    let untouched = org("Untouched").insert(&db).await.unwrap();
+    let tuned = org("Tuned").insert(&db).await.unwrap();
+    // A version saved before the presets: no model.
+    let mut old = serde_json::to_value(Config::new(Preset::Classic)).unwrap();
+    old.as_object_mut().unwrap().remove("model");
+    old["thresholds"] = json!({"hot": 70, "warm": 50, "cold": 20});
+    entity::scoring_configs::ActiveModel {
+        id: Set(Uuid::now_v7()),
+        organization_id: Set(tuned.id),
+        version: Set(1),
+        config: Set(old),
+        created_by: Set(None),
+        created_at: Set(Utc::now()),
+    }
+    .insert(&db)
+    .await
+    .unwrap();
+
+    domain::db::migrate_up(&db).await.unwrap();
+    let later = org("Later").insert(&db).await.unwrap();
+
+    let (version, config) = current_config(&db, untouched.id).await.unwrap();
+    assert_eq!((version, config), (1, Config::new(Preset::Classic)));
+    let (version, config) = current_config(&db, tuned.id).await.unwrap();
+    assert_eq!(
+        version, 1,
+        "an organization with a saved version gets no pin"
+    );
+    assert_eq!(config.model, Preset::Classic);
+    assert_eq!(config.thresholds.hot, 70);
+    let (version, config) = current_config(&db, later.id).await.unwrap();
+    assert_eq!((version, config), (0, Config::new(Preset::Calibrated)));
 }
 
 #[tokio::test]
@@ -935,14 +1175,16 @@ async fn ingest_mutations_count_against_the_signal_limiter_and_the_metrics() {
 
 /// Scores decay with time even without new signals: the nightly job (`capture-score-snapshot`,
 /// fanned out at 02:00 before the snapshot) recomputes every scored account. Time is simulated by
-/// moving the stored signals' event times ten days back.
+/// moving the stored signals' event times thirty days back.
 #[tokio::test]
 async fn the_nightly_recompute_lets_scores_decay() {
     use sea_orm::{ConnectionTrait, Statement};
     let app = spawn_app().await;
     let s = app.register("decay@signals.test", "Decay").await;
+    // One moment for all four, so they are one active day whenever the test runs.
+    let at = days_ago(0);
     let inputs: Vec<Value> = (0..4)
-        .map(|i| json!({"type": "api_call", "actor": {"email": format!("p{i}@decay.io")}, "metadata": {"i": i}}))
+        .map(|i| json!({"type": "api_call", "timestamp": at, "actor": {"email": format!("p{i}@decay.io")}, "metadata": {"i": i}}))
         .collect();
     let r = app
         .graphql_as(s.token(), INGEST_MANY, json!({"inputs": inputs}))
@@ -960,15 +1202,16 @@ async fn the_nightly_recompute_lets_scores_decay() {
         .as_str()
         .unwrap()
         .to_owned();
-    // 4 people, all this week, 1 type, fresh, unknown size: 16+20+3+15+10+0+5.
-    let fresh = wait_for_score(&app, &s, &id, 69).await;
-    assert_eq!(fresh["tier"], "WARM");
+    // CALIBRATED (a new organization's model): 4 people 21.617, 4 signals 3.297, 1 active day
+    // 4.424, 1 type 2.835, decayed activity 4.0 → 9.482, no senior, unknown size 5: 46.655.
+    let fresh = wait_for_score(&app, &s, &id, 47).await;
+    assert_eq!(fresh["tier"], "COLD");
 
     let backend = app.db.get_database_backend();
     let shift = if app.test_db.is_postgres() {
-        "UPDATE signals SET timestamp = timestamp - INTERVAL '10 days'"
+        "UPDATE signals SET timestamp = timestamp - INTERVAL '30 days'"
     } else {
-        "UPDATE signals SET timestamp = strftime('%Y-%m-%dT%H:%M:%f+00:00', timestamp, '-10 days')"
+        "UPDATE signals SET timestamp = strftime('%Y-%m-%dT%H:%M:%f+00:00', timestamp, '-30 days')"
     };
     app.db
         .execute_raw(Statement::from_string(backend, shift))
@@ -982,14 +1225,15 @@ async fn the_nightly_recompute_lets_scores_decay() {
         )
         .await;
     ok(&r);
-    // Ten days on: nothing this week (0), last signal 10 days ago (4), average weight .61 (8).
-    let later = wait_for_score(&app, &s, &id, 16 + 3 + 4 + 8 + 5).await;
+    // Thirty days on (api_call's half-life is 14): each signal weighs .227, the decayed
+    // activity .906 earns 3.045 instead of 9.482; the counts stay: 40.
+    let later = wait_for_score(&app, &s, &id, 40).await;
     assert_eq!(later["tier"], "COLD");
     assert_eq!(later["trend"], "FALLING");
     let changed = events_of(&app, &s, &["score.changed"]).await;
     assert_eq!(changed.len(), 2);
-    assert_eq!(changed[1]["payload"]["oldScore"], 69);
-    assert_eq!(changed[1]["payload"]["newScore"], 36);
+    assert_eq!(changed[1]["payload"]["oldScore"], 47);
+    assert_eq!(changed[1]["payload"]["newScore"], 40);
 }
 
 /// Exactly what Segment's own Node library (`@segment/analytics-node` 2.x) sends: one

@@ -1,7 +1,7 @@
-// The scoring configuration: tier thresholds and factor weights, with a preview of which
-// accounts would change tier before saving.
+// The scoring configuration: the model preset, tier thresholds and factor weights, with a
+// preview of which accounts would change tier before saving (docs/scoring.md).
 import { useEffect, useState } from 'react';
-import { Alert, Button, Group, NumberInput, Paper, SimpleGrid, Stack, Table, Text, Title } from '@mantine/core';
+import { Alert, Button, Group, NumberInput, Paper, SegmentedControl, SimpleGrid, Stack, Table, Text, Title } from '@mantine/core';
 import { notifications } from '@mantine/notifications';
 import { useClient, useMutation, useQuery } from 'urql';
 import { graphql, type ResultOf } from '../../graphql';
@@ -9,7 +9,7 @@ import { ErrorNotice, Loading, TierBadge, fieldErrors, useIsAdmin } from '../../
 
 const ConfigQuery = graphql(`
   query ScoringConfig {
-    scoringConfig { version updatedAt thresholds { hot warm cold } weights { factor weight } defaultHalfLife }
+    scoringConfig { version model updatedAt thresholds { hot warm cold } weights { factor weight } defaultHalfLife }
   }
 `);
 const Preview = graphql(`
@@ -24,24 +24,43 @@ const Save = graphql(`
 `);
 
 type Config = ResultOf<typeof ConfigQuery>['scoringConfig'];
+type Model = Config['model'];
+
+const MODELS: { value: Model; label: string; help: string }[] = [
+  {
+    value: 'CALIBRATED',
+    label: 'Calibrated',
+    help: 'Volume-aware: people, signals, active days and types count, each with diminishing returns. One signal from one person is cold; hot takes several people or sustained, varied activity.',
+  },
+  {
+    value: 'CLASSIC',
+    label: 'Classic',
+    help: "The original model: user count, velocity, breadth, recency and freshness. Velocity, recency and freshness are ratios a single fresh signal maxes out.",
+  },
+];
 
 export default function Scoring() {
   const [{ data, error, fetching }, reexecute] = useQuery({ query: ConfigQuery });
   if (error) return <ErrorNotice error={error} />;
   if (!data) return fetching ? <Loading /> : null;
-  return <Editor config={data.scoringConfig} onSaved={() => reexecute({ requestPolicy: 'network-only' })} />;
+  // Keyed by version: a saved version (perhaps of another model) starts the editor afresh.
+  return <Editor key={data.scoringConfig.version} config={data.scoringConfig} onSaved={() => reexecute({ requestPolicy: 'network-only' })} />;
 }
 
 function Editor({ config, onSaved }: { config: Config; onSaved: () => void }) {
   const isAdmin = useIsAdmin();
   const client = useClient();
+  const [model, setModel] = useState<Model>(config.model);
+  const switching = model !== config.model;
   const [thresholds, setThresholds] = useState(config.thresholds);
   const [weights, setWeights] = useState(config.weights.map((w) => ({ factor: w.factor, weight: w.weight })));
   const [preview, setPreview] = useState<ResultOf<typeof Preview>['previewScoringConfig'] | null>(null);
   const [previewError, setPreviewError] = useState<Parameters<typeof ErrorNotice>[0]['error']>(undefined);
   const [saved, save] = useMutation(Save);
-  useEffect(() => setPreview(null), [thresholds, weights]);
-  const input = { thresholds: { hot: thresholds.hot, warm: thresholds.warm, cold: thresholds.cold }, weights };
+  useEffect(() => setPreview(null), [thresholds, weights, model]);
+  const t = { hot: thresholds.hot, warm: thresholds.warm, cold: thresholds.cold };
+  // A different model starts from its own default weights: the current ones weigh other factors.
+  const input = switching ? { model, thresholds: t } : { model, thresholds: t, weights };
   const fields = fieldErrors(saved.error ?? previewError);
   const runPreview = async () => {
     const r = await client.query(Preview, { input }, { requestPolicy: 'network-only' }).toPromise();
@@ -59,6 +78,19 @@ function Editor({ config, onSaved }: { config: Config; onSaved: () => void }) {
       <ErrorNotice error={saved.error ?? previewError} />
       <Paper withBorder p="md">
         <Title order={3} size="h5" mb="sm">
+          Model
+        </Title>
+        <SegmentedControl
+          aria-label="Model"
+          value={model}
+          onChange={(v) => setModel(v as Model)}
+          data={MODELS.map((m) => ({ value: m.value, label: m.label }))}
+          disabled={!isAdmin}
+        />
+        <Text size="sm" c="dimmed" mt="xs">
+          {MODELS.find((m) => m.value === model)?.help}
+        </Text>
+        <Title order={3} size="h5" mt="md" mb="sm">
           Tier thresholds (minimum score)
         </Title>
         <SimpleGrid cols={{ base: 1, sm: 3 }}>
@@ -69,6 +101,9 @@ function Editor({ config, onSaved }: { config: Config; onSaved: () => void }) {
         <Title order={3} size="h5" mt="md" mb="sm">
           Factor weights
         </Title>
+        {switching ? (
+          <Text size="sm">Saving switches to the {MODELS.find((m) => m.value === model)?.label.toLowerCase()} model with its default weights; adjust them afterwards.</Text>
+        ) : (
         <SimpleGrid cols={{ base: 1, sm: 2, md: 4 }}>
           {weights.map((w, i) => (
             <NumberInput
@@ -84,6 +119,7 @@ function Editor({ config, onSaved }: { config: Config; onSaved: () => void }) {
             />
           ))}
         </SimpleGrid>
+        )}
         {isAdmin && (
           <Group mt="md">
             <Button variant="default" onClick={runPreview}>

@@ -1,12 +1,41 @@
 //! Scoring configuration and usage as GraphQL types: thresholds, weights, half-lives, versions,
 //! the preview of tier changes.
 
-use async_graphql::{InputObject, SimpleObject};
+use async_graphql::{Enum, InputObject, SimpleObject};
 use chrono::{DateTime, Utc};
 
 use crate::graphql::crm::types::Account;
 
 use super::*;
+
+/// A named scoring model: which factors, computed how (`docs/scoring.md`).
+#[derive(Enum, Copy, Clone, Eq, PartialEq, Debug)]
+pub enum ScoringModel {
+    /// The original's 7 factors: ratios and steps that one fresh event maxes out; reproduces
+    /// the reference's worked example exactly.
+    Classic,
+    /// Volume-aware: saturating counts of people, signals, active days and types, and decayed
+    /// activity; one signal from one person is COLD. New organizations start with it.
+    Calibrated,
+}
+
+impl From<domain::scoring::Preset> for ScoringModel {
+    fn from(p: domain::scoring::Preset) -> Self {
+        match p {
+            domain::scoring::Preset::Classic => ScoringModel::Classic,
+            domain::scoring::Preset::Calibrated => ScoringModel::Calibrated,
+        }
+    }
+}
+
+impl From<ScoringModel> for domain::scoring::Preset {
+    fn from(m: ScoringModel) -> Self {
+        match m {
+            ScoringModel::Classic => domain::scoring::Preset::Classic,
+            ScoringModel::Calibrated => domain::scoring::Preset::Calibrated,
+        }
+    }
+}
 
 /// Tier thresholds.
 #[derive(SimpleObject, InputObject)]
@@ -17,7 +46,7 @@ pub struct TierThresholds {
     pub cold: i32,
 }
 
-/// A factor's weight: its maximum points.
+/// A factor's weight: its maximum points (the factors are the model's).
 #[derive(SimpleObject, InputObject)]
 #[graphql(input_name = "FactorWeightInput")]
 pub struct FactorWeight {
@@ -38,6 +67,8 @@ pub struct HalfLife {
 pub struct ScoringConfig {
     /// 0 while the defaults were never changed.
     pub version: i32,
+    /// The model preset; `weights` name its factors.
+    pub model: ScoringModel,
     pub thresholds: TierThresholds,
     pub weights: Vec<FactorWeight>,
     pub half_lives: Vec<HalfLife>,
@@ -51,12 +82,15 @@ impl From<domain::scoring::ConfigVersion> for ScoringConfig {
         let c = v.config;
         ScoringConfig {
             version: v.version,
+            model: c.model.into(),
             thresholds: TierThresholds {
                 hot: c.thresholds.hot,
                 warm: c.thresholds.warm,
                 cold: c.thresholds.cold,
             },
-            weights: domain::scoring::FACTORS
+            weights: c
+                .model
+                .factors()
                 .iter()
                 .map(|(n, _, _)| FactorWeight {
                     factor: (*n).to_owned(),
@@ -78,9 +112,12 @@ impl From<domain::scoring::ConfigVersion> for ScoringConfig {
 }
 
 /// Changes to the scoring configuration; what is left out keeps its current value, and
-/// half-lives given are added to (or replace entries of) the current table.
+/// half-lives given are added to (or replace entries of) the current table. A different
+/// `model` starts from that model's default weights (the old weights weighed other factors);
+/// `weights` given with it then apply to the new model's factors.
 #[derive(InputObject, Default)]
 pub struct ScoringConfigInput {
+    pub model: Option<ScoringModel>,
     pub thresholds: Option<TierThresholds>,
     pub weights: Option<Vec<FactorWeight>>,
     pub half_lives: Option<Vec<HalfLife>>,
@@ -89,6 +126,9 @@ pub struct ScoringConfigInput {
 
 impl ScoringConfigInput {
     pub(super) fn apply(self, mut c: domain::scoring::Config) -> domain::scoring::Config {
+        if let Some(m) = self.model {
+            c = c.with_model(m.into());
+        }
         if let Some(t) = self.thresholds {
             c.thresholds = domain::scoring::Thresholds {
                 hot: t.hot,

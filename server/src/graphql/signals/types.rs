@@ -216,8 +216,10 @@ impl SignalSource {
 /// One factor of a score, with what it was computed from.
 #[derive(SimpleObject)]
 pub struct ScoreFactor {
-    /// `user_count`, `usage_velocity`, `feature_breadth`, `engagement_recency`,
-    /// `signal_freshness`, `seniority_signals` or `firmographic_fit`.
+    /// The model's factor: under CALIBRATED `people`, `signal_volume`, `active_days`,
+    /// `feature_breadth`, `recent_activity`, `seniority_signals`, `firmographic_fit`; under
+    /// CLASSIC `user_count`, `usage_velocity`, `feature_breadth`, `engagement_recency`,
+    /// `signal_freshness`, `seniority_signals`, `firmographic_fit`.
     name: String,
     points: f64,
     max_points: f64,
