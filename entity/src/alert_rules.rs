@@ -16,6 +16,8 @@ pub struct Model {
     pub recipients: Json,
     pub cooldown_minutes: i32,
     pub enabled: bool,
+    /// Time-based triggers: the moment up to which the rule was checked.
+    pub checked_until: Option<DateTimeUtc>,
     pub created_by: Option<Uuid>,
     pub created_at: DateTimeUtc,
     pub updated_at: DateTimeUtc,

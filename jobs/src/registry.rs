@@ -78,7 +78,7 @@ pub static JOBS: &[JobDef] = &[
     job!(WEEKLY_DIGEST_SCHEDULER, nothing::digest),
     job!(SEND_WEEKLY_DIGEST, nothing::digest),
     job!(DEMO_CLEANUP_SCHEDULER, demo_cleanup),
-    job!(ALERT_CHECK_SCHEDULER, nothing::alert_rules),
+    job!(ALERT_CHECK_SCHEDULER, alert_check),
     job!(ANOMALY_DETECTION_SCHEDULER, nothing::anomalies),
     job!(DETECT_ANOMALIES, nothing::anomalies),
     job!(DELIVER_WEBHOOK, deliver_webhook),
@@ -253,7 +253,6 @@ mod nothing {
 
     nothing! {
         digest => "weekly digests are not built yet",
-        alert_rules => "alert rules are not built yet",
         anomalies => "anomaly detection is not built yet",
     }
 }
@@ -325,6 +324,15 @@ async fn score_snapshot(ctx: Context, job: jobs::Model) -> anyhow::Result<()> {
         pruned,
         "Scores recomputed and today's snapshot stored"
     );
+    Ok(())
+}
+
+/// Every 5 minutes: the time-based alert rules (an account gone quiet, engagement falling) of
+/// every organization, each from where its last check ended. (Rules on scores, tiers and
+/// signals fire from the event log in the delivery loop.)
+async fn alert_check(ctx: Context, _job: jobs::Model) -> anyhow::Result<()> {
+    let fired = domain::alerts::check_timed(&ctx.db, Utc::now()).await?;
+    tracing::info!(fired, "Time-based alert rules checked");
     Ok(())
 }
 

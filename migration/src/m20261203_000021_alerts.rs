@@ -1,7 +1,8 @@
 //! Alert rules and in-app notifications. A rule (`alert_rules`) names a trigger, its parameters
 //! and filters, who is told and how long it stays quiet for an account after firing; rules are
 //! evaluated from the event log by one consumer (cursor `alerts` in `webhook_cursor`), so no
-//! change is missed and none fires twice however many workers run. `alert_cooldowns` holds when
+//! change is missed and none fires twice however many workers run; the time-based ones by the
+//! `alert-check` job, which records how far each rule was checked (`checked_until`). `alert_cooldowns` holds when
 //! a rule last fired for an account; `notifications` what each member is told.
 
 use sea_orm_migration::{prelude::*, schema::*};
@@ -26,6 +27,7 @@ impl MigrationTrait for Migration {
                     .col(json_binary(AlertRules::Recipients))
                     .col(integer(AlertRules::CooldownMinutes))
                     .col(boolean(AlertRules::Enabled))
+                    .col(timestamp_with_time_zone_null(AlertRules::CheckedUntil))
                     .col(uuid_null(AlertRules::CreatedBy))
                     .col(timestamp_with_time_zone(AlertRules::CreatedAt))
                     .col(timestamp_with_time_zone(AlertRules::UpdatedAt))
@@ -154,6 +156,7 @@ enum AlertRules {
     Recipients,
     CooldownMinutes,
     Enabled,
+    CheckedUntil,
     CreatedBy,
     CreatedAt,
     UpdatedAt,

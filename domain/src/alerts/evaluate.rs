@@ -30,14 +30,24 @@ pub const BATCH: u64 = 500;
 
 /// What one fired alert says.
 #[derive(Debug, Clone)]
-struct Firing<'a> {
-    rule: &'a Rule,
-    account_id: Uuid,
-    account_name: String,
-    event_seq: i64,
-    at: DateTime<Utc>,
-    title: String,
-    data: Value,
+pub(super) struct Firing<'a> {
+    pub rule: &'a Rule,
+    pub account_id: Uuid,
+    pub account_name: String,
+    /// The event that fired it (none for the time-based triggers).
+    pub event_seq: Option<i64>,
+    /// When it happened: the event's time, or the moment a time-based condition was met.
+    pub at: DateTime<Utc>,
+    pub title: String,
+    pub data: Value,
+}
+
+/// `true` when an account passes a rule's filter (its current tier, its tags, the one account).
+pub(super) fn passes(rule: &Rule, account: Uuid, tier: Option<&String>, tags: &[String]) -> bool {
+    let f = &rule.filter;
+    !(f.account_id.is_some_and(|a| a != account)
+        || (!f.tiers.is_empty() && !tier.is_some_and(|t| f.tiers.contains(t)))
+        || (!f.tags.is_empty() && !f.tags.iter().any(|t| tags.contains(t))))
 }
 
 /// Evaluates every new event until the log is drained; returns how many alerts fired.
@@ -245,12 +255,7 @@ async fn fire(
             if e.occurred_at < rule.row.created_at {
                 continue;
             }
-            let f = &rule.filter;
-            if f.account_id.is_some_and(|a| a != account)
-                || (!f.tiers.is_empty()
-                    && !tiers.get(&account).is_some_and(|t| f.tiers.contains(t)))
-                || (!f.tags.is_empty() && !f.tags.iter().any(|t| tags.contains(t)))
-            {
+            if !passes(rule, account, tiers.get(&account), &tags) {
                 continue;
             }
             let p = &e.payload;
@@ -336,7 +341,7 @@ async fn fire(
                     rule,
                     account_id: account,
                     account_name: name.clone(),
-                    event_seq: e.seq,
+                    event_seq: Some(e.seq),
                     at: e.occurred_at,
                     title,
                     data,
@@ -344,12 +349,26 @@ async fn fire(
             }
         }
     }
-    if candidates.is_empty() {
-        return Ok(0);
-    }
+    let fired = cooled(txn, candidates).await?;
+    record(txn, &fired, now).await?;
+    Ok(fired.len())
+}
 
-    // Cooldowns per (rule, account), in event order: a firing starts the rule's quiet period
-    // for that account.
+/// The candidates outside their (rule, account) cooldown, in order: a firing starts the rule's
+/// quiet period for that account.
+pub(super) async fn cooled<'a>(
+    txn: &DatabaseTransaction,
+    candidates: Vec<Firing<'a>>,
+) -> Result<Vec<Firing<'a>>> {
+    if candidates.is_empty() {
+        return Ok(candidates);
+    }
+    let accounts: Vec<Uuid> = {
+        let mut a: Vec<Uuid> = candidates.iter().map(|c| c.account_id).collect();
+        a.sort();
+        a.dedup();
+        a
+    };
     let rule_ids: Vec<Uuid> = {
         let mut r: Vec<Uuid> = candidates.iter().map(|c| c.rule.row.id).collect();
         r.sort();
@@ -358,7 +377,7 @@ async fn fire(
     };
     let mut last_fired: HashMap<(Uuid, Uuid), DateTime<Utc>> = alert_cooldowns::Entity::find()
         .filter(alert_cooldowns::Column::RuleId.is_in(rule_ids))
-        .filter(alert_cooldowns::Column::AccountId.is_in(accounts.clone()))
+        .filter(alert_cooldowns::Column::AccountId.is_in(accounts))
         .all(txn)
         .await?
         .into_iter()
@@ -374,15 +393,18 @@ async fn fire(
         last_fired.insert(key, c.at);
         fired.push(c);
     }
-    if fired.is_empty() {
-        return Ok(0);
-    }
-    record(txn, &fired, now).await?;
-    Ok(fired.len())
+    Ok(fired)
 }
 
 /// Stores the firings: cooldowns, one notification per recipient, `alert.triggered` events.
-async fn record(txn: &DatabaseTransaction, fired: &[Firing<'_>], now: DateTime<Utc>) -> Result<()> {
+pub(super) async fn record(
+    txn: &DatabaseTransaction,
+    fired: &[Firing<'_>],
+    now: DateTime<Utc>,
+) -> Result<()> {
+    if fired.is_empty() {
+        return Ok(());
+    }
     let orgs: Vec<Uuid> = {
         let mut o: Vec<Uuid> = fired.iter().map(|f| f.rule.row.organization_id).collect();
         o.sort();
@@ -443,7 +465,7 @@ async fn record(txn: &DatabaseTransaction, fired: &[Firing<'_>], now: DateTime<U
                     f.rule.trigger.as_str()
                 ),
                 data: data.clone(),
-                event_seq: Some(f.event_seq),
+                event_seq: f.event_seq,
                 read_at: None,
                 created_at: now,
             });

@@ -37,7 +37,19 @@ pub enum Trigger {
     TierChanged,
     /// A signal of one of `signalTypes` (any type when empty) arrived for the account.
     NewSignal,
+    /// No signal for `withinDays` days (default 14): fires once when the silence reaches that
+    /// length (checked by the `alert-check` job).
+    AccountInactive,
+    /// The signals of the last `withinDays` days (default 7) fell at least `percent` % below
+    /// the `withinDays` days before, which held at least [`MIN_PREVIOUS_SIGNALS`] (checked by
+    /// the `alert-check` job).
+    EngagementDrop,
 }
+
+/// ENGAGEMENT_DROP compares only with a previous window of at least this many signals.
+pub const MIN_PREVIOUS_SIGNALS: i64 = 3;
+/// ACCOUNT_INACTIVE's default silence, in days.
+pub const DEFAULT_INACTIVE_DAYS: i32 = 14;
 
 impl Trigger {
     pub fn as_str(self) -> &'static str {
@@ -47,6 +59,24 @@ impl Trigger {
             Trigger::ScoreDrop => "SCORE_DROP",
             Trigger::TierChanged => "TIER_CHANGED",
             Trigger::NewSignal => "NEW_SIGNAL",
+            Trigger::AccountInactive => "ACCOUNT_INACTIVE",
+            Trigger::EngagementDrop => "ENGAGEMENT_DROP",
+        }
+    }
+
+    /// Checked on a schedule (the `alert-check` job) rather than from events.
+    pub fn is_timed(self) -> bool {
+        matches!(self, Trigger::AccountInactive | Trigger::EngagementDrop)
+    }
+
+    /// The window in days a rule of this trigger uses when it names none.
+    pub fn default_days(self) -> Option<i32> {
+        match self {
+            Trigger::ScoreRise | Trigger::ScoreDrop | Trigger::EngagementDrop => {
+                Some(DEFAULT_WITHIN_DAYS)
+            }
+            Trigger::AccountInactive => Some(DEFAULT_INACTIVE_DAYS),
+            _ => None,
         }
     }
 
@@ -142,19 +172,26 @@ fn check(input: &RuleInput) -> Result<()> {
                 "SCORE_THRESHOLD needs a threshold from 1 to 100",
             ),
         },
-        Trigger::ScoreRise | Trigger::ScoreDrop => {
-            match p.percent {
-                Some(x) if x > 0.0 && x <= 1000.0 => {}
-                _ => bad(
-                    "percent",
-                    "SCORE_RISE and SCORE_DROP need a percent above 0, at most 1000",
-                ),
-            }
-            if p.within_days.is_some_and(|d| !(1..=90).contains(&d)) {
-                bad("withinDays", "must be between 1 and 90");
-            }
-        }
-        Trigger::TierChanged | Trigger::NewSignal => {}
+        Trigger::ScoreRise | Trigger::ScoreDrop | Trigger::EngagementDrop => match p.percent {
+            Some(x) if x > 0.0 && x <= 1000.0 => {}
+            _ => bad(
+                "percent",
+                "SCORE_RISE, SCORE_DROP and ENGAGEMENT_DROP need a percent above 0, at most 1000",
+            ),
+        },
+        Trigger::TierChanged | Trigger::NewSignal | Trigger::AccountInactive => {}
+    }
+    if p.within_days.is_some() && input.trigger.default_days().is_none() {
+        bad(
+            "withinDays",
+            "only SCORE_RISE, SCORE_DROP, ACCOUNT_INACTIVE and ENGAGEMENT_DROP use withinDays",
+        );
+    }
+    if p.within_days.is_some_and(|d| !(1..=90).contains(&d)) {
+        bad("withinDays", "must be between 1 and 90");
+    }
+    if input.trigger == Trigger::EngagementDrop && p.percent.is_some_and(|x| x > 100.0) {
+        bad("percent", "a drop is at most 100 %");
     }
     if p.signal_types.len() > 50
         || p.signal_types
@@ -300,6 +337,7 @@ pub async fn create_rule(
         recipients: Set(to_json(&input.recipients)?),
         cooldown_minutes: Set(input.cooldown_minutes),
         enabled: Set(input.enabled),
+        checked_until: Set(None),
         created_by: Set(actor.user_id()),
         created_at: Set(now),
         updated_at: Set(now),

@@ -234,7 +234,7 @@ pub const ALERT_CHECK_SCHEDULER: JobSpec = spec!(
     3,
     5,
     false,
-    "fans out alert checks to organizations with alert rules"
+    "checks the time-based alert rules (ACCOUNT_INACTIVE, ENGAGEMENT_DROP) of every organization"
 );
 pub const ANOMALY_DETECTION_SCHEDULER: JobSpec = spec!(
     "anomaly-detection-scheduler",

@@ -160,6 +160,12 @@ pub enum AlertTrigger {
     TierChanged,
     /// A signal of one of `signalTypes` (any when empty) arrived.
     NewSignal,
+    /// No signal for `withinDays` days (default 14); fires once per silence (checked every 5
+    /// minutes).
+    AccountInactive,
+    /// The signals of the last `withinDays` days (default 7) fell at least `percent` % below
+    /// the `withinDays` days before, which held at least 3 (checked every 5 minutes).
+    EngagementDrop,
 }
 
 impl From<AlertTrigger> for domain::alerts::Trigger {
@@ -171,6 +177,8 @@ impl From<AlertTrigger> for domain::alerts::Trigger {
             AlertTrigger::ScoreDrop => T::ScoreDrop,
             AlertTrigger::TierChanged => T::TierChanged,
             AlertTrigger::NewSignal => T::NewSignal,
+            AlertTrigger::AccountInactive => T::AccountInactive,
+            AlertTrigger::EngagementDrop => T::EngagementDrop,
         }
     }
 }
@@ -184,6 +192,8 @@ impl From<domain::alerts::Trigger> for AlertTrigger {
             T::ScoreDrop => AlertTrigger::ScoreDrop,
             T::TierChanged => AlertTrigger::TierChanged,
             T::NewSignal => AlertTrigger::NewSignal,
+            T::AccountInactive => AlertTrigger::AccountInactive,
+            T::EngagementDrop => AlertTrigger::EngagementDrop,
         }
     }
 }
@@ -206,9 +216,11 @@ pub struct AlertRuleInput {
     pub trigger: AlertTrigger,
     /// SCORE_THRESHOLD: 1 to 100.
     pub threshold: Option<i32>,
-    /// SCORE_RISE / SCORE_DROP: the change in percent (above 0, at most 1000).
+    /// SCORE_RISE / SCORE_DROP / ENGAGEMENT_DROP: the change in percent (above 0, at most
+    /// 1000; a drop of engagement at most 100).
     pub percent: Option<f64>,
-    /// SCORE_RISE / SCORE_DROP: the window in days (1 to 90, default 7).
+    /// SCORE_RISE / SCORE_DROP / ENGAGEMENT_DROP: the window in days (1 to 90, default 7);
+    /// ACCOUNT_INACTIVE: the days without a signal (default 14).
     pub within_days: Option<i32>,
     /// NEW_SIGNAL: the types that fire it (any when empty).
     pub signal_types: Option<Vec<String>>,
@@ -294,18 +306,10 @@ impl AlertRule {
     async fn percent(&self) -> Option<f64> {
         self.0.params.percent
     }
-    /// SCORE_RISE / SCORE_DROP: the window in days (7 when not set).
+    /// The window in days of SCORE_RISE, SCORE_DROP, ENGAGEMENT_DROP (7 when not set) and
+    /// ACCOUNT_INACTIVE (14); null for the other triggers.
     async fn within_days(&self) -> Option<i32> {
-        matches!(
-            self.0.trigger,
-            domain::alerts::Trigger::ScoreRise | domain::alerts::Trigger::ScoreDrop
-        )
-        .then(|| {
-            self.0
-                .params
-                .within_days
-                .unwrap_or(domain::alerts::DEFAULT_WITHIN_DAYS)
-        })
+        self.0.params.within_days.or(self.0.trigger.default_days())
     }
     async fn signal_types(&self) -> &[String] {
         &self.0.params.signal_types

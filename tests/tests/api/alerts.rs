@@ -613,3 +613,132 @@ async fn another_organization_neither_sees_nor_fires_rules() {
         .unwrap();
     assert_eq!(stored, 0);
 }
+
+/// Sets a rule's creation time back (as if it had been written `days` ago).
+async fn created_days_ago(app: &TestApp, rule: &Value, days: i64) {
+    let id = Uuid::parse_str(rule["id"].as_str().unwrap()).unwrap();
+    entity::alert_rules::Entity::update_many()
+        .col_expr(
+            entity::alert_rules::Column::CreatedAt,
+            sea_orm::sea_query::Expr::value(Utc::now() - chrono::Duration::days(days)),
+        )
+        .filter(entity::alert_rules::Column::Id.eq(id))
+        .exec(&app.db)
+        .await
+        .unwrap();
+}
+
+/// Moves every signal of `domain` back by `days` (and rescores it, so the stored last signal
+/// follows).
+async fn age_signals(app: &TestApp, s: &Session, domain: &str, days: i64) {
+    use sea_orm::{ConnectionTrait, Statement};
+    let backend = app.db.get_database_backend();
+    let (id, _) = settled(app, s, domain).await;
+    let sql = if app.test_db.is_postgres() {
+        format!(
+            "UPDATE signals SET timestamp = timestamp - INTERVAL '{days} days' WHERE account_id = '{id}'"
+        )
+    } else {
+        let hex = id.simple().to_string();
+        format!(
+            "UPDATE signals SET timestamp = strftime('%Y-%m-%dT%H:%M:%f+00:00', timestamp, '-{days} days') WHERE hex(account_id) = upper('{hex}') OR account_id = '{id}'"
+        )
+    };
+    app.db
+        .execute_raw(Statement::from_string(backend, sql))
+        .await
+        .unwrap();
+    domain::scoring::rescore(&app.db, Uuid::parse_str(&s.organization_id).unwrap(), &[id])
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn silence_and_falling_engagement_are_checked_on_schedule() {
+    let app = spawn_app().await;
+    let s = app.register("quiet@alerts.test", "Quiet").await;
+    for (domain, n) in [("quiet.io", 1), ("long.io", 1), ("busy.io", 1)] {
+        for i in 0..n {
+            signal(&app, &s, domain, &format!("p{i}"), "api_call").await;
+        }
+    }
+    settled(&app, &s, "busy.io").await;
+    // quiet.io's last signal was 11 days ago, long.io's 13, busy.io's today.
+    age_signals(&app, &s, "quiet.io", 11).await;
+    age_signals(&app, &s, "long.io", 13).await;
+    let inactive = create_rule(
+        &app,
+        &s,
+        json!({"name": "Quiet for 10 days", "trigger": "ACCOUNT_INACTIVE", "withinDays": 10}),
+    )
+    .await;
+    assert_eq!(inactive["withinDays"], 10);
+    // The rule has watched for 2 days: quiet.io's silence reached 10 days meanwhile; long.io
+    // was already silent for 10 days before the rule existed.
+    created_days_ago(&app, &inactive, 2).await;
+    let fired = domain::alerts::check_timed(&app.db, Utc::now())
+        .await
+        .unwrap();
+    assert_eq!(fired, 1);
+    let t = titles(&notifications(&app, &s).await);
+    assert_eq!(t, vec!["Quiet has sent no signal for 10 days".to_owned()]);
+    // Checked again (two jobs, or the next round): the same silence does not fire twice.
+    let (a, b) = tokio::join!(
+        domain::alerts::check_timed(&app.db, Utc::now()),
+        domain::alerts::check_timed(&app.db, Utc::now())
+    );
+    assert_eq!(a.unwrap() + b.unwrap(), 0);
+
+    // Engagement: 6 signals 8–13 days ago, 1 in the last week: a drop of 83 %.
+    let drop = create_rule(
+        &app,
+        &s,
+        json!({"name": "Engagement halves", "trigger": "ENGAGEMENT_DROP", "percent": 50.0}),
+    )
+    .await;
+    assert_eq!(drop["withinDays"], 7);
+    for i in 0..6 {
+        signal(&app, &s, "fading.io", &format!("f{i}"), "api_call").await;
+    }
+    age_signals(&app, &s, "fading.io", 9).await;
+    signal(&app, &s, "fading.io", "f9", "docs_read").await;
+    // busy.io: two signals before, one now — under the minimum of 3 before, never compared.
+    settled(&app, &s, "fading.io").await;
+    let fired = domain::alerts::check_timed(&app.db, Utc::now())
+        .await
+        .unwrap();
+    assert_eq!(fired, 1);
+    let t = titles(&notifications(&app, &s).await);
+    assert!(
+        t.contains(&"Fading's signals fell 83.3% over 7 days (6 → 1)".to_owned()),
+        "{t:?}"
+    );
+    // Still low five minutes later: inside the rule's cooldown.
+    let later = Utc::now() + chrono::Duration::minutes(5);
+    assert_eq!(
+        domain::alerts::check_timed(&app.db, later).await.unwrap(),
+        0
+    );
+    assert_eq!(titles(&notifications(&app, &s).await).len(), 2);
+
+    // The scheduled job runs the same check (and is no longer reported as not built).
+    let schedule = jobs::registry::schedule("alert-check-scheduler").unwrap();
+    let id = jobs::scheduler::fire(&app.db, schedule, Utc::now())
+        .await
+        .unwrap()
+        .unwrap();
+    let done = eventually(
+        Duration::from_secs(20),
+        "the alert check to finish",
+        || async {
+            let j = entity::jobs::Entity::find_by_id(id)
+                .one(&app.db)
+                .await
+                .unwrap()
+                .unwrap();
+            matches!(j.state.as_str(), "completed" | "failed" | "skipped").then_some(j)
+        },
+    )
+    .await;
+    assert_eq!(done.state, "completed", "{:?}", done.last_error);
+}

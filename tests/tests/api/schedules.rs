@@ -45,7 +45,7 @@ async fn tick_after(
 }
 
 const ENTRY: &str = "alert-check-scheduler";
-/// An entry whose job completes (the alert check's is skipped: not built yet).
+/// Another entry whose job completes.
 const DEMO: &str = "demo-cleanup-scheduler";
 const EVERY_2S: &str = "demo-cleanup-scheduler=*/2 * * * * *";
 
