@@ -20,6 +20,7 @@ mod m20261202_000014_crm_sync;
 mod m20261202_000015_enrichment;
 mod m20261203_000016_webhook_objects;
 mod m20261203_000017_schedule_states;
+mod m20261203_000019_score_recomputes;
 
 pub struct Migrator;
 
@@ -42,6 +43,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261202_000015_enrichment::Migration),
             Box::new(m20261203_000016_webhook_objects::Migration),
             Box::new(m20261203_000017_schedule_states::Migration),
+            Box::new(m20261203_000019_score_recomputes::Migration),
         ]
     }
 }

@@ -1,16 +1,19 @@
 //! PQA scoring: the original's 7-factor model with per-organization,
 //! versioned configuration, and the debounced "rescore this account" job.//!
 //! Files: `model` (the factors and their pure computation), `config` (versioned configuration
-//! and its preview), `storage` (inputs and stored scores), `rescore` (requests, the job, the
-//! recomputes).
+//! and its preview), `storage` (inputs and stored scores), `rescore` (requests, the job, a chunk's
+//! rescore), `recompute` (the nightly and the admin's whole-organization recomputes, streamed in
+//! keyset pages, resumable).
 
 mod config;
 mod model;
+mod recompute;
 mod rescore;
 mod storage;
 
 pub use config::*;
 pub use model::*;
+pub use recompute::*;
 pub use rescore::*;
 pub use storage::*;
 

@@ -55,6 +55,35 @@ async fn wait_for_score(app: &TestApp, s: &Session, account: &str, want: i64) ->
     .await
 }
 
+/// Starts a recompute of every score (`recomputeScores`) and waits until it completed; returns
+/// it as `scoreRecompute` reads it then.
+pub(crate) async fn recompute(app: &TestApp, s: &Session) -> Value {
+    let r = app
+        .graphql_as(
+            s.token(),
+            "mutation { recomputeScores { id status } }",
+            json!({}),
+        )
+        .await;
+    let id = ok(&r)["recomputeScores"]["id"].as_str().unwrap().to_owned();
+    eventually(
+        Duration::from_secs(20),
+        "the recompute to complete",
+        || async {
+            let r = app
+                .graphql_as(
+                    s.token(),
+                    "query($id: ID!) { scoreRecompute(id: $id) { id status processed total startedAt finishedAt } }",
+                    json!({"id": id}),
+                )
+                .await;
+            let rc = ok(&r)["scoreRecompute"].clone();
+            (rc["status"] == "COMPLETED").then_some(rc)
+        },
+    )
+    .await
+}
+
 #[tokio::test]
 async fn ingest_resolves_identity_and_dedupes() {
     let app = spawn_app().await;
@@ -534,10 +563,11 @@ async fn the_worked_example_scores_73_warm() {
         .graphql_as(s.token(), "mutation($input: ScoringConfigInput!) { updateScoringConfig(input: $input) { version thresholds { hot } } }", cfg)
         .await;
     assert_eq!(ok(&r)["updateScoringConfig"]["version"], 1);
-    let r = app
-        .graphql_as(s.token(), "mutation { recomputeScores }", json!({}))
-        .await;
-    assert_eq!(ok(&r)["recomputeScores"], 1);
+    let done = recompute(&app, &s).await;
+    assert_eq!(
+        (done["processed"].as_i64(), done["total"].as_i64()),
+        (Some(1), Some(1))
+    );
     let sc = score_of(&app, &s, &account).await;
     assert_eq!(sc["tier"], "HOT");
     assert_eq!(sc["configVersion"], 1);
@@ -546,10 +576,7 @@ async fn the_worked_example_scores_73_warm() {
     assert_eq!(tiers[0]["payload"]["oldTier"], "WARM");
     assert_eq!(tiers[0]["payload"]["newTier"], "HOT");
     // Same score again: no new score.changed.
-    let r = app
-        .graphql_as(s.token(), "mutation { recomputeScores }", json!({}))
-        .await;
-    ok(&r);
+    recompute(&app, &s).await;
     assert_eq!(events_of(&app, &s, &["score.changed"]).await.len(), 1);
 
     // Config validation and rights.
@@ -559,7 +586,11 @@ async fn the_worked_example_scores_73_warm() {
     assert_code(&r, "BAD_USER_INPUT");
     let member = app.add_member(&s, "m@signals.test", "MEMBER").await;
     let r = app
-        .graphql_as(member.token(), "mutation { recomputeScores }", json!({}))
+        .graphql_as(
+            member.token(),
+            "mutation { recomputeScores { id } }",
+            json!({}),
+        )
         .await;
     assert_code(&r, "FORBIDDEN");
     let r = app

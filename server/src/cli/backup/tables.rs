@@ -96,6 +96,7 @@ backed_up!(
     account_scores,
     scoring_configs,
     rescore_requests,
+    score_recomputes,
     integrations,
     integration_runs,
     integration_cursors,
