@@ -7,13 +7,16 @@
 //! ([`devsignal_tests::bench::load_fixture`]: N accounts, 3N contacts, 10N signals, 80 % of the
 //! accounts scored). Then it runs the nightly recompute (`domain::scoring::rescore_organization`)
 //! directly, and prints accounts/s with the process's resident memory: before, the peak during
-//! the run (sampled every 50 ms, and `VmHWM` reset just before the run) and after. The server,
+//! the run (sampled every 50 ms, and `VmHWM` reset just before the run) and after. Then it does
+//! the same for the admin's `recomputeScores` (the server's worker runs it as `recompute-scores`
+//! jobs; the bench polls `scoreRecompute` until it finished). The server,
 //! its allocator and SQLite's page cache share this process, so on SQLite the figures include
 //! the database's own memory.
 //!
 //! `cargo bench -p devsignal-tests --bench rescore` (release), or `--profile dev` for a quick
 //! look. Knobs: `BENCH_ACCOUNTS` (N, default 100000), `BENCH_IDLE_SECONDS` (how long to idle
-//! after the run before the final RSS, default 5).
+//! after the run before the final RSS, default 5), `BENCH_BREAKDOWN_PAGES` (pages timed phase by
+//! phase at the end, default 10).
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -139,5 +142,97 @@ async fn main() {
         scored as f64 / secs,
         peak_mb(),
         rss_mb(),
+    );
+
+    // The admin's recompute: `recomputeScores` starts it, the server's worker runs it in chunks
+    // (handing over to a fresh job every few), `scoreRecompute` reads its progress.
+    let before = rss_mb();
+    reset_peak();
+    let sampler = Sampler::start();
+    progress("recomputeScores");
+    let t = Instant::now();
+    let r = app
+        .graphql_as(
+            session.token(),
+            "mutation { recomputeScores { id total } }",
+            serde_json::json!({}),
+        )
+        .await;
+    let id = r["data"]["recomputeScores"]["id"]
+        .as_str()
+        .unwrap_or_else(|| panic!("recomputeScores: {r}"))
+        .to_owned();
+    let done = loop {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let r = app
+            .graphql_as(
+                session.token(),
+                "query($id: ID!) { scoreRecompute(id: $id) { status processed total } }",
+                serde_json::json!({"id": id}),
+            )
+            .await;
+        let rc = r["data"]["scoreRecompute"].clone();
+        if rc["status"] != "RUNNING" {
+            break rc;
+        }
+    };
+    let secs = t.elapsed().as_secs_f64();
+    let sampled = sampler.finish().await;
+    let right_after = rss_mb();
+    tokio::time::sleep(Duration::from_secs(idle)).await;
+    let processed = done["processed"].as_f64().unwrap_or(0.0);
+    println!(
+        "recomputeScores job: {} {processed} of {} accounts in {secs:.1} s = {:.0} accounts/s | RSS MB: before {before:.0} | peak {:.0} (sampled {sampled:.0}) | right after {right_after:.0} | after {idle} s idle {:.0}",
+        done["status"].as_str().unwrap_or("?"),
+        done["total"],
+        processed / secs,
+        peak_mb(),
+        rss_mb(),
+    );
+
+    // Where a chunk's time goes: the keyset page, the model's inputs (four reads), the model
+    // itself, and the whole chunk (reads, model and the writes: scores, the accounts' copies,
+    // events), over the first pages.
+    let pages: usize = env_or("BENCH_BREAKDOWN_PAGES", 10);
+    let db = &app.state.db;
+    let now = chrono::Utc::now();
+    let since = domain::scoring::window_start(now);
+    let (_, config) = domain::scoring::current_config(db, org).await.unwrap();
+    let (mut t_page, mut t_inputs, mut t_model, mut t_chunk) = (0.0, 0.0, 0.0, 0.0);
+    let (mut cursor, mut accounts, mut signals) = (None, 0usize, 0usize);
+    for _ in 0..pages {
+        let t = Instant::now();
+        let page = domain::scoring::scorable_page(db, org, since, cursor, 500)
+            .await
+            .unwrap();
+        t_page += t.elapsed().as_secs_f64();
+        let Some(last) = page.last().copied() else {
+            break;
+        };
+        let t = Instant::now();
+        let inputs = domain::scoring::load_inputs(db, org, &page, now)
+            .await
+            .unwrap();
+        t_inputs += t.elapsed().as_secs_f64();
+        let t = Instant::now();
+        for (_, i) in inputs.values() {
+            signals += i.signals.len();
+            std::hint::black_box(domain::scoring::compute(&config, i, now));
+        }
+        t_model += t.elapsed().as_secs_f64();
+        let t = Instant::now();
+        domain::scoring::rescore(db, org, &page).await.unwrap();
+        t_chunk += t.elapsed().as_secs_f64();
+        accounts += page.len();
+        cursor = Some(last);
+    }
+    let per = |secs: f64| 1000.0 * secs / (accounts.max(1) as f64 / 500.0);
+    println!(
+        "per chunk of 500 ({accounts} accounts, {signals} signals): page {:.1} ms | inputs {:.1} ms | model {:.1} ms | whole chunk {:.1} ms (so writes ≈ {:.1} ms)",
+        per(t_page),
+        per(t_inputs),
+        per(t_model),
+        per(t_chunk),
+        per(t_chunk - t_inputs - t_model),
     );
 }
