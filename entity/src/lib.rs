@@ -31,6 +31,7 @@ pub mod organizations;
 pub mod package_downloads;
 pub mod rescore_requests;
 pub mod scheduler_heartbeats;
+pub mod score_recomputes;
 pub mod score_snapshots;
 pub mod scoring_configs;
 pub mod sessions;

@@ -83,6 +83,7 @@ pub static JOBS: &[JobDef] = &[
     job!(DETECT_ANOMALIES, nothing::anomalies),
     job!(DELIVER_WEBHOOK, deliver_webhook),
     job!(COMPUTE_SCORE, compute_score),
+    job!(RECOMPUTE_SCORES, recompute_scores),
     job!(GITHUB_SYNC_SCHEDULER, connector_jobs::github),
     job!(SYNC_INTEGRATION, connector_jobs::sync),
     job!(NOOP, noop),
@@ -347,6 +348,56 @@ async fn compute_score(ctx: Context, job: jobs::Model) -> anyhow::Result<()> {
         tracing::info!(organizationId = %org, accounts = n, "Scores computed");
     }
     Ok(())
+}
+
+/// Carries an admin's recompute (`recomputeScores`, payload `recomputeId`) on by a bounded number
+/// of chunks, then hands over to a fresh job (`domain::scoring::recompute_step`). Triggered
+/// without a `recomputeId` (`devsignal jobs trigger recompute-scores --org`), it starts one, or
+/// leaves the running one be. When its last attempt fails, the recompute is marked failed, so a
+/// new `recomputeScores` starts afresh instead of returning it.
+async fn recompute_scores(ctx: Context, job: jobs::Model) -> anyhow::Result<()> {
+    let org = org_of(&job)?;
+    let Some(id) = job
+        .payload
+        .get("recomputeId")
+        .and_then(|v| v.as_str())
+        .map(Uuid::parse_str)
+        .transpose()?
+    else {
+        let r = domain::scoring::start(&ctx.db, org, None).await?;
+        tracing::info!(organizationId = %org, recomputeId = %r.id, "Score recompute running");
+        return Ok(());
+    };
+    match domain::scoring::recompute_step(
+        &ctx.db,
+        id,
+        job.id,
+        domain::scoring::RECOMPUTE_CHUNKS_PER_JOB,
+    )
+    .await
+    {
+        Ok(step) => {
+            tracing::info!(
+                organizationId = %org,
+                recomputeId = %id,
+                accounts = step.scored,
+                finished = step.finished,
+                "Scores recomputed"
+            );
+            Ok(())
+        }
+        Err(e) => {
+            if job.attempts >= job.max_attempts {
+                domain::scoring::fail_recompute(
+                    &ctx.db,
+                    id,
+                    "the recompute failed and its attempts are used up; start it again",
+                )
+                .await?;
+            }
+            Err(e.into())
+        }
+    }
 }
 
 /// A webhook delivery whose attempts were used up, re-enqueued by an operator: it becomes

@@ -21,6 +21,7 @@ mod m20261202_000015_enrichment;
 mod m20261203_000016_webhook_objects;
 mod m20261203_000017_schedule_states;
 mod m20261203_000018_score_history;
+mod m20261203_000019_score_recomputes;
 mod m20261203_000020_scoring_presets;
 mod m20261203_000021_alerts;
 
@@ -46,6 +47,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261203_000016_webhook_objects::Migration),
             Box::new(m20261203_000017_schedule_states::Migration),
             Box::new(m20261203_000018_score_history::Migration),
+            Box::new(m20261203_000019_score_recomputes::Migration),
             Box::new(m20261203_000020_scoring_presets::Migration),
             Box::new(m20261203_000021_alerts::Migration),
         ]

@@ -268,6 +268,14 @@ pub const COMPUTE_SCORE: JobSpec = spec!(
     true,
     "recomputes the PQA scores of one organization's changed accounts (debounced after new signals)"
 );
+pub const RECOMPUTE_SCORES: JobSpec = spec!(
+    "recompute-scores",
+    "score-computation",
+    5,
+    2,
+    true,
+    "recomputes every scorable account of one organization in chunks, resumably (recomputeScores; payload recomputeId)"
+);
 pub const GITHUB_SYNC_SCHEDULER: JobSpec = spec!(
     "github-sync-scheduler",
     "signal-sync",
@@ -320,6 +328,7 @@ pub const ALL: &[JobSpec] = &[
     DETECT_ANOMALIES,
     DELIVER_WEBHOOK,
     COMPUTE_SCORE,
+    RECOMPUTE_SCORES,
     GITHUB_SYNC_SCHEDULER,
     SYNC_INTEGRATION,
     NOOP,

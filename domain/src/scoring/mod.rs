@@ -4,13 +4,15 @@
 //!
 //! Files: `model` (the presets, the shared inputs, CLASSIC's factors), `calibrated`
 //! (CALIBRATED's factors), `config` (versioned configuration and its preview), `storage`
-//! (inputs and stored scores), `rescore` (requests, the job, the recomputes), `history` (daily
-//! snapshots, trends and the trend's baseline).
+//! (inputs and stored scores), `rescore` (requests, the job, a chunk's rescore), `recompute` (the
+//! nightly and the admin's whole-organization recomputes, streamed in keyset pages, resumable),
+//! `history` (daily snapshots, trends and the trend's baseline).
 
 mod calibrated;
 mod config;
 mod history;
 mod model;
+mod recompute;
 mod rescore;
 mod storage;
 
@@ -21,6 +23,7 @@ pub use calibrated::{
 pub use config::*;
 pub use history::*;
 pub use model::*;
+pub use recompute::*;
 pub use rescore::*;
 pub use storage::*;
 

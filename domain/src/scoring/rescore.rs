@@ -1,5 +1,5 @@
-//! Rescoring: the debounced request from ingest and merges, the job that serves it, the
-//! nightly recompute and the admin's recompute.
+//! Rescoring: the debounced request from ingest and merges, the job that serves it, and the
+//! model applied to a chunk of accounts (the whole-organization recomputes are in `recompute`).
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -13,12 +13,10 @@ use sea_orm::{
 use serde_json::json;
 use uuid::Uuid;
 
-use super::{
-    DEBOUNCE, admin, compute, current_config, factors_json, load_inputs, scorable_accounts, trend,
-};
+use super::{DEBOUNCE, compute, current_config, factors_json, load_inputs, trend};
+use crate::Result;
 use crate::events::{EventType, Payload, ScoreChanged};
 use crate::queue::{self};
-use crate::{Actor, Result};
 /// Accounts rescored per transaction.
 pub(super) const CHUNK: usize = 500;
 /// Chunks one job rescores before it hands the rest to a new job (so one busy organization does
@@ -247,22 +245,4 @@ pub(super) async fn rescore_in(
     }
     crate::events::append_many(txn, organization_id, None, events).await?;
     Ok(stored)
-}
-
-/// Recomputes every scorable account of the organization now (the nightly job).
-#[tracing::instrument(name = "scoring.rescore_organization", skip_all, fields(organizationId = %organization_id))]
-pub async fn rescore_organization(db: &DatabaseConnection, organization_id: Uuid) -> Result<usize> {
-    let ids = scorable_accounts(db, organization_id).await?;
-    Ok(rescore(db, organization_id, &ids).await?.len())
-}
-
-// ---------------------------------------------------------------------------------------------
-// What the API offers
-// ---------------------------------------------------------------------------------------------
-
-/// Recomputes every scorable account of the organization under the current configuration
-/// (ADMIN); returns how many were scored.
-pub async fn recompute_all(db: &DatabaseConnection, actor: &Actor) -> Result<usize> {
-    admin(actor)?;
-    rescore_organization(db, actor.organization_id).await
 }

@@ -477,7 +477,7 @@ async fn each_dos_shape_stays_bounded_while_others_are_served() {
         .map(|i| format!("a{i}: accounts(first: 100) {{ edges {{ node {{ contacts(first: 100) {{ id }} }} }} }} "))
         .collect();
     let recompute: String = (0..1000)
-        .map(|i| format!("r{i}: recomputeScores "))
+        .map(|i| format!("r{i}: recomputeScores {{ id }} "))
         .collect();
     let shapes: Vec<(&str, Option<&Session>, String)> = vec![
         ("nested lists", Some(&attacker), nested),

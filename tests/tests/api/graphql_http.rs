@@ -200,7 +200,9 @@ async fn request_errors_are_400_without_data_under_graphql_response_json() {
 async fn a_request_refused_by_the_rate_limit_is_429_under_graphql_response_json() {
     // With 3 requests a minute, one mutation of four fields is four operations.
     let app = spawn_app_with(&[("RATE_LIMIT_API", "3")]).await;
-    let four: String = (0..4).map(|i| format!("r{i}: recomputeScores ")).collect();
+    let four: String = (0..4)
+        .map(|i| format!("r{i}: recomputeScores {{ id }} "))
+        .collect();
     let resp = app
         .client
         .post(app.url("/api/v1/graphql"))

@@ -203,7 +203,7 @@ async fn score_and_tier_changes_arrive_live() {
         .await;
     ok(&r);
     let r = app
-        .graphql_as(s.token(), "mutation { recomputeScores }", json!({}))
+        .graphql_as(s.token(), "mutation { recomputeScores { id } }", json!({}))
         .await;
     ok(&r);
     let (id, data) = next(&mut ws).await;

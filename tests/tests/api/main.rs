@@ -48,6 +48,7 @@ mod plans;
 mod plumbing;
 mod posthog;
 mod rate_limits;
+mod recompute;
 mod reddit;
 mod runbook;
 mod salesforce;

@@ -55,6 +55,35 @@ async fn wait_for_score(app: &TestApp, s: &Session, account: &str, want: i64) ->
     .await
 }
 
+/// Starts a recompute of every score (`recomputeScores`) and waits until it completed; returns
+/// it as `scoreRecompute` reads it then.
+pub(crate) async fn recompute(app: &TestApp, s: &Session) -> Value {
+    let r = app
+        .graphql_as(
+            s.token(),
+            "mutation { recomputeScores { id status } }",
+            json!({}),
+        )
+        .await;
+    let id = ok(&r)["recomputeScores"]["id"].as_str().unwrap().to_owned();
+    eventually(
+        Duration::from_secs(20),
+        "the recompute to complete",
+        || async {
+            let r = app
+                .graphql_as(
+                    s.token(),
+                    "query($id: ID!) { scoreRecompute(id: $id) { id status processed total startedAt finishedAt } }",
+                    json!({"id": id}),
+                )
+                .await;
+            let rc = ok(&r)["scoreRecompute"].clone();
+            (rc["status"] == "COMPLETED").then_some(rc)
+        },
+    )
+    .await
+}
+
 #[tokio::test]
 async fn ingest_resolves_identity_and_dedupes() {
     let app = spawn_app().await;
@@ -551,10 +580,11 @@ async fn the_worked_example_scores_73_warm() {
         .graphql_as(s.token(), "mutation($input: ScoringConfigInput!) { updateScoringConfig(input: $input) { version thresholds { hot } } }", cfg)
         .await;
     assert_eq!(ok(&r)["updateScoringConfig"]["version"], 2);
-    let r = app
-        .graphql_as(s.token(), "mutation { recomputeScores }", json!({}))
-        .await;
-    assert_eq!(ok(&r)["recomputeScores"], 1);
+    let done = recompute(&app, &s).await;
+    assert_eq!(
+        (done["processed"].as_i64(), done["total"].as_i64()),
+        (Some(1), Some(1))
+    );
     let sc = score_of(&app, &s, &account).await;
     assert_eq!(sc["tier"], "HOT");
     assert_eq!(sc["configVersion"], 2);
@@ -563,10 +593,7 @@ async fn the_worked_example_scores_73_warm() {
     assert_eq!(tiers[1]["payload"]["oldTier"], "WARM");
     assert_eq!(tiers[1]["payload"]["newTier"], "HOT");
     // Same score again: no new score.changed.
-    let r = app
-        .graphql_as(s.token(), "mutation { recomputeScores }", json!({}))
-        .await;
-    ok(&r);
+    recompute(&app, &s).await;
     assert_eq!(events_of(&app, &s, &["score.changed"]).await.len(), 1);
 
     // Config validation and rights.
@@ -576,7 +603,11 @@ async fn the_worked_example_scores_73_warm() {
     assert_code(&r, "BAD_USER_INPUT");
     let member = app.add_member(&s, "m@signals.test", "MEMBER").await;
     let r = app
-        .graphql_as(member.token(), "mutation { recomputeScores }", json!({}))
+        .graphql_as(
+            member.token(),
+            "mutation { recomputeScores { id } }",
+            json!({}),
+        )
         .await;
     assert_code(&r, "FORBIDDEN");
     let r = app
@@ -697,10 +728,8 @@ async fn a_new_organization_scores_calibrated_and_presets_switch() {
         u["weights"][1],
         json!({"factor": "usage_velocity", "weight": 20.0})
     );
-    let r = app
-        .graphql_as(s.token(), "mutation { recomputeScores }", json!({}))
-        .await;
-    assert_eq!(ok(&r)["recomputeScores"], 1);
+    let done = recompute(&app, &s).await;
+    assert_eq!(done["processed"], 1);
     let sc = score_of(&app, &s, &account).await;
     assert_eq!(
         (sc["score"].as_i64(), sc["tier"].as_str()),
@@ -729,10 +758,7 @@ async fn a_new_organization_scores_calibrated_and_presets_switch() {
         u["weights"][2],
         json!({"factor": "active_days", "weight": 20.0})
     );
-    let r = app
-        .graphql_as(s.token(), "mutation { recomputeScores }", json!({}))
-        .await;
-    ok(&r);
+    recompute(&app, &s).await;
     // 19.673 (people at 50) + 0.952 + 4.424 + 2.835 + 3.318 + 0 + 5 = 36.2.
     let sc = score_of(&app, &s, &account).await;
     assert_eq!(

@@ -100,6 +100,7 @@ backed_up!(
     notifications,
     scoring_configs,
     rescore_requests,
+    score_recomputes,
     integrations,
     integration_runs,
     integration_cursors,

@@ -75,6 +75,19 @@ impl SignalQuery {
         Ok(rows.into_iter().map(|(c, _)| Account(c)).collect())
     }
 
+    /// A recompute started by `recomputeScores`, with its progress (ADMIN).
+    async fn score_recompute(
+        &self,
+        ctx: &Context<'_>,
+        id: ID,
+    ) -> async_graphql::Result<ScoreRecompute> {
+        let id = crate::graphql::common::parse_id(&id, "ScoreRecompute").gql()?;
+        let r = domain::scoring::recompute(&*db(ctx).await?, actor(ctx)?, id)
+            .await
+            .gql()?;
+        Ok(ScoreRecompute(r))
+    }
+
     /// The organization's scoring configuration.
     async fn scoring_config(&self, ctx: &Context<'_>) -> async_graphql::Result<ScoringConfig> {
         let v = domain::scoring::config(&*db(ctx).await?, actor(ctx)?)
@@ -271,12 +284,14 @@ impl SignalMutation {
         Ok(v.into())
     }
 
-    /// Recomputes every scored or recently active account now (ADMIN); returns how many.
-    async fn recompute_scores(&self, ctx: &Context<'_>) -> async_graphql::Result<i32> {
+    /// Recomputes every scored or recently active account under the current configuration
+    /// (ADMIN), in the background; returns the recompute, whose progress `scoreRecompute(id)`
+    /// reads. While one is running, returns that one.
+    async fn recompute_scores(&self, ctx: &Context<'_>) -> async_graphql::Result<ScoreRecompute> {
         let st = state(ctx)?;
-        let n = domain::scoring::recompute_all(&st.db, actor(ctx)?)
+        let r = domain::scoring::recompute_all(&st.db, actor(ctx)?)
             .await
             .gql()?;
-        Ok(i32::try_from(n).unwrap_or(i32::MAX))
+        Ok(ScoreRecompute(r))
     }
 }

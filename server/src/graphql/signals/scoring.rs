@@ -167,3 +167,58 @@ pub struct Usage {
     pub signals_this_month: u64,
     pub contacts: u64,
 }
+
+/// Where a recompute of every score stands.
+#[derive(async_graphql::Enum, Copy, Clone, Eq, PartialEq)]
+pub enum ScoreRecomputeStatus {
+    /// Queued or rescoring (`processed` of `total` done).
+    Running,
+    Completed,
+    /// Stopped for good (`lastError` says why); `recomputeScores` starts a new one.
+    Failed,
+}
+
+/// A recompute of every scored or recently active account of the organization
+/// (`recomputeScores`), done a chunk of accounts at a time by background jobs and resumed after
+/// a restart where its last committed chunk ended.
+pub struct ScoreRecompute(pub entity::score_recomputes::Model);
+
+#[async_graphql::Object]
+impl ScoreRecompute {
+    async fn id(&self) -> ID {
+        ID(self.0.id.to_string())
+    }
+    async fn status(&self) -> ScoreRecomputeStatus {
+        match self.0.status.as_str() {
+            domain::scoring::status::COMPLETED => ScoreRecomputeStatus::Completed,
+            domain::scoring::status::FAILED => ScoreRecomputeStatus::Failed,
+            _ => ScoreRecomputeStatus::Running,
+        }
+    }
+    /// Accounts rescored so far.
+    async fn processed(&self) -> i64 {
+        self.0.processed
+    }
+    /// Accounts to rescore: counted at the start, and set to `processed` on completion (accounts
+    /// that became scorable meanwhile are rescored too).
+    async fn total(&self) -> i64 {
+        self.0.total
+    }
+    /// The background job carrying the recompute now (see `jobs`).
+    async fn job_id(&self) -> Option<ID> {
+        self.0.job_id.map(|j| ID(j.to_string()))
+    }
+    async fn last_error(&self) -> Option<&str> {
+        self.0.last_error.as_deref()
+    }
+    async fn started_at(&self) -> DateTime<Utc> {
+        self.0.started_at
+    }
+    /// When progress was last recorded.
+    async fn updated_at(&self) -> DateTime<Utc> {
+        self.0.updated_at
+    }
+    async fn finished_at(&self) -> Option<DateTime<Utc>> {
+        self.0.finished_at
+    }
+}
