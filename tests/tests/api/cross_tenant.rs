@@ -126,6 +126,8 @@ pub(crate) async fn fixture(app: &TestApp, a: &Session) -> HashMap<&'static str,
     )
     .await;
     ids.insert("alertRule", id_of(&data(&r, "createAlertRule")["id"]));
+    let r = gql(app, a, "mutation { recomputeScores { id } }", json!({})).await;
+    ids.insert("scoreRecompute", id_of(&data(&r, "recomputeScores")["id"]));
     // A notification of A's owner, as an alert leaves it.
     let notification = uuid::Uuid::now_v7();
     sea_orm::ActiveModelTrait::insert(
@@ -182,6 +184,7 @@ fn entity_for(operation: &str, name: &str) -> Option<&'static str> {
         ("webhookdelivery", "delivery"),
         ("apikey", "apiKey"),
         ("alertrule", "alertRule"),
+        ("scorerecompute", "scoreRecompute"),
         ("notification", "notification"),
         ("signalsource", "source"),
         ("integration", "integration"),
