@@ -198,6 +198,24 @@ fn open_with(key: &[u8; 32], sealed: &str) -> Option<String> {
     String::from_utf8(plain.to_vec()).ok()
 }
 
+/// The key [`Cipher::sign`] uses: derived from `key` (never the sealing key itself).
+fn signing_key(key: &[u8; 32]) -> ring::hmac::Key {
+    let derived = ring::hmac::sign(
+        &ring::hmac::Key::new(ring::hmac::HMAC_SHA256, key),
+        b"devsignal signing key",
+    );
+    ring::hmac::Key::new(ring::hmac::HMAC_SHA256, derived.as_ref())
+}
+
+/// What is signed: `purpose`, a zero byte, `message`.
+fn signed_data(purpose: &str, message: &[u8]) -> Vec<u8> {
+    let mut data = Vec::with_capacity(purpose.len() + 1 + message.len());
+    data.extend_from_slice(purpose.as_bytes());
+    data.push(0);
+    data.extend_from_slice(message);
+    data
+}
+
 impl Cipher {
     pub fn new(key: [u8; 32]) -> Self {
         Cipher {
@@ -245,6 +263,27 @@ impl Cipher {
             "v1:{}",
             base64::engine::general_purpose::STANDARD.encode(out)
         ))
+    }
+
+    /// A signature of `message` for `purpose` (HMAC-SHA-256 under a key derived from the
+    /// current key), URL-safe base64: links the server hands out and later trusts.
+    pub fn sign(&self, purpose: &str, message: &[u8]) -> String {
+        use base64::Engine;
+        let tag = ring::hmac::sign(&signing_key(&self.key), &signed_data(purpose, message));
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(tag.as_ref())
+    }
+
+    /// Whether `signature` is [`Cipher::sign`]'s for `message` under the current or the
+    /// previous key (compared in constant time).
+    pub fn verify(&self, purpose: &str, message: &[u8], signature: &str) -> bool {
+        use base64::Engine;
+        let Ok(sig) = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(signature) else {
+            return false;
+        };
+        let data = signed_data(purpose, message);
+        std::iter::once(&self.key)
+            .chain(self.previous.as_ref())
+            .any(|k| ring::hmac::verify(&signing_key(k), &data, &sig).is_ok())
     }
 
     /// Decrypts a value made by [`Cipher::seal`] under the current or the previous key, and says

@@ -18,6 +18,10 @@ pub struct Model {
     pub enabled: bool,
     /// Time-based triggers: the moment up to which the rule was checked.
     pub checked_until: Option<DateTimeUtc>,
+    /// `{inApp, email}`; absent: in-app only.
+    pub channels: Option<Json>,
+    /// The Slack incoming webhook posts go to, sealed.
+    pub slack_url: Option<String>,
     pub created_by: Option<Uuid>,
     pub created_at: DateTimeUtc,
     pub updated_at: DateTimeUtc,

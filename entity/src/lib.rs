@@ -4,6 +4,7 @@
 pub mod account_scores;
 pub mod activities;
 pub mod alert_cooldowns;
+pub mod alert_deliveries;
 pub mod alert_rules;
 pub mod api_keys;
 pub mod audit_logs;
@@ -26,6 +27,7 @@ pub mod job_queues;
 pub mod job_schedule_states;
 pub mod jobs;
 pub mod memberships;
+pub mod notification_preferences;
 pub mod notifications;
 pub mod organizations;
 pub mod package_downloads;

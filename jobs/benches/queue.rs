@@ -42,6 +42,22 @@ async fn round(url: &str, workers: usize, n: u64) -> f64 {
                 )
                 .unwrap(),
                 score_history_days: domain::scoring::DEFAULT_HISTORY_DAYS,
+                notifier: devsignal_jobs::notify::Notifier {
+                    mailer: devsignal_jobs::notify::Mailer::new(
+                        "bench@localhost",
+                        None,
+                        std::env::temp_dir().join("devsignal-bench-mail"),
+                    )
+                    .unwrap(),
+                    sender: devsignal_jobs::webhook_delivery::Sender::new(
+                        Default::default(),
+                        domain::secrets::Cipher::new([7; 32]),
+                        Duration::from_secs(10),
+                    )
+                    .unwrap(),
+                    frontend_url: "http://localhost".into(),
+                    api_url: "http://localhost".into(),
+                },
             },
             WorkerOptions {
                 wake: Default::default(),

@@ -3,6 +3,7 @@
 //! feeds it, one list of every job (`registry`), and the webhook delivery loop.
 
 pub mod connector_jobs;
+pub mod notify;
 pub mod registry;
 pub mod scheduler;
 pub mod trigger;
@@ -19,6 +20,8 @@ pub struct Context {
     pub connectors: connectors::Runtime,
     /// Days of score history kept (`SCORE_HISTORY_DAYS`); older snapshots are pruned nightly.
     pub score_history_days: u32,
+    /// Email and Slack sending (alert and digest deliveries).
+    pub notifier: notify::Notifier,
 }
 
 /// A job's handler returns this (as its error) when it did not do its work for a reason that is

@@ -82,6 +82,7 @@ pub static JOBS: &[JobDef] = &[
     job!(ANOMALY_DETECTION_SCHEDULER, nothing::anomalies),
     job!(DETECT_ANOMALIES, nothing::anomalies),
     job!(DELIVER_WEBHOOK, deliver_webhook),
+    job!(DELIVER_NOTIFICATION, crate::notify::deliver),
     job!(COMPUTE_SCORE, compute_score),
     job!(RECOMPUTE_SCORES, recompute_scores),
     job!(GITHUB_SYNC_SCHEDULER, connector_jobs::github),

@@ -78,6 +78,11 @@ impl Sender {
         &self.settings
     }
 
+    /// The HTTP client (guarded resolver, no redirects), for other posts to outside targets.
+    pub fn client(&self) -> &reqwest::Client {
+        &self.client
+    }
+
     pub fn cipher(&self) -> &Cipher {
         &self.cipher
     }

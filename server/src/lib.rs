@@ -164,6 +164,7 @@ pub async fn start_worker(state: &AppState) -> anyhow::Result<tokio::task::JoinH
             db: db.clone(),
             connectors: state.connectors.clone(),
             score_history_days: state.config.score_history_days,
+            notifier: state.notifier(),
         },
         jobs::worker::WorkerOptions {
             id: id.clone(),

@@ -31,3 +31,16 @@ pub struct AppState {
     /// Connector settings, HTTP client and cipher (integrations, inbound webhooks).
     pub connectors: connectors::Runtime,
 }
+
+impl AppState {
+    /// What the job worker sends email and Slack posts with: the identity mailer, the webhook
+    /// sender (its guarded client and cipher), and the addresses links point at.
+    pub fn notifier(&self) -> jobs::notify::Notifier {
+        jobs::notify::Notifier {
+            mailer: self.identity.mailer.clone(),
+            sender: self.webhooks.clone(),
+            frontend_url: self.config.frontend_url.clone(),
+            api_url: self.config.api_url.clone(),
+        }
+    }
+}

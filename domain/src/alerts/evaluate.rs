@@ -9,7 +9,7 @@ use std::collections::{HashMap, HashSet};
 use chrono::{DateTime, NaiveDate, Utc};
 use entity::{
     account_scores, alert_cooldowns, alert_rules, companies, events as event_rows, memberships,
-    notifications, score_snapshots, webhook_cursor,
+    notifications, score_snapshots, users, webhook_cursor,
 };
 use sea_orm::sea_query::{Expr, OnConflict};
 use sea_orm::{
@@ -411,35 +411,48 @@ pub(super) async fn record(
         o.dedup();
         o
     };
-    let mut members: HashMap<Uuid, Vec<Uuid>> = HashMap::new();
-    for (org, user) in memberships::Entity::find()
+    // Each organization's members with their addresses and preferences.
+    let mut members: HashMap<Uuid, Vec<(Uuid, String)>> = HashMap::new();
+    for (org, user, email) in memberships::Entity::find()
         .select_only()
         .column(memberships::Column::OrganizationId)
         .column(memberships::Column::UserId)
+        .column(users::Column::Email)
+        .inner_join(users::Entity)
         .filter(memberships::Column::OrganizationId.is_in(orgs))
-        .into_tuple::<(Uuid, Uuid)>()
+        .into_tuple::<(Uuid, Uuid, String)>()
         .all(txn)
         .await?
     {
-        members.entry(org).or_default().push(user);
+        members.entry(org).or_default().push((user, email));
+    }
+    let mut prefs: HashMap<Uuid, HashMap<Uuid, super::Preferences>> = HashMap::new();
+    for (org, list) in &members {
+        let ids: Vec<Uuid> = list.iter().map(|(u, _)| *u).collect();
+        prefs.insert(*org, super::of_members(txn, *org, &ids).await?);
     }
     let mut cooldowns: HashMap<(Uuid, Uuid, Uuid), DateTime<Utc>> = HashMap::new();
     let mut rows: Vec<notifications::Model> = Vec::new();
+    let mut deliveries: Vec<super::NewDelivery> = Vec::new();
     let mut events: HashMap<Uuid, Vec<Value>> = HashMap::new();
     for f in fired {
         let org = f.rule.row.organization_id;
         cooldowns.insert((org, f.rule.row.id, f.account_id), f.at);
         let all = members.get(&org).cloned().unwrap_or_default();
         // Recipients who left the organization are no longer told.
-        let to: Vec<Uuid> = if f.rule.recipients.is_empty() {
+        let to: Vec<(Uuid, String)> = if f.rule.recipients.is_empty() {
             all
         } else {
-            f.rule
-                .recipients
-                .iter()
-                .copied()
-                .filter(|r| all.contains(r))
+            all.into_iter()
+                .filter(|(u, _)| f.rule.recipients.contains(u))
                 .collect()
+        };
+        let pref = |u: &Uuid| {
+            prefs
+                .get(&org)
+                .and_then(|p| p.get(u))
+                .copied()
+                .unwrap_or_default()
         };
         let data = json!({
             "ruleId": f.rule.row.id,
@@ -450,25 +463,53 @@ pub(super) async fn record(
             "eventSeq": f.event_seq,
             "details": f.data,
         });
-        for user in to {
-            rows.push(notifications::Model {
-                id: Uuid::now_v7(),
-                organization_id: org,
-                user_id: user,
-                kind: "ALERT".into(),
-                rule_id: Some(f.rule.row.id),
-                account_id: Some(f.account_id),
-                title: f.title.chars().take(300).collect(),
-                body: format!(
-                    "Alert rule \"{}\" ({}).",
-                    f.rule.row.name,
-                    f.rule.trigger.as_str()
-                ),
-                data: data.clone(),
-                event_seq: f.event_seq,
-                read_at: None,
-                created_at: now,
-            });
+        let body = format!(
+            "Alert rule \"{}\" ({}).",
+            f.rule.row.name,
+            f.rule.trigger.as_str()
+        );
+        let title: String = f.title.chars().take(300).collect();
+        let mut content = data.clone();
+        content["title"] = json!(title);
+        content["body"] = json!(body);
+        let delivery = |channel| super::NewDelivery {
+            org,
+            kind: super::Kind::Alert,
+            channel,
+            rule_id: Some(f.rule.row.id),
+            account_id: Some(f.account_id),
+            content: content.clone(),
+        };
+        for (user, email) in &to {
+            let p = pref(user);
+            if f.rule.channels.in_app && p.in_app {
+                rows.push(notifications::Model {
+                    id: Uuid::now_v7(),
+                    organization_id: org,
+                    user_id: *user,
+                    kind: "ALERT".into(),
+                    rule_id: Some(f.rule.row.id),
+                    account_id: Some(f.account_id),
+                    title: title.clone(),
+                    body: body.clone(),
+                    data: data.clone(),
+                    event_seq: f.event_seq,
+                    read_at: None,
+                    created_at: now,
+                });
+            }
+            if f.rule.channels.email && p.alert_emails {
+                deliveries.push(delivery(super::Channel::Email {
+                    user: *user,
+                    address: email.clone(),
+                }));
+            }
+        }
+        if let Some(sealed) = &f.rule.row.slack_url {
+            deliveries.push(delivery(super::Channel::Slack {
+                sealed_url: sealed.clone(),
+                host: "Slack incoming webhook".into(),
+            }));
         }
         let mut payload = data;
         payload["title"] = json!(f.title);
@@ -504,6 +545,7 @@ pub(super) async fn record(
         .exec_without_returning(txn)
         .await?;
     }
+    super::queue_deliveries(txn, deliveries).await?;
     for (org, payloads) in events {
         crate::events::append_many(
             txn,

@@ -85,3 +85,41 @@ pub async fn mark_read(
     }
     Ok(q.exec(db).await?.rows_affected)
 }
+
+/// The id of a member's newest notification (where a live follower starts).
+pub async fn latest_notification(
+    db: &impl ConnectionTrait,
+    org: Uuid,
+    user: Uuid,
+) -> Result<Option<Uuid>> {
+    Ok(notifications::Entity::find()
+        .select_only()
+        .column(notifications::Column::Id)
+        .filter(notifications::Column::OrganizationId.eq(org))
+        .filter(notifications::Column::UserId.eq(user))
+        .order_by_desc(notifications::Column::Id)
+        .limit(1)
+        .into_tuple::<Uuid>()
+        .one(db)
+        .await?)
+}
+
+/// A member's notifications newer than `after` (all of them when `None`), oldest first, at
+/// most [`MAX_PAGE`].
+pub async fn notifications_after(
+    db: &impl ConnectionTrait,
+    org: Uuid,
+    user: Uuid,
+    after: Option<Uuid>,
+) -> Result<Vec<notifications::Model>> {
+    let mut q = notifications::Entity::find()
+        .filter(notifications::Column::OrganizationId.eq(org))
+        .filter(notifications::Column::UserId.eq(user));
+    if let Some(after) = after {
+        q = q.filter(notifications::Column::Id.gt(after));
+    }
+    Ok(q.order_by_asc(notifications::Column::Id)
+        .limit(MAX_PAGE)
+        .all(db)
+        .await?)
+}

@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 use uuid::Uuid;
 
+use super::channels::{Channels, Outbound, SlackChange, seal_slack};
 use crate::{Actor, Error, FieldError, Result, Role};
 
 /// The most rules an organization may hold.
@@ -123,10 +124,13 @@ pub struct RuleInput {
     pub trigger: Trigger,
     pub params: Params,
     pub filter: Filter,
-    /// Members told in the app; empty: every member.
+    /// Members told (in the app, and by email when the rule emails); empty: every member.
     pub recipients: Vec<Uuid>,
     pub cooldown_minutes: i32,
     pub enabled: bool,
+    pub channels: Channels,
+    /// The rule's Slack incoming webhook.
+    pub slack: SlackChange,
 }
 
 /// A stored rule, read back.
@@ -137,11 +141,18 @@ pub struct Rule {
     pub params: Params,
     pub filter: Filter,
     pub recipients: Vec<Uuid>,
+    pub channels: Channels,
 }
 
 impl Rule {
+    /// Whether the rule posts to Slack.
+    pub fn has_slack(&self) -> bool {
+        self.row.slack_url.is_some()
+    }
+
     pub fn from_row(row: alert_rules::Model) -> Option<Rule> {
         Some(Rule {
+            channels: Channels::of(row.channels.as_ref()),
             trigger: Trigger::parse(&row.trigger)?,
             params: serde_json::from_value(row.params.clone()).ok()?,
             filter: serde_json::from_value(row.filter.clone()).ok()?,
@@ -309,11 +320,13 @@ pub async fn create_rule(
     db: &DatabaseConnection,
     actor: &Actor,
     meta: &crate::Meta,
+    out: &Outbound<'_>,
     mut input: RuleInput,
 ) -> Result<Rule> {
     admin(actor)?;
     input.name = input.name.trim().to_owned();
     check(&input)?;
+    let slack = seal_slack(out, &input.slack).await?.flatten();
     let txn = crate::db::begin(db).await?;
     check_references(&txn, actor, &input).await?;
     let held = alert_rules::Entity::find()
@@ -338,6 +351,8 @@ pub async fn create_rule(
         cooldown_minutes: Set(input.cooldown_minutes),
         enabled: Set(input.enabled),
         checked_until: Set(None),
+        channels: Set(Some(to_json(&input.channels)?)),
+        slack_url: Set(slack),
         created_by: Set(actor.user_id()),
         created_at: Set(now),
         updated_at: Set(now),
@@ -361,12 +376,14 @@ pub async fn update_rule(
     db: &DatabaseConnection,
     actor: &Actor,
     meta: &crate::Meta,
+    out: &Outbound<'_>,
     id: Uuid,
     mut input: RuleInput,
 ) -> Result<Rule> {
     admin(actor)?;
     input.name = input.name.trim().to_owned();
     check(&input)?;
+    let slack = seal_slack(out, &input.slack).await?;
     let txn = crate::db::begin(db).await?;
     let row = find_rule(&txn, actor, id).await?;
     check_references(&txn, actor, &input).await?;
@@ -378,6 +395,10 @@ pub async fn update_rule(
     active.recipients = Set(to_json(&input.recipients)?);
     active.cooldown_minutes = Set(input.cooldown_minutes);
     active.enabled = Set(input.enabled);
+    active.channels = Set(Some(to_json(&input.channels)?));
+    if let Some(slack) = slack {
+        active.slack_url = Set(slack);
+    }
     active.updated_at = Set(Utc::now());
     let row = active.update(&txn).await?;
     crate::audit::record(

@@ -223,7 +223,9 @@ pub async fn latest_seq_all(db: &impl ConnectionTrait) -> Result<i64> {
 pub fn may_follow(actor: &Actor, event_type: &str) -> Result<()> {
     match event_type {
         "signal.created" => actor.require_scope("signals:read"),
-        "score.changed" | "tier.changed" => actor.require_scope("accounts:read"),
+        "score.changed" | "tier.changed" | "alert.triggered" => {
+            actor.require_scope("accounts:read")
+        }
         _ => {
             actor.require_role(Role::Admin)?;
             actor.require_scope("admin")

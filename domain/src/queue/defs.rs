@@ -66,6 +66,7 @@ pub const QUEUES: &[&str] = &[
     "demo-cleanup",
     "alert-check",
     "anomaly-detection",
+    "notification-delivery",
 ];
 
 pub const SYNC_ALL_NPM: JobSpec = spec!(
@@ -260,6 +261,14 @@ pub const DELIVER_WEBHOOK: JobSpec = spec!(
     true,
     "sends a failed webhook delivery again (retry-failed webhook-delivery)"
 );
+pub const DELIVER_NOTIFICATION: JobSpec = spec!(
+    "deliver-notification",
+    "notification-delivery",
+    8,
+    5,
+    true,
+    "sends one alert or digest email, or one Slack post, recorded in alert_deliveries (retried alone)"
+);
 pub const COMPUTE_SCORE: JobSpec = spec!(
     "compute-score",
     "score-computation",
@@ -327,6 +336,7 @@ pub const ALL: &[JobSpec] = &[
     ANOMALY_DETECTION_SCHEDULER,
     DETECT_ANOMALIES,
     DELIVER_WEBHOOK,
+    DELIVER_NOTIFICATION,
     COMPUTE_SCORE,
     RECOMPUTE_SCORES,
     GITHUB_SYNC_SCHEDULER,

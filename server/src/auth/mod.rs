@@ -4,7 +4,6 @@
 //! in `domain`; this module only speaks HTTP, JWT and Redis.
 
 pub mod jwt;
-pub mod mail;
 pub mod ratelimit;
 
 use std::net::{IpAddr, SocketAddr};
@@ -21,8 +20,8 @@ use uuid::Uuid;
 
 use crate::config::Config;
 use crate::redis::RedisPool;
+use jobs::notify::Mailer;
 use jwt::Jwt;
-use mail::Mailer;
 use ratelimit::RateLimiter;
 
 /// How often at most a key's `lastUsedAt` is written to the database.
@@ -72,7 +71,7 @@ impl Identity {
                 redis,
                 config.redis_key_prefix.clone(),
             ),
-            mailer: Mailer::new(config)?,
+            mailer: crate::config::mailer(config)?,
             key_usage: KeyUsage::default(),
             http: reqwest::Client::builder()
                 .redirect(reqwest::redirect::Policy::none())

@@ -877,6 +877,17 @@ impl Config {
     }
 }
 
+/// The outgoing mailer this configuration describes (`SMTP_URL`, else `.eml` files under
+/// `DATA_DIR/mail`), from `EMAIL_FROM`.
+pub fn mailer(config: &Config) -> anyhow::Result<jobs::notify::Mailer> {
+    use secrecy::ExposeSecret;
+    jobs::notify::Mailer::new(
+        &config.email_from,
+        config.smtp_url.as_ref().map(|s| s.expose_secret()),
+        config.data_dir.join("mail"),
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

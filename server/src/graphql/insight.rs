@@ -1,17 +1,18 @@
 //! Insight over GraphQL: score history (an account's daily scores and the organization's
-//! accounts per tier per day), alert rules and the members' in-app notifications.
+//! accounts per tier per day) and alert rules (their channels and notifications: `notify.rs`).
 
 use std::collections::HashMap;
 
 use async_graphql::dataloader::Loader;
-use async_graphql::{Context, Enum, ID, InputObject, Json, Object, SimpleObject};
+use async_graphql::{Context, Enum, ID, InputObject, Object, SimpleObject};
 use chrono::{DateTime, NaiveDate, Utc};
 use entity::score_snapshots;
 use uuid::Uuid;
 
+use crate::graphql::common::state;
 use crate::graphql::common::{db, input_id, meta, parse_id};
-use crate::graphql::crm::loaders::{AccountId, CrmLoader, CrmLoaders};
-use crate::graphql::crm::types::{Account, load};
+use crate::graphql::crm::loaders::{CrmLoader, CrmLoaders};
+use crate::graphql::notify::{AlertChannels, AlertChannelsInput, outbound};
 use crate::graphql::signals::Tier;
 use crate::graphql::{GqlResultExt, actor, gql_error};
 
@@ -234,6 +235,8 @@ pub struct AlertRuleInput {
     pub cooldown_minutes: i32,
     #[graphql(default = true)]
     pub enabled: bool,
+    /// Where alerts go besides each recipient's in-app notifications (in-app only when absent).
+    pub channels: Option<AlertChannelsInput>,
 }
 
 impl AlertRuleInput {
@@ -244,6 +247,7 @@ impl AlertRuleInput {
                 .map(|t| t.as_str().to_owned())
                 .collect()
         };
+        let channels = self.channels.unwrap_or_default().into_domain();
         let filter = self.filter.unwrap_or_default();
         let account_id = filter
             .account_id
@@ -274,6 +278,8 @@ impl AlertRuleInput {
             recipients,
             cooldown_minutes: self.cooldown_minutes,
             enabled: self.enabled,
+            channels: channels.channels,
+            slack: channels.slack,
         })
     }
 }
@@ -341,6 +347,9 @@ impl AlertRule {
     async fn cooldown_minutes(&self) -> i32 {
         self.0.row.cooldown_minutes
     }
+    async fn channels(&self) -> AlertChannels {
+        AlertChannels::of(&self.0)
+    }
     async fn enabled(&self) -> bool {
         self.0.row.enabled
     }
@@ -350,59 +359,6 @@ impl AlertRule {
     async fn updated_at(&self) -> DateTime<Utc> {
         self.0.row.updated_at
     }
-}
-
-/// Something a member was told in the app.
-pub struct Notification(entity::notifications::Model);
-
-#[Object]
-impl Notification {
-    async fn id(&self) -> ID {
-        ID(self.0.id.to_string())
-    }
-    /// ALERT: an alert rule fired.
-    async fn kind(&self) -> &str {
-        &self.0.kind
-    }
-    async fn title(&self) -> &str {
-        &self.0.title
-    }
-    async fn body(&self) -> &str {
-        &self.0.body
-    }
-    /// The rule, account, event and trigger details behind it.
-    async fn data(&self) -> Json<serde_json::Value> {
-        Json(self.0.data.clone())
-    }
-    /// The account it is about (null once deleted).
-    async fn account(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<Account>> {
-        Ok(load(ctx, self.0.account_id.map(AccountId))
-            .await?
-            .map(Account))
-    }
-    async fn rule_id(&self) -> Option<ID> {
-        self.0.rule_id.map(|r| ID(r.to_string()))
-    }
-    async fn read(&self) -> bool {
-        self.0.read_at.is_some()
-    }
-    async fn read_at(&self) -> Option<DateTime<Utc>> {
-        self.0.read_at
-    }
-    async fn created_at(&self) -> DateTime<Utc> {
-        self.0.created_at
-    }
-}
-
-/// A page of the member's notifications, newest first.
-#[derive(SimpleObject)]
-pub struct NotificationPage {
-    pub nodes: Vec<Notification>,
-    pub has_next_page: bool,
-    /// Pass as `after` for the next page.
-    pub end_cursor: Option<ID>,
-    /// All the member's unread notifications.
-    pub unread_count: u64,
 }
 
 #[derive(Default)]
@@ -416,36 +372,6 @@ impl AlertQuery {
             .await
             .gql()?;
         Ok(rows.into_iter().map(AlertRule).collect())
-    }
-
-    /// The signed-in member's notifications, newest first (only unread ones with `unread`).
-    async fn notifications(
-        &self,
-        ctx: &Context<'_>,
-        #[graphql(desc = "Page size, 1 to 100 (default 20).")] first: Option<i32>,
-        after: Option<ID>,
-        #[graphql(desc = "Only unread ones (default false).")] unread: Option<bool>,
-    ) -> async_graphql::Result<NotificationPage> {
-        let (first, unread) = (first.unwrap_or(20), unread.unwrap_or(false));
-        let actor = actor(ctx)?;
-        let after = after.as_ref().map(|a| input_id(a, "after")).transpose()?;
-        let db = db(ctx).await?;
-        let (rows, more) = domain::alerts::list(
-            &*db,
-            actor,
-            u64::try_from(first).unwrap_or(0),
-            after,
-            unread,
-        )
-        .await
-        .gql()?;
-        let unread_count = domain::alerts::unread_count(&*db, actor).await.gql()?;
-        Ok(NotificationPage {
-            end_cursor: rows.last().map(|r| ID(r.id.to_string())),
-            has_next_page: more,
-            nodes: rows.into_iter().map(Notification).collect(),
-            unread_count,
-        })
     }
 }
 
@@ -461,9 +387,12 @@ impl AlertMutation {
         input: AlertRuleInput,
     ) -> async_graphql::Result<AlertRule> {
         let input = input.into_domain()?;
-        let rule = domain::alerts::create_rule(&*db(ctx).await?, actor(ctx)?, &meta(ctx), input)
-            .await
-            .gql()?;
+        let st = state(ctx)?;
+        let out = outbound(st);
+        let rule =
+            domain::alerts::create_rule(&*db(ctx).await?, actor(ctx)?, &meta(ctx), &out, input)
+                .await
+                .gql()?;
         Ok(AlertRule(rule))
     }
 
@@ -476,10 +405,12 @@ impl AlertMutation {
     ) -> async_graphql::Result<AlertRule> {
         let id = parse_id(&id, "alert rule").gql()?;
         let input = input.into_domain()?;
-        let rule =
-            domain::alerts::update_rule(&*db(ctx).await?, actor(ctx)?, &meta(ctx), id, input)
-                .await
-                .gql()?;
+        let st = state(ctx)?;
+        let out = outbound(st);
+        let (db, actor) = (db(ctx).await?, actor(ctx)?);
+        let rule = domain::alerts::update_rule(&db, actor, &meta(ctx), &out, id, input)
+            .await
+            .gql()?;
         Ok(AlertRule(rule))
     }
 
@@ -490,24 +421,5 @@ impl AlertMutation {
             .await
             .gql()?;
         Ok(true)
-    }
-
-    /// Marks the signed-in member's notifications read: those of `ids`, or all of them.
-    /// Returns how many changed.
-    async fn mark_notifications_read(
-        &self,
-        ctx: &Context<'_>,
-        ids: Option<Vec<ID>>,
-    ) -> async_graphql::Result<u64> {
-        let ids = ids
-            .map(|ids| {
-                ids.iter()
-                    .map(|id| input_id(id, "ids"))
-                    .collect::<async_graphql::Result<Vec<Uuid>>>()
-            })
-            .transpose()?;
-        domain::alerts::mark_read(&*db(ctx).await?, actor(ctx)?, ids)
-            .await
-            .gql()
     }
 }

@@ -99,7 +99,7 @@ impl ScoreChange {
 /// The subscriber's organization's events of `types` from the log, live. The stream ends when
 /// the subscriber loses the right to it: every `SUBSCRIPTION_RECHECK_SECONDS` its session (or
 /// API key) and role are read again.
-async fn follow(
+pub(crate) async fn follow(
     ctx: &Context<'_>,
     types: Vec<String>,
     after: Option<i64>,

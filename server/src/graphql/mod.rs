@@ -23,6 +23,7 @@ pub mod jobs;
 pub mod limits;
 pub mod live;
 pub mod merges;
+pub mod notify;
 mod nul;
 pub mod signals;
 mod socket;
@@ -65,6 +66,7 @@ pub struct QueryRoot(
     signals::SignalQuery,
     insight::InsightQuery,
     insight::AlertQuery,
+    notify::NotifyQuery,
     merges::MergeQuery,
     integrations::IntegrationQuery,
 );
@@ -84,10 +86,15 @@ pub struct MutationRoot(
     integrations::IntegrationMutation,
     enrichment::EnrichmentMutation,
     insight::AlertMutation,
+    notify::NotifyMutation,
 );
 
 #[derive(MergedSubscription, Default)]
-pub struct SubscriptionRoot(system::SystemSubscription, live::LiveSubscription);
+pub struct SubscriptionRoot(
+    system::SystemSubscription,
+    live::LiveSubscription,
+    notify::NotifySubscription,
+);
 
 pub type AppSchema = Schema<QueryRoot, MutationRoot, SubscriptionRoot>;
 

@@ -14,6 +14,7 @@ pub mod oauth;
 mod segment;
 pub mod session_cookie;
 pub mod signals;
+pub mod unsubscribe;
 
 use std::time::{Duration, Instant};
 
@@ -74,6 +75,7 @@ pub fn router(state: AppState, api: Router<AppState>) -> Router {
             session_cookie::layer,
         )))
         .merge(signals::routes())
+        .merge(unsubscribe::routes())
         .merge(inbound::routes())
         .route(
             "/api/v1/integrations/{kind}/connect",

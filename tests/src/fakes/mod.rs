@@ -9,6 +9,8 @@ pub mod packages;
 pub mod posthog;
 pub mod reddit;
 pub mod salesforce;
+pub mod slack;
+pub mod smtp;
 pub mod stackexchange;
 pub mod support;
 pub mod twitter;

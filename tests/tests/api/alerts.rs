@@ -18,14 +18,14 @@ const CREATE: &str = "mutation($input: AlertRuleInput!) { createAlertRule(input:
 const NOTIFICATIONS: &str = "query($unread: Boolean, $first: Int, $after: ID) { notifications(unread: $unread, first: $first, after: $after) { unreadCount hasNextPage endCursor nodes { id kind title body data read account { domain } ruleId } } }";
 const INGEST: &str = "mutation($inputs: [SignalInput!]!) { ingestSignals(inputs: $inputs) { summary { succeeded } } }";
 
-async fn create_rule(app: &TestApp, s: &Session, input: Value) -> Value {
+pub(crate) async fn create_rule(app: &TestApp, s: &Session, input: Value) -> Value {
     let r = app
         .graphql_as(s.token(), CREATE, json!({"input": input}))
         .await;
     ok(&r)["createAlertRule"].clone()
 }
 
-async fn signal(app: &TestApp, s: &Session, domain: &str, who: &str, ty: &str) {
+pub(crate) async fn signal(app: &TestApp, s: &Session, domain: &str, who: &str, ty: &str) {
     let r = app
         .graphql_as(
             s.token(),
@@ -37,7 +37,7 @@ async fn signal(app: &TestApp, s: &Session, domain: &str, who: &str, ty: &str) {
     assert_eq!(ok(&r)["ingestSignals"]["summary"]["succeeded"], 1, "{r}");
 }
 
-async fn notifications(app: &TestApp, s: &Session) -> Value {
+pub(crate) async fn notifications(app: &TestApp, s: &Session) -> Value {
     let r = app
         .graphql_as(s.token(), NOTIFICATIONS, json!({"first": 100}))
         .await;
@@ -45,7 +45,7 @@ async fn notifications(app: &TestApp, s: &Session) -> Value {
 }
 
 /// Waits until every event so far was evaluated (the alert cursor reached the log's end).
-async fn evaluated(app: &TestApp) {
+pub(crate) async fn evaluated(app: &TestApp) {
     eventually(
         Duration::from_secs(20),
         "alerts to catch up with the log",

@@ -169,6 +169,7 @@ fn entity_for(operation: &str, name: &str) -> Option<&'static str> {
         "sourceId" | "source" => Some("source"),
         "integrationId" => Some("integration"),
         "mergeId" => Some("merge"),
+        "ruleId" => Some("alertRule"),
         "userId" | "ownerId" | "recipientIds" => Some("user"),
         "organizationId" => Some("organization"),
         "id" | "ids" | "after" => None,

@@ -39,6 +39,7 @@ mod limits;
 mod linkedin;
 mod live;
 mod merges;
+mod notify;
 mod nul_bytes;
 mod oauth;
 mod operations;

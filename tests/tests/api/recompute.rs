@@ -186,6 +186,7 @@ async fn a_recompute_resumes_after_a_crash_and_rescores_each_account_exactly_onc
         db: app.db.clone(),
         connectors: app.state.connectors.clone(),
         score_history_days: app.state.config.score_history_days,
+        notifier: app.state.notifier(),
     };
     jobs::registry::run_job(ctx, job).await.unwrap();
     let rc = read(&app, &s, &id.to_string()).await;

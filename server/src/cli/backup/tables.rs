@@ -98,6 +98,8 @@ backed_up!(
     alert_rules,
     alert_cooldowns,
     notifications,
+    alert_deliveries,
+    notification_preferences,
     scoring_configs,
     rescore_requests,
     score_recomputes,
