@@ -114,12 +114,7 @@ fn error_detail(body: &str) -> String {
 }
 
 /// Sends one Messages API request.
-pub async fn ask(
-    rt: &Runtime,
-    key: &str,
-    owner: KeyOwner,
-    prompt: &str,
-) -> domain::Result<Answer> {
+pub async fn ask(rt: &Runtime, key: &str, owner: KeyOwner, prompt: &str) -> domain::Result<Answer> {
     let s = rt.settings();
     let url = format!("{}/v1/messages", s.anthropic_api_url.trim_end_matches('/'));
     let body = json!({

@@ -129,10 +129,14 @@ mod tests {
     use serde_json::json;
 
     fn known() -> HashSet<String> {
-        ["fact:name", "fact:score", "0190f1c2-0000-7000-8000-000000000001"]
-            .iter()
-            .map(|s| (*s).to_owned())
-            .collect()
+        [
+            "fact:name",
+            "fact:score",
+            "0190f1c2-0000-7000-8000-000000000001",
+        ]
+        .iter()
+        .map(|s| (*s).to_owned())
+        .collect()
     }
 
     #[test]
@@ -163,7 +167,13 @@ mod tests {
 
     #[test]
     fn an_answer_that_is_not_json_is_unreadable() {
-        assert_eq!(check_answer("I cannot help.", &known(), &HashSet::new()), None);
-        assert_eq!(check_answer("{\"statements\": 3}", &known(), &HashSet::new()), None);
+        assert_eq!(
+            check_answer("I cannot help.", &known(), &HashSet::new()),
+            None
+        );
+        assert_eq!(
+            check_answer("{\"statements\": 3}", &known(), &HashSet::new()),
+            None
+        );
     }
 }

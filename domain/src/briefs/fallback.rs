@@ -46,7 +46,10 @@ pub fn build(ctx: &BriefContext) -> Draft {
     if by_type.is_empty() {
         statements.push(statement(
             "summary",
-            format!("No signals in the last {} days.", super::context::WINDOW_DAYS),
+            format!(
+                "No signals in the last {} days.",
+                super::context::WINDOW_DAYS
+            ),
             vec!["fact:activity".into()],
         ));
     } else {
@@ -137,8 +140,16 @@ pub fn build(ctx: &BriefContext) -> Draft {
         let mut names = Vec::new();
         for (id, signals) in &top {
             let c = people[id];
-            let title = c.title.as_deref().map(|t| format!(" ({t})")).unwrap_or_default();
-            names.push(format!("{}{title}, {} signals", contact_name(c), signals.len()));
+            let title = c
+                .title
+                .as_deref()
+                .map(|t| format!(" ({t})"))
+                .unwrap_or_default();
+            names.push(format!(
+                "{}{title}, {} signals",
+                contact_name(c),
+                signals.len()
+            ));
             cites.push(contact_fact(*id));
             cites.extend(signals.iter().take(2).map(Uuid::to_string));
         }

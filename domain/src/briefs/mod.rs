@@ -27,8 +27,8 @@ use uuid::Uuid;
 pub use citations::check_answer;
 pub use context::{BriefContext, load_context};
 pub use store::{
-    KeyInfo, NewBrief, Usage, clear_key, key_info, latest, latest_one, month_of,
-    organization_key, record_tokens, release, reserve, save, set_key, usage,
+    KeyInfo, NewBrief, Usage, clear_key, key_info, latest, latest_one, month_of, organization_key,
+    record_tokens, release, reserve, save, set_key, usage,
 };
 
 /// Changes whenever the prompt or the answer's shape changes, so stored briefs go stale.

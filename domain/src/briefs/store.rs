@@ -209,7 +209,10 @@ pub async fn record_tokens(
     ensure_month(db, organization_id, month, now).await?;
     ai_usage::Entity::update_many()
         .col_expr(U::InputTokens, Expr::col(U::InputTokens).add(input_tokens))
-        .col_expr(U::OutputTokens, Expr::col(U::OutputTokens).add(output_tokens))
+        .col_expr(
+            U::OutputTokens,
+            Expr::col(U::OutputTokens).add(output_tokens),
+        )
         .col_expr(U::UpdatedAt, Expr::value(now))
         .filter(U::OrganizationId.eq(organization_id))
         .filter(U::Month.eq(month))
@@ -328,11 +331,7 @@ pub async fn set_key(
 }
 
 /// Removes the organization's own key (briefs then use the server's, if any).
-pub async fn clear_key(
-    db: &DatabaseConnection,
-    actor: &Actor,
-    meta: &Meta,
-) -> Result<KeyInfo> {
+pub async fn clear_key(db: &DatabaseConnection, actor: &Actor, meta: &Meta) -> Result<KeyInfo> {
     actor.require_role(Role::Admin)?;
     actor.require_scope("admin")?;
     let txn = crate::db::begin(db).await?;

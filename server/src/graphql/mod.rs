@@ -12,6 +12,7 @@
 //! request's slots per statement, see [`crm::loaders`]).
 
 mod after_commit;
+pub mod briefs;
 pub mod common;
 pub mod crm;
 pub mod enrichment;
@@ -67,6 +68,7 @@ pub struct QueryRoot(
     insight::AlertQuery,
     merges::MergeQuery,
     integrations::IntegrationQuery,
+    briefs::BriefQuery,
 );
 
 #[derive(MergedObject, Default)]
@@ -84,6 +86,7 @@ pub struct MutationRoot(
     integrations::IntegrationMutation,
     enrichment::EnrichmentMutation,
     insight::AlertMutation,
+    briefs::BriefMutation,
 );
 
 #[derive(MergedSubscription, Default)]
