@@ -7,7 +7,9 @@
 
 use devsignal_tests::connectors::ok;
 use devsignal_tests::fakes::anthropic::{FakeAnthropic, Reply};
-use devsignal_tests::{Session, TestApp, assert_code, spawn_app_with};
+use std::time::Duration;
+
+use devsignal_tests::{Session, TestApp, assert_code, eventually, spawn_app_with};
 use serde_json::{Value, json};
 
 const SERVER_KEY: &str = "sk-ant-server-0123456789abcdef";
@@ -54,7 +56,26 @@ async fn account_with_signals(
             .await,
         );
     }
+    if signals > 0 {
+        scored(app, s, &account, signals).await;
+    }
     (account, contact, ids)
+}
+
+/// Waits until the account's score counts `signals` signals (scores are computed off the
+/// request path, and a brief's inputs include the score).
+async fn scored(app: &TestApp, s: &Session, account: &str, signals: usize) {
+    eventually(Duration::from_secs(20), "the account's score", || async {
+        let r = app
+            .graphql_as(
+                s.token(),
+                "query($id: ID!) { account(id: $id) { score { signalCount } } }",
+                json!({"id": account}),
+            )
+            .await;
+        (r["data"]["account"]["score"]["signalCount"] == signals).then_some(())
+    })
+    .await
 }
 
 async fn ingest(app: &TestApp, s: &Session, account: &str, contact: &str, kind: &str) -> String {
@@ -223,6 +244,7 @@ async fn an_unchanged_account_is_served_from_the_cache_and_a_new_signal_regenera
 
     // A new signal changes the inputs: the stored brief is stale and the next one is asked for.
     let new = ingest(&app, &a, &account, &contact, "page_view").await;
+    scored(&app, &a, &account, 3).await;
     let r = app
         .graphql_as(a.token(), BRIEF, json!({"id": account}))
         .await;
