@@ -251,60 +251,105 @@ pub async fn generate_brief(
         });
     };
     let month = briefs::month_of(now);
-    let org = actor.organization_id;
-    briefs::reserve(db, org, &month, rt.settings().ai_briefs_per_month, now).await?;
-    let answer = match ask(rt, &key, owner, &ctx.prompt()).await {
-        Ok(a) => a,
-        Err(e) => {
-            if let Err(release) = briefs::release(db, org, &month).await {
-                tracing::error!(error = ?release, "giving back a brief's budget slot failed");
-            }
-            return Err(e);
-        }
-    };
-    let people: HashSet<Uuid> = ctx.contacts.iter().map(|c| c.id).collect();
-    let checked = briefs::check_answer(&answer.text, &ctx.ids(), &people);
-    let (source, reason, draft) = match checked {
-        Some(d) if !d.statements.is_empty() => (source::MODEL, None, d),
-        Some(d) => {
-            let mut fallback = briefs::fallback::build(&ctx);
-            fallback.dropped = d.dropped;
-            (
-                source::FALLBACK,
-                Some(fallback_reason::NOTHING_CHECKED),
-                fallback,
-            )
-        }
-        None => (
-            source::FALLBACK,
-            Some(fallback_reason::UNREADABLE),
-            briefs::fallback::build(&ctx),
-        ),
-    };
-    let txn = domain::db::begin(db).await?;
-    briefs::record_tokens(
-        &txn,
-        org,
+    briefs::reserve(
+        db,
+        actor.organization_id,
         &month,
-        answer.input_tokens,
-        answer.output_tokens,
+        rt.settings().ai_briefs_per_month,
         now,
     )
     .await?;
-    let brief = NewBrief {
+    // From here on the work runs in its own task: a request that gives up (the GraphQL
+    // deadline, a client hanging up) does not leave the budget slot taken without a brief —
+    // the call finishes and is stored (or its slot given back) regardless.
+    let call = Call {
+        rt: rt.clone(),
+        db: db.clone(),
+        actor: actor.clone(),
         account_id,
         input_hash,
-        source,
-        fallback_reason: reason,
-        model: Some(&model),
-        draft,
-        input_tokens: answer.input_tokens,
-        output_tokens: answer.output_tokens,
+        key,
+        owner,
+        model,
+        month,
+        now,
     };
-    let stored = briefs::save(&txn, actor, brief, now).await?;
-    txn.commit().await?;
+    let stored = tokio::spawn(call.run(ctx))
+        .await
+        .map_err(|e| Error::Internal(format!("the brief's task failed: {e}")))??;
     Ok(Generated {
         brief: stored,
         cached: false,
     })
+}
+
+/// A model call for one brief, after its budget slot was taken.
+struct Call {
+    rt: Runtime,
+    db: DatabaseConnection,
+    actor: Actor,
+    account_id: Uuid,
+    input_hash: String,
+    key: String,
+    owner: KeyOwner,
+    model: String,
+    month: String,
+    now: chrono::DateTime<Utc>,
+}
+
+impl Call {
+    async fn run(self, ctx: briefs::BriefContext) -> domain::Result<account_briefs::Model> {
+        let org = self.actor.organization_id;
+        let answer = match ask(&self.rt, &self.key, self.owner, &ctx.prompt()).await {
+            Ok(a) => a,
+            Err(e) => {
+                if let Err(release) = briefs::release(&self.db, org, &self.month).await {
+                    tracing::error!(error = ?release, "giving back a brief's budget slot failed");
+                }
+                return Err(e);
+            }
+        };
+        let people: HashSet<Uuid> = ctx.contacts.iter().map(|c| c.id).collect();
+        let checked = briefs::check_answer(&answer.text, &ctx.ids(), &people);
+        let (source, reason, draft) = match checked {
+            Some(d) if !d.statements.is_empty() => (source::MODEL, None, d),
+            Some(d) => {
+                let mut fallback = briefs::fallback::build(&ctx);
+                fallback.dropped = d.dropped;
+                (
+                    source::FALLBACK,
+                    Some(fallback_reason::NOTHING_CHECKED),
+                    fallback,
+                )
+            }
+            None => (
+                source::FALLBACK,
+                Some(fallback_reason::UNREADABLE),
+                briefs::fallback::build(&ctx),
+            ),
+        };
+        let txn = domain::db::begin(&self.db).await?;
+        briefs::record_tokens(
+            &txn,
+            org,
+            &self.month,
+            answer.input_tokens,
+            answer.output_tokens,
+            self.now,
+        )
+        .await?;
+        let brief = NewBrief {
+            account_id: self.account_id,
+            input_hash: self.input_hash,
+            source,
+            fallback_reason: reason,
+            model: Some(&self.model),
+            draft,
+            input_tokens: answer.input_tokens,
+            output_tokens: answer.output_tokens,
+        };
+        let stored = briefs::save(&txn, &self.actor, brief, self.now).await?;
+        txn.commit().await?;
+        Ok(stored)
+    }
 }
