@@ -21,6 +21,7 @@
 //! [`reddit`]; and [`clearbit`], which is not a signal source but enriches accounts and
 //! contacts.
 
+pub mod anthropic;
 pub mod clearbit;
 pub mod crm;
 pub mod discord;
@@ -121,6 +122,14 @@ pub struct Settings {
     /// `CLEARBIT_API_KEY`: enrichment for every organization (an organization's CLEARBIT
     /// integration's key takes precedence).
     pub clearbit_api_key: Option<secrecy::SecretString>,
+    /// Anthropic's Messages API (`https://api.anthropic.com`; requests go to `/v1/messages`).
+    pub anthropic_api_url: String,
+    /// `ANTHROPIC_API_KEY`: AI briefs for every organization without a key of its own.
+    pub anthropic_api_key: Option<secrecy::SecretString>,
+    /// `ANTHROPIC_MODEL`.
+    pub anthropic_model: String,
+    /// `AI_BRIEFS_PER_MONTH`: briefs an organization may have a model write per calendar month.
+    pub ai_briefs_per_month: u64,
     /// One request's bound.
     pub timeout: Duration,
     /// The wait before the first retry of a 5xx, timeout or connection error (then doubling).
@@ -157,6 +166,10 @@ impl Default for Settings {
             clearbit_company_url: "https://company.clearbit.com".into(),
             clearbit_person_url: "https://person.clearbit.com".into(),
             clearbit_api_key: None,
+            anthropic_api_url: anthropic::DEFAULT_API_URL.into(),
+            anthropic_api_key: None,
+            anthropic_model: anthropic::DEFAULT_MODEL.into(),
+            ai_briefs_per_month: anthropic::DEFAULT_BRIEFS_PER_MONTH,
             timeout: Duration::from_secs(30),
             retry_base: Duration::from_millis(500),
             max_attempts: 4,

@@ -37,6 +37,15 @@ pub enum Error {
     RateLimited { retry_after_secs: u64 },
     #[error("{0}")]
     PlanLimit(String),
+    /// A counted plan limit is used up: `limit` names it (`aiBriefsPerMonth`), `allowed` is the
+    /// plan's value and `used` what was used. Sent as `PLAN_LIMIT` with these as extensions.
+    #[error("the {plan} plan allows {allowed} ({limit}); {used} used")]
+    Quota {
+        limit: &'static str,
+        allowed: u64,
+        used: u64,
+        plan: String,
+    },
     /// An outside service the request depends on failed or refused (the message says which
     /// and what to do).
     #[error("{0}")]
@@ -242,7 +251,7 @@ impl Error {
             Error::Unauthenticated(_) => Code::Unauthenticated,
             Error::Forbidden(_) => Code::Forbidden,
             Error::RateLimited { .. } => Code::RateLimited,
-            Error::PlanLimit(_) => Code::PlanLimit,
+            Error::PlanLimit(_) | Error::Quota { .. } => Code::PlanLimit,
             Error::Upstream(_) => Code::UpstreamError,
             Error::Database(e) if db_unavailable(e) => Code::Unavailable,
             Error::Database(_) | Error::Internal(_) => Code::Internal,

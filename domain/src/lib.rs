@@ -12,6 +12,7 @@
 //! - [`webhooks`]: outbound endpoints, dispatch from the event log, deliveries;
 //! - [`events`]: the event log every consumer reads;
 //! - [`queue`]: the durable job queue's storage.
+//! - [`briefs`]: AI account briefs with checked citations, their cache, AI use and budget.
 //! - [`paging`]: the one paging scheme and cursor codec every list uses.
 //!
 //! Shared ground: [`actor`] (who acts), [`error`] (stable codes), [`db`] (connections,
@@ -21,6 +22,7 @@
 pub mod actor;
 pub mod alerts;
 pub mod audit;
+pub mod briefs;
 pub mod crm;
 pub mod db;
 pub mod enrichment;

@@ -1,8 +1,11 @@
 //! sea-orm entities: the shape of each table, data only. No business rules live here, and no
 //! entity derives GraphQL types (`server` wraps them, so a column never leaks by accident).
 
+pub mod account_briefs;
 pub mod account_scores;
 pub mod activities;
+pub mod ai_settings;
+pub mod ai_usage;
 pub mod alert_cooldowns;
 pub mod alert_deliveries;
 pub mod alert_rules;

@@ -25,6 +25,7 @@ mod m20261203_000019_score_recomputes;
 mod m20261203_000020_scoring_presets;
 mod m20261203_000021_alerts;
 mod m20261203_000022_alert_channels;
+mod m20261203_000023_briefs;
 
 pub struct Migrator;
 
@@ -52,6 +53,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261203_000020_scoring_presets::Migration),
             Box::new(m20261203_000021_alerts::Migration),
             Box::new(m20261203_000022_alert_channels::Migration),
+            Box::new(m20261203_000023_briefs::Migration),
         ]
     }
 }

@@ -14,7 +14,7 @@ use std::fmt::Write as _;
 
 use anyhow::Context as _;
 use clap::Subcommand;
-use entity::{integration_cursors, integrations, signal_sources, webhook_endpoints};
+use entity::{ai_settings, integration_cursors, integrations, signal_sources, webhook_endpoints};
 use sea_orm::sea_query::Expr;
 use sea_orm::{ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
 use serde_json::Value;
@@ -166,6 +166,7 @@ async fn sweep(
         "integrations.webhook_secret"
     );
     column!(signal_sources, SecretCiphertext, "signal_sources.secret");
+    column!(ai_settings, ApiKeyCiphertext, "ai_settings.api_key");
     out.push(
         sweep_cursors(db, cipher, write)
             .await

@@ -99,8 +99,6 @@ pub struct Config {
     /// Where the outside APIs of connectors are: `GITHUB_API_URL`, `NPM_DOWNLOADS_API_URL`,
     /// `NPM_REGISTRY_URL`, `PYPISTATS_API_URL`, `PYPI_URL` (the public services by default).
     pub connectors: connectors::Settings,
-    pub anthropic_api_key: Option<SecretString>,
-    pub anthropic_model: String,
     pub stripe_secret_key: Option<SecretString>,
     pub stripe_webhook_secret: Option<SecretString>,
     pub resend_api_key: Option<SecretString>,
@@ -290,7 +288,6 @@ fn graphql_limits(r: &mut Reader<'_>) -> GraphqlLimits {
     }
 }
 
-pub const DEFAULT_ANTHROPIC_MODEL: &str = "claude-sonnet-4-5-20250929";
 /// Minimum length of a JWT secret in production.
 pub const MIN_JWT_SECRET_BYTES: usize = 64;
 
@@ -542,6 +539,7 @@ impl Config {
                 ("SALESFORCE_LOGIN_URL", &mut c.salesforce_login_url),
                 ("CLEARBIT_COMPANY_URL", &mut c.clearbit_company_url),
                 ("CLEARBIT_PERSON_URL", &mut c.clearbit_person_url),
+                ("ANTHROPIC_API_URL", &mut c.anthropic_api_url),
             ] {
                 if let Some(v) = r.get(var) {
                     match url::Url::parse(&v) {
@@ -578,18 +576,26 @@ impl Config {
                 }
             }
             c.clearbit_api_key = r.secret("CLEARBIT_API_KEY");
+            c.anthropic_api_key = r.secret("ANTHROPIC_API_KEY");
+            if let Some(model) = r.get("ANTHROPIC_MODEL") {
+                c.anthropic_model = model;
+            }
+            c.ai_briefs_per_month = r.parse(
+                "AI_BRIEFS_PER_MONTH",
+                c.ai_briefs_per_month,
+                "a whole number of briefs",
+            );
             c.run_lease = r.duration("CONNECTOR_RUN_LEASE_SECONDS", c.run_lease);
             c.max_inline_wait = r.duration("CONNECTOR_MAX_INLINE_WAIT_SECONDS", c.max_inline_wait);
             c
         };
 
-        let anthropic_api_key = r.secret("ANTHROPIC_API_KEY");
         let stripe_secret_key = r.secret("STRIPE_SECRET_KEY");
         let stripe_webhook_secret = r.secret("STRIPE_WEBHOOK_SECRET");
         let resend_api_key = r.secret("RESEND_API_KEY");
         let smtp_url = r.secret("SMTP_URL");
-        // The AI and billing keys are asked for by the features that use them, when those are
-        // enabled; no feature of this build does yet, so production does not demand them.
+        // Billing keys are asked for by billing, once it is built, so production does not demand
+        // them; AI briefs work without ANTHROPIC_API_KEY (the deterministic brief).
         if stripe_secret_key.is_some() != stripe_webhook_secret.is_some() {
             r.problem(
                 if stripe_secret_key.is_some() {
@@ -673,10 +679,6 @@ impl Config {
             frontend_url,
             api_url,
             connectors,
-            anthropic_api_key,
-            anthropic_model: r
-                .get("ANTHROPIC_MODEL")
-                .unwrap_or_else(|| DEFAULT_ANTHROPIC_MODEL.into()),
             stripe_secret_key,
             stripe_webhook_secret,
             resend_api_key,

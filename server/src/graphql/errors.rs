@@ -35,8 +35,23 @@ pub fn gql_error(err: domain::Error) -> async_graphql::Error {
         _ => Vec::new(),
     };
     let retry = err.retry_after_secs();
+    let quota = match &err {
+        domain::Error::Quota {
+            limit,
+            allowed,
+            used,
+            plan,
+        } => Some((*limit, *allowed, *used, plan.clone())),
+        _ => None,
+    };
     async_graphql::Error::new(err.public_message()).extend_with(|_, ext| {
         ext.set("code", code);
+        if let Some((limit, allowed, used, plan)) = &quota {
+            ext.set("limit", *limit);
+            ext.set("allowed", *allowed);
+            ext.set("current", *used);
+            ext.set("plan", plan.as_str());
+        }
         if !fields.is_empty() {
             ext.set("fields", Value::List(fields.clone()));
         }

@@ -12,6 +12,7 @@
 //! request's slots per statement, see [`crm::loaders`]).
 
 mod after_commit;
+pub mod briefs;
 pub mod common;
 pub mod crm;
 pub mod enrichment;
@@ -69,6 +70,7 @@ pub struct QueryRoot(
     notify::NotifyQuery,
     merges::MergeQuery,
     integrations::IntegrationQuery,
+    briefs::BriefQuery,
 );
 
 #[derive(MergedObject, Default)]
@@ -87,6 +89,7 @@ pub struct MutationRoot(
     enrichment::EnrichmentMutation,
     insight::AlertMutation,
     notify::NotifyMutation,
+    briefs::BriefMutation,
 );
 
 #[derive(MergedSubscription, Default)]

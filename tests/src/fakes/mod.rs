@@ -1,6 +1,7 @@
 //! Local fake servers of outside APIs, answering like the real ones (headers, paging, 304,
 //! rate limits, errors), for connector tests and benches. Each starts on 127.0.0.1:0.
 
+pub mod anthropic;
 pub mod clearbit;
 pub mod discord;
 pub mod github;

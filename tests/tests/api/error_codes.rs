@@ -49,6 +49,12 @@ fn every_error_and_status_maps_to_a_listed_code() {
             retry_after_secs: 1,
         },
         domain::Error::PlanLimit("m".into()),
+        domain::Error::Quota {
+            limit: "aiBriefsPerMonth",
+            allowed: 1,
+            used: 1,
+            plan: "default".into(),
+        },
         domain::Error::Upstream("m".into()),
         domain::Error::Database(sea_orm::DbErr::Custom("x".into())),
         domain::Error::Internal("x".into()),

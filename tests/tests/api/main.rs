@@ -7,6 +7,7 @@ mod api_keys;
 mod audit;
 mod auth;
 mod backup;
+mod briefs;
 mod browser_sessions;
 mod cli;
 mod crm_accounts;

@@ -110,6 +110,9 @@ backed_up!(
     external_ids,
     enrichment_cache,
     enrichments,
+    account_briefs,
+    ai_usage,
+    ai_settings,
 );
 
 fn columns<E: EntityTrait>() -> anyhow::Result<Vec<Column>> {

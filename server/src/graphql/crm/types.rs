@@ -166,6 +166,14 @@ impl Account {
     ) -> async_graphql::Result<Option<crate::graphql::enrichment::Enrichment>> {
         crate::graphql::enrichment::enrichment_of(ctx, self.0.id).await
     }
+    /// The account's latest AI brief with next-best actions (null until `generateAccountBrief`);
+    /// never asks a model. Needs `accounts:read`, `contacts:read` and `signals:read`.
+    async fn brief(
+        &self,
+        ctx: &Context<'_>,
+    ) -> async_graphql::Result<Option<crate::graphql::briefs::AccountBrief>> {
+        crate::graphql::briefs::brief_of(ctx, self.0.id).await
+    }
     /// The account's PQA score, once computed.
     async fn score(
         &self,
