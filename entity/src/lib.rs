@@ -5,6 +5,8 @@ pub mod account_scores;
 pub mod activities;
 pub mod alert_cooldowns;
 pub mod alert_rules;
+pub mod anomalies;
+pub mod anomaly_cooldowns;
 pub mod api_keys;
 pub mod audit_logs;
 pub mod auth_tokens;

@@ -24,6 +24,7 @@ mod m20261203_000018_score_history;
 mod m20261203_000019_score_recomputes;
 mod m20261203_000020_scoring_presets;
 mod m20261203_000021_alerts;
+mod m20261203_000024_anomalies;
 
 pub struct Migrator;
 
@@ -50,6 +51,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261203_000019_score_recomputes::Migration),
             Box::new(m20261203_000020_scoring_presets::Migration),
             Box::new(m20261203_000021_alerts::Migration),
+            Box::new(m20261203_000024_anomalies::Migration),
         ]
     }
 }

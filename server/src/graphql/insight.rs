@@ -9,6 +9,7 @@ use chrono::{DateTime, NaiveDate, Utc};
 use entity::score_snapshots;
 use uuid::Uuid;
 
+use crate::graphql::anomalies::{AnomalyKind, AnomalySeverity};
 use crate::graphql::common::{db, input_id, meta, parse_id};
 use crate::graphql::crm::loaders::{AccountId, CrmLoader, CrmLoaders};
 use crate::graphql::crm::types::{Account, load};
@@ -166,6 +167,9 @@ pub enum AlertTrigger {
     /// The signals of the last `withinDays` days (default 7) fell at least `percent` % below
     /// the `withinDays` days before, which held at least 3 (checked every 5 minutes).
     EngagementDrop,
+    /// A signal anomaly was detected (of `anomalyKinds`, both when empty; at least
+    /// `minSeverity`, any when absent).
+    Anomaly,
 }
 
 impl From<AlertTrigger> for domain::alerts::Trigger {
@@ -179,6 +183,7 @@ impl From<AlertTrigger> for domain::alerts::Trigger {
             AlertTrigger::NewSignal => T::NewSignal,
             AlertTrigger::AccountInactive => T::AccountInactive,
             AlertTrigger::EngagementDrop => T::EngagementDrop,
+            AlertTrigger::Anomaly => T::Anomaly,
         }
     }
 }
@@ -194,6 +199,7 @@ impl From<domain::alerts::Trigger> for AlertTrigger {
             T::NewSignal => AlertTrigger::NewSignal,
             T::AccountInactive => AlertTrigger::AccountInactive,
             T::EngagementDrop => AlertTrigger::EngagementDrop,
+            T::Anomaly => AlertTrigger::Anomaly,
         }
     }
 }
@@ -234,6 +240,10 @@ pub struct AlertRuleInput {
     pub cooldown_minutes: i32,
     #[graphql(default = true)]
     pub enabled: bool,
+    /// ANOMALY: the kinds that fire it (both when empty).
+    pub anomaly_kinds: Option<Vec<AnomalyKind>>,
+    /// ANOMALY: the least severity that fires it (any when absent).
+    pub min_severity: Option<AnomalySeverity>,
 }
 
 impl AlertRuleInput {
@@ -265,6 +275,15 @@ impl AlertRuleInput {
                 within_days: self.within_days,
                 signal_types: self.signal_types.unwrap_or_default(),
                 to_tiers: tiers(self.to_tiers),
+                anomaly_kinds: self
+                    .anomaly_kinds
+                    .unwrap_or_default()
+                    .into_iter()
+                    .map(|k| domain::anomalies::Kind::from(k).as_str().to_owned())
+                    .collect(),
+                min_severity: self
+                    .min_severity
+                    .map(|s| domain::anomalies::Severity::from(s).as_str().to_owned()),
             },
             filter: domain::alerts::Filter {
                 tiers: tiers(filter.tiers),
@@ -321,6 +340,25 @@ impl AlertRule {
             .iter()
             .filter_map(|t| Tier::parse(t))
             .collect()
+    }
+    /// ANOMALY: the kinds that fire it (both when empty).
+    async fn anomaly_kinds(&self) -> Vec<AnomalyKind> {
+        self.0
+            .params
+            .anomaly_kinds
+            .iter()
+            .filter_map(|k| domain::anomalies::Kind::parse(k))
+            .map(AnomalyKind::from)
+            .collect()
+    }
+    /// ANOMALY: the least severity that fires it (null: any).
+    async fn min_severity(&self) -> Option<AnomalySeverity> {
+        self.0
+            .params
+            .min_severity
+            .as_deref()
+            .and_then(domain::anomalies::Severity::parse)
+            .map(AnomalySeverity::from)
     }
     async fn filter(&self) -> AlertFilter {
         let f = &self.0.filter;

@@ -12,6 +12,7 @@
 //! request's slots per statement, see [`crm::loaders`]).
 
 mod after_commit;
+pub mod anomalies;
 pub mod common;
 pub mod crm;
 pub mod enrichment;
@@ -65,6 +66,7 @@ pub struct QueryRoot(
     signals::SignalQuery,
     insight::InsightQuery,
     insight::AlertQuery,
+    anomalies::AnomalyQuery,
     merges::MergeQuery,
     integrations::IntegrationQuery,
 );
@@ -84,6 +86,7 @@ pub struct MutationRoot(
     integrations::IntegrationMutation,
     enrichment::EnrichmentMutation,
     insight::AlertMutation,
+    anomalies::AnomalyMutation,
 );
 
 #[derive(MergedSubscription, Default)]
