@@ -9,6 +9,7 @@
 //! - [`signals`]: ingest (validate, resolve, write), identifier normalisation, signal sources,
 //!   contact merges;
 //! - [`scoring`]: the PQA model, its configuration, stored scores and rescoring;
+//! - [`anomalies`]: daily signal counts far outside an account's baseline (spikes, drops);
 //! - [`webhooks`]: outbound endpoints, dispatch from the event log, deliveries;
 //! - [`events`]: the event log every consumer reads;
 //! - [`queue`]: the durable job queue's storage.
@@ -21,6 +22,7 @@
 
 pub mod actor;
 pub mod alerts;
+pub mod anomalies;
 pub mod audit;
 pub mod briefs;
 pub mod crm;

@@ -9,6 +9,8 @@ pub mod ai_usage;
 pub mod alert_cooldowns;
 pub mod alert_deliveries;
 pub mod alert_rules;
+pub mod anomalies;
+pub mod anomaly_cooldowns;
 pub mod api_keys;
 pub mod audit_logs;
 pub mod auth_tokens;

@@ -79,8 +79,8 @@ pub static JOBS: &[JobDef] = &[
     job!(SEND_WEEKLY_DIGEST, nothing::digest),
     job!(DEMO_CLEANUP_SCHEDULER, demo_cleanup),
     job!(ALERT_CHECK_SCHEDULER, alert_check),
-    job!(ANOMALY_DETECTION_SCHEDULER, nothing::anomalies),
-    job!(DETECT_ANOMALIES, nothing::anomalies),
+    job!(ANOMALY_DETECTION_SCHEDULER, fan_out::anomalies),
+    job!(DETECT_ANOMALIES, detect_anomalies),
     job!(DELIVER_WEBHOOK, deliver_webhook),
     job!(DELIVER_NOTIFICATION, crate::notify::deliver),
     job!(COMPUTE_SCORE, compute_score),
@@ -255,7 +255,6 @@ mod nothing {
 
     nothing! {
         digest => "weekly digests are not built yet",
-        anomalies => "anomaly detection is not built yet",
     }
 }
 
@@ -299,6 +298,10 @@ mod fan_out {
     pub async fn score_snapshot(ctx: Context, _job: jobs::Model) -> anyhow::Result<()> {
         to_orgs(&ctx, "capture-score-snapshot", true).await
     }
+
+    pub async fn anomalies(ctx: Context, _job: jobs::Model) -> anyhow::Result<()> {
+        to_orgs(&ctx, defs::DETECT_ANOMALIES.name, false).await
+    }
 }
 
 /// Nightly for one organization: recomputes every scored account (scores decay with time even
@@ -335,6 +338,20 @@ async fn score_snapshot(ctx: Context, job: jobs::Model) -> anyhow::Result<()> {
 async fn alert_check(ctx: Context, _job: jobs::Model) -> anyhow::Result<()> {
     let fired = domain::alerts::check_timed(&ctx.db, Utc::now()).await?;
     tracing::info!(fired, "Time-based alert rules checked");
+    Ok(())
+}
+
+/// Hourly for one organization: its accounts' signals today against their 30-day baseline;
+/// records each new spike or drop (24-hour cooldown per account and kind) with its
+/// `anomaly.detected` event.
+async fn detect_anomalies(ctx: Context, job: jobs::Model) -> anyhow::Result<()> {
+    let org = org_of(&job)?;
+    let found = domain::anomalies::detect(&ctx.db, org, Utc::now()).await?;
+    if found.is_empty() {
+        tracing::info!(organizationId = %org, "Nothing to do: no new anomaly");
+    } else {
+        tracing::info!(organizationId = %org, anomalies = found.len(), "Anomalies detected");
+    }
     Ok(())
 }
 

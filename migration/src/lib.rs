@@ -26,6 +26,7 @@ mod m20261203_000020_scoring_presets;
 mod m20261203_000021_alerts;
 mod m20261203_000022_alert_channels;
 mod m20261203_000023_briefs;
+mod m20261203_000024_anomalies;
 
 pub struct Migrator;
 
@@ -54,6 +55,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261203_000021_alerts::Migration),
             Box::new(m20261203_000022_alert_channels::Migration),
             Box::new(m20261203_000023_briefs::Migration),
+            Box::new(m20261203_000024_anomalies::Migration),
         ]
     }
 }

@@ -114,6 +114,7 @@ pub async fn evaluate(txn: &DatabaseTransaction, limit: u64) -> Result<(usize, u
         EventType::ScoreChanged.as_str(),
         EventType::TierChanged.as_str(),
         EventType::SignalCreated.as_str(),
+        EventType::AnomalyDetected.as_str(),
     ];
     let relevant: Vec<&event_rows::Model> = batch
         .iter()
@@ -334,6 +335,7 @@ async fn fire(
                         )
                     })
                 }
+                (Trigger::Anomaly, "anomaly.detected") => anomaly_hit(rule, p, name),
                 _ => None,
             };
             if let Some((title, data)) = hit {
@@ -352,6 +354,35 @@ async fn fire(
     let fired = cooled(txn, candidates).await?;
     record(txn, &fired, now).await?;
     Ok(fired.len())
+}
+
+/// An ANOMALY rule's verdict on an `anomaly.detected` payload: its kind is one the rule names
+/// (any when none) and its severity at least the rule's minimum.
+fn anomaly_hit(rule: &Rule, p: &Value, name: &str) -> Option<(String, Value)> {
+    use crate::anomalies::{Kind, Severity};
+    let kind = Kind::parse(text(p, "kind")?)?;
+    let severity = Severity::parse(text(p, "severity")?)?;
+    let kinds = &rule.params.anomaly_kinds;
+    let least = rule
+        .params
+        .min_severity
+        .as_deref()
+        .and_then(Severity::parse);
+    let wanted = (kinds.is_empty() || kinds.iter().any(|k| k == kind.as_str()))
+        && least.is_none_or(|l| severity >= l);
+    wanted.then(|| {
+        let what = match kind {
+            Kind::Spike => "spike",
+            Kind::Drop => "drop",
+        };
+        (
+            format!("Signal {what} detected for {name}"),
+            json!({"anomalyId": p.get("id"), "kind": kind.as_str(), "severity": severity.as_str(),
+                   "day": p.get("day"), "todayCount": p.get("todayCount"), "mean": p.get("mean"),
+                   "stddev": p.get("stddev"), "zScore": p.get("zScore"),
+                   "expectedMin": p.get("expectedMin"), "expectedMax": p.get("expectedMax")}),
+        )
+    })
 }
 
 /// The candidates outside their (rule, account) cooldown, in order: a firing starts the rule's

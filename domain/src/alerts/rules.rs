@@ -45,6 +45,10 @@ pub enum Trigger {
     /// the `withinDays` days before, which held at least [`MIN_PREVIOUS_SIGNALS`] (checked by
     /// the `alert-check` job).
     EngagementDrop,
+    /// A signal anomaly was detected for the account (`anomaly.detected`): of one of
+    /// `anomalyKinds` (SPIKE, DROP; both when empty), at least `minSeverity` (MODERATE, HIGH;
+    /// any when absent).
+    Anomaly,
 }
 
 /// ENGAGEMENT_DROP compares only with a previous window of at least this many signals.
@@ -62,6 +66,7 @@ impl Trigger {
             Trigger::NewSignal => "NEW_SIGNAL",
             Trigger::AccountInactive => "ACCOUNT_INACTIVE",
             Trigger::EngagementDrop => "ENGAGEMENT_DROP",
+            Trigger::Anomaly => "ANOMALY",
         }
     }
 
@@ -100,6 +105,12 @@ pub struct Params {
     pub signal_types: Vec<String>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub to_tiers: Vec<String>,
+    /// ANOMALY: the kinds that fire it (SPIKE, DROP; both when empty).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub anomaly_kinds: Vec<String>,
+    /// ANOMALY: the least severity that fires it (MODERATE, HIGH; any when absent).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min_severity: Option<String>,
 }
 
 /// Which accounts a rule watches: all of them when every list is empty.
@@ -190,7 +201,8 @@ fn check(input: &RuleInput) -> Result<()> {
                 "SCORE_RISE, SCORE_DROP and ENGAGEMENT_DROP need a percent above 0, at most 1000",
             ),
         },
-        Trigger::TierChanged | Trigger::NewSignal | Trigger::AccountInactive => {}
+        Trigger::TierChanged | Trigger::NewSignal | Trigger::AccountInactive | Trigger::Anomaly => {
+        }
     }
     if p.within_days.is_some() && input.trigger.default_days().is_none() {
         bad(
@@ -216,6 +228,30 @@ fn check(input: &RuleInput) -> Result<()> {
     }
     if !p.to_tiers.is_empty() && input.trigger != Trigger::TierChanged {
         bad("toTiers", "only TIER_CHANGED uses toTiers");
+    }
+    if (!p.anomaly_kinds.is_empty() || p.min_severity.is_some())
+        && input.trigger != Trigger::Anomaly
+    {
+        bad(
+            if p.anomaly_kinds.is_empty() {
+                "minSeverity"
+            } else {
+                "anomalyKinds"
+            },
+            "only ANOMALY uses anomalyKinds and minSeverity",
+        );
+    }
+    if p.anomaly_kinds
+        .iter()
+        .any(|k| crate::anomalies::Kind::parse(k).is_none())
+    {
+        bad("anomalyKinds", "kinds are SPIKE or DROP");
+    }
+    if p.min_severity
+        .as_deref()
+        .is_some_and(|s| crate::anomalies::Severity::parse(s).is_none())
+    {
+        bad("minSeverity", "severities are MODERATE or HIGH");
     }
     if p.to_tiers.iter().any(|t| !TIERS.contains(&t.as_str())) {
         bad("toTiers", "tiers are HOT, WARM, COLD or INACTIVE");

@@ -24,7 +24,7 @@ use crate::{Actor, Error, Result, Role};
 mod payloads;
 mod types;
 
-pub use payloads::{Payload, ScoreChanged, SignalCreated};
+pub use payloads::{AnomalyDetected, Payload, ScoreChanged, SignalCreated};
 pub use types::{EventType, TYPES};
 
 /// A key no other DevSignal lock uses: orders event appends on PostgreSQL.

@@ -81,6 +81,55 @@ impl Payload for SignalCreated {
     const TYPES: &'static [EventType] = &[EventType::SignalCreated];
 }
 
+/// `anomaly.detected`: an account's signals today far above (SPIKE) or below (DROP) its
+/// 30-day baseline (`domain::anomalies`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AnomalyDetected {
+    /// The recorded anomaly.
+    pub id: Uuid,
+    pub account_id: Uuid,
+    pub account_name: String,
+    /// SPIKE or DROP.
+    pub kind: String,
+    /// MODERATE or HIGH.
+    pub severity: String,
+    /// The UTC day judged.
+    pub day: chrono::NaiveDate,
+    pub today_count: i64,
+    pub mean: f64,
+    pub stddev: f64,
+    pub z_score: f64,
+    pub expected_min: i64,
+    pub expected_max: i64,
+    pub detected_at: DateTime<Utc>,
+}
+
+impl AnomalyDetected {
+    /// The payload announcing `row`, an anomaly of the account called `account_name`.
+    pub fn of(row: &entity::anomalies::Model, account_name: &str) -> Self {
+        AnomalyDetected {
+            id: row.id,
+            account_id: row.account_id,
+            account_name: account_name.to_owned(),
+            kind: row.kind.clone(),
+            severity: row.severity.clone(),
+            day: row.day,
+            today_count: row.today_count,
+            mean: row.mean,
+            stddev: row.stddev,
+            z_score: row.z_score,
+            expected_min: row.expected_min,
+            expected_max: row.expected_max,
+            detected_at: row.detected_at,
+        }
+    }
+}
+
+impl Payload for AnomalyDetected {
+    const TYPES: &'static [EventType] = &[EventType::AnomalyDetected];
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

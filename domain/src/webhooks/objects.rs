@@ -45,12 +45,12 @@ fn id_at(payload: &Value, paths: &[&[&str]]) -> Option<Uuid> {
 }
 
 /// The object an event of `event_type` with `payload` is about; `None` for events about no
-/// single object (activities, anomalies, alerts, tests, …).
+/// single object (activities, alerts, tests, …).
 fn subject(event_type: &str, payload: &Value) -> Option<Subject> {
     let (noun, _) = event_type.split_once('.')?;
     match noun {
         "company" => id_at(payload, &[&["account", "id"], &["id"]]).map(Subject::Account),
-        "score" | "tier" => id_at(payload, &[&["accountId"]]).map(Subject::Account),
+        "score" | "tier" | "anomaly" => id_at(payload, &[&["accountId"]]).map(Subject::Account),
         "contact" => {
             id_at(payload, &[&["contact", "id"], &["primaryId"], &["id"]]).map(Subject::Contact)
         }
@@ -193,6 +193,10 @@ mod tests {
         assert_eq!(
             subject("signal.created", &json!({"id": s})),
             Some(Subject::Signal(id))
+        );
+        assert_eq!(
+            subject("anomaly.detected", &json!({"accountId": s})),
+            Some(Subject::Account(id))
         );
         assert_eq!(subject("activity.created", &json!({"id": s})), None);
         assert_eq!(subject("webhook.test", &json!({})), None);

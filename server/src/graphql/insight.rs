@@ -9,6 +9,7 @@ use chrono::{DateTime, NaiveDate, Utc};
 use entity::score_snapshots;
 use uuid::Uuid;
 
+use crate::graphql::anomalies::{AnomalyKind, AnomalySeverity};
 use crate::graphql::common::state;
 use crate::graphql::common::{db, input_id, meta, parse_id};
 use crate::graphql::crm::loaders::{CrmLoader, CrmLoaders};
@@ -167,6 +168,9 @@ pub enum AlertTrigger {
     /// The signals of the last `withinDays` days (default 7) fell at least `percent` % below
     /// the `withinDays` days before, which held at least 3 (checked every 5 minutes).
     EngagementDrop,
+    /// A signal anomaly was detected (of `anomalyKinds`, both when empty; at least
+    /// `minSeverity`, any when absent).
+    Anomaly,
 }
 
 impl From<AlertTrigger> for domain::alerts::Trigger {
@@ -180,6 +184,7 @@ impl From<AlertTrigger> for domain::alerts::Trigger {
             AlertTrigger::NewSignal => T::NewSignal,
             AlertTrigger::AccountInactive => T::AccountInactive,
             AlertTrigger::EngagementDrop => T::EngagementDrop,
+            AlertTrigger::Anomaly => T::Anomaly,
         }
     }
 }
@@ -195,6 +200,7 @@ impl From<domain::alerts::Trigger> for AlertTrigger {
             T::NewSignal => AlertTrigger::NewSignal,
             T::AccountInactive => AlertTrigger::AccountInactive,
             T::EngagementDrop => AlertTrigger::EngagementDrop,
+            T::Anomaly => AlertTrigger::Anomaly,
         }
     }
 }
@@ -237,6 +243,10 @@ pub struct AlertRuleInput {
     pub enabled: bool,
     /// Where alerts go besides each recipient's in-app notifications (in-app only when absent).
     pub channels: Option<AlertChannelsInput>,
+    /// ANOMALY: the kinds that fire it (both when empty).
+    pub anomaly_kinds: Option<Vec<AnomalyKind>>,
+    /// ANOMALY: the least severity that fires it (any when absent).
+    pub min_severity: Option<AnomalySeverity>,
 }
 
 impl AlertRuleInput {
@@ -269,6 +279,15 @@ impl AlertRuleInput {
                 within_days: self.within_days,
                 signal_types: self.signal_types.unwrap_or_default(),
                 to_tiers: tiers(self.to_tiers),
+                anomaly_kinds: self
+                    .anomaly_kinds
+                    .unwrap_or_default()
+                    .into_iter()
+                    .map(|k| domain::anomalies::Kind::from(k).as_str().to_owned())
+                    .collect(),
+                min_severity: self
+                    .min_severity
+                    .map(|s| domain::anomalies::Severity::from(s).as_str().to_owned()),
             },
             filter: domain::alerts::Filter {
                 tiers: tiers(filter.tiers),
@@ -327,6 +346,25 @@ impl AlertRule {
             .iter()
             .filter_map(|t| Tier::parse(t))
             .collect()
+    }
+    /// ANOMALY: the kinds that fire it (both when empty).
+    async fn anomaly_kinds(&self) -> Vec<AnomalyKind> {
+        self.0
+            .params
+            .anomaly_kinds
+            .iter()
+            .filter_map(|k| domain::anomalies::Kind::parse(k))
+            .map(AnomalyKind::from)
+            .collect()
+    }
+    /// ANOMALY: the least severity that fires it (null: any).
+    async fn min_severity(&self) -> Option<AnomalySeverity> {
+        self.0
+            .params
+            .min_severity
+            .as_deref()
+            .and_then(domain::anomalies::Severity::parse)
+            .map(AnomalySeverity::from)
     }
     async fn filter(&self) -> AlertFilter {
         let f = &self.0.filter;

@@ -12,6 +12,7 @@
 //! request's slots per statement, see [`crm::loaders`]).
 
 mod after_commit;
+pub mod anomalies;
 pub mod briefs;
 pub mod common;
 pub mod crm;
@@ -68,6 +69,7 @@ pub struct QueryRoot(
     insight::InsightQuery,
     insight::AlertQuery,
     notify::NotifyQuery,
+    anomalies::AnomalyQuery,
     merges::MergeQuery,
     integrations::IntegrationQuery,
     briefs::BriefQuery,
@@ -90,6 +92,7 @@ pub struct MutationRoot(
     insight::AlertMutation,
     notify::NotifyMutation,
     briefs::BriefMutation,
+    anomalies::AnomalyMutation,
 );
 
 #[derive(MergedSubscription, Default)]

@@ -3,6 +3,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod alerts;
+mod anomalies;
 mod api_keys;
 mod audit;
 mod auth;

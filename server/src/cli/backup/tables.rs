@@ -97,6 +97,8 @@ backed_up!(
     score_snapshots,
     alert_rules,
     alert_cooldowns,
+    anomalies,
+    anomaly_cooldowns,
     notifications,
     alert_deliveries,
     notification_preferences,

@@ -190,6 +190,15 @@ impl Account {
     ) -> async_graphql::Result<Vec<crate::graphql::insight::ScorePoint>> {
         crate::graphql::insight::score_history(ctx, self.0.id, days).await
     }
+    /// The account's signal anomalies detected in the last `days` days (1 to 30, default 7),
+    /// newest first.
+    async fn anomalies(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(default = 7)] days: i32,
+    ) -> async_graphql::Result<Vec<crate::graphql::anomalies::Anomaly>> {
+        crate::graphql::anomalies::anomalies_of(ctx, self.0.id, days).await
+    }
     /// The account's signals, newest event first.
     #[graphql(
         complexity = "crate::graphql::common::list_complexity(first, None, crate::graphql::DEFAULT_PAGE_SIZE, child_complexity)"
