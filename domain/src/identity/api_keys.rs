@@ -28,11 +28,11 @@ pub const DISPLAY_PREFIX_LEN: usize = 12;
 pub const SCOPES: &[(&str, &str)] = &[
     (
         "accounts:read",
-        "accounts (`accounts`, `account`, `topAccounts`, `Account` fields and scores, `Contact.account`, `Deal.account`, `Signal.account`, account hits of `search`), `scoringConfig`, `accountScoreChanged`, `tierChanged`",
+        "accounts (`accounts`, `account`, `topAccounts`, `Account` fields and scores (`Account.brief` also needs `contacts:read` and `signals:read`), `Contact.account`, `Deal.account`, `Signal.account`, account hits of `search`), `scoringConfig`, `anomalies` and `Account.anomalies`, `accountScoreChanged`, `tierChanged`",
     ),
     (
         "accounts:write",
-        "`createAccount(s)`, `updateAccount`, `tagAccount`, `deleteAccount`",
+        "`createAccount(s)`, `updateAccount`, `tagAccount`, `deleteAccount`; `generateAccountBrief` (with the three reads a brief needs)",
     ),
     (
         "contacts:read",
@@ -68,7 +68,7 @@ pub const SCOPES: &[(&str, &str)] = &[
     ),
     (
         "organization:read",
-        "`organization`, `members`, `member`, `usage`, and the members (name, email) named by `Deal.owner`, `Activity.author`, `ContactMerge.mergedBy`",
+        "`organization`, `members`, `member`, `usage`, `aiUsage`, `aiSettings`, and the members (name, email) named by `Deal.owner`, `Activity.author`, `ContactMerge.mergedBy`",
     ),
     (
         "webhooks:manage",
@@ -80,7 +80,7 @@ pub const SCOPES: &[(&str, &str)] = &[
     ),
     (
         "admin",
-        "everything an ADMIN may do (API keys, members, invitations, audit log, `events`, `previewScoringConfig`, scoring and signal-source changes, `recomputeScores`, alert rules), while its creator is an ADMIN or OWNER",
+        "everything an ADMIN may do (API keys, members, invitations, audit log, `events`, `setAiApiKey` / `clearAiApiKey`, `previewScoringConfig`, scoring and signal-source changes, `recomputeScores`, `scanAnomalies`, alert rules), while its creator is an ADMIN or OWNER",
     ),
 ];
 
