@@ -26,6 +26,7 @@ pub mod anomalies;
 pub mod audit;
 pub mod briefs;
 pub mod crm;
+pub mod digest;
 pub mod db;
 pub mod enrichment;
 pub mod error;
