@@ -13,6 +13,7 @@
 
 mod after_commit;
 pub mod anomalies;
+pub mod backtest;
 pub mod common;
 pub mod crm;
 pub mod enrichment;
@@ -67,6 +68,7 @@ pub struct QueryRoot(
     insight::InsightQuery,
     insight::AlertQuery,
     anomalies::AnomalyQuery,
+    backtest::BacktestQuery,
     merges::MergeQuery,
     integrations::IntegrationQuery,
 );
