@@ -28,7 +28,7 @@ pub const DISPLAY_PREFIX_LEN: usize = 12;
 pub const SCOPES: &[(&str, &str)] = &[
     (
         "accounts:read",
-        "accounts (`accounts`, `account`, `topAccounts`, `Account` fields and scores, `Contact.account`, `Deal.account`, `Signal.account`, account hits of `search`), `scoringConfig`, `accountScoreChanged`, `tierChanged`",
+        "accounts (`accounts`, `account`, `topAccounts`, `Account` fields and scores, `Contact.account`, `Deal.account`, `Signal.account`, account hits of `search`), `scoringConfig`, `anomalies` and `Account.anomalies`, `accountScoreChanged`, `tierChanged`",
     ),
     (
         "accounts:write",
@@ -80,7 +80,7 @@ pub const SCOPES: &[(&str, &str)] = &[
     ),
     (
         "admin",
-        "everything an ADMIN may do (API keys, members, invitations, audit log, `events`, `previewScoringConfig`, scoring and signal-source changes, `recomputeScores`, alert rules), while its creator is an ADMIN or OWNER",
+        "everything an ADMIN may do (API keys, members, invitations, audit log, `events`, `previewScoringConfig`, `scoringBacktest`, scoring and signal-source changes, `recomputeScores`, `scanAnomalies`, alert rules), while its creator is an ADMIN or OWNER",
     ),
 ];
 
