@@ -287,3 +287,111 @@ async fn backtest_is_for_admins_and_refuses_a_bad_proposal() {
         );
     }
 }
+
+/// More accounts than one statement's bounds hold (100): every account is scored as of its own
+/// close, each with one signal an hour before it (57, WARM) and one after (never counted).
+#[tokio::test]
+async fn backtest_scores_many_accounts_each_as_of_its_own_close() {
+    let app = spawn_app().await;
+    let s = app.register("owner@bt-many.test", "Backtest Many").await;
+    let r = app
+        .graphql_as(
+            s.token(),
+            "mutation { updateScoringConfig(input: {model: CLASSIC}) { version } }",
+            json!({}),
+        )
+        .await;
+    ok(&r);
+    let now = Utc::now().with_nanosecond(0).unwrap();
+    let n = 230usize;
+    let mut ids = Vec::new();
+    for batch in (0..n).collect::<Vec<_>>().chunks(50) {
+        let input: Vec<Value> = batch
+            .iter()
+            .map(|i| json!({"name": format!("m{i}"), "domain": format!("m{i}.bt.test")}))
+            .collect();
+        let r = app
+            .graphql_as(
+                s.token(),
+                "mutation($input: [CreateAccountInput!]!) { createAccounts(input: $input) { id } }",
+                json!({"input": input}),
+            )
+            .await;
+        for a in ok(&r)["createAccounts"].as_array().unwrap() {
+            ids.push(Uuid::parse_str(a["id"].as_str().unwrap()).unwrap());
+        }
+    }
+    assert_eq!(ids.len(), n);
+    let org = entity::companies::Entity::find_by_id(ids[0])
+        .one(&app.db)
+        .await
+        .unwrap()
+        .unwrap()
+        .organization_id;
+    let mut inputs = Vec::new();
+    for (i, id) in ids.iter().enumerate() {
+        // Closes spread over 60 days, one per 6 hours.
+        let closed_at = now - Duration::hours(6 * i as i64 + 1);
+        // Counted, the one after the close would add a person and a type: 64.
+        for (who, ty, at) in [
+            ("p", "bt_type", closed_at - Duration::hours(1)),
+            ("q", "bt_other", closed_at + Duration::minutes(30)),
+        ] {
+            inputs.push(json!({"type": ty, "actor": {"email": format!("{who}@m{i}.bt.test")},
+                               "timestamp": at.to_rfc3339(), "metadata": {"n": Uuid::new_v4().to_string()}}));
+        }
+        entity::deals::ActiveModel {
+            id: Set(Uuid::now_v7()),
+            organization_id: Set(org),
+            title: Set(format!("Deal {i}")),
+            amount: Set(None),
+            currency: Set("USD".into()),
+            stage: Set(if i % 2 == 0 {
+                "CLOSED_WON"
+            } else {
+                "CLOSED_LOST"
+            }
+            .into()),
+            probability: Set(None),
+            account_id: Set(Some(*id)),
+            contact_id: Set(None),
+            owner_id: Set(None),
+            expected_close_date: Set(None),
+            closed_at: Set(Some(closed_at)),
+            description: Set(None),
+            custom_fields: Set(json!({})),
+            tags: Set(json!([])),
+            created_at: Set(closed_at),
+            updated_at: Set(closed_at),
+        }
+        .insert(&app.db)
+        .await
+        .unwrap();
+    }
+    for chunk in inputs.chunks(1000) {
+        let r = app
+            .graphql_as(s.token(), INGEST, json!({"inputs": chunk}))
+            .await;
+        assert_eq!(
+            ok(&r)["ingestSignals"]["summary"]["succeeded"],
+            chunk.len(),
+            "{r}"
+        );
+    }
+    let r = app.graphql_as(s.token(), BACKTEST, json!({})).await;
+    let b = &ok(&r)["scoringBacktest"];
+    assert_eq!(b["closedAccounts"], n, "{r}");
+    assert_eq!(b["accounts"], n);
+    assert_eq!(b["rows"].as_array().unwrap().len(), n);
+    for x in b["rows"].as_array().unwrap() {
+        assert_eq!(x["currentScore"], 57, "{x}");
+    }
+    let m = &b["current"];
+    assert_eq!(
+        (m["won"].as_i64(), m["lost"].as_i64(), m["hotWon"].as_i64()),
+        (Some(115), Some(115), Some(0))
+    );
+    assert!(m["hotPrecision"].is_null());
+    close_to(&m["hotRecall"], 0.0);
+    close_to(&m["auc"], 0.5);
+}
