@@ -403,7 +403,11 @@ pub async fn send(db: &sea_orm::DatabaseConnection, org: Uuid, now: DateTime<Utc
     let content = serde_json::to_value(&digest).map_err(|e| Error::Internal(e.to_string()))?;
     let new: Vec<NewDelivery> = members
         .into_iter()
-        .filter(|(u, _)| prefs.get(u).is_some_and(|p| p.digest == DigestFrequency::Weekly))
+        .filter(|(u, _)| {
+            prefs
+                .get(u)
+                .is_some_and(|p| p.digest == DigestFrequency::Weekly)
+        })
         .map(|(user, address)| NewDelivery {
             org,
             kind: Kind::Digest,

@@ -6,8 +6,11 @@
 //! (CALIBRATED's factors), `config` (versioned configuration and its preview), `storage`
 //! (inputs and stored scores), `rescore` (requests, the job, a chunk's rescore), `recompute` (the
 //! nightly and the admin's whole-organization recomputes, streamed in keyset pages, resumable),
-//! `history` (daily snapshots, trends and the trend's baseline).
+//! `history` (daily snapshots, trends and the trend's baseline), `backtest` (how well scores
+//! before each close separated won from lost accounts, under the current and a proposed
+//! configuration).
 
+mod backtest;
 mod calibrated;
 mod config;
 mod history;
@@ -16,6 +19,9 @@ mod recompute;
 mod rescore;
 mod storage;
 
+pub use backtest::{
+    Backtest, MAX_ACCOUNTS, MAX_ROWS, Metrics, Row as BacktestRow, backtest, metrics,
+};
 pub use calibrated::{
     ACTIVITY_SCALE, DAY_SCALE, FACTORS as CALIBRATED_FACTORS, PEOPLE_SCALE, SIGNAL_SCALE,
     TYPE_SCALE, saturate,

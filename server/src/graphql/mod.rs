@@ -13,6 +13,7 @@
 
 mod after_commit;
 pub mod anomalies;
+pub mod backtest;
 pub mod briefs;
 pub mod common;
 pub mod crm;
@@ -70,6 +71,7 @@ pub struct QueryRoot(
     insight::AlertQuery,
     notify::NotifyQuery,
     anomalies::AnomalyQuery,
+    backtest::BacktestQuery,
     merges::MergeQuery,
     integrations::IntegrationQuery,
     briefs::BriefQuery,

@@ -7,6 +7,7 @@ mod anomalies;
 mod api_keys;
 mod audit;
 mod auth;
+mod backtest;
 mod backup;
 mod briefs;
 mod browser_sessions;

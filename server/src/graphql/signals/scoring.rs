@@ -125,7 +125,7 @@ pub struct ScoringConfigInput {
 }
 
 impl ScoringConfigInput {
-    pub(super) fn apply(self, mut c: domain::scoring::Config) -> domain::scoring::Config {
+    pub(crate) fn apply(self, mut c: domain::scoring::Config) -> domain::scoring::Config {
         if let Some(m) = self.model {
             c = c.with_model(m.into());
         }
