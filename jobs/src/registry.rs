@@ -2,8 +2,8 @@
 //! queue, attempts, backoff) paired with its handler, plus the cron table. Handlers
 //! are plain async functions, callable directly from tests through [`run_job`].
 //!
-//! A job whose capability does not exist yet is registered all the same and is recorded
-//! `skipped` with "not available" and the reason (`mod nothing`), never `completed`.
+//! A handler that cannot do its work for a reason that is not a failure returns
+//! [`crate::Skipped`]: the job is recorded `skipped` with the reason, never `completed`.
 
 use std::time::Duration;
 
@@ -75,8 +75,8 @@ pub static JOBS: &[JobDef] = &[
     job!(CLEARBIT_ENRICHMENT_SCHEDULER, connector_jobs::clearbit),
     job!(SCORE_SNAPSHOT_SCHEDULER, fan_out::score_snapshot),
     job!(CAPTURE_SCORE_SNAPSHOT, score_snapshot),
-    job!(WEEKLY_DIGEST_SCHEDULER, nothing::digest),
-    job!(SEND_WEEKLY_DIGEST, nothing::digest),
+    job!(WEEKLY_DIGEST_SCHEDULER, fan_out::digest),
+    job!(SEND_WEEKLY_DIGEST, send_digest),
     job!(DEMO_CLEANUP_SCHEDULER, demo_cleanup),
     job!(ALERT_CHECK_SCHEDULER, alert_check),
     job!(ANOMALY_DETECTION_SCHEDULER, fan_out::anomalies),
@@ -235,29 +235,6 @@ async fn noop(_ctx: Context, job: jobs::Model) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Jobs whose capability is not built yet: they are recorded `skipped` with the reason, never
-/// `completed`, so an operator can tell "not built" from "ran fine".
-mod nothing {
-    use super::*;
-
-    fn skip(job: &jobs::Model, why: &str) -> anyhow::Result<()> {
-        tracing::info!(job = %job.name, reason = why, "Not available: {why}");
-        Err(crate::Skipped(format!("not available: {why}")).into())
-    }
-
-    macro_rules! nothing {
-        ($($f:ident => $why:literal),* $(,)?) => {$(
-            pub async fn $f(_ctx: Context, job: jobs::Model) -> anyhow::Result<()> {
-                skip(&job, $why)
-            }
-        )*};
-    }
-
-    nothing! {
-        digest => "weekly digests are not built yet",
-    }
-}
-
 /// Per-organization fan-out from a scheduler tick.
 mod fan_out {
     use super::*;
@@ -302,6 +279,37 @@ mod fan_out {
     pub async fn anomalies(ctx: Context, _job: jobs::Model) -> anyhow::Result<()> {
         to_orgs(&ctx, defs::DETECT_ANOMALIES.name, false).await
     }
+
+    /// Demo organizations get no usage emails.
+    pub async fn digest(ctx: Context, _job: jobs::Model) -> anyhow::Result<()> {
+        to_orgs(&ctx, defs::SEND_WEEKLY_DIGEST.name, false).await
+    }
+}
+
+/// One organization's weekly digest: an email per member who wants it, unless nothing is new
+/// or this week's was queued already.
+async fn send_digest(ctx: Context, job: jobs::Model) -> anyhow::Result<()> {
+    let org = org_of(&job)?;
+    let exists = entity::organizations::Entity::find_by_id(org)
+        .one(&ctx.db)
+        .await?
+        .is_some();
+    if !exists {
+        tracing::info!(organizationId = %org, "Nothing to do: the organization no longer exists");
+        return Ok(());
+    }
+    match domain::digest::send(&ctx.db, org, Utc::now()).await? {
+        domain::digest::Sent::Nothing => {
+            tracing::info!(organizationId = %org, "Nothing new this week: no digest sent")
+        }
+        domain::digest::Sent::Already => {
+            tracing::info!(organizationId = %org, "This week's digest was sent already")
+        }
+        domain::digest::Sent::Queued(n) => {
+            tracing::info!(organizationId = %org, emails = n, "Weekly digest queued")
+        }
+    }
+    Ok(())
 }
 
 /// Nightly for one organization: recomputes every scored account (scores decay with time even

@@ -18,7 +18,7 @@ use sea_orm::{
     ColumnTrait, ConnectionTrait, EntityTrait, JoinType, PaginatorTrait, QueryFilter, QueryOrder,
     QuerySelect,
 };
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::alerts::{Channel, DigestFrequency, Kind, NewDelivery};
@@ -27,7 +27,7 @@ use crate::{Actor, Error, Result};
 /// Rows listed per section.
 pub const LIST: usize = 10;
 
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub struct AccountMove {
     pub account_id: Uuid,
@@ -38,7 +38,7 @@ pub struct AccountMove {
     pub to_score: i32,
 }
 
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub struct SourceCount {
     pub source: String,
@@ -46,7 +46,7 @@ pub struct SourceCount {
     pub last_week: i64,
 }
 
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub struct NewContact {
     pub contact_id: Uuid,
@@ -54,7 +54,7 @@ pub struct NewContact {
     pub email: Option<String>,
 }
 
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub struct AnomalyLine {
     pub account_id: Uuid,
@@ -68,7 +68,7 @@ pub struct AnomalyLine {
 }
 
 /// One organization's week.
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub struct Digest {
     pub organization_name: String,
@@ -269,7 +269,10 @@ pub async fn build(db: &impl ConnectionTrait, org: Uuid, end: DateTime<Utc>) -> 
         signals::Entity::find()
             .select_only()
             .column(signal_sources::Column::Kind)
-            .column_as(Expr::col(signals::Column::Id).count(), "n")
+            .column_as(
+                Expr::col((signals::Entity, signals::Column::Id)).count(),
+                "n",
+            )
             .join(
                 JoinType::InnerJoin,
                 signals::Entity::belongs_to(signal_sources::Entity)

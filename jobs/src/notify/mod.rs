@@ -4,6 +4,7 @@
 //! once the job's attempts are used up. Slack posts go through the webhook sender's client, so
 //! the same target rules hold at connect time (no internal addresses unless allowed).
 
+pub mod digest;
 pub mod mail;
 pub mod render;
 
@@ -46,11 +47,13 @@ impl Notifier {
         match d.channel.as_str() {
             "EMAIL" => {
                 let user = d.user_id.ok_or("an email delivery without a member")?;
-                if d.kind != "ALERT" {
-                    return Err(format!("{} emails are not built yet", d.kind));
-                }
-                let url = self.unsubscribe_url(d.organization_id, user, Unsubscribe::Alerts);
-                let email = render::alert_email(&d.content, &d.target, &self.frontend_url, &url);
+                let email = if d.kind == "DIGEST" {
+                    let url = self.unsubscribe_url(d.organization_id, user, Unsubscribe::Digest);
+                    digest::digest_email(&d.content, &d.target, &self.frontend_url, &url)?
+                } else {
+                    let url = self.unsubscribe_url(d.organization_id, user, Unsubscribe::Alerts);
+                    render::alert_email(&d.content, &d.target, &self.frontend_url, &url)
+                };
                 self.mailer
                     .send_email(email)
                     .await

@@ -70,6 +70,7 @@ pub struct QueryRoot(
     insight::InsightQuery,
     insight::AlertQuery,
     notify::NotifyQuery,
+    notify::DigestQuery,
     anomalies::AnomalyQuery,
     backtest::BacktestQuery,
     merges::MergeQuery,

@@ -380,3 +380,40 @@ impl NotifySubscription {
             .flat_map(|rows| futures::stream::iter(rows.into_iter().map(Notification))))
     }
 }
+
+/// The weekly digest of the last seven days, as the Monday email would carry it.
+#[derive(SimpleObject)]
+pub struct DigestPreview {
+    pub week_start: DateTime<Utc>,
+    pub week_end: DateTime<Utc>,
+    /// Nothing new happened: no email would be sent.
+    pub empty: bool,
+    pub subject: String,
+    /// The email's text.
+    pub text: String,
+    /// Its content: tier moves, score movers, new HOT accounts, new contacts, signals by source
+    /// against the week before, anomalies.
+    pub content: Json<serde_json::Value>,
+}
+
+#[derive(Default)]
+pub struct DigestQuery;
+
+#[Object]
+impl DigestQuery {
+    /// What this organization's weekly digest says now (the last seven days).
+    async fn preview_digest(&self, ctx: &Context<'_>) -> async_graphql::Result<DigestPreview> {
+        let d = domain::digest::preview(&*db(ctx).await?, actor(ctx)?)
+            .await
+            .gql()?;
+        let frontend = &state(ctx)?.config.frontend_url;
+        Ok(DigestPreview {
+            week_start: d.week_start,
+            week_end: d.week_end,
+            empty: d.is_empty(),
+            subject: d.subject(),
+            text: jobs::notify::digest::digest_text(&d, frontend),
+            content: Json(serde_json::to_value(&d).unwrap_or_default()),
+        })
+    }
+}

@@ -21,6 +21,7 @@ mod crm_timeline;
 mod cross_tenant;
 mod dashboard;
 mod deployment;
+mod digest;
 mod discord;
 mod doctor;
 mod enrichment;
