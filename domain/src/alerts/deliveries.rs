@@ -94,10 +94,11 @@ pub async fn queue_deliveries(db: &impl ConnectionTrait, new: Vec<NewDelivery>) 
     Ok(n)
 }
 
-/// A delivery still to send (`None` when it was sent or gave up already, or is gone).
+/// A delivery still to send: pending, or failed and retried by an operator (`None` when it was
+/// sent already, or is gone).
 pub async fn pending_delivery(db: &impl ConnectionTrait, id: Uuid) -> Result<Option<rows::Model>> {
     Ok(rows::Entity::find_by_id(id)
-        .filter(rows::Column::Status.eq("PENDING"))
+        .filter(rows::Column::Status.ne("SENT"))
         .one(db)
         .await?)
 }
