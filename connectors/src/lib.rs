@@ -35,6 +35,7 @@ pub mod reddit;
 pub mod run;
 pub mod stackoverflow;
 pub mod store;
+pub mod stripe;
 pub mod twitter;
 pub mod webhook;
 pub mod zendesk;

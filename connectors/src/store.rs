@@ -174,6 +174,16 @@ pub async fn connect(
     let secret = format!("whsec_{}", domain::secrets::random_alphanumeric(40));
     let now = Utc::now();
     let txn = domain::db::begin(db).await?;
+    if let Some(standing) = domain::billing::limits(&txn, actor.organization_id, now).await? {
+        domain::billing::usage::admit(
+            &txn,
+            actor.organization_id,
+            &standing,
+            domain::billing::Metric::Integrations,
+            1,
+        )
+        .await?;
+    }
     let source = signal_sources::ActiveModel {
         id: Set(Uuid::now_v7()),
         organization_id: Set(actor.organization_id),

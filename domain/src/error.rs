@@ -50,6 +50,10 @@ pub enum Error {
     /// and what to do).
     #[error("{0}")]
     Upstream(String),
+    /// A capability this server is not configured for (billing without Stripe keys); the
+    /// message names what to set.
+    #[error("{0}")]
+    NotConfigured(String),
     #[error("database error: {0}")]
     Database(#[from] sea_orm::DbErr),
     #[error("internal error: {0}")]
@@ -97,6 +101,8 @@ pub enum Code {
     UpstreamError,
     /// The server cannot serve now (e.g. the database is unreachable); try again later.
     Unavailable,
+    /// This server is not configured for what was asked (billing without Stripe keys); the message names what the operator must set.
+    NotConfigured,
 }
 
 impl Code {
@@ -120,6 +126,7 @@ impl Code {
         Code::Internal,
         Code::UpstreamError,
         Code::Unavailable,
+        Code::NotConfigured,
     ];
 
     /// The code as sent.
@@ -143,6 +150,7 @@ impl Code {
             Code::Internal => "INTERNAL",
             Code::UpstreamError => "UPSTREAM_ERROR",
             Code::Unavailable => "UNAVAILABLE",
+            Code::NotConfigured => "NOT_CONFIGURED",
         }
     }
 
@@ -167,6 +175,7 @@ impl Code {
             Code::Internal => 500,
             Code::UpstreamError => 502,
             Code::Unavailable => 503,
+            Code::NotConfigured => 501,
         }
     }
 
@@ -198,7 +207,9 @@ impl Code {
             Code::RateLimited => {
                 "Too many requests; `Retry-After` (and `retryAfter` in GraphQL) says when to try again."
             }
-            Code::PlanLimit => "The organization's plan does not allow more of this.",
+            Code::PlanLimit => {
+                "The organization's plan does not allow more of this; `limit`, `allowed`, `current` and `plan` name the limit, its value, the use and the plan (GraphQL extensions, REST error fields)."
+            }
             Code::LimitExceeded => {
                 "The request asks for more than a server limit allows (a GraphQL response larger than `GRAPHQL_MAX_RESPONSE_BYTES`, more than `WS_MAX_SUBSCRIPTIONS` operations on one WebSocket connection); the message names the limit."
             }
@@ -210,6 +221,9 @@ impl Code {
             }
             Code::Unavailable => {
                 "The server cannot serve now (e.g. the database is unreachable); try again later."
+            }
+            Code::NotConfigured => {
+                "This server is not configured for what was asked (billing without Stripe keys); the message names what the operator must set."
             }
         }
     }
@@ -253,6 +267,7 @@ impl Error {
             Error::RateLimited { .. } => Code::RateLimited,
             Error::PlanLimit(_) | Error::Quota { .. } => Code::PlanLimit,
             Error::Upstream(_) => Code::UpstreamError,
+            Error::NotConfigured(_) => Code::NotConfigured,
             Error::Database(e) if db_unavailable(e) => Code::Unavailable,
             Error::Database(_) | Error::Internal(_) => Code::Internal,
         }

@@ -24,6 +24,7 @@ pub mod actor;
 pub mod alerts;
 pub mod anomalies;
 pub mod audit;
+pub mod billing;
 pub mod briefs;
 pub mod crm;
 pub mod db;

@@ -76,7 +76,7 @@ const SETTINGS: { to: string; label: string }[] = [
   { to: '/settings/team', label: 'Team' },
   { to: '/settings/scoring', label: 'Scoring' },
   { to: '/settings/audit', label: 'Audit log' },
-  { to: '/settings/usage', label: 'Usage' },
+  { to: '/settings/usage', label: 'Plan and usage' },
 ];
 
 function SignedIn({ session }: { session: Session }) {

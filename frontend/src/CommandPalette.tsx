@@ -34,7 +34,7 @@ const PAGES: [string, string][] = [
   ['Team', '/settings/team'],
   ['Scoring', '/settings/scoring'],
   ['Audit log', '/settings/audit'],
-  ['Usage', '/settings/usage'],
+  ['Plan and usage', '/settings/usage'],
 ];
 
 export function CommandPalette() {

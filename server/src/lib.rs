@@ -81,6 +81,11 @@ pub async fn build_state(config: Config, shutdown: CancellationToken) -> anyhow:
         applied,
         "database ready ({applied} migrations applied)"
     );
+    // Every serving and working process records the billing policy it was started with, so all
+    // of them enforce the same plan limits.
+    domain::billing::configure(&db, config.billing_policy())
+        .await
+        .context("recording the billing policy")?;
     let redis = match &config.redis_url {
         None => {
             if config.is_production() {

@@ -33,6 +33,19 @@ pub struct AppState {
 }
 
 impl AppState {
+    /// Stripe's API with the server's key, when billing is configured.
+    pub fn stripe(&self) -> Option<connectors::stripe::Stripe> {
+        use secrecy::ExposeSecret;
+        self.config
+            .stripe_secret_key
+            .as_ref()
+            .map(|k| connectors::stripe::Stripe {
+                client: self.connectors.client().clone(),
+                api_url: self.config.stripe_api_url.clone(),
+                secret_key: k.expose_secret().to_owned(),
+            })
+    }
+
     /// What the job worker sends email and Slack posts with: the identity mailer, the webhook
     /// sender (its guarded client and cipher), and the addresses links point at.
     pub fn notifier(&self) -> jobs::notify::Notifier {

@@ -148,8 +148,9 @@ async fn ensure_month(
     Ok(())
 }
 
-/// Takes one brief of the month's budget of `allowed`, or answers `PLAN_LIMIT` naming the
-/// limit, its value, the use so far and the plan.
+/// Takes one brief of the month's budget, or answers `PLAN_LIMIT` naming the limit, its value,
+/// the use so far and the plan. The budget is the server's `allowed` (`AI_BRIEFS_PER_MONTH`),
+/// or the plan's when limits are enforced and it is smaller.
 pub async fn reserve(
     db: &impl ConnectionTrait,
     organization_id: Uuid,
@@ -157,6 +158,15 @@ pub async fn reserve(
     allowed: u64,
     now: DateTime<Utc>,
 ) -> Result<()> {
+    let mut plan = super::DEFAULT_PLAN.to_owned();
+    let mut allowed = allowed;
+    if let Some(standing) = crate::billing::limits(db, organization_id, now).await?
+        && let Some(l) = standing.limit(crate::billing::Metric::AiBriefsPerMonth)
+        && l <= allowed
+    {
+        allowed = l;
+        plan = standing.effective.id.to_owned();
+    }
     use ai_usage::Column as U;
     ensure_month(db, organization_id, month, now).await?;
     let taken = ai_usage::Entity::update_many()
@@ -179,7 +189,7 @@ pub async fn reserve(
         limit: super::LIMIT_NAME,
         allowed,
         used,
-        plan: super::DEFAULT_PLAN.to_owned(),
+        plan,
     })
 }
 

@@ -270,6 +270,18 @@ pub async fn create_many(
     if !errors.is_empty() {
         return Err(Error::Validation(errors));
     }
+    if let Some(standing) =
+        crate::billing::limits(&txn, actor.organization_id, chrono::Utc::now()).await?
+    {
+        crate::billing::usage::admit(
+            &txn,
+            actor.organization_id,
+            &standing,
+            crate::billing::Metric::Contacts,
+            models.len() as u64,
+        )
+        .await?;
+    }
     let mut out = Vec::with_capacity(models.len());
     for (i, m) in models.into_iter().enumerate() {
         let field = if batch {

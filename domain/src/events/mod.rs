@@ -226,6 +226,9 @@ pub fn may_follow(actor: &Actor, event_type: &str) -> Result<()> {
         "score.changed" | "tier.changed" | "alert.triggered" => {
             actor.require_scope("accounts:read")
         }
+        // Only the members it concerns get its notifications; its figures are no secret
+        // within the organization.
+        "organization.usage_warning" => actor.require_scope("organization:read"),
         _ => {
             actor.require_role(Role::Admin)?;
             actor.require_scope("admin")

@@ -29,6 +29,7 @@ pub enum EventType {
     ContactUnmerged,
     PackageDownloadsSpike,
     PackageReleased,
+    UsageWarning,
 }
 
 impl EventType {
@@ -57,6 +58,7 @@ impl EventType {
         EventType::ContactUnmerged,
         EventType::PackageDownloadsSpike,
         EventType::PackageReleased,
+        EventType::UsageWarning,
     ];
 
     /// The wire name (`company.created`, `score.changed`, …).
@@ -85,6 +87,7 @@ impl EventType {
             EventType::ContactUnmerged => "contact.unmerged",
             EventType::PackageDownloadsSpike => "package.downloads_spike",
             EventType::PackageReleased => "package.released",
+            EventType::UsageWarning => "organization.usage_warning",
         }
     }
 
@@ -125,6 +128,7 @@ pub const TYPES: &[&str] = &[
     EventType::ContactUnmerged.as_str(),
     EventType::PackageDownloadsSpike.as_str(),
     EventType::PackageReleased.as_str(),
+    EventType::UsageWarning.as_str(),
 ];
 
 #[cfg(test)]

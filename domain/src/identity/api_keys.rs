@@ -68,7 +68,7 @@ pub const SCOPES: &[(&str, &str)] = &[
     ),
     (
         "organization:read",
-        "`organization`, `members`, `member`, `usage`, `aiUsage`, `aiSettings`, and the members (name, email) named by `Deal.owner`, `Activity.author`, `ContactMerge.mergedBy`",
+        "`organization`, `members`, `member`, `usage`, `plans`, `subscription`, `aiUsage`, `aiSettings`, and the members (name, email) named by `Deal.owner`, `Activity.author`, `ContactMerge.mergedBy`",
     ),
     (
         "webhooks:manage",

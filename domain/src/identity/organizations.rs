@@ -229,7 +229,7 @@ pub struct InviteInput {
 /// Invites an email with a role (ADMIN+; not OWNER). Returns the invitation and its single-use
 /// token, to be emailed. Inviting an existing member is a `CONFLICT` on `email`.
 pub async fn invite(
-    db: &impl ConnectionTrait,
+    db: &sea_orm::DatabaseConnection,
     actor: &Actor,
     meta: &Meta,
     input: InviteInput,
@@ -257,6 +257,17 @@ pub async fn invite(
     }
     let token = random_token();
     let now = Utc::now();
+    let txn = crate::db::begin(db).await?;
+    if let Some(standing) = crate::billing::limits(&txn, actor.organization_id, now).await? {
+        crate::billing::usage::admit(
+            &txn,
+            actor.organization_id,
+            &standing,
+            crate::billing::Metric::Members,
+            1,
+        )
+        .await?;
+    }
     let invitation = invitations::ActiveModel {
         id: Set(Uuid::now_v7()),
         organization_id: Set(actor.organization_id),
@@ -268,16 +279,17 @@ pub async fn invite(
         expires_at: Set(now + Duration::days(INVITATION_TTL_DAYS)),
         accepted_at: Set(None),
     }
-    .insert(db)
+    .insert(&txn)
     .await?;
     audit::record(
-        db,
+        &txn,
         meta,
         Entry::by(actor, action::MEMBER_INVITED)
             .target("invitation", invitation.id)
             .metadata(serde_json::json!({"role": input.role.as_str()})),
     )
     .await?;
+    txn.commit().await?;
     Ok((invitation, token))
 }
 
@@ -295,10 +307,18 @@ pub async fn invitations(
         .await?)
 }
 
+/// Whether the organization `id` exists (operator commands).
+pub async fn exists(db: &impl ConnectionTrait, id: Uuid) -> Result<bool> {
+    Ok(organizations::Entity::find_by_id(id)
+        .one(db)
+        .await?
+        .is_some())
+}
+
 /// Accepts an invitation as the signed-in user, whose email must be the invited one. The token
 /// works once. Returns the organization joined.
 pub async fn accept_invitation(
-    db: &(impl ConnectionTrait + TransactionTrait),
+    db: &sea_orm::DatabaseConnection,
     actor: &Actor,
     meta: &Meta,
     token: &str,
@@ -329,6 +349,7 @@ pub async fn accept_invitation(
     if used.rows_affected != 1 {
         return Err(invalid());
     }
+    crate::billing::usage::admit_joining(&txn, invitation.organization_id, now).await?;
     memberships::ActiveModel {
         id: Set(Uuid::now_v7()),
         organization_id: Set(invitation.organization_id),
@@ -435,7 +456,7 @@ pub struct RegisterInvitedInput {
 /// `invitationToken`; an email that already has an account is a `CONFLICT` on `email` (that
 /// person signs in and accepts instead).
 pub async fn register_invited(
-    db: &(impl ConnectionTrait + TransactionTrait),
+    db: &sea_orm::DatabaseConnection,
     meta: &Meta,
     input: RegisterInvitedInput,
 ) -> Result<crate::identity::users::SignedIn> {
@@ -517,6 +538,7 @@ pub async fn register_invited(
     if used.rows_affected != 1 {
         return Err(invalid());
     }
+    crate::billing::usage::admit_joining(&txn, invitation.organization_id, now).await?;
     memberships::ActiveModel {
         id: Set(Uuid::now_v7()),
         organization_id: Set(invitation.organization_id),

@@ -2,7 +2,7 @@
 //! ([`crate::events::SignalCreated`]) as a signal row.
 
 use chrono::{DateTime, Utc};
-use entity::{contacts, signals};
+use entity::signals;
 use sea_orm::{ColumnTrait, Condition, ConnectionTrait, EntityTrait, QueryFilter};
 use serde_json::Value;
 use uuid::Uuid;
@@ -135,39 +135,4 @@ pub async fn by_ids(
         .filter(signals::Column::Id.is_in(ids))
         .all(db)
         .await?)
-}
-
-/// The organization's usage this calendar month (UTC): signals ingested and contacts held.
-#[derive(Debug, Clone)]
-pub struct Usage {
-    pub period_start: DateTime<Utc>,
-    pub signals: u64,
-    pub contacts: u64,
-}
-
-/// Plan usage: signals ingested since the first day of this UTC month,
-/// and contacts. Counting only; enforcement comes with billing.
-pub async fn usage(db: &impl ConnectionTrait, actor: &Actor) -> Result<Usage> {
-    actor.require_scope("organization:read")?;
-    use chrono::Datelike;
-    use sea_orm::PaginatorTrait;
-    let now = Utc::now();
-    let period_start = chrono::NaiveDate::from_ymd_opt(now.year(), now.month(), 1)
-        .and_then(|d| d.and_hms_opt(0, 0, 0))
-        .map(|d| d.and_utc())
-        .unwrap_or(now);
-    let signals = signals::Entity::find()
-        .filter(signals::Column::OrganizationId.eq(actor.organization_id))
-        .filter(signals::Column::CreatedAt.gte(period_start))
-        .count(db)
-        .await?;
-    let contacts = contacts::Entity::find()
-        .filter(contacts::Column::OrganizationId.eq(actor.organization_id))
-        .count(db)
-        .await?;
-    Ok(Usage {
-        period_start,
-        signals,
-        contacts,
-    })
 }

@@ -30,7 +30,10 @@ const REDIS_BACKOFF: Duration = Duration::from_secs(5);
 impl Limiter {
     /// The limiters a request path counts against.
     pub fn for_path(path: &str) -> Vec<Limiter> {
-        if path.starts_with("/api/v1/webhooks/") || path == "/api/v1/webhooks" {
+        if path.starts_with("/api/v1/webhooks/")
+            || path == "/api/v1/webhooks"
+            || path == "/api/v1/billing/webhook"
+        {
             vec![Limiter::Webhook]
         } else if path.starts_with("/api/v1/demo") {
             vec![Limiter::Demo]

@@ -1,6 +1,7 @@
 //! The `devsignal` command line: one binary, one subcommand per role.
 
 pub mod backup;
+pub mod billing;
 pub mod doctor;
 pub mod jobs;
 pub mod secrets;
@@ -76,6 +77,12 @@ pub enum Command {
     /// the integrations: one OK/WARN/FAIL line each with what to do. Exits 1 when a check fails.
     /// Needs no running server.
     Doctor,
+    /// An organization's plan, subscription and use; put it on a plan or set a limit for it
+    /// alone.
+    Billing {
+        #[command(subcommand)]
+        action: self::billing::BillingAction,
+    },
     /// Manage API keys from the command line.
     #[command(name = "api-keys")]
     ApiKeys {
@@ -174,6 +181,7 @@ pub async fn run(cli: Cli) -> ExitCode {
         Command::Migrate { action } => migrate(config, action).await,
         Command::ApiKeys { action } => api_keys(config, action).await,
         Command::Secrets { action } => self::secrets::run(config, action).await,
+        Command::Billing { action } => self::billing::run(config, action).await,
         Command::Backup { file, .. } => self::backup::backup(&config, &file).await,
         Command::Restore { file } => self::backup::restore(&config, &file).await,
         Command::Schema | Command::Doctor => Ok(()),

@@ -101,6 +101,16 @@ pub struct Config {
     pub connectors: connectors::Settings,
     pub stripe_secret_key: Option<SecretString>,
     pub stripe_webhook_secret: Option<SecretString>,
+    /// `STRIPE_API_URL` (`https://api.stripe.com`).
+    pub stripe_api_url: String,
+    /// `STRIPE_PRICE_PRO`, `STRIPE_PRICE_GROWTH`, `STRIPE_PRICE_SCALE`: the price each plan's
+    /// checkout uses (the client never names one).
+    pub stripe_prices: domain::billing::stripe::Prices,
+    /// `PLAN_ENFORCEMENT`: whether plan limits apply (default: on when Stripe is configured,
+    /// off for self-hosted installs).
+    pub plan_enforcement: bool,
+    /// `BILLING_GRACE_DAYS` (7): how long a past-due subscription keeps its plan's limits.
+    pub billing_grace_days: u32,
     pub resend_api_key: Option<SecretString>,
     pub smtp_url: Option<SecretString>,
     pub email_from: String,
@@ -594,8 +604,9 @@ impl Config {
         let stripe_webhook_secret = r.secret("STRIPE_WEBHOOK_SECRET");
         let resend_api_key = r.secret("RESEND_API_KEY");
         let smtp_url = r.secret("SMTP_URL");
-        // Billing keys are asked for by billing, once it is built, so production does not demand
-        // them; AI briefs work without ANTHROPIC_API_KEY (the deterministic brief).
+        // Billing is optional even in production (self-hosted installs take no payments; billing
+        // answers NOT_CONFIGURED); AI briefs work without ANTHROPIC_API_KEY (the deterministic
+        // brief).
         if stripe_secret_key.is_some() != stripe_webhook_secret.is_some() {
             r.problem(
                 if stripe_secret_key.is_some() {
@@ -606,6 +617,32 @@ impl Config {
                 "STRIPE_SECRET_KEY and STRIPE_WEBHOOK_SECRET go together: set both or neither",
             );
         }
+        let stripe_api_url = match r.get("STRIPE_API_URL") {
+            None => connectors::stripe::DEFAULT_API_URL.to_owned(),
+            Some(v) => match url::Url::parse(&v) {
+                Ok(u) if matches!(u.scheme(), "http" | "https") => {
+                    v.trim_end_matches('/').to_owned()
+                }
+                _ => {
+                    r.problem(
+                        "STRIPE_API_URL",
+                        format!("must be an http(s) URL (got {v:?})"),
+                    );
+                    connectors::stripe::DEFAULT_API_URL.to_owned()
+                }
+            },
+        };
+        let stripe_prices = domain::billing::stripe::Prices {
+            pro: r.get("STRIPE_PRICE_PRO"),
+            growth: r.get("STRIPE_PRICE_GROWTH"),
+            scale: r.get("STRIPE_PRICE_SCALE"),
+        };
+        let plan_enforcement = if r.get("PLAN_ENFORCEMENT").is_some() {
+            r.flag("PLAN_ENFORCEMENT")
+        } else {
+            stripe_secret_key.is_some()
+        };
+        let billing_grace_days = r.parse("BILLING_GRACE_DAYS", 7u32, "a whole number of days");
         if prod && resend_api_key.is_none() && smtp_url.is_none() {
             r.problem(
                 "RESEND_API_KEY",
@@ -681,6 +718,10 @@ impl Config {
             connectors,
             stripe_secret_key,
             stripe_webhook_secret,
+            stripe_api_url,
+            stripe_prices,
+            plan_enforcement,
+            billing_grace_days,
             resend_api_key,
             smtp_url,
             email_from: r
@@ -829,6 +870,14 @@ impl Config {
 
     /// The cipher for secrets at rest; `None` until an `ENCRYPTION_KEY` is known.
     /// With `ENCRYPTION_KEY_PREVIOUS` set, it also opens values sealed under that key.
+    /// The billing policy every process records at start (`domain::billing::configure`).
+    pub fn billing_policy(&self) -> domain::billing::Policy {
+        domain::billing::Policy {
+            enforce: self.plan_enforcement,
+            grace_days: self.billing_grace_days,
+        }
+    }
+
     pub fn cipher(&self) -> Option<domain::secrets::Cipher> {
         let cipher = self
             .encryption_key

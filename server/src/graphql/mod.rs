@@ -14,6 +14,7 @@
 mod after_commit;
 pub mod anomalies;
 pub mod backtest;
+pub mod billing;
 pub mod briefs;
 pub mod common;
 pub mod crm;
@@ -76,6 +77,7 @@ pub struct QueryRoot(
     merges::MergeQuery,
     integrations::IntegrationQuery,
     briefs::BriefQuery,
+    billing::BillingQuery,
 );
 
 #[derive(MergedObject, Default)]
@@ -95,6 +97,7 @@ pub struct MutationRoot(
     insight::AlertMutation,
     notify::NotifyMutation,
     briefs::BriefMutation,
+    billing::BillingMutation,
     anomalies::AnomalyMutation,
 );
 

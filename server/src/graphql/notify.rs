@@ -83,7 +83,7 @@ impl Notification {
     async fn id(&self) -> ID {
         ID(self.0.id.to_string())
     }
-    /// ALERT: an alert rule fired.
+    /// ALERT: an alert rule fired; USAGE_WARNING: 80 % or 100 % of a plan limit was reached.
     async fn kind(&self) -> &str {
         &self.0.kind
     }
@@ -349,14 +349,20 @@ impl NotifySubscription {
         let user = actor.require_user().gql()?;
         let org = actor.organization_id;
         let db = state(ctx)?.db.clone();
-        // Notifications are written with the `alert.triggered` events of the same
-        // transaction: each such event says there may be new ones, read after the last sent.
+        // Notifications are written with the `alert.triggered` (or
+        // `organization.usage_warning`) events of the same transaction: each such event says there may be new ones, read after the last sent.
         let since = domain::alerts::latest_notification(&db, org, user)
             .await
             .gql()?;
-        let events =
-            crate::graphql::live::follow(ctx, vec![EventType::AlertTriggered.to_string()], None)
-                .await?;
+        let events = crate::graphql::live::follow(
+            ctx,
+            vec![
+                EventType::AlertTriggered.to_string(),
+                EventType::UsageWarning.to_string(),
+            ],
+            None,
+        )
+        .await?;
         let cursor = std::sync::Arc::new(tokio::sync::Mutex::new(since));
         Ok(events
             .then(move |_| {

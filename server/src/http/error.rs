@@ -15,6 +15,16 @@ pub struct ApiError {
     pub message: String,
     pub fields: Vec<FieldError>,
     pub retry_after_secs: Option<u64>,
+    /// A plan limit that refused the request: its name, value, the use, and the plan.
+    pub quota: Option<Box<Quota>>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Quota {
+    pub limit: &'static str,
+    pub allowed: u64,
+    pub current: u64,
+    pub plan: String,
 }
 
 #[derive(Serialize)]
@@ -28,6 +38,8 @@ struct Inner<'a> {
     message: &'a str,
     #[serde(skip_serializing_if = "<[_]>::is_empty")]
     fields: &'a [FieldError],
+    #[serde(flatten, skip_serializing_if = "Option::is_none")]
+    quota: Option<&'a Quota>,
 }
 
 impl ApiError {
@@ -38,6 +50,7 @@ impl ApiError {
             message: message.into(),
             fields: Vec::new(),
             retry_after_secs: None,
+            quota: None,
         }
     }
 
@@ -85,12 +98,27 @@ impl From<domain::Error> for ApiError {
             _ => Vec::new(),
         };
         let retry_after_secs = err.retry_after_secs();
+        let quota = match &err {
+            E::Quota {
+                limit,
+                allowed,
+                used,
+                plan,
+            } => Some(Box::new(Quota {
+                limit,
+                allowed: *allowed,
+                current: *used,
+                plan: plan.clone(),
+            })),
+            _ => None,
+        };
         Self {
             status,
             code: err.kind(),
             message: err.public_message(),
             fields,
             retry_after_secs,
+            quota,
         }
     }
 }
@@ -102,6 +130,7 @@ impl IntoResponse for ApiError {
                 code: self.code.as_str(),
                 message: &self.message,
                 fields: &self.fields,
+                quota: self.quota.as_deref(),
             },
         };
         let mut resp = (self.status, Json(body)).into_response();

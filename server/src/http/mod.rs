@@ -3,6 +3,7 @@
 //! JSON error bodies for everything that fails).
 
 pub mod auth;
+pub mod billing;
 pub mod crm_connect;
 pub mod dashboard;
 pub mod error;
@@ -76,6 +77,7 @@ pub fn router(state: AppState, api: Router<AppState>) -> Router {
         )))
         .merge(signals::routes())
         .merge(unsubscribe::routes())
+        .merge(billing::routes())
         .merge(inbound::routes())
         .route(
             "/api/v1/integrations/{kind}/connect",

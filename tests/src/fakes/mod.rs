@@ -13,6 +13,7 @@ pub mod salesforce;
 pub mod slack;
 pub mod smtp;
 pub mod stackexchange;
+pub mod stripe;
 pub mod support;
 pub mod twitter;
 

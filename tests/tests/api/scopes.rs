@@ -120,7 +120,7 @@ async fn each_scope_grants_exactly_what_it_names() {
         "{ mergeSuggestions { confidence } }",
         "{ members { user { email } } }",
         "{ organization { name } }",
-        "{ usage { contacts } }",
+        "{ usage { contacts { current } } }",
     ] {
         let r = app.graphql_with_key(&accounts, q, json!({})).await;
         assert_code(&r, "FORBIDDEN");
@@ -202,7 +202,7 @@ async fn each_scope_grants_exactly_what_it_names() {
         "{ members { user { email } } }",
         "query($id: ID!) { member(userId: $id) { user { email } } }",
         "{ organization { name } }",
-        "{ usage { contacts } }",
+        "{ usage { contacts { current } } }",
     ] {
         let r = app
             .graphql_with_key(&write_key, q, json!({"id": owner.user_id}))
@@ -236,7 +236,7 @@ async fn each_scope_grants_exactly_what_it_names() {
     let r = app
         .graphql_with_key(
             &org,
-            "{ members { user { email } } organization { name } usage { contacts } }",
+            "{ members { user { email } } organization { name } usage { contacts { current } } }",
             json!({}),
         )
         .await;

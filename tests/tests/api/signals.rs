@@ -1121,20 +1121,20 @@ async fn queries_sources_timeline_usage_and_isolation() {
     let r = app
         .graphql_as(
             a.token(),
-            "{ usage { signalsThisMonth contacts periodStart } }",
+            "{ usage { signalsPerMonth { current } contacts { current } periodStart } }",
             json!({}),
         )
         .await;
-    assert_eq!(ok(&r)["usage"]["signalsThisMonth"], 3);
-    assert_eq!(ok(&r)["usage"]["contacts"], 1);
+    assert_eq!(ok(&r)["usage"]["signalsPerMonth"]["current"], 3);
+    assert_eq!(ok(&r)["usage"]["contacts"]["current"], 1);
 
     // Tenant B sees none of it and cannot use A's source, account or contact.
     let r = app
-        .graphql_as(b.token(), "{ signals(first: 10) { totalCount } signalSources { id } usage { signalsThisMonth contacts } }", json!({}))
+        .graphql_as(b.token(), "{ signals(first: 10) { totalCount } signalSources { id } usage { signalsPerMonth { current } contacts { current } } }", json!({}))
         .await;
     assert_eq!(ok(&r)["signals"]["totalCount"], 0);
     assert_eq!(ok(&r)["signalSources"], json!([]));
-    assert_eq!(ok(&r)["usage"]["signalsThisMonth"], 0);
+    assert_eq!(ok(&r)["usage"]["signalsPerMonth"]["current"], 0);
     for (input, field) in [
         (json!({"type": "x", "sourceId": src_id}), "sourceId"),
         (json!({"type": "x", "accountId": account}), "accountId"),

@@ -90,9 +90,52 @@ pub(super) struct Writer {
     pub(super) touched_accounts: BTreeSet<Uuid>,
     /// Pairs to auto-merge at flush time.
     pub(super) merge_candidates: Vec<Candidate>,
+    /// The plan's limits when the installation enforces them ([`Writer::limit`]).
+    pub(super) limits: Option<crate::billing::Standing>,
+    /// Contacts the batch may still create (`None`: unlimited) and how many existed before.
+    pub(super) contact_room: Option<u64>,
+    pub(super) contacts_before: u64,
+    /// Signals the batch may still store this month (`None`: unlimited).
+    pub(super) signal_room: Option<u64>,
 }
 
 impl Writer {
+    /// Reads the room the plan leaves: signals this month, and contacts when the batch may create
+    /// some (`may_create`: it names people not known yet), under the contact limit's lock.
+    pub(super) async fn limit(
+        &mut self,
+        txn: &DatabaseTransaction,
+        limits: Option<crate::billing::Standing>,
+        may_create: bool,
+    ) -> Result<()> {
+        use crate::billing::{Metric, usage};
+        if let Some(st) = &limits {
+            if may_create
+                && let Some((used, room)) = usage::room(txn, self.org, st, Metric::Contacts).await?
+            {
+                self.contacts_before = used;
+                self.contact_room = Some(room);
+            }
+            self.signal_room = usage::signal_room(txn, self.org, st, self.now)
+                .await?
+                .map(|(_, room)| room);
+        }
+        self.limits = limits;
+        Ok(())
+    }
+
+    /// The refusal of a signal past the month's limit.
+    pub(super) fn signal_refusal(&self) -> crate::Error {
+        use crate::billing::Metric;
+        match &self.limits {
+            Some(st) => st.refuse(
+                Metric::SignalsPerMonth,
+                st.limit(Metric::SignalsPerMonth).unwrap_or(0),
+            ),
+            None => crate::Error::Internal("no signal limit".into()),
+        }
+    }
+
     pub(super) async fn load(
         txn: &DatabaseTransaction,
         org: Uuid,
@@ -282,6 +325,10 @@ impl Writer {
             events: Vec::new(),
             touched_accounts: BTreeSet::new(),
             merge_candidates: Vec::new(),
+            limits: None,
+            contact_room: None,
+            contacts_before: 0,
+            signal_room: None,
         })
     }
 }

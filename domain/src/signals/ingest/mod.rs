@@ -212,7 +212,10 @@ fn retryable(e: &sea_orm::DbErr) -> bool {
         return true;
     }
     let s = e.to_string();
-    s.contains("deadlock") || s.contains("could not serialize") || s.contains("database is locked")
+    s.contains(crate::billing::usage::COUNTER_MOVED)
+        || s.contains("deadlock")
+        || s.contains("could not serialize")
+        || s.contains("database is locked")
 }
 
 async fn ingest_once(
@@ -227,15 +230,24 @@ async fn ingest_once(
     let txn = crate::db::begin(db).await?;
     let default = system_source(&txn, org, default_source).await?;
     let prepared = prepare(&txn, org, inputs, prefix, default, now).await?;
+    let limits = crate::billing::limits(&txn, org, now).await?;
     let mut w = Writer::load(&txn, org, &prepared, now).await?;
-    if lock_unknown(&txn, org, &prepared, &w).await? {
+    let unknown = lock_unknown(&txn, org, &prepared, &w).await?;
+    if unknown {
         // Another batch may have created some of them before we held the locks.
         w = Writer::load(&txn, org, &prepared, now).await?;
     }
+    // On SQLite nothing is locked, so whether the batch creates people is not known here:
+    // the contact room is read whenever limits apply.
+    let may_create = unknown || txn.get_database_backend() != sea_orm::DbBackend::Postgres;
+    w.limit(&txn, limits, may_create).await?;
     let mut results = Vec::with_capacity(prepared.len());
     for item in prepared {
         results.push(match item {
             Err(e) => Err(e),
+            // Past the month's signal limit a new signal is refused; a repeat of one stored
+            // before is still answered.
+            Ok(p) if w.signal_room == Some(0) && w.stores(&p) => Err(w.signal_refusal()),
             Ok(p) => Ok(w.ingest(&txn, p).await?),
         });
     }

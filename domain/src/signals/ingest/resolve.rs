@@ -55,8 +55,12 @@ impl Writer {
         // A contact is created only from something that names a person (an email or a
         // handle), not from a bare user id of the sender's product.
         let nameable = ids.iter().any(|(k, _, _)| !kind::NOT_NAMEABLE.contains(k));
-        if contact.is_none() && nameable {
+        // Past the plan's contact limit the signal is kept, attributed to its account only.
+        if contact.is_none() && nameable && self.contact_room != Some(0) {
             contact = Some(self.create_contact(h, account));
+            if let Some(r) = self.contact_room.as_mut() {
+                *r -= 1;
+            }
         }
         if let Some(c) = contact {
             self.note_other_owners(c, &ids);

@@ -17,6 +17,23 @@ use crate::signals::merges::{self};
 use crate::{Actor, Result, events, scoring};
 
 impl Writer {
+    /// Whether ingesting `p` would store a new signal (not a profile update, not a repeat).
+    pub(super) fn stores(&self, p: &Prepared) -> bool {
+        if p.profile_only {
+            return false;
+        }
+        if p.idempotency_key
+            .as_ref()
+            .is_some_and(|k| self.by_idempotency.contains_key(k))
+        {
+            return false;
+        }
+        !(p.content_dedup
+            && self
+                .by_content
+                .contains_key(&(p.dedupe_key.clone(), p.timestamp)))
+    }
+
     pub(super) async fn ingest(
         &mut self,
         txn: &DatabaseTransaction,
@@ -64,6 +81,9 @@ impl Writer {
             self.by_content.insert(k, signal.clone());
         }
         self.touched_accounts.extend(account_id);
+        if let Some(r) = self.signal_room.as_mut() {
+            *r = r.saturating_sub(1);
+        }
         self.new_signals.push(signal.clone());
         Ok(Ingested::stored(signal, false))
     }
@@ -273,6 +293,29 @@ impl Writer {
             )
         }));
         scoring::request_rescore(txn, self.org, &accounts).await?;
+        // Counted last, so the month's counter row is held only to the commit.
+        if let Some(st) = &self.limits
+            && !contacts.is_empty()
+        {
+            let before = self.contacts_before;
+            crate::billing::usage::warn(
+                txn,
+                self.org,
+                st,
+                crate::billing::Metric::Contacts,
+                before,
+                before + contacts.len() as u64,
+            )
+            .await?;
+        }
+        crate::billing::usage::count_signals(
+            txn,
+            self.org,
+            self.limits.as_ref(),
+            signals.len() as u64,
+            self.now,
+        )
+        .await?;
         events::append_many(txn, self.org, Some(actor), events).await?;
         Ok(done.merged_into)
     }

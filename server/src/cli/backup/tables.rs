@@ -115,6 +115,11 @@ backed_up!(
     account_briefs,
     ai_usage,
     ai_settings,
+    billing_settings,
+    billing_accounts,
+    billing_events,
+    usage_counters,
+    usage_warnings,
 );
 
 fn columns<E: EntityTrait>() -> anyhow::Result<Vec<Column>> {

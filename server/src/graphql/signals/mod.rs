@@ -121,18 +121,6 @@ impl SignalQuery {
             })
             .collect())
     }
-
-    /// Signals ingested this month and contacts held.
-    async fn usage(&self, ctx: &Context<'_>) -> async_graphql::Result<Usage> {
-        let u = domain::signals::usage(&*db(ctx).await?, actor(ctx)?)
-            .await
-            .gql()?;
-        Ok(Usage {
-            period_start: u.period_start,
-            signals_this_month: u.signals,
-            contacts: u.contacts,
-        })
-    }
 }
 
 /// A new signal source.

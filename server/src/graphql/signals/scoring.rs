@@ -159,15 +159,6 @@ pub struct TierChangePreview {
     pub new_tier: Tier,
 }
 
-/// The organization's usage this calendar month (UTC). Counting only; limits come with billing.
-#[derive(SimpleObject)]
-pub struct Usage {
-    pub period_start: DateTime<Utc>,
-    /// Signals ingested since `periodStart`.
-    pub signals_this_month: u64,
-    pub contacts: u64,
-}
-
 /// Where a recompute of every score stands.
 #[derive(async_graphql::Enum, Copy, Clone, Eq, PartialEq)]
 pub enum ScoreRecomputeStatus {
