@@ -17,6 +17,7 @@ pub mod backtest;
 pub mod briefs;
 pub mod common;
 pub mod crm;
+pub mod demo;
 pub mod enrichment;
 mod errors;
 pub mod identity;
@@ -28,6 +29,7 @@ pub mod live;
 pub mod merges;
 pub mod notify;
 mod nul;
+pub mod privacy;
 pub mod signals;
 mod socket;
 mod system;
@@ -76,6 +78,8 @@ pub struct QueryRoot(
     merges::MergeQuery,
     integrations::IntegrationQuery,
     briefs::BriefQuery,
+    demo::DemoQuery,
+    privacy::PrivacyQuery,
 );
 
 #[derive(MergedObject, Default)]
@@ -96,6 +100,8 @@ pub struct MutationRoot(
     notify::NotifyMutation,
     briefs::BriefMutation,
     anomalies::AnomalyMutation,
+    demo::DemoMutation,
+    privacy::PrivacyMutation,
 );
 
 #[derive(MergedSubscription, Default)]

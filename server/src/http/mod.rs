@@ -5,6 +5,7 @@
 pub mod auth;
 pub mod crm_connect;
 pub mod dashboard;
+pub mod demo;
 pub mod error;
 pub mod health;
 pub mod inbound;
@@ -75,6 +76,7 @@ pub fn router(state: AppState, api: Router<AppState>) -> Router {
             session_cookie::layer,
         )))
         .merge(signals::routes())
+        .merge(demo::routes())
         .merge(unsubscribe::routes())
         .merge(inbound::routes())
         .route(

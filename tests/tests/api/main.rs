@@ -20,6 +20,7 @@ mod crm_search;
 mod crm_timeline;
 mod cross_tenant;
 mod dashboard;
+mod demo;
 mod deployment;
 mod digest;
 mod discord;
