@@ -68,6 +68,9 @@ pub(super) struct Person {
     /// The contact's id and those of duplicates merged into it (their old rows and events
     /// describe the same person).
     pub ids: Vec<String>,
+    /// The rows of duplicates merged into it, as the merge recorded them (their emails and
+    /// handles are the person's too).
+    pub duplicates: Vec<Value>,
 }
 
 impl Person {
@@ -82,22 +85,24 @@ impl Person {
             .filter(contact_identities::Column::ContactId.eq(id))
             .all(db)
             .await?;
-        let merged: Vec<Uuid> = contact_merges::Entity::find()
-            .select_only()
-            .column(contact_merges::Column::MergedId)
+        let merges = contact_merges::Entity::find()
             .filter(contact_merges::Column::OrganizationId.eq(actor.organization_id))
             .filter(contact_merges::Column::PrimaryId.eq(id))
-            .into_tuple()
             .all(db)
             .await?;
         let ids = std::iter::once(id)
-            .chain(merged)
+            .chain(merges.iter().map(|m| m.merged_id))
             .map(|i| i.to_string())
+            .collect();
+        let duplicates = merges
+            .into_iter()
+            .filter_map(|m| m.undo.get("duplicate").cloned())
             .collect();
         Ok(Person {
             contact,
             identities,
             ids,
+            duplicates,
         })
     }
 
@@ -117,6 +122,19 @@ impl Person {
         }
         for i in &self.identities {
             out.insert((i.kind.clone(), tombstones::normalise(&i.value)));
+        }
+        for d in &self.duplicates {
+            for (k, field) in [
+                (kind::EMAIL, "email"),
+                (kind::GITHUB, "github"),
+                (kind::TWITTER, "twitter"),
+                (kind::LINKEDIN, "linkedIn"),
+            ] {
+                if let Some(v) = d.get(field).and_then(Value::as_str).filter(|v| !v.trim().is_empty())
+                {
+                    out.insert((k.to_owned(), tombstones::normalise(v)));
+                }
+            }
         }
         out
     }
@@ -143,6 +161,21 @@ impl Person {
         }
         for i in &self.identities {
             v.push(i.value.clone());
+        }
+        for d in &self.duplicates {
+            let text = |f: &str| d.get(f).and_then(Value::as_str).map(str::to_owned);
+            let name = [text("firstName"), text("lastName")]
+                .into_iter()
+                .flatten()
+                .collect::<Vec<_>>()
+                .join(" ");
+            v.push(name);
+            for f in ["email", "github", "twitter", "linkedIn", "phone"] {
+                if let Some(x) = text(f) {
+                    v.push(x.trim_start_matches('@').to_owned());
+                    v.push(x);
+                }
+            }
         }
         redact::needles(v)
     }

@@ -52,6 +52,7 @@ mod organizations;
 mod packages;
 mod plans;
 mod plumbing;
+mod privacy;
 mod posthog;
 mod rate_limits;
 mod recompute;
