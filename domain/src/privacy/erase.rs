@@ -20,7 +20,8 @@ use std::collections::BTreeSet;
 use entity::{
     account_briefs, activities, alert_deliveries, audit_logs, companies, contact_identities,
     contact_merges, contacts, deals, enrichment_cache, enrichments, events, external_ids,
-    integration_runs, jobs, notifications, signals, webhook_attempts, webhook_deliveries,
+    integration_runs, jobs, notifications, signals, webhook_attempts, webhook_cursor,
+    webhook_deliveries,
 };
 use sea_orm::sea_query::{Expr, ExprTrait, Query};
 use sea_orm::{
@@ -265,6 +266,19 @@ pub async fn erase_contact(
     admin(actor)?;
     let org = actor.organization_id;
     let txn = crate::db::begin(db).await?;
+    // The event-log consumers (alert evaluation, then webhook dispatch) copy payloads into
+    // notifications and deliveries under their cursor rows' locks: holding both, in their
+    // order, means none of them is copying an event this erasure has not yet redacted.
+    for cursor in [
+        crate::alerts::CURSOR,
+        crate::webhooks::CURSOR,
+    ] {
+        webhook_cursor::Entity::update_many()
+            .col_expr(webhook_cursor::Column::UpdatedAt, Expr::value(chrono::Utc::now()))
+            .filter(webhook_cursor::Column::Name.eq(cursor))
+            .exec(&txn)
+            .await?;
+    }
     let person = Person::load(&txn, actor, id).await?;
     let needles = person.needles();
     let ids = person.ids.clone();
