@@ -547,7 +547,13 @@ pub(super) async fn record(
                 }));
             }
         }
-        if let Some(sealed) = f.rule.row.slack_url.as_ref().filter(|_| !demo.contains(&org)) {
+        if let Some(sealed) = f
+            .rule
+            .row
+            .slack_url
+            .as_ref()
+            .filter(|_| !demo.contains(&org))
+        {
             deliveries.push(delivery(super::Channel::Slack {
                 sealed_url: sealed.clone(),
                 host: "Slack incoming webhook".into(),

@@ -283,8 +283,7 @@ pub async fn create_many(
             m.email_normalized.clone().map(|e| (field, e))
         })
         .collect();
-    crate::privacy::tombstones::refuse_erased_emails(&txn, actor.organization_id, &emails)
-        .await?;
+    crate::privacy::tombstones::refuse_erased_emails(&txn, actor.organization_id, &emails).await?;
     let mut out = Vec::with_capacity(models.len());
     for (i, m) in models.into_iter().enumerate() {
         let field = if batch {

@@ -262,7 +262,9 @@ fn metadata(rng: &mut StdRng, c: &Company, t: &str) -> Value {
         "npm_download" | "package_install" => {
             json!({"package": format!("@{}/{}", c.github_org, c.product), "version": format!("2.{}.{}", rng.random_range(0..9), rng.random_range(0..20))})
         }
-        "pypi_download" => json!({"package": c.product, "version": format!("1.{}.0", rng.random_range(0..12))}),
+        "pypi_download" => {
+            json!({"package": c.product, "version": format!("1.{}.0", rng.random_range(0..12))})
+        }
         "api_call" => {
             let endpoint = ["/v1/events", "/v1/query", "/v1/projects"][rng.random_range(0..3)];
             json!({"endpoint": endpoint, "calls": rng.random_range(10..5000)})
@@ -321,19 +323,73 @@ pub fn signals(seed: u64, now: DateTime<Utc>) -> Vec<Signal> {
 pub const DEALS: &[(usize, &str, &str, f64, usize)] = &[
     (0, "Arcline — Enterprise plan", "NEGOTIATION", 48_000.0, 0),
     (1, "NovaCLI — Team plan", "SALES_QUALIFIED", 18_000.0, 0),
-    (2, "CloudForge — platform expansion", "EXPANSION_SIGNAL", 32_000.0, 0),
+    (
+        2,
+        "CloudForge — platform expansion",
+        "EXPANSION_SIGNAL",
+        32_000.0,
+        0,
+    ),
     (3, "DataPipe Labs — pilot", "ACTIVATED", 6_000.0, 1),
     (5, "ByteShift — security review", "CLOSED_LOST", 9_500.0, 0),
 ];
 
 /// (company index, kind, title, description, contact index) of each activity.
 pub const ACTIVITIES: &[(usize, &str, &str, &str, Option<usize>)] = &[
-    (0, "MEETING", "Architecture review", "Walked through SSO and audit-log needs for the rollout.", Some(0)),
-    (0, "TASK", "Send security questionnaire", "Security team asked for the SOC 2 report.", Some(0)),
-    (1, "CALL", "Discovery call", "Team of 12 using the CLI daily; wants shared dashboards.", Some(0)),
-    (1, "EMAIL", "Pricing follow-up", "Sent the Team plan quote.", Some(1)),
-    (2, "NOTE", "Usage spike", "API calls tripled after the forge-cli 2.3 release.", None),
-    (3, "MEETING", "Pilot kickoff", "Two pipelines in the pilot; success criteria agreed.", Some(1)),
-    (4, "TASK", "Invite to beta", "Interested in the ML feature flags beta.", Some(1)),
-    (6, "NOTE", "Went quiet", "No activity since the evaluation ended.", None),
+    (
+        0,
+        "MEETING",
+        "Architecture review",
+        "Walked through SSO and audit-log needs for the rollout.",
+        Some(0),
+    ),
+    (
+        0,
+        "TASK",
+        "Send security questionnaire",
+        "Security team asked for the SOC 2 report.",
+        Some(0),
+    ),
+    (
+        1,
+        "CALL",
+        "Discovery call",
+        "Team of 12 using the CLI daily; wants shared dashboards.",
+        Some(0),
+    ),
+    (
+        1,
+        "EMAIL",
+        "Pricing follow-up",
+        "Sent the Team plan quote.",
+        Some(1),
+    ),
+    (
+        2,
+        "NOTE",
+        "Usage spike",
+        "API calls tripled after the forge-cli 2.3 release.",
+        None,
+    ),
+    (
+        3,
+        "MEETING",
+        "Pilot kickoff",
+        "Two pipelines in the pilot; success criteria agreed.",
+        Some(1),
+    ),
+    (
+        4,
+        "TASK",
+        "Invite to beta",
+        "Interested in the ML feature flags beta.",
+        Some(1),
+    ),
+    (
+        6,
+        "NOTE",
+        "Went quiet",
+        "No activity since the evaluation ended.",
+        None,
+    ),
 ];

@@ -268,11 +268,7 @@ async fn delete_objects(db: &DatabaseConnection, org: Uuid, objects: &Objects) -
 
 /// Deletes the seeded rows (and the organization's `demo_seeds` row), then asks for the
 /// accounts that are left and lost signals to be rescored.
-async fn delete_in(
-    txn: &sea_orm::DatabaseTransaction,
-    org: Uuid,
-    o: &Objects,
-) -> Result<()> {
+async fn delete_in(txn: &sea_orm::DatabaseTransaction, org: Uuid, o: &Objects) -> Result<()> {
     let mut touched: Vec<Uuid> = Vec::new();
     for chunk in o.signals.chunks(crate::db::IN_LIST) {
         let accounts: Vec<Option<Uuid>> = signals::Entity::find()

@@ -154,9 +154,14 @@ pub(super) async fn seed(
         })
         .collect();
     for chunk in inputs.chunks(signals::MAX_BATCH) {
-        let results =
-            signals::ingest_many(db, actor, chunk.to_vec(), "signals", signals::system_source::API)
-                .await?;
+        let results = signals::ingest_many(
+            db,
+            actor,
+            chunk.to_vec(),
+            "signals",
+            signals::system_source::API,
+        )
+        .await?;
         for r in results {
             let stored = r?;
             if let Some(s) = stored.signal {

@@ -131,7 +131,10 @@ impl Person {
                 (kind::TWITTER, "twitter"),
                 (kind::LINKEDIN, "linkedIn"),
             ] {
-                if let Some(v) = d.get(field).and_then(Value::as_str).filter(|v| !v.trim().is_empty())
+                if let Some(v) = d
+                    .get(field)
+                    .and_then(Value::as_str)
+                    .filter(|v| !v.trim().is_empty())
                 {
                     out.insert((k.to_owned(), tombstones::normalise(v)));
                 }
@@ -154,7 +157,14 @@ impl Person {
             .collect::<Vec<_>>()
             .join(" ");
         v.push(full);
-        for x in [&c.email, &c.email_normalized, &c.github, &c.twitter, &c.linked_in, &c.phone] {
+        for x in [
+            &c.email,
+            &c.email_normalized,
+            &c.github,
+            &c.twitter,
+            &c.linked_in,
+            &c.phone,
+        ] {
             if let Some(x) = x {
                 v.push(x.clone());
                 v.push(x.trim_start_matches('@').to_owned());
@@ -189,13 +199,20 @@ pub(super) fn scrub(v: &mut Value, needles: &[String], ids: &[String]) -> bool {
     let mut changed = false;
     match v {
         Value::Object(o) => {
-            let about = ["id", "contactId", "contact_id", "actorId", "primaryId", "mergedId"]
-                .iter()
-                .any(|k| {
-                    o.get(*k)
-                        .and_then(Value::as_str)
-                        .is_some_and(|v| ids.iter().any(|i| i == v))
-                });
+            let about = [
+                "id",
+                "contactId",
+                "contact_id",
+                "actorId",
+                "primaryId",
+                "mergedId",
+            ]
+            .iter()
+            .any(|k| {
+                o.get(*k)
+                    .and_then(Value::as_str)
+                    .is_some_and(|v| ids.iter().any(|i| i == v))
+            });
             if about {
                 for extra in [
                     "notes",
@@ -269,12 +286,12 @@ pub async fn erase_contact(
     // The event-log consumers (alert evaluation, then webhook dispatch) copy payloads into
     // notifications and deliveries under their cursor rows' locks: holding both, in their
     // order, means none of them is copying an event this erasure has not yet redacted.
-    for cursor in [
-        crate::alerts::CURSOR,
-        crate::webhooks::CURSOR,
-    ] {
+    for cursor in [crate::alerts::CURSOR, crate::webhooks::CURSOR] {
         webhook_cursor::Entity::update_many()
-            .col_expr(webhook_cursor::Column::UpdatedAt, Expr::value(chrono::Utc::now()))
+            .col_expr(
+                webhook_cursor::Column::UpdatedAt,
+                Expr::value(chrono::Utc::now()),
+            )
             .filter(webhook_cursor::Column::Name.eq(cursor))
             .exec(&txn)
             .await?;
@@ -319,16 +336,14 @@ pub async fn erase_contact(
         &needles,
         |s| {
             let mut c = redact::json(&mut s.metadata, &needles, false);
-            if s
-                .idempotency_key
+            if s.idempotency_key
                 .as_deref()
                 .is_some_and(|k| redact::text(k, &needles).is_some())
             {
                 s.idempotency_key = None;
                 c = true;
             }
-            if s
-                .anonymous_id
+            if s.anonymous_id
                 .as_deref()
                 .is_some_and(|k| redact::text(k, &needles).is_some())
             {
@@ -396,7 +411,10 @@ pub async fn erase_contact(
             companies::Column::CustomFields,
         ],
         &needles,
-        |c| scrub_text(&mut c.description, &needles) | redact::json(&mut c.custom_fields, &needles, false),
+        |c| {
+            scrub_text(&mut c.description, &needles)
+                | redact::json(&mut c.custom_fields, &needles, false)
+        },
     )
     .await?;
     out.rows_redacted += redact::sweep::<contacts::Entity, _>(
@@ -406,7 +424,9 @@ pub async fn erase_contact(
             .add(contacts::Column::Id.ne(id)),
         &[contacts::Column::Notes, contacts::Column::CustomFields],
         &needles,
-        |c| scrub_text(&mut c.notes, &needles) | redact::json(&mut c.custom_fields, &needles, false),
+        |c| {
+            scrub_text(&mut c.notes, &needles) | redact::json(&mut c.custom_fields, &needles, false)
+        },
     )
     .await?;
 
@@ -424,7 +444,10 @@ pub async fn erase_contact(
     out.rows_redacted += redact::sweep::<contact_merges::Entity, _>(
         &txn,
         Condition::all().add(contact_merges::Column::OrganizationId.eq(org)),
-        &[contact_merges::Column::Undo, contact_merges::Column::Evidence],
+        &[
+            contact_merges::Column::Undo,
+            contact_merges::Column::Evidence,
+        ],
         &find,
         |m| scrub(&mut m.undo, &needles, &ids) | scrub(&mut m.evidence, &needles, &ids),
     )
@@ -501,7 +524,10 @@ pub async fn erase_contact(
     out.rows_redacted += redact::sweep::<integration_runs::Entity, _>(
         &txn,
         Condition::all().add(integration_runs::Column::OrganizationId.eq(org)),
-        &[integration_runs::Column::Errors, integration_runs::Column::Error],
+        &[
+            integration_runs::Column::Errors,
+            integration_runs::Column::Error,
+        ],
         &needles,
         |r| {
             let mut c = scrub_text(&mut r.error, &needles);
@@ -529,7 +555,11 @@ pub async fn erase_contact(
         Condition::all().add(audit_logs::Column::OrganizationId.eq(org)),
         &[audit_logs::Column::Metadata],
         &find,
-        |a| a.metadata.as_mut().is_some_and(|m| scrub(m, &needles, &ids)),
+        |a| {
+            a.metadata
+                .as_mut()
+                .is_some_and(|m| scrub(m, &needles, &ids))
+        },
     )
     .await?;
     // AI briefs that mention them are dropped (the next one is written without them).
@@ -597,7 +627,14 @@ pub async fn erase_contact(
             .metadata(serde_json::to_value(&out).unwrap_or(Value::Null)),
     )
     .await?;
-    log::append(&txn, org, Some(actor), "contact.deleted", json!({ "id": id })).await?;
+    log::append(
+        &txn,
+        org,
+        Some(actor),
+        "contact.deleted",
+        json!({ "id": id }),
+    )
+    .await?;
     if txn.get_database_backend() == DbBackend::Sqlite {
         // Merge the full-text index's segments, so the deleted rows' terms are gone, not only
         // marked deleted.

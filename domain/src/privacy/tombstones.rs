@@ -17,7 +17,8 @@ use crate::signals::identifiers::kind;
 use crate::{Error, FieldError, Result};
 
 /// What an item about an erased person is answered with (ingest drops it; creation refuses).
-pub const ERASED: &str = "this person asked to be erased (GDPR art. 17); nothing about them is stored";
+pub const ERASED: &str =
+    "this person asked to be erased (GDPR art. 17); nothing about them is stored";
 
 /// The normalised form every identifier is hashed in: trimmed, lower case, without a leading `@`
 /// (handles are written both ways).

@@ -74,9 +74,15 @@ impl DemoMutation {
     ) -> async_graphql::Result<DemoData> {
         let st = state(ctx)?;
         let seed = seed.map_or_else(rand::random::<u64>, |s| u64::from(s.unsigned_abs()));
-        let s = domain::demo::seed_into(&*db(ctx).await?, actor(ctx)?, &meta(ctx), &outbound(st), seed)
-            .await
-            .gql()?;
+        let s = domain::demo::seed_into(
+            &*db(ctx).await?,
+            actor(ctx)?,
+            &meta(ctx),
+            &outbound(st),
+            seed,
+        )
+        .await
+        .gql()?;
         Ok(s.into())
     }
 

@@ -111,7 +111,10 @@ async fn public_demo_is_signed_in_and_scored_by_our_model() {
         .collect();
     assert!(scores.len() > 5, "a history that moves: {arcline}");
     let last = arcline["scoreHistory"].as_array().unwrap().last().unwrap();
-    assert_eq!(last["score"], arcline["score"]["score"], "today's is the score");
+    assert_eq!(
+        last["score"], arcline["score"]["score"],
+        "today's is the score"
+    );
 
     let r = app
         .graphql_as(
@@ -131,7 +134,11 @@ async fn public_demo_is_signed_in_and_scored_by_our_model() {
     // Our model, not pre-baked numbers: recomputing leaves every score as it is.
     let before = by_name(&accounts);
     let r = app
-        .graphql_as(Some(&token), "mutation { recomputeScores { id } }", json!({}))
+        .graphql_as(
+            Some(&token),
+            "mutation { recomputeScores { id } }",
+            json!({}),
+        )
         .await;
     let id = ok(&r)["recomputeScores"]["id"].as_str().unwrap().to_owned();
     eventually(Duration::from_secs(30), "the recompute to finish", || {
@@ -270,7 +277,10 @@ async fn demo_data_in_ones_own_organization_round_trips() {
             json!({"c": own_contact}),
         )
         .await;
-    let own_signal = ok(&r)["ingestSignal"]["signal"]["id"].as_str().unwrap().to_owned();
+    let own_signal = ok(&r)["ingestSignal"]["signal"]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
 
     let r = app.graphql_as(a.token(), STATUS, json!({})).await;
     assert_eq!(ok(&r)["demoData"]["present"], false);

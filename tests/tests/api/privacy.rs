@@ -142,8 +142,14 @@ async fn person(app: &TestApp, a: &Session) -> (String, String) {
     )
     .await;
     let results = &d["ingestSignals"]["results"];
-    let contact = results[0]["signal"]["contact"]["id"].as_str().unwrap().to_owned();
-    let account = results[0]["signal"]["account"]["id"].as_str().unwrap().to_owned();
+    let contact = results[0]["signal"]["contact"]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let account = results[0]["signal"]["account"]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     assert_eq!(results[1]["signal"]["contact"]["id"], contact.as_str());
 
     // A duplicate merged into them, an update, activities, a deal.
@@ -191,12 +197,16 @@ async fn person(app: &TestApp, a: &Session) -> (String, String) {
     )
     .await;
     // The alert and the webhooks have run over those events.
-    eventually(Duration::from_secs(20), "notifications and deliveries", || async {
-        let n = count(app, "notifications").await;
-        let d = count(app, "alert_deliveries").await;
-        let w = count(app, "webhook_deliveries").await;
-        (n > 0 && d > 0 && w > 5).then_some(())
-    })
+    eventually(
+        Duration::from_secs(20),
+        "notifications and deliveries",
+        || async {
+            let n = count(app, "notifications").await;
+            let d = count(app, "alert_deliveries").await;
+            let w = count(app, "webhook_deliveries").await;
+            (n > 0 && d > 0 && w > 5).then_some(())
+        },
+    )
     .await;
     (contact, account)
 }
@@ -255,7 +265,11 @@ async fn erasure_leaves_no_trace_and_nothing_brings_the_person_back() {
     assert!(found.is_empty(), "traces left:\n{}", found.join("\n"));
 
     let r = app
-        .graphql_as(a.token(), "query($id: ID!) { contact(id: $id) { id } }", json!({"id": contact}))
+        .graphql_as(
+            a.token(),
+            "query($id: ID!) { contact(id: $id) { id } }",
+            json!({"id": contact}),
+        )
         .await;
     assert_code(&r, "NOT_FOUND");
     // The signals stay for the account's score, without the person; the audit entry has counts.
@@ -268,7 +282,12 @@ async fn erasure_leaves_no_trace_and_nothing_brings_the_person_back() {
     .await;
     let sigs = &d["account"]["signals"];
     assert_eq!(sigs["totalCount"], 3, "{sigs}");
-    assert_eq!(sigs["nodes"][0]["metadata"]["repo"].is_string() || sigs["nodes"][1]["metadata"]["repo"].is_string() || sigs["nodes"][2]["metadata"]["repo"].is_string(), true);
+    assert_eq!(
+        sigs["nodes"][0]["metadata"]["repo"].is_string()
+            || sigs["nodes"][1]["metadata"]["repo"].is_string()
+            || sigs["nodes"][2]["metadata"]["repo"].is_string(),
+        true
+    );
     let erased = d["auditLog"]["nodes"]
         .as_array()
         .unwrap()
@@ -297,7 +316,10 @@ async fn erasure_leaves_no_trace_and_nothing_brings_the_person_back() {
     for i in 0..2 {
         assert_eq!(res[i]["success"], true, "{res}");
         assert!(res[i]["signal"].is_null(), "{res}");
-        assert!(res[i]["dropped"].as_str().unwrap().contains("erased"), "{res}");
+        assert!(
+            res[i]["dropped"].as_str().unwrap().contains("erased"),
+            "{res}"
+        );
     }
     assert!(res[2]["signal"]["id"].is_string() && res[2]["dropped"].is_null());
     let r = app
@@ -327,7 +349,12 @@ async fn erasure_leaves_no_trace_and_nothing_brings_the_person_back() {
         let r = app.graphql_as(a.token(), q, json!({})).await;
         assert_code(&r, "CONFLICT");
         assert_eq!(field(&r), "email", "{r}");
-        assert!(r["errors"][0]["message"].as_str().unwrap().contains("erased"));
+        assert!(
+            r["errors"][0]["message"]
+                .as_str()
+                .unwrap()
+                .contains("erased")
+        );
     }
     let d = gql(&app, &a, "{ contacts(first: 1) { totalCount } }", json!({})).await;
     assert_eq!(
@@ -336,7 +363,11 @@ async fn erasure_leaves_no_trace_and_nothing_brings_the_person_back() {
         "only the new person"
     );
     let found = traces(&app).await;
-    assert!(found.is_empty(), "traces after re-ingest:\n{}", found.join("\n"));
+    assert!(
+        found.is_empty(),
+        "traces after re-ingest:\n{}",
+        found.join("\n")
+    );
 }
 
 #[tokio::test]
@@ -358,15 +389,21 @@ async fn erasure_and_export_are_for_admins_of_the_organization() {
         // Another organization's admin: no such contact.
         let r = app.graphql_as(b.token(), q, json!({"id": id})).await;
         assert_code(&r, "NOT_FOUND");
-        let r = app.graphql_as(a.token(), q, json!({"id": "not-an-id"})).await;
+        let r = app
+            .graphql_as(a.token(), q, json!({"id": "not-an-id"}))
+            .await;
         assert_code(&r, "NOT_FOUND");
     }
     // A key needs `admin`.
     let writer = app.api_key(&a, &["contacts:write", "contacts:read"]).await;
-    let r = app.graphql_with_key(&writer, ERASE, json!({"id": id})).await;
+    let r = app
+        .graphql_with_key(&writer, ERASE, json!({"id": id}))
+        .await;
     assert_code(&r, "FORBIDDEN");
     let admin = app.api_key(&a, &["admin"]).await;
-    let r = app.graphql_with_key(&admin, EXPORT, json!({"id": id})).await;
+    let r = app
+        .graphql_with_key(&admin, EXPORT, json!({"id": id}))
+        .await;
     assert_eq!(ok(&r)["exportContactData"]["contact"]["firstName"], "Rita");
     let r = app.graphql_with_key(&admin, ERASE, json!({"id": id})).await;
     assert_eq!(ok(&r)["eraseContact"]["contactId"], id.as_str());
