@@ -213,7 +213,7 @@ pub async fn seed_into(
                 meta,
                 Entry::by(actor, "demo.seeded")
                     .target("organization", org)
-                    .metadata(serde_json::to_value(&counts).unwrap_or_default()),
+                    .metadata(serde_json::to_value(counts).unwrap_or_default()),
             )
             .await?;
             txn.commit().await?;
@@ -252,7 +252,7 @@ pub async fn remove(db: &DatabaseConnection, actor: &Actor, meta: &Meta) -> Resu
         meta,
         Entry::by(actor, "demo.removed")
             .target("organization", org)
-            .metadata(serde_json::to_value(&counts).unwrap_or_default()),
+            .metadata(serde_json::to_value(counts).unwrap_or_default()),
     )
     .await?;
     txn.commit().await?;

@@ -26,7 +26,7 @@ use entity::{
 use sea_orm::sea_query::{Expr, ExprTrait, Query};
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, Condition, ConnectionTrait, DatabaseConnection, DbBackend,
-    EntityTrait, IntoActiveModel, QueryFilter, QuerySelect, Statement,
+    EntityTrait, IntoActiveModel, QueryFilter, Statement,
 };
 use serde::Serialize;
 use serde_json::{Value, json};
@@ -164,11 +164,12 @@ impl Person {
             &c.twitter,
             &c.linked_in,
             &c.phone,
-        ] {
-            if let Some(x) = x {
-                v.push(x.clone());
-                v.push(x.trim_start_matches('@').to_owned());
-            }
+        ]
+        .into_iter()
+        .flatten()
+        {
+            v.push(x.clone());
+            v.push(x.trim_start_matches('@').to_owned());
         }
         for i in &self.identities {
             v.push(i.value.clone());

@@ -171,6 +171,42 @@ async fn public_demo_is_signed_in_and_scored_by_our_model() {
             .collect::<BTreeMap<_, _>>()
     };
     assert_eq!(counts_of(&by_name(&ok(&r)["accounts"])), counts_of(&before));
+
+    // A demo's alerts stay in the app: even a rule asking for email sends none to the made-up
+    // address.
+    let r = app
+        .graphql_as(
+            Some(&token),
+            "mutation { createAlertRule(input: {name: \"Any signal\", trigger: NEW_SIGNAL, cooldownMinutes: 0, channels: {inApp: true, email: true}}) { id } }",
+            json!({}),
+        )
+        .await;
+    ok(&r);
+    let arcline_id = arcline["id"].as_str().unwrap().to_owned();
+    let r = app
+        .graphql_as(
+            Some(&token),
+            "mutation($a: ID) { ingestSignal(input: {type: \"docs_read\", accountId: $a}) { signal { id } } }",
+            json!({"a": arcline_id}),
+        )
+        .await;
+    ok(&r);
+    let org_id = Uuid::parse_str(&org).unwrap();
+    eventually(Duration::from_secs(20), "the in-app alert", || async {
+        let n = entity::notifications::Entity::find()
+            .filter(entity::notifications::Column::OrganizationId.eq(org_id))
+            .all(&app.db)
+            .await
+            .unwrap();
+        (!n.is_empty()).then_some(())
+    })
+    .await;
+    let deliveries = entity::alert_deliveries::Entity::find()
+        .filter(entity::alert_deliveries::Column::OrganizationId.eq(org_id))
+        .all(&app.db)
+        .await
+        .unwrap();
+    assert!(deliveries.is_empty(), "{deliveries:?}");
 }
 
 #[tokio::test]
