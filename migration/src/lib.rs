@@ -28,6 +28,7 @@ mod m20261203_000022_alert_channels;
 mod m20261203_000023_briefs;
 mod m20261203_000024_anomalies;
 mod m20261203_000025_billing;
+mod m20261203_000026_privacy_demo;
 
 pub struct Migrator;
 
@@ -58,6 +59,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261203_000023_briefs::Migration),
             Box::new(m20261203_000024_anomalies::Migration),
             Box::new(m20261203_000025_billing::Migration),
+            Box::new(m20261203_000026_privacy_demo::Migration),
         ]
     }
 }

@@ -28,8 +28,14 @@ pub async fn ingest_one_signal(
     input: Input,
     default_source: &str,
 ) -> Result<Ingested, domain::Error> {
-    ingest(state, actor, vec![input], "", default_source)
+    let one = ingest(state, actor, vec![input], "", default_source)
         .await?
         .pop()
-        .ok_or_else(|| domain::Error::Internal("no signal ingested".into()))?
+        .ok_or_else(|| domain::Error::Internal("no signal ingested".into()))??;
+    // A single signal that was dropped (it names an erased person) stored nothing: say so
+    // as a refusal of the actor, as a batch item's `dropped` does.
+    match one.dropped {
+        Some(reason) => Err(domain::Error::invalid("actor", reason)),
+        None => Ok(one),
+    }
 }

@@ -9,7 +9,7 @@ use std::collections::{HashMap, HashSet};
 use chrono::{DateTime, NaiveDate, Utc};
 use entity::{
     account_scores, alert_cooldowns, alert_rules, companies, events as event_rows, memberships,
-    notifications, score_snapshots, users, webhook_cursor,
+    notifications, organizations, score_snapshots, users, webhook_cursor,
 };
 use sea_orm::sea_query::{Expr, OnConflict};
 use sea_orm::{
@@ -442,6 +442,17 @@ pub(super) async fn record(
         o.dedup();
         o
     };
+    // Demo organizations are told in the app only: their members' addresses are made up.
+    let demo: HashSet<Uuid> = organizations::Entity::find()
+        .select_only()
+        .column(organizations::Column::Id)
+        .filter(organizations::Column::Id.is_in(orgs.clone()))
+        .filter(organizations::Column::IsDemo.eq(true))
+        .into_tuple::<Uuid>()
+        .all(txn)
+        .await?
+        .into_iter()
+        .collect();
     // Each organization's members with their addresses and preferences.
     let mut members: HashMap<Uuid, Vec<(Uuid, String)>> = HashMap::new();
     for (org, user, email) in memberships::Entity::find()
@@ -529,14 +540,20 @@ pub(super) async fn record(
                     created_at: now,
                 });
             }
-            if f.rule.channels.email && p.alert_emails {
+            if f.rule.channels.email && p.alert_emails && !demo.contains(&org) {
                 deliveries.push(delivery(super::Channel::Email {
                     user: *user,
                     address: email.clone(),
                 }));
             }
         }
-        if let Some(sealed) = &f.rule.row.slack_url {
+        if let Some(sealed) = f
+            .rule
+            .row
+            .slack_url
+            .as_ref()
+            .filter(|_| !demo.contains(&org))
+        {
             deliveries.push(delivery(super::Channel::Slack {
                 sealed_url: sealed.clone(),
                 host: "Slack incoming webhook".into(),

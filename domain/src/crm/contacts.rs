@@ -270,6 +270,20 @@ pub async fn create_many(
     if !errors.is_empty() {
         return Err(Error::Validation(errors));
     }
+    // A person who asked to be erased is not created again.
+    let emails: Vec<(String, String)> = models
+        .iter()
+        .enumerate()
+        .filter_map(|(i, m)| {
+            let field = if batch {
+                format!("{prefix}.{i}.email")
+            } else {
+                "email".into()
+            };
+            m.email_normalized.clone().map(|e| (field, e))
+        })
+        .collect();
+    crate::privacy::tombstones::refuse_erased_emails(&txn, actor.organization_id, &emails).await?;
     if let Some(standing) =
         crate::billing::limits(&txn, actor.organization_id, chrono::Utc::now()).await?
     {

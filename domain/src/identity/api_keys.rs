@@ -80,7 +80,7 @@ pub const SCOPES: &[(&str, &str)] = &[
     ),
     (
         "admin",
-        "everything an ADMIN may do (API keys, members, invitations, audit log, `events`, `setAiApiKey` / `clearAiApiKey`, `previewScoringConfig`, `scoringBacktest`, scoring and signal-source changes, `recomputeScores`, `scanAnomalies`, alert rules), while its creator is an ADMIN or OWNER",
+        "everything an ADMIN may do (API keys, members, invitations, audit log, `events`, `setAiApiKey` / `clearAiApiKey`, `previewScoringConfig`, `scoringBacktest`, scoring and signal-source changes, `recomputeScores`, `scanAnomalies`, alert rules, `eraseContact` / `exportContactData`, `demoData` / `seedDemoData` / `removeDemoData`), while its creator is an ADMIN or OWNER",
     ),
 ];
 

@@ -67,7 +67,9 @@ pub(super) async fn insert_deliveries(
     Ok(())
 }
 
-pub(super) const CURSOR: &str = "events";
+/// The dispatch cursor's row in `webhook_cursor` (locked by each dispatch, and by an erasure
+/// so no delivery copies an event it has not redacted yet).
+pub const CURSOR: &str = "events";
 
 /// Turns up to `limit` new events of the log into deliveries for every enabled endpoint that
 /// wants them (subscribed type, filter, and created before the event), and moves the cursor, in

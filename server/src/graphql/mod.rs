@@ -18,6 +18,7 @@ pub mod billing;
 pub mod briefs;
 pub mod common;
 pub mod crm;
+pub mod demo;
 pub mod enrichment;
 mod errors;
 pub mod identity;
@@ -29,6 +30,7 @@ pub mod live;
 pub mod merges;
 pub mod notify;
 mod nul;
+pub mod privacy;
 pub mod signals;
 mod socket;
 mod system;
@@ -78,6 +80,8 @@ pub struct QueryRoot(
     integrations::IntegrationQuery,
     briefs::BriefQuery,
     billing::BillingQuery,
+    demo::DemoQuery,
+    privacy::PrivacyQuery,
 );
 
 #[derive(MergedObject, Default)]
@@ -99,6 +103,8 @@ pub struct MutationRoot(
     briefs::BriefMutation,
     billing::BillingMutation,
     anomalies::AnomalyMutation,
+    demo::DemoMutation,
+    privacy::PrivacyMutation,
 );
 
 #[derive(MergedSubscription, Default)]

@@ -6,6 +6,7 @@ pub mod auth;
 pub mod billing;
 pub mod crm_connect;
 pub mod dashboard;
+pub mod demo;
 pub mod error;
 pub mod health;
 pub mod inbound;
@@ -76,6 +77,7 @@ pub fn router(state: AppState, api: Router<AppState>) -> Router {
             session_cookie::layer,
         )))
         .merge(signals::routes())
+        .merge(demo::routes())
         .merge(unsubscribe::routes())
         .merge(billing::routes())
         .merge(inbound::routes())

@@ -430,6 +430,7 @@ pub(super) async fn run_batch(
                 stored += usize::from(!out.deduplicated && out.signal.is_some());
                 results.push(json!({
                     "index": i, "success": true, "deduplicated": out.deduplicated,
+                    "dropped": out.dropped,
                     "signal": signal_body(&out, &rel),
                     "contactId": out.contact_id, "accountId": out.account_id,
                 }));

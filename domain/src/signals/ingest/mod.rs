@@ -46,7 +46,7 @@ use uuid::Uuid;
 use crate::{Actor, Error, Result};
 
 use batch::{Writer, lock_unknown};
-use validate::prepare;
+use validate::{Prepared, prepare};
 pub use validate::{canonical, dedupe_key};
 
 /// The most signals one batch may carry.
@@ -137,6 +137,9 @@ pub struct Ingested {
     /// The contact and account it resolved to.
     pub contact_id: Option<Uuid>,
     pub account_id: Option<Uuid>,
+    /// Why the item was dropped without storing anything (it names a person who was erased:
+    /// [`crate::privacy::ERASED`]); `None` for an item that was ingested.
+    pub dropped: Option<&'static str>,
 }
 
 impl Ingested {
@@ -146,6 +149,17 @@ impl Ingested {
             account_id: signal.account_id,
             signal: Some(signal),
             deduplicated,
+            dropped: None,
+        }
+    }
+
+    fn dropped(reason: &'static str) -> Self {
+        Ingested {
+            signal: None,
+            deduplicated: false,
+            contact_id: None,
+            account_id: None,
+            dropped: Some(reason),
         }
     }
 }
@@ -231,6 +245,17 @@ async fn ingest_once(
     let default = system_source(&txn, org, default_source).await?;
     let prepared = prepare(&txn, org, inputs, prefix, default, now).await?;
     let limits = crate::billing::limits(&txn, org, now).await?;
+    // Items naming an erased person are dropped before anything is read or written for them:
+    // one statement for the whole batch.
+    let erased = erased_items(&txn, org, &prepared).await?;
+    let prepared: Vec<Result<Prepared>> = prepared
+        .into_iter()
+        .zip(&erased)
+        .map(|(p, e)| match p {
+            Ok(_) if *e => Err(Error::Internal("dropped".into())),
+            other => other,
+        })
+        .collect();
     let mut w = Writer::load(&txn, org, &prepared, now).await?;
     let unknown = lock_unknown(&txn, org, &prepared, &w).await?;
     if unknown {
@@ -242,8 +267,9 @@ async fn ingest_once(
     let may_create = unknown || txn.get_database_backend() != sea_orm::DbBackend::Postgres;
     w.limit(&txn, limits, may_create).await?;
     let mut results = Vec::with_capacity(prepared.len());
-    for item in prepared {
+    for (item, erased) in prepared.into_iter().zip(erased) {
         results.push(match item {
+            _ if erased => Ok(Ingested::dropped(crate::privacy::ERASED)),
             Err(e) => Err(e),
             // Past the month's signal limit a new signal is refused; a repeat of one stored
             // before is still answered.
@@ -263,6 +289,37 @@ async fn ingest_once(
         }
     }
     Ok(results)
+}
+
+/// Which items name an erased person by any identifier (email, GitHub, npm, Twitter/X,
+/// LinkedIn, a source's id): one tombstone lookup for the batch.
+async fn erased_items(
+    txn: &sea_orm::DatabaseTransaction,
+    org: Uuid,
+    items: &[Result<Prepared>],
+) -> Result<Vec<bool>> {
+    use crate::privacy::tombstones;
+    let hashes: Vec<Vec<String>> = items
+        .iter()
+        .map(|p| match p {
+            Ok(p) => p
+                .hints
+                .identities()
+                .into_iter()
+                .map(|(k, v, _)| tombstones::hash(org, k, &v))
+                .collect(),
+            Err(_) => Vec::new(),
+        })
+        .collect();
+    let all: Vec<String> = hashes.iter().flatten().cloned().collect();
+    if all.is_empty() {
+        return Ok(vec![false; items.len()]);
+    }
+    let found = tombstones::erased(txn, org, all).await?;
+    Ok(hashes
+        .iter()
+        .map(|h| h.iter().any(|x| found.contains(x)))
+        .collect())
 }
 
 /// The built-in source `key` of the organization, created on first use.

@@ -48,6 +48,7 @@ impl Writer {
                 deduplicated: false,
                 contact_id,
                 account_id,
+                dropped: None,
             });
         }
         if let Some(k) = &p.idempotency_key

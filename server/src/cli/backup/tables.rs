@@ -99,6 +99,8 @@ backed_up!(
     alert_cooldowns,
     anomalies,
     anomaly_cooldowns,
+    erasure_tombstones,
+    demo_seeds,
     notifications,
     alert_deliveries,
     notification_preferences,

@@ -120,6 +120,9 @@ pub struct IngestItemResult {
     pub success: bool,
     pub signal: Option<Signal>,
     pub deduplicated: bool,
+    /// Why nothing was stored though the item was accepted (it names a person who asked to be
+    /// erased); null when it was ingested.
+    pub dropped: Option<String>,
     pub error: Option<IngestError>,
 }
 
@@ -207,6 +210,7 @@ pub(crate) fn batch_payload(
                         index: i as i32,
                         success: true,
                         deduplicated: ok.deduplicated,
+                        dropped: ok.dropped.map(str::to_owned),
                         signal: ok.signal.map(Signal),
                         error: None,
                     }
@@ -217,6 +221,7 @@ pub(crate) fn batch_payload(
                         index: i as i32,
                         success: false,
                         deduplicated: false,
+                        dropped: None,
                         signal: None,
                         error: Some(ingest_error(&e)),
                     }
