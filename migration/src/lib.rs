@@ -27,6 +27,7 @@ mod m20261203_000021_alerts;
 mod m20261203_000022_alert_channels;
 mod m20261203_000023_briefs;
 mod m20261203_000024_anomalies;
+mod m20261203_000027_imports_exports;
 
 pub struct Migrator;
 
@@ -56,6 +57,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261203_000022_alert_channels::Migration),
             Box::new(m20261203_000023_briefs::Migration),
             Box::new(m20261203_000024_anomalies::Migration),
+            Box::new(m20261203_000027_imports_exports::Migration),
         ]
     }
 }

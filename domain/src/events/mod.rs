@@ -226,6 +226,9 @@ pub fn may_follow(actor: &Actor, event_type: &str) -> Result<()> {
         "score.changed" | "tier.changed" | "alert.triggered" => {
             actor.require_scope("accounts:read")
         }
+        // An import's progress: who may import may follow it (the subscription checks the
+        // import's own rights).
+        "import.progress" => actor.require_write(),
         _ => {
             actor.require_role(Role::Admin)?;
             actor.require_scope("admin")

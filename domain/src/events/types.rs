@@ -29,6 +29,7 @@ pub enum EventType {
     ContactUnmerged,
     PackageDownloadsSpike,
     PackageReleased,
+    ImportProgress,
 }
 
 impl EventType {
@@ -57,6 +58,7 @@ impl EventType {
         EventType::ContactUnmerged,
         EventType::PackageDownloadsSpike,
         EventType::PackageReleased,
+        EventType::ImportProgress,
     ];
 
     /// The wire name (`company.created`, `score.changed`, …).
@@ -85,6 +87,7 @@ impl EventType {
             EventType::ContactUnmerged => "contact.unmerged",
             EventType::PackageDownloadsSpike => "package.downloads_spike",
             EventType::PackageReleased => "package.released",
+            EventType::ImportProgress => "import.progress",
         }
     }
 
@@ -125,6 +128,7 @@ pub const TYPES: &[&str] = &[
     EventType::ContactUnmerged.as_str(),
     EventType::PackageDownloadsSpike.as_str(),
     EventType::PackageReleased.as_str(),
+    EventType::ImportProgress.as_str(),
 ];
 
 #[cfg(test)]

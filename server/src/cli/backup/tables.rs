@@ -115,6 +115,10 @@ backed_up!(
     account_briefs,
     ai_usage,
     ai_settings,
+    imports,
+    import_errors,
+    import_keys,
+    exports,
 );
 
 fn columns<E: EntityTrait>() -> anyhow::Result<Vec<Column>> {
