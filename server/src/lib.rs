@@ -17,6 +17,7 @@ pub mod metrics;
 pub mod redis;
 pub mod state;
 pub mod telemetry;
+pub mod transfer_links;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -165,6 +166,7 @@ pub async fn start_worker(state: &AppState) -> anyhow::Result<tokio::task::JoinH
             connectors: state.connectors.clone(),
             score_history_days: state.config.score_history_days,
             notifier: state.notifier(),
+            data_dir: state.config.data_dir.clone(),
         },
         jobs::worker::WorkerOptions {
             id: id.clone(),

@@ -31,6 +31,7 @@ mod nul;
 pub mod signals;
 mod socket;
 mod system;
+pub mod transfers;
 pub mod transport;
 mod variables;
 pub mod webhooks;
@@ -76,6 +77,8 @@ pub struct QueryRoot(
     merges::MergeQuery,
     integrations::IntegrationQuery,
     briefs::BriefQuery,
+    transfers::ImportQuery,
+    transfers::ExportQuery,
 );
 
 #[derive(MergedObject, Default)]
@@ -96,6 +99,8 @@ pub struct MutationRoot(
     notify::NotifyMutation,
     briefs::BriefMutation,
     anomalies::AnomalyMutation,
+    transfers::ImportMutation,
+    transfers::ExportMutation,
 );
 
 #[derive(MergedSubscription, Default)]
@@ -103,6 +108,7 @@ pub struct SubscriptionRoot(
     system::SystemSubscription,
     live::LiveSubscription,
     notify::NotifySubscription,
+    transfers::ImportSubscription,
 );
 
 pub type AppSchema = Schema<QueryRoot, MutationRoot, SubscriptionRoot>;
