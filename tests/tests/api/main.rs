@@ -66,5 +66,6 @@ mod signal_types;
 mod signals;
 mod stackoverflow;
 mod support_desks;
+mod transfers;
 mod twitter;
 mod webhooks;
