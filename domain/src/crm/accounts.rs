@@ -195,7 +195,11 @@ pub(crate) fn validate_new(
     let mut errors = Vec::new();
     let mut m = validate_create(&mut errors, "", input);
     m.organization_id = organization_id;
-    if errors.is_empty() { Ok(m) } else { Err(errors) }
+    if errors.is_empty() {
+        Ok(m)
+    } else {
+        Err(errors)
+    }
 }
 
 /// `old` with `input` applied, checked exactly as [`update`] checks it; nothing is written.
@@ -206,7 +210,11 @@ pub(crate) fn validate_change(
     let mut errors = Vec::new();
     let mut m = old.clone();
     apply_update(&mut errors, &mut m, input);
-    if errors.is_empty() { Ok(m) } else { Err(errors) }
+    if errors.is_empty() {
+        Ok(m)
+    } else {
+        Err(errors)
+    }
 }
 
 /// What writing accounts needs: MEMBER or more, and `accounts:write` for an API key.

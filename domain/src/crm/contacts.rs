@@ -190,7 +190,11 @@ pub(crate) fn validate_new(
     let mut errors = Vec::new();
     let mut m = blank(organization_id);
     apply(&mut errors, "", &mut m, input);
-    if errors.is_empty() { Ok(m) } else { Err(errors) }
+    if errors.is_empty() {
+        Ok(m)
+    } else {
+        Err(errors)
+    }
 }
 
 /// `old` with `input` applied, checked exactly as [`update`] checks it; nothing is written.
@@ -201,7 +205,11 @@ pub(crate) fn validate_change(
     let mut errors = Vec::new();
     let mut m = old.clone();
     apply(&mut errors, "", &mut m, input);
-    if errors.is_empty() { Ok(m) } else { Err(errors) }
+    if errors.is_empty() {
+        Ok(m)
+    } else {
+        Err(errors)
+    }
 }
 
 fn conflict(e: sea_orm::DbErr, field: &str) -> Error {

@@ -252,7 +252,11 @@ pub(crate) fn validate_new(
         input.owner_id = Some(owner);
     }
     let (m, _, errors) = new_model(organization_id, input);
-    if errors.is_empty() { Ok(m) } else { Err(errors) }
+    if errors.is_empty() {
+        Ok(m)
+    } else {
+        Err(errors)
+    }
 }
 
 /// `old` with `input` applied (and `closedAt` following the stage), checked exactly as
@@ -267,7 +271,11 @@ pub(crate) fn validate_change(
     if m.stage != old.stage {
         close_or_reopen(Some(&old.stage), &mut m);
     }
-    if errors.is_empty() { Ok(m) } else { Err(errors) }
+    if errors.is_empty() {
+        Ok(m)
+    } else {
+        Err(errors)
+    }
 }
 
 /// A new deal's row from `input`, the links it names and the errors found.

@@ -82,28 +82,87 @@ impl Kind {
     pub fn columns(self) -> &'static [&'static str] {
         match self {
             Kind::Contacts => &[
-                "id", "accountId", "firstName", "lastName", "email", "title", "phone", "github",
-                "twitter", "linkedIn", "city", "country", "notes", "tags", "customFields",
-                "createdAt", "updatedAt",
+                "id",
+                "accountId",
+                "firstName",
+                "lastName",
+                "email",
+                "title",
+                "phone",
+                "github",
+                "twitter",
+                "linkedIn",
+                "city",
+                "country",
+                "notes",
+                "tags",
+                "customFields",
+                "createdAt",
+                "updatedAt",
             ],
             Kind::Accounts => &[
-                "id", "name", "domain", "industry", "size", "website", "githubOrg", "city",
-                "country", "description", "score", "tags", "customFields", "createdAt",
+                "id",
+                "name",
+                "domain",
+                "industry",
+                "size",
+                "website",
+                "githubOrg",
+                "city",
+                "country",
+                "description",
+                "score",
+                "tags",
+                "customFields",
+                "createdAt",
                 "updatedAt",
             ],
             Kind::Deals => &[
-                "id", "title", "amount", "currency", "stage", "probability", "accountId",
-                "contactId", "ownerId", "expectedCloseDate", "closedAt", "description", "tags",
-                "customFields", "createdAt", "updatedAt",
+                "id",
+                "title",
+                "amount",
+                "currency",
+                "stage",
+                "probability",
+                "accountId",
+                "contactId",
+                "ownerId",
+                "expectedCloseDate",
+                "closedAt",
+                "description",
+                "tags",
+                "customFields",
+                "createdAt",
+                "updatedAt",
             ],
             Kind::Signals => &[
-                "id", "type", "sourceId", "contactId", "accountId", "anonymousId", "metadata",
-                "idempotencyKey", "timestamp", "createdAt",
+                "id",
+                "type",
+                "sourceId",
+                "contactId",
+                "accountId",
+                "anonymousId",
+                "metadata",
+                "idempotencyKey",
+                "timestamp",
+                "createdAt",
             ],
             Kind::Activities => &[
-                "id", "type", "title", "description", "status", "priority", "dueDate",
-                "completedAt", "authorId", "accountId", "contactId", "dealId", "customFields",
-                "createdAt", "updatedAt",
+                "id",
+                "type",
+                "title",
+                "description",
+                "status",
+                "priority",
+                "dueDate",
+                "completedAt",
+                "authorId",
+                "accountId",
+                "contactId",
+                "dealId",
+                "customFields",
+                "createdAt",
+                "updatedAt",
             ],
         }
     }
@@ -199,7 +258,11 @@ pub async fn create(
     Ok(m)
 }
 
-async fn find(db: &impl ConnectionTrait, organization_id: Uuid, id: Uuid) -> Result<exports::Model> {
+async fn find(
+    db: &impl ConnectionTrait,
+    organization_id: Uuid,
+    id: Uuid,
+) -> Result<exports::Model> {
     exports::Entity::find_by_id(id)
         .filter(exports::Column::OrganizationId.eq(organization_id))
         .one(db)
@@ -288,7 +351,11 @@ pub async fn open_download(
     if m.expires_at.is_some_and(|e| e <= now) {
         return Err(Refused::Link(LinkError::Expired));
     }
-    let Some(file) = m.file_name.clone().filter(|_| m.status == status::SUCCEEDED) else {
+    let Some(file) = m
+        .file_name
+        .clone()
+        .filter(|_| m.status == status::SUCCEEDED)
+    else {
         return Err(Refused::Gone);
     };
     let path = dir(data_dir).join(&file);
@@ -316,7 +383,12 @@ pub async fn delete_expired(
     loop {
         let expired = exports::Entity::find()
             .filter(exports::Column::ExpiresAt.lte(now))
-            .filter(exports::Column::Status.is_in([status::SUCCEEDED, status::QUEUED, status::RUNNING, status::FAILED]))
+            .filter(exports::Column::Status.is_in([
+                status::SUCCEEDED,
+                status::QUEUED,
+                status::RUNNING,
+                status::FAILED,
+            ]))
             .order_by_asc(exports::Column::ExpiresAt)
             .limit(500)
             .all(db)
@@ -339,7 +411,10 @@ pub async fn delete_expired(
             // A job still waiting or running for it will find it EXPIRED and stop.
             exports::Entity::update_many()
                 .col_expr(exports::Column::Status, Expr::value(status::EXPIRED))
-                .col_expr(exports::Column::FileName, Expr::value(Option::<String>::None))
+                .col_expr(
+                    exports::Column::FileName,
+                    Expr::value(Option::<String>::None),
+                )
                 .col_expr(exports::Column::UpdatedAt, Expr::value(now))
                 .filter(exports::Column::Id.eq(m.id))
                 .exec(db)
@@ -484,7 +559,10 @@ async fn write_file(
     if m.format == format::JSON {
         let name = format!("{}.jsonl.gz", m.id);
         let part = folder.join(format!("{name}.part"));
-        let mut gz = GzEncoder::new(BufWriter::new(File::create(&part).map_err(io)?), Compression::default());
+        let mut gz = GzEncoder::new(
+            BufWriter::new(File::create(&part).map_err(io)?),
+            Compression::default(),
+        );
         let mut n = 0;
         for kind in kinds {
             let mut after = None;
@@ -516,15 +594,22 @@ async fn write_file(
     // Several entities as CSV: one file each, then a gzip'd tar of them.
     let name = format!("{}.tar.gz", m.id);
     let part = folder.join(format!("{name}.part"));
-    let mut gz = GzEncoder::new(BufWriter::new(File::create(&part).map_err(io)?), Compression::default());
+    let mut gz = GzEncoder::new(
+        BufWriter::new(File::create(&part).map_err(io)?),
+        Compression::default(),
+    );
     let mut n = 0;
     let mtime = Utc::now().timestamp();
     for kind in kinds {
         let member = folder.join(format!("{}.{}.csv.part", m.id, kind.file_stem()));
         n += write_csv(db, org, kind, &member).await?;
         let size = std::fs::metadata(&member).map_err(io)?.len();
-        gz.write_all(&tar_header(&format!("{}.csv", kind.file_stem()), size, mtime))
-            .map_err(io)?;
+        gz.write_all(&tar_header(
+            &format!("{}.csv", kind.file_stem()),
+            size,
+            mtime,
+        ))
+        .map_err(io)?;
         let mut f = File::open(&member).map_err(io)?;
         let mut buf = vec![0u8; 64 * 1024];
         loop {

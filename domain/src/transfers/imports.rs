@@ -30,8 +30,8 @@ use super::links::{self, LinkError};
 use super::mapping::{self, ColumnMapping, Entity, Source};
 use super::rows::Reader;
 use super::write::{self, Ctx};
-use crate::audit::{self, Entry, Meta};
 use crate::actor::Principal;
+use crate::audit::{self, Entry, Meta};
 use crate::crm::{accounts, contacts, deals};
 use crate::queue::{self, defs::IMPORT_CSV};
 use crate::secrets::Cipher;
@@ -188,7 +188,11 @@ fn principal(actor: &Actor) -> (Option<Uuid>, Option<Uuid>) {
 }
 
 /// The upload link's token for import `m` and when it expires.
-pub fn upload_token(cipher: &Cipher, m: &imports::Model, now: DateTime<Utc>) -> (String, DateTime<Utc>) {
+pub fn upload_token(
+    cipher: &Cipher,
+    m: &imports::Model,
+    now: DateTime<Utc>,
+) -> (String, DateTime<Utc>) {
     let expires = now + upload_link_ttl();
     (
         links::sign(cipher, links::UPLOAD, m.id, m.organization_id, expires),
@@ -206,7 +210,11 @@ pub fn check_upload(
     links::verify(cipher, links::UPLOAD, id, token, now)
 }
 
-async fn find(db: &impl ConnectionTrait, organization_id: Uuid, id: Uuid) -> Result<imports::Model> {
+async fn find(
+    db: &impl ConnectionTrait,
+    organization_id: Uuid,
+    id: Uuid,
+) -> Result<imports::Model> {
     imports::Entity::find_by_id(id)
         .filter(imports::Column::OrganizationId.eq(organization_id))
         .one(db)
@@ -331,7 +339,10 @@ pub async fn update_mapping(
     rights(actor, entity_of(&m)?, &checked)?;
     let txn = crate::db::begin(db).await?;
     let moved = imports::Entity::update_many()
-        .col_expr(imports::Column::Mapping, Expr::value(mapping::to_value(&checked)))
+        .col_expr(
+            imports::Column::Mapping,
+            Expr::value(mapping::to_value(&checked)),
+        )
         .col_expr(imports::Column::UpdatedAt, Expr::value(Utc::now()))
         .filter(imports::Column::Id.eq(id))
         .filter(imports::Column::Status.eq(status::READY))
@@ -521,12 +532,7 @@ async fn announce(
     Ok(())
 }
 
-async fn finish(
-    db: &DatabaseConnection,
-    id: Uuid,
-    to: &str,
-    error: Option<&str>,
-) -> Result<()> {
+async fn finish(db: &DatabaseConnection, id: Uuid, to: &str, error: Option<&str>) -> Result<()> {
     let txn = crate::db::begin(db).await?;
     let Some(m) = imports::Entity::find_by_id(id).one(&txn).await? else {
         return Ok(());

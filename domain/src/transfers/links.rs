@@ -112,6 +112,9 @@ mod tests {
             Err(LinkError::Expired)
         );
         let forged = format!("{}x", t);
-        assert_eq!(verify(&cipher, UPLOAD, id, &forged, now), Err(LinkError::Invalid));
+        assert_eq!(
+            verify(&cipher, UPLOAD, id, &forged, now),
+            Err(LinkError::Invalid)
+        );
     }
 }

@@ -58,7 +58,10 @@ const CONTACT_FIELDS: &[(&str, &[&str])] = &[
             "mail",
         ],
     ),
-    ("firstName", &["firstname", "first", "givenname", "forename"]),
+    (
+        "firstName",
+        &["firstname", "first", "givenname", "forename"],
+    ),
     ("lastName", &["lastname", "last", "surname", "familyname"]),
     ("title", &["title", "jobtitle", "position", "role"]),
     (
@@ -142,7 +145,12 @@ const ACCOUNT_FIELDS: &[(&str, &[&str])] = &[
     ("size", &["size", "companysize"]),
     (
         "githubOrg",
-        &["githuborg", "github", "githuborganization", "githuborganisation"],
+        &[
+            "githuborg",
+            "github",
+            "githuborganization",
+            "githuborganisation",
+        ],
     ),
     ("city", &["city", "billingcity"]),
     ("country", &["country", "billingcountry", "countryregion"]),
@@ -313,7 +321,9 @@ pub fn guess(entity: Entity, headers: &[String]) -> Vec<ColumnMapping> {
             let field = entity
                 .fields()
                 .iter()
-                .find(|(f, names)| !taken.contains(f) && (names.contains(&n.as_str()) || norm(f) == n))
+                .find(|(f, names)| {
+                    !taken.contains(f) && (names.contains(&n.as_str()) || norm(f) == n)
+                })
                 .map(|(f, _)| *f);
             if let Some(f) = field {
                 taken.push(f);
@@ -416,7 +426,13 @@ mod tests {
     fn synonyms_guess_fields_whatever_the_spelling() {
         let m = guess(
             Entity::Contacts,
-            &h(&["E-mail", "first_name", "Last Name", "Company Domain", "Shoe size"]),
+            &h(&[
+                "E-mail",
+                "first_name",
+                "Last Name",
+                "Company Domain",
+                "Shoe size",
+            ]),
         );
         let fields: Vec<Option<&str>> = m.iter().map(|c| c.field.as_deref()).collect();
         assert_eq!(

@@ -284,21 +284,21 @@ impl Reader {
             }
             parsed
         });
-        let stage = self.cell(row, "stage").map(|s| {
-            match deals::stage_of(s, self.source.stages()) {
-                Some(ours) => ours.to_owned(),
-                None => {
-                    errors.push(FieldError::new(
-                        "stage",
-                        format!(
-                            "unknown stage {s:?}; one of {} (or the CRM's default stages)",
-                            deals::STAGES.join(", ")
-                        ),
-                    ));
-                    s.to_owned()
-                }
-            }
-        });
+        let stage =
+            self.cell(row, "stage")
+                .map(|s| match deals::stage_of(s, self.source.stages()) {
+                    Some(ours) => ours.to_owned(),
+                    None => {
+                        errors.push(FieldError::new(
+                            "stage",
+                            format!(
+                                "unknown stage {s:?}; one of {} (or the CRM's default stages)",
+                                deals::STAGES.join(", ")
+                            ),
+                        ));
+                        s.to_owned()
+                    }
+                });
         let title = self.text(row, "title");
         let tags_given = self.cell(row, "tags").map(tags);
         let input = deals::Input {
@@ -331,7 +331,9 @@ impl Reader {
             record,
             title: title.unwrap_or_default().to_lowercase(),
             account,
-            contact_email: self.cell(row, "contactEmail").map(contacts::normalize_email),
+            contact_email: self
+                .cell(row, "contactEmail")
+                .map(contacts::normalize_email),
         }
     }
 }
@@ -348,11 +350,17 @@ mod tests {
         assert_eq!(number("12,5"), Some(12.5));
         assert_eq!(number("1,000"), Some(1000.0));
         assert_eq!(number("abc"), None);
-        assert_eq!(date("2027-01-31 00:00"), NaiveDate::from_ymd_opt(2027, 1, 31));
+        assert_eq!(
+            date("2027-01-31 00:00"),
+            NaiveDate::from_ymd_opt(2027, 1, 31)
+        );
         assert_eq!(date("01/31/2027"), NaiveDate::from_ymd_opt(2027, 1, 31));
         assert_eq!(date("31.01.2027"), NaiveDate::from_ymd_opt(2027, 1, 31));
         assert_eq!(date("soon"), None);
-        assert_eq!(host_of("https://www.Acme.io/about").as_deref(), Some("acme.io"));
+        assert_eq!(
+            host_of("https://www.Acme.io/about").as_deref(),
+            Some("acme.io")
+        );
         assert_eq!(host_of("acme"), None);
     }
 }

@@ -72,7 +72,9 @@ pub struct Plan {
 }
 
 fn changed(old: &Value, new: &Value) -> bool {
-    crm::diff(old, new).as_object().is_some_and(|c| !c.is_empty())
+    crm::diff(old, new)
+        .as_object()
+        .is_some_and(|c| !c.is_empty())
 }
 
 /// The organization's accounts a batch names, by normalised domain and lower-cased name (the
@@ -138,7 +140,11 @@ impl Plan {
             return Ok(Some(*id));
         }
         let input = accounts::CreateInput {
-            name: r.name.clone().or_else(|| r.domain.clone()).unwrap_or_default(),
+            name: r
+                .name
+                .clone()
+                .or_else(|| r.domain.clone())
+                .unwrap_or_default(),
             domain: r.domain.clone(),
             ..Default::default()
         };
@@ -165,7 +171,9 @@ impl Plan {
     }
 }
 
-fn refs_of(items: &[(Row, std::result::Result<Item, Vec<FieldError>>)]) -> (Vec<String>, Vec<String>) {
+fn refs_of(
+    items: &[(Row, std::result::Result<Item, Vec<FieldError>>)],
+) -> (Vec<String>, Vec<String>) {
     let mut domains = HashSet::new();
     let mut names = HashSet::new();
     for (_, item) in items {
@@ -195,12 +203,18 @@ pub async fn plan(
     let mut plan = Plan::default();
     let (domains, names) = refs_of(&items);
     let (mut accts, _) = load_accounts(db, org, domains, names).await?;
-    let mut was_seen = |key: &str| seen.as_deref_mut().is_some_and(|s| !s.insert(key.to_owned()));
-    let kind = items.iter().find_map(|(_, i)| i.as_ref().ok()).map(|i| match i {
-        Item::Contact { .. } => 0,
-        Item::Account { .. } => 1,
-        Item::Deal { .. } => 2,
-    });
+    let mut was_seen = |key: &str| {
+        seen.as_deref_mut()
+            .is_some_and(|s| !s.insert(key.to_owned()))
+    };
+    let kind = items
+        .iter()
+        .find_map(|(_, i)| i.as_ref().ok())
+        .map(|i| match i {
+            Item::Contact { .. } => 0,
+            Item::Account { .. } => 1,
+            Item::Deal { .. } => 2,
+        });
     match kind {
         None => {}
         Some(0) => {
@@ -244,10 +258,8 @@ pub async fn plan(
                 if let Some((old, cur)) = current.get(&email) {
                     match crm::contacts::validate_change(cur, input) {
                         Ok(m) => {
-                            if changed(
-                                &crm::contacts::snapshot(cur),
-                                &crm::contacts::snapshot(&m),
-                            ) {
+                            if changed(&crm::contacts::snapshot(cur), &crm::contacts::snapshot(&m))
+                            {
                                 plan.outcome.updated += 1;
                                 current.insert(email, (old.clone(), m));
                             } else {
@@ -586,7 +598,9 @@ pub async fn apply(txn: &DatabaseTransaction, cx: &Ctx<'_>, plan: Plan) -> Resul
         am.created_at = ActiveValue::Unchanged(old.created_at);
         am.update(txn).await?;
         let seniority = |c: &contacts::Model| c.custom_fields.get("seniority").cloned();
-        if old.title != m.title || seniority(&old) != seniority(&m) || old.account_id != m.account_id
+        if old.title != m.title
+            || seniority(&old) != seniority(&m)
+            || old.account_id != m.account_id
         {
             moved_accounts.extend(old.account_id);
             moved_accounts.extend(m.account_id);

@@ -357,12 +357,9 @@ impl ImportSubscription {
         let db = state(ctx)?.db.clone();
         let first = imports::get(&db, &actor, id).await.gql()?;
         // Follow first, then read: a batch committed in between is still heard.
-        let events = crate::graphql::live::follow(
-            ctx,
-            vec![EventType::ImportProgress.to_string()],
-            None,
-        )
-        .await?;
+        let events =
+            crate::graphql::live::follow(ctx, vec![EventType::ImportProgress.to_string()], None)
+                .await?;
         let first = imports::get(&db, &actor, id).await.unwrap_or(first);
         let id_text = id.to_string();
         let finished = |m: &import_rows::Model| {

@@ -71,8 +71,8 @@ async fn upload(
     body: Body,
 ) -> ApiResult<Response> {
     let id = Uuid::parse_str(&id).map_err(|_| ApiError::not_found("no such import"))?;
-    let org = imports::check_upload(st.webhooks.cipher(), id, &q.token, Utc::now())
-        .map_err(refused)?;
+    let org =
+        imports::check_upload(st.webhooks.cipher(), id, &q.token, Utc::now()).map_err(refused)?;
     imports::may_upload(&st.db, org, id).await?;
     let max = st.config.import_max_bytes;
     let declared = headers
@@ -92,9 +92,8 @@ async fn upload(
     let mut stream = body.into_data_stream();
     let written = async {
         while let Some(chunk) = stream.next().await {
-            let chunk = chunk.map_err(|e| {
-                ApiError::bad_request(format!("the upload was cut short: {e}"))
-            })?;
+            let chunk = chunk
+                .map_err(|e| ApiError::bad_request(format!("the upload was cut short: {e}")))?;
             size += chunk.len() as u64;
             if size > max {
                 return Err(too_large(max));
@@ -163,11 +162,17 @@ async fn download(
     };
     let mut resp = Body::from_stream(stream).into_response();
     let h = resp.headers_mut();
-    h.insert(header::CONTENT_TYPE, HeaderValue::from_static(d.content_type));
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static(d.content_type),
+    );
     if let Ok(v) = HeaderValue::from_str(&format!("attachment; filename=\"{}\"", d.file_name)) {
         h.insert(header::CONTENT_DISPOSITION, v);
     }
     h.insert(header::CONTENT_LENGTH, HeaderValue::from(len));
-    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("private, no-store"));
+    h.insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("private, no-store"),
+    );
     Ok(resp)
 }

@@ -8,7 +8,9 @@
 use std::io::Read;
 use std::time::Duration;
 
-use devsignal_tests::{Session, TestApp, WsClient, assert_code, eventually, spawn_app, spawn_app_with};
+use devsignal_tests::{
+    Session, TestApp, WsClient, assert_code, eventually, spawn_app, spawn_app_with,
+};
 use serde_json::{Value, json};
 
 use crate::crm_accounts::ok;
@@ -25,7 +27,9 @@ fn path_of(url: &str) -> String {
 }
 
 async fn create_import(app: &TestApp, s: &Session, entity: &str) -> (String, String) {
-    let r = app.graphql_as(s.token(), CREATE, json!({"e": entity})).await;
+    let r = app
+        .graphql_as(s.token(), CREATE, json!({"e": entity}))
+        .await;
     let c = &ok(&r)["createImport"];
     assert_eq!(c["import"]["status"], "AWAITING_UPLOAD");
     (
@@ -94,7 +98,11 @@ async fn contacts(app: &TestApp, s: &Session) -> (i64, Vec<Value>) {
 
 async fn count(app: &TestApp, s: &Session, list: &str) -> i64 {
     let r = app
-        .graphql_as(s.token(), &format!("{{ {list}(first: 1) {{ totalCount }} }}"), json!({}))
+        .graphql_as(
+            s.token(),
+            &format!("{{ {list}(first: 1) {{ totalCount }} }}"),
+            json!({}),
+        )
         .await;
     ok(&r)[list]["totalCount"].as_i64().unwrap()
 }
@@ -116,7 +124,10 @@ async fn an_awkward_file_is_read_checked_in_a_dry_run_and_imported_without_its_b
     assert_eq!(up["import"]["total"], 5);
 
     let j = job(&app, &s, &id).await;
-    assert_eq!(j["headers"][0], "E-mail", "the BOM is not part of the first header");
+    assert_eq!(
+        j["headers"][0], "E-mail",
+        "the BOM is not part of the first header"
+    );
     let mapped: Vec<(String, Value)> = j["mapping"]
         .as_array()
         .unwrap()
@@ -140,7 +151,12 @@ async fn an_awkward_file_is_read_checked_in_a_dry_run_and_imported_without_its_b
     let r = app.graphql_as(s.token(), PREVIEW, json!({"id": id})).await;
     let p = &ok(&r)["previewImport"];
     assert_eq!(
-        (&p["total"], &p["wouldCreate"], &p["wouldUpdate"], &p["invalid"]),
+        (
+            &p["total"],
+            &p["wouldCreate"],
+            &p["wouldUpdate"],
+            &p["invalid"]
+        ),
         (&json!(5), &json!(3), &json!(0), &json!(2)),
         "{p}"
     );
@@ -150,13 +166,26 @@ async fn an_awkward_file_is_read_checked_in_a_dry_run_and_imported_without_its_b
         (&errors[0]["row"], &errors[0]["line"], &errors[0]["field"]),
         (&json!(3), &json!(5), &json!("email"))
     );
-    assert!(errors[0]["message"].as_str().unwrap().contains("email address"));
+    assert!(
+        errors[0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("email address")
+    );
     assert_eq!(
         (&errors[1]["row"], &errors[1]["line"], &errors[1]["field"]),
         (&json!(4), &json!(6), &json!("email"))
     );
-    assert_eq!(count(&app, &s, "contacts").await, 0, "a dry run writes nothing");
-    assert_eq!(count(&app, &s, "accounts").await, 0, "a dry run writes nothing");
+    assert_eq!(
+        count(&app, &s, "contacts").await,
+        0,
+        "a dry run writes nothing"
+    );
+    assert_eq!(
+        count(&app, &s, "accounts").await,
+        0,
+        "a dry run writes nothing"
+    );
 
     // The run: the bad rows are left out before their batch is written; the rest is written.
     let j = run(&app, &s, &id).await;
@@ -168,7 +197,9 @@ async fn an_awkward_file_is_read_checked_in_a_dry_run_and_imported_without_its_b
     );
     let errs = j["errors"].as_array().unwrap();
     assert_eq!(
-        errs.iter().map(|e| e["row"].as_i64().unwrap()).collect::<Vec<_>>(),
+        errs.iter()
+            .map(|e| e["row"].as_i64().unwrap())
+            .collect::<Vec<_>>(),
         [3, 4]
     );
     let (n, list) = contacts(&app, &s).await;
@@ -180,9 +211,16 @@ async fn an_awkward_file_is_read_checked_in_a_dry_run_and_imported_without_its_b
     assert_eq!(ann["tags"], json!(["vip", "beta"]));
     assert_eq!(ann["account"]["name"], "Acme; Inc");
     assert_eq!(ann["account"]["domain"], "acme.io");
-    assert_eq!(list[1]["account"]["domain"], "acme.io", "bob's website names the same account");
+    assert_eq!(
+        list[1]["account"]["domain"], "acme.io",
+        "bob's website names the same account"
+    );
     assert!(list[2]["account"].is_null());
-    assert_eq!(count(&app, &s, "accounts").await, 1, "one account, linked twice");
+    assert_eq!(
+        count(&app, &s, "accounts").await,
+        1,
+        "one account, linked twice"
+    );
 
     // Started once only.
     let r = app.graphql_as(s.token(), START, json!({"id": id})).await;
@@ -224,7 +262,10 @@ async fn ten_thousand_contacts_import_with_live_progress_and_a_reimport_duplicat
     loop {
         let p = next(&mut ws).await;
         let processed = p["processed"].as_i64().unwrap();
-        assert!(processed >= *seen.last().unwrap(), "progress only grows: {seen:?} {p}");
+        assert!(
+            processed >= *seen.last().unwrap(),
+            "progress only grows: {seen:?} {p}"
+        );
         assert_eq!(p["total"], 10_000);
         seen.push(processed);
         if p["status"] == "SUCCEEDED" {
@@ -294,7 +335,10 @@ async fn the_mapping_is_editable_and_checked() {
         )
         .await;
     assert_code(&r, "BAD_USER_INPUT");
-    assert_eq!(r["errors"][0]["extensions"]["fields"][0]["field"], "mapping.0.column");
+    assert_eq!(
+        r["errors"][0]["extensions"]["fields"][0]["field"],
+        "mapping.0.column"
+    );
     let r = app
         .graphql_as(
             s.token(),
@@ -396,7 +440,11 @@ async fn hubspot_and_salesforce_exports_map_their_columns_and_deal_stages() {
     let renamed = hubspot_deals.replace("Hub renewal", "Hub renewal 2027");
     let (id, _) = uploaded(&app, &s, "DEALS", renamed.as_bytes()).await;
     let j = run(&app, &s, &id).await;
-    assert_eq!((&j["created"], &j["updated"]), (&json!(0), &json!(1)), "{j}");
+    assert_eq!(
+        (&j["created"], &j["updated"]),
+        (&json!(0), &json!(1)),
+        "{j}"
+    );
     assert_eq!(count(&app, &s, "deals").await, 4);
     assert_eq!(count(&app, &s, "accounts").await, 2);
 }
@@ -433,7 +481,10 @@ async fn upload_links_are_signed_and_files_checked() {
     assert_eq!(resp.status(), 400);
     let body: Value = resp.json().await.unwrap();
     assert!(
-        body["error"]["fields"][0]["message"].as_str().unwrap().contains("line 2"),
+        body["error"]["fields"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("line 2"),
         "{body}"
     );
     assert_eq!(job(&app, &s, &id).await["status"], "AWAITING_UPLOAD");
@@ -479,7 +530,9 @@ async fn imports_follow_the_crm_rights_and_stay_in_their_organization() {
         .graphql_with_key(&key, CREATE, json!({"e": "CONTACTS"}))
         .await;
     ok(&r);
-    let r = app.graphql_with_key(&key, CREATE, json!({"e": "DEALS"})).await;
+    let r = app
+        .graphql_with_key(&key, CREATE, json!({"e": "DEALS"}))
+        .await;
     assert_code(&r, "FORBIDDEN");
 
     let j = run(&app, &a, &id).await;
@@ -513,7 +566,9 @@ async fn export(app: &TestApp, s: &Session, entities: Value, format: &str) -> Va
     let id = ok(&r)["exportData"]["id"].as_str().unwrap().to_owned();
     assert_eq!(ok(&r)["exportData"]["status"], "QUEUED");
     eventually(Duration::from_secs(60), "the export to finish", || async {
-        let r = app.graphql_as(s.token(), EXPORT_JOB, json!({"id": id})).await;
+        let r = app
+            .graphql_as(s.token(), EXPORT_JOB, json!({"id": id}))
+            .await;
         let j = ok(&r)["exportJob"].clone();
         matches!(j["status"].as_str(), Some("SUCCEEDED" | "FAILED")).then_some(j)
     })
@@ -578,9 +633,13 @@ fn untar(bytes: &[u8]) -> Vec<(String, Vec<u8>)> {
     let mut at = 0;
     while at + 512 <= bytes.len() && bytes[at] != 0 {
         let h = &bytes[at..at + 512];
-        let name = String::from_utf8_lossy(&h[..100]).trim_end_matches('\0').to_owned();
+        let name = String::from_utf8_lossy(&h[..100])
+            .trim_end_matches('\0')
+            .to_owned();
         let size = usize::from_str_radix(
-            std::str::from_utf8(&h[124..135]).unwrap().trim_matches('\0'),
+            std::str::from_utf8(&h[124..135])
+                .unwrap()
+                .trim_matches('\0'),
             8,
         )
         .unwrap();
@@ -605,8 +664,14 @@ async fn exports_round_trip_real_rows_behind_signed_expiring_links() {
     let resp = download(&app, &url).await;
     assert_eq!(resp.status(), 200);
     assert_eq!(resp.headers()["content-type"], "text/csv; charset=utf-8");
-    let disposition = resp.headers()["content-disposition"].to_str().unwrap().to_owned();
-    assert!(disposition.starts_with("attachment; filename=\"devsignal-export-"), "{disposition}");
+    let disposition = resp.headers()["content-disposition"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert!(
+        disposition.starts_with("attachment; filename=\"devsignal-export-"),
+        "{disposition}"
+    );
     let body = resp.bytes().await.unwrap();
     let mut reader = csv::Reader::from_reader(&body[..]);
     let headers = reader.headers().unwrap().clone();
@@ -623,7 +688,11 @@ async fn exports_round_trip_real_rows_behind_signed_expiring_links() {
     let c = app.register("owner@restore.test", "Restore").await;
     let (id, _) = uploaded(&app, &c, "CONTACTS", &body).await;
     let back = run(&app, &c, &id).await;
-    assert_eq!((&back["created"], &back["failed"]), (&json!(3), &json!(0)), "{back}");
+    assert_eq!(
+        (&back["created"], &back["failed"]),
+        (&json!(3), &json!(0)),
+        "{back}"
+    );
     let (_, restored) = contacts(&app, &c).await;
     assert_eq!(restored[2]["notes"], "with \"quotes\"\nand a line");
     assert_eq!(restored[0]["tags"], json!(["x", "y"]));
@@ -640,10 +709,19 @@ async fn exports_round_trip_real_rows_behind_signed_expiring_links() {
     let resp = download(&app, j["downloadUrl"].as_str().unwrap()).await;
     assert_eq!(resp.headers()["content-type"], "application/gzip");
     let text = String::from_utf8(gunzip(&resp.bytes().await.unwrap())).unwrap();
-    let lines: Vec<Value> = text.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let lines: Vec<Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
     let of = |e: &str| lines.iter().filter(|l| l["entity"] == e).count();
     assert_eq!(
-        (of("CONTACTS"), of("ACCOUNTS"), of("DEALS"), of("SIGNALS"), of("ACTIVITIES")),
+        (
+            of("CONTACTS"),
+            of("ACCOUNTS"),
+            of("DEALS"),
+            of("SIGNALS"),
+            of("ACTIVITIES")
+        ),
         (3, 1, 1, 1, 0)
     );
     assert_eq!(j["rows"], 6);
@@ -668,17 +746,44 @@ async fn exports_round_trip_real_rows_behind_signed_expiring_links() {
     let forged = url.replace("token=", "token=A");
     assert_eq!(download(&app, &forged).await.status(), 403);
     let j_b = export(&app, &b, json!(["CONTACTS"]), "CSV").await;
-    let b_token = j_b["downloadUrl"].as_str().unwrap().split("token=").nth(1).unwrap().to_owned();
-    let a_id = url.split("/exports/").nth(1).unwrap().split('/').next().unwrap().to_owned();
+    let b_token = j_b["downloadUrl"]
+        .as_str()
+        .unwrap()
+        .split("token=")
+        .nth(1)
+        .unwrap()
+        .to_owned();
+    let a_id = url
+        .split("/exports/")
+        .nth(1)
+        .unwrap()
+        .split('/')
+        .next()
+        .unwrap()
+        .to_owned();
     let cross = format!("/api/v1/exports/{a_id}/download?token={b_token}");
-    assert_eq!(app.client.get(app.url(&cross)).send().await.unwrap().status(), 403);
-    let r = app.graphql_as(b.token(), EXPORT_JOB, json!({"id": a_id})).await;
+    assert_eq!(
+        app.client
+            .get(app.url(&cross))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        403
+    );
+    let r = app
+        .graphql_as(b.token(), EXPORT_JOB, json!({"id": a_id}))
+        .await;
     assert_code(&r, "NOT_FOUND");
 
     // The status is the database's: expire the export there, and the link stops working.
     use sea_orm::{ActiveModelTrait, EntityTrait, Set};
     let uuid: uuid::Uuid = a_id.parse().unwrap();
-    let row = entity::exports::Entity::find_by_id(uuid).one(&app.db).await.unwrap().unwrap();
+    let row = entity::exports::Entity::find_by_id(uuid)
+        .one(&app.db)
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(row.status, "SUCCEEDED");
     let mut am: entity::exports::ActiveModel = row.clone().into();
     am.expires_at = Set(Some(chrono::Utc::now() - chrono::Duration::minutes(1)));
@@ -686,18 +791,34 @@ async fn exports_round_trip_real_rows_behind_signed_expiring_links() {
     let resp = download(&app, &url).await;
     assert_eq!(resp.status(), 403);
     let body: Value = resp.json().await.unwrap();
-    assert!(body["error"]["message"].as_str().unwrap().contains("expired"), "{body}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("expired"),
+        "{body}"
+    );
 
     // The daily cleanup deletes the file and marks the export expired.
-    let file = app.state.config.data_dir.join("exports").join(row.file_name.unwrap());
+    let file = app
+        .state
+        .config
+        .data_dir
+        .join("exports")
+        .join(row.file_name.unwrap());
     assert!(file.exists());
     let txn = domain::db::begin(&app.db).await.unwrap();
-    domain::queue::enqueue(&txn, domain::queue::defs::DEMO_CLEANUP_SCHEDULER.job(json!({})))
-        .await
-        .unwrap();
+    domain::queue::enqueue(
+        &txn,
+        domain::queue::defs::DEMO_CLEANUP_SCHEDULER.job(json!({})),
+    )
+    .await
+    .unwrap();
     txn.commit().await.unwrap();
     let j = eventually(Duration::from_secs(30), "the cleanup to run", || async {
-        let r = app.graphql_as(a.token(), EXPORT_JOB, json!({"id": a_id})).await;
+        let r = app
+            .graphql_as(a.token(), EXPORT_JOB, json!({"id": a_id}))
+            .await;
         let j = ok(&r)["exportJob"].clone();
         (j["status"] == "EXPIRED").then_some(j)
     })
@@ -708,7 +829,11 @@ async fn exports_round_trip_real_rows_behind_signed_expiring_links() {
     // Exports hold everything: ADMIN only.
     let member = app.add_member(&a, "member@export.test", "MEMBER").await;
     let r = app
-        .graphql_as(member.token(), EXPORT, json!({"e": ["CONTACTS"], "f": "CSV"}))
+        .graphql_as(
+            member.token(),
+            EXPORT,
+            json!({"e": ["CONTACTS"], "f": "CSV"}),
+        )
         .await;
     assert_code(&r, "FORBIDDEN");
     let r = app
