@@ -41,6 +41,7 @@ pub mod scoring;
 pub mod secrets;
 pub mod signals;
 pub mod text;
+pub mod transfers;
 pub mod webhooks;
 
 pub use actor::{Actor, INTEGRATION_SCOPES, Principal, Role};

@@ -58,6 +58,7 @@ async fn round(url: &str, workers: usize, n: u64) -> f64 {
                     frontend_url: "http://localhost".into(),
                     api_url: "http://localhost".into(),
                 },
+                data_dir: std::env::temp_dir().join("devsignal-bench-data"),
             },
             WorkerOptions {
                 wake: Default::default(),

@@ -22,6 +22,8 @@ pub struct Context {
     pub score_history_days: u32,
     /// Email and Slack sending (alert and digest deliveries).
     pub notifier: notify::Notifier,
+    /// `DATA_DIR`: import files (`imports/`) and export files (`exports/`).
+    pub data_dir: std::path::PathBuf,
 }
 
 /// A job's handler returns this (as its error) when it did not do its work for a reason that is

@@ -85,6 +85,8 @@ pub static JOBS: &[JobDef] = &[
     job!(DELIVER_NOTIFICATION, crate::notify::deliver),
     job!(COMPUTE_SCORE, compute_score),
     job!(RECOMPUTE_SCORES, recompute_scores),
+    job!(IMPORT_CSV, import_csv),
+    job!(EXPORT_DATA, export_data),
     job!(GITHUB_SYNC_SCHEDULER, connector_jobs::github),
     job!(SYNC_INTEGRATION, connector_jobs::sync),
     job!(NOOP, noop),
@@ -443,8 +445,63 @@ async fn deliver_webhook(ctx: Context, job: jobs::Model) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Deletes demo organizations older than 24 hours with their users and data.
+fn uuid_of(job: &jobs::Model, key: &str) -> anyhow::Result<Uuid> {
+    job.payload
+        .get(key)
+        .and_then(|v| v.as_str())
+        .and_then(|s| Uuid::parse_str(s).ok())
+        .ok_or_else(|| anyhow::anyhow!("{} needs a {key}", job.name))
+}
+
+/// An import's rows, batch after batch from the last committed one (a retry resumes there).
+/// When its last attempt fails, the import is marked failed.
+async fn import_csv(ctx: Context, job: jobs::Model) -> anyhow::Result<()> {
+    let id = uuid_of(&job, "importId")?;
+    match domain::transfers::imports::run(&ctx.db, &ctx.data_dir, id, job.id).await {
+        Ok(rows) => {
+            tracing::info!(importId = %id, rows, "Import rows written");
+            Ok(())
+        }
+        Err(e) => {
+            if job.attempts >= job.max_attempts {
+                domain::transfers::imports::fail(
+                    &ctx.db,
+                    id,
+                    "the import failed and its attempts are used up; the rows of committed \
+                     batches are kept, import the file again to finish",
+                )
+                .await?;
+            }
+            Err(e.into())
+        }
+    }
+}
+
+/// An export's file, written from scratch; when its last attempt fails, the export is failed.
+async fn export_data(ctx: Context, job: jobs::Model) -> anyhow::Result<()> {
+    let id = uuid_of(&job, "exportId")?;
+    match domain::transfers::exports::run(&ctx.db, &ctx.data_dir, id).await {
+        Ok(rows) => {
+            tracing::info!(exportId = %id, rows, "Export written");
+            Ok(())
+        }
+        Err(e) => {
+            if job.attempts >= job.max_attempts {
+                domain::transfers::exports::fail(&ctx.db, id, "writing the export failed").await?;
+            }
+            Err(e.into())
+        }
+    }
+}
+
+/// The daily maintenance: deletes demo organizations older than 24 hours with their users and
+/// data, and the files of expired exports (their exports become EXPIRED).
 async fn demo_cleanup(ctx: Context, _job: jobs::Model) -> anyhow::Result<()> {
+    let expired =
+        domain::transfers::exports::delete_expired(&ctx.db, &ctx.data_dir, Utc::now()).await?;
+    if expired > 0 {
+        tracing::info!(exports = expired, "Deleted expired export files");
+    }
     let before = Utc::now() - chrono::Duration::hours(24);
     let (orgs, users) =
         domain::identity::organizations::delete_demos_created_before(&ctx.db, before).await?;

@@ -29,6 +29,7 @@ mod m20261203_000023_briefs;
 mod m20261203_000024_anomalies;
 mod m20261203_000025_billing;
 mod m20261203_000026_privacy_demo;
+mod m20261203_000027_imports_exports;
 
 pub struct Migrator;
 
@@ -60,6 +61,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261203_000024_anomalies::Migration),
             Box::new(m20261203_000025_billing::Migration),
             Box::new(m20261203_000026_privacy_demo::Migration),
+            Box::new(m20261203_000027_imports_exports::Migration),
         ]
     }
 }

@@ -5,6 +5,10 @@
 //! [`app`] builds the router, [`serve`] runs it on a listener until the state's shutdown token
 //! is cancelled.
 
+// The GraphQL roots merge many areas' objects; their nested futures need more than the
+// default query depth to lay out.
+#![recursion_limit = "256"]
+
 pub mod auth;
 pub mod cli;
 pub mod commits;
@@ -17,6 +21,7 @@ pub mod metrics;
 pub mod redis;
 pub mod state;
 pub mod telemetry;
+pub mod transfer_links;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -170,6 +175,7 @@ pub async fn start_worker(state: &AppState) -> anyhow::Result<tokio::task::JoinH
             connectors: state.connectors.clone(),
             score_history_days: state.config.score_history_days,
             notifier: state.notifier(),
+            data_dir: state.config.data_dir.clone(),
         },
         jobs::worker::WorkerOptions {
             id: id.clone(),

@@ -273,16 +273,9 @@ impl Crm for HubSpotCrm {
     }
 
     fn default_stage_map(&self) -> &'static [(&'static str, &'static str)] {
-        // The stages of HubSpot's default sales pipeline.
-        &[
-            ("appointmentscheduled", "IDENTIFIED"),
-            ("qualifiedtobuy", "ACTIVATED"),
-            ("presentationscheduled", "TEAM_ADOPTION"),
-            ("decisionmakerboughtin", "SALES_QUALIFIED"),
-            ("contractsent", "NEGOTIATION"),
-            ("closedwon", "CLOSED_WON"),
-            ("closedlost", "CLOSED_LOST"),
-        ]
+        // The stages of HubSpot's default sales pipeline (shared with CSV imports of HubSpot
+        // exports).
+        domain::crm::deals::HUBSPOT_STAGES
     }
 
     fn batch_size(&self) -> usize {

@@ -490,18 +490,9 @@ impl Crm for SalesforceCrm {
     }
 
     fn default_stage_map(&self) -> &'static [(&'static str, &'static str)] {
-        &[
-            ("Prospecting", "IDENTIFIED"),
-            ("Qualification", "ACTIVATED"),
-            ("Needs Analysis", "ACTIVATED"),
-            ("Value Proposition", "TEAM_ADOPTION"),
-            ("Id. Decision Makers", "SALES_QUALIFIED"),
-            ("Perception Analysis", "SALES_QUALIFIED"),
-            ("Proposal/Price Quote", "SALES_QUALIFIED"),
-            ("Negotiation/Review", "NEGOTIATION"),
-            ("Closed Won", "CLOSED_WON"),
-            ("Closed Lost", "CLOSED_LOST"),
-        ]
+        // Salesforce's standard opportunity stages (shared with CSV imports of Salesforce
+        // exports).
+        domain::crm::deals::SALESFORCE_STAGES
     }
 
     fn batch_size(&self) -> usize {

@@ -90,7 +90,7 @@ pub fn snapshot(m: &companies::Model) -> Value {
     })
 }
 
-fn normalize_domain(d: &str) -> String {
+pub(crate) fn normalize_domain(d: &str) -> String {
     let d = d.trim().to_lowercase();
     let d = d
         .strip_prefix("https://")
@@ -164,7 +164,7 @@ fn validate_create(
     }
 }
 
-fn active(m: companies::Model) -> companies::ActiveModel {
+pub(crate) fn active(m: companies::Model) -> companies::ActiveModel {
     companies::ActiveModel {
         id: Set(m.id),
         organization_id: Set(m.organization_id),
@@ -184,6 +184,43 @@ fn active(m: companies::Model) -> companies::ActiveModel {
         created_at: Set(m.created_at),
         updated_at: Set(m.updated_at),
     }
+}
+
+/// A new account of `organization_id` made from `input`, checked exactly as [`create`] checks
+/// it (errors name the unprefixed field); nothing is written.
+pub(crate) fn validate_new(
+    organization_id: Uuid,
+    input: CreateInput,
+) -> std::result::Result<companies::Model, Vec<FieldError>> {
+    let mut errors = Vec::new();
+    let mut m = validate_create(&mut errors, "", input);
+    m.organization_id = organization_id;
+    if errors.is_empty() {
+        Ok(m)
+    } else {
+        Err(errors)
+    }
+}
+
+/// `old` with `input` applied, checked exactly as [`update`] checks it; nothing is written.
+pub(crate) fn validate_change(
+    old: &companies::Model,
+    input: UpdateInput,
+) -> std::result::Result<companies::Model, Vec<FieldError>> {
+    let mut errors = Vec::new();
+    let mut m = old.clone();
+    apply_update(&mut errors, &mut m, input);
+    if errors.is_empty() {
+        Ok(m)
+    } else {
+        Err(errors)
+    }
+}
+
+/// What writing accounts needs: MEMBER or more, and `accounts:write` for an API key.
+pub fn write_rights(actor: &Actor) -> Result<()> {
+    actor.require_write()?;
+    actor.require_scope("accounts:write")
 }
 
 fn conflict(e: sea_orm::DbErr, field: &str) -> Error {
@@ -371,6 +408,60 @@ fn sort(field: &str) -> Option<paging::Sort<companies::Column>> {
     })
 }
 
+/// Applies an update's fields onto `m`, collecting errors.
+fn apply_update(errors: &mut Vec<FieldError>, m: &mut companies::Model, input: UpdateInput) {
+    if let Some(name) = input.name {
+        let name = name.trim().to_owned();
+        if name.is_empty() || name.chars().count() > 200 {
+            errors.push(FieldError::new("name", "must be 1 to 200 characters"));
+        }
+        m.name = name;
+    }
+    if let Some(d) = input.domain {
+        let d = crm::text(errors, "domain", d, 253);
+        check_domain(errors, "domain", &d);
+        m.domain_normalized = d.as_deref().map(normalize_domain);
+        m.domain = d;
+    }
+    if let Some(s) = input.size {
+        let s = crm::text(errors, "size", s, 20);
+        check_size(errors, "size", &s);
+        m.size = s;
+    }
+    if let Some(v) = input.industry {
+        m.industry = crm::text(errors, "industry", v, 100);
+    }
+    if let Some(v) = input.website {
+        m.website = crm::text(errors, "website", v, 500);
+    }
+    if let Some(v) = input.github_org {
+        m.github_org = crm::text(errors, "githubOrg", v, 100);
+    }
+    if let Some(v) = input.city {
+        m.city = crm::text(errors, "city", v, 100);
+    }
+    if let Some(v) = input.country {
+        m.country = crm::text(errors, "country", v, 100);
+    }
+    if let Some(v) = input.description {
+        m.description = crm::text(errors, "description", v, 10_000);
+    }
+    if let Some(v) = input.custom_fields {
+        m.custom_fields = crm::custom_fields(errors, "customFields", Some(v));
+    }
+    if let Some(t) = input.tags {
+        m.tags = json!(crm::tags(errors, "tags", t));
+    }
+    if !input.add_tags.is_empty() || !input.remove_tags.is_empty() {
+        m.tags = json!(crm::change_tags(
+            errors,
+            &m.tags,
+            input.add_tags,
+            input.remove_tags
+        ));
+    }
+}
+
 /// Changes an account (MEMBER+); the audit entry lists each changed field's old and new value.
 pub async fn update(
     db: &DatabaseConnection,
@@ -415,56 +506,7 @@ pub(crate) async fn update_in(
     let id = old.id;
     let mut m = old.clone();
     let mut errors = Vec::new();
-    if let Some(name) = input.name {
-        let name = name.trim().to_owned();
-        if name.is_empty() || name.chars().count() > 200 {
-            errors.push(FieldError::new("name", "must be 1 to 200 characters"));
-        }
-        m.name = name;
-    }
-    if let Some(d) = input.domain {
-        let d = crm::text(&mut errors, "domain", d, 253);
-        check_domain(&mut errors, "domain", &d);
-        m.domain_normalized = d.as_deref().map(normalize_domain);
-        m.domain = d;
-    }
-    if let Some(s) = input.size {
-        let s = crm::text(&mut errors, "size", s, 20);
-        check_size(&mut errors, "size", &s);
-        m.size = s;
-    }
-    if let Some(v) = input.industry {
-        m.industry = crm::text(&mut errors, "industry", v, 100);
-    }
-    if let Some(v) = input.website {
-        m.website = crm::text(&mut errors, "website", v, 500);
-    }
-    if let Some(v) = input.github_org {
-        m.github_org = crm::text(&mut errors, "githubOrg", v, 100);
-    }
-    if let Some(v) = input.city {
-        m.city = crm::text(&mut errors, "city", v, 100);
-    }
-    if let Some(v) = input.country {
-        m.country = crm::text(&mut errors, "country", v, 100);
-    }
-    if let Some(v) = input.description {
-        m.description = crm::text(&mut errors, "description", v, 10_000);
-    }
-    if let Some(v) = input.custom_fields {
-        m.custom_fields = crm::custom_fields(&mut errors, "customFields", Some(v));
-    }
-    if let Some(t) = input.tags {
-        m.tags = json!(crm::tags(&mut errors, "tags", t));
-    }
-    if !input.add_tags.is_empty() || !input.remove_tags.is_empty() {
-        m.tags = json!(crm::change_tags(
-            &mut errors,
-            &m.tags,
-            input.add_tags,
-            input.remove_tags
-        ));
-    }
+    apply_update(&mut errors, &mut m, input);
     if !errors.is_empty() {
         return Err(Error::Validation(errors));
     }

@@ -32,6 +32,60 @@ pub const STAGES: &[&str] = &[
     "CLOSED_LOST",
 ];
 
+/// The stages of HubSpot's default sales pipeline (its internal names) → ours: the HubSpot
+/// connector's default stage map, and how imports of HubSpot CSV exports read "Deal Stage"
+/// (whose labels, "Closed Won", normalise to the same names: [`stage_of`]).
+pub const HUBSPOT_STAGES: &[(&str, &str)] = &[
+    ("appointmentscheduled", "IDENTIFIED"),
+    ("qualifiedtobuy", "ACTIVATED"),
+    ("presentationscheduled", "TEAM_ADOPTION"),
+    ("decisionmakerboughtin", "SALES_QUALIFIED"),
+    ("contractsent", "NEGOTIATION"),
+    ("closedwon", "CLOSED_WON"),
+    ("closedlost", "CLOSED_LOST"),
+];
+
+/// Salesforce's standard opportunity stages → ours: the Salesforce connector's default stage
+/// map, and how imports of Salesforce CSV exports read "Stage".
+pub const SALESFORCE_STAGES: &[(&str, &str)] = &[
+    ("Prospecting", "IDENTIFIED"),
+    ("Qualification", "ACTIVATED"),
+    ("Needs Analysis", "ACTIVATED"),
+    ("Value Proposition", "TEAM_ADOPTION"),
+    ("Id. Decision Makers", "SALES_QUALIFIED"),
+    ("Perception Analysis", "SALES_QUALIFIED"),
+    ("Proposal/Price Quote", "SALES_QUALIFIED"),
+    ("Negotiation/Review", "NEGOTIATION"),
+    ("Closed Won", "CLOSED_WON"),
+    ("Closed Lost", "CLOSED_LOST"),
+];
+
+/// Letters and digits of `s`, lower-cased: how stage names from files are compared
+/// ("Closed Won", "closedwon" and "CLOSED_WON" are one stage).
+fn stage_key(s: &str) -> String {
+    s.chars()
+        .filter(char::is_ascii_alphanumeric)
+        .map(|c| c.to_ascii_lowercase())
+        .collect()
+}
+
+/// Our stage for a stage name read from a file: one of ours, else one of `preferred`'s (the
+/// file's CRM), else HubSpot's or Salesforce's default stages; compared by [`stage_key`].
+pub fn stage_of(name: &str, preferred: &[(&str, &str)]) -> Option<&'static str> {
+    let key = stage_key(name);
+    if key.is_empty() {
+        return None;
+    }
+    if let Some(s) = STAGES.iter().find(|s| stage_key(s) == key) {
+        return Some(s);
+    }
+    [preferred, HUBSPOT_STAGES, SALESFORCE_STAGES]
+        .iter()
+        .flat_map(|m| m.iter())
+        .find(|(theirs, _)| stage_key(theirs) == key)
+        .and_then(|(_, ours)| STAGES.iter().copied().find(|s| s == ours))
+}
+
 /// Stages that close a deal.
 pub const CLOSED: &[&str] = &["CLOSED_WON", "CLOSED_LOST"];
 
@@ -85,7 +139,7 @@ pub fn snapshot(m: &deals::Model) -> Value {
     })
 }
 
-fn active(m: deals::Model) -> deals::ActiveModel {
+pub(crate) fn active(m: deals::Model) -> deals::ActiveModel {
     deals::ActiveModel {
         id: Set(m.id),
         organization_id: Set(m.organization_id),
@@ -181,23 +235,55 @@ fn close_or_reopen(old_stage: Option<&str>, m: &mut deals::Model) {
     }
 }
 
-fn write_rights(actor: &Actor) -> Result<()> {
+/// What writing deals needs: MEMBER or more, and `deals:write` for an API key.
+pub fn write_rights(actor: &Actor) -> Result<()> {
     actor.require_write()?;
     actor.require_scope("deals:write")
 }
 
-/// Creates a deal (MEMBER+, key scope `deals:write`); the owner defaults to the caller.
-pub async fn create(
-    db: &DatabaseConnection,
-    actor: &Actor,
-    meta: &Meta,
+/// A new deal of `organization_id` made from `input` (owner `owner` unless the input names
+/// one), checked exactly as [`create`] checks it; nothing is written, links are not checked.
+pub(crate) fn validate_new(
+    organization_id: Uuid,
+    owner: Option<Uuid>,
     mut input: Input,
-) -> Result<deals::Model> {
-    write_rights(actor)?;
+) -> std::result::Result<deals::Model, Vec<FieldError>> {
+    if input.owner_id.is_none() {
+        input.owner_id = Some(owner);
+    }
+    let (m, _, errors) = new_model(organization_id, input);
+    if errors.is_empty() {
+        Ok(m)
+    } else {
+        Err(errors)
+    }
+}
+
+/// `old` with `input` applied (and `closedAt` following the stage), checked exactly as
+/// [`update`] checks it; nothing is written, links are not checked.
+pub(crate) fn validate_change(
+    old: &deals::Model,
+    input: Input,
+) -> std::result::Result<deals::Model, Vec<FieldError>> {
+    let mut m = old.clone();
+    let mut errors = Vec::new();
+    apply(&mut errors, &mut m, input);
+    if m.stage != old.stage {
+        close_or_reopen(Some(&old.stage), &mut m);
+    }
+    if errors.is_empty() {
+        Ok(m)
+    } else {
+        Err(errors)
+    }
+}
+
+/// A new deal's row from `input`, the links it names and the errors found.
+fn new_model(organization_id: Uuid, mut input: Input) -> (deals::Model, Links, Vec<FieldError>) {
     let now = Utc::now();
     let mut m = deals::Model {
         id: Uuid::now_v7(),
-        organization_id: actor.organization_id,
+        organization_id,
         title: String::new(),
         amount: None,
         currency: "USD".into(),
@@ -217,12 +303,24 @@ pub async fn create(
     if input.title.is_none() {
         input.title = Some(String::new());
     }
-    if input.owner_id.is_none() {
-        input.owner_id = Some(actor.user_id());
-    }
     let mut errors = Vec::new();
     let links = apply(&mut errors, &mut m, input);
     close_or_reopen(None, &mut m);
+    (m, links, errors)
+}
+
+/// Creates a deal (MEMBER+, key scope `deals:write`); the owner defaults to the caller.
+pub async fn create(
+    db: &DatabaseConnection,
+    actor: &Actor,
+    meta: &Meta,
+    mut input: Input,
+) -> Result<deals::Model> {
+    write_rights(actor)?;
+    if input.owner_id.is_none() {
+        input.owner_id = Some(actor.user_id());
+    }
+    let (m, links, mut errors) = new_model(actor.organization_id, input);
     let txn = crate::db::begin(db).await?;
     crm::check_links(&txn, actor, &mut errors, links).await?;
     if !errors.is_empty() {

@@ -229,6 +229,9 @@ pub fn may_follow(actor: &Actor, event_type: &str) -> Result<()> {
         // Only the members it concerns get its notifications; its figures are no secret
         // within the organization.
         "organization.usage_warning" => actor.require_scope("organization:read"),
+        // An import's progress: who may import may follow it (the subscription checks the
+        // import's own rights).
+        "import.progress" => actor.require_write(),
         _ => {
             actor.require_role(Role::Admin)?;
             actor.require_scope("admin")

@@ -30,6 +30,7 @@ pub enum EventType {
     PackageDownloadsSpike,
     PackageReleased,
     UsageWarning,
+    ImportProgress,
 }
 
 impl EventType {
@@ -59,6 +60,7 @@ impl EventType {
         EventType::PackageDownloadsSpike,
         EventType::PackageReleased,
         EventType::UsageWarning,
+        EventType::ImportProgress,
     ];
 
     /// The wire name (`company.created`, `score.changed`, …).
@@ -88,6 +90,7 @@ impl EventType {
             EventType::PackageDownloadsSpike => "package.downloads_spike",
             EventType::PackageReleased => "package.released",
             EventType::UsageWarning => "organization.usage_warning",
+            EventType::ImportProgress => "import.progress",
         }
     }
 
@@ -129,6 +132,7 @@ pub const TYPES: &[&str] = &[
     EventType::PackageDownloadsSpike.as_str(),
     EventType::PackageReleased.as_str(),
     EventType::UsageWarning.as_str(),
+    EventType::ImportProgress.as_str(),
 ];
 
 #[cfg(test)]

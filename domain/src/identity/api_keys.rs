@@ -32,7 +32,7 @@ pub const SCOPES: &[(&str, &str)] = &[
     ),
     (
         "accounts:write",
-        "`createAccount(s)`, `updateAccount`, `tagAccount`, `deleteAccount`; `generateAccountBrief` (with the three reads a brief needs)",
+        "`createAccount(s)`, `updateAccount`, `tagAccount`, `deleteAccount`; `generateAccountBrief` (with the three reads a brief needs); imports of accounts (`createImport(entity: ACCOUNTS)`, `updateImportMapping`, `previewImport`, `startImport`, `importJob`, `importProgress`), and with `contacts:write` or `deals:write` imports whose rows name their account",
     ),
     (
         "contacts:read",
@@ -40,7 +40,7 @@ pub const SCOPES: &[(&str, &str)] = &[
     ),
     (
         "contacts:write",
-        "`createContact(s)`, `upsertContact`, `updateContact`, `tagContact`, `deleteContact`, `mergeContacts`, `unmergeContact`",
+        "`createContact(s)`, `upsertContact`, `updateContact`, `tagContact`, `deleteContact`, `mergeContacts`, `unmergeContact`; imports of contacts (`createImport(entity: CONTACTS)` and the import's operations)",
     ),
     (
         "deals:read",
@@ -48,7 +48,7 @@ pub const SCOPES: &[(&str, &str)] = &[
     ),
     (
         "deals:write",
-        "`createDeal`, `updateDeal`, `moveDeal`, `deleteDeal`",
+        "`createDeal`, `updateDeal`, `moveDeal`, `deleteDeal`; imports of deals (`createImport(entity: DEALS)` and the import's operations)",
     ),
     (
         "activities:read",
@@ -80,7 +80,7 @@ pub const SCOPES: &[(&str, &str)] = &[
     ),
     (
         "admin",
-        "everything an ADMIN may do (API keys, members, invitations, audit log, `events`, `setAiApiKey` / `clearAiApiKey`, `previewScoringConfig`, `scoringBacktest`, scoring and signal-source changes, `recomputeScores`, `scanAnomalies`, alert rules, `eraseContact` / `exportContactData`, `demoData` / `seedDemoData` / `removeDemoData`), while its creator is an ADMIN or OWNER",
+        "everything an ADMIN may do (API keys, members, invitations, audit log, `events`, `setAiApiKey` / `clearAiApiKey`, `previewScoringConfig`, `scoringBacktest`, scoring and signal-source changes, `recomputeScores`, `scanAnomalies`, alert rules, `eraseContact` / `exportContactData`, `demoData` / `seedDemoData` / `removeDemoData`, data exports: `exportData`, `exportJob`), while its creator is an ADMIN or OWNER",
     ),
 ];
 

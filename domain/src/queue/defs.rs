@@ -67,6 +67,8 @@ pub const QUEUES: &[&str] = &[
     "alert-check",
     "anomaly-detection",
     "notification-delivery",
+    "imports",
+    "exports",
 ];
 
 pub const SYNC_ALL_NPM: JobSpec = spec!(
@@ -285,6 +287,22 @@ pub const RECOMPUTE_SCORES: JobSpec = spec!(
     true,
     "recomputes every scorable account of one organization in chunks, resumably (recomputeScores; payload recomputeId)"
 );
+pub const IMPORT_CSV: JobSpec = spec!(
+    "import-csv",
+    "imports",
+    5,
+    5,
+    true,
+    "writes an uploaded CSV file's rows in batches, resuming after the last committed batch (startImport; payload importId)"
+);
+pub const EXPORT_DATA: JobSpec = spec!(
+    "export-data",
+    "exports",
+    3,
+    5,
+    true,
+    "writes an organization's data to a CSV or JSON-lines file under DATA_DIR/exports (exportData; payload exportId)"
+);
 pub const GITHUB_SYNC_SCHEDULER: JobSpec = spec!(
     "github-sync-scheduler",
     "signal-sync",
@@ -339,6 +357,8 @@ pub const ALL: &[JobSpec] = &[
     DELIVER_NOTIFICATION,
     COMPUTE_SCORE,
     RECOMPUTE_SCORES,
+    IMPORT_CSV,
+    EXPORT_DATA,
     GITHUB_SYNC_SCHEDULER,
     SYNC_INTEGRATION,
     NOOP,

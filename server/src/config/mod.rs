@@ -172,6 +172,12 @@ pub struct Config {
     /// `SCORE_HISTORY_DAYS` (default 400): days of daily score snapshots kept; the nightly
     /// snapshot job prunes older ones.
     pub score_history_days: u32,
+    /// `IMPORT_MAX_BYTES` (default 50 MB): the largest CSV file an import's upload accepts
+    /// (larger answers 413 `PAYLOAD_TOO_LARGE`).
+    pub import_max_bytes: u64,
+    /// `EXPORT_LINK_TTL_SECONDS` (default 24 hours): how long an export's signed download link
+    /// works; the daily cleanup deletes the file after it.
+    pub export_link_ttl: Duration,
     /// `GRAPHQL_INTROSPECTION`: schema introspection and "Did you mean …?" hints in validation
     /// errors (default: on, off in production).
     pub graphql_introspection: bool,
@@ -763,6 +769,15 @@ impl Config {
                     "a positive number of days",
                 )
                 .get(),
+            import_max_bytes: r
+                .parse(
+                    "IMPORT_MAX_BYTES",
+                    std::num::NonZeroU64::new(50 * 1024 * 1024)
+                        .unwrap_or(std::num::NonZeroU64::MIN),
+                    "a positive number of bytes",
+                )
+                .get(),
+            export_link_ttl: r.duration("EXPORT_LINK_TTL_SECONDS", Duration::from_secs(24 * 3600)),
             graphql_introspection,
             graphiql,
             metrics_token,

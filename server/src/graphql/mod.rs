@@ -34,6 +34,7 @@ pub mod privacy;
 pub mod signals;
 mod socket;
 mod system;
+pub mod transfers;
 pub mod transport;
 mod variables;
 pub mod webhooks;
@@ -82,6 +83,8 @@ pub struct QueryRoot(
     billing::BillingQuery,
     demo::DemoQuery,
     privacy::PrivacyQuery,
+    transfers::ImportQuery,
+    transfers::ExportQuery,
 );
 
 #[derive(MergedObject, Default)]
@@ -105,6 +108,8 @@ pub struct MutationRoot(
     anomalies::AnomalyMutation,
     demo::DemoMutation,
     privacy::PrivacyMutation,
+    transfers::ImportMutation,
+    transfers::ExportMutation,
 );
 
 #[derive(MergedSubscription, Default)]
@@ -112,6 +117,7 @@ pub struct SubscriptionRoot(
     system::SystemSubscription,
     live::LiveSubscription,
     notify::NotifySubscription,
+    transfers::ImportSubscription,
 );
 
 pub type AppSchema = Schema<QueryRoot, MutationRoot, SubscriptionRoot>;

@@ -16,6 +16,7 @@ pub mod oauth;
 mod segment;
 pub mod session_cookie;
 pub mod signals;
+pub mod transfers;
 pub mod unsubscribe;
 
 use std::time::{Duration, Instant};
@@ -80,6 +81,7 @@ pub fn router(state: AppState, api: Router<AppState>) -> Router {
         .merge(demo::routes())
         .merge(unsubscribe::routes())
         .merge(billing::routes())
+        .merge(transfers::download_routes())
         .merge(inbound::routes())
         .route(
             "/api/v1/integrations/{kind}/connect",
@@ -97,6 +99,9 @@ pub fn router(state: AppState, api: Router<AppState>) -> Router {
         .layer(middleware::from_fn_with_state(state.clone(), deadline))
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(RequestBodyLimitLayer::new(MAX_BODY_BYTES))
+        // An import's upload has a limit of its own (IMPORT_MAX_BYTES, counted as it streams)
+        // and no deadline: it joins after those two layers, before the rest.
+        .merge(transfers::upload_routes())
         .layer(middleware::from_fn(json_errors))
         .layer(middleware::from_fn_with_state(state.clone(), after_commit))
         .layer(middleware::from_fn_with_state(

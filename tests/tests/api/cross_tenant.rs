@@ -150,6 +150,22 @@ pub(crate) async fn fixture(app: &TestApp, a: &Session) -> HashMap<&'static str,
     .await
     .unwrap();
     ids.insert("notification", notification.to_string());
+    let r = gql(
+        app,
+        a,
+        "mutation { createImport(entity: CONTACTS) { import { id } } }",
+        json!({}),
+    )
+    .await;
+    ids.insert("import", id_of(&data(&r, "createImport")["import"]["id"]));
+    let r = gql(
+        app,
+        a,
+        "mutation { exportData(entities: [CONTACTS], format: CSV) { id } }",
+        json!({}),
+    )
+    .await;
+    ids.insert("export", id_of(&data(&r, "exportData")["id"]));
     ids.insert("user", a.user_id.clone());
     ids.insert("organization", a.organization_id.clone());
     ids
@@ -186,6 +202,8 @@ fn entity_for(operation: &str, name: &str) -> Option<&'static str> {
         ("apikey", "apiKey"),
         ("alertrule", "alertRule"),
         ("scorerecompute", "scoreRecompute"),
+        ("import", "import"),
+        ("export", "export"),
         ("notification", "notification"),
         ("signalsource", "source"),
         ("integration", "integration"),

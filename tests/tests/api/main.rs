@@ -69,6 +69,7 @@ mod signal_types;
 mod signals;
 mod stackoverflow;
 mod support_desks;
+mod transfers;
 mod twitter;
 mod usage_limits;
 mod webhooks;

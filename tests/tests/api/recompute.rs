@@ -187,6 +187,7 @@ async fn a_recompute_resumes_after_a_crash_and_rescores_each_account_exactly_onc
         connectors: app.state.connectors.clone(),
         score_history_days: app.state.config.score_history_days,
         notifier: app.state.notifier(),
+        data_dir: app.state.config.data_dir.clone(),
     };
     jobs::registry::run_job(ctx, job).await.unwrap();
     let rc = read(&app, &s, &id.to_string()).await;

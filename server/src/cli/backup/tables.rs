@@ -122,6 +122,10 @@ backed_up!(
     billing_events,
     usage_counters,
     usage_warnings,
+    imports,
+    import_errors,
+    import_keys,
+    exports,
 );
 
 fn columns<E: EntityTrait>() -> anyhow::Result<Vec<Column>> {
