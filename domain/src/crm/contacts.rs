@@ -446,6 +446,17 @@ pub(crate) async fn update_in(
     if changes.as_object().is_some_and(|c| c.is_empty()) {
         return Ok(old);
     }
+    // Nor is a contact given the email of someone erased.
+    if let Some(e) = &m.email_normalized
+        && old.email_normalized.as_ref() != Some(e)
+    {
+        crate::privacy::tombstones::refuse_erased_emails(
+            txn,
+            actor.organization_id,
+            &[("email".to_owned(), e.clone())],
+        )
+        .await?;
+    }
     m.updated_at = Utc::now();
     let mut am = active(m);
     am.id = ActiveValue::Unchanged(old.id);

@@ -625,7 +625,7 @@ pub async fn run(db: &DatabaseConnection, data_dir: &Path, id: Uuid, job_id: Uui
             Ok(o) => o,
             // A plan limit or an erased person: retrying cannot help; the import stops here
             // with what was committed so far, and says why.
-            Err(e @ (Error::Quota { .. } | Error::Conflict { .. })) => {
+            Err(e @ (Error::Quota { .. } | Error::Conflict { .. } | Error::Validation(_))) => {
                 drop(txn);
                 fail(db, id, &format!("stopped at row {}: {e}", processed + 1)).await?;
                 return Ok(done);

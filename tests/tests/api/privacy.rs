@@ -348,9 +348,25 @@ async fn erasure_leaves_no_trace_and_nothing_brings_the_person_back() {
     let body: Value = resp.json().await.unwrap();
     assert!(body["results"][0]["dropped"].is_string(), "{body}");
     assert!(body["results"][0]["signal"].is_null(), "{body}");
+    // Nor can another contact be given their email.
+    let d = gql(
+        &app,
+        &a,
+        "{ contacts(first: 1) { edges { node { id } } } }",
+        json!({}),
+    )
+    .await;
+    let someone = d["contacts"]["edges"][0]["node"]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let update = format!(
+        "mutation {{ updateContact(id: \"{someone}\", input: {{email: \"zelda.quixote@erasable-example.dev\"}}) {{ id }} }}"
+    );
     for q in [
         "mutation { createContact(input: {email: \"Zelda.Quixote@erasable-example.dev\"}) { id } }",
         "mutation { upsertContact(input: {email: \"zelda.quixote@erasable-example.dev\", firstName: \"Z\"}) { id } }",
+        update.as_str(),
     ] {
         let r = app.graphql_as(a.token(), q, json!({})).await;
         assert_code(&r, "CONFLICT");

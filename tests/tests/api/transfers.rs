@@ -841,3 +841,71 @@ async fn exports_round_trip_real_rows_behind_signed_expiring_links() {
         .await;
     assert_code(&r, "BAD_USER_INPUT");
 }
+
+/// An import stops, leaving its batch unwritten and saying why, when the batch would cross the
+/// plan's contact limit or would bring back a person erased under GDPR.
+#[tokio::test]
+async fn imports_respect_the_contact_limit_and_never_bring_back_an_erased_person() {
+    let app = spawn_app_with(&[("PLAN_ENFORCEMENT", "true")]).await;
+    let s = app.register("owner@import-limit.test", "Limits").await;
+    let org = uuid::Uuid::parse_str(&s.organization_id).unwrap();
+    domain::billing::set_by_operator(
+        &app.db,
+        org,
+        None,
+        &[(
+            domain::billing::Metric::Contacts,
+            domain::billing::Override::Limit(3),
+        )],
+    )
+    .await
+    .unwrap();
+    let five = b"Email,First Name\na@limit.test,A\nb@limit.test,B\nc@limit.test,C\nd@limit.test,D\ne@limit.test,E\n";
+    let (id, _) = uploaded(&app, &s, "CONTACTS", five).await;
+    let j = run(&app, &s, &id).await;
+    assert_eq!(j["status"], "FAILED", "{j}");
+    let why = j["lastError"].as_str().unwrap_or_default();
+    assert!(why.contains("contacts") && why.contains('3'), "{why}");
+    assert_eq!(
+        contacts(&app, &s).await.0,
+        0,
+        "the refused batch is not written"
+    );
+    let three = b"Email,First Name\na@limit.test,A\nb@limit.test,B\nc@limit.test,C\n";
+    let (id, _) = uploaded(&app, &s, "CONTACTS", three).await;
+    let j = run(&app, &s, &id).await;
+    assert_eq!(j["status"], "SUCCEEDED", "{j}");
+    assert_eq!(j["created"], 3);
+
+    // Erase one of them; importing them again is refused and creates nothing.
+    let (_, list) = contacts(&app, &s).await;
+    assert_eq!(list.len(), 3);
+    let r = app
+        .graphql_as(
+            s.token(),
+            "{ contacts(first: 1, orderBy: {field: EMAIL, direction: ASC}) { edges { node { id email } } } }",
+            json!({}),
+        )
+        .await;
+    let first = nodes(&ok(&r)["contacts"])[0].clone();
+    assert_eq!(first["email"], "a@limit.test");
+    ok(&app
+        .graphql_as(
+            s.token(),
+            "mutation($id: ID!) { eraseContact(id: $id) { contactId } }",
+            json!({"id": first["id"]}),
+        )
+        .await);
+    let back = b"Email,First Name\nz@limit.test,Z\na@limit.test,A\n";
+    let (id, _) = uploaded(&app, &s, "CONTACTS", back).await;
+    let j = run(&app, &s, &id).await;
+    assert_eq!(j["status"], "FAILED", "{j}");
+    let why = j["lastError"].as_str().unwrap_or_default();
+    assert!(why.contains("erased"), "{why}");
+    let (n, list) = contacts(&app, &s).await;
+    assert_eq!(n, 2, "{list:?}");
+    assert!(
+        list.iter()
+            .all(|c| c["email"] != "a@limit.test" && c["email"] != "z@limit.test")
+    );
+}
