@@ -1,7 +1,7 @@
 // Plan and usage: the plan whose limits apply, every counter against its limit, the
 // subscription's state, and (for the owner, when the server takes payments) upgrading through
 // Stripe Checkout or managing billing in Stripe's portal.
-import { Alert, Badge, Button, Group, Paper, Progress, SimpleGrid, Stack, Text, Title } from '@mantine/core';
+import { Alert, Button, Group, Paper, Progress, SimpleGrid, Stack, Text, Title } from '@mantine/core';
 import { useMutation, useQuery } from 'urql';
 import { graphql } from '../../graphql';
 import { ErrorNotice, Loading, useRole } from '../../ui';
@@ -79,13 +79,11 @@ export default function Usage() {
         <>
           <Group gap="sm">
             <Text fw={700}>{title(data.subscription.plan)} plan</Text>
-            <Badge color={data.subscription.status === 'ACTIVE' ? 'green' : 'orange'} variant="light">
-              {title(data.subscription.status)}
-            </Badge>
+            <Text size="sm">· {title(data.subscription.status)}</Text>
             {data.subscription.effectivePlan !== data.subscription.plan && (
-              <Badge color="red" variant="light">
-                Limits of the {title(data.subscription.effectivePlan)} plan apply
-              </Badge>
+              <Text size="sm" fw={600}>
+                · limits of the {title(data.subscription.effectivePlan)} plan apply
+              </Text>
             )}
           </Group>
           {data.subscription.graceEndsAt && (
