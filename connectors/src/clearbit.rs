@@ -400,6 +400,7 @@ impl From<Failure> for Error {
                 retry_after_secs: (until - Utc::now()).num_seconds().max(1) as u64,
             },
             Failure::Source(Stop::Internal(e)) => Error::Internal(e),
+            Failure::Source(Stop::PlanLimit(m)) => Error::PlanLimit(m),
             Failure::Source(
                 Stop::Credentials(m) | Stop::Forbidden(m) | Stop::Invalid(m) | Stop::Transient(m),
             ) => Error::Upstream(m),

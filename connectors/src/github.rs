@@ -528,6 +528,14 @@ enum List {
 }
 
 impl List {
+    /// Where an item of the list names its person's login.
+    fn login_path(self) -> &'static [&'static str] {
+        match self {
+            List::Stars | List::Issues => &["user", "login"],
+            List::Forks => &["owner", "login"],
+        }
+    }
+
     fn name(self) -> &'static str {
         match self {
             List::Stars => "stars",
@@ -689,11 +697,7 @@ impl Run<'_> {
 
     /// Reads the cached profiles of a page's logins in one statement.
     async fn prefetch(&self, list: List, items: &[Value]) -> Result<(), Stop> {
-        let path: &[&str] = match list {
-            List::Stars => &["user", "login"],
-            List::Forks => &["owner", "login"],
-            List::Issues => &["user", "login"],
-        };
+        let path = list.login_path();
         let mut resources = Vec::new();
         {
             let people = self.people.lock().await;
@@ -730,6 +734,20 @@ impl Run<'_> {
     }
 
     async fn process(&self, repo: &str, list: List, items: Vec<Value>) -> Result<(), Stop> {
+        // People erased from the organization (GDPR art. 17) are skipped before their profile
+        // is read or cached: nothing about them is fetched or stored again.
+        let path = list.login_path();
+        let erased = domain::privacy::tombstones::erased_values(
+            &self.cx.db,
+            self.cx.integration.organization_id,
+            domain::signals::identifiers::kind::GITHUB,
+            items.iter().filter_map(|i| str_of(i, path)),
+        )
+        .await?;
+        let items: Vec<Value> = items
+            .into_iter()
+            .filter(|i| str_of(i, path).is_none_or(|l| !erased.contains(&l.to_lowercase())))
+            .collect();
         self.prefetch(list, &items).await?;
         let mut inputs = Vec::with_capacity(items.len());
         for item in &items {

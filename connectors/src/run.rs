@@ -10,7 +10,10 @@
 //! Transient failures after the request's retries → `FAILED`, `BACKOFF` with a growing delay
 //! and a continuation job. Rejected credentials or a configuration the source refuses → `FAILED`,
 //! `ERROR` with `lastError`, and no scheduled run until the credentials or configuration change
-//! (a manual `syncIntegration` still runs, and a successful run clears the error).
+//! (a manual `syncIntegration` still runs, and a successful run clears the error). The plan's
+//! monthly signals used up → `PARTIAL`, still `CONNECTED` with `lastError` saying so; the run
+//! stops before its cursor passes the refused items, so a later run (the next month, a larger
+//! plan) reads them again.
 
 use std::collections::BTreeMap;
 use std::sync::Mutex;
@@ -48,6 +51,10 @@ pub enum Stop {
     Invalid(String),
     /// 5xx, timeouts, connection errors: the request's retries are used up.
     Transient(String),
+    /// The organization's plan allows no more signals this month: the run stops before its
+    /// cursor passes the refused items, so they are read again once the limit allows (a new
+    /// month, a larger plan).
+    PlanLimit(String),
     /// Our own failure (database).
     Internal(String),
 }
@@ -211,7 +218,9 @@ impl SyncContext {
     }
 
     /// Ingests items with the integration's signal source (in batches of the ingest limit).
-    /// Items the ingest refuses are counted in the run's error; the rest land.
+    /// Items the ingest refuses are counted in the run's error; the rest land. Items refused
+    /// because the plan's monthly signals are used up stop the run ([`Stop::PlanLimit`]) once
+    /// the rest of their batch has landed, so the connector does not move its cursor past them.
     pub async fn ingest(&self, inputs: Vec<Input>) -> Result<Vec<Option<Ingested>>, Stop> {
         let mut out = Vec::with_capacity(inputs.len());
         let source = self.integration.source_id.to_string();
@@ -227,6 +236,7 @@ impl SyncContext {
                 .collect();
             let results =
                 domain::signals::ingest_many(&self.db, &self.actor, batch, "items", "api").await?;
+            let mut over_limit = None;
             for r in results {
                 match r {
                     Ok(ing) => {
@@ -234,6 +244,10 @@ impl SyncContext {
                             self.signals_created.fetch_add(1, Ordering::Relaxed);
                         }
                         out.push(Some(ing));
+                    }
+                    Err(e @ (Error::Quota { .. } | Error::PlanLimit(_))) => {
+                        over_limit.get_or_insert(e);
+                        out.push(None);
                     }
                     Err(e) => {
                         self.refused
@@ -243,6 +257,11 @@ impl SyncContext {
                         out.push(None);
                     }
                 }
+            }
+            if let Some(e) = over_limit {
+                return Err(Stop::PlanLimit(format!(
+                    "{e}; the sync stopped there and goes on from the same place once the limit allows (next month, or on a larger plan)"
+                )));
             }
         }
         Ok(out)
@@ -653,6 +672,16 @@ fn transition(
             next_sync_at: None,
             streak: m.failure_streak,
             blocked: true,
+            success: false,
+        },
+        Err(Stop::PlanLimit(e)) => Transition {
+            run_status: run_status::PARTIAL,
+            run_error: Some(e.clone()),
+            status: status::CONNECTED,
+            last_error: Some(e.clone()),
+            next_sync_at: None,
+            streak: m.failure_streak,
+            blocked: false,
             success: false,
         },
         Err(Stop::Internal(e)) => Transition {

@@ -358,6 +358,25 @@ impl Run<'_> {
                 page += 1;
             }
         }
+        // People erased from the organization (GDPR art. 17) are skipped before their profile
+        // is read or cached.
+        let owner_id = |i: &Value| i.get("owner").and_then(|o| int(o, "user_id"));
+        let ids: Vec<String> = questions
+            .iter()
+            .chain(answers.iter())
+            .filter_map(|i| owner_id(i).map(|id| id.to_string()))
+            .collect();
+        let erased = domain::privacy::tombstones::erased_values(
+            &self.cx.db,
+            self.cx.integration.organization_id,
+            kind::STACKOVERFLOW,
+            ids.iter().map(String::as_str),
+        )
+        .await?;
+        let kept = |i: &Value| owner_id(i).is_none_or(|id| !erased.contains(&id.to_string()));
+        let kept_questions: Vec<Value> = questions.iter().filter(|q| kept(q)).cloned().collect();
+        let questions: &[Value] = &kept_questions;
+        answers.retain(kept);
         let owners: Vec<&Value> = questions
             .iter()
             .chain(answers.iter())

@@ -3,7 +3,8 @@
 //! What each table keeps afterwards:
 //! - `contacts`, `contact_identities`, their `enrichments` record, `external_ids` mappings,
 //!   `enrichment_cache` answers looked up by their identifiers, `contact_merges` they were part
-//!   of, activities linked to them and AI briefs that mention them: deleted (the search index
+//!   of, activities linked to them, AI briefs that mention them and connectors' cached answers
+//!   about them (`integration_cursors`): deleted (the search index
 //!   follows its tables; on SQLite its segments are merged so no deleted text lingers).
 //! - `signals`: kept for the account's score, without `contact_id`, `anonymous_id` or the
 //!   sender's key, with personal metadata dropped and a dedupe key that no longer names them.
@@ -20,8 +21,8 @@ use std::collections::BTreeSet;
 use entity::{
     account_briefs, activities, alert_deliveries, audit_logs, companies, contact_identities,
     contact_merges, contacts, deals, enrichment_cache, enrichments, events, external_ids,
-    integration_runs, jobs, notifications, signals, webhook_attempts, webhook_cursor,
-    webhook_deliveries,
+    integration_cursors, integration_runs, integrations, jobs, notifications, signals,
+    webhook_attempts, webhook_cursor, webhook_deliveries,
 };
 use sea_orm::sea_query::{Expr, ExprTrait, Query};
 use sea_orm::{
@@ -267,6 +268,44 @@ fn scrub_string(s: &mut String, needles: &[String]) -> bool {
         }
         None => false,
     }
+}
+
+/// Connectors' cached answers (`integration_cursors` of the organization's integrations) that
+/// name the person, as a whole word, in their resource (`user:<login>`) or their state.
+pub(super) async fn cached_about(
+    db: &impl ConnectionTrait,
+    org: Uuid,
+    needles: &[String],
+) -> Result<Vec<integration_cursors::Model>> {
+    if needles.is_empty() {
+        return Ok(Vec::new());
+    }
+    let candidates = integration_cursors::Entity::find()
+        .filter(
+            Expr::col(integration_cursors::Column::IntegrationId).in_subquery(
+                Query::select()
+                    .column(integrations::Column::Id)
+                    .from(integrations::Entity)
+                    .and_where(integrations::Column::OrganizationId.eq(org))
+                    .to_owned(),
+            ),
+        )
+        .filter(redact::mentions(
+            &[
+                integration_cursors::Column::Resource,
+                integration_cursors::Column::State,
+            ],
+            needles,
+        ))
+        .all(db)
+        .await?;
+    Ok(candidates
+        .into_iter()
+        .filter(|c| {
+            redact::text(&c.resource, needles).is_some()
+                || redact::text(&c.state.to_string(), needles).is_some()
+        })
+        .collect())
 }
 
 fn sha(s: &str) -> String {
@@ -607,6 +646,16 @@ pub async fn erase_contact(
         .filter(external_ids::Column::LocalId.eq(id))
         .exec(&txn)
         .await?;
+    // Connectors' cached answers about them (a GitHub profile, a Stack Overflow user): a cache,
+    // so deleted; a later run that meets them again is stopped by the tombstones.
+    for c in cached_about(&txn, org, &needles).await? {
+        out.rows_redacted += integration_cursors::Entity::delete_many()
+            .filter(integration_cursors::Column::IntegrationId.eq(c.integration_id))
+            .filter(integration_cursors::Column::Resource.eq(c.resource))
+            .exec(&txn)
+            .await?
+            .rows_affected;
+    }
 
     // The person.
     let identifiers = person.identifiers();

@@ -5,12 +5,13 @@ use sea_orm::{ColumnTrait, Condition, DatabaseConnection, EntityTrait, QueryFilt
 use serde_json::{Value, json};
 use uuid::Uuid;
 
-use super::erase::{Person, admin};
+use super::erase::{Person, admin, cached_about};
 use super::redact;
 use crate::{Actor, Result, crm};
 
 /// The person's data (ADMIN; an API key needs `admin`): the contact, its identities, signals,
-/// activities, deals, notes, notifications and audit entries and events naming them.
+/// activities, deals, notes, notifications and audit entries and events naming them, and what
+/// connectors cached about them (`sourceProfiles`).
 /// `NOT_FOUND` for an id that is not one of the organization's contacts.
 pub async fn export_contact(db: &DatabaseConnection, actor: &Actor, id: Uuid) -> Result<Value> {
     admin(actor)?;
@@ -70,6 +71,7 @@ pub async fn export_contact(db: &DatabaseConnection, actor: &Actor, id: Uuid) ->
         .order_by_asc(events::Column::Seq)
         .all(db)
         .await?;
+    let cached = cached_about(db, org, &person.needles()).await?;
     let notes: Vec<Value> = person
         .contact
         .notes
@@ -103,6 +105,10 @@ pub async fn export_contact(db: &DatabaseConnection, actor: &Actor, id: Uuid) ->
         "auditEntries": audit.iter().map(|a| json!({
             "id": a.id, "action": a.action, "targetType": a.target_type, "targetId": a.target_id,
             "metadata": a.metadata, "createdAt": a.created_at,
+        })).collect::<Vec<_>>(),
+        "sourceProfiles": cached.iter().map(|c| json!({
+            "integrationId": c.integration_id, "resource": c.resource, "data": c.state,
+            "updatedAt": c.updated_at,
         })).collect::<Vec<_>>(),
         "events": events.iter().map(|e| json!({
             "seq": e.seq, "id": e.id, "type": e.event_type, "payload": e.payload,

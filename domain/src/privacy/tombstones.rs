@@ -4,7 +4,7 @@
 //! organizations hashes differently, and the table never holds the value itself. Ingest checks
 //! every identifier a batch names in one statement; contact creation checks its emails.
 
-use std::collections::{BTreeSet, HashSet};
+use std::collections::{BTreeSet, HashMap, HashSet};
 
 use chrono::Utc;
 use entity::erasure_tombstones;
@@ -96,6 +96,29 @@ pub async fn erased(
         out.extend(found);
     }
     Ok(out)
+}
+
+/// Which of `values` (identifiers of `kind`) were erased from the organization, as
+/// [`normalise`]d values, in one statement per 1,000. Connectors skip these people before
+/// fetching or caching anything about them.
+pub async fn erased_values<'a>(
+    db: &impl ConnectionTrait,
+    organization_id: Uuid,
+    kind: &str,
+    values: impl IntoIterator<Item = &'a str>,
+) -> Result<HashSet<String>> {
+    let by_hash: HashMap<String, String> = values
+        .into_iter()
+        .map(|v| (hash(organization_id, kind, v), normalise(v)))
+        .collect();
+    if by_hash.is_empty() {
+        return Ok(HashSet::new());
+    }
+    let found = erased(db, organization_id, by_hash.keys().cloned().collect()).await?;
+    Ok(found
+        .into_iter()
+        .filter_map(|h| by_hash.get(&h).cloned())
+        .collect())
 }
 
 /// Refuses (`CONFLICT` on the email's field) to create a contact whose email was erased.

@@ -2,11 +2,17 @@
 //! `eraseContact` (art. 17) leaves no trace of them in any table (every row of every table is
 //! searched for their email, name and login), keeps their signals anonymous for the account's
 //! score, and keeps hashed tombstones so that ingest (GraphQL and REST), contact creation and
-//! upserts never bring them back. ADMIN only; other organizations get NOT_FOUND.
+//! upserts never bring them back; nor does a connector's re-sync, which no longer reads or
+//! caches their profile. ADMIN only; other organizations get NOT_FOUND.
 
 use std::time::Duration;
 
-use devsignal_tests::{Recorder, Session, TestApp, assert_code, eventually, spawn_app};
+use chrono::Utc;
+use devsignal_tests::connectors::{connect, sync};
+use devsignal_tests::fakes::github::{FakeGitHub, Issue, Repo};
+use devsignal_tests::{
+    Recorder, Session, TestApp, assert_code, eventually, spawn_app, spawn_app_with,
+};
 use sea_orm::{ConnectionTrait, DbBackend, Statement};
 use serde_json::{Value, json};
 
@@ -100,11 +106,16 @@ fn unhex(s: &str) -> Vec<u8> {
 }
 
 async fn traces(app: &TestApp) -> Vec<String> {
+    mentions(app, TRACES).await
+}
+
+/// Rows of any table holding any of `needles` (lower case), as "table: row".
+async fn mentions(app: &TestApp, needles: &[&str]) -> Vec<String> {
     every_row(app)
         .await
         .into_iter()
-        .filter(|(_, v)| TRACES.iter().any(|n| v.contains(n)))
-        .map(|(t, v)| format!("{t}: {}", v.chars().take(400).collect::<String>()))
+        .filter(|(_, v)| needles.iter().any(|n| v.contains(n)))
+        .map(|(t, v)| format!("{t}: {}", v.chars().take(300).collect::<String>()))
         .collect()
 }
 
@@ -438,4 +449,118 @@ async fn erasure_and_export_are_for_admins_of_the_organization() {
         )
         .await;
     assert!(r.get("errors").is_none(), "{r}");
+}
+
+/// A person a connector brought in, then erased: their cached GitHub profile goes with them,
+/// and later syncs (incremental and full, with new activity of theirs) neither read their
+/// profile again nor store anything about them, while other people still arrive.
+#[tokio::test]
+async fn a_connector_resync_brings_no_erased_person_back() {
+    const GH_LOGIN: &str = "yerasmus-gh";
+    const GH_EMAIL: &str = "yorick.erasmus@erasable-gh.dev";
+    const GH_TRACES: &[&str] = &[GH_LOGIN, GH_EMAIL, "yorick erasmus", "erasmus"];
+    let gh = FakeGitHub::start().await;
+    let t = Utc::now() - chrono::Duration::days(2);
+    gh.repo(
+        "acme/widgets",
+        Repo {
+            stargazers: vec![(GH_LOGIN.into(), t), ("keeper-gh".into(), t)],
+            ..Default::default()
+        },
+    );
+    gh.user(
+        GH_LOGIN,
+        json!({"name": "Yorick Erasmus", "email": GH_EMAIL, "company": "@acme"}),
+    );
+    gh.user("keeper-gh", json!({"name": "Kim Keeper"}));
+    let app = spawn_app_with(&[("GITHUB_API_URL", &gh.url)]).await;
+    let (a, _) = app.two_tenants().await;
+    let (integration, _) =
+        connect(&app, &a, "GITHUB", json!({"repos": ["acme/widgets"]}), None).await;
+    let run = sync(&app, &a, &integration, false).await;
+    assert_eq!(run["signalsCreated"], 2, "{run}");
+    let before = mentions(&app, GH_TRACES).await;
+    assert!(
+        before.iter().any(|r| r.starts_with("integration_cursors")),
+        "the profile is cached: {before:#?}"
+    );
+    let d = gql(
+        &app,
+        &a,
+        "{ contacts(first: 10) { nodes { id github } } }",
+        json!({}),
+    )
+    .await;
+    let contact = d["contacts"]["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|n| n["github"] == GH_LOGIN)
+        .unwrap_or_else(|| panic!("{d}"))["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    // Access includes what the connector cached about them.
+    let d = gql(&app, &a, EXPORT, json!({"id": contact})).await;
+    let profiles = &d["exportContactData"]["sourceProfiles"];
+    assert_eq!(profiles.as_array().map(Vec::len), Some(1), "{profiles}");
+    assert_eq!(profiles[0]["resource"], format!("user:{GH_LOGIN}"));
+    assert!(
+        profiles[0]["data"].to_string().contains(GH_EMAIL),
+        "{profiles}"
+    );
+
+    gql(&app, &a, ERASE, json!({"id": contact})).await;
+    let left = mentions(&app, GH_TRACES).await;
+    assert!(left.is_empty(), "traces left:\n{}", left.join("\n"));
+
+    // New activity of theirs and a newcomer; incremental, then full syncs.
+    gh.with(|d| {
+        let repo = d.repos.get_mut("acme/widgets").unwrap();
+        repo.stargazers.push(("newcomer-gh".into(), Utc::now()));
+        repo.issues.push(Issue {
+            number: 1,
+            author: GH_LOGIN.into(),
+            pull_request: false,
+            created_at: Utc::now(),
+            updated_at: Utc::now(),
+            closed_at: None,
+            merged_at: None,
+        });
+    });
+    gh.clear_hits();
+    let run = sync(&app, &a, &integration, false).await;
+    assert_eq!(run["status"], "SUCCEEDED", "{run}");
+    assert_eq!(run["signalsCreated"], 1, "only the newcomer's star: {run}");
+    let run = sync(&app, &a, &integration, true).await;
+    assert_eq!(run["status"], "SUCCEEDED", "{run}");
+    assert_eq!(run["signalsCreated"], 0, "{run}");
+    let profile_reads: Vec<String> = gh
+        .hits()
+        .into_iter()
+        .map(|h| h.path)
+        .filter(|p| p.starts_with(&format!("/users/{GH_LOGIN}")))
+        .collect();
+    assert!(profile_reads.is_empty(), "{profile_reads:?}");
+    let left = mentions(&app, GH_TRACES).await;
+    assert!(
+        left.is_empty(),
+        "traces after re-sync:\n{}",
+        left.join("\n")
+    );
+    let d = gql(
+        &app,
+        &a,
+        "{ contacts(first: 10) { nodes { github } } }",
+        json!({}),
+    )
+    .await;
+    let mut logins: Vec<&str> = d["contacts"]["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|n| n["github"].as_str())
+        .collect();
+    logins.sort();
+    assert_eq!(logins, ["keeper-gh", "newcomer-gh"], "{d}");
 }

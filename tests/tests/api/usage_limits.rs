@@ -1,10 +1,13 @@
 //! Plan limits at their edges, on every path that can cross one: contacts (by hand, in a batch,
 //! by ingest), signals per month (REST single and batch, GraphQL), members (invitations and
-//! joining), integrations and AI briefs; `PLAN_LIMIT` naming the limit, its value, the use and
+//! joining), integrations and AI briefs, a connector at the signal limit (stops, then goes on
+//! from there); `PLAN_LIMIT` naming the limit, its value, the use and
 //! the plan (REST 402); 80 % and 100 % warnings once each, as events and notifications; nothing
 //! accepted is lost and nothing refused is half-written; the operator's `devsignal billing`.
 
 use chrono::Utc;
+use devsignal_tests::connectors::{connect, integration, signals, sync};
+use devsignal_tests::fakes::github::{FakeGitHub, Repo};
 use devsignal_tests::{Session, TestApp, assert_code, spawn_app_with};
 use domain::billing::{Metric, Override};
 use serde_json::{Value, json};
@@ -419,4 +422,65 @@ async fn an_operator_puts_an_organization_on_a_plan_and_raises_one_limit() {
     let (code, _, err) = run(&["billing", "show", &Uuid::now_v7().to_string()], &env);
     assert_ne!(code, 0);
     assert!(err.contains("no organization"), "{err}");
+}
+
+/// A connector at the monthly signal limit: the run stores what fits, then stops before its
+/// cursor passes the refused items (PARTIAL, the integration still CONNECTED with the reason);
+/// once the limit allows, the next ordinary run picks up exactly those items.
+#[tokio::test]
+async fn a_connector_stops_at_the_signal_limit_and_goes_on_from_there_when_it_allows() {
+    let gh = FakeGitHub::start().await;
+    let t = Utc::now() - chrono::Duration::days(1);
+    let logins: Vec<String> = (0..6).map(|i| format!("limited-gh-{i}")).collect();
+    gh.repo(
+        "acme/limited",
+        Repo {
+            stargazers: logins.iter().map(|l| (l.clone(), t)).collect(),
+            ..Default::default()
+        },
+    );
+    let app = spawn_app_with(&[("PLAN_ENFORCEMENT", "true"), ("GITHUB_API_URL", &gh.url)]).await;
+    let owner = app.register("owner@connector-limit.test", "Limited").await;
+    set_limits(
+        &app,
+        &owner,
+        &[(Metric::SignalsPerMonth, Override::Limit(4))],
+    )
+    .await;
+    let (id, _) = connect(
+        &app,
+        &owner,
+        "GITHUB",
+        json!({"repos": ["acme/limited"]}),
+        None,
+    )
+    .await;
+    let run = sync(&app, &owner, &id, false).await;
+    assert_eq!(run["status"], "PARTIAL", "{run}");
+    assert_eq!(run["signalsCreated"], 4, "{run}");
+    assert!(
+        run["error"].as_str().unwrap().contains("signalsPerMonth"),
+        "{run}"
+    );
+    let i = integration(&app, &owner, &id).await;
+    assert_eq!(i["status"], "CONNECTED", "{i}");
+    assert!(i["lastError"].as_str().unwrap().contains("goes on"), "{i}");
+    assert_eq!(signals(&app, Some("repo_star")).await, 4);
+    // Still at the limit: the next run stores nothing and loses nothing.
+    let run = sync(&app, &owner, &id, false).await;
+    assert_eq!(run["status"], "PARTIAL", "{run}");
+    assert_eq!(run["signalsCreated"], 0, "{run}");
+
+    set_limits(
+        &app,
+        &owner,
+        &[(Metric::SignalsPerMonth, Override::Unlimited)],
+    )
+    .await;
+    let run = sync(&app, &owner, &id, false).await;
+    assert_eq!(run["status"], "SUCCEEDED", "{run}");
+    assert_eq!(run["signalsCreated"], 2, "the two refused stars: {run}");
+    assert_eq!(signals(&app, Some("repo_star")).await, 6);
+    let i = integration(&app, &owner, &id).await;
+    assert!(i["lastError"].is_null(), "{i}");
 }
