@@ -4,7 +4,7 @@
 //! long: BACKOFF until it lifts, then the continuation) and a spent daily quota (BACKOFF until
 //! UTC midnight); a rejected key (ERROR until the credentials change); 502s retried; a stopped
 //! run resumed at its cursor; bad configuration refused naming the field; and tenant isolation
-//! of what Stack Overflow and Reddit bring in.
+//! of what Stack Overflow and Reddit bring in; an erased person is skipped by later syncs.
 
 use std::time::Duration;
 
@@ -529,4 +529,71 @@ async fn stack_overflow_and_reddit_signals_and_contacts_stay_with_their_tenant()
     assert_eq!(names_b, ["Alice", "Bruno", "carla"]);
     assert_eq!(seen(&app, a.token()).await, (keys_a, names_a));
     let _: Value = integration(&app, &a, &so).await;
+}
+
+/// A person erased from the organization (GDPR art. 17): their cached profile goes with them,
+/// and a full re-sync neither reads their profile again nor brings their questions or answers
+/// back, while everyone else's stay.
+#[tokio::test]
+async fn a_resync_skips_an_erased_person() {
+    let se = FakeStackExchange::start().await;
+    se.generate("rust", 1000, 6, 3);
+    se.with(|d| {
+        d.users.insert(
+            2,
+            User {
+                display_name: "Ursula Erasable".into(),
+                website_url: Some("https://ursula-erasable.dev".into()),
+            },
+        );
+    });
+    let app = app_for(&se).await;
+    let s = app.register("admin@vendor.io", "Vendor").await;
+    let (id, _) = connect(&app, &s, "STACKOVERFLOW", json!({"tags": ["rust"]}), None).await;
+    let run = sync(&app, &s, &id, false).await;
+    assert_eq!(run["signalsCreated"], 9, "6 questions and 3 answers: {run}");
+    let (ursula, _) = person(&app, 2).await;
+    let cached = || async {
+        entity::integration_cursors::Entity::find()
+            .filter(entity::integration_cursors::Column::Resource.eq("user:2"))
+            .all(&app.db)
+            .await
+            .unwrap()
+            .len()
+    };
+    assert_eq!(cached().await, 1, "the profile is cached");
+    let r = app
+        .graphql_as(
+            s.token(),
+            "mutation($id: ID!) { eraseContact(id: $id) { contactId } }",
+            json!({"id": ursula.id.to_string()}),
+        )
+        .await;
+    ok(&r);
+    assert_eq!(cached().await, 0, "the cached profile is erased with them");
+
+    se.clear_hits();
+    let run = sync(&app, &s, &id, true).await;
+    assert_eq!(run["status"], "SUCCEEDED", "{run}");
+    assert_eq!(run["signalsCreated"], 0, "{run}");
+    assert!(
+        se.hits().iter().all(|h| !h.path.starts_with("/2.3/users/")),
+        "no profile is read again: {:?}",
+        se.hits()
+    );
+    assert_eq!(cached().await, 0);
+    let identities = entity::contact_identities::Entity::find()
+        .filter(entity::contact_identities::Column::Kind.eq("STACKOVERFLOW"))
+        .all(&app.db)
+        .await
+        .unwrap();
+    let mut ids: Vec<&str> = identities.iter().map(|i| i.value.as_str()).collect();
+    ids.sort();
+    assert_eq!(ids, ["1", "3"]);
+    let named = entity::contacts::Entity::find()
+        .filter(entity::contacts::Column::FirstName.eq("Ursula"))
+        .all(&app.db)
+        .await
+        .unwrap();
+    assert!(named.is_empty(), "{named:?}");
 }
