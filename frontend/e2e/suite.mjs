@@ -737,6 +737,9 @@ const tests = [
     check(head.split(',').includes('email') && head.startsWith('id,'), `the header line: ${head}`);
     check(lines.some((l) => l.includes('ivy@importco.io')) && lines.some((l) => l.includes('max@importco.io')), 'the imported contacts are in the file');
     check(/\.csv$/.test(download.suggestedFilename()), `file name: ${download.suggestedFilename()}`);
+    // The list is the server's (`exports`): the link is there after a reload too.
+    await page.reload();
+    await row.getByRole('link', { name: /^Download/ }).waitFor();
     await settled(page);
     await shot(page, 'export-done');
     await axe(page, 'export-done');
@@ -759,7 +762,12 @@ const tests = [
     const dialog = page.getByRole('dialog', { name: 'Erase this contact?' });
     const says = await dialog.innerText();
     check(/cannot be undone/i.test(says) && /hashed/i.test(says), `the dialog explains the erasure: ${says}`);
-    await settled(page);
+    // axe reads colours as drawn: wait for the dialog's fade-in to end.
+    await eventually('the dialog fully shown', () =>
+      dialog.evaluate((e) => {
+        for (let n = e; n; n = n.parentElement) if (getComputedStyle(n).opacity !== '1') return false;
+        return true;
+      }));
     await axe(page, 'contact-erase-dialog', '[role=dialog]');
     await dialog.getByRole('button', { name: 'Erase contact' }).click();
     await page.waitForURL(/\/contacts$/);

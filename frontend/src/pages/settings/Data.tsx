@@ -7,7 +7,7 @@ import { Alert, Anchor, Button, Checkbox, Group, Modal, NativeSelect, Paper, Pro
 import { notifications } from '@mantine/notifications';
 import { useClient, useMutation, useQuery, useSubscription, type CombinedError } from 'urql';
 import { graphql, type ResultOf } from '../../graphql';
-import { ErrorNotice, Loading, useCanWrite, useIsAdmin } from '../../ui';
+import { ErrorNotice, Loading, timeAgo, useCanWrite, useIsAdmin } from '../../ui';
 
 const DemoFields = graphql(`
   fragment DemoFields on DemoData @_unmask {
@@ -103,10 +103,10 @@ const ExportData = graphql(
 `,
   [ExportFields],
 );
-const ExportJobQuery = graphql(
+const ExportsQuery = graphql(
   `
-  query ExportJob($id: ID!) {
-    exportJob(id: $id) { ...ExportFields }
+  query RecentExports {
+    exports(first: 10) { ...ExportFields }
   }
 `,
   [ExportFields],
@@ -115,7 +115,8 @@ const ExportJobQuery = graphql(
 type Job = ResultOf<typeof ImportJobQuery>['importJob'];
 type Preview = ResultOf<typeof PreviewImport>['previewImport'];
 type Entity = Job['entity'];
-type ExportEntity = ResultOf<typeof ExportJobQuery>['exportJob']['entities'][number];
+type ExportJob = ResultOf<typeof ExportsQuery>['exports'][number];
+type ExportEntity = ExportJob['entities'][number];
 
 const ENTITIES: { value: Entity; label: string }[] = [
   { value: 'CONTACTS', label: 'Contacts' },
@@ -539,8 +540,16 @@ function Exports() {
   const [entities, setEntities] = useState<string[]>(['CONTACTS']);
   const [format, setFormat] = useState<'CSV' | 'JSON'>('CSV');
   const [made, startExport] = useMutation(ExportData);
-  const [ids, setIds] = useState<string[]>([]);
+  const [{ data, error, fetching }, reexecute] = useQuery({ query: ExportsQuery, requestPolicy: 'network-only' });
   const [problem, setProblem] = useState<string | null>(null);
+  const list = data?.exports ?? [];
+  // An export being written is asked about again every second until its file is ready.
+  const pending = list.some((j) => j.status === 'QUEUED' || j.status === 'RUNNING');
+  useEffect(() => {
+    if (!pending) return;
+    const timer = window.setInterval(() => reexecute({ requestPolicy: 'network-only' }), 1000);
+    return () => window.clearInterval(timer);
+  }, [pending, reexecute]);
   const submit = async (e: FormEvent<HTMLFormElement>) => {
     e.preventDefault();
     setProblem(null);
@@ -549,7 +558,7 @@ function Exports() {
       return;
     }
     const r = await startExport({ entities: entities as ExportEntity[], format });
-    if (r.data) setIds((list) => [r.data!.exportData.id, ...list]);
+    if (r.data) reexecute({ requestPolicy: 'network-only' });
   };
   return (
     <Paper withBorder p="md" component="section" aria-labelledby="export-title">
@@ -557,7 +566,7 @@ function Exports() {
         <Title order={3} size="h4" id="export-title">
           Export data
         </Title>
-        <ErrorNotice error={made.error} />
+        <ErrorNotice error={made.error ?? error} />
         {made.error && <ErrorCode error={made.error} />}
         <form onSubmit={submit} noValidate>
           <Stack>
@@ -581,59 +590,44 @@ function Exports() {
             </Group>
           </Stack>
         </form>
-        {ids.length > 0 && (
-          <Table aria-label="Exports">
-            <Table.Thead>
-              <Table.Tr>
-                <Table.Th>Data</Table.Th>
-                <Table.Th>Status</Table.Th>
-                <Table.Th>Rows</Table.Th>
-                <Table.Th>File</Table.Th>
-              </Table.Tr>
-            </Table.Thead>
-            <Table.Tbody>
-              {ids.map((id) => (
-                <ExportRow key={id} id={id} />
-              ))}
-            </Table.Tbody>
-          </Table>
+        {!data ? (
+          fetching && <Loading />
+        ) : list.length === 0 ? (
+          <Text size="sm" c="dimmed">
+            No exports yet. Each export's file is kept until its link expires.
+          </Text>
+        ) : (
+          <ScrollArea>
+            <Table aria-label="Exports" miw={560}>
+              <Table.Thead>
+                <Table.Tr>
+                  <Table.Th>Data</Table.Th>
+                  <Table.Th>Made</Table.Th>
+                  <Table.Th>Status</Table.Th>
+                  <Table.Th>Rows</Table.Th>
+                  <Table.Th>File</Table.Th>
+                </Table.Tr>
+              </Table.Thead>
+              <Table.Tbody>
+                {list.map((job) => (
+                  <ExportRow key={job.id} job={job} />
+                ))}
+              </Table.Tbody>
+            </Table>
+          </ScrollArea>
         )}
       </Stack>
     </Paper>
   );
 }
 
-/** One export, asked again every second until its file is written (or it failed). */
-function ExportRow({ id }: { id: string }) {
-  const [{ data, error }, reexecute] = useQuery({ query: ExportJobQuery, variables: { id }, requestPolicy: 'network-only' });
-  const job = data?.exportJob;
-  const pending = !job || job.status === 'QUEUED' || job.status === 'RUNNING';
-  useEffect(() => {
-    if (!pending) return;
-    const timer = window.setInterval(() => reexecute({ requestPolicy: 'network-only' }), 1000);
-    return () => window.clearInterval(timer);
-  }, [pending, reexecute]);
-  if (error && !job)
-    return (
-      <Table.Tr>
-        <Table.Td colSpan={4}>
-          <ErrorNotice error={error} />
-        </Table.Td>
-      </Table.Tr>
-    );
-  if (!job)
-    return (
-      <Table.Tr>
-        <Table.Td colSpan={4}>
-          <Text size="sm">Starting…</Text>
-        </Table.Td>
-      </Table.Tr>
-    );
+function ExportRow({ job }: { job: ExportJob }) {
   return (
     <Table.Tr>
       <Table.Td>
         {job.entities.map(lower).join(', ')} · {job.format}
       </Table.Td>
+      <Table.Td>{timeAgo(job.createdAt)}</Table.Td>
       <Table.Td>{lower(job.status)}</Table.Td>
       <Table.Td>{job.status === 'SUCCEEDED' ? job.rows.toLocaleString() : '—'}</Table.Td>
       <Table.Td>
