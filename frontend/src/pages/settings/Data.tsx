@@ -3,7 +3,7 @@
 // progress), exports with their signed, expiring download links (ADMIN), and sample data to try
 // the product with (ADMIN).
 import { useEffect, useState, type FormEvent } from 'react';
-import { Alert, Anchor, Button, Checkbox, Group, Modal, NativeSelect, Paper, Progress, Radio, ScrollArea, Stack, Table, Text, Title } from '@mantine/core';
+import { Alert, Anchor, Button, Checkbox, Group, Modal, NativeSelect, Paper, Progress, Radio, ScrollArea, SimpleGrid, Stack, Table, Text, Title } from '@mantine/core';
 import { notifications } from '@mantine/notifications';
 import { useClient, useMutation, useQuery, useSubscription, type CombinedError } from 'urql';
 import { graphql, type ResultOf } from '../../graphql';
@@ -166,8 +166,13 @@ export default function Data() {
           Your role can read this organization's data but not change it; ask an admin to import for you.
         </Alert>
       )}
-      {admin && <Exports />}
-      {admin && <SampleData />}
+      {/* Side by side: either one growing as its list loads moves nothing else on the page. */}
+      {admin && (
+        <SimpleGrid cols={{ base: 1, lg: 2 }}>
+          <Exports />
+          <SampleData />
+        </SimpleGrid>
+      )}
     </Stack>
   );
 }
@@ -598,7 +603,7 @@ function Exports() {
           </Text>
         ) : (
           <ScrollArea>
-            <Table aria-label="Exports" miw={560}>
+            <Table aria-label="Exports" miw={480}>
               <Table.Thead>
                 <Table.Tr>
                   <Table.Th>Data</Table.Th>
