@@ -3,11 +3,11 @@
 // JSON file (GDPR art. 15) and erasure (art. 17).
 import { useState } from 'react';
 import { Link, useNavigate, useParams } from 'react-router-dom';
-import { Anchor, Badge, Button, Card, Grid, Group, List, Modal, Stack, Text, Title } from '@mantine/core';
+import { Anchor, Badge, Button, Card, Grid, Group, List, Stack, Text, Title } from '@mantine/core';
 import { notifications } from '@mantine/notifications';
 import { useClient, useMutation, useQuery, type CombinedError } from 'urql';
 import { graphql } from '../graphql';
-import { Empty, ErrorNotice, Loading, contactName, timeAgo, useCanWrite, useIsAdmin } from '../ui';
+import { ConfirmDialog, Empty, ErrorNotice, Loading, contactName, timeAgo, useCanWrite, useIsAdmin } from '../ui';
 import { Identities } from './Account';
 
 const ContactQuery = graphql(`
@@ -108,41 +108,32 @@ function PersonalData({ id, name }: { id: string; name: string }) {
       <Text size="xs" c="dimmed" mt="xs">
         The export is everything held about this person, as JSON (a data access request). Erasure answers a request to be forgotten.
       </Text>
-      <Modal opened={confirming} onClose={() => setConfirming(false)} title="Erase this contact?">
-        <Stack>
-          <Text size="sm">
-            {name} is erased for good. This cannot be undone:
-          </Text>
-          <List size="sm" spacing={4}>
-            <List.Item>the contact, their identities (email, GitHub, …) and the activities about them are deleted;</List.Item>
-            <List.Item>their signals stay for the account's score, without anything that names them;</List.Item>
-            <List.Item>deals keep going without them as contact, and their personal data is removed from notes, events and notifications;</List.Item>
-            <List.Item>
-              a tombstone of hashed identifiers is kept so that no signal, import or connector creates them again; the audit log records
-              the erasure without their data.
-            </List.Item>
-          </List>
-          <Group justify="end">
-            <Button variant="default" onClick={() => setConfirming(false)}>
-              Cancel
-            </Button>
-            <Button
-              color="red.9"
-              loading={erased.fetching}
-              onClick={async () => {
-                const r = await erase({ id });
-                setConfirming(false);
-                if (!r.error) {
-                  notifications.show({ title: 'Contact erased', message: `${name} was erased; ${r.data?.eraseContact.tombstones ?? 0} hashed identifiers keep them from coming back.` });
-                  navigate('/contacts');
-                }
-              }}
-            >
-              Erase contact
-            </Button>
-          </Group>
-        </Stack>
-      </Modal>
+      <ConfirmDialog
+        opened={confirming}
+        title="Erase this contact?"
+        action="Erase contact"
+        busy={erased.fetching}
+        onCancel={() => setConfirming(false)}
+        onConfirm={async () => {
+          const r = await erase({ id });
+          setConfirming(false);
+          if (!r.error) {
+            notifications.show({ title: 'Contact erased', message: `${name} was erased; ${r.data?.eraseContact.tombstones ?? 0} hashed identifiers keep them from coming back.` });
+            navigate('/contacts');
+          }
+        }}
+      >
+        <Text size="sm">{name} is erased for good. This cannot be undone:</Text>
+        <List size="sm" spacing={4}>
+          <List.Item>the contact, their identities (email, GitHub, …) and the activities about them are deleted;</List.Item>
+          <List.Item>their signals stay for the account's score, without anything that names them;</List.Item>
+          <List.Item>deals keep going without them as contact, and their personal data is removed from notes, events and notifications;</List.Item>
+          <List.Item>
+            a tombstone of hashed identifiers is kept so that no signal, import or connector creates them again; the audit log records the
+            erasure without their data.
+          </List.Item>
+        </List>
+      </ConfirmDialog>
     </Card>
   );
 }

@@ -3,11 +3,11 @@
 // progress), exports with their signed, expiring download links (ADMIN), and sample data to try
 // the product with (ADMIN).
 import { useEffect, useState, type FormEvent } from 'react';
-import { Alert, Anchor, Button, Checkbox, Group, Modal, NativeSelect, Paper, Progress, Radio, ScrollArea, SimpleGrid, Stack, Table, Text, Title } from '@mantine/core';
+import { Alert, Anchor, Button, Checkbox, Group, NativeSelect, Paper, Progress, Radio, ScrollArea, SimpleGrid, Stack, Table, Text, Title } from '@mantine/core';
 import { notifications } from '@mantine/notifications';
 import { useClient, useMutation, useQuery, useSubscription, type CombinedError } from 'urql';
 import { graphql, type ResultOf } from '../../graphql';
-import { ErrorNotice, Loading, timeAgo, useCanWrite, useIsAdmin } from '../../ui';
+import { ConfirmDialog, ErrorNotice, Loading, timeAgo, useCanWrite, useIsAdmin } from '../../ui';
 
 const DemoFields = graphql(`
   fragment DemoFields on DemoData @_unmask {
@@ -721,30 +721,23 @@ function SampleData() {
           </>
         )}
       </Stack>
-      <Modal opened={confirming} onClose={() => setConfirming(false)} title="Remove the sample data?">
-        <Stack>
-          <Text size="sm">The sample accounts, contacts, signals, deals, activities and alert rule are deleted. Your own data stays.</Text>
-          <Group justify="end">
-            <Button variant="default" onClick={() => setConfirming(false)}>
-              Cancel
-            </Button>
-            <Button
-              color="red.9"
-              loading={removed.fetching}
-              onClick={async () => {
-                const r = await remove({});
-                setConfirming(false);
-                if (!r.error) {
-                  notifications.show({ title: 'Sample data removed', message: 'Only your own data is left.' });
-                  refresh();
-                }
-              }}
-            >
-              Remove sample data
-            </Button>
-          </Group>
-        </Stack>
-      </Modal>
+      <ConfirmDialog
+        opened={confirming}
+        title="Remove the sample data?"
+        action="Remove sample data"
+        busy={removed.fetching}
+        onCancel={() => setConfirming(false)}
+        onConfirm={async () => {
+          const r = await remove({});
+          setConfirming(false);
+          if (!r.error) {
+            notifications.show({ title: 'Sample data removed', message: 'Only your own data is left.' });
+            refresh();
+          }
+        }}
+      >
+        <Text size="sm">The sample accounts, contacts, signals, deals, activities and alert rule are deleted. Your own data stays.</Text>
+      </ConfirmDialog>
     </Paper>
   );
 }
