@@ -62,7 +62,7 @@ if [ -n "${E2E_DATABASE_URL:-}" ]; then db_env=(DATABASE_URL="$E2E_DATABASE_URL"
 
 env -u DATABASE_URL -u REDIS_URL "${db_env[@]}" \
   DATA_DIR="$data_dir" PORT="$port" HOST=127.0.0.1 FRONTEND_URL="$base" API_URL="$base" \
-  RATE_LIMIT_API=100000 RATE_LIMIT_AUTH=1000 RATE_LIMIT_SIGNAL=100000 \
+  RATE_LIMIT_API=100000 RATE_LIMIT_AUTH=1000 RATE_LIMIT_SIGNAL=100000 RATE_LIMIT_DEMO=1 \
   NPM_DOWNLOADS_API_URL="$fake_url/npm-downloads" NPM_REGISTRY_URL="$fake_url/npm-registry" \
   PYPISTATS_API_URL="$fake_url/pypistats" PYPI_URL="$fake_url/pypi" GITHUB_API_URL="$fake_url/github" \
   STACKEXCHANGE_API_URL="$fake_url/stackexchange" REDDIT_API_URL="$fake_url/reddit" \

@@ -75,8 +75,10 @@ async function shot(page, name) {
   await page.screenshot({ path: join(out, `${name}.png`), fullPage: true });
 }
 
-async function axe(page, name) {
-  const r = await new AxeBuilder({ page }).withTags(['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa']).analyze();
+/** axe on the page, or only on the part `include` selects (a dialog over a dimmed page). */
+async function axe(page, name, include) {
+  const builder = new AxeBuilder({ page }).withTags(['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa']);
+  const r = await (include ? builder.include(include) : builder).analyze();
   const bad = r.violations.filter((v) => v.impact === 'serious' || v.impact === 'critical');
   check(bad.length === 0, `axe on ${name}: ${bad.map((v) => `${v.id} (${v.impact}) at ${v.nodes.slice(0, 3).map((n) => n.target.join(' ')).join(', ')}`).join('; ')}`);
 }
@@ -585,6 +587,198 @@ const tests = [
     check(page.url() !== from && /\/accounts\//.test(page.url()), `the palette opened an account page: ${page.url()}`);
   }],
 
+  ['try the demo from the sign-in page: a demo organization with scored accounts; its sample data is removed and loaded again; a rate-limited demo says so', async () => {
+    const page = await newPage('demo');
+    await page.goto('/login');
+    await page.getByRole('button', { name: 'Try the demo' }).click();
+    await page.getByRole('heading', { name: 'Product-qualified accounts' }).waitFor({ timeout: 60000 });
+    await page.getByText('Demo organization', { exact: false }).first().waitFor();
+    const rows = page.locator('table[aria-label="Accounts ranked by score"] tbody tr');
+    const scored = async () => {
+      const scores = await rows.locator('td:nth-child(2)').allInnerTexts();
+      return scores.filter((s) => /^\d+$/.test(s.trim())).length;
+    };
+    await eventually('scored demo accounts on the home page', async () => (await scored()) >= 5);
+    const tiers = await rows.locator('td:nth-child(3)').allInnerTexts();
+    check(tiers.some((t) => /HOT|WARM|COLD/.test(t)), `the demo accounts have tiers: ${tiers.join(', ')}`);
+    // The session is the browser's own (the refresh cookie): a reload keeps it.
+    await page.reload();
+    await page.getByRole('heading', { name: 'Product-qualified accounts' }).waitFor();
+    await eventually('the accounts again after a reload', async () => (await scored()) >= 5);
+    await settled(page);
+    await shot(page, 'demo-home');
+    await axe(page, 'demo-home');
+
+    await page.goto('/settings/data');
+    const sample = page.getByTestId('sample-data-state');
+    await sample.filter({ hasText: 'Sample data is loaded' }).waitFor();
+    check(/8 accounts/.test(await sample.innerText()), `the demo holds 8 accounts: ${await sample.innerText()}`);
+    await page.getByText('This is a demo organization').waitFor();
+    await settled(page);
+    await axe(page, 'data-demo');
+    await page.getByRole('button', { name: 'Remove sample data' }).click();
+    const dialog = page.getByRole('dialog', { name: 'Remove the sample data?' });
+    await dialog.getByRole('button', { name: 'Remove sample data' }).click();
+    await sample.filter({ hasText: 'No sample data' }).waitFor({ timeout: 60000 });
+    await page.getByRole('link', { name: 'Accounts' }).first().click();
+    await page.getByText('No accounts yet').waitFor();
+    await page.getByRole('link', { name: 'Import and export' }).click();
+    await page.getByRole('button', { name: 'Load sample data' }).click();
+    await sample.filter({ hasText: 'Sample data is loaded' }).waitFor({ timeout: 60000 });
+    await page.getByRole('link', { name: 'Accounts' }).first().click();
+    await eventually('the sample accounts back, scored', async () => (await scored()) >= 5);
+    await page.context().close();
+
+    // The demo limiter (RATE_LIMIT_DEMO=1 in run.sh): use up this minute's demo, then the button
+    // says why no demo started.
+    let limited = false;
+    for (let i = 0; i < 3 && !limited; i++) {
+      const res = await fetch(`${base}/api/v1/demo/seed`, { method: 'POST' });
+      limited = res.status === 429;
+    }
+    check(limited, 'the demo limiter answers 429');
+    const late = await newPage('demo-limited', { expectHttpErrors: true });
+    await late.goto('/login');
+    await late.getByRole('button', { name: 'Try the demo' }).click();
+    const alert = late.getByRole('alert').filter({ hasText: /Too many demos/ });
+    await alert.waitFor();
+    check(/RATE_LIMITED/.test(await alert.innerText()) && /try again in \d+ s/i.test(await alert.innerText()), `the message: ${await alert.innerText()}`);
+    check((await late.getByRole('heading', { name: 'Sign in to DevSignal' }).count()) === 1, 'still on the sign-in page');
+    await axe(late, 'login-demo-limited');
+    await late.context().close();
+  }],
+
+  ['import wizard: a bad row shows its row and field in the dry run; a clean file imports with an edited mapping; the same file again creates nothing', async () => {
+    const page = state.owner;
+    await page.goto('/settings/data');
+    const header = 'Email,First Name,Last Name,Company,Company Domain,Position Held\n';
+    const bad = header +
+      'ivy@importco.io,Ivy,Imported,ImportCo,importco.io,CTO\n' +
+      'not-an-email,Bad,Row,ImportCo,importco.io,Intern\n' +
+      'max@importco.io,Max,Imported,ImportCo,importco.io,Engineer\n';
+    const clean = header +
+      'ivy@importco.io,Ivy,Imported,ImportCo,importco.io,CTO\n' +
+      'max@importco.io,Max,Imported,ImportCo,importco.io,Engineer\n';
+    const upload = async (name, csv) => {
+      await page.getByLabel('What to import').selectOption('CONTACTS');
+      await page.getByLabel('CSV file', { exact: true }).setInputFiles({ name, mimeType: 'text/csv', buffer: Buffer.from(csv) });
+      await page.getByRole('button', { name: 'Upload' }).click();
+      await page.getByRole('table', { name: 'Column mapping' }).waitFor();
+    };
+    await upload('people-with-a-bad-row.csv', bad);
+    const summary = page.getByTestId('import-summary');
+    check(/3 rows of contacts/.test(await summary.innerText()), `summary: ${await summary.innerText()}`);
+    check(/Detected: a generic CSV file/.test(await summary.innerText()), `the source: ${await summary.innerText()}`);
+    check((await page.getByLabel('Field for column Email').inputValue()) === 'email', 'Email is guessed as email');
+    check((await page.getByLabel('Field for column Company Domain').inputValue()) === 'accountDomain', 'the domain is guessed');
+    check((await page.getByLabel('Field for column Position Held').inputValue()) === '', 'an unknown column is ignored');
+    check(await page.getByRole('button', { name: 'Start import' }).isDisabled(), 'no import before a dry run');
+    await page.getByRole('button', { name: 'Dry run' }).click();
+    const errors = page.getByRole('table', { name: 'Rows with errors' });
+    await errors.waitFor();
+    const cells = await errors.locator('tbody tr').first().locator('td').allInnerTexts();
+    check(cells[0] === '2' && cells[1] === '3' && cells[2] === 'email' && /email/.test(cells[3]), `the bad row: ${cells.join(' | ')}`);
+    check(/2 would be created/.test(await page.getByRole('status').filter({ hasText: 'Dry run' }).innerText()), 'two rows would be created');
+    await settled(page);
+    await shot(page, 'import-dry-run');
+    await axe(page, 'import-dry-run');
+    const count = async () =>
+      (await gqlOk(await ownerToken(), '{ contacts(first: 10, filter: {query: "importco.io"}) { totalCount nodes { email title } } }')).contacts;
+    check((await count()).totalCount === 0, 'a dry run writes nothing');
+
+    // The clean file, with the unknown column mapped by hand.
+    await page.getByRole('button', { name: 'Choose another file' }).click();
+    await upload('people.csv', clean);
+    await page.getByLabel('Field for column Position Held').selectOption('title');
+    await page.getByRole('button', { name: 'Save mapping' }).click();
+    await page.getByText('Mapping saved').waitFor();
+    await page.getByRole('button', { name: 'Dry run' }).click();
+    await page.getByRole('status').filter({ hasText: /2 rows: 2 would be created, 0 updated, 0 unchanged, 0 left out/ }).waitFor();
+    await page.getByRole('button', { name: 'Start import' }).click();
+    const status = page.getByTestId('import-status');
+    await status.filter({ hasText: 'Import succeeded: 2 of 2 rows processed' }).waitFor({ timeout: 60000 });
+    check(/2 created, 0 updated, 0 unchanged, 0 left out/.test(await page.getByTestId('import-result').innerText()), 'two created');
+    await settled(page);
+    await shot(page, 'import-done');
+    await axe(page, 'import-done');
+    const after = await count();
+    check(after.totalCount === 2 && after.nodes.every((n) => n.title === 'CTO' || n.title === 'Engineer'), `imported with titles: ${JSON.stringify(after)}`);
+    await page.getByRole('link', { name: 'Contacts' }).first().click();
+    await page.getByLabel('Search contacts').fill('importco');
+    await page.getByRole('link', { name: 'Ivy Imported' }).waitFor();
+    await page.getByRole('link', { name: 'Max Imported' }).waitFor();
+
+    // The same file again: matched by email, nothing new.
+    await page.getByRole('link', { name: 'Import and export' }).click();
+    await upload('people.csv', clean);
+    await page.getByLabel('Field for column Position Held').selectOption('title');
+    await page.getByRole('button', { name: 'Dry run' }).click();
+    await page.getByRole('status').filter({ hasText: /2 rows: 0 would be created/ }).waitFor();
+    await page.getByRole('button', { name: 'Start import' }).click();
+    await status.filter({ hasText: 'Import succeeded' }).waitFor({ timeout: 60000 });
+    check(/^0 created/.test(await page.getByTestId('import-result').innerText()), `nothing created: ${await page.getByTestId('import-result').innerText()}`);
+    check((await count()).totalCount === 2, 'no duplicates after a re-import');
+  }],
+
+  ['export contacts as CSV from the dashboard and download the file', async () => {
+    const page = state.owner;
+    await page.goto('/settings/data');
+    const what = page.getByRole('group', { name: 'What to export' });
+    check(await what.getByRole('checkbox', { name: 'Contacts' }).isChecked(), 'contacts are picked by default');
+    await page.getByRole('radio', { name: /^CSV/ }).check();
+    await page.getByRole('button', { name: 'Export', exact: true }).click();
+    const row = page.getByRole('table', { name: 'Exports' }).locator('tbody tr').first();
+    const link = row.getByRole('link', { name: /^Download/ });
+    await link.waitFor({ timeout: 60000 });
+    check(/succeeded/.test(await row.innerText()) && /Link expires/.test(await row.innerText()), `the export row: ${await row.innerText()}`);
+    const [download] = await Promise.all([page.waitForEvent('download'), link.click()]);
+    const text = readFileSync(await download.path(), 'utf8');
+    const [head, ...lines] = text.split(/\r?\n/).filter(Boolean);
+    check(head.split(',').includes('email') && head.startsWith('id,'), `the header line: ${head}`);
+    check(lines.some((l) => l.includes('ivy@importco.io')) && lines.some((l) => l.includes('max@importco.io')), 'the imported contacts are in the file');
+    check(/\.csv$/.test(download.suggestedFilename()), `file name: ${download.suggestedFilename()}`);
+    // The list is the server's (`exports`): the link is there after a reload too.
+    await page.reload();
+    await row.getByRole('link', { name: /^Download/ }).waitFor();
+    await settled(page);
+    await shot(page, 'export-done');
+    await axe(page, 'export-done');
+  }],
+
+  ['contact page: export personal data as JSON, then erase the contact (confirmed); it leaves the list', async () => {
+    const page = state.owner;
+    await page.goto('/contacts');
+    await page.getByLabel('Search contacts').fill('max@importco');
+    await page.getByRole('link', { name: 'Max Imported' }).click();
+    await page.getByRole('heading', { name: 'Max Imported' }).waitFor();
+    await settled(page);
+    await axe(page, 'contact');
+    const [download] = await Promise.all([page.waitForEvent('download'), page.getByRole('button', { name: 'Export personal data' }).click()]);
+    const data = JSON.parse(readFileSync(await download.path(), 'utf8'));
+    check(data.contact?.email === 'max@importco.io', `the JSON holds the contact: ${JSON.stringify(data).slice(0, 200)}`);
+    check(Array.isArray(data.identities) && /\.json$/.test(download.suggestedFilename()), `identities and a .json name: ${download.suggestedFilename()}`);
+
+    await page.getByRole('button', { name: 'Erase contact' }).click();
+    const dialog = page.getByRole('dialog', { name: 'Erase this contact?' });
+    const says = await dialog.innerText();
+    check(/cannot be undone/i.test(says) && /hashed/i.test(says), `the dialog explains the erasure: ${says}`);
+    // axe reads colours as drawn: wait for the dialog's fade-in to end.
+    await eventually('the dialog fully shown', () =>
+      dialog.evaluate((e) => {
+        for (let n = e; n; n = n.parentElement) if (getComputedStyle(n).opacity !== '1') return false;
+        return true;
+      }));
+    await axe(page, 'contact-erase-dialog', '[role=dialog]');
+    await dialog.getByRole('button', { name: 'Erase contact' }).click();
+    await page.waitForURL(/\/contacts$/);
+    await page.getByText('Max Imported was erased').waitFor();
+    await page.getByLabel('Search contacts').fill('importco');
+    await page.getByRole('link', { name: 'Ivy Imported' }).waitFor();
+    await eventually('the erased contact gone from the list', async () => (await page.getByRole('link', { name: 'Max Imported' }).count()) === 0);
+    const left = (await gqlOk(await ownerToken(), '{ contacts(first: 10, filter: {query: "max@importco.io"}) { totalCount } }')).contacts.totalCount;
+    check(left === 0, `the contact is gone: ${left}`);
+  }],
+
   ['every page passes axe with no serious violations (screenshots saved)', async () => {
     const page = state.owner;
     const pages = [
@@ -601,6 +795,7 @@ const tests = [
       ['settings-scoring', '/settings/scoring'],
       ['settings-audit', '/settings/audit'],
       ['settings-usage', '/settings/usage'],
+      ['settings-data', '/settings/data'],
     ];
     const failures = [];
     const cls = [];
@@ -929,7 +1124,7 @@ const tests = [
 const only = process.env.E2E_ONLY;
 browser = await chromium.launch({ executablePath: process.env.CHROMIUM ?? '/usr/bin/chromium', args: ['--no-sandbox'] });
 for (const [name, fn] of tests) {
-  if (only && !name.includes(only)) continue;
+  if (only && !only.split('|').some((part) => name.includes(part))) continue;
   const start = Date.now();
   try {
     await fn();

@@ -1,8 +1,9 @@
 import { Component, Suspense, lazy, useEffect, useMemo, type ErrorInfo, type ReactNode } from 'react';
 import { Link, NavLink, Navigate, Route, Routes, useLocation, useNavigate } from 'react-router-dom';
-import { AppShell, Badge, Burger, Button, Group, NavLink as MantineNavLink, ScrollArea, Text, Title, Kbd, UnstyledButton } from '@mantine/core';
+import { Anchor, AppShell, Badge, Burger, Button, Group, NavLink as MantineNavLink, Paper, ScrollArea, Text, Title, Kbd, UnstyledButton } from '@mantine/core';
 import { useDisclosure } from '@mantine/hooks';
-import { Provider } from 'urql';
+import { Provider, useQuery } from 'urql';
+import { graphql } from './graphql';
 import { makeClient } from './client';
 import { signOut, useSessionState, type Session } from './session';
 import { Loading } from './ui';
@@ -30,6 +31,7 @@ const Integrations = lazy(() => import('./pages/settings/Integrations'));
 const Scoring = lazy(() => import('./pages/settings/Scoring'));
 const Audit = lazy(() => import('./pages/settings/Audit'));
 const Usage = lazy(() => import('./pages/settings/Usage'));
+const Data = lazy(() => import('./pages/settings/Data'));
 
 /** Pages anyone can open; the invitation and password pages work signed in or out. */
 function PublicRoutes() {
@@ -77,6 +79,7 @@ const SETTINGS: { to: string; label: string }[] = [
   { to: '/settings/scoring', label: 'Scoring' },
   { to: '/settings/audit', label: 'Audit log' },
   { to: '/settings/usage', label: 'Plan and usage' },
+  { to: '/settings/data', label: 'Import and export' },
 ];
 
 function SignedIn({ session }: { session: Session }) {
@@ -158,6 +161,7 @@ function SignedIn({ session }: { session: Session }) {
           </ScrollArea>
         </AppShell.Navbar>
         <AppShell.Main>
+          <DemoBanner admin={session.role === 'OWNER' || session.role === 'ADMIN'} />
           <PageBoundary key={loc.pathname}>
           <Suspense fallback={<Loading />}>
             <Routes>
@@ -176,6 +180,7 @@ function SignedIn({ session }: { session: Session }) {
               <Route path="/settings/scoring" element={<Scoring />} />
               <Route path="/settings/audit" element={<Audit />} />
               <Route path="/settings/usage" element={<Usage />} />
+              <Route path="/settings/data" element={<Data />} />
               <Route path="/invitations/accept" element={<Auth.Invitation />} />
               <Route path="/reset-password" element={<Auth.Reset />} />
               <Route path="/forgot-password" element={<Auth.Forgot />} />
@@ -186,6 +191,32 @@ function SignedIn({ session }: { session: Session }) {
         </AppShell.Main>
       </AppShell>
     </Provider>
+  );
+}
+
+const DemoState = graphql(`
+  query DemoOrganization {
+    demoData { demoOrganization }
+  }
+`);
+
+/** A demo organization (`POST /api/v1/demo/seed`) says so on every page (`demoData` is ADMIN). */
+function DemoBanner({ admin }: { admin: boolean }) {
+  const [{ data }] = useQuery({ query: DemoState, pause: !admin });
+  if (!data?.demoData.demoOrganization) return null;
+  return (
+    <Paper withBorder p="sm" mb="md" role="note" aria-label="Demo organization" style={{ background: 'var(--mantine-color-yellow-0)' }}>
+      <Text fw={700} size="sm">
+        Demo organization — deleted 24 h after it was made
+      </Text>
+      <Text size="sm">
+        Everything here is sample data, scored by the real model. Explore freely; to keep your own data,{' '}
+        <Anchor href="/register" onClick={(e) => { e.preventDefault(); void signOut().then(() => window.location.assign('/register')); }}>
+          create an account
+        </Anchor>
+        .
+      </Text>
+    </Paper>
   );
 }
 

@@ -1,7 +1,7 @@
 import { StrictMode } from 'react';
 import { createRoot } from 'react-dom/client';
 import { BrowserRouter } from 'react-router-dom';
-import { MantineProvider, createTheme } from '@mantine/core';
+import { MantineProvider, Modal, Notification, createTheme } from '@mantine/core';
 import { Notifications } from '@mantine/notifications';
 import '@mantine/core/styles.css';
 import '@mantine/notifications/styles.css';
@@ -11,7 +11,18 @@ import { App } from './App';
 import { refresh, markSignedOut } from './session';
 
 // Shade 8 of blue and a darker "dimmed" text (theme.css) keep text at WCAG AA contrast.
-const theme = createTheme({ primaryColor: 'blue', primaryShade: 8, defaultRadius: 'md', autoContrast: true });
+// Close buttons of notifications and dialogs are named for screen readers (theme.css darkens a
+// notification's text).
+const theme = createTheme({
+  primaryColor: 'blue',
+  primaryShade: 8,
+  defaultRadius: 'md',
+  autoContrast: true,
+  components: {
+    Notification: Notification.extend({ defaultProps: { closeButtonProps: { 'aria-label': 'Dismiss notification' } } }),
+    Modal: Modal.extend({ defaultProps: { closeButtonProps: { 'aria-label': 'Close dialog' } } }),
+  },
+});
 
 // Restore the session from the refresh cookie before the first render decides what to show
 // (the readable `devsignal_session` hint says whether there is one to restore).

@@ -167,3 +167,29 @@ export async function adoptRefreshToken(refreshToken: string): Promise<Session> 
   if (!res.ok) throw await errorOf(res);
   return adopt(await res.json());
 }
+
+/**
+ * Starts a demo organization (`POST /api/v1/demo/seed`, no credentials; the server's `demo`
+ * limiter allows a few a minute per address) and signs in to it. The answer's refresh token is
+ * traded at once through the cookie endpoint, like an accepted invitation's.
+ */
+export async function startDemo(): Promise<Session> {
+  const res = await fetch('/api/v1/demo/seed', {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    credentials: 'same-origin',
+    body: '{}',
+  });
+  if (!res.ok) {
+    const e = await errorOf(res);
+    if (res.status === 429) {
+      const wait = Number(res.headers.get('retry-after'));
+      e.message = `Too many demos were started from your network in the last minute${
+        Number.isFinite(wait) && wait > 0 ? `; try again in ${wait} s` : '; try again in a minute'
+      }. (${e.message})`;
+    }
+    throw e;
+  }
+  const body = (await res.json()) as { refreshToken: string };
+  return adoptRefreshToken(body.refreshToken);
+}

@@ -1,7 +1,7 @@
 // Small shared pieces: error notices (FORBIDDEN explained), field errors from the API, tier
 // badges, relative times, empty states and the role checks the pages use to hide write controls.
 import type { ReactNode } from 'react';
-import { Alert, Badge, Center, Loader, Stack, Text, Title } from '@mantine/core';
+import { Alert, Badge, Button, Center, Group, Loader, Modal, Stack, Text, Title } from '@mantine/core';
 import type { CombinedError } from 'urql';
 import { useSessionState, type Role } from './session';
 
@@ -125,4 +125,31 @@ export function useIsAdmin(): boolean {
 export function contactName(c: { firstName?: string | null; lastName?: string | null; email?: string | null; github?: string | null }) {
   const name = [c.firstName, c.lastName].filter(Boolean).join(' ');
   return name || c.email || (c.github ? `@${c.github}` : 'Unnamed contact');
+}
+
+/** Asks before something that cannot be taken back: what it does (children), Cancel, the red action. */
+export function ConfirmDialog(props: {
+  opened: boolean;
+  title: string;
+  action: string;
+  busy: boolean;
+  onCancel: () => void;
+  onConfirm: () => void;
+  children: ReactNode;
+}) {
+  return (
+    <Modal opened={props.opened} onClose={props.onCancel} title={props.title}>
+      <Stack>
+        {props.children}
+        <Group justify="end">
+          <Button variant="default" onClick={props.onCancel}>
+            Cancel
+          </Button>
+          <Button color="red.9" loading={props.busy} onClick={props.onConfirm}>
+            {props.action}
+          </Button>
+        </Group>
+      </Stack>
+    </Modal>
+  );
 }

@@ -276,6 +276,23 @@ pub async fn get(db: &impl ConnectionTrait, actor: &Actor, id: Uuid) -> Result<e
     find(db, actor.organization_id, id).await
 }
 
+/// The organization's exports, newest first, at most `limit` (ADMIN): their status, and the
+/// download links of those whose file is still kept.
+pub async fn list(
+    db: &impl ConnectionTrait,
+    actor: &Actor,
+    limit: u64,
+) -> Result<Vec<exports::Model>> {
+    admin(actor)?;
+    Ok(exports::Entity::find()
+        .filter(exports::Column::OrganizationId.eq(actor.organization_id))
+        .order_by_desc(exports::Column::CreatedAt)
+        .order_by_desc(exports::Column::Id)
+        .limit(limit)
+        .all(db)
+        .await?)
+}
+
 /// The kinds an export holds.
 pub fn kinds_of(m: &exports::Model) -> Vec<Kind> {
     serde_json::from_value::<Vec<String>>(m.entities.clone())

@@ -2,7 +2,7 @@
 import { useEffect, useRef, useState, type FormEvent, type ReactNode } from 'react';
 import { Link, useNavigate, useSearchParams } from 'react-router-dom';
 import { Alert, Anchor, Button, Center, Divider, Group, Paper, PasswordInput, Stack, Text, TextInput, Title } from '@mantine/core';
-import { AuthError, authPost, signIn, useSessionState } from '../session';
+import { AuthError, authPost, signIn, startDemo, useSessionState } from '../session';
 
 function Card({ title, children }: { title: string; children: ReactNode }) {
   return (
@@ -62,6 +62,40 @@ function OAuthButtons() {
   );
 }
 
+/** One click into a demo organization full of scored sample data (deleted after 24 hours). */
+function TryDemo() {
+  const [busy, setBusy] = useState(false);
+  const [problem, setProblem] = useState<string | null>(null);
+  const start = async () => {
+    setBusy(true);
+    setProblem(null);
+    try {
+      await startDemo();
+    } catch (e) {
+      setProblem(e instanceof AuthError ? `${e.message} [${e.code}]` : `The demo could not start: ${e instanceof Error ? e.message : String(e)}`);
+      setBusy(false);
+    }
+  };
+  return (
+    <>
+      <Divider label="just looking?" labelPosition="center" my="md" />
+      <Stack gap="xs">
+        {problem && (
+          <Alert variant="outline" color="red.9" role="alert" title="No demo this time">
+            {problem}
+          </Alert>
+        )}
+        <Button variant="light" fullWidth loading={busy} onClick={start}>
+          Try the demo
+        </Button>
+        <Text size="xs" c="dimmed" ta="center">
+          A demo organization with accounts, people and 45 days of signals, scored by the real model. Deleted after 24 hours.
+        </Text>
+      </Stack>
+    </>
+  );
+}
+
 export function Login() {
   const { busy, fields, message, run } = useSubmit();
   const [params] = useSearchParams();
@@ -99,6 +133,7 @@ export function Login() {
         </Stack>
       </form>
       <OAuthButtons />
+      <TryDemo />
     </Card>
   );
 }

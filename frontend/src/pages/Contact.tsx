@@ -1,11 +1,13 @@
 // One contact: identities, account, recent signals, deals, and the merges that involved it
-// (each can be undone).
-import { Link, useParams } from 'react-router-dom';
-import { Anchor, Badge, Button, Card, Grid, Group, Stack, Text, Title } from '@mantine/core';
+// (each can be undone); for admins, the person's data rights: everything held about them as a
+// JSON file (GDPR art. 15) and erasure (art. 17).
+import { useState } from 'react';
+import { Link, useNavigate, useParams } from 'react-router-dom';
+import { Anchor, Badge, Button, Card, Grid, Group, List, Stack, Text, Title } from '@mantine/core';
 import { notifications } from '@mantine/notifications';
-import { useMutation, useQuery } from 'urql';
+import { useClient, useMutation, useQuery, type CombinedError } from 'urql';
 import { graphql } from '../graphql';
-import { Empty, ErrorNotice, Loading, contactName, timeAgo, useCanWrite } from '../ui';
+import { ConfirmDialog, Empty, ErrorNotice, Loading, contactName, timeAgo, useCanWrite, useIsAdmin } from '../ui';
 import { Identities } from './Account';
 
 const ContactQuery = graphql(`
@@ -46,11 +48,102 @@ const Unmerge = graphql(`
   }
 `);
 
+const ExportPersonalData = graphql(`
+  query ExportPersonalData($id: ID!) {
+    exportContactData(id: $id)
+  }
+`);
+
+const Erase = graphql(`
+  mutation EraseContact($id: ID!) {
+    eraseContact(id: $id) { contactId identities signalsAnonymised activitiesDeleted tombstones }
+  }
+`);
+
+/** Saves `data` as a file the browser downloads. */
+function downloadJson(data: unknown, fileName: string) {
+  const url = URL.createObjectURL(new Blob([JSON.stringify(data, null, 2)], { type: 'application/json' }));
+  const a = document.createElement('a');
+  a.href = url;
+  a.download = fileName;
+  document.body.appendChild(a);
+  a.click();
+  a.remove();
+  window.setTimeout(() => URL.revokeObjectURL(url), 1000);
+}
+
+/** ADMIN: export what is held about the person, or erase them (behind a confirmation). */
+function PersonalData({ id, name }: { id: string; name: string }) {
+  const client = useClient();
+  const navigate = useNavigate();
+  const [exporting, setExporting] = useState(false);
+  const [exportError, setExportError] = useState<CombinedError | undefined>();
+  const [confirming, setConfirming] = useState(false);
+  const [erased, erase] = useMutation(Erase);
+  return (
+    <Card withBorder>
+      <Title order={3} size="h5" mb="sm">
+        Personal data
+      </Title>
+      <ErrorNotice error={exportError ?? erased.error} />
+      <Group>
+        <Button
+          variant="default"
+          loading={exporting}
+          onClick={async () => {
+            setExporting(true);
+            setExportError(undefined);
+            const r = await client.query(ExportPersonalData, { id }, { requestPolicy: 'network-only' }).toPromise();
+            setExporting(false);
+            if (r.error || !r.data) setExportError(r.error);
+            else downloadJson(r.data.exportContactData, `contact-${id}.json`);
+          }}
+        >
+          Export personal data
+        </Button>
+        <Button color="red.9" variant="outline" onClick={() => setConfirming(true)}>
+          Erase contact
+        </Button>
+      </Group>
+      <Text size="xs" c="dimmed" mt="xs">
+        The export is everything held about this person, as JSON (a data access request). Erasure answers a request to be forgotten.
+      </Text>
+      <ConfirmDialog
+        opened={confirming}
+        title="Erase this contact?"
+        action="Erase contact"
+        busy={erased.fetching}
+        onCancel={() => setConfirming(false)}
+        onConfirm={async () => {
+          const r = await erase({ id });
+          setConfirming(false);
+          if (!r.error) {
+            notifications.show({ title: 'Contact erased', message: `${name} was erased; ${r.data?.eraseContact.tombstones ?? 0} hashed identifiers keep them from coming back.` });
+            navigate('/contacts');
+          }
+        }}
+      >
+        <Text size="sm">{name} is erased for good. This cannot be undone:</Text>
+        <List size="sm" spacing={4}>
+          <List.Item>the contact, their identities (email, GitHub, …) and the activities about them are deleted;</List.Item>
+          <List.Item>their signals stay for the account's score, without anything that names them;</List.Item>
+          <List.Item>deals keep going without them as contact, and their personal data is removed from notes, events and notifications;</List.Item>
+          <List.Item>
+            a tombstone of hashed identifiers is kept so that no signal, import or connector creates them again; the audit log records the
+            erasure without their data.
+          </List.Item>
+        </List>
+      </ConfirmDialog>
+    </Card>
+  );
+}
+
 export default function ContactPage() {
   const { id = '' } = useParams();
   const [{ data, error, fetching }, reexecute] = useQuery({ query: ContactQuery, variables: { id } });
   const [undo, runUndo] = useMutation(Unmerge);
   const canWrite = useCanWrite();
+  const admin = useIsAdmin();
   if (error) return <ErrorNotice error={error} />;
   if (!data) return fetching ? <Loading /> : null;
   const c = data.contact;
@@ -162,6 +255,7 @@ export default function ContactPage() {
                 </Stack>
               )}
             </Card>
+            {admin && <PersonalData id={c.id} name={contactName(c)} />}
           </Stack>
         </Grid.Col>
       </Grid>

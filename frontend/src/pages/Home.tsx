@@ -277,7 +277,8 @@ function NoAccounts({ filtered }: { filtered: boolean }) {
   return (
     <Empty title="No accounts yet">
       Accounts appear as soon as signals arrive. <Anchor component={Link} to="/onboarding">Get started</Anchor>: create an API key and
-      send your first signal, or add an account by hand.
+      send your first signal, or add an account by hand. Or <Anchor component={Link} to="/settings/data">import a CSV file or load
+      sample data</Anchor>.
     </Empty>
   );
 }

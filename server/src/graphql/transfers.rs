@@ -527,6 +527,21 @@ impl ExportQuery {
             .gql()?;
         Ok(ExportJob(m))
     }
+
+    /// The organization's newest exports first (ADMIN), `first` of them (1 to 100).
+    async fn exports(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(default = 20)] first: i32,
+    ) -> async_graphql::Result<Vec<ExportJob>> {
+        let limit = u64::try_from(first.clamp(1, 100)).unwrap_or(20);
+        Ok(exports::list(&*db(ctx).await?, actor(ctx)?, limit)
+            .await
+            .gql()?
+            .into_iter()
+            .map(ExportJob)
+            .collect())
+    }
 }
 
 #[derive(Default)]

@@ -842,6 +842,54 @@ async fn exports_round_trip_real_rows_behind_signed_expiring_links() {
     assert_code(&r, "BAD_USER_INPUT");
 }
 
+#[tokio::test]
+async fn exports_are_listed_newest_first_to_the_admins_of_their_organization() {
+    const EXPORTS: &str = "query($n: Int! = 20) { exports(first: $n) { id status entities format rows downloadUrl expiresAt } }";
+    let app = spawn_app().await;
+    let (a, b) = app.two_tenants().await;
+    seed(&app, &a).await;
+    let older = export(&app, &a, json!(["CONTACTS"]), "CSV").await;
+    let newer = export(&app, &a, json!(["ACCOUNTS", "DEALS"]), "JSON").await;
+
+    let r = app.graphql_as(a.token(), EXPORTS, json!({})).await;
+    let list = ok(&r)["exports"].as_array().unwrap().clone();
+    let ids: Vec<&Value> = list.iter().map(|e| &e["id"]).collect();
+    assert_eq!(ids, [&newer["id"], &older["id"]], "{r}");
+    assert_eq!(
+        (&list[0]["entities"], &list[0]["format"], &list[0]["status"]),
+        (
+            &json!(["ACCOUNTS", "DEALS"]),
+            &json!("JSON"),
+            &json!("SUCCEEDED")
+        )
+    );
+    assert_eq!(
+        (
+            &list[1]["entities"],
+            &list[1]["rows"],
+            &list[1]["downloadUrl"]
+        ),
+        (&json!(["CONTACTS"]), &json!(3), &older["downloadUrl"]),
+        "the listed export carries its download link"
+    );
+    assert!(list[1]["expiresAt"].is_string());
+    let r = app.graphql_as(a.token(), EXPORTS, json!({"n": 1})).await;
+    let ids: Vec<Value> = ok(&r)["exports"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["id"].clone())
+        .collect();
+    assert_eq!(ids, [newer["id"].clone()]);
+
+    // Another organization's list holds none of them; a MEMBER may not list exports.
+    let r = app.graphql_as(b.token(), EXPORTS, json!({})).await;
+    assert_eq!(ok(&r)["exports"], json!([]));
+    let member = app.add_member(&a, "member@exports.test", "MEMBER").await;
+    let r = app.graphql_as(member.token(), EXPORTS, json!({})).await;
+    assert_code(&r, "FORBIDDEN");
+}
+
 /// An import stops, leaving its batch unwritten and saying why, when the batch would cross the
 /// plan's contact limit or would bring back a person erased under GDPR.
 #[tokio::test]
