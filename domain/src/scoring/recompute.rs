@@ -120,7 +120,7 @@ pub async fn rescore_organization(db: &DatabaseConnection, organization_id: Uuid
             txn.commit().await?;
             return Ok(scored);
         };
-        scored += rescore_in(&txn, organization_id, &page).await?.len();
+        scored += rescore_in(&txn, organization_id, &page).await?;
         txn.commit().await?;
         cursor = Some(last);
     }

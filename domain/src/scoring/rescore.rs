@@ -93,7 +93,7 @@ pub async fn rescore_requested(db: &DatabaseConnection, organization_id: Uuid) -
         let mut accounts: Vec<Uuid> = requests.iter().map(|(_, a)| *a).collect();
         accounts.sort();
         accounts.dedup();
-        scored += rescore_in(&txn, organization_id, &accounts).await?.len();
+        scored += rescore_in(&txn, organization_id, &accounts).await?;
         rescore_requests::Entity::delete_many()
             .filter(rescore_requests::Column::Id.is_in(requests.into_iter().map(|(id, _)| id)))
             .exec(&txn)
@@ -111,20 +111,21 @@ pub async fn rescore_requested(db: &DatabaseConnection, organization_id: Uuid) -
 
 /// Recomputes and stores the scores of `account_ids` ([`CHUNK`] per transaction), appending
 /// `score.changed` when a score changes (or is first computed) and `tier.changed` when the tier
-/// does or is first given (old tier null: an account born HOT alerts). Accounts that no longer exist are skipped. Returns the stored rows.
+/// does or is first given (old tier null: an account born HOT alerts). Accounts that no longer
+/// exist are skipped. Returns how many accounts were scored.
 #[tracing::instrument(name = "scoring.rescore", skip_all, fields(organizationId = %organization_id, accounts = account_ids.len()))]
 pub async fn rescore(
     db: &DatabaseConnection,
     organization_id: Uuid,
     account_ids: &[Uuid],
-) -> Result<Vec<account_scores::Model>> {
-    let mut stored = Vec::new();
+) -> Result<usize> {
+    let mut scored = 0;
     for chunk in account_ids.chunks(CHUNK) {
         let txn = crate::db::begin(db).await?;
-        stored.extend(rescore_in(&txn, organization_id, chunk).await?);
+        scored += rescore_in(&txn, organization_id, chunk).await?;
         txn.commit().await?;
     }
-    Ok(stored)
+    Ok(scored)
 }
 
 /// [`rescore`] of one chunk inside `txn`, in a fixed number of statements: the configuration,
@@ -135,7 +136,7 @@ pub(super) async fn rescore_in(
     txn: &DatabaseTransaction,
     organization_id: Uuid,
     chunk: &[Uuid],
-) -> Result<Vec<account_scores::Model>> {
+) -> Result<usize> {
     let now = Utc::now();
     let (version, config) = current_config(txn, organization_id).await?;
     let inputs = load_chunk(txn, organization_id, chunk, now).await?;
@@ -151,20 +152,8 @@ pub(super) async fn rescore_in(
         let c = compute(&config, input, now);
         let prev = old.get(id);
         let prev_score = prev.map(|(score, _)| *score);
-        let row = account_scores::Model {
-            account_id: *id,
-            organization_id,
-            score: c.score,
-            tier: c.tier.to_owned(),
-            // Against the score of a week ago when history has it, else the previous score.
-            trend: trend(baselines.get(id).copied().or(prev_score), c.score).to_owned(),
-            factors: factors_json(&c.factors),
-            signal_count: c.signal_count,
-            user_count: c.user_count,
-            last_signal_at: c.last_signal_at,
-            config_version: version,
-            computed_at: now,
-        };
+        // Against the score of a week ago when history has it, else the previous score.
+        let trend = trend(baselines.get(id).copied().or(prev_score), c.score);
         if account.score != Some(c.score) {
             copies.push(*id);
         }
@@ -179,7 +168,7 @@ pub(super) async fn rescore_in(
                 old_tier: prev.map(|(_, tier)| tier.clone()),
                 new_tier: c.tier.to_owned(),
                 delta: c.score - prev_score.unwrap_or(0),
-                trend: row.trend.clone(),
+                trend: trend.to_owned(),
                 computed_at: now,
             }
             .to_value();
@@ -192,34 +181,42 @@ pub(super) async fn rescore_in(
                 events.push((EventType::TierChanged.as_str(), payload));
             }
         }
-        stored.push(row);
+        stored.push(account_scores::ActiveModel {
+            account_id: Set(*id),
+            organization_id: Set(organization_id),
+            score: Set(c.score),
+            tier: Set(c.tier.to_owned()),
+            trend: Set(trend.to_owned()),
+            factors: Set(factors_json(&c.factors)),
+            signal_count: Set(c.signal_count),
+            user_count: Set(c.user_count),
+            last_signal_at: Set(c.last_signal_at),
+            config_version: Set(version),
+            computed_at: Set(now),
+        });
     }
-    if stored.is_empty() {
-        return Ok(stored);
+    let scored = stored.len();
+    if scored == 0 {
+        return Ok(0);
     }
-    account_scores::Entity::insert_many(
-        stored
-            .iter()
-            .cloned()
-            .map(account_scores::ActiveModel::from),
-    )
-    .on_conflict(
-        OnConflict::column(account_scores::Column::AccountId)
-            .update_columns([
-                account_scores::Column::Score,
-                account_scores::Column::Tier,
-                account_scores::Column::Trend,
-                account_scores::Column::Factors,
-                account_scores::Column::SignalCount,
-                account_scores::Column::UserCount,
-                account_scores::Column::LastSignalAt,
-                account_scores::Column::ConfigVersion,
-                account_scores::Column::ComputedAt,
-            ])
-            .to_owned(),
-    )
-    .exec_without_returning(txn)
-    .await?;
+    account_scores::Entity::insert_many(stored)
+        .on_conflict(
+            OnConflict::column(account_scores::Column::AccountId)
+                .update_columns([
+                    account_scores::Column::Score,
+                    account_scores::Column::Tier,
+                    account_scores::Column::Trend,
+                    account_scores::Column::Factors,
+                    account_scores::Column::SignalCount,
+                    account_scores::Column::UserCount,
+                    account_scores::Column::LastSignalAt,
+                    account_scores::Column::ConfigVersion,
+                    account_scores::Column::ComputedAt,
+                ])
+                .to_owned(),
+        )
+        .exec_without_returning(txn)
+        .await?;
     if !copies.is_empty() {
         // One statement whose text depends only on how many changed: the scores just stored are
         // copied onto their accounts (UPDATE … FROM, on both backends).
@@ -243,5 +240,5 @@ pub(super) async fn rescore_in(
         txn.execute(&update).await?;
     }
     crate::events::append_many(txn, organization_id, None, events).await?;
-    Ok(stored)
+    Ok(scored)
 }
