@@ -16,7 +16,9 @@
 //! `cargo bench -p devsignal-tests --bench rescore` (release), or `--profile dev` for a quick
 //! look. Knobs: `BENCH_ACCOUNTS` (N, default 100000), `BENCH_IDLE_SECONDS` (how long to idle
 //! after the run before the final RSS, default 5), `BENCH_BREAKDOWN_PAGES` (pages timed phase by
-//! phase at the end, default 10).
+//! phase at the end, default 10). For analysis on PostgreSQL: `BENCH_LOG_STATEMENTS=1` makes the
+//! server log every statement of the bench database with its duration
+//! (`log_min_duration_statement = 0`, parameters left out; superuser only; keep N small).
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -24,9 +26,18 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use devsignal_tests::bench::{api_source, env_or, load_fixture, profile, progress, rss_mb};
+use devsignal_tests::bench::{
+    api_source, env_or, load_fixture, profile, progress, rss_by_kind, rss_mb,
+};
 use devsignal_tests::{TestApp, TestDatabase, spawn_on};
+use domain::scoring::RECOMPUTE_CHUNK as CHUNK;
 use uuid::Uuid;
+
+/// Statements per chunk of [`CHUNK`] accounts, from the server's statement counter (every
+/// statement of both pools, so the worker's and the GraphQL polls' too).
+fn per_chunk(statements: u64, accounts: usize) -> f64 {
+    statements as f64 / accounts.div_ceil(CHUNK).max(1) as f64
+}
 
 /// The process's peak resident memory in MB since the last [`reset_peak`] (`VmHWM`).
 fn peak_mb() -> f64 {
@@ -94,6 +105,25 @@ async fn main() {
         "SQLite"
     };
     let url = test_db.url.clone();
+    if let (Some(admin), true) = (&admin_url, env_or("BENCH_LOG_STATEMENTS", 0u8) == 1) {
+        let name = url.rsplit('/').next().unwrap_or_default();
+        let name = name.split('?').next().unwrap_or_default();
+        let admin = sea_orm::Database::connect(admin)
+            .await
+            .expect("admin connection");
+        for setting in [
+            "log_min_duration_statement = 0",
+            "log_parameter_max_length = 0",
+        ] {
+            sea_orm::ConnectionTrait::execute_unprepared(
+                &admin,
+                &format!("ALTER DATABASE {name} SET {setting}"),
+            )
+            .await
+            .expect("logging statements needs a superuser");
+        }
+        admin.close().await.ok();
+    }
     let vars = devsignal_tests::bench::server_vars(&test_db);
     let app: TestApp = spawn_on(test_db, vars).await;
     let session = app.register("bench@bench-owner.io", "Bench Org").await;
@@ -129,20 +159,25 @@ async fn main() {
     reset_peak();
     let sampler = Sampler::start();
     progress("nightly recompute");
+    let statements = app.state.metrics.db_statements.get();
     let t = Instant::now();
     let scored = domain::scoring::rescore_organization(&app.state.db, org)
         .await
         .expect("recompute");
     let secs = t.elapsed().as_secs_f64();
+    let statements = app.state.metrics.db_statements.get() - statements;
     let sampled = sampler.finish().await;
     let right_after = rss_mb();
+    let kinds = rss_by_kind();
     tokio::time::sleep(Duration::from_secs(idle)).await;
     println!(
-        "nightly recompute: {scored} accounts in {secs:.1} s = {:.0} accounts/s | RSS MB: before {before:.0} | peak {:.0} (sampled {sampled:.0}) | right after {right_after:.0} | after {idle} s idle {:.0}",
+        "nightly recompute: {scored} accounts in {secs:.1} s = {:.0} accounts/s | {:.1} statements per chunk of {CHUNK} | RSS MB: before {before:.0} | peak {:.0} (sampled {sampled:.0}) | right after {right_after:.0} | after {idle} s idle {:.0}",
         scored as f64 / secs,
+        per_chunk(statements, scored),
         peak_mb(),
         rss_mb(),
     );
+    println!("  right after, by kind: {kinds}");
 
     // The admin's recompute: `recomputeScores` starts it, the server's worker runs it in chunks
     // (handing over to a fresh job every few), `scoreRecompute` reads its progress.
@@ -150,6 +185,7 @@ async fn main() {
     reset_peak();
     let sampler = Sampler::start();
     progress("recomputeScores");
+    let statements = app.state.metrics.db_statements.get();
     let t = Instant::now();
     let r = app
         .graphql_as(
@@ -177,18 +213,22 @@ async fn main() {
         }
     };
     let secs = t.elapsed().as_secs_f64();
+    let statements = app.state.metrics.db_statements.get() - statements;
     let sampled = sampler.finish().await;
     let right_after = rss_mb();
+    let kinds = rss_by_kind();
     tokio::time::sleep(Duration::from_secs(idle)).await;
     let processed = done["processed"].as_f64().unwrap_or(0.0);
     println!(
-        "recomputeScores job: {} {processed} of {} accounts in {secs:.1} s = {:.0} accounts/s | RSS MB: before {before:.0} | peak {:.0} (sampled {sampled:.0}) | right after {right_after:.0} | after {idle} s idle {:.0}",
+        "recomputeScores job: {} {processed} of {} accounts in {secs:.1} s = {:.0} accounts/s | {:.1} statements per chunk of {CHUNK} (with the polls and the worker's own) | RSS MB: before {before:.0} | peak {:.0} (sampled {sampled:.0}) | right after {right_after:.0} | after {idle} s idle {:.0}",
         done["status"].as_str().unwrap_or("?"),
         done["total"],
         processed / secs,
+        per_chunk(statements, processed as usize),
         peak_mb(),
         rss_mb(),
     );
+    println!("  right after, by kind: {kinds}");
 
     // Where a chunk's time goes: the keyset page, the model's inputs (four reads), the model
     // itself, and the whole chunk (reads, model and the writes: scores, the accounts' copies,
@@ -202,7 +242,7 @@ async fn main() {
     let (mut cursor, mut accounts, mut signals) = (None, 0usize, 0usize);
     for _ in 0..pages {
         let t = Instant::now();
-        let page = domain::scoring::scorable_page(db, org, since, cursor, 500)
+        let page = domain::scoring::scorable_page(db, org, since, cursor, CHUNK)
             .await
             .unwrap();
         t_page += t.elapsed().as_secs_f64();
@@ -226,9 +266,9 @@ async fn main() {
         accounts += page.len();
         cursor = Some(last);
     }
-    let per = |secs: f64| 1000.0 * secs / (accounts.max(1) as f64 / 500.0);
+    let per = |secs: f64| 1000.0 * secs / (accounts.max(1) as f64 / CHUNK as f64);
     println!(
-        "per chunk of 500 ({accounts} accounts, {signals} signals): page {:.1} ms | inputs {:.1} ms | model {:.1} ms | whole chunk {:.1} ms (so writes ≈ {:.1} ms)",
+        "per chunk of {CHUNK} ({accounts} accounts, {signals} signals): page {:.1} ms | inputs {:.1} ms | model {:.1} ms | whole chunk {:.1} ms (so writes ≈ {:.1} ms)",
         per(t_page),
         per(t_inputs),
         per(t_model),

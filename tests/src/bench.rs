@@ -192,6 +192,43 @@ pub fn rss_mb() -> f64 {
 
 // ---------------------------------------------------------------------------------------------
 // A large organization, in plain SQL on either backend (the read bench and the plan test)
+/// This process's resident memory by kind, from `/proc/self/smaps`: mapped files (the binary
+/// above all), glibc's heaps (`[heap]` and the per-thread arenas, aligned to 64 MiB: C code's
+/// `malloc`, which is SQLite's page caches and statements here, since the Rust allocator is
+/// jemalloc) and the other
+/// anonymous memory (jemalloc's, thread stacks). A heuristic for finding where memory goes.
+pub fn rss_by_kind() -> String {
+    let smaps = std::fs::read_to_string("/proc/self/smaps").unwrap_or_default();
+    let (mut files, mut arenas, mut other) = (0u64, 0u64, 0u64);
+    let mut kind = 0;
+    for line in smaps.lines() {
+        let mut fields = line.split_whitespace();
+        let first = fields.next().unwrap_or_default();
+        if let Some((start, _)) = first.split_once('-').filter(|_| !first.ends_with(':')) {
+            let start = u64::from_str_radix(start, 16).unwrap_or(1);
+            kind = match fields.nth(4) {
+                Some("[heap]") => 1,
+                Some(name) if !name.starts_with('[') => 0,
+                _ if start % (64 << 20) == 0 => 1,
+                _ => 2,
+            };
+        } else if first == "Rss:" {
+            let kb: u64 = fields.next().and_then(|v| v.parse().ok()).unwrap_or(0);
+            match kind {
+                0 => files += kb,
+                1 => arenas += kb,
+                _ => other += kb,
+            }
+        }
+    }
+    format!(
+        "files {} MB | glibc arenas (SQLite) {} MB | other anonymous (jemalloc, stacks) {} MB",
+        files / 1024,
+        arenas / 1024,
+        other / 1024
+    )
+}
+
 // ---------------------------------------------------------------------------------------------
 
 /// Row `i`'s id in a table tagged by one hex digit (`a` accounts, `c` contacts, `e` signals).

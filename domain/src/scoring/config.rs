@@ -6,10 +6,10 @@
 //! 000020 (a version whose stored JSON is `{"model": "classic"}`), and a stored version without
 //! a `model` predates the presets and is CLASSIC too, so the upgrade changed no one's scores.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
-use entity::{account_scores, companies, scoring_configs};
+use entity::{companies, scoring_configs};
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter,
     QueryOrder, Set,
@@ -18,7 +18,9 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 use uuid::Uuid;
 
-use super::{DEFAULT_HALF_LIFE, HALF_LIVES, Preset, compute, load_inputs, scorable_accounts};
+use super::{
+    DEFAULT_HALF_LIFE, HALF_LIVES, Preset, compute, load_inputs, scorable_accounts, stored_scores,
+};
 use crate::{Actor, Error, FieldError, Result, Role};
 /// Tier thresholds: a score at or above `hot` is HOT, and so on; below `cold` INACTIVE.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -321,22 +323,15 @@ pub async fn preview(
     let mut rows = Vec::new();
     for chunk in ids.chunks(500) {
         let inputs = load_inputs(db, org, chunk, now).await?;
-        let old: HashMap<Uuid, account_scores::Model> = account_scores::Entity::find()
-            .filter(account_scores::Column::OrganizationId.eq(org))
-            .filter(account_scores::Column::AccountId.is_in(chunk.to_vec()))
-            .all(db)
-            .await?
-            .into_iter()
-            .map(|s| (s.account_id, s))
-            .collect();
+        let old = stored_scores(db, org, chunk).await?;
         for (id, (company, input)) in inputs {
             let c = compute(&config, &input, now);
             let prev = old.get(&id);
-            if prev.map(|p| p.tier.as_str()) != Some(c.tier) {
+            if prev.map(|(_, tier)| tier.as_str()) != Some(c.tier) {
                 rows.push(PreviewRow {
                     account: company,
-                    current_score: prev.map(|p| p.score),
-                    current_tier: prev.map(|p| p.tier.clone()),
+                    current_score: prev.map(|(score, _)| *score),
+                    current_tier: prev.map(|(_, tier)| tier.clone()),
                     new_score: c.score,
                     new_tier: c.tier,
                 });

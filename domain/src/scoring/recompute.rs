@@ -120,7 +120,7 @@ pub async fn rescore_organization(db: &DatabaseConnection, organization_id: Uuid
             txn.commit().await?;
             return Ok(scored);
         };
-        scored += rescore_in(&txn, organization_id, &page).await?.len();
+        scored += rescore_in(&txn, organization_id, &page).await?;
         txn.commit().await?;
         cursor = Some(last);
     }
@@ -426,3 +426,5 @@ pub async fn fail_recompute(db: &impl ConnectionTrait, id: Uuid, reason: &str) -
 
 /// The per-job chunk budget of `recompute-scores` jobs.
 pub const RECOMPUTE_CHUNKS_PER_JOB: usize = CHUNKS_PER_JOB;
+/// Accounts per transaction (one keyset page) of a recompute.
+pub const RECOMPUTE_CHUNK: usize = CHUNK;

@@ -1,11 +1,9 @@
 //! Rescoring: the debounced request from ingest and merges, the job that serves it, and the
 //! model applied to a chunk of accounts (the whole-organization recomputes are in `recompute`).
 
-use std::collections::{BTreeMap, HashMap};
-
 use chrono::{DateTime, Utc};
 use entity::{account_scores, companies, rescore_requests};
-use sea_orm::sea_query::{Expr, OnConflict};
+use sea_orm::sea_query::{Expr, ExprTrait, OnConflict, Query};
 use sea_orm::{
     ColumnTrait, ConnectionTrait, DatabaseConnection, DatabaseTransaction, EntityTrait,
     QueryFilter, QueryOrder, QuerySelect, Set,
@@ -13,7 +11,7 @@ use sea_orm::{
 use serde_json::json;
 use uuid::Uuid;
 
-use super::{DEBOUNCE, compute, current_config, factors_json, load_inputs, trend};
+use super::{DEBOUNCE, compute, current_config, factors_json, load_chunk, stored_scores, trend};
 use crate::Result;
 use crate::events::{EventType, Payload, ScoreChanged};
 use crate::queue::{self};
@@ -95,7 +93,7 @@ pub async fn rescore_requested(db: &DatabaseConnection, organization_id: Uuid) -
         let mut accounts: Vec<Uuid> = requests.iter().map(|(_, a)| *a).collect();
         accounts.sort();
         accounts.dedup();
-        scored += rescore_in(&txn, organization_id, &accounts).await?.len();
+        scored += rescore_in(&txn, organization_id, &accounts).await?;
         rescore_requests::Entity::delete_many()
             .filter(rescore_requests::Column::Id.is_in(requests.into_iter().map(|(id, _)| id)))
             .exec(&txn)
@@ -113,136 +111,134 @@ pub async fn rescore_requested(db: &DatabaseConnection, organization_id: Uuid) -
 
 /// Recomputes and stores the scores of `account_ids` ([`CHUNK`] per transaction), appending
 /// `score.changed` when a score changes (or is first computed) and `tier.changed` when the tier
-/// does or is first given (old tier null: an account born HOT alerts). Accounts that no longer exist are skipped. Returns the stored rows.
+/// does or is first given (old tier null: an account born HOT alerts). Accounts that no longer
+/// exist are skipped. Returns how many accounts were scored.
 #[tracing::instrument(name = "scoring.rescore", skip_all, fields(organizationId = %organization_id, accounts = account_ids.len()))]
 pub async fn rescore(
     db: &DatabaseConnection,
     organization_id: Uuid,
     account_ids: &[Uuid],
-) -> Result<Vec<account_scores::Model>> {
-    let mut stored = Vec::new();
+) -> Result<usize> {
+    let mut scored = 0;
     for chunk in account_ids.chunks(CHUNK) {
         let txn = crate::db::begin(db).await?;
-        stored.extend(rescore_in(&txn, organization_id, chunk).await?);
+        scored += rescore_in(&txn, organization_id, chunk).await?;
         txn.commit().await?;
     }
-    Ok(stored)
+    Ok(scored)
 }
 
-/// [`rescore`] of one chunk inside `txn`, in a fixed number of statements: the inputs in four
-/// reads, the trends' baselines in one, the scores in one upsert, the accounts' copies in one
-/// update, the events in one append.
+/// [`rescore`] of one chunk inside `txn`, in a fixed number of statements: the configuration,
+/// the inputs in three reads (a fourth only for accounts without a signal in the window), the
+/// stored scores and the trends' baselines in one read each, the scores in one upsert, the
+/// accounts' copies of the scores that changed in one update, the events in one append.
 pub(super) async fn rescore_in(
     txn: &DatabaseTransaction,
     organization_id: Uuid,
     chunk: &[Uuid],
-) -> Result<Vec<account_scores::Model>> {
+) -> Result<usize> {
     let now = Utc::now();
     let (version, config) = current_config(txn, organization_id).await?;
-    let inputs = load_inputs(txn, organization_id, chunk, now).await?;
-    let old: HashMap<Uuid, account_scores::Model> = account_scores::Entity::find()
-        .filter(account_scores::Column::OrganizationId.eq(organization_id))
-        .filter(account_scores::Column::AccountId.is_in(chunk.to_vec()))
-        .all(txn)
-        .await?
-        .into_iter()
-        .map(|s| (s.account_id, s))
-        .collect();
+    let inputs = load_chunk(txn, organization_id, chunk, now).await?;
+    let old = stored_scores(txn, organization_id, chunk).await?;
     let baselines = super::trend_baselines(txn, organization_id, chunk, now).await?;
     let mut events = Vec::new();
-    let mut stored = Vec::new();
-    let mut copies: BTreeMap<i32, Vec<Uuid>> = BTreeMap::new();
+    let mut stored = Vec::with_capacity(inputs.len());
+    let mut copies: Vec<Uuid> = Vec::new();
     for id in chunk {
-        let Some((company, input)) = inputs.get(id) else {
+        let Some((account, input)) = inputs.get(id) else {
             continue;
         };
         let c = compute(&config, input, now);
         let prev = old.get(id);
-        let row = account_scores::Model {
-            account_id: *id,
-            organization_id,
-            score: c.score,
-            tier: c.tier.to_owned(),
-            // Against the score of a week ago when history has it, else the previous score.
-            trend: trend(
-                baselines.get(id).copied().or(prev.map(|p| p.score)),
-                c.score,
-            )
-            .to_owned(),
-            factors: factors_json(&c.factors),
-            signal_count: c.signal_count,
-            user_count: c.user_count,
-            last_signal_at: c.last_signal_at,
-            config_version: version,
-            computed_at: now,
-        };
-        if company.score != Some(c.score) {
-            copies.entry(c.score).or_default().push(*id);
+        let prev_score = prev.map(|(score, _)| *score);
+        // Against the score of a week ago when history has it, else the previous score.
+        let trend = trend(baselines.get(id).copied().or(prev_score), c.score);
+        if account.score != Some(c.score) {
+            copies.push(*id);
         }
-        let payload = ScoreChanged {
-            account_id: *id,
-            account_name: company.name.clone(),
-            old_score: prev.map(|p| p.score),
-            new_score: c.score,
-            old_tier: prev.map(|p| p.tier.clone()),
-            new_tier: c.tier.to_owned(),
-            delta: c.score - prev.map_or(0, |p| p.score),
-            trend: row.trend.clone(),
-            computed_at: now,
+        let score_changed = prev_score != Some(c.score);
+        let tier_changed = prev.is_none_or(|(_, tier)| tier != c.tier);
+        if score_changed || tier_changed {
+            let payload = ScoreChanged {
+                account_id: *id,
+                account_name: account.name.clone(),
+                old_score: prev_score,
+                new_score: c.score,
+                old_tier: prev.map(|(_, tier)| tier.clone()),
+                new_tier: c.tier.to_owned(),
+                delta: c.score - prev_score.unwrap_or(0),
+                trend: trend.to_owned(),
+                computed_at: now,
+            }
+            .to_value();
+            if score_changed && tier_changed {
+                events.push((EventType::ScoreChanged.as_str(), payload.clone()));
+                events.push((EventType::TierChanged.as_str(), payload));
+            } else if score_changed {
+                events.push((EventType::ScoreChanged.as_str(), payload));
+            } else {
+                events.push((EventType::TierChanged.as_str(), payload));
+            }
         }
-        .to_value();
-        if prev.is_none_or(|p| p.score != c.score) {
-            events.push((EventType::ScoreChanged.as_str(), payload.clone()));
-        }
-        if prev.is_none_or(|p| p.tier != c.tier) {
-            events.push((EventType::TierChanged.as_str(), payload));
-        }
-        stored.push(row);
+        stored.push(account_scores::ActiveModel {
+            account_id: Set(*id),
+            organization_id: Set(organization_id),
+            score: Set(c.score),
+            tier: Set(c.tier.to_owned()),
+            trend: Set(trend.to_owned()),
+            factors: Set(factors_json(&c.factors)),
+            signal_count: Set(c.signal_count),
+            user_count: Set(c.user_count),
+            last_signal_at: Set(c.last_signal_at),
+            config_version: Set(version),
+            computed_at: Set(now),
+        });
     }
-    if stored.is_empty() {
-        return Ok(stored);
+    let scored = stored.len();
+    if scored == 0 {
+        return Ok(0);
     }
-    account_scores::Entity::insert_many(
-        stored
-            .iter()
-            .cloned()
-            .map(account_scores::ActiveModel::from),
-    )
-    .on_conflict(
-        OnConflict::column(account_scores::Column::AccountId)
-            .update_columns([
-                account_scores::Column::Score,
-                account_scores::Column::Tier,
-                account_scores::Column::Trend,
-                account_scores::Column::Factors,
-                account_scores::Column::SignalCount,
-                account_scores::Column::UserCount,
-                account_scores::Column::LastSignalAt,
-                account_scores::Column::ConfigVersion,
-                account_scores::Column::ComputedAt,
-            ])
-            .to_owned(),
-    )
-    .exec_without_returning(txn)
-    .await?;
+    account_scores::Entity::insert_many(stored)
+        .on_conflict(
+            OnConflict::column(account_scores::Column::AccountId)
+                .update_columns([
+                    account_scores::Column::Score,
+                    account_scores::Column::Tier,
+                    account_scores::Column::Trend,
+                    account_scores::Column::Factors,
+                    account_scores::Column::SignalCount,
+                    account_scores::Column::UserCount,
+                    account_scores::Column::LastSignalAt,
+                    account_scores::Column::ConfigVersion,
+                    account_scores::Column::ComputedAt,
+                ])
+                .to_owned(),
+        )
+        .exec_without_returning(txn)
+        .await?;
     if !copies.is_empty() {
-        // One statement: score = CASE WHEN id IN (…) THEN s1 WHEN id IN (…) THEN s2 … END.
-        let mut case = sea_orm::sea_query::CaseStatement::new();
-        let mut all = Vec::new();
-        for (score, ids) in copies {
-            all.extend(ids.iter().copied());
-            case = case.case(companies::Column::Id.is_in(ids), Expr::val(score));
-        }
-        companies::Entity::update_many()
-            .col_expr(
+        // One statement whose text depends only on how many changed: the scores just stored are
+        // copied onto their accounts (UPDATE … FROM, on both backends).
+        let update = Query::update()
+            .table(companies::Entity)
+            .value(
                 companies::Column::Score,
-                case.finally(Expr::col(companies::Column::Score)).into(),
+                Expr::col((account_scores::Entity, account_scores::Column::Score)),
             )
-            .filter(companies::Column::OrganizationId.eq(organization_id))
-            .filter(companies::Column::Id.is_in(all))
-            .exec(txn)
-            .await?;
+            .from(account_scores::Entity)
+            .and_where(
+                Expr::col((account_scores::Entity, account_scores::Column::AccountId))
+                    .equals((companies::Entity, companies::Column::Id)),
+            )
+            .and_where(
+                Expr::col((companies::Entity, companies::Column::OrganizationId))
+                    .eq(organization_id),
+            )
+            .and_where(Expr::col((companies::Entity, companies::Column::Id)).is_in(copies))
+            .to_owned();
+        txn.execute(&update).await?;
     }
     crate::events::append_many(txn, organization_id, None, events).await?;
-    Ok(stored)
+    Ok(scored)
 }

@@ -13,7 +13,8 @@ use uuid::Uuid;
 
 use super::{Factor, Inputs, SignalPoint, is_senior, is_senior_level, window_start};
 use crate::{Actor, Error, Result};
-/// The model's inputs for each of `account_ids` that exists in the organization.
+/// The model's inputs for each of `account_ids` that exists in the organization, with the
+/// account's row (for previews; a rescore reads only the columns it needs, [`load_chunk`]).
 pub async fn load_inputs(
     db: &impl ConnectionTrait,
     organization_id: Uuid,
@@ -21,7 +22,7 @@ pub async fn load_inputs(
     now: DateTime<Utc>,
 ) -> Result<HashMap<Uuid, (companies::Model, Inputs)>> {
     let mut out: HashMap<Uuid, (companies::Model, Inputs)> = HashMap::new();
-    for chunk in account_ids.chunks(500) {
+    for chunk in account_ids.chunks(crate::db::IN_LIST) {
         for c in companies::Entity::find()
             .filter(companies::Column::OrganizationId.eq(organization_id))
             .filter(companies::Column::Id.is_in(chunk.to_vec()))
@@ -35,9 +36,65 @@ pub async fn load_inputs(
             out.insert(c.id, (c, inputs));
         }
     }
-    let ids: Vec<Uuid> = out.keys().copied().collect();
+    load_activity(db, organization_id, now, &mut out).await?;
+    Ok(out)
+}
+
+/// What a rescore reads of an account's row besides its size: its name (for the events) and
+/// the copy of its score (written only when it changes).
+#[derive(Debug, Clone)]
+pub struct AccountRow {
+    pub name: String,
+    pub score: Option<i32>,
+}
+
+/// [`load_inputs`] reading only the account columns a rescore needs (not the custom fields,
+/// tags and descriptions of every account of the chunk).
+pub async fn load_chunk(
+    db: &impl ConnectionTrait,
+    organization_id: Uuid,
+    account_ids: &[Uuid],
+    now: DateTime<Utc>,
+) -> Result<HashMap<Uuid, (AccountRow, Inputs)>> {
+    let mut out: HashMap<Uuid, (AccountRow, Inputs)> = HashMap::with_capacity(account_ids.len());
+    for chunk in account_ids.chunks(crate::db::IN_LIST) {
+        let rows: Vec<(Uuid, String, Option<String>, Option<i32>)> = companies::Entity::find()
+            .select_only()
+            .column(companies::Column::Id)
+            .column(companies::Column::Name)
+            .column(companies::Column::Size)
+            .column(companies::Column::Score)
+            .filter(companies::Column::OrganizationId.eq(organization_id))
+            .filter(companies::Column::Id.is_in(chunk.to_vec()))
+            .into_tuple()
+            .all(db)
+            .await?;
+        for (id, name, size, score) in rows {
+            let inputs = Inputs {
+                size,
+                ..Default::default()
+            };
+            out.insert(id, (AccountRow { name, score }, inputs));
+        }
+    }
+    load_activity(db, organization_id, now, &mut out).await?;
+    Ok(out)
+}
+
+/// Fills the inputs of every account of `out` with its signals of the window at `now`, its
+/// latest signal and its contacts' titles: two reads per [`crate::db::IN_LIST`] accounts, a
+/// third only for accounts without a signal in the window (the latest signal of an account
+/// that has one is the window's latest: every older signal is before the window).
+async fn load_activity<T: Send>(
+    db: &impl ConnectionTrait,
+    organization_id: Uuid,
+    now: DateTime<Utc>,
+    out: &mut HashMap<Uuid, (T, Inputs)>,
+) -> Result<()> {
+    let mut ids: Vec<Uuid> = out.keys().copied().collect();
+    ids.sort();
     let since = window_start(now);
-    for chunk in ids.chunks(500) {
+    for chunk in ids.chunks(crate::db::IN_LIST) {
         let rows: Vec<(Uuid, String, DateTime<Utc>, Option<Uuid>)> = signals::Entity::find()
             .select_only()
             .column(signals::Column::AccountId)
@@ -52,6 +109,9 @@ pub async fn load_inputs(
             .await?;
         for (account, signal_type, timestamp, contact_id) in rows {
             if let Some((_, i)) = out.get_mut(&account) {
+                if i.last_signal_at.is_none_or(|t| timestamp > t) {
+                    i.last_signal_at = Some(timestamp);
+                }
                 i.signals.push(SignalPoint {
                     signal_type,
                     timestamp,
@@ -59,32 +119,39 @@ pub async fn load_inputs(
                 });
             }
         }
-        let latest: Vec<(Uuid, Option<DateTime<Utc>>)> = signals::Entity::find()
-            .select_only()
-            .column(signals::Column::AccountId)
-            .column_as(signals::Column::Timestamp.max(), "latest")
-            .filter(signals::Column::OrganizationId.eq(organization_id))
-            .filter(signals::Column::AccountId.is_in(chunk.to_vec()))
-            .group_by(signals::Column::AccountId)
-            .into_tuple()
-            .all(db)
-            .await?;
-        for (account, t) in latest {
-            if let Some((_, i)) = out.get_mut(&account) {
-                i.last_signal_at = t;
+        let quiet: Vec<Uuid> = chunk
+            .iter()
+            .filter(|a| out.get(*a).is_some_and(|(_, i)| i.signals.is_empty()))
+            .copied()
+            .collect();
+        if !quiet.is_empty() {
+            let latest: Vec<(Uuid, Option<DateTime<Utc>>)> = signals::Entity::find()
+                .select_only()
+                .column(signals::Column::AccountId)
+                .column_as(signals::Column::Timestamp.max(), "latest")
+                .filter(signals::Column::OrganizationId.eq(organization_id))
+                .filter(signals::Column::AccountId.is_in(quiet))
+                .group_by(signals::Column::AccountId)
+                .into_tuple()
+                .all(db)
+                .await?;
+            for (account, t) in latest {
+                if let Some((_, i)) = out.get_mut(&account) {
+                    i.last_signal_at = t;
+                }
             }
         }
-        load_titles(db, organization_id, chunk, &mut out).await?;
+        load_titles(db, organization_id, chunk, out).await?;
     }
-    Ok(out)
+    Ok(())
 }
 
 /// The titles and enriched seniority of the contacts of `chunk`'s accounts (as they are now).
-async fn load_titles(
+async fn load_titles<T>(
     db: &impl ConnectionTrait,
     organization_id: Uuid,
     chunk: &[Uuid],
-    out: &mut HashMap<Uuid, (companies::Model, Inputs)>,
+    out: &mut HashMap<Uuid, (T, Inputs)>,
 ) -> Result<()> {
     let titles: Vec<(Option<Uuid>, Option<String>, Value)> = contacts::Entity::find()
         .select_only()
@@ -189,6 +256,30 @@ pub async fn load_inputs_as_of(
             }
         }
         load_titles(db, organization_id, &ids, &mut out).await?;
+    }
+    Ok(out)
+}
+
+/// The stored score and tier of each of `account_ids` that has one (not the factors: a chunk's
+/// rescore compares only these).
+pub(super) async fn stored_scores(
+    db: &impl ConnectionTrait,
+    organization_id: Uuid,
+    account_ids: &[Uuid],
+) -> Result<HashMap<Uuid, (i32, String)>> {
+    let mut out = HashMap::with_capacity(account_ids.len());
+    for chunk in account_ids.chunks(crate::db::IN_LIST) {
+        let rows: Vec<(Uuid, i32, String)> = account_scores::Entity::find()
+            .select_only()
+            .column(account_scores::Column::AccountId)
+            .column(account_scores::Column::Score)
+            .column(account_scores::Column::Tier)
+            .filter(account_scores::Column::OrganizationId.eq(organization_id))
+            .filter(account_scores::Column::AccountId.is_in(chunk.to_vec()))
+            .into_tuple()
+            .all(db)
+            .await?;
+        out.extend(rows.into_iter().map(|(a, score, tier)| (a, (score, tier))));
     }
     Ok(out)
 }

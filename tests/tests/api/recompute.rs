@@ -284,3 +284,96 @@ async fn a_recompute_whose_job_failed_for_good_is_marked_failed() {
     let rc = read(&app, &s, next["id"].as_str().unwrap()).await;
     assert_eq!(rc["status"], "FAILED");
 }
+
+/// The latest signal (`lastSignalAt`, and the days since it among the factors' inputs) is the
+/// latest ever, also for an account without a signal in the 90-day window (read apart) and for
+/// one whose older signals lie outside it (read from the window's own signals), through the
+/// debounced rescore and the nightly recompute alike.
+#[tokio::test]
+async fn the_latest_signal_counts_whether_or_not_it_is_in_the_window() {
+    use chrono::{SecondsFormat, SubsecRound};
+    let app = spawn_app().await;
+    let s = app.register("latest@recompute.test", "Latest").await;
+    let org = Uuid::parse_str(&s.organization_id).unwrap();
+    let ago = |d: i64| (Utc::now() - chrono::Duration::days(d)).trunc_subsecs(0);
+    let (quiet_last, busy_last) = (ago(100), ago(2));
+    let signal = |t: DateTime<Utc>, email: &str| {
+        json!({"type": "api_call", "timestamp": t.to_rfc3339_opts(SecondsFormat::Secs, true),
+               "actor": {"email": email}})
+    };
+    let inputs = vec![
+        signal(ago(120), "a@quiet-latest.io"),
+        signal(quiet_last, "b@quiet-latest.io"),
+        signal(ago(150), "a@busy-latest.io"),
+        signal(ago(5), "a@busy-latest.io"),
+        signal(busy_last, "b@busy-latest.io"),
+    ];
+    let r = app
+        .graphql_as(
+            s.token(),
+            "mutation($inputs: [SignalInput!]!) { ingestSignals(inputs: $inputs) { summary { succeeded } } }",
+            json!({"inputs": inputs}),
+        )
+        .await;
+    assert_eq!(ok(&r)["ingestSignals"]["summary"]["succeeded"], 5);
+
+    const SCORES: &str = "{ accounts(first: 10) { edges { node { domain score { signalCount lastSignalAt computedAt factors { name inputs } } } } } }";
+    let scores = || async {
+        let r = app.graphql_as(s.token(), SCORES, json!({})).await;
+        let mut by_domain = HashMap::new();
+        for e in ok(&r)["accounts"]["edges"].as_array().unwrap() {
+            let node = &e["node"];
+            if !node["score"].is_null() {
+                by_domain.insert(
+                    node["domain"].as_str().unwrap().to_owned(),
+                    node["score"].clone(),
+                );
+            }
+        }
+        by_domain
+    };
+    let check = |by_domain: &HashMap<String, Value>| {
+        for (domain, last, in_window) in [
+            ("quiet-latest.io", quiet_last, 0),
+            ("busy-latest.io", busy_last, 2),
+        ] {
+            let score = &by_domain[domain];
+            let at: DateTime<Utc> = score["lastSignalAt"].as_str().unwrap().parse().unwrap();
+            assert_eq!(at, last, "{domain}: {score}");
+            assert_eq!(score["signalCount"], in_window, "{domain}: {score}");
+            let activity = score["factors"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|f| f["name"] == "recent_activity")
+                .unwrap();
+            let days = activity["inputs"]["daysSinceLastSignal"].as_f64().unwrap();
+            let want = (Utc::now() - last).num_seconds() as f64 / 86_400.0;
+            assert!(
+                (days - want).abs() < 0.02,
+                "{domain}: {days} days, not {want}"
+            );
+        }
+    };
+    // The debounced rescore that the ingest asked for.
+    let first = eventually(
+        Duration::from_secs(20),
+        "both accounts to be scored",
+        || async {
+            let by_domain = scores().await;
+            (by_domain.len() == 2).then_some(by_domain)
+        },
+    )
+    .await;
+    check(&first);
+    // The nightly recompute: both are scorable (one has a score, the other recent signals).
+    let scored = domain::scoring::rescore_organization(&app.db, org)
+        .await
+        .unwrap();
+    assert_eq!(scored, 2);
+    let again = scores().await;
+    check(&again);
+    for (domain, score) in &again {
+        assert_ne!(score["computedAt"], first[domain]["computedAt"], "{domain}");
+    }
+}
