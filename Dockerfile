@@ -27,8 +27,9 @@ COPY --from=plan /src/recipe.json recipe.json
 RUN DEVSIGNAL_SKIP_FRONTEND=1 cargo chef cook --release --locked --recipe-path recipe.json --package devsignal-server --bin devsignal
 COPY . .
 COPY --from=web /src/frontend/dist frontend/dist
-# The dashboard is already built (above): embed frontend/dist as it is.
-RUN DEVSIGNAL_SKIP_FRONTEND=1 cargo build --release --locked --bin devsignal
+# The dashboard is already built (above): embed frontend/dist as it is. The same package, binary
+# and profile as `cargo chef cook`, so only DevSignal's own crates compile here.
+RUN DEVSIGNAL_SKIP_FRONTEND=1 cargo build --release --locked --package devsignal-server --bin devsignal
 
 # --- The runtime ----------------------------------------------------------------------------------
 FROM debian:bookworm-slim
@@ -45,6 +46,8 @@ VOLUME ["/data"]
 USER devsignal
 WORKDIR /data
 EXPOSE 3000 3001
-# A server answers on PORT, a worker (`devsignal worker`) on WORKER_HEALTH_PORT.
-HEALTHCHECK --interval=10s --timeout=3s --start-period=30s --retries=3 CMD curl -fsS "http://127.0.0.1:${PORT}/health" || curl -fsS "http://127.0.0.1:${WORKER_HEALTH_PORT}/health" || exit 1
+# The health of the process this container runs: a worker (`devsignal worker`, as PID 1 or under
+# --init) answers on WORKER_HEALTH_PORT, a server on PORT. Never the other port as a fallback: with
+# --network host that would be another container's answer.
+HEALTHCHECK --interval=10s --timeout=3s --start-period=30s --retries=3 CMD port="$PORT"; tr '\0' ' ' </proc/1/cmdline | grep -qE '(^| )worker( |$)' && port="$WORKER_HEALTH_PORT"; curl -fsS "http://127.0.0.1:$port/health" || exit 1
 CMD ["devsignal", "serve"]
