@@ -1,4 +1,6 @@
-//! One entry of the event log. `seq` orders the log; consumers resume from it.
+//! One entry of the event log. `seq` numbers rows as they are inserted; `position`, given once
+//! the row's transaction has committed (`domain::events::sequence`), is the order consumers read
+//! in and resume from (NULL until then).
 
 use sea_orm::entity::prelude::*;
 
@@ -14,6 +16,7 @@ pub struct Model {
     pub actor_user_id: Option<Uuid>,
     pub actor_api_key_id: Option<Uuid>,
     pub occurred_at: DateTimeUtc,
+    pub position: Option<i64>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

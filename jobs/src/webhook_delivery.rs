@@ -236,6 +236,7 @@ const DISPATCH_BATCH: u64 = 500;
 /// Turns new events into deliveries until the log is drained; returns how many deliveries were
 /// made.
 pub async fn dispatch_all(db: &DatabaseConnection) -> domain::Result<usize> {
+    domain::events::sequence(db).await?;
     let mut made = 0;
     loop {
         let txn = domain::db::begin(db).await?;

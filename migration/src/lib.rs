@@ -30,6 +30,7 @@ mod m20261203_000024_anomalies;
 mod m20261203_000025_billing;
 mod m20261203_000026_privacy_demo;
 mod m20261203_000027_imports_exports;
+mod m20261204_000028_event_positions;
 
 pub struct Migrator;
 
@@ -62,6 +63,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261203_000025_billing::Migration),
             Box::new(m20261203_000026_privacy_demo::Migration),
             Box::new(m20261203_000027_imports_exports::Migration),
+            Box::new(m20261204_000028_event_positions::Migration),
         ]
     }
 }

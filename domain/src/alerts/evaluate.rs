@@ -52,6 +52,7 @@ pub(super) fn passes(rule: &Rule, account: Uuid, tier: Option<&String>, tags: &[
 
 /// Evaluates every new event until the log is drained; returns how many alerts fired.
 pub async fn evaluate_all(db: &DatabaseConnection) -> Result<usize> {
+    crate::events::sequence(db).await?;
     let mut fired = 0;
     loop {
         let txn = crate::db::begin(db).await?;
@@ -102,12 +103,12 @@ pub async fn evaluate(txn: &DatabaseTransaction, limit: u64) -> Result<(usize, u
     let now = Utc::now();
     let after = lock_cursor(txn, now).await?;
     let batch = event_rows::Entity::find()
-        .filter(event_rows::Column::Seq.gt(after))
-        .order_by_asc(event_rows::Column::Seq)
+        .filter(event_rows::Column::Position.gt(after))
+        .order_by_asc(event_rows::Column::Position)
         .limit(limit.max(1))
         .all(txn)
         .await?;
-    let Some(last) = batch.last().map(|e| e.seq) else {
+    let Some(last) = batch.last().and_then(|e| e.position) else {
         return Ok((0, 0));
     };
     let watched = [
@@ -343,7 +344,7 @@ async fn fire(
                     rule,
                     account_id: account,
                     account_name: name.clone(),
-                    event_seq: Some(e.seq),
+                    event_seq: e.position,
                     at: e.occurred_at,
                     title,
                     data,

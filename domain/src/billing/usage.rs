@@ -313,7 +313,7 @@ pub async fn warn(
             "plan": standing.effective.id,
             "period": period,
         });
-        let event = events::append(
+        events::append(
             txn,
             org,
             None,
@@ -321,10 +321,7 @@ pub async fn warn(
             payload.clone(),
         )
         .await?;
-        notify_admins(
-            txn, org, standing, m, t, after, limit, payload, event.seq, now,
-        )
-        .await?;
+        notify_admins(txn, org, standing, m, t, after, limit, payload, now).await?;
     }
     Ok(())
 }
@@ -339,7 +336,6 @@ async fn notify_admins(
     current: u64,
     limit: u64,
     data: serde_json::Value,
-    seq: i64,
     now: DateTime<Utc>,
 ) -> Result<()> {
     let admins: Vec<Uuid> = memberships::Entity::find()
@@ -387,7 +383,8 @@ async fn notify_admins(
             title: Set(title.clone()),
             body: Set(body.clone()),
             data: Set(data.clone()),
-            event_seq: Set(Some(seq)),
+            // The warning's event gets its position only once this transaction commits.
+            event_seq: Set(None),
             read_at: Set(None),
             created_at: Set(now),
         })

@@ -1,24 +1,29 @@
 //! The event log: the spine of the system. Every state change outsiders may care about appends an
 //! event in the **same transaction** as the change, so a rolled-back change leaves no event and a
 //! committed one always has its event. Subscriptions, webhooks, workflows and alerts read this
-//! log and nothing else, resuming from the sequence number (`seq`) they last saw.
+//! log and nothing else, resuming from the position (`seq` in the API) they last saw.
 //!
-//! Ordering: `seq` comes from the database (an auto-increment key). On PostgreSQL two
-//! transactions could commit in the opposite order of their `seq`s, and a consumer that had read
-//! up to the later one would then skip the earlier one for good. [`append`] prevents that by
-//! taking a transaction-scoped advisory lock first, so appenders commit one after another in `seq`
-//! order. SQLite serialises writers anyway. Append the event as the last write of a transaction to
-//! keep the lock short.
+//! Ordering: a consumer that has read up to position *p* must never later find an event below
+//! *p*. Numbers handed out while a transaction runs cannot promise that on PostgreSQL (two
+//! transactions may commit in the opposite order of their numbers), and holding one lock from the
+//! append to the commit serialised every writer. So an event gets its **position after its
+//! transaction has committed**: [`sequence`] numbers the committed rows that have none yet, one
+//! sequencer at a time behind a short advisory lock, so positions are handed out in the order
+//! they become visible. Appenders take no lock at all; readers call [`sequence`] first (it costs
+//! one indexed probe when nothing waits), which also keeps read-your-writes: an event committed
+//! before a read began has its position by the time that read runs. On SQLite writers are serial,
+//! so [`append`] positions its rows inside the writing transaction with the same statement.
 
 use chrono::{DateTime, Utc};
 use entity::events;
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseTransaction, EntityTrait, QueryFilter,
-    QueryOrder, QuerySelect, Set,
+    ColumnTrait, ConnectionTrait, DatabaseConnection, DatabaseTransaction, EntityTrait,
+    QueryFilter, QueryOrder, QuerySelect, Set, Statement,
 };
 use serde_json::Value;
 use uuid::Uuid;
 
+use crate::db::Backend;
 use crate::{Actor, Error, Result, Role};
 
 mod payloads;
@@ -27,8 +32,11 @@ mod types;
 pub use payloads::{AnomalyDetected, Payload, ScoreChanged, SignalCreated};
 pub use types::{EventType, TYPES};
 
-/// A key no other DevSignal lock uses: orders event appends on PostgreSQL.
-const EVENTS_LOCK_KEY: i64 = 0x6465_7673_6967_6e02;
+/// A key no other DevSignal lock uses: one [`sequence`] at a time on PostgreSQL.
+const SEQUENCER_LOCK_KEY: i64 = 0x6465_7673_6967_6e02;
+
+/// At most this many events are positioned per sequencing statement.
+const SEQUENCE_BATCH: u64 = 10_000;
 
 /// One entry of the log.
 #[derive(Debug, Clone, PartialEq)]
@@ -43,10 +51,11 @@ pub struct Event {
     pub occurred_at: DateTime<Utc>,
 }
 
-impl From<events::Model> for Event {
-    fn from(m: events::Model) -> Self {
-        Event {
-            seq: m.seq,
+impl Event {
+    /// The event a stored row is, once it has a position (none before: consumers never see it).
+    fn positioned(m: events::Model) -> Option<Event> {
+        Some(Event {
+            seq: m.position?,
             id: m.id,
             organization_id: m.organization_id,
             event_type: m.event_type,
@@ -54,67 +63,59 @@ impl From<events::Model> for Event {
             actor_user_id: m.actor_user_id,
             actor_api_key_id: m.actor_api_key_id,
             occurred_at: m.occurred_at,
-        }
+        })
     }
 }
 
-/// Appends one event to `organization_id`'s log inside `txn`. `actor` (when a person or key
-/// caused the change) is recorded for attribution. Panics nowhere; an unknown type is refused.
+/// Appends one event to `organization_id`'s log inside `txn` and returns its id; it gets its
+/// position once `txn` has committed (see the module docs). `actor` (when a person or key caused
+/// the change) is recorded for attribution. An unknown type is refused.
 pub async fn append(
     txn: &DatabaseTransaction,
     organization_id: Uuid,
     actor: Option<&Actor>,
     event_type: &str,
     payload: Value,
-) -> Result<Event> {
-    if EventType::parse(event_type).is_none() {
-        return Err(Error::Internal(format!("unknown event type {event_type}")));
-    }
-    crate::db::advisory_xact_lock(txn, &[EVENTS_LOCK_KEY]).await?;
-    let (actor_user_id, actor_api_key_id) = actor_columns(actor);
-    let model = events::ActiveModel {
-        id: Set(Uuid::now_v7()),
-        organization_id: Set(organization_id),
-        event_type: Set(event_type.to_owned()),
-        payload: Set(payload),
-        actor_user_id: Set(actor_user_id),
-        actor_api_key_id: Set(actor_api_key_id),
-        occurred_at: Set(Utc::now()),
-        ..Default::default()
-    }
-    .insert(txn)
-    .await?;
-    Ok(model.into())
+) -> Result<Uuid> {
+    let ids = append_many(txn, organization_id, actor, vec![(event_type, payload)]).await?;
+    ids.into_iter()
+        .next()
+        .ok_or_else(|| Error::Internal("an appended event has no id".into()))
 }
 
-/// Appends several events of one organization inside `txn`, in order, with one lock and one
-/// multi-row insert per 500 events (for batch writes such as signal ingest).
+/// Appends several events of one organization inside `txn`, in order, with one multi-row insert
+/// per 500 events (for batch writes such as signal ingest); returns their ids in that order.
 pub async fn append_many(
     txn: &DatabaseTransaction,
     organization_id: Uuid,
     actor: Option<&Actor>,
     items: Vec<(&str, Value)>,
-) -> Result<()> {
+) -> Result<Vec<Uuid>> {
     if items.is_empty() {
-        return Ok(());
+        return Ok(Vec::new());
     }
     if let Some((bad, _)) = items.iter().find(|(t, _)| EventType::parse(t).is_none()) {
         return Err(Error::Internal(format!("unknown event type {bad}")));
     }
-    crate::db::advisory_xact_lock(txn, &[EVENTS_LOCK_KEY]).await?;
     let (actor_user_id, actor_api_key_id) = actor_columns(actor);
     let now = Utc::now();
+    let mut ids = Vec::with_capacity(items.len());
     let rows: Vec<events::ActiveModel> = items
         .into_iter()
-        .map(|(t, payload)| events::ActiveModel {
-            id: Set(Uuid::now_v7()),
-            organization_id: Set(organization_id),
-            event_type: Set(t.to_owned()),
-            payload: Set(payload),
-            actor_user_id: Set(actor_user_id),
-            actor_api_key_id: Set(actor_api_key_id),
-            occurred_at: Set(now),
-            ..Default::default()
+        .map(|(t, payload)| {
+            let id = Uuid::now_v7();
+            ids.push(id);
+            events::ActiveModel {
+                id: Set(id),
+                organization_id: Set(organization_id),
+                event_type: Set(t.to_owned()),
+                payload: Set(payload),
+                actor_user_id: Set(actor_user_id),
+                actor_api_key_id: Set(actor_api_key_id),
+                occurred_at: Set(now),
+                position: Set(None),
+                ..Default::default()
+            }
         })
         .collect();
     let mut rows = rows.into_iter().peekable();
@@ -127,7 +128,61 @@ pub async fn append_many(
             .exec_without_returning(txn)
             .await?;
     }
-    Ok(())
+    if Backend::of(txn) != Backend::Postgres {
+        // Serial writers: this transaction's rows are the next to become visible.
+        position_pending(txn).await?;
+    }
+    Ok(ids)
+}
+
+/// Gives the committed events that have no position yet the next positions, in insertion
+/// order, and returns how many it positioned. Readers call it before reading (it is one indexed
+/// probe when nothing waits); on PostgreSQL one sequencer runs at a time, each in a short
+/// transaction of its own, so positions are handed out in the order events become visible and a
+/// reader resuming after the last position it saw misses nothing. A no-op on SQLite, where
+/// [`append`] positions events as it writes them.
+pub async fn sequence(db: &DatabaseConnection) -> Result<u64> {
+    if Backend::of(db) != Backend::Postgres {
+        return Ok(0);
+    }
+    let mut total = 0;
+    loop {
+        let waiting = events::Entity::find()
+            .select_only()
+            .column(events::Column::Seq)
+            .filter(events::Column::Position.is_null())
+            .limit(1)
+            .into_tuple::<i64>()
+            .one(db)
+            .await?;
+        if waiting.is_none() {
+            return Ok(total);
+        }
+        let txn = crate::db::begin(db).await?;
+        crate::db::advisory_xact_lock(&txn, &[SEQUENCER_LOCK_KEY]).await?;
+        let n = position_pending(&txn).await?;
+        txn.commit().await?;
+        total += n;
+        if n < SEQUENCE_BATCH {
+            return Ok(total);
+        }
+    }
+}
+
+/// Positions up to [`SEQUENCE_BATCH`] of the events without a position that `db` sees, after
+/// the highest position given so far, in insertion order. Callers make sure no one else does
+/// this at the same time (the sequencer lock, or SQLite's single writer).
+async fn position_pending(db: &impl ConnectionTrait) -> Result<u64> {
+    let backend = db.get_database_backend();
+    let sql = format!(
+        "WITH base AS (SELECT COALESCE(MAX(position), 0) AS top FROM events), \
+         todo AS (SELECT seq, ROW_NUMBER() OVER (ORDER BY seq) AS n FROM events \
+                  WHERE position IS NULL ORDER BY seq LIMIT {SEQUENCE_BATCH}) \
+         UPDATE events SET position = base.top + todo.n FROM base, todo \
+         WHERE events.seq = todo.seq"
+    );
+    let done = db.execute_raw(Statement::from_string(backend, sql)).await?;
+    Ok(done.rows_affected())
 }
 
 /// Which events to read.
@@ -158,8 +213,9 @@ pub fn validate_types(field: &str, types: &[String]) -> Result<()> {
     }
 }
 
-/// The organization's events in sequence order, for consumers (subscriptions, webhooks, jobs)
-/// that already know which organization they serve.
+/// The organization's events in position order, for consumers (subscriptions, webhooks, jobs)
+/// that already know which organization they serve. Call [`sequence`] first to include what
+/// has just been committed.
 pub async fn read(
     db: &impl ConnectionTrait,
     organization_id: Uuid,
@@ -167,50 +223,54 @@ pub async fn read(
 ) -> Result<Vec<Event>> {
     let mut select = events::Entity::find()
         .filter(events::Column::OrganizationId.eq(organization_id))
-        .order_by_asc(events::Column::Seq)
+        .filter(events::Column::Position.gt(query.after.unwrap_or(0)))
+        .order_by_asc(events::Column::Position)
         .limit(query.limit.clamp(1, MAX_PAGE));
-    if let Some(after) = query.after {
-        select = select.filter(events::Column::Seq.gt(after));
-    }
     if !query.types.is_empty() {
         select = select.filter(events::Column::EventType.is_in(query.types.clone()));
     }
-    Ok(select.all(db).await?.into_iter().map(Event::from).collect())
+    Ok(select
+        .all(db)
+        .await?
+        .into_iter()
+        .filter_map(Event::positioned)
+        .collect())
 }
 
 /// The log as an ADMIN of the actor's organization sees it.
 pub async fn list(
-    db: &impl ConnectionTrait,
+    db: &DatabaseConnection,
     actor: &Actor,
     query: &EventQuery,
 ) -> Result<Vec<Event>> {
     actor.require_role(Role::Admin)?;
     actor.require_scope("admin")?;
     validate_types("types", &query.types)?;
+    sequence(db).await?;
     read(db, actor.organization_id, query).await
 }
 
-/// Every organization's events after `after`, in sequence order, at most `limit` (capped at
-/// [`MAX_PAGE`]): what a process's live-event tailer reads to fan events out to its
-/// subscribers. Appends commit in `seq` order (see the module docs), so reading on from the last
-/// `seq` seen never skips one.
+/// Every organization's events after position `after`, in position order, at most `limit`
+/// (capped at [`MAX_PAGE`]): what a process's live-event tailer reads to fan events out to its
+/// subscribers. Positions are given in commit order (see the module docs), so reading on from
+/// the last position seen never skips one. Call [`sequence`] first.
 pub async fn tail(db: &impl ConnectionTrait, after: i64, limit: u64) -> Result<Vec<Event>> {
     Ok(events::Entity::find()
-        .filter(events::Column::Seq.gt(after))
-        .order_by_asc(events::Column::Seq)
+        .filter(events::Column::Position.gt(after))
+        .order_by_asc(events::Column::Position)
         .limit(limit.clamp(1, MAX_PAGE))
         .all(db)
         .await?
         .into_iter()
-        .map(Event::from)
+        .filter_map(Event::positioned)
         .collect())
 }
 
-/// The newest sequence number of the whole log (0 when empty).
+/// The highest position of the whole log (0 when empty).
 pub async fn latest_seq_all(db: &impl ConnectionTrait) -> Result<i64> {
     let max: Option<Option<i64>> = events::Entity::find()
         .select_only()
-        .column_as(events::Column::Seq.max(), "max_seq")
+        .column_as(events::Column::Position.max(), "max_seq")
         .into_tuple()
         .one(db)
         .await?;
@@ -255,11 +315,11 @@ pub fn read_scope(event_type: &str) -> &'static str {
     }
 }
 
-/// The newest sequence number of the organization's log (0 when empty).
+/// The highest position of the organization's log (0 when empty).
 pub async fn latest_seq(db: &impl ConnectionTrait, organization_id: Uuid) -> Result<i64> {
     let max: Option<Option<i64>> = events::Entity::find()
         .select_only()
-        .column_as(events::Column::Seq.max(), "max_seq")
+        .column_as(events::Column::Position.max(), "max_seq")
         .filter(events::Column::OrganizationId.eq(organization_id))
         .into_tuple()
         .one(db)
@@ -280,7 +340,7 @@ fn actor_columns(actor: Option<&Actor>) -> (Option<Uuid>, Option<Uuid>) {
 mod tests {
     use super::*;
     use crate::db;
-    use sea_orm::TransactionTrait;
+    use sea_orm::{ActiveModelTrait, TransactionTrait};
     use serde_json::json;
 
     async fn setup() -> (tempfile::TempDir, sea_orm::DatabaseConnection, Uuid, Uuid) {
@@ -328,15 +388,20 @@ mod tests {
             .await
             .unwrap();
         txn.commit().await.unwrap();
-        assert!(b.seq > a.seq);
+        assert_eq!(
+            sequence(&conn).await.unwrap(),
+            0,
+            "SQLite positions at append"
+        );
         let all = read(&conn, org, &q).await.unwrap();
-        assert_eq!(all.len(), 2);
-        assert_eq!(latest_seq(&conn, org).await.unwrap(), b.seq);
+        assert_eq!(all.iter().map(|e| e.id).collect::<Vec<_>>(), [a, b]);
+        assert!(all[1].seq > all[0].seq);
+        assert_eq!(latest_seq(&conn, org).await.unwrap(), all[1].seq);
         let after = read(
             &conn,
             org,
             &EventQuery {
-                after: Some(a.seq),
+                after: Some(all[0].seq),
                 limit: 10,
                 ..Default::default()
             },

@@ -111,7 +111,7 @@ pub async fn export_contact(db: &DatabaseConnection, actor: &Actor, id: Uuid) ->
             "updatedAt": c.updated_at,
         })).collect::<Vec<_>>(),
         "events": events.iter().map(|e| json!({
-            "seq": e.seq, "id": e.id, "type": e.event_type, "payload": e.payload,
+            "seq": e.position, "id": e.id, "type": e.event_type, "payload": e.payload,
             "occurredAt": e.occurred_at,
         })).collect::<Vec<_>>(),
     }))

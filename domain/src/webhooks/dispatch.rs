@@ -113,12 +113,12 @@ pub async fn dispatch(
         .await?
         .ok_or_else(|| Error::Internal("webhook cursor missing".into()))?;
     let batch = event_rows::Entity::find()
-        .filter(event_rows::Column::Seq.gt(cursor.last_seq))
-        .order_by_asc(event_rows::Column::Seq)
+        .filter(event_rows::Column::Position.gt(cursor.last_seq))
+        .order_by_asc(event_rows::Column::Position)
         .limit(limit.max(1))
         .all(txn)
         .await?;
-    let Some(last) = batch.last().map(|e| e.seq) else {
+    let Some(last) = batch.last().and_then(|e| e.position) else {
         return Ok((0, Vec::new()));
     };
     let orgs: HashSet<Uuid> = batch.iter().map(|e| e.organization_id).collect();
@@ -138,7 +138,7 @@ pub async fn dispatch(
             if ep.created_at <= ev.occurred_at && wants(ep, &ev.event_type, &ev.payload) {
                 rows.push(new_delivery(
                     ep,
-                    Some(ev.seq),
+                    ev.position,
                     &ev.event_type,
                     ev.occurred_at,
                     ev.payload.clone(),
@@ -181,11 +181,13 @@ pub async fn replay(
             "the endpoint is disabled; enable it first",
         ));
     }
+    crate::events::sequence(db).await?;
     let evs = event_rows::Entity::find()
         .filter(event_rows::Column::OrganizationId.eq(actor.organization_id))
+        .filter(event_rows::Column::Position.is_not_null())
         .filter(event_rows::Column::OccurredAt.gte(from))
         .filter(event_rows::Column::OccurredAt.lte(to))
-        .order_by_asc(event_rows::Column::Seq)
+        .order_by_asc(event_rows::Column::Position)
         .limit(MAX_REPLAY + 1)
         .all(db)
         .await?;
@@ -202,7 +204,7 @@ pub async fn replay(
         .map(|ev| {
             new_delivery(
                 &ep,
-                Some(ev.seq),
+                ev.position,
                 &ev.event_type,
                 ev.occurred_at,
                 ev.payload.clone(),

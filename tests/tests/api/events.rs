@@ -1,6 +1,6 @@
 //! The event log's ordering promise, on the real database of the run (SQLite or PostgreSQL):
-//! a consumer that resumes from the last sequence number it saw never skips an event, even while
-//! many transactions append and commit concurrently.
+//! a consumer that resumes from the last position it saw never skips an event, even while many
+//! transactions append and commit concurrently, and appenders do not wait for one another.
 
 use std::collections::BTreeSet;
 use std::time::Duration;
@@ -8,13 +8,11 @@ use std::time::Duration;
 use chrono::Utc;
 use devsignal_tests::spawn_app;
 use domain::events::{self, EventQuery};
-use sea_orm::{ActiveModelTrait, Set, TransactionTrait};
+use sea_orm::{ActiveModelTrait, DatabaseConnection, Set, TransactionTrait};
 use serde_json::json;
 use uuid::Uuid;
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn a_resuming_consumer_never_skips_concurrently_committed_events() {
-    let app = spawn_app().await;
+async fn organization(db: &DatabaseConnection) -> Uuid {
     let org = Uuid::now_v7();
     entity::organizations::ActiveModel {
         id: Set(org),
@@ -23,9 +21,69 @@ async fn a_resuming_consumer_never_skips_concurrently_committed_events() {
         created_at: Set(Utc::now()),
         updated_at: Set(Utc::now()),
     }
-    .insert(&app.db)
+    .insert(db)
     .await
     .unwrap();
+    org
+}
+
+async fn after(db: &DatabaseConnection, org: Uuid, cursor: i64) -> Vec<events::Event> {
+    events::sequence(db).await.unwrap();
+    events::read(
+        db,
+        org,
+        &EventQuery {
+            after: Some(cursor),
+            limit: 100,
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap()
+}
+
+/// The case a number handed out at insert time gets wrong: a transaction that appended first
+/// commits last. Its event must come after everything a consumer has already read, not before.
+/// (PostgreSQL only: SQLite has one writer at a time, so the overlap cannot happen there.)
+#[tokio::test]
+async fn an_event_committed_late_comes_after_what_was_already_read_and_nobody_waited_for_it() {
+    let app = spawn_app().await;
+    if !app.test_db.is_postgres() {
+        return;
+    }
+    let org = organization(&app.db).await;
+    let slow = app.db.begin().await.unwrap();
+    events::append(&slow, org, None, "contact.created", json!({"n": "slow"}))
+        .await
+        .unwrap();
+    // Another writer appends and commits while the first is still open: it must not wait for
+    // it (appends share no lock).
+    let quick = tokio::time::timeout(Duration::from_secs(5), async {
+        let txn = app.db.begin().await.unwrap();
+        events::append(&txn, org, None, "contact.created", json!({"n": "quick"}))
+            .await
+            .unwrap();
+        txn.commit().await.unwrap();
+    })
+    .await;
+    assert!(
+        quick.is_ok(),
+        "an append waited for another open transaction"
+    );
+    let first = after(&app.db, org, 0).await;
+    assert_eq!(first.len(), 1);
+    assert_eq!(first[0].payload["n"], "quick");
+    slow.commit().await.unwrap();
+    let second = after(&app.db, org, first[0].seq).await;
+    assert_eq!(second.len(), 1, "the late commit was skipped");
+    assert_eq!(second[0].payload["n"], "slow");
+    assert!(second[0].seq > first[0].seq);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_resuming_consumer_never_skips_concurrently_committed_events() {
+    let app = spawn_app().await;
+    let org = organization(&app.db).await;
 
     const WRITERS: usize = 8;
     const EACH: usize = 15;
@@ -56,6 +114,7 @@ async fn a_resuming_consumer_never_skips_concurrently_committed_events() {
             "only {} of {total} events seen",
             seen.len()
         );
+        events::sequence(&app.db).await.unwrap();
         let page = events::read(
             &app.db,
             org,
@@ -82,6 +141,7 @@ async fn a_resuming_consumer_never_skips_concurrently_committed_events() {
     for w in writers {
         w.await.unwrap();
     }
+    events::sequence(&app.db).await.unwrap();
     // Everything committed was seen exactly by walking forward from the cursor.
     let all = events::read(
         &app.db,
