@@ -266,8 +266,16 @@ pub async fn tail(db: &impl ConnectionTrait, after: i64, limit: u64) -> Result<V
         .collect())
 }
 
-/// The highest position of the whole log (0 when empty).
-pub async fn latest_seq_all(db: &impl ConnectionTrait) -> Result<i64> {
+/// The highest position of the whole log (0 when empty), once every committed event has one:
+/// a consumer whose cursor has reached it has seen everything committed before the call.
+pub async fn latest_seq_all(db: &DatabaseConnection) -> Result<i64> {
+    sequence(db).await?;
+    top_position(db).await
+}
+
+/// The highest position given so far, without sequencing (inside a transaction that runs after
+/// [`sequence`]).
+pub(crate) async fn top_position(db: &impl ConnectionTrait) -> Result<i64> {
     let max: Option<Option<i64>> = events::Entity::find()
         .select_only()
         .column_as(events::Column::Position.max(), "max_seq")
@@ -275,6 +283,29 @@ pub async fn latest_seq_all(db: &impl ConnectionTrait) -> Result<i64> {
         .one(db)
         .await?;
     Ok(max.flatten().unwrap_or(0))
+}
+
+/// Whether the consumer whose cursor row in `webhook_cursor` is `cursor` has events to read:
+/// `None` when it has no cursor yet, else whether a positioned event lies past it. A lock-free
+/// read, so an idle consumer polling the log takes no write lock (call [`sequence`] first); an
+/// event committed just after it is found on the next poll.
+pub async fn pending_after(db: &impl ConnectionTrait, cursor: &str) -> Result<Option<bool>> {
+    let Some(last) = entity::webhook_cursor::Entity::find_by_id(cursor.to_owned())
+        .one(db)
+        .await?
+        .map(|c| c.last_seq)
+    else {
+        return Ok(None);
+    };
+    let next = events::Entity::find()
+        .select_only()
+        .column(events::Column::Seq)
+        .filter(events::Column::Position.gt(last))
+        .limit(1)
+        .into_tuple::<i64>()
+        .one(db)
+        .await?;
+    Ok(Some(next.is_some()))
 }
 
 /// May `actor` follow events of `event_type` live? New signals need `signals:read`, score and
@@ -315,8 +346,10 @@ pub fn read_scope(event_type: &str) -> &'static str {
     }
 }
 
-/// The highest position of the organization's log (0 when empty).
-pub async fn latest_seq(db: &impl ConnectionTrait, organization_id: Uuid) -> Result<i64> {
+/// The highest position of the organization's log (0 when empty), once every committed event
+/// has one.
+pub async fn latest_seq(db: &DatabaseConnection, organization_id: Uuid) -> Result<i64> {
+    sequence(db).await?;
     let max: Option<Option<i64>> = events::Entity::find()
         .select_only()
         .column_as(events::Column::Position.max(), "max_seq")
