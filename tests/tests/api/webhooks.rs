@@ -734,7 +734,12 @@ async fn private_targets_are_refused_when_saved_and_when_sent() {
     // against an endpoint row that points at `localhost`.
     let rx = Receiver::start().await;
     let url = rx.url.replace("127.0.0.1", "localhost");
-    let allowed = spawn_app_with(&[("WEBHOOK_POLL_INTERVAL_MS", "3600000")]).await;
+    // No worker (so no delivery loop of its own): only the refusing tick below may send.
+    let test_db = devsignal_tests::TestDatabase::new().await;
+    let mut config =
+        server::config::Config::from_vars(&devsignal_tests::test_vars(&test_db, &[])).unwrap();
+    config.run_worker = false;
+    let allowed = devsignal_tests::spawn_config(test_db, config).await;
     let (c, _) = allowed.two_tenants().await;
     let (ep, _) = create_endpoint(&allowed, &c, &url, &["company.created"]).await;
     create_account(&allowed, &c, "Rebound").await;
