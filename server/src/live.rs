@@ -276,7 +276,15 @@ async fn tailer(inner: Arc<Inner>, hub: Arc<Hub>) {
         }
         loop {
             match events::tail(&inner.db, position, READ_BATCH).await {
-                Ok(batch) => {
+                Ok(mut batch) => {
+                    // Once here rather than once per subscriber that selects it; without it
+                    // (a failed read), subscribers load it themselves.
+                    let payloads = batch
+                        .iter_mut()
+                        .map(|e| (e.event_type.as_str(), &mut e.payload));
+                    if let Err(e) = domain::signals::complete_payloads(&inner.db, payloads).await {
+                        tracing::warn!(error = %e, "reading new signals' metadata failed");
+                    }
                     let full = batch.len() as u64 == READ_BATCH;
                     for e in batch {
                         position = e.seq;

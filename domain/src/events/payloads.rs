@@ -54,7 +54,10 @@ impl Payload for ScoreChanged {
     const TYPES: &'static [EventType] = &[EventType::ScoreChanged, EventType::TierChanged];
 }
 
-/// `signal.created`: the stored signal, plus its account's tier when it was ingested.
+/// `signal.created`: the stored signal without its metadata, plus its account's tier when it was
+/// ingested. The metadata (the bulk of a signal, up to 64 KB) stays in `signals` only, so the
+/// log is not a second copy of every signal: consumers that hand it out (webhook deliveries, the
+/// `signalCreated` subscription) read it from the signal. Events written before carry it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct SignalCreated {
@@ -65,16 +68,13 @@ pub struct SignalCreated {
     pub contact_id: Option<Uuid>,
     pub account_id: Option<Uuid>,
     pub anonymous_id: Option<String>,
-    #[serde(default = "empty_object")]
-    pub metadata: Value,
+    /// Only in events written before payloads went lean.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metadata: Option<Value>,
     pub idempotency_key: Option<String>,
     pub timestamp: DateTime<Utc>,
     pub created_at: DateTime<Utc>,
     pub account_tier: Option<String>,
-}
-
-fn empty_object() -> Value {
-    Value::Object(serde_json::Map::new())
 }
 
 impl Payload for SignalCreated {

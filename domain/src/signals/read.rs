@@ -10,7 +10,8 @@ use uuid::Uuid;
 use crate::events::{Payload, SignalCreated};
 use crate::paging::{self, Page, PageRequest};
 use crate::{Actor, Error, Result, events};
-/// The `signal.created` payload: the signal, plus the account's tier when it was ingested.
+/// The `signal.created` payload: the signal without its metadata (see [`SignalCreated`]), plus
+/// the account's tier when it was ingested.
 pub fn event_payload(s: &signals::Model, account_tier: Option<&str>) -> Value {
     SignalCreated {
         id: s.id,
@@ -19,7 +20,7 @@ pub fn event_payload(s: &signals::Model, account_tier: Option<&str>) -> Value {
         contact_id: s.contact_id,
         account_id: s.account_id,
         anonymous_id: s.anonymous_id.clone(),
-        metadata: s.metadata.clone(),
+        metadata: None,
         idempotency_key: s.idempotency_key.clone(),
         timestamp: s.timestamp,
         created_at: s.created_at,
@@ -29,7 +30,8 @@ pub fn event_payload(s: &signals::Model, account_tier: Option<&str>) -> Value {
 }
 
 /// The signal a `signal.created` event describes (what live subscriptions hand out without
-/// reading the row again). `None` when the payload is not one.
+/// reading the row again), its metadata `Null` unless the event carries it (older events): the
+/// reader fetches it from the signal when asked. `None` when the payload is not one.
 pub fn from_event(event: &events::Event) -> Option<signals::Model> {
     let p = SignalCreated::decode(event)?;
     Some(signals::Model {
@@ -40,7 +42,8 @@ pub fn from_event(event: &events::Event) -> Option<signals::Model> {
         contact_id: p.contact_id,
         account_id: p.account_id,
         anonymous_id: p.anonymous_id,
-        metadata: p.metadata,
+        // Null: not carried by the event (see `SignalCreated`); read from the signal on demand.
+        metadata: p.metadata.unwrap_or(Value::Null),
         idempotency_key: p.idempotency_key,
         dedupe_key: String::new(),
         timestamp: p.timestamp,
@@ -121,6 +124,68 @@ pub async fn get(db: &impl ConnectionTrait, actor: &Actor, id: Uuid) -> Result<s
         .one(db)
         .await?
         .ok_or(Error::NotFound { entity: "Signal" })
+}
+
+/// The metadata of the signals `ids` (any organization: callers hold ids taken from events),
+/// in one statement per 1,000 ids. Signals gone since (erased) are absent.
+pub async fn metadata_of(
+    db: &impl ConnectionTrait,
+    ids: impl IntoIterator<Item = Uuid>,
+) -> Result<std::collections::HashMap<Uuid, Value>> {
+    use sea_orm::QuerySelect;
+    let ids: Vec<Uuid> = ids
+        .into_iter()
+        .collect::<std::collections::BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    let mut found = std::collections::HashMap::with_capacity(ids.len());
+    for chunk in ids.chunks(1000) {
+        let rows = signals::Entity::find()
+            .select_only()
+            .column(signals::Column::Id)
+            .column(signals::Column::Metadata)
+            .filter(signals::Column::Id.is_in(chunk.to_vec()))
+            .into_tuple::<(Uuid, Value)>()
+            .all(db)
+            .await?;
+        found.extend(rows);
+    }
+    Ok(found)
+}
+
+/// Gives the `signal.created` payloads among `payloads` that do not carry their signal's
+/// metadata (see [`SignalCreated`]) that metadata, `{}` for a signal erased since, in one
+/// statement: what a webhook delivery carries, and what a process's live fan-out reads once for
+/// all its subscribers. Other payloads are left alone.
+pub async fn complete_payloads<'a>(
+    db: &impl ConnectionTrait,
+    payloads: impl IntoIterator<Item = (&'a str, &'a mut Value)>,
+) -> Result<()> {
+    let lacking = |p: &Value| -> Option<Uuid> {
+        if p.get("metadata").is_some() {
+            return None;
+        }
+        p.get("id")?.as_str()?.parse().ok()
+    };
+    let mut todo: Vec<(Uuid, &mut Value)> = payloads
+        .into_iter()
+        .filter(|(t, _)| *t == crate::events::EventType::SignalCreated.as_str())
+        .filter_map(|(_, p)| Some((lacking(p)?, p)))
+        .collect();
+    if todo.is_empty() {
+        return Ok(());
+    }
+    let found = metadata_of(db, todo.iter().map(|(id, _)| *id).collect::<Vec<_>>()).await?;
+    for (id, p) in &mut todo {
+        if let Value::Object(m) = p {
+            let metadata = found.get(id).cloned();
+            m.insert(
+                "metadata".into(),
+                metadata.unwrap_or_else(|| serde_json::json!({})),
+            );
+        }
+    }
+    Ok(())
 }
 
 /// Signals by id, in the actor's organization (for loaders).

@@ -6,8 +6,8 @@ use chrono::{DateTime, Utc};
 use entity::{events as event_rows, webhook_cursor, webhook_deliveries, webhook_endpoints};
 use sea_orm::sea_query::{Expr, OnConflict};
 use sea_orm::{
-    ColumnTrait, DatabaseConnection, DatabaseTransaction, EntityTrait, IntoActiveModel,
-    QueryFilter, QueryOrder, QuerySelect, Set,
+    ColumnTrait, ConnectionTrait, DatabaseConnection, DatabaseTransaction, EntityTrait,
+    IntoActiveModel, QueryFilter, QueryOrder, QuerySelect, Set,
 };
 use serde_json::{Value, json};
 use uuid::Uuid;
@@ -65,6 +65,19 @@ pub(super) async fn insert_deliveries(
         .await?;
     }
     Ok(())
+}
+
+/// Puts each `signal.created` delivery's signal metadata into its body: the log's event does
+/// not carry it ([`crate::events::SignalCreated`]), a delivery does.
+async fn with_signal_metadata(
+    db: &impl ConnectionTrait,
+    rows: &mut [webhook_deliveries::Model],
+) -> Result<()> {
+    let payloads = rows.iter_mut().filter_map(|r| {
+        let data = r.body.get_mut("data")?;
+        Some((r.event_type.as_str(), data))
+    });
+    crate::signals::complete_payloads(db, payloads).await
 }
 
 /// The dispatch cursor's row in `webhook_cursor` (locked by each dispatch, and by an erasure
@@ -147,6 +160,7 @@ pub async fn dispatch(
             }
         }
     }
+    with_signal_metadata(txn, &mut rows).await?;
     insert_deliveries(txn, &rows).await?;
     webhook_cursor::Entity::update_many()
         .col_expr(webhook_cursor::Column::LastSeq, Expr::value(last))
@@ -198,7 +212,7 @@ pub async fn replay(
         ));
     }
     let now = Utc::now();
-    let rows: Vec<_> = evs
+    let mut rows: Vec<_> = evs
         .iter()
         .filter(|ev| wants(&ep, &ev.event_type, &ev.payload))
         .map(|ev| {
@@ -212,6 +226,7 @@ pub async fn replay(
             )
         })
         .collect();
+    with_signal_metadata(db, &mut rows).await?;
     let txn = crate::db::begin(db).await?;
     insert_deliveries(&txn, &rows).await?;
     audit::record(

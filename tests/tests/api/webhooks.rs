@@ -166,6 +166,22 @@ async fn deliveries(app: &TestApp, s: &Session, endpoint: &str) -> Vec<Value> {
         .collect()
 }
 
+/// `replayWebhooks` of `endpoint` over `[from, to]`; the whole response.
+async fn replay(
+    app: &TestApp,
+    s: &Session,
+    endpoint: &str,
+    from: chrono::DateTime<chrono::Utc>,
+    to: chrono::DateTime<chrono::Utc>,
+) -> Value {
+    app.graphql_as(
+        s.token(),
+        "mutation($id: ID!, $from: DateTime!, $to: DateTime!) { replayWebhooks(endpointId: $id, from: $from, to: $to) { count } }",
+        json!({"id": endpoint, "from": from.to_rfc3339(), "to": to.to_rfc3339()}),
+    )
+    .await
+}
+
 async fn endpoint_state(app: &TestApp, s: &Session, id: &str) -> Value {
     let r = app.graphql_as(s.token(), ENDPOINT, json!({"id": id})).await;
     ok(&r)["webhookEndpoint"].clone()
@@ -670,13 +686,7 @@ async fn rotation_signs_with_both_secrets_and_test_and_replay_send_again() {
     verify(&new, &hits[2]);
 
     // Replay re-sends the range from the log as new deliveries, in event order.
-    let r = app
-        .graphql_as(
-            a.token(),
-            "mutation($id: ID!, $from: DateTime!, $to: DateTime!) { replayWebhooks(endpointId: $id, from: $from, to: $to) { count } }",
-            json!({"id": ep, "from": start.to_rfc3339(), "to": chrono::Utc::now().to_rfc3339()}),
-        )
-        .await;
+    let r = replay(&app, &a, &ep, start, chrono::Utc::now()).await;
     assert_eq!(ok(&r)["replayWebhooks"]["count"], 2);
     let hits = rx.wait_for(5).await;
     let names: Vec<Value> = hits[3..]
@@ -688,13 +698,7 @@ async fn rotation_signs_with_both_secrets_and_test_and_replay_send_again() {
         vec![json!("Before Rotation"), json!("After Rotation")]
     );
     assert_ne!(hits[3].header("webhook-id"), hits[0].header("webhook-id"));
-    let r = app
-        .graphql_as(
-            a.token(),
-            "mutation($id: ID!, $from: DateTime!, $to: DateTime!) { replayWebhooks(endpointId: $id, from: $from, to: $to) { count } }",
-            json!({"id": ep, "from": chrono::Utc::now().to_rfc3339(), "to": start.to_rfc3339()}),
-        )
-        .await;
+    let r = replay(&app, &a, &ep, chrono::Utc::now(), start).await;
     assert_code(&r, "BAD_USER_INPUT");
     assert_eq!(field(&r), "to");
 }
@@ -984,4 +988,64 @@ async fn endpoints_may_ask_for_the_changed_object_read_when_sent_and_within_scop
     let got = theirs.wait_for(1).await[0].json();
     assert_eq!(got["object"], Value::Null, "{got}");
     assert!(!String::from_utf8_lossy(&theirs.hits()[0].body).contains("acme.test"));
+}
+
+#[tokio::test]
+async fn signal_deliveries_carry_the_metadata_the_log_leaves_out() {
+    let app = spawn_app_with(&[]).await;
+    let (a, b) = app.two_tenants().await;
+    let rx = Receiver::start().await;
+    let (ep, _) = create_endpoint(&app, &a, &rx.url, &["signal.created"]).await;
+    let start = chrono::Utc::now() - chrono::Duration::seconds(1);
+    let ingest = "mutation($input: SignalInput!) { ingestSignal(input: $input) { signal { id } } }";
+    let metadata = json!({"repo": "devsignal", "nested": {"stars": 3, "tags": ["a", "b"]}});
+    let r = app
+        .graphql_as(
+            a.token(),
+            ingest,
+            json!({"input": {"type": "repo_star", "actor": {"email": "jane@acme.io"}, "metadata": metadata}}),
+        )
+        .await;
+    let id = ok(&r)["ingestSignal"]["signal"]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    // The same signal id cannot reach another organization's signal: B's metadata stays B's.
+    let r = app
+        .graphql_as(
+            b.token(),
+            ingest,
+            json!({"input": {"type": "repo_star", "actor": {"email": "bob@other.io"}, "metadata": {"secret": "b"}}}),
+        )
+        .await;
+    ok(&r);
+
+    let hits = rx.wait_for(1).await;
+    let data = &hits[0].json()["data"];
+    assert_eq!(data["id"], id.as_str());
+    assert_eq!(data["type"], "repo_star");
+    assert_eq!(
+        data["metadata"], metadata,
+        "the delivery carries the signal's metadata"
+    );
+
+    // The log itself does not copy it.
+    let r = app
+        .graphql_as(
+            a.token(),
+            "query { events(types: [\"signal.created\"]) { payload } }",
+            json!({}),
+        )
+        .await;
+    let events = ok(&r)["events"].as_array().unwrap().clone();
+    assert_eq!(events.len(), 1);
+    assert_eq!(events[0]["payload"]["id"], id.as_str());
+    assert!(events[0]["payload"].get("metadata").is_none(), "{events:?}");
+
+    // A replay reads it again from the signal.
+    let r = replay(&app, &a, &ep, start, chrono::Utc::now()).await;
+    assert_eq!(ok(&r)["replayWebhooks"]["count"], 1);
+    let hits = rx.wait_for(2).await;
+    assert_eq!(hits[1].json()["data"]["metadata"], metadata);
+    assert_eq!(rx.hits().len(), 2);
 }

@@ -107,6 +107,27 @@ impl Loader<SourceId> for CrmLoader {
     }
 }
 
+/// A signal id, as a DataLoader key (the metadata of signals handed out from the event log).
+#[derive(Clone, Copy, Debug, Hash, PartialEq, Eq)]
+pub struct SignalId(pub Uuid);
+
+impl Loader<SignalId> for CrmLoader {
+    type Value = signals::Model;
+    type Error = async_graphql::Error;
+
+    async fn load(&self, keys: &[SignalId]) -> Result<HashMap<SignalId, Self::Value>, Self::Error> {
+        let ids = keys.iter().map(|k| k.0).collect();
+        let rows = domain::signals::by_ids(&*self.db().await?, self.actor()?, ids)
+            .await
+            .map_err(gql_error)?;
+        Ok(rows.into_iter().map(|m| (SignalId(m.id), m)).collect())
+    }
+}
+
+impl crate::graphql::crm::types::LoadKey for SignalId {
+    type Model = signals::Model;
+}
+
 impl crate::graphql::crm::types::LoadKey for ScoreOf {
     type Model = account_scores::Model;
 }
@@ -146,8 +167,17 @@ impl Signal {
     async fn anonymous_id(&self) -> Option<&str> {
         self.0.anonymous_id.as_deref()
     }
-    async fn metadata(&self) -> Json<serde_json::Value> {
-        Json(self.0.metadata.clone())
+    async fn metadata(&self, ctx: &Context<'_>) -> async_graphql::Result<Json<serde_json::Value>> {
+        if !self.0.metadata.is_null() {
+            return Ok(Json(self.0.metadata.clone()));
+        }
+        // A signal from the event log, which does not carry metadata: read it from the signal
+        // (batched across the signals of one response). An erased signal has none.
+        Ok(Json(
+            load(ctx, Some(SignalId(self.0.id)))
+                .await?
+                .map_or_else(|| serde_json::json!({}), |s| s.metadata),
+        ))
     }
     async fn idempotency_key(&self) -> Option<&str> {
         self.0.idempotency_key.as_deref()
