@@ -69,8 +69,30 @@ pub async fn evaluate_all(db: &DatabaseConnection) -> Result<usize> {
     }
 }
 
-/// Takes the cursor row's write lock, creating the cursor at the log's end the first time (rules
-/// watch what happens from then on, not the history before alerts existed). Returns its position.
+/// Creates the alert cursor at the log's end unless it exists: rules watch what happens from
+/// then on, not the history before alerts existed. Creating the first rule does it (after
+/// [`crate::events::sequence`]), so a rule sees every event committed after it, however late the
+/// evaluator's first round comes; the evaluator does it too, for installations whose rules
+/// predate the cursor.
+pub(super) async fn ensure_cursor(txn: &DatabaseTransaction, now: DateTime<Utc>) -> Result<()> {
+    let end = crate::events::top_position(txn).await?;
+    webhook_cursor::Entity::insert(webhook_cursor::ActiveModel {
+        name: Set(CURSOR.into()),
+        last_seq: Set(end),
+        updated_at: Set(now),
+    })
+    .on_conflict(
+        OnConflict::column(webhook_cursor::Column::Name)
+            .do_nothing()
+            .to_owned(),
+    )
+    .exec_without_returning(txn)
+    .await?;
+    Ok(())
+}
+
+/// Takes the cursor row's write lock, creating the cursor at the log's end the first time
+/// ([`ensure_cursor`]). Returns its position.
 async fn lock_cursor(txn: &DatabaseTransaction, now: DateTime<Utc>) -> Result<i64> {
     let touch = || {
         webhook_cursor::Entity::update_many()
@@ -78,19 +100,7 @@ async fn lock_cursor(txn: &DatabaseTransaction, now: DateTime<Utc>) -> Result<i6
             .filter(webhook_cursor::Column::Name.eq(CURSOR))
     };
     if touch().exec(txn).await?.rows_affected == 0 {
-        let end = crate::events::top_position(txn).await?;
-        webhook_cursor::Entity::insert(webhook_cursor::ActiveModel {
-            name: Set(CURSOR.into()),
-            last_seq: Set(end),
-            updated_at: Set(now),
-        })
-        .on_conflict(
-            OnConflict::column(webhook_cursor::Column::Name)
-                .do_nothing()
-                .to_owned(),
-        )
-        .exec_without_returning(txn)
-        .await?;
+        ensure_cursor(txn, now).await?;
         touch().exec(txn).await?;
     }
     Ok(webhook_cursor::Entity::find_by_id(CURSOR.to_owned())

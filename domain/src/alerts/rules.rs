@@ -363,6 +363,8 @@ pub async fn create_rule(
     input.name = input.name.trim().to_owned();
     check(&input)?;
     let slack = seal_slack(out, &input.slack).await?.flatten();
+    // Positions for what has committed, so the cursor below starts after it.
+    crate::events::sequence(db).await?;
     let txn = crate::db::begin(db).await?;
     check_references(&txn, actor, &input).await?;
     let held = alert_rules::Entity::find()
@@ -403,6 +405,8 @@ pub async fn create_rule(
             .metadata(json!({"name": row.name, "trigger": row.trigger})),
     )
     .await?;
+    // The rule sees every event committed from now on, whenever the evaluator next runs.
+    super::evaluate::ensure_cursor(&txn, now).await?;
     txn.commit().await?;
     Rule::from_row(row).ok_or_else(|| Error::Internal("stored rule unreadable".into()))
 }

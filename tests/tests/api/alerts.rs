@@ -742,3 +742,32 @@ async fn silence_and_falling_engagement_are_checked_on_schedule() {
     .await;
     assert_eq!(done.state, "completed", "{:?}", done.last_error);
 }
+
+#[tokio::test]
+async fn a_new_rule_sees_the_next_signal_however_late_the_evaluator_first_runs() {
+    // No worker: nothing evaluates until the test says so, as when the evaluator's first round
+    // comes after the rule and the signal.
+    let test_db = devsignal_tests::TestDatabase::new().await;
+    let mut config =
+        server::config::Config::from_vars(&devsignal_tests::test_vars(&test_db, &[])).unwrap();
+    config.run_worker = false;
+    let app = devsignal_tests::spawn_config(test_db, config).await;
+    let s = app.register("owner@late.test", "Late").await;
+    signal(&app, &s, "before.io", "ana", "repo_star").await;
+    create_rule(
+        &app,
+        &s,
+        json!({"name": "Stars", "trigger": "NEW_SIGNAL", "signalTypes": ["repo_star"]}),
+    )
+    .await;
+    signal(&app, &s, "acme.io", "ana", "repo_star").await;
+    assert_eq!(domain::alerts::evaluate_all(&app.db).await.unwrap(), 1);
+    let n = notifications(&app, &s).await;
+    let nodes = n["nodes"].as_array().unwrap();
+    assert_eq!(
+        nodes.len(),
+        1,
+        "the signal after the rule, not the one before: {n}"
+    );
+    assert_eq!(nodes[0]["account"]["domain"], "acme.io");
+}
