@@ -20,8 +20,8 @@ use serde_json::{Value, json};
 use uuid::Uuid;
 
 use super::{DEFAULT_WITHIN_DAYS, Rule, Trigger};
-use crate::events::EventType;
-use crate::{Error, Result};
+use crate::Result;
+use crate::events::{CursorStart, EventType};
 
 /// The consumer's row in `webhook_cursor`.
 pub const CURSOR: &str = "alerts";
@@ -74,40 +74,8 @@ pub async fn evaluate_all(db: &DatabaseConnection) -> Result<usize> {
 /// [`crate::events::sequence`]), so a rule sees every event committed after it, however late the
 /// evaluator's first round comes; the evaluator does it too, for installations whose rules
 /// predate the cursor.
-pub(super) async fn ensure_cursor(txn: &DatabaseTransaction, now: DateTime<Utc>) -> Result<()> {
-    let end = crate::events::top_position(txn).await?;
-    webhook_cursor::Entity::insert(webhook_cursor::ActiveModel {
-        name: Set(CURSOR.into()),
-        last_seq: Set(end),
-        updated_at: Set(now),
-    })
-    .on_conflict(
-        OnConflict::column(webhook_cursor::Column::Name)
-            .do_nothing()
-            .to_owned(),
-    )
-    .exec_without_returning(txn)
-    .await?;
-    Ok(())
-}
-
-/// Takes the cursor row's write lock, creating the cursor at the log's end the first time
-/// ([`ensure_cursor`]). Returns its position.
-async fn lock_cursor(txn: &DatabaseTransaction, now: DateTime<Utc>) -> Result<i64> {
-    let touch = || {
-        webhook_cursor::Entity::update_many()
-            .col_expr(webhook_cursor::Column::UpdatedAt, Expr::value(now))
-            .filter(webhook_cursor::Column::Name.eq(CURSOR))
-    };
-    if touch().exec(txn).await?.rows_affected == 0 {
-        ensure_cursor(txn, now).await?;
-        touch().exec(txn).await?;
-    }
-    Ok(webhook_cursor::Entity::find_by_id(CURSOR.to_owned())
-        .one(txn)
-        .await?
-        .ok_or_else(|| Error::Internal("alert cursor missing".into()))?
-        .last_seq)
+pub(super) async fn ensure_cursor(txn: &DatabaseTransaction) -> Result<()> {
+    crate::events::create_cursor(txn, CURSOR, CursorStart::End).await
 }
 
 /// Evaluates up to `limit` events after the cursor inside `txn` and moves the cursor past them.
@@ -115,7 +83,7 @@ async fn lock_cursor(txn: &DatabaseTransaction, now: DateTime<Utc>) -> Result<i6
 #[tracing::instrument(name = "alerts.evaluate", skip_all, fields(events = tracing::field::Empty, fired = tracing::field::Empty))]
 pub async fn evaluate(txn: &DatabaseTransaction, limit: u64) -> Result<(usize, usize)> {
     let now = Utc::now();
-    let after = lock_cursor(txn, now).await?;
+    let after = crate::events::lock_cursor(txn, CURSOR, CursorStart::End).await?;
     let batch = event_rows::Entity::find()
         .filter(event_rows::Column::Position.gt(after))
         .order_by_asc(event_rows::Column::Position)

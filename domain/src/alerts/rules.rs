@@ -406,7 +406,7 @@ pub async fn create_rule(
     )
     .await?;
     // The rule sees every event committed from now on, whenever the evaluator next runs.
-    super::evaluate::ensure_cursor(&txn, now).await?;
+    super::evaluate::ensure_cursor(&txn).await?;
     txn.commit().await?;
     Rule::from_row(row).ok_or_else(|| Error::Internal("stored rule unreadable".into()))
 }

@@ -285,6 +285,62 @@ pub(crate) async fn top_position(db: &impl ConnectionTrait) -> Result<i64> {
     Ok(max.flatten().unwrap_or(0))
 }
 
+/// Where a consumer's cursor starts when it is first created.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CursorStart {
+    /// Before the first event: the consumer reads the whole log.
+    Beginning,
+    /// At the last positioned event: the consumer reads what follows (run [`sequence`] first).
+    End,
+}
+
+/// Creates the consumer cursor `name` in `webhook_cursor` at `start` unless it exists.
+pub async fn create_cursor(
+    txn: &DatabaseTransaction,
+    name: &str,
+    start: CursorStart,
+) -> Result<()> {
+    let at = match start {
+        CursorStart::Beginning => 0,
+        CursorStart::End => top_position(txn).await?,
+    };
+    entity::webhook_cursor::Entity::insert(entity::webhook_cursor::ActiveModel {
+        name: Set(name.to_owned()),
+        last_seq: Set(at),
+        updated_at: Set(Utc::now()),
+    })
+    .on_conflict(
+        sea_orm::sea_query::OnConflict::column(entity::webhook_cursor::Column::Name)
+            .do_nothing()
+            .to_owned(),
+    )
+    .exec_without_returning(txn)
+    .await?;
+    Ok(())
+}
+
+/// Takes the write lock of the consumer cursor `name` (PostgreSQL row lock; SQLite write lock)
+/// for `txn`, creating it at `start` the first time, and returns the position it has read up
+/// to. Concurrent consumers of one cursor serialise here, so each event is consumed once.
+pub async fn lock_cursor(txn: &DatabaseTransaction, name: &str, start: CursorStart) -> Result<i64> {
+    use entity::webhook_cursor;
+    use sea_orm::sea_query::Expr;
+    let touch = || {
+        webhook_cursor::Entity::update_many()
+            .col_expr(webhook_cursor::Column::UpdatedAt, Expr::value(Utc::now()))
+            .filter(webhook_cursor::Column::Name.eq(name))
+    };
+    if touch().exec(txn).await?.rows_affected == 0 {
+        create_cursor(txn, name, start).await?;
+        touch().exec(txn).await?;
+    }
+    Ok(webhook_cursor::Entity::find_by_id(name.to_owned())
+        .one(txn)
+        .await?
+        .ok_or_else(|| Error::Internal(format!("cursor {name} missing")))?
+        .last_seq)
+}
+
 /// Whether the consumer whose cursor row in `webhook_cursor` is `cursor` has events to read:
 /// `None` when it has no cursor yet, else whether a positioned event lies past it. A lock-free
 /// read, so an idle consumer polling the log takes no write lock (call [`sequence`] first); an

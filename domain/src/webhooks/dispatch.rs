@@ -4,10 +4,10 @@ use std::collections::{HashMap, HashSet};
 
 use chrono::{DateTime, Utc};
 use entity::{events as event_rows, webhook_cursor, webhook_deliveries, webhook_endpoints};
-use sea_orm::sea_query::{Expr, OnConflict};
+use sea_orm::sea_query::Expr;
 use sea_orm::{
     ColumnTrait, ConnectionTrait, DatabaseConnection, DatabaseTransaction, EntityTrait,
-    IntoActiveModel, QueryFilter, QueryOrder, QuerySelect, Set,
+    IntoActiveModel, QueryFilter, QueryOrder, QuerySelect,
 };
 use serde_json::{Value, json};
 use uuid::Uuid;
@@ -16,6 +16,7 @@ use super::{
     MAX_REPLAY, TEST_EVENT, action, delivery_status, find_endpoint, require_manage, wants,
 };
 use crate::audit::{self, Entry, Meta};
+use crate::events::CursorStart;
 use crate::{Actor, Error, Result};
 /// The JSON body of a delivery: `{"type", "timestamp", "data"}`.
 pub fn body(event_type: &str, at: DateTime<Utc>, data: Value) -> Value {
@@ -93,40 +94,11 @@ pub async fn dispatch(
     txn: &DatabaseTransaction,
     limit: u64,
 ) -> Result<(usize, Vec<webhook_deliveries::Model>)> {
-    let now = Utc::now();
-    // Take the cursor row's write lock first (PostgreSQL row lock; SQLite write lock).
-    let touched = webhook_cursor::Entity::update_many()
-        .col_expr(webhook_cursor::Column::UpdatedAt, Expr::value(now))
-        .filter(webhook_cursor::Column::Name.eq(CURSOR))
-        .exec(txn)
-        .await?;
-    if touched.rows_affected == 0 {
-        webhook_cursor::Entity::insert(webhook_cursor::ActiveModel {
-            name: Set(CURSOR.into()),
-            last_seq: Set(0),
-            updated_at: Set(now),
-        })
-        .on_conflict(
-            OnConflict::column(webhook_cursor::Column::Name)
-                .do_nothing()
-                .to_owned(),
-        )
-        .exec_without_returning(txn)
-        .await?;
-        webhook_cursor::Entity::update_many()
-            .col_expr(webhook_cursor::Column::UpdatedAt, Expr::value(now))
-            .filter(webhook_cursor::Column::Name.eq(CURSOR))
-            .exec(txn)
-            .await?;
-    }
+    let last_seq = crate::events::lock_cursor(txn, CURSOR, CursorStart::Beginning).await?;
     // The time once the lock is held, so deliveries are stamped in event order.
     let now = Utc::now();
-    let cursor = webhook_cursor::Entity::find_by_id(CURSOR.to_owned())
-        .one(txn)
-        .await?
-        .ok_or_else(|| Error::Internal("webhook cursor missing".into()))?;
     let batch = event_rows::Entity::find()
-        .filter(event_rows::Column::Position.gt(cursor.last_seq))
+        .filter(event_rows::Column::Position.gt(last_seq))
         .order_by_asc(event_rows::Column::Position)
         .limit(limit.max(1))
         .all(txn)
