@@ -71,6 +71,19 @@ pub const SQLITE_BUSY_TIMEOUT: Duration = Duration::from_secs(30);
 /// Opens a pool. For a SQLite file the parent directory is created, the file is created if
 /// missing (`mode=rwc`), and the journal is switched to WAL with a busy timeout and foreign keys on.
 pub async fn connect(url: &str, pool: &PoolSettings) -> Result<DatabaseConnection, DbErr> {
+    Database::connect(options(url, pool)?).await
+}
+
+/// Opens a pool to a read replica without reaching it first: a replica that is down when the
+/// process starts shows in `/health` and fails only the reads routed to it, and the pool
+/// connects once it answers. (A SQLite file is still opened at once, to check its version.)
+pub async fn connect_replica(url: &str, pool: &PoolSettings) -> Result<DatabaseConnection, DbErr> {
+    let mut opts = options(url, pool)?;
+    opts.connect_lazy(true);
+    Database::connect(opts).await
+}
+
+fn options(url: &str, pool: &PoolSettings) -> Result<ConnectOptions, DbErr> {
     let backend = Backend::from_url(url).ok_or_else(|| {
         DbErr::Custom("DATABASE_URL must start with sqlite: or postgres://".into())
     })?;
@@ -89,6 +102,8 @@ pub async fn connect(url: &str, pool: &PoolSettings) -> Result<DatabaseConnectio
             });
         }
     }
+    // A read-only file (`mode=ro`, a replica) keeps the journal it has: switching needs a write.
+    let read_only = url.contains("mode=ro");
     let mut opts = ConnectOptions::new(url);
     opts.max_connections(pool.max_connections)
         .min_connections(0)
@@ -96,8 +111,13 @@ pub async fn connect(url: &str, pool: &PoolSettings) -> Result<DatabaseConnectio
         .connect_timeout(pool.acquire_timeout)
         .sqlx_logging(false);
     if backend == Backend::Sqlite {
-        opts.map_sqlx_sqlite_opts(|o| {
-            o.journal_mode(SqliteJournalMode::Wal)
+        opts.map_sqlx_sqlite_opts(move |o| {
+            let o = if read_only {
+                o
+            } else {
+                o.journal_mode(SqliteJournalMode::Wal)
+            };
+            o
                 // One writer at a time across every pool and process on the file: a writer
                 // waits its turn rather than failing. 5 s proved too short on a loaded machine
                 // (a CLI command beside a busy server, concurrent batch writes).
@@ -105,7 +125,7 @@ pub async fn connect(url: &str, pool: &PoolSettings) -> Result<DatabaseConnectio
                 .foreign_keys(true)
         });
     }
-    Database::connect(opts).await
+    Ok(opts)
 }
 
 /// Runs a trivial query; fails if the database does not answer within `timeout`.

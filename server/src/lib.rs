@@ -78,11 +78,33 @@ pub async fn build_state(config: Config, shutdown: CancellationToken) -> anyhow:
     db.set_metric_callback(move |_| {
         statements.inc();
     });
+    // The replica is not migrated (it follows the primary) and records its statements with the
+    // primary's: the statement counter counts what this process asks of any database.
+    let read_db = match &config.database_read_url {
+        None => None,
+        Some(url) => {
+            let mut read = domain::db::connect_replica(url.expose_secret(), &pool)
+                .await
+                .with_context(|| {
+                    format!(
+                        "cannot open the read replica {}",
+                        config.database_read_description().unwrap_or_default()
+                    )
+                })?;
+            metrics.watch_pool("reads", &read);
+            let statements = metrics.db_statements.clone();
+            read.set_metric_callback(move |_| {
+                statements.inc();
+            });
+            Some(read)
+        }
+    };
     let applied = domain::db::migrate_up(&db)
         .await
         .context("applying database migrations")?;
     tracing::info!(
         database = %config.database_description(),
+        readReplica = config.database_read_description().as_deref().unwrap_or("none"),
         applied,
         "database ready ({applied} migrations applied)"
     );
@@ -139,6 +161,7 @@ pub async fn build_state(config: Config, shutdown: CancellationToken) -> anyhow:
         identity: Arc::new(identity),
         config: Arc::new(config),
         db,
+        read_db,
         redis,
         metrics,
         started_at: Instant::now(),

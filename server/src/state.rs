@@ -15,6 +15,8 @@ use crate::redis::RedisPool;
 pub struct AppState {
     pub config: Arc<Config>,
     pub db: DatabaseConnection,
+    /// The read replica (`DATABASE_READ_URL`) list and search queries read, when configured.
+    pub read_db: Option<DatabaseConnection>,
     pub redis: Option<RedisPool>,
     pub metrics: Arc<Metrics>,
     pub started_at: Instant,

@@ -297,6 +297,17 @@ impl TestApp {
         .await
     }
 
+    /// Shuts the server down and closes its database pool, keeping the database (to copy it,
+    /// or to start another server on it); the database goes when this value is dropped.
+    pub async fn stop(&mut self) -> anyhow::Result<()> {
+        self.state.shutdown.cancel();
+        if let Some(handle) = self.server.take() {
+            handle.await??;
+        }
+        self.db.clone().close().await?;
+        Ok(())
+    }
+
     /// Begins shutdown and waits for the server to finish.
     pub async fn shutdown(mut self) -> anyhow::Result<()> {
         self.state.shutdown.cancel();

@@ -76,6 +76,9 @@ pub struct Config {
     pub data_dir: PathBuf,
     /// Always set after loading: `DATABASE_URL`, or a SQLite file under `DATA_DIR`.
     pub database_url: SecretString,
+    /// `DATABASE_READ_URL`: a read replica (same backend) that list and search queries read;
+    /// writes and anything read after a write stay on `database_url`. `None` = no replica.
+    pub database_read_url: Option<SecretString>,
     pub database_max_connections: u32,
     /// `DATABASE_WORKER_CONNECTIONS`: the worker role's own pool (jobs, cron, webhook delivery),
     /// apart from the requests' `DATABASE_MAX_CONNECTIONS`.
@@ -379,6 +382,20 @@ impl Config {
                 format!("sqlite://{}/devsignal.db?mode=rwc", data_dir.display())
             }
         };
+
+        let database_read_url = r.get("DATABASE_READ_URL").map(|url| {
+            if let Some(p) = database_url_problem(&url) {
+                r.problem("DATABASE_READ_URL", p);
+            } else if domain::db::Backend::from_url(&url)
+                != domain::db::Backend::from_url(&database_url)
+            {
+                r.problem(
+                    "DATABASE_READ_URL",
+                    "must name the same kind of database as DATABASE_URL (a replica of it)",
+                );
+            }
+            SecretString::from(url)
+        });
 
         let redis_url = match (r.get("REDIS_URL"), r.get("REDIS_HOST")) {
             (Some(url), _) => {
@@ -695,6 +712,7 @@ impl Config {
             port,
             data_dir,
             database_url: SecretString::from(database_url),
+            database_read_url,
             database_max_connections: r.parse(
                 "DATABASE_MAX_CONNECTIONS",
                 10u32,
@@ -924,22 +942,33 @@ impl Config {
 
     /// A short description of the database for logs, without credentials.
     pub fn database_description(&self) -> String {
-        let url = self.database_url.expose_secret();
-        match domain::db::Backend::from_url(url) {
-            Some(domain::db::Backend::Sqlite) => match domain::db::sqlite_file(url) {
-                Some(file) => format!("sqlite ({})", file.display()),
-                None => "sqlite (in memory)".into(),
-            },
-            _ => match url::Url::parse(url) {
-                Ok(u) => format!(
-                    "postgres ({}:{}{})",
-                    u.host_str().unwrap_or("?"),
-                    u.port().unwrap_or(5432),
-                    u.path()
-                ),
-                Err(_) => "postgres".into(),
-            },
-        }
+        describe_database(self.database_url.expose_secret())
+    }
+
+    /// The read replica's description for logs, without credentials, when one is configured.
+    pub fn database_read_description(&self) -> Option<String> {
+        self.database_read_url
+            .as_ref()
+            .map(|u| describe_database(u.expose_secret()))
+    }
+}
+
+/// A database URL as logs show it: backend and place, without credentials.
+fn describe_database(url: &str) -> String {
+    match domain::db::Backend::from_url(url) {
+        Some(domain::db::Backend::Sqlite) => match domain::db::sqlite_file(url) {
+            Some(file) => format!("sqlite ({})", file.display()),
+            None => "sqlite (in memory)".into(),
+        },
+        _ => match url::Url::parse(url) {
+            Ok(u) => format!(
+                "postgres ({}:{}{})",
+                u.host_str().unwrap_or("?"),
+                u.port().unwrap_or(5432),
+                u.path()
+            ),
+            Err(_) => "postgres".into(),
+        },
     }
 }
 
@@ -1065,6 +1094,48 @@ mod tests {
         .unwrap_err();
         let names: Vec<&str> = err.0.iter().map(|p| p.var).collect();
         assert_eq!(names, vec!["DATABASE_URL", "PORT", "JWT_EXPIRES_IN"]);
+    }
+
+    #[test]
+    fn a_read_replica_must_be_a_database_of_the_primary_kind() {
+        let problems = |read: &str| {
+            Config::from_vars(&vars(&[
+                ("DATABASE_URL", "postgres://u:p@primary/db"),
+                ("DATABASE_READ_URL", read),
+            ]))
+            .err()
+            .map(|e| {
+                e.0.iter()
+                    .map(|p| (p.var, p.problem.clone()))
+                    .collect::<Vec<_>>()
+            })
+        };
+        let c = Config::from_vars(&vars(&[
+            ("DATABASE_URL", "postgres://u:p@primary/db"),
+            (
+                "DATABASE_READ_URL",
+                "postgres://u:secret-pw@standby:6432/db",
+            ),
+        ]))
+        .unwrap();
+        assert_eq!(
+            c.database_read_description().as_deref(),
+            Some("postgres (standby:6432/db)")
+        );
+        assert!(!format!("{c:?}").contains("secret-pw"));
+        let wrong_kind = problems("sqlite://replica.db").unwrap();
+        assert_eq!(wrong_kind[0].0, "DATABASE_READ_URL");
+        assert!(wrong_kind[0].1.contains("same kind"), "{wrong_kind:?}");
+        assert_eq!(
+            problems("postgres://standby").unwrap()[0].1,
+            "names no database"
+        );
+        assert!(
+            Config::from_vars(&HashMap::new())
+                .unwrap()
+                .database_read_url
+                .is_none()
+        );
     }
 
     #[test]

@@ -53,6 +53,21 @@ pub async fn db<'a>(ctx: &Context<'a>) -> async_graphql::Result<SlottedDb<'a>> {
     loaders.loader().db().await
 }
 
+/// The database a list page or a search of a query operation reads: the read replica when
+/// `DATABASE_READ_URL` is set, else the primary. Mutations and subscriptions read the primary
+/// (what they return must show what they wrote), and so does any lookup by id, where a caller
+/// fetches what it has just created.
+pub async fn read_db<'a>(ctx: &Context<'a>) -> async_graphql::Result<SlottedDb<'a>> {
+    if ctx.query_env.operation.node.ty != async_graphql::parser::types::OperationType::Query {
+        return db(ctx).await;
+    }
+    let loaders = ctx.data::<CrmLoaders>()?;
+    loaders
+        .loader()
+        .bound(state(ctx)?.config.database_request_connections());
+    loaders.loader().replica().await
+}
+
 /// The audit metadata (client address, user agent) of this request.
 pub fn meta(ctx: &Context<'_>) -> Meta {
     ctx.data_opt::<Meta>().cloned().unwrap_or_default()

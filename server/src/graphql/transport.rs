@@ -324,7 +324,8 @@ async fn run(
         Ok(actor) => actor,
         Err(e) => return graphql_error(StatusCode::UNAUTHORIZED, &e),
     };
-    let loaders = super::crm::loaders::loaders(state.db.clone(), actor.clone());
+    let loaders =
+        super::crm::loaders::loaders(state.db.clone(), state.read_db.clone(), actor.clone());
     let request = request
         .data(actor)
         .data(loaders)
@@ -621,6 +622,7 @@ pub async fn websocket(
                     }
                     data.insert(super::crm::loaders::loaders(
                         state.db.clone(),
+                        state.read_db.clone(),
                         actor.clone(),
                     ));
                     data.insert(actor);

@@ -20,6 +20,9 @@ pub struct Health {
     pub timestamp: String,
     pub uptime: u64,
     pub database: &'static str,
+    /// The read replica (`DATABASE_READ_URL`): `ok` or `error`; absent when none is configured.
+    #[serde(rename = "databaseRead", skip_serializing_if = "Option::is_none")]
+    pub database_read: Option<&'static str>,
     pub redis: &'static str,
 }
 
@@ -46,27 +49,44 @@ pub async fn worker_health(State(state): State<AppState>) -> (StatusCode, Json<W
 }
 
 async fn report(state: &AppState) -> (StatusCode, Health) {
-    let (db_ok, redis) = tokio::join!(domain::db::ping(&state.db, PROBE_TIMEOUT), async {
-        match &state.redis {
-            None => "disabled",
-            Some(pool) if crate::redis::ping(pool, PROBE_TIMEOUT).await => "ok",
-            Some(_) => "error",
+    let (db_ok, read_ok, redis) = tokio::join!(
+        domain::db::ping(&state.db, PROBE_TIMEOUT),
+        async {
+            match &state.read_db {
+                None => None,
+                Some(read) => Some(domain::db::ping(read, PROBE_TIMEOUT).await),
+            }
+        },
+        async {
+            match &state.redis {
+                None => "disabled",
+                Some(pool) if crate::redis::ping(pool, PROBE_TIMEOUT).await => "ok",
+                Some(_) => "error",
+            }
         }
-    });
+    );
     let database = if db_ok.is_ok() { "ok" } else { "error" };
-    let (code, status) = match (database, redis) {
-        ("error", _) => (StatusCode::SERVICE_UNAVAILABLE, "error"),
-        (_, "error") => (StatusCode::OK, "degraded"),
+    let database_read = read_ok
+        .as_ref()
+        .map(|r| if r.is_ok() { "ok" } else { "error" });
+    // Without the replica the list pages fail but everything else works: degraded, not down.
+    let (code, status) = match (database, database_read, redis) {
+        ("error", _, _) => (StatusCode::SERVICE_UNAVAILABLE, "error"),
+        (_, Some("error"), _) | (_, _, "error") => (StatusCode::OK, "degraded"),
         _ => (StatusCode::OK, "ok"),
     };
     if let Err(e) = &db_ok {
         tracing::error!(error = %e, "health check: database unreachable");
+    }
+    if let Some(Err(e)) = &read_ok {
+        tracing::error!(error = %e, "health check: read replica unreachable");
     }
     let body = Health {
         status,
         timestamp: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
         uptime: state.started_at.elapsed().as_secs(),
         database,
+        database_read,
         redis,
     };
     (code, body)

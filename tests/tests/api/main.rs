@@ -56,6 +56,7 @@ mod plumbing;
 mod posthog;
 mod privacy;
 mod rate_limits;
+mod read_replica;
 mod recompute;
 mod reddit;
 mod runbook;

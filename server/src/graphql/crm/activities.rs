@@ -6,12 +6,12 @@ use chrono::{DateTime, Utc};
 
 use super::types::{Activity, ActivityStatus, ActivityType, Priority};
 use super::{ActivityOrder, CommonFilter, opt};
-use crate::graphql::common::db;
 use crate::graphql::common::meta;
 use crate::graphql::common::parse_id;
 use crate::graphql::common::{
     ListConnection, connection, maybe_input_id, opt_input_id, page_request,
 };
+use crate::graphql::common::{db, read_db};
 use crate::graphql::{GqlResultExt, actor};
 
 /// Which activities to list.
@@ -99,7 +99,7 @@ impl ActivityQuery {
             deal_id: opt_input_id(f.deal_id, "filter.dealId")?,
             common: f.common.into(),
         };
-        let page = domain::crm::activities::list(&*db(ctx).await?, actor, &filter, &req)
+        let page = domain::crm::activities::list(&*read_db(ctx).await?, actor, &filter, &req)
             .await
             .gql()?;
         Ok(connection(page, Activity))

@@ -6,12 +6,12 @@ use chrono::NaiveDate;
 
 use super::types::{Deal, DealStage};
 use super::{CommonFilter, DealOrder, opt};
-use crate::graphql::common::db;
 use crate::graphql::common::meta;
 use crate::graphql::common::parse_id;
 use crate::graphql::common::{
     ListConnection, connection, maybe_input_id, opt_input_id, page_request,
 };
+use crate::graphql::common::{db, read_db};
 use crate::graphql::{GqlResultExt, actor};
 
 /// Which deals to list.
@@ -104,7 +104,7 @@ impl DealQuery {
             contact_id: opt_input_id(f.contact_id, "filter.contactId")?,
             common: f.common.into(),
         };
-        let page = domain::crm::deals::list(&*db(ctx).await?, actor, &filter, &req)
+        let page = domain::crm::deals::list(&*read_db(ctx).await?, actor, &filter, &req)
             .await
             .gql()?;
         Ok(connection(page, Deal))

@@ -24,6 +24,8 @@ use crate::graphql::gql_error;
 /// Loads CRM rows by id for the request's actor.
 pub struct CrmLoader {
     db: DatabaseConnection,
+    /// The read replica list and search queries use (`DATABASE_READ_URL`), when configured.
+    replica: Option<DatabaseConnection>,
     pub(crate) actor: Option<Actor>,
     /// The request's database slots, sized by the schema's `DbSlots` extension from
     /// `DATABASE_REQUEST_CONNECTIONS` ([`DEFAULT_REQUEST_CONNECTIONS`] if nothing sized them).
@@ -53,10 +55,15 @@ pub type CrmLoaders = Arc<DataLoader<CrmLoader>>;
 /// level of a page into several batches on a loaded machine.
 const BATCH_DELAY: Duration = Duration::from_millis(5);
 
-/// A new loader for one request.
-pub fn loaders(db: DatabaseConnection, actor: Option<Actor>) -> CrmLoaders {
+/// A new loader for one request: `db` is the primary, `replica` the read replica if any.
+pub fn loaders(
+    db: DatabaseConnection,
+    replica: Option<DatabaseConnection>,
+    actor: Option<Actor>,
+) -> CrmLoaders {
     let loader = CrmLoader {
         db,
+        replica,
         actor,
         slots: OnceLock::new(),
     };
@@ -89,6 +96,17 @@ impl CrmLoader {
             db: &self.db,
             _slot: slot,
         })
+    }
+
+    /// The read replica (the primary when none is configured), once one of the request's
+    /// database slots is free. Only for reads that may lag the primary by the replication delay:
+    /// list pages and search, never a read that must see this request's or the caller's writes.
+    pub async fn replica(&self) -> Result<SlottedDb<'_>, async_graphql::Error> {
+        let mut slotted = self.db().await?;
+        if let Some(replica) = &self.replica {
+            slotted.db = replica;
+        }
+        Ok(slotted)
     }
 
     /// How many of the request's database slots are free now (tests and metrics).

@@ -12,9 +12,9 @@ use async_graphql::{Context, Enum, ID, InputObject, Json, MaybeUndefined, Object
 use chrono::{DateTime, Utc};
 
 use self::types::{Account, AccountSize, Contact, Event};
-use super::common::db;
 use super::common::meta;
 use super::common::parse_id;
+use super::common::{db, read_db};
 use crate::graphql::common::{ListConnection, connection, maybe_input_id, page_request};
 use crate::graphql::{GqlResultExt, actor};
 
@@ -280,7 +280,7 @@ impl CrmQuery {
             source_id,
             common: f.common.into(),
         };
-        let page = domain::crm::accounts::list(&*db(ctx).await?, actor, &filter, &req)
+        let page = domain::crm::accounts::list(&*read_db(ctx).await?, actor, &filter, &req)
             .await
             .gql()?;
         Ok(connection(page, Account))
@@ -324,7 +324,7 @@ impl CrmQuery {
             account_id,
             common: f.common.into(),
         };
-        let page = domain::crm::contacts::list(&*db(ctx).await?, actor, &filter, &req)
+        let page = domain::crm::contacts::list(&*read_db(ctx).await?, actor, &filter, &req)
             .await
             .gql()?;
         Ok(connection(page, Contact))

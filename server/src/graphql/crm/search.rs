@@ -4,7 +4,7 @@ use async_graphql::{Context, Object, SimpleObject, Union};
 use domain::crm::search::Found;
 
 use super::types::{Account, Contact, Deal};
-use crate::graphql::common::db;
+use crate::graphql::common::read_db;
 use crate::graphql::{GqlResultExt, actor};
 
 /// What a search found.
@@ -42,7 +42,7 @@ impl SearchQuery {
     ) -> async_graphql::Result<Vec<SearchHit>> {
         let actor = actor(ctx)?;
         let first = u64::try_from(first.unwrap_or(20)).unwrap_or(0);
-        let hits = domain::crm::search::search(&*db(ctx).await?, actor, &query, first)
+        let hits = domain::crm::search::search(&*read_db(ctx).await?, actor, &query, first)
             .await
             .gql()?;
         Ok(hits

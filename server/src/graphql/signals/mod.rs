@@ -13,8 +13,8 @@ use async_graphql::{Context, ID, InputObject, Json, Object};
 
 use crate::auth::ratelimit::Limiter;
 use crate::graphql::common::ListConnection;
-use crate::graphql::common::db;
 use crate::graphql::common::{client_ip, meta, state};
+use crate::graphql::common::{db, read_db};
 use crate::graphql::crm::types::Account;
 use crate::graphql::{GqlResultExt, actor, gql_error};
 use crate::ingest::{ingest, ingest_one_signal};
@@ -65,7 +65,7 @@ impl SignalQuery {
         tier: Option<Tier>,
     ) -> async_graphql::Result<Vec<Account>> {
         let rows = domain::scoring::top_accounts(
-            &*db(ctx).await?,
+            &*read_db(ctx).await?,
             actor(ctx)?,
             u64::try_from(first).unwrap_or(0),
             tier.map(Tier::as_str),

@@ -8,7 +8,7 @@ use chrono::{DateTime, Utc};
 use entity::{account_scores, signal_sources, signals};
 use uuid::Uuid;
 
-use crate::graphql::common::db;
+use crate::graphql::common::read_db;
 use crate::graphql::common::state;
 use crate::graphql::common::{ListConnection, connection, page_request};
 use crate::graphql::crm::loaders::{AccountId, ContactId, CrmLoader};
@@ -328,7 +328,7 @@ pub(crate) async fn signal_page(
 ) -> async_graphql::Result<ListConnection<Signal>> {
     let actor = actor(ctx)?;
     let req = page_request(ctx, first, after, None, None)?;
-    let page = domain::signals::list(&*db(ctx).await?, actor, &filter, &req)
+    let page = domain::signals::list(&*read_db(ctx).await?, actor, &filter, &req)
         .await
         .gql()?;
     Ok(connection(page, Signal))
