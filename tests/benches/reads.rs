@@ -18,11 +18,20 @@
 //! `account(id)` with its timeline; `signals(filter: {account})`; `search` for an account's
 //! number (one account, its contacts and their e-mail domain match).
 //!
+//! Then the live fan-out: `BENCH_SUBSCRIBERS` WebSocket connections (graphql-transport-ws, the
+//! read key) each subscribe to `signalCreated { id type metadata }`; one signal at a time is
+//! ingested over REST and the bench waits until every subscriber has it, and prints delivery
+//! latency (from the ingest request's start to each subscriber's receipt) p50/p99/max, deliveries
+//! received of those expected, statements per signal (ingest included) and RSS with the
+//! connections open. Last, RSS after `BENCH_IDLE_SECONDS` idle.
+//!
 //! `cargo bench -p devsignal-tests --bench reads` (release), or `--profile dev` for a quick look.
 //! Knobs: `BENCH_ACCOUNTS` (N, default 100000 on PostgreSQL, 20000 on SQLite: a debug build of SQLite
 //! loads ~10k signals/s),
 //! `BENCH_SECONDS` (per query and concurrency, default 5), `BENCH_CONCURRENCY` (default `1,8`),
-//! `BENCH_SEED`, `BENCH_KEEP=1` (keep the database and print its URL).
+//! `BENCH_SUBSCRIBERS` (default 1000; 0 skips the fan-out), `BENCH_FANOUT_SIGNALS` (default 20),
+//! `BENCH_IDLE_SECONDS` (default 10), `BENCH_SEED`, `BENCH_KEEP=1` (keep the database and print
+//! its URL).
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -44,6 +53,9 @@ struct Opts {
     concurrency: Vec<usize>,
     seed: u64,
     keep: bool,
+    subscribers: usize,
+    fanout_signals: usize,
+    idle_seconds: u64,
 }
 
 impl Opts {
@@ -59,6 +71,9 @@ impl Opts {
             concurrency: env_list("BENCH_CONCURRENCY", &[1, 8]),
             seed: env_or("BENCH_SEED", 22u64),
             keep: env_or("BENCH_KEEP", 0u8) == 1,
+            subscribers: env_or("BENCH_SUBSCRIBERS", 1000usize),
+            fanout_signals: env_or("BENCH_FANOUT_SIGNALS", 20usize).max(1),
+            idle_seconds: env_or("BENCH_IDLE_SECONDS", 10u64),
         }
     }
 }
@@ -192,6 +207,141 @@ async fn run(
     (requests, errors, started.elapsed(), latencies)
 }
 
+// ---------------------------------------------------------------------------------------------
+// Live fan-out
+// ---------------------------------------------------------------------------------------------
+
+const FANOUT: &str = "subscription { signalCreated { id type metadata } }";
+
+struct Fanout {
+    setup_secs: f64,
+    /// Every delivery's latency, sorted.
+    latencies: Vec<Duration>,
+    /// Per signal: from the ingest request's start to the last subscriber's receipt, sorted.
+    rounds: Vec<Duration>,
+    statements: u64,
+    others: f64,
+    rss: f64,
+}
+
+/// Opens `subscribers` subscriptions, then ingests `signals` signals one at a time, each after
+/// every subscriber has the one before (or 30 s have passed).
+async fn fanout(
+    app: &TestApp,
+    client: &reqwest::Client,
+    key: &str,
+    write_key: &str,
+    subscribers: usize,
+    signals: usize,
+    db_name: &str,
+) -> Fanout {
+    use devsignal_tests::WsClient;
+    use tokio::sync::{Semaphore, mpsc};
+
+    progress(&format!("fan-out: connecting {subscribers} subscribers"));
+    let started = Instant::now();
+    let url = format!("ws://127.0.0.1:{}/api/v1/graphql/ws", app.port);
+    let (tx, mut rx) = mpsc::unbounded_channel::<(u64, Instant)>();
+    let opening = std::sync::Arc::new(Semaphore::new(32));
+    let (ready_tx, mut ready_rx) = mpsc::unbounded_channel::<()>();
+    let mut tasks = Vec::new();
+    for _ in 0..subscribers {
+        let (url, key, tx, ready_tx) = (url.clone(), key.to_owned(), tx.clone(), ready_tx.clone());
+        let opening = opening.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut ws = {
+                let _slot = opening.acquire().await.unwrap();
+                let mut ws = WsClient::connect(&url, "graphql-transport-ws").await;
+                let ack = ws.init(json!({"apiKey": key})).await;
+                assert_eq!(ack["type"], "connection_ack", "{ack}");
+                ws.subscribe("s", FANOUT, json!({})).await;
+                ws
+            };
+            ready_tx.send(()).ok();
+            while let Some(msg) = ws.next(Duration::from_secs(600)).await {
+                let seq = msg["payload"]["data"]["signalCreated"]["metadata"]["seq"].as_u64();
+                if let Some(seq) = seq {
+                    tx.send((seq, Instant::now())).ok();
+                }
+            }
+        }));
+    }
+    drop((tx, ready_tx));
+    for _ in 0..subscribers {
+        ready_rx.recv().await.expect("a subscriber connected");
+    }
+    // A subscription is live once it has had a signal: the first one (seq 0) is not measured.
+    let send = |seq: u64| {
+        let body = json!({"type": "fanout", "actor": {"email": "fan@gmail.com"}, "metadata": {"seq": seq}});
+        let req = client
+            .post(app.url("/api/v1/signals"))
+            .header("x-api-key", write_key)
+            .json(&body);
+        async move {
+            let resp = req.send().await.unwrap();
+            assert!(
+                resp.status().is_success(),
+                "fan-out signal: {}",
+                resp.status()
+            );
+        }
+    };
+    let mut got = 0;
+    send(0).await;
+    while got < subscribers {
+        let (seq, _) = tokio::time::timeout(Duration::from_secs(60), rx.recv())
+            .await
+            .expect("every subscriber has the first signal within 60 s")
+            .expect("subscribers running");
+        got += usize::from(seq == 0);
+    }
+    let setup_secs = started.elapsed().as_secs_f64();
+
+    progress(&format!(
+        "fan-out: {signals} signals to {subscribers} subscribers"
+    ));
+    let statements = app.state.metrics.db_statements.clone();
+    let (s0, c0) = (statements.get(), cpu_sample(db_name));
+    let (mut latencies, mut rounds) = (Vec::new(), Vec::new());
+    for seq in 1..=signals as u64 {
+        let sent = Instant::now();
+        send(seq).await;
+        let mut last = sent;
+        let mut got = 0;
+        let deadline = sent + Duration::from_secs(30);
+        while got < subscribers {
+            let Ok(Some((s, at))) = tokio::time::timeout_at(deadline.into(), rx.recv()).await
+            else {
+                break;
+            };
+            if s == seq {
+                got += 1;
+                latencies.push(at - sent);
+                last = last.max(at);
+            }
+        }
+        rounds.push(last - sent);
+    }
+    let (statements, others, rss) = (
+        statements.get() - s0,
+        others_cores(c0, cpu_sample(db_name), cores()),
+        rss_mb(),
+    );
+    for t in tasks {
+        t.abort();
+    }
+    latencies.sort();
+    rounds.sort();
+    Fanout {
+        setup_secs,
+        latencies,
+        rounds,
+        statements,
+        others,
+        rss,
+    }
+}
+
 #[tokio::main]
 async fn main() {
     let opts = Opts::from_env();
@@ -213,9 +363,15 @@ async fn main() {
         // No PostgreSQL backend is ours.
         "-".into()
     };
-    let vars = devsignal_tests::bench::server_vars(&test_db);
+    let mut vars = devsignal_tests::bench::server_vars(&test_db);
+    // Every subscriber connects from 127.0.0.1 with the same key.
+    vars.insert(
+        "WS_MAX_CONNECTIONS".into(),
+        (opts.subscribers + 10).to_string(),
+    );
     let rss_start = rss_mb();
     let app: TestApp = spawn_on(test_db, vars).await;
+    let rss_started = rss_mb();
     let cfg = app.state.config.clone();
     let session = app.register("bench@bench-owner.io", "Bench Org").await;
     let org = Uuid::parse_str(&session.organization_id).unwrap();
@@ -359,9 +515,48 @@ async fn main() {
     println!(
         "(stmts/req: statements on the server's pool per request, authentication included; others: cores used by other processes meanwhile; RSS: this process — server and client — after the run)"
     );
+    if opts.subscribers > 0 {
+        println!();
+        let f = fanout(
+            &app,
+            &client,
+            &key,
+            &write_key,
+            opts.subscribers,
+            opts.fanout_signals,
+            &db_name,
+        )
+        .await;
+        println!(
+            "signalCreated fan-out: {} subscribers (connected and subscribed in {:.1} s), {} signals one at a time",
+            opts.subscribers, f.setup_secs, opts.fanout_signals
+        );
+        println!(
+            "  deliveries {}/{} | latency p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms | every subscriber served in {:.1} ms per signal (p50) | {:.1} statements per signal (ingest included) | others {:.2} cores | RSS {:.0} MB with the connections open",
+            f.latencies.len(),
+            opts.subscribers * opts.fanout_signals,
+            ms(percentile(&f.latencies, 0.50)),
+            ms(percentile(&f.latencies, 0.99)),
+            ms(f.latencies.last().copied().unwrap_or_default()),
+            ms(percentile(&f.rounds, 0.50)),
+            f.statements as f64 / opts.fanout_signals as f64,
+            f.others,
+            f.rss,
+        );
+        println!(
+            "  (latency: from the start of the ingest request to a subscriber's receipt; the subscribers are this process's own WebSocket clients)"
+        );
+    }
+    let rss_end = rss_mb();
+    if opts.idle_seconds > 0 {
+        progress(&format!("idle {} s", opts.idle_seconds));
+        tokio::time::sleep(Duration::from_secs(opts.idle_seconds)).await;
+    }
+    println!();
     println!(
-        "RSS: {rss_start:.0} MB before the server started, {rss_loaded:.0} MB after loading, {:.0} MB at the end; load average at the end: {}",
+        "RSS: {rss_start:.0} MB before the server started, {rss_started:.0} MB once it answered, {rss_loaded:.0} MB after loading, {rss_end:.0} MB at the end, {:.0} MB after {} s idle; load average at the end: {}",
         rss_mb(),
+        opts.idle_seconds,
         load_average()
     );
 

@@ -36,7 +36,11 @@ impl WsClient {
             "Sec-WebSocket-Protocol",
             HeaderValue::from_str(protocol).expect("protocol header"),
         );
-        let (stream, resp) = tokio_tungstenite::connect_async(req)
+        // A small read buffer (tungstenite reserves 128 KiB per connection by default), so a
+        // bench's thousand clients do not hide the server's own memory; it grows when needed.
+        let config = tokio_tungstenite::tungstenite::protocol::WebSocketConfig::default()
+            .read_buffer_size(4 * 1024);
+        let (stream, resp) = tokio_tungstenite::connect_async_with_config(req, Some(config), false)
             .await
             .expect("WebSocket connect");
         let accepted = resp
@@ -61,6 +65,14 @@ impl WsClient {
             .send(Message::Text(msg.to_string().into()))
             .await
             .expect("ws send");
+    }
+
+    /// Sends `msg`; false if the connection refused it (closed or reset while sending).
+    pub async fn try_send(&mut self, msg: Value) -> bool {
+        self.stream
+            .send(Message::Text(msg.to_string().into()))
+            .await
+            .is_ok()
     }
 
     /// The next JSON message (skipping pings and keep-alives), or `None` when closed.

@@ -596,6 +596,11 @@ pub async fn websocket(
     );
     upgrade
         .protocols(ALL_WEBSOCKET_PROTOCOLS)
+        // tungstenite reserves its read buffer up front (128 KiB by default): 1,000 subscribers
+        // held 125 MB of it. Client messages are small; the buffer grows for a larger one.
+        .read_buffer_size(WS_READ_BUFFER_BYTES)
+        // A message may be as large as an HTTP request body, no larger (the default is 64 MiB).
+        .max_message_size(crate::http::MAX_BODY_BYTES)
         .on_upgrade(move |stream| async move {
             GraphQLWebSocket::new(stream, executor, protocol)
                 .on_connection_init(move |payload| async move {
@@ -636,6 +641,9 @@ pub async fn websocket(
             drop(slot);
         })
 }
+
+/// The read buffer each WebSocket connection starts with.
+const WS_READ_BUFFER_BYTES: usize = 8 * 1024;
 
 /// What a credential's WebSocket connections are counted under (beside client addresses).
 fn credential_key(actor: &Actor) -> String {

@@ -168,6 +168,37 @@ async fn subscription_over_legacy_graphql_ws() {
 }
 
 #[tokio::test]
+async fn a_websocket_message_may_be_as_large_as_a_request_body_and_no_larger() {
+    let app = spawn_app().await;
+    let query = "subscription($ms: Int) { serverTime(intervalMs: $ms) }";
+    // Far beyond the connection's initial read buffer (8 KiB): the buffer grows.
+    let mut ws = app.ws("graphql-transport-ws").await;
+    assert_eq!(ws.init(json!({})).await["type"], "connection_ack");
+    ws.subscribe(
+        "1",
+        query,
+        json!({"ms": 100, "pad": "x".repeat(1024 * 1024)}),
+    )
+    .await;
+    assert!(ws.next_data().await["data"]["serverTime"].is_string());
+    // Past the HTTP body limit (5 MiB) the server closes the connection.
+    let mut ws = app.ws("graphql-transport-ws").await;
+    assert_eq!(ws.init(json!({})).await["type"], "connection_ack");
+    // The server may close before the whole message is sent: the send may fail.
+    let pad = "x".repeat(6 * 1024 * 1024);
+    let vars = json!({"ms": 100, "pad": pad});
+    ws.try_send(
+        json!({"type": "subscribe", "id": "1", "payload": {"query": query, "variables": vars}}),
+    )
+    .await;
+    assert_eq!(
+        ws.next(Duration::from_secs(10)).await,
+        None,
+        "the connection is closed"
+    );
+}
+
+#[tokio::test]
 async fn subscription_argument_errors_carry_a_code() {
     let app = spawn_app().await;
     let mut ws = app.ws("graphql-transport-ws").await;
