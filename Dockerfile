@@ -24,6 +24,9 @@ RUN cargo chef prepare --recipe-path recipe.json
 
 FROM chef AS build
 COPY --from=plan /src/recipe.json recipe.json
+# The build's environment (jemalloc's built-in settings): the same for the dependencies cooked
+# here as for the final build, so the final build reuses them.
+COPY .cargo/ .cargo/
 RUN DEVSIGNAL_SKIP_FRONTEND=1 cargo chef cook --release --locked --recipe-path recipe.json --package devsignal-server --bin devsignal
 COPY . .
 COPY --from=web /src/frontend/dist frontend/dist

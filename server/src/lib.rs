@@ -40,19 +40,28 @@ use crate::state::AppState;
 pub const GRAPHQL_PATH: &str = "/api/v1/graphql";
 /// Where GraphQL subscriptions are served over WebSocket.
 pub const GRAPHQL_WS_PATH: &str = "/api/v1/graphql/ws";
+/// The largest request body accepted (5 MB; larger answers 413), and the largest message a
+/// WebSocket client may send.
+pub const MAX_BODY_BYTES: usize = 5 * 1024 * 1024;
 /// Where the GraphiQL playground is served.
 pub const GRAPHIQL_PATH: &str = "/graphiql";
 
 /// The memory allocator of every binary built with this library (benches print it).
-pub const ALLOCATOR: &str = "jemalloc (background purging)";
+pub const ALLOCATOR: &str = "jemalloc as malloc (background purging, 1 s decay)";
 
 /// jemalloc with background purging threads, not glibc's malloc: glibc keeps what a spike of
 /// large responses freed in its per-thread arenas, jemalloc's background threads give freed pages
-/// back to the OS within seconds, with no allocation needed to trigger it. Measured with
+/// back to the OS with no allocation needed to trigger it. Measured with
 /// `cargo bench -p devsignal-tests --bench memory --profile dev` (96 responses of 6 MB, 24 at
 /// once; RSS before → peak → after 10 s idle): glibc 76 → 414 → 379 MB, mimalloc 92 → 391 →
-/// 238 MB, jemalloc 71 → 336 → 153 MB. Set here, in the library, so the tests and benches that
-/// link the server run the allocator it ships with.
+/// 238 MB, jemalloc for Rust only 89 → 406 → 176 MB. Two settings took the rest:
+/// - jemalloc is the process's `malloc` too (`unprefixed_malloc_on_supported_platforms`), so
+///   SQLite's and other C code's allocations no longer sit in glibc's arenas: 95 → 360 → 115 MB;
+/// - freed pages go back after 1 s, not 10 (`dirty_decay_ms:1000,muzzy_decay_ms:0`, built in by
+///   `.cargo/config.toml`): 96 → 323 → 111 MB, 118 MB already after 1 s idle.
+///
+/// Set here, in the library, so the tests and benches that link the server run the allocator it
+/// ships with.
 #[global_allocator]
 static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 

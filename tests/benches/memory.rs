@@ -9,14 +9,21 @@
 //! that keeps it (glibc's per-thread arenas) stays near the peak.
 //!
 //! `cargo bench -p devsignal-tests --bench memory` (release), or `--profile dev` for a quick look.
+//! Then it starts the `devsignal` binary of the same profile as a process of its own
+//! (`devsignal serve`: app and worker, SQLite, no dashboard when built with
+//! `DEVSIGNAL_SKIP_FRONTEND=1`) and prints that process's resident memory 5 s after it answers,
+//! at its peak under `BENCH_SERVE_SECONDS` of batched ingest and list pages from 8 clients, and
+//! after idling: the figures an operator sees, without this bench's client in them.
+//!
 //! Knobs: `BENCH_CONCURRENCY` (requests at once, default 24), `BENCH_ROUNDS` (default 4),
-//! `BENCH_RESPONSE_KB` (size of each response, default 6000), `BENCH_IDLE_SECONDS` (default 10).
+//! `BENCH_RESPONSE_KB` (size of each response, default 6000), `BENCH_IDLE_SECONDS` (default 10),
+//! `BENCH_SERVE_SECONDS` (default 10; 0 skips the separate process).
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::time::{Duration, Instant};
 
-use devsignal_tests::bench::{api_source, env_or, load_fixture, profile, progress, rss_mb};
+use devsignal_tests::bench::{api_source, env_or, load_fixture, profile, progress, rss_mb, rss_of};
 use devsignal_tests::{TestApp, TestDatabase, spawn_on};
 use sea_orm::ConnectionTrait;
 use serde_json::json;
@@ -24,14 +31,115 @@ use uuid::Uuid;
 
 /// The process's peak resident memory in MB (`VmHWM`).
 fn peak_mb() -> f64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmHWM:"))
-                .and_then(|l| l.split_whitespace().nth(1)?.parse::<f64>().ok())
+    rss_of("self").1
+}
+
+/// `devsignal serve` (app and worker in one process, SQLite, this bench's profile) on its own:
+/// its resident memory once it has answered and idled, at its peak under a burst of batched
+/// ingest and list pages from 8 clients, and after idling again. Returns the printed line.
+async fn serve_alone(idle: u64, load_seconds: u64) -> String {
+    use devsignal_tests::processes::{Proc, free_port};
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port().to_string();
+    let data = dir.path().display().to_string();
+    let lifted = "1000000000";
+    let proc = Proc::start(
+        dir.path(),
+        &["serve"],
+        &[
+            ("PORT", port.as_str()),
+            ("DATA_DIR", data.as_str()),
+            ("RUST_LOG", "warn"),
+            ("RATE_LIMIT_API", lifted),
+            ("RATE_LIMIT_SIGNAL", lifted),
+            ("RATE_LIMIT_AUTH", lifted),
+        ],
+    );
+    let pid = proc.pid().to_string();
+    let base = format!("http://127.0.0.1:{port}");
+    let client = reqwest::Client::new();
+    for _ in 0..600 {
+        let up = client.get(format!("{base}/health")).send().await;
+        if up.is_ok_and(|r| r.status().is_success()) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let (started, _) = rss_of(&pid);
+
+    let r: serde_json::Value = client
+        .post(format!("{base}/api/v1/auth/register"))
+        .json(&json!({"email": "bench@bench-owner.io", "password": devsignal_tests::TEST_PASSWORD, "name": "Bench", "organizationName": "Bench Org"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let token = r["accessToken"].as_str().expect("registered").to_owned();
+    let r: serde_json::Value = client
+        .post(format!("{base}/api/v1/graphql"))
+        .bearer_auth(&token)
+        .json(&json!({"query": "mutation($i: CreateApiKeyInput!) { createApiKey(input: $i) { key } }", "variables": {"i": {"name": "bench", "scopes": ["signals:write", "accounts:read"]}}}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let key = r["data"]["createApiKey"]["key"]
+        .as_str()
+        .expect("an API key")
+        .to_owned();
+    progress(&format!("devsignal serve alone: {load_seconds} s of load"));
+    let deadline = Instant::now() + Duration::from_secs(load_seconds);
+    let lanes: Vec<_> = (0..8u64)
+        .map(|lane| {
+            let (client, base, key) = (client.clone(), base.clone(), key.clone());
+            tokio::spawn(async move {
+                let mut n = 0u64;
+                while Instant::now() < deadline {
+                    n += 1;
+                    let ok = if n % 2 == 0 {
+                        let signals: Vec<_> = (0..100)
+                            .map(|i| {
+                                let who = (lane * 1_000_003 + n * 100 + i) % 20_000;
+                                json!({"type": "page_view", "actor": {"email": format!("dev{who}@co{}.io", who % 2_000)}})
+                            })
+                            .collect();
+                        client
+                            .post(format!("{base}/api/v1/signals/batch"))
+                            .header("x-api-key", &key)
+                            .json(&json!({"signals": signals}))
+                            .send()
+                            .await
+                    } else {
+                        client
+                            .post(format!("{base}/api/v1/graphql"))
+                            .header("x-api-key", &key)
+                            .json(&json!({"query": "{ accounts(first: 50) { edges { node { name domain contacts(first: 5) { email } } } } }"}))
+                            .send()
+                            .await
+                    };
+                    assert!(ok.is_ok_and(|r| r.status().is_success()), "a request failed");
+                }
+                n
+            })
         })
-        .map_or(0.0, |kb| kb / 1024.0)
+        .collect();
+    let mut requests = 0;
+    for lane in lanes {
+        requests += lane.await.unwrap();
+    }
+    let (loaded, peak) = rss_of(&pid);
+    tokio::time::sleep(Duration::from_secs(idle)).await;
+    let (rested, _) = rss_of(&pid);
+    drop(proc);
+    format!(
+        "devsignal serve alone (app + worker, SQLite, {} profile): RSS {started:.0} MB 5 s after it answered | {requests} requests in {load_seconds} s (batches of 100 signals and account pages, 8 clients): peak {peak:.0} MB, {loaded:.0} MB at the end | {rested:.0} MB after {idle} s idle",
+        profile()
+    )
 }
 
 #[tokio::main]
@@ -40,6 +148,7 @@ async fn main() {
     let rounds: usize = env_or("BENCH_ROUNDS", 4);
     let response_kb: usize = env_or("BENCH_RESPONSE_KB", 6000);
     let idle: u64 = env_or("BENCH_IDLE_SECONDS", 10);
+    let serve_seconds: u64 = env_or("BENCH_SERVE_SECONDS", 10);
     let rows = 100usize;
     let per_row = response_kb * 1024 / rows;
 
@@ -145,4 +254,10 @@ async fn main() {
     assert!(r.status().is_success());
     tokio::time::sleep(Duration::from_secs(1)).await;
     println!("RSS MB after one small request: {:.0}", rss_mb());
+    app.shutdown().await.ok();
+
+    if serve_seconds > 0 {
+        progress("devsignal serve alone: starting");
+        println!("{}", serve_alone(idle, serve_seconds).await);
+    }
 }

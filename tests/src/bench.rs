@@ -180,14 +180,21 @@ pub fn redis_state(app: &crate::TestApp) -> &'static str {
 
 /// This process's resident memory in MB (`VmRSS`), 0 where `/proc` is missing.
 pub fn rss_mb() -> f64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmRSS:"))
-                .and_then(|l| l.split_whitespace().nth(1)?.parse::<f64>().ok())
-        })
-        .map_or(0.0, |kb| kb / 1024.0)
+    rss_of("self").0
+}
+
+/// The resident memory of process `pid` (`self` for this one) in MB: now (`VmRSS`) and its peak
+/// (`VmHWM`); zeros if it cannot be read.
+pub fn rss_of(pid: &str) -> (f64, f64) {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    let field = |name: &str| {
+        status
+            .lines()
+            .find(|l| l.starts_with(name))
+            .and_then(|l| l.split_whitespace().nth(1)?.parse::<f64>().ok())
+            .map_or(0.0, |kb| kb / 1024.0)
+    };
+    (field("VmRSS:"), field("VmHWM:"))
 }
 
 // ---------------------------------------------------------------------------------------------

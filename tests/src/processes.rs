@@ -66,6 +66,11 @@ impl Proc {
         Proc { child, lines }
     }
 
+    /// The process id (to read its memory from `/proc`).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     pub fn output(&self) -> Vec<String> {
         self.lines.lock().unwrap().clone()
     }

@@ -600,7 +600,7 @@ pub async fn websocket(
         // held 125 MB of it. Client messages are small; the buffer grows for a larger one.
         .read_buffer_size(WS_READ_BUFFER_BYTES)
         // A message may be as large as an HTTP request body, no larger (the default is 64 MiB).
-        .max_message_size(crate::http::MAX_BODY_BYTES)
+        .max_message_size(crate::MAX_BODY_BYTES)
         .on_upgrade(move |stream| async move {
             GraphQLWebSocket::new(stream, executor, protocol)
                 .on_connection_init(move |payload| async move {

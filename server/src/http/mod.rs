@@ -38,8 +38,7 @@ use crate::metrics::RequestLabels;
 use crate::state::AppState;
 use error::ApiError;
 
-/// The largest request body accepted (5 MB); larger answers 413.
-pub const MAX_BODY_BYTES: usize = 5 * 1024 * 1024;
+pub use crate::MAX_BODY_BYTES;
 
 /// Every route of the server, with its middleware. `api` holds the routes of the other
 /// transports (GraphQL over HTTP and WebSocket, GraphiQL), which get the same middleware.
