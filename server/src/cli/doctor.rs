@@ -84,8 +84,77 @@ async fn check(r: &mut Report) {
         check_integrations(r, &db).await;
         db.close().await.ok();
     }
+    check_replica(r, &config).await;
     check_redis(r, &config).await;
     check_smtp(r, &config).await;
+}
+
+/// The read replica (`DATABASE_READ_URL`), when one is configured: that it answers and holds
+/// the schema this binary expects (a replica still behind a migration serves old columns).
+async fn check_replica(r: &mut Report, config: &Config) {
+    let (Some(url), Some(described)) = (
+        config.database_read_url.as_ref(),
+        config.database_read_description(),
+    ) else {
+        return;
+    };
+    let pool = domain::db::PoolSettings {
+        max_connections: 1,
+        acquire_timeout: TIMEOUT,
+    };
+    let started = Instant::now();
+    let reached = match domain::db::connect_replica(url.expose_secret(), &pool).await {
+        Ok(db) => match domain::db::ping(&db, TIMEOUT).await {
+            Ok(()) => Ok(db),
+            Err(e) => {
+                db.close().await.ok();
+                Err(e)
+            }
+        },
+        Err(e) => Err(e),
+    };
+    let db = match reached {
+        Ok(db) => db,
+        Err(e) => {
+            r.fail(
+                "replica",
+                format!(
+                    "cannot reach the read replica {described}: {e}; list pages and search fail                      until it answers: check DATABASE_READ_URL, or unset it to read the primary"
+                ),
+            );
+            return;
+        }
+    };
+    let answered = started.elapsed().as_millis();
+    match domain::db::migration_status(&db).await {
+        Ok(status) => {
+            let pending = status.iter().filter(|m| !m.applied).count();
+            if pending == 0 {
+                r.ok(
+                    "replica",
+                    format!(
+                        "{described} answered in {answered} ms with all {} migrations",
+                        status.len()
+                    ),
+                );
+            } else {
+                r.warn(
+                    "replica",
+                    format!(
+                        "{described} answered in {answered} ms but lacks {pending} of {}                          migrations: it is not a current replica of DATABASE_URL, or it is                          still catching up",
+                        status.len()
+                    ),
+                );
+            }
+        }
+        Err(e) => r.fail(
+            "replica",
+            format!(
+                "{described} answered but its schema cannot be read: {e}; DATABASE_READ_URL                  must be a replica of DATABASE_URL"
+            ),
+        ),
+    }
+    db.close().await.ok();
 }
 
 fn check_config(r: &mut Report, config: &Config) {

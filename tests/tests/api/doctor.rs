@@ -25,8 +25,10 @@ async fn a_healthy_setup_passes_and_each_problem_fails_with_what_to_do() {
     let url = app.test_db.url.clone();
     let data = app.test_db.dir.path().display().to_string();
     let redis = redis_url();
+    // The primary doubles as its own replica: the replica check reads it.
     let mut env = vec![
         ("DATABASE_URL", url.as_str()),
+        ("DATABASE_READ_URL", url.as_str()),
         ("DATA_DIR", data.as_str()),
         ("NODE_ENV", "test"),
     ];
@@ -59,6 +61,7 @@ async fn a_healthy_setup_passes_and_each_problem_fails_with_what_to_do() {
         "queues",
         "failed",
         "integrations",
+        "replica",
         "redis",
         "smtp",
     ] {
@@ -139,6 +142,10 @@ async fn a_healthy_setup_passes_and_each_problem_fails_with_what_to_do() {
     assert_eq!(pending.len(), 1, "{out}");
     assert!(pending[0].contains("1 pending"), "{out}");
     assert!(pending[0].contains("devsignal migrate up"), "{out}");
+    // The replica (the same database) lacks that migration too: a warning, not a failure.
+    let behind = lines_with(&out, "WARN", "replica");
+    assert_eq!(behind.len(), 1, "{out}");
+    assert!(behind[0].contains("lacks 1 of"), "{out}");
 }
 
 #[tokio::test]
@@ -152,6 +159,20 @@ async fn an_unreachable_database_fails_naming_database_url() {
     // The checks that need no database still run.
     assert!(!lines_with(&out, "OK", "config").is_empty(), "{out}");
     assert!(!lines_with(&out, "OK", "smtp").is_empty(), "{out}");
+
+    // A read replica that does not answer is named by its variable, beside the primary.
+    let read = format!("postgres://postgres@127.0.0.1:{}/devsignal", free_port());
+    let (code, out, _) = run(
+        &["doctor"],
+        &[
+            ("DATABASE_URL", url.as_str()),
+            ("DATABASE_READ_URL", read.as_str()),
+        ],
+    );
+    assert_eq!(code, 1, "{out}");
+    let replica = lines_with(&out, "FAIL", "replica");
+    assert_eq!(replica.len(), 1, "{out}");
+    assert!(replica[0].contains("DATABASE_READ_URL"), "{out}");
 
     // A configuration that does not parse is named too.
     let (code, out, _) = run(&["doctor"], &[("PORT", "eighty")]);
