@@ -101,7 +101,7 @@ async fn serve_alone(idle: u64, load_seconds: u64) -> String {
                 let mut n = 0u64;
                 while Instant::now() < deadline {
                     n += 1;
-                    let ok = if n % 2 == 0 {
+                    let ok = if n.is_multiple_of(2) {
                         let signals: Vec<_> = (0..100)
                             .map(|i| {
                                 let who = (lane * 1_000_003 + n * 100 + i) % 20_000;
