@@ -566,13 +566,13 @@ pub fn devsignal_bin() -> PathBuf {
                 cargo.env_remove(key);
             }
         }
+        cargo.arg("build");
         // The profile of the running executable: a release bench measures a release server.
         if target_dir.file_name().is_some_and(|d| d == "release") {
             cargo.arg("--release");
         }
         let status = cargo
             .args([
-                "build",
                 "--quiet",
                 "-p",
                 "devsignal-server",
