@@ -200,10 +200,10 @@ pub fn rss_of(pid: &str) -> (f64, f64) {
 // ---------------------------------------------------------------------------------------------
 // A large organization, in plain SQL on either backend (the read bench and the plan test)
 /// This process's resident memory by kind, from `/proc/self/smaps`: mapped files (the binary
-/// above all), glibc's heaps (`[heap]` and the per-thread arenas, aligned to 64 MiB: C code's
-/// `malloc`, which is SQLite's page caches and statements here, since the Rust allocator is
-/// jemalloc) and the other
-/// anonymous memory (jemalloc's, thread stacks). A heuristic for finding where memory goes.
+/// above all), glibc's heaps (`[heap]` and the per-thread arenas, aligned to 64 MiB: near empty
+/// since jemalloc serves C code's `malloc` too, SQLite's page caches and statements included)
+/// and the other anonymous memory (jemalloc's, thread stacks). A heuristic for finding where
+/// memory goes.
 pub fn rss_by_kind() -> String {
     let smaps = std::fs::read_to_string("/proc/self/smaps").unwrap_or_default();
     let (mut files, mut arenas, mut other) = (0u64, 0u64, 0u64);

@@ -572,13 +572,7 @@ pub fn devsignal_bin() -> PathBuf {
             cargo.arg("--release");
         }
         let status = cargo
-            .args([
-                "--quiet",
-                "-p",
-                "devsignal-server",
-                "--bin",
-                "devsignal",
-            ])
+            .args(["--quiet", "-p", "devsignal-server", "--bin", "devsignal"])
             .current_dir(env!("CARGO_MANIFEST_DIR"))
             .env("CARGO_TARGET_DIR", target_dir.parent().expect("target dir"))
             .status()
