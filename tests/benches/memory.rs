@@ -68,26 +68,21 @@ async fn serve_alone(idle: u64, load_seconds: u64) -> String {
     tokio::time::sleep(Duration::from_secs(5)).await;
     let (started, _) = rss_of(&pid);
 
-    let r: serde_json::Value = client
-        .post(format!("{base}/api/v1/auth/register"))
-        .json(&json!({"email": "bench@bench-owner.io", "password": devsignal_tests::TEST_PASSWORD, "name": "Bench", "organizationName": "Bench Org"}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let answer = |req: reqwest::RequestBuilder, body: serde_json::Value| async move {
+        let resp = req.json(&body).send().await.unwrap();
+        resp.json::<serde_json::Value>().await.unwrap()
+    };
+    let r = answer(
+        client.post(format!("{base}/api/v1/auth/register")),
+        json!({"email": "bench@bench-owner.io", "password": devsignal_tests::TEST_PASSWORD, "name": "Bench", "organizationName": "Bench Org"}),
+    )
+    .await;
     let token = r["accessToken"].as_str().expect("registered").to_owned();
-    let r: serde_json::Value = client
-        .post(format!("{base}/api/v1/graphql"))
-        .bearer_auth(&token)
-        .json(&json!({"query": "mutation($i: CreateApiKeyInput!) { createApiKey(input: $i) { key } }", "variables": {"i": {"name": "bench", "scopes": ["signals:write", "accounts:read"]}}}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let r = answer(
+        client.post(format!("{base}/api/v1/graphql")).bearer_auth(&token),
+        json!({"query": "mutation($i: CreateApiKeyInput!) { createApiKey(input: $i) { key } }", "variables": {"i": {"name": "bench", "scopes": ["signals:write", "accounts:read"]}}}),
+    )
+    .await;
     let key = r["data"]["createApiKey"]["key"]
         .as_str()
         .expect("an API key")
