@@ -9,7 +9,7 @@ use domain::crm::{Page, PageRequest};
 use uuid::Uuid;
 
 use super::GqlResultExt;
-use super::crm::loaders::{CrmLoaders, SlottedDb};
+use super::crm::loaders::{CrmLoader, CrmLoaders, SlottedDb};
 use super::errors::gql_error;
 use crate::auth::ClientIp;
 use crate::state::AppState;
@@ -46,11 +46,7 @@ pub fn state<'a>(ctx: &Context<'a>) -> async_graphql::Result<&'a AppState> {
 /// before the result's fields resolve. Every resolver that queries goes through here (or a
 /// loader), so one request holds at most `DATABASE_REQUEST_CONNECTIONS` connections at once.
 pub async fn db<'a>(ctx: &Context<'a>) -> async_graphql::Result<SlottedDb<'a>> {
-    let loaders = ctx.data::<CrmLoaders>()?;
-    loaders
-        .loader()
-        .bound(state(ctx)?.config.database_request_connections());
-    loaders.loader().db().await
+    loader(ctx)?.db().await
 }
 
 /// The database a list page or a search of a query operation reads: the read replica when
@@ -58,14 +54,19 @@ pub async fn db<'a>(ctx: &Context<'a>) -> async_graphql::Result<SlottedDb<'a>> {
 /// (what they return must show what they wrote), and so does any lookup by id, where a caller
 /// fetches what it has just created.
 pub async fn read_db<'a>(ctx: &Context<'a>) -> async_graphql::Result<SlottedDb<'a>> {
-    if ctx.query_env.operation.node.ty != async_graphql::parser::types::OperationType::Query {
-        return db(ctx).await;
+    let loader = loader(ctx)?;
+    if ctx.query_env.operation.node.ty == async_graphql::parser::types::OperationType::Query {
+        loader.replica().await
+    } else {
+        loader.db().await
     }
-    let loaders = ctx.data::<CrmLoaders>()?;
-    loaders
-        .loader()
-        .bound(state(ctx)?.config.database_request_connections());
-    loaders.loader().replica().await
+}
+
+/// The request's loader, with its database slots sized from the configuration.
+fn loader<'a>(ctx: &Context<'a>) -> async_graphql::Result<&'a CrmLoader> {
+    let loader = ctx.data::<CrmLoaders>()?.loader();
+    loader.bound(state(ctx)?.config.database_request_connections());
+    Ok(loader)
 }
 
 /// The audit metadata (client address, user agent) of this request.
