@@ -324,8 +324,13 @@ async fn run(
         Ok(actor) => actor,
         Err(e) => return graphql_error(StatusCode::UNAUTHORIZED, &e),
     };
-    let loaders =
-        super::crm::loaders::loaders(state.db.clone(), state.read_db.clone(), actor.clone());
+    let gate = super::crm::loaders::Gate::default();
+    let loaders = super::crm::loaders::loaders(
+        state.db.clone(),
+        state.read_db.clone(),
+        actor.clone(),
+        &gate,
+    );
     let request = request
         .data(actor)
         .data(loaders)
@@ -334,7 +339,8 @@ async fn run(
     // Under graphql-response+json a request stopped while it ran still has a `data` entry
     // (null): it was executed, so it is a 200 like any execution error.
     let executed = media == MediaType::GraphqlResponseJson;
-    let response = match tokio::time::timeout(limits.timeout, schema.execute_batch(request)).await {
+    let execution = gate.run(schema.execute_batch(request));
+    let response = match tokio::time::timeout(limits.timeout, execution).await {
         Ok(response) => response,
         Err(_) => {
             tracing::warn!(
@@ -602,7 +608,11 @@ pub async fn websocket(
         // A message may be as large as an HTTP request body, no larger (the default is 64 MiB).
         .max_message_size(crate::MAX_BODY_BYTES)
         .on_upgrade(move |stream| async move {
-            GraphQLWebSocket::new(stream, executor, protocol)
+            // The connection's operations run inside this future: its loader fetches wait for
+            // the poll that asked for them, as a request's do.
+            let gate = super::crm::loaders::Gate::default();
+            let loader_gate = gate.clone();
+            let socket = GraphQLWebSocket::new(stream, executor, protocol)
                 .on_connection_init(move |payload| async move {
                     let actor = ws_actor(&state, &payload)
                         .await
@@ -629,6 +639,7 @@ pub async fn websocket(
                         state.db.clone(),
                         state.read_db.clone(),
                         actor.clone(),
+                        &loader_gate,
                     ));
                     data.insert(actor);
                     data.insert(meta);
@@ -636,8 +647,8 @@ pub async fn websocket(
                     data.insert(OverWebSocket);
                     Ok(data)
                 })
-                .serve()
-                .await;
+                .serve();
+            gate.run(socket).await;
             drop(slot);
         })
 }

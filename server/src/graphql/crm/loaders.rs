@@ -51,15 +51,19 @@ impl Deref for SlottedDb<'_> {
 /// The request's loader, as resolvers find it in the context (shared by a batch's requests).
 pub type CrmLoaders = Arc<DataLoader<CrmLoader>>;
 
-/// How long a loader gathers keys before it queries. The default (1 ms) split the keys of one
-/// level of a page into several batches on a loaded machine.
-const BATCH_DELAY: Duration = Duration::from_millis(5);
+/// How long a loader waits, once its fetch starts, for more keys: none, since the [`Gate`]
+/// starts it only when the request has asked for every key it can (async-graphql's default,
+/// 1 ms, and the 5 ms here before were paid by every request with a nested relation, and
+/// still split a page's keys over several statements on a busy machine).
+const BATCH_DELAY: Duration = Duration::ZERO;
 
-/// A new loader for one request: `db` is the primary, `replica` the read replica if any.
+/// A new loader for one request: `db` is the primary, `replica` the read replica if any. Its
+/// fetches wait for `gate`: run the request's execution through [`Gate::run`].
 pub fn loaders(
     db: DatabaseConnection,
     replica: Option<DatabaseConnection>,
     actor: Option<Actor>,
+    gate: &Gate,
 ) -> CrmLoaders {
     let loader = CrmLoader {
         db,
@@ -67,7 +71,115 @@ pub fn loaders(
         actor,
         slots: OnceLock::new(),
     };
-    Arc::new(DataLoader::new(loader, tokio::spawn).delay(BATCH_DELAY))
+    let gate = gate.clone();
+    Arc::new(DataLoader::new(loader, move |fetch| gate.spawn(fetch)).delay(BATCH_DELAY))
+}
+
+/// Holds a request's loader fetches until the request has asked for every key it can: until a
+/// poll of the request returns without having woken it ([`Gated::poll`]). A fetch started at
+/// once takes only the keys asked for so far; one started after a fixed delay waits for
+/// nothing on a quiet machine and too little on a busy one.
+#[derive(Clone, Default)]
+pub struct Gate(Arc<std::sync::Mutex<Held>>);
+
+#[derive(Default)]
+struct Held {
+    /// Whether a [`Gate::run`] future is inside a poll of the request.
+    polling: bool,
+    fetches: Vec<futures::future::BoxFuture<'static, ()>>,
+}
+
+impl Gate {
+    fn held(&self) -> std::sync::MutexGuard<'_, Held> {
+        self.0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// The loader's spawner: held while the request is polling, started at once otherwise.
+    fn spawn(&self, fetch: futures::future::BoxFuture<'static, ()>) {
+        let mut held = self.held();
+        if held.polling {
+            held.fetches.push(fetch);
+        } else {
+            drop(held);
+            tokio::spawn(fetch);
+        }
+    }
+
+    /// Runs `request` (the execution the loaders serve), starting the fetches each poll asked
+    /// for once that poll returns.
+    pub fn run<F: std::future::Future>(&self, request: F) -> Gated<F> {
+        Gated {
+            request: Box::pin(request),
+            gate: self.clone(),
+        }
+    }
+}
+
+/// A request's execution behind its [`Gate`].
+pub struct Gated<F> {
+    request: std::pin::Pin<Box<F>>,
+    gate: Gate,
+}
+
+impl<F: std::future::Future> std::future::Future for Gated<F> {
+    type Output = F::Output;
+
+    fn poll(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<F::Output> {
+        // async-graphql resolves a container's fields in a `FuturesUnordered`, which wakes its
+        // task and yields once it has polled every field: a page of 50 nodes takes some 25
+        // polls to reach every node's resolvers. A poll that woke the request is such a yield,
+        // and more keys follow in the next one; a poll that did not is the request waiting,
+        // for its loaders among others: that is when their fetches start.
+        let waker = Arc::new(Flagged {
+            woken: std::sync::atomic::AtomicBool::new(false),
+            inner: cx.waker().clone(),
+        });
+        self.gate.held().polling = true;
+        let out = self
+            .request
+            .as_mut()
+            .poll(&mut std::task::Context::from_waker(&waker.clone().into()));
+        let yielded = out.is_pending() && waker.woken.load(std::sync::atomic::Ordering::Acquire);
+        let fetches = {
+            let mut held = self.gate.held();
+            if yielded {
+                Vec::new()
+            } else {
+                held.polling = false;
+                std::mem::take(&mut held.fetches)
+            }
+        };
+        if yielded {
+            // Held until the poll after; `polling` stays set meanwhile, so fetches asked for
+            // from elsewhere wait for that poll too.
+            return out;
+        }
+        for fetch in fetches {
+            tokio::spawn(fetch);
+        }
+        out
+    }
+}
+
+/// The request's waker, noting whether anything woke the request while it was being polled.
+struct Flagged {
+    woken: std::sync::atomic::AtomicBool,
+    inner: std::task::Waker,
+}
+
+impl std::task::Wake for Flagged {
+    fn wake(self: Arc<Self>) {
+        self.wake_by_ref();
+    }
+    fn wake_by_ref(self: &Arc<Self>) {
+        self.woken.store(true, std::sync::atomic::Ordering::Release);
+        self.inner.wake_by_ref();
+    }
 }
 
 impl CrmLoader {
