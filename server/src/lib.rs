@@ -65,6 +65,38 @@ pub const ALLOCATOR: &str = "jemalloc as malloc (background purging, 1 s decay)"
 #[global_allocator]
 static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
+/// What the allocator holds, in bytes (jemalloc's own statistics, refreshed on each call).
+/// `allocated` is what the program has asked for and not freed; `resident` is what the
+/// allocator's pages occupy in RAM; the gap is fragmentation and pages not yet purged.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct AllocatorStats {
+    pub allocated: u64,
+    /// Pages holding at least one live allocation.
+    pub active: u64,
+    pub resident: u64,
+    /// The allocator's own bookkeeping.
+    pub metadata: u64,
+    /// Address space given back to the OS but kept mapped for reuse (not resident).
+    pub retained: u64,
+}
+
+impl AllocatorStats {
+    /// `None` when jemalloc cannot answer (it always can in the binaries this crate builds).
+    pub fn read() -> Option<Self> {
+        use tikv_jemalloc_ctl::{epoch, stats};
+        // The statistics are a snapshot taken at the last epoch: advance it first.
+        epoch::advance().ok()?;
+        let n = |v: usize| v as u64;
+        Some(Self {
+            allocated: n(stats::allocated::read().ok()?),
+            active: n(stats::active::read().ok()?),
+            resident: n(stats::resident::read().ok()?),
+            metadata: n(stats::metadata::read().ok()?),
+            retained: n(stats::retained::read().ok()?),
+        })
+    }
+}
+
 /// How long in-flight requests may run on after shutdown begins.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
 
@@ -72,6 +104,8 @@ pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
 pub async fn build_state(config: Config, shutdown: CancellationToken) -> anyhow::Result<AppState> {
     let pool = domain::db::PoolSettings {
         max_connections: config.database_max_connections,
+        idle_timeout: config.database_idle_timeout,
+        statement_cache: config.database_statement_cache,
         ..Default::default()
     };
     let mut db = domain::db::connect(config.database_url.expose_secret(), &pool)
@@ -263,6 +297,8 @@ async fn background_pool(state: &AppState) -> anyhow::Result<sea_orm::DatabaseCo
     }
     let pool = domain::db::PoolSettings {
         max_connections: state.config.database_worker_connections,
+        idle_timeout: state.config.database_idle_timeout,
+        statement_cache: state.config.database_statement_cache,
         ..Default::default()
     };
     let mut db = domain::db::connect(url, &pool)

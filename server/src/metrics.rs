@@ -49,6 +49,9 @@ pub struct Metrics {
     pub process_open_fds: Gauge,
     pub process_threads: Gauge,
     pub process_start_time: Gauge,
+    /// What the allocator holds, by kind (`allocated`, `active`, `resident`, `metadata`,
+    /// `retained`; see [`crate::AllocatorStats`]).
+    pub allocator: Family<KindLabels, Gauge>,
     /// Whether Redis answered a PING at the last scrape (absent when Redis is not configured),
     /// and how long it took.
     /// (`redis_up`, `redis_ping_seconds`), registered by [`Metrics::watch_redis`].
@@ -115,6 +118,11 @@ impl SchedulerMetrics {
         }
         self.alive.set(i64::try_from(alive).unwrap_or(i64::MAX));
     }
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct KindLabels {
+    pub kind: String,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -249,6 +257,12 @@ impl Metrics {
             "When this process started, in seconds since the Unix epoch",
             process_start_time.clone(),
         );
+        let allocator = Family::<KindLabels, Gauge>::default();
+        registry.register(
+            "allocator_bytes",
+            "Memory the allocator holds, by kind: allocated (live), active (pages with live data), resident, metadata, retained (unmapped, kept for reuse)",
+            allocator.clone(),
+        );
         let integrations = Family::<IntegrationLabels, Gauge>::default();
         registry.register(
             "integrations",
@@ -268,6 +282,7 @@ impl Metrics {
             process_open_fds,
             process_threads,
             process_start_time,
+            allocator,
             redis: None,
             integrations,
             worker_looks,
@@ -406,6 +421,22 @@ impl Metrics {
         let delta = p.cpu_seconds - self.process_cpu.get();
         if delta > 0.0 {
             self.process_cpu.inc_by(delta);
+        }
+        if let Some(a) = crate::AllocatorStats::read() {
+            for (kind, bytes) in [
+                ("allocated", a.allocated),
+                ("active", a.active),
+                ("resident", a.resident),
+                ("metadata", a.metadata),
+                ("retained", a.retained),
+            ] {
+                gauge(
+                    &self
+                        .allocator
+                        .get_or_create(&KindLabels { kind: kind.into() }),
+                    bytes,
+                );
+            }
         }
     }
 

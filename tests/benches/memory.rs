@@ -17,7 +17,9 @@
 //!
 //! Knobs: `BENCH_CONCURRENCY` (requests at once, default 24), `BENCH_ROUNDS` (default 4),
 //! `BENCH_RESPONSE_KB` (size of each response, default 6000), `BENCH_IDLE_SECONDS` (default 10),
-//! `BENCH_SERVE_SECONDS` (default 10; 0 skips the separate process).
+//! `BENCH_SERVE_SECONDS` (default 10; 0 skips the separate process), `BENCH_SERVE_ENV`
+//! (`NAME=value` pairs separated by spaces, given to `devsignal serve`: to try a setting such as
+//! `DATABASE_MAX_CONNECTIONS=4` or `MALLOC_CONF=…`).
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -43,18 +45,17 @@ async fn serve_alone(idle: u64, load_seconds: u64) -> String {
     let port = free_port().to_string();
     let data = dir.path().display().to_string();
     let lifted = "1000000000";
-    let proc = Proc::start(
-        dir.path(),
-        &["serve"],
-        &[
-            ("PORT", port.as_str()),
-            ("DATA_DIR", data.as_str()),
-            ("RUST_LOG", "warn"),
-            ("RATE_LIMIT_API", lifted),
-            ("RATE_LIMIT_SIGNAL", lifted),
-            ("RATE_LIMIT_AUTH", lifted),
-        ],
-    );
+    let extra = std::env::var("BENCH_SERVE_ENV").unwrap_or_default();
+    let mut env = vec![
+        ("PORT", port.as_str()),
+        ("DATA_DIR", data.as_str()),
+        ("RUST_LOG", "warn"),
+        ("RATE_LIMIT_API", lifted),
+        ("RATE_LIMIT_SIGNAL", lifted),
+        ("RATE_LIMIT_AUTH", lifted),
+    ];
+    env.extend(extra.split_whitespace().filter_map(|kv| kv.split_once('=')));
+    let proc = Proc::start(dir.path(), &["serve"], &env);
     let pid = proc.pid().to_string();
     let base = format!("http://127.0.0.1:{port}");
     let client = reqwest::Client::new();
@@ -67,6 +68,7 @@ async fn serve_alone(idle: u64, load_seconds: u64) -> String {
     }
     tokio::time::sleep(Duration::from_secs(5)).await;
     let (started, _) = rss_of(&pid);
+    let at_start = inside(&client, &base).await;
 
     let answer = |req: reqwest::RequestBuilder, body: serde_json::Value| async move {
         let resp = req.json(&body).send().await.unwrap();
@@ -87,7 +89,14 @@ async fn serve_alone(idle: u64, load_seconds: u64) -> String {
         .as_str()
         .expect("an API key")
         .to_owned();
-    progress(&format!("devsignal serve alone: {load_seconds} s of load"));
+    progress(&format!(
+        "devsignal serve alone: {load_seconds} s of load{}",
+        if extra.is_empty() {
+            String::new()
+        } else {
+            format!(" ({extra})")
+        }
+    ));
     let deadline = Instant::now() + Duration::from_secs(load_seconds);
     let lanes: Vec<_> = (0..8u64)
         .map(|lane| {
@@ -128,12 +137,50 @@ async fn serve_alone(idle: u64, load_seconds: u64) -> String {
         requests += lane.await.unwrap();
     }
     let (loaded, peak) = rss_of(&pid);
+    let at_end = inside(&client, &base).await;
     tokio::time::sleep(Duration::from_secs(idle)).await;
     let (rested, _) = rss_of(&pid);
+    let rested_inside = inside(&client, &base).await;
     drop(proc);
     format!(
-        "devsignal serve alone (app + worker, SQLite, {} profile): RSS {started:.0} MB 5 s after it answered | {requests} requests in {load_seconds} s (batches of 100 signals and account pages, 8 clients): peak {peak:.0} MB, {loaded:.0} MB at the end | {rested:.0} MB after {idle} s idle",
+        "devsignal serve alone (app + worker, SQLite, {} profile): RSS {started:.0} MB 5 s after it answered ({at_start}) | {requests} requests in {load_seconds} s (batches of 100 signals and account pages, 8 clients): peak {peak:.0} MB, {loaded:.0} MB at the end ({at_end}) | {rested:.0} MB after {idle} s idle ({rested_inside})",
         profile()
+    )
+}
+
+/// What `devsignal serve`'s own `/metrics` says of its memory and work: the allocator's live
+/// and resident bytes, the pools' open connections, its threads, jobs still waiting, and the CPU
+/// seconds it has used (so a plateau can be told from a worker still busy).
+async fn inside(client: &reqwest::Client, base: &str) -> String {
+    let text = client
+        .get(format!("{base}/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let sum = |prefix: &str| -> f64 {
+        text.lines()
+            .filter(|l| l.starts_with(prefix))
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum()
+    };
+    let mb = |kind: &str| sum(&format!("devsignal_allocator_bytes{{kind=\"{kind}\"}}")) / 1e6;
+    format!(
+        "allocator: {:.0} MB live, {:.0} MB active, {:.0} MB resident, {:.0} MB metadata; {:.0} pooled connections, {:.0} threads, {:.0} jobs waiting or running, {:.1} CPU s so far",
+        mb("allocated"),
+        mb("active"),
+        mb("resident"),
+        mb("metadata"),
+        sum("devsignal_db_pool_connections{"),
+        sum("devsignal_process_threads "),
+        text.lines()
+            .filter(|l| l.starts_with("devsignal_queue_jobs{"))
+            .filter(|l| l.contains("state=\"waiting\"") || l.contains("state=\"active\""))
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum::<f64>(),
+        sum("devsignal_process_cpu_seconds_total "),
     )
 }
 

@@ -26,7 +26,11 @@ pub fn server_vars(test_db: &crate::TestDatabase) -> std::collections::HashMap<S
         ],
     );
     // Server knobs a bench run may set to compare (e.g. the per-request connection cap).
-    for knob in ["DATABASE_MAX_CONNECTIONS", "DATABASE_REQUEST_CONNECTIONS"] {
+    for knob in [
+        "DATABASE_MAX_CONNECTIONS",
+        "DATABASE_REQUEST_CONNECTIONS",
+        "DATABASE_STATEMENT_CACHE",
+    ] {
         if let Ok(v) = std::env::var(knob) {
             vars.insert(knob.to_owned(), v);
         }

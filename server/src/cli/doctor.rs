@@ -101,6 +101,7 @@ async fn check_replica(r: &mut Report, config: &Config) {
     let pool = domain::db::PoolSettings {
         max_connections: 1,
         acquire_timeout: TIMEOUT,
+        ..Default::default()
     };
     let started = Instant::now();
     let reached = match domain::db::connect_replica(url.expose_secret(), &pool).await {
@@ -217,6 +218,7 @@ async fn check_database(r: &mut Report, config: &Config) -> Option<sea_orm::Data
     let pool = domain::db::PoolSettings {
         max_connections: 2,
         acquire_timeout: TIMEOUT,
+        ..Default::default()
     };
     let started = Instant::now();
     let db = match domain::db::connect(url, &pool).await {

@@ -83,6 +83,12 @@ pub struct Config {
     /// `DATABASE_WORKER_CONNECTIONS`: the worker role's own pool (jobs, cron, webhook delivery),
     /// apart from the requests' `DATABASE_MAX_CONNECTIONS`.
     pub database_worker_connections: u32,
+    /// `DATABASE_IDLE_TIMEOUT`: how long a pooled connection may sit unused before it is
+    /// closed (every pool of the process).
+    pub database_idle_timeout: Duration,
+    /// `DATABASE_STATEMENT_CACHE`: prepared statements each pooled connection keeps (`None`:
+    /// the backend's default, `domain::db::statement_cache_default`).
+    pub database_statement_cache: Option<usize>,
     /// `DATABASE_REQUEST_CONNECTIONS`: the most serving-pool connections one request (a GraphQL
     /// batch together, or one WebSocket connection) holds at once, so one heavy request cannot
     /// take the whole pool; capped at `DATABASE_MAX_CONNECTIONS` - 1.
@@ -723,6 +729,14 @@ impl Config {
                 10u32,
                 "a positive number",
             ),
+            database_idle_timeout: r.duration("DATABASE_IDLE_TIMEOUT", domain::db::IDLE_TIMEOUT),
+            database_statement_cache: r.get("DATABASE_STATEMENT_CACHE").map(|_| {
+                r.parse(
+                    "DATABASE_STATEMENT_CACHE",
+                    0usize,
+                    "a number of statements (0 keeps none)",
+                )
+            }),
             database_request_connections: r.parse(
                 "DATABASE_REQUEST_CONNECTIONS",
                 4u32,
@@ -1094,6 +1108,26 @@ mod tests {
         .unwrap_err();
         let names: Vec<&str> = err.0.iter().map(|p| p.var).collect();
         assert_eq!(names, vec!["DATABASE_URL", "PORT", "JWT_EXPIRES_IN"]);
+    }
+
+    #[test]
+    fn pooled_connections_idle_out_and_keep_statements_as_configured() {
+        let c = Config::from_vars(&vars(&[])).unwrap();
+        assert_eq!(c.database_idle_timeout, Duration::from_secs(60));
+        assert_eq!(c.database_statement_cache, None);
+        let c = Config::from_vars(&vars(&[
+            ("DATABASE_IDLE_TIMEOUT", "5m"),
+            ("DATABASE_STATEMENT_CACHE", "0"),
+        ]))
+        .unwrap();
+        assert_eq!(c.database_idle_timeout, Duration::from_secs(300));
+        assert_eq!(c.database_statement_cache, Some(0));
+        let err = Config::from_vars(&vars(&[("DATABASE_STATEMENT_CACHE", "many")])).unwrap_err();
+        let names: Vec<&str> = err.0.iter().map(|p| p.var).collect();
+        assert_eq!(names, vec!["DATABASE_STATEMENT_CACHE"]);
+        let err = Config::from_vars(&vars(&[("DATABASE_IDLE_TIMEOUT", "0")])).unwrap_err();
+        let names: Vec<&str> = err.0.iter().map(|p| p.var).collect();
+        assert_eq!(names, vec!["DATABASE_IDLE_TIMEOUT"]);
     }
 
     #[test]
