@@ -845,7 +845,7 @@ impl Run<'_> {
         let state = serde_json::to_value(&person).unwrap_or(Value::Null);
         store::put_cursor(
             &self.cx.db,
-            self.cx.integration.id,
+            &self.cx.integration,
             &resource,
             state,
             etag,

@@ -263,7 +263,7 @@ async fn store_days(
         }
         store::put_cursor(
             &txn,
-            cx.integration.id,
+            &cx.integration,
             &resource,
             json!({"lastDay": last.format("%Y-%m-%d").to_string()}),
             None,
@@ -297,7 +297,7 @@ async fn store_release(
     let txn = domain::db::begin(&cx.db).await?;
     store::put_cursor(
         &txn,
-        cx.integration.id,
+        &cx.integration,
         &resource,
         json!({"version": version, "maintainers": maintainers}),
         etag,

@@ -198,7 +198,7 @@ impl SyncContext {
     ) -> Result<(), Stop> {
         store::put_cursor(
             &self.db,
-            self.integration.id,
+            &self.integration,
             resource,
             state,
             etag,

@@ -530,7 +530,7 @@ impl Run<'_> {
                 });
                 store::put_cursor(
                     &self.cx.db,
-                    self.cx.integration.id,
+                    &self.cx.integration,
                     &format!("user:{id}"),
                     serde_json::to_value(&p).unwrap_or(Value::Null),
                     None,

@@ -401,14 +401,15 @@ pub async fn cursor(
 /// Stores one resource's cursor (insert or replace).
 pub async fn put_cursor(
     db: &impl ConnectionTrait,
-    integration_id: Uuid,
+    integration: &integrations::Model,
     resource: &str,
     state: Value,
     etag: Option<String>,
     last_modified: Option<String>,
 ) -> Result<()> {
     integration_cursors::Entity::insert(integration_cursors::ActiveModel {
-        integration_id: Set(integration_id),
+        integration_id: Set(integration.id),
+        organization_id: Set(integration.organization_id),
         resource: Set(resource.to_owned()),
         state: Set(state),
         etag: Set(etag),
@@ -419,6 +420,7 @@ pub async fn put_cursor(
         OnConflict::columns([
             integration_cursors::Column::IntegrationId,
             integration_cursors::Column::Resource,
+            integration_cursors::Column::OrganizationId,
         ])
         .update_columns([
             integration_cursors::Column::State,

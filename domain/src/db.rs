@@ -397,3 +397,78 @@ mod tests {
         ping(&db, Duration::from_secs(1)).await.unwrap();
     }
 }
+
+/// A tenant table that other tenant tables point at with a nullable reference.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Referenced {
+    Account,
+    Contact,
+    Deal,
+}
+
+impl Referenced {
+    /// Its table.
+    pub fn table(self) -> &'static str {
+        match self {
+            Referenced::Account => "companies",
+            Referenced::Contact => "contacts",
+            Referenced::Deal => "deals",
+        }
+    }
+}
+
+/// `(referenced, table, column)`: the nullable references between tenant tables. In the
+/// database they are plain foreign keys `(organization_id, column) → (organization_id, id)`,
+/// without `ON DELETE SET NULL`, which a PostgreSQL sharded by organization (Citus) refuses on a
+/// key holding its distribution column; [`detach`] clears them instead. A test compares this
+/// list with the foreign keys PostgreSQL holds.
+pub const NULLABLE_REFERENCES: &[(Referenced, &str, &str)] = &[
+    (Referenced::Account, "contacts", "account_id"),
+    (Referenced::Account, "deals", "account_id"),
+    (Referenced::Account, "activities", "account_id"),
+    (Referenced::Account, "signals", "account_id"),
+    (Referenced::Contact, "deals", "contact_id"),
+    (Referenced::Contact, "activities", "contact_id"),
+    (Referenced::Contact, "signals", "contact_id"),
+    (Referenced::Deal, "activities", "deal_id"),
+];
+
+/// Clears every reference to the rows `ids` of `referenced`, which the caller deletes next in
+/// the same transaction; the rows that pointed at them stay, unlinked (their `updated_at`
+/// unchanged, as `ON DELETE SET NULL` left it). On PostgreSQL it first locks those rows, so a
+/// writer that links to one of them meanwhile either committed before (and is cleared here) or
+/// waits and then finds it gone.
+pub async fn detach(
+    db: &impl ConnectionTrait,
+    organization_id: uuid::Uuid,
+    referenced: Referenced,
+    ids: &[uuid::Uuid],
+) -> Result<(), DbErr> {
+    use sea_orm::sea_query::{Alias, Expr, ExprTrait, LockType, Query};
+    let org = || Expr::col(Alias::new("organization_id")).eq(organization_id);
+    for chunk in ids.chunks(IN_LIST) {
+        if Backend::of(db) == Backend::Postgres {
+            let lock = Query::select()
+                .column(Alias::new("id"))
+                .from(Alias::new(referenced.table()))
+                .and_where(org())
+                .and_where(Expr::col(Alias::new("id")).is_in(chunk.iter().copied()))
+                .lock(LockType::Update)
+                .to_owned();
+            db.query_all(&lock).await?;
+        }
+        for (r, table, column) in NULLABLE_REFERENCES {
+            if *r != referenced {
+                continue;
+            }
+            let clear = Query::update()
+                .table(Alias::new(*table))
+                .value(Alias::new(*column), Option::<uuid::Uuid>::None)
+                .and_where(org())
+                .and_where(Expr::col(Alias::new(*column)).is_in(chunk.iter().copied()))
+                .to_owned();
+            db.execute(&clear).await?;
+        }
+    }
+    Ok(())
+}

@@ -267,7 +267,7 @@ pub async fn record(
     };
     enrichments::Entity::insert(row)
         .on_conflict(
-            OnConflict::column(enrichments::Column::Id)
+            OnConflict::columns([enrichments::Column::Id, enrichments::Column::OrganizationId])
                 .update_columns([
                     enrichments::Column::Source,
                     enrichments::Column::EnrichedAt,

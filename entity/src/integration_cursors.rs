@@ -11,6 +11,7 @@ pub struct Model {
     pub integration_id: Uuid,
     #[sea_orm(primary_key, auto_increment = false)]
     pub resource: String,
+    pub organization_id: Uuid,
     pub state: Json,
     pub etag: Option<String>,
     pub last_modified: Option<String>,

@@ -8,6 +8,7 @@ pub struct Model {
     #[sea_orm(primary_key, auto_increment = false)]
     pub id: Uuid,
     pub delivery_id: Uuid,
+    pub organization_id: Uuid,
     pub at: DateTimeUtc,
     pub status_code: Option<i32>,
     pub latency_ms: i64,

@@ -31,6 +31,7 @@ mod m20261203_000025_billing;
 mod m20261203_000026_privacy_demo;
 mod m20261203_000027_imports_exports;
 mod m20261204_000028_event_positions;
+mod m20261205_000029_tenant_keys;
 
 pub struct Migrator;
 
@@ -64,6 +65,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261203_000026_privacy_demo::Migration),
             Box::new(m20261203_000027_imports_exports::Migration),
             Box::new(m20261204_000028_event_positions::Migration),
+            Box::new(m20261205_000029_tenant_keys::Migration),
         ]
     }
 }

@@ -553,6 +553,13 @@ pub async fn delete(db: &DatabaseConnection, actor: &Actor, meta: &Meta, id: Uui
     actor.require_scope("accounts:write")?;
     let txn = crate::db::begin(db).await?;
     let old = find(&txn, actor, id).await?;
+    crate::db::detach(
+        &txn,
+        actor.organization_id,
+        crate::db::Referenced::Account,
+        &[id],
+    )
+    .await?;
     companies::Entity::delete_by_id(id).exec(&txn).await?;
     audit::record(
         &txn,

@@ -569,6 +569,13 @@ pub async fn delete(db: &DatabaseConnection, actor: &Actor, meta: &Meta, id: Uui
     write_rights(actor)?;
     let txn = crate::db::begin(db).await?;
     find(&txn, actor, id).await?;
+    crate::db::detach(
+        &txn,
+        actor.organization_id,
+        crate::db::Referenced::Contact,
+        &[id],
+    )
+    .await?;
     contacts::Entity::delete_by_id(id).exec(&txn).await?;
     audit::record(
         &txn,

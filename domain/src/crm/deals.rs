@@ -484,6 +484,13 @@ pub async fn delete(db: &DatabaseConnection, actor: &Actor, meta: &Meta, id: Uui
     write_rights(actor)?;
     let txn = crate::db::begin(db).await?;
     let old = find(&txn, actor, id).await?;
+    crate::db::detach(
+        &txn,
+        actor.organization_id,
+        crate::db::Referenced::Deal,
+        &[id],
+    )
+    .await?;
     deals::Entity::delete_by_id(id).exec(&txn).await?;
     crm::record(
         &txn,

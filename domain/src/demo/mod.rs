@@ -287,6 +287,10 @@ async fn delete_in(txn: &sea_orm::DatabaseTransaction, org: Uuid, o: &Objects) -
             .exec(txn)
             .await?;
     }
+    // The organization's own rows that point at demo rows stay, unlinked.
+    crate::db::detach(txn, org, crate::db::Referenced::Deal, &o.deals).await?;
+    crate::db::detach(txn, org, crate::db::Referenced::Contact, &o.contacts).await?;
+    crate::db::detach(txn, org, crate::db::Referenced::Account, &o.accounts).await?;
     activities::Entity::delete_many()
         .filter(activities::Column::OrganizationId.eq(org))
         .filter(activities::Column::Id.is_in(o.activities.clone()))

@@ -176,9 +176,12 @@ pub async fn start(
             finished_at: Set(None),
         })
         .on_conflict(
-            OnConflict::column(score_recomputes::Column::RunningOrganizationId)
-                .do_nothing()
-                .to_owned(),
+            OnConflict::columns([
+                score_recomputes::Column::RunningOrganizationId,
+                score_recomputes::Column::OrganizationId,
+            ])
+            .do_nothing()
+            .to_owned(),
         )
         .exec_without_returning(&txn)
         .await?;

@@ -201,19 +201,22 @@ pub(super) async fn rescore_in(
     }
     account_scores::Entity::insert_many(stored)
         .on_conflict(
-            OnConflict::column(account_scores::Column::AccountId)
-                .update_columns([
-                    account_scores::Column::Score,
-                    account_scores::Column::Tier,
-                    account_scores::Column::Trend,
-                    account_scores::Column::Factors,
-                    account_scores::Column::SignalCount,
-                    account_scores::Column::UserCount,
-                    account_scores::Column::LastSignalAt,
-                    account_scores::Column::ConfigVersion,
-                    account_scores::Column::ComputedAt,
-                ])
-                .to_owned(),
+            OnConflict::columns([
+                account_scores::Column::AccountId,
+                account_scores::Column::OrganizationId,
+            ])
+            .update_columns([
+                account_scores::Column::Score,
+                account_scores::Column::Tier,
+                account_scores::Column::Trend,
+                account_scores::Column::Factors,
+                account_scores::Column::SignalCount,
+                account_scores::Column::UserCount,
+                account_scores::Column::LastSignalAt,
+                account_scores::Column::ConfigVersion,
+                account_scores::Column::ComputedAt,
+            ])
+            .to_owned(),
         )
         .exec_without_returning(txn)
         .await?;

@@ -78,6 +78,7 @@ pub async fn prepare(
             webhook_attempts::ActiveModel {
                 id: Set(Uuid::now_v7()),
                 delivery_id: Set(delivery.id),
+                organization_id: Set(delivery.organization_id),
                 at: Set(now),
                 status_code: Set(None),
                 latency_ms: Set(0),
@@ -175,6 +176,7 @@ pub async fn record_attempt(
     webhook_attempts::ActiveModel {
         id: Set(Uuid::now_v7()),
         delivery_id: Set(out.delivery.id),
+        organization_id: Set(out.delivery.organization_id),
         at: Set(now),
         status_code: Set(result.status_code.map(i32::from)),
         latency_ms: Set(i64::try_from(result.latency.as_millis()).unwrap_or(i64::MAX)),

@@ -70,6 +70,7 @@ mod signal_types;
 mod signals;
 mod stackoverflow;
 mod support_desks;
+mod tenant_keys;
 mod transfers;
 mod twitter;
 mod usage_limits;

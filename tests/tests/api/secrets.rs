@@ -157,6 +157,7 @@ async fn encryption_key_rotates_online_and_every_secret_keeps_working() {
     let old_cipher = Cipher::from_hex(&old).unwrap();
     entity::integration_cursors::ActiveModel {
         integration_id: Set(integration.parse().unwrap()),
+        organization_id: Set(s.organization_id.parse().unwrap()),
         resource: Set("token".into()),
         state: Set(json!({"token": old_cipher.seal("cached-access-token").unwrap(), "until": "2030-01-01T00:00:00Z"})),
         etag: Set(None),
