@@ -334,12 +334,33 @@ pub async fn authenticate(
     if !looks_like_key(key) {
         return Err(invalid());
     }
-    let model = api_keys::Entity::find()
-        .filter(api_keys::Column::KeyHash.eq(sha256_hex(key)))
-        .one(db)
-        .await?
-        .ok_or_else(invalid)?;
-    Ok((key_actor(db, &model).await?, model))
+    let (model, creator) = with_creator(
+        api_keys::Entity::find().filter(api_keys::Column::KeyHash.eq(sha256_hex(key))),
+    )
+    .one(db)
+    .await?
+    .ok_or_else(invalid)?;
+    Ok((key_actor(&model, creator)?, model))
+}
+
+/// The keys `keys` selects, each with its creator's membership of the key's organization (none
+/// when the key has no creator or the creator has left): one statement.
+fn with_creator(
+    keys: sea_orm::Select<api_keys::Entity>,
+) -> sea_orm::SelectTwo<api_keys::Entity, memberships::Entity> {
+    use sea_orm::QuerySelect;
+    use sea_orm::sea_query::{ExprTrait, IntoCondition};
+    let creator: sea_orm::RelationDef = api_keys::Entity::belongs_to(memberships::Entity)
+        .from(api_keys::Column::CreatedBy)
+        .to(memberships::Column::UserId)
+        .on_condition(|key, member| {
+            Expr::col((member, memberships::Column::OrganizationId))
+                .equals((key, api_keys::Column::OrganizationId))
+                .into_condition()
+        })
+        .into();
+    keys.join(sea_orm::JoinType::LeftJoin, creator)
+        .select_also(memberships::Entity)
 }
 
 fn invalid() -> Error {
@@ -351,7 +372,7 @@ fn invalid() -> Error {
 /// MEMBER otherwise) and its creator's current role, so demoting the creator demotes the key
 /// and removing them ends it. Keys an operator made (`devsignal api-keys create`) have no
 /// creator and are bound by their scopes alone.
-async fn key_actor(db: &impl ConnectionTrait, model: &api_keys::Model) -> Result<Actor> {
+fn key_actor(model: &api_keys::Model, creator: Option<memberships::Model>) -> Result<Actor> {
     if model.revoked_at.is_some() || model.expires_at.is_some_and(|t| t <= Utc::now()) {
         return Err(invalid());
     }
@@ -361,20 +382,14 @@ async fn key_actor(db: &impl ConnectionTrait, model: &api_keys::Model) -> Result
     } else {
         Role::Member
     };
-    if let Some(creator) = model.created_by {
-        let creator_role = memberships::Entity::find()
-            .filter(memberships::Column::UserId.eq(creator))
-            .filter(memberships::Column::OrganizationId.eq(model.organization_id))
-            .one(db)
-            .await?
-            .and_then(|m| Role::parse(&m.role))
-            .ok_or_else(|| {
-                Error::Unauthenticated(
-                    "this API key's creator is no longer a member of the organization; \
+    if model.created_by.is_some() {
+        let creator_role = creator.and_then(|m| Role::parse(&m.role)).ok_or_else(|| {
+            Error::Unauthenticated(
+                "this API key's creator is no longer a member of the organization; \
                      create a new key"
-                        .into(),
-                )
-            })?;
+                    .into(),
+            )
+        })?;
         role = role.min(creator_role);
     }
     Ok(Actor {
@@ -390,11 +405,11 @@ async fn key_actor(db: &impl ConnectionTrait, model: &api_keys::Model) -> Result
 /// The actor of the key `id` as it stands now (for long-lived connections that authenticated
 /// with it earlier).
 pub async fn actor_by_id(db: &impl ConnectionTrait, id: Uuid) -> Result<Actor> {
-    let model = api_keys::Entity::find_by_id(id)
+    let (model, creator) = with_creator(api_keys::Entity::find_by_id(id))
         .one(db)
         .await?
         .ok_or_else(invalid)?;
-    key_actor(db, &model).await
+    key_actor(&model, creator)
 }
 
 /// Writes a key's `lastUsedAt` (called at most once a minute per key by the server).
