@@ -189,11 +189,29 @@ fn rest_input(v: Value, prefix: &str) -> Result<Input, domain::Error> {
     })
 }
 
-/// The related rows shown with each signal: source, actor and account summaries.
+/// The related rows shown with each signal: source, actor and account summaries by id.
+#[derive(Default)]
 struct Related {
-    sources: HashMap<Uuid, signal_sources::Model>,
-    contacts: HashMap<Uuid, contacts::Model>,
-    accounts: HashMap<Uuid, companies::Model>,
+    sources: HashMap<Uuid, Value>,
+    contacts: HashMap<Uuid, Value>,
+    accounts: HashMap<Uuid, Value>,
+}
+
+fn source_summary(id: Uuid, name: &str, kind: &str) -> Value {
+    json!({"id": id, "name": name, "type": kind})
+}
+
+fn actor_summary(
+    id: Uuid,
+    first_name: Option<String>,
+    last_name: Option<String>,
+    email: Option<String>,
+) -> Value {
+    json!({"id": id, "firstName": first_name, "lastName": last_name, "email": email})
+}
+
+fn account_summary(id: Uuid, name: &str, domain: Option<String>) -> Value {
+    json!({"id": id, "name": name, "domain": domain})
 }
 
 async fn related(state: &AppState, org: Uuid, items: &[&Ingested]) -> Result<Related, ApiError> {
@@ -223,22 +241,108 @@ async fn related(state: &AppState, org: Uuid, items: &[&Ingested]) -> Result<Rel
         .await
         .map_err(domain::Error::from)?;
     Ok(Related {
-        sources: sources.into_iter().map(|m| (m.id, m)).collect(),
-        contacts: contacts.into_iter().map(|m| (m.id, m)).collect(),
-        accounts: accounts.into_iter().map(|m| (m.id, m)).collect(),
+        sources: sources
+            .into_iter()
+            .map(|m| (m.id, source_summary(m.id, &m.name, &m.kind)))
+            .collect(),
+        contacts: contacts
+            .into_iter()
+            .map(|m| {
+                (
+                    m.id,
+                    actor_summary(m.id, m.first_name, m.last_name, m.email),
+                )
+            })
+            .collect(),
+        accounts: accounts
+            .into_iter()
+            .map(|m| (m.id, account_summary(m.id, &m.name, m.domain)))
+            .collect(),
     })
+}
+
+/// The source and, when the signal has them, actor and account of one signal (each of the
+/// organization), as one row.
+type OneRow = (
+    Uuid,
+    String,
+    String,
+    Option<Uuid>,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+    Option<Uuid>,
+    Option<String>,
+    Option<String>,
+);
+
+/// [`related`] for one signal in one statement: the source joined with the actor and the
+/// account it names. Nothing for a profile update, whose answer shows no signal.
+async fn related_one(state: &AppState, org: Uuid, item: &Ingested) -> Result<Related, ApiError> {
+    use sea_orm::sea_query::{Expr, ExprTrait, IntoCondition};
+    use sea_orm::{JoinType, QuerySelect, RelationDef};
+    let mut r = Related::default();
+    let Some(signal) = &item.signal else {
+        return Ok(r);
+    };
+    let (contact, account) = (item.contact_id, item.account_id);
+    // Each join finds at most the one row of the organization that the signal names.
+    let to_contact: RelationDef = signal_sources::Entity::belongs_to(contacts::Entity)
+        .from(signal_sources::Column::OrganizationId)
+        .to(contacts::Column::OrganizationId)
+        .on_condition(move |_, c| {
+            Expr::col((c, contacts::Column::Id))
+                .eq(contact.unwrap_or_default())
+                .into_condition()
+        })
+        .into();
+    let to_account: RelationDef = signal_sources::Entity::belongs_to(companies::Entity)
+        .from(signal_sources::Column::OrganizationId)
+        .to(companies::Column::OrganizationId)
+        .on_condition(move |_, a| {
+            Expr::col((a, companies::Column::Id))
+                .eq(account.unwrap_or_default())
+                .into_condition()
+        })
+        .into();
+    let row: Option<OneRow> = signal_sources::Entity::find()
+        .select_only()
+        .column(signal_sources::Column::Id)
+        .column(signal_sources::Column::Name)
+        .column(signal_sources::Column::Kind)
+        .column(contacts::Column::Id)
+        .column(contacts::Column::FirstName)
+        .column(contacts::Column::LastName)
+        .column(contacts::Column::Email)
+        .column(companies::Column::Id)
+        .column(companies::Column::Name)
+        .column(companies::Column::Domain)
+        .join(JoinType::LeftJoin, to_contact)
+        .join(JoinType::LeftJoin, to_account)
+        .filter(signal_sources::Column::OrganizationId.eq(org))
+        .filter(signal_sources::Column::Id.eq(signal.source_id))
+        .into_tuple()
+        .one(&state.db)
+        .await
+        .map_err(domain::Error::from)?;
+    if let Some((sid, sname, kind, cid, first, last, email, aid, aname, domain)) = row {
+        r.sources.insert(sid, source_summary(sid, &sname, &kind));
+        if let Some(c) = cid {
+            r.contacts.insert(c, actor_summary(c, first, last, email));
+        }
+        if let (Some(a), Some(name)) = (aid, aname) {
+            r.accounts.insert(a, account_summary(a, &name, domain));
+        }
+    }
+    Ok(r)
 }
 
 fn actor_body(i: &Ingested, r: &Related) -> Option<Value> {
-    i.contact_id.and_then(|c| r.contacts.get(&c)).map(|m| {
-        json!({"id": m.id, "firstName": m.first_name, "lastName": m.last_name, "email": m.email})
-    })
+    i.contact_id.and_then(|c| r.contacts.get(&c)).cloned()
 }
 
 fn account_body(i: &Ingested, r: &Related) -> Option<Value> {
-    i.account_id
-        .and_then(|a| r.accounts.get(&a))
-        .map(|m| json!({"id": m.id, "name": m.name, "domain": m.domain}))
+    i.account_id.and_then(|a| r.accounts.get(&a)).cloned()
 }
 
 /// A stored signal in the original's REST shape, with its source, actor and account; `null` for
@@ -259,7 +363,7 @@ fn signal_body(i: &Ingested, r: &Related) -> Value {
         "idempotencyKey": s.idempotency_key,
         "timestamp": s.timestamp,
         "createdAt": s.created_at,
-        "source": r.sources.get(&s.source_id).map(|m| json!({"id": m.id, "name": m.name, "type": m.kind})),
+        "source": r.sources.get(&s.source_id),
         "actor": actor_body(i, r),
         "account": account_body(i, r),
         "deduplicated": i.deduplicated,
@@ -287,7 +391,7 @@ async fn ingest_one(State(state): State<AppState>, headers: HeaderMap, body: Byt
         let input = rest_input(v, "")?;
         let out =
             ingest_one_signal(&state, &actor, input, domain::signals::system_source::API).await?;
-        let rel = related(&state, actor.organization_id, &[&out]).await?;
+        let rel = related_one(&state, actor.organization_id, &out).await?;
         let status = if out.deduplicated {
             StatusCode::OK
         } else {

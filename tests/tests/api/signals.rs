@@ -289,6 +289,31 @@ async fn rest_ingest_with_api_keys() {
     let again: Value = r.json().await.unwrap();
     assert_eq!(again["deduplicated"], true);
     assert_eq!(again["id"], first["id"]);
+    // The answer shows the source, the person and the account the signal was attributed to.
+    let r = post(
+        "/api/v1/signals",
+        key.clone(),
+        json!({"type": "signup", "actor": {"email": "Rita@Rest-One.io", "name": "Rita Ray"}}),
+    )
+    .await;
+    assert_eq!(r.status(), 201);
+    let named: Value = r.json().await.unwrap();
+    assert_eq!(named["source"]["name"], "API", "{named}");
+    assert_eq!(named["source"]["id"], named["sourceId"]);
+    assert_eq!(named["actor"]["id"], named["actorId"]);
+    assert_eq!(named["actor"]["email"], "rita@rest-one.io");
+    assert_eq!(named["actor"]["firstName"], "Rita");
+    assert_eq!(named["actor"]["lastName"], "Ray");
+    assert_eq!(named["account"]["id"], named["accountId"]);
+    assert_eq!(named["account"]["domain"], "rest-one.io");
+    let r = post("/api/v1/signals", key.clone(), json!({"type": "page_view"})).await;
+    assert_eq!(r.status(), 201);
+    let anonymous: Value = r.json().await.unwrap();
+    assert_eq!(anonymous["source"]["type"], "PRODUCT_API");
+    assert!(
+        anonymous["actor"].is_null() && anonymous["account"].is_null(),
+        "{anonymous}"
+    );
 
     let r = post("/api/v1/signals", read_only, json!({"type": "x"})).await;
     assert_eq!(r.status(), 403);

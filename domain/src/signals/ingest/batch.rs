@@ -7,8 +7,8 @@ use chrono::{DateTime, Utc};
 use entity::{companies, contact_identities, contacts, signals};
 use sea_orm::sea_query::{Expr, ExprTrait, Func};
 use sea_orm::{
-    ColumnTrait, ConnectionTrait, DatabaseTransaction, DbBackend, EntityTrait, QueryFilter,
-    QuerySelect,
+    ColumnTrait, ConnectionTrait, DatabaseTransaction, DbBackend, EntityTrait, JoinType,
+    QueryFilter, QuerySelect, RelationDef,
 };
 use serde_json::Value;
 use uuid::Uuid;
@@ -17,6 +17,17 @@ use super::validate::Prepared;
 use crate::Result;
 use crate::signals::identifiers::{self, kind};
 use crate::signals::merges::Candidate;
+/// An identity's contact (of the same organization).
+fn identity_contact() -> RelationDef {
+    contact_identities::Entity::belongs_to(contacts::Entity)
+        .from((
+            contact_identities::Column::OrganizationId,
+            contact_identities::Column::ContactId,
+        ))
+        .to((contacts::Column::OrganizationId, contacts::Column::Id))
+        .into()
+}
+
 /// On PostgreSQL, locks the identities, domains and GitHub organizations of the batch that
 /// `w` did not find, i.e. what the batch may create (sorted, so concurrent batches queue rather
 /// than deadlock), until the transaction ends. What exists already needs no lock: people seen
@@ -215,43 +226,56 @@ impl Writer {
             .collect::<BTreeSet<_>>()
             .into_iter()
             .collect();
+        // Each contact found, by identity or by email, comes with its account: no third lookup
+        // unless the batch names contacts by id.
+        let mut contact_account = HashMap::new();
         for chunk in values.chunks(crate::db::IN_LIST) {
             // (organization, kind, value) is the unique index: naming the kinds lets the lookup
             // use all of it instead of reading every identity of the organization.
-            for i in contact_identities::Entity::find()
+            for (kind, value, contact, account) in contact_identities::Entity::find()
+                .select_only()
+                .column(contact_identities::Column::Kind)
+                .column(contact_identities::Column::Value)
+                .column(contact_identities::Column::ContactId)
+                .column(contacts::Column::AccountId)
+                .join(JoinType::InnerJoin, identity_contact())
                 .filter(contact_identities::Column::OrganizationId.eq(org))
                 .filter(contact_identities::Column::Kind.is_in(kinds.clone()))
                 .filter(contact_identities::Column::Value.is_in(chunk.to_vec()))
+                .into_tuple::<(String, String, Uuid, Option<Uuid>)>()
                 .all(txn)
                 .await?
             {
-                if pairs.contains(&(i.kind.clone(), i.value.clone())) {
-                    identities.insert((i.kind, i.value), i.contact_id);
+                if pairs.contains(&(kind.clone(), value.clone())) {
+                    identities.insert((kind, value), contact);
+                    contact_account.insert(contact, account);
                 }
             }
         }
         let mut contacts_by_email = HashMap::new();
         let emails: Vec<String> = emails.into_iter().collect();
         for chunk in emails.chunks(crate::db::IN_LIST) {
-            for (id, e) in contacts::Entity::find()
+            for (id, e, account) in contacts::Entity::find()
                 .select_only()
                 .column(contacts::Column::Id)
                 .column(contacts::Column::EmailNormalized)
+                .column(contacts::Column::AccountId)
                 .filter(contacts::Column::OrganizationId.eq(org))
                 .filter(contacts::Column::EmailNormalized.is_in(chunk.to_vec()))
-                .into_tuple::<(Uuid, Option<String>)>()
+                .into_tuple::<(Uuid, Option<String>, Option<Uuid>)>()
                 .all(txn)
                 .await?
             {
                 if let Some(e) = e {
                     contacts_by_email.insert(e, id);
                 }
+                contact_account.insert(id, account);
             }
         }
-        contact_ids.extend(identities.values().copied());
-        contact_ids.extend(contacts_by_email.values().copied());
-        let mut contact_account = HashMap::new();
-        let ids: Vec<Uuid> = contact_ids.into_iter().collect();
+        let ids: Vec<Uuid> = contact_ids
+            .into_iter()
+            .filter(|c| !contact_account.contains_key(c))
+            .collect();
         for chunk in ids.chunks(crate::db::IN_LIST) {
             for (id, account) in contacts::Entity::find()
                 .select_only()
