@@ -358,46 +358,6 @@ pub fn rows_per_insert<E: sea_orm::EntityTrait>() -> usize {
 /// How many values one `IN (…)` list carries: a whole batch.
 pub const IN_LIST: usize = 1000;
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn sqlite_file_is_read_from_urls() {
-        assert_eq!(
-            sqlite_file("sqlite://./data/devsignal.db?mode=rwc"),
-            Some(PathBuf::from("./data/devsignal.db"))
-        );
-        assert_eq!(
-            sqlite_file("sqlite:/tmp/x.db"),
-            Some(PathBuf::from("/tmp/x.db"))
-        );
-        assert_eq!(sqlite_file("sqlite::memory:"), None);
-        assert_eq!(sqlite_file("postgres://h/db"), None);
-    }
-
-    #[tokio::test]
-    async fn a_new_file_database_is_created_in_wal_mode_and_migrates_twice() {
-        let dir = tempfile::tempdir().unwrap();
-        let url = format!("sqlite://{}/nested/ds.db", dir.path().display());
-        let db = connect(&url, &PoolSettings::default()).await.unwrap();
-        let mode = db
-            .query_one_raw(Statement::from_string(
-                DbBackend::Sqlite,
-                "PRAGMA journal_mode",
-            ))
-            .await
-            .unwrap()
-            .unwrap();
-        assert_eq!(mode.try_get_by_index::<String>(0).unwrap(), "wal");
-        assert!(pending_migrations(&db).await.unwrap() > 0);
-        assert!(migrate_up(&db).await.unwrap() > 0);
-        assert_eq!(migrate_up(&db).await.unwrap(), 0);
-        assert_eq!(pending_migrations(&db).await.unwrap(), 0);
-        ping(&db, Duration::from_secs(1)).await.unwrap();
-    }
-}
-
 /// A tenant table that other tenant tables point at with a nullable reference.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Referenced {
@@ -471,4 +431,44 @@ pub async fn detach(
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sqlite_file_is_read_from_urls() {
+        assert_eq!(
+            sqlite_file("sqlite://./data/devsignal.db?mode=rwc"),
+            Some(PathBuf::from("./data/devsignal.db"))
+        );
+        assert_eq!(
+            sqlite_file("sqlite:/tmp/x.db"),
+            Some(PathBuf::from("/tmp/x.db"))
+        );
+        assert_eq!(sqlite_file("sqlite::memory:"), None);
+        assert_eq!(sqlite_file("postgres://h/db"), None);
+    }
+
+    #[tokio::test]
+    async fn a_new_file_database_is_created_in_wal_mode_and_migrates_twice() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}/nested/ds.db", dir.path().display());
+        let db = connect(&url, &PoolSettings::default()).await.unwrap();
+        let mode = db
+            .query_one_raw(Statement::from_string(
+                DbBackend::Sqlite,
+                "PRAGMA journal_mode",
+            ))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(mode.try_get_by_index::<String>(0).unwrap(), "wal");
+        assert!(pending_migrations(&db).await.unwrap() > 0);
+        assert!(migrate_up(&db).await.unwrap() > 0);
+        assert_eq!(migrate_up(&db).await.unwrap(), 0);
+        assert_eq!(pending_migrations(&db).await.unwrap(), 0);
+        ping(&db, Duration::from_secs(1)).await.unwrap();
+    }
 }
