@@ -176,6 +176,10 @@ pub fn test_vars(db: &TestDatabase, extra: &[(&str, &str)]) -> HashMap<String, S
         ("RATE_LIMIT_WEBHOOK", "100000".to_owned()),
         ("RATE_LIMIT_DEMO", "100000".to_owned()),
         ("RATE_LIMIT_SIGNAL", "100000".to_owned()),
+        // The real cron table fires on wall-clock boundaries (a sync scheduler every 15
+        // minutes): a test straddling one would see runs it did not ask for. Tests of the
+        // scheduler pass `("SCHEDULER_ENABLED", "true")`.
+        ("SCHEDULER_ENABLED", "false".to_owned()),
     ]
     .into_iter()
     .map(|(k, v)| (k.to_owned(), v))

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use devsignal_tests::{eventually, redis_url, spawn_app};
+use devsignal_tests::{eventually, redis_url, spawn_app_with};
 use domain::queue::{self, NewJob};
 use sea_orm::{ActiveModelTrait, EntityTrait, Set};
 use serde_json::{Value, json};
@@ -21,7 +21,7 @@ fn lines_with<'a>(out: &'a str, level: &str, check: &str) -> Vec<&'a str> {
 
 #[tokio::test]
 async fn a_healthy_setup_passes_and_each_problem_fails_with_what_to_do() {
-    let app = spawn_app().await;
+    let app = spawn_app_with(&[("SCHEDULER_ENABLED", "true")]).await;
     let url = app.test_db.url.clone();
     let data = app.test_db.dir.path().display().to_string();
     let redis = redis_url();

@@ -375,7 +375,11 @@ async fn a_tick_the_database_refused_is_enqueued_once_it_is_back() {
 
 #[tokio::test]
 async fn metrics_show_each_entrys_last_tick_and_the_live_schedulers() {
-    let app = spawn_app_with(&[("CRON_OVERRIDES", "alert-check-scheduler=* * * * * *")]).await;
+    let app = spawn_app_with(&[
+        ("SCHEDULER_ENABLED", "true"),
+        ("CRON_OVERRIDES", "alert-check-scheduler=* * * * * *"),
+    ])
+    .await;
     let text = eventually(Duration::from_secs(20), "the metrics", || async {
         let text = app.get("/metrics").await.text().await.ok()?;
         (text.contains(
