@@ -35,6 +35,7 @@ pub mod error;
 pub mod events;
 pub mod identity;
 pub mod paging;
+pub mod partitions;
 pub mod privacy;
 pub mod queue;
 pub mod scoring;

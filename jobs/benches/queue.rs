@@ -42,6 +42,7 @@ async fn round(url: &str, workers: usize, n: u64) -> f64 {
                 )
                 .unwrap(),
                 score_history_days: domain::scoring::DEFAULT_HISTORY_DAYS,
+                retention: Default::default(),
                 notifier: devsignal_jobs::notify::Notifier {
                     mailer: devsignal_jobs::notify::Mailer::new(
                         "bench@localhost",

@@ -20,6 +20,8 @@ pub struct Context {
     pub connectors: connectors::Runtime,
     /// Days of score history kept (`SCORE_HISTORY_DAYS`); older snapshots are pruned nightly.
     pub score_history_days: u32,
+    /// Months of signals and events kept (`SIGNAL_RETENTION_MONTHS`, `EVENT_RETENTION_MONTHS`).
+    pub retention: domain::partitions::Retention,
     /// Email and Slack sending (alert and digest deliveries).
     pub notifier: notify::Notifier,
     /// `DATA_DIR`: import files (`imports/`) and export files (`exports/`).

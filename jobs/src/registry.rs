@@ -78,6 +78,7 @@ pub static JOBS: &[JobDef] = &[
     job!(WEEKLY_DIGEST_SCHEDULER, fan_out::digest),
     job!(SEND_WEEKLY_DIGEST, send_digest),
     job!(DEMO_CLEANUP_SCHEDULER, demo_cleanup),
+    job!(PARTITION_MAINTENANCE, partition_maintenance),
     job!(ALERT_CHECK_SCHEDULER, alert_check),
     job!(ANOMALY_DETECTION_SCHEDULER, fan_out::anomalies),
     job!(DETECT_ANOMALIES, detect_anomalies),
@@ -174,6 +175,11 @@ pub static SCHEDULES: &[Schedule] = &[
         name: "demo-cleanup-scheduler",
         cron: "0 4 * * *",
         job: "demo-cleanup-scheduler",
+    },
+    Schedule {
+        name: "partition-maintenance",
+        cron: "30 0 * * *",
+        job: "partition-maintenance",
     },
     Schedule {
         name: "github-sync-scheduler",
@@ -513,6 +519,16 @@ async fn demo_cleanup(ctx: Context, _job: jobs::Model) -> anyhow::Result<()> {
             users,
             "Deleted {orgs} demo organizations and {users} users"
         );
+    }
+    Ok(())
+}
+
+/// Daily: partitions of `signals` and `events` for the months ahead (PostgreSQL), and the
+/// retention of both (`domain::partitions`).
+async fn partition_maintenance(ctx: Context, _job: jobs::Model) -> anyhow::Result<()> {
+    let report = domain::partitions::maintain(&ctx.db, Utc::now(), ctx.retention).await?;
+    if report == domain::partitions::Report::default() {
+        tracing::info!("Nothing to do: every partition exists and nothing is past its retention");
     }
     Ok(())
 }

@@ -390,7 +390,7 @@ mod tests {
 
     #[test]
     fn every_schedule_parses_and_names_a_job() {
-        assert_eq!(SCHEDULES.len(), 19);
+        assert_eq!(SCHEDULES.len(), 20);
         let from = DateTime::parse_from_rfc3339("2026-11-30T08:59:30Z")
             .unwrap()
             .with_timezone(&Utc);

@@ -32,6 +32,7 @@ mod m20261203_000026_privacy_demo;
 mod m20261203_000027_imports_exports;
 mod m20261204_000028_event_positions;
 mod m20261205_000029_tenant_keys;
+mod m20261206_000030_partitions;
 
 pub struct Migrator;
 
@@ -66,6 +67,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261203_000027_imports_exports::Migration),
             Box::new(m20261204_000028_event_positions::Migration),
             Box::new(m20261205_000029_tenant_keys::Migration),
+            Box::new(m20261206_000030_partitions::Migration),
         ]
     }
 }

@@ -240,6 +240,7 @@ pub async fn start_worker(state: &AppState) -> anyhow::Result<tokio::task::JoinH
             db: db.clone(),
             connectors: state.connectors.clone(),
             score_history_days: state.config.score_history_days,
+            retention: state.config.retention,
             notifier: state.notifier(),
             data_dir: state.config.data_dir.clone(),
         },

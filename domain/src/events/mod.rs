@@ -171,15 +171,16 @@ pub async fn sequence(db: &DatabaseConnection) -> Result<u64> {
 
 /// Positions up to [`SEQUENCE_BATCH`] of the events without a position that `db` sees, after
 /// the highest position given so far, in insertion order. Callers make sure no one else does
-/// this at the same time (the sequencer lock, or SQLite's single writer).
+/// this at the same time (the sequencer lock, or SQLite's single writer). The join names
+/// `occurred_at` too, so on PostgreSQL each row is looked up in its own month's partition.
 async fn position_pending(db: &impl ConnectionTrait) -> Result<u64> {
     let backend = db.get_database_backend();
     let sql = format!(
         "WITH base AS (SELECT COALESCE(MAX(position), 0) AS top FROM events), \
-         todo AS (SELECT seq, ROW_NUMBER() OVER (ORDER BY seq) AS n FROM events \
+         todo AS (SELECT seq, occurred_at, ROW_NUMBER() OVER (ORDER BY seq) AS n FROM events \
                   WHERE position IS NULL ORDER BY seq LIMIT {SEQUENCE_BATCH}) \
          UPDATE events SET position = base.top + todo.n FROM base, todo \
-         WHERE events.seq = todo.seq"
+         WHERE events.seq = todo.seq AND events.occurred_at = todo.occurred_at"
     );
     let done = db.execute_raw(Statement::from_string(backend, sql)).await?;
     Ok(done.rows_affected())

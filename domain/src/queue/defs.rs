@@ -69,6 +69,7 @@ pub const QUEUES: &[&str] = &[
     "notification-delivery",
     "imports",
     "exports",
+    "maintenance",
 ];
 
 pub const SYNC_ALL_NPM: JobSpec = spec!(
@@ -231,6 +232,14 @@ pub const DEMO_CLEANUP_SCHEDULER: JobSpec = spec!(
     false,
     "deletes demo organizations older than 24 hours"
 );
+pub const PARTITION_MAINTENANCE: JobSpec = spec!(
+    "partition-maintenance",
+    "maintenance",
+    3,
+    60,
+    false,
+    "keeps monthly partitions of signals and events ahead of time (PostgreSQL) and applies SIGNAL_RETENTION_MONTHS and EVENT_RETENTION_MONTHS"
+);
 pub const ALERT_CHECK_SCHEDULER: JobSpec = spec!(
     "alert-check-scheduler",
     "alert-check",
@@ -350,6 +359,7 @@ pub const ALL: &[JobSpec] = &[
     WEEKLY_DIGEST_SCHEDULER,
     SEND_WEEKLY_DIGEST,
     DEMO_CLEANUP_SCHEDULER,
+    PARTITION_MAINTENANCE,
     ALERT_CHECK_SCHEDULER,
     ANOMALY_DETECTION_SCHEDULER,
     DETECT_ANOMALIES,

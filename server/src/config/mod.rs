@@ -181,6 +181,10 @@ pub struct Config {
     /// `SCORE_HISTORY_DAYS` (default 400): days of daily score snapshots kept; the nightly
     /// snapshot job prunes older ones.
     pub score_history_days: u32,
+    /// `SIGNAL_RETENTION_MONTHS` and `EVENT_RETENTION_MONTHS` (default: keep everything): months
+    /// of signals and events kept besides the current one; the daily `partition-maintenance`
+    /// drops older months (`domain::partitions`). Signals keep at least 4 (scores read 90 days).
+    pub retention: domain::partitions::Retention,
     /// `IMPORT_MAX_BYTES` (default 50 MB): the largest CSV file an import's upload accepts
     /// (larger answers 413 `PAYLOAD_TOO_LARGE`).
     pub import_max_bytes: u64,
@@ -801,6 +805,13 @@ impl Config {
                     "a positive number of days",
                 )
                 .get(),
+            retention: domain::partitions::Retention {
+                signal_months: r.months(
+                    "SIGNAL_RETENTION_MONTHS",
+                    domain::partitions::MIN_SIGNAL_RETENTION_MONTHS,
+                ),
+                event_months: r.months("EVENT_RETENTION_MONTHS", 1),
+            },
             import_max_bytes: r
                 .parse(
                     "IMPORT_MAX_BYTES",

@@ -53,6 +53,21 @@ impl Reader<'_> {
         }
     }
 
+    /// An optional whole number of months, at least `min`.
+    pub(super) fn months(&mut self, var: &'static str, min: u32) -> Option<u32> {
+        let raw = self.get(var)?;
+        match raw.parse::<u32>() {
+            Ok(n) if (min..=1200).contains(&n) => Some(n),
+            _ => {
+                self.problem(
+                    var,
+                    format!("must be a number of months from {min} to 1200 (got {raw:?})"),
+                );
+                None
+            }
+        }
+    }
+
     /// A number of proxy hops, or a flag (`true` = 1).
     pub(super) fn proxy_hops(&mut self, var: &'static str) -> usize {
         match self.get(var).map(|v| v.to_ascii_lowercase()) {

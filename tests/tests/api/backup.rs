@@ -146,8 +146,10 @@ async fn count(db: &impl ConnectionTrait, table: &str) -> u64 {
 async fn real_tables(db: &impl ConnectionTrait) -> BTreeSet<String> {
     let sql = match db.get_database_backend() {
         sea_orm::DbBackend::Postgres => {
-            "SELECT table_name::text FROM information_schema.tables \
-             WHERE table_schema = current_schema() AND table_type = 'BASE TABLE'"
+            // A partition's rows are its table's (`signals`, `events`).
+            "SELECT c.relname::text FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
+             WHERE n.nspname = current_schema() AND c.relkind IN ('r', 'p') \
+             AND NOT c.relispartition"
         }
         _ => "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'",
     };

@@ -51,6 +51,7 @@ mod oauth;
 mod operations;
 mod organizations;
 mod packages;
+mod partitions;
 mod plans;
 mod plumbing;
 mod posthog;

@@ -95,17 +95,40 @@ async fn check(
         !reads.is_empty(),
         "{what}: no read of {table}: {statements:?}"
     );
+    // On PostgreSQL `signals` and `events` are partitioned by month: their reads go through
+    // the partitions' copies of the index, merged in order (a `Merge Append`, whose `Sort Key`
+    // line names the order it keeps, sorts nothing).
+    let mut names: Vec<String> = index.split('|').map(str::to_owned).collect();
+    if db.get_database_backend() == DbBackend::Postgres {
+        for i in index.split('|') {
+            let parts = db
+                .query_all_raw(Statement::from_string(
+                    DbBackend::Postgres,
+                    format!("SELECT relid::text AS name FROM pg_partition_tree('{i}')"),
+                ))
+                .await
+                .unwrap();
+            names.extend(
+                parts
+                    .iter()
+                    .map(|r| r.try_get::<String>("", "name").unwrap()),
+            );
+        }
+    }
     for stmt in reads {
         let lines = plan(db, stmt).await;
         let text = lines.join("\n");
-        let sorts = lines
+        let sorts = lines.iter().any(|l| {
+            let node = l.trim_start().trim_start_matches("->").trim_start();
+            (node.starts_with("Sort") && !node.starts_with("Sort Key"))
+                || node.starts_with("Incremental Sort")
+                || l.contains("TEMP B-TREE")
+                || l.contains("Seq Scan")
+        }) || lines
             .iter()
-            .any(|l| l.contains("Sort") || l.contains("TEMP B-TREE") || l.contains("Seq Scan"))
-            || lines
-                .iter()
-                .any(|l| l.starts_with(&format!("SCAN {table}")));
+            .any(|l| l.starts_with(&format!("SCAN {table}")));
         assert!(
-            !sorts && index.split('|').any(|i| text.contains(i)),
+            !sorts && names.iter().any(|i| text.contains(i.as_str())),
             "{what}: expected an ordered read of {table} through {index}, no sort and no scan of the table\n{}\n{text}",
             stmt.sql
         );

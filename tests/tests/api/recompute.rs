@@ -186,6 +186,7 @@ async fn a_recompute_resumes_after_a_crash_and_rescores_each_account_exactly_onc
         db: app.db.clone(),
         connectors: app.state.connectors.clone(),
         score_history_days: app.state.config.score_history_days,
+        retention: app.state.config.retention,
         notifier: app.state.notifier(),
         data_dir: app.state.config.data_dir.clone(),
     };

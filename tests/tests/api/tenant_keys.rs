@@ -153,6 +153,7 @@ async fn on_postgres_every_key_and_reference_of_a_tenant_table_holds_the_organiz
 
     // References between tenant tables: organization_id on both sides at the same place, and
     // no SET NULL / SET DEFAULT (Citus refuses them on a key holding the distribution column).
+    // A partition's copies of its table's references (`conparentid`) are left out.
     let references = rows(
         &app,
         &format!(
@@ -165,7 +166,7 @@ async fn on_postgres_every_key_and_reference_of_a_tenant_table_holds_the_organiz
              (SELECT string_agg(a.attname, ',') FROM pg_attribute a \
               WHERE a.attrelid = c.conrelid AND a.attnum = ANY(c.conkey) \
               AND a.attname <> 'organization_id') \
-             FROM pg_constraint c WHERE c.contype = 'f' \
+             FROM pg_constraint c WHERE c.contype = 'f' AND c.conparentid = 0 \
              AND c.conrelid IN ({TENANT}) AND c.confrelid IN ({TENANT}) ORDER BY 1"
         ),
     )

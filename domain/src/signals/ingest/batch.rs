@@ -26,22 +26,68 @@ fn identity_account() -> Expr {
     )
 }
 
-/// On PostgreSQL, locks the identities, domains and GitHub organizations of the batch that
-/// `w` did not find, i.e. what the batch may create (sorted, so concurrent batches queue rather
-/// than deadlock), until the transaction ends. What exists already needs no lock: people seen
-/// before, the common case, never make batches wait for each other. Returns whether it locked
-/// anything (then the caller reads again what another batch may have created meanwhile).
+/// The stored signals carrying the idempotency keys of `items`, by key.
+async fn by_idempotency(
+    txn: &DatabaseTransaction,
+    org: Uuid,
+    items: &[&Prepared],
+) -> Result<HashMap<String, signals::Model>> {
+    let keys: Vec<String> = items
+        .iter()
+        .filter_map(|p| p.idempotency_key.clone())
+        .collect();
+    let mut found = HashMap::new();
+    for chunk in keys.chunks(crate::db::IN_LIST) {
+        for s in signals::Entity::find()
+            .filter(signals::Column::OrganizationId.eq(org))
+            .filter(signals::Column::IdempotencyKey.is_in(chunk.to_vec()))
+            .all(txn)
+            .await?
+        {
+            if let Some(k) = s.idempotency_key.clone() {
+                found.insert(k, s);
+            }
+        }
+    }
+    Ok(found)
+}
+
+/// What [`lock_unknown`] locked.
+#[derive(Debug, Clone, Copy, Default)]
+pub(super) struct Locked {
+    /// Identities, domains or GitHub organizations: the batch may create people or companies.
+    pub people: bool,
+    /// Idempotency keys not stored yet.
+    pub keys: bool,
+}
+
+/// On PostgreSQL, locks the identities, domains, GitHub organizations and idempotency keys of
+/// the batch that `w` did not find, i.e. what the batch may create (sorted, so concurrent
+/// batches queue rather than deadlock), until the transaction ends. What exists already needs
+/// no lock: people seen before, the common case, never make batches wait for each other.
+/// Idempotency keys need the lock because `signals` is partitioned by month there, and a
+/// partitioned table's unique index must hold the partition column, which the key's
+/// uniqueness does not. When it locked anything, the caller reads again what another batch
+/// may have created meanwhile.
 pub(super) async fn lock_unknown(
     txn: &DatabaseTransaction,
     org: Uuid,
     items: &[Result<Prepared>],
     w: &Writer,
-) -> Result<bool> {
+) -> Result<Locked> {
     if txn.get_database_backend() != DbBackend::Postgres {
-        return Ok(false);
+        return Ok(Locked::default());
     }
     let mut keys = BTreeSet::new();
+    let mut locked = Locked::default();
     for p in items.iter().flatten() {
+        if let Some(k) = &p.idempotency_key
+            && !w.by_idempotency.contains_key(k)
+        {
+            keys.insert(crate::db::lock_key(org, &format!("idempotency:{k}")));
+            locked.keys = true;
+        }
+        let before = keys.len();
         for (k, v, _) in p.hints.identities() {
             let known = w.identities.contains_key(&(k.to_owned(), v.clone()))
                 || (k == kind::EMAIL && w.contacts_by_email.contains_key(&v));
@@ -64,13 +110,14 @@ pub(super) async fn lock_unknown(
         {
             keys.insert(crate::db::lock_key(org, &format!("ghorg:{g}")));
         }
+        locked.people |= keys.len() > before;
     }
     if keys.is_empty() {
-        return Ok(false);
+        return Ok(locked);
     }
     let keys: Vec<i64> = keys.into_iter().collect();
     crate::db::advisory_xact_lock(txn, &keys).await?;
-    Ok(true)
+    Ok(locked)
 }
 
 /// What a batch knows and what it will write, kept in memory so lookups and inserts happen once
@@ -145,6 +192,19 @@ impl Writer {
         }
     }
 
+    /// Reads again the stored signals of the batch's idempotency keys (after waiting for their
+    /// locks: another batch may have stored some meanwhile).
+    pub(super) async fn reload_idempotency(
+        &mut self,
+        txn: &DatabaseTransaction,
+        org: Uuid,
+        items: &[Result<Prepared>],
+    ) -> Result<()> {
+        let ok: Vec<&Prepared> = items.iter().flatten().collect();
+        self.by_idempotency = by_idempotency(txn, org, &ok).await?;
+        Ok(())
+    }
+
     pub(super) async fn load(
         txn: &DatabaseTransaction,
         org: Uuid,
@@ -152,23 +212,7 @@ impl Writer {
         now: DateTime<Utc>,
     ) -> Result<Self> {
         let ok: Vec<&Prepared> = items.iter().flatten().collect();
-        let keys: Vec<String> = ok
-            .iter()
-            .filter_map(|p| p.idempotency_key.clone())
-            .collect();
-        let mut by_idempotency = HashMap::new();
-        for chunk in keys.chunks(crate::db::IN_LIST) {
-            for s in signals::Entity::find()
-                .filter(signals::Column::OrganizationId.eq(org))
-                .filter(signals::Column::IdempotencyKey.is_in(chunk.to_vec()))
-                .all(txn)
-                .await?
-            {
-                if let Some(k) = s.idempotency_key.clone() {
-                    by_idempotency.insert(k, s);
-                }
-            }
-        }
+        let by_idempotency = by_idempotency(txn, org, &ok).await?;
         // Content dedup: the earlier signals without a sender's id whose content key and event
         // time equal an eligible item's (the index is (organization, dedupe_key, timestamp)).
         let content: HashSet<(String, DateTime<Utc>)> = ok

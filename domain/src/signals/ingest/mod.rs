@@ -257,14 +257,16 @@ async fn ingest_once(
         })
         .collect();
     let mut w = Writer::load(&txn, org, &prepared, now).await?;
-    let unknown = lock_unknown(&txn, org, &prepared, &w).await?;
-    if unknown {
-        // Another batch may have created some of them before we held the locks.
+    let locked = lock_unknown(&txn, org, &prepared, &w).await?;
+    // Another batch may have created some of them before we held the locks.
+    if locked.people {
         w = Writer::load(&txn, org, &prepared, now).await?;
+    } else if locked.keys {
+        w.reload_idempotency(&txn, org, &prepared).await?;
     }
     // On SQLite nothing is locked, so whether the batch creates people is not known here:
     // the contact room is read whenever limits apply.
-    let may_create = unknown || txn.get_database_backend() != sea_orm::DbBackend::Postgres;
+    let may_create = locked.people || txn.get_database_backend() != sea_orm::DbBackend::Postgres;
     w.limit(&txn, limits, may_create).await?;
     let mut results = Vec::with_capacity(prepared.len());
     for (item, erased) in prepared.into_iter().zip(erased) {

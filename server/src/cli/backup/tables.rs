@@ -269,8 +269,10 @@ async fn strings(db: &impl ConnectionTrait, sql: &str) -> anyhow::Result<Vec<Vec
 pub async fn real_tables(db: &impl ConnectionTrait) -> anyhow::Result<Vec<String>> {
     let sql = match db.get_database_backend() {
         DbBackend::Postgres => {
-            "SELECT table_name::text FROM information_schema.tables \
-             WHERE table_schema = current_schema() AND table_type = 'BASE TABLE' ORDER BY 1"
+            // A partition (of `signals` or `events`) is read through its table.
+            "SELECT c.relname::text FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
+             WHERE n.nspname = current_schema() AND c.relkind IN ('r', 'p') \
+             AND NOT c.relispartition ORDER BY 1"
         }
         _ => {
             "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite\\_%' \
@@ -287,7 +289,8 @@ pub async fn real_columns(
     let sql = match db.get_database_backend() {
         DbBackend::Postgres => {
             "SELECT table_name::text, column_name::text FROM information_schema.columns \
-             WHERE table_schema = current_schema()"
+             WHERE table_schema = current_schema() AND table_name::text NOT IN \
+             (SELECT c.relname::text FROM pg_class c WHERE c.relispartition)"
         }
         _ => {
             "SELECT m.name, p.name FROM sqlite_master m, pragma_table_info(m.name) p \
