@@ -182,52 +182,36 @@ fn parse_month(table: Table, name: &str) -> Option<NaiveDate> {
     NaiveDate::from_ymd_opt(y.parse().ok()?, m.parse().ok()?, 1)
 }
 
-/// Creates `table`'s partition for `month`. Rows of that month already in the `DEFAULT`
-/// partition move into it, in one transaction; returns how many.
+/// Creates `table`'s partition for `month`, moving into it the rows of that month the `DEFAULT`
+/// partition holds, in one transaction; returns how many moved.
+///
+/// The partition is built apart and then attached: `ATTACH PARTITION` takes only a
+/// `SHARE UPDATE EXCLUSIVE` lock of the table (`CREATE TABLE … PARTITION OF` an exclusive one),
+/// though it still locks the default partition exclusively while it scans it for rows of the
+/// month, so reads not bounded in time wait for that scan (RUNBOOK.md says so).
 async fn create(db: &DatabaseConnection, table: Table, month: NaiveDate) -> crate::Result<u64> {
     use sea_orm::TransactionTrait;
     let (t, col) = (table.name(), table.column());
     let name = table.partition(month);
     let (from, to) = (literal(month), literal(month + Months::new(1)));
-    let bounds = format!("FOR VALUES FROM ({from}) TO ({to})");
-    let range = format!("\"{col}\" >= {from} AND \"{col}\" < {to}");
     let default = table.default_partition();
     let txn = db.begin().await?;
-    let waiting = txn
-        .query_one_raw(sea_orm::Statement::from_string(
-            sea_orm::DbBackend::Postgres,
-            format!("SELECT EXISTS (SELECT 1 FROM \"{default}\" WHERE {range}) AS waiting"),
+    txn.execute_unprepared(&format!(
+        "CREATE TABLE \"{name}\" (LIKE \"{t}\" INCLUDING DEFAULTS)"
+    ))
+    .await?;
+    let moved = txn
+        .execute_unprepared(&format!(
+            "WITH moved AS (DELETE FROM \"{default}\" \
+             WHERE \"{col}\" >= {from} AND \"{col}\" < {to} RETURNING *) \
+             INSERT INTO \"{name}\" SELECT * FROM moved"
         ))
         .await?
-        .map(|r| r.try_get::<bool>("", "waiting"))
-        .transpose()?
-        .unwrap_or(false);
-    let moved = if waiting {
-        // A partition cannot be created over rows the default one holds: build it apart, move
-        // the rows in, then attach it.
-        txn.execute_unprepared(&format!(
-            "CREATE TABLE \"{name}\" (LIKE \"{t}\" INCLUDING DEFAULTS)"
-        ))
-        .await?;
-        let moved = txn
-            .execute_unprepared(&format!(
-                "WITH moved AS (DELETE FROM \"{default}\" WHERE {range} RETURNING *) \
-                 INSERT INTO \"{name}\" SELECT * FROM moved"
-            ))
-            .await?
-            .rows_affected();
-        txn.execute_unprepared(&format!(
-            "ALTER TABLE \"{t}\" ATTACH PARTITION \"{name}\" {bounds}"
-        ))
-        .await?;
-        moved
-    } else {
-        txn.execute_unprepared(&format!(
-            "CREATE TABLE \"{name}\" PARTITION OF \"{t}\" {bounds}"
-        ))
-        .await?;
-        0
-    };
+        .rows_affected();
+    txn.execute_unprepared(&format!(
+        "ALTER TABLE \"{t}\" ATTACH PARTITION \"{name}\" FOR VALUES FROM ({from}) TO ({to})"
+    ))
+    .await?;
     txn.commit().await?;
     Ok(moved)
 }
