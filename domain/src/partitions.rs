@@ -8,6 +8,8 @@
 //! when a retention is set, drops the months older than it whole and deletes what is older in
 //! the `DEFAULT` partition. On SQLite retention deletes the rows.
 //!
+//! It also deletes the rows of `ingest_claims` (PostgreSQL) older than a day.
+//!
 //! Retention counts whole months: with `SIGNAL_RETENTION_MONTHS=6`, the current month and the
 //! six before it are kept.
 
@@ -85,7 +87,13 @@ pub struct Report {
     pub moved: u64,
     /// Rows deleted one by one (SQLite, or older rows in a `DEFAULT` partition).
     pub deleted: u64,
+    /// Ingest claims older than [`CLAIM_LIFETIME_HOURS`] deleted (PostgreSQL).
+    pub claims: u64,
 }
+
+/// How long a row of `ingest_claims` is kept. A claim matters only while the batch that took it
+/// is open (`domain::signals::ingest`); a day is far past any transaction.
+pub const CLAIM_LIFETIME_HOURS: i64 = 24;
 
 /// The first of `at`'s month.
 pub fn month_of(at: DateTime<Utc>) -> NaiveDate {
@@ -141,12 +149,24 @@ pub async fn maintain(
             report.deleted += delete_before(db, table, c).await?;
         }
     }
-    if !report.created.is_empty() || !report.dropped.is_empty() || report.deleted > 0 {
+    if Backend::of(db) == Backend::Postgres {
+        let before = now - chrono::Duration::hours(CLAIM_LIFETIME_HOURS);
+        report.claims = db
+            .execute_raw(sea_orm::Statement::from_sql_and_values(
+                sea_orm::DbBackend::Postgres,
+                "DELETE FROM ingest_claims WHERE claimed_at < $1",
+                [before.into()],
+            ))
+            .await?
+            .rows_affected();
+    }
+    if report != Report::default() {
         tracing::info!(
             created = ?report.created,
             dropped = ?report.dropped,
             moved = report.moved,
             deleted = report.deleted,
+            claims = report.claims,
             "Partitions maintained"
         );
     }

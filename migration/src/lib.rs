@@ -33,6 +33,7 @@ mod m20261203_000027_imports_exports;
 mod m20261204_000028_event_positions;
 mod m20261205_000029_tenant_keys;
 mod m20261206_000030_partitions;
+mod m20261207_000031_ingest_claims;
 
 pub struct Migrator;
 
@@ -68,6 +69,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261204_000028_event_positions::Migration),
             Box::new(m20261205_000029_tenant_keys::Migration),
             Box::new(m20261206_000030_partitions::Migration),
+            Box::new(m20261207_000031_ingest_claims::Migration),
         ]
     }
 }

@@ -1,7 +1,9 @@
 //! Signals and events by month: on PostgreSQL both tables are partitioned by month and the
 //! daily `partition-maintenance` job keeps partitions ahead of time and drops the months past
 //! `SIGNAL_RETENTION_MONTHS` / `EVENT_RETENTION_MONTHS` whole; on SQLite it deletes those rows.
-//! An idempotency key stays unique per organization although PostgreSQL cannot index it so.
+//! An idempotency key stays unique per organization although PostgreSQL cannot index it so:
+//! ingest claims it (and the people it may create) with a row of `ingest_claims`, which the same
+//! job deletes a day later.
 
 use std::time::Duration;
 
@@ -291,6 +293,165 @@ async fn one_idempotency_key_is_one_signal_under_concurrent_requests() {
     }
     assert_eq!(created, 1);
     assert_eq!(signal_ids(&app, &s).await.len(), 1);
+}
+
+/// Four concurrent batches of a thousand signals, each naming a new person (email, GitHub, npm,
+/// Twitter/X) at two new domains and a new GitHub organization, with a new idempotency
+/// key: 32,000 things the batches may create at once. On PostgreSQL each is claimed by a row of
+/// `ingest_claims`. With one advisory lock each they overflowed PostgreSQL's shared lock table
+/// (about 20,000 locks with the default `max_locks_per_transaction` of 64 and 100 connections,
+/// measured), and the batches failed "out of shared memory".
+#[tokio::test]
+async fn four_concurrent_batches_of_a_thousand_new_people_all_land() {
+    let app = spawn_app().await;
+    let s = app.register("bulk@claims.test", "Bulk").await;
+    let key = app.api_key(&s, &["signals:write"]).await;
+    let mut tasks = Vec::new();
+    for b in 0..4 {
+        let c = app.client.clone();
+        let url = app.url("/api/v1/signals/batch");
+        let key = key.clone();
+        tasks.push(tokio::spawn(async move {
+            let signals: Vec<Value> = (0..1000)
+                .map(|j| {
+                    json!({"type": "signup",
+                           "actor": {"email": format!("u{b}-{j}@d{b}-{j}.io"),
+                                     "github": format!("gh{b}-{j}"), "npm": format!("np{b}-{j}"),
+                                     "twitter": format!("tw{b}_{j}")},
+                           "account": {"domain": format!("a{b}-{j}.com"),
+                                       "githubOrg": format!("org{b}-{j}")},
+                           "idempotencyKey": format!("bulk-{b}-{j}")})
+                })
+                .collect();
+            let r = c
+                .post(url)
+                .bearer_auth(key)
+                .json(&json!({"signals": signals}))
+                .send()
+                .await
+                .unwrap();
+            (r.status().as_u16(), r.json::<Value>().await.unwrap())
+        }));
+    }
+    for t in tasks {
+        let (status, body) = t.await.unwrap();
+        assert_eq!(status, 201, "{}", body["results"][0]);
+        assert_eq!(body["summary"]["succeeded"], 1000, "{}", body["summary"]);
+    }
+    let r = app
+        .graphql_as(
+            s.token(),
+            "{ signals { totalCount } contacts { totalCount } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(ok(&r)["signals"]["totalCount"], 4000);
+    assert_eq!(ok(&r)["contacts"]["totalCount"], 4000);
+    if app.db.get_database_backend() == DbBackend::Postgres {
+        // Per item: four identities, two domains, a GitHub organization, an idempotency key.
+        let org = &s.organization_id;
+        let claims =
+            format!("SELECT COUNT(*)::text FROM ingest_claims WHERE organization_id = '{org}'");
+        assert_eq!(scalar(&app, &claims).await, "32000");
+    }
+}
+
+/// Inserts a claim as an ended batch would have left it, `age` ago.
+async fn leave_claim(app: &TestApp, org: &str, what: &str, age: chrono::Duration) {
+    let claim = domain::db::lock_key(org.parse().unwrap(), what);
+    let at = Utc::now() - age;
+    app.db
+        .execute_raw(Statement::from_sql_and_values(
+            DbBackend::Postgres,
+            "INSERT INTO ingest_claims (claim, organization_id, claimed_at) VALUES ($1, $2, $3)",
+            [claim.into(), org.parse::<Uuid>().unwrap().into(), at.into()],
+        ))
+        .await
+        .unwrap();
+}
+
+/// A claim an earlier batch left behind for a key whose signal is not stored (that batch failed
+/// the item, or the signal was deleted since) does not keep the key from being stored.
+#[tokio::test]
+async fn a_claim_left_by_an_ended_batch_does_not_keep_a_signal_out() {
+    let app = spawn_app().await;
+    if app.db.get_database_backend() != DbBackend::Postgres {
+        return;
+    }
+    let s = app.register("stale@claims.test", "Stale").await;
+    let key = app.api_key(&s, &["signals:write"]).await;
+    leave_claim(
+        &app,
+        &s.organization_id,
+        "idempotency:left-behind",
+        chrono::Duration::minutes(5),
+    )
+    .await;
+    leave_claim(
+        &app,
+        &s.organization_id,
+        "email:ada@left.io",
+        chrono::Duration::minutes(5),
+    )
+    .await;
+    let send = || async {
+        app.client
+            .post(app.url("/api/v1/signals"))
+            .bearer_auth(&key)
+            .json(&json!({"type": "signup", "actor": {"email": "ada@left.io"},
+                          "idempotencyKey": "left-behind"}))
+            .send()
+            .await
+            .unwrap()
+            .status()
+            .as_u16()
+    };
+    assert_eq!(send().await, 201);
+    assert_eq!(send().await, 200, "the second time it is a repeat");
+    assert_eq!(signal_ids(&app, &s).await.len(), 1);
+    let org = &s.organization_id;
+    assert_eq!(
+        scalar(
+            &app,
+            &format!("SELECT COUNT(*)::text FROM contacts WHERE organization_id = '{org}'")
+        )
+        .await,
+        "1"
+    );
+}
+
+#[tokio::test]
+async fn the_daily_job_deletes_claims_older_than_a_day() {
+    let app = spawn_app().await;
+    if app.db.get_database_backend() != DbBackend::Postgres {
+        return;
+    }
+    let s = app.register("old@claims.test", "Old").await;
+    let org = s.organization_id.clone();
+    leave_claim(
+        &app,
+        &org,
+        "email:old@claims.io",
+        chrono::Duration::hours(25),
+    )
+    .await;
+    leave_claim(
+        &app,
+        &org,
+        "email:new@claims.io",
+        chrono::Duration::hours(23),
+    )
+    .await;
+    let report = partitions::maintain(&app.db, Utc::now(), Retention::default())
+        .await
+        .unwrap();
+    assert!(report.claims >= 1, "{report:?}");
+    let left = scalar(
+        &app,
+        &format!("SELECT COUNT(*)::text FROM ingest_claims WHERE organization_id = '{org}'"),
+    )
+    .await;
+    assert_eq!(left, "1", "the claim of 23 hours ago stays");
 }
 
 #[test]

@@ -26,16 +26,12 @@ fn identity_account() -> Expr {
     )
 }
 
-/// The stored signals carrying the idempotency keys of `items`, by key.
+/// The stored signals carrying `keys`, by key.
 async fn by_idempotency(
     txn: &DatabaseTransaction,
     org: Uuid,
-    items: &[&Prepared],
+    keys: &[String],
 ) -> Result<HashMap<String, signals::Model>> {
-    let keys: Vec<String> = items
-        .iter()
-        .filter_map(|p| p.idempotency_key.clone())
-        .collect();
     let mut found = HashMap::new();
     for chunk in keys.chunks(crate::db::IN_LIST) {
         for s in signals::Entity::find()
@@ -52,47 +48,61 @@ async fn by_idempotency(
     Ok(found)
 }
 
-/// What [`lock_unknown`] locked.
-#[derive(Debug, Clone, Copy, Default)]
-pub(super) struct Locked {
-    /// Identities, domains or GitHub organizations: the batch may create people or companies.
-    pub people: bool,
-    /// Idempotency keys not stored yet.
-    pub keys: bool,
+/// What [`claim_unknown`] found.
+#[derive(Debug, Clone, Default)]
+pub(super) struct Claimed {
+    /// The batch names identities, domains or GitHub organizations not known yet: it may create
+    /// people or companies.
+    pub may_create: bool,
+    /// Another batch claimed some of those since this one read them (it may have created them
+    /// meanwhile): the whole batch is read again.
+    pub reload_people: bool,
+    /// Idempotency keys another batch claimed since this one read them: they are read again.
+    pub reload_keys: Vec<String>,
 }
 
-/// On PostgreSQL, locks the identities, domains, GitHub organizations and idempotency keys of
-/// the batch that `w` did not find, i.e. what the batch may create (sorted, so concurrent
-/// batches queue rather than deadlock), until the transaction ends. What exists already needs
-/// no lock: people seen before, the common case, never make batches wait for each other.
-/// Idempotency keys need the lock because `signals` is partitioned by month there, and a
-/// partitioned table's unique index must hold the partition column, which the key's
-/// uniqueness does not. When it locked anything, the caller reads again what another batch
-/// may have created meanwhile.
-pub(super) async fn lock_unknown(
+/// What a claim is for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Claim {
+    People,
+    Key(String),
+}
+
+/// On PostgreSQL, claims the identities, domains, GitHub organizations and idempotency keys of
+/// the batch that `w` did not find, i.e. what the batch may create, until the transaction ends.
+/// What exists already needs no claim: people seen before, the common case, never make batches
+/// wait for each other. Idempotency keys need one because `signals` is partitioned by month
+/// there, and a partitioned table's unique index must hold the partition column, which the
+/// key's uniqueness does not.
+///
+/// A claim is a row of `ingest_claims` (migration `000031`): one multi-row
+/// `INSERT … ON CONFLICT DO NOTHING` in ascending order (so concurrent batches queue rather than
+/// deadlock). A row another batch is inserting makes this one wait for that batch to end; a row
+/// that is there already was claimed by a batch that has ended, whose creations this batch
+/// did not read: it locks those rows (`FOR UPDATE`) and the caller reads them again. Row locks
+/// take no slot of PostgreSQL's shared lock table, unlike one advisory lock per claim.
+pub(super) async fn claim_unknown(
     txn: &DatabaseTransaction,
     org: Uuid,
     items: &[Result<Prepared>],
     w: &Writer,
-) -> Result<Locked> {
+) -> Result<Claimed> {
+    let mut claimed = Claimed::default();
     if txn.get_database_backend() != DbBackend::Postgres {
-        return Ok(Locked::default());
+        return Ok(claimed);
     }
-    let mut keys = BTreeSet::new();
-    let mut locked = Locked::default();
+    let mut claims: BTreeMap<i64, Claim> = BTreeMap::new();
+    let mut person = |what: String| {
+        claims
+            .entry(crate::db::lock_key(org, &what))
+            .or_insert(Claim::People);
+    };
     for p in items.iter().flatten() {
-        if let Some(k) = &p.idempotency_key
-            && !w.by_idempotency.contains_key(k)
-        {
-            keys.insert(crate::db::lock_key(org, &format!("idempotency:{k}")));
-            locked.keys = true;
-        }
-        let before = keys.len();
         for (k, v, _) in p.hints.identities() {
             let known = w.identities.contains_key(&(k.to_owned(), v.clone()))
                 || (k == kind::EMAIL && w.contacts_by_email.contains_key(&v));
             if !known {
-                keys.insert(crate::db::lock_key(org, &format!("{k}:{v}")));
+                person(format!("{k}:{v}"));
             }
         }
         let email_domain = p
@@ -102,22 +112,83 @@ pub(super) async fn lock_unknown(
             .and_then(identifiers::company_domain_of_email);
         for d in p.hints.domain.iter().chain(email_domain.iter()) {
             if !w.companies_by_domain.contains_key(d) {
-                keys.insert(crate::db::lock_key(org, &format!("domain:{d}")));
+                person(format!("domain:{d}"));
             }
         }
         if let Some(g) = &p.hints.github_org
             && !w.companies_by_ghorg.contains_key(g)
         {
-            keys.insert(crate::db::lock_key(org, &format!("ghorg:{g}")));
+            person(format!("ghorg:{g}"));
         }
-        locked.people |= keys.len() > before;
     }
-    if keys.is_empty() {
-        return Ok(locked);
+    claimed.may_create = !claims.is_empty();
+    for p in items.iter().flatten() {
+        if let Some(k) = &p.idempotency_key
+            && !w.by_idempotency.contains_key(k)
+        {
+            claims
+                .entry(crate::db::lock_key(org, &format!("idempotency:{k}")))
+                .or_insert_with(|| Claim::Key(k.clone()));
+        }
     }
-    let keys: Vec<i64> = keys.into_iter().collect();
-    crate::db::advisory_xact_lock(txn, &keys).await?;
-    Ok(locked)
+    if claims.is_empty() {
+        return Ok(claimed);
+    }
+    let fresh: HashSet<i64> = claims_of(
+        txn,
+        format!(
+            "INSERT INTO ingest_claims (claim, organization_id) \
+             SELECT k, '{org}'::uuid FROM unnest(ARRAY[{}]::bigint[]) AS k ORDER BY k \
+             ON CONFLICT DO NOTHING RETURNING claim",
+            bigints(claims.keys())
+        ),
+    )
+    .await?;
+    let taken: Vec<i64> = claims
+        .keys()
+        .filter(|k| !fresh.contains(k))
+        .copied()
+        .collect();
+    if taken.is_empty() {
+        return Ok(claimed);
+    }
+    claims_of(
+        txn,
+        format!(
+            "SELECT claim FROM ingest_claims WHERE organization_id = '{org}'::uuid \
+             AND claim = ANY(ARRAY[{}]::bigint[]) ORDER BY claim FOR UPDATE",
+            bigints(&taken)
+        ),
+    )
+    .await?;
+    for k in taken {
+        match claims.remove(&k) {
+            Some(Claim::People) => claimed.reload_people = true,
+            Some(Claim::Key(key)) => claimed.reload_keys.push(key),
+            None => {}
+        }
+    }
+    Ok(claimed)
+}
+
+/// `keys` as the elements of a PostgreSQL array literal.
+fn bigints<'a>(keys: impl IntoIterator<Item = &'a i64>) -> String {
+    keys.into_iter()
+        .map(i64::to_string)
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+/// Runs `sql` on PostgreSQL and returns the `claim` column of its rows.
+async fn claims_of(txn: &DatabaseTransaction, sql: String) -> Result<HashSet<i64>> {
+    let rows = txn
+        .query_all_raw(sea_orm::Statement::from_string(DbBackend::Postgres, sql))
+        .await?;
+    let mut out = HashSet::with_capacity(rows.len());
+    for r in rows {
+        out.insert(r.try_get::<i64>("", "claim")?);
+    }
+    Ok(out)
 }
 
 /// What a batch knows and what it will write, kept in memory so lookups and inserts happen once
@@ -192,16 +263,16 @@ impl Writer {
         }
     }
 
-    /// Reads again the stored signals of the batch's idempotency keys (after waiting for their
-    /// locks: another batch may have stored some meanwhile).
+    /// Reads again the stored signals of `keys` (after claiming them: another batch may have
+    /// stored some meanwhile).
     pub(super) async fn reload_idempotency(
         &mut self,
         txn: &DatabaseTransaction,
         org: Uuid,
-        items: &[Result<Prepared>],
+        keys: &[String],
     ) -> Result<()> {
-        let ok: Vec<&Prepared> = items.iter().flatten().collect();
-        self.by_idempotency = by_idempotency(txn, org, &ok).await?;
+        self.by_idempotency
+            .extend(by_idempotency(txn, org, keys).await?);
         Ok(())
     }
 
@@ -212,7 +283,11 @@ impl Writer {
         now: DateTime<Utc>,
     ) -> Result<Self> {
         let ok: Vec<&Prepared> = items.iter().flatten().collect();
-        let by_idempotency = by_idempotency(txn, org, &ok).await?;
+        let keys: Vec<String> = ok
+            .iter()
+            .filter_map(|p| p.idempotency_key.clone())
+            .collect();
+        let by_idempotency = by_idempotency(txn, org, &keys).await?;
         // Content dedup: the earlier signals without a sender's id whose content key and event
         // time equal an eligible item's (the index is (organization, dedupe_key, timestamp)).
         let content: HashSet<(String, DateTime<Utc>)> = ok

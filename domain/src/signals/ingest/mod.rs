@@ -21,11 +21,13 @@
 //!
 //! Statements are per batch, not per signal (bulk lookups, multi-row inserts, one event
 //! append taken last), which keeps a batch of 1,000 to a few dozen statements. On PostgreSQL,
-//! find-or-create is made race-free by transaction-scoped advisory locks on the identities,
-//! domains and GitHub organizations the batch did not find (what it may create), taken in sorted
-//! order so batches never deadlock each other, after which the batch reads again; known people
-//! take no lock, so concurrent batches about them never wait for each other. SQLite's `BEGIN
-//! IMMEDIATE` serialises writers anyway. The unique indexes remain the last word: a batch that
+//! find-or-create is made race-free by claiming, in one statement, the identities, domains,
+//! GitHub organizations and idempotency keys the batch did not find (what it may create): rows
+//! of `ingest_claims`, inserted in sorted order so batches never deadlock each other. A batch
+//! claiming what another one holds waits for it to end and then reads that part again; known
+//! people take no claim, so concurrent batches about them never wait for each other. Row locks,
+//! unlike advisory locks, take no slot of the shared lock table however large the batch.
+//! SQLite's `BEGIN IMMEDIATE` serialises writers anyway. The unique indexes remain the last word: a batch that
 //! loses a race with another writer (e.g. a CRM `createContact` with the same email) is retried.
 //!
 //! Files: `validate` (step 1 and the dedupe key), `batch` (what the batch names, read once, and
@@ -45,7 +47,7 @@ use uuid::Uuid;
 
 use crate::{Actor, Error, Result};
 
-use batch::{Writer, lock_unknown};
+use batch::{Writer, claim_unknown};
 use validate::{Prepared, prepare};
 pub use validate::{canonical, dedupe_key};
 
@@ -257,16 +259,18 @@ async fn ingest_once(
         })
         .collect();
     let mut w = Writer::load(&txn, org, &prepared, now).await?;
-    let locked = lock_unknown(&txn, org, &prepared, &w).await?;
-    // Another batch may have created some of them before we held the locks.
-    if locked.people {
+    let claimed = claim_unknown(&txn, org, &prepared, &w).await?;
+    // Another batch may have created some of them before we held the claims.
+    if claimed.reload_people {
         w = Writer::load(&txn, org, &prepared, now).await?;
-    } else if locked.keys {
-        w.reload_idempotency(&txn, org, &prepared).await?;
+    } else if !claimed.reload_keys.is_empty() {
+        w.reload_idempotency(&txn, org, &claimed.reload_keys)
+            .await?;
     }
-    // On SQLite nothing is locked, so whether the batch creates people is not known here:
+    // On SQLite nothing is claimed, so whether the batch creates people is not known here:
     // the contact room is read whenever limits apply.
-    let may_create = locked.people || txn.get_database_backend() != sea_orm::DbBackend::Postgres;
+    let may_create =
+        claimed.may_create || txn.get_database_backend() != sea_orm::DbBackend::Postgres;
     w.limit(&txn, limits, may_create).await?;
     let mut results = Vec::with_capacity(prepared.len());
     for (item, erased) in prepared.into_iter().zip(erased) {

@@ -24,10 +24,12 @@ use sea_orm::{
 
 use super::archive::{ArchiveWriter, Column, Kind, encode};
 
-/// Tables rebuilt from others, never archived: SQLite's FTS5 search index (filled by triggers as
-/// restored rows are inserted; PostgreSQL searches expression indexes instead). FTS5's shadow
-/// tables (`<name>_data`, `_idx`, `_content`, `_docsize`, `_config`) count as derived too.
-pub const DERIVED: &[&str] = &["crm_search"];
+/// Tables never archived because a restored database needs none of their rows: SQLite's FTS5
+/// search index (filled by triggers as restored rows are inserted; PostgreSQL searches expression
+/// indexes instead), and PostgreSQL's `ingest_claims` (rows that matter only while the ingest
+/// transaction that inserted them is open). FTS5's shadow tables (`<name>_data`, `_idx`,
+/// `_content`, `_docsize`, `_config`) count as derived too.
+pub const DERIVED: &[&str] = &["crm_search", "ingest_claims"];
 
 /// sea-orm's record of applied migrations: the header carries it instead.
 pub const MIGRATIONS_TABLE: &str = "seaql_migrations";
