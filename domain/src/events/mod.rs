@@ -99,34 +99,37 @@ pub async fn append_many(
     }
     let (actor_user_id, actor_api_key_id) = actor_columns(actor);
     let now = Utc::now();
+    let backend = Backend::of(txn);
     let mut ids = Vec::with_capacity(items.len());
-    let rows: Vec<events::ActiveModel> = items
-        .into_iter()
-        .map(|(t, payload)| {
+    // Built with sea-query rather than from active models so each payload goes as text
+    // (`db::json_param`); `seq` and `position` take their defaults.
+    let per_insert = crate::db::rows_per_insert::<events::Entity>();
+    let mut items = items.into_iter().peekable();
+    while items.peek().is_some() {
+        let mut insert = sea_orm::sea_query::Query::insert();
+        insert.into_table(events::Entity).columns([
+            events::Column::Id,
+            events::Column::OrganizationId,
+            events::Column::EventType,
+            events::Column::Payload,
+            events::Column::ActorUserId,
+            events::Column::ActorApiKeyId,
+            events::Column::OccurredAt,
+        ]);
+        for (t, payload) in items.by_ref().take(per_insert) {
             let id = Uuid::now_v7();
             ids.push(id);
-            events::ActiveModel {
-                id: Set(id),
-                organization_id: Set(organization_id),
-                event_type: Set(t.to_owned()),
-                payload: Set(payload),
-                actor_user_id: Set(actor_user_id),
-                actor_api_key_id: Set(actor_api_key_id),
-                occurred_at: Set(now),
-                position: Set(None),
-                ..Default::default()
-            }
-        })
-        .collect();
-    let mut rows = rows.into_iter().peekable();
-    while rows.peek().is_some() {
-        let chunk: Vec<events::ActiveModel> = rows
-            .by_ref()
-            .take(crate::db::rows_per_insert::<events::Entity>())
-            .collect();
-        events::Entity::insert_many(chunk)
-            .exec_without_returning(txn)
-            .await?;
+            insert.values_panic([
+                id.into(),
+                organization_id.into(),
+                t.into(),
+                crate::db::json_param(backend, &payload),
+                actor_user_id.into(),
+                actor_api_key_id.into(),
+                now.into(),
+            ]);
+        }
+        txn.execute(&insert).await?;
     }
     if Backend::of(txn) != Backend::Postgres {
         // Serial writers: this transaction's rows are the next to become visible.

@@ -11,7 +11,7 @@ use sea_orm::{
 use serde_json::json;
 use uuid::Uuid;
 
-use super::{DEBOUNCE, compute, current_config, factors_json, load_chunk, stored_scores, trend};
+use super::{DEBOUNCE, compute, current_config, load_chunk, stored_scores, trend};
 use crate::Result;
 use crate::events::{EventType, Payload, ScoreChanged};
 use crate::queue::{self};
@@ -138,6 +138,7 @@ pub(super) async fn rescore_in(
     chunk: &[Uuid],
 ) -> Result<usize> {
     let now = Utc::now();
+    let backend = crate::db::Backend::of(txn);
     let (version, config) = current_config(txn, organization_id).await?;
     let inputs = load_chunk(txn, organization_id, chunk, now).await?;
     let old = stored_scores(txn, organization_id, chunk).await?;
@@ -181,45 +182,62 @@ pub(super) async fn rescore_in(
                 events.push((EventType::TierChanged.as_str(), payload));
             }
         }
-        stored.push(account_scores::ActiveModel {
-            account_id: Set(*id),
-            organization_id: Set(organization_id),
-            score: Set(c.score),
-            tier: Set(c.tier.to_owned()),
-            trend: Set(trend.to_owned()),
-            factors: Set(factors_json(&c.factors)),
-            signal_count: Set(c.signal_count),
-            user_count: Set(c.user_count),
-            last_signal_at: Set(c.last_signal_at),
-            config_version: Set(version),
-            computed_at: Set(now),
-        });
+        stored.push([
+            (*id).into(),
+            organization_id.into(),
+            c.score.into(),
+            c.tier.into(),
+            trend.into(),
+            crate::db::json_param(backend, &c.factors),
+            c.signal_count.into(),
+            c.user_count.into(),
+            c.last_signal_at.into(),
+            version.into(),
+            now.into(),
+        ]);
     }
     let scored = stored.len();
     if scored == 0 {
         return Ok(0);
     }
-    account_scores::Entity::insert_many(stored)
-        .on_conflict(
-            OnConflict::columns([
-                account_scores::Column::AccountId,
-                account_scores::Column::OrganizationId,
-            ])
-            .update_columns([
-                account_scores::Column::Score,
-                account_scores::Column::Tier,
-                account_scores::Column::Trend,
-                account_scores::Column::Factors,
-                account_scores::Column::SignalCount,
-                account_scores::Column::UserCount,
-                account_scores::Column::LastSignalAt,
-                account_scores::Column::ConfigVersion,
-                account_scores::Column::ComputedAt,
-            ])
-            .to_owned(),
-        )
-        .exec_without_returning(txn)
-        .await?;
+    // Built with sea-query rather than from active models so the factors go as text
+    // (`db::json_param`).
+    let mut upsert = Query::insert();
+    upsert.into_table(account_scores::Entity).columns([
+        account_scores::Column::AccountId,
+        account_scores::Column::OrganizationId,
+        account_scores::Column::Score,
+        account_scores::Column::Tier,
+        account_scores::Column::Trend,
+        account_scores::Column::Factors,
+        account_scores::Column::SignalCount,
+        account_scores::Column::UserCount,
+        account_scores::Column::LastSignalAt,
+        account_scores::Column::ConfigVersion,
+        account_scores::Column::ComputedAt,
+    ]);
+    for row in stored {
+        upsert.values_panic(row);
+    }
+    upsert.on_conflict(
+        OnConflict::columns([
+            account_scores::Column::AccountId,
+            account_scores::Column::OrganizationId,
+        ])
+        .update_columns([
+            account_scores::Column::Score,
+            account_scores::Column::Tier,
+            account_scores::Column::Trend,
+            account_scores::Column::Factors,
+            account_scores::Column::SignalCount,
+            account_scores::Column::UserCount,
+            account_scores::Column::LastSignalAt,
+            account_scores::Column::ConfigVersion,
+            account_scores::Column::ComputedAt,
+        ])
+        .to_owned(),
+    );
+    txn.execute(&upsert).await?;
     if !copies.is_empty() {
         // One statement whose text depends only on how many changed: the scores just stored are
         // copied onto their accounts (UPDATE … FROM, on both backends).

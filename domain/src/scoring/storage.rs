@@ -8,10 +8,10 @@ use entity::{account_scores, companies, contacts, signals};
 use sea_orm::{
     ColumnTrait, Condition, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
 };
-use serde_json::{Value, json};
+use serde_json::Value;
 use uuid::Uuid;
 
-use super::{Factor, Inputs, SignalPoint, is_senior, is_senior_level, window_start};
+use super::{Inputs, SignalPoint, is_senior, is_senior_level, window_start};
 use crate::{Actor, Error, Result};
 /// The model's inputs for each of `account_ids` that exists in the organization, with the
 /// account's row (for previews; a rescore reads only the columns it needs, [`load_chunk`]).
@@ -282,10 +282,6 @@ pub(super) async fn stored_scores(
         out.extend(rows.into_iter().map(|(a, score, tier)| (a, (score, tier))));
     }
     Ok(out)
-}
-
-pub(super) fn factors_json(factors: &[Factor]) -> Value {
-    serde_json::to_value(factors).unwrap_or_else(|_| json!([]))
 }
 
 /// Every account of the organization that has a score or a signal in the window: what the
