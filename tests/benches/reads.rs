@@ -31,7 +31,8 @@
 //! `BENCH_SECONDS` (per query and concurrency, default 5), `BENCH_CONCURRENCY` (default `1,8`),
 //! `BENCH_SUBSCRIBERS` (default 1000; 0 skips the fan-out), `BENCH_FANOUT_SIGNALS` (default 20),
 //! `BENCH_IDLE_SECONDS` (default 10), `BENCH_SEED`, `BENCH_KEEP=1` (keep the database and print
-//! its URL).
+//! its URL), `BENCH_QUERIES` (comma-separated parts of the names of the queries to run, e.g.
+//! `accounts page,search`; all by default).
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -56,6 +57,8 @@ struct Opts {
     subscribers: usize,
     fanout_signals: usize,
     idle_seconds: u64,
+    /// Runs only the queries whose names contain one of these (comma-separated).
+    only: Option<String>,
 }
 
 impl Opts {
@@ -74,6 +77,9 @@ impl Opts {
             subscribers: env_or("BENCH_SUBSCRIBERS", 1000usize),
             fanout_signals: env_or("BENCH_FANOUT_SIGNALS", 20usize).max(1),
             idle_seconds: env_or("BENCH_IDLE_SECONDS", 10u64),
+            only: std::env::var("BENCH_QUERIES")
+                .ok()
+                .filter(|v| !v.trim().is_empty()),
         }
     }
 }
@@ -462,6 +468,13 @@ async fn main() {
     let rss_loaded = rss_mb();
     let mut runs = Vec::new();
     for q in QUERIES {
+        if opts
+            .only
+            .as_deref()
+            .is_some_and(|only| !only.split(',').any(|o| q.name.contains(o.trim())))
+        {
+            continue;
+        }
         // Warm-up: connections, prepared statements, caches.
         run(&target, q, 2, 1).await;
         for &concurrency in &opts.concurrency {
