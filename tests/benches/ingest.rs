@@ -3,9 +3,9 @@
 //!
 //! Creates a fresh database `ds_bench_<uuid>` on the server of `BENCH_DATABASE_URL` (an admin
 //! URL, default `postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable`; dropped at the
-//! end: TLS is off by default because sqlx 0.9.0 does not set `TCP_NODELAY`, so every statement
-//! larger than one TLS record stalls ~40 ms on Nagle's algorithm, which says nothing about
-//! DevSignal's code — pass a URL without `sslmode` to measure that too), starts the
+//! end: TLS is off by default, so figures compare with runs before sqlx 0.9.1, whose 0.9.0 did not
+//! set `TCP_NODELAY` and let every statement larger than one TLS record stall ~40 ms on Nagle's
+//! algorithm — pass a URL without `sslmode` to measure over TLS), starts the
 //! real server in-process on port 0 with its worker (production poll interval, debounce and
 //! pool size; Redis from `REDIS_URL` if set; rate limits lifted), registers a user and an API
 //! key with `signals:write`, and then for every batch size × concurrency:
