@@ -15,11 +15,25 @@ use super::{DEBOUNCE, compute, current_config, load_chunk, stored_scores, trend}
 use crate::Result;
 use crate::events::{EventType, Payload, ScoreChanged};
 use crate::queue::{self};
+
 /// Accounts rescored per transaction.
 pub(super) const CHUNK: usize = 500;
 /// Chunks one job rescores before it hands the rest to a new job (so one busy organization does
 /// not hold a worker slot for ever).
 pub(super) const CHUNKS_PER_JOB: usize = 20;
+/// The columns a rescore writes besides the key `(account_id, organization_id)`: inserted and,
+/// on conflict, updated.
+const SCORE_UPDATE_COLUMNS: [account_scores::Column; 9] = [
+    account_scores::Column::Score,
+    account_scores::Column::Tier,
+    account_scores::Column::Trend,
+    account_scores::Column::Factors,
+    account_scores::Column::SignalCount,
+    account_scores::Column::UserCount,
+    account_scores::Column::LastSignalAt,
+    account_scores::Column::ConfigVersion,
+    account_scores::Column::ComputedAt,
+];
 
 /// Asks for `account_ids` to be rescored soon, in the caller's transaction: appends a request
 /// per account and enqueues the organization's debounced `compute-score` job. While that job
@@ -203,19 +217,14 @@ pub(super) async fn rescore_in(
     // Built with sea-query rather than from active models so the factors go as text
     // (`db::json_param`).
     let mut upsert = Query::insert();
-    upsert.into_table(account_scores::Entity).columns([
-        account_scores::Column::AccountId,
-        account_scores::Column::OrganizationId,
-        account_scores::Column::Score,
-        account_scores::Column::Tier,
-        account_scores::Column::Trend,
-        account_scores::Column::Factors,
-        account_scores::Column::SignalCount,
-        account_scores::Column::UserCount,
-        account_scores::Column::LastSignalAt,
-        account_scores::Column::ConfigVersion,
-        account_scores::Column::ComputedAt,
-    ]);
+    upsert.into_table(account_scores::Entity).columns(
+        [
+            account_scores::Column::AccountId,
+            account_scores::Column::OrganizationId,
+        ]
+        .into_iter()
+        .chain(SCORE_UPDATE_COLUMNS),
+    );
     for row in stored {
         upsert.values_panic(row);
     }
@@ -224,17 +233,7 @@ pub(super) async fn rescore_in(
             account_scores::Column::AccountId,
             account_scores::Column::OrganizationId,
         ])
-        .update_columns([
-            account_scores::Column::Score,
-            account_scores::Column::Tier,
-            account_scores::Column::Trend,
-            account_scores::Column::Factors,
-            account_scores::Column::SignalCount,
-            account_scores::Column::UserCount,
-            account_scores::Column::LastSignalAt,
-            account_scores::Column::ConfigVersion,
-            account_scores::Column::ComputedAt,
-        ])
+        .update_columns(SCORE_UPDATE_COLUMNS)
         .to_owned(),
     );
     txn.execute(&upsert).await?;
