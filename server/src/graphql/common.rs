@@ -62,11 +62,9 @@ pub async fn read_db<'a>(ctx: &Context<'a>) -> async_graphql::Result<SlottedDb<'
     }
 }
 
-/// The request's loader, with its database slots sized from the configuration.
+/// The request's loader.
 fn loader<'a>(ctx: &Context<'a>) -> async_graphql::Result<&'a CrmLoader> {
-    let loader = ctx.data::<CrmLoaders>()?.loader();
-    loader.bound(state(ctx)?.config.database_request_connections());
-    Ok(loader)
+    Ok(ctx.data::<CrmLoaders>()?.loader())
 }
 
 /// The audit metadata (client address, user agent) of this request.

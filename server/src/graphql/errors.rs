@@ -1,17 +1,6 @@
 //! Error translation for GraphQL: every error carries `extensions.code`.
 
-use std::sync::Arc;
-
-use async_graphql::extensions::{
-    Extension, ExtensionContext, ExtensionFactory, NextParseQuery, NextRequest, NextSubscribe,
-    NextValidation,
-};
-use async_graphql::parser::types::ExecutableDocument;
-use async_graphql::{
-    ErrorExtensions, Response, ServerError, ServerResult, ValidationResult, Value, Variables,
-};
-use futures::StreamExt;
-use futures::stream::BoxStream;
+use async_graphql::{ErrorExtensions, Response, ServerError, Value};
 
 /// Turns a domain error into a GraphQL error with `extensions.code` (and `fields` for input
 /// errors). Internal errors are logged here and leave with a generic message.
@@ -72,24 +61,13 @@ impl<T> GqlResultExt<T> for Result<T, domain::Error> {
     }
 }
 
-/// Gives a code to every error that left without one.
-pub struct ErrorCodes;
-
-impl ExtensionFactory for ErrorCodes {
-    fn create(&self) -> Arc<dyn Extension> {
-        Arc::new(ErrorCodesExtension)
-    }
-}
-
-struct ErrorCodesExtension;
-
 fn has_code(err: &ServerError) -> bool {
     err.extensions
         .as_ref()
         .is_some_and(|ext| ext.get("code").is_some())
 }
 
-fn set_code(err: &mut ServerError, code: domain::Code) {
+pub(super) fn set_code(err: &mut ServerError, code: domain::Code) {
     if !has_code(err) {
         err.extensions
             .get_or_insert_with(Default::default)
@@ -97,13 +75,26 @@ fn set_code(err: &mut ServerError, code: domain::Code) {
     }
 }
 
-fn fill_codes(resp: &mut Response) {
+/// Gives a code to every error of `resp` that has none. The document has parsed and passed the
+/// checks made before the schema sees it ([`super::pipeline`]), whose errors carry codes, so an
+/// error without one in a response with no data where no error has a path was raised before
+/// execution: the parse-time recursion limit (`GRAPHQL_PARSE_FAILED`) or validation, depth and
+/// complexity included (`GRAPHQL_VALIDATION_FAILED`). Errors async-graphql itself raises while coercing a
+/// resolver's arguments are `BAD_USER_INPUT`; anything else left without a code is `INTERNAL`.
+pub(super) fn fill_codes(resp: &mut Response) {
+    let before_execution =
+        resp.data == Value::Null && resp.errors.iter().all(|e| e.path.is_empty());
     for err in &mut resp.errors {
         if has_code(err) {
             continue;
         }
-        // Errors from async-graphql itself while coercing a resolver's arguments.
-        let code = if !err.path.is_empty()
+        let code = if before_execution {
+            if err.message.starts_with("The recursion depth of the query") {
+                domain::Code::GraphqlParseFailed
+            } else {
+                domain::Code::GraphqlValidationFailed
+            }
+        } else if !err.path.is_empty()
             && (err.message.starts_with("Failed to parse")
                 || err.message.starts_with("Invalid value")
                 || err.message.starts_with("Expected input type"))
@@ -113,54 +104,5 @@ fn fill_codes(resp: &mut Response) {
             domain::Code::Internal
         };
         set_code(err, code);
-    }
-}
-
-#[async_trait::async_trait]
-impl Extension for ErrorCodesExtension {
-    async fn request(&self, ctx: &ExtensionContext<'_>, next: NextRequest<'_>) -> Response {
-        let mut resp = next.run(ctx).await;
-        fill_codes(&mut resp);
-        resp
-    }
-
-    fn subscribe<'s>(
-        &self,
-        ctx: &ExtensionContext<'_>,
-        stream: BoxStream<'s, Response>,
-        next: NextSubscribe<'_>,
-    ) -> BoxStream<'s, Response> {
-        next.run(ctx, stream)
-            .map(|mut resp| {
-                fill_codes(&mut resp);
-                resp
-            })
-            .boxed()
-    }
-
-    async fn parse_query(
-        &self,
-        ctx: &ExtensionContext<'_>,
-        query: &str,
-        variables: &Variables,
-        next: NextParseQuery<'_>,
-    ) -> ServerResult<ExecutableDocument> {
-        next.run(ctx, query, variables).await.map_err(|mut e| {
-            set_code(&mut e, domain::Code::GraphqlParseFailed);
-            e
-        })
-    }
-
-    async fn validation(
-        &self,
-        ctx: &ExtensionContext<'_>,
-        next: NextValidation<'_>,
-    ) -> Result<ValidationResult, Vec<ServerError>> {
-        next.run(ctx).await.map_err(|mut errors| {
-            for e in &mut errors {
-                set_code(e, domain::Code::GraphqlValidationFailed);
-            }
-            errors
-        })
     }
 }

@@ -5,21 +5,17 @@
 //! document's size (a fragment's expanded size is computed once), so a small document that would
 //! expand to millions of fields is refused before anything walks it.
 //!
-//! The same hook picks the operation the request runs (a missing or unknown `operationName` is
+//! The same check picks the operation the request runs (a missing or unknown `operationName` is
 //! the client's mistake, `BAD_REQUEST`) and counts the operation against the `api` rate limit per
 //! root mutation field (aliases included) and per WebSocket operation.
 
 use std::collections::HashMap;
-use std::sync::Arc;
 
-use async_graphql::extensions::{
-    Extension, ExtensionContext, ExtensionFactory, NextPrepareRequest,
-};
 use async_graphql::parser::types::{
     DocumentOperations, ExecutableDocument, OperationDefinition, OperationType, Selection,
     SelectionSet,
 };
-use async_graphql::{Request, ServerError, ServerResult};
+use async_graphql::{Data, Request, ServerError, ServerResult};
 
 use crate::auth::ClientIp;
 use crate::auth::ratelimit::Limiter;
@@ -45,17 +41,6 @@ pub const MAX_MUTATION_FIELDS: usize = 10;
 pub const MAX_SAME_FIELD_ON_PATH: usize = 3;
 /// How deeply the parser may nest selection sets, fragments and values.
 pub const MAX_RECURSION: usize = 32;
-
-/// The extension that enforces these limits; `schema()` installs it.
-pub struct DocumentLimits;
-
-impl ExtensionFactory for DocumentLimits {
-    fn create(&self) -> Arc<dyn Extension> {
-        Arc::new(DocumentLimitsExtension)
-    }
-}
-
-struct DocumentLimitsExtension;
 
 /// Marks a WebSocket connection's data: each of its operations counts against the rate limit
 /// (the HTTP middleware only counted the upgrade).
@@ -334,100 +319,60 @@ fn root_fields(doc: &ExecutableDocument, set: &SelectionSet) -> usize {
     count(doc, set, 0)
 }
 
-#[async_trait::async_trait]
-impl Extension for DocumentLimitsExtension {
-    async fn prepare_request(
-        &self,
-        ctx: &ExtensionContext<'_>,
-        mut request: Request,
-        next: NextPrepareRequest<'_>,
-    ) -> ServerResult<Request> {
-        if request.query.len() > MAX_DOCUMENT_BYTES {
-            return Err(refused(
-                domain::Code::GraphqlValidationFailed,
+/// Enforces these limits on `request` (parsing its document, which async-graphql then reuses)
+/// and counts it against the `api` rate limit beyond what the HTTP middleware counted: a
+/// mutation once per root field, a WebSocket operation (the upgrade was the only request the
+/// middleware saw) once more. `session` is the WebSocket connection's data, if any.
+pub(super) async fn admit(
+    state: Option<&AppState>,
+    request: &mut Request,
+    session: Option<&Data>,
+) -> ServerResult<()> {
+    if request.query.len() > MAX_DOCUMENT_BYTES {
+        return Err(refused(
+            domain::Code::GraphqlValidationFailed,
+            format!(
+                "the document is {} bytes; at most {MAX_DOCUMENT_BYTES} are allowed (pass \
+                 large values as variables)",
+                request.query.len()
+            ),
+        ));
+    }
+    let operation_name = request.operation_name.clone();
+    let shape = match request.parsed_query() {
+        Ok(doc) => check(doc, operation_name.as_deref())?,
+        Err(mut e) => {
+            e.extensions
+                .get_or_insert_with(Default::default)
+                .set("code", domain::Code::GraphqlParseFailed.as_str());
+            return Err(e);
+        }
+    };
+    let websocket = super::pipeline::find::<OverWebSocket>(request, session).is_some();
+    let extra = shape.mutation_fields.saturating_sub(1) + usize::from(websocket);
+    if extra > 0
+        && let Some(state) = state
+    {
+        let ip = super::pipeline::find::<ClientIp>(request, session)
+            .cloned()
+            .unwrap_or_else(|| ClientIp::address("unknown"));
+        let n = u32::try_from(extra).unwrap_or(u32::MAX);
+        let d = state.identity.limiter.hit_n(Limiter::Api, &ip, n).await;
+        if !d.allowed {
+            let mut e = refused(
+                domain::Code::RateLimited,
                 format!(
-                    "the document is {} bytes; at most {MAX_DOCUMENT_BYTES} are allowed (pass \
-                     large values as variables)",
-                    request.query.len()
+                    "too many requests (api limiter: {} operations per minute); retry in {} s",
+                    d.limit, d.reset_secs
                 ),
-            ));
+            );
+            e.extensions
+                .get_or_insert_with(Default::default)
+                .set("retryAfter", d.reset_secs);
+            return Err(e);
         }
-        let operation_name = request.operation_name.clone();
-        let shape = match request.parsed_query() {
-            Ok(doc) => check(doc, operation_name.as_deref())?,
-            Err(mut e) => {
-                e.extensions
-                    .get_or_insert_with(Default::default)
-                    .set("code", domain::Code::GraphqlParseFailed.as_str());
-                return Err(e);
-            }
-        };
-        // The HTTP middleware counted one request; a mutation counts once per root field, and a
-        // WebSocket operation (the upgrade was the only request the middleware saw) once more.
-        let websocket = ctx.data_opt::<OverWebSocket>().is_some();
-        let extra = shape.mutation_fields.saturating_sub(1) + usize::from(websocket);
-        if extra > 0
-            && let Some(state) = ctx.data_opt::<AppState>()
-        {
-            let ip = request
-                .data
-                .get(&std::any::TypeId::of::<ClientIp>())
-                .and_then(|d| d.downcast_ref::<ClientIp>())
-                .or_else(|| ctx.data_opt::<ClientIp>())
-                .cloned()
-                .unwrap_or_else(|| ClientIp::address("unknown"));
-            let n = u32::try_from(extra).unwrap_or(u32::MAX);
-            let d = state.identity.limiter.hit_n(Limiter::Api, &ip, n).await;
-            if !d.allowed {
-                let mut e = refused(
-                    domain::Code::RateLimited,
-                    format!(
-                        "too many requests (api limiter: {} operations per minute); retry in {} s",
-                        d.limit, d.reset_secs
-                    ),
-                );
-                e.extensions
-                    .get_or_insert_with(Default::default)
-                    .set("retryAfter", d.reset_secs);
-                return Err(e);
-            }
-        }
-        next.run(ctx, request).await
     }
-}
-
-/// Sizes each request's database slots (`DATABASE_REQUEST_CONNECTIONS`): the transports put a
-/// fresh [`CrmLoaders`](super::crm::loaders::CrmLoaders) into each HTTP request's data (shared by
-/// a batch) or each WebSocket connection's; this gives it its slots before anything runs.
-pub struct RequestConnections(pub usize);
-
-impl ExtensionFactory for RequestConnections {
-    fn create(&self) -> Arc<dyn Extension> {
-        Arc::new(RequestConnectionsExtension(self.0))
-    }
-}
-
-struct RequestConnectionsExtension(usize);
-
-#[async_trait::async_trait]
-impl Extension for RequestConnectionsExtension {
-    async fn prepare_request(
-        &self,
-        ctx: &ExtensionContext<'_>,
-        request: Request,
-        next: NextPrepareRequest<'_>,
-    ) -> ServerResult<Request> {
-        use super::crm::loaders::CrmLoaders;
-        let loaders = request
-            .data
-            .get(&std::any::TypeId::of::<CrmLoaders>())
-            .and_then(|d| d.downcast_ref::<CrmLoaders>())
-            .or_else(|| ctx.data_opt::<CrmLoaders>());
-        if let Some(loaders) = loaders {
-            loaders.loader().bound(self.0);
-        }
-        next.run(ctx, request).await
-    }
+    Ok(())
 }
 
 #[cfg(test)]

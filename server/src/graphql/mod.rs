@@ -2,9 +2,10 @@
 //! `XQuery` / `XMutation` / `XSubscription`, its types and loaders; this file alone lists them in
 //! the merged roots. Resolvers read the actor, call one `domain::` function and wrap the result.
 //!
-//! Every error leaves with `extensions.code`: domain errors through [`gql_error`],
-//! parse and validation failures (including the depth and complexity limits) through the
-//! [`ErrorCodes`] extension. What one request may ask for is bounded before it runs
+//! Every error leaves with `extensions.code`: domain errors through [`gql_error`], parse and
+//! validation failures (including the depth and complexity limits) through [`pipeline`], the
+//! steps around the schema (it has no async-graphql extensions: they slow every field). What
+//! one request may ask for is bounded before it runs
 //! ([`limits`]: document size, expanded fields, aliases, fragments, mutation fields, relation
 //! cycles; complexity multiplied by each list's page size) and while it runs (the transport's
 //! deadline and response size, [`socket`]'s operations per WebSocket connection, and the
@@ -30,6 +31,7 @@ pub mod live;
 pub mod merges;
 pub mod notify;
 mod nul;
+mod pipeline;
 pub mod privacy;
 pub mod signals;
 mod socket;
@@ -44,7 +46,7 @@ use axum::routing::{get, post};
 use axum::{Extension, Router};
 
 pub use common::{actor, require_role};
-pub use errors::{ErrorCodes, GqlResultExt, gql_error};
+pub use errors::{GqlResultExt, gql_error};
 
 use crate::state::AppState;
 
@@ -120,9 +122,10 @@ pub struct SubscriptionRoot(
     transfers::ImportSubscription,
 );
 
-pub type AppSchema = Schema<QueryRoot, MutationRoot, SubscriptionRoot>;
+pub use pipeline::AppSchema;
 
-/// The schema with its limits and extensions; `state` is absent only when printing the SDL.
+/// The schema with its limits, and the steps every operation passes through around it
+/// ([`pipeline`]); `state` is absent only when printing the SDL.
 pub fn schema(state: Option<AppState>) -> AppSchema {
     let mut builder = Schema::build(
         QueryRoot::default(),
@@ -131,25 +134,16 @@ pub fn schema(state: Option<AppState>) -> AppSchema {
     )
     .limit_depth(MAX_DEPTH)
     .limit_complexity(MAX_COMPLEXITY)
-    .limit_recursive_depth(limits::MAX_RECURSION)
-    .extension(ErrorCodes)
-    .extension(limits::DocumentLimits)
-    .extension(variables::CoerceVariables)
-    .extension(nul::RefuseNul)
-    .extension(after_commit::AfterCommit);
+    .limit_recursive_depth(limits::MAX_RECURSION);
     if let Some(state) = state {
         if !state.config.graphql_introspection {
             // Production by default: the schema is not offered to strangers, nor guessed at
             // through "Did you mean …?" hints (the committed `schema.graphql` is the contract).
             builder = builder.disable_introspection().disable_suggestions();
         }
-        builder = builder
-            .extension(limits::RequestConnections(
-                state.config.database_request_connections(),
-            ))
-            .data(state);
+        builder = builder.data(state);
     }
-    builder.finish()
+    AppSchema::new(builder.finish())
 }
 
 /// The SDL of the served schema: what `schema.graphql` must equal.

@@ -9,9 +9,7 @@
 
 use std::collections::HashMap;
 use std::convert::Infallible;
-use std::sync::Arc;
 
-use async_graphql::extensions::{Extension, ExtensionContext, ExtensionFactory, NextParseQuery};
 use async_graphql::parser::types::{Directive, ExecutableDocument, Selection, SelectionSet};
 use async_graphql::{Name, Positioned, ServerError, ServerResult, Value, Variables};
 use domain::FieldError;
@@ -19,35 +17,17 @@ use domain::FieldError;
 /// Arguments checked per item by their resolver: (field, argument).
 const PER_ITEM: &[(&str, &str)] = &[("ingestSignals", "inputs")];
 
-pub struct RefuseNul;
-
-impl ExtensionFactory for RefuseNul {
-    fn create(&self) -> Arc<dyn Extension> {
-        Arc::new(RefuseNulExtension)
+/// Refuses `doc` when any of its inputs (with `variables`) holds NUL: `BAD_USER_INPUT`, every
+/// such field named.
+pub(super) fn refuse(doc: &ExecutableDocument, variables: &Variables) -> ServerResult<()> {
+    let fields = nul_fields(doc, variables);
+    if fields.is_empty() {
+        return Ok(());
     }
-}
-
-struct RefuseNulExtension;
-
-#[async_trait::async_trait]
-impl Extension for RefuseNulExtension {
-    async fn parse_query(
-        &self,
-        ctx: &ExtensionContext<'_>,
-        query: &str,
-        variables: &Variables,
-        next: NextParseQuery<'_>,
-    ) -> ServerResult<ExecutableDocument> {
-        let doc = next.run(ctx, query, variables).await?;
-        let fields = nul_fields(&doc, variables);
-        if fields.is_empty() {
-            return Ok(doc);
-        }
-        let err = crate::graphql::gql_error(domain::Error::Validation(fields));
-        let mut server_error = ServerError::new(err.message, None);
-        server_error.extensions = err.extensions;
-        Err(server_error)
-    }
+    let err = crate::graphql::gql_error(domain::Error::Validation(fields));
+    let mut server_error = ServerError::new(err.message, None);
+    server_error.extensions = err.extensions;
+    Err(server_error)
 }
 
 /// An argument's value (the parser's type, which this crate does not name) with its variables

@@ -3,8 +3,8 @@
 //! (`/api/v1/graphql/ws`, both the `graphql-transport-ws` and the legacy `graphql-ws`
 //! subprotocols).
 
-use async_graphql::Data;
 use async_graphql::http::ALL_WEBSOCKET_PROTOCOLS;
+use async_graphql::{Data, Executor};
 use async_graphql_axum::{GraphQLProtocol, GraphQLWebSocket};
 use axum::Extension;
 use axum::body::Bytes;
@@ -329,6 +329,7 @@ async fn run(
         state.db.clone(),
         state.read_db.clone(),
         actor.clone(),
+        state.config.database_request_connections(),
         &gate,
     );
     let request = request
@@ -639,6 +640,7 @@ pub async fn websocket(
                         state.db.clone(),
                         state.read_db.clone(),
                         actor.clone(),
+                        state.config.database_request_connections(),
                         &loader_gate,
                     ));
                     data.insert(actor);

@@ -7,49 +7,25 @@
 //! A failure here is a request error: GraphQL over HTTP answers it `400` under
 //! `application/graphql-response+json`.
 
-use std::sync::Arc;
-
-use async_graphql::extensions::{
-    Extension, ExtensionContext, ExtensionFactory, NextPrepareRequest,
-};
 use async_graphql::parser::types::{DocumentOperations, ExecutableDocument, OperationDefinition};
 use async_graphql::registry::{MetaType, MetaTypeName, Registry};
 use async_graphql::{Positioned, Request, ServerError, ServerResult, Value, Variables};
 
-/// The extension; `schema()` installs it after the document limits.
-pub struct CoerceVariables;
-
-impl ExtensionFactory for CoerceVariables {
-    fn create(&self) -> Arc<dyn Extension> {
-        Arc::new(CoerceVariablesExtension)
-    }
-}
-
-struct CoerceVariablesExtension;
-
-#[async_trait::async_trait]
-impl Extension for CoerceVariablesExtension {
-    async fn prepare_request(
-        &self,
-        ctx: &ExtensionContext<'_>,
-        mut request: Request,
-        next: NextPrepareRequest<'_>,
-    ) -> ServerResult<Request> {
-        let variables = std::mem::take(&mut request.variables);
-        let operation_name = request.operation_name.clone();
-        let checked = match request.parsed_query() {
-            // A document that does not parse is reported by the parser.
-            Err(_) => Ok(()),
-            Ok(doc) => match operation(doc, operation_name.as_deref()) {
-                Some(op) => coerce(&ctx.schema_env.registry, op, &variables),
-                // No such operation: validation says so.
-                None => Ok(()),
-            },
-        };
-        request.variables = variables;
-        checked?;
-        next.run(ctx, request).await
-    }
+/// Checks `request`'s variables against the types its operation declares; `registry` holds
+/// the schema's input types ([`super::pipeline`]). A document that does not parse, or names no
+/// operation it holds, is left to the checks that say so.
+pub(super) fn coerce_request(registry: &Registry, request: &mut Request) -> ServerResult<()> {
+    let variables = std::mem::take(&mut request.variables);
+    let operation_name = request.operation_name.clone();
+    let checked = match request.parsed_query() {
+        Err(_) => Ok(()),
+        Ok(doc) => match operation(doc, operation_name.as_deref()) {
+            Some(op) => coerce(registry, op, &variables),
+            None => Ok(()),
+        },
+    };
+    request.variables = variables;
+    checked
 }
 
 /// The operation a request runs, when the document names it unambiguously.

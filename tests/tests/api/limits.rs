@@ -569,3 +569,48 @@ async fn a_flood_of_heavy_requests_on_a_small_pool_leaves_jobs_running_and_answe
     );
     health_answers(&app).await;
 }
+
+/// Errors raised before a document runs carry their codes over HTTP and over WebSocket alike:
+/// the parser's nesting limit, validation, and variables of the wrong type.
+#[tokio::test]
+async fn errors_before_execution_carry_codes_on_every_transport() {
+    let app = spawn_app().await;
+    let deep = format!(
+        "{{ {} __typename {} }}",
+        "... on QueryRoot { ".repeat(40),
+        "}".repeat(40)
+    );
+    let unknown_field = "{ noSuchField }";
+    let wrong_variable =
+        "query($n: Int) { serverInfo { version } accounts(first: $n) { totalCount } }";
+    let cases = [
+        (deep.as_str(), json!({}), "GRAPHQL_PARSE_FAILED"),
+        (unknown_field, json!({}), "GRAPHQL_VALIDATION_FAILED"),
+        (wrong_variable, json!({"n": "ten"}), "BAD_USER_INPUT"),
+    ];
+    for (query, variables, code) in &cases {
+        let r = app.graphql(query, variables.clone()).await;
+        assert_eq!(error_code(&r), Some(*code), "HTTP {query}: {r}");
+    }
+    let mut ws = app.ws("graphql-transport-ws").await;
+    assert_eq!(ws.init(json!({})).await["type"], "connection_ack");
+    for (i, (query, variables, code)) in cases.iter().enumerate() {
+        let id = format!("op{i}");
+        ws.subscribe(&id, query, variables.clone()).await;
+        let msg = loop {
+            let msg = ws.next(Duration::from_secs(10)).await.expect("an answer");
+            if msg["type"] != "complete" {
+                break msg;
+            }
+        };
+        assert_eq!(msg["id"], id.as_str(), "{msg}");
+        let errors = match msg["type"].as_str() {
+            Some("error") => msg["payload"].clone(),
+            _ => msg["payload"]["errors"].clone(),
+        };
+        assert_eq!(
+            errors[0]["extensions"]["code"], *code,
+            "WebSocket {query}: {msg}"
+        );
+    }
+}

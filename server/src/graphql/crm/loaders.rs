@@ -9,7 +9,7 @@
 
 use std::collections::HashMap;
 use std::ops::Deref;
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_graphql::dataloader::{DataLoader, Loader};
@@ -27,13 +27,9 @@ pub struct CrmLoader {
     /// The read replica list and search queries use (`DATABASE_READ_URL`), when configured.
     replica: Option<DatabaseConnection>,
     pub(crate) actor: Option<Actor>,
-    /// The request's database slots, sized by the schema's `DbSlots` extension from
-    /// `DATABASE_REQUEST_CONNECTIONS` ([`DEFAULT_REQUEST_CONNECTIONS`] if nothing sized them).
-    slots: OnceLock<Arc<Semaphore>>,
+    /// The request's database slots (`DATABASE_REQUEST_CONNECTIONS`).
+    slots: Arc<Semaphore>,
 }
-
-/// How many pooled connections one request holds at once when nothing configured it.
-pub const DEFAULT_REQUEST_CONNECTIONS: usize = 4;
 
 /// The pool, while holding one of the request's database slots (released on drop).
 pub struct SlottedDb<'a> {
@@ -57,19 +53,21 @@ pub type CrmLoaders = Arc<DataLoader<CrmLoader>>;
 /// still split a page's keys over several statements on a busy machine).
 const BATCH_DELAY: Duration = Duration::ZERO;
 
-/// A new loader for one request: `db` is the primary, `replica` the read replica if any. Its
-/// fetches wait for `gate`: run the request's execution through [`Gate::run`].
+/// A new loader for one request: `db` is the primary, `replica` the read replica if any, and
+/// the request holds at most `slots` pooled connections at once (at least one). Its fetches
+/// wait for `gate`: run the request's execution through [`Gate::run`].
 pub fn loaders(
     db: DatabaseConnection,
     replica: Option<DatabaseConnection>,
     actor: Option<Actor>,
+    slots: usize,
     gate: &Gate,
 ) -> CrmLoaders {
     let loader = CrmLoader {
         db,
         replica,
         actor,
-        slots: OnceLock::new(),
+        slots: Arc::new(Semaphore::new(slots.max(1))),
     };
     let gate = gate.clone();
     Arc::new(DataLoader::new(loader, move |fetch| gate.spawn(fetch)).delay(BATCH_DELAY))
@@ -183,23 +181,10 @@ impl std::task::Wake for Flagged {
 }
 
 impl CrmLoader {
-    /// Gives the request `n` database slots (at least one); the first call decides.
-    pub fn bound(&self, n: usize) {
-        let _ = self
-            .slots
-            .get_or_init(|| Arc::new(Semaphore::new(n.max(1))));
-    }
-
-    fn slots(&self) -> Arc<Semaphore> {
-        self.slots
-            .get_or_init(|| Arc::new(Semaphore::new(DEFAULT_REQUEST_CONNECTIONS)))
-            .clone()
-    }
-
     /// The pool, once one of the request's database slots is free. Hold it for one domain call,
     /// never across a loader's `load` (that would wait for a slot of the same request).
     pub async fn db(&self) -> Result<SlottedDb<'_>, async_graphql::Error> {
-        let slot = self.slots().acquire_owned().await.map_err(|_| {
+        let slot = self.slots.clone().acquire_owned().await.map_err(|_| {
             gql_error(domain::Error::Internal(
                 "the request's database slots closed".into(),
             ))
@@ -223,7 +208,7 @@ impl CrmLoader {
 
     /// How many of the request's database slots are free now (tests and metrics).
     pub fn free_slots(&self) -> usize {
-        self.slots().available_permits()
+        self.slots.available_permits()
     }
 
     pub(crate) fn actor(&self) -> Result<&Actor, async_graphql::Error> {
