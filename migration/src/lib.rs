@@ -34,6 +34,7 @@ mod m20261204_000028_event_positions;
 mod m20261205_000029_tenant_keys;
 mod m20261206_000030_partitions;
 mod m20261207_000031_ingest_claims;
+mod m20261208_000032_search_pending_list;
 
 pub struct Migrator;
 
@@ -70,6 +71,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261205_000029_tenant_keys::Migration),
             Box::new(m20261206_000030_partitions::Migration),
             Box::new(m20261207_000031_ingest_claims::Migration),
+            Box::new(m20261208_000032_search_pending_list::Migration),
         ]
     }
 }
