@@ -365,3 +365,74 @@ async fn total_count_is_counted_only_when_selected() {
     assert_eq!(r["data"]["accounts"]["totalCount"], 7);
     assert!(fragment > without, "a fragment's totalCount is counted too");
 }
+
+/// A search runs in the backend that received it, through each kind's search index: never a
+/// parallel plan (starting workers costs more than the search itself), whatever the planner's
+/// prices; on SQLite, through the FTS5 table.
+#[tokio::test]
+async fn search_reads_its_indexes_without_parallel_workers() {
+    let app = spawn_app_with(&[]).await;
+    let owner = app.register("search-plans@example.com", "Plans").await;
+    let org = Uuid::parse_str(&owner.organization_id).unwrap();
+    let write_key = app.api_key(&owner, &["signals:write"]).await;
+    let url = app.state.config.database_url.expose_secret().to_owned();
+    let (db, seen) = recording(&url).await;
+    let source = api_source(&app, &write_key, &db, org).await;
+    load_fixture(&db, org, source, 300).await;
+    seen.lock().unwrap().clear();
+    let actor = Actor {
+        organization_id: org,
+        role: Role::Owner,
+        principal: Principal::User {
+            user_id: Uuid::now_v7(),
+            session_id: Uuid::now_v7(),
+        },
+    };
+    let hits = domain::crm::search::search(&db, &actor, "7", 20)
+        .await
+        .unwrap();
+    assert!(!hits.is_empty(), "the fixture's account 7 is found");
+    let statements: Vec<Statement> = std::mem::take(&mut *seen.lock().unwrap());
+    let postgres = db.get_database_backend() == DbBackend::Postgres;
+    let stmt = statements
+        .iter()
+        .find(|s| s.sql.contains(if postgres { "@@" } else { "MATCH" }))
+        .unwrap_or_else(|| panic!("no search statement: {statements:?}"));
+    let txn = db.begin().await.unwrap();
+    if postgres {
+        // Workers priced at nothing: a plan that can run in parallel now does.
+        txn.execute_unprepared(
+            "SET LOCAL parallel_setup_cost = 0; SET LOCAL parallel_tuple_cost = 0; SET LOCAL min_parallel_table_scan_size = 0; SET LOCAL min_parallel_index_scan_size = 0",
+        )
+        .await
+        .unwrap();
+    }
+    let (prefix, column) = if postgres {
+        ("EXPLAIN", "QUERY PLAN")
+    } else {
+        ("EXPLAIN QUERY PLAN", "detail")
+    };
+    let text = txn
+        .query_all_raw(Statement {
+            sql: format!("{prefix} {}", stmt.sql),
+            ..stmt.clone()
+        })
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.try_get::<String>("", column).unwrap())
+        .collect::<Vec<_>>()
+        .join("\n");
+    txn.rollback().await.unwrap();
+    if postgres {
+        assert!(
+            !text.contains("Gather") && !text.contains("Parallel"),
+            "a search plan with workers:\n{text}"
+        );
+        for index in ["idx_companies_search", "idx_contacts_search"] {
+            assert!(text.contains(index), "no {index} in\n{text}");
+        }
+    } else {
+        assert!(text.contains("VIRTUAL TABLE INDEX"), "{text}");
+    }
+}
