@@ -105,7 +105,9 @@ pub fn cpu_sample(db_name: &str) -> Cpu {
         .collect();
     let total: u64 = f.iter().take(8).sum();
     let idle = f.get(3).copied().unwrap_or(0) + f.get(4).copied().unwrap_or(0);
-    let jiffies = |pid: &str| -> u64 {
+    // A process's CPU time; with `reaped`, also that of its children that have exited (the
+    // postmaster's: backends and parallel workers that came and went between two samples).
+    let jiffies = |pid: &str, reaped: bool| -> u64 {
         let st = read(&format!("/proc/{pid}/stat"));
         let rest = st.rsplit_once(')').map_or("", |(_, r)| r);
         let v: Vec<&str> = rest.split_whitespace().collect();
@@ -115,9 +117,9 @@ pub fn cpu_sample(db_name: &str) -> Cpu {
                 .and_then(|x| x.parse::<u64>().ok())
                 .unwrap_or(0)
         };
-        field(14) + field(15)
+        field(14) + field(15) + if reaped { field(16) + field(17) } else { 0 }
     };
-    let mut ours = jiffies("self");
+    let mut ours = jiffies("self", false);
     if let Ok(dir) = std::fs::read_dir("/proc") {
         for e in dir.flatten() {
             let name = e.file_name().to_string_lossy().into_owned();
@@ -133,7 +135,7 @@ pub fn cpu_sample(db_name: &str) -> Cpu {
             // processes (WAL writer, checkpointer, …) serve every database, ours included.
             let backend = cmd.contains("127.0.0.1(") || cmd.contains("[local]");
             if !backend || cmd.contains(db_name) {
-                ours += jiffies(&name);
+                ours += jiffies(&name, true);
             }
         }
     }
