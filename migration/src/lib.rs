@@ -35,6 +35,7 @@ mod m20261205_000029_tenant_keys;
 mod m20261206_000030_partitions;
 mod m20261207_000031_ingest_claims;
 mod m20261208_000032_search_pending_list;
+mod m20261209_000033_nested_list_indexes;
 
 pub struct Migrator;
 
@@ -72,6 +73,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261206_000030_partitions::Migration),
             Box::new(m20261207_000031_ingest_claims::Migration),
             Box::new(m20261208_000032_search_pending_list::Migration),
+            Box::new(m20261209_000033_nested_list_indexes::Migration),
         ]
     }
 }

@@ -3,9 +3,7 @@
 
 use chrono::{DateTime, Utc};
 use sea_orm::sea_query::{Expr, ExprTrait, LikeExpr};
-use sea_orm::{
-    ColumnTrait, Condition, ConnectionTrait, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder,
-};
+use sea_orm::{ColumnTrait, Condition, ConnectionTrait, EntityTrait, PaginatorTrait, QueryFilter};
 use serde_json::{Map, Value};
 use uuid::Uuid;
 
@@ -277,24 +275,67 @@ pub async fn members_by_ids(
         .await?)
 }
 
-/// The rows of `E` whose `parent` column is one of `parents`, in the actor's organization, newest
-/// first, in one statement (for the loaders of nested lists such as `Account.contacts`).
-/// `columns.read_scope` is the scope that reads `E` (`contacts:read` for contacts, …).
+/// The newest `per_parent` rows of `E` (by id) of each of `parents`, in the actor's
+/// organization, newest first, in one statement (for the loaders of nested lists such as
+/// `Account.contacts`). `columns.read_scope` is the scope that reads `E` (`contacts:read` for
+/// contacts, …).
+///
+/// A page's nested list costs O(page × `per_parent`) whatever a parent holds: on PostgreSQL
+/// each parent is one probe of the `(parent, id)` index that stops after `per_parent` rows
+/// (`LATERAL … LIMIT`); SQLite numbers each parent's rows through the same index and keeps the
+/// first `per_parent`.
 pub async fn children<E>(
     db: &impl ConnectionTrait,
     actor: &crate::Actor,
     columns: ChildColumns<E::Column>,
     parents: Vec<Uuid>,
+    per_parent: u64,
 ) -> crate::Result<Vec<E::Model>>
 where
     E: EntityTrait,
     E::Model: Send + Sync,
 {
+    use sea_orm::IdenStatic;
     actor.require_scope(columns.read_scope)?;
+    if parents.is_empty() {
+        return Ok(Vec::new());
+    }
+    let backend = db.get_database_backend();
+    let table = E::default().table_name();
+    let (org, parent, id) = (
+        columns.organization.as_str(),
+        columns.parent.as_str(),
+        columns.id.as_str(),
+    );
+    let limit = sea_orm::Value::from(i64::try_from(per_parent).unwrap_or(i64::MAX));
+    let org_id = sea_orm::Value::from(actor.organization_id);
+    let n = parents.len();
+    let parents = parents.into_iter().map(sea_orm::Value::from);
+    let (sql, values): (String, Vec<sea_orm::Value>) = if backend == sea_orm::DbBackend::Postgres {
+        let keys: Vec<String> = (3..n + 3).map(|i| format!("(${i}::uuid)")).collect();
+        (
+            format!(
+                "SELECT c.* FROM (VALUES {}) AS p(parent) CROSS JOIN LATERAL (SELECT * FROM {table} WHERE {org} = $1 AND {parent} = p.parent ORDER BY {id} DESC LIMIT $2) c ORDER BY c.{id} DESC",
+                keys.join(", ")
+            ),
+            [org_id, limit].into_iter().chain(parents).collect(),
+        )
+    } else {
+        (
+            format!(
+                "SELECT * FROM (SELECT *, ROW_NUMBER() OVER (PARTITION BY {parent} ORDER BY {id} DESC) AS nested_rank FROM {table} WHERE {org} = ? AND {parent} IN ({})) WHERE nested_rank <= ? ORDER BY {id} DESC",
+                vec!["?"; n].join(", ")
+            ),
+            std::iter::once(org_id)
+                .chain(parents)
+                .chain(std::iter::once(limit))
+                .collect(),
+        )
+    };
     Ok(E::find()
-        .filter(columns.organization.eq(actor.organization_id))
-        .filter(columns.parent.is_in(parents))
-        .order_by_desc(columns.id)
+        .from_raw_sql(sea_orm::Statement::from_sql_and_values(
+            backend, sql, values,
+        ))
         .all(db)
         .await?)
 }

@@ -436,3 +436,89 @@ async fn search_reads_its_indexes_without_parallel_workers() {
         assert!(text.contains("VIRTUAL TABLE INDEX"), "{text}");
     }
 }
+
+/// A nested list (`Account.contacts`, …) reads each parent's newest rows through its
+/// `(parent, id)` index and stops after the rows it shows: one index probe per parent under a
+/// `Limit` on PostgreSQL, never a scan of a parent's every row.
+#[tokio::test]
+async fn nested_lists_probe_each_parent_through_its_index() {
+    let app = spawn_app_with(&[]).await;
+    let owner = app.register("nested-plans@example.com", "Plans").await;
+    let org = Uuid::parse_str(&owner.organization_id).unwrap();
+    let write_key = app.api_key(&owner, &["signals:write"]).await;
+    let url = app.state.config.database_url.expose_secret().to_owned();
+    let (db, seen) = recording(&url).await;
+    let source = api_source(&app, &write_key, &db, org).await;
+    load_fixture(&db, org, source, 300).await;
+    seen.lock().unwrap().clear();
+    let actor = Actor {
+        organization_id: org,
+        role: Role::Owner,
+        principal: Principal::User {
+            user_id: Uuid::now_v7(),
+            session_id: Uuid::now_v7(),
+        },
+    };
+    use entity::contacts;
+    let parents: Vec<Uuid> = (0..10).map(|i| row_id('a', i)).collect();
+    let columns = domain::crm::ChildColumns {
+        organization: contacts::Column::OrganizationId,
+        parent: contacts::Column::AccountId,
+        id: contacts::Column::Id,
+        read_scope: "contacts:read",
+    };
+    let rows = domain::crm::children::<contacts::Entity>(&db, &actor, columns, parents.clone(), 2)
+        .await
+        .unwrap();
+    // The fixture gives every account three contacts: two each, the newest, newest first.
+    assert_eq!(rows.len(), 20);
+    for p in &parents {
+        let mine: Vec<Uuid> = rows
+            .iter()
+            .filter(|r| r.account_id == Some(*p))
+            .map(|r| r.id)
+            .collect();
+        assert_eq!(mine.len(), 2);
+        assert!(mine[0] > mine[1]);
+    }
+    let statements: Vec<Statement> = std::mem::take(&mut *seen.lock().unwrap());
+    let stmt = statements
+        .iter()
+        .find(|s| s.sql.contains("contacts"))
+        .unwrap_or_else(|| panic!("no read of contacts: {statements:?}"));
+    let postgres = db.get_database_backend() == DbBackend::Postgres;
+    let txn = db.begin().await.unwrap();
+    if postgres {
+        // As in `plan`: a few hundred rows must give the plan a large table would.
+        txn.execute_unprepared("SET LOCAL enable_seqscan = off; SET LOCAL enable_bitmapscan = off")
+            .await
+            .unwrap();
+    }
+    let (prefix, column) = if postgres {
+        ("EXPLAIN", "QUERY PLAN")
+    } else {
+        ("EXPLAIN QUERY PLAN", "detail")
+    };
+    let text = txn
+        .query_all_raw(Statement {
+            sql: format!("{prefix} {}", stmt.sql),
+            ..stmt.clone()
+        })
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.try_get::<String>("", column).unwrap())
+        .collect::<Vec<_>>()
+        .join("\n");
+    txn.rollback().await.unwrap();
+    assert!(
+        text.contains("idx_contacts_account_newest"),
+        "no probe of idx_contacts_account_newest:\n{text}"
+    );
+    if postgres {
+        assert!(
+            text.contains("Limit") && !text.contains("Seq Scan"),
+            "each parent's read is not cut by a Limit:\n{text}"
+        );
+    }
+}

@@ -252,9 +252,10 @@ pub const MAX_NESTED: usize = 100;
 
 macro_rules! children {
     ($key:ident, $entity:ident, $parent:ident, $col:ident, $scope:literal) => {
-        /// A parent id, as the DataLoader key of one of its nested lists.
+        /// A parent id and how many of its newest rows a nested list shows (1 to
+        /// [`MAX_NESTED`]), as a DataLoader key.
         #[derive(Clone, Copy, Debug, Hash, PartialEq, Eq)]
-        pub struct $key(pub Uuid);
+        pub struct $key(pub Uuid, pub usize);
 
         impl Loader<$key> for CrmLoader {
             type Value = Vec<$entity::Model>;
@@ -264,7 +265,10 @@ macro_rules! children {
                 &self,
                 keys: &[$key],
             ) -> Result<HashMap<$key, Vec<$entity::Model>>, Self::Error> {
-                let parents = keys.iter().map(|k| k.0).collect();
+                let mut parents: Vec<Uuid> = keys.iter().map(|k| k.0).collect();
+                parents.sort_unstable();
+                parents.dedup();
+                let per_parent = keys.iter().map(|k| k.1).max().unwrap_or(0).min(MAX_NESTED);
                 let columns = domain::crm::ChildColumns {
                     organization: $entity::Column::OrganizationId,
                     parent: $entity::Column::$col,
@@ -276,19 +280,23 @@ macro_rules! children {
                     self.actor()?,
                     columns,
                     parents,
+                    per_parent as u64,
                 )
                 .await
                 .map_err(gql_error)?;
-                let mut out: HashMap<$key, Vec<$entity::Model>> =
-                    keys.iter().map(|k| (*k, Vec::new())).collect();
+                let mut of: HashMap<Uuid, Vec<$entity::Model>> = HashMap::new();
                 for m in rows {
-                    if let Some(list) = m.$parent.and_then(|p| out.get_mut(&$key(p)))
-                        && list.len() < MAX_NESTED
-                    {
-                        list.push(m);
+                    if let Some(p) = m.$parent {
+                        of.entry(p).or_default().push(m);
                     }
                 }
-                Ok(out)
+                Ok(keys
+                    .iter()
+                    .map(|k| {
+                        let rows = of.get(&k.0).map_or(&[][..], |v| &v[..]);
+                        (*k, rows[..rows.len().min(k.1)].to_vec())
+                    })
+                    .collect())
             }
         }
     };

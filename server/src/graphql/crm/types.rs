@@ -101,7 +101,7 @@ impl Account {
         ctx: &Context<'_>,
         #[graphql(desc = "At most this many, 1 to 100 (default 20).")] first: Option<i32>,
     ) -> async_graphql::Result<Vec<Contact>> {
-        let rows = nested(ctx, ContactsOfAccount(self.0.id), first).await?;
+        let rows = nested(ctx, |n| ContactsOfAccount(self.0.id, n), first).await?;
         Ok(rows.into_iter().map(Contact).collect())
     }
     /// The account's deals, newest first (at most `first`, 1 to 100, default 20).
@@ -113,7 +113,7 @@ impl Account {
         ctx: &Context<'_>,
         #[graphql(desc = "At most this many, 1 to 100 (default 20).")] first: Option<i32>,
     ) -> async_graphql::Result<Vec<Deal>> {
-        let rows = nested(ctx, DealsOfAccount(self.0.id), first).await?;
+        let rows = nested(ctx, |n| DealsOfAccount(self.0.id, n), first).await?;
         Ok(rows.into_iter().map(Deal).collect())
     }
     /// The account's activities, newest first (at most `first`, 1 to 100, default 20).
@@ -125,7 +125,7 @@ impl Account {
         ctx: &Context<'_>,
         #[graphql(desc = "At most this many, 1 to 100 (default 20).")] first: Option<i32>,
     ) -> async_graphql::Result<Vec<Activity>> {
-        let rows = nested(ctx, ActivitiesOfAccount(self.0.id), first).await?;
+        let rows = nested(ctx, |n| ActivitiesOfAccount(self.0.id, n), first).await?;
         Ok(rows.into_iter().map(Activity).collect())
     }
     /// What happened with the account, newest first: its activities (by creation time) and
@@ -302,7 +302,7 @@ impl Contact {
         ctx: &Context<'_>,
         #[graphql(desc = "At most this many, 1 to 100 (default 20).")] first: Option<i32>,
     ) -> async_graphql::Result<Vec<Deal>> {
-        let rows = nested(ctx, DealsOfContact(self.0.id), first).await?;
+        let rows = nested(ctx, |n| DealsOfContact(self.0.id, n), first).await?;
         Ok(rows.into_iter().map(Deal).collect())
     }
     /// The contact's signals, newest event first.
@@ -447,10 +447,11 @@ where
     }
 }
 
-/// A nested list through its loader, cut to `first` (1 to [`MAX_NESTED`], default 20).
+/// A nested list through its loader: the newest `first` rows (1 to [`MAX_NESTED`], default
+/// 20); `key` makes the loader key of that many.
 pub(crate) async fn nested<K, M>(
     ctx: &Context<'_>,
-    key: K,
+    key: impl FnOnce(usize) -> K,
     first: Option<i32>,
 ) -> async_graphql::Result<Vec<M>>
 where
@@ -470,13 +471,11 @@ where
                 ))
             })?,
     };
-    let mut rows = ctx
+    Ok(ctx
         .data::<CrmLoaders>()?
-        .load_one(key)
+        .load_one(key(first))
         .await?
-        .unwrap_or_default();
-    rows.truncate(first);
-    Ok(rows)
+        .unwrap_or_default())
 }
 
 /// A DataLoader key and the row it loads.
