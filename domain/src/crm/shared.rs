@@ -276,7 +276,7 @@ pub async fn members_by_ids(
 }
 
 /// The newest `per_parent` rows of `E` (by id) of each of `parents`, in the actor's
-/// organization, newest first, in one statement (for the loaders of nested lists such as
+/// organization, in no particular order, in one statement (for the loaders of nested lists such as
 /// `Account.contacts`). `columns.read_scope` is the scope that reads `E` (`contacts:read` for
 /// contacts, …).
 ///
@@ -309,25 +309,24 @@ where
     );
     let limit = sea_orm::Value::from(i64::try_from(per_parent).unwrap_or(i64::MAX));
     let org_id = sea_orm::Value::from(actor.organization_id);
-    let n = parents.len();
-    let parents = parents.into_iter().map(sea_orm::Value::from);
     let (sql, values): (String, Vec<sea_orm::Value>) = if backend == sea_orm::DbBackend::Postgres {
-        let keys: Vec<String> = (3..n + 3).map(|i| format!("(${i}::uuid)")).collect();
+        // The parents as one `uuid[]` literal: one statement text (and one prepared statement)
+        // whatever the page's size. A UUID's text needs no escaping.
+        let ids: Vec<String> = parents.iter().map(Uuid::to_string).collect();
         (
             format!(
-                "SELECT c.* FROM (VALUES {}) AS p(parent) CROSS JOIN LATERAL (SELECT * FROM {table} WHERE {org} = $1 AND {parent} = p.parent ORDER BY {id} DESC LIMIT $2) c ORDER BY c.{id} DESC",
-                keys.join(", ")
+                "SELECT c.* FROM unnest($3::uuid[]) AS p(parent) CROSS JOIN LATERAL (SELECT * FROM {table} WHERE {org} = $1 AND {parent} = p.parent ORDER BY {id} DESC LIMIT $2) c"
             ),
-            [org_id, limit].into_iter().chain(parents).collect(),
+            vec![org_id, limit, format!("{{{}}}", ids.join(",")).into()],
         )
     } else {
         (
             format!(
-                "SELECT * FROM (SELECT *, ROW_NUMBER() OVER (PARTITION BY {parent} ORDER BY {id} DESC) AS nested_rank FROM {table} WHERE {org} = ? AND {parent} IN ({})) WHERE nested_rank <= ? ORDER BY {id} DESC",
-                vec!["?"; n].join(", ")
+                "SELECT * FROM (SELECT *, ROW_NUMBER() OVER (PARTITION BY {parent} ORDER BY {id} DESC) AS nested_rank FROM {table} WHERE {org} = ? AND {parent} IN ({})) WHERE nested_rank <= ?",
+                vec!["?"; parents.len()].join(", ")
             ),
             std::iter::once(org_id)
-                .chain(parents)
+                .chain(parents.into_iter().map(sea_orm::Value::from))
                 .chain(std::iter::once(limit))
                 .collect(),
         )

@@ -290,6 +290,10 @@ macro_rules! children {
                         of.entry(p).or_default().push(m);
                     }
                 }
+                // Newest first (ids are UUIDv7).
+                for rows in of.values_mut() {
+                    rows.sort_unstable_by(|a, b| b.id.cmp(&a.id));
+                }
                 Ok(keys
                     .iter()
                     .map(|k| {
