@@ -22,35 +22,28 @@ const INDEXES: [&str; 3] = [
     "idx_deals_search",
 ];
 
+/// Runs `ALTER INDEX <index> <action>` for each search index (PostgreSQL only: SQLite's search
+/// is FTS5, with no pending list).
+async fn alter_each(manager: &SchemaManager<'_>, action: &str) -> Result<(), DbErr> {
+    if manager.get_database_backend() != sea_orm::DbBackend::Postgres {
+        return Ok(());
+    }
+    for index in INDEXES {
+        manager
+            .get_connection()
+            .execute_unprepared(&format!("ALTER INDEX {index} {action}"))
+            .await?;
+    }
+    Ok(())
+}
+
 #[async_trait::async_trait]
 impl MigrationTrait for Migration {
     async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        if manager.get_database_backend() != sea_orm::DbBackend::Postgres {
-            return Ok(());
-        }
-        for index in INDEXES {
-            manager
-                .get_connection()
-                .execute_unprepared(&format!(
-                    "ALTER INDEX {index} SET (gin_pending_list_limit = 64)"
-                ))
-                .await?;
-        }
-        Ok(())
+        alter_each(manager, "SET (gin_pending_list_limit = 64)").await
     }
 
     async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        if manager.get_database_backend() != sea_orm::DbBackend::Postgres {
-            return Ok(());
-        }
-        for index in INDEXES {
-            manager
-                .get_connection()
-                .execute_unprepared(&format!(
-                    "ALTER INDEX {index} RESET (gin_pending_list_limit)"
-                ))
-                .await?;
-        }
-        Ok(())
+        alter_each(manager, "RESET (gin_pending_list_limit)").await
     }
 }

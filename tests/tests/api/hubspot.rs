@@ -591,14 +591,33 @@ async fn hubspot_sync_is_triggered_by_hand_and_by_the_schedule_per_tenant() {
         )
         .await;
     assert_eq!(ok(&r)["triggerJob"]["queue"], "hubspot-sync");
-    eventually(Duration::from_secs(30), "the triggered run", || async {
+    // The trigger's job enqueues the run's job: once the run has ended it succeeded. On a
+    // loaded machine the two jobs may take a while, and a timeout shows where they stand.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(90);
+    let run = loop {
         let i = integration(&app, &a, &ida).await;
-        let runs = i["runs"]["edges"].as_array().unwrap().clone();
-        runs.iter()
-            .any(|e| e["node"]["status"] == "SUCCEEDED")
-            .then_some(())
-    })
-    .await;
+        let ended = i["runs"]["edges"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|e| e["node"]["status"] != "RUNNING")
+            .map(|e| e["node"].clone());
+        if let Some(run) = ended {
+            break run;
+        }
+        if tokio::time::Instant::now() >= deadline {
+            let jobs: Vec<(String, String, i32, Option<String>)> = entity::jobs::Entity::find()
+                .all(&app.db)
+                .await
+                .unwrap()
+                .into_iter()
+                .map(|j| (j.name, j.state, j.attempts, j.last_error))
+                .collect();
+            panic!("no triggered run ended within 90 s: integration {i}, jobs {jobs:?}");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(run["status"], "SUCCEEDED", "{run}");
     assert_eq!(account_by_domain(&app, &a, "acme.io").await["name"], "Acme");
     // B has no HubSpot: its trigger is skipped, saying so; and B sees none of A's accounts.
     let r = app

@@ -36,37 +36,24 @@ async fn recording(url: &str) -> (DatabaseConnection, Arc<Mutex<Vec<Statement>>>
     (db, seen)
 }
 
-/// The plan of `stmt`, one line per node.
-async fn plan(db: &DatabaseConnection, stmt: &Statement) -> Vec<String> {
-    let backend = db.get_database_backend();
-    let prefix = if backend == DbBackend::Postgres {
-        "EXPLAIN"
+/// The plan of `stmt`, one line per node, explained in a transaction that first runs
+/// `settings` (PostgreSQL only: `SET LOCAL …` statements; rolled back after).
+async fn explain(db: &DatabaseConnection, stmt: &Statement, settings: &str) -> Vec<String> {
+    let postgres = db.get_database_backend() == DbBackend::Postgres;
+    let (prefix, column) = if postgres {
+        ("EXPLAIN", "QUERY PLAN")
     } else {
-        "EXPLAIN QUERY PLAN"
+        ("EXPLAIN QUERY PLAN", "detail")
     };
-    let explain = Statement {
-        sql: format!("{prefix} {}", stmt.sql),
-        ..stmt.clone()
-    };
-    let column = if backend == DbBackend::Postgres {
-        "QUERY PLAN"
-    } else {
-        "detail"
-    };
-    // With a few thousand rows a sort of what is left past a cursor can cost less than reading
-    // the index in order, so PostgreSQL is asked for its plan with sorts, bitmap scans and
-    // table scans priced out: a sort or a table scan it still chooses means no index serves the
-    // query's order and bounds (it never does, whatever the size, without such an index).
     let txn = db.begin().await.unwrap();
-    if backend == DbBackend::Postgres {
-        txn.execute_unprepared(
-            "SET LOCAL enable_sort = off; SET LOCAL enable_bitmapscan = off; SET LOCAL enable_seqscan = off",
-        )
-        .await
-        .unwrap();
+    if postgres && !settings.is_empty() {
+        txn.execute_unprepared(settings).await.unwrap();
     }
     let lines = txn
-        .query_all_raw(explain)
+        .query_all_raw(Statement {
+            sql: format!("{prefix} {}", stmt.sql),
+            ..stmt.clone()
+        })
         .await
         .unwrap()
         .iter()
@@ -74,6 +61,56 @@ async fn plan(db: &DatabaseConnection, stmt: &Statement) -> Vec<String> {
         .collect();
     txn.rollback().await.unwrap();
     lines
+}
+
+/// The plan of a page read, one line per node. With a few thousand rows a sort of what is left
+/// past a cursor can cost less than reading the index in order, so PostgreSQL is asked for its
+/// plan with sorts, bitmap scans and table scans priced out: a sort or a table scan it still
+/// chooses means no index serves the query's order and bounds (it never does, whatever the
+/// size, without such an index).
+async fn plan(db: &DatabaseConnection, stmt: &Statement) -> Vec<String> {
+    explain(
+        db,
+        stmt,
+        "SET LOCAL enable_sort = off; SET LOCAL enable_bitmapscan = off; SET LOCAL enable_seqscan = off",
+    )
+    .await
+}
+
+/// An organization holding the read bench's fixture of `n` accounts, a connection to its
+/// database that records each statement (the fixture's own cleared), and its owner. The app
+/// lives as long as the fixture: dropping it drops its test database.
+struct Fixture {
+    _app: devsignal_tests::TestApp,
+    db: DatabaseConnection,
+    seen: Arc<Mutex<Vec<Statement>>>,
+    actor: Actor,
+}
+
+async fn fixture(email: &str, n: usize) -> Fixture {
+    let app = spawn_app_with(&[]).await;
+    let owner = app.register(email, "Plans").await;
+    let org = Uuid::parse_str(&owner.organization_id).unwrap();
+    let write_key = app.api_key(&owner, &["signals:write"]).await;
+    let url = app.state.config.database_url.expose_secret().to_owned();
+    let (db, seen) = recording(&url).await;
+    let source = api_source(&app, &write_key, &db, org).await;
+    load_fixture(&db, org, source, n).await;
+    seen.lock().unwrap().clear();
+    let actor = Actor {
+        organization_id: org,
+        role: Role::Owner,
+        principal: Principal::User {
+            user_id: Uuid::now_v7(),
+            session_id: Uuid::now_v7(),
+        },
+    };
+    Fixture {
+        _app: app,
+        db,
+        seen,
+        actor,
+    }
 }
 
 /// Explains the page reads `seen` recorded since it was last drained (every `SELECT` but the
@@ -149,23 +186,12 @@ fn page(first: u64, after: Option<String>, field: Option<&str>, desc: bool) -> P
 
 #[tokio::test]
 async fn hot_list_queries_read_their_index_in_order() {
-    let app = spawn_app_with(&[]).await;
-    let owner = app.register("plans@example.com", "Plans").await;
-    let org = Uuid::parse_str(&owner.organization_id).unwrap();
-    let write_key = app.api_key(&owner, &["signals:write"]).await;
-    let url = app.state.config.database_url.expose_secret().to_owned();
-    let (db, seen) = recording(&url).await;
-    let source = api_source(&app, &write_key, &db, org).await;
-    load_fixture(&db, org, source, N).await;
-    seen.lock().unwrap().clear();
-    let actor = Actor {
-        organization_id: org,
-        role: Role::Owner,
-        principal: Principal::User {
-            user_id: Uuid::now_v7(),
-            session_id: Uuid::now_v7(),
-        },
-    };
+    let Fixture {
+        _app,
+        db,
+        seen,
+        actor,
+    } = fixture("plans@example.com", N).await;
 
     // Accounts, every ordering, both directions, a first page and the page after it; by score
     // also the pages that cross from scored into unscored accounts and run among them.
@@ -371,23 +397,12 @@ async fn total_count_is_counted_only_when_selected() {
 /// prices; on SQLite, through the FTS5 table.
 #[tokio::test]
 async fn search_reads_its_indexes_without_parallel_workers() {
-    let app = spawn_app_with(&[]).await;
-    let owner = app.register("search-plans@example.com", "Plans").await;
-    let org = Uuid::parse_str(&owner.organization_id).unwrap();
-    let write_key = app.api_key(&owner, &["signals:write"]).await;
-    let url = app.state.config.database_url.expose_secret().to_owned();
-    let (db, seen) = recording(&url).await;
-    let source = api_source(&app, &write_key, &db, org).await;
-    load_fixture(&db, org, source, 300).await;
-    seen.lock().unwrap().clear();
-    let actor = Actor {
-        organization_id: org,
-        role: Role::Owner,
-        principal: Principal::User {
-            user_id: Uuid::now_v7(),
-            session_id: Uuid::now_v7(),
-        },
-    };
+    let Fixture {
+        _app,
+        db,
+        seen,
+        actor,
+    } = fixture("search-plans@example.com", 300).await;
     let hits = domain::crm::search::search(&db, &actor, "7", 20)
         .await
         .unwrap();
@@ -398,32 +413,14 @@ async fn search_reads_its_indexes_without_parallel_workers() {
         .iter()
         .find(|s| s.sql.contains(if postgres { "@@" } else { "MATCH" }))
         .unwrap_or_else(|| panic!("no search statement: {statements:?}"));
-    let txn = db.begin().await.unwrap();
-    if postgres {
-        // Workers priced at nothing: a plan that can run in parallel now does.
-        txn.execute_unprepared(
-            "SET LOCAL parallel_setup_cost = 0; SET LOCAL parallel_tuple_cost = 0; SET LOCAL min_parallel_table_scan_size = 0; SET LOCAL min_parallel_index_scan_size = 0",
-        )
-        .await
-        .unwrap();
-    }
-    let (prefix, column) = if postgres {
-        ("EXPLAIN", "QUERY PLAN")
-    } else {
-        ("EXPLAIN QUERY PLAN", "detail")
-    };
-    let text = txn
-        .query_all_raw(Statement {
-            sql: format!("{prefix} {}", stmt.sql),
-            ..stmt.clone()
-        })
-        .await
-        .unwrap()
-        .iter()
-        .map(|r| r.try_get::<String>("", column).unwrap())
-        .collect::<Vec<_>>()
-        .join("\n");
-    txn.rollback().await.unwrap();
+    // Workers priced at nothing: a plan that can run in parallel now does.
+    let text = explain(
+        &db,
+        stmt,
+        "SET LOCAL parallel_setup_cost = 0; SET LOCAL parallel_tuple_cost = 0; SET LOCAL min_parallel_table_scan_size = 0; SET LOCAL min_parallel_index_scan_size = 0",
+    )
+    .await
+    .join("\n");
     if postgres {
         assert!(
             !text.contains("Gather") && !text.contains("Parallel"),
@@ -442,23 +439,12 @@ async fn search_reads_its_indexes_without_parallel_workers() {
 /// `Limit` on PostgreSQL, never a scan of a parent's every row.
 #[tokio::test]
 async fn nested_lists_probe_each_parent_through_its_index() {
-    let app = spawn_app_with(&[]).await;
-    let owner = app.register("nested-plans@example.com", "Plans").await;
-    let org = Uuid::parse_str(&owner.organization_id).unwrap();
-    let write_key = app.api_key(&owner, &["signals:write"]).await;
-    let url = app.state.config.database_url.expose_secret().to_owned();
-    let (db, seen) = recording(&url).await;
-    let source = api_source(&app, &write_key, &db, org).await;
-    load_fixture(&db, org, source, 300).await;
-    seen.lock().unwrap().clear();
-    let actor = Actor {
-        organization_id: org,
-        role: Role::Owner,
-        principal: Principal::User {
-            user_id: Uuid::now_v7(),
-            session_id: Uuid::now_v7(),
-        },
-    };
+    let Fixture {
+        _app,
+        db,
+        seen,
+        actor,
+    } = fixture("nested-plans@example.com", 300).await;
     use entity::contacts;
     use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
     let parents: Vec<Uuid> = (0..10).map(|i| row_id('a', i)).collect();
@@ -497,30 +483,14 @@ async fn nested_lists_probe_each_parent_through_its_index() {
         .find(|s| s.sql.contains("contacts"))
         .unwrap_or_else(|| panic!("no read of contacts: {statements:?}"));
     let postgres = db.get_database_backend() == DbBackend::Postgres;
-    let txn = db.begin().await.unwrap();
-    if postgres {
-        // As in `plan`: a few hundred rows must give the plan a large table would.
-        txn.execute_unprepared("SET LOCAL enable_seqscan = off; SET LOCAL enable_bitmapscan = off")
-            .await
-            .unwrap();
-    }
-    let (prefix, column) = if postgres {
-        ("EXPLAIN", "QUERY PLAN")
-    } else {
-        ("EXPLAIN QUERY PLAN", "detail")
-    };
-    let text = txn
-        .query_all_raw(Statement {
-            sql: format!("{prefix} {}", stmt.sql),
-            ..stmt.clone()
-        })
-        .await
-        .unwrap()
-        .iter()
-        .map(|r| r.try_get::<String>("", column).unwrap())
-        .collect::<Vec<_>>()
-        .join("\n");
-    txn.rollback().await.unwrap();
+    // As in `plan`: a few hundred rows must give the plan a large table would.
+    let text = explain(
+        &db,
+        stmt,
+        "SET LOCAL enable_seqscan = off; SET LOCAL enable_bitmapscan = off",
+    )
+    .await
+    .join("\n");
     assert!(
         text.contains("idx_contacts_account_newest"),
         "no probe of idx_contacts_account_newest:\n{text}"
