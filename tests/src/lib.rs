@@ -67,7 +67,9 @@ impl TestDatabase {
             Some(admin) => {
                 init_once();
                 let dir = tempfile::tempdir().expect("temp dir");
-                Self::postgres_in(admin, "ds_test", dir).await
+                let db = Self::postgres_in(admin, "ds_test", dir).await;
+                db.commit_without_waiting_for_disk().await;
+                db
             }
         }
     }
@@ -112,6 +114,28 @@ impl TestDatabase {
             dir,
             postgres: Some((admin, name)),
         }
+    }
+
+    /// Commits on this database return before their WAL reaches the disk
+    /// (`synchronous_commit = off` for every session that connects to it from now on). A test
+    /// database lives for one test and the server it lives on keeps running, so a commit it
+    /// acknowledges is never lost; what goes is an fsync per commit, which the suite's hundreds of
+    /// migrated databases and two side-by-side passes otherwise queue behind on a slow disk.
+    /// Benches keep the default: they measure what production pays.
+    async fn commit_without_waiting_for_disk(&self) {
+        let Some((admin, name)) = &self.postgres else {
+            return;
+        };
+        let conn = Database::connect(admin.as_str())
+            .await
+            .expect("connect to the PostgreSQL admin URL");
+        conn.execute_raw(Statement::from_string(
+            conn.get_database_backend(),
+            format!("ALTER DATABASE {name} SET synchronous_commit = off"),
+        ))
+        .await
+        .expect("set synchronous_commit on the test database");
+        conn.close().await.ok();
     }
 
     pub fn is_postgres(&self) -> bool {
