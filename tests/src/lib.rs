@@ -97,16 +97,7 @@ impl TestDatabase {
 
     async fn postgres_in(admin: String, prefix: &str, dir: tempfile::TempDir) -> Self {
         let name = format!("{prefix}_{}", uuid::Uuid::new_v4().simple());
-        let conn = Database::connect(&admin)
-            .await
-            .expect("connect to the PostgreSQL admin URL");
-        conn.execute_raw(Statement::from_string(
-            conn.get_database_backend(),
-            format!("CREATE DATABASE {name}"),
-        ))
-        .await
-        .expect("create test database");
-        conn.close().await.ok();
+        admin_run(&admin, format!("CREATE DATABASE {name}")).await;
         let mut url = url::Url::parse(&admin).expect("the PostgreSQL admin URL is a URL");
         url.set_path(&name);
         TestDatabase {
@@ -126,21 +117,30 @@ impl TestDatabase {
         let Some((admin, name)) = &self.postgres else {
             return;
         };
-        let conn = Database::connect(admin.as_str())
-            .await
-            .expect("connect to the PostgreSQL admin URL");
-        conn.execute_raw(Statement::from_string(
-            conn.get_database_backend(),
+        admin_run(
+            admin,
             format!("ALTER DATABASE {name} SET synchronous_commit = off"),
-        ))
-        .await
-        .expect("set synchronous_commit on the test database");
-        conn.close().await.ok();
+        )
+        .await;
     }
 
     pub fn is_postgres(&self) -> bool {
         self.postgres.is_some()
     }
+}
+
+/// Runs `sql` on the PostgreSQL server of `admin` (a URL whose role may create databases).
+async fn admin_run(admin: &str, sql: String) {
+    let conn = Database::connect(admin)
+        .await
+        .expect("connect to the PostgreSQL admin URL");
+    conn.execute_raw(Statement::from_string(
+        conn.get_database_backend(),
+        sql.clone(),
+    ))
+    .await
+    .unwrap_or_else(|e| panic!("{sql}: {e}"));
+    conn.close().await.ok();
 }
 
 impl Drop for TestDatabase {
