@@ -26,6 +26,7 @@ pub mod demo_seeds;
 pub mod enrichment_cache;
 pub mod enrichments;
 pub mod erasure_tombstones;
+pub mod event_head;
 pub mod events;
 pub mod exports;
 pub mod external_ids;

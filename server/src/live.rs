@@ -276,7 +276,7 @@ async fn tailer(inner: Arc<Inner>, hub: Arc<Hub>) {
         }
         loop {
             match events::tail(&inner.db, position, READ_BATCH).await {
-                Ok(mut batch) => {
+                Ok((mut batch, through)) => {
                     // Once here rather than once per subscriber that selects it; without it
                     // (a failed read), subscribers load it themselves.
                     let payloads = batch
@@ -292,6 +292,9 @@ async fn tailer(inner: Arc<Inner>, hub: Arc<Hub>) {
                         // No receivers is fine: nobody is listening right now.
                         let _ = hub.tx.send(Arc::new(e));
                     }
+                    // Past positions whose events were deleted, too.
+                    position = position.max(through);
+                    hub.position.store(position, Ordering::SeqCst);
                     if !full {
                         break;
                     }

@@ -9,9 +9,9 @@ use std::collections::{HashMap, HashSet};
 use chrono::{DateTime, NaiveDate, Utc};
 use entity::{
     account_scores, alert_cooldowns, alert_rules, companies, events as event_rows, memberships,
-    notifications, organizations, score_snapshots, users, webhook_cursor,
+    notifications, organizations, score_snapshots, users,
 };
-use sea_orm::sea_query::{Expr, OnConflict};
+use sea_orm::sea_query::OnConflict;
 use sea_orm::{
     ColumnTrait, DatabaseConnection, DatabaseTransaction, EntityTrait, IntoActiveModel,
     QueryFilter, QueryOrder, QuerySelect, Set,
@@ -84,6 +84,7 @@ pub(super) async fn ensure_cursor(txn: &DatabaseTransaction) -> Result<()> {
 pub async fn evaluate(txn: &DatabaseTransaction, limit: u64) -> Result<(usize, usize)> {
     let now = Utc::now();
     let after = crate::events::lock_cursor(txn, CURSOR, CursorStart::End).await?;
+    let head = crate::events::top_position(txn).await?;
     let batch = event_rows::Entity::find()
         .filter(event_rows::Column::Position.gt(after))
         .order_by_asc(event_rows::Column::Position)
@@ -91,6 +92,7 @@ pub async fn evaluate(txn: &DatabaseTransaction, limit: u64) -> Result<(usize, u
         .all(txn)
         .await?;
     let Some(last) = batch.last().and_then(|e| e.position) else {
+        crate::events::pass_deleted(txn, CURSOR, after, head).await?;
         return Ok((0, 0));
     };
     let watched = [
@@ -122,11 +124,7 @@ pub async fn evaluate(txn: &DatabaseTransaction, limit: u64) -> Result<(usize, u
     } else {
         fire(txn, &relevant, &rules, now).await?
     };
-    webhook_cursor::Entity::update_many()
-        .col_expr(webhook_cursor::Column::LastSeq, Expr::value(last))
-        .filter(webhook_cursor::Column::Name.eq(CURSOR))
-        .exec(txn)
-        .await?;
+    crate::events::move_cursor(txn, CURSOR, last).await?;
     let span = tracing::Span::current();
     span.record("events", batch.len());
     span.record("fired", fired);

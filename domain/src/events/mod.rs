@@ -15,7 +15,7 @@
 //! so [`append`] positions its rows inside the writing transaction with the same statement.
 
 use chrono::{DateTime, Utc};
-use entity::events;
+use entity::{event_head, events};
 use sea_orm::{
     ColumnTrait, ConnectionTrait, DatabaseConnection, DatabaseTransaction, EntityTrait,
     QueryFilter, QueryOrder, QuerySelect, Set, Statement,
@@ -37,6 +37,9 @@ const SEQUENCER_LOCK_KEY: i64 = 0x6465_7673_6967_6e02;
 
 /// At most this many events are positioned per sequencing statement.
 const SEQUENCE_BATCH: u64 = 10_000;
+
+/// The id of `event_head`'s one row.
+const HEAD: i32 = 1;
 
 /// One entry of the log.
 #[derive(Debug, Clone, PartialEq)]
@@ -173,20 +176,44 @@ pub async fn sequence(db: &DatabaseConnection) -> Result<u64> {
 }
 
 /// Positions up to [`SEQUENCE_BATCH`] of the events without a position that `db` sees, after
-/// the highest position given so far, in insertion order. Callers make sure no one else does
-/// this at the same time (the sequencer lock, or SQLite's single writer). The join names
+/// the log's head (the highest position handed out so far, `event_head`), in insertion order,
+/// and moves the head past them. Callers make sure no one else does this at the same time (the
+/// sequencer lock, or SQLite's single writer). The head only grows: positions of deleted events
+/// are never handed out again, so a consumer already past them misses nothing. The join names
 /// `occurred_at` too, so on PostgreSQL each row is looked up in its own month's partition.
 async fn position_pending(db: &impl ConnectionTrait) -> Result<u64> {
+    use sea_orm::sea_query::{Expr, OnConflict, Query};
     let backend = db.get_database_backend();
     let sql = format!(
-        "WITH base AS (SELECT COALESCE(MAX(position), 0) AS top FROM events), \
+        "WITH base AS (SELECT COALESCE((SELECT top FROM event_head WHERE id = {HEAD}), 0) AS top), \
          todo AS (SELECT seq, occurred_at, ROW_NUMBER() OVER (ORDER BY seq) AS n FROM events \
                   WHERE position IS NULL ORDER BY seq LIMIT {SEQUENCE_BATCH}) \
          UPDATE events SET position = base.top + todo.n FROM base, todo \
          WHERE events.seq = todo.seq AND events.occurred_at = todo.occurred_at"
     );
-    let done = db.execute_raw(Statement::from_string(backend, sql)).await?;
-    Ok(done.rows_affected())
+    let done = db
+        .execute_raw(Statement::from_string(backend, sql))
+        .await?
+        .rows_affected();
+    if done > 0 {
+        // The first positions a log hands out create the row (a new database has none).
+        let moved = i64::try_from(done).unwrap_or(i64::MAX);
+        let head = Query::insert()
+            .into_table(event_head::Entity)
+            .columns([event_head::Column::Id, event_head::Column::Top])
+            .values_panic([HEAD.into(), moved.into()])
+            .on_conflict(
+                OnConflict::column(event_head::Column::Id)
+                    .value(
+                        event_head::Column::Top,
+                        Expr::cust("event_head.top + excluded.top"),
+                    )
+                    .to_owned(),
+            )
+            .to_owned();
+        db.execute(&head).await?;
+    }
+    Ok(done)
 }
 
 /// Which events to read.
@@ -255,19 +282,35 @@ pub async fn list(
 }
 
 /// Every organization's events after position `after`, in position order, at most `limit`
-/// (capped at [`MAX_PAGE`]): what a process's live-event tailer reads to fan events out to its
-/// subscribers. Positions are given in commit order (see the module docs), so reading on from
-/// the last position seen never skips one. Call [`sequence`] first.
-pub async fn tail(db: &impl ConnectionTrait, after: i64, limit: u64) -> Result<Vec<Event>> {
-    Ok(events::Entity::find()
+/// (capped at [`MAX_PAGE`]), and the position they read through: what a process's live-event
+/// tailer reads to fan events out to its subscribers, resuming from that position. Positions
+/// are given in commit order (see the module docs), so reading on never skips one. Through is
+/// the last event's position when the page is full; otherwise the head as it was before the
+/// read, since every event up to it was positioned and visible by then, so positions left
+/// without an event (deleted since) are passed over and an idle follower reads only the head.
+/// Call [`sequence`] first.
+pub async fn tail(db: &impl ConnectionTrait, after: i64, limit: u64) -> Result<(Vec<Event>, i64)> {
+    let head = top_position(db).await?;
+    if head <= after {
+        return Ok((Vec::new(), after));
+    }
+    let limit = limit.clamp(1, MAX_PAGE);
+    let batch: Vec<Event> = events::Entity::find()
         .filter(events::Column::Position.gt(after))
         .order_by_asc(events::Column::Position)
-        .limit(limit.clamp(1, MAX_PAGE))
+        .limit(limit)
         .all(db)
         .await?
         .into_iter()
         .filter_map(Event::positioned)
-        .collect())
+        .collect();
+    let last = batch.last().map_or(after, |e| e.seq);
+    let through = if batch.len() as u64 == limit {
+        last
+    } else {
+        last.max(head)
+    };
+    Ok((batch, through))
 }
 
 /// The highest position of the whole log (0 when empty), once every committed event has one:
@@ -277,16 +320,17 @@ pub async fn latest_seq_all(db: &DatabaseConnection) -> Result<i64> {
     top_position(db).await
 }
 
-/// The highest position given so far, without sequencing (inside a transaction that runs after
-/// [`sequence`]).
-pub(crate) async fn top_position(db: &impl ConnectionTrait) -> Result<i64> {
-    let max: Option<Option<i64>> = events::Entity::find()
+/// The highest position given so far (the log's head), without sequencing (inside a
+/// transaction that runs after [`sequence`]).
+pub async fn top_position(db: &impl ConnectionTrait) -> Result<i64> {
+    let top: Option<i64> = event_head::Entity::find_by_id(HEAD)
         .select_only()
-        .column_as(events::Column::Position.max(), "max_seq")
+        .column(event_head::Column::Top)
         .into_tuple()
         .one(db)
         .await?;
-    Ok(max.flatten().unwrap_or(0))
+    // No row: the log has never positioned an event.
+    Ok(top.unwrap_or(0))
 }
 
 /// Where a consumer's cursor starts when it is first created.
@@ -345,6 +389,35 @@ pub async fn lock_cursor(txn: &DatabaseTransaction, name: &str, start: CursorSta
         .last_seq)
 }
 
+/// Moves the consumer cursor `name` to `to`, in `txn` (which holds its lock, [`lock_cursor`]).
+pub async fn move_cursor(txn: &DatabaseTransaction, name: &str, to: i64) -> Result<()> {
+    use entity::webhook_cursor;
+    use sea_orm::sea_query::Expr;
+    webhook_cursor::Entity::update_many()
+        .col_expr(webhook_cursor::Column::LastSeq, Expr::value(to))
+        .filter(webhook_cursor::Column::Name.eq(name))
+        .exec(txn)
+        .await?;
+    Ok(())
+}
+
+/// For a consumer that read no event after its cursor `after` in `txn` (holding the cursor's
+/// lock): moves the cursor to `head`, the head read before that read, when it lies further.
+/// Every position up to `head` was handed out to an event committed (and visible) before the
+/// read, so none found means those events were deleted (their organization went); passing
+/// over them keeps the consumer's idle polls to one row ([`pending_after`]).
+pub async fn pass_deleted(
+    txn: &DatabaseTransaction,
+    name: &str,
+    after: i64,
+    head: i64,
+) -> Result<()> {
+    if head > after {
+        move_cursor(txn, name, head).await?;
+    }
+    Ok(())
+}
+
 /// Whether the consumer whose cursor row in `webhook_cursor` is `cursor` has events to read:
 /// `None` when it has no cursor yet, else whether a positioned event lies past it. A lock-free
 /// read, so an idle consumer polling the log takes no write lock (call [`sequence`] first); an
@@ -357,15 +430,10 @@ pub async fn pending_after(db: &impl ConnectionTrait, cursor: &str) -> Result<Op
     else {
         return Ok(None);
     };
-    let next = events::Entity::find()
-        .select_only()
-        .column(events::Column::Seq)
-        .filter(events::Column::Position.gt(last))
-        .limit(1)
-        .into_tuple::<i64>()
-        .one(db)
-        .await?;
-    Ok(Some(next.is_some()))
+    // Every position up to the head has been handed out, and positions are handed out only
+    // to committed events, so the head past the cursor means an event past it (unless that
+    // event has since been deleted; the read after this finds nothing then).
+    Ok(Some(top_position(db).await? > last))
 }
 
 /// May `actor` follow events of `event_type` live? New signals need `signals:read`, score and

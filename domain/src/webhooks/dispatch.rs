@@ -3,8 +3,7 @@
 use std::collections::{HashMap, HashSet};
 
 use chrono::{DateTime, Utc};
-use entity::{events as event_rows, webhook_cursor, webhook_deliveries, webhook_endpoints};
-use sea_orm::sea_query::Expr;
+use entity::{events as event_rows, webhook_deliveries, webhook_endpoints};
 use sea_orm::{
     ColumnTrait, ConnectionTrait, DatabaseConnection, DatabaseTransaction, EntityTrait,
     IntoActiveModel, QueryFilter, QueryOrder, QuerySelect,
@@ -95,6 +94,7 @@ pub async fn dispatch(
     limit: u64,
 ) -> Result<(usize, Vec<webhook_deliveries::Model>)> {
     let last_seq = crate::events::lock_cursor(txn, CURSOR, CursorStart::Beginning).await?;
+    let head = crate::events::top_position(txn).await?;
     // The time once the lock is held, so deliveries are stamped in event order.
     let now = Utc::now();
     // The batch's positions and organizations first: the payloads are read only for the
@@ -110,6 +110,7 @@ pub async fn dispatch(
         .all(txn)
         .await?;
     let Some(last) = heads.last().and_then(|(p, _)| *p) else {
+        crate::events::pass_deleted(txn, CURSOR, last_seq, head).await?;
         return Ok((0, Vec::new()));
     };
     let orgs: HashSet<Uuid> = heads.iter().map(|(_, o)| *o).collect();
@@ -152,11 +153,7 @@ pub async fn dispatch(
     }
     with_signal_metadata(txn, &mut rows).await?;
     insert_deliveries(txn, &rows).await?;
-    webhook_cursor::Entity::update_many()
-        .col_expr(webhook_cursor::Column::LastSeq, Expr::value(last))
-        .filter(webhook_cursor::Column::Name.eq(CURSOR))
-        .exec(txn)
-        .await?;
+    crate::events::move_cursor(txn, CURSOR, last).await?;
     let span = tracing::Span::current();
     span.record("events", heads.len());
     span.record("deliveries", rows.len());

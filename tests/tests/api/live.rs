@@ -142,6 +142,37 @@ async fn new_signals_arrive_live_filtered_and_only_in_their_organization() {
     assert_eq!(data["data"]["signalCreated"]["type"], "api_call");
 }
 
+/// An organization whose signals were the newest in the log is deleted (its events go with it:
+/// the demo clean-up, an erasure of the last owner). The tailer has already read past them, so
+/// their positions must not be handed out again: A's next signal still reaches A's subscriber.
+#[tokio::test]
+async fn signals_after_a_deleted_organizations_newest_events_still_arrive() {
+    let app = spawn_app().await;
+    let (a, b) = app.two_tenants().await;
+    let mut wa = connect(&app, &a.access_token).await;
+    wa.subscribe("all", SIGNALS, json!({})).await;
+    let mut wb = connect(&app, &b.access_token).await;
+    wb.subscribe("all", SIGNALS, json!({})).await;
+    subscribed(&app, 2).await;
+    // B's subscriber has B's signals: the tailer has read past them.
+    // More of them than A's one signal will make events, so reused positions would all fall
+    // at or below the tailer's.
+    let inputs: Vec<Value> = (0..20).map(|i| json!({"type": format!("b{i}")})).collect();
+    let theirs = ingest(&app, &b, json!(inputs)).await;
+    for id in &theirs {
+        assert_eq!(next(&mut wb).await.1["signalCreated"]["id"], id.as_str());
+    }
+    drop(wb);
+    use sea_orm::EntityTrait;
+    entity::organizations::Entity::delete_by_id(b.organization_id.parse::<uuid::Uuid>().unwrap())
+        .exec(&app.db)
+        .await
+        .unwrap();
+    let mine = ingest(&app, &a, json!([{"type": "after_the_deletion"}])).await;
+    let (_, data) = next(&mut wa).await;
+    assert_eq!(data["signalCreated"]["id"], mine[0].as_str());
+}
+
 #[tokio::test]
 async fn score_and_tier_changes_arrive_live() {
     let app = spawn_app().await;

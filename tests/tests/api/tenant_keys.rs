@@ -44,6 +44,7 @@ const GLOBAL: &[(&str, &str)] = &[
         "webhook_cursor",
         "the webhook fan-out's place in the event log",
     ),
+    ("event_head", "the event log's highest position handed out"),
     ("seaql_migrations", "the schema's history"),
 ];
 

@@ -86,6 +86,7 @@ backed_up!(
     webhook_deliveries,
     webhook_attempts,
     webhook_cursor,
+    event_head,
     job_queues,
     jobs,
     job_cron_ticks,
