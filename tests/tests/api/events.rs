@@ -159,7 +159,7 @@ async fn a_resuming_consumer_never_skips_concurrently_committed_events() {
 
 /// Appends `n` events of `org` in one committed transaction and positions them.
 async fn append_committed(db: &DatabaseConnection, org: Uuid, n: usize) {
-    let txn = db.begin().await.unwrap();
+    let txn = domain::db::begin(db).await.unwrap();
     for i in 0..n {
         events::append(&txn, org, None, "contact.created", json!({"n": i}))
             .await
@@ -234,7 +234,7 @@ async fn an_idle_followers_poll_reads_the_head_not_the_events() {
     let org = organization(&app.db).await;
     append_committed(&app.db, org, 2).await;
     let top = events::latest_seq_all(&app.db).await.unwrap();
-    let txn = app.db.begin().await.unwrap();
+    let txn = domain::db::begin(&app.db).await.unwrap();
     events::create_cursor(&txn, "idle-test", events::CursorStart::End)
         .await
         .unwrap();
