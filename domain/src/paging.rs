@@ -153,7 +153,9 @@ impl<C: ColumnTrait> Sort<C> {
 
     /// The expression rows are ordered by, as the indexes spell it.
     fn expr(&self) -> Expr {
-        let col = Expr::col(self.column);
+        // Qualified by its table, so the page may join another table with a column of the same
+        // name ([`PageRows`]).
+        let col = Expr::col(self.column.as_column_ref());
         match self.kind {
             KeyKind::Text => Func::lower(col).into(),
             _ => col,
@@ -324,9 +326,9 @@ impl Runs {
         field: &str,
     ) -> crate::Result<()> {
         let by_id = if greater {
-            Expr::col(id).gt(c.id)
+            Expr::col(id.as_column_ref()).gt(c.id)
         } else {
-            Expr::col(id).lt(c.id)
+            Expr::col(id.as_column_ref()).lt(c.id)
         };
         let wrong = || crate::Error::invalid(field, "is not a cursor of this order");
         let (sort, key) = match (sort, &c.k) {
@@ -382,6 +384,59 @@ pub async fn fetch_page<E>(
 where
     E: EntityTrait,
     E::Model: Send + Sync,
+{
+    fetch_page_of::<E, Alone>(db, cond, id, sorts, req, &Alone).await
+}
+
+/// What [`fetch_page_of`] reads for each row of a page: the entity's model alone ([`Alone`]),
+/// or with a row of another table joined to it in the same statement (an account with its
+/// score), which the page's conditions and orderings leave alone: [`Sort::expr`] names its
+/// table.
+pub trait PageRows<E: EntityTrait>: Sync {
+    type Item: Send + Sync;
+    /// The entity's model of an item (its cursor is built from it).
+    fn model(item: &Self::Item) -> &E::Model;
+    /// Runs the page's query, already filtered, ordered and limited.
+    fn read<'a, C: ConnectionTrait>(
+        &'a self,
+        db: &'a C,
+        query: sea_orm::Select<E>,
+    ) -> impl std::future::Future<Output = Result<Vec<Self::Item>, sea_orm::DbErr>> + Send + 'a;
+}
+
+/// Each row's model alone.
+pub struct Alone;
+
+impl<E: EntityTrait> PageRows<E> for Alone
+where
+    E::Model: Send + Sync,
+{
+    type Item = E::Model;
+    fn model(item: &E::Model) -> &E::Model {
+        item
+    }
+    fn read<'a, C: ConnectionTrait>(
+        &'a self,
+        db: &'a C,
+        query: sea_orm::Select<E>,
+    ) -> impl std::future::Future<Output = Result<Vec<E::Model>, sea_orm::DbErr>> + Send + 'a {
+        query.all(db)
+    }
+}
+
+/// [`fetch_page`] reading each row as `rows` says.
+pub async fn fetch_page_of<E, R>(
+    db: &impl ConnectionTrait,
+    cond: Condition,
+    id: E::Column,
+    sorts: impl Fn(&str) -> Option<Sort<E::Column>>,
+    req: &PageRequest,
+    rows: &R,
+) -> crate::Result<Page<R::Item>>
+where
+    E: EntityTrait,
+    E::Model: Send + Sync,
+    R: PageRows<E>,
 {
     let (backward, n) = check_page(req)?;
     let sort = match &req.order {
@@ -445,7 +500,7 @@ where
             Some(s) => q = q.order_by(s.expr(), dir.clone()),
             None => {}
         }
-        items.extend(q.order_by(id, dir.clone()).all(db).await?);
+        items.extend(rows.read(db, q.order_by(id, dir.clone())).await?);
     }
     let more = items.len() as u64 > n;
     items.truncate(n as usize);
@@ -455,7 +510,8 @@ where
     let o = req.order.as_ref().map(order_name);
     let cursors = items
         .iter()
-        .map(|m| {
+        .map(|item| {
+            let m = R::model(item);
             Cursor {
                 o: o.clone(),
                 k: sort.as_ref().and_then(|s| s.key(m)),

@@ -4,7 +4,7 @@
 //! organization, decided by the database's unique index (`CONFLICT` on `domain`).
 
 use chrono::Utc;
-use entity::companies;
+use entity::{account_scores, companies};
 use sea_orm::sea_query::{Expr, ExprTrait, Func, LikeExpr};
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, Condition, DatabaseConnection, EntityTrait, QueryFilter,
@@ -337,6 +337,62 @@ pub async fn list(
     filter: &Filter,
     page: &PageRequest,
 ) -> Result<Page<companies::Model>> {
+    list_of(db, actor, filter, page, &paging::Alone).await
+}
+
+/// An account with its current score, read together (`None` for an account never scored).
+pub type Scored = (companies::Model, Option<account_scores::Model>);
+
+/// [`list`], each account with its current score read in the same statement (a page that shows
+/// scores costs no second read of them).
+pub async fn list_scored(
+    db: &DatabaseConnection,
+    actor: &Actor,
+    filter: &Filter,
+    page: &PageRequest,
+) -> Result<Page<Scored>> {
+    list_of(db, actor, filter, page, &WithScore).await
+}
+
+/// The page's accounts, each joined to its score row: `account_scores` of the same organization
+/// and account, by its primary key.
+struct WithScore;
+
+impl paging::PageRows<companies::Entity> for WithScore {
+    type Item = Scored;
+    fn model(item: &Scored) -> &companies::Model {
+        &item.0
+    }
+    fn read<'a, C: sea_orm::ConnectionTrait>(
+        &'a self,
+        db: &'a C,
+        query: sea_orm::Select<companies::Entity>,
+    ) -> impl std::future::Future<Output = std::result::Result<Vec<Scored>, sea_orm::DbErr>> + Send + 'a
+    {
+        use sea_orm::sea_query::IntoCondition;
+        let score: sea_orm::RelationDef = companies::Entity::belongs_to(account_scores::Entity)
+            .from(companies::Column::Id)
+            .to(account_scores::Column::AccountId)
+            .on_condition(|account, score| {
+                Expr::col((score, account_scores::Column::OrganizationId))
+                    .equals((account, companies::Column::OrganizationId))
+                    .into_condition()
+            })
+            .into();
+        query
+            .join(sea_orm::JoinType::LeftJoin, score)
+            .select_also(account_scores::Entity)
+            .all(db)
+    }
+}
+
+async fn list_of<R: paging::PageRows<companies::Entity>>(
+    db: &DatabaseConnection,
+    actor: &Actor,
+    filter: &Filter,
+    page: &PageRequest,
+    rows: &R,
+) -> Result<Page<R::Item>> {
     actor.require_scope("accounts:read")?;
     paging::check_page(page)?;
     let mut cond =
@@ -393,7 +449,8 @@ pub async fn list(
             tags: Some(companies::Column::Tags),
         },
     );
-    paging::fetch_page::<companies::Entity>(db, cond, companies::Column::Id, sort, page).await
+    paging::fetch_page_of::<companies::Entity, R>(db, cond, companies::Column::Id, sort, page, rows)
+        .await
 }
 
 /// The orderings the list offers.

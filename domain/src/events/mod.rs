@@ -12,7 +12,8 @@
 //! they become visible. Appenders take no lock at all; readers call [`sequence`] first (it costs
 //! one indexed probe when nothing waits), which also keeps read-your-writes: an event committed
 //! before a read began has its position by the time that read runs. On SQLite writers are serial,
-//! so [`append`] positions its rows inside the writing transaction with the same statement.
+//! so [`append`] positions its rows inside the writing transaction: the insert numbers them from
+//! the one-row head, and one more statement moves the head past them.
 
 use chrono::{DateTime, Utc};
 use entity::{event_head, events};

@@ -81,7 +81,7 @@ impl Anomaly {
     async fn account(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<Account>> {
         Ok(load(ctx, Some(AccountId(self.0.account_id)))
             .await?
-            .map(Account))
+            .map(Account::new))
     }
     async fn kind(&self) -> async_graphql::Result<AnomalyKind> {
         domain::anomalies::Kind::parse(&self.0.kind)

@@ -122,7 +122,7 @@ impl BacktestQuery {
                 .rows
                 .into_iter()
                 .map(|r| BacktestAccount {
-                    account: Account(r.account),
+                    account: Account::new(r.account),
                     outcome: if r.won {
                         DealOutcome::Won
                     } else {

@@ -131,7 +131,7 @@ impl EnrichmentMutation {
         .map_err(domain::Error::from)
         .gql()?;
         Ok(AccountEnrichment {
-            account: Account(o.object),
+            account: Account::new(o.object),
             outcome: EnrichmentOutcome::parse(o.outcome),
             fields_filled: o.fields,
             fetched: o.fetched,

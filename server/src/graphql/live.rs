@@ -64,7 +64,7 @@ impl ScoreChange {
     async fn account(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<Account>> {
         Ok(load(ctx, Some(AccountId(self.account_uuid())))
             .await?
-            .map(Account))
+            .map(Account::new))
     }
     /// Null the first time the account is scored.
     async fn old_score(&self) -> Option<i32> {

@@ -101,7 +101,7 @@ impl Notification {
     async fn account(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<Account>> {
         Ok(load(ctx, self.0.account_id.map(AccountId))
             .await?
-            .map(Account))
+            .map(Account::new))
     }
     async fn rule_id(&self) -> Option<ID> {
         self.0.rule_id.map(|r| ID(r.to_string()))

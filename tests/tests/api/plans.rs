@@ -9,7 +9,7 @@
 use std::sync::{Arc, Mutex};
 
 use devsignal_tests::bench::{api_source, load_fixture, row_id};
-use devsignal_tests::spawn_app_with;
+use devsignal_tests::{Session, TestApp, spawn_app_with};
 use domain::crm::{Order, PageRequest};
 use domain::{Actor, Principal, Role};
 use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend, Statement, TransactionTrait};
@@ -244,6 +244,39 @@ async fn hot_list_queries_read_their_index_in_order() {
         .await;
     }
 
+    // A page that shows scores reads them in the same statement: the same accounts and cursors
+    // as the page alone, each with its own score, still one ordered read of the page's index
+    // (and one probe of the scores' primary key per account).
+    for desc in [true, false] {
+        let mut after = None;
+        for _ in 0..17 {
+            let req = page(50, after, Some("SCORE"), desc);
+            let alone = domain::crm::accounts::list(&db, &actor, &accounts, &req)
+                .await
+                .unwrap();
+            let scored = domain::crm::accounts::list_scored(&db, &actor, &accounts, &req)
+                .await
+                .unwrap();
+            assert_eq!(scored.cursors, alone.cursors);
+            assert_eq!(scored.items.len(), alone.items.len());
+            for ((a, score), b) in scored.items.iter().zip(&alone.items) {
+                assert_eq!(a, b);
+                // The fixture scores 80 % of the accounts, and copies each score onto its account.
+                assert_eq!(score.as_ref().map(|s| s.score), a.score, "{}", a.name);
+                assert!(score.as_ref().is_none_or(|s| s.account_id == a.id));
+            }
+            after = scored.cursors.last().cloned();
+        }
+        check(
+            &db,
+            &seen,
+            &format!("accounts with their scores by score, desc={desc}"),
+            "companies",
+            "idx_companies_by_score",
+        )
+        .await;
+    }
+
     let contacts = domain::crm::contacts::Filter::default();
     for (field, index) in [
         (None, "idx_contacts_org_id|contacts_pkey"),
@@ -338,6 +371,23 @@ async fn hot_list_queries_read_their_index_in_order() {
     .await;
 }
 
+/// The fewest statements the server's pool ran for `q` in ten runs (a background statement may
+/// land in some of them), and the last answer.
+async fn fewest_statements(app: &TestApp, session: &Session, q: &str) -> (u64, serde_json::Value) {
+    let mut fewest = u64::MAX;
+    let mut last = serde_json::Value::Null;
+    for _ in 0..10 {
+        let before = app.state.metrics.db_statements.get();
+        let r = app
+            .graphql_as(session.token(), q, serde_json::json!({}))
+            .await;
+        assert!(r.get("errors").is_none(), "{r}");
+        fewest = fewest.min(app.state.metrics.db_statements.get() - before);
+        last = r;
+    }
+    (fewest, last)
+}
+
 /// `totalCount` costs one `COUNT` only when a query selects it (directly or in a fragment).
 #[tokio::test]
 async fn total_count_is_counted_only_when_selected() {
@@ -361,35 +411,182 @@ async fn total_count_is_counted_only_when_selected() {
         )
         .await;
     assert!(r.get("errors").is_none(), "{r}");
-    // The fewest statements of ten runs: a background statement may land in some of them.
-    let statements = |q: &'static str| {
-        let app = &app;
-        let owner = &owner;
-        async move {
-            let mut fewest = u64::MAX;
-            let mut last = serde_json::Value::Null;
-            for _ in 0..10 {
-                let before = app.state.metrics.db_statements.get();
-                let r = app
-                    .graphql_as(owner.token(), q, serde_json::json!({}))
-                    .await;
-                assert!(r.get("errors").is_none(), "{r}");
-                fewest = fewest.min(app.state.metrics.db_statements.get() - before);
-                last = r;
-            }
-            (fewest, last)
-        }
-    };
-    let (without, _) = statements("{ accounts(first: 3) { edges { node { id } } } }").await;
-    let (with, r) = statements("{ accounts(first: 3) { totalCount edges { node { id } } } }").await;
+    let (without, _) = fewest_statements(
+        &app,
+        &owner,
+        "{ accounts(first: 3) { edges { node { id } } } }",
+    )
+    .await;
+    let (with, r) = fewest_statements(
+        &app,
+        &owner,
+        "{ accounts(first: 3) { totalCount edges { node { id } } } }",
+    )
+    .await;
     assert_eq!(r["data"]["accounts"]["totalCount"], 7);
     assert_eq!(with, without + 1, "one COUNT when totalCount is selected");
-    let (fragment, r) = statements(
+    let (fragment, r) = fewest_statements(
+        &app,
+        &owner,
         "{ accounts(first: 3) { ...Total edges { node { id } } } } fragment Total on AccountConnection { totalCount }",
     )
     .await;
     assert_eq!(r["data"]["accounts"]["totalCount"], 7);
     assert!(fragment > without, "a fragment's totalCount is counted too");
+}
+
+/// A page of accounts that shows `score` reads the scores with the accounts (no statement more
+/// than the page alone, by `edges` or `nodes`), each account its own organization's score, as
+/// `account(id)` loads it on its own.
+#[tokio::test]
+async fn an_accounts_page_showing_scores_reads_them_with_the_accounts() {
+    use sea_orm::{ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter};
+    let app = spawn_app_with(&[
+        ("JOB_POLL_INTERVAL_MS", "3600000"),
+        ("WEBHOOK_POLL_INTERVAL_MS", "3600000"),
+        ("EVENTS_POLL_INTERVAL_MS", "3600000"),
+        ("SCHEDULER_ENABLED", "false"),
+    ])
+    .await;
+    let owner = app.register("scored-page@example.com", "Scored").await;
+    let other = app.register("scored-page-other@example.com", "Other").await;
+    let mut ids = Vec::new();
+    for (session, score) in [(&owner, None), (&other, Some(99))] {
+        let inputs: Vec<serde_json::Value> = (0..6)
+            .map(|i| serde_json::json!({"name": format!("S{i}")}))
+            .collect();
+        let r = app
+            .graphql_as(
+                session.token(),
+                "mutation($input: [CreateAccountInput!]!) { createAccounts(input: $input) { id } }",
+                serde_json::json!({"input": inputs}),
+            )
+            .await;
+        assert!(r.get("errors").is_none(), "{r}");
+        let org = Uuid::parse_str(&session.organization_id).unwrap();
+        let accounts: Vec<Uuid> = r["data"]["createAccounts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|a| Uuid::parse_str(a["id"].as_str().unwrap()).unwrap())
+            .collect();
+        // As a rescore leaves them: the score row, and its copy on the account. The owner's
+        // first four accounts score 10, 20, 30, 40; every account of the other organization 99.
+        for (i, id) in accounts.iter().enumerate() {
+            let Some(value) = score.or((i < 4).then_some(10 * (i as i32 + 1))) else {
+                continue;
+            };
+            entity::account_scores::Entity::insert(entity::account_scores::ActiveModel {
+                account_id: Set(*id),
+                organization_id: Set(org),
+                score: Set(value),
+                tier: Set(if value >= 40 { "WARM" } else { "COLD" }.into()),
+                trend: Set("RISING".into()),
+                factors: Set(serde_json::json!([])),
+                signal_count: Set(value),
+                user_count: Set(1),
+                last_signal_at: Set(None),
+                config_version: Set(1),
+                computed_at: Set(chrono::Utc::now()),
+            })
+            .exec_without_returning(&app.state.db)
+            .await
+            .unwrap();
+            entity::companies::Entity::update_many()
+                .col_expr(entity::companies::Column::Score, value.into())
+                .filter(entity::companies::Column::Id.eq(*id))
+                .exec(&app.state.db)
+                .await
+                .unwrap();
+        }
+        ids.push(accounts);
+    }
+    let (alone, _) = fewest_statements(
+        &app,
+        &owner,
+        "{ accounts(first: 10, orderBy: {field: SCORE, direction: DESC}) { edges { node { id } } } }",
+    )
+    .await;
+    let (scored, r) = fewest_statements(
+        &app,
+        &owner,
+        "{ accounts(first: 10, orderBy: {field: SCORE, direction: DESC}) { edges { node { id score { score tier trend signalCount } } } } }",
+    )
+    .await;
+    assert_eq!(scored, alone, "the scores come with the page");
+    let (by_nodes, by_nodes_r) = fewest_statements(
+        &app,
+        &owner,
+        "{ accounts(first: 10, orderBy: {field: SCORE, direction: DESC}) { nodes { id score { score tier trend signalCount } } } }",
+    )
+    .await;
+    assert_eq!(by_nodes, alone, "by nodes too");
+    let edges: Vec<serde_json::Value> = r["data"]["accounts"]["edges"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["node"].clone())
+        .collect();
+    assert_eq!(
+        serde_json::Value::Array(edges.clone()),
+        by_nodes_r["data"]["accounts"]["nodes"]
+    );
+    let shown: Vec<Option<i64>> = edges.iter().map(|n| n["score"]["score"].as_i64()).collect();
+    assert_eq!(shown, [Some(40), Some(30), Some(20), Some(10), None, None]);
+    for node in &edges {
+        let id = node["id"].as_str().unwrap();
+        assert!(
+            ids[0].iter().any(|a| a.to_string() == id),
+            "only the owner's accounts"
+        );
+        let one = app
+            .graphql_as(
+                owner.token(),
+                "query($id: ID!) { account(id: $id) { score { score tier trend signalCount } } }",
+                serde_json::json!({"id": id}),
+            )
+            .await;
+        assert_eq!(one["data"]["account"]["score"], node["score"], "{id}");
+    }
+    assert_eq!(edges[0]["score"]["tier"], "WARM");
+    assert_eq!(edges[3]["score"]["tier"], "COLD");
+    // `topAccounts` reads accounts with their scores anyway, and shows the scores it read.
+    let (top_alone, _) = fewest_statements(&app, &owner, "{ topAccounts(first: 3) { id } }").await;
+    let (top_scored, r) = fewest_statements(
+        &app,
+        &owner,
+        "{ topAccounts(first: 3) { id score { score tier } } }",
+    )
+    .await;
+    assert_eq!(
+        top_scored, top_alone,
+        "topAccounts shows the scores it read"
+    );
+    let top: Vec<serde_json::Value> = r["data"]["topAccounts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["score"]["score"].clone())
+        .collect();
+    assert_eq!(top, [40, 30, 20]);
+    // The other organization sees its own scores, never the owner's.
+    let r = app
+        .graphql_as(
+            other.token(),
+            "{ accounts(first: 10, orderBy: {field: SCORE, direction: DESC}) { nodes { id score { score } } } }",
+            serde_json::json!({}),
+        )
+        .await;
+    let nodes = r["data"]["accounts"]["nodes"].as_array().unwrap();
+    assert_eq!(nodes.len(), 6, "{r}");
+    for n in nodes {
+        assert_eq!(n["score"]["score"], 99);
+        assert!(
+            ids[1]
+                .iter()
+                .any(|a| a.to_string() == n["id"].as_str().unwrap())
+        );
+    }
 }
 
 /// A search runs in the backend that received it, through each kind's search index: never a

@@ -294,11 +294,29 @@ macro_rules! children {
                 for rows in of.values_mut() {
                     rows.sort_unstable_by(|a, b| b.id.cmp(&a.id));
                 }
+                // A parent's rows move to its last key (usually its only one); keys before it
+                // (the same parent asked for with other sizes) get copies.
+                let mut keys_of: HashMap<Uuid, usize> = HashMap::with_capacity(of.len());
+                for k in keys {
+                    *keys_of.entry(k.0).or_default() += 1;
+                }
                 Ok(keys
                     .iter()
                     .map(|k| {
-                        let rows = of.get(&k.0).map_or(&[][..], |v| &v[..]);
-                        (*k, rows[..rows.len().min(k.1)].to_vec())
+                        let left = keys_of.get_mut(&k.0).map(|n| {
+                            *n -= 1;
+                            *n
+                        });
+                        let rows = match (left, of.get_mut(&k.0)) {
+                            (Some(0), Some(rows)) => {
+                                let mut rows = std::mem::take(rows);
+                                rows.truncate(k.1);
+                                rows
+                            }
+                            (_, Some(rows)) => rows[..rows.len().min(k.1)].to_vec(),
+                            (_, None) => Vec::new(),
+                        };
+                        (*k, rows)
                     })
                     .collect())
             }

@@ -280,17 +280,28 @@ impl CrmQuery {
             source_id,
             common: f.common.into(),
         };
+        // A page that shows scores reads them with the accounts, in the same statement.
+        let ahead = ctx.look_ahead();
+        if ahead.field("edges").field("node").field("score").exists()
+            || ahead.field("nodes").field("score").exists()
+        {
+            let page =
+                domain::crm::accounts::list_scored(&*read_db(ctx).await?, actor, &filter, &req)
+                    .await
+                    .gql()?;
+            return Ok(connection(page, Account::scored));
+        }
         let page = domain::crm::accounts::list(&*read_db(ctx).await?, actor, &filter, &req)
             .await
             .gql()?;
-        Ok(connection(page, Account))
+        Ok(connection(page, Account::new))
     }
 
     /// One account; `NOT_FOUND` unless it belongs to the caller's organization.
     async fn account(&self, ctx: &Context<'_>, id: ID) -> async_graphql::Result<Account> {
         let actor = actor(ctx)?;
         let id = parse_id(&id, "Account").gql()?;
-        Ok(Account(
+        Ok(Account::new(
             domain::crm::accounts::get(&*db(ctx).await?, actor, id)
                 .await
                 .gql()?,
@@ -393,7 +404,7 @@ impl CrmMutation {
         let m = domain::crm::accounts::create(&*db(ctx).await?, actor, &meta(ctx), input.into())
             .await
             .gql()?;
-        Ok(Account(m))
+        Ok(Account::new(m))
     }
 
     /// Creates up to 100 accounts: all are validated first (fields named `input.<i>.<field>`),
@@ -414,7 +425,7 @@ impl CrmMutation {
         )
         .await
         .gql()?;
-        Ok(ms.into_iter().map(Account).collect())
+        Ok(ms.into_iter().map(Account::new).collect())
     }
 
     /// Changes an account; fields left out stay as they are.
@@ -444,7 +455,7 @@ impl CrmMutation {
         let m = domain::crm::accounts::update(&*db(ctx).await?, actor, &meta(ctx), id, input)
             .await
             .gql()?;
-        Ok(Account(m))
+        Ok(Account::new(m))
     }
 
     /// Deletes an account (its contacts stay, unlinked); returns its id.
@@ -556,7 +567,7 @@ impl CrmMutation {
         let m = domain::crm::accounts::update(&*db(ctx).await?, actor, &meta(ctx), id, input)
             .await
             .gql()?;
-        Ok(Account(m))
+        Ok(Account::new(m))
     }
 
     /// Adds and removes tags of a contact.

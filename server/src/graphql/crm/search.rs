@@ -50,7 +50,7 @@ impl SearchQuery {
             .map(|h| SearchHit {
                 rank: h.rank,
                 item: match h.found {
-                    Found::Account(m) => SearchItem::Account(Account(m)),
+                    Found::Account(m) => SearchItem::Account(Account::new(m)),
                     Found::Contact(m) => SearchItem::Contact(Contact(m)),
                     Found::Deal(m) => SearchItem::Deal(Deal(*m)),
                 },

@@ -50,8 +50,24 @@ fn tags(v: &serde_json::Value) -> Vec<String> {
     serde_json::from_value(v.clone()).unwrap_or_default()
 }
 
-/// A company the organization sells to (the original's Company).
-pub struct Account(pub companies::Model);
+/// A company the organization sells to (the original's Company), with its score when that was
+/// read with it (`Some`: a page that selects `score`, `topAccounts`); otherwise `score` loads it.
+pub struct Account(
+    pub companies::Model,
+    pub Option<Option<entity::account_scores::Model>>,
+);
+
+impl Account {
+    /// An account whose score is loaded when asked for.
+    pub fn new(m: companies::Model) -> Self {
+        Account(m, None)
+    }
+
+    /// An account read with its current score (`None`: never scored).
+    pub fn scored((m, score): (companies::Model, Option<entity::account_scores::Model>)) -> Self {
+        Account(m, Some(score))
+    }
+}
 
 #[Object]
 impl Account {
@@ -179,7 +195,10 @@ impl Account {
         &self,
         ctx: &Context<'_>,
     ) -> async_graphql::Result<Option<crate::graphql::signals::AccountScore>> {
-        crate::graphql::signals::account_score(ctx, self.0.id).await
+        match &self.1 {
+            Some(read) => Ok(read.clone().map(crate::graphql::signals::AccountScore)),
+            None => crate::graphql::signals::account_score(ctx, self.0.id).await,
+        }
     }
     /// The account's score on each captured day of the last `days` days (1 to 3660, default
     /// 90), oldest first.
@@ -291,7 +310,7 @@ impl Contact {
     async fn account(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<Account>> {
         Ok(load(ctx, self.0.account_id.map(AccountId))
             .await?
-            .map(Account))
+            .map(Account::new))
     }
     /// The contact's deals, newest first (at most `first`, 1 to 100, default 20).
     #[graphql(
@@ -541,7 +560,7 @@ impl Deal {
     async fn account(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<Account>> {
         Ok(load(ctx, self.0.account_id.map(AccountId))
             .await?
-            .map(Account))
+            .map(Account::new))
     }
     async fn contact(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<Contact>> {
         Ok(load(ctx, self.0.contact_id.map(ContactId))
@@ -599,7 +618,7 @@ impl Activity {
     async fn account(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<Account>> {
         Ok(load(ctx, self.0.account_id.map(AccountId))
             .await?
-            .map(Account))
+            .map(Account::new))
     }
     async fn contact(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<Contact>> {
         Ok(load(ctx, self.0.contact_id.map(ContactId))

@@ -72,7 +72,10 @@ impl SignalQuery {
         )
         .await
         .gql()?;
-        Ok(rows.into_iter().map(|(c, _)| Account(c)).collect())
+        Ok(rows
+            .into_iter()
+            .map(|(c, score)| Account::scored((c, Some(score))))
+            .collect())
     }
 
     /// A recompute started by `recomputeScores`, with its progress (ADMIN).
@@ -113,7 +116,7 @@ impl SignalQuery {
         Ok(rows
             .into_iter()
             .map(|r| TierChangePreview {
-                account: Account(r.account),
+                account: Account::new(r.account),
                 current_score: r.current_score,
                 current_tier: r.current_tier.as_deref().and_then(Tier::parse),
                 new_score: r.new_score,

@@ -162,7 +162,7 @@ impl Signal {
     async fn account(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<Account>> {
         Ok(load(ctx, self.0.account_id.map(AccountId))
             .await?
-            .map(Account))
+            .map(Account::new))
     }
     async fn anonymous_id(&self) -> Option<&str> {
         self.0.anonymous_id.as_deref()
