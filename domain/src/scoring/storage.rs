@@ -93,7 +93,7 @@ async fn load_activity<T: Send>(
 ) -> Result<()> {
     let mut ids: Vec<Uuid> = out.keys().copied().collect();
     ids.sort();
-    let since = window_start(now);
+    let (since, horizon) = (window_start(now), crate::signals::horizon(now));
     for chunk in ids.chunks(crate::db::IN_LIST) {
         let rows: Vec<(Uuid, String, DateTime<Utc>, Option<Uuid>)> = signals::Entity::find()
             .select_only()
@@ -104,6 +104,7 @@ async fn load_activity<T: Send>(
             .filter(signals::Column::OrganizationId.eq(organization_id))
             .filter(signals::Column::AccountId.is_in(chunk.to_vec()))
             .filter(signals::Column::Timestamp.gte(since))
+            .filter(signals::Column::Timestamp.lt(horizon))
             .into_tuple()
             .all(db)
             .await?;
@@ -290,7 +291,8 @@ pub async fn scorable_accounts(
     db: &impl ConnectionTrait,
     organization_id: Uuid,
 ) -> Result<Vec<Uuid>> {
-    let since = window_start(Utc::now());
+    let now = Utc::now();
+    let (since, horizon) = (window_start(now), crate::signals::horizon(now));
     let mut ids: Vec<Uuid> = account_scores::Entity::find()
         .select_only()
         .column(account_scores::Column::AccountId)
@@ -305,6 +307,7 @@ pub async fn scorable_accounts(
         .filter(signals::Column::OrganizationId.eq(organization_id))
         .filter(signals::Column::AccountId.is_not_null())
         .filter(signals::Column::Timestamp.gte(since))
+        .filter(signals::Column::Timestamp.lt(horizon))
         .into_tuple()
         .all(db)
         .await?;

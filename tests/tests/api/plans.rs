@@ -277,6 +277,39 @@ async fn hot_list_queries_read_their_index_in_order() {
         .await;
     }
 
+    // A rescore's read of the score window, and the list of accounts a recompute covers, stop
+    // where no stored signal can be (a day past now, and an hour): on PostgreSQL they read the
+    // window's months and never the `DEFAULT` partition (which holds rows outside the months
+    // made, on either side).
+    if db.get_database_backend() == DbBackend::Postgres {
+        let org = actor.organization_id;
+        seen.lock().unwrap().clear();
+        let inputs = domain::scoring::load_chunk(&db, org, &[row_id('a', 7)], chrono::Utc::now())
+            .await
+            .unwrap();
+        assert!(!inputs[&row_id('a', 7)].1.signals.is_empty());
+        let scorable = domain::scoring::scorable_accounts(&db, org).await.unwrap();
+        assert!(scorable.contains(&row_id('a', 7)));
+        let statements: Vec<Statement> = std::mem::take(&mut *seen.lock().unwrap());
+        let reads: Vec<&Statement> = statements
+            .iter()
+            .filter(|s| s.sql.contains("FROM \"signals\""))
+            .collect();
+        assert_eq!(
+            reads.len(),
+            2,
+            "the window and the active accounts: {statements:?}"
+        );
+        for stmt in reads {
+            let text = plan(&db, stmt).await.join("\n");
+            assert!(
+                text.contains("signals_") && !text.contains("signals_default"),
+                "{}\n{text}",
+                stmt.sql
+            );
+        }
+    }
+
     let contacts = domain::crm::contacts::Filter::default();
     for (field, index) in [
         (None, "idx_contacts_org_id|contacts_pkey"),

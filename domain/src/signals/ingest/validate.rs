@@ -3,7 +3,7 @@
 
 use std::collections::{HashMap, HashSet};
 
-use chrono::{DateTime, Duration, SubsecRound as _, Utc};
+use chrono::{DateTime, SubsecRound as _, Utc};
 use entity::{companies, contacts, signal_sources};
 use sea_orm::{ColumnTrait, DatabaseTransaction, EntityTrait, QueryFilter, QuerySelect};
 use serde_json::{Value, json};
@@ -302,7 +302,7 @@ pub(super) async fn prepare(
         let timestamp = match input.timestamp.as_deref().map(str::trim) {
             None | Some("") => now,
             Some(t) => match DateTime::parse_from_rfc3339(t) {
-                Ok(t) if t.with_timezone(&Utc) > now + Duration::hours(24) => {
+                Ok(t) if t.with_timezone(&Utc) > now + crate::signals::max_ahead() => {
                     errors.push(FieldError::new(
                         f("timestamp"),
                         "must not be more than 24 hours in the future",
