@@ -347,23 +347,26 @@ pub async fn top_accounts(
     if let Some(t) = tier {
         q = q.filter(account_scores::Column::Tier.eq(t));
     }
-    let scores = q
+    // Each with its account, in the same statement (an inner join: a score whose account is
+    // gone is no account to show).
+    use sea_orm::sea_query::{ExprTrait, IntoCondition};
+    let account: sea_orm::RelationDef = account_scores::Entity::belongs_to(companies::Entity)
+        .from(account_scores::Column::AccountId)
+        .to(companies::Column::Id)
+        .on_condition(|score, account| {
+            sea_orm::sea_query::Expr::col((account, companies::Column::OrganizationId))
+                .equals((score, account_scores::Column::OrganizationId))
+                .into_condition()
+        })
+        .into();
+    Ok(q.join(sea_orm::JoinType::InnerJoin, account)
+        .select_also(companies::Entity)
         .order_by_desc(account_scores::Column::Score)
         .order_by_desc(account_scores::Column::AccountId)
         .limit(first)
         .all(db)
-        .await?;
-    let ids: Vec<Uuid> = scores.iter().map(|s| s.account_id).collect();
-    let companies: HashMap<Uuid, companies::Model> = companies::Entity::find()
-        .filter(companies::Column::OrganizationId.eq(actor.organization_id))
-        .filter(companies::Column::Id.is_in(ids))
-        .all(db)
         .await?
         .into_iter()
-        .map(|c| (c.id, c))
-        .collect();
-    Ok(scores
-        .into_iter()
-        .filter_map(|s| companies.get(&s.account_id).cloned().map(|c| (c, s)))
+        .filter_map(|(s, c)| c.map(|c| (c, s)))
         .collect())
 }

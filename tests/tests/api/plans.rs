@@ -595,6 +595,13 @@ async fn an_accounts_page_showing_scores_reads_them_with_the_accounts() {
         top_scored, top_alone,
         "topAccounts shows the scores it read"
     );
+    // What signing in costs, with nothing read after it.
+    let (signed_in, _) = fewest_statements(&app, &owner, "{ __typename }").await;
+    assert_eq!(
+        top_alone,
+        signed_in + 1,
+        "topAccounts reads the scores and their accounts in one statement"
+    );
     let top: Vec<serde_json::Value> = r["data"]["topAccounts"]
         .as_array()
         .unwrap()
