@@ -6,7 +6,7 @@ use entity::{job_cron_ticks, jobs};
 use sea_orm::sea_query::{Expr, OnConflict};
 use sea_orm::{
     ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, PaginatorTrait, QueryFilter,
-    QueryOrder, Set,
+    QueryOrder, QueryTrait, Set,
 };
 use uuid::Uuid;
 
@@ -17,42 +17,68 @@ use crate::Result;
 /// waiting job with the same dedupe key already exists. An added job is noted for the worker's
 /// doorbell ([`super::noting_due_jobs`]).
 pub async fn enqueue(db: &impl ConnectionTrait, job: NewJob) -> Result<Option<Uuid>> {
-    let now = Utc::now();
-    let id = Uuid::now_v7();
-    let run_at = job.run_at.unwrap_or(now);
-    let model = jobs::ActiveModel {
-        id: Set(id),
-        queue: Set(job.queue),
-        name: Set(job.name),
-        payload: Set(job.payload),
-        organization_id: Set(job.organization_id),
-        state: Set(state::WAITING.into()),
-        priority: Set(job.priority),
-        attempts: Set(0),
-        max_attempts: Set(std::cmp::max(job.max_attempts, 1)),
-        backoff_base_ms: Set(i64::try_from(job.backoff_base.as_millis()).unwrap_or(i64::MAX)),
-        run_at: Set(run_at),
-        locked_by: Set(None),
-        locked_until: Set(None),
-        last_error: Set(None),
-        dedupe_key: Set(job.dedupe_key),
-        created_at: Set(now),
-        updated_at: Set(now),
-        started_at: Set(None),
-        finished_at: Set(None),
-    };
-    let res = jobs::Entity::insert(model)
-        .on_conflict(
-            OnConflict::column(jobs::Column::DedupeKey)
-                .do_nothing()
-                .to_owned(),
-        )
-        .exec_without_returning(db)
-        .await?;
-    if res == 1 {
-        super::wake::note_due(run_at);
+    let added = Added::of(job);
+    let inserted = db.execute(&added.statement).await?.rows_affected();
+    Ok(added.noted(inserted))
+}
+
+/// A job's insert, to run on its own ([`enqueue`]) or as the last part of a statement that
+/// writes something else first (`WITH … INSERT`, one round trip for both).
+pub struct Added {
+    /// `INSERT INTO jobs …` that adds nothing when a waiting job has the same dedupe key.
+    pub statement: sea_orm::sea_query::InsertStatement,
+    id: Uuid,
+    run_at: DateTime<Utc>,
+}
+
+impl Added {
+    pub fn of(job: NewJob) -> Self {
+        let now = Utc::now();
+        let id = Uuid::now_v7();
+        let run_at = job.run_at.unwrap_or(now);
+        let model = jobs::ActiveModel {
+            id: Set(id),
+            queue: Set(job.queue),
+            name: Set(job.name),
+            payload: Set(job.payload),
+            organization_id: Set(job.organization_id),
+            state: Set(state::WAITING.into()),
+            priority: Set(job.priority),
+            attempts: Set(0),
+            max_attempts: Set(std::cmp::max(job.max_attempts, 1)),
+            backoff_base_ms: Set(i64::try_from(job.backoff_base.as_millis()).unwrap_or(i64::MAX)),
+            run_at: Set(run_at),
+            locked_by: Set(None),
+            locked_until: Set(None),
+            last_error: Set(None),
+            dedupe_key: Set(job.dedupe_key),
+            created_at: Set(now),
+            updated_at: Set(now),
+            started_at: Set(None),
+            finished_at: Set(None),
+        };
+        let statement = jobs::Entity::insert(model)
+            .on_conflict(
+                OnConflict::column(jobs::Column::DedupeKey)
+                    .do_nothing()
+                    .to_owned(),
+            )
+            .into_query();
+        Added {
+            statement,
+            id,
+            run_at,
+        }
     }
-    Ok((res == 1).then_some(id))
+
+    /// The job's id when the statement added it (`inserted` rows), noted for the worker's
+    /// doorbell; `None` when a waiting job had its key.
+    pub fn noted(&self, inserted: u64) -> Option<Uuid> {
+        if inserted == 1 {
+            super::wake::note_due(self.run_at);
+        }
+        (inserted == 1).then_some(self.id)
+    }
 }
 
 /// Records work that already failed elsewhere as a failed job (e.g. a webhook delivery whose

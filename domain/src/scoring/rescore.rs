@@ -6,7 +6,7 @@ use entity::{account_scores, companies, rescore_requests};
 use sea_orm::sea_query::{Expr, ExprTrait, OnConflict, Query};
 use sea_orm::{
     ColumnTrait, ConnectionTrait, DatabaseConnection, DatabaseTransaction, EntityTrait,
-    QueryFilter, QueryOrder, QuerySelect, Set,
+    QueryFilter, QueryOrder, QuerySelect, QueryTrait, Set,
 };
 use serde_json::json;
 use uuid::Uuid;
@@ -37,9 +37,9 @@ const SCORE_UPDATE_COLUMNS: [account_scores::Column; 9] = [
 
 /// Asks for `account_ids` to be rescored soon, in the caller's transaction: appends a request
 /// per account and enqueues the organization's debounced `compute-score` job. While that job
-/// waits, further requests join it (the queue's dedupe key), so an ingest costs two statements
-/// however many accounts it touches, and a burst of signals is scored a few times, not once per
-/// signal.
+/// waits, further requests join it (the queue's dedupe key), so an ingest costs one statement on
+/// PostgreSQL (two on SQLite) for up to [`crate::db::rows_per_insert`] accounts, and a burst of
+/// signals is scored a few times, not once per signal.
 pub async fn request_rescore(
     db: &impl ConnectionTrait,
     organization_id: Uuid,
@@ -49,18 +49,55 @@ pub async fn request_rescore(
         return Ok(());
     }
     let now = Utc::now();
-    for chunk in account_ids.chunks(crate::db::rows_per_insert::<rescore_requests::Entity>()) {
-        let rows = chunk.iter().map(|a| rescore_requests::ActiveModel {
-            id: Set(Uuid::now_v7()),
-            organization_id: Set(organization_id),
-            account_id: Set(*a),
-            requested_at: Set(now),
-        });
-        rescore_requests::Entity::insert_many(rows)
-            .exec_without_returning(db)
-            .await?;
+    let job = queue::Added::of(rescore_job(organization_id, now + DEBOUNCE));
+    let mut requests: Vec<sea_orm::sea_query::InsertStatement> = account_ids
+        .chunks(crate::db::rows_per_insert::<rescore_requests::Entity>())
+        .map(|chunk| {
+            rescore_requests::Entity::insert_many(chunk.iter().map(|a| {
+                rescore_requests::ActiveModel {
+                    id: Set(Uuid::now_v7()),
+                    organization_id: Set(organization_id),
+                    account_id: Set(*a),
+                    requested_at: Set(now),
+                }
+            }))
+            .into_query()
+        })
+        .collect();
+    // On PostgreSQL the last requests and the job go in one statement (`WITH … INSERT`): an
+    // ingest's rescore costs one round trip.
+    let last = (db.get_database_backend() == sea_orm::DbBackend::Postgres)
+        .then(|| requests.pop())
+        .flatten();
+    for insert in &requests {
+        db.execute(insert).await?;
     }
-    enqueue_job(db, organization_id, now + DEBOUNCE).await
+    let inserted = match last {
+        Some(insert) => {
+            let with = sea_orm::sea_query::WithClause::new()
+                .cte(
+                    sea_orm::sea_query::CommonTableExpression::new()
+                        .query(insert)
+                        .table_name(sea_orm::sea_query::Alias::new("requested"))
+                        .to_owned(),
+                )
+                .to_owned();
+            db.execute(&job.statement.clone().with(with)).await?
+        }
+        None => db.execute(&job.statement).await?,
+    }
+    .rows_affected();
+    job.noted(inserted);
+    Ok(())
+}
+
+/// The organization's debounced `compute-score` job, due at `run_at`.
+fn rescore_job(organization_id: Uuid, run_at: DateTime<Utc>) -> queue::NewJob {
+    queue::defs::COMPUTE_SCORE
+        .job(json!({ "organizationId": organization_id }))
+        .organization(organization_id)
+        .dedupe(format!("score:{organization_id}"))
+        .run_at(run_at)
 }
 
 pub(super) async fn enqueue_job(
@@ -68,12 +105,7 @@ pub(super) async fn enqueue_job(
     organization_id: Uuid,
     run_at: DateTime<Utc>,
 ) -> Result<()> {
-    let job = queue::defs::COMPUTE_SCORE
-        .job(json!({ "organizationId": organization_id }))
-        .organization(organization_id)
-        .dedupe(format!("score:{organization_id}"))
-        .run_at(run_at);
-    queue::enqueue(db, job).await?;
+    queue::enqueue(db, rescore_job(organization_id, run_at)).await?;
     Ok(())
 }
 

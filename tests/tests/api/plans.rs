@@ -739,3 +739,79 @@ async fn nested_lists_probe_each_parent_through_its_index() {
         );
     }
 }
+
+/// A signal's rescore request and the organization's debounced job go in one statement on
+/// PostgreSQL (`WITH … INSERT`; two on SQLite); a second signal adds its request and joins the
+/// waiting job.
+#[tokio::test]
+async fn a_signals_rescore_request_and_its_job_are_one_statement() {
+    let Fixture {
+        _app,
+        db,
+        seen,
+        actor,
+    } = fixture("rescore-request@example.com", 20).await;
+    let input = |i: usize| domain::signals::Input {
+        signal_type: "api_call".into(),
+        actor: Some(domain::signals::ActorHints {
+            email: Some(format!("p{i}@company{i}.io")),
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    let org = actor.organization_id;
+    let waiting = || async {
+        db.query_one_raw(Statement::from_sql_and_values(
+            db.get_database_backend(),
+            format!(
+                "SELECT (SELECT COUNT(*) FROM jobs WHERE dedupe_key = 'score:{org}' AND state = 'waiting') AS jobs, \
+                 (SELECT COUNT(*) FROM rescore_requests WHERE organization_id = {}) AS requests",
+                if db.get_database_backend() == DbBackend::Postgres {
+                    format!("'{org}'")
+                } else {
+                    format!("X'{}'", org.simple())
+                }
+            ),
+            [],
+        ))
+        .await
+        .unwrap()
+        .map(|r| {
+            (
+                r.try_get::<i64>("", "jobs").unwrap(),
+                r.try_get::<i64>("", "requests").unwrap(),
+            )
+        })
+        .unwrap()
+    };
+    let before = waiting().await;
+    seen.lock().unwrap().clear();
+    let first = domain::signals::ingest(&db, &actor, input(1))
+        .await
+        .unwrap();
+    assert!(
+        first.account_id.is_some(),
+        "the fixture's person has an account"
+    );
+    let statements: Vec<Statement> = std::mem::take(&mut *seen.lock().unwrap());
+    let writes: Vec<&Statement> = statements
+        .iter()
+        .filter(|s| s.sql.contains("\"rescore_requests\"") || s.sql.contains("\"jobs\""))
+        .collect();
+    let postgres = db.get_database_backend() == DbBackend::Postgres;
+    assert_eq!(writes.len(), if postgres { 1 } else { 2 }, "{writes:?}");
+    if postgres {
+        assert!(writes[0].sql.starts_with("WITH"), "{}", writes[0].sql);
+        assert!(writes[0].sql.contains("\"rescore_requests\""));
+    }
+    eprintln!("one signal: {} statements", statements.len());
+    let after_one = waiting().await;
+    assert_eq!(after_one.0, 1, "the organization's job waits");
+    assert_eq!(after_one.1, before.1 + 1, "one request");
+    domain::signals::ingest(&db, &actor, input(2))
+        .await
+        .unwrap();
+    let after_two = waiting().await;
+    assert_eq!(after_two.0, 1, "the second signal joins the waiting job");
+    assert_eq!(after_two.1, before.1 + 2, "and adds its request");
+}
