@@ -252,8 +252,8 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("cannot listen on {addr}"))?;
     let local = listener.local_addr()?;
+    shutdown_on_signal(shutdown);
     tracing::info!(address = %local, "DevSignal listening on http://{local} (GraphiQL at /graphiql)");
-    tokio::spawn(signal_shutdown(shutdown));
     crate::serve(state, listener).await
 }
 
@@ -266,8 +266,8 @@ async fn worker(config: Config) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("cannot listen on {addr} (WORKER_HEALTH_PORT)"))?;
     let local = listener.local_addr()?;
+    shutdown_on_signal(shutdown.clone());
     tracing::info!(address = %local, "DevSignal worker running; health on http://{local}/health");
-    tokio::spawn(signal_shutdown(shutdown.clone()));
     let health = axum::Router::new()
         .route(
             "/health",
@@ -298,28 +298,46 @@ async fn worker(config: Config) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Cancels `token` on SIGTERM or Ctrl-C.
-pub async fn signal_shutdown(token: CancellationToken) {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
+/// Cancels `token` on SIGTERM or Ctrl-C (SIGINT). The handlers are in place when this returns,
+/// so a signal sent once the process says it is listening always shuts it down gracefully: a
+/// handler installed later, by a task not yet run, left such a signal its default action (the
+/// process killed on the spot, in-flight work cut off).
+pub fn shutdown_on_signal(token: CancellationToken) {
     #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let wait = |kind: SignalKind| {
+            let installed = signal(kind);
+            async move {
+                match installed {
+                    Ok(mut s) => {
+                        s.recv().await;
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, "cannot listen for a shutdown signal");
+                        std::future::pending::<()>().await;
+                    }
+                }
             }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! {
-        () = ctrl_c => {},
-        () = term => {},
+        };
+        let (term, int) = (wait(SignalKind::terminate()), wait(SignalKind::interrupt()));
+        tokio::spawn(async move {
+            tokio::select! {
+                () = term => {},
+                () = int => {},
+            }
+            tracing::info!("shutdown signal received; finishing in-flight work");
+            token.cancel();
+        });
     }
-    tracing::info!("shutdown signal received; finishing in-flight work");
-    token.cancel();
+    #[cfg(not(unix))]
+    {
+        tokio::spawn(async move {
+            let _ = tokio::signal::ctrl_c().await;
+            tracing::info!("shutdown signal received; finishing in-flight work");
+            token.cancel();
+        });
+    }
 }
 
 async fn api_keys(config: Config, action: ApiKeysAction) -> anyhow::Result<()> {
