@@ -369,18 +369,11 @@ impl paging::PageRows<companies::Entity> for WithScore {
         query: sea_orm::Select<companies::Entity>,
     ) -> impl std::future::Future<Output = std::result::Result<Vec<Scored>, sea_orm::DbErr>> + Send + 'a
     {
-        use sea_orm::sea_query::IntoCondition;
-        let score: sea_orm::RelationDef = companies::Entity::belongs_to(account_scores::Entity)
-            .from(companies::Column::Id)
-            .to(account_scores::Column::AccountId)
-            .on_condition(|account, score| {
-                Expr::col((score, account_scores::Column::OrganizationId))
-                    .equals((account, companies::Column::OrganizationId))
-                    .into_condition()
-            })
-            .into();
         query
-            .join(sea_orm::JoinType::LeftJoin, score)
+            .join(
+                sea_orm::JoinType::LeftJoin,
+                crate::scoring::score_of_account(),
+            )
             .select_also(account_scores::Entity)
             .all(db)
     }

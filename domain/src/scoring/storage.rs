@@ -331,6 +331,22 @@ pub async fn by_accounts(
         .await?)
 }
 
+/// How an account (`companies`) reaches its score row: the `account_scores` row of the same
+/// account in the same organization, by that table's primary key. Reversed (`.rev()`), a score
+/// reaches its account; the organization condition reads the same either way round.
+pub fn score_of_account() -> sea_orm::RelationDef {
+    use sea_orm::sea_query::{ExprTrait, IntoCondition};
+    companies::Entity::belongs_to(account_scores::Entity)
+        .from(companies::Column::Id)
+        .to(account_scores::Column::AccountId)
+        .on_condition(|account, score| {
+            sea_orm::sea_query::Expr::col((score, account_scores::Column::OrganizationId))
+                .equals((account, companies::Column::OrganizationId))
+                .into_condition()
+        })
+        .into()
+}
+
 /// The highest-scoring accounts, optionally of one tier.
 pub async fn top_accounts(
     db: &impl ConnectionTrait,
@@ -349,16 +365,7 @@ pub async fn top_accounts(
     }
     // Each with its account, in the same statement (an inner join: a score whose account is
     // gone is no account to show).
-    use sea_orm::sea_query::{ExprTrait, IntoCondition};
-    let account: sea_orm::RelationDef = account_scores::Entity::belongs_to(companies::Entity)
-        .from(account_scores::Column::AccountId)
-        .to(companies::Column::Id)
-        .on_condition(|score, account| {
-            sea_orm::sea_query::Expr::col((account, companies::Column::OrganizationId))
-                .equals((score, account_scores::Column::OrganizationId))
-                .into_condition()
-        })
-        .into();
+    let account = score_of_account().rev();
     Ok(q.join(sea_orm::JoinType::InnerJoin, account)
         .select_also(companies::Entity)
         .order_by_desc(account_scores::Column::Score)
