@@ -4,6 +4,9 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+mod carried;
+pub use carried::Carried;
+
 use migration::{Migrator, MigratorTrait};
 use sea_orm::sqlx::sqlite::SqliteJournalMode;
 use sea_orm::{

@@ -204,6 +204,38 @@ pub async fn policy(db: &impl ConnectionTrait) -> Result<Policy> {
         }))
 }
 
+/// The columns that read the policy in force along with another query's row (one statement
+/// instead of two, for a path that needs both): add them with `expr_as`, then read them back
+/// with [`Policy::from_row`].
+pub fn policy_columns() -> [(sea_orm::sea_query::Expr, &'static str); 2] {
+    use sea_orm::sea_query::Expr;
+    [
+        (
+            Expr::cust("(SELECT enforce FROM billing_settings WHERE id = 1)"),
+            "billing_policy_enforce",
+        ),
+        (
+            Expr::cust("(SELECT grace_days FROM billing_settings WHERE id = 1)"),
+            "billing_policy_grace_days",
+        ),
+    ]
+}
+
+impl Policy {
+    /// The policy read by [`policy_columns`] (the default when none is recorded).
+    pub fn from_row(row: &sea_orm::QueryResult) -> Result<Policy> {
+        let enforce: Option<bool> = row.try_get("", "billing_policy_enforce")?;
+        let grace: Option<i32> = row.try_get("", "billing_policy_grace_days")?;
+        Ok(match (enforce, grace) {
+            (Some(enforce), Some(grace)) => Policy {
+                enforce,
+                grace_days: u32::try_from(grace).unwrap_or(0),
+            },
+            _ => Policy::default(),
+        })
+    }
+}
+
 /// An organization's standing: the plan it pays for, its subscription's state, and the plan
 /// whose limits apply now.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -275,6 +307,16 @@ pub async fn limits(
     now: DateTime<Utc>,
 ) -> Result<Option<Standing>> {
     let policy = policy(db).await?;
+    limits_under(db, organization_id, policy, now).await
+}
+
+/// [`limits`] under a policy already read (with [`policy_columns`]).
+pub async fn limits_under(
+    db: &impl ConnectionTrait,
+    organization_id: Uuid,
+    policy: Policy,
+    now: DateTime<Utc>,
+) -> Result<Option<Standing>> {
     if !policy.enforce {
         return Ok(None);
     }

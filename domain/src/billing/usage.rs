@@ -182,12 +182,16 @@ pub async fn signal_room(
 /// Adds `n` stored signals to the month's count, in the transaction that stores them. Under a
 /// limit, only if the count stays within it: otherwise a concurrent batch took the room this one
 /// counted on, and the error ([`COUNTER_MOVED`]) makes the ingest run again.
+///
+/// Without a plan to enforce nothing is read back: the count goes with the other writes in
+/// `carried`. Under a plan, those are sent first and the count is its own statement.
 pub async fn count_signals(
     txn: &DatabaseTransaction,
     org: Uuid,
     standing: Option<&Standing>,
     n: u64,
     now: DateTime<Utc>,
+    carried: &mut db::Carried,
 ) -> Result<()> {
     if n == 0 {
         return Ok(());
@@ -226,8 +230,16 @@ pub async fn count_signals(
             now.into(),
         ])
         .on_conflict(on_conflict)
-        .returning_col(C::Value)
         .to_owned();
+    if standing.is_none() {
+        carried
+            .push::<usage_counters::Entity>(txn, insert, 1, None)
+            .await?;
+        return Ok(());
+    }
+    carried.flush(txn).await?;
+    let mut insert = insert;
+    insert.returning_col(C::Value);
     let row = txn.query_one(&insert).await?;
     let Some(row) = row else {
         return Err(sea_orm::DbErr::Custom(COUNTER_MOVED.into()).into());

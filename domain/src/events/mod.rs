@@ -95,6 +95,22 @@ pub async fn append_many(
     actor: Option<&Actor>,
     items: Vec<(&str, Value)>,
 ) -> Result<Vec<Uuid>> {
+    let mut carried = crate::db::Carried::new(txn);
+    let ids = append_carried(txn, organization_id, actor, items, &mut carried).await?;
+    carried.send(txn).await?;
+    Ok(ids)
+}
+
+/// [`append_many`] with the inserts in `carried`: on PostgreSQL they go with the caller's other
+/// writes when it sends them (in the same transaction, so the events are in the log from that
+/// commit on, like the rest).
+pub async fn append_carried(
+    txn: &DatabaseTransaction,
+    organization_id: Uuid,
+    actor: Option<&Actor>,
+    items: Vec<(&str, Value)>,
+    carried: &mut crate::db::Carried,
+) -> Result<Vec<Uuid>> {
     if items.is_empty() {
         return Ok(Vec::new());
     }
@@ -120,9 +136,11 @@ pub async fn append_many(
             events::Column::ActorApiKeyId,
             events::Column::OccurredAt,
         ]);
+        let mut rows = 0;
         for (t, payload) in items.by_ref().take(per_insert) {
             let id = Uuid::now_v7();
             ids.push(id);
+            rows += 1;
             insert.values_panic([
                 id.into(),
                 organization_id.into(),
@@ -133,10 +151,13 @@ pub async fn append_many(
                 now.into(),
             ]);
         }
-        txn.execute(&insert).await?;
+        carried
+            .push::<events::Entity>(txn, insert, rows, None)
+            .await?;
     }
-    if Backend::of(txn) != Backend::Postgres {
-        // Serial writers: this transaction's rows are the next to become visible.
+    if backend != Backend::Postgres {
+        // Serial writers: this transaction's rows (written as they were carried) are the next
+        // to become visible.
         position_pending(txn).await?;
     }
     Ok(ids)

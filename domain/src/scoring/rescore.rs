@@ -37,57 +37,57 @@ const SCORE_UPDATE_COLUMNS: [account_scores::Column; 9] = [
 
 /// Asks for `account_ids` to be rescored soon, in the caller's transaction: appends a request
 /// per account and enqueues the organization's debounced `compute-score` job. While that job
-/// waits, further requests join it (the queue's dedupe key), so an ingest costs one statement on
-/// PostgreSQL (two on SQLite) for up to [`crate::db::rows_per_insert`] accounts, and a burst of
-/// signals is scored a few times, not once per signal.
+/// waits, further requests join it (the queue's dedupe key), so a burst of signals is scored a
+/// few times, not once per signal. On PostgreSQL the requests and the job are one statement for
+/// up to [`crate::db::rows_per_insert`] accounts.
 pub async fn request_rescore(
     db: &impl ConnectionTrait,
     organization_id: Uuid,
     account_ids: &[Uuid],
 ) -> Result<()> {
+    let mut carried = crate::db::Carried::new(db);
+    request_rescore_carried(db, organization_id, account_ids, &mut carried).await?;
+    carried.send(db).await?;
+    Ok(())
+}
+
+/// [`request_rescore`] with its inserts in `carried`, sent with the caller's other writes.
+pub async fn request_rescore_carried(
+    db: &impl ConnectionTrait,
+    organization_id: Uuid,
+    account_ids: &[Uuid],
+    carried: &mut crate::db::Carried,
+) -> Result<()> {
     if account_ids.is_empty() {
         return Ok(());
     }
     let now = Utc::now();
+    for chunk in account_ids.chunks(crate::db::rows_per_insert::<rescore_requests::Entity>()) {
+        let insert = rescore_requests::Entity::insert_many(chunk.iter().map(|a| {
+            rescore_requests::ActiveModel {
+                id: Set(Uuid::now_v7()),
+                organization_id: Set(organization_id),
+                account_id: Set(*a),
+                requested_at: Set(now),
+            }
+        }))
+        .into_query();
+        carried
+            .push::<rescore_requests::Entity>(db, insert, chunk.len(), None)
+            .await?;
+    }
     let job = queue::Added::of(rescore_job(organization_id, now + DEBOUNCE));
-    let mut requests: Vec<sea_orm::sea_query::InsertStatement> = account_ids
-        .chunks(crate::db::rows_per_insert::<rescore_requests::Entity>())
-        .map(|chunk| {
-            rescore_requests::Entity::insert_many(chunk.iter().map(|a| {
-                rescore_requests::ActiveModel {
-                    id: Set(Uuid::now_v7()),
-                    organization_id: Set(organization_id),
-                    account_id: Set(*a),
-                    requested_at: Set(now),
-                }
-            }))
-            .into_query()
-        })
-        .collect();
-    // On PostgreSQL the last requests and the job go in one statement (`WITH … INSERT`): an
-    // ingest's rescore costs one round trip.
-    let last = (db.get_database_backend() == sea_orm::DbBackend::Postgres)
-        .then(|| requests.pop())
-        .flatten();
-    for insert in &requests {
-        db.execute(insert).await?;
-    }
-    let inserted = match last {
-        Some(insert) => {
-            let with = sea_orm::sea_query::WithClause::new()
-                .cte(
-                    sea_orm::sea_query::CommonTableExpression::new()
-                        .query(insert)
-                        .table_name(sea_orm::sea_query::Alias::new("requested"))
-                        .to_owned(),
-                )
-                .to_owned();
-            db.execute(&job.statement.clone().with(with)).await?
-        }
-        None => db.execute(&job.statement).await?,
-    }
-    .rows_affected();
-    job.noted(inserted);
+    let insert = job.statement.clone();
+    carried
+        .push::<entity::jobs::Entity>(
+            db,
+            insert,
+            1,
+            Some(Box::new(move |inserted| {
+                job.noted(inserted);
+            })),
+        )
+        .await?;
     Ok(())
 }
 

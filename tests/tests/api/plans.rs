@@ -404,6 +404,39 @@ async fn hot_list_queries_read_their_index_in_order() {
     .await;
 }
 
+/// A server whose background loops stay quiet: the statement counter is process-wide, so a
+/// test that counts statements must not share it with a poll.
+async fn quiet_app() -> TestApp {
+    spawn_app_with(&[
+        ("JOB_POLL_INTERVAL_MS", "3600000"),
+        ("WEBHOOK_POLL_INTERVAL_MS", "3600000"),
+        ("EVENTS_POLL_INTERVAL_MS", "3600000"),
+        ("SCHEDULER_ENABLED", "false"),
+    ])
+    .await
+}
+
+/// `n` accounts named `{prefix}0`, `{prefix}1`, … created through `createAccounts`; their ids.
+async fn create_accounts(app: &TestApp, session: &Session, prefix: &str, n: usize) -> Vec<Uuid> {
+    let inputs: Vec<serde_json::Value> = (0..n)
+        .map(|i| serde_json::json!({"name": format!("{prefix}{i}")}))
+        .collect();
+    let r = app
+        .graphql_as(
+            session.token(),
+            "mutation($input: [CreateAccountInput!]!) { createAccounts(input: $input) { id } }",
+            serde_json::json!({"input": inputs}),
+        )
+        .await;
+    assert!(r.get("errors").is_none(), "{r}");
+    r["data"]["createAccounts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| Uuid::parse_str(a["id"].as_str().unwrap()).unwrap())
+        .collect()
+}
+
 /// The fewest statements the server's pool ran for `q` in ten runs (a background statement may
 /// land in some of them), and the last answer.
 async fn fewest_statements(app: &TestApp, session: &Session, q: &str) -> (u64, serde_json::Value) {
@@ -424,26 +457,9 @@ async fn fewest_statements(app: &TestApp, session: &Session, q: &str) -> (u64, s
 /// `totalCount` costs one `COUNT` only when a query selects it (directly or in a fragment).
 #[tokio::test]
 async fn total_count_is_counted_only_when_selected() {
-    // The statement counter is process-wide: keep the background loops quiet.
-    let app = spawn_app_with(&[
-        ("JOB_POLL_INTERVAL_MS", "3600000"),
-        ("WEBHOOK_POLL_INTERVAL_MS", "3600000"),
-        ("EVENTS_POLL_INTERVAL_MS", "3600000"),
-        ("SCHEDULER_ENABLED", "false"),
-    ])
-    .await;
+    let app = quiet_app().await;
     let owner = app.register("counts@example.com", "Counts").await;
-    let inputs: Vec<serde_json::Value> = (0..7)
-        .map(|i| serde_json::json!({"name": format!("C{i}")}))
-        .collect();
-    let r = app
-        .graphql_as(
-            owner.token(),
-            "mutation($input: [CreateAccountInput!]!) { createAccounts(input: $input) { id } }",
-            serde_json::json!({"input": inputs}),
-        )
-        .await;
-    assert!(r.get("errors").is_none(), "{r}");
+    create_accounts(&app, &owner, "C", 7).await;
     let (without, _) = fewest_statements(
         &app,
         &owner,
@@ -474,35 +490,13 @@ async fn total_count_is_counted_only_when_selected() {
 #[tokio::test]
 async fn an_accounts_page_showing_scores_reads_them_with_the_accounts() {
     use sea_orm::{ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter};
-    let app = spawn_app_with(&[
-        ("JOB_POLL_INTERVAL_MS", "3600000"),
-        ("WEBHOOK_POLL_INTERVAL_MS", "3600000"),
-        ("EVENTS_POLL_INTERVAL_MS", "3600000"),
-        ("SCHEDULER_ENABLED", "false"),
-    ])
-    .await;
+    let app = quiet_app().await;
     let owner = app.register("scored-page@example.com", "Scored").await;
     let other = app.register("scored-page-other@example.com", "Other").await;
     let mut ids = Vec::new();
     for (session, score) in [(&owner, None), (&other, Some(99))] {
-        let inputs: Vec<serde_json::Value> = (0..6)
-            .map(|i| serde_json::json!({"name": format!("S{i}")}))
-            .collect();
-        let r = app
-            .graphql_as(
-                session.token(),
-                "mutation($input: [CreateAccountInput!]!) { createAccounts(input: $input) { id } }",
-                serde_json::json!({"input": inputs}),
-            )
-            .await;
-        assert!(r.get("errors").is_none(), "{r}");
         let org = Uuid::parse_str(&session.organization_id).unwrap();
-        let accounts: Vec<Uuid> = r["data"]["createAccounts"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|a| Uuid::parse_str(a["id"].as_str().unwrap()).unwrap())
-            .collect();
+        let accounts = create_accounts(&app, session, "S", 6).await;
         // As a rescore leaves them: the score row, and its copy on the account. The owner's
         // first four accounts score 10, 20, 30, 40; every account of the other organization 99.
         for (i, id) in accounts.iter().enumerate() {
@@ -740,33 +734,37 @@ async fn nested_lists_probe_each_parent_through_its_index() {
     }
 }
 
-/// A signal's rescore request and the organization's debounced job go in one statement on
-/// PostgreSQL (`WITH … INSERT`; two on SQLite); a second signal adds its request and joins the
-/// waiting job.
+/// A known person's signal is five lookups and, on PostgreSQL, one write: the signal, its
+/// rescore request, the organization's debounced job, the month's count and the
+/// `signal.created` event go in one `WITH` statement; the billing policy comes with the source,
+/// and the account's tier with the lookup that found the account. A second signal adds its
+/// request and joins the waiting job; each event carries the tier its account had (none for an
+/// unscored or a new account).
 #[tokio::test]
-async fn a_signals_rescore_request_and_its_job_are_one_statement() {
+async fn a_known_persons_signal_is_its_lookups_and_one_write() {
     let Fixture {
         _app,
         db,
         seen,
         actor,
     } = fixture("rescore-request@example.com", 20).await;
-    let input = |i: usize| domain::signals::Input {
+    let input = |email: &str| domain::signals::Input {
         signal_type: "api_call".into(),
         actor: Some(domain::signals::ActorHints {
-            email: Some(format!("p{i}@company{i}.io")),
+            email: Some(email.into()),
             ..Default::default()
         }),
         ..Default::default()
     };
     let org = actor.organization_id;
+    let postgres = db.get_database_backend() == DbBackend::Postgres;
     let waiting = || async {
         db.query_one_raw(Statement::from_sql_and_values(
             db.get_database_backend(),
             format!(
                 "SELECT (SELECT COUNT(*) FROM jobs WHERE dedupe_key = 'score:{org}' AND state = 'waiting') AS jobs, \
                  (SELECT COUNT(*) FROM rescore_requests WHERE organization_id = {}) AS requests",
-                if db.get_database_backend() == DbBackend::Postgres {
+                if postgres {
                     format!("'{org}'")
                 } else {
                     format!("X'{}'", org.simple())
@@ -784,34 +782,128 @@ async fn a_signals_rescore_request_and_its_job_are_one_statement() {
         })
         .unwrap()
     };
+    // The tier in the `signal.created` event of `signal`.
+    let tier_of = |signal: Uuid| {
+        let db = &db;
+        async move {
+            use entity::events::{Column, Entity};
+            use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
+            let event = Entity::find()
+                .filter(Column::OrganizationId.eq(org))
+                .filter(Column::EventType.eq("signal.created"))
+                .all(db)
+                .await
+                .unwrap()
+                .into_iter()
+                .find(|e| e.payload["id"] == signal.to_string())
+                .expect("the signal's event");
+            event
+                .payload
+                .get("accountTier")
+                .cloned()
+                .unwrap_or_default()
+        }
+    };
     let before = waiting().await;
-    seen.lock().unwrap().clear();
-    let first = domain::signals::ingest(&db, &actor, input(1))
+    // p1@company1.io: contact 1 of account 1, which scores 37 (COLD). Their first signal also
+    // records the email as an identity (the fixture's contacts have none); the next one is
+    // counted.
+    let zeroth = domain::signals::ingest(&db, &actor, input("p1@company1.io"))
         .await
         .unwrap();
-    assert!(
-        first.account_id.is_some(),
-        "the fixture's person has an account"
-    );
+    assert_eq!(zeroth.account_id, Some(row_id('a', 1)));
+    seen.lock().unwrap().clear();
+    let first = domain::signals::ingest(&db, &actor, input("p1@company1.io"))
+        .await
+        .unwrap();
+    assert!(!first.deduplicated);
+    assert_eq!(first.account_id, Some(row_id('a', 1)));
     let statements: Vec<Statement> = std::mem::take(&mut *seen.lock().unwrap());
-    let writes: Vec<&Statement> = statements
+    let sql: Vec<&str> = statements.iter().map(|s| s.sql.as_str()).collect();
+    let writes: Vec<&str> = sql
         .iter()
-        .filter(|s| s.sql.contains("\"rescore_requests\"") || s.sql.contains("\"jobs\""))
+        .copied()
+        .filter(|s| s.contains("INSERT") || s.contains("UPDATE"))
         .collect();
-    let postgres = db.get_database_backend() == DbBackend::Postgres;
-    assert_eq!(writes.len(), if postgres { 1 } else { 2 }, "{writes:?}");
     if postgres {
-        assert!(writes[0].sql.starts_with("WITH"), "{}", writes[0].sql);
-        assert!(writes[0].sql.contains("\"rescore_requests\""));
+        assert_eq!(writes.len(), 1, "{writes:#?}");
+        for table in [
+            "signals",
+            "rescore_requests",
+            "jobs",
+            "usage_counters",
+            "events",
+        ] {
+            assert!(
+                writes[0].contains(&format!("INSERT INTO \"{table}\"")),
+                "{table}: {}",
+                writes[0]
+            );
+        }
+    } else {
+        for table in [
+            "signals",
+            "rescore_requests",
+            "jobs",
+            "usage_counters",
+            "events",
+        ] {
+            let into = format!("INSERT INTO \"{table}\"");
+            assert_eq!(
+                writes.iter().filter(|s| s.contains(&into)).count(),
+                1,
+                "{table}: {writes:#?}"
+            );
+        }
     }
+    assert!(
+        !sql.iter().any(|s| s.contains("FROM \"account_scores\"")),
+        "the tier is read with the account: {sql:#?}"
+    );
     eprintln!("one signal: {} statements", statements.len());
+    // The source with the billing policy, the tombstones, identities, contacts and companies:
+    // five lookups.
+    assert_eq!(statements.len() - writes.len(), 5, "{sql:#?}");
+    assert!(
+        !sql.iter().any(|s| s.contains("FROM \"billing_settings\"")),
+        "the policy is read with the source: {sql:#?}"
+    );
     let after_one = waiting().await;
     assert_eq!(after_one.0, 1, "the organization's job waits");
-    assert_eq!(after_one.1, before.1 + 1, "one request");
-    domain::signals::ingest(&db, &actor, input(2))
+    assert_eq!(after_one.1, before.1 + 2, "a request each");
+    let first = first.signal.unwrap().id;
+    assert_eq!(tier_of(first).await, "COLD");
+    // p2@company2.io's account scores 74 (HOT); account 5 has no score; a new domain makes a
+    // new account, which has none either.
+    let second = domain::signals::ingest(&db, &actor, input("p2@company2.io"))
         .await
         .unwrap();
     let after_two = waiting().await;
     assert_eq!(after_two.0, 1, "the second signal joins the waiting job");
-    assert_eq!(after_two.1, before.1 + 2, "and adds its request");
+    assert_eq!(after_two.1, before.1 + 3, "and adds its request");
+    assert_eq!(tier_of(second.signal.unwrap().id).await, "HOT");
+    for email in ["p5@company5.io", "someone@brand-new.example"] {
+        let s = domain::signals::ingest(&db, &actor, input(email))
+            .await
+            .unwrap();
+        assert!(s.account_id.is_some(), "{email}");
+        assert_eq!(
+            tier_of(s.signal.unwrap().id).await,
+            serde_json::Value::Null,
+            "{email}"
+        );
+    }
+    // An account named by id is read for its tier: account 3 scores 10 (COLD).
+    let named = domain::signals::ingest(
+        &db,
+        &actor,
+        domain::signals::Input {
+            account_id: Some(row_id('a', 3).to_string()),
+            ..input("anonymous-visitor@brand-new.example")
+        },
+    )
+    .await
+    .unwrap();
+    assert_eq!(named.account_id, Some(row_id('a', 3)));
+    assert_eq!(tier_of(named.signal.unwrap().id).await, "COLD");
 }

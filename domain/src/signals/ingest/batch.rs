@@ -19,11 +19,36 @@ use crate::signals::identifiers::{self, kind};
 use crate::signals::merges::Candidate;
 /// The account of an identity's contact, read by the contact's key for each identity found (a
 /// join let PostgreSQL scan the organization's contacts for a batch of a thousand).
+const IDENTITY_ACCOUNT: &str = "(SELECT c.account_id FROM contacts c \
+     WHERE c.id = contact_identities.contact_id \
+     AND c.organization_id = contact_identities.organization_id)";
+
 fn identity_account() -> Expr {
-    Expr::cust(
-        "(SELECT c.account_id FROM contacts c WHERE c.id = contact_identities.contact_id \
-         AND c.organization_id = contact_identities.organization_id)",
-    )
+    Expr::cust(IDENTITY_ACCOUNT)
+}
+
+/// The score tier of the account whose id is the SQL expression `account` of organization `org`
+/// (another expression), read with the row that names the account: no lookup of its own.
+fn tier_of(account: &str, org: &str) -> Expr {
+    Expr::cust(format!(
+        "(SELECT s.tier FROM account_scores s WHERE s.organization_id = {org} \
+         AND s.account_id = {account})"
+    ))
+}
+
+/// The tier of an identity's contact's account (as [`identity_account`] reads the account).
+fn identity_tier() -> Expr {
+    tier_of(IDENTITY_ACCOUNT, "contact_identities.organization_id")
+}
+
+/// The tier of a contact's account.
+fn contact_tier() -> Expr {
+    tier_of("contacts.account_id", "contacts.organization_id")
+}
+
+/// The tier of an account.
+fn company_tier() -> Expr {
+    tier_of("companies.id", "companies.organization_id")
 }
 
 /// The stored signals carrying `keys`, by key.
@@ -204,6 +229,9 @@ pub(super) struct Writer {
     pub(super) contact_account: HashMap<Uuid, Option<Uuid>>,
     pub(super) companies_by_domain: HashMap<String, Uuid>,
     pub(super) companies_by_ghorg: HashMap<String, Uuid>,
+    /// The score tier of each account a lookup above returned (`None`: not scored yet), for the
+    /// `signal.created` payloads.
+    pub(super) tiers: HashMap<Uuid, Option<String>>,
     pub(super) new_signals: Vec<signals::Model>,
     pub(super) new_identities: Vec<contact_identities::ActiveModel>,
     /// Accounts and contacts created by the batch, inserted at flush (their `*.created` events
@@ -343,42 +371,46 @@ impl Writer {
             .collect::<BTreeSet<_>>()
             .into_iter()
             .collect();
-        // Each contact found, by identity or by email, comes with its account: no third lookup
-        // unless the batch names contacts by id.
+        // Each contact found, by identity or by email, comes with its account and that account's
+        // tier: no third lookup unless the batch names contacts by id.
         let mut contact_account = HashMap::new();
+        let mut tiers = HashMap::new();
         for chunk in values.chunks(crate::db::IN_LIST) {
             // (organization, kind, value) is the unique index: naming the kinds lets the lookup
             // use all of it instead of reading every identity of the organization.
-            for (kind, value, contact, account) in contact_identities::Entity::find()
+            for (kind, value, contact, account, tier) in contact_identities::Entity::find()
                 .select_only()
                 .column(contact_identities::Column::Kind)
                 .column(contact_identities::Column::Value)
                 .column(contact_identities::Column::ContactId)
                 .expr(identity_account())
+                .expr(identity_tier())
                 .filter(contact_identities::Column::OrganizationId.eq(org))
                 .filter(contact_identities::Column::Kind.is_in(kinds.clone()))
                 .filter(contact_identities::Column::Value.is_in(chunk.to_vec()))
-                .into_tuple::<(String, String, Uuid, Option<Uuid>)>()
+                .into_tuple::<(String, String, Uuid, Option<Uuid>, Option<String>)>()
                 .all(txn)
                 .await?
             {
                 if pairs.contains(&(kind.clone(), value.clone())) {
                     identities.insert((kind, value), contact);
                     contact_account.insert(contact, account);
+                    tiers.extend(account.map(|a| (a, tier)));
                 }
             }
         }
         let mut contacts_by_email = HashMap::new();
         let emails: Vec<String> = emails.into_iter().collect();
         for chunk in emails.chunks(crate::db::IN_LIST) {
-            for (id, e, account) in contacts::Entity::find()
+            for (id, e, account, tier) in contacts::Entity::find()
                 .select_only()
                 .column(contacts::Column::Id)
                 .column(contacts::Column::EmailNormalized)
                 .column(contacts::Column::AccountId)
+                .expr(contact_tier())
                 .filter(contacts::Column::OrganizationId.eq(org))
                 .filter(contacts::Column::EmailNormalized.is_in(chunk.to_vec()))
-                .into_tuple::<(Uuid, Option<String>, Option<Uuid>)>()
+                .into_tuple::<(Uuid, Option<String>, Option<Uuid>, Option<String>)>()
                 .all(txn)
                 .await?
             {
@@ -386,6 +418,7 @@ impl Writer {
                     contacts_by_email.insert(e, id);
                 }
                 contact_account.insert(id, account);
+                tiers.extend(account.map(|a| (a, tier)));
             }
         }
         let ids: Vec<Uuid> = contact_ids
@@ -393,32 +426,36 @@ impl Writer {
             .filter(|c| !contact_account.contains_key(c))
             .collect();
         for chunk in ids.chunks(crate::db::IN_LIST) {
-            for (id, account) in contacts::Entity::find()
+            for (id, account, tier) in contacts::Entity::find()
                 .select_only()
                 .column(contacts::Column::Id)
                 .column(contacts::Column::AccountId)
+                .expr(contact_tier())
                 .filter(contacts::Column::OrganizationId.eq(org))
                 .filter(contacts::Column::Id.is_in(chunk.to_vec()))
-                .into_tuple::<(Uuid, Option<Uuid>)>()
+                .into_tuple::<(Uuid, Option<Uuid>, Option<String>)>()
                 .all(txn)
                 .await?
             {
                 contact_account.insert(id, account);
+                tiers.extend(account.map(|a| (a, tier)));
             }
         }
         let mut companies_by_domain = HashMap::new();
         let domains: Vec<String> = domains.into_iter().collect();
         for chunk in domains.chunks(crate::db::IN_LIST) {
-            for (id, d) in companies::Entity::find()
+            for (id, d, tier) in companies::Entity::find()
                 .select_only()
                 .column(companies::Column::Id)
                 .column(companies::Column::DomainNormalized)
+                .expr(company_tier())
                 .filter(companies::Column::OrganizationId.eq(org))
                 .filter(companies::Column::DomainNormalized.is_in(chunk.to_vec()))
-                .into_tuple::<(Uuid, Option<String>)>()
+                .into_tuple::<(Uuid, Option<String>, Option<String>)>()
                 .all(txn)
                 .await?
             {
+                tiers.insert(id, tier);
                 if let Some(d) = d {
                     companies_by_domain.insert(d, id);
                 }
@@ -429,19 +466,21 @@ impl Writer {
             // GitHub organizations compare case-insensitively; accounts carry them as typed.
             let wanted: HashSet<String> = orgs;
             let variants: Vec<String> = wanted.iter().cloned().collect();
-            for (id, g) in companies::Entity::find()
+            for (id, g, tier) in companies::Entity::find()
                 .select_only()
                 .column(companies::Column::Id)
                 .column(companies::Column::GithubOrg)
+                .expr(company_tier())
                 .filter(companies::Column::OrganizationId.eq(org))
                 .filter(
                     Expr::expr(Func::lower(Expr::col(companies::Column::GithubOrg)))
                         .is_in(variants),
                 )
-                .into_tuple::<(Uuid, Option<String>)>()
+                .into_tuple::<(Uuid, Option<String>, Option<String>)>()
                 .all(txn)
                 .await?
             {
+                tiers.insert(id, tier);
                 if let Some(g) = g {
                     companies_by_ghorg.entry(g.to_lowercase()).or_insert(id);
                 }
@@ -457,6 +496,7 @@ impl Writer {
             contact_account,
             companies_by_domain,
             companies_by_ghorg,
+            tiers,
             new_signals: Vec::new(),
             new_identities: Vec::new(),
             new_companies: Vec::new(),

@@ -244,9 +244,9 @@ async fn ingest_once(
     let org = actor.organization_id;
     let now = Utc::now();
     let txn = crate::db::begin(db).await?;
-    let default = system_source(&txn, org, default_source).await?;
+    let (default, policy) = source_and_policy(&txn, org, default_source).await?;
     let prepared = prepare(&txn, org, inputs, prefix, default, now).await?;
-    let limits = crate::billing::limits(&txn, org, now).await?;
+    let limits = crate::billing::limits_under(&txn, org, policy, now).await?;
     // Items naming an erased person are dropped before anything is read or written for them:
     // one statement for the whole batch.
     let erased = erased_items(&txn, org, &prepared).await?;
@@ -334,13 +334,35 @@ pub async fn system_source(
     organization_id: Uuid,
     key: &str,
 ) -> Result<signal_sources::Model> {
-    let find = || {
-        signal_sources::Entity::find()
+    Ok(source_and_policy(db, organization_id, key).await?.0)
+}
+
+/// The built-in source `key` (created on first use) and the installation's billing policy, read
+/// in one statement: the two things every ingest reads first.
+async fn source_and_policy(
+    db: &impl ConnectionTrait,
+    organization_id: Uuid,
+    key: &str,
+) -> Result<(signal_sources::Model, crate::billing::Policy)> {
+    use sea_orm::{FromQueryResult, QuerySelect, QueryTrait};
+    let find = || async {
+        let mut q = signal_sources::Entity::find()
             .filter(signal_sources::Column::OrganizationId.eq(organization_id))
             .filter(signal_sources::Column::SystemKey.eq(key))
+            .limit(1);
+        for (expr, alias) in crate::billing::policy_columns() {
+            q = q.expr_as(expr, alias);
+        }
+        match db.query_one(&q.into_query()).await? {
+            Some(row) => Ok::<_, Error>(Some((
+                signal_sources::Model::from_query_result(&row, "")?,
+                crate::billing::Policy::from_row(&row)?,
+            ))),
+            None => Ok(None),
+        }
     };
-    if let Some(s) = find().one(db).await? {
-        return Ok(s);
+    if let Some(found) = find().await? {
+        return Ok(found);
     }
     let (kind, name) = match key {
         system_source::SEGMENT => ("SEGMENT", "Segment"),
@@ -372,7 +394,6 @@ pub async fn system_source(
     .exec_without_returning(db)
     .await?;
     find()
-        .one(db)
         .await?
         .ok_or_else(|| Error::Internal(format!("source {key} missing after insert")))
 }

@@ -200,6 +200,7 @@ impl Writer {
         m.website = Some(format!("https://{domain}"));
         m.github_org = h.github_org.clone();
         let id = m.id;
+        self.tiers.insert(id, None);
         self.new_companies.push(m);
         self.companies_by_domain.insert(domain.to_owned(), id);
         if let Some(g) = &h.github_org {
@@ -219,6 +220,7 @@ impl Writer {
         );
         m.github_org = Some(github_org.to_owned());
         let id = m.id;
+        self.tiers.insert(id, None);
         self.new_companies.push(m);
         self.companies_by_ghorg.insert(github_org.to_owned(), id);
         id

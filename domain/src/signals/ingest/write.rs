@@ -5,7 +5,9 @@ use std::collections::HashMap;
 
 use entity::{account_scores, companies, contact_identities, contacts, signals};
 use sea_orm::sea_query::OnConflict;
-use sea_orm::{ColumnTrait, DatabaseTransaction, EntityTrait, QueryFilter, QuerySelect};
+use sea_orm::{
+    ColumnTrait, DatabaseTransaction, EntityTrait, QueryFilter, QuerySelect, QueryTrait,
+};
 use serde_json::{Value, json};
 use uuid::Uuid;
 
@@ -241,9 +243,13 @@ impl Writer {
                 .await?;
         }
         events.append(&mut self.events);
+        // From here on, what needs no answer goes in one statement on PostgreSQL: the
+        // identities and signals (sent before a merge, which moves them), the rescore requests
+        // and their job, the month's count and the events.
+        let mut carried = crate::db::Carried::new(txn);
         let identities = std::mem::take(&mut self.new_identities);
         for chunk in identities.chunks(crate::db::rows_per_insert::<contact_identities::Entity>()) {
-            contact_identities::Entity::insert_many(chunk.to_vec())
+            let insert = contact_identities::Entity::insert_many(chunk.to_vec())
                 .on_conflict(
                     OnConflict::columns([
                         contact_identities::Column::OrganizationId,
@@ -253,17 +259,25 @@ impl Writer {
                     .do_nothing()
                     .to_owned(),
                 )
-                .exec_without_returning(txn)
+                .into_query();
+            carried
+                .push::<contact_identities::Entity>(txn, insert, chunk.len(), None)
                 .await?;
         }
         let mut signals = std::mem::take(&mut self.new_signals);
         for chunk in signals.chunks(crate::db::rows_per_insert::<signals::Entity>()) {
-            signals::Entity::insert_many(chunk.iter().cloned().map(signals::ActiveModel::from))
-                .exec_without_returning(txn)
+            let insert =
+                signals::Entity::insert_many(chunk.iter().cloned().map(signals::ActiveModel::from))
+                    .into_query();
+            carried
+                .push::<signals::Entity>(txn, insert, chunk.len(), None)
                 .await?;
         }
-        let done =
-            merges::auto_merge(txn, actor, std::mem::take(&mut self.merge_candidates)).await?;
+        let candidates = std::mem::take(&mut self.merge_candidates);
+        if !candidates.is_empty() {
+            carried.flush(txn).await?;
+        }
+        let done = merges::auto_merge(txn, actor, candidates).await?;
         self.apply_merges(&done);
         for s in &mut signals {
             if let Some(p) = s.contact_id.and_then(|c| done.merged_into.get(&c)) {
@@ -271,29 +285,41 @@ impl Writer {
             }
         }
         let accounts: Vec<Uuid> = self.touched_accounts.iter().copied().collect();
-        let tiers: HashMap<Uuid, String> = if accounts.is_empty() || signals.is_empty() {
-            HashMap::new()
+        // The tiers came with the lookups that found the accounts, and an account the batch
+        // created has none: only an account named otherwise (by id, or by a merge) is read here.
+        let unknown: Vec<Uuid> = if signals.is_empty() {
+            Vec::new()
         } else {
-            account_scores::Entity::find()
-                .select_only()
-                .column(account_scores::Column::AccountId)
-                .column(account_scores::Column::Tier)
-                .filter(account_scores::Column::OrganizationId.eq(self.org))
-                .filter(account_scores::Column::AccountId.is_in(accounts.clone()))
-                .into_tuple::<(Uuid, String)>()
-                .all(txn)
-                .await?
-                .into_iter()
+            accounts
+                .iter()
+                .filter(|a| !self.tiers.contains_key(a))
+                .copied()
                 .collect()
         };
+        if !unknown.is_empty() {
+            self.tiers.extend(
+                account_scores::Entity::find()
+                    .select_only()
+                    .column(account_scores::Column::AccountId)
+                    .column(account_scores::Column::Tier)
+                    .filter(account_scores::Column::OrganizationId.eq(self.org))
+                    .filter(account_scores::Column::AccountId.is_in(unknown))
+                    .into_tuple::<(Uuid, String)>()
+                    .all(txn)
+                    .await?
+                    .into_iter()
+                    .map(|(a, t)| (a, Some(t))),
+            );
+        }
+        let tiers = &self.tiers;
         events.extend(signals.iter().map(|s| {
-            let tier = s.account_id.and_then(|a| tiers.get(&a).cloned());
+            let tier = s.account_id.and_then(|a| tiers.get(&a).cloned().flatten());
             (
                 events::EventType::SignalCreated.as_str(),
                 event_payload(s, tier.as_deref()),
             )
         }));
-        scoring::request_rescore(txn, self.org, &accounts).await?;
+        scoring::request_rescore_carried(txn, self.org, &accounts, &mut carried).await?;
         // Counted last, so the month's counter row is held only to the commit.
         if let Some(st) = &self.limits
             && !contacts.is_empty()
@@ -315,9 +341,11 @@ impl Writer {
             self.limits.as_ref(),
             signals.len() as u64,
             self.now,
+            &mut carried,
         )
         .await?;
-        events::append_many(txn, self.org, Some(actor), events).await?;
+        events::append_carried(txn, self.org, Some(actor), events, &mut carried).await?;
+        carried.send(txn).await?;
         Ok(done.merged_into)
     }
 }
