@@ -5,6 +5,10 @@
 use sea_orm::sea_query::{Alias, CommonTableExpression, Expr, InsertStatement, Query, WithClause};
 use sea_orm::{ConnectionTrait, DbBackend, DbErr};
 
+/// The largest insert carried, in bind parameters (counted at its rows' full width): about a
+/// hundred signals.
+pub const CARRIED_PARAMS: usize = 1_500;
+
 /// What to do with a carried write's row count once it is known.
 type Then = Box<dyn FnOnce(u64) + Send>;
 
@@ -31,8 +35,11 @@ impl Carried {
     }
 
     /// Adds an insert of `rows` rows of `E`, and what to do with how many it wrote. Off
-    /// PostgreSQL it runs now. Parts that would pass [`super::MAX_PARAMS`] together are sent
-    /// before this one is held.
+    /// PostgreSQL it runs now, and so does a large insert (over [`CARRIED_PARAMS`], after what
+    /// is held): one round trip is little beside its cost, and on its own its text repeats from
+    /// batch to batch, so the connection's prepared statement serves it again instead of
+    /// PostgreSQL parsing a new combination each time. Parts that would pass
+    /// [`super::MAX_PARAMS`] together are sent before this one is held.
     pub async fn push<E: sea_orm::EntityTrait>(
         &mut self,
         db: &impl ConnectionTrait,
@@ -40,15 +47,17 @@ impl Carried {
         rows: usize,
         then: Option<Then>,
     ) -> Result<(), DbErr> {
-        if self.backend != DbBackend::Postgres {
+        use sea_orm::Iterable;
+        let params = rows * E::Column::iter().count();
+        if self.backend != DbBackend::Postgres || params > CARRIED_PARAMS {
+            // What was held goes first: the writes keep the order they were pushed in.
+            self.flush(db).await?;
             let n = db.execute(&insert).await?.rows_affected();
             if let Some(then) = then {
                 then(n);
             }
             return Ok(());
         }
-        use sea_orm::Iterable;
-        let params = rows * E::Column::iter().count();
         if self.params + params > super::MAX_PARAMS {
             self.flush(db).await?;
         }

@@ -907,3 +907,69 @@ async fn a_known_persons_signal_is_its_lookups_and_one_write() {
     assert_eq!(named.account_id, Some(row_id('a', 3)));
     assert_eq!(tier_of(named.signal.unwrap().id).await, "COLD");
 }
+
+/// A batch's large inserts go on their own (their text repeats from batch to batch, so the
+/// connection's prepared statement serves them again); what is small still goes together.
+#[tokio::test]
+async fn a_large_batch_sends_its_large_inserts_on_their_own() {
+    let Fixture {
+        _app,
+        db,
+        seen,
+        actor,
+    } = fixture("large-batch@example.com", 20).await;
+    // 150 signals of the fixture's 60 known people: more rows than one carried insert takes.
+    let inputs: Vec<domain::signals::Input> = (0..150)
+        .map(|i| domain::signals::Input {
+            signal_type: "api_call".into(),
+            idempotency_key: Some(format!("large-{i}")),
+            actor: Some(domain::signals::ActorHints {
+                email: Some(format!("p{}@company{}.io", i % 60, i % 20)),
+                ..Default::default()
+            }),
+            ..Default::default()
+        })
+        .collect();
+    seen.lock().unwrap().clear();
+    let results = domain::signals::ingest_many(
+        &db,
+        &actor,
+        inputs,
+        "input",
+        domain::signals::system_source::API,
+    )
+    .await
+    .unwrap();
+    assert_eq!(results.len(), 150);
+    assert!(
+        results
+            .iter()
+            .all(|r| r.as_ref().is_ok_and(|r| r.signal.is_some()))
+    );
+    let statements: Vec<Statement> = std::mem::take(&mut *seen.lock().unwrap());
+    let into_signals: Vec<&str> = statements
+        .iter()
+        .map(|s| s.sql.as_str())
+        .filter(|s| s.contains("INSERT INTO \"signals\""))
+        .collect();
+    assert_eq!(into_signals.len(), 1, "{into_signals:#?}");
+    assert!(
+        into_signals[0].starts_with("INSERT INTO \"signals\""),
+        "the signals go on their own: {}",
+        &into_signals[0][..200]
+    );
+    if db.get_database_backend() == DbBackend::Postgres {
+        let carried: Vec<&str> = statements
+            .iter()
+            .map(|s| s.sql.as_str())
+            .filter(|s| s.starts_with("WITH ") && s.contains("SELECT (SELECT COUNT(*)"))
+            .collect();
+        assert_eq!(carried.len(), 1, "the small writes still go together");
+        for table in ["rescore_requests", "jobs", "usage_counters"] {
+            assert!(
+                carried[0].contains(&format!("INSERT INTO \"{table}\"")),
+                "{table}"
+            );
+        }
+    }
+}
