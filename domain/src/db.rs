@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 mod carried;
+pub mod rows;
 pub use carried::Carried;
 
 use migration::{Migrator, MigratorTrait};

@@ -424,6 +424,27 @@ where
     }
 }
 
+/// Each row's model alone, read by column position ([`crate::db::rows`]): for the lists whose
+/// pages are hot.
+pub struct ByPosition;
+
+impl<E: EntityTrait> PageRows<E> for ByPosition
+where
+    E::Model: crate::db::rows::Positional + Send + Sync,
+{
+    type Item = E::Model;
+    fn model(item: &E::Model) -> &E::Model {
+        item
+    }
+    fn read<'a, C: ConnectionTrait>(
+        &'a self,
+        db: &'a C,
+        query: sea_orm::Select<E>,
+    ) -> impl std::future::Future<Output = Result<Vec<E::Model>, sea_orm::DbErr>> + Send + 'a {
+        crate::db::rows::all(db, query)
+    }
+}
+
 /// [`fetch_page`] reading each row as `rows` says.
 pub async fn fetch_page_of<E, R>(
     db: &impl ConnectionTrait,

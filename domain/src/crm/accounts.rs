@@ -337,7 +337,7 @@ pub async fn list(
     filter: &Filter,
     page: &PageRequest,
 ) -> Result<Page<companies::Model>> {
-    list_of(db, actor, filter, page, &paging::Alone).await
+    list_of(db, actor, filter, page, &paging::ByPosition).await
 }
 
 /// An account with its current score, read together (`None` for an account never scored).
@@ -369,13 +369,15 @@ impl paging::PageRows<companies::Entity> for WithScore {
         query: sea_orm::Select<companies::Entity>,
     ) -> impl std::future::Future<Output = std::result::Result<Vec<Scored>, sea_orm::DbErr>> + Send + 'a
     {
-        query
-            .join(
-                sea_orm::JoinType::LeftJoin,
-                crate::scoring::score_of_account(),
-            )
-            .select_also(account_scores::Entity)
-            .all(db)
+        crate::db::rows::all_also(
+            db,
+            query
+                .join(
+                    sea_orm::JoinType::LeftJoin,
+                    crate::scoring::score_of_account(),
+                )
+                .select_also(account_scores::Entity),
+        )
     }
 }
 

@@ -293,9 +293,9 @@ pub async fn children<E>(
 ) -> crate::Result<Vec<E::Model>>
 where
     E: EntityTrait,
-    E::Model: Send + Sync,
+    E::Model: crate::db::rows::Positional + Send + Sync,
 {
-    use sea_orm::IdenStatic;
+    use sea_orm::{IdenStatic, Iterable};
     actor.require_scope(columns.read_scope)?;
     if parents.is_empty() {
         return Ok(Vec::new());
@@ -307,6 +307,11 @@ where
         columns.parent.as_str(),
         columns.id.as_str(),
     );
+    // The entity's columns in the order of its fields, so each row is read by position.
+    let listed: Vec<String> = E::Column::iter()
+        .map(|c| format!("c.\"{}\"", c.as_str()))
+        .collect();
+    let listed = listed.join(", ");
     let limit = sea_orm::Value::from(i64::try_from(per_parent).unwrap_or(i64::MAX));
     let org_id = sea_orm::Value::from(actor.organization_id);
     let (sql, values): (String, Vec<sea_orm::Value>) = if backend == sea_orm::DbBackend::Postgres {
@@ -315,14 +320,14 @@ where
         let ids: Vec<String> = parents.iter().map(Uuid::to_string).collect();
         (
             format!(
-                "SELECT c.* FROM unnest($3::uuid[]) AS p(parent) CROSS JOIN LATERAL (SELECT * FROM {table} WHERE {org} = $1 AND {parent} = p.parent ORDER BY {id} DESC LIMIT $2) c"
+                "SELECT {listed} FROM unnest($3::uuid[]) AS p(parent) CROSS JOIN LATERAL (SELECT * FROM {table} WHERE {org} = $1 AND {parent} = p.parent ORDER BY {id} DESC LIMIT $2) c"
             ),
             vec![org_id, limit, format!("{{{}}}", ids.join(",")).into()],
         )
     } else {
         (
             format!(
-                "SELECT * FROM (SELECT *, ROW_NUMBER() OVER (PARTITION BY {parent} ORDER BY {id} DESC) AS nested_rank FROM {table} WHERE {org} = ? AND {parent} IN ({})) WHERE nested_rank <= ?",
+                "SELECT {listed} FROM (SELECT *, ROW_NUMBER() OVER (PARTITION BY {parent} ORDER BY {id} DESC) AS nested_rank FROM {table} WHERE {org} = ? AND {parent} IN ({})) c WHERE nested_rank <= ?",
                 vec!["?"; parents.len()].join(", ")
             ),
             std::iter::once(org_id)
@@ -331,12 +336,15 @@ where
                 .collect(),
         )
     };
-    Ok(E::find()
-        .from_raw_sql(sea_orm::Statement::from_sql_and_values(
+    let rows = db
+        .query_all_raw(sea_orm::Statement::from_sql_and_values(
             backend, sql, values,
         ))
-        .all(db)
-        .await?)
+        .await?;
+    Ok(rows
+        .iter()
+        .map(|r| <E::Model as crate::db::rows::Positional>::at(r, 0))
+        .collect::<Result<_, _>>()?)
 }
 
 /// The columns [`children`] reads: the organization, the parent link and the id; and the scope

@@ -366,12 +366,13 @@ pub async fn top_accounts(
     // Each with its account, in the same statement (an inner join: a score whose account is
     // gone is no account to show).
     let account = score_of_account().rev();
-    Ok(q.join(sea_orm::JoinType::InnerJoin, account)
+    let q = q
+        .join(sea_orm::JoinType::InnerJoin, account)
         .select_also(companies::Entity)
         .order_by_desc(account_scores::Column::Score)
         .order_by_desc(account_scores::Column::AccountId)
-        .limit(first)
-        .all(db)
+        .limit(first);
+    Ok(crate::db::rows::all_also(db, q)
         .await?
         .into_iter()
         .filter_map(|(s, c)| c.map(|c| (c, s)))

@@ -106,12 +106,13 @@ pub async fn list(
         field: "TIMESTAMP".into(),
         desc: true,
     });
-    paging::fetch_page::<signals::Entity>(
+    paging::fetch_page_of::<signals::Entity, _>(
         db,
         cond,
         signals::Column::Id,
         |f| (f == "TIMESTAMP").then(|| paging::Sort::time(signals::Column::Timestamp)),
         &req,
+        &paging::ByPosition,
     )
     .await
 }

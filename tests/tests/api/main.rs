@@ -60,6 +60,7 @@ mod rate_limits;
 mod read_replica;
 mod recompute;
 mod reddit;
+mod rows;
 mod runbook;
 mod salesforce;
 mod schedules;

@@ -1,0 +1,334 @@
+//! The hot models read by column position (`domain::db::rows`) equal the same rows read by
+//! sea-orm's derived decoding, by name: each model with every column set (each to a value no
+//! other column of its type holds, so two columns read in each other's place would differ) and
+//! with every nullable column NULL, alone, joined (an account with and without its score, a
+//! score with its account) and as an account's nested rows.
+
+use chrono::{DateTime, Duration, Utc};
+use devsignal_tests::bench::api_source;
+use devsignal_tests::spawn_app_with;
+use domain::db::rows;
+use domain::{Actor, Principal, Role};
+use entity::{account_scores, activities, companies, contacts, deals, signals};
+use sea_orm::ActiveValue::Set;
+use sea_orm::{EntityTrait, JoinType, QueryOrder, QuerySelect};
+use serde_json::json;
+use uuid::Uuid;
+
+#[tokio::test]
+async fn positional_reads_equal_derived_reads() {
+    let app = spawn_app_with(&[]).await;
+    let owner = app.register("rows@example.com", "Rows").await;
+    let org = Uuid::parse_str(&owner.organization_id).unwrap();
+    let user = Uuid::parse_str(&owner.user_id).unwrap();
+    let key = app.api_key(&owner, &["signals:write"]).await;
+    let db = &app.db;
+    let source = api_source(&app, &key, db, org).await;
+    // Distinct instants, whole seconds (both backends keep them exactly).
+    let now = DateTime::<Utc>::from_timestamp(Utc::now().timestamp(), 0).unwrap();
+    let at = |n: i64| now - Duration::seconds(n);
+    let id = Uuid::now_v7;
+
+    let (full_co, bare_co, unscored_co) = (id(), id(), id());
+    let company = |id: Uuid, full: bool| {
+        let s = |v: &str| full.then(|| v.to_owned());
+        companies::ActiveModel {
+            id: Set(id),
+            organization_id: Set(org),
+            name: Set(format!("name {id}")),
+            domain: Set(s("Domain.io")),
+            domain_normalized: Set(s("domain.io")),
+            industry: Set(s("industry")),
+            size: Set(s("SMALL")),
+            website: Set(s("https://website.io")),
+            github_org: Set(s("github-org")),
+            city: Set(s("city")),
+            country: Set(s("country")),
+            description: Set(s("description")),
+            custom_fields: Set(json!({"custom": 1})),
+            tags: Set(json!(["tag"])),
+            score: Set(full.then_some(77)),
+            created_at: Set(at(1)),
+            updated_at: Set(at(2)),
+        }
+    };
+    companies::Entity::insert_many([
+        company(full_co, true),
+        company(bare_co, false),
+        company(unscored_co, false),
+    ])
+    .exec(db)
+    .await
+    .unwrap();
+    let score = |account: Uuid, full: bool| account_scores::ActiveModel {
+        account_id: Set(account),
+        organization_id: Set(org),
+        score: Set(if full { 77 } else { 5 }),
+        tier: Set("HOT".into()),
+        trend: Set("RISING".into()),
+        factors: Set(json!([{"factor": 1}])),
+        signal_count: Set(12),
+        user_count: Set(3),
+        last_signal_at: Set(full.then(|| at(3))),
+        config_version: Set(4),
+        computed_at: Set(at(4)),
+    };
+    account_scores::Entity::insert_many([score(full_co, true), score(bare_co, false)])
+        .exec(db)
+        .await
+        .unwrap();
+
+    let (full_person, bare_person) = (id(), id());
+    let contact = |id: Uuid, full: bool| {
+        let s = |v: &str| full.then(|| v.to_owned());
+        contacts::ActiveModel {
+            id: Set(id),
+            organization_id: Set(org),
+            account_id: Set(Some(if full { full_co } else { bare_co })),
+            first_name: Set(s("first")),
+            last_name: Set(s("last")),
+            email: Set(s("Person@Domain.io")),
+            email_normalized: Set(s("person@domain.io")),
+            title: Set(s("title")),
+            phone: Set(s("+1 555")),
+            github: Set(s("gh-login")),
+            twitter: Set(s("tw-handle")),
+            linked_in: Set(s("li-profile")),
+            city: Set(s("c-city")),
+            country: Set(s("c-country")),
+            notes: Set(s("notes")),
+            custom_fields: Set(json!({"c": 2})),
+            tags: Set(json!(["t2"])),
+            created_at: Set(at(5)),
+            updated_at: Set(at(6)),
+        }
+    };
+    contacts::Entity::insert_many([contact(full_person, true), contact(bare_person, false)])
+        .exec(db)
+        .await
+        .unwrap();
+
+    let (full_deal, bare_deal) = (id(), id());
+    let deal = |id: Uuid, full: bool| deals::ActiveModel {
+        id: Set(id),
+        organization_id: Set(org),
+        title: Set("deal title".into()),
+        amount: Set(full.then_some(1234.5)),
+        currency: Set("EUR".into()),
+        stage: Set("PROPOSAL".into()),
+        probability: Set(full.then_some(60)),
+        account_id: Set(full.then_some(full_co)),
+        contact_id: Set(full.then_some(full_person)),
+        owner_id: Set(full.then_some(user)),
+        expected_close_date: Set(full.then(|| at(7).date_naive())),
+        closed_at: Set(full.then(|| at(8))),
+        description: Set(full.then(|| "deal description".into())),
+        custom_fields: Set(json!({"d": 3})),
+        tags: Set(json!(["t3"])),
+        created_at: Set(at(9)),
+        updated_at: Set(at(10)),
+    };
+    deals::Entity::insert_many([deal(full_deal, true), deal(bare_deal, false)])
+        .exec(db)
+        .await
+        .unwrap();
+
+    let activity = |full: bool| activities::ActiveModel {
+        id: Set(id()),
+        organization_id: Set(org),
+        kind: Set("TASK".into()),
+        title: Set("activity title".into()),
+        description: Set(full.then(|| "activity description".into())),
+        status: Set("OPEN".into()),
+        priority: Set("HIGH".into()),
+        due_date: Set(full.then(|| at(11))),
+        completed_at: Set(full.then(|| at(12))),
+        author_id: Set(full.then_some(user)),
+        account_id: Set(Some(full_co)),
+        contact_id: Set(full.then_some(full_person)),
+        deal_id: Set(full.then_some(full_deal)),
+        custom_fields: Set(json!({"a": 4})),
+        created_at: Set(at(13)),
+        updated_at: Set(at(14)),
+    };
+    activities::Entity::insert_many([activity(true), activity(false)])
+        .exec(db)
+        .await
+        .unwrap();
+
+    let signal = |full: bool| signals::ActiveModel {
+        id: Set(id()),
+        organization_id: Set(org),
+        source_id: Set(source),
+        signal_type: Set("repo_star".into()),
+        contact_id: Set(full.then_some(full_person)),
+        account_id: Set(full.then_some(full_co)),
+        anonymous_id: Set(full.then(|| "anon".into())),
+        metadata: Set(json!({"m": 5})),
+        idempotency_key: Set(full.then(|| "idem".into())),
+        dedupe_key: Set(format!("dedupe {full}")),
+        timestamp: Set(at(15)),
+        created_at: Set(at(16)),
+    };
+    signals::Entity::insert_many([signal(true), signal(false)])
+        .exec(db)
+        .await
+        .unwrap();
+
+    // Alone: both ways, and the rows read hold every value set.
+    macro_rules! same {
+        ($entity:ident, $order:expr) => {{
+            let q = || $entity::Entity::find().order_by_asc($order);
+            let derived = q().all(db).await.unwrap();
+            let positional = rows::all(db, q()).await.unwrap();
+            assert!(derived.len() >= 2, "{}", stringify!($entity));
+            assert_eq!(positional, derived, "{}", stringify!($entity));
+            derived
+        }};
+    }
+    let read = same!(companies, companies::Column::Id);
+    let of = |id: Uuid| read.iter().find(|m| m.id == id).unwrap();
+    assert_eq!(of(full_co).website.as_deref(), Some("https://website.io"));
+    assert_eq!(of(bare_co).website, None);
+    let read = same!(account_scores, account_scores::Column::AccountId);
+    let of = |id: Uuid| read.iter().find(|m| m.account_id == id).unwrap();
+    assert!(of(full_co).last_signal_at.is_some() && of(bare_co).last_signal_at.is_none());
+    let read = same!(contacts, contacts::Column::Id);
+    let of = |id: Uuid| read.iter().find(|m| m.id == id).unwrap();
+    assert_eq!(of(full_person).linked_in.as_deref(), Some("li-profile"));
+    assert_eq!(of(bare_person).linked_in, None);
+    let read = same!(deals, deals::Column::Id);
+    let of = |id: Uuid| read.iter().find(|m| m.id == id).unwrap();
+    assert!(of(full_deal).expected_close_date.is_some());
+    assert!(of(bare_deal).expected_close_date.is_none());
+    assert_eq!(of(full_deal).amount, Some(1234.5));
+    let read = same!(activities, activities::Column::Id);
+    assert!(read.iter().any(|a| a.deal_id == Some(full_deal)));
+    assert!(
+        read.iter()
+            .any(|a| a.deal_id.is_none() && a.author_id.is_none())
+    );
+    let read = same!(signals, signals::Column::Id);
+    assert!(
+        read.iter()
+            .any(|s| s.anonymous_id.as_deref() == Some("anon"))
+    );
+    assert!(
+        read.iter()
+            .any(|s| s.anonymous_id.is_none() && s.contact_id.is_none())
+    );
+
+    // Joined: an account with its score, with a score of NULLs and with none at all.
+    let q = || {
+        companies::Entity::find()
+            .join(JoinType::LeftJoin, domain::scoring::score_of_account())
+            .select_also(account_scores::Entity)
+            .order_by_asc(companies::Column::Id)
+    };
+    let derived = q().all(db).await.unwrap();
+    let positional = rows::all_also(db, q()).await.unwrap();
+    assert_eq!(positional, derived);
+    let scored = |id: Uuid| {
+        positional
+            .iter()
+            .find(|(c, _)| c.id == id)
+            .unwrap()
+            .1
+            .is_some()
+    };
+    assert!(scored(full_co) && scored(bare_co) && !scored(unscored_co));
+    // A score with its account (`topAccounts`).
+    let q = || {
+        account_scores::Entity::find()
+            .join(
+                JoinType::InnerJoin,
+                domain::scoring::score_of_account().rev(),
+            )
+            .select_also(companies::Entity)
+            .order_by_asc(account_scores::Column::AccountId)
+    };
+    let derived = q().all(db).await.unwrap();
+    assert!(derived.len() >= 2 && derived.iter().all(|(_, c)| c.is_some()));
+    assert_eq!(rows::all_also(db, q()).await.unwrap(), derived);
+
+    // Nested: an account's contacts and activities, a contact's deals.
+    let actor = Actor {
+        organization_id: org,
+        role: Role::Owner,
+        principal: Principal::User {
+            user_id: user,
+            session_id: Uuid::now_v7(),
+        },
+    };
+    let nested_contacts = domain::crm::children::<contacts::Entity>(
+        db,
+        &actor,
+        domain::crm::ChildColumns {
+            organization: contacts::Column::OrganizationId,
+            parent: contacts::Column::AccountId,
+            id: contacts::Column::Id,
+            read_scope: "contacts:read",
+        },
+        vec![full_co, bare_co],
+        5,
+    )
+    .await
+    .unwrap();
+    let mut all_contacts: Vec<contacts::Model> = contacts::Entity::find()
+        .all(db)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|c| c.id == full_person || c.id == bare_person)
+        .collect();
+    all_contacts.sort_by_key(|c| c.id);
+    let mut nested_contacts = nested_contacts;
+    nested_contacts.sort_by_key(|c| c.id);
+    assert_eq!(nested_contacts, all_contacts);
+    let nested_activities = domain::crm::children::<activities::Entity>(
+        db,
+        &actor,
+        domain::crm::ChildColumns {
+            organization: activities::Column::OrganizationId,
+            parent: activities::Column::AccountId,
+            id: activities::Column::Id,
+            read_scope: "activities:read",
+        },
+        vec![full_co],
+        5,
+    )
+    .await
+    .unwrap();
+    let mut all_activities: Vec<activities::Model> = activities::Entity::find()
+        .all(db)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|a| a.account_id == Some(full_co))
+        .collect();
+    all_activities.sort_by_key(|a| std::cmp::Reverse(a.id));
+    assert_eq!(nested_activities.len(), 2);
+    let mut nested_activities = nested_activities;
+    nested_activities.sort_by_key(|a| std::cmp::Reverse(a.id));
+    assert_eq!(nested_activities, all_activities);
+    let nested_deals = domain::crm::children::<deals::Entity>(
+        db,
+        &actor,
+        domain::crm::ChildColumns {
+            organization: deals::Column::OrganizationId,
+            parent: deals::Column::ContactId,
+            id: deals::Column::Id,
+            read_scope: "deals:read",
+        },
+        vec![full_person],
+        5,
+    )
+    .await
+    .unwrap();
+    let full = deals::Entity::find_by_id(full_deal)
+        .one(db)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(nested_deals, [full]);
+}
