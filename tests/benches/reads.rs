@@ -10,9 +10,10 @@
 //! the rest unscored, so the list by score crosses from scored to unscored), 3N contacts (three
 //! per account) and 10N signals (ten per account, event times over 30 days). Then, for each
 //! query × concurrency, clients send requests back to back for `BENCH_SECONDS` and it prints
-//! requests/s, p50/p99 latency, statements per request (the server's pool counts them), the
-//! cores other processes took meanwhile and the process's resident memory (server and client
-//! share it).
+//! requests/s, p50/p99 latency, statements per request (the server's pool counts them), CPU per
+//! request (this process and the database's backends: steadier than a rate on a shared
+//! machine), the cores other processes took meanwhile and the process's resident memory (server
+//! and client share it).
 //!
 //! Queries: the accounts page by score with score and five contacts each; `topAccounts`;
 //! `account(id)` with its timeline; `signals(filter: {account})`; `search` for an account's
@@ -40,7 +41,7 @@ use std::time::{Duration, Instant};
 
 use devsignal_tests::bench::{
     Cpu, api_source, cores, cpu_sample, env_list, env_or, load_average, load_fixture, ms,
-    others_cores, percentile, profile, progress, redis_state, row_id, rss_mb,
+    others_cores, ours_ms, percentile, profile, progress, redis_state, row_id, rss_mb,
 };
 use devsignal_tests::{TestApp, TestDatabase, spawn_on};
 use sea_orm::{ConnectionTrait, DbBackend, Statement};
@@ -159,6 +160,8 @@ struct Run {
     latencies: Vec<Duration>,
     statements: u64,
     others: f64,
+    /// CPU of this process and the database per request, ms.
+    cpu: f64,
     rss: f64,
 }
 
@@ -495,6 +498,7 @@ async fn main() {
             let c0: Cpu = cpu_sample(&db_name);
             let (requests, errors, elapsed, latencies) =
                 run(&target, q, concurrency, opts.seconds).await;
+            let c1 = cpu_sample(&db_name);
             runs.push(Run {
                 query: q.name,
                 concurrency,
@@ -503,14 +507,15 @@ async fn main() {
                 elapsed,
                 latencies,
                 statements: statements.get() - s0,
-                others: others_cores(c0, cpu_sample(&db_name), cores),
+                others: others_cores(c0, c1, cores),
+                cpu: ours_ms(c0, c1) / requests.max(1) as f64,
                 rss: rss_mb(),
             });
         }
     }
 
     println!(
-        "{:<24} {:>5} {:>9} {:>8} {:>8} {:>8} {:>7} {:>10} {:>7} {:>7}",
+        "{:<24} {:>5} {:>9} {:>8} {:>8} {:>8} {:>7} {:>10} {:>8} {:>7} {:>7}",
         "query",
         "conc",
         "requests",
@@ -519,12 +524,13 @@ async fn main() {
         "p99 ms",
         "errors",
         "stmts/req",
+        "cpu ms",
         "others",
         "RSS MB"
     );
     for r in &runs {
         println!(
-            "{:<24} {:>5} {:>9} {:>8.0} {:>8.1} {:>8.1} {:>7} {:>10.1} {:>7.2} {:>7.0}",
+            "{:<24} {:>5} {:>9} {:>8.0} {:>8.1} {:>8.1} {:>7} {:>10.1} {:>8.2} {:>7.2} {:>7.0}",
             r.query,
             r.concurrency,
             r.requests,
@@ -533,12 +539,13 @@ async fn main() {
             ms(percentile(&r.latencies, 0.99)),
             r.errors,
             r.statements as f64 / r.requests.max(1) as f64,
+            r.cpu,
             r.others,
             r.rss,
         );
     }
     println!(
-        "(stmts/req: statements on the server's pool per request, authentication included; others: cores used by other processes meanwhile; RSS: this process — server and client — after the run)"
+        "(stmts/req: statements on the server's pool per request, authentication included; cpu ms: CPU per request of this process and the database's backends; others: cores used by other processes meanwhile; RSS: this process — server and client — after the run)"
     );
     if opts.subscribers > 0 {
         println!();

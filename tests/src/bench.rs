@@ -153,6 +153,13 @@ pub fn others_cores(a: Cpu, b: Cpu, cores: usize) -> f64 {
     (others.max(0.0) / total) * cores as f64
 }
 
+/// Milliseconds of CPU this process and the bench database's PostgreSQL processes used between
+/// two samples (`/proc` counts in ticks of 10 ms). Steadier than a rate when other processes
+/// share the machine: divided by the requests served, the cost of one.
+pub fn ours_ms(a: Cpu, b: Cpu) -> f64 {
+    b.ours.saturating_sub(a.ours) as f64 * 10.0
+}
+
 /// The machine's cores.
 pub fn cores() -> usize {
     std::thread::available_parallelism().map_or(0, |n| n.get())

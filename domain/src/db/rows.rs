@@ -1,5 +1,6 @@
-//! Reading the hot models (an account, its score, its contacts, deals and activities, a signal)
-//! by column position, for the pages that return many of them.
+//! Reading the hot models (an account, its score, its contacts, deals and activities, a signal,
+//! and the API key with its creator's membership that authenticates most requests) by column
+//! position.
 //!
 //! sea-orm's derived `FromQueryResult` finds each column by name and, for every NULL in an
 //! `Option` field, builds an error first (a `format!` of the column's name, escaped) that it
@@ -145,7 +146,9 @@ where
         .collect()
 }
 
-use entity::{account_scores, activities, companies, contacts, deals, signals};
+use entity::{
+    account_scores, activities, api_keys, companies, contacts, deals, memberships, signals,
+};
 
 crate::positional!(companies::Model {
     id,
@@ -254,5 +257,27 @@ crate::positional!(signals::Model {
     idempotency_key,
     dedupe_key,
     timestamp,
+    created_at,
+});
+
+crate::positional!(api_keys::Model {
+    id,
+    organization_id,
+    created_by,
+    name,
+    prefix,
+    key_hash,
+    scopes,
+    created_at,
+    last_used_at,
+    expires_at,
+    revoked_at,
+});
+
+crate::positional!(memberships::Model {
+    id,
+    organization_id,
+    user_id,
+    role,
     created_at,
 });

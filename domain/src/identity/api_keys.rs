@@ -334,13 +334,26 @@ pub async fn authenticate(
     if !looks_like_key(key) {
         return Err(invalid());
     }
-    let (model, creator) = with_creator(
+    let (model, creator) = one_with_creator(
+        db,
         api_keys::Entity::find().filter(api_keys::Column::KeyHash.eq(sha256_hex(key))),
     )
-    .one(db)
-    .await?
-    .ok_or_else(invalid)?;
+    .await?;
     Ok((key_actor(&model, creator)?, model))
+}
+
+/// The key `key` selects with its creator's membership ([`with_creator`]), read by column
+/// position (every API request reads one); `UNAUTHENTICATED` when there is none.
+async fn one_with_creator(
+    db: &impl ConnectionTrait,
+    key: sea_orm::Select<api_keys::Entity>,
+) -> Result<(api_keys::Model, Option<memberships::Model>)> {
+    use sea_orm::QuerySelect;
+    crate::db::rows::all_also(db, with_creator(key).limit(1))
+        .await?
+        .into_iter()
+        .next()
+        .ok_or_else(invalid)
 }
 
 /// The keys `keys` selects, each with its creator's membership of the key's organization (none
@@ -405,10 +418,7 @@ fn key_actor(model: &api_keys::Model, creator: Option<memberships::Model>) -> Re
 /// The actor of the key `id` as it stands now (for long-lived connections that authenticated
 /// with it earlier).
 pub async fn actor_by_id(db: &impl ConnectionTrait, id: Uuid) -> Result<Actor> {
-    let (model, creator) = with_creator(api_keys::Entity::find_by_id(id))
-        .one(db)
-        .await?
-        .ok_or_else(invalid)?;
+    let (model, creator) = one_with_creator(db, api_keys::Entity::find_by_id(id)).await?;
     key_actor(&model, creator)
 }
 

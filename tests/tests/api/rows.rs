@@ -9,7 +9,9 @@ use devsignal_tests::bench::api_source;
 use devsignal_tests::spawn_app_with;
 use domain::db::rows;
 use domain::{Actor, Principal, Role};
-use entity::{account_scores, activities, companies, contacts, deals, signals};
+use entity::{
+    account_scores, activities, api_keys, companies, contacts, deals, memberships, signals,
+};
 use sea_orm::ActiveValue::Set;
 use sea_orm::{EntityTrait, JoinType, QueryOrder, QuerySelect};
 use serde_json::json;
@@ -249,6 +251,38 @@ async fn positional_reads_equal_derived_reads() {
     };
     let derived = q().all(db).await.unwrap();
     assert!(derived.len() >= 2 && derived.iter().all(|(_, c)| c.is_some()));
+    assert_eq!(rows::all_also(db, q()).await.unwrap(), derived);
+
+    // An API key with its creator's membership (every API request reads one), and without.
+    let creator: sea_orm::RelationDef = api_keys::Entity::belongs_to(memberships::Entity)
+        .from(api_keys::Column::CreatedBy)
+        .to(memberships::Column::UserId)
+        .into();
+    let q = || {
+        api_keys::Entity::find()
+            .join(JoinType::LeftJoin, creator.clone())
+            .select_also(memberships::Entity)
+            .order_by_asc(api_keys::Column::Id)
+    };
+    let operator_key = api_keys::ActiveModel {
+        id: Set(id()),
+        organization_id: Set(org),
+        created_by: Set(None),
+        name: Set("operator".into()),
+        prefix: Set("dsk_op".into()),
+        key_hash: Set("hash".into()),
+        scopes: Set(json!(["accounts:read"])),
+        created_at: Set(at(17)),
+        last_used_at: Set(Some(at(18))),
+        expires_at: Set(Some(at(-3600))),
+        revoked_at: Set(Some(at(19))),
+    };
+    api_keys::Entity::insert(operator_key)
+        .exec(db)
+        .await
+        .unwrap();
+    let derived = q().all(db).await.unwrap();
+    assert!(derived.iter().any(|(_, m)| m.is_some()) && derived.iter().any(|(_, m)| m.is_none()));
     assert_eq!(rows::all_also(db, q()).await.unwrap(), derived);
 
     // Nested: an account's contacts and activities, a contact's deals.
