@@ -336,15 +336,11 @@ where
                 .collect(),
         )
     };
-    let rows = db
-        .query_all_raw(sea_orm::Statement::from_sql_and_values(
-            backend, sql, values,
-        ))
-        .await?;
-    Ok(rows
-        .iter()
-        .map(|r| <E::Model as crate::db::rows::Positional>::at(r, 0))
-        .collect::<Result<_, _>>()?)
+    Ok(crate::db::rows::all_raw(
+        db,
+        sea_orm::Statement::from_sql_and_values(backend, sql, values),
+    )
+    .await?)
 }
 
 /// The columns [`children`] reads: the organization, the parent link and the id; and the scope

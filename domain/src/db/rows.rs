@@ -107,10 +107,17 @@ where
     E: EntityTrait,
     E::Model: Positional,
 {
-    let rows = db
-        .query_all_raw(select.build(db.get_database_backend()))
-        .await?;
-    rows.iter().map(|r| E::Model::at(r, 0)).collect()
+    all_raw(db, select.build(db.get_database_backend())).await
+}
+
+/// The rows of `statement`, each read by position as an `M` from its first column: the
+/// statement lists `M`'s columns first, in the order of its fields.
+pub async fn all_raw<M: Positional>(
+    db: &impl ConnectionTrait,
+    statement: sea_orm::Statement,
+) -> Result<Vec<M>, DbErr> {
+    let rows = db.query_all_raw(statement).await?;
+    rows.iter().map(|r| M::at(r, 0)).collect()
 }
 
 /// The rows of `select`, each read by position: the first entity's model, and the second's
