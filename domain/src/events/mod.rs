@@ -175,10 +175,18 @@ pub async fn sequence(db: &DatabaseConnection) -> Result<u64> {
     }
     let mut total = 0;
     loop {
+        // In `seq` order, so PostgreSQL walks the pending index (an ordered index scan) rather
+        // than gathering it into a bitmap: positioning an event leaves its entry in the
+        // partial index, dead, until a vacuum; an index scan marks the dead entries it passes
+        // so the next probe skips them, while a bitmap scan (the plan chosen without the
+        // order) visits every one of them in the heap on every probe. Measured after 10,000
+        // single-signal requests, before autovacuum came: 641 heap pages and 1.5 ms per probe
+        // unordered, 43 buffers and 0.3 ms ordered once the first ordered walk had marked them.
         let waiting = events::Entity::find()
             .select_only()
             .column(events::Column::Seq)
             .filter(events::Column::Position.is_null())
+            .order_by_asc(events::Column::Seq)
             .limit(1)
             .into_tuple::<i64>()
             .one(db)

@@ -973,3 +973,35 @@ async fn a_large_batch_sends_its_large_inserts_on_their_own() {
         }
     }
 }
+
+/// The sequencer's probe for events without a position walks the pending index in `seq` order
+/// (a `Merge Append` of the partitions' index scans): an ordered index scan marks the dead
+/// entries positioned events leave behind, so probes stay cheap between vacuums, where the
+/// unordered probe's bitmap scan visited every dead entry again on each call. PostgreSQL only:
+/// SQLite positions each event as it is appended and has no sequencer.
+#[tokio::test]
+async fn the_sequencer_probe_walks_the_pending_index_in_order() {
+    let app = spawn_app_with(&[]).await;
+    if app.db.get_database_backend() != DbBackend::Postgres {
+        assert_eq!(domain::events::sequence(&app.db).await.unwrap(), 0);
+        return;
+    }
+    let url = app.state.config.database_url.expose_secret().to_owned();
+    let (db, seen) = recording(&url).await;
+    domain::events::sequence(&db).await.unwrap();
+    let statements: Vec<Statement> = std::mem::take(&mut *seen.lock().unwrap());
+    let probe = statements
+        .iter()
+        .find(|s| s.sql.starts_with("SELECT") && s.sql.contains("\"position\" IS NULL"))
+        .unwrap_or_else(|| panic!("no probe among {statements:?}"));
+    let lines = plan(&db, probe).await;
+    let text = lines.join("\n");
+    assert!(
+        text.contains("Merge Append")
+            && text.contains("Sort Key: events.seq")
+            && text.contains("Index Only Scan")
+            && !text.contains("Bitmap"),
+        "expected an ordered walk of the pending index\n{}\n{text}",
+        probe.sql
+    );
+}
