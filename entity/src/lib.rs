@@ -52,6 +52,7 @@ pub mod score_recomputes;
 pub mod score_snapshots;
 pub mod scoring_configs;
 pub mod sessions;
+pub mod signal_intake;
 pub mod signal_sources;
 pub mod signals;
 pub mod usage_counters;

@@ -3,6 +3,7 @@
 //! feeds it, one list of every job (`registry`), and the webhook delivery loop.
 
 pub mod connector_jobs;
+pub mod intake;
 pub mod notify;
 pub mod registry;
 pub mod scheduler;

@@ -523,11 +523,19 @@ async fn demo_cleanup(ctx: Context, _job: jobs::Model) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Daily: partitions of `signals` and `events` for the months ahead (PostgreSQL), and the
-/// retention of both (`domain::partitions`).
+/// Daily: partitions of `signals` and `events` for the months ahead (PostgreSQL), the retention
+/// of both (`domain::partitions`), and the receipts of requests accepted for later ingest
+/// (`domain::signals::intake`, kept a week once processed).
 async fn partition_maintenance(ctx: Context, _job: jobs::Model) -> anyhow::Result<()> {
     let report = domain::partitions::maintain(&ctx.db, Utc::now(), ctx.retention).await?;
-    if report == domain::partitions::Report::default() {
+    let receipts = domain::signals::intake::prune(&ctx.db, Utc::now()).await?;
+    if receipts > 0 {
+        tracing::info!(
+            receipts,
+            "Deleted the receipts of signal intake processed over a week ago"
+        );
+    }
+    if report == domain::partitions::Report::default() && receipts == 0 {
         tracing::info!("Nothing to do: every partition exists and nothing is past its retention");
     }
     Ok(())

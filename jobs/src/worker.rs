@@ -47,6 +47,8 @@ pub trait Observer: Send + Sync {
     /// `ring` (its doorbell), `slot` (a running job finished) or `more` (the last look claimed
     /// jobs, there may be more).
     fn looked(&self, _cause: &'static str) {}
+    /// The intake drainer ingested one batch of accepted signals.
+    fn signals_drained(&self, _drained: &domain::signals::intake::Drained) {}
 }
 
 /// An observer that ignores everything.

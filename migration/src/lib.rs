@@ -37,6 +37,7 @@ mod m20261207_000031_ingest_claims;
 mod m20261208_000032_search_pending_list;
 mod m20261209_000033_nested_list_indexes;
 mod m20261210_000034_event_head;
+mod m20261211_000035_signal_intake;
 
 pub struct Migrator;
 
@@ -76,6 +77,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261208_000032_search_pending_list::Migration),
             Box::new(m20261209_000033_nested_list_indexes::Migration),
             Box::new(m20261210_000034_event_head::Migration),
+            Box::new(m20261211_000035_signal_intake::Migration),
         ]
     }
 }

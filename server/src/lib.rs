@@ -201,6 +201,7 @@ pub async fn build_state(config: Config, shutdown: CancellationToken) -> anyhow:
         webhooks,
         live,
         commits,
+        intake: Arc::new(tokio::sync::Notify::new()),
         identity: Arc::new(identity),
         config: Arc::new(config),
         db,
@@ -219,8 +220,8 @@ pub fn app(state: AppState) -> Router {
 }
 
 /// Starts the worker role in this process: the job worker, the cron scheduler (unless
-/// `SCHEDULER_ENABLED=false`) and the webhook delivery loop. The returned future resolves once
-/// `state.shutdown` has been cancelled and all three have drained (running jobs get
+/// `SCHEDULER_ENABLED=false`), the webhook delivery loop and the signal intake drainer. The returned future resolves once
+/// `state.shutdown` has been cancelled and all four have drained (running jobs get
 /// `JOB_SHUTDOWN_GRACE_SECONDS`, then their leases are released).
 pub async fn start_worker(state: &AppState) -> anyhow::Result<tokio::task::JoinHandle<()>> {
     let id = jobs::worker::worker_id();
@@ -258,6 +259,16 @@ pub async fn start_worker(state: &AppState) -> anyhow::Result<tokio::task::JoinH
         }),
         state.shutdown.clone(),
     ));
+    let intake = tokio::spawn(jobs::intake::run(
+        db.clone(),
+        state.intake.clone(),
+        state.config.job_poll_interval,
+        Arc::new(WorkerObserver {
+            metrics: state.metrics.clone(),
+            commits: state.commits.clone(),
+        }),
+        state.shutdown.clone(),
+    ));
     let webhooks = tokio::spawn(jobs::webhook_delivery::run(
         db,
         state.webhooks.clone(),
@@ -282,6 +293,9 @@ pub async fn start_worker(state: &AppState) -> anyhow::Result<tokio::task::JoinH
         }
         if webhooks.await.is_err() {
             tracing::error!("the webhook delivery loop panicked");
+        }
+        if intake.await.is_err() {
+            tracing::error!("the signal intake drainer panicked");
         }
     }))
 }
@@ -325,6 +339,9 @@ impl jobs::worker::Observer for WorkerObserver {
     }
     fn looked(&self, cause: &'static str) {
         jobs::worker::Observer::looked(self.metrics.as_ref(), cause);
+    }
+    fn signals_drained(&self, drained: &domain::signals::intake::Drained) {
+        jobs::worker::Observer::signals_drained(self.metrics.as_ref(), drained);
     }
     fn committed(&self, jobs_due: Option<chrono::DateTime<chrono::Utc>>) {
         self.commits.committed(jobs_due);

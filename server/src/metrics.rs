@@ -32,6 +32,8 @@ pub struct Metrics {
     pub db_statements: Counter,
     /// Signals offered to ingest, by outcome (`created`, `deduplicated`, `rejected`).
     pub signals_ingested: Family<OutcomeLabels, Counter>,
+    pub intake_pending: Gauge,
+    pub intake_oldest: Gauge<f64, std::sync::atomic::AtomicU64>,
     /// Live GraphQL subscriptions this process serves (set at each scrape).
     pub live_subscriptions: Gauge,
     /// Looks at the job queue by this process's worker, by cause (see
@@ -200,8 +202,20 @@ impl Metrics {
         let signals_ingested = Family::<OutcomeLabels, Counter>::default();
         registry.register(
             "signals_ingested",
-            "Signals offered to ingest by this process, by outcome (created, deduplicated, rejected)",
+            "Signals offered to ingest by this process, by outcome (created, deduplicated, rejected; accepted: stored for later ingest, counted again by outcome when the worker ingests them)",
             signals_ingested.clone(),
+        );
+        let intake_pending = Gauge::default();
+        registry.register(
+            "signal_intake_pending",
+            "Requests accepted for later ingest (Prefer: respond-async) not yet ingested",
+            intake_pending.clone(),
+        );
+        let intake_oldest = Gauge::<f64, std::sync::atomic::AtomicU64>::default();
+        registry.register(
+            "signal_intake_oldest_seconds",
+            "Age of the oldest request accepted for later ingest and not yet ingested (0 when none)",
+            intake_oldest.clone(),
         );
         let live_subscriptions = Gauge::default();
         registry.register(
@@ -287,6 +301,8 @@ impl Metrics {
             integrations,
             worker_looks,
             signals_ingested,
+            intake_pending,
+            intake_oldest,
             live_subscriptions,
             http_requests,
             http_request_duration,
@@ -311,6 +327,15 @@ impl Metrics {
                 })
                 .inc();
         }
+    }
+
+    /// Counts signals accepted for later ingest (their ingest is counted when drained).
+    pub fn count_accepted(&self, n: usize) {
+        self.signals_ingested
+            .get_or_create(&OutcomeLabels {
+                outcome: "accepted".into(),
+            })
+            .inc_by(n as u64);
     }
 
     /// Sets the queue depth gauges from fresh counts.
@@ -522,6 +547,19 @@ impl jobs::worker::Observer for Metrics {
         self.job_duration
             .get_or_create(&labels)
             .observe(elapsed.as_secs_f64());
+    }
+    fn signals_drained(&self, d: &domain::signals::intake::Drained) {
+        for (outcome, n) in [
+            ("created", d.created),
+            ("deduplicated", d.deduplicated),
+            ("rejected", d.rejected),
+        ] {
+            self.signals_ingested
+                .get_or_create(&OutcomeLabels {
+                    outcome: outcome.into(),
+                })
+                .inc_by(n as u64);
+        }
     }
     fn looked(&self, cause: &'static str) {
         self.worker_looks

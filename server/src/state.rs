@@ -32,6 +32,8 @@ pub struct AppState {
     pub commits: crate::commits::Commits,
     /// Connector settings, HTTP client and cipher (integrations, inbound webhooks).
     pub connectors: connectors::Runtime,
+    /// Rung when a request is accepted for later ingest: wakes this process's intake drainer.
+    pub intake: Arc<tokio::sync::Notify>,
 }
 
 impl AppState {

@@ -33,6 +33,9 @@
 //! `BENCH_SEED`. For analysis: `BENCH_LOG_STATEMENTS=1` makes PostgreSQL log every statement of
 //! the bench database with its duration (`log_min_duration_statement = 0`, superuser only;
 //! keep N small), and `BENCH_KEEP=1` keeps the database afterwards and prints its URL.
+//! `BENCH_ACCEPT=1` sends every request (and each probe after its first) with `Prefer:
+//! respond-async`: the signals are accepted into the intake and ingested by the worker, and the
+//! tables show the accept rate and, separately, the rate they were stored at.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -69,6 +72,9 @@ struct Opts {
     seed: u64,
     log_statements: bool,
     keep: bool,
+    /// Send with `Prefer: respond-async`: measured is the rate requests are accepted at, and
+    /// separately the rate they are stored at (until the intake has drained).
+    accept: bool,
 }
 
 impl Opts {
@@ -91,6 +97,7 @@ impl Opts {
             seed: env_or("BENCH_SEED", 6u64),
             log_statements: env_or("BENCH_LOG_STATEMENTS", 0u8) == 1,
             keep: env_or("BENCH_KEEP", 0u8) == 1,
+            accept: env_or("BENCH_ACCEPT", 0u8) == 1,
         }
     }
 }
@@ -540,6 +547,7 @@ async fn run_load(
     feed: Feed,
     concurrency: usize,
     limit: Duration,
+    accept: bool,
 ) -> Load {
     let batch = feed.batch;
     let url = if batch == 1 {
@@ -561,13 +569,14 @@ async fn run_load(
                 }
                 let Some((body, k)) = feed.next() else { break };
                 let t = Instant::now();
-                let resp = client
+                let mut req = client
                     .post(&url)
                     .header("x-api-key", &key)
-                    .header("content-type", "application/json")
-                    .body(body)
-                    .send()
-                    .await;
+                    .header("content-type", "application/json");
+                if accept {
+                    req = req.header("prefer", "respond-async");
+                }
+                let resp = req.body(body).send().await;
                 let failed = match resp {
                     Err(_) => k,
                     Ok(r) => {
@@ -575,8 +584,10 @@ async fn run_load(
                         match r.bytes().await {
                             Err(_) => k,
                             Ok(_) if !ok => k,
-                            Ok(b) if batch > 1 => serde_json::from_slice::<BatchReply>(&b)
-                                .map_or(k, |r| r.summary.failed),
+                            Ok(b) if batch > 1 && !accept => {
+                                serde_json::from_slice::<BatchReply>(&b)
+                                    .map_or(k, |r| r.summary.failed)
+                            }
                             Ok(_) => 0,
                         }
                     }
@@ -619,6 +630,8 @@ struct Probe {
     account: Option<Uuid>,
     sent: i32,
     rng: Rng,
+    /// Sends with `Prefer: respond-async` once its account is known.
+    accept: bool,
 }
 
 const PROBE_TIMEOUT: Duration = Duration::from_secs(60);
@@ -643,14 +656,11 @@ impl Probe {
         });
         let sent_at = Utc::now();
         let t = Instant::now();
-        let resp = self
-            .client
-            .post(&self.url)
-            .header("x-api-key", &self.key)
-            .json(&body)
-            .send()
-            .await
-            .expect("probe request");
+        let mut req = self.client.post(&self.url).header("x-api-key", &self.key);
+        if self.accept && self.account.is_some() {
+            req = req.header("prefer", "respond-async");
+        }
+        let resp = req.json(&body).send().await.expect("probe request");
         assert!(
             resp.status().is_success(),
             "probe ingest: {}",
@@ -796,11 +806,29 @@ async fn score_backlog(db: &DatabaseConnection) -> u64 {
         .expect("count rescore jobs")
 }
 
-/// Waits (at most `limit`) until no rescore is waiting or running; returns the backlog left.
+/// Requests accepted for later ingest and not yet ingested.
+async fn intake_backlog(db: &DatabaseConnection) -> u64 {
+    domain::signals::intake::backlog(db)
+        .await
+        .expect("intake backlog")
+        .0
+}
+
+/// Waits (at most `limit`) until every accepted request is ingested; returns how long it took.
+async fn drain_intake(db: &DatabaseConnection, limit: Duration) -> Duration {
+    let started = Instant::now();
+    while intake_backlog(db).await > 0 && started.elapsed() < limit {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    started.elapsed()
+}
+
+/// Waits (at most `limit`) until nothing accepted waits for ingest and no rescore is waiting or
+/// running; returns the backlog left.
 async fn quiesce(db: &DatabaseConnection, limit: Duration) -> u64 {
     let deadline = Instant::now() + limit;
     loop {
-        let n = score_backlog(db).await;
+        let n = score_backlog(db).await + intake_backlog(db).await;
         if n == 0 || Instant::now() >= deadline {
             return n;
         }
@@ -911,6 +939,18 @@ struct Row {
     drain: Duration,
     left: u64,
     plain: Plain,
+    /// Accept mode: requests still waiting for ingest when the load stopped, and how long
+    /// until none did.
+    intake_at_end: u64,
+    intake_drain: Duration,
+}
+
+impl Row {
+    /// Signals stored per second: the load's signals over the load's time plus the intake's
+    /// drain after it (the load's rate when nothing waits).
+    fn stored_rate(&self) -> f64 {
+        self.load.signals as f64 / (self.load.elapsed + self.intake_drain).as_secs_f64()
+    }
 }
 
 /// Contacts and accounts the organization gained since `since` (identity resolution creates them).
@@ -1045,6 +1085,7 @@ async fn main() {
                 account: None,
                 sent: 0,
                 rng: Rng(opts.seed.wrapping_mul(31).wrapping_add(lane as u64)),
+                accept: opts.accept,
             })
             .collect(),
     );
@@ -1059,6 +1100,7 @@ async fn main() {
         warm,
         4,
         Duration::from_secs(120),
+        false,
     )
     .await;
     assert_eq!(w.errors, 0, "warm-up ingest failed");
@@ -1093,6 +1135,7 @@ async fn main() {
             let mut c1 = Cpu::default();
             let mut ended = Instant::now();
             let mut backlog_at_end = 0;
+            let mut intake_at_end = 0;
             let (load, samples) = probes
                 .during(async {
                     let load = run_load(
@@ -1102,15 +1145,18 @@ async fn main() {
                         feed,
                         concurrency,
                         Duration::from_secs(opts.seconds),
+                        opts.accept,
                     )
                     .await;
                     s1 = statements.get();
                     c1 = cpu_sample(&db_name);
                     ended = Instant::now();
+                    intake_at_end = intake_backlog(&ro).await;
                     backlog_at_end = score_backlog(&ro).await;
                     load
                 })
                 .await;
+            let intake_drain = drain_intake(&ro, Duration::from_secs(300)).await;
             let left = quiesce(&ro, Duration::from_secs(300)).await;
             let drain = ended.elapsed();
             let c2 = cpu_sample(&db_name);
@@ -1139,10 +1185,32 @@ async fn main() {
                 left,
                 plain,
                 load,
+                intake_at_end,
+                intake_drain,
             });
         }
     }
 
+    if opts.accept {
+        println!(
+            "Mode: accepted for later ingest (Prefer: respond-async): signals/s counts signals accepted (stored in the intake, answered 202); stored/s counts them until the worker had ingested the last (intake@end: requests still waiting when the load stopped)"
+        );
+        println!(
+            "{:>6} {:>5} {:>10} {:>10} {:>10}",
+            "batch", "conc", "accepted/s", "stored/s", "intake@end"
+        );
+        for r in &rows {
+            println!(
+                "{:>6} {:>5} {:>10.0} {:>10.0} {:>10}",
+                r.batch,
+                r.concurrency,
+                r.load.rate(),
+                r.stored_rate(),
+                r.intake_at_end
+            );
+        }
+        println!();
+    }
     println!("HTTP ingest (signals/s = signals sent / wall time; latency per request)");
     println!(
         "{:>6} {:>5} {:>8} {:>10} {:>9} {:>9} {:>7} {:>10} {:>9} {:>7}",
@@ -1186,12 +1254,20 @@ async fn main() {
         cfg.database_max_connections
     );
     println!(
-        "{:>6} {:>5} {:>8} {:>10} {:>9} {:>9} {:>7} {:>10}",
-        "batch", "conc", "rows", "rows/s", "p50 ms", "p99 ms", "others", "ours/plain"
+        "{:>6} {:>5} {:>8} {:>10} {:>9} {:>9} {:>7} {:>10} {:>12}",
+        "batch",
+        "conc",
+        "rows",
+        "rows/s",
+        "p50 ms",
+        "p99 ms",
+        "others",
+        "ours/plain",
+        "stored/plain"
     );
     for r in &rows {
         println!(
-            "{:>6} {:>5} {:>8} {:>10.0} {:>9.1} {:>9.1} {:>7.2} {:>9.1}%",
+            "{:>6} {:>5} {:>8} {:>10.0} {:>9.1} {:>9.1} {:>7.2} {:>9.1}% {:>11.1}%",
             r.batch,
             r.concurrency,
             r.plain.rows,
@@ -1200,6 +1276,7 @@ async fn main() {
             ms(percentile(&r.plain.latencies, 0.99)),
             r.others_plain,
             100.0 * r.load.rate() / r.plain.rate(),
+            100.0 * r.stored_rate() / r.plain.rate(),
         );
     }
     println!();
@@ -1258,6 +1335,7 @@ async fn main() {
                     feed,
                     concurrency,
                     Duration::from_secs(opts.score_seconds),
+                    opts.accept,
                 )
                 .await;
                 ended = Instant::now();

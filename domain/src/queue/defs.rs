@@ -238,7 +238,7 @@ pub const PARTITION_MAINTENANCE: JobSpec = spec!(
     3,
     60,
     false,
-    "keeps monthly partitions of signals and events ahead of time (PostgreSQL) and applies SIGNAL_RETENTION_MONTHS and EVENT_RETENTION_MONTHS"
+    "keeps monthly partitions of signals and events ahead of time (PostgreSQL) and applies SIGNAL_RETENTION_MONTHS and EVENT_RETENTION_MONTHS; deletes signal intake receipts processed over a week ago"
 );
 pub const ALERT_CHECK_SCHEDULER: JobSpec = spec!(
     "alert-check-scheduler",

@@ -8,6 +8,7 @@
 
 pub mod identifiers;
 mod ingest;
+pub mod intake;
 pub mod merges;
 mod read;
 pub mod sources;

@@ -10,6 +10,7 @@ pub mod demo;
 pub mod error;
 pub mod health;
 pub mod inbound;
+mod intake;
 pub mod json;
 pub mod limits;
 pub mod oauth;
@@ -226,6 +227,18 @@ async fn refresh_metrics(state: &AppState) {
     match domain::queue::counts(&state.db, jobs::registry::QUEUES, None).await {
         Ok(counts) => m.set_queue_depths(&counts),
         Err(e) => tracing::warn!(error = %e, "reading queue depths for /metrics failed"),
+    }
+    match domain::signals::intake::backlog(&state.db).await {
+        Ok((pending, oldest)) => {
+            m.intake_pending
+                .set(i64::try_from(pending).unwrap_or(i64::MAX));
+            m.intake_oldest.set(oldest.map_or(0.0, |t| {
+                (chrono::Utc::now() - t).num_milliseconds().max(0) as f64 / 1000.0
+            }));
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "reading the signal intake backlog for /metrics failed")
+        }
     }
     m.live_subscriptions
         .set(i64::try_from(state.live.subscribers()).unwrap_or(i64::MAX));

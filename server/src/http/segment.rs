@@ -1,7 +1,8 @@
 //! The Segment-compatible HTTP API (`POST /v1/track|identify|group|page|screen|alias|batch|import`,
 //! HTTP Basic with the API key as write key, or `writeKey` in the body), so Segment's and
 //! RudderStack's client libraries send to DevSignal unchanged. Messages become ingest inputs and
-//! go through the same call as every other ingest path.
+//! go through the same call as every other ingest path. With `Prefer: respond-async` they are
+//! accepted for later ingest instead (`super::intake`): `202` with a receipt.
 
 use axum::Router;
 use axum::body::Bytes;
@@ -14,7 +15,7 @@ use domain::signals::{AccountHints, AccountTraits, ActorHints, ContactTraits, In
 use serde_json::{Value, json};
 
 use super::error::ApiError;
-use super::signals::{actor_of, parse_json, run_batch};
+use super::signals::{actor_of, convert_all, parse_json, run_batch};
 use crate::ingest::ingest_one_signal;
 use crate::state::AppState;
 
@@ -273,6 +274,16 @@ async fn segment_single(
         let actor = segment_actor(&state, &headers, &msg).await?;
         domain::text::refuse_nul(&msg, "")?;
         let input = segment_input(msg, Some(&kind), "")?;
+        if super::intake::wants_async(&headers) {
+            return super::intake::accept(
+                &state,
+                &actor,
+                vec![input],
+                "",
+                domain::signals::system_source::SEGMENT,
+            )
+            .await;
+        }
         let out = ingest_one_signal(
             &state,
             &actor,
@@ -313,6 +324,17 @@ async fn segment_batch(State(state): State<AppState>, headers: HeaderMap, body: 
                 m
             })
             .collect();
+        if super::intake::wants_async(&headers) {
+            let inputs = convert_all(items, "batch", |m, p| segment_input(m, None, p))?;
+            return super::intake::accept(
+                &state,
+                &actor,
+                inputs,
+                "batch",
+                domain::signals::system_source::SEGMENT,
+            )
+            .await;
+        }
         let (outcome, body) = run_batch(
             &state,
             &actor,

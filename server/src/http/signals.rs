@@ -31,6 +31,7 @@ pub fn routes() -> Router<AppState> {
     Router::new()
         .route("/api/v1/signals", post(ingest_one))
         .route("/api/v1/signals/batch", post(ingest_batch))
+        .merge(super::intake::routes())
         .merge(super::segment::routes())
         .layer(tower_http::decompression::RequestDecompressionLayer::new())
 }
@@ -389,6 +390,16 @@ async fn ingest_one(State(state): State<AppState>, headers: HeaderMap, body: Byt
         let v = parse_json(&body)?;
         domain::text::refuse_nul(&v, "")?;
         let input = rest_input(v, "")?;
+        if super::intake::wants_async(&headers) {
+            return super::intake::accept(
+                &state,
+                &actor,
+                vec![input],
+                "",
+                domain::signals::system_source::API,
+            )
+            .await;
+        }
         let out =
             ingest_one_signal(&state, &actor, input, domain::signals::system_source::API).await?;
         let rel = related_one(&state, actor.organization_id, &out).await?;
@@ -426,6 +437,17 @@ async fn ingest_batch(State(state): State<AppState>, headers: HeaderMap, body: B
                 .into());
             }
         };
+        if super::intake::wants_async(&headers) {
+            let inputs = convert_all(items, "signals", rest_input)?;
+            return super::intake::accept(
+                &state,
+                &actor,
+                inputs,
+                "signals",
+                domain::signals::system_source::API,
+            )
+            .await;
+        }
         run_batch(
             &state,
             &actor,
@@ -439,6 +461,58 @@ async fn ingest_batch(State(state): State<AppState>, headers: HeaderMap, body: B
     }
     .await;
     result.unwrap_or_else(IntoResponse::into_response)
+}
+
+/// Every item converted, or every item's field errors (named by request position): a request
+/// accepted for later ingest is accepted whole or not at all.
+pub(super) fn convert_all(
+    items: Vec<Value>,
+    prefix: &str,
+    convert: impl Fn(Value, &str) -> Result<Input, domain::Error>,
+) -> Result<Vec<Input>, domain::Error> {
+    if items.is_empty() || items.len() > domain::signals::MAX_BATCH {
+        return Err(domain::Error::invalid(
+            prefix,
+            format!("must hold 1 to {} signals", domain::signals::MAX_BATCH),
+        ));
+    }
+    let mut inputs = Vec::with_capacity(items.len());
+    let mut positions = Vec::with_capacity(items.len());
+    let mut errors = Vec::new();
+    for (i, v) in items.into_iter().enumerate() {
+        let converted = domain::text::refuse_nul(&v, &format!("{prefix}.{i}"))
+            .and_then(|()| convert(v, &format!("{prefix}.{i}.")));
+        match converted {
+            Ok(input) => {
+                inputs.push(input);
+                positions.push(i);
+            }
+            Err(domain::Error::Validation(f)) => errors.extend(f),
+            Err(e) => return Err(e),
+        }
+    }
+    if errors.is_empty() {
+        return Ok(inputs);
+    }
+    // The items that did convert are refused too: name their own errors as well, so one answer
+    // lists everything to fix.
+    for (input, i) in inputs.iter().zip(positions) {
+        errors.extend(
+            domain::signals::check_inputs(std::slice::from_ref(input), "")
+                .into_iter()
+                .map(|f| domain::FieldError::new(format!("{prefix}.{i}.{}", f.field), f.message)),
+        );
+    }
+    errors.sort_by_key(|f| {
+        f.field.strip_prefix(prefix).and_then(|r| {
+            r.trim_start_matches('.')
+                .split('.')
+                .next()?
+                .parse::<usize>()
+                .ok()
+        })
+    });
+    Err(domain::Error::Validation(errors))
 }
 
 /// What happened to a batch as a whole.

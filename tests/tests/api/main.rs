@@ -37,6 +37,7 @@ mod graphql_http;
 mod health;
 mod hubspot;
 mod ingest_rules;
+mod intake;
 mod integrations;
 mod isolation;
 mod jobs;

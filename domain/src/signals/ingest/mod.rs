@@ -42,6 +42,7 @@ use chrono::Utc;
 use entity::{signal_sources, signals};
 use sea_orm::sea_query::OnConflict;
 use sea_orm::{ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter, Set};
+use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use uuid::Uuid;
 
@@ -49,7 +50,7 @@ use crate::{Actor, Error, Result};
 
 use batch::{Writer, claim_unknown};
 use validate::{Prepared, prepare};
-pub use validate::{canonical, dedupe_key};
+pub use validate::{canonical, check_inputs, dedupe_key};
 
 /// The most signals one batch may carry.
 pub const MAX_BATCH: usize = 1000;
@@ -63,7 +64,8 @@ pub mod system_source {
 }
 
 /// Who did it, as the sender knows them.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
 pub struct ActorHints {
     pub email: Option<String>,
     pub github: Option<String>,
@@ -75,11 +77,14 @@ pub struct ActorHints {
     pub user_id: Option<String>,
     /// The person's ids at a connected source: (kind, id) with a kind of
     /// [`identifiers::kind::SOURCE_IDS`] (a Stack Exchange user id, a Discord user id, …).
+    /// Connectors set them; an accepted request never holds them (not stored).
+    #[serde(skip)]
     pub source_ids: Vec<(&'static str, String)>,
 }
 
 /// Which company it was, as the sender knows it.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
 pub struct AccountHints {
     pub domain: Option<String>,
     pub name: Option<String>,
@@ -87,7 +92,8 @@ pub struct AccountHints {
 }
 
 /// Contact fields to set from the sender's traits (Segment `identify`).
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
 pub struct ContactTraits {
     pub first_name: Option<String>,
     pub last_name: Option<String>,
@@ -98,7 +104,8 @@ pub struct ContactTraits {
 }
 
 /// Account fields to set from the sender's traits (Segment `group`).
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
 pub struct AccountTraits {
     pub name: Option<String>,
     pub industry: Option<String>,
@@ -108,7 +115,11 @@ pub struct AccountTraits {
 
 /// One signal as sent. Ids and the timestamp are text so every path reports malformed values
 /// the same way (as field errors).
-#[derive(Debug, Clone, Default)]
+///
+/// Serialisable so an accepted request can wait in [`crate::signals::intake`]; the stored form
+/// is this crate's own, read back only by it.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
 pub struct Input {
     pub source_id: Option<String>,
     pub signal_type: String,
@@ -166,7 +177,7 @@ impl Ingested {
     }
 }
 
-fn write_rights(actor: &Actor) -> Result<()> {
+pub(crate) fn write_rights(actor: &Actor) -> Result<()> {
     actor.require_write()?;
     actor.require_scope("signals:write")
 }
@@ -212,7 +223,7 @@ pub async fn ingest_many(
     }
 }
 
-fn retryable(e: &sea_orm::DbErr) -> bool {
+pub(crate) fn retryable(e: &sea_orm::DbErr) -> bool {
     if matches!(
         e.sql_err(),
         Some(sea_orm::SqlErr::UniqueConstraintViolation(_))
@@ -241,15 +252,51 @@ async fn ingest_once(
     prefix: &str,
     default_source: &str,
 ) -> Result<Vec<Result<Ingested>>> {
+    let txn = crate::db::begin(db).await?;
+    let out = ingest_in(&txn, actor, inputs, prefix, default_source).await?;
+    txn.commit().await?;
+    Ok(out.finish())
+}
+
+/// What an ingest wrote before its commit.
+pub(crate) struct Written {
+    results: Vec<Result<Ingested>>,
+    /// Contacts merged away during the ingest, to their primary.
+    merged_into: std::collections::HashMap<Uuid, Uuid>,
+}
+
+impl Written {
+    /// The results, with the signals of a contact merged away given to its primary.
+    pub(crate) fn finish(mut self) -> Vec<Result<Ingested>> {
+        for r in self.results.iter_mut().flatten() {
+            if let Some(p) = r.contact_id.and_then(|c| self.merged_into.get(&c)) {
+                r.contact_id = Some(*p);
+                if let Some(s) = r.signal.as_mut() {
+                    s.contact_id = Some(*p);
+                }
+            }
+        }
+        self.results
+    }
+}
+
+/// Steps 1 to 5 inside the caller's transaction (which commits them, or retries the whole on
+/// a lost race: [`retryable`]).
+pub(crate) async fn ingest_in(
+    txn: &sea_orm::DatabaseTransaction,
+    actor: &Actor,
+    inputs: Vec<Input>,
+    prefix: &str,
+    default_source: &str,
+) -> Result<Written> {
     let org = actor.organization_id;
     let now = Utc::now();
-    let txn = crate::db::begin(db).await?;
-    let (default, policy) = source_and_policy(&txn, org, default_source).await?;
-    let prepared = prepare(&txn, org, inputs, prefix, default, now).await?;
-    let limits = crate::billing::limits_under(&txn, org, policy, now).await?;
+    let (default, policy) = source_and_policy(txn, org, default_source).await?;
+    let prepared = prepare(txn, org, inputs, prefix, default, now).await?;
+    let limits = crate::billing::limits_under(txn, org, policy, now).await?;
     // Items naming an erased person are dropped before anything is read or written for them:
     // one statement for the whole batch.
-    let erased = erased_items(&txn, org, &prepared).await?;
+    let erased = erased_items(txn, org, &prepared).await?;
     let prepared: Vec<Result<Prepared>> = prepared
         .into_iter()
         .zip(&erased)
@@ -258,20 +305,19 @@ async fn ingest_once(
             other => other,
         })
         .collect();
-    let mut w = Writer::load(&txn, org, &prepared, now).await?;
-    let claimed = claim_unknown(&txn, org, &prepared, &w).await?;
+    let mut w = Writer::load(txn, org, &prepared, now).await?;
+    let claimed = claim_unknown(txn, org, &prepared, &w).await?;
     // Another batch may have created some of them before we held the claims.
     if claimed.reload_people {
-        w = Writer::load(&txn, org, &prepared, now).await?;
+        w = Writer::load(txn, org, &prepared, now).await?;
     } else if !claimed.reload_keys.is_empty() {
-        w.reload_idempotency(&txn, org, &claimed.reload_keys)
-            .await?;
+        w.reload_idempotency(txn, org, &claimed.reload_keys).await?;
     }
     // On SQLite nothing is claimed, so whether the batch creates people is not known here:
     // the contact room is read whenever limits apply.
     let may_create =
         claimed.may_create || txn.get_database_backend() != sea_orm::DbBackend::Postgres;
-    w.limit(&txn, limits, may_create).await?;
+    w.limit(txn, limits, may_create).await?;
     let mut results = Vec::with_capacity(prepared.len());
     for (item, erased) in prepared.into_iter().zip(erased) {
         results.push(match item {
@@ -280,21 +326,14 @@ async fn ingest_once(
             // Past the month's signal limit a new signal is refused; a repeat of one stored
             // before is still answered.
             Ok(p) if w.signal_room == Some(0) && w.stores(&p) => Err(w.signal_refusal()),
-            Ok(p) => Ok(w.ingest(&txn, p).await?),
+            Ok(p) => Ok(w.ingest(txn, p).await?),
         });
     }
-    let merged_into = w.flush(&txn, actor).await?;
-    txn.commit().await?;
-    // Signals of a contact merged away now belong to its primary.
-    for r in results.iter_mut().flatten() {
-        if let Some(p) = r.contact_id.and_then(|c| merged_into.get(&c)) {
-            r.contact_id = Some(*p);
-            if let Some(s) = r.signal.as_mut() {
-                s.contact_id = Some(*p);
-            }
-        }
-    }
-    Ok(results)
+    let merged_into = w.flush(txn, actor).await?;
+    Ok(Written {
+        results,
+        merged_into,
+    })
 }
 
 /// Which items name an erased person by any identifier (email, GitHub, npm, Twitter/X,

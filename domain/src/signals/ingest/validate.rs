@@ -228,138 +228,200 @@ pub(super) async fn prepare(
             .collect()
     };
 
-    let mut out = Vec::with_capacity(inputs.len());
-    for (i, input) in inputs.into_iter().enumerate() {
+    let known = Known {
+        sources,
+        contacts: known_contacts,
+        accounts: known_accounts,
+    };
+    Ok(inputs
+        .into_iter()
+        .enumerate()
+        .map(|(i, input)| {
+            let p = if batch {
+                format!("{prefix}.{i}.")
+            } else {
+                String::new()
+            };
+            prepare_one(input, &p, Some(&known), &default, now)
+        })
+        .collect())
+}
+
+/// What a batch names by id, read once for it.
+struct Known {
+    sources: HashMap<Uuid, signal_sources::Model>,
+    contacts: HashSet<Uuid>,
+    accounts: HashSet<Uuid>,
+}
+
+/// Checks items as [`prepare`] does without reading anything: the ids they name are only
+/// checked to be well-formed (the ingest that follows checks they exist). Every field error of
+/// every item (named `<prefix>.<index>.<field>` in a batch), or none.
+pub fn check_inputs(inputs: &[Input], prefix: &str) -> Vec<FieldError> {
+    let now = Utc::now();
+    // Stands in for the source the ingest will resolve; only its kind is read (the dedupe
+    // key), and nothing of this item is kept.
+    let source = signal_sources::Model {
+        id: Uuid::nil(),
+        organization_id: Uuid::nil(),
+        kind: "PRODUCT_API".into(),
+        name: String::new(),
+        status: "ACTIVE".into(),
+        config: json!({}),
+        secret_ciphertext: None,
+        system_key: None,
+        last_sync_at: None,
+        error_message: None,
+        created_at: now,
+        updated_at: now,
+    };
+    let batch = !prefix.is_empty();
+    let mut errors = Vec::new();
+    for (i, input) in inputs.iter().enumerate() {
         let p = if batch {
             format!("{prefix}.{i}.")
         } else {
             String::new()
         };
-        let f = |name: &str| format!("{p}{name}");
-        let nul = nul_errors(&input, &f);
-        if !nul.is_empty() {
-            out.push(Err(Error::Validation(nul)));
-            continue;
+        match prepare_one(input.clone(), &p, None, &source, now) {
+            Err(Error::Validation(f)) => errors.extend(f),
+            Err(e) => errors.push(FieldError::new(p.trim_end_matches('.'), e.to_string())),
+            Ok(_) => {}
         }
-        let mut errors = Vec::new();
-        // One spelling per kind of event (`docs_view` → `docs_read`).
-        let signal_type = crate::signals::types::canonical(&input.signal_type);
-        if signal_type.is_empty() {
-            errors.push(FieldError::new(f("type"), "is required"));
-        } else if signal_type.chars().count() > 100 || signal_type.chars().any(char::is_control) {
-            errors.push(FieldError::new(
-                f("type"),
-                "must be at most 100 printable characters",
-            ));
-        }
-        let source = match parse_id(&mut errors, f("sourceId"), input.source_id) {
-            None => Some(default.clone()),
-            Some(id) => match sources.get(&id) {
-                None => {
-                    errors.push(FieldError::new(f("sourceId"), "no such signal source"));
-                    None
-                }
-                Some(s) if s.status == "PAUSED" => {
-                    errors.push(FieldError::new(f("sourceId"), "this source is paused"));
-                    None
-                }
-                Some(s) => Some(s.clone()),
-            },
-        };
-        let actor_id = parse_id(&mut errors, f("actorId"), input.actor_id);
-        if let Some(id) = actor_id
-            && !known_contacts.contains(&id)
-        {
-            errors.push(FieldError::new(f("actorId"), "no such contact"));
-        }
-        let account_id = parse_id(&mut errors, f("accountId"), input.account_id);
-        if let Some(id) = account_id
-            && !known_accounts.contains(&id)
-        {
-            errors.push(FieldError::new(f("accountId"), "no such account"));
-        }
-        let anonymous_id = opt_text(&mut errors, f("anonymousId"), input.anonymous_id, 200);
-        let idempotency_key =
-            opt_text(&mut errors, f("idempotencyKey"), input.idempotency_key, 200);
-        let metadata = match input.metadata {
-            None | Some(Value::Null) => json!({}),
-            Some(Value::Object(m)) => Value::Object(m),
-            Some(_) => {
-                errors.push(FieldError::new(f("metadata"), "must be a JSON object"));
-                json!({})
-            }
-        };
-        if metadata.to_string().len() > MAX_METADATA_BYTES {
-            errors.push(FieldError::new(
-                f("metadata"),
-                format!("must be at most {MAX_METADATA_BYTES} bytes"),
-            ));
-        }
-        let sent_at = input
-            .timestamp
-            .as_deref()
-            .is_some_and(|t| !t.trim().is_empty());
-        let timestamp = match input.timestamp.as_deref().map(str::trim) {
-            None | Some("") => now,
-            Some(t) => match DateTime::parse_from_rfc3339(t) {
-                Ok(t) if t.with_timezone(&Utc) > now + crate::signals::max_ahead() => {
-                    errors.push(FieldError::new(
-                        f("timestamp"),
-                        "must not be more than 24 hours in the future",
-                    ));
-                    now
-                }
-                // Stored to the microsecond on both backends: compare at that precision.
-                Ok(t) => t.with_timezone(&Utc).trunc_subsecs(6),
-                Err(_) => {
-                    errors.push(FieldError::new(
-                        f("timestamp"),
-                        "must be an ISO-8601 date-time with a time zone",
-                    ));
-                    now
-                }
-            },
-        };
-        let hints = hints(
-            &mut errors,
-            &f,
-            &input.actor,
-            &input.account,
-            &anonymous_id,
-            &metadata,
-        );
-        let contact_traits = input.contact_traits;
-        let account_traits = input.account_traits;
-        let profile_only = input.profile_only;
-        let Some(source) = source.filter(|_| errors.is_empty()) else {
-            out.push(Err(Error::Validation(errors)));
-            continue;
-        };
-        let who = actor_id
-            .map(|id| id.to_string())
-            .or_else(|| anonymous_id.clone())
-            .or_else(|| hints.primary())
-            .unwrap_or_else(|| "anonymous".into());
-        let dedupe_key = dedupe_key(&source.kind, &who, &signal_type, &metadata);
-        let content_dedup = idempotency_key.is_none() && sent_at;
-        out.push(Ok(Prepared {
-            source,
-            signal_type,
-            actor_id,
-            account_id,
-            anonymous_id,
-            metadata,
-            idempotency_key,
-            timestamp,
-            hints,
-            contact_traits,
-            account_traits,
-            profile_only,
-            dedupe_key,
-            content_dedup,
-        }));
     }
-    Ok(out)
+    errors
+}
+
+/// One item checked and normalised; the ids it names are looked up in `known` (with `None`,
+/// any well-formed id passes and the source is `default`).
+fn prepare_one(
+    input: Input,
+    p: &str,
+    known: Option<&Known>,
+    default: &signal_sources::Model,
+    now: DateTime<Utc>,
+) -> Result<Prepared> {
+    let f = |name: &str| format!("{p}{name}");
+    let nul = nul_errors(&input, &f);
+    if !nul.is_empty() {
+        return Err(Error::Validation(nul));
+    }
+    let mut errors = Vec::new();
+    // One spelling per kind of event (`docs_view` → `docs_read`).
+    let signal_type = crate::signals::types::canonical(&input.signal_type);
+    if signal_type.is_empty() {
+        errors.push(FieldError::new(f("type"), "is required"));
+    } else if signal_type.chars().count() > 100 || signal_type.chars().any(char::is_control) {
+        errors.push(FieldError::new(
+            f("type"),
+            "must be at most 100 printable characters",
+        ));
+    }
+    let source = match parse_id(&mut errors, f("sourceId"), input.source_id) {
+        None => Some(default.clone()),
+        Some(_) if known.is_none() => Some(default.clone()),
+        Some(id) => match known.and_then(|k| k.sources.get(&id)) {
+            None => {
+                errors.push(FieldError::new(f("sourceId"), "no such signal source"));
+                None
+            }
+            Some(s) if s.status == "PAUSED" => {
+                errors.push(FieldError::new(f("sourceId"), "this source is paused"));
+                None
+            }
+            Some(s) => Some(s.clone()),
+        },
+    };
+    let actor_id = parse_id(&mut errors, f("actorId"), input.actor_id);
+    if let Some(id) = actor_id
+        && known.is_some_and(|k| !k.contacts.contains(&id))
+    {
+        errors.push(FieldError::new(f("actorId"), "no such contact"));
+    }
+    let account_id = parse_id(&mut errors, f("accountId"), input.account_id);
+    if let Some(id) = account_id
+        && known.is_some_and(|k| !k.accounts.contains(&id))
+    {
+        errors.push(FieldError::new(f("accountId"), "no such account"));
+    }
+    let anonymous_id = opt_text(&mut errors, f("anonymousId"), input.anonymous_id, 200);
+    let idempotency_key = opt_text(&mut errors, f("idempotencyKey"), input.idempotency_key, 200);
+    let metadata = match input.metadata {
+        None | Some(Value::Null) => json!({}),
+        Some(Value::Object(m)) => Value::Object(m),
+        Some(_) => {
+            errors.push(FieldError::new(f("metadata"), "must be a JSON object"));
+            json!({})
+        }
+    };
+    if metadata.to_string().len() > MAX_METADATA_BYTES {
+        errors.push(FieldError::new(
+            f("metadata"),
+            format!("must be at most {MAX_METADATA_BYTES} bytes"),
+        ));
+    }
+    let sent_at = input
+        .timestamp
+        .as_deref()
+        .is_some_and(|t| !t.trim().is_empty());
+    let timestamp = match input.timestamp.as_deref().map(str::trim) {
+        None | Some("") => now,
+        Some(t) => match DateTime::parse_from_rfc3339(t) {
+            Ok(t) if t.with_timezone(&Utc) > now + crate::signals::max_ahead() => {
+                errors.push(FieldError::new(
+                    f("timestamp"),
+                    "must not be more than 24 hours in the future",
+                ));
+                now
+            }
+            // Stored to the microsecond on both backends: compare at that precision.
+            Ok(t) => t.with_timezone(&Utc).trunc_subsecs(6),
+            Err(_) => {
+                errors.push(FieldError::new(
+                    f("timestamp"),
+                    "must be an ISO-8601 date-time with a time zone",
+                ));
+                now
+            }
+        },
+    };
+    let hints = hints(
+        &mut errors,
+        &f,
+        &input.actor,
+        &input.account,
+        &anonymous_id,
+        &metadata,
+    );
+    let contact_traits = input.contact_traits;
+    let account_traits = input.account_traits;
+    let profile_only = input.profile_only;
+    let Some(source) = source.filter(|_| errors.is_empty()) else {
+        return Err(Error::Validation(errors));
+    };
+    let who = actor_id
+        .map(|id| id.to_string())
+        .or_else(|| anonymous_id.clone())
+        .or_else(|| hints.primary())
+        .unwrap_or_else(|| "anonymous".into());
+    let dedupe_key = dedupe_key(&source.kind, &who, &signal_type, &metadata);
+    let content_dedup = idempotency_key.is_none() && sent_at;
+    Ok(Prepared {
+        source,
+        signal_type,
+        actor_id,
+        account_id,
+        anonymous_id,
+        metadata,
+        idempotency_key,
+        timestamp,
+        hints,
+        contact_traits,
+        account_traits,
+        profile_only,
+        dedupe_key,
+        content_dedup,
+    })
 }
 
 /// Every text of the item holding NUL ([`crate::text`]), named as the item's fields.
