@@ -221,35 +221,38 @@ async fn drain_attempt(db: &DatabaseConnection) -> Result<Option<Drained>> {
             rows.push(row);
         }
     }
-    // Each request's items, and where they start in the combined batch.
+    // Each request's items, and where they start in the combined batch. A request that cannot
+    // be read back (it never should) fails alone, with the reason as each item's outcome.
     let mut inputs: Vec<Input> = Vec::with_capacity(items);
     let mut spans = Vec::with_capacity(rows.len());
+    let mut broken: Vec<Option<Value>> = Vec::with_capacity(rows.len());
     for row in &rows {
-        let prefix = row
-            .items
-            .get("prefix")
-            .and_then(Value::as_str)
-            .unwrap_or_default()
-            .to_owned();
-        let signals: Vec<Input> = row
-            .items
-            .get("signals")
-            .cloned()
-            .map(serde_json::from_value)
-            .transpose()
-            .map_err(|e| Error::Internal(format!("signal intake {} is unreadable: {e}", row.id)))?
-            .unwrap_or_default();
+        let (prefix, signals) = match stored_items(row) {
+            Ok(v) => v,
+            Err(e) => {
+                tracing::error!(error = %e, "a signal intake request is unreadable");
+                spans.push((inputs.len(), row_items(row), String::new()));
+                broken.push(Some(error_body(&e)));
+                continue;
+            }
+        };
         spans.push((inputs.len(), signals.len(), prefix));
+        broken.push(None);
         inputs.extend(signals);
     }
-    let actor = actor_of(&head)?;
-    // A failure of the whole batch before anything is written (the sender had no rights) is
-    // every item's outcome.
-    if let Err(e) = write_rights(&actor) {
-        return finish(txn, &rows, &spans, Vec::new(), Some(error_body(&e))).await;
-    }
+    // A failure of the whole batch before anything is written (the sender cannot be read back,
+    // or has no rights) is every item's outcome.
+    let actor = actor_of(&head).and_then(|a| write_rights(&a).map(|()| a));
+    let actor = match actor {
+        Ok(a) if !inputs.is_empty() => a,
+        Ok(_) => return finish(txn, &rows, &spans, Vec::new(), &broken).await,
+        Err(e) => {
+            let all = vec![Some(error_body(&e)); rows.len()];
+            return finish(txn, &rows, &spans, Vec::new(), &all).await;
+        }
+    };
     match ingest_in(&txn, &actor, inputs, BATCH, &head.source).await {
-        Ok(written) => finish(txn, &rows, &spans, written.finish(), None).await,
+        Ok(written) => finish(txn, &rows, &spans, written.finish(), &broken).await,
         // The database's own failures are retried (here or at the next drain).
         Err(e @ Error::Database(_)) => Err(e),
         // Anything else will fail again: undo what the batch wrote and record the failure as
@@ -257,25 +260,46 @@ async fn drain_attempt(db: &DatabaseConnection) -> Result<Option<Drained>> {
         Err(e) => {
             txn.rollback().await?;
             tracing::warn!(error = %e, requests = rows.len(), "a signal intake batch failed");
-            fail_whole(db, &rows, &spans, &e).await
+            let txn = crate::db::begin(db).await?;
+            let all = vec![Some(error_body(&e)); rows.len()];
+            finish(txn, &rows, &spans, Vec::new(), &all).await
         }
     }
 }
 
+/// A request's field-name prefix and items, as [`accept`] stored them.
+fn stored_items(row: &signal_intake::Model) -> Result<(String, Vec<Input>)> {
+    let prefix = row
+        .items
+        .get("prefix")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_owned();
+    let signals: Vec<Input> = row
+        .items
+        .get("signals")
+        .cloned()
+        .map(serde_json::from_value)
+        .transpose()
+        .map_err(|e| Error::Internal(format!("signal intake {} is unreadable: {e}", row.id)))?
+        .unwrap_or_default();
+    if signals.len() != row_items(row) {
+        return Err(Error::Internal(format!(
+            "signal intake {} holds {} items, not {}",
+            row.id,
+            signals.len(),
+            row.item_count
+        )));
+    }
+    Ok((prefix, signals))
+}
+
+fn row_items(row: &signal_intake::Model) -> usize {
+    usize::try_from(row.item_count).unwrap_or_default()
+}
+
 /// The prefix of the combined batch; each request's field names are given back their own.
 const BATCH: &str = "signals";
-
-/// Marks `rows` (still pending) processed with `e` as every item's outcome, in a transaction of
-/// its own.
-async fn fail_whole(
-    db: &DatabaseConnection,
-    rows: &[signal_intake::Model],
-    spans: &[(usize, usize, String)],
-    e: &Error,
-) -> Result<Option<Drained>> {
-    let txn = crate::db::begin(db).await?;
-    finish(txn, rows, spans, Vec::new(), Some(error_body(e))).await
-}
 
 /// Replaces `rows` by their processed form (items dropped, results kept) and commits.
 async fn finish(
@@ -283,20 +307,20 @@ async fn finish(
     rows: &[signal_intake::Model],
     spans: &[(usize, usize, String)],
     results: Vec<Result<Ingested>>,
-    whole: Option<Value>,
+    failed: &[Option<Value>],
 ) -> Result<Option<Drained>> {
     let mut results: Vec<Option<Result<Ingested>>> = results.into_iter().map(Some).collect();
     let now = Utc::now();
     let mut processed = Vec::with_capacity(rows.len());
     let (mut created, mut deduplicated, mut rejected) = (0, 0, 0);
-    for (row, (start, len, prefix)) in rows.iter().zip(spans) {
+    for ((row, (start, len, prefix)), whole) in rows.iter().zip(spans).zip(failed) {
         let mut out = Vec::with_capacity(*len);
         for k in 0..*len {
             let r = results
                 .get_mut(start + k)
                 .and_then(Option::take)
                 .unwrap_or_else(|| Err(Error::Internal("missing result".into())));
-            out.push(match (&whole, r) {
+            out.push(match (whole, r) {
                 (Some(body), _) => {
                     rejected += 1;
                     json!({"index": k, "success": false, "error": body})

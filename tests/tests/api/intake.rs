@@ -390,6 +390,61 @@ async fn accepted_signals_wait_for_a_worker_and_are_stored_exactly_once() {
     assert_eq!(signal_count(&app, &s).await, 20);
     assert_eq!(backlog(&app).await, 0);
 
+    // A request that cannot be read back (a sender no longer understood) fails alone, with
+    // the reason in its receipt, and never blocks the requests behind it.
+    use sea_orm::{ActiveModelTrait, Set};
+    let org: uuid::Uuid = s.organization_id.parse().unwrap();
+    let broken = uuid::Uuid::now_v7();
+    entity::signal_intake::ActiveModel {
+        organization_id: Set(org),
+        id: Set(broken),
+        source: Set("api".into()),
+        principal: Set("robot:7".into()),
+        role: Set("MEMBER".into()),
+        scopes: Set(json!([])),
+        items: Set(json!({"prefix": "", "signals": [{"signalType": "x"}]})),
+        item_count: Set(1),
+        state: Set("pending".into()),
+        results: Set(None),
+        received_at: Set(chrono::Utc::now()),
+        processed_at: Set(None),
+    }
+    .insert(&app.db)
+    .await
+    .unwrap();
+    let behind = accepted(
+        &app,
+        &key,
+        "/api/v1/signals",
+        json!({"type": "signup", "actor": {"email": "behind@no-worker.io"}}),
+    )
+    .await;
+    let d = domain::signals::intake::drain_once(&app.db)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!((d.requests, d.rejected, d.created), (1, 1, 0));
+    let r: Value = receipt(&app, &key, &broken.to_string())
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(r["status"], "processed");
+    assert_eq!(r["results"][0]["success"], false, "{r}");
+    assert_eq!(r["results"][0]["error"]["code"], "INTERNAL", "{r}");
+    let d = domain::signals::intake::drain_once(&app.db)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!((d.requests, d.created), (1, 1));
+    let r: Value = receipt(&app, &key, behind["receiptId"].as_str().unwrap())
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(r["results"][0]["success"], true, "{r}");
+    assert_eq!(signal_count(&app, &s).await, 21);
+
     // Accepted while no worker runs, ingested once one starts.
     let later = accepted(
         &app,
@@ -401,7 +456,7 @@ async fn accepted_signals_wait_for_a_worker_and_are_stored_exactly_once() {
     let worker = server::start_worker(&app.state).await.unwrap();
     let r = processed(&app, &key, later["receiptId"].as_str().unwrap()).await;
     assert_eq!(r["results"][0]["success"], true, "{r}");
-    assert_eq!(signal_count(&app, &s).await, 21);
+    assert_eq!(signal_count(&app, &s).await, 22);
     app.state.shutdown.cancel();
     worker.await.unwrap();
 }
