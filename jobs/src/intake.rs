@@ -12,6 +12,10 @@ use tokio_util::sync::CancellationToken;
 
 use crate::worker::Observer;
 
+/// How long a drainer woken by its bell waits before draining, so that requests sent right
+/// after the one that rang are ingested in the same batch (at most this much added latency).
+pub const COALESCE: Duration = Duration::from_millis(50);
+
 /// Runs until `shutdown`; a batch being ingested when it comes is finished first.
 pub async fn run(
     db: DatabaseConnection,
@@ -40,7 +44,14 @@ pub async fn run(
         }
         tokio::select! {
             () = shutdown.cancelled() => break,
-            () = bell.notified() => {}
+            // Requests arriving one by one are ingested a few dozen at a time, not one per
+            // transaction: the first ring opens a short window for the ones right behind it.
+            () = bell.notified() => {
+                tokio::select! {
+                    () = shutdown.cancelled() => break,
+                    () = tokio::time::sleep(COALESCE) => {}
+                }
+            }
             () = tokio::time::sleep(poll_interval) => {}
         }
     }

@@ -1136,6 +1136,7 @@ async fn main() {
             let mut ended = Instant::now();
             let mut backlog_at_end = 0;
             let mut intake_at_end = 0;
+            let mut intake_drain = Duration::ZERO;
             let (load, samples) = probes
                 .during(async {
                     let load = run_load(
@@ -1153,10 +1154,10 @@ async fn main() {
                     ended = Instant::now();
                     intake_at_end = intake_backlog(&ro).await;
                     backlog_at_end = score_backlog(&ro).await;
+                    intake_drain = drain_intake(&ro, Duration::from_secs(300)).await;
                     load
                 })
                 .await;
-            let intake_drain = drain_intake(&ro, Duration::from_secs(300)).await;
             let left = quiesce(&ro, Duration::from_secs(300)).await;
             let drain = ended.elapsed();
             let c2 = cpu_sample(&db_name);

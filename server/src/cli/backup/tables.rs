@@ -94,6 +94,7 @@ backed_up!(
     scheduler_heartbeats,
     signal_sources,
     signals,
+    signal_intake,
     contact_identities,
     contact_merges,
     account_scores,
