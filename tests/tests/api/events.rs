@@ -290,7 +290,7 @@ async fn the_head_starts_past_every_given_position_and_cursor() {
     let top = events::latest_seq_all(&db).await.unwrap();
     // Undo the head's migration and every one after it.
     let steps = {
-        use migration::{MigrationName as _, MigratorTrait as _};
+        use migration::MigratorTrait as _;
         let all = migration::Migrator::migrations();
         let at = all
             .iter()
