@@ -288,6 +288,19 @@ impl Error {
         matches!(self, Error::Database(_) | Error::Internal(_))
     }
 
+    /// The error as a REST body or a batch item's outcome shows it:
+    /// `{"code", "message", "fields": [{"field", "message"}]}` (fields only for validation).
+    pub fn body(&self) -> serde_json::Value {
+        let fields: Vec<serde_json::Value> = match self {
+            Error::Validation(f) => f
+                .iter()
+                .map(|f| serde_json::json!({"field": f.field, "message": f.message}))
+                .collect(),
+            _ => Vec::new(),
+        };
+        serde_json::json!({"code": self.code(), "message": self.public_message(), "fields": fields})
+    }
+
     /// The message a client may see.
     pub fn public_message(&self) -> String {
         if self.kind() == Code::Unavailable {

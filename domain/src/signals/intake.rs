@@ -232,7 +232,7 @@ async fn drain_attempt(db: &DatabaseConnection) -> Result<Option<Drained>> {
             Err(e) => {
                 tracing::error!(error = %e, "a signal intake request is unreadable");
                 spans.push((inputs.len(), row_items(row), String::new()));
-                broken.push(Some(error_body(&e)));
+                broken.push(Some(e.body()));
                 continue;
             }
         };
@@ -247,7 +247,7 @@ async fn drain_attempt(db: &DatabaseConnection) -> Result<Option<Drained>> {
         Ok(a) if !inputs.is_empty() => a,
         Ok(_) => return finish(txn, &rows, &spans, Vec::new(), &broken).await,
         Err(e) => {
-            let all = vec![Some(error_body(&e)); rows.len()];
+            let all = vec![Some(e.body()); rows.len()];
             return finish(txn, &rows, &spans, Vec::new(), &all).await;
         }
     };
@@ -261,7 +261,7 @@ async fn drain_attempt(db: &DatabaseConnection) -> Result<Option<Drained>> {
             txn.rollback().await?;
             tracing::warn!(error = %e, requests = rows.len(), "a signal intake batch failed");
             let txn = crate::db::begin(db).await?;
-            let all = vec![Some(error_body(&e)); rows.len()];
+            let all = vec![Some(e.body()); rows.len()];
             finish(txn, &rows, &spans, Vec::new(), &all).await
         }
     }
@@ -344,7 +344,7 @@ async fn finish(
                 (None, Err(e)) => {
                     rejected += 1;
                     let e = renumber(e, &format!("{BATCH}.{}.", start + k), prefix, k);
-                    json!({"index": k, "success": false, "error": error_body(&e)})
+                    json!({"index": k, "success": false, "error": e.body()})
                 }
             });
         }
@@ -412,17 +412,6 @@ fn renumber(e: Error, combined: &str, prefix: &str, k: usize) -> Error {
         ),
         other => other,
     }
-}
-
-fn error_body(e: &Error) -> Value {
-    let fields: Vec<Value> = match e {
-        Error::Validation(f) => f
-            .iter()
-            .map(|f| json!({"field": f.field, "message": f.message}))
-            .collect(),
-        _ => Vec::new(),
-    };
-    json!({"code": e.code(), "message": e.public_message(), "fields": fields})
 }
 
 /// A request's receipt.

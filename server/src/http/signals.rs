@@ -371,17 +371,6 @@ fn signal_body(i: &Ingested, r: &Related) -> Value {
     })
 }
 
-fn error_body(e: &domain::Error) -> Value {
-    let fields: Vec<Value> = match e {
-        domain::Error::Validation(f) => f
-            .iter()
-            .map(|f| json!({"field": f.field, "message": f.message}))
-            .collect(),
-        _ => Vec::new(),
-    };
-    json!({"code": e.code(), "message": e.public_message(), "fields": fields})
-}
-
 /// `POST /api/v1/signals`: `201` with the new signal, or `200` with `"deduplicated": true` and
 /// the original.
 async fn ingest_one(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
@@ -619,7 +608,7 @@ pub(super) async fn run_batch(
                 if let domain::Error::Validation(f) = &e {
                     all_fields.extend(f.iter().cloned());
                 }
-                results.push(json!({"index": i, "success": false, "error": error_body(&e)}));
+                results.push(json!({"index": i, "success": false, "error": e.body()}));
             }
         }
     }
