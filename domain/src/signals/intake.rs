@@ -165,6 +165,20 @@ pub struct Drained {
 /// (or every pending request is held by another drainer).
 #[tracing::instrument(name = "signals.drain", skip_all)]
 pub async fn drain_once(db: &DatabaseConnection) -> Result<Option<Drained>> {
+    // A look before the write transaction: an idle drainer, polling, must not take SQLite's one
+    // write lock (a CLI command beside the server would queue behind it), nor open a
+    // transaction on PostgreSQL, just to find nothing.
+    let any = signal_intake::Entity::find()
+        .select_only()
+        .column(signal_intake::Column::Id)
+        .filter(signal_intake::Column::State.eq(state::PENDING))
+        .limit(1)
+        .into_tuple::<Uuid>()
+        .one(db)
+        .await?;
+    if any.is_none() {
+        return Ok(None);
+    }
     let mut attempt = 0;
     loop {
         attempt += 1;

@@ -32,9 +32,9 @@ fn env_of(db: &TestDatabase) -> Vec<(String, String)> {
     ]
 }
 
-fn devsignal(args: &[&str], env: &[(String, String)]) -> (i32, String, String) {
+async fn devsignal(args: &[&str], env: &[(String, String)]) -> (i32, String, String) {
     let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
-    run(args, &env)
+    run(args, &env).await
 }
 
 /// An archive as the test reads it, independently of the code that wrote it.
@@ -310,12 +310,7 @@ async fn round_trip(source: TestDatabase, target: TestDatabase) {
     let file = dir.path().join("devsignal.backup");
     let file_s = file.display().to_string();
     let started = Instant::now();
-    let (code, out, err) = tokio::task::spawn_blocking({
-        let (file_s, env) = (file_s.clone(), source_env.clone());
-        move || devsignal(&["backup", &file_s], &env)
-    })
-    .await
-    .unwrap();
+    let (code, out, err) = devsignal(&["backup", &file_s], &source_env).await;
     let backup_secs = started.elapsed().as_secs_f64();
     assert_eq!(code, 0, "backup failed: {err}");
     assert!(out.contains("backed up"), "{out}");
@@ -394,7 +389,7 @@ async fn round_trip(source: TestDatabase, target: TestDatabase) {
     // Restore into the empty target.
     let target_env = env_of(&target);
     let started = Instant::now();
-    let (code, out, err) = devsignal(&["restore", &file_s], &target_env);
+    let (code, out, err) = devsignal(&["restore", &file_s], &target_env).await;
     let restore_secs = started.elapsed().as_secs_f64();
     assert_eq!(code, 0, "restore failed: {err}");
     assert!(out.contains("restored"), "{out}");
@@ -451,7 +446,7 @@ async fn round_trip(source: TestDatabase, target: TestDatabase) {
     }
     // And every table, row by row: a backup of the restored database holds the same rows.
     let again = dir.path().join("again.backup");
-    let (code, _, err) = devsignal(&["backup", &again.display().to_string()], &target_env);
+    let (code, _, err) = devsignal(&["backup", &again.display().to_string()], &target_env).await;
     assert_eq!(code, 0, "backup of the restored database: {err}");
     let again = Archive::read(&again);
     assert_eq!(
@@ -574,11 +569,11 @@ async fn verify_names_each_problem_and_restore_refuses_what_it_must() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("good.backup");
     let good = file.display().to_string();
-    let (code, _, err) = devsignal(&["backup", &good], &env);
+    let (code, _, err) = devsignal(&["backup", &good], &env).await;
     assert_eq!(code, 0, "{err}");
 
     // A good archive: exit 0 and a summary.
-    let (code, out, err) = devsignal(&["backup", "--verify", &good], &[]);
+    let (code, out, err) = devsignal(&["backup", "--verify", &good], &[]).await;
     assert_eq!(code, 0, "{err}");
     assert!(out.contains("OK:") && out.contains("signals"), "{out}");
     assert!(
@@ -587,10 +582,11 @@ async fn verify_names_each_problem_and_restore_refuses_what_it_must() {
     );
 
     let bytes = std::fs::read(&file).unwrap();
-    let check = |name: &str, content: &[u8], expected: &[&str]| {
+    let check = async |name: &str, content: &[u8], expected: &[&str]| {
         let path = dir.path().join(name);
         std::fs::write(&path, content).unwrap();
-        let (code, out, err) = devsignal(&["backup", "--verify", &path.display().to_string()], &[]);
+        let (code, out, err) =
+            devsignal(&["backup", "--verify", &path.display().to_string()], &[]).await;
         assert_ne!(code, 0, "{name} passed verification: {out}");
         eprintln!("{name}: {}", err.trim_end());
         assert!(
@@ -603,24 +599,27 @@ async fn verify_names_each_problem_and_restore_refuses_what_it_must() {
     let mut flipped = bytes.clone();
     let mid = flipped.len() / 2;
     flipped[mid] ^= 0x55;
-    check("flipped.backup", &flipped, &["is damaged"]);
+    check("flipped.backup", &flipped, &["is damaged"]).await;
     // Cut in half, and cut just before the end.
     check(
         "half.backup",
         &bytes[..bytes.len() / 2],
         &["is truncated", "is damaged"],
-    );
+    )
+    .await;
     check(
         "short.backup",
         &bytes[..bytes.len() - 3],
         &["is truncated", "is damaged"],
-    );
+    )
+    .await;
     check(
         "text.backup",
         b"hello, not an archive\n",
         &["not a DevSignal backup archive"],
-    );
-    check("empty.backup", b"", &["not a DevSignal backup archive"]);
+    )
+    .await;
+    check("empty.backup", b"", &["not a DevSignal backup archive"]).await;
     // A changed row that still decompresses: only the checksum can tell.
     let text = gunzip(&file);
     let changed = text.replacen("owner@rocket.dev", "evil@rocket.dev", 1);
@@ -631,7 +630,8 @@ async fn verify_names_each_problem_and_restore_refuses_what_it_must() {
         "changed.backup",
         &std::fs::read(&path).unwrap(),
         &["checksum mismatch"],
-    );
+    )
+    .await;
     // The trailer gone.
     let no_trailer: String =
         text.lines()
@@ -646,15 +646,16 @@ async fn verify_names_each_problem_and_restore_refuses_what_it_must() {
         "no-trailer.backup",
         &std::fs::read(&path).unwrap(),
         &["is truncated"],
-    );
+    )
+    .await;
     // A missing file.
-    let (code, _, err) = devsignal(&["backup", "--verify", "/nonexistent/x.backup"], &[]);
+    let (code, _, err) = devsignal(&["backup", "--verify", "/nonexistent/x.backup"], &[]).await;
     assert_ne!(code, 0);
     assert!(err.contains("no such file"), "{err}");
 
     // Restore into a database that holds data: refused, naming what it holds, changing nothing.
     let before = count(&app.db, "signals").await;
-    let (code, _, err) = devsignal(&["restore", &good], &env);
+    let (code, _, err) = devsignal(&["restore", &good], &env).await;
     assert_ne!(code, 0);
     assert!(err.contains("is not empty"), "{err}");
     assert!(
@@ -671,7 +672,8 @@ async fn verify_names_each_problem_and_restore_refuses_what_it_must() {
     );
     gzip_to(&path, &newer);
     let target = TestDatabase::new().await;
-    let (code, _, err) = devsignal(&["restore", &path.display().to_string()], &env_of(&target));
+    let (code, _, err) =
+        devsignal(&["restore", &path.display().to_string()], &env_of(&target)).await;
     assert_ne!(code, 0);
     assert!(err.contains("newer than this devsignal"), "{err}");
     assert!(err.contains("m20990101_000001_from_the_future"), "{err}");
@@ -679,12 +681,12 @@ async fn verify_names_each_problem_and_restore_refuses_what_it_must() {
     // A damaged archive restores nothing: the target stays empty, and a good one then succeeds.
     std::fs::write(&path, &flipped).unwrap();
     let target_env = env_of(&target);
-    let (code, _, err) = devsignal(&["restore", &path.display().to_string()], &target_env);
+    let (code, _, err) = devsignal(&["restore", &path.display().to_string()], &target_env).await;
     assert_ne!(code, 0, "a damaged archive restored");
     assert!(
         err.contains("damaged") || err.contains("truncated"),
         "{err}"
     );
-    let (code, _, err) = devsignal(&["restore", &good], &target_env);
+    let (code, _, err) = devsignal(&["restore", &good], &target_env).await;
     assert_eq!(code, 0, "restore after a failed one: {err}");
 }

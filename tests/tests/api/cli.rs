@@ -1,7 +1,6 @@
 //! The `devsignal` binary as an operator runs it.
 
 use std::path::Path;
-use std::process::Command;
 use std::time::Duration;
 
 use devsignal_tests::{TestDatabase, devsignal_bin, eventually};
@@ -9,15 +8,23 @@ use serde_json::Value;
 
 pub(crate) use devsignal_tests::processes::{Proc, free_port};
 
-pub(crate) fn run(args: &[&str], env: &[(&str, &str)]) -> (i32, String, String) {
+pub(crate) async fn run(args: &[&str], env: &[(&str, &str)]) -> (i32, String, String) {
     // A directory of its own, so nothing a command writes lands in the source tree.
     let cwd = tempfile::tempdir().unwrap();
-    run_in(cwd.path(), args, env)
+    run_in(cwd.path(), args, env).await
 }
 
 /// Runs `devsignal` in `cwd` with nothing but `PATH` and `env` set: (status, stdout, stderr).
-pub(crate) fn run_in(cwd: &Path, args: &[&str], env: &[(&str, &str)]) -> (i32, String, String) {
-    let mut cmd = Command::new(devsignal_bin());
+///
+/// The wait is asynchronous: a server the test started in-process shares the test's runtime, and
+/// blocking that runtime while one of its tasks holds SQLite's write lock (the intake drainer,
+/// the job poller) would leave the command waiting out the busy timeout.
+pub(crate) async fn run_in(
+    cwd: &Path,
+    args: &[&str],
+    env: &[(&str, &str)],
+) -> (i32, String, String) {
+    let mut cmd = tokio::process::Command::new(devsignal_bin());
     cmd.args(args)
         .current_dir(cwd)
         .env_clear()
@@ -25,7 +32,7 @@ pub(crate) fn run_in(cwd: &Path, args: &[&str], env: &[(&str, &str)]) -> (i32, S
     for (k, v) in env {
         cmd.env(k, v);
     }
-    let out = cmd.output().expect("run devsignal");
+    let out = cmd.output().await.expect("run devsignal");
     (
         out.status.code().unwrap_or(-1),
         String::from_utf8_lossy(&out.stdout).into_owned(),
@@ -159,26 +166,26 @@ async fn migrate_up_status_down_on_the_test_database() {
         ("DATA_DIR", db.dir.path().to_str().unwrap()),
     ];
 
-    let (code, out, err) = run(&["migrate", "status"], &env);
+    let (code, out, err) = run(&["migrate", "status"], &env).await;
     assert_eq!(code, 0, "{err}");
     assert!(out.contains("pending"), "{out}");
     assert!(out.contains("0 applied"), "{out}");
 
-    let (code, out, err) = run(&["migrate", "up"], &env);
+    let (code, out, err) = run(&["migrate", "up"], &env).await;
     assert_eq!(code, 0, "{err}");
     assert!(!out.contains("applied 0 "), "{out}");
     // twice is harmless
-    let (code, out, _) = run(&["migrate", "up"], &env);
+    let (code, out, _) = run(&["migrate", "up"], &env).await;
     assert_eq!(code, 0);
     assert!(out.contains("applied 0 migration"), "{out}");
 
-    let (_, out, _) = run(&["migrate", "status"], &env);
+    let (_, out, _) = run(&["migrate", "status"], &env).await;
     assert!(out.contains(", 0 pending"), "{out}");
 
-    let (code, out, err) = run(&["migrate", "down", "1"], &env);
+    let (code, out, err) = run(&["migrate", "down", "1"], &env).await;
     assert_eq!(code, 0, "{err}");
     assert!(out.contains("rolled back 1 migration"), "{out}");
-    let (_, out, _) = run(&["migrate", "status"], &env);
+    let (_, out, _) = run(&["migrate", "status"], &env).await;
     assert!(out.contains(", 1 pending"), "{out}");
     // Operator commands write no development secrets.
     assert!(!db.dir.path().join("secrets.json").exists());
@@ -196,7 +203,8 @@ async fn production_refuses_to_start_and_names_each_problem() {
             ("JWT_REFRESH_SECRET", &secret),
             ("CORS_ORIGIN", "https://app.example.com"),
         ],
-    );
+    )
+    .await;
     assert_eq!(code, 78, "{out}{err}");
     let lines: Vec<&str> = err.lines().collect();
     for var in [
@@ -227,7 +235,8 @@ async fn production_refuses_to_start_and_names_each_problem() {
             ("JWT_SECRET", &secret),
             ("JWT_REFRESH_SECRET", &secret),
         ],
-    );
+    )
+    .await;
     assert_eq!(code, 78);
     assert!(
         err.contains("JWT_REFRESH_SECRET: must differ from JWT_SECRET"),
@@ -341,9 +350,9 @@ async fn a_valid_production_configuration_starts() {
     assert!(proc.terminate().success());
 }
 
-#[test]
-fn schema_command_prints_the_committed_contract() {
-    let (code, out, _) = run(&["schema"], &[]);
+#[tokio::test]
+async fn schema_command_prints_the_committed_contract() {
+    let (code, out, _) = run(&["schema"], &[]).await;
     assert_eq!(code, 0);
     let committed =
         std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../schema.graphql"))
@@ -356,18 +365,15 @@ async fn errors_reach_sentry_when_a_dsn_is_set() {
     let sentry = devsignal_tests::Recorder::start().await;
     let dsn = sentry.address.replace("http://", "http://publickey@") + "/42";
     // A database path that cannot be created makes the command fail with an error-level log.
-    // The command blocks; the fake Sentry must keep answering on this test's runtime meanwhile.
-    let (code, _, err) = tokio::task::spawn_blocking(move || {
-        run(
-            &["migrate", "status"],
-            &[
-                ("SENTRY_DSN", &dsn),
-                ("DATABASE_URL", "sqlite:///proc/devsignal-nope/x.db"),
-            ],
-        )
-    })
-    .await
-    .unwrap();
+    // The fake Sentry answers on this test's runtime while the command runs.
+    let (code, _, err) = run(
+        &["migrate", "status"],
+        &[
+            ("SENTRY_DSN", &dsn),
+            ("DATABASE_URL", "sqlite:///proc/devsignal-nope/x.db"),
+        ],
+    )
+    .await;
     assert_eq!(code, 1, "{err}");
     let received = eventually(Duration::from_secs(10), "a Sentry envelope", || async {
         let got = sentry.received();
@@ -388,17 +394,14 @@ async fn a_sentry_that_never_answers_does_not_hold_the_process() {
     let dsn = format!("http://publickey@{}/42", silent.local_addr().unwrap());
     devsignal_bin(); // build first: only the command's own run is bounded below
     let started = std::time::Instant::now();
-    let (code, _, err) = tokio::task::spawn_blocking(move || {
-        run(
-            &["migrate", "status"],
-            &[
-                ("SENTRY_DSN", &dsn),
-                ("DATABASE_URL", "sqlite:///proc/devsignal-nope/x.db"),
-            ],
-        )
-    })
-    .await
-    .unwrap();
+    let (code, _, err) = run(
+        &["migrate", "status"],
+        &[
+            ("SENTRY_DSN", &dsn),
+            ("DATABASE_URL", "sqlite:///proc/devsignal-nope/x.db"),
+        ],
+    )
+    .await;
     assert_eq!(code, 1, "{err}");
     // Bounded by the transport's timeout, not forever (a generous bound, not a timing test).
     assert!(started.elapsed() < Duration::from_secs(30));
@@ -419,7 +422,7 @@ async fn operator_commands_never_create_a_database() {
             "api-keys", "create", "--org", "Acme", "--name", "ci", "--scopes", "admin",
         ],
     ] {
-        let (code, out, err) = run_in(cwd.path(), args, &[]);
+        let (code, out, err) = run_in(cwd.path(), args, &[]).await;
         assert_ne!(code, 0, "{args:?}");
         assert!(!cwd.path().join("data").exists(), "{args:?} created ./data");
         assert!(
@@ -443,7 +446,7 @@ async fn operator_commands_never_create_a_database() {
     // as such, once, never as a raw SQL error.
     std::fs::create_dir(cwd.path().join("data")).unwrap();
     std::fs::write(&expected, b"").unwrap();
-    let (code, out, err) = run_in(cwd.path(), &["jobs", "status"], &[]);
+    let (code, out, err) = run_in(cwd.path(), &["jobs", "status"], &[]).await;
     assert_ne!(code, 0);
     let all = format!("{out}{err}");
     assert_eq!(all.matches("holds no DevSignal tables").count(), 1, "{all}");

@@ -48,7 +48,7 @@ async fn a_healthy_setup_passes_and_each_problem_fails_with_what_to_do() {
         },
     )
     .await;
-    let (code, out, err) = run(&["doctor"], &env);
+    let (code, out, err) = run(&["doctor"], &env).await;
     assert_eq!(code, 0, "{out}{err}");
     for l in out.lines() {
         assert!(l.starts_with("OK ") || l.starts_with("WARN "), "{l}");
@@ -104,7 +104,7 @@ async fn a_healthy_setup_passes_and_each_problem_fails_with_what_to_do() {
     )
     .await
     .unwrap();
-    let (code, out, _) = run(&["doctor"], &env);
+    let (code, out, _) = run(&["doctor"], &env).await;
     assert_eq!(code, 1, "{out}");
     let failed = lines_with(&out, "FAIL", "failed");
     assert_eq!(failed.len(), 1, "{out}");
@@ -134,9 +134,9 @@ async fn a_healthy_setup_passes_and_each_problem_fails_with_what_to_do() {
         (live.alive == 0).then_some(())
     })
     .await;
-    let (code, _, err) = run(&["migrate", "down", "1"], &env);
+    let (code, _, err) = run(&["migrate", "down", "1"], &env).await;
     assert_eq!(code, 0, "{err}");
-    let (code, out, _) = run(&["doctor"], &env);
+    let (code, out, _) = run(&["doctor"], &env).await;
     assert_eq!(code, 1, "{out}");
     let pending = lines_with(&out, "FAIL", "migrations");
     assert_eq!(pending.len(), 1, "{out}");
@@ -151,7 +151,7 @@ async fn a_healthy_setup_passes_and_each_problem_fails_with_what_to_do() {
 #[tokio::test]
 async fn an_unreachable_database_fails_naming_database_url() {
     let url = format!("postgres://postgres@127.0.0.1:{}/devsignal", free_port());
-    let (code, out, err) = run(&["doctor"], &[("DATABASE_URL", url.as_str())]);
+    let (code, out, err) = run(&["doctor"], &[("DATABASE_URL", url.as_str())]).await;
     assert_eq!(code, 1, "{out}{err}");
     let db = lines_with(&out, "FAIL", "database");
     assert_eq!(db.len(), 1, "{out}");
@@ -168,14 +168,15 @@ async fn an_unreachable_database_fails_naming_database_url() {
             ("DATABASE_URL", url.as_str()),
             ("DATABASE_READ_URL", read.as_str()),
         ],
-    );
+    )
+    .await;
     assert_eq!(code, 1, "{out}");
     let replica = lines_with(&out, "FAIL", "replica");
     assert_eq!(replica.len(), 1, "{out}");
     assert!(replica[0].contains("DATABASE_READ_URL"), "{out}");
 
     // A configuration that does not parse is named too.
-    let (code, out, _) = run(&["doctor"], &[("PORT", "eighty")]);
+    let (code, out, _) = run(&["doctor"], &[("PORT", "eighty")]).await;
     assert_eq!(code, 1, "{out}");
     let config = lines_with(&out, "FAIL", "config");
     assert!(config.iter().any(|l| l.contains("PORT")), "{out}");

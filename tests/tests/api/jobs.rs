@@ -662,7 +662,7 @@ async fn the_jobs_commands_operate_the_queues() {
     queue::fail(&db, &c[0], "w", "boom").await.unwrap();
     queue::enqueue(&db, noop(json!({}))).await.unwrap();
 
-    let (code, out, err) = run(&["jobs", "status"], &env);
+    let (code, out, err) = run(&["jobs", "status"], &env).await;
     assert_eq!(code, 0, "{err}");
     let line = out
         .lines()
@@ -676,7 +676,7 @@ async fn the_jobs_commands_operate_the_queues() {
     );
     assert_eq!(out.lines().count(), 1 + jobs::registry::QUEUES.len());
 
-    let (code, out, _) = run(&["jobs", "pause", "signal-processing"], &env);
+    let (code, out, _) = run(&["jobs", "pause", "signal-processing"], &env).await;
     assert_eq!((code, out.trim()), (0, "paused signal-processing"));
     assert!(
         queue::counts(&db, &["signal-processing"], None)
@@ -684,7 +684,7 @@ async fn the_jobs_commands_operate_the_queues() {
             .unwrap()[0]
             .paused
     );
-    let (code, _, _) = run(&["jobs", "resume", "signal-processing"], &env);
+    let (code, _, _) = run(&["jobs", "resume", "signal-processing"], &env).await;
     assert_eq!(code, 0);
     assert!(
         !queue::counts(&db, &["signal-processing"], None)
@@ -692,11 +692,11 @@ async fn the_jobs_commands_operate_the_queues() {
             .unwrap()[0]
             .paused
     );
-    let (code, _, err) = run(&["jobs", "pause", "no-such-queue"], &env);
+    let (code, _, err) = run(&["jobs", "pause", "no-such-queue"], &env).await;
     assert_ne!(code, 0);
     assert!(err.contains("unknown queue"), "{err}");
 
-    let (code, out, _) = run(&["jobs", "show", &fid.to_string()], &env);
+    let (code, out, _) = run(&["jobs", "show", &fid.to_string()], &env).await;
     assert_eq!(code, 0);
     let shown: Value = serde_json::from_str(&out).unwrap();
     assert_eq!(
@@ -707,7 +707,8 @@ async fn the_jobs_commands_operate_the_queues() {
     let (code, out, _) = run(
         &["jobs", "retry-failed", "signal-processing", "--limit", "5"],
         &env,
-    );
+    )
+    .await;
     assert_eq!(
         (code, out.trim()),
         (0, "re-enqueued 1 failed job(s) of signal-processing")
@@ -736,7 +737,8 @@ async fn the_jobs_commands_operate_the_queues() {
             "24h",
         ],
         &env,
-    );
+    )
+    .await;
     assert_eq!(code, 0);
     assert!(out.starts_with("deleted 0 completed"), "{out}");
     let (code, out, _) = run(
@@ -749,19 +751,20 @@ async fn the_jobs_commands_operate_the_queues() {
             "0s",
         ],
         &env,
-    );
+    )
+    .await;
     assert_eq!(code, 0);
     assert!(out.starts_with("deleted 2 completed"), "{out}");
 
-    let (code, out, _) = run(&["jobs", "trigger", "score-snapshot-scheduler"], &env);
+    let (code, out, _) = run(&["jobs", "trigger", "score-snapshot-scheduler"], &env).await;
     assert_eq!(code, 0);
     let id: Uuid = out.trim().rsplit(' ').next().unwrap().parse().unwrap();
     assert_eq!(job(&db, id).await.queue, "score-snapshot");
-    let (code, _, err) = run(&["jobs", "trigger", "capture-score-snapshot"], &env);
+    let (code, _, err) = run(&["jobs", "trigger", "capture-score-snapshot"], &env).await;
     assert_ne!(code, 0);
     assert!(err.contains("--org"), "{err}");
 
-    let (code, out, _) = run(&["jobs", "schedules"], &env);
+    let (code, out, _) = run(&["jobs", "schedules"], &env).await;
     assert_eq!(code, 0);
     // The scheduler's state, the header, one line per entry.
     assert_eq!(

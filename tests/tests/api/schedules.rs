@@ -83,7 +83,7 @@ async fn a_disabled_entry_enqueues_nothing_across_a_restart_until_enabled() {
 
     // `jobs schedules`: the scheduler is alive; the entry's last tick and its job's state.
     let shown = eventually(Duration::from_secs(20), "the job to finish", || async {
-        let (code, out, err) = run(&["jobs", "schedules"], &cli);
+        let (code, out, err) = run(&["jobs", "schedules"], &cli).await;
         assert_eq!(code, 0, "{err}");
         let line = out
             .lines()
@@ -121,7 +121,7 @@ async fn a_disabled_entry_enqueues_nothing_across_a_restart_until_enabled() {
     assert!(shown_tick >= first.tick_at, "{line}");
 
     // Unknown names are refused, naming the valid ones.
-    let (code, _, err) = run(&["jobs", "disable", "no-such-entry"], &cli);
+    let (code, _, err) = run(&["jobs", "disable", "no-such-entry"], &cli).await;
     assert_ne!(code, 0);
     assert!(
         err.contains("unknown schedule") && err.contains(DEMO),
@@ -131,12 +131,13 @@ async fn a_disabled_entry_enqueues_nothing_across_a_restart_until_enabled() {
     let (code, out, err) = run(
         &["jobs", "disable", DEMO, "--reason", "stuck in a retry loop"],
         &cli,
-    );
+    )
+    .await;
     assert_eq!(code, 0, "{err}");
     assert!(out.starts_with("disabled demo-cleanup-scheduler"), "{out}");
     assert!(out.contains("jobs trigger demo-cleanup-scheduler"), "{out}");
     let disabled_at = Utc::now();
-    let (code, out, _) = run(&["jobs", "disable", DEMO], &cli);
+    let (code, out, _) = run(&["jobs", "disable", DEMO], &cli).await;
     assert_eq!(
         (code, out.trim()),
         (0, "demo-cleanup-scheduler was already disabled")
@@ -147,20 +148,20 @@ async fn a_disabled_entry_enqueues_nothing_across_a_restart_until_enabled() {
     assert_eq!(skipped.job_id, None);
     assert_eq!(skipped.skipped.as_deref(), Some("disabled"));
     server.wait_for_line("skipped: the entry is disabled").await;
-    let (_, out, _) = run(&["jobs", "schedules"], &cli);
+    let (_, out, _) = run(&["jobs", "schedules"], &cli).await;
     let line = out.lines().find(|l| l.starts_with(DEMO)).unwrap();
     assert!(line.contains(" disabled "), "{line}");
     assert!(line.contains("skipped (disabled)"), "{line}");
     assert!(line.contains("stuck in a retry loop"), "{line}");
 
     // The job can still be run by hand.
-    let (code, out, err) = run(&["jobs", "trigger", DEMO], &cli);
+    let (code, out, err) = run(&["jobs", "trigger", DEMO], &cli).await;
     assert_eq!(code, 0, "{err}");
     assert!(out.starts_with("enqueued demo-cleanup-scheduler"), "{out}");
 
     // Stopped cleanly: no scheduler runs.
     assert_eq!(server.terminate().code(), Some(0));
-    let (_, out, _) = run(&["jobs", "schedules"], &cli);
+    let (_, out, _) = run(&["jobs", "schedules"], &cli).await;
     assert!(
         out.starts_with("scheduler: NOT RUNNING (last beat"),
         "{out}"
@@ -184,11 +185,11 @@ async fn a_disabled_entry_enqueues_nothing_across_a_restart_until_enabled() {
         "no tick enqueued while disabled"
     );
 
-    let (code, out, _) = run(&["jobs", "enable", DEMO], &cli);
+    let (code, out, _) = run(&["jobs", "enable", DEMO], &cli).await;
     assert_eq!(code, 0);
     assert!(out.starts_with("enabled demo-cleanup-scheduler"), "{out}");
     let enabled_at = Utc::now();
-    let (_, out, _) = run(&["jobs", "enable", DEMO], &cli);
+    let (_, out, _) = run(&["jobs", "enable", DEMO], &cli).await;
     assert_eq!(out.trim(), "demo-cleanup-scheduler was already enabled");
     tick_after(
         &db,
@@ -202,7 +203,7 @@ async fn a_disabled_entry_enqueues_nothing_across_a_restart_until_enabled() {
     // Killed, its heartbeat goes stale: NOT RUNNING after SCHEDULER_STALE_SECONDS.
     server.kill9();
     eventually(Duration::from_secs(20), "NOT RUNNING", || async {
-        let (_, out, _) = run(&["jobs", "schedules"], &cli);
+        let (_, out, _) = run(&["jobs", "schedules"], &cli).await;
         out.starts_with("scheduler: NOT RUNNING (last beat")
             .then_some(())
     })
@@ -225,7 +226,7 @@ async fn schedules_show_a_failed_ticks_error_shortened() {
     job.last_error = Set(Some(long));
     job.finished_at = Set(Some(Utc::now()));
     job.update(&db).await.unwrap();
-    let (code, out, err) = run(&["jobs", "schedules"], &[("DATABASE_URL", t.url.as_str())]);
+    let (code, out, err) = run(&["jobs", "schedules"], &[("DATABASE_URL", t.url.as_str())]).await;
     assert_eq!(code, 0, "{err}");
     assert!(
         out.starts_with("scheduler: NOT RUNNING (no scheduler"),

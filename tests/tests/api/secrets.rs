@@ -126,10 +126,10 @@ async fn encryption_key_rotates_online_and_every_secret_keeps_working() {
         }
         env
     };
-    let cli = |args: &[&str], env: &[(String, String)]| {
+    async fn cli(args: &[&str], env: &[(String, String)]) -> (i32, String, String) {
         let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
-        run(args, &env)
-    };
+        run(args, &env).await
+    }
 
     // Secrets sealed under the old key: webhook endpoints (one with a previous secret after
     // its own rotation), an integration's credentials and webhook secret, a cached token.
@@ -171,7 +171,7 @@ async fn encryption_key_rotates_online_and_every_secret_keeps_working() {
     assert!(before.len() >= 7, "{before:?}");
 
     // Check under the new key alone names what it cannot open, and fails.
-    let (code, out, err) = cli(&["secrets", "check"], &cli_env(&new, None));
+    let (code, out, err) = cli(&["secrets", "check"], &cli_env(&new, None)).await;
     assert_eq!(code, 1, "{out}{err}");
     assert!(err.contains("open under neither"), "{err}");
     assert!(err.contains("webhook_endpoints.secret"), "{err}");
@@ -182,7 +182,7 @@ async fn encryption_key_rotates_online_and_every_secret_keeps_working() {
     let rotating = with(&[("ENCRYPTION_KEY", &new), ("ENCRYPTION_KEY_PREVIOUS", &old)]);
     let app = spawn_on(db, rotating).await;
     delivered(&app, &s, &rx, &endpoints[1].0, 1).await;
-    let (code, out, err) = cli(&["secrets", "check"], &cli_env(&new, Some(&old)));
+    let (code, out, err) = cli(&["secrets", "check"], &cli_env(&new, Some(&old))).await;
     assert_eq!(code, 0, "{out}{err}");
     assert!(
         out.contains("still sealed under ENCRYPTION_KEY_PREVIOUS"),
@@ -217,9 +217,7 @@ async fn encryption_key_rotates_online_and_every_secret_keeps_working() {
         })
     };
     let env = cli_env(&new, Some(&old));
-    let (code, out, err) = tokio::task::spawn_blocking(move || cli(&["secrets", "rotate"], &env))
-        .await
-        .unwrap();
+    let (code, out, err) = cli(&["secrets", "rotate"], &env).await;
     assert_eq!(code, 0, "{out}{err}");
     assert!(out.contains("re-sealed"), "{out}");
     assert!(
@@ -243,7 +241,7 @@ async fn encryption_key_rotates_online_and_every_secret_keeps_working() {
     }
 
     // A second run is harmless (resumable): nothing left to re-seal.
-    let (code, out, err) = cli(&["secrets", "rotate"], &cli_env(&new, Some(&old)));
+    let (code, out, err) = cli(&["secrets", "rotate"], &cli_env(&new, Some(&old))).await;
     assert_eq!(code, 0, "{out}{err}");
     assert!(
         out.lines()
@@ -265,7 +263,7 @@ async fn encryption_key_rotates_online_and_every_secret_keeps_working() {
     delivered(&app, &s, &rx, &endpoints[2].0, 2).await;
     let run = sync(&app, &s, &integration, true).await;
     assert_eq!(run["status"], "SUCCEEDED", "{run}");
-    let (code, out, err) = cli(&["secrets", "check"], &cli_env(&new, None));
+    let (code, out, err) = cli(&["secrets", "check"], &cli_env(&new, None)).await;
     assert_eq!(code, 0, "{out}{err}");
     assert!(
         out.contains("every stored secret is sealed under ENCRYPTION_KEY"),
@@ -273,8 +271,8 @@ async fn encryption_key_rotates_online_and_every_secret_keeps_working() {
     );
 }
 
-#[test]
-fn the_previous_key_must_be_a_key_other_than_the_current_one() {
+#[tokio::test]
+async fn the_previous_key_must_be_a_key_other_than_the_current_one() {
     let key = server::config::random_hex(32);
     let (code, _, err) = run(
         &["secrets", "check"],
@@ -282,7 +280,8 @@ fn the_previous_key_must_be_a_key_other_than_the_current_one() {
             ("ENCRYPTION_KEY", &key),
             ("ENCRYPTION_KEY_PREVIOUS", &key.to_uppercase()),
         ],
-    );
+    )
+    .await;
     assert_eq!(code, 78, "{err}");
     assert!(
         err.contains("ENCRYPTION_KEY_PREVIOUS") && err.contains("must differ"),
@@ -291,7 +290,8 @@ fn the_previous_key_must_be_a_key_other_than_the_current_one() {
     let (code, _, err) = run(
         &["secrets", "check"],
         &[("ENCRYPTION_KEY", &key), ("ENCRYPTION_KEY_PREVIOUS", "abc")],
-    );
+    )
+    .await;
     assert_eq!(code, 78, "{err}");
     assert!(err.contains("64 hex characters"), "{err}");
 }

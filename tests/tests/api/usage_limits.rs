@@ -375,7 +375,8 @@ async fn an_operator_puts_an_organization_on_a_plan_and_raises_one_limit() {
             "members=unlimited",
         ],
         &env,
-    );
+    )
+    .await;
     assert_eq!(code, 0, "{out}{err}");
     assert!(out.contains("plan: pro (ACTIVE)"), "{out}");
     assert!(out.contains("(set for this organization)"), "{out}");
@@ -384,7 +385,7 @@ async fn an_operator_puts_an_organization_on_a_plan_and_raises_one_limit() {
     assert_eq!(u["contacts"]["limit"], 7);
     assert!(u["members"]["limit"].is_null());
     assert_eq!(u["signalsPerMonth"]["limit"], 100_000);
-    let (code, out, _) = run(&["billing", "show", &owner.organization_id], &env);
+    let (code, out, _) = run(&["billing", "show", &owner.organization_id], &env).await;
     assert_eq!(code, 0);
     assert!(out.contains("contacts"), "{out}");
     // Back to the plan's limit.
@@ -397,7 +398,8 @@ async fn an_operator_puts_an_organization_on_a_plan_and_raises_one_limit() {
             "contacts=plan",
         ],
         &env,
-    );
+    )
+    .await;
     assert_eq!(code, 0);
     assert_eq!(usage(&app, &owner).await["contacts"]["limit"], 25_000);
     // Mistakes are named.
@@ -410,16 +412,18 @@ async fn an_operator_puts_an_organization_on_a_plan_and_raises_one_limit() {
             "seats=3",
         ],
         &env,
-    );
+    )
+    .await;
     assert_ne!(code, 0);
     assert!(err.contains("\"seats\" is not a limit"), "{err}");
     let (code, _, err) = run(
         &["billing", "set", &owner.organization_id, "--plan", "gold"],
         &env,
-    );
+    )
+    .await;
     assert_ne!(code, 0);
     assert!(err.contains("is not a plan"), "{err}");
-    let (code, _, err) = run(&["billing", "show", &Uuid::now_v7().to_string()], &env);
+    let (code, _, err) = run(&["billing", "show", &Uuid::now_v7().to_string()], &env).await;
     assert_ne!(code, 0);
     assert!(err.contains("no organization"), "{err}");
 }

@@ -484,7 +484,8 @@ async fn failures_retry_with_doubling_waits_then_fail_and_redelivery_keeps_the_i
     let (code, out, err) = crate::cli::run(
         &["jobs", "retry-failed", "webhook-delivery"],
         &[("DATABASE_URL", app.test_db.url.as_str())],
-    );
+    )
+    .await;
     assert_eq!(code, 0, "{err}");
     assert_eq!(
         out.trim(),
