@@ -245,6 +245,15 @@ pub async fn spawn_app_with(extra: &[(&str, &str)]) -> TestApp {
     spawn_on(test_db, vars).await
 }
 
+/// Starts the server without its worker, as `serve --no-worker` (no jobs, scheduler, webhook
+/// delivery or intake drainer): what runs in the background runs only when the test starts it.
+pub async fn spawn_app_without_worker() -> TestApp {
+    let test_db = TestDatabase::new().await;
+    let mut config = Config::from_vars(&test_vars(&test_db, &[])).expect("test configuration");
+    config.run_worker = false;
+    spawn_config(test_db, config).await
+}
+
 /// Starts the server on a given database with exactly these variables.
 pub async fn spawn_on(test_db: TestDatabase, vars: HashMap<String, String>) -> TestApp {
     init_once();

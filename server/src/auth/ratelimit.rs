@@ -37,6 +37,10 @@ impl Limiter {
             vec![Limiter::Webhook]
         } else if path.starts_with("/api/v1/demo") {
             vec![Limiter::Demo]
+        } else if path.starts_with("/api/v1/signals/receipts/") {
+            // Polling for what became of accepted signals is a read: it must not spend the
+            // sender's ingest budget.
+            vec![Limiter::Api]
         } else if path.starts_with("/api/v1/signals") || path.starts_with("/v1/") {
             vec![Limiter::Signal]
         } else if matches!(

@@ -1,6 +1,6 @@
 //! `devsignal doctor`: checks what a running DevSignal depends on — its configuration, the
-//! database and its schema version, Redis, SMTP, the cron scheduler's heartbeat, the job queues
-//! and the integrations — and prints one line per finding: `OK`, `WARN` or `FAIL`, the check, and
+//! database and its schema version, Redis, SMTP, the cron scheduler's heartbeat, the job queues,
+//! the signals waiting in the intake and the integrations — and prints one line per finding: `OK`, `WARN` or `FAIL`, the check, and
 //! what to do. Exits 1 when any check fails. It reads the environment and the database only, so
 //! it works with the server stopped.
 
@@ -81,6 +81,7 @@ async fn check(r: &mut Report) {
     if let Some(db) = check_database(r, &config).await {
         check_scheduler(r, &db, &config).await;
         check_queues(r, &db).await;
+        check_intake(r, &db).await;
         check_integrations(r, &db).await;
         db.close().await.ok();
     }
@@ -405,6 +406,36 @@ async fn check_queues(r: &mut Report, db: &sea_orm::DatabaseConnection) {
             }
         }
         Err(e) => r.fail("failed jobs", format!("cannot read failed jobs: {e}")),
+    }
+}
+
+/// Signals accepted for later ingest (`Prefer: respond-async`) that no worker has ingested.
+async fn check_intake(r: &mut Report, db: &sea_orm::DatabaseConnection) {
+    let now = Utc::now();
+    match domain::signals::intake::backlog(db).await {
+        Ok((0, _)) => r.ok("intake", "no signals waiting to be ingested"),
+        Ok((n, Some(oldest))) if now - oldest > BACKLOG_AFTER => r.warn(
+            "intake",
+            format!(
+                "{n} request(s) accepted for later ingest are waiting, the oldest for {}: is a \
+                 worker running (`devsignal serve` without --no-worker, or `devsignal worker`)? \
+                 RUNBOOK.md, \"Signal intake backing up\", shows what waits per organization",
+                super::jobs::human_age(now - oldest)
+            ),
+        ),
+        Ok((n, _)) => r.ok(
+            "intake",
+            format!(
+                "{n} request(s) accepted for later ingest are waiting, none for over {} min",
+                BACKLOG_AFTER.num_minutes()
+            ),
+        ),
+        // The table comes with migration 000035: a database behind it is reported by the
+        // migrations check already.
+        Err(e) => r.warn(
+            "intake",
+            format!("cannot read the signal intake ({e}): is a migration pending?"),
+        ),
     }
 }
 

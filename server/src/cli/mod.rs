@@ -36,8 +36,8 @@ pub enum Command {
         #[arg(long)]
         no_worker: bool,
     },
-    /// Run jobs, the cron scheduler and webhook delivery without serving HTTP, with a health
-    /// endpoint on WORKER_HEALTH_PORT.
+    /// Run jobs, the cron scheduler, webhook delivery and the signal intake without serving HTTP,
+    /// with a health endpoint on WORKER_HEALTH_PORT.
     Worker,
     /// Operate the job queues.
     Jobs {

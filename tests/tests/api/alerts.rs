@@ -747,11 +747,7 @@ async fn silence_and_falling_engagement_are_checked_on_schedule() {
 async fn a_new_rule_sees_the_next_signal_however_late_the_evaluator_first_runs() {
     // No worker: nothing evaluates until the test says so, as when the evaluator's first round
     // comes after the rule and the signal.
-    let test_db = devsignal_tests::TestDatabase::new().await;
-    let mut config =
-        server::config::Config::from_vars(&devsignal_tests::test_vars(&test_db, &[])).unwrap();
-    config.run_worker = false;
-    let app = devsignal_tests::spawn_config(test_db, config).await;
+    let app = devsignal_tests::spawn_app_without_worker().await;
     let s = app.register("owner@late.test", "Late").await;
     signal(&app, &s, "before.io", "ana", "repo_star").await;
     create_rule(

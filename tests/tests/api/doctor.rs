@@ -59,6 +59,7 @@ async fn a_healthy_setup_passes_and_each_problem_fails_with_what_to_do() {
         "migrations",
         "scheduler",
         "queues",
+        "intake",
         "failed",
         "integrations",
         "replica",
@@ -180,4 +181,49 @@ async fn an_unreachable_database_fails_naming_database_url() {
     assert_eq!(code, 1, "{out}");
     let config = lines_with(&out, "FAIL", "config");
     assert!(config.iter().any(|l| l.contains("PORT")), "{out}");
+}
+
+/// Signals accepted for later ingest while no worker runs: doctor warns once the oldest has
+/// waited past the backlog threshold, says how many, and points at the worker.
+#[tokio::test]
+async fn signals_waiting_in_the_intake_without_a_worker_are_a_warning() {
+    let app = devsignal_tests::spawn_app_without_worker().await;
+    let env = [
+        ("DATABASE_URL", app.test_db.url.as_str()),
+        ("NODE_ENV", "test"),
+    ];
+    let s = app.register("owner@intake-doctor.io", "IntakeDoctor").await;
+    let key = app.api_key(&s, &["signals:write"]).await;
+    for i in 0..2 {
+        crate::intake::accepted(
+            &app,
+            &key,
+            "/api/v1/signals",
+            json!({"type": "signup", "actor": {"email": format!("p{i}@intake-doctor.io")}}),
+        )
+        .await;
+    }
+    // Just accepted: waiting, but not a backlog yet. (With no worker ever started, the
+    // scheduler check fails: that is its own finding.)
+    let (_, out, _) = run(&["doctor"], &env).await;
+    let ok = lines_with(&out, "OK", "intake");
+    assert_eq!(ok.len(), 1, "{out}");
+    assert!(ok[0].contains("2 request(s)"), "{out}");
+    // Waiting for ten minutes: a warning that names the worker, not a failure (nothing is lost).
+    entity::signal_intake::Entity::update_many()
+        .col_expr(
+            entity::signal_intake::Column::ReceivedAt,
+            sea_orm::sea_query::Expr::value(chrono::Utc::now() - chrono::Duration::minutes(10)),
+        )
+        .exec(&app.db)
+        .await
+        .unwrap();
+    let (_, out, _) = run(&["doctor"], &env).await;
+    let warned = lines_with(&out, "WARN", "intake");
+    assert_eq!(warned.len(), 1, "{out}");
+    assert!(warned[0].contains("2 request(s)"), "{out}");
+    assert!(warned[0].contains("the oldest for 10m"), "{out}");
+    assert!(warned[0].contains("devsignal worker"), "{out}");
+    assert!(lines_with(&out, "OK", "intake").is_empty(), "{out}");
+    assert!(lines_with(&out, "FAIL", "intake").is_empty(), "{out}");
 }

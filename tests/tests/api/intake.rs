@@ -24,7 +24,7 @@ async fn post(
     req.send().await.unwrap()
 }
 
-async fn accepted(app: &TestApp, key: &str, path: &str, body: Value) -> Value {
+pub(crate) async fn accepted(app: &TestApp, key: &str, path: &str, body: Value) -> Value {
     let r = post(app, key, path, body, Some("respond-async")).await;
     assert_eq!(r.status(), 202);
     assert_eq!(
@@ -330,11 +330,7 @@ async fn what_only_the_ingest_can_check_shows_in_the_receipt() {
 
 #[tokio::test]
 async fn accepted_signals_wait_for_a_worker_and_are_stored_exactly_once() {
-    let test_db = devsignal_tests::TestDatabase::new().await;
-    let mut config =
-        server::config::Config::from_vars(&devsignal_tests::test_vars(&test_db, &[])).unwrap();
-    config.run_worker = false;
-    let app = devsignal_tests::spawn_config(test_db, config).await;
+    let app = devsignal_tests::spawn_app_without_worker().await;
     let s = app.register("owner@no-worker.test", "NoWorker").await;
     let key = app.api_key(&s, &["signals:write"]).await;
     // No idempotency keys and no timestamps: nothing would deduplicate a second store.

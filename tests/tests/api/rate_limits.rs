@@ -99,6 +99,54 @@ async fn graphql_counts_against_the_api_limiter() {
     assert_eq!(app.get("/health").await.status(), 200);
 }
 
+/// Receipts of signals accepted for later ingest are reads: polling them spends the API budget,
+/// not the sender's signal budget.
+#[tokio::test]
+async fn receipts_count_against_the_api_limiter_not_the_signal_one() {
+    let app = spawn_app_with(&[("RATE_LIMIT_SIGNAL", "2"), ("RATE_LIMIT_API", "8")]).await;
+    let s = app.register("owner@receipts.io", "Receipts").await;
+    let key = app.api_key(&s, &["signals:write"]).await;
+    let r = crate::intake::accepted(
+        &app,
+        &key,
+        "/api/v1/signals",
+        json!({"type": "signup", "actor": {"email": "a@receipts.io"}}),
+    )
+    .await;
+    let receipt = app.url(r["receipt"].as_str().unwrap());
+    let get = || app.client.get(&receipt).bearer_auth(&key).send();
+    // Registering and making the key spent some of the API budget: poll until it is gone.
+    let mut answered = 0;
+    let refused = loop {
+        let r = get().await.unwrap();
+        if r.status() != 200 {
+            break r;
+        }
+        answered += 1;
+        assert!(answered <= 8, "the API limit never applied to receipts");
+    };
+    assert!(answered >= 2, "{answered}");
+    assert_eq!(refused.status(), 429);
+    let body: Value = refused.json().await.unwrap();
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("api limiter"),
+        "{body}"
+    );
+    // ...while the signal budget still has room for the second signal, and not a third.
+    let send = || {
+        app.client
+            .post(app.url("/api/v1/signals"))
+            .bearer_auth(&key)
+            .json(&json!({"type": "signup", "actor": {"email": "b@receipts.io"}}))
+            .send()
+    };
+    assert_eq!(send().await.unwrap().status(), 201);
+    assert_eq!(send().await.unwrap().status(), 429);
+}
+
 #[tokio::test]
 async fn forwarded_for_is_trusted_only_with_trust_proxy_and_read_from_the_right() {
     let app = spawn_app_with(&DEFAULT_LIMITS).await;

@@ -740,11 +740,7 @@ async fn private_targets_are_refused_when_saved_and_when_sent() {
     let rx = Receiver::start().await;
     let url = rx.url.replace("127.0.0.1", "localhost");
     // No worker (so no delivery loop of its own): only the refusing tick below may send.
-    let test_db = devsignal_tests::TestDatabase::new().await;
-    let mut config =
-        server::config::Config::from_vars(&devsignal_tests::test_vars(&test_db, &[])).unwrap();
-    config.run_worker = false;
-    let allowed = devsignal_tests::spawn_config(test_db, config).await;
+    let allowed = devsignal_tests::spawn_app_without_worker().await;
     let (c, _) = allowed.two_tenants().await;
     let (ep, _) = create_endpoint(&allowed, &c, &url, &["company.created"]).await;
     create_account(&allowed, &c, "Rebound").await;
