@@ -34,6 +34,10 @@ pub struct Metrics {
     pub signals_ingested: Family<OutcomeLabels, Counter>,
     pub intake_pending: Gauge,
     pub intake_oldest: Gauge<f64, std::sync::atomic::AtomicU64>,
+    /// Ingest batches that took claims, and the time they spent taking them (see
+    /// `domain::signals::claim_totals`); set at each scrape.
+    pub ingest_claims: Counter,
+    pub ingest_claim_seconds: Counter<f64, AtomicU64>,
     /// Live GraphQL subscriptions this process serves (set at each scrape).
     pub live_subscriptions: Gauge,
     /// Looks at the job queue by this process's worker, by cause (see
@@ -205,6 +209,18 @@ impl Metrics {
             "Signals offered to ingest by this process, by outcome (created, deduplicated, rejected; accepted: stored for later ingest, counted again by outcome when the worker ingests them)",
             signals_ingested.clone(),
         );
+        let ingest_claims = Counter::default();
+        registry.register(
+            "ingest_claims",
+            "Ingest batches of this process that claimed what they may create (PostgreSQL: new people, accounts, idempotency keys)",
+            ingest_claims.clone(),
+        );
+        let ingest_claim_seconds = Counter::<f64, AtomicU64>::default();
+        registry.register(
+            "ingest_claim_seconds",
+            "Time those batches spent taking their claims, waiting for concurrent batches that claimed the same things included: its rate over ingest_claims' is how long each batch waited for others",
+            ingest_claim_seconds.clone(),
+        );
         let intake_pending = Gauge::default();
         registry.register(
             "signal_intake_pending",
@@ -303,6 +319,8 @@ impl Metrics {
             signals_ingested,
             intake_pending,
             intake_oldest,
+            ingest_claims,
+            ingest_claim_seconds,
             live_subscriptions,
             http_requests,
             http_request_duration,
@@ -429,6 +447,19 @@ impl Metrics {
     /// Whether the Redis figures are registered (Redis is configured).
     pub fn watches_redis(&self) -> bool {
         self.redis.is_some()
+    }
+
+    /// Brings the ingest claim counters up to this process's totals.
+    pub fn set_ingest_claims(&self) {
+        let (batches, took) = domain::signals::claim_totals();
+        let more = batches.saturating_sub(self.ingest_claims.get());
+        if more > 0 {
+            self.ingest_claims.inc_by(more);
+        }
+        let delta = took.as_secs_f64() - self.ingest_claim_seconds.get();
+        if delta > 0.0 {
+            self.ingest_claim_seconds.inc_by(delta);
+        }
     }
 
     /// Sets the process gauges from `/proc`.

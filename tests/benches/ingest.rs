@@ -934,6 +934,8 @@ struct Row {
     concurrency: usize,
     load: Load,
     statements: u64,
+    /// Time ingest batches spent taking their claims during the load (waiting for each other).
+    claiming: Duration,
     score: ScoreStats,
     backlog_at_end: u64,
     drain: Duration,
@@ -1130,8 +1132,10 @@ async fn main() {
             quiesce(&ro, Duration::from_secs(300)).await;
             let since = Utc::now();
             let s0 = statements.get();
+            let k0 = domain::signals::claim_totals().1;
             let c0 = cpu_sample(&db_name);
             let mut s1 = 0;
+            let mut k1 = k0;
             let mut c1 = Cpu::default();
             let mut ended = Instant::now();
             let mut backlog_at_end = 0;
@@ -1150,6 +1154,7 @@ async fn main() {
                     )
                     .await;
                     s1 = statements.get();
+                    k1 = domain::signals::claim_totals().1;
                     c1 = cpu_sample(&db_name);
                     ended = Instant::now();
                     intake_at_end = intake_backlog(&ro).await;
@@ -1176,6 +1181,7 @@ async fn main() {
                 batch,
                 concurrency,
                 statements: s1 - s0,
+                claiming: k1.saturating_sub(k0),
                 new_contacts,
                 new_accounts,
                 others_load: others_cores(c0, c1, cores),
@@ -1214,7 +1220,7 @@ async fn main() {
     }
     println!("HTTP ingest (signals/s = signals sent / wall time; latency per request)");
     println!(
-        "{:>6} {:>5} {:>8} {:>10} {:>9} {:>9} {:>7} {:>10} {:>9} {:>7}",
+        "{:>6} {:>5} {:>8} {:>10} {:>9} {:>9} {:>7} {:>10} {:>9} {:>9} {:>7}",
         "batch",
         "conc",
         "signals",
@@ -1223,13 +1229,14 @@ async fn main() {
         "p99 ms",
         "errors",
         "stmts/req",
+        "claim ms",
         "new c/a %",
         "others"
     );
     for r in &rows {
         let per100 = |n: u64| 100.0 * n as f64 / r.load.signals.max(1) as f64;
         println!(
-            "{:>6} {:>5} {:>8} {:>10.0} {:>9.1} {:>9.1} {:>7} {:>10.1} {:>9} {:>7.2}",
+            "{:>6} {:>5} {:>8} {:>10.0} {:>9.1} {:>9.1} {:>7} {:>10.1} {:>9.1} {:>9} {:>7.2}",
             r.batch,
             r.concurrency,
             r.load.signals,
@@ -1238,6 +1245,7 @@ async fn main() {
             ms(percentile(&r.load.latencies, 0.99)),
             r.load.errors,
             r.statements as f64 / r.load.requests.max(1) as f64,
+            ms(r.claiming) / r.load.requests.max(1) as f64,
             format!(
                 "{:.0}/{:.0}",
                 per100(r.new_contacts),
@@ -1247,7 +1255,7 @@ async fn main() {
         );
     }
     println!(
-        "(stmts/req: statements on the server's pool during the load, rescore worker included, per request; new c/a %: contacts / accounts that identity resolution created, per 100 signals; others: cores used by other processes on the machine meanwhile)"
+        "(stmts/req: statements on the server's pool during the load, rescore worker included, per request; claim ms: time per request that ingest spent claiming what it may create, waiting for concurrent requests that claimed the same included (PostgreSQL); new c/a %: contacts / accounts that identity resolution created, per 100 signals; others: cores used by other processes on the machine meanwhile)"
     );
     println!();
     println!(

@@ -253,6 +253,7 @@ async fn refresh_metrics(state: &AppState) {
     }
     m.set_pools();
     m.set_process();
+    m.set_ingest_claims();
     if let Some(redis) = state.redis.as_ref().filter(|_| m.watches_redis()) {
         let started = std::time::Instant::now();
         let up = crate::redis::ping(redis, Duration::from_secs(1)).await;

@@ -1057,6 +1057,25 @@ async fn concurrent_ingest_never_duplicates_accounts_or_contacts() {
     assert_eq!(ok(&r)["accounts"]["totalCount"], 1);
     assert_eq!(ok(&r)["contacts"]["totalCount"], 1);
     assert_eq!(ok(&r)["signals"]["totalCount"], 8);
+    // What they waited for each other shows in the claim metrics (PostgreSQL; SQLite's writes
+    // are serial and take no claims). The figures are the process's: other tests add to them.
+    let metrics = app.get("/metrics").await.text().await.unwrap();
+    let value = |name: &str| -> f64 {
+        metrics
+            .lines()
+            .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+            .unwrap_or_else(|| panic!("no {name} in {metrics}"))
+    };
+    let batches = value("devsignal_ingest_claims_total");
+    let seconds = value("devsignal_ingest_claim_seconds_total");
+    if app.test_db.is_postgres() {
+        // The first request claimed the new person and address; the others found them or
+        // waited for them.
+        assert!(batches >= 1.0, "{metrics}");
+        assert!(seconds > 0.0, "{metrics}");
+    } else {
+        assert_eq!((batches, seconds), (0.0, 0.0), "{metrics}");
+    }
 }
 
 #[tokio::test]

@@ -2,6 +2,7 @@
 //! items name, read in a few statements, and the locks on what it may create.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use chrono::{DateTime, Utc};
 use entity::{companies, contact_identities, contacts, signals};
@@ -159,6 +160,53 @@ pub(super) async fn claim_unknown(
     if claims.is_empty() {
         return Ok(claimed);
     }
+    let started = std::time::Instant::now();
+    let result = take_claims(txn, org, claims, claimed).await;
+    CLAIMS.record(started.elapsed());
+    result
+}
+
+/// Batches of this process that took claims, and the time they spent taking them: inserting the
+/// rows, waiting for concurrent batches that claimed the same things to end, locking what they
+/// left. Near a millisecond per batch alone; more means batches wait for each other (see
+/// [`claim_totals`]).
+struct ClaimTotals {
+    batches: AtomicU64,
+    nanos: AtomicU64,
+}
+
+impl ClaimTotals {
+    fn record(&self, took: std::time::Duration) {
+        self.batches.fetch_add(1, Ordering::Relaxed);
+        self.nanos.fetch_add(
+            u64::try_from(took.as_nanos()).unwrap_or(u64::MAX),
+            Ordering::Relaxed,
+        );
+    }
+}
+
+static CLAIMS: ClaimTotals = ClaimTotals {
+    batches: AtomicU64::new(0),
+    nanos: AtomicU64::new(0),
+};
+
+/// Since this process started: how many ingest batches took claims (PostgreSQL, a batch that
+/// may create people, accounts or signals with idempotency keys), and the time they spent taking
+/// them. Concurrent batches naming the same new person wait here for each other, so the time per
+/// batch is how much ingest is serialised (the `devsignal_ingest_claim_seconds` metric).
+pub fn claim_totals() -> (u64, std::time::Duration) {
+    (
+        CLAIMS.batches.load(Ordering::Relaxed),
+        std::time::Duration::from_nanos(CLAIMS.nanos.load(Ordering::Relaxed)),
+    )
+}
+
+async fn take_claims(
+    txn: &DatabaseTransaction,
+    org: Uuid,
+    mut claims: BTreeMap<i64, Claim>,
+    mut claimed: Claimed,
+) -> Result<Claimed> {
     let fresh: HashSet<i64> = claims_of(
         txn,
         format!(

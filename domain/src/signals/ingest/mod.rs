@@ -48,6 +48,7 @@ use uuid::Uuid;
 
 use crate::{Actor, Error, Result};
 
+pub use batch::claim_totals;
 use batch::{Writer, claim_unknown};
 use validate::{Prepared, prepare};
 pub use validate::{canonical, check_inputs, dedupe_key};
