@@ -938,6 +938,8 @@ const tests = [
     const page = await newPage('reset');
     await page.goto('/login');
     await page.getByRole('link', { name: 'Forgot your password?' }).click();
+    // The sign-in form has an email input too: fill only once the reset form has replaced it.
+    await page.getByRole('button', { name: 'Send reset link' }).waitFor();
     await page.locator('input[name=email]').fill(ownerEmail);
     await page.getByRole('button', { name: 'Send reset link' }).click();
     await page.getByRole('status').waitFor();
