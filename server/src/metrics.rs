@@ -159,6 +159,14 @@ const LATENCY_BUCKETS: [f64; 12] = [
     0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 2.5, 5.0, 10.0,
 ];
 
+/// Raises `counter` to `total`, a running total read elsewhere (a counter never goes down).
+fn advance_to(counter: &Counter<f64, AtomicU64>, total: f64) {
+    let delta = total - counter.get();
+    if delta > 0.0 {
+        counter.inc_by(delta);
+    }
+}
+
 impl Metrics {
     pub fn new() -> Self {
         let mut registry = Registry::with_prefix("devsignal");
@@ -456,10 +464,7 @@ impl Metrics {
         if more > 0 {
             self.ingest_claims.inc_by(more);
         }
-        let delta = took.as_secs_f64() - self.ingest_claim_seconds.get();
-        if delta > 0.0 {
-            self.ingest_claim_seconds.inc_by(delta);
-        }
+        advance_to(&self.ingest_claim_seconds, took.as_secs_f64());
     }
 
     /// Sets the process gauges from `/proc`.
@@ -474,10 +479,7 @@ impl Metrics {
         gauge(&self.process_open_fds, p.open_fds);
         gauge(&self.process_threads, p.threads);
         gauge(&self.process_start_time, p.start_time_secs);
-        let delta = p.cpu_seconds - self.process_cpu.get();
-        if delta > 0.0 {
-            self.process_cpu.inc_by(delta);
-        }
+        advance_to(&self.process_cpu, p.cpu_seconds);
         if let Some(a) = crate::AllocatorStats::read() {
             for (kind, bytes) in [
                 ("allocated", a.allocated),

@@ -1,7 +1,7 @@
 //! `devsignal doctor`: checks what a running DevSignal depends on — its configuration, the
 //! database and its schema version, Redis, SMTP, the cron scheduler's heartbeat, the job queues,
-//! the signals waiting in the intake and the integrations — and prints one line per finding: `OK`, `WARN` or `FAIL`, the check, and
-//! what to do. Exits 1 when any check fails. It reads the environment and the database only, so
+//! the signals waiting in the intake and the integrations — and prints one line per finding:
+//! `OK`, `WARN` or `FAIL`, the check, and what to do. Exits 1 when any check fails. It reads the environment and the database only, so
 //! it works with the server stopped.
 
 use std::process::ExitCode;

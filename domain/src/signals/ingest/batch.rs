@@ -168,7 +168,7 @@ pub(super) async fn claim_unknown(
 
 /// Batches of this process that took claims, and the time they spent taking them: inserting the
 /// rows, waiting for concurrent batches that claimed the same things to end, locking what they
-/// left. Near a millisecond per batch alone; more means batches wait for each other (see
+/// left. A few milliseconds per batch alone; more means batches wait for each other (see
 /// [`claim_totals`]).
 struct ClaimTotals {
     batches: AtomicU64,
