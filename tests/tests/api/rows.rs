@@ -366,3 +366,50 @@ async fn positional_reads_equal_derived_reads() {
         .unwrap();
     assert_eq!(nested_deals, [full]);
 }
+
+/// Times read by position keep every microsecond, before PostgreSQL's epoch (2000) and the Unix
+/// epoch as well as after (PostgreSQL's binary form is read without sqlx's decoder), and a NULL
+/// time is `None`.
+#[tokio::test]
+async fn positional_times_keep_microseconds_on_both_sides_of_the_epochs() {
+    use sea_orm::{ConnectionTrait, DbBackend, Statement};
+    let app = spawn_app_with(&[]).await;
+    let db = &app.db;
+    let times = [
+        "1969-07-20T20:17:40.000001Z",
+        "1999-12-31T23:59:59.999999Z",
+        "2000-01-01T00:00:00Z",
+        "2026-12-06T17:45:12.345678Z",
+    ];
+    let backend = db.get_database_backend();
+    let columns: Vec<String> = times
+        .iter()
+        .map(|t| match backend {
+            DbBackend::Postgres => format!("'{t}'::timestamptz"),
+            _ => format!("'{t}'"),
+        })
+        .chain(std::iter::once(match backend {
+            DbBackend::Postgres => "NULL::timestamptz".to_owned(),
+            _ => "NULL".to_owned(),
+        }))
+        .collect();
+    let row = db
+        .query_one_raw(Statement::from_string(
+            backend,
+            format!("SELECT {}", columns.join(", ")),
+        ))
+        .await
+        .unwrap()
+        .unwrap();
+    for (i, t) in times.iter().enumerate() {
+        let want = DateTime::parse_from_rfc3339(t).unwrap().with_timezone(&Utc);
+        let got: DateTime<Utc> = rows::Cell::cell(&row, i).unwrap();
+        assert_eq!(got, want, "column {i}");
+        let got: Option<DateTime<Utc>> = rows::Cell::cell(&row, i).unwrap();
+        assert_eq!(got, Some(want), "column {i} as an option");
+    }
+    let null: Option<DateTime<Utc>> = rows::Cell::cell(&row, times.len()).unwrap();
+    assert_eq!(null, None);
+    let refused: Result<DateTime<Utc>, _> = rows::Cell::cell(&row, times.len());
+    assert!(refused.is_err(), "a NULL time where one is required is an error");
+}
