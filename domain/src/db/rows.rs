@@ -8,9 +8,9 @@
 //! too. On the accounts page (50 accounts with their scores, 150 contacts) that was a fifth of
 //! the server's CPU. Here each cell is decoded straight from its raw value (a NULL seen before
 //! anything is decoded, no check of the column's declared type), and a column is found by its
-//! position: a sea-orm `Select` lists the entity's columns in the order
-//! of its `Column` enum, which is the order of the model's fields, and a `select_also` lists the
-//! second entity's after the first's.
+//! position: a sea-orm `Select` lists the entity's columns in the order of its `Column` enum,
+//! which is the order of the model's fields, and a `select_also` lists the second entity's after
+//! the first's.
 //!
 //! [`positional!`](crate::positional) writes a model's reader from its fields, in order; the
 //! test `rows::positional_reads_equal_derived_reads` reads every such model both ways, on both
@@ -61,6 +61,11 @@ where
         .map_err(|e| DbErr::Type(format!("column {i}: {e}")))
 }
 
+/// The value of column `i`, which must not be NULL.
+fn required<T>(value: Option<T>, i: usize) -> Result<T, DbErr> {
+    value.ok_or_else(|| DbErr::Type(format!("column {i}: unexpected NULL")))
+}
+
 /// [`raw`] on a row of either sqlx backend; `None` for another kind of row.
 fn decoded<T>(row: &QueryResult, i: usize) -> Option<Result<Option<T>, DbErr>>
 where
@@ -78,7 +83,7 @@ macro_rules! cells {
         impl Cell for $t {
             fn cell(row: &QueryResult, i: usize) -> Result<Self, DbErr> {
                 match decoded::<$t>(row, i) {
-                    Some(v) => v?.ok_or_else(|| DbErr::Type(format!("column {i}: unexpected NULL"))),
+                    Some(v) => required(v?, i),
                     None => Ok(<$t as TryGetable>::try_get_by_index(row, i)?),
                 }
             }
@@ -152,8 +157,7 @@ impl Cell for Option<chrono::DateTime<chrono::Utc>> {
 
 impl Cell for chrono::DateTime<chrono::Utc> {
     fn cell(row: &QueryResult, i: usize) -> Result<Self, DbErr> {
-        Option::<Self>::cell(row, i)?
-            .ok_or_else(|| DbErr::Type(format!("column {i}: unexpected NULL")))
+        required(Option::<Self>::cell(row, i)?, i)
     }
 }
 

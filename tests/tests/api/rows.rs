@@ -411,5 +411,8 @@ async fn positional_times_keep_microseconds_on_both_sides_of_the_epochs() {
     let null: Option<DateTime<Utc>> = rows::Cell::cell(&row, times.len()).unwrap();
     assert_eq!(null, None);
     let refused: Result<DateTime<Utc>, _> = rows::Cell::cell(&row, times.len());
-    assert!(refused.is_err(), "a NULL time where one is required is an error");
+    assert!(
+        refused.is_err(),
+        "a NULL time where one is required is an error"
+    );
 }
