@@ -278,7 +278,9 @@ pub async fn members_by_ids(
 /// The newest `per_parent` rows of `E` (by id) of each of `parents`, in the actor's
 /// organization, in no particular order, in one statement (for the loaders of nested lists such as
 /// `Account.contacts`). `columns.read_scope` is the scope that reads `E` (`contacts:read` for
-/// contacts, …).
+/// contacts, …). Only the fields `keep` (and the organization, the parent link and the id) are
+/// read; every other field of the models returned is a placeholder (its type's default), for a
+/// caller that knows which fields it will use (a GraphQL selection).
 ///
 /// A page's nested list costs O(page × `per_parent`) whatever a parent holds: on PostgreSQL
 /// each parent is one probe of the `(parent, id)` index that stops after `per_parent` rows
@@ -290,6 +292,7 @@ pub async fn children<E>(
     columns: ChildColumns<E::Column>,
     parents: Vec<Uuid>,
     per_parent: u64,
+    keep: crate::db::rows::Fields,
 ) -> crate::Result<Vec<E::Model>>
 where
     E: EntityTrait,
@@ -307,9 +310,17 @@ where
         columns.parent.as_str(),
         columns.id.as_str(),
     );
-    // The entity's columns in the order of its fields, so each row is read by position.
+    // The kept columns (with the organization, the parent link and the id, which every row
+    // carries) in the order of the entity's fields, so each row is read by position.
+    let keep = keep.with(crate::db::rows::Fields::of::<E>(&[
+        columns.organization,
+        columns.parent,
+        columns.id,
+    ]));
     let listed: Vec<String> = E::Column::iter()
-        .map(|c| format!("c.\"{}\"", c.as_str()))
+        .enumerate()
+        .filter(|(n, _)| keep.has(*n))
+        .map(|(_, c)| format!("c.\"{}\"", c.as_str()))
         .collect();
     let listed = listed.join(", ");
     let limit = sea_orm::Value::from(i64::try_from(per_parent).unwrap_or(i64::MAX));
@@ -336,9 +347,10 @@ where
                 .collect(),
         )
     };
-    Ok(crate::db::rows::all_raw(
+    Ok(crate::db::rows::all_pruned(
         db,
         sea_orm::Statement::from_sql_and_values(backend, sql, values),
+        keep,
     )
     .await?)
 }

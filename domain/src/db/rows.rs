@@ -25,18 +25,33 @@ pub trait Cell: Sized {
     fn cell(row: &QueryResult, i: usize) -> Result<Self, DbErr>;
 }
 
+/// The error of column `i`.
+fn column_error(i: usize, e: &dyn std::fmt::Display) -> DbErr {
+    DbErr::Type(format!("column {i}: {e}"))
+}
+
+/// Column `i` of `row` as its raw value; `None` for NULL.
+fn present<R>(
+    row: &R,
+    i: usize,
+) -> Result<Option<<R::Database as sea_orm::sqlx::Database>::ValueRef<'_>>, DbErr>
+where
+    R: sea_orm::sqlx::Row,
+    usize: sea_orm::sqlx::ColumnIndex<R>,
+{
+    use sea_orm::sqlx::ValueRef;
+    let value = row.try_get_raw(i).map_err(|e| column_error(i, &e))?;
+    Ok((!value.is_null()).then_some(value))
+}
+
 /// Whether column `i` of `row` is NULL, from the raw value; `None` for a row of neither sqlx
 /// backend.
 fn is_null(row: &QueryResult, i: usize) -> Option<Result<bool, DbErr>> {
-    use sea_orm::sqlx::{Row, ValueRef};
-    let raw = |e: sea_orm::sqlx::Error| DbErr::Type(format!("column {i}: {e}"));
     if let Some(r) = row.try_as_pg_row() {
-        return Some(r.try_get_raw(i).map(|v| v.is_null()).map_err(raw));
+        return Some(present(r, i).map(|v| v.is_none()));
     }
-    if let Some(r) = row.try_as_sqlite_row() {
-        return Some(r.try_get_raw(i).map(|v| v.is_null()).map_err(raw));
-    }
-    None
+    row.try_as_sqlite_row()
+        .map(|r| present(r, i).map(|v| v.is_none()))
 }
 
 /// Column `i` of `row` decoded as `T` straight from its raw value (`None` for NULL), without
@@ -49,21 +64,15 @@ where
     usize: sea_orm::sqlx::ColumnIndex<R>,
     T: sea_orm::sqlx::Decode<'r, R::Database>,
 {
-    use sea_orm::sqlx::ValueRef;
-    let value = row
-        .try_get_raw(i)
-        .map_err(|e| DbErr::Type(format!("column {i}: {e}")))?;
-    if value.is_null() {
-        return Ok(None);
-    }
-    T::decode(value)
-        .map(Some)
-        .map_err(|e| DbErr::Type(format!("column {i}: {e}")))
+    present(row, i)?
+        .map(T::decode)
+        .transpose()
+        .map_err(|e| column_error(i, &e))
 }
 
 /// The value of column `i`, which must not be NULL.
 fn required<T>(value: Option<T>, i: usize) -> Result<T, DbErr> {
-    value.ok_or_else(|| DbErr::Type(format!("column {i}: unexpected NULL")))
+    value.ok_or_else(|| column_error(i, &"unexpected NULL"))
 }
 
 /// [`raw`] on a row of either sqlx backend; `None` for another kind of row.
@@ -122,12 +131,10 @@ fn pg_time(
     i: usize,
 ) -> Result<Option<chrono::DateTime<chrono::Utc>>, DbErr> {
     use sea_orm::sqlx::postgres::PgValueFormat;
-    use sea_orm::sqlx::{Row, ValueRef};
-    let err = |e: &dyn std::fmt::Display| DbErr::Type(format!("column {i}: {e}"));
-    let value = row.try_get_raw(i).map_err(|e| err(&e))?;
-    if value.is_null() {
+    let err = |e: &dyn std::fmt::Display| column_error(i, e);
+    let Some(value) = present(row, i)? else {
         return Ok(None);
-    }
+    };
     if value.format() != PgValueFormat::Binary {
         return raw(row, i);
     }
@@ -167,6 +174,43 @@ pub trait Positional: Sized {
     const COLUMNS: usize;
     /// The model whose first column is column `first` of `row`.
     fn at(row: &QueryResult, first: usize) -> Result<Self, DbErr>;
+    /// The model whose kept fields are read, in order, from the columns of `row` from `first` on;
+    /// every other field is its type's default, a placeholder that only a reader of the kept
+    /// fields may see.
+    fn pruned(row: &QueryResult, first: usize, keep: Fields) -> Result<Self, DbErr>;
+}
+
+/// Some of a model's fields, by position (its `Column` enum's order, which is its fields'): a
+/// set of at most 64.
+#[derive(Clone, Copy, Debug, Hash, PartialEq, Eq)]
+pub struct Fields(u64);
+
+impl Fields {
+    /// Every field.
+    pub const ALL: Self = Self(u64::MAX);
+    /// No field.
+    pub const NONE: Self = Self(0);
+
+    /// The fields of `columns`, columns of entity `E`.
+    pub fn of<E: EntityTrait>(columns: &[E::Column]) -> Self {
+        use sea_orm::{IdenStatic, Iterable};
+        let bits = E::Column::iter()
+            .enumerate()
+            .filter(|(_, c)| columns.iter().any(|k| k.as_str() == c.as_str()))
+            .fold(0, |bits, (n, _)| bits | 1 << n);
+        Self(bits)
+    }
+
+    /// The fields of both.
+    #[must_use]
+    pub fn with(self, other: Self) -> Self {
+        Self(self.0 | other.0)
+    }
+
+    /// Whether field `n` (from 0) is in the set.
+    pub fn has(self, n: usize) -> bool {
+        n < 64 && self.0 & 1 << n != 0
+    }
 }
 
 /// Implements [`Positional`] for a model from its fields, listed in their declared order.
@@ -186,6 +230,26 @@ macro_rules! positional {
                 };
                 Ok(Self {
                     $($field: $crate::db::rows::Cell::cell(row, next())?,)+
+                })
+            }
+            fn pruned(
+                row: &sea_orm::QueryResult,
+                first: usize,
+                keep: $crate::db::rows::Fields,
+            ) -> Result<Self, sea_orm::DbErr> {
+                let (mut i, mut n) = (first, 0);
+                let mut next = || {
+                    n += 1;
+                    keep.has(n - 1).then(|| {
+                        i += 1;
+                        i - 1
+                    })
+                };
+                Ok(Self {
+                    $($field: match next() {
+                        Some(i) => $crate::db::rows::Cell::cell(row, i)?,
+                        None => Default::default(),
+                    },)+
                 })
             }
         }
@@ -209,6 +273,17 @@ pub async fn all_raw<M: Positional>(
 ) -> Result<Vec<M>, DbErr> {
     let rows = db.query_all_raw(statement).await?;
     rows.iter().map(|r| M::at(r, 0)).collect()
+}
+
+/// The rows of `statement`, each read by position as an `M` of which only the fields `keep` are
+/// read ([`Positional::pruned`]): the statement lists those fields' columns, in order.
+pub async fn all_pruned<M: Positional>(
+    db: &impl ConnectionTrait,
+    statement: sea_orm::Statement,
+    keep: Fields,
+) -> Result<Vec<M>, DbErr> {
+    let rows = db.query_all_raw(statement).await?;
+    rows.iter().map(|r| M::pruned(r, 0, keep)).collect()
 }
 
 /// The rows of `select`, each read by position: the first entity's model, and the second's

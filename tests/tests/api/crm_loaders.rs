@@ -11,6 +11,17 @@ use crate::crm_accounts::{field, ok};
 // (20 by default), and each account here has one row of each.
 const NESTED: &str = "query($n: Int!) { accounts(first: $n) { edges { node { id contacts(first: 5) { id account { id } deals(first: 2) { id } } deals(first: 2) { id owner { id } contact { id } account { id } } activities(first: 2) { id author { id } deal { id } } } } } }";
 
+/// An app whose background loops (job worker, scheduler, webhook delivery) stay quiet, so the
+/// pool's process-wide statement counter counts only the measured requests.
+async fn quiet_app() -> TestApp {
+    spawn_app_with(&[
+        ("JOB_POLL_INTERVAL_MS", "3600000"),
+        ("WEBHOOK_POLL_INTERVAL_MS", "3600000"),
+        ("SCHEDULER_ENABLED", "false"),
+    ])
+    .await
+}
+
 async fn statements_for(app: &TestApp, s: &Session, n: usize) -> (u64, Value) {
     let before = app.state.metrics.db_statements.get();
     let r = app.graphql_as(s.token(), NESTED, json!({"n": n})).await;
@@ -20,14 +31,7 @@ async fn statements_for(app: &TestApp, s: &Session, n: usize) -> (u64, Value) {
 
 #[tokio::test]
 async fn nested_relations_cost_a_constant_number_of_statements() {
-    // The pool's statement counter is process-wide: keep the background loops (job worker,
-    // scheduler, webhook delivery) quiet so only the measured requests count.
-    let app = spawn_app_with(&[
-        ("JOB_POLL_INTERVAL_MS", "3600000"),
-        ("WEBHOOK_POLL_INTERVAL_MS", "3600000"),
-        ("SCHEDULER_ENABLED", "false"),
-    ])
-    .await;
+    let app = quiet_app().await;
     let owner = app.register("loader@example.com", "Loaders").await;
     let inputs: Vec<Value> = (0..50).map(|i| json!({"name": format!("A{i}")})).collect();
     let r = app
@@ -149,12 +153,7 @@ async fn nested_relations_cost_a_constant_number_of_statements() {
 /// one batch and each gets its own count.
 #[tokio::test]
 async fn nested_lists_show_each_parents_newest_rows() {
-    let app = spawn_app_with(&[
-        ("JOB_POLL_INTERVAL_MS", "3600000"),
-        ("WEBHOOK_POLL_INTERVAL_MS", "3600000"),
-        ("SCHEDULER_ENABLED", "false"),
-    ])
-    .await;
+    let app = quiet_app().await;
     let owner = app.register("newest@example.com", "Newest").await;
     let r = app
         .graphql_as(
@@ -213,4 +212,202 @@ async fn nested_lists_show_each_parents_newest_rows() {
     // Session, page, and the three aliases' contacts in one batch (a loaded machine may split
     // a batch).
     assert!(statements <= 5, "{statements} statements");
+}
+
+/// The selection a test puts under a field of type `kind`/`name`: nothing for a scalar or an
+/// enum, else the object's id, its edges' ids (a connection) or its type name.
+async fn probe(app: &TestApp, s: &Session, ty: &Value) -> String {
+    let mut ty = ty;
+    while ty["ofType"].is_object() {
+        ty = &ty["ofType"];
+    }
+    if matches!(ty["kind"].as_str(), Some("SCALAR" | "ENUM")) {
+        return String::new();
+    }
+    let r = app
+        .graphql_as(
+            s.token(),
+            "query($t: String!) { __type(name: $t) { fields { name } } }",
+            json!({"t": ty["name"]}),
+        )
+        .await;
+    let has = |f: &str| {
+        ok(&r)["__type"]["fields"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|x| x["name"] == f)
+    };
+    if has("id") {
+        "{ id }".into()
+    } else if has("edges") {
+        "{ edges { node { id } } }".into()
+    } else {
+        "{ __typename }".into()
+    }
+}
+
+/// Every field of `ty` (none takes a required argument) with the selection [`probe`] gives it.
+async fn fields_of(app: &TestApp, s: &Session, ty: &str) -> Vec<(String, String)> {
+    let r = app
+        .graphql_as(
+            s.token(),
+            "query($t: String!) { __type(name: $t) { fields { name args { type { kind } } type { kind name ofType { kind name ofType { kind name ofType { kind name } } } } } } }",
+            json!({"t": ty}),
+        )
+        .await;
+    let mut out = Vec::new();
+    for f in ok(&r)["__type"]["fields"].as_array().unwrap() {
+        assert!(
+            f["args"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .all(|a| a["type"]["kind"] != "NON_NULL"),
+            "{ty}.{} takes a required argument",
+            f["name"]
+        );
+        let name = f["name"].as_str().unwrap().to_owned();
+        out.push((name, probe(app, s, &f["type"]).await));
+    }
+    out
+}
+
+/// A nested list reads only the columns its selection needs (`Contact.columns`, …): every field
+/// of a nested contact, deal and activity, asked for alone (so only its own columns are read),
+/// resolves exactly as the same object read by id with every column, so a field that reads a
+/// column its entry does not name fails here; selections spread through fragments and aliases
+/// asking for different fields of the same parents' rows are read in full.
+#[tokio::test]
+async fn nested_lists_read_the_columns_each_field_needs() {
+    let app = quiet_app().await;
+    let owner = app.register("pruned@example.com", "Pruned").await;
+    let r = app
+        .graphql_as(
+            owner.token(),
+            "mutation { createAccount(input: {name: \"Full\"}) { id } }",
+            json!({}),
+        )
+        .await;
+    let account = ok(&r)["createAccount"]["id"].as_str().unwrap().to_owned();
+    // Every field set, each to a value of its own.
+    let r = app
+        .graphql_as(
+            owner.token(),
+            "mutation($input: ContactFields!) { createContact(input: $input) { id } }",
+            json!({"input": {
+                "firstName": "Ada", "lastName": "Lovelace", "email": "ada@example.com",
+                "title": "Engineer", "phone": "+44 20 7946 0001", "github": "ada-gh",
+                "twitter": "ada_tw", "linkedIn": "ada-li", "city": "London", "country": "GB",
+                "notes": "first programmer", "customFields": {"tier": "gold"},
+                "tags": ["vip", "oss"], "accountId": account,
+            }}),
+        )
+        .await;
+    let contact = ok(&r)["createContact"]["id"].as_str().unwrap().to_owned();
+    let r = app
+        .graphql_as(
+            owner.token(),
+            "mutation($input: DealInput!) { createDeal(input: $input) { id } }",
+            json!({"input": {
+                "title": "Expansion", "amount": 1234.5, "currency": "EUR", "stage": "CLOSED_WON",
+                "probability": 90, "expectedCloseDate": "2027-01-31", "description": "big one",
+                "customFields": {"source": "plg"}, "tags": ["q1"], "accountId": account,
+                "contactId": contact,
+            }}),
+        )
+        .await;
+    let deal = ok(&r)["createDeal"]["id"].as_str().unwrap().to_owned();
+    let r = app
+        .graphql_as(
+            owner.token(),
+            "mutation($input: ActivityInput!) { createActivity(input: $input) { id } }",
+            json!({"input": {
+                "type": "MEETING", "title": "Kickoff", "description": "agenda",
+                "status": "COMPLETED", "priority": "HIGH", "dueDate": "2027-01-15T10:00:00Z",
+                "accountId": account, "contactId": contact, "dealId": deal,
+                "customFields": {"room": "4"},
+            }}),
+        )
+        .await;
+    let activity = ok(&r)["createActivity"]["id"].as_str().unwrap().to_owned();
+
+    // (type, the object read by id, the nested lists that show it)
+    let cases = [
+        (
+            "Contact",
+            format!("contact(id: \"{contact}\")"),
+            vec![format!(
+                "account(id: \"{account}\") {{ list: contacts(first: 5)"
+            )],
+        ),
+        (
+            "Deal",
+            format!("deal(id: \"{deal}\")"),
+            vec![
+                format!("account(id: \"{account}\") {{ list: deals(first: 5)"),
+                format!("contact(id: \"{contact}\") {{ list: deals(first: 5)"),
+            ],
+        ),
+        (
+            "Activity",
+            format!("activity(id: \"{activity}\")"),
+            vec![format!(
+                "account(id: \"{account}\") {{ list: activities(first: 5)"
+            )],
+        ),
+    ];
+    for (ty, by_id, lists) in &cases {
+        let fields = fields_of(&app, &owner, ty).await;
+        assert!(fields.len() >= 15, "{ty}: {fields:?}");
+        for (name, sub) in &fields {
+            let r = app
+                .graphql_as(
+                    owner.token(),
+                    &format!("{{ one: {by_id} {{ {name} {sub} }} }}"),
+                    json!({}),
+                )
+                .await;
+            let expected = ok(&r)["one"][name.as_str()].clone();
+            for list in lists {
+                let r = app
+                    .graphql_as(
+                        owner.token(),
+                        &format!("{{ {list} {{ {name} {sub} }} }} }}"),
+                        json!({}),
+                    )
+                    .await;
+                let rows = ok(&r).as_object().unwrap().values().next().unwrap()["list"].clone();
+                assert_eq!(rows.as_array().unwrap().len(), 1, "{ty}.{name} in {list}");
+                assert_eq!(rows[0][name.as_str()], expected, "{ty}.{name} in {list}");
+            }
+        }
+    }
+    // The fixture sets every field, so no field read by id is a placeholder.
+    let r = app
+        .graphql_as(
+            owner.token(),
+            &format!("{{ contact(id: \"{contact}\") {{ email notes tags }} }}"),
+            json!({}),
+        )
+        .await;
+    assert_eq!(
+        ok(&r)["contact"],
+        json!({"email": "ada@example.com", "notes": "first programmer", "tags": ["vip", "oss"]})
+    );
+
+    // Aliases with different fields of the same rows share one batch, which reads the fields of
+    // both; a fragment's fields count.
+    let q = format!(
+        "query {{ account(id: \"{account}\") {{ a: contacts {{ email }} b: contacts(first: 3) {{ ...C }} c: contacts {{ ... on Contact {{ city }} }} }} }} fragment C on Contact {{ phone tags }}"
+    );
+    let r = app.graphql_as(owner.token(), &q, json!({})).await;
+    assert_eq!(
+        ok(&r)["account"],
+        json!({
+            "a": [{"email": "ada@example.com"}],
+            "b": [{"phone": "+44 20 7946 0001", "tags": ["vip", "oss"]}],
+            "c": [{"city": "London"}],
+        })
+    );
 }

@@ -685,9 +685,16 @@ async fn nested_lists_probe_each_parent_through_its_index() {
         id: contacts::Column::Id,
         read_scope: "contacts:read",
     };
-    let rows = domain::crm::children::<contacts::Entity>(&db, &actor, columns, parents.clone(), 2)
-        .await
-        .unwrap();
+    let rows = domain::crm::children::<contacts::Entity>(
+        &db,
+        &actor,
+        columns,
+        parents.clone(),
+        2,
+        domain::db::rows::Fields::ALL,
+    )
+    .await
+    .unwrap();
     // The fixture gives every account three contacts: the two newest of each.
     assert_eq!(rows.len(), 20);
     for p in &parents {

@@ -294,17 +294,31 @@ async fn positional_reads_equal_derived_reads() {
             session_id: Uuid::now_v7(),
         },
     };
+    let contact_columns = domain::crm::ChildColumns {
+        organization: contacts::Column::OrganizationId,
+        parent: contacts::Column::AccountId,
+        id: contacts::Column::Id,
+        read_scope: "contacts:read",
+    };
+    let activity_columns = domain::crm::ChildColumns {
+        organization: activities::Column::OrganizationId,
+        parent: activities::Column::AccountId,
+        id: activities::Column::Id,
+        read_scope: "activities:read",
+    };
+    let deal_columns = domain::crm::ChildColumns {
+        organization: deals::Column::OrganizationId,
+        parent: deals::Column::ContactId,
+        id: deals::Column::Id,
+        read_scope: "deals:read",
+    };
     let nested_contacts = domain::crm::children::<contacts::Entity>(
         db,
         &actor,
-        domain::crm::ChildColumns {
-            organization: contacts::Column::OrganizationId,
-            parent: contacts::Column::AccountId,
-            id: contacts::Column::Id,
-            read_scope: "contacts:read",
-        },
+        contact_columns,
         vec![full_co, bare_co],
         5,
+        rows::Fields::ALL,
     )
     .await
     .unwrap();
@@ -322,14 +336,10 @@ async fn positional_reads_equal_derived_reads() {
     let nested_activities = domain::crm::children::<activities::Entity>(
         db,
         &actor,
-        domain::crm::ChildColumns {
-            organization: activities::Column::OrganizationId,
-            parent: activities::Column::AccountId,
-            id: activities::Column::Id,
-            read_scope: "activities:read",
-        },
+        activity_columns,
         vec![full_co],
         5,
+        rows::Fields::ALL,
     )
     .await
     .unwrap();
@@ -348,14 +358,10 @@ async fn positional_reads_equal_derived_reads() {
     let nested_deals = domain::crm::children::<deals::Entity>(
         db,
         &actor,
-        domain::crm::ChildColumns {
-            organization: deals::Column::OrganizationId,
-            parent: deals::Column::ContactId,
-            id: deals::Column::Id,
-            read_scope: "deals:read",
-        },
+        deal_columns,
         vec![full_person],
         5,
+        rows::Fields::ALL,
     )
     .await
     .unwrap();
@@ -364,7 +370,97 @@ async fn positional_reads_equal_derived_reads() {
         .await
         .unwrap()
         .unwrap();
-    assert_eq!(nested_deals, [full]);
+    assert_eq!(nested_deals, std::slice::from_ref(&full));
+
+    // Each column read alone (with the id, organization and parent every row carries) equals
+    // the full read; a column not asked for is not read.
+    let parents = vec![full_co, bare_co];
+    pruned_reads_keep_their_columns::<contacts::Entity>(
+        db,
+        &actor,
+        contact_columns,
+        &parents,
+        &all_contacts,
+    )
+    .await;
+    pruned_reads_keep_their_columns::<activities::Entity>(
+        db,
+        &actor,
+        activity_columns,
+        &[full_co],
+        &all_activities,
+    )
+    .await;
+    pruned_reads_keep_their_columns::<deals::Entity>(
+        db,
+        &actor,
+        deal_columns,
+        &[full_person],
+        &[full],
+    )
+    .await;
+    let bare = domain::crm::children::<contacts::Entity>(
+        db,
+        &actor,
+        contact_columns,
+        parents,
+        5,
+        rows::Fields::NONE,
+    )
+    .await
+    .unwrap();
+    let full_contact = all_contacts.iter().find(|c| c.id == full_person).unwrap();
+    let pruned = bare.iter().find(|c| c.id == full_person).unwrap();
+    assert!(full_contact.email.is_some() && full_contact.created_at != DateTime::<Utc>::default());
+    assert_eq!(
+        (pruned.organization_id, pruned.account_id),
+        (full_contact.organization_id, full_contact.account_id)
+    );
+    assert_eq!(
+        (pruned.email.as_deref(), pruned.created_at),
+        (None, DateTime::<Utc>::default())
+    );
+}
+
+/// [`domain::crm::children`] keeping one column at a time: each row's kept columns equal
+/// `full`'s.
+async fn pruned_reads_keep_their_columns<E>(
+    db: &sea_orm::DatabaseConnection,
+    actor: &Actor,
+    columns: domain::crm::ChildColumns<E::Column>,
+    parents: &[Uuid],
+    full: &[E::Model],
+) where
+    E: EntityTrait,
+    E::Model: rows::Positional + Send + Sync,
+{
+    use sea_orm::{IdenStatic, Iterable, ModelTrait};
+    for column in E::Column::iter() {
+        let read = domain::crm::children::<E>(
+            db,
+            actor,
+            columns,
+            parents.to_vec(),
+            5,
+            rows::Fields::of::<E>(&[column]),
+        )
+        .await
+        .unwrap();
+        assert_eq!(read.len(), full.len(), "{}", column.as_str());
+        for row in &read {
+            let id = row.get(columns.id);
+            let whole = full.iter().find(|f| f.get(columns.id) == id).unwrap();
+            for c in [column, columns.organization, columns.parent, columns.id] {
+                assert_eq!(
+                    row.get(c),
+                    whole.get(c),
+                    "{} keeping {}",
+                    c.as_str(),
+                    column.as_str()
+                );
+            }
+        }
+    }
 }
 
 /// Times read by position keep every microsecond, before PostgreSQL's epoch (2000) and the Unix

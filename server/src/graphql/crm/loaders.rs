@@ -14,6 +14,7 @@ use std::time::Duration;
 
 use async_graphql::dataloader::{DataLoader, Loader};
 use domain::Actor;
+use domain::db::rows::Fields;
 use entity::{activities, companies, contacts, deals, enrichments, users};
 use sea_orm::DatabaseConnection;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
@@ -252,10 +253,11 @@ pub const MAX_NESTED: usize = 100;
 
 macro_rules! children {
     ($key:ident, $entity:ident, $parent:ident, $col:ident, $scope:literal) => {
-        /// A parent id and how many of its newest rows a nested list shows (1 to
-        /// [`MAX_NESTED`]), as a DataLoader key.
+        /// A parent id, how many of its newest rows a nested list shows (1 to
+        /// [`MAX_NESTED`]) and which of their fields it reads (the others are placeholders), as
+        /// a DataLoader key.
         #[derive(Clone, Copy, Debug, Hash, PartialEq, Eq)]
-        pub struct $key(pub Uuid, pub usize);
+        pub struct $key(pub Uuid, pub usize, pub Fields);
 
         impl Loader<$key> for CrmLoader {
             type Value = Vec<$entity::Model>;
@@ -269,6 +271,8 @@ macro_rules! children {
                 parents.sort_unstable();
                 parents.dedup();
                 let per_parent = keys.iter().map(|k| k.1).max().unwrap_or(0).min(MAX_NESTED);
+                // One statement for every key: the fields any of them reads.
+                let keep = keys.iter().fold(Fields::NONE, |keep, k| keep.with(k.2));
                 let columns = domain::crm::ChildColumns {
                     organization: $entity::Column::OrganizationId,
                     parent: $entity::Column::$col,
@@ -281,6 +285,7 @@ macro_rules! children {
                     columns,
                     parents,
                     per_parent as u64,
+                    keep,
                 )
                 .await
                 .map_err(gql_error)?;

@@ -12,6 +12,7 @@ use super::loaders::{
 use crate::graphql::common::db;
 use crate::graphql::identity::types::User;
 use crate::graphql::{GqlResultExt, actor};
+use domain::db::rows::Fields;
 
 /// How big a company is.
 #[derive(Enum, Copy, Clone, Eq, PartialEq, Debug)]
@@ -117,7 +118,12 @@ impl Account {
         ctx: &Context<'_>,
         #[graphql(desc = "At most this many, 1 to 100 (default 20).")] first: Option<i32>,
     ) -> async_graphql::Result<Vec<Contact>> {
-        let rows = nested(ctx, |n| ContactsOfAccount(self.0.id, n), first).await?;
+        let rows = nested(
+            ctx,
+            |n| ContactsOfAccount(self.0.id, n, Contact::selected(ctx)),
+            first,
+        )
+        .await?;
         Ok(rows.into_iter().map(Contact).collect())
     }
     /// The account's deals, newest first (at most `first`, 1 to 100, default 20).
@@ -129,7 +135,12 @@ impl Account {
         ctx: &Context<'_>,
         #[graphql(desc = "At most this many, 1 to 100 (default 20).")] first: Option<i32>,
     ) -> async_graphql::Result<Vec<Deal>> {
-        let rows = nested(ctx, |n| DealsOfAccount(self.0.id, n), first).await?;
+        let rows = nested(
+            ctx,
+            |n| DealsOfAccount(self.0.id, n, Deal::selected(ctx)),
+            first,
+        )
+        .await?;
         Ok(rows.into_iter().map(Deal).collect())
     }
     /// The account's activities, newest first (at most `first`, 1 to 100, default 20).
@@ -141,7 +152,12 @@ impl Account {
         ctx: &Context<'_>,
         #[graphql(desc = "At most this many, 1 to 100 (default 20).")] first: Option<i32>,
     ) -> async_graphql::Result<Vec<Activity>> {
-        let rows = nested(ctx, |n| ActivitiesOfAccount(self.0.id, n), first).await?;
+        let rows = nested(
+            ctx,
+            |n| ActivitiesOfAccount(self.0.id, n, Activity::selected(ctx)),
+            first,
+        )
+        .await?;
         Ok(rows.into_iter().map(Activity).collect())
     }
     /// What happened with the account, newest first: its activities (by creation time) and
@@ -254,6 +270,53 @@ pub enum TimelineItem {
 /// A person in the CRM.
 pub struct Contact(pub contacts::Model);
 
+impl Contact {
+    /// The columns each field reads besides the id and the organization (`None`: every column).
+    fn columns(field: &str) -> Option<&'static [contacts::Column]> {
+        use contacts::Column as C;
+        Some(match field {
+            "__typename" | "id" | "enrichment" | "deals" | "signals" => &[],
+            "firstName" => &[C::FirstName],
+            "lastName" => &[C::LastName],
+            "email" => &[C::Email],
+            "title" => &[C::Title],
+            "phone" => &[C::Phone],
+            "github" => &[C::Github],
+            "twitter" => &[C::Twitter],
+            "linkedIn" => &[C::LinkedIn],
+            "city" => &[C::City],
+            "country" => &[C::Country],
+            "notes" => &[C::Notes],
+            "customFields" => &[C::CustomFields],
+            "tags" => &[C::Tags],
+            "account" => &[C::AccountId],
+            "createdAt" => &[C::CreatedAt],
+            "updatedAt" => &[C::UpdatedAt],
+            _ => return None,
+        })
+    }
+
+    /// The fields of contacts that the current (nested list) field's selection reads.
+    fn selected(ctx: &Context<'_>) -> Fields {
+        selected::<contacts::Entity>(ctx, Self::columns)
+    }
+}
+
+/// The fields of `E`'s rows that the current field's selection reads, by the `columns` each
+/// selected field reads: every field when one of them is not known to `columns` (a field added
+/// without its columns reads every column).
+fn selected<E: sea_orm::EntityTrait>(
+    ctx: &Context<'_>,
+    columns: fn(&str) -> Option<&'static [E::Column]>,
+) -> Fields {
+    ctx.field()
+        .selection_set()
+        .try_fold(Fields::NONE, |keep, f| {
+            columns(f.name()).map(|c| keep.with(Fields::of::<E>(c)))
+        })
+        .unwrap_or(Fields::ALL)
+}
+
 #[Object]
 impl Contact {
     async fn id(&self) -> ID {
@@ -321,7 +384,12 @@ impl Contact {
         ctx: &Context<'_>,
         #[graphql(desc = "At most this many, 1 to 100 (default 20).")] first: Option<i32>,
     ) -> async_graphql::Result<Vec<Deal>> {
-        let rows = nested(ctx, |n| DealsOfContact(self.0.id, n), first).await?;
+        let rows = nested(
+            ctx,
+            |n| DealsOfContact(self.0.id, n, Deal::selected(ctx)),
+            first,
+        )
+        .await?;
         Ok(rows.into_iter().map(Deal).collect())
     }
     /// The contact's signals, newest event first.
@@ -518,6 +586,37 @@ impl LoadKey for UserId {
 /// An opportunity in the PLG pipeline.
 pub struct Deal(pub deals::Model);
 
+impl Deal {
+    /// The columns each field reads besides the id and the organization (`None`: every column).
+    fn columns(field: &str) -> Option<&'static [deals::Column]> {
+        use deals::Column as C;
+        Some(match field {
+            "__typename" | "id" => &[],
+            "title" => &[C::Title],
+            "amount" => &[C::Amount],
+            "currency" => &[C::Currency],
+            "stage" => &[C::Stage],
+            "probability" => &[C::Probability],
+            "expectedCloseDate" => &[C::ExpectedCloseDate],
+            "closedAt" => &[C::ClosedAt],
+            "description" => &[C::Description],
+            "customFields" => &[C::CustomFields],
+            "tags" => &[C::Tags],
+            "account" => &[C::AccountId],
+            "contact" => &[C::ContactId],
+            "owner" => &[C::OwnerId],
+            "createdAt" => &[C::CreatedAt],
+            "updatedAt" => &[C::UpdatedAt],
+            _ => return None,
+        })
+    }
+
+    /// The fields of deals that the current (nested list) field's selection reads.
+    fn selected(ctx: &Context<'_>) -> Fields {
+        selected::<deals::Entity>(ctx, Self::columns)
+    }
+}
+
 #[Object]
 impl Deal {
     async fn id(&self) -> ID {
@@ -583,6 +682,36 @@ impl Deal {
 
 /// A task, call, meeting, email or note.
 pub struct Activity(pub activities::Model);
+
+impl Activity {
+    /// The columns each field reads besides the id and the organization (`None`: every column).
+    fn columns(field: &str) -> Option<&'static [activities::Column]> {
+        use activities::Column as C;
+        Some(match field {
+            "__typename" | "id" => &[],
+            "type" => &[C::Kind],
+            "title" => &[C::Title],
+            "description" => &[C::Description],
+            "status" => &[C::Status],
+            "priority" => &[C::Priority],
+            "dueDate" => &[C::DueDate],
+            "completedAt" => &[C::CompletedAt],
+            "customFields" => &[C::CustomFields],
+            "account" => &[C::AccountId],
+            "contact" => &[C::ContactId],
+            "deal" => &[C::DealId],
+            "author" => &[C::AuthorId],
+            "createdAt" => &[C::CreatedAt],
+            "updatedAt" => &[C::UpdatedAt],
+            _ => return None,
+        })
+    }
+
+    /// The fields of activities that the current (nested list) field's selection reads.
+    fn selected(ctx: &Context<'_>) -> Fields {
+        selected::<activities::Entity>(ctx, Self::columns)
+    }
+}
 
 #[Object]
 impl Activity {
