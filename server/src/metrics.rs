@@ -30,6 +30,11 @@ pub struct Metrics {
     pub job_duration: Family<JobLabels, Histogram>,
     /// SQL statements sent to the database (installed on the pool by `build_state`).
     pub db_statements: Counter,
+    /// GraphQL documents admitted, by outcome: `parsed` (its text was new) or `reused` (a copy
+    /// of an earlier parse of the same text; see `graphql::documents`). Counters of the family,
+    /// made once so counting allocates nothing.
+    pub graphql_documents_parsed: Counter,
+    pub graphql_documents_reused: Counter,
     /// Signals offered to ingest, by outcome (`created`, `deduplicated`, `rejected`).
     pub signals_ingested: Family<OutcomeLabels, Counter>,
     pub intake_pending: Gauge,
@@ -211,6 +216,21 @@ impl Metrics {
             "SQL statements sent to the database",
             db_statements.clone(),
         );
+        let graphql_documents = Family::<OutcomeLabels, Counter>::default();
+        registry.register(
+            "graphql_documents",
+            "GraphQL documents this process admitted, by outcome (parsed: a text it had not kept; reused: a copy of a kept parse of the same text)",
+            graphql_documents.clone(),
+        );
+        let document = |outcome: &str| {
+            graphql_documents
+                .get_or_create(&OutcomeLabels {
+                    outcome: outcome.into(),
+                })
+                .clone()
+        };
+        let (graphql_documents_parsed, graphql_documents_reused) =
+            (document("parsed"), document("reused"));
         let signals_ingested = Family::<OutcomeLabels, Counter>::default();
         registry.register(
             "signals_ingested",
@@ -336,6 +356,8 @@ impl Metrics {
             jobs_finished,
             job_duration,
             db_statements,
+            graphql_documents_parsed,
+            graphql_documents_reused,
         }
     }
 

@@ -314,10 +314,24 @@ impl TestApp {
 
     /// A GraphQL request with `Authorization: Bearer <token>` when a token is given.
     pub async fn graphql_as(&self, token: Option<&str>, query: &str, variables: Value) -> Value {
-        let mut req = self
-            .client
-            .post(self.url("/api/v1/graphql"))
-            .json(&json!({"query": query, "variables": variables}));
+        self.graphql_body(token, json!({"query": query, "variables": variables}))
+            .await
+    }
+
+    /// [`Self::graphql_as`] running the operation `operation` of a document that holds several.
+    pub async fn graphql_as_named(
+        &self,
+        token: Option<&str>,
+        query: &str,
+        operation: &str,
+        variables: Value,
+    ) -> Value {
+        let body = json!({"query": query, "operationName": operation, "variables": variables});
+        self.graphql_body(token, body).await
+    }
+
+    async fn graphql_body(&self, token: Option<&str>, body: Value) -> Value {
+        let mut req = self.client.post(self.url("/api/v1/graphql")).json(&body);
         if let Some(token) = token {
             req = req.bearer_auth(token);
         }

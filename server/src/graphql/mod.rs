@@ -20,6 +20,7 @@ pub mod briefs;
 pub mod common;
 pub mod crm;
 pub mod demo;
+mod documents;
 pub mod enrichment;
 mod errors;
 pub mod identity;

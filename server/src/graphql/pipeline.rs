@@ -2,7 +2,9 @@
 //! single and batch, WebSocket queries, mutations and subscriptions):
 //!
 //! 1. the document limits and the extra rate-limit counts ([`limits::admit`], which parses the
-//!    document once: async-graphql reuses the parse), parse errors `GRAPHQL_PARSE_FAILED`;
+//!    document once: async-graphql reuses the parse), parse errors `GRAPHQL_PARSE_FAILED`; a
+//!    document whose text was parsed and admitted before starts from a copy of that parse
+//!    ([`super::documents`]);
 //! 2. the variables against their declared types ([`variables`]);
 //! 3. NUL in any input ([`nul`]);
 //! 4. the schema itself (its recursion, depth and complexity limits, validation, execution);
@@ -23,6 +25,7 @@ use async_graphql::{Data, Executor, OutputType, Request, Response, ServerError, 
 use futures::StreamExt;
 use futures::stream::BoxStream;
 
+use super::documents::Documents;
 use super::{
     MutationRoot, QueryRoot, SubscriptionRoot, after_commit, errors, limits, nul, variables,
 };
@@ -38,6 +41,8 @@ pub struct AppSchema {
     /// The schema's types, for checking variables (async-graphql keeps its own registry to
     /// itself).
     types: Arc<Registry>,
+    /// Documents parsed before, by their text.
+    documents: Arc<Documents>,
 }
 
 impl AppSchema {
@@ -49,6 +54,7 @@ impl AppSchema {
         Self {
             schema,
             types: Arc::new(types),
+            documents: Arc::default(),
         }
     }
 
@@ -67,7 +73,31 @@ impl AppSchema {
         request: &mut Request,
         session: Option<&Data>,
     ) -> Result<bool, ServerError> {
+        let reused = match self.documents.get(&request.query) {
+            Some(doc) => {
+                request.set_parsed_query(doc);
+                true
+            }
+            None => false,
+        };
+        if let Some(state) = self.state() {
+            let m = &state.metrics;
+            let counter = if reused {
+                &m.graphql_documents_reused
+            } else {
+                &m.graphql_documents_parsed
+            };
+            counter.inc();
+        }
         limits::admit(self.state(), request, session).await?;
+        if !reused {
+            // `limits::admit` parsed it; the text steps aside while the parse is borrowed.
+            let text = std::mem::take(&mut request.query);
+            if let Ok(doc) = request.parsed_query() {
+                self.documents.keep(&text, doc);
+            }
+            request.query = text;
+        }
         variables::coerce_request(&self.types, request)?;
         let variables = std::mem::take(&mut request.variables);
         let checked = request.parsed_query().and_then(|doc| {

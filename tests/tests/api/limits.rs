@@ -614,3 +614,89 @@ async fn errors_before_execution_carry_codes_on_every_transport() {
         );
     }
 }
+
+/// A document whose text was parsed and admitted before starts from a copy of that parse
+/// (counted as `reused` in `devsignal_graphql_documents_total`), and every check after the parse
+/// still runs on each request: complexity with this request's variables, the operation it names.
+/// A document that does not parse, or is longer than the kept size, is parsed every time; the
+/// kept set is bounded, least recently used out first.
+#[tokio::test]
+async fn a_document_is_parsed_once_and_still_checked_on_every_request() {
+    let app = spawn_app().await;
+    let s = app.register("parse@limits.test", "Parse").await;
+    let m = &app.state.metrics;
+    let counts = || {
+        (
+            m.graphql_documents_parsed.get(),
+            m.graphql_documents_reused.get(),
+        )
+    };
+    let r = app
+        .graphql_as(
+            s.token(),
+            "mutation { createAccount(input: {name: \"Kept\"}) { id } }",
+            json!({}),
+        )
+        .await;
+    assert!(r.get("errors").is_none(), "{r}");
+
+    let q = "query Names($n: Int) { accounts(first: $n) { edges { node { name contacts(first: $n) { id } } } } } query Count { accounts { totalCount } }";
+    let (parsed, reused) = counts();
+    let first = app
+        .graphql_as_named(s.token(), q, "Names", json!({"n": 5}))
+        .await;
+    assert_eq!(
+        first["data"]["accounts"]["edges"][0]["node"]["name"],
+        "Kept"
+    );
+    assert_eq!(counts(), (parsed + 1, reused));
+    let again = app
+        .graphql_as_named(s.token(), q, "Names", json!({"n": 5}))
+        .await;
+    assert_eq!(again, first);
+    assert_eq!(counts(), (parsed + 1, reused + 1));
+    // The same text naming its other operation.
+    let count = app.graphql_as_named(s.token(), q, "Count", json!({})).await;
+    assert_eq!(count["data"]["accounts"]["totalCount"], 1, "{count}");
+    assert_eq!(counts(), (parsed + 1, reused + 2));
+    // Variables that make the kept document too complex are refused.
+    let wide = app
+        .graphql_as_named(s.token(), q, "Names", json!({"n": 100}))
+        .await;
+    assert_eq!(
+        error_code(&wide),
+        Some("GRAPHQL_VALIDATION_FAILED"),
+        "{wide}"
+    );
+    assert_eq!(counts(), (parsed + 1, reused + 3));
+
+    // A document that does not parse is never kept.
+    for _ in 0..2 {
+        let r = app.graphql_as(s.token(), "{ accounts { ", json!({})).await;
+        assert_eq!(error_code(&r), Some("GRAPHQL_PARSE_FAILED"), "{r}");
+    }
+    assert_eq!(counts(), (parsed + 3, reused + 3));
+    // Nor one longer than the kept size (a long comment here).
+    let long = format!(
+        "# {}\n{{ accounts {{ totalCount }} }}",
+        "x".repeat(9 * 1024)
+    );
+    for _ in 0..2 {
+        let r = app.graphql_as(s.token(), &long, json!({})).await;
+        assert_eq!(r["data"]["accounts"]["totalCount"], 1, "{r}");
+    }
+    assert_eq!(counts(), (parsed + 5, reused + 3));
+
+    // 256 documents are kept: after 256 others, the first is parsed again.
+    for i in 0..256 {
+        let r = app
+            .graphql_as(s.token(), &format!("{{ a{i}: __typename }}"), json!({}))
+            .await;
+        assert!(r.get("errors").is_none(), "{r}");
+    }
+    let (parsed, reused) = counts();
+    let r = app.graphql_as_named(s.token(), q, "Count", json!({})).await;
+    assert_eq!(r, count);
+    assert_eq!(counts(), (parsed + 1, reused));
+    health_answers(&app).await;
+}
