@@ -32,7 +32,11 @@
 //! `BENCH_CONCURRENCY` (default `1,4,16`), `BENCH_SCORE_SECONDS` (default 60, 0 skips),
 //! `BENCH_SEED`. For analysis: `BENCH_LOG_STATEMENTS=1` makes PostgreSQL log every statement of
 //! the bench database with its duration (`log_min_duration_statement = 0`, superuser only;
-//! keep N small), and `BENCH_KEEP=1` keeps the database afterwards and prints its URL.
+//! keep N small); `BENCH_PG_STATEMENTS=1` prints, for each configuration's load, the statements
+//! PostgreSQL spent its time on (`pg_stat_statements`, which must be in the server's
+//! `shared_preload_libraries`; reset before each load and read after it, lists of parameters
+//! folded so one statement of any batch size is one line); `BENCH_KEEP=1` keeps the database
+//! afterwards and prints its URL.
 //! `BENCH_ACCEPT=1` sends every request (and each probe after its first) with `Prefer:
 //! respond-async`: the signals are accepted into the intake and ingested by the worker, and the
 //! tables show the accept rate and, separately, the rate they were stored at.
@@ -71,6 +75,8 @@ struct Opts {
     score_seconds: u64,
     seed: u64,
     log_statements: bool,
+    /// Print PostgreSQL's account of each configuration's statements (pg_stat_statements).
+    pg_statements: bool,
     keep: bool,
     /// Send with `Prefer: respond-async`: measured is the rate requests are accepted at, and
     /// separately the rate they are stored at (until the intake has drained).
@@ -96,6 +102,7 @@ impl Opts {
             score_seconds: env_or("BENCH_SCORE_SECONDS", 60u64),
             seed: env_or("BENCH_SEED", 6u64),
             log_statements: env_or("BENCH_LOG_STATEMENTS", 0u8) == 1,
+            pg_statements: env_or("BENCH_PG_STATEMENTS", 0u8) == 1,
             keep: env_or("BENCH_KEEP", 0u8) == 1,
             accept: env_or("BENCH_ACCEPT", 0u8) == 1,
         }
@@ -973,6 +980,50 @@ async fn created_since(db: &DatabaseConnection, org: Uuid, since: DateTime<Utc>)
     (c, a)
 }
 
+/// The bench database's oid, as SQL (`pg_stat_statements` names databases by it).
+const THIS_DATABASE: &str = "(SELECT oid FROM pg_database WHERE datname = current_database())";
+
+async fn pg_statements_reset(db: &DatabaseConnection) {
+    let sql = format!("SELECT pg_stat_statements_reset(0, {THIS_DATABASE}, 0)::text");
+    scalar(db, &sql).await;
+}
+
+/// The statements of the bench database by the time PostgreSQL spent executing them since the
+/// last reset (the top 10), each line's share of `wall` included (over 100 % when statements ran
+/// side by side). Parameter lists are folded (`IN (…)`, `ARRAY[…]`, `VALUES (…), …`) so a
+/// statement is one line whatever its batch's size.
+async fn pg_statements_top(db: &DatabaseConnection, wall: Duration) -> String {
+    let sql = format!(
+        "SELECT sum(calls)::bigint, sum(total_exec_time)::float8, sum(rows)::bigint, q FROM \
+         (SELECT calls, total_exec_time, rows, left(regexp_replace(regexp_replace(regexp_replace(\
+         query, '\\$\\d+(\\s*(::[a-z]+)?\\s*,\\s*\\$\\d+)*', '…', 'g'), \
+         '\\(…\\)(\\s*,\\s*\\(…\\))+', '(…), …', 'g'), '\\s+', ' ', 'g'), 150) AS q \
+         FROM pg_stat_statements WHERE dbid = {THIS_DATABASE}) s \
+         GROUP BY q ORDER BY 2 DESC LIMIT 10"
+    );
+    let rows = db
+        .query_all_raw(Statement::from_string(DbBackend::Postgres, sql))
+        .await
+        .expect("pg_stat_statements (is it in shared_preload_libraries?)");
+    let wall_ms = wall.as_secs_f64() * 1000.0;
+    let mut out = format!(
+        "{:>8} {:>10} {:>8} {:>7} {:>9}  statement\n",
+        "calls", "total ms", "ms/call", "% wall", "rows"
+    );
+    for r in rows {
+        let calls: i64 = r.try_get_by_index(0).unwrap_or_default();
+        let total: f64 = r.try_get_by_index(1).unwrap_or_default();
+        let returned: i64 = r.try_get_by_index(2).unwrap_or_default();
+        let text: String = r.try_get_by_index(3).unwrap_or_default();
+        out.push_str(&format!(
+            "{calls:>8} {total:>10.1} {:>8.3} {:>6.1}% {returned:>9}  {text}\n",
+            total / calls.max(1) as f64,
+            100.0 * total / wall_ms,
+        ));
+    }
+    out
+}
+
 async fn scalar(db: &DatabaseConnection, sql: &str) -> String {
     db.query_one_raw(Statement::from_string(DbBackend::Postgres, sql))
         .await
@@ -1007,6 +1058,15 @@ async fn main() {
         admin.close().await.ok();
     }
     let vars = devsignal_tests::bench::server_vars(&test_db);
+    if opts.pg_statements {
+        let db = sea_orm::Database::connect(&url)
+            .await
+            .expect("bench database");
+        db.execute_unprepared("CREATE EXTENSION IF NOT EXISTS pg_stat_statements")
+            .await
+            .expect("pg_stat_statements needs a superuser");
+        db.close().await.ok();
+    }
     let app: TestApp = spawn_on(test_db, vars).await;
     let cfg = app.state.config.clone();
     let ro = domain::db::connect(
@@ -1125,6 +1185,7 @@ async fn main() {
 
     let statements = app.state.metrics.db_statements.clone();
     let mut rows = Vec::new();
+    let mut pg_statements = Vec::new();
     for &batch in &opts.batches {
         for &concurrency in &opts.concurrency {
             progress(&format!("batch {batch} × {concurrency}"));
@@ -1133,6 +1194,9 @@ async fn main() {
             let since = Utc::now();
             let s0 = statements.get();
             let k0 = domain::signals::claim_totals().1;
+            if opts.pg_statements {
+                pg_statements_reset(&ro).await;
+            }
             let c0 = cpu_sample(&db_name);
             let mut s1 = 0;
             let mut k1 = k0;
@@ -1157,6 +1221,10 @@ async fn main() {
                     k1 = domain::signals::claim_totals().1;
                     c1 = cpu_sample(&db_name);
                     ended = Instant::now();
+                    if opts.pg_statements {
+                        let top = pg_statements_top(&ro, load.elapsed).await;
+                        pg_statements.push((batch, concurrency, top));
+                    }
                     intake_at_end = intake_backlog(&ro).await;
                     backlog_at_end = score_backlog(&ro).await;
                     intake_drain = drain_intake(&ro, Duration::from_secs(300)).await;
@@ -1375,6 +1443,12 @@ async fn main() {
         );
     }
     println!();
+    for (batch, concurrency, top) in &pg_statements {
+        println!(
+            "PostgreSQL's statements during the load of batch {batch} × {concurrency} (pg_stat_statements, the 10 it spent the most time executing; probes and the rescore worker included)"
+        );
+        println!("{top}");
+    }
     println!("load average at the end: {}", load_average());
     println!(
         "Targets: batched ingest ≥ 40 % of plain INSERT; ingest-to-score p99 < 2 s. Rows that miss:"

@@ -197,7 +197,9 @@ impl Fields {
         let bits = E::Column::iter()
             .enumerate()
             .filter(|(_, c)| columns.iter().any(|k| k.as_str() == c.as_str()))
-            .fold(0, |bits, (n, _)| bits | 1 << n);
+            .fold(0, |bits, (n, _)| {
+                bits | 1u64.checked_shl(n as u32).unwrap_or(0)
+            });
         Self(bits)
     }
 
@@ -217,6 +219,8 @@ impl Fields {
 #[macro_export]
 macro_rules! positional {
     ($model:path { $($field:ident),+ $(,)? }) => {
+        // `Fields` holds at most 64.
+        const _: () = assert!([$(stringify!($field)),+].len() <= 64);
         impl $crate::db::rows::Positional for $model {
             const COLUMNS: usize = [$(stringify!($field)),+].len();
             fn at(
